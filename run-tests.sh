@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing on Debian 12, then builds and runs the whole test
+# suite: a release build, an AddressSanitizer + UBSan build, and every
+# libFuzzer target for a bounded time.
+#
+#   ./run-tests.sh            everything
+#   FUZZ_SECONDS=0 ./run-tests.sh   skip the fuzzers
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	echo "== installing: ${missing[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+jobs=$(nproc)
+fuzz_seconds=${FUZZ_SECONDS:-30}
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j2)
+
+echo "== AddressSanitizer + UBSan build"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSMC_SANITIZE=ON \
+	-DUSMC_FUZZ=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2)
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+	echo "== fuzzers, ${fuzz_seconds}s each"
+	for f in build-asan/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		corpus=$(mktemp -d)
+		log=$(mktemp)
+		seeds=fuzz/corpus/$(basename "$f" | sed 's/^fuzz_//')
+		[ -d "$seeds" ] && cp "$seeds"/* "$corpus"/
+		if ! "$f" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+			tail -n 40 "$log"
+			echo "$(basename "$f"): FAILED"
+			exit 1
+		fi
+		echo "$(basename "$f"): $(grep -E 'stat::number_of_executed_units' "$log" | awk '{print $2}') executions, no finding"
+		rm -rf "$corpus" "$log"
+	done
+fi
+echo "== all tests passed"

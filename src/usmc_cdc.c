@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+/*
+ * CDC cursors: validation of what the peer publishes, and the doorbell.
+ */
+#include "usmc_cdc.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos)
+{
+	union cdc_cursor c = { 0 };
+
+	c.wrap = (uint16_t)(pos / size);
+	c.count = (uint32_t)(pos % size);
+	return c.acurs;
+}
+
+int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t limit,
+		       uint64_t *pos)
+{
+	union cdc_cursor c = { .acurs = wire };
+	uint16_t seen_wrap = (uint16_t)(seen / size);
+	uint32_t seen_count = (uint32_t)(seen % size);
+	uint64_t next;
+
+	if (c.count >= size)
+		return -1;
+	if (c.wrap == seen_wrap) {
+		if (c.count < seen_count)
+			return -1; /* runs backwards */
+		next = seen + (c.count - seen_count);
+	} else if (c.wrap == (uint16_t)(seen_wrap + 1)) {
+		if (c.count > seen_count)
+			return -1; /* more than one ring ahead */
+		next = seen + (size - seen_count) + c.count;
+	} else {
+		return -1; /* the wrap count jumped */
+	}
+	if (next > limit)
+		return -1;
+	*pos = next;
+	return 0;
+}
+
+void cdc_ring(int fd)
+{
+	static const char bell = 1;
+
+	/* A full send queue already holds a bell the peer has yet to drain. */
+	(void)send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
+{
+	char buf[64];
+
+	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return CDC_TCP_EOF;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return CDC_TCP_OPEN;
+		*err = errno;
+		return CDC_TCP_RESET;
+	}
+	return CDC_TCP_OPEN;
+}

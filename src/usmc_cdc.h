@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CDC: connection data control (RFC 7609, 3.6).
+ *
+ * Each side of a connection owns one ring, the data it sends, in a slot of
+ * its own segment; the peer maps that segment read-only.  The slot starts
+ * with the owner's CDC area: its producer cursor into this ring, its
+ * consumer cursor of the peer's ring, its connection state flags and its
+ * wait sequence numbers.  So each side writes only its own memory, and
+ * reads the peer's as untrusted input: every cursor is validated against
+ * what the reader already knows before any byte is trusted.
+ *
+ * Cursors are SMC's: a wrap count and a byte offset in the ring, published
+ * as one 64-bit atomic.  Locally usmc keeps monotonic 64-bit positions and
+ * converts at the boundary.
+ *
+ * Doorbell: when one side waits, it bumps want_data or want_space in its
+ * CDC area and sleeps on the kernel TCP socket.  The other side, after
+ * publishing a cursor, sees the bump and sends one byte over the otherwise
+ * idle TCP connection.  So the descriptor is readable exactly when there
+ * may be something to do, and poll/epoll/select on it stay truthful.
+ */
+#ifndef USMC_CDC_H
+#define USMC_CDC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Bytes before an RMB's data: the CDC area and room to grow. */
+#define CDC_SLOT_HDR 256
+
+/* Connection state flags (SMC's conn_state_flags). */
+#define CDC_PEER_DONE_WRITING 0x1u /* shutdown(SHUT_WR): EOF after the data */
+#define CDC_PEER_CONN_CLOSED  0x2u /* the peer closed its socket */
+#define CDC_PEER_CONN_ABORT   0x4u /* the peer reset the connection */
+
+union cdc_cursor {
+	struct {
+		uint16_t reserved;
+		uint16_t wrap;
+		uint32_t count;
+	};
+	uint64_t acurs;
+};
+
+/* Written by the slot's owner, read by its peer. */
+struct cdc_area {
+	_Atomic uint64_t prod;       /* owner's producer cursor in this ring */
+	_Atomic uint64_t cons;       /* owner's consumer cursor in the peer's ring */
+	_Atomic uint32_t flags;      /* CDC_PEER_*, as the peer will read them */
+	_Atomic uint32_t want_data;  /* bumped while the owner waits for data */
+	_Atomic uint32_t want_space; /* bumped while the owner waits for room */
+	_Atomic uint32_t reserved;
+};
+
+_Static_assert(sizeof(struct cdc_area) <= CDC_SLOT_HDR, "CDC area fits its slot header");
+
+/* The wire cursor of a monotonic position in a ring of size bytes. */
+uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos);
+
+/*
+ * Moves a position forward to what a peer-published cursor says.
+ *
+ * seen is the last position accepted from this cursor, limit the furthest
+ * it may legally be (the consumer plus the ring for a producer, the
+ * producer for a consumer).  On success *pos gets the new position, with
+ * seen <= *pos <= limit, and 0 is returned.  A cursor that runs backwards,
+ * jumps more than one wrap, points outside the ring or passes limit
+ * returns -1: the peer is misbehaving and the connection must be aborted.
+ */
+int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t limit,
+		       uint64_t *pos);
+
+/* Sends one doorbell byte over the TCP socket; never blocks. */
+void cdc_ring(int fd);
+
+/* What draining the doorbells found out about the TCP connection. */
+enum cdc_tcp_state {
+	CDC_TCP_OPEN = 0,
+	CDC_TCP_EOF,   /* the peer's TCP socket is closed */
+	CDC_TCP_RESET, /* reset or another error: see *err */
+};
+
+/* Consumes pending doorbell bytes without blocking. */
+enum cdc_tcp_state cdc_drain_bells(int fd, int *err);
+
+#endif /* USMC_CDC_H */

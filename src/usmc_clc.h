@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CLC: the connection layer control handshake (RFC 7609, 3.5).
+ *
+ * usmc's CLC messages travel over the link group's Unix channel, never over
+ * the TCP stream, so a peer that does not speak usmc never sees one.
+ *
+ *   client                                        server
+ *   Proposal (client ring, socket cookie) --->
+ *   connect()  ............ TCP handshake ............ accept()
+ *                            <--- Accept (server ring)  or  Decline
+ *   Confirm --->
+ *
+ * The Proposal goes out before the TCP connect, so by the time the server
+ * accepts the connection it has the Proposal and decides at once: it asks
+ * the kernel (sock_diag) for the cookie of the peer socket and looks for a
+ * Proposal that carries it.  A plain TCP client finds no Proposal and costs
+ * the server nothing.
+ *
+ * Rings are the sender's: like SMC-D over Linux's loopback-ism, where the
+ * sender's sndbuf is the receiver's DMB.  A segment's memfd travels with
+ * the first message that names it (SCM_RIGHTS); the peer maps it read-only.
+ *
+ * Each message is framed like SMC's: eyecatcher, type, length, version,
+ * body, trailing eyecatcher.  Multi-byte fields are big-endian.
+ */
+#ifndef USMC_CLC_H
+#define USMC_CLC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLC_PROPOSAL 0x01
+#define CLC_ACCEPT   0x02
+#define CLC_CONFIRM  0x03
+#define CLC_DECLINE  0x04
+
+#define CLC_VERSION      1
+#define CLC_MAX_MSG_SIZE 128
+#define CLC_HDR_LEN      8
+#define CLC_TRL_LEN      4
+
+/* RMB sizes the handshake accepts: powers of two in this range. */
+#define CLC_RMB_MIN (16u << 10)
+#define CLC_RMB_MAX (8u << 20)
+/* Largest segment a peer may hand over. */
+#define CLC_SEG_MAX (1u << 30)
+
+/* Where a ring lies in its owner's segment. */
+struct clc_rmb_desc {
+	uint32_t seg_id;   /* the owner's segment number in this link group */
+	uint32_t seg_len;  /* the segment's length */
+	uint32_t slot_off; /* where the slot starts (CDC area first) */
+	uint32_t rmb_size; /* data bytes of the ring */
+	uint8_t new_seg;   /* the segment's memfd comes with this message */
+};
+
+/* Decline flags */
+#define CLC_DECL_MARKER 0x1 /* a marker byte leads the server's TCP stream */
+
+struct clc_addr {
+	uint16_t family; /* AF_INET or AF_INET6 */
+	uint16_t port;
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes */
+};
+
+struct clc_msg {
+	uint8_t type;
+	uint8_t version;
+	uint64_t token; /* the client's name for the connection */
+	union {
+		struct {
+			struct clc_addr dst; /* the listener the client connects to */
+			uint64_t cookie;     /* SO_COOKIE of the client's TCP socket */
+			uint32_t rcvbuf;     /* the client's receive size wish, or 0 */
+			struct clc_rmb_desc rmb;
+		} proposal;
+		struct {
+			struct clc_rmb_desc rmb;
+		} accept;
+		struct {
+			uint32_t reason;
+			uint8_t flags; /* CLC_DECL_* */
+		} decline;
+	};
+};
+
+/* Encodes msg into buf; returns its length, or -1 if it does not fit. */
+int clc_msg_encode(const struct clc_msg *msg, void *buf, size_t cap);
+
+/*
+ * Parses a message a peer sent.  Returns 0, or a USMC_DECL_* reason
+ * (USMC_DECL_SYNCERR for a malformed message, USMC_DECL_VERSMISMAT for an
+ * unknown version) with *msg unusable.
+ */
+uint32_t clc_msg_parse(const void *buf, size_t len, struct clc_msg *msg);
+
+/* Whether an RMB description is consistent (size, bounds). */
+int clc_rmb_desc_valid(const struct clc_rmb_desc *rmb);
+
+#endif /* USMC_CLC_H */

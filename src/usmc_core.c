@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Link groups, their segments and rings; the port registry.
+ */
+#include "usmc_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_stats.h"
+
+static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct usmc_lgr *lgr_list;
+static uint32_t lgr_next_id = 1;
+
+void usmc_lock(void)
+{
+	pthread_mutex_lock(&usmc_mutex);
+}
+
+void usmc_unlock(void)
+{
+	pthread_mutex_unlock(&usmc_mutex);
+}
+
+int64_t usmc_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- registry ---- */
+
+#define REG_PORTS 65536
+
+static struct reg_port *reg_map;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static unsigned long netns_inode(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+static void reg_open(void)
+{
+	size_t len = REG_PORTS * sizeof(struct reg_port);
+	const char *dir = getenv("USMC_REGISTRY_DIR");
+	char path[256];
+	struct stat st;
+	void *map;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu", dir ? dir : "/dev/shm", (unsigned)getuid(),
+		 netns_inode());
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	/* Someone else's file, or not a plain file: do not trust it. */
+	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & 077)) {
+		close(fd);
+		return;
+	}
+	if ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) {
+		close(fd);
+		return;
+	}
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map != MAP_FAILED)
+		reg_map = map;
+}
+
+struct reg_port *reg_port(uint16_t port)
+{
+	pthread_once(&reg_once, reg_open);
+	return reg_map ? &reg_map[port] : NULL;
+}
+
+socklen_t reg_listener_addr(uint16_t port, void *addr)
+{
+	struct sockaddr_un *sun = addr;
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* Abstract: it vanishes with the process, so no entry outlives it. */
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u", (unsigned)getuid(),
+		     (unsigned)port);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* ---- link groups ---- */
+
+struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid)
+{
+	struct usmc_lgr *lgr = calloc(1, sizeof(*lgr));
+
+	if (!lgr)
+		return NULL;
+	lgr->id = lgr_next_id++;
+	lgr->chan = chan;
+	lgr->role = role;
+	lgr->peer_pid = peer_pid;
+	lgr->peer_uid = peer_uid;
+	lgr->owner_pid = getpid();
+	lgr->next = lgr_list;
+	lgr_list = lgr;
+	usmc_stats_add(USMC_STAT_LGR_CREATED, 1);
+	return lgr;
+}
+
+struct usmc_lgr *lgr_first(void)
+{
+	return lgr_list;
+}
+
+bool lgr_usable(const struct usmc_lgr *lgr)
+{
+	return !lgr->dead && lgr->owner_pid == getpid();
+}
+
+static void seg_destroy(struct usmc_seg *seg)
+{
+	if (!seg)
+		return;
+	munmap(seg->base, seg->len);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	free(seg->slot_state);
+	free(seg->peer_cdc);
+	free(seg);
+}
+
+static void lgr_destroy(struct usmc_lgr *lgr)
+{
+	struct usmc_lgr **pp;
+
+	for (pp = &lgr_list; *pp; pp = &(*pp)->next) {
+		if (*pp == lgr) {
+			*pp = lgr->next;
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < LGR_MAX_SEGS; i++) {
+		seg_destroy(lgr->lseg[i]);
+		seg_destroy(lgr->rseg[i]);
+	}
+	if (lgr->chan >= 0)
+		close(lgr->chan);
+	free(lgr);
+}
+
+void lgr_mark_dead(struct usmc_lgr *lgr)
+{
+	lgr->dead = true;
+	if (lgr->refs == 0)
+		lgr_destroy(lgr);
+}
+
+/* Drops a reference; a dead link group goes with its last connection. */
+void lgr_put(struct usmc_lgr *lgr)
+{
+	if (--lgr->refs == 0 && lgr->dead)
+		lgr_destroy(lgr);
+}
+
+/* ---- segments and rings ---- */
+
+static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint32_t *reason)
+{
+	uint32_t slot_size = CDC_SLOT_HDR + rmb_size;
+	uint32_t nslots = SEG_TARGET_BYTES / slot_size;
+	struct usmc_seg *seg;
+	int fd;
+
+	if (lgr->nlseg >= LGR_MAX_SEGS) {
+		*reason = USMC_DECL_MAX_DMB;
+		return NULL;
+	}
+	nslots = nslots < 1 ? 1 : nslots > SEG_MAX_SLOTS ? SEG_MAX_SLOTS : nslots;
+	seg = calloc(1, sizeof(*seg));
+	if (!seg)
+		goto nomem;
+	seg->slot_state = calloc(nslots, 1);
+	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
+	fd = memfd_create("usmc-seg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (!seg->slot_state || !seg->peer_cdc || fd < 0) {
+		*reason = fd < 0 && errno != ENOMEM ? USMC_DECL_ENV : USMC_DECL_MEM;
+		if (fd >= 0)
+			close(fd);
+		seg->fd = -1;
+		seg->base = MAP_FAILED;
+		goto fail;
+	}
+	seg->fd = fd;
+	seg->len = slot_size * nslots;
+	/* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
+	if (ftruncate(fd, seg->len) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+		*reason = USMC_DECL_MEM;
+		seg->base = MAP_FAILED;
+		goto fail;
+	}
+	seg->base = mmap(NULL, seg->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (seg->base == MAP_FAILED) {
+		*reason = USMC_DECL_MEM;
+		goto fail;
+	}
+	seg->local = true;
+	seg->id = lgr->nlseg;
+	seg->rmb_size = rmb_size;
+	seg->slot_size = slot_size;
+	seg->nslots = nslots;
+	lgr->lseg[lgr->nlseg++] = seg;
+	usmc_stats_add(USMC_STAT_SEGMENTS, 1);
+	return seg;
+fail:
+	if (seg->base == MAP_FAILED)
+		seg->base = NULL, seg->len = 0;
+	seg_destroy(seg);
+	return NULL;
+nomem:
+	*reason = USMC_DECL_MEM;
+	return NULL;
+}
+
+/* A closing slot is free once the peer's side has closed too. */
+static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
+{
+	uint32_t flags;
+
+	if (seg->slot_state[i] != SLOT_CLOSING)
+		return false;
+	flags = atomic_load_explicit(&seg->peer_cdc[i]->flags, memory_order_acquire);
+	if (!(flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)))
+		return false;
+	seg->slot_state[i] = SLOT_FREE;
+	seg->peer_cdc[i] = NULL;
+	seg->nused--;
+	return true;
+}
+
+static int seg_find_slot(struct usmc_seg *seg)
+{
+	for (uint32_t i = 0; i < seg->nslots; i++)
+		if (seg->slot_state[i] == SLOT_FREE || slot_reclaim(seg, i))
+			return (int)i;
+	return -1;
+}
+
+static void ring_from_slot(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
+{
+	uint8_t *base = seg->base + (size_t)slot * seg->slot_size;
+
+	ring->seg = seg;
+	ring->slot = slot;
+	ring->cdc = (struct cdc_area *)base;
+	ring->data = base + CDC_SLOT_HDR;
+	ring->size = seg->slot_size - CDC_SLOT_HDR;
+}
+
+uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
+			struct clc_rmb_desc *desc, int *new_fd)
+{
+	struct usmc_seg *seg = NULL;
+	uint32_t reason = 0;
+	int slot = -1;
+
+	for (uint32_t i = 0; i < lgr->nlseg && slot < 0; i++) {
+		seg = lgr->lseg[i];
+		if (seg->rmb_size == size)
+			slot = seg_find_slot(seg);
+	}
+	if (slot < 0) {
+		seg = seg_create(lgr, size, &reason);
+		if (!seg)
+			return reason;
+		slot = 0;
+	}
+	seg->slot_state[slot] = SLOT_USED;
+	seg->nused++;
+	ring_from_slot(ring, seg, (uint32_t)slot);
+	memset(ring->cdc, 0, CDC_SLOT_HDR);
+	desc->seg_id = seg->id;
+	desc->seg_len = seg->len;
+	desc->slot_off = (uint32_t)slot * seg->slot_size;
+	desc->rmb_size = size;
+	desc->new_seg = seg->fd >= 0;
+	*new_fd = seg->fd;
+	return 0;
+}
+
+void lgr_ring_handed_over(struct usmc_ring *ring)
+{
+	struct usmc_seg *seg = ring->seg;
+
+	if (seg && seg->local && seg->fd >= 0) {
+		close(seg->fd);
+		seg->fd = -1;
+	}
+}
+
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc)
+{
+	struct usmc_seg *seg = ring->seg;
+
+	(void)lgr;
+	if (!seg || seg->slot_state[ring->slot] != SLOT_USED)
+		return;
+	seg->slot_state[ring->slot] = SLOT_CLOSING;
+	seg->peer_cdc[ring->slot] = peer_cdc;
+	if (!peer_cdc) {
+		/* The peer never saw this ring. */
+		seg->slot_state[ring->slot] = SLOT_FREE;
+		seg->nused--;
+	} else {
+		slot_reclaim(seg, ring->slot);
+	}
+	ring->seg = NULL;
+}
+
+/* Checks that fd is a sealed memfd of at least len bytes before mapping it. */
+static uint8_t *map_peer_segment(int fd, uint32_t len)
+{
+	int need = F_SEAL_SHRINK;
+	struct stat st;
+	void *p;
+	int seals;
+
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & need) != need)
+		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)len)
+		return NULL;
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
+			   struct usmc_ring *ring)
+{
+	struct usmc_seg *seg;
+
+	if (desc->seg_id >= LGR_MAX_SEGS || !clc_rmb_desc_valid(desc) ||
+	    (desc->new_seg != (fd >= 0)))
+		goto sync_err;
+	seg = lgr->rseg[desc->seg_id];
+	if (desc->new_seg) {
+		if (seg)
+			goto sync_err;
+		seg = calloc(1, sizeof(*seg));
+		if (!seg) {
+			close(fd);
+			return USMC_DECL_MEM;
+		}
+		seg->base = map_peer_segment(fd, desc->seg_len);
+		close(fd);
+		fd = -1;
+		if (!seg->base) {
+			free(seg);
+			return USMC_DECL_SYNCERR;
+		}
+		seg->fd = -1;
+		seg->id = desc->seg_id;
+		seg->len = desc->seg_len;
+		lgr->rseg[desc->seg_id] = seg;
+	}
+	if (!seg || seg->len != desc->seg_len)
+		goto sync_err;
+	ring->seg = seg;
+	ring->slot = desc->slot_off;
+	ring->cdc = (struct cdc_area *)(seg->base + desc->slot_off);
+	ring->data = seg->base + desc->slot_off + CDC_SLOT_HDR;
+	ring->size = desc->rmb_size;
+	return 0;
+sync_err:
+	if (fd >= 0)
+		close(fd);
+	return USMC_DECL_SYNCERR;
+}
+
+/* ---- the channel ---- */
+
+int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	struct iovec iov = { .iov_base = buf };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int len = clc_msg_encode(msg, buf, sizeof(buf));
+
+	if (len < 0)
+		return -1;
+	iov.iov_len = (size_t)len;
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	/* Never block on a peer that stopped reading: that is its failure. */
+	while (sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		if (errno == EINTR)
+			continue;
+		lgr->dead = true;
+		return -1;
+	}
+	usmc_stats_add(USMC_STAT_CLC_SENT, 1);
+	return 0;
+}
+
+/* Takes the first passed descriptor and closes any others. */
+static int take_fds(struct msghdr *mh)
+{
+	int keep = -1;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (keep < 0)
+				keep = fd;
+			else
+				close(fd);
+		}
+	}
+	return keep;
+}
+
+int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason)
+{
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (lgr->dead)
+		return -1;
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
+	do
+		n = recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0) {
+		lgr->dead = true;
+		return -1;
+	}
+	*fd = take_fds(&mh);
+	*reason = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? USMC_DECL_SYNCERR
+							    : clc_msg_parse(buf, (size_t)n, msg);
+	if (*reason) {
+		msg->type = 0;
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	usmc_stats_add(USMC_STAT_CLC_RECEIVED, 1);
+	return 1;
+}

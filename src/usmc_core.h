@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Link groups, segments and rings (net/smc's smc_core).
+ *
+ * A link group joins two processes: one Unix seqpacket channel for CLC
+ * messages, and the shared segments each side allocates its rings from.
+ * Connections between the same two processes share it, and a ring freed
+ * by a closed connection is reused by the next one, so a second
+ * connection maps nothing new.
+ *
+ * The registry (a small shared file per user and network namespace)
+ * tells clients which ports have a usmc listener and counts the Proposals
+ * sent to each, so neither a plain server nor a plain client pays for a
+ * usmc peer that is not there.
+ */
+#ifndef USMC_CORE_H
+#define USMC_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "usmc_cdc.h"
+#include "usmc_clc.h"
+
+#define LGR_MAX_SEGS 4096
+#define SEG_TARGET_BYTES (4u << 20)
+#define SEG_MAX_SLOTS 64
+
+/* One registry entry per TCP port. */
+struct reg_port {
+	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
+	_Atomic uint32_t proposals; /* Proposals sent toward this port */
+};
+
+/* The registry entry of a port, or NULL if there is no registry. */
+struct reg_port *reg_port(uint16_t port);
+
+/* The Unix address of the listener channel for a port. */
+socklen_t reg_listener_addr(uint16_t port, void *sun);
+
+enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING };
+
+struct usmc_seg {
+	uint32_t id;
+	bool local;        /* ours (read-write) or the peer's (read-only) */
+	uint8_t *base;
+	uint32_t len;
+	int fd;            /* local: the memfd, until the peer has it */
+	uint32_t rmb_size; /* local: size class of the slots */
+	uint32_t slot_size;
+	uint32_t nslots;
+	uint32_t nused;
+	uint8_t *slot_state;                /* local: enum slot_state */
+	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
+};
+
+enum lgr_role { LGR_CLIENT = 1, LGR_SERVER = 2 };
+
+struct usmc_lgr {
+	uint32_t id;
+	int chan;          /* Unix seqpacket channel for CLC */
+	enum lgr_role role;
+	pid_t peer_pid;
+	uid_t peer_uid;
+	pid_t owner_pid;   /* a forked child must not use its parent's channel */
+	uint16_t port;     /* client: the listener port that found the peer */
+	bool dead;         /* the channel is gone: the peer exited */
+	int refs;          /* connections and handshakes in progress */
+	uint32_t nlseg;
+	struct usmc_seg *lseg[LGR_MAX_SEGS];
+	struct usmc_seg *rseg[LGR_MAX_SEGS];
+	struct usmc_lgr *next;
+};
+
+/* One direction of a connection: a ring and the CDC area before it. */
+struct usmc_ring {
+	struct usmc_seg *seg;
+	uint32_t slot;
+	struct cdc_area *cdc;
+	uint8_t *data;
+	uint32_t size;
+};
+
+/* The process-wide lock of link groups, listeners and handshakes. */
+void usmc_lock(void);
+void usmc_unlock(void);
+
+struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
+struct usmc_lgr *lgr_first(void);
+void lgr_put(struct usmc_lgr *lgr);
+void lgr_mark_dead(struct usmc_lgr *lgr);
+bool lgr_usable(const struct usmc_lgr *lgr);
+
+/*
+ * Takes a ring of size bytes from the link group's segments, creating a
+ * segment if none has room.  *new_fd is the memfd to hand over when the
+ * segment is new, else -1.  Returns 0, or a USMC_DECL_* reason.
+ */
+uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
+			struct clc_rmb_desc *desc, int *new_fd);
+
+/* The peer has the ring's segment now: its memfd is no longer needed. */
+void lgr_ring_handed_over(struct usmc_ring *ring);
+
+/*
+ * Gives a ring back.  It is reused only once the peer's side of the
+ * connection is closed too (peer_cdc says so), since the peer may still
+ * be reading it.
+ */
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc);
+
+/*
+ * Maps the peer's ring a CLC message describes, taking fd (the segment's
+ * memfd) when the message brought one.  Returns 0 or a USMC_DECL_* reason;
+ * fd is consumed either way.
+ */
+uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
+			   struct usmc_ring *ring);
+
+/* Sends one CLC message, with fd attached unless it is -1. */
+int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);
+
+/*
+ * Receives one CLC message without blocking.  Returns 1 with *msg (and
+ * *fd, or -1), 0 if none is waiting, -1 if the channel is gone.  A
+ * malformed message sets *reason and returns 1 with msg->type 0.
+ */
+int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
+
+/* Milliseconds on the monotonic clock. */
+int64_t usmc_now_ms(void);
+
+#endif /* USMC_CORE_H */

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SMC on the inet path: socket creation, the descriptor table, the calls
+ * that only need the kernel socket, and usmc_info.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+
+_Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
+
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+static struct usmc_config config;
+
+static long env_long(const char *name, long def, long min, long max)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return def;
+	n = strtol(v, &end, 0);
+	if (*end == 'k' || *end == 'K')
+		n <<= 10, end++;
+	else if (*end == 'm' || *end == 'M')
+		n <<= 20, end++;
+	if (*end || n < min || n > max)
+		return def;
+	return n;
+}
+
+static void config_load(void)
+{
+	config.disabled = env_long("USMC_DISABLE", 0, 0, 1) == 1;
+	config.bufsize = usmc_ring_size((int)env_long("USMC_BUFSIZE", 256 << 10, CLC_RMB_MIN,
+						      CLC_RMB_MAX));
+	config.clc_timeout_ms = (int)env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
+	config.spin_us = (int)env_long("USMC_SPIN_US", 20, 0, 1000000);
+	config.busy_poll = (int)env_long("USMC_BUSY_POLL", 0, 0, 1);
+}
+
+const struct usmc_config *usmc_config(void)
+{
+	pthread_once(&config_once, config_load);
+	return &config;
+}
+
+uint32_t usmc_ring_size(int wish)
+{
+	uint32_t size = CLC_RMB_MIN;
+
+	if (wish <= 0)
+		return usmc_config()->bufsize;
+	while (size < (uint32_t)wish && size < CLC_RMB_MAX)
+		size <<= 1;
+	return size;
+}
+
+static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd)
+{
+	_Atomic(struct usmc_sock *) *_Atomic *slot = &usmc_fdtab[fd >> FDTAB_CHUNK_BITS];
+	_Atomic(struct usmc_sock *) *chunk = atomic_load(slot), *fresh;
+
+	if (chunk)
+		return chunk;
+	fresh = calloc(FDTAB_CHUNK, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	if (!atomic_compare_exchange_strong(slot, &chunk, fresh)) {
+		free(fresh);
+		return chunk;
+	}
+	return fresh;
+}
+
+struct usmc_sock *usmc_sock_new(int fd, int domain)
+{
+	_Atomic(struct usmc_sock *) *chunk;
+	struct usmc_sock *s, *old;
+
+	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
+		return NULL;
+	chunk = fdtab_chunk(fd);
+	s = calloc(1, sizeof(*s));
+	if (!chunk || !s) {
+		free(s);
+		return NULL;
+	}
+	s->fd = fd;
+	s->domain = domain;
+	s->state = SOCK_INIT;
+	/* A descriptor closed behind our back may have left its entry. */
+	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
+	if (old) {
+		usmc_conn_free(old->conn);
+		free(old);
+	}
+	return s;
+}
+
+void usmc_sock_forget(int fd)
+{
+	_Atomic(struct usmc_sock *) *chunk;
+	struct usmc_sock *s;
+
+	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
+		return;
+	chunk = atomic_load(&usmc_fdtab[fd >> FDTAB_CHUNK_BITS]);
+	if (!chunk)
+		return;
+	s = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], NULL);
+	free(s);
+}
+
+void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
+{
+	s->reason = reason;
+	s->reason_by_peer = by_peer;
+	atomic_store(&s->state, SOCK_PLAIN);
+	usmc_stats_fallback(reason);
+}
+
+int usmc_socket(int domain, int type, int protocol)
+{
+	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	bool smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
+		   (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
+	struct usmc_sock *s;
+	int fd;
+
+	if (!smc)
+		return socket(domain, type, protocol);
+	fd = socket(domain, type, IPPROTO_TCP);
+	if (fd < 0)
+		return fd;
+	s = usmc_sock_new(fd, domain);
+	if (s && usmc_config()->disabled)
+		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
+	return fd;
+}
+
+int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return bind(fd, addr, len);
+}
+
+int usmc_listen(int fd, int backlog)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	if (!s || (s->state != SOCK_INIT && s->state != SOCK_LISTEN))
+		return listen(fd, backlog);
+	return af_listen(s, backlog);
+}
+
+int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	if (!s || s->state != SOCK_INIT)
+		return connect(fd, addr, len);
+	return af_connect(s, addr, len);
+}
+
+int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	struct usmc_sock *ls = usmc_sock_get(fd);
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+	int nfd;
+
+	if (!ls)
+		return accept4(fd, addr, len, flags);
+	nfd = accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+	if (nfd < 0)
+		return nfd;
+	if (addr && len) {
+		memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
+		*len = peer_len;
+	}
+	af_accept(ls, nfd, (struct sockaddr *)&peer, peer_len);
+	return nfd;
+}
+
+int usmc_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	return usmc_accept4(fd, addr, len, 0);
+}
+
+/* Options that size the rings are remembered before the kernel sees them. */
+static void remember_option(struct usmc_sock *s, int level, int name, const void *val,
+			    socklen_t len)
+{
+	int v;
+
+	if (len < (socklen_t)sizeof(int) || !val)
+		return;
+	memcpy(&v, val, sizeof(v));
+	if (level == SOL_SOCKET && name == SO_SNDBUF)
+		s->sndbuf = v;
+	else if (level == SOL_SOCKET && name == SO_RCVBUF)
+		s->rcvbuf = v;
+	else if (level == IPPROTO_TCP && name == TCP_NODELAY)
+		s->nodelay = v != 0;
+	else if (level == SOL_SOCKET && name == SO_LINGER && len >= (socklen_t)sizeof(struct linger))
+		s->linger_reset = ((const struct linger *)val)->l_onoff &&
+				  !((const struct linger *)val)->l_linger;
+}
+
+int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	if (!s)
+		return setsockopt(fd, level, name, val, len);
+	/* In shared memory the kernel socket keeps TCP_NODELAY for the doorbells. */
+	if (s->state == SOCK_SMC && level == IPPROTO_TCP && name == TCP_NODELAY) {
+		int rc = val && len >= (socklen_t)sizeof(int) ? 0 : (errno = EINVAL, -1);
+
+		if (rc == 0)
+			remember_option(s, level, name, val, len);
+		return rc;
+	}
+	if (setsockopt(fd, level, name, val, len) < 0)
+		return -1;
+	remember_option(s, level, name, val, len);
+	return 0;
+}
+
+int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	int v;
+
+	if (!s)
+		return getsockopt(fd, level, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
+		v = s->nodelay;
+	else if (level == SOL_SOCKET && name == SO_ERROR && s->conn &&
+		 (v = atomic_exchange(&s->conn->err, 0)) != 0)
+		;
+	else
+		return getsockopt(fd, level, name, val, len);
+	if (!val || !len || *len < (socklen_t)sizeof(int)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(val, &v, sizeof(v));
+	*len = sizeof(v);
+	return 0;
+}
+
+int usmc_fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	return fcntl(fd, cmd, arg);
+}
+
+int usmc_ioctl(int fd, unsigned long request, ...)
+{
+	struct usmc_sock *s;
+	va_list ap;
+	void *arg;
+	uint64_t avail;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	s = usmc_sock_active(fd);
+	if (!s || request != FIONREAD || s->state != SOCK_SMC)
+		return ioctl(fd, request, arg);
+	if (usmc_rx_avail(s, &avail) < 0)
+		avail = 0;
+	*(int *)arg = avail > INT32_MAX ? INT32_MAX : (int)avail;
+	return 0;
+}
+
+static int sock_mode(const struct usmc_sock *s)
+{
+	switch ((int)s->state) {
+	case SOCK_PROPOSED:
+		return USMC_MODE_HANDSHAKE;
+	case SOCK_SMC:
+		return USMC_MODE_SMCD;
+	case SOCK_PLAIN:
+		return s->reason ? USMC_MODE_FALLBACK : USMC_MODE_NONE;
+	default:
+		return USMC_MODE_NONE;
+	}
+}
+
+int usmc_info(int fd, struct usmc_info *info, size_t size)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	struct usmc_info out = { 0 };
+	int type;
+	socklen_t tlen = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
+		return -1;
+	if (s) {
+		if (s->state == SOCK_PROPOSED)
+			af_resolve(s, false);
+		out.mode = sock_mode(s);
+		out.fallback_reason = s->reason;
+		out.fallback_by_peer = s->reason_by_peer;
+		if (s->conn) {
+			out.rmb_size = s->conn->tx.size;
+			out.peer_rmb_size = s->conn->rx_mapped ? s->conn->rx.size : 0;
+			out.lgr_id = s->conn->lgr ? s->conn->lgr->id : 0;
+			out.bytes_sent = atomic_load(&s->conn->bytes_sent);
+			out.bytes_received = atomic_load(&s->conn->bytes_received);
+		}
+	}
+	memcpy(info, &out, size < sizeof(out) ? size : sizeof(out));
+	return 0;
+}
+
+const char *usmc_mode_str(int mode)
+{
+	switch (mode) {
+	case USMC_MODE_HANDSHAKE:
+		return "handshake";
+	case USMC_MODE_SMCD:
+		return "SMCD";
+	case USMC_MODE_FALLBACK:
+		return "TCP";
+	default:
+		return "none";
+	}
+}
+
+const char *usmc_reason_str(uint32_t reason)
+{
+	switch (reason) {
+	case 0:
+		return "none";
+	case USMC_DECL_MEM:
+		return "insufficient memory resources";
+	case USMC_DECL_TIMEOUT_CLC:
+		return "CLC handshake timed out";
+	case USMC_DECL_CNFERR:
+		return "configuration error";
+	case USMC_DECL_POLICY:
+		return "policy selects TCP";
+	case USMC_DECL_FOREIGN:
+		return "peer runs as another user";
+	case USMC_DECL_ENV:
+		return "environment refuses shared memory";
+	case USMC_DECL_DISABLED:
+		return "usmc disabled";
+	case USMC_DECL_SOCKOPT:
+		return "socket option rules out SMC";
+	case USMC_DECL_PEERNOSMC:
+		return "peer did not indicate SMC";
+	case USMC_DECL_NOSMCDEV:
+		return "peer not on this host";
+	case USMC_DECL_VERSMISMAT:
+		return "SMC version mismatch";
+	case USMC_DECL_MAX_DMB:
+		return "buffer limit reached";
+	case USMC_DECL_SYNCERR:
+		return "synchronization error";
+	case USMC_DECL_PEERDECL:
+		return "peer declined during handshake";
+	case USMC_DECL_INTERR:
+		return "internal error";
+	default:
+		return "unknown reason";
+	}
+}
+
+/* ---- data calls: one branch for sockets that need nothing of usmc ---- */
+
+static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
+{
+	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
+		af_resolve(s, false);
+	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
+		return sendmsg(s->fd, mh, flags);
+	if (flags & MSG_OOB) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return usmc_tx_sendmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+}
+
+static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
+{
+	if (s->state == SOCK_PROPOSED &&
+	    af_resolve(s, !usmc_sock_nonblocking(s, flags)) < 0)
+		return -1;
+	if (s->state != SOCK_SMC)
+		return recvmsg(s->fd, mh, flags);
+	if (flags & MSG_OOB) {
+		errno = EINVAL;
+		return -1;
+	}
+	mh->msg_namelen = 0;
+	mh->msg_controllen = 0;
+	mh->msg_flags = 0;
+	return usmc_rx_recvmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+}
+
+ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+
+	return s ? sock_sendmsg(s, msg, flags) : sendmsg(fd, msg, flags);
+}
+
+ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+
+	return s ? sock_recvmsg(s, msg, flags) : recvmsg(fd, msg, flags);
+}
+
+ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return s ? sock_sendmsg(s, &mh, flags) : send(fd, buf, len, flags);
+}
+
+ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return s ? sock_recvmsg(s, &mh, flags) : recv(fd, buf, len, flags);
+}
+
+ssize_t usmc_write(int fd, const void *buf, size_t len)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return s ? sock_sendmsg(s, &mh, 0) : write(fd, buf, len);
+}
+
+ssize_t usmc_read(int fd, void *buf, size_t len)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return s ? sock_recvmsg(s, &mh, 0) : read(fd, buf, len);
+}
+
+ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+
+	return s ? sock_sendmsg(s, &mh, 0) : writev(fd, iov, iovcnt);
+}
+
+ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+
+	return s ? sock_recvmsg(s, &mh, 0) : readv(fd, iov, iovcnt);
+}

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Receive path (net/smc's smc_rx): copying out of the peer's ring, and
+ * reading what the peer publishes in its CDC area.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+
+bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
+{
+	int fl;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	fl = fcntl(s->fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+void usmc_conn_abort(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (conn->aborted)
+		return;
+	conn->aborted = true;
+	atomic_store(&conn->err, ECONNRESET);
+	atomic_fetch_or_explicit(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT, memory_order_release);
+	/* The peer learns it from the flag, and from a reset at close. */
+	setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	cdc_ring(s->fd);
+	usmc_stats_add(USMC_STAT_ABORTS, 1);
+}
+
+int usmc_conn_refresh(struct usmc_conn *conn)
+{
+	uint64_t pos;
+	uint32_t flags;
+
+	if (conn->aborted)
+		return -1;
+	if (!conn->rx_mapped)
+		return 0;
+	flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
+	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	if (flags & ~atomic_load_explicit(&conn->peer_flags, memory_order_relaxed))
+		atomic_fetch_or(&conn->peer_flags, flags);
+	/* The peer reuses its ring only after we closed too: it stays readable. */
+	if (cdc_cursor_advance(conn->rx.size, conn->rx_prod_seen,
+			       atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire),
+			       conn->rx_cons + conn->rx.size, &pos))
+		return -1;
+	conn->rx_prod_seen = pos;
+	if (cdc_cursor_advance(conn->tx.size, conn->tx_cons_seen,
+			       atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
+			       conn->tx_prod, &pos))
+		return -1;
+	conn->tx_cons_seen = pos;
+	return 0;
+}
+
+int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
+{
+	struct usmc_conn *conn = s->conn;
+
+	pthread_mutex_lock(&conn->rx_lock);
+	if (usmc_conn_refresh(conn) < 0) {
+		usmc_conn_abort(s);
+		pthread_mutex_unlock(&conn->rx_lock);
+		return -1;
+	}
+	*avail = conn->rx_prod_seen - conn->rx_cons;
+	pthread_mutex_unlock(&conn->rx_lock);
+	return 0;
+}
+
+/* Copies n bytes from the ring at pos into the iovec, skipping skip bytes of it. */
+static void ring_copy_out(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov,
+			  int iovcnt, size_t skip, size_t n)
+{
+	for (int i = 0; i < iovcnt && n; i++) {
+		size_t len = iov[i].iov_len;
+		uint8_t *dst = iov[i].iov_base;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		dst += skip;
+		len -= skip;
+		skip = 0;
+		if (len > n)
+			len = n;
+		n -= len;
+		while (len) {
+			uint32_t off = (uint32_t)(pos % ring->size);
+			size_t chunk = ring->size - off < len ? ring->size - off : len;
+
+			memcpy(dst, ring->data + off, chunk);
+			dst += chunk;
+			pos += chunk;
+			len -= chunk;
+		}
+	}
+}
+
+/* Publishes our consumer cursor and rings the peer if it waits for room. */
+static void rx_consumed(struct usmc_sock *s, size_t n)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t want;
+
+	conn->rx_cons += n;
+	atomic_store_explicit(&conn->tx.cdc->cons, cdc_cursor_from_pos(conn->rx.size, conn->rx_cons),
+			      memory_order_release);
+	atomic_fetch_add_explicit(&conn->bytes_received, n, memory_order_relaxed);
+	usmc_stats_add(USMC_STAT_BYTES_RECEIVED, n);
+	atomic_thread_fence(memory_order_seq_cst);
+	want = atomic_load_explicit(&conn->rx.cdc->want_space, memory_order_relaxed);
+	if (want != conn->rung_space) {
+		conn->rung_space = want;
+		cdc_ring(s->fd);
+		usmc_stats_add(USMC_STAT_BELLS, 1);
+	}
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t total = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+/* What a read returns once the ring is empty: EOF, an error, or wait (1). */
+static int rx_empty_verdict(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t pf = atomic_load(&conn->peer_flags);
+
+	if (conn->aborted || (pf & CDC_PEER_CONN_ABORT)) {
+		atomic_store(&conn->err, 0);
+		errno = ECONNRESET;
+		return -1;
+	}
+	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED) || s->shut_rd)
+		return 0;
+	switch (atomic_load(&conn->tcp_state)) {
+	case CDC_TCP_EOF:
+		return 0;
+	case CDC_TCP_RESET:
+		errno = atomic_load(&conn->tcp_err);
+		return -1;
+	}
+	return 1;
+}
+
+/* Sleeps until the peer produces, spinning first. 0, or -1 with errno. */
+static int rx_wait(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t avail;
+	int rc;
+
+	if (usmc_spin_until_ready(s, POLLIN))
+		return 0;
+	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (usmc_rx_avail(s, &avail) < 0 || avail || rx_empty_verdict(s) != 1)
+		return 0;
+	rc = usmc_wait_bell(s, -1);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Copies what the ring holds, up to want bytes, under the receive lock. */
+static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t skip,
+		      size_t want, bool peek)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t avail;
+	size_t n = 0;
+
+	pthread_mutex_lock(&conn->rx_lock);
+	if (usmc_conn_refresh(conn) < 0) {
+		usmc_conn_abort(s);
+	} else {
+		avail = conn->rx_prod_seen - conn->rx_cons;
+		n = avail < want ? (size_t)avail : want;
+		if (n) {
+			ring_copy_out(&conn->rx, conn->rx_cons, iov, iovcnt, skip, n);
+			if (!peek)
+				rx_consumed(s, n);
+		}
+	}
+	pthread_mutex_unlock(&conn->rx_lock);
+	return n;
+}
+
+ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+	struct usmc_conn *conn = s->conn;
+	size_t total = iov_total(iov, iovcnt), copied = 0;
+	bool peek = flags & MSG_PEEK;
+	bool waitall = (flags & MSG_WAITALL) && !peek;
+
+	if (total == 0)
+		return 0;
+	for (;;) {
+		uint64_t avail;
+		size_t n = rx_take(s, iov, iovcnt, copied, total - copied, peek);
+		int verdict;
+
+		if (peek && n)
+			return (ssize_t)n;
+		copied += n;
+		if (copied == total || (copied && !waitall))
+			return (ssize_t)copied;
+		if (n)
+			continue;
+		verdict = rx_empty_verdict(s);
+		if (verdict <= 0)
+			return copied ? (ssize_t)copied : verdict;
+		if (usmc_sock_nonblocking(s, flags)) {
+			/* Arm the doorbell so that poll on the descriptor stays truthful. */
+			if (usmc_conn_drain(s) != CDC_TCP_OPEN)
+				continue;
+			atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
+			atomic_thread_fence(memory_order_seq_cst);
+			if (usmc_rx_avail(s, &avail) == 0 && avail)
+				continue;
+			if (copied)
+				return (ssize_t)copied;
+			errno = EAGAIN;
+			return -1;
+		}
+		if (rx_wait(s) < 0)
+			return copied ? (ssize_t)copied : -1;
+	}
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The usmc socket: what the library keeps beside a kernel TCP socket, and
+ * the table that finds it by descriptor.
+ */
+#ifndef USMC_SOCK_H
+#define USMC_SOCK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "usmc_core.h"
+
+enum sock_state {
+	SOCK_PLAIN = 0, /* every call is the system call (fallback) */
+	SOCK_INIT,      /* may still try SMC at connect() or listen() */
+	SOCK_LISTEN,    /* a usmc listener */
+	SOCK_PROPOSED,  /* client: Proposal sent, Accept or Decline to come */
+	SOCK_SMC,       /* data through shared memory */
+};
+
+/* One shared-memory connection. */
+struct usmc_conn {
+	struct usmc_lgr *lgr;
+	struct usmc_ring tx; /* ours: our data and our CDC area */
+	struct usmc_ring rx; /* the peer's, mapped read-only */
+	bool rx_mapped;      /* the client learns it from the Accept */
+	pthread_mutex_t tx_lock;
+	pthread_mutex_t rx_lock;
+	uint64_t tx_prod;      /* bytes we produced into our ring */
+	uint64_t tx_cons_seen; /* bytes the peer consumed of it, validated */
+	uint64_t rx_cons;      /* bytes we consumed of the peer's ring */
+	uint64_t rx_prod_seen; /* bytes the peer produced into it, validated */
+	uint32_t rung_data;    /* the peer's want_data we last rang for */
+	uint32_t rung_space;   /* the peer's want_space we last rang for */
+	_Atomic uint32_t peer_flags; /* CDC_PEER_* latched from the peer */
+	_Atomic int tcp_state;       /* enum cdc_tcp_state */
+	_Atomic int tcp_err;
+	_Atomic int err;       /* a pending error (ECONNRESET after an abort) */
+	bool aborted;          /* we reset the connection */
+	/* client handshake */
+	uint64_t token;
+	int hs_result;         /* 0 pending, CLC_ACCEPT or CLC_DECLINE */
+	uint32_t hs_reason;
+	struct usmc_conn *hs_next;
+	struct usmc_sock *sock;
+	_Atomic uint64_t bytes_sent;
+	_Atomic uint64_t bytes_received;
+};
+
+struct usmc_sock {
+	int fd;
+	int domain;
+	_Atomic int state;       /* enum sock_state */
+	uint32_t reason;         /* why it fell back */
+	bool reason_by_peer;
+	int sndbuf;              /* SO_SNDBUF / SO_RCVBUF as the program set them */
+	int rcvbuf;
+	int nodelay;             /* TCP_NODELAY as the program set it */
+	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
+	bool shut_wr;
+	bool shut_rd;
+	struct usmc_listener *listener;
+	struct usmc_conn *conn;
+};
+
+#define FDTAB_CHUNK_BITS 10
+#define FDTAB_CHUNK (1 << FDTAB_CHUNK_BITS)
+#define FDTAB_CHUNKS 1024
+
+extern _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
+
+static inline struct usmc_sock *usmc_sock_get(int fd)
+{
+	_Atomic(struct usmc_sock *) *chunk;
+
+	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
+		return NULL;
+	chunk = atomic_load_explicit(&usmc_fdtab[fd >> FDTAB_CHUNK_BITS], memory_order_acquire);
+	if (!chunk)
+		return NULL;
+	return atomic_load_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], memory_order_acquire);
+}
+
+/* The socket, if it needs more than the system call: the one fast-path branch. */
+static inline struct usmc_sock *usmc_sock_active(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	return s && atomic_load_explicit(&s->state, memory_order_acquire) >= SOCK_PROPOSED ? s
+												: NULL;
+}
+
+struct usmc_sock *usmc_sock_new(int fd, int domain);
+void usmc_sock_forget(int fd);
+
+/* Records why a socket is plain TCP, and counts it. */
+void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
+
+/* Configuration read once from the environment. */
+struct usmc_config {
+	bool disabled;
+	uint32_t bufsize;     /* default ring size */
+	int clc_timeout_ms;
+	int spin_us;          /* busy wait before sleeping */
+	int busy_poll;        /* spin without sleeping, like SO_BUSY_POLL */
+};
+const struct usmc_config *usmc_config(void);
+
+/* Ring size for a wish in bytes (0: the default). */
+uint32_t usmc_ring_size(int wish);
+
+/* af_usmc.c: the handshake */
+int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
+int af_listen(struct usmc_sock *s, int backlog);
+int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len);
+/* Waits (or not) for the Accept or Decline of a proposed connection. */
+int af_resolve(struct usmc_sock *s, bool wait);
+void af_listener_close(struct usmc_sock *s);
+/* Closing before the answer came: the ring stays for the server to read. */
+void af_orphan(struct usmc_sock *s);
+
+/* usmc_tx.c, usmc_rx.c */
+ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail);
+int usmc_tx_space(struct usmc_sock *s, uint64_t *space);
+/* Re-reads the peer's cursors and flags; 0, or -1 after aborting. */
+int usmc_conn_refresh(struct usmc_conn *conn);
+void usmc_conn_abort(struct usmc_sock *s);
+/* Replays what our ring holds into the TCP socket after a Decline. */
+int usmc_tx_replay(struct usmc_sock *s);
+
+/* usmc_close.c */
+int usmc_close_conn(struct usmc_sock *s);
+int usmc_shutdown_conn(struct usmc_sock *s, int how);
+void usmc_conn_free(struct usmc_conn *conn);
+
+bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
+
+/* usmc_poll.c */
+/* Drains doorbells, recording a closed or reset TCP connection. */
+int usmc_conn_drain(struct usmc_sock *s);
+/* Spins a little while for POLLIN or POLLOUT; true if it came. */
+bool usmc_spin_until_ready(struct usmc_sock *s, short events);
+short usmc_conn_revents(struct usmc_sock *s, short events);
+/* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
+int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
+
+/* usmc_policy.c */
+bool usmc_policy_allows(const struct sockaddr *addr);
+bool usmc_addr_is_local(const struct sockaddr *addr);
+
+#endif /* USMC_SOCK_H */

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared counters.  Without the file (no /dev/shm, another owner) the
+ * counters are kept in process memory: statistics never stop a connection.
+ */
+#include "usmc_stats.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct usmc_stats_file local_stats;
+static struct usmc_stats_file *stats = &local_stats;
+static pthread_once_t stats_once = PTHREAD_ONCE_INIT;
+
+int usmc_stats_path(char *buf, size_t len, unsigned uid)
+{
+	const char *dir = getenv("USMC_REGISTRY_DIR");
+
+	return snprintf(buf, len, "%s/usmc-%u-stats", dir ? dir : "/dev/shm", uid);
+}
+
+static void stats_open(void)
+{
+	struct stat st;
+	char path[256];
+	void *map;
+	int fd;
+
+	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
+	    ((size_t)st.st_size < sizeof(*stats) && ftruncate(fd, sizeof(*stats)))) {
+		close(fd);
+		return;
+	}
+	map = mmap(NULL, sizeof(*stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return;
+	stats = map;
+	if (stats->magic != USMC_STATS_MAGIC) {
+		stats->version = USMC_STATS_VERSION;
+		stats->magic = USMC_STATS_MAGIC;
+	}
+}
+
+void usmc_stats_add(enum usmc_stat stat, uint64_t n)
+{
+	pthread_once(&stats_once, stats_open);
+	atomic_fetch_add_explicit(&stats->counter[stat], n, memory_order_relaxed);
+}
+
+void usmc_stats_fallback(uint32_t reason)
+{
+	usmc_stats_add(USMC_STAT_FALLBACKS, 1);
+	for (int i = 0; i < USMC_STATS_REASONS; i++) {
+		uint32_t r = atomic_load_explicit(&stats->fallback[i].reason, memory_order_relaxed);
+
+		if (r == 0 && !atomic_compare_exchange_strong(&stats->fallback[i].reason, &r, reason) &&
+		    r != reason)
+			continue;
+		if (r == 0 || r == reason) {
+			atomic_fetch_add_explicit(&stats->fallback[i].count, 1, memory_order_relaxed);
+			return;
+		}
+	}
+}

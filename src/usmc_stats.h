@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters (net/smc's smc_stats), shared by all usmc processes of a user
+ * in one small file, so that usmc-stat -s shows the host's totals.
+ */
+#ifndef USMC_STATS_H
+#define USMC_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum usmc_stat {
+	USMC_STAT_SMC_CONNS,      /* connections that used shared memory */
+	USMC_STAT_FALLBACKS,      /* connections that fell back to TCP */
+	USMC_STAT_BYTES_SENT,     /* through shared memory */
+	USMC_STAT_BYTES_RECEIVED, /* through shared memory */
+	USMC_STAT_BELLS,          /* doorbells rung */
+	USMC_STAT_LGR_CREATED,
+	USMC_STAT_SEGMENTS,
+	USMC_STAT_CLC_SENT,
+	USMC_STAT_CLC_RECEIVED,
+	USMC_STAT_ABORTS,         /* connections reset for a misbehaving peer */
+	USMC_STAT_COUNT
+};
+
+/* Fallbacks by reason: a small table of (reason, count). */
+#define USMC_STATS_REASONS 32
+
+struct usmc_stats_file {
+	uint32_t magic;
+	uint32_t version;
+	_Atomic uint64_t counter[USMC_STAT_COUNT];
+	struct {
+		_Atomic uint32_t reason;
+		uint32_t pad;
+		_Atomic uint64_t count;
+	} fallback[USMC_STATS_REASONS];
+};
+
+#define USMC_STATS_MAGIC 0x75736d63u /* "usmc" */
+#define USMC_STATS_VERSION 1
+
+void usmc_stats_add(enum usmc_stat stat, uint64_t n);
+void usmc_stats_fallback(uint32_t reason);
+
+/* The path of the counters file for a user. */
+int usmc_stats_path(char *buf, size_t len, unsigned uid);
+
+#endif /* USMC_STATS_H */

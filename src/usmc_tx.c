@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Send path (net/smc's smc_tx): copying into our ring, publishing the
+ * producer cursor, ringing the peer when it waits.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+
+int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
+{
+	struct usmc_conn *conn = s->conn;
+
+	pthread_mutex_lock(&conn->rx_lock);
+	if (usmc_conn_refresh(conn) < 0) {
+		usmc_conn_abort(s);
+		pthread_mutex_unlock(&conn->rx_lock);
+		return -1;
+	}
+	*space = conn->tx.size - (conn->tx_prod - conn->tx_cons_seen);
+	pthread_mutex_unlock(&conn->rx_lock);
+	return 0;
+}
+
+/* Copies n bytes of the iovec, from skip on, into the ring at pos. */
+static void ring_copy_in(struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
+			 size_t skip, size_t n)
+{
+	for (int i = 0; i < iovcnt && n; i++) {
+		size_t len = iov[i].iov_len;
+		const uint8_t *src = iov[i].iov_base;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		src += skip;
+		len -= skip;
+		skip = 0;
+		if (len > n)
+			len = n;
+		n -= len;
+		while (len) {
+			uint32_t off = (uint32_t)(pos % ring->size);
+			size_t chunk = ring->size - off < len ? ring->size - off : len;
+
+			memcpy(ring->data + off, src, chunk);
+			src += chunk;
+			pos += chunk;
+			len -= chunk;
+		}
+	}
+}
+
+/* Publishes the producer cursor and rings the peer if it waits for data. */
+static void tx_produced(struct usmc_sock *s, size_t n)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t want;
+
+	conn->tx_prod += n;
+	atomic_store_explicit(&conn->tx.cdc->prod, cdc_cursor_from_pos(conn->tx.size, conn->tx_prod),
+			      memory_order_release);
+	atomic_fetch_add_explicit(&conn->bytes_sent, n, memory_order_relaxed);
+	usmc_stats_add(USMC_STAT_BYTES_SENT, n);
+	if (!conn->rx_mapped)
+		return; /* the Accept's doorbell will wake the server */
+	atomic_thread_fence(memory_order_seq_cst);
+	want = atomic_load_explicit(&conn->rx.cdc->want_data, memory_order_relaxed);
+	if (want != conn->rung_data) {
+		conn->rung_data = want;
+		cdc_ring(s->fd);
+		usmc_stats_add(USMC_STAT_BELLS, 1);
+	}
+}
+
+/* EPIPE and SIGPIPE, as the kernel gives them after shutdown(SHUT_WR). */
+static ssize_t tx_epipe(int flags)
+{
+	if (!(flags & MSG_NOSIGNAL))
+		raise(SIGPIPE);
+	errno = EPIPE;
+	return -1;
+}
+
+/* Once the peer is gone, the kernel socket gives TCP's own answer. */
+static bool tx_peer_gone(struct usmc_conn *conn)
+{
+	return conn->aborted ||
+	       (atomic_load(&conn->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) ||
+	       atomic_load(&conn->tcp_state) != CDC_TCP_OPEN;
+}
+
+static int tx_wait(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t space;
+
+	if (usmc_spin_until_ready(s, POLLOUT))
+		return 0;
+	atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (usmc_tx_space(s, &space) < 0 || space || tx_peer_gone(conn))
+		return 0;
+	return usmc_wait_bell(s, -1);
+}
+
+/* Sends the part of the iovec after skip through the kernel socket. */
+static ssize_t tx_kernel_rest(int fd, const struct iovec *iov, int iovcnt, size_t skip, int flags)
+{
+	struct iovec rest[64];
+	struct msghdr mh = { .msg_iov = rest };
+	int n = 0;
+
+	for (int i = 0; i < iovcnt && n < 64; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		rest[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
+		rest[n++].iov_len = iov[i].iov_len - skip;
+		skip = 0;
+	}
+	mh.msg_iovlen = (size_t)n;
+	return sendmsg(fd, &mh, flags);
+}
+
+/* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
+static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t skip,
+		       size_t want)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t space;
+	size_t n;
+
+	if (usmc_tx_space(s, &space) < 0 || tx_peer_gone(conn))
+		return -1;
+	n = space < want ? (size_t)space : want;
+	if (n) {
+		ring_copy_in(&conn->tx, conn->tx_prod, iov, iovcnt, skip, n);
+		tx_produced(s, n);
+	}
+	return (ssize_t)n;
+}
+
+ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+	size_t total = 0, sent = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (s->shut_wr)
+		return tx_epipe(flags);
+	for (;;) {
+		struct usmc_conn *conn = s->conn;
+		bool nonblock;
+		ssize_t n;
+
+		if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED) {
+			/* Declined: what we wrote was replayed, the rest goes the same way. */
+			n = tx_kernel_rest(s->fd, iov, iovcnt, sent, flags);
+			return n < 0 ? (sent ? (ssize_t)sent : -1) : (ssize_t)(sent + (size_t)n);
+		}
+		pthread_mutex_lock(&conn->tx_lock);
+		n = tx_fill(s, iov, iovcnt, sent, total - sent);
+		pthread_mutex_unlock(&conn->tx_lock);
+		if (n < 0) {
+			if (sent)
+				return (ssize_t)sent;
+			if (conn->aborted) {
+				errno = ECONNRESET;
+				return -1;
+			}
+			/* The peer is gone: the kernel socket gives TCP's own answer. */
+			return tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
+		}
+		sent += (size_t)n;
+		if (sent == total)
+			return (ssize_t)sent;
+		if (n)
+			continue;
+		nonblock = usmc_sock_nonblocking(s, flags);
+		if (s->state == SOCK_PROPOSED) {
+			/* Our ring is full before the server answered: wait for the answer. */
+			if (af_resolve(s, !nonblock) == 0)
+				continue;
+		} else if (!nonblock) {
+			if (tx_wait(s) == 0)
+				continue;
+		} else {
+			errno = EAGAIN;
+		}
+		return sent ? (ssize_t)sent : -1;
+	}
+}
+
+int usmc_tx_replay(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t pos = 0;
+
+	/* The peer declined before reading a byte: all of the ring is unsent. */
+	while (pos < conn->tx_prod) {
+		uint32_t off = (uint32_t)(pos % conn->tx.size);
+		size_t len = conn->tx.size - off;
+		ssize_t n;
+
+		if (len > conn->tx_prod - pos)
+			len = (size_t)(conn->tx_prod - pos);
+		n = send(s->fd, conn->tx.data + off, len, MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+
+			poll(&p, 1, 1000);
+			continue;
+		}
+		if (n < 0)
+			return -1;
+		pos += (uint64_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void h_parse_way(int argc, char **argv, struct h_opts *o)
+{
+	o->family = AF_INET;
+	o->client = o->server = H_USMC;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--family"))
+			o->family = !strcmp(argv[i + 1], "6") ? AF_INET6 : AF_INET;
+		if (!strcmp(argv[i], "--way")) {
+			const char *w = argv[i + 1];
+
+			o->client = strcmp(w, "tcp") && strcmp(w, "fallback-server") ? H_USMC : H_PLAIN;
+			o->server = strcmp(w, "tcp") && strcmp(w, "fallback") ? H_USMC : H_PLAIN;
+		}
+	}
+}
+
+const char *h_way_name(const struct h_opts *o)
+{
+	if (o->client == H_USMC && o->server == H_USMC)
+		return "smc";
+	if (o->client == H_USMC)
+		return "fallback";
+	if (o->server == H_USMC)
+		return "fallback-server";
+	return "tcp";
+}
+
+int h_expected_mode(enum h_kind self, enum h_kind peer)
+{
+	if (self == H_PLAIN)
+		return USMC_MODE_NONE;
+	return peer == H_USMC ? USMC_MODE_SMCD : USMC_MODE_FALLBACK;
+}
+
+int h_socket(int family, enum h_kind kind, int flags)
+{
+	int fd = kind == H_USMC ? usmc_socket(family, SOCK_STREAM | flags, IPPROTO_SMC)
+				: socket(family, SOCK_STREAM | flags, 0);
+
+	CHECK(fd >= 0);
+	return fd;
+}
+
+static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*s4);
+	}
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(port);
+	s6->sin6_addr = in6addr_loopback;
+	return sizeof(*s6);
+}
+
+int h_listen(int family, enum h_kind kind, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, 0, &ss);
+	int fd = h_socket(family, kind, 0), one = 1;
+
+	CHECK(usmc_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+	CHECK(usmc_bind(fd, (struct sockaddr *)&ss, len) == 0);
+	CHECK(usmc_listen(fd, 1024) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+int h_connect_flags(int family, enum h_kind kind, uint16_t port, int flags)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, port, &ss);
+	int fd = h_socket(family, kind, flags);
+	int rc = usmc_connect(fd, (struct sockaddr *)&ss, len);
+
+	CHECK(rc == 0 || (errno == EINPROGRESS && (flags & SOCK_NONBLOCK)));
+	return fd;
+}
+
+int h_connect(int family, enum h_kind kind, uint16_t port)
+{
+	return h_connect_flags(family, kind, port, 0);
+}
+
+pid_t h_fork(int (*fn)(void *), void *arg)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+bool h_wait_ok(pid_t pid)
+{
+	int status;
+
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "child %d killed by signal %d\n", (int)pid, WTERMSIG(status));
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void h_chan_open(struct h_chan *c)
+{
+	int p[2];
+
+	CHECK(pipe(p) == 0);
+	c->rd = p[0];
+	c->wr = p[1];
+}
+
+void h_chan_send(struct h_chan *c, uint64_t v)
+{
+	CHECK(write(c->wr, &v, sizeof(v)) == sizeof(v));
+}
+
+uint64_t h_chan_recv(struct h_chan *c)
+{
+	uint64_t v;
+
+	CHECK(read(c->rd, &v, sizeof(v)) == sizeof(v));
+	return v;
+}
+
+uint64_t h_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+void h_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t offset)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint64_t x = (offset + i) * 0x9e3779b97f4a7c15ull ^ seed;
+
+		buf[i] = (uint8_t)(x >> 29 ^ x >> 7);
+	}
+}
+
+uint64_t h_fnv(uint64_t h, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void wait_fd(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	CHECK(usmc_poll(&p, 1, 30000) == 1);
+}
+
+void h_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = usmc_write(fd, p, len);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			wait_fd(fd, POLLOUT);
+			continue;
+		}
+		CHECK(n > 0);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void h_read_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = usmc_read(fd, p, len);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			wait_fd(fd, POLLIN);
+			continue;
+		}
+		CHECK(n > 0);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng)
+{
+	uint8_t *buf = malloc(chunk_max);
+	uint64_t total = 0;
+
+	CHECK(buf);
+	*sum = H_FNV_INIT;
+	for (;;) {
+		size_t want = rng ? 1 + h_rand(rng) % chunk_max : chunk_max;
+		ssize_t n = usmc_read(fd, buf, want);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			wait_fd(fd, POLLIN);
+			continue;
+		}
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		*sum = h_fnv(*sum, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	free(buf);
+	return total;
+}
+
+void h_check_mode(int fd, int mode)
+{
+	struct usmc_info info;
+
+	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	if (info.mode != mode)
+		fprintf(stderr, "[%d] fd %d: mode %s, expected %s (reason 0x%08x %s)\n", (int)getpid(),
+			fd, usmc_mode_str(info.mode), usmc_mode_str(mode), info.fallback_reason,
+			usmc_reason_str(info.fallback_reason));
+	CHECK(info.mode == mode);
+}

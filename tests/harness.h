@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test harness: real processes over real loopback sockets.
+ *
+ * A test forks its peers, talks over TCP on 127.0.0.1 or ::1, and checks
+ * every transfer by length and checksum.  "usmc" peers make their sockets
+ * with usmc_socket(); "plain" peers with socket(), so they are ordinary
+ * TCP endpoints that usmc must interoperate with.  All I/O goes through
+ * the usmc_ calls, which are the plain system calls on plain sockets.
+ */
+#ifndef USMC_TEST_HARNESS_H
+#define USMC_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "usmc.h"
+
+#define CHECK(cond)                                                                     \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "%s:%d: [%d] check failed: %s (errno %d: %m)\n", \
+				__FILE__, __LINE__, (int)getpid(), #cond, errno);       \
+			exit(1);                                                        \
+		}                                                                       \
+	} while (0)
+
+/* How each end of a connection is made. */
+enum h_kind { H_PLAIN = 0, H_USMC = 1 };
+
+/* The three ways a behaviour runs: TCP, usmc falling back, shared memory. */
+enum h_way { WAY_TCP, WAY_FALLBACK, WAY_SMC };
+
+struct h_opts {
+	int family;          /* AF_INET or AF_INET6 */
+	enum h_kind client;
+	enum h_kind server;
+};
+
+/* Parses --way tcp|fallback|fallback-server|smc and --family 4|6 into opts. */
+void h_parse_way(int argc, char **argv, struct h_opts *o);
+const char *h_way_name(const struct h_opts *o);
+/* The mode usmc_info must report for an end of this kind against that peer. */
+int h_expected_mode(enum h_kind self, enum h_kind peer);
+
+int h_socket(int family, enum h_kind kind, int flags);
+/* A listener on the loopback address with an ephemeral port. */
+int h_listen(int family, enum h_kind kind, uint16_t *port);
+int h_connect(int family, enum h_kind kind, uint16_t port);
+int h_connect_flags(int family, enum h_kind kind, uint16_t port, int flags);
+
+/* Runs fn(arg) in a child process that exits with fn's return value. */
+pid_t h_fork(int (*fn)(void *), void *arg);
+/* Waits for the child; true if it exited 0. */
+bool h_wait_ok(pid_t pid);
+
+/* A pipe to pass a port (or any small value) from a child to its parent. */
+struct h_chan {
+	int rd, wr;
+};
+void h_chan_open(struct h_chan *c);
+void h_chan_send(struct h_chan *c, uint64_t v);
+uint64_t h_chan_recv(struct h_chan *c);
+
+/* Deterministic test data: byte i of stream seed. */
+void h_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t offset);
+/* Incremental FNV-1a 64. */
+uint64_t h_fnv(uint64_t h, const void *buf, size_t len);
+#define H_FNV_INIT 0xcbf29ce484222325ull
+
+uint64_t h_rand(uint64_t *state);
+
+/* Blocking loops over usmc_write / usmc_read, with poll on EAGAIN. */
+void h_write_all(int fd, const void *buf, size_t len);
+/* Reads exactly len bytes; fails the test on EOF or error. */
+void h_read_all(int fd, void *buf, size_t len);
+/* Reads to EOF, returning the length and the checksum. */
+uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng);
+
+void h_check_mode(int fd, int mode);
+
+#endif
