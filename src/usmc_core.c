@@ -423,6 +423,8 @@ int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	while (sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		if (errno == EINTR)
 			continue;
+		/* Make the peer see the end too, so that nothing waits on us. */
+		shutdown(lgr->chan, SHUT_RDWR);
 		lgr->dead = true;
 		return -1;
 	}
