@@ -32,6 +32,7 @@
 #include "usmc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 struct usmc_listener {
 	uint16_t port;
@@ -111,7 +112,7 @@ static struct usmc_listener *listener_find(uint16_t port)
 static bool diag_available(void)
 {
 	if (diag_fd < 0)
-		diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	return diag_fd >= 0;
 }
 
@@ -120,7 +121,7 @@ static uint16_t sock_port(int fd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+	if (usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len))
 		return 0;
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -138,7 +139,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 	socklen_t len = sizeof(reuseport);
 
 	/* With SO_REUSEPORT another process may get the connection we propose for. */
-	if (getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
 		return USMC_DECL_SOCKOPT;
 	reg = reg_port(port);
 	if (!port || !reg || !diag_available())
@@ -152,12 +153,12 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return USMC_DECL_MEM;
-	l->ufd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	l->ufd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	sun_len = reg_listener_addr(port, &sun);
-	if (l->ufd < 0 || bind(l->ufd, (struct sockaddr *)&sun, sun_len) ||
-	    listen(l->ufd, SOMAXCONN)) {
+	if (l->ufd < 0 || usmc_sys.bind(l->ufd, (struct sockaddr *)&sun, sun_len) ||
+	    usmc_sys.listen(l->ufd, SOMAXCONN)) {
 		if (l->ufd >= 0)
-			close(l->ufd);
+			usmc_sys.close(l->ufd);
 		free(l);
 		return USMC_DECL_ENV;
 	}
@@ -175,7 +176,7 @@ int af_listen(struct usmc_sock *s, int backlog)
 {
 	uint32_t reason;
 
-	if (listen(s->fd, backlog) < 0)
+	if (usmc_sys.listen(s->fd, backlog) < 0)
 		return -1;
 	if (s->state == SOCK_LISTEN)
 		return 0;
@@ -211,7 +212,7 @@ void af_listener_close(struct usmc_sock *s)
 		reg = reg_port(l->port);
 		if (reg)
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
-		close(l->ufd);
+		usmc_sys.close(l->ufd);
 		/* Proposals for the port stay until their link group goes. */
 		free(l);
 	}
@@ -225,13 +226,13 @@ static void accept_channels(struct usmc_listener *l)
 	for (;;) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
-		int fd = accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid() ||
+		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid() ||
 		    !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
-			close(fd);
+			usmc_sys.close(fd);
 	}
 }
 
@@ -243,7 +244,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 
 	if (!l) {
 		if (fd >= 0)
-			close(fd);
+			usmc_sys.close(fd);
 		send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
 		return;
 	}
@@ -251,7 +252,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	p = calloc(1, sizeof(*p));
 	reason = p ? lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &p->ring) : USMC_DECL_MEM;
 	if (!p && fd >= 0)
-		close(fd);
+		usmc_sys.close(fd);
 	if (reason) {
 		free(p);
 		send_decline(lgr, msg->token, reason);
@@ -387,11 +388,11 @@ static void dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		on_accept(lgr, msg, fd);
 	} else if (msg->type == CLC_DECLINE) {
 		if (fd >= 0)
-			close(fd);
+			usmc_sys.close(fd);
 		on_decline(lgr, msg);
 	} else {
 		if (fd >= 0)
-			close(fd);
+			usmc_sys.close(fd);
 		lgr_fail(lgr);
 	}
 }
@@ -475,7 +476,7 @@ static uint64_t peer_socket_cookie(int fd, const struct sockaddr *peer)
 	struct inet_diag_msg *m;
 	ssize_t n;
 
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) || !diag_available())
+	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen) || !diag_available())
 		return 0;
 	rq.nlh.nlmsg_len = sizeof(rq);
 	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -487,10 +488,10 @@ static uint64_t peer_socket_cookie(int fd, const struct sockaddr *peer)
 	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, peer, (struct sockaddr *)&local))
 		return 0;
-	if (sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
 		return 0;
 	do
-		n = recv(diag_fd, &rsp, sizeof(rsp), 0);
+		n = usmc_sys.recv(diag_fd, &rsp, sizeof(rsp), 0);
 	while (n < 0 && errno == EINTR);
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return 0;
@@ -503,7 +504,7 @@ static void set_nodelay(int fd)
 	int one = 1;
 
 	/* Doorbells are single bytes: Nagle would hold them back. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	usmc_sys.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
@@ -611,27 +612,27 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_
 	for (lgr = lgr_first(); lgr; lgr = lgr->next)
 		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr))
 			return lgr;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		*reason = USMC_DECL_ENV;
 		return NULL;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sun_len)) {
+	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
 		/* The listener died without closing: clear its registry entry. */
 		if (errno == ECONNREFUSED || errno == ENOENT)
 			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-		close(fd);
+		usmc_sys.close(fd);
 		*reason = USMC_DECL_PEERNOSMC;
 		return NULL;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid()) {
-		close(fd);
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid()) {
+		usmc_sys.close(fd);
 		*reason = USMC_DECL_FOREIGN;
 		return NULL;
 	}
 	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
 	if (!lgr) {
-		close(fd);
+		usmc_sys.close(fd);
 		*reason = USMC_DECL_MEM;
 		return NULL;
 	}
@@ -681,7 +682,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		return USMC_DECL_ENV;
 	if (!atomic_load(&reg->pid))
 		return USMC_DECL_PEERNOSMC;
-	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
 		return USMC_DECL_ENV;
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
@@ -743,9 +744,9 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 		reason = cli_propose(s, addr, port);
 	if (reason) {
 		usmc_sock_fallback(s, reason, false);
-		return connect(s->fd, addr, len);
+		return usmc_sys.connect(s->fd, addr, len);
 	}
-	rc = connect(s->fd, addr, len);
+	rc = usmc_sys.connect(s->fd, addr, len);
 	if (rc == 0 || errno == EINPROGRESS || errno == EINTR)
 		return rc;
 	err = errno;
@@ -776,7 +777,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 	pthread_mutex_lock(&conn->tx_lock);
 	usmc_tx_replay(s);
 	if (s->shut_wr)
-		shutdown(s->fd, SHUT_WR);
+		usmc_sys.shutdown(s->fd, SHUT_WR);
 	usmc_lock();
 	cli_find(conn->lgr, conn->token, true);
 	conn->rx_mapped = false;
@@ -792,7 +793,7 @@ static bool tcp_gone(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
 
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 int af_resolve(struct usmc_sock *s, bool wait)
@@ -820,7 +821,7 @@ int af_resolve(struct usmc_sock *s, bool wait)
 			errno = EAGAIN;
 			return -1;
 		}
-		if (poll(p, 2, 200) < 0)
+		if (usmc_sys.poll(p, 2, 200) < 0)
 			return -1;
 	}
 	if (result == CLC_ACCEPT)

@@ -3,6 +3,7 @@
  * CDC cursors: validation of what the peer publishes, and the doorbell.
  */
 #include "usmc_cdc.h"
+#include "usmc_sys.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -48,7 +49,7 @@ void cdc_ring(int fd)
 	static const char bell = 1;
 
 	/* A full send queue already holds a bell the peer has yet to drain. */
-	(void)send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)usmc_sys.send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
@@ -57,7 +58,7 @@ enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
 
 	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n > 0)
 			continue;

@@ -13,6 +13,7 @@
 
 #include "usmc.h"
 #include "usmc_sock.h"
+#include "usmc_sys.h"
 
 static void publish_flags(struct usmc_sock *s, uint32_t flags)
 {
@@ -76,7 +77,7 @@ int usmc_shutdown(int fd, int how)
 		return 0;
 	}
 	if (!s)
-		return shutdown(fd, how);
+		return usmc_sys.shutdown(fd, how);
 	return usmc_shutdown_conn(s, how);
 }
 
@@ -85,7 +86,7 @@ int usmc_close(int fd)
 	struct usmc_sock *s = usmc_sock_get(fd);
 
 	if (!s)
-		return close(fd);
+		return usmc_sys.close(fd);
 	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
 		af_orphan(s);
 	if (s->state == SOCK_LISTEN)
@@ -93,5 +94,5 @@ int usmc_close(int fd)
 	else if (s->state == SOCK_SMC)
 		usmc_close_conn(s);
 	usmc_sock_forget(fd);
-	return close(fd);
+	return usmc_sys.close(fd);
 }

@@ -19,6 +19,7 @@
 
 #include "usmc.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct usmc_lgr *lgr_list;
@@ -73,15 +74,15 @@ static void reg_open(void)
 	/* Someone else's file, or not a plain file: do not trust it. */
 	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
 	    (st.st_mode & 077)) {
-		close(fd);
+		usmc_sys.close(fd);
 		return;
 	}
 	if ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) {
-		close(fd);
+		usmc_sys.close(fd);
 		return;
 	}
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
+	usmc_sys.close(fd);
 	if (map != MAP_FAILED)
 		reg_map = map;
 }
@@ -141,7 +142,7 @@ static void seg_destroy(struct usmc_seg *seg)
 		return;
 	munmap(seg->base, seg->len);
 	if (seg->fd >= 0)
-		close(seg->fd);
+		usmc_sys.close(seg->fd);
 	free(seg->slot_state);
 	free(seg->peer_cdc);
 	free(seg);
@@ -162,7 +163,7 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 		seg_destroy(lgr->rseg[i]);
 	}
 	if (lgr->chan >= 0)
-		close(lgr->chan);
+		usmc_sys.close(lgr->chan);
 	free(lgr);
 }
 
@@ -203,7 +204,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	if (!seg->slot_state || !seg->peer_cdc || fd < 0) {
 		*reason = fd < 0 && errno != ENOMEM ? USMC_DECL_ENV : USMC_DECL_MEM;
 		if (fd >= 0)
-			close(fd);
+			usmc_sys.close(fd);
 		seg->fd = -1;
 		seg->base = MAP_FAILED;
 		goto fail;
@@ -212,7 +213,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	seg->len = slot_size * nslots;
 	/* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
 	if (ftruncate(fd, seg->len) ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+	    usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
 		*reason = USMC_DECL_MEM;
 		seg->base = MAP_FAILED;
 		goto fail;
@@ -311,7 +312,7 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 	struct usmc_seg *seg = ring->seg;
 
 	if (seg && seg->local && seg->fd >= 0) {
-		close(seg->fd);
+		usmc_sys.close(seg->fd);
 		seg->fd = -1;
 	}
 }
@@ -343,7 +344,7 @@ static uint8_t *map_peer_segment(int fd, uint32_t len)
 	void *p;
 	int seals;
 
-	seals = fcntl(fd, F_GET_SEALS);
+	seals = usmc_sys.fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & need) != need)
 		return NULL;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)len)
@@ -366,11 +367,11 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 			goto sync_err;
 		seg = calloc(1, sizeof(*seg));
 		if (!seg) {
-			close(fd);
+			usmc_sys.close(fd);
 			return USMC_DECL_MEM;
 		}
 		seg->base = map_peer_segment(fd, desc->seg_len);
-		close(fd);
+		usmc_sys.close(fd);
 		fd = -1;
 		if (!seg->base) {
 			free(seg);
@@ -391,7 +392,7 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 	return 0;
 sync_err:
 	if (fd >= 0)
-		close(fd);
+		usmc_sys.close(fd);
 	return USMC_DECL_SYNCERR;
 }
 
@@ -420,11 +421,11 @@ int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
 	/* Never block on a peer that stopped reading: that is its failure. */
-	while (sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+	while (usmc_sys.sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		if (errno == EINTR)
 			continue;
 		/* Make the peer see the end too, so that nothing waits on us. */
-		shutdown(lgr->chan, SHUT_RDWR);
+		usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
 		lgr->dead = true;
 		return -1;
 	}
@@ -450,7 +451,7 @@ static int take_fds(struct msghdr *mh)
 			if (keep < 0)
 				keep = fd;
 			else
-				close(fd);
+				usmc_sys.close(fd);
 		}
 	}
 	return keep;
@@ -469,7 +470,7 @@ int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reaso
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
 	do
-		n = recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
@@ -483,7 +484,7 @@ int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reaso
 	if (*reason) {
 		msg->type = 0;
 		if (*fd >= 0)
-			close(*fd);
+			usmc_sys.close(*fd);
 		*fd = -1;
 	}
 	usmc_stats_add(USMC_STAT_CLC_RECEIVED, 1);

@@ -17,6 +17,7 @@
 #include "usmc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
 
@@ -141,8 +142,8 @@ int usmc_socket(int domain, int type, int protocol)
 	int fd;
 
 	if (!smc)
-		return socket(domain, type, protocol);
-	fd = socket(domain, type, IPPROTO_TCP);
+		return usmc_sys.socket(domain, type, protocol);
+	fd = usmc_sys.socket(domain, type, IPPROTO_TCP);
 	if (fd < 0)
 		return fd;
 	s = usmc_sock_new(fd, domain);
@@ -153,7 +154,7 @@ int usmc_socket(int domain, int type, int protocol)
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	return bind(fd, addr, len);
+	return usmc_sys.bind(fd, addr, len);
 }
 
 int usmc_listen(int fd, int backlog)
@@ -161,7 +162,7 @@ int usmc_listen(int fd, int backlog)
 	struct usmc_sock *s = usmc_sock_get(fd);
 
 	if (!s || (s->state != SOCK_INIT && s->state != SOCK_LISTEN))
-		return listen(fd, backlog);
+		return usmc_sys.listen(fd, backlog);
 	return af_listen(s, backlog);
 }
 
@@ -170,7 +171,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	struct usmc_sock *s = usmc_sock_get(fd);
 
 	if (!s || s->state != SOCK_INIT)
-		return connect(fd, addr, len);
+		return usmc_sys.connect(fd, addr, len);
 	return af_connect(s, addr, len);
 }
 
@@ -182,8 +183,8 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	int nfd;
 
 	if (!ls)
-		return accept4(fd, addr, len, flags);
-	nfd = accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+		return usmc_sys.accept4(fd, addr, len, flags);
+	nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
 	if (nfd < 0)
 		return nfd;
 	if (addr && len) {
@@ -224,7 +225,7 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	struct usmc_sock *s = usmc_sock_get(fd);
 
 	if (!s)
-		return setsockopt(fd, level, name, val, len);
+		return usmc_sys.setsockopt(fd, level, name, val, len);
 	/* In shared memory the kernel socket keeps TCP_NODELAY for the doorbells. */
 	if (s->state == SOCK_SMC && level == IPPROTO_TCP && name == TCP_NODELAY) {
 		int rc = val && len >= (socklen_t)sizeof(int) ? 0 : (errno = EINVAL, -1);
@@ -233,7 +234,7 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 			remember_option(s, level, name, val, len);
 		return rc;
 	}
-	if (setsockopt(fd, level, name, val, len) < 0)
+	if (usmc_sys.setsockopt(fd, level, name, val, len) < 0)
 		return -1;
 	remember_option(s, level, name, val, len);
 	return 0;
@@ -245,14 +246,14 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	int v;
 
 	if (!s)
-		return getsockopt(fd, level, name, val, len);
+		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->conn &&
 		 (v = atomic_exchange(&s->conn->err, 0)) != 0)
 		;
 	else
-		return getsockopt(fd, level, name, val, len);
+		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (!val || !len || *len < (socklen_t)sizeof(int)) {
 		errno = EINVAL;
 		return -1;
@@ -270,7 +271,7 @@ int usmc_fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, long);
 	va_end(ap);
-	return fcntl(fd, cmd, arg);
+	return usmc_sys.fcntl(fd, cmd, arg);
 }
 
 int usmc_ioctl(int fd, unsigned long request, ...)
@@ -285,7 +286,7 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	va_end(ap);
 	s = usmc_sock_active(fd);
 	if (!s || request != FIONREAD || s->state != SOCK_SMC)
-		return ioctl(fd, request, arg);
+		return usmc_sys.ioctl(fd, request, arg);
 	if (usmc_rx_avail(s, &avail) < 0)
 		avail = 0;
 	*(int *)arg = avail > INT32_MAX ? INT32_MAX : (int)avail;
@@ -313,7 +314,7 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	int type;
 	socklen_t tlen = sizeof(type);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
 		return -1;
 	if (s) {
 		if (s->state == SOCK_PROPOSED)
@@ -394,7 +395,7 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
 		af_resolve(s, false);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
-		return sendmsg(s->fd, mh, flags);
+		return usmc_sys.sendmsg(s->fd, mh, flags);
 	if (flags & MSG_OOB) {
 		errno = EOPNOTSUPP;
 		return -1;
@@ -408,7 +409,7 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 	    af_resolve(s, !usmc_sock_nonblocking(s, flags)) < 0)
 		return -1;
 	if (s->state != SOCK_SMC)
-		return recvmsg(s->fd, mh, flags);
+		return usmc_sys.recvmsg(s->fd, mh, flags);
 	if (flags & MSG_OOB) {
 		errno = EINVAL;
 		return -1;
@@ -423,14 +424,14 @@ ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
 
-	return s ? sock_sendmsg(s, msg, flags) : sendmsg(fd, msg, flags);
+	return s ? sock_sendmsg(s, msg, flags) : usmc_sys.sendmsg(fd, msg, flags);
 }
 
 ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
 
-	return s ? sock_recvmsg(s, msg, flags) : recvmsg(fd, msg, flags);
+	return s ? sock_recvmsg(s, msg, flags) : usmc_sys.recvmsg(fd, msg, flags);
 }
 
 ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
@@ -439,7 +440,7 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	return s ? sock_sendmsg(s, &mh, flags) : send(fd, buf, len, flags);
+	return s ? sock_sendmsg(s, &mh, flags) : usmc_sys.send(fd, buf, len, flags);
 }
 
 ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
@@ -448,7 +449,7 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	return s ? sock_recvmsg(s, &mh, flags) : recv(fd, buf, len, flags);
+	return s ? sock_recvmsg(s, &mh, flags) : usmc_sys.recv(fd, buf, len, flags);
 }
 
 ssize_t usmc_write(int fd, const void *buf, size_t len)
@@ -457,7 +458,7 @@ ssize_t usmc_write(int fd, const void *buf, size_t len)
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	return s ? sock_sendmsg(s, &mh, 0) : write(fd, buf, len);
+	return s ? sock_sendmsg(s, &mh, 0) : usmc_sys.write(fd, buf, len);
 }
 
 ssize_t usmc_read(int fd, void *buf, size_t len)
@@ -466,7 +467,7 @@ ssize_t usmc_read(int fd, void *buf, size_t len)
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	return s ? sock_recvmsg(s, &mh, 0) : read(fd, buf, len);
+	return s ? sock_recvmsg(s, &mh, 0) : usmc_sys.read(fd, buf, len);
 }
 
 ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -474,7 +475,7 @@ ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct usmc_sock *s = usmc_sock_active(fd);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 
-	return s ? sock_sendmsg(s, &mh, 0) : writev(fd, iov, iovcnt);
+	return s ? sock_sendmsg(s, &mh, 0) : usmc_sys.writev(fd, iov, iovcnt);
 }
 
 ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -482,5 +483,5 @@ ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
 	struct usmc_sock *s = usmc_sock_active(fd);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 
-	return s ? sock_recvmsg(s, &mh, 0) : readv(fd, iov, iovcnt);
+	return s ? sock_recvmsg(s, &mh, 0) : usmc_sys.readv(fd, iov, iovcnt);
 }

@@ -16,6 +16,7 @@
 
 #include "usmc.h"
 #include "usmc_sock.h"
+#include "usmc_sys.h"
 
 int usmc_conn_drain(struct usmc_sock *s)
 {
@@ -65,7 +66,7 @@ int usmc_wait_bell(struct usmc_sock *s, int timeout_ms)
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	/* A doorbell another thread drained costs at most this long. */
 	int slice = timeout_ms < 0 || timeout_ms > 200 ? 200 : timeout_ms;
-	int rc = poll(&p, 1, slice);
+	int rc = usmc_sys.poll(&p, 1, slice);
 
 	if (rc < 0)
 		return -1;
@@ -171,7 +172,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 	int rc, ready = 0;
 
 	if (!k)
-		return poll(fds, nfds, timeout);
+		return usmc_sys.poll(fds, nfds, timeout);
 	for (nfds_t i = 0; i < nfds; i++) {
 		k[i] = fds[i];
 		k[i].revents = 0;
@@ -180,7 +181,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr)
 			k[nk++] = (struct pollfd){ .fd = socks[i]->conn->lgr->chan, .events = POLLIN };
 	}
-	rc = poll(k, nk, timeout);
+	rc = usmc_sys.poll(k, nk, timeout);
 	if (rc < 0) {
 		free(k);
 		return -1;
@@ -207,13 +208,13 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 	int rc;
 
 	if (nfds > 16 && !(socks = calloc(nfds, sizeof(*socks))))
-		return poll(fds, nfds, timeout);
+		return usmc_sys.poll(fds, nfds, timeout);
 	for (nfds_t i = 0; i < nfds; i++) {
 		socks[i] = fds[i].fd >= 0 ? usmc_sock_active(fds[i].fd) : NULL;
 		any |= socks[i] != NULL;
 	}
 	if (!any) {
-		rc = poll(fds, nfds, timeout);
+		rc = usmc_sys.poll(fds, nfds, timeout);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -286,14 +287,14 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	struct epoll_event kev;
 
 	if (!s)
-		return epoll_ctl(epfd, op, fd, event);
+		return usmc_sys.epoll_ctl(epfd, op, fd, event);
 	if (event) {
 		/* Doorbells arrive as POLLIN, whatever the program asked for. */
 		kev = *event;
 		kev.events |= EPOLLIN;
-		if (epoll_ctl(epfd, op, fd, &kev) < 0)
+		if (usmc_sys.epoll_ctl(epfd, op, fd, &kev) < 0)
 			return -1;
-	} else if (epoll_ctl(epfd, op, fd, event) < 0) {
+	} else if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0) {
 		return -1;
 	}
 	ep_track(epfd, op, fd, event);
@@ -371,7 +372,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			n = ep_ready_now(epfd, events, maxevents, true);
 		if (n)
 			return n;
-		n = epoll_wait(epfd, events, maxevents, left < 0 || left > 200 ? 200 : left);
+		n = usmc_sys.epoll_wait(epfd, events, maxevents, left < 0 || left > 200 ? 200 : left);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);

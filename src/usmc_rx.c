@@ -12,6 +12,7 @@
 #include "usmc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
 {
@@ -19,7 +20,7 @@ bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
 
 	if (flags & MSG_DONTWAIT)
 		return true;
-	fl = fcntl(s->fd, F_GETFL);
+	fl = usmc_sys.fcntl(s->fd, F_GETFL);
 	return fl >= 0 && (fl & O_NONBLOCK);
 }
 
@@ -34,7 +35,7 @@ void usmc_conn_abort(struct usmc_sock *s)
 	atomic_store(&conn->err, ECONNRESET);
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT, memory_order_release);
 	/* The peer learns it from the flag, and from a reset at close. */
-	setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	cdc_ring(s->fd);
 	usmc_stats_add(USMC_STAT_ABORTS, 1);
 }

@@ -4,6 +4,7 @@
  * counters are kept in process memory: statistics never stop a connection.
  */
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -37,11 +38,11 @@ static void stats_open(void)
 		return;
 	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
 	    ((size_t)st.st_size < sizeof(*stats) && ftruncate(fd, sizeof(*stats)))) {
-		close(fd);
+		usmc_sys.close(fd);
 		return;
 	}
 	map = mmap(NULL, sizeof(*stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
+	usmc_sys.close(fd);
 	if (map == MAP_FAILED)
 		return;
 	stats = map;

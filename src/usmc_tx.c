@@ -12,6 +12,7 @@
 #include "usmc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 {
@@ -128,7 +129,7 @@ static ssize_t tx_kernel_rest(int fd, const struct iovec *iov, int iovcnt, size_
 		skip = 0;
 	}
 	mh.msg_iovlen = (size_t)n;
-	return sendmsg(fd, &mh, flags);
+	return usmc_sys.sendmsg(fd, &mh, flags);
 }
 
 /* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
@@ -213,11 +214,11 @@ int usmc_tx_replay(struct usmc_sock *s)
 
 		if (len > conn->tx_prod - pos)
 			len = (size_t)(conn->tx_prod - pos);
-		n = send(s->fd, conn->tx.data + off, len, MSG_NOSIGNAL);
+		n = usmc_sys.send(s->fd, conn->tx.data + off, len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			struct pollfd p = { .fd = s->fd, .events = POLLOUT };
 
-			poll(&p, 1, 1000);
+			usmc_sys.poll(&p, 1, 1000);
 			continue;
 		}
 		if (n < 0)
