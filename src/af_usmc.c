@@ -70,6 +70,7 @@ static struct usmc_conn *conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 	pthread_mutex_init(&conn->tx_lock, NULL);
 	pthread_mutex_init(&conn->rx_lock, NULL);
 	conn->sock = s;
+	conn->diag = s->diag;
 	conn->lgr = lgr;
 	return conn;
 }
@@ -86,7 +87,7 @@ void usmc_conn_free(struct usmc_conn *conn)
 /* Gives the connection's ring and link group reference back. */
 static void conn_release(struct usmc_conn *conn)
 {
-	lgr_ring_free(conn->lgr, &conn->tx, conn->rx_mapped ? conn->rx.cdc : NULL);
+	lgr_ring_free(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(conn->lgr);
 	usmc_conn_free(conn);
 }
@@ -185,9 +186,9 @@ int af_listen(struct usmc_sock *s, int backlog)
 	usmc_unlock();
 	if (reason) {
 		s->reason = reason;
-		atomic_store(&s->state, SOCK_PLAIN);
+		usmc_sock_set_state(s, SOCK_PLAIN);
 	} else {
-		atomic_store(&s->state, SOCK_LISTEN);
+		usmc_sock_set_state(s, SOCK_LISTEN);
 	}
 	return 0;
 }
@@ -321,6 +322,8 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	}
 	reason = lgr_ring_map_peer(lgr, &msg->accept.rmb, fd, &conn->rx);
 	conn->rx_mapped = reason == 0;
+	if (conn->rx_mapped)
+		conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
 	conn->hs_result = CLC_ACCEPT;
 	conn->hs_reason = reason;
 	if (!conn->sock)
@@ -519,7 +522,7 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	reason = conn ? lgr_ring_alloc(p->lgr, size, &conn->tx, &msg.accept.rmb, &new_fd)
 		      : USMC_DECL_MEM;
 	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0) {
-		lgr_ring_free(p->lgr, &conn->tx, NULL);
+		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;
 	}
 	if (reason) {
@@ -533,6 +536,7 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	lgr_ring_handed_over(&conn->tx);
 	conn->rx = p->ring;
 	conn->rx_mapped = true;
+	conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
 	free(p);
 	ns->conn = conn;
 	return 0;
@@ -567,7 +571,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	if (reason)
 		return reason;
 	set_nodelay(ns->fd);
-	atomic_store(&ns->state, SOCK_SMC);
+	usmc_sock_set_state(ns, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	/* Wakes the client, which may be waiting for our Accept. */
 	cdc_ring(ns->fd);
@@ -697,7 +701,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (conn && !reason) {
 		msg.token = conn->token = ++next_token;
 		if (lgr_send(lgr, &msg, new_fd) < 0) {
-			lgr_ring_free(lgr, &conn->tx, NULL);
+			lgr_ring_free(lgr, &conn->tx, NULL, 0);
 			lgr_fail(lgr);
 			reason = USMC_DECL_PEERNOSMC;
 		}
@@ -715,7 +719,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	atomic_fetch_add(&reg->proposals, 1);
 	usmc_unlock();
 	s->conn = conn;
-	atomic_store(&s->state, SOCK_PROPOSED);
+	usmc_sock_set_state(s, SOCK_PROPOSED);
 	return 0;
 }
 
@@ -731,7 +735,7 @@ static void cli_abandon(struct usmc_sock *s)
 	conn_release(conn);
 	usmc_unlock();
 	s->conn = NULL;
-	atomic_store(&s->state, SOCK_PLAIN);
+	usmc_sock_set_state(s, SOCK_PLAIN);
 }
 
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
@@ -763,7 +767,7 @@ static void cli_finish_accept(struct usmc_sock *s)
 	cli_find(conn->lgr, conn->token, true);
 	usmc_unlock();
 	set_nodelay(s->fd);
-	atomic_store(&s->state, SOCK_SMC);
+	usmc_sock_set_state(s, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	if (!conn->rx_mapped)
 		usmc_conn_abort(s);
@@ -838,6 +842,7 @@ void af_orphan(struct usmc_sock *s)
 
 	usmc_lock();
 	conn->sock = NULL;
+	conn->diag = NULL;
 	atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
 	s->conn = NULL;
 	usmc_unlock();

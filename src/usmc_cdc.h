@@ -51,7 +51,7 @@ struct cdc_area {
 	_Atomic uint32_t flags;      /* CDC_PEER_*, as the peer will read them */
 	_Atomic uint32_t want_data;  /* bumped while the owner waits for data */
 	_Atomic uint32_t want_space; /* bumped while the owner waits for room */
-	_Atomic uint32_t reserved;
+	_Atomic uint32_t gen;        /* bumped each time the slot is reused */
 };
 
 _Static_assert(sizeof(struct cdc_area) <= CDC_SLOT_HDR, "CDC area fits its slot header");

@@ -54,7 +54,7 @@ int usmc_close_conn(struct usmc_sock *s)
 		usmc_conn_drain(s);
 	}
 	usmc_lock();
-	lgr_ring_free(lgr, &conn->tx, conn->rx_mapped ? conn->rx.cdc : NULL);
+	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(lgr);
 	usmc_unlock();
 	s->conn = NULL;

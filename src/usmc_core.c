@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,20 @@
 #include "usmc.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+
+/*
+ * Messages read while waiting to send.  Both ends may send bursts (many
+ * Proposals one way, many Accepts the other); if each only waited for
+ * room, neither would read and both would stall.
+ */
+struct lgr_backlog {
+	struct clc_msg msg;
+	int fd;
+	uint32_t reason;
+	struct lgr_backlog *next;
+};
+
+#define LGR_BACKLOG_MAX 4096
 
 static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct usmc_lgr *lgr_list;
@@ -120,6 +135,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->peer_pid = peer_pid;
 	lgr->peer_uid = peer_uid;
 	lgr->owner_pid = getpid();
+	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
 	lgr_list = lgr;
 	usmc_stats_add(USMC_STAT_LGR_CREATED, 1);
@@ -145,6 +161,7 @@ static void seg_destroy(struct usmc_seg *seg)
 		usmc_sys.close(seg->fd);
 	free(seg->slot_state);
 	free(seg->peer_cdc);
+	free(seg->peer_gen);
 	free(seg);
 }
 
@@ -161,6 +178,14 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 	for (uint32_t i = 0; i < LGR_MAX_SEGS; i++) {
 		seg_destroy(lgr->lseg[i]);
 		seg_destroy(lgr->rseg[i]);
+	}
+	while (lgr->backlog) {
+		struct lgr_backlog *b = lgr->backlog;
+
+		lgr->backlog = b->next;
+		if (b->fd >= 0)
+			usmc_sys.close(b->fd);
+		free(b);
 	}
 	if (lgr->chan >= 0)
 		usmc_sys.close(lgr->chan);
@@ -200,8 +225,9 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 		goto nomem;
 	seg->slot_state = calloc(nslots, 1);
 	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
+	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
 	fd = memfd_create("usmc-seg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (!seg->slot_state || !seg->peer_cdc || fd < 0) {
+	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen || fd < 0) {
 		*reason = fd < 0 && errno != ENOMEM ? USMC_DECL_ENV : USMC_DECL_MEM;
 		if (fd >= 0)
 			usmc_sys.close(fd);
@@ -249,7 +275,9 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 	if (seg->slot_state[i] != SLOT_CLOSING)
 		return false;
 	flags = atomic_load_explicit(&seg->peer_cdc[i]->flags, memory_order_acquire);
-	if (!(flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)))
+	/* A new generation: the peer closed and reused its slot already. */
+	if (!(flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) &&
+	    atomic_load_explicit(&seg->peer_cdc[i]->gen, memory_order_relaxed) == seg->peer_gen[i])
 		return false;
 	seg->slot_state[i] = SLOT_FREE;
 	seg->peer_cdc[i] = NULL;
@@ -280,7 +308,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 			struct clc_rmb_desc *desc, int *new_fd)
 {
 	struct usmc_seg *seg = NULL;
-	uint32_t reason = 0;
+	uint32_t reason = 0, gen;
 	int slot = -1;
 
 	for (uint32_t i = 0; i < lgr->nlseg && slot < 0; i++) {
@@ -297,7 +325,9 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	seg->slot_state[slot] = SLOT_USED;
 	seg->nused++;
 	ring_from_slot(ring, seg, (uint32_t)slot);
+	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
+	atomic_store(&ring->cdc->gen, gen);
 	desc->seg_id = seg->id;
 	desc->seg_len = seg->len;
 	desc->slot_off = (uint32_t)slot * seg->slot_size;
@@ -317,7 +347,8 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 	}
 }
 
-void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc)
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		   uint32_t peer_gen)
 {
 	struct usmc_seg *seg = ring->seg;
 
@@ -326,6 +357,7 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 		return;
 	seg->slot_state[ring->slot] = SLOT_CLOSING;
 	seg->peer_cdc[ring->slot] = peer_cdc;
+	seg->peer_gen[ring->slot] = peer_gen;
 	if (!peer_cdc) {
 		/* The peer never saw this ring. */
 		seg->slot_state[ring->slot] = SLOT_FREE;
@@ -398,8 +430,46 @@ sync_err:
 
 /* ---- the channel ---- */
 
+static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
+
+/* Keeps what arrives while we wait, for lgr_recv to hand out in order. */
+static void backlog_fill(struct usmc_lgr *lgr)
+{
+	while (lgr->backlog_len < LGR_BACKLOG_MAX) {
+		struct lgr_backlog *b = calloc(1, sizeof(*b));
+
+		if (!b)
+			return;
+		if (chan_recv(lgr, &b->msg, &b->fd, &b->reason) <= 0) {
+			free(b);
+			return;
+		}
+		*lgr->backlog_tail = b;
+		lgr->backlog_tail = &b->next;
+		lgr->backlog_len++;
+	}
+}
+
+/* Waits until the channel takes a message or the deadline (set on first use) passes. */
+static bool chan_wait_writable(struct usmc_lgr *lgr, int64_t *deadline)
+{
+	struct pollfd p = { .fd = lgr->chan, .events = POLLOUT | POLLIN };
+	int64_t now = usmc_now_ms();
+
+	if (*deadline == 0)
+		*deadline = now + usmc_clc_timeout_ms();
+	if (now >= *deadline)
+		return false;
+	if (usmc_sys.poll(&p, 1, (int)(*deadline - now)) <= 0)
+		return false;
+	if (p.revents & POLLIN)
+		backlog_fill(lgr);
+	return !lgr->dead && (p.revents & (POLLOUT | POLLIN));
+}
+
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
+	int64_t deadline = 0;
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct iovec iov = { .iov_base = buf };
@@ -420,9 +490,11 @@ int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
-	/* Never block on a peer that stopped reading: that is its failure. */
 	while (usmc_sys.sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		if (errno == EINTR)
+			continue;
+		/* A burst of Proposals may fill the channel: wait, but not forever. */
+		if (errno == EAGAIN && chan_wait_writable(lgr, &deadline))
 			continue;
 		/* Make the peer see the end too, so that nothing waits on us. */
 		usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
@@ -458,6 +530,24 @@ static int take_fds(struct msghdr *mh)
 }
 
 int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason)
+{
+	struct lgr_backlog *b = lgr->backlog;
+
+	if (b) {
+		lgr->backlog = b->next;
+		if (!lgr->backlog)
+			lgr->backlog_tail = &lgr->backlog;
+		lgr->backlog_len--;
+		*msg = b->msg;
+		*fd = b->fd;
+		*reason = b->reason;
+		free(b);
+		return 1;
+	}
+	return chan_recv(lgr, msg, fd, reason);
+}
+
+static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	uint8_t buf[CLC_MAX_MSG_SIZE];

@@ -55,6 +55,7 @@ struct usmc_seg {
 	uint32_t nused;
 	uint8_t *slot_state;                /* local: enum slot_state */
 	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
+	uint32_t *peer_gen;                 /* local: that peer slot's generation */
 };
 
 enum lgr_role { LGR_CLIENT = 1, LGR_SERVER = 2 };
@@ -72,6 +73,9 @@ struct usmc_lgr {
 	uint32_t nlseg;
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
 	struct usmc_seg *rseg[LGR_MAX_SEGS];
+	struct lgr_backlog *backlog; /* received while we waited to send */
+	struct lgr_backlog **backlog_tail;
+	uint32_t backlog_len;
 	struct usmc_lgr *next;
 };
 
@@ -107,10 +111,13 @@ void lgr_ring_handed_over(struct usmc_ring *ring);
 
 /*
  * Gives a ring back.  It is reused only once the peer's side of the
- * connection is closed too (peer_cdc says so), since the peer may still
- * be reading it.
+ * connection is closed too, since the peer may still be reading it: when
+ * peer_cdc (the peer's ring of the connection, generation peer_gen) says
+ * closed, or has moved on to another generation.  NULL: the peer never
+ * had the ring, or has closed already.
  */
-void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc);
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		   uint32_t peer_gen);
 
 /*
  * Maps the peer's ring a CLC message describes, taking fd (the segment's
@@ -129,6 +136,9 @@ int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);
  * malformed message sets *reason and returns 1 with msg->type 0.
  */
 int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
+
+/* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
+int usmc_clc_timeout_ms(void);
 
 /* Milliseconds on the monotonic clock. */
 int64_t usmc_now_ms(void);

@@ -58,6 +58,11 @@ const struct usmc_config *usmc_config(void)
 	return &config;
 }
 
+int usmc_clc_timeout_ms(void)
+{
+	return usmc_config()->clc_timeout_ms;
+}
+
 uint32_t usmc_ring_size(int wish)
 {
 	uint32_t size = CLC_RMB_MIN;
@@ -102,9 +107,11 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	s->fd = fd;
 	s->domain = domain;
 	s->state = SOCK_INIT;
+	s->diag = usmc_diag_alloc(fd, &s->diag_private);
 	/* A descriptor closed behind our back may have left its entry. */
 	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
 	if (old) {
+		usmc_diag_free(old->diag, &old->diag_private);
 		usmc_conn_free(old->conn);
 		free(old);
 	}
@@ -122,14 +129,49 @@ void usmc_sock_forget(int fd)
 	if (!chunk)
 		return;
 	s = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], NULL);
+	if (s)
+		usmc_diag_free(s->diag, &s->diag_private);
 	free(s);
+}
+
+static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
+{
+	switch (state) {
+	case SOCK_LISTEN:
+		return DIAG_LISTEN;
+	case SOCK_PROPOSED:
+		return DIAG_HANDSHAKE;
+	case SOCK_SMC:
+		return DIAG_SMCD;
+	case SOCK_PLAIN:
+		return s->reason ? DIAG_FALLBACK : DIAG_OPEN;
+	default:
+		return DIAG_OPEN;
+	}
+}
+
+void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
+{
+	struct usmc_diag_sock *d = s->diag;
+	struct usmc_conn *conn = s->conn;
+
+	if (state == SOCK_SMC && conn) {
+		d->lgr_id = conn->lgr->id;
+		d->peer_pid = conn->lgr->peer_pid;
+		d->rmb_size = conn->tx.size;
+		d->peer_rmb_size = conn->rx_mapped ? conn->rx.size : 0;
+	}
+	d->reason = s->reason;
+	d->by_peer = s->reason_by_peer;
+	atomic_store_explicit(&d->state, diag_state(s, state), memory_order_release);
+	atomic_store(&s->state, state);
 }
 
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 {
 	s->reason = reason;
 	s->reason_by_peer = by_peer;
-	atomic_store(&s->state, SOCK_PLAIN);
+	usmc_sock_set_state(s, SOCK_PLAIN);
 	usmc_stats_fallback(reason);
 }
 
@@ -326,9 +368,9 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 			out.rmb_size = s->conn->tx.size;
 			out.peer_rmb_size = s->conn->rx_mapped ? s->conn->rx.size : 0;
 			out.lgr_id = s->conn->lgr ? s->conn->lgr->id : 0;
-			out.bytes_sent = atomic_load(&s->conn->bytes_sent);
-			out.bytes_received = atomic_load(&s->conn->bytes_received);
 		}
+		out.bytes_sent = atomic_load(&s->diag->bytes_sent);
+		out.bytes_received = atomic_load(&s->diag->bytes_received);
 	}
 	memcpy(info, &out, size < sizeof(out) ? size : sizeof(out));
 	return 0;

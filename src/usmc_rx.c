@@ -121,7 +121,7 @@ static void rx_consumed(struct usmc_sock *s, size_t n)
 	conn->rx_cons += n;
 	atomic_store_explicit(&conn->tx.cdc->cons, cdc_cursor_from_pos(conn->rx.size, conn->rx_cons),
 			      memory_order_release);
-	atomic_fetch_add_explicit(&conn->bytes_received, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&conn->diag->bytes_received, n, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_RECEIVED, n);
 	atomic_thread_fence(memory_order_seq_cst);
 	want = atomic_load_explicit(&conn->rx.cdc->want_space, memory_order_relaxed);

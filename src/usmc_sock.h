@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "usmc_core.h"
+#include "usmc_diag.h"
 
 enum sock_state {
 	SOCK_PLAIN = 0, /* every call is the system call (fallback) */
@@ -28,6 +29,7 @@ struct usmc_conn {
 	struct usmc_ring tx; /* ours: our data and our CDC area */
 	struct usmc_ring rx; /* the peer's, mapped read-only */
 	bool rx_mapped;      /* the client learns it from the Accept */
+	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
 	pthread_mutex_t tx_lock;
 	pthread_mutex_t rx_lock;
 	uint64_t tx_prod;      /* bytes we produced into our ring */
@@ -47,8 +49,7 @@ struct usmc_conn {
 	uint32_t hs_reason;
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
-	_Atomic uint64_t bytes_sent;
-	_Atomic uint64_t bytes_received;
+	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
 };
 
 struct usmc_sock {
@@ -65,6 +66,8 @@ struct usmc_sock {
 	bool shut_rd;
 	struct usmc_listener *listener;
 	struct usmc_conn *conn;
+	struct usmc_diag_sock *diag;
+	struct usmc_diag_sock diag_private; /* when there is no shared table */
 };
 
 #define FDTAB_CHUNK_BITS 10
@@ -96,6 +99,9 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 
 struct usmc_sock *usmc_sock_new(int fd, int domain);
 void usmc_sock_forget(int fd);
+
+/* Moves a socket to a new state, for the program and for usmc-stat. */
+void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
@@ -138,6 +144,15 @@ int usmc_tx_replay(struct usmc_sock *s);
 int usmc_close_conn(struct usmc_sock *s);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
+
+/* The peer's CDC area whose close lets our ring go, or NULL if none is needed. */
+static inline const struct cdc_area *conn_peer_cdc(const struct usmc_conn *conn)
+{
+	if (!conn->rx_mapped ||
+	    (atomic_load(&conn->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)))
+		return NULL;
+	return conn->rx.cdc;
+}
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
 

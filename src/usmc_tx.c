@@ -68,7 +68,7 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 	conn->tx_prod += n;
 	atomic_store_explicit(&conn->tx.cdc->prod, cdc_cursor_from_pos(conn->tx.size, conn->tx_prod),
 			      memory_order_release);
-	atomic_fetch_add_explicit(&conn->bytes_sent, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&conn->diag->bytes_sent, n, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_SENT, n);
 	if (!conn->rx_mapped)
 		return; /* the Accept's doorbell will wake the server */

@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+/*
+ * usmc_preload.c - the preloaded half of usmc-run.
+ *
+ * Loaded with LD_PRELOAD, this library defines socket(), read(), poll()
+ * and the other calls a TCP program makes, and hands each to the usmc_
+ * call of the same name.  usmc_socket() turns the program's TCP stream
+ * sockets into usmc sockets and leaves every other descriptor alone; on
+ * those the usmc_ calls are exactly the system calls.
+ *
+ * usmc's own system calls go through the usmc_sys table.  Until that
+ * table points past this library (usmc_sys_bind_next), a call from inside
+ * usmc would come straight back here, so every entry point binds it first.
+ * The constructor usually does it; the check in each wrapper covers calls
+ * made by other libraries' constructors that run before ours.
+ *
+ * The library exports the interposed names and nothing else (see the
+ * version script beside this file).
+ */
+
+/* The fortified inline wrappers of the libc headers would clash with our definitions. */
+#undef _FORTIFY_SOURCE
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* glibc's report of a fortify check that failed; it does not return. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+typedef ssize_t (*recvfrom_fn)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+
+static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
+/* usmc_sys has no recvfrom: the library itself never needs one. */
+static recvfrom_fn next_recvfrom;
+
+static void bind_next(void)
+{
+	usmc_sys_bind_next();
+	*(void **)&next_recvfrom = dlsym(RTLD_NEXT, "recvfrom");
+}
+
+static inline void bound(void)
+{
+	pthread_once(&bind_once, bind_next);
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	bound();
+}
+
+/* ---- sockets ---- */
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+	bound();
+	return usmc_socket(domain, type, protocol);
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	bound();
+	return usmc_bind(fd, addr, len);
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+	bound();
+	return usmc_listen(fd, backlog);
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	bound();
+	return usmc_connect(fd, addr, len);
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	bound();
+	return usmc_accept(fd, addr, len);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	bound();
+	return usmc_accept4(fd, addr, len, flags);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+	bound();
+	return usmc_shutdown(fd, how);
+}
+
+EXPORT int close(int fd)
+{
+	bound();
+	return usmc_close(fd);
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	bound();
+	return usmc_setsockopt(fd, level, name, val, len);
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	bound();
+	return usmc_getsockopt(fd, level, name, val, len);
+}
+
+/*
+ * fcntl and ioctl take one optional argument, an integer or a pointer.
+ * Reading it as a pointer whatever the command is what libc does itself:
+ * on the ABIs Linux runs both travel in the same register or slot.
+ */
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	bound();
+	return usmc_fcntl(fd, cmd, arg);
+}
+
+EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	bound();
+	return usmc_ioctl(fd, request, arg);
+}
+
+/* ---- data ---- */
+
+EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+	bound();
+	return usmc_read(fd, buf, len);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+	bound();
+	return usmc_write(fd, buf, len);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	bound();
+	return usmc_readv(fd, iov, iovcnt);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	bound();
+	return usmc_writev(fd, iov, iovcnt);
+}
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	bound();
+	return usmc_recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	bound();
+	return usmc_send(fd, buf, len, flags);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	bound();
+	return usmc_recvmsg(fd, msg, flags);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	bound();
+	return usmc_sendmsg(fd, msg, flags);
+}
+
+static ssize_t next_recvfrom_call(int fd, void *buf, size_t len, int flags,
+				  struct sockaddr *addr, socklen_t *addr_len)
+{
+	if (next_recvfrom)
+		return next_recvfrom(fd, buf, len, flags, addr, addr_len);
+	return syscall(SYS_recvfrom, fd, buf, len, flags, addr, addr_len);
+}
+
+/*
+ * On a connected TCP socket recvfrom is recv that names no sender: the
+ * kernel reports an address length of 0, and so do we.
+ */
+static ssize_t recvfrom_any(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+			    socklen_t *addr_len)
+{
+	ssize_t n;
+
+	if (!usmc_sock_active(fd))
+		return next_recvfrom_call(fd, buf, len, flags, addr, addr_len);
+	n = usmc_recv(fd, buf, len, flags);
+	if (n >= 0 && addr && addr_len)
+		*addr_len = 0;
+	return n;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+			socklen_t *addr_len)
+{
+	bound();
+	return recvfrom_any(fd, buf, len, flags, addr, addr_len);
+}
+
+/* A connected TCP socket ignores the address sendto names. */
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+		      const struct sockaddr *addr, socklen_t addr_len)
+{
+	bound();
+	if (!usmc_sock_active(fd))
+		return usmc_sys.sendto(fd, buf, len, flags, addr, addr_len);
+	return usmc_send(fd, buf, len, flags);
+}
+
+/* ---- readiness ---- */
+
+EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	bound();
+	return usmc_poll(fds, nfds, timeout);
+}
+
+EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	bound();
+	return usmc_epoll_ctl(epfd, op, fd, event);
+}
+
+EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	bound();
+	return usmc_epoll_wait(epfd, events, maxevents, timeout);
+}
+
+/*
+ * ---- the fortified entry points ----
+ *
+ * A program built with _FORTIFY_SOURCE calls these instead of read(),
+ * recv(), recvfrom() and poll() when it knows the size of the buffer.
+ * libc's own versions would reach the kernel without passing through
+ * usmc, so they get the same check and then the same path as the calls
+ * they stand for.
+ */
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buf_size)
+{
+	if (len > buf_size)
+		__chk_fail();
+	bound();
+	return usmc_read(fd, buf, len);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buf_size, int flags)
+{
+	if (len > buf_size)
+		__chk_fail();
+	bound();
+	return usmc_recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buf_size, int flags,
+			      struct sockaddr *addr, socklen_t *addr_len)
+{
+	if (len > buf_size)
+		__chk_fail();
+	bound();
+	return recvfrom_any(fd, buf, len, flags, addr, addr_len);
+}
+
+EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fds_size)
+{
+	if (fds_size / sizeof(*fds) < nfds)
+		__chk_fail();
+	bound();
+	return usmc_poll(fds, nfds, timeout);
+}

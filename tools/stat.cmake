@@ -1,0 +1,4 @@
+add_executable(usmc-stat ${CMAKE_CURRENT_SOURCE_DIR}/usmc-stat.c)
+target_link_libraries(usmc-stat PRIVATE usmc_static)
+target_include_directories(usmc-stat PRIVATE ${PROJECT_SOURCE_DIR}/src)
+install(TARGETS usmc-stat RUNTIME DESTINATION bin)
