@@ -36,6 +36,7 @@
 
 struct usmc_listener {
 	uint16_t port;
+	pid_t owner;    /* a forked child must leave the channels to its parent */
 	int ufd;        /* the Unix listener clients find us by */
 	int refs;       /* TCP listeners of this process on the port */
 	uint32_t seen;  /* Proposals read for the port */
@@ -105,7 +106,7 @@ static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 static struct usmc_listener *listener_find(uint16_t port)
 {
 	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->port == port)
+		if (l->port == port && l->owner == getpid())
 			return l;
 	return NULL;
 }
@@ -164,6 +165,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 		return USMC_DECL_ENV;
 	}
 	l->port = port;
+	l->owner = getpid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
@@ -405,7 +407,8 @@ static void pump(void)
 	struct usmc_lgr *lgr, *next;
 
 	for (struct usmc_listener *l = listeners; l; l = l->next)
-		accept_channels(l);
+		if (l->owner == getpid())
+			accept_channels(l);
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		struct clc_msg msg;
 		uint32_t reason;
@@ -462,8 +465,12 @@ static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const str
 	return true;
 }
 
-/* The cookie of the socket at the other end of a loopback connection. */
-static uint64_t peer_socket_cookie(int fd, const struct sockaddr *peer)
+/*
+ * The socket at the other end of a loopback connection, as sock_diag
+ * sees it: its cookie, and its inode (0 while it waits to be accepted).
+ * Returns the cookie, 0 if the kernel does not say.
+ */
+static uint64_t peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -499,6 +506,8 @@ static uint64_t peer_socket_cookie(int fd, const struct sockaddr *peer)
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return 0;
 	m = NLMSG_DATA(&rsp.h);
+	if (inode)
+		*inode = m->idiag_inode;
 	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
 }
 
@@ -553,6 +562,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 
 	if (!usmc_addr_is_local(peer))
 		return USMC_DECL_NOSMCDEV;
+	if (l->owner != getpid())
+		return USMC_DECL_CNFERR; /* the listener's channels are its creator's */
 	usmc_lock();
 	/* No Proposal was sent toward the port since we last looked: a plain client. */
 	if (reg && atomic_load(&reg->proposals) == l->seen && !srv_has(l->port)) {
@@ -564,7 +575,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		usmc_unlock();
 		return USMC_DECL_PEERNOSMC;
 	}
-	cookie = peer_socket_cookie(ns->fd, peer);
+	cookie = peer_socket_diag(ns->fd, peer, NULL);
 	p = cookie ? srv_take(l->port, NULL, 0, cookie) : NULL;
 	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
 	usmc_unlock();
@@ -769,14 +780,19 @@ static void cli_finish_accept(struct usmc_sock *s)
 	set_nodelay(s->fd);
 	usmc_sock_set_state(s, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
-	if (!conn->rx_mapped)
+	if (!conn->rx_mapped) {
 		usmc_conn_abort(s);
+		return;
+	}
+	/* What we wrote before the Accept rang nobody: the server may be asleep. */
+	usmc_tx_notify(s);
 }
 
 static void cli_finish_decline(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	uint32_t reason = conn->hs_reason;
+	bool by_peer = !conn->hs_local;
 
 	pthread_mutex_lock(&conn->tx_lock);
 	usmc_tx_replay(s);
@@ -786,10 +802,29 @@ static void cli_finish_decline(struct usmc_sock *s)
 	cli_find(conn->lgr, conn->token, true);
 	conn->rx_mapped = false;
 	s->conn = NULL;
-	usmc_sock_fallback(s, reason, true);
+	usmc_sock_fallback(s, reason, by_peer);
 	pthread_mutex_unlock(&conn->tx_lock);
 	conn_release(conn);
 	usmc_unlock();
+}
+
+/*
+ * True when no answer can come any more: the server's end of our TCP
+ * connection was accepted, a CLC timeout ago, by a process that did not
+ * answer (one that shares the listener without holding our Proposal).
+ */
+static bool server_end_orphaned(struct usmc_sock *s)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	uint32_t inode = 0;
+
+	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
+		return false;
+	usmc_lock();
+	peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode);
+	usmc_unlock();
+	return inode != 0;
 }
 
 /* True once the server can no longer answer on this connection. */
@@ -803,6 +838,7 @@ static bool tcp_gone(int fd)
 int af_resolve(struct usmc_sock *s, bool wait)
 {
 	struct usmc_conn *conn = s->conn;
+	int64_t check_at = 0;
 	int result;
 
 	for (;;) {
@@ -819,11 +855,26 @@ int af_resolve(struct usmc_sock *s, bool wait)
 			/* No answer will come: let the kernel tell what happened. */
 			conn->hs_result = result = CLC_DECLINE;
 			conn->hs_reason = USMC_DECL_PEERNOSMC;
+			conn->hs_local = true;
 			break;
 		}
 		if (!wait) {
 			errno = EAGAIN;
 			return -1;
+		}
+		if (!check_at)
+			check_at = usmc_now_ms() + usmc_clc_timeout_ms();
+		if (usmc_now_ms() >= check_at) {
+			if (server_end_orphaned(s)) {
+				usmc_lock();
+				send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
+				usmc_unlock();
+				conn->hs_result = result = CLC_DECLINE;
+				conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
+				conn->hs_local = true;
+				break;
+			}
+			check_at = usmc_now_ms() + usmc_clc_timeout_ms();
 		}
 		if (usmc_sys.poll(p, 2, 200) < 0)
 			return -1;

@@ -30,6 +30,9 @@
 /* Bytes before an RMB's data: the CDC area and room to grow. */
 #define CDC_SLOT_HDR 256
 
+/* Large copies publish their cursor every so many bytes (a quarter ring). */
+#define CDC_PUBLISH_CHUNK(size) ((size) / 4)
+
 /* Connection state flags (SMC's conn_state_flags). */
 #define CDC_PEER_DONE_WRITING 0x1u /* shutdown(SHUT_WR): EOF after the data */
 #define CDC_PEER_CONN_CLOSED  0x2u /* the peer closed its socket */

@@ -199,10 +199,25 @@ void lgr_mark_dead(struct usmc_lgr *lgr)
 		lgr_destroy(lgr);
 }
 
-/* Drops a reference; a dead link group goes with its last connection. */
+/* Whether the peer process has gone, without reading the channel. */
+static bool chan_hung_up(int chan)
+{
+	struct pollfd p = { .fd = chan, .events = POLLRDHUP };
+
+	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/*
+ * Drops a reference.  A link group goes with its last connection once its
+ * peer is gone; an idle one to a live peer stays, for the next connection.
+ */
 void lgr_put(struct usmc_lgr *lgr)
 {
-	if (--lgr->refs == 0 && lgr->dead)
+	if (--lgr->refs)
+		return;
+	if (!lgr->dead && lgr->owner_pid == getpid() && chan_hung_up(lgr->chan))
+		lgr->dead = true;
+	if (lgr->dead)
 		lgr_destroy(lgr);
 }
 

@@ -26,10 +26,17 @@ int usmc_conn_drain(struct usmc_sock *s)
 	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
 		return atomic_load(&conn->tcp_state);
 	state = cdc_drain_bells(s->fd, &err);
-	if (state != CDC_TCP_OPEN) {
-		atomic_store(&conn->tcp_err, err);
-		atomic_store(&conn->tcp_state, state);
-	}
+	if (state == CDC_TCP_OPEN)
+		return state;
+	atomic_store(&conn->tcp_err, err);
+	atomic_store(&conn->tcp_state, state);
+	/*
+	 * An orderly close may still end in a TCP reset (doorbells left
+	 * unread): the peer's flags, set before its close, tell the two apart.
+	 */
+	if (state == CDC_TCP_RESET && usmc_conn_refresh(conn) == 0 &&
+	    !(atomic_load(&conn->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)))
+		usmc_conn_set_reset(conn, err ? err : ECONNRESET);
 	return state;
 }
 
@@ -91,16 +98,13 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (space || (pf & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
-	switch (atomic_load(&conn->tcp_state)) {
-	case CDC_TCP_EOF:
+	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT;
-		break;
-	case CDC_TCP_RESET:
-		rev |= POLLIN | POLLOUT | POLLERR | POLLHUP;
-		break;
+	if (atomic_load(&conn->reset)) {
+		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLHUP;
+		if (atomic_load(&conn->err))
+			rev |= POLLERR;
 	}
-	if (pf & CDC_PEER_CONN_ABORT)
-		rev |= POLLIN | POLLOUT | POLLERR | POLLHUP;
 	if ((pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) && s->shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
@@ -165,6 +169,26 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
 	return ready;
 }
 
+/* A short spin before sleeping: a busy peer answers within microseconds. */
+static int poll_spin(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks)
+{
+	int spin_us = usmc_config()->spin_us, rc;
+	struct timespec start, now;
+
+	if (spin_us <= 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		rc = poll_usmc_pass(fds, nfds, socks, false);
+		if (rc)
+			return rc;
+		cpu_relax();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 <
+		 spin_us);
+	return 0;
+}
+
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
 {
 	struct pollfd *k = calloc(nfds * 2 + 1, sizeof(*k));
@@ -222,6 +246,8 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 		int left = remaining_ms(timeout, &start);
 
 		rc = poll_usmc_pass(fds, nfds, socks, false);
+		if (!rc && timeout != 0)
+			rc = poll_spin(fds, nfds, socks);
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
@@ -246,16 +272,55 @@ out:
 /*
  * epoll: the kernel's set holds the descriptors; we keep beside it which
  * usmc descriptors were added with which events, to answer for them.
+ * An edge-triggered entry reports when the connection's state moved since
+ * its last report: the doorbell that made the kernel's edge may have been
+ * drained already.
  */
+struct ep_edge {
+	uint64_t rx_prod;
+	uint64_t tx_cons;
+	uint32_t flags;
+	int tcp_state;
+	bool reset;
+};
+
+static bool ep_edge_moved(const struct usmc_conn *conn, struct ep_edge *last)
+{
+	struct ep_edge now = {
+		.rx_prod = conn->rx_prod_seen,
+		.tx_cons = conn->tx_cons_seen,
+		.flags = atomic_load(&conn->peer_flags),
+		.tcp_state = atomic_load(&conn->tcp_state),
+		.reset = atomic_load(&conn->reset),
+	};
+	bool moved = memcmp(&now, last, sizeof(now)) != 0;
+
+	*last = now;
+	return moved;
+}
+
 struct ep_entry {
 	int epfd;
 	int fd;
 	struct epoll_event ev;
+	struct ep_edge last; /* edge-triggered: the state last reported */
 	struct ep_entry *next;
 };
 
 static struct ep_entry *ep_entries;
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The events to report for an entry now: none, or what is ready. */
+static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e)
+{
+	short rev = usmc_conn_revents(s, (short)e->ev.events);
+
+	if (!rev)
+		return 0;
+	if ((e->ev.events & EPOLLET) && !ep_edge_moved(s->conn, &e->last))
+		return 0;
+	return (uint32_t)rev;
+}
 
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev)
 {
@@ -301,7 +366,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return 0;
 }
 
-/* Level-triggered usmc descriptors that are ready now; armed if none is. */
+/* usmc descriptors with something to report now; armed first if asked. */
 static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
 	int n = 0;
@@ -309,18 +374,16 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 	pthread_mutex_lock(&ep_lock);
 	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
 		struct usmc_sock *s;
-		short rev;
+		uint32_t rev;
 
 		if (e->epfd != epfd || !(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
 			continue;
 		if (arm)
 			conn_arm(s, (short)e->ev.events);
-		if (e->ev.events & EPOLLET)
-			continue; /* edges come from the doorbells */
-		rev = usmc_conn_revents(s, (short)e->ev.events);
+		rev = ep_entry_events(s, e);
 		if (!rev)
 			continue;
-		events[n].events = (uint32_t)rev;
+		events[n].events = rev;
 		events[n].data = e->ev.data;
 		n++;
 	}
@@ -328,7 +391,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 	return n;
 }
 
-static const struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
+static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
 {
 	for (struct ep_entry *e = ep_entries; e; e = e->next)
 		if (e->epfd == epfd && !memcmp(&e->ev.data, &ev->data, sizeof(ev->data)))
@@ -343,12 +406,12 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 
 	pthread_mutex_lock(&ep_lock);
 	for (int i = 0; i < n; i++) {
-		const struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
+		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
 
 		if (s && s->state == SOCK_SMC) {
 			usmc_conn_drain(s);
-			events[i].events = (uint32_t)usmc_conn_revents(s, (short)e->ev.events);
+			events[i].events = ep_entry_events(s, e);
 			if (!events[i].events)
 				continue;
 		}
@@ -356,6 +419,26 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 	}
 	pthread_mutex_unlock(&ep_lock);
 	return out;
+}
+
+/* A short spin before sleeping: a busy peer answers within microseconds. */
+static int ep_spin(int epfd, struct epoll_event *events, int maxevents)
+{
+	int spin_us = usmc_config()->spin_us, n;
+	struct timespec start, now;
+
+	if (spin_us <= 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		n = ep_ready_now(epfd, events, maxevents, false);
+		if (n)
+			return n;
+		cpu_relax();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 <
+		 spin_us);
+	return 0;
 }
 
 int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
@@ -368,6 +451,8 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		int left = remaining_ms(timeout, &start);
 
 		n = ep_ready_now(epfd, events, maxevents, false);
+		if (!n && timeout != 0)
+			n = ep_spin(epfd, events, maxevents);
 		if (!n)
 			n = ep_ready_now(epfd, events, maxevents, true);
 		if (n)

@@ -32,12 +32,20 @@ void usmc_conn_abort(struct usmc_sock *s)
 	if (conn->aborted)
 		return;
 	conn->aborted = true;
-	atomic_store(&conn->err, ECONNRESET);
+	usmc_conn_set_reset(conn, ECONNRESET);
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT, memory_order_release);
 	/* The peer learns it from the flag, and from a reset at close. */
 	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	cdc_ring(s->fd);
 	usmc_stats_add(USMC_STAT_ABORTS, 1);
+}
+
+void usmc_conn_set_reset(struct usmc_conn *conn, int err)
+{
+	bool was = atomic_exchange(&conn->reset, true);
+
+	if (!was)
+		atomic_store(&conn->err, err);
 }
 
 int usmc_conn_refresh(struct usmc_conn *conn)
@@ -51,8 +59,11 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 		return 0;
 	flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
 	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	if (flags & ~atomic_load_explicit(&conn->peer_flags, memory_order_relaxed))
+	if (flags & ~atomic_load_explicit(&conn->peer_flags, memory_order_relaxed)) {
 		atomic_fetch_or(&conn->peer_flags, flags);
+		if (flags & CDC_PEER_CONN_ABORT)
+			usmc_conn_set_reset(conn, ECONNRESET);
+	}
 	/* The peer reuses its ring only after we closed too: it stays readable. */
 	if (cdc_cursor_advance(conn->rx.size, conn->rx_prod_seen,
 			       atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire),
@@ -147,20 +158,19 @@ static int rx_empty_verdict(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 	uint32_t pf = atomic_load(&conn->peer_flags);
 
-	if (conn->aborted || (pf & CDC_PEER_CONN_ABORT)) {
-		atomic_store(&conn->err, 0);
-		errno = ECONNRESET;
+	/* As TCP after a reset: the error once, then end of file. */
+	if (atomic_load(&conn->reset)) {
+		int err = atomic_exchange(&conn->err, 0);
+
+		if (!err)
+			return 0;
+		errno = err;
 		return -1;
 	}
 	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED) || s->shut_rd)
 		return 0;
-	switch (atomic_load(&conn->tcp_state)) {
-	case CDC_TCP_EOF:
+	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
 		return 0;
-	case CDC_TCP_RESET:
-		errno = atomic_load(&conn->tcp_err);
-		return -1;
-	}
 	return 1;
 }
 
@@ -195,10 +205,17 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	} else {
 		avail = conn->rx_prod_seen - conn->rx_cons;
 		n = avail < want ? (size_t)avail : want;
-		if (n) {
+		if (peek) {
 			ring_copy_out(&conn->rx, conn->rx_cons, iov, iovcnt, skip, n);
-			if (!peek)
-				rx_consumed(s, n);
+		} else {
+			/* Free room as we go, so that the writer refills while we copy. */
+			for (size_t done = 0, chunk; done < n; done += chunk) {
+				chunk = n - done < CDC_PUBLISH_CHUNK(conn->rx.size)
+						? n - done
+						: CDC_PUBLISH_CHUNK(conn->rx.size);
+				ring_copy_out(&conn->rx, conn->rx_cons, iov, iovcnt, skip + done, chunk);
+				rx_consumed(s, chunk);
+			}
 		}
 	}
 	pthread_mutex_unlock(&conn->rx_lock);

@@ -41,12 +41,14 @@ struct usmc_conn {
 	_Atomic uint32_t peer_flags; /* CDC_PEER_* latched from the peer */
 	_Atomic int tcp_state;       /* enum cdc_tcp_state */
 	_Atomic int tcp_err;
-	_Atomic int err;       /* a pending error (ECONNRESET after an abort) */
+	_Atomic int err;       /* pending error, reported once, as TCP's sk_err */
+	_Atomic bool reset;    /* reset by either side: reads end, writes get EPIPE */
 	bool aborted;          /* we reset the connection */
 	/* client handshake */
 	uint64_t token;
 	int hs_result;         /* 0 pending, CLC_ACCEPT or CLC_DECLINE */
 	uint32_t hs_reason;
+	bool hs_local;         /* we gave up, the peer did not decline */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
@@ -137,6 +139,10 @@ int usmc_tx_space(struct usmc_sock *s, uint64_t *space);
 /* Re-reads the peer's cursors and flags; 0, or -1 after aborting. */
 int usmc_conn_refresh(struct usmc_conn *conn);
 void usmc_conn_abort(struct usmc_sock *s);
+/* Marks the connection reset, with err to report once. */
+void usmc_conn_set_reset(struct usmc_conn *conn, int err);
+/* After producing while the handshake was open: ring if the peer waits. */
+void usmc_tx_notify(struct usmc_sock *s);
 /* Replays what our ring holds into the TCP socket after a Decline. */
 int usmc_tx_replay(struct usmc_sock *s);
 

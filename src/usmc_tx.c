@@ -93,7 +93,7 @@ static ssize_t tx_epipe(int flags)
 /* Once the peer is gone, the kernel socket gives TCP's own answer. */
 static bool tx_peer_gone(struct usmc_conn *conn)
 {
-	return conn->aborted ||
+	return conn->aborted || atomic_load(&conn->reset) ||
 	       (atomic_load(&conn->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) ||
 	       atomic_load(&conn->tcp_state) != CDC_TCP_OPEN;
 }
@@ -143,11 +143,24 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	if (usmc_tx_space(s, &space) < 0 || tx_peer_gone(conn))
 		return -1;
 	n = space < want ? (size_t)space : want;
-	if (n) {
-		ring_copy_in(&conn->tx, conn->tx_prod, iov, iovcnt, skip, n);
-		tx_produced(s, n);
+	/* Publish as we go, so that the reader copies while we still write. */
+	for (size_t done = 0, chunk; done < n; done += chunk) {
+		chunk = n - done < CDC_PUBLISH_CHUNK(conn->tx.size) ? n - done
+								: CDC_PUBLISH_CHUNK(conn->tx.size);
+		ring_copy_in(&conn->tx, conn->tx_prod, iov, iovcnt, skip + done, chunk);
+		tx_produced(s, chunk);
 	}
 	return (ssize_t)n;
+}
+
+void usmc_tx_notify(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	pthread_mutex_lock(&conn->tx_lock);
+	if (conn->tx_prod)
+		tx_produced(s, 0);
+	pthread_mutex_unlock(&conn->tx_lock);
 }
 
 ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
@@ -158,6 +171,15 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 		total += iov[i].iov_len;
 	if (s->shut_wr)
 		return tx_epipe(flags);
+	if (atomic_load(&s->conn->reset)) {
+		/* As TCP after a reset: the error once, then EPIPE. */
+		int err = atomic_exchange(&s->conn->err, 0);
+
+		if (!err)
+			return tx_epipe(flags);
+		errno = err;
+		return -1;
+	}
 	for (;;) {
 		struct usmc_conn *conn = s->conn;
 		bool nonblock;
@@ -174,10 +196,8 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 		if (n < 0) {
 			if (sent)
 				return (ssize_t)sent;
-			if (conn->aborted) {
-				errno = ECONNRESET;
-				return -1;
-			}
+			if (atomic_load(&conn->reset))
+				return usmc_tx_sendmsg(s, iov, iovcnt, flags);
 			/* The peer is gone: the kernel socket gives TCP's own answer. */
 			return tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
 		}

@@ -1,3 +1,13 @@
 # Link groups, crashes, the socket lister and policy.
 usmc_test(lgr_reuse)
 add_test(NAME lgr_reuse_1000 COMMAND lgr_reuse 1000)
+usmc_test(kill_peer)
+foreach(victim client server server-before-accept)
+  add_test(NAME kill_${victim} COMMAND kill_peer --kill ${victim} --rounds 10)
+endforeach()
+usmc_test(fork_listener)
+add_test(NAME fork_listener COMMAND fork_listener)
+usmc_test(stat_listing)
+add_test(NAME stat_listing COMMAND stat_listing $<TARGET_FILE:usmc-stat>)
+usmc_test(policy)
+add_test(NAME policy COMMAND policy)

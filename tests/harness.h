@@ -11,11 +11,13 @@
 #ifndef USMC_TEST_HARNESS_H
 #define USMC_TEST_HARNESS_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include "usmc.h"

@@ -15,7 +15,8 @@
  * made by other libraries' constructors that run before ours.
  *
  * The library exports the interposed names and nothing else (see the
- * version script beside this file).
+ * version script beside this file).  usmc_preload_wait.c adds the waits
+ * usmc has no call for: select, pselect, ppoll, epoll_pwait.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */
@@ -35,29 +36,35 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-
-#define EXPORT __attribute__((visibility("default")))
 
 /* glibc's report of a fortify check that failed; it does not return. */
 extern void __chk_fail(void) __attribute__((noreturn));
 
-typedef ssize_t (*recvfrom_fn)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
-
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
-/* usmc_sys has no recvfrom: the library itself never needs one. */
-static recvfrom_fn next_recvfrom;
+struct preload_libc preload_libc;
+
+#define BIND_LIBC(name) (*(void **)&preload_libc.name = dlsym(RTLD_NEXT, #name))
 
 static void bind_next(void)
 {
 	usmc_sys_bind_next();
-	*(void **)&next_recvfrom = dlsym(RTLD_NEXT, "recvfrom");
+	BIND_LIBC(recvfrom);
+	BIND_LIBC(select);
+	BIND_LIBC(pselect);
+	BIND_LIBC(ppoll);
 }
 
 static inline void bound(void)
 {
 	pthread_once(&bind_once, bind_next);
+}
+
+void preload_bound(void)
+{
+	bound();
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -209,8 +216,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 static ssize_t next_recvfrom_call(int fd, void *buf, size_t len, int flags,
 				  struct sockaddr *addr, socklen_t *addr_len)
 {
-	if (next_recvfrom)
-		return next_recvfrom(fd, buf, len, flags, addr, addr_len);
+	if (preload_libc.recvfrom)
+		return preload_libc.recvfrom(fd, buf, len, flags, addr, addr_len);
 	return syscall(SYS_recvfrom, fd, buf, len, flags, addr, addr_len);
 }
 

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the files of the preload library.
+ */
+#ifndef USMC_PRELOAD_H
+#define USMC_PRELOAD_H
+
+/* The interposed names: the only ones the library exports. */
+#define EXPORT __attribute__((visibility("default")))
+
+/* Points usmc's system calls past this library; every wrapper calls it first. */
+void preload_bound(void);
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* libc's definitions of the calls usmc's table has no entry for. */
+struct preload_libc {
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+		       const sigset_t *);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+};
+
+/* Filled by preload_bound(). */
+extern struct preload_libc preload_libc;
+
+#endif

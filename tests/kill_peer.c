@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kill -9 of a peer, in the middle of a transfer or of the handshake.
+ * The survivor sees EOF or ECONNRESET (never a hang: every wait here has
+ * a safety bound that fails the test), the bytes it did get are a prefix
+ * of what was sent, and afterwards it holds no descriptor, mapping or
+ * registry entry more than before the connection.
+ *
+ *   kill_peer --kill client|server|server-before-accept [--rounds N]
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *victim = "client";
+static struct h_chan to_parent, to_child;
+
+static int count_lines(const char *path, const char *needle)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen(path, "re");
+
+	CHECK(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static int count_fds(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n += access(path, F_OK) == 0;
+	}
+	return n;
+}
+
+/* Writes the pattern until the connection breaks. */
+static int writer(int fd)
+{
+	uint8_t buf[65536];
+	uint64_t off = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		h_pattern(buf, sizeof(buf), 5, off);
+		n = usmc_send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		off += (uint64_t)n;
+	}
+}
+
+/* Reads until EOF or reset, checking every byte against the pattern. */
+static int reader(int fd, bool report, uint64_t off)
+{
+	uint8_t buf[65536], want[65536];
+	bool told = false;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		CHECK(usmc_poll(&p, 1, 10000) == 1);
+		n = usmc_read(fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			return 0;
+		h_pattern(want, (size_t)n, 5, off);
+		CHECK(memcmp(buf, want, (size_t)n) == 0);
+		off += (uint64_t)n;
+		if (report && !told && off >= (1 << 20)) {
+			h_chan_send(&to_parent, off);
+			told = true;
+		}
+	}
+}
+
+static int child_client(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+	int fd = h_connect(AF_INET, H_USMC, port);
+
+	if (!strcmp(victim, "client"))
+		return writer(fd);
+	return reader(fd, true, 0);
+}
+
+static int child_server(void *arg)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+
+	(void)arg;
+	h_chan_send(&to_parent, port);
+	if (!strcmp(victim, "server-before-accept")) {
+		pause();
+		return 0;
+	}
+	fd = usmc_accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	return reader(fd, true, 0);
+}
+
+static void kill_and_reap(pid_t pid)
+{
+	CHECK(kill(pid, SIGKILL) == 0);
+	CHECK(!h_wait_ok(pid));
+}
+
+/* The survivor's check after the peer died: bounded, then nothing left. */
+static void survive(int fd, bool survivor_writes, uint64_t read_so_far)
+{
+	int rc = survivor_writes ? writer(fd) : reader(fd, false, read_so_far);
+
+	if (survivor_writes)
+		CHECK(rc == EPIPE || rc == ECONNRESET);
+	else
+		CHECK(rc == 0 || rc == ECONNRESET);
+	CHECK(usmc_close(fd) == 0);
+}
+
+static void round_client_dies(void)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	pid_t pid = h_fork(child_client, (void *)(uintptr_t)port);
+	uint64_t off = 0;
+
+	fd = usmc_accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	/* Read a while, then kill the writer in the middle of its stream. */
+	while (off < (1 << 20)) {
+		uint8_t buf[65536], want[65536];
+		ssize_t n = usmc_read(fd, buf, sizeof(buf));
+
+		CHECK(n > 0);
+		h_pattern(want, (size_t)n, 5, off);
+		CHECK(memcmp(buf, want, (size_t)n) == 0);
+		off += (uint64_t)n;
+	}
+	kill_and_reap(pid);
+	survive(fd, false, off);
+	CHECK(usmc_close(lfd) == 0);
+}
+
+static void round_server_dies(bool before_accept)
+{
+	pid_t pid = h_fork(child_server, NULL);
+	uint16_t port = (uint16_t)h_chan_recv(&to_parent);
+	int fd = h_connect(AF_INET, H_USMC, port);
+	char name[64];
+
+	if (!before_accept) {
+		uint8_t buf[65536];
+
+		/* The server reads a megabyte, says so, and is killed. */
+		for (uint64_t off = 0; off < (2 << 20); off += sizeof(buf)) {
+			h_pattern(buf, sizeof(buf), 5, off);
+			if (usmc_send(fd, buf, sizeof(buf), MSG_NOSIGNAL) < 0)
+				break;
+			struct pollfd p = { .fd = to_parent.rd, .events = POLLIN };
+
+			if (poll(&p, 1, 0) == 1)
+				break;
+		}
+		h_chan_recv(&to_parent);
+	}
+	kill_and_reap(pid);
+	survive(fd, true, 0);
+	/* The listener's registry entry went with its process. */
+	snprintf(name, sizeof(name), "@usmc/%u/%u", (unsigned)getuid(), port);
+	CHECK(count_lines("/proc/net/unix", name) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = 10, fds_before = 0, maps_before = 0;
+
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--kill"))
+			victim = argv[i + 1];
+		if (!strcmp(argv[i], "--rounds"))
+			rounds = atoi(argv[i + 1]);
+	}
+	h_chan_open(&to_parent);
+	h_chan_open(&to_child);
+	signal(SIGPIPE, SIG_IGN);
+	CHECK(rounds >= 2);
+	/* The first round makes the per-process tables; count after it. */
+	for (int r = 0; r < rounds; r++) {
+		if (r == 1) {
+			fds_before = count_fds();
+			maps_before = count_lines("/proc/self/maps", "memfd:usmc-seg");
+		}
+		if (!strcmp(victim, "client"))
+			round_client_dies();
+		else
+			round_server_dies(!strcmp(victim, "server-before-accept"));
+	}
+	CHECK(count_fds() == fds_before);
+	CHECK(count_lines("/proc/self/maps", "memfd:usmc-seg") == maps_before);
+	printf("kill -9 of the %s, %d rounds: survivor saw the end, nothing leaked\n", victim, rounds);
+	return 0;
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What a user sees from outside: usmc-stat lists the sockets of a live
+ * process with their modes, reasons and bytes; ss -tp shows the fallback
+ * connection with its process; and a large shared-memory transfer leaves
+ * the loopback interface almost idle.
+ *
+ *   stat_listing PATH-TO-usmc-stat
+ */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SMC_BYTES (64u << 20)
+
+static uint16_t port;
+static struct h_chan done;
+
+static uint64_t lo_tx_bytes(void)
+{
+	unsigned long long v = 0;
+	FILE *f = fopen("/sys/class/net/lo/statistics/tx_bytes", "re");
+
+	CHECK(f);
+	CHECK(fscanf(f, "%llu", &v) == 1);
+	fclose(f);
+	return v;
+}
+
+/* A usmc client that sends SMC_BYTES and waits to be told to go. */
+static int smc_client(void *arg)
+{
+	uint8_t *buf = malloc(1 << 20);
+	int fd = h_connect(AF_INET, H_USMC, port);
+
+	(void)arg;
+	CHECK(buf);
+	for (uint32_t off = 0; off < SMC_BYTES; off += 1 << 20) {
+		h_pattern(buf, 1 << 20, 3, off);
+		h_write_all(fd, buf, 1 << 20);
+	}
+	h_chan_recv(&done);
+	CHECK(usmc_close(fd) == 0);
+	free(buf);
+	return 0;
+}
+
+static int plain_client(void *arg)
+{
+	int fd = h_connect(AF_INET, H_PLAIN, port);
+
+	(void)arg;
+	h_write_all(fd, "hello", 5);
+	h_chan_recv(&done);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+static char *run(const char *cmd)
+{
+	static char out[1 << 16];
+	size_t n;
+	FILE *p = popen(cmd, "r");
+
+	CHECK(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	CHECK(pclose(p) == 0);
+	return out;
+}
+
+static void read_exact(int fd, size_t len, uint64_t seed)
+{
+	uint8_t *buf = malloc(1 << 20), *want = malloc(1 << 20);
+
+	CHECK(buf && want);
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < (1 << 20) ? len - off : (1 << 20);
+
+		h_read_all(fd, buf, n);
+		h_pattern(want, n, seed, off);
+		CHECK(memcmp(buf, want, n) == 0);
+		off += n;
+	}
+	free(buf);
+	free(want);
+}
+
+int main(int argc, char **argv)
+{
+	char cmd[512], needle[64], *out;
+	int lfd, smc_fd, plain_fd;
+	uint64_t lo_before, lo_moved;
+	pid_t smc_pid, plain_pid;
+	struct usmc_info info;
+
+	CHECK(argc == 2);
+	h_chan_open(&done);
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	lo_before = lo_tx_bytes();
+	smc_pid = h_fork(smc_client, NULL);
+	smc_fd = usmc_accept(lfd, NULL, NULL);
+	CHECK(smc_fd >= 0);
+	read_exact(smc_fd, SMC_BYTES, 3);
+	lo_moved = lo_tx_bytes() - lo_before;
+	fprintf(stderr, "64 MiB through shared memory; loopback carried %llu bytes\n",
+		(unsigned long long)lo_moved);
+	CHECK(lo_moved < SMC_BYTES / 8);
+	h_check_mode(smc_fd, USMC_MODE_SMCD);
+
+	plain_pid = h_fork(plain_client, NULL);
+	plain_fd = usmc_accept(lfd, NULL, NULL);
+	CHECK(plain_fd >= 0);
+	h_read_all(plain_fd, cmd, 5);
+	CHECK(usmc_info(plain_fd, &info, sizeof(info)) == 0);
+	CHECK(info.mode == USMC_MODE_FALLBACK && info.fallback_reason == USMC_DECL_PEERNOSMC);
+
+	snprintf(cmd, sizeof(cmd), "%s --json -p %d", argv[1], (int)getpid());
+	out = run(cmd);
+	fprintf(stderr, "%s", out);
+	CHECK(strstr(out, "\"mode\": \"LISTEN\""));
+	CHECK(strstr(out, "\"mode\": \"SMCD\""));
+	CHECK(strstr(out, "\"mode\": \"TCP\""));
+	CHECK(strstr(out, "\"fallback_reason\": \"0x03010000\""));
+	snprintf(needle, sizeof(needle), "\"bytes_received\": %u", SMC_BYTES);
+	CHECK(strstr(out, needle));
+	out = run(argv[1]);
+	CHECK(strstr(out, "SMCD") && strstr(out, "peer did not indicate SMC"));
+	out = run("ss -tpnH state established");
+	snprintf(needle, sizeof(needle), "pid=%d,fd=%d", (int)getpid(), plain_fd);
+	CHECK(strstr(out, needle));
+
+	h_chan_send(&done, 1);
+	h_chan_send(&done, 1);
+	CHECK(h_wait_ok(smc_pid) && h_wait_ok(plain_pid));
+	CHECK(usmc_close(smc_fd) == 0 && usmc_close(plain_fd) == 0 && usmc_close(lfd) == 0);
+	snprintf(cmd, sizeof(cmd), "%s -s", argv[1]);
+	CHECK(strstr(run(cmd), "smcd_connections"));
+	printf("usmc-stat, ss and the loopback counters agree: ok\n");
+	return 0;
+}
