@@ -57,6 +57,7 @@ struct srv_proposal {
 static struct usmc_listener *listeners;
 static struct srv_proposal *proposals;
 static struct usmc_conn *cli_pending;
+static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 static uint64_t next_token;
 static int diag_fd = -1;
 
@@ -342,7 +343,15 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		if (p) {
 			lgr_put(lgr);
 			free(p);
+			return;
 		}
+		/*
+		 * The client gave up after we accepted (we were stalled for a CLC
+		 * timeout): it went to TCP, so this connection can only fail, loudly.
+		 */
+		for (conn = srv_conns; conn; conn = conn->hs_next)
+			if (conn->lgr == lgr && conn->token == msg->token && conn->sock)
+				usmc_conn_abort(conn->sock);
 		return;
 	}
 	conn = cli_find(lgr, msg->token, false);
@@ -543,6 +552,9 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 		return reason;
 	}
 	lgr_ring_handed_over(&conn->tx);
+	conn->token = p->token;
+	conn->hs_next = srv_conns;
+	srv_conns = conn;
 	conn->rx = p->ring;
 	conn->rx_mapped = true;
 	conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
@@ -884,6 +896,16 @@ int af_resolve(struct usmc_sock *s, bool wait)
 	else
 		cli_finish_decline(s);
 	return 0;
+}
+
+void af_conn_forget(struct usmc_conn *conn)
+{
+	for (struct usmc_conn **pp = &srv_conns, *c; (c = *pp); pp = &c->hs_next) {
+		if (c == conn) {
+			*pp = c->hs_next;
+			return;
+		}
+	}
 }
 
 /* Closing while the answer is pending: the ring stays for the server. */

@@ -54,6 +54,7 @@ int usmc_close_conn(struct usmc_sock *s)
 		usmc_conn_drain(s);
 	}
 	usmc_lock();
+	af_conn_forget(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(lgr);
 	usmc_unlock();

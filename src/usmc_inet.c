@@ -111,6 +111,11 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	/* A descriptor closed behind our back may have left its entry. */
 	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
 	if (old) {
+		if (old->conn) {
+			usmc_lock();
+			af_conn_forget(old->conn);
+			usmc_unlock();
+		}
 		usmc_diag_free(old->diag, &old->diag_private);
 		usmc_conn_free(old->conn);
 		free(old);

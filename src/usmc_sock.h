@@ -128,6 +128,8 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 /* Waits (or not) for the Accept or Decline of a proposed connection. */
 int af_resolve(struct usmc_sock *s, bool wait);
 void af_listener_close(struct usmc_sock *s);
+/* A connection closes: no late Decline may reach it any more (lock held). */
+void af_conn_forget(struct usmc_conn *conn);
 /* Closing before the answer came: the ring stays for the server to read. */
 void af_orphan(struct usmc_sock *s);
 
