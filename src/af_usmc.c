@@ -107,7 +107,7 @@ static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 static struct usmc_listener *listener_find(uint16_t port)
 {
 	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->port == port && l->owner == getpid())
+		if (l->port == port && l->owner == usmc_pid())
 			return l;
 	return NULL;
 }
@@ -166,12 +166,12 @@ static uint32_t listener_register(struct usmc_sock *s)
 		return USMC_DECL_ENV;
 	}
 	l->port = port;
-	l->owner = getpid();
+	l->owner = usmc_pid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
-	atomic_store(&reg->pid, (int32_t)getpid());
+	atomic_store(&reg->pid, (int32_t)usmc_pid());
 	s->listener = l;
 	return 0;
 }
@@ -200,7 +200,7 @@ void af_listener_close(struct usmc_sock *s)
 {
 	struct usmc_listener *l = s->listener, **pp;
 	struct reg_port *reg;
-	int32_t me = (int32_t)getpid();
+	int32_t me = (int32_t)usmc_pid();
 
 	if (!l)
 		return;
@@ -416,7 +416,7 @@ static void pump(void)
 	struct usmc_lgr *lgr, *next;
 
 	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->owner == getpid())
+		if (l->owner == usmc_pid())
 			accept_channels(l);
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		struct clc_msg msg;
@@ -574,7 +574,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 
 	if (!usmc_addr_is_local(peer))
 		return USMC_DECL_NOSMCDEV;
-	if (l->owner != getpid())
+	if (l->owner != usmc_pid())
 		return USMC_DECL_CNFERR; /* the listener's channels are its creator's */
 	usmc_lock();
 	/* No Proposal was sent toward the port since we last looked: a plain client. */
@@ -847,6 +847,18 @@ static bool tcp_gone(int fd)
 	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
+static int hs_answer(struct usmc_conn *conn)
+{
+	int result;
+
+	usmc_lock();
+	pump();
+	result = conn->hs_result;
+	usmc_unlock();
+	return result;
+}
+
 int af_resolve(struct usmc_sock *s, bool wait)
 {
 	struct usmc_conn *conn = s->conn;
@@ -857,13 +869,14 @@ int af_resolve(struct usmc_sock *s, bool wait)
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };
 
-		usmc_lock();
-		pump();
-		result = conn->hs_result;
-		usmc_unlock();
+		result = hs_answer(conn);
 		if (result)
 			break;
 		if (tcp_gone(s->fd)) {
+			/* An answer comes before anything the server does on TCP: look once more. */
+			result = hs_answer(conn);
+			if (result)
+				break;
 			/* No answer will come: let the kernel tell what happened. */
 			conn->hs_result = result = CLC_DECLINE;
 			conn->hs_reason = USMC_DECL_PEERNOSMC;

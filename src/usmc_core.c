@@ -50,6 +50,27 @@ void usmc_unlock(void)
 	pthread_mutex_unlock(&usmc_mutex);
 }
 
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+	cached_pid = 0;
+}
+
+static void pid_watch_fork(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+pid_t usmc_pid(void)
+{
+	pthread_once(&pid_once, pid_watch_fork);
+	if (!cached_pid)
+		cached_pid = getpid();
+	return cached_pid;
+}
+
 int64_t usmc_now_ms(void)
 {
 	struct timespec ts;
@@ -134,7 +155,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->role = role;
 	lgr->peer_pid = peer_pid;
 	lgr->peer_uid = peer_uid;
-	lgr->owner_pid = getpid();
+	lgr->owner_pid = usmc_pid();
 	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
 	lgr_list = lgr;
@@ -149,7 +170,7 @@ struct usmc_lgr *lgr_first(void)
 
 bool lgr_usable(const struct usmc_lgr *lgr)
 {
-	return !lgr->dead && lgr->owner_pid == getpid();
+	return !lgr->dead && lgr->owner_pid == usmc_pid();
 }
 
 static void seg_destroy(struct usmc_seg *seg)
@@ -215,7 +236,7 @@ void lgr_put(struct usmc_lgr *lgr)
 {
 	if (--lgr->refs)
 		return;
-	if (!lgr->dead && lgr->owner_pid == getpid() && chan_hung_up(lgr->chan))
+	if (!lgr->dead && lgr->owner_pid == usmc_pid() && chan_hung_up(lgr->chan))
 		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);

@@ -140,6 +140,9 @@ int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reaso
 /* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
 int usmc_clc_timeout_ms(void);
 
+/* This process's id, without a system call; right again after fork(). */
+pid_t usmc_pid(void);
+
 /* Milliseconds on the monotonic clock. */
 int64_t usmc_now_ms(void);
 

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "usmc_core.h"
 #include "usmc_sys.h"
 
 static struct usmc_diag_table *table;
@@ -29,7 +30,7 @@ static void table_create(void)
 	void *map;
 
 	table = NULL;
-	table_pid = getpid();
+	table_pid = usmc_pid();
 	if (fd < 0)
 		return;
 	if (ftruncate(fd, (off_t)table_bytes())) {
@@ -55,7 +56,7 @@ struct usmc_diag_sock *usmc_diag_alloc(int fd, struct usmc_diag_sock *private_sl
 
 	pthread_mutex_lock(&diag_lock);
 	/* A forked child keeps its own table, not its parent's. */
-	if (table_pid != getpid())
+	if (table_pid != usmc_pid())
 		table_create();
 	for (uint32_t n = 0; table && n < USMC_DIAG_SLOTS && !d; n++) {
 		uint32_t i = (free_hint + n) % USMC_DIAG_SLOTS;

@@ -361,7 +361,8 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	int type;
 	socklen_t tlen = sizeof(type);
 
-	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
+	/* Only a descriptor we do not know needs the kernel's word on what it is. */
+	if (!s && usmc_sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
 		return -1;
 	if (s) {
 		if (s->state == SOCK_PROPOSED)
