@@ -49,13 +49,21 @@ static void config_load(void)
 						      CLC_RMB_MAX));
 	config.clc_timeout_ms = (int)env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
 	config.spin_us = (int)env_long("USMC_SPIN_US", 20, 0, 1000000);
-	config.busy_poll = (int)env_long("USMC_BUSY_POLL", 0, 0, 1);
+	config.busy_poll_us = (int)env_long("USMC_BUSY_POLL", 0, 0, 10000000);
 }
 
 const struct usmc_config *usmc_config(void)
 {
 	pthread_once(&config_once, config_load);
 	return &config;
+}
+
+int usmc_spin_us(const struct usmc_sock *s)
+{
+	const struct usmc_config *c = usmc_config();
+	int us = c->spin_us > c->busy_poll_us ? c->spin_us : c->busy_poll_us;
+
+	return s && s->busy_poll_us > us ? s->busy_poll_us : us;
 }
 
 int usmc_clc_timeout_ms(void)
@@ -262,6 +270,8 @@ static void remember_option(struct usmc_sock *s, int level, int name, const void
 		s->rcvbuf = v;
 	else if (level == IPPROTO_TCP && name == TCP_NODELAY)
 		s->nodelay = v != 0;
+	else if (level == SOL_SOCKET && name == SO_BUSY_POLL)
+		s->busy_poll_us = v > 0 ? v : 0;
 	else if (level == SOL_SOCKET && name == SO_LINGER && len >= (socklen_t)sizeof(struct linger))
 		s->linger_reset = ((const struct linger *)val)->l_onoff &&
 				  !((const struct linger *)val)->l_linger;

@@ -47,24 +47,39 @@ static inline void cpu_relax(void)
 #endif
 }
 
+static long elapsed_us(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+}
+
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
-	int spin_us = usmc_config()->spin_us;
-	struct timespec start, now;
+	int spin_us = usmc_spin_us(s);
+	struct timespec start;
+	long next_drain = 1000;
 
 	if (spin_us <= 0)
 		return false;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
+		long us;
+
 		for (int i = 0; i < 64; i++) {
 			if (usmc_conn_revents(s, events) & (events | POLLERR | POLLHUP))
 				return true;
 			cpu_relax();
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 >=
-		    spin_us)
+		us = elapsed_us(&start);
+		if (us >= spin_us)
 			return false;
+		/* A long busy poll still notices a peer that went away. */
+		if (us >= next_drain) {
+			usmc_conn_drain(s);
+			next_drain = us + 1000;
+		}
 	}
 }
 
@@ -172,8 +187,8 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
 /* A short spin before sleeping: a busy peer answers within microseconds. */
 static int poll_spin(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks)
 {
-	int spin_us = usmc_config()->spin_us, rc;
-	struct timespec start, now;
+	int spin_us = usmc_spin_us(NULL), rc;
+	struct timespec start;
 
 	if (spin_us <= 0)
 		return 0;
@@ -183,9 +198,7 @@ static int poll_spin(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks)
 		if (rc)
 			return rc;
 		cpu_relax();
-		clock_gettime(CLOCK_MONOTONIC, &now);
-	} while ((now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 <
-		 spin_us);
+	} while (elapsed_us(&start) < spin_us);
 	return 0;
 }
 
@@ -424,8 +437,8 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 /* A short spin before sleeping: a busy peer answers within microseconds. */
 static int ep_spin(int epfd, struct epoll_event *events, int maxevents)
 {
-	int spin_us = usmc_config()->spin_us, n;
-	struct timespec start, now;
+	int spin_us = usmc_spin_us(NULL), n;
+	struct timespec start;
 
 	if (spin_us <= 0)
 		return 0;
@@ -435,10 +448,23 @@ static int ep_spin(int epfd, struct epoll_event *events, int maxevents)
 		if (n)
 			return n;
 		cpu_relax();
-		clock_gettime(CLOCK_MONOTONIC, &now);
-	} while ((now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000 <
-		 spin_us);
+	} while (elapsed_us(&start) < spin_us);
 	return 0;
+}
+
+/* Whether the set holds a shared-memory connection; if not, epoll is the kernel's. */
+static bool ep_has_smc(int epfd)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&ep_lock);
+	for (struct ep_entry *e = ep_entries; e && !found; e = e->next) {
+		struct usmc_sock *s;
+
+		found = e->epfd == epfd && (s = usmc_sock_active(e->fd)) && s->state == SOCK_SMC;
+	}
+	pthread_mutex_unlock(&ep_lock);
+	return found;
 }
 
 int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
@@ -446,6 +472,8 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	struct timespec start;
 	int n;
 
+	if (!ep_has_smc(epfd))
+		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		int left = remaining_ms(timeout, &start);

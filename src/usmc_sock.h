@@ -64,6 +64,7 @@ struct usmc_sock {
 	int rcvbuf;
 	int nodelay;             /* TCP_NODELAY as the program set it */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
+	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
 	bool shut_wr;
 	bool shut_rd;
 	struct usmc_listener *listener;
@@ -114,9 +115,12 @@ struct usmc_config {
 	uint32_t bufsize;     /* default ring size */
 	int clc_timeout_ms;
 	int spin_us;          /* busy wait before sleeping */
-	int busy_poll;        /* spin without sleeping, like SO_BUSY_POLL */
+	int busy_poll_us;     /* USMC_BUSY_POLL: spin this long, like SO_BUSY_POLL */
 };
 const struct usmc_config *usmc_config(void);
+
+/* How long a waiter on s (NULL: any) spins before it sleeps, in µs. */
+int usmc_spin_us(const struct usmc_sock *s);
 
 /* Ring size for a wish in bytes (0: the default). */
 uint32_t usmc_ring_size(int wish);
