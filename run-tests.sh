@@ -35,6 +35,30 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSM
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2)
 
+echo "== valgrind memcheck on the core tests"
+valgrind_cases=(
+	"transfer --way smc --size 4194304"
+	"transfer --way fallback --size 1048576 --nonblock"
+	"transfer --way smc --family 6 --size 300000 --chunk 7"
+	"lgr_reuse 200"
+	"kill_peer --kill client --rounds 3"
+	"kill_peer --kill server --rounds 3"
+	"semantics --case epoll_et --way smc"
+	"semantics --case linger0 --way smc"
+	"semantics --case shutdown_wr --way smc"
+	"policy"
+)
+for c in "${valgrind_cases[@]}"; do
+	# shellcheck disable=SC2086
+	if ! valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+		build/tests/$c >/tmp/usmc-valgrind.log 2>&1; then
+		tail -n 40 /tmp/usmc-valgrind.log
+		echo "valgrind: $c: FAILED"
+		exit 1
+	fi
+	echo "valgrind: $c: clean"
+done
+
 if [ "$fuzz_seconds" -gt 0 ]; then
 	echo "== fuzzers, ${fuzz_seconds}s each"
 	for f in build-asan/fuzz/fuzz_*; do

@@ -479,7 +479,8 @@ static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const str
  * sees it: its cookie, and its inode (0 while it waits to be accepted).
  * Returns the cookie, 0 if the kernel does not say.
  */
-static uint64_t peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode)
+static uint64_t peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
+				 uint32_t *uid)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -517,6 +518,8 @@ static uint64_t peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *
 	m = NLMSG_DATA(&rsp.h);
 	if (inode)
 		*inode = m->idiag_inode;
+	if (uid)
+		*uid = m->idiag_uid;
 	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
 }
 
@@ -570,7 +573,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	struct reg_port *reg = reg_port(l->port);
 	struct srv_proposal *p;
 	uint64_t cookie;
-	uint32_t reason;
+	uint32_t reason, uid = 0;
 
 	if (!usmc_addr_is_local(peer))
 		return USMC_DECL_NOSMCDEV;
@@ -587,8 +590,15 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		usmc_unlock();
 		return USMC_DECL_PEERNOSMC;
 	}
-	cookie = peer_socket_diag(ns->fd, peer, NULL);
+	cookie = peer_socket_diag(ns->fd, peer, NULL, &uid);
 	p = cookie ? srv_take(l->port, NULL, 0, cookie) : NULL;
+	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
+	if (p && uid != (uint32_t)p->lgr->peer_uid) {
+		send_decline(p->lgr, p->token, USMC_DECL_FOREIGN);
+		lgr_put(p->lgr);
+		free(p);
+		p = NULL;
+	}
 	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
 	usmc_unlock();
 	if (reason)
@@ -834,7 +844,7 @@ static bool server_end_orphaned(struct usmc_sock *s)
 	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
 		return false;
 	usmc_lock();
-	peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode);
+	peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
 	usmc_unlock();
 	return inode != 0;
 }

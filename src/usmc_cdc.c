@@ -6,6 +6,7 @@
 #include "usmc_sys.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos)
@@ -52,6 +53,14 @@ void cdc_ring(int fd)
 	(void)usmc_sys.send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+static bool all_bells(const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != 1)
+			return false;
+	return true;
+}
+
 enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
 {
 	char buf[64];
@@ -60,6 +69,9 @@ enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
+		/* Only doorbells travel on TCP; anything else was not meant for the rings. */
+		if (n > 0 && !all_bells(buf, (size_t)n))
+			return CDC_TCP_ALIEN;
 		if (n > 0)
 			continue;
 		if (n == 0)

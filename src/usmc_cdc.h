@@ -83,6 +83,7 @@ enum cdc_tcp_state {
 	CDC_TCP_OPEN = 0,
 	CDC_TCP_EOF,   /* the peer's TCP socket is closed */
 	CDC_TCP_RESET, /* reset or another error: see *err */
+	CDC_TCP_ALIEN, /* bytes that are no doorbell: the peer broke the protocol */
 };
 
 /* Consumes pending doorbell bytes without blocking. */

@@ -274,8 +274,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	seg->fd = fd;
 	seg->len = slot_size * nslots;
 	/* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
-	if (ftruncate(fd, seg->len) ||
-	    usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+	if (ftruncate(fd, seg->len) || usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) {
 		*reason = USMC_DECL_MEM;
 		seg->base = MAP_FAILED;
 		goto fail;
@@ -283,6 +282,11 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	seg->base = mmap(NULL, seg->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (seg->base == MAP_FAILED) {
 		*reason = USMC_DECL_MEM;
+		goto fail;
+	}
+	/* Ours stays the only writable mapping: the peer can map it read-only only. */
+	if (usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)) {
+		*reason = USMC_DECL_ENV;
 		goto fail;
 	}
 	seg->local = true;

@@ -28,6 +28,11 @@ int usmc_conn_drain(struct usmc_sock *s)
 	state = cdc_drain_bells(s->fd, &err);
 	if (state == CDC_TCP_OPEN)
 		return state;
+	if (state == CDC_TCP_ALIEN) {
+		/* Data the peer sent past the rings is lost: say so, loudly. */
+		usmc_conn_abort(s);
+		return CDC_TCP_OPEN;
+	}
 	atomic_store(&conn->tcp_err, err);
 	atomic_store(&conn->tcp_state, state);
 	/*

@@ -57,6 +57,13 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 		return -1;
 	if (!conn->rx_mapped)
 		return 0;
+	/*
+	 * What the peer produced before its reset stays readable: the cursors
+	 * are read once more after the abort flag, and never again, as TCP
+	 * delivers nothing after a reset.
+	 */
+	if (atomic_load_explicit(&conn->peer_flags, memory_order_relaxed) & CDC_PEER_CONN_ABORT)
+		return 0;
 	flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
 	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
 	if (flags & ~atomic_load_explicit(&conn->peer_flags, memory_order_relaxed)) {

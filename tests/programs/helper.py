@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Small pieces of the program matrix (matrix.sh).
+
+  helper.py port                          a free loopback TCP port
+  helper.py sample STAT PID OUT STOPFILE  polls `usmc-stat --json -p PID` until
+                                          STOPFILE exists; writes the largest
+                                          SMCD byte counts seen to OUT
+  helper.py counters STAT                 `usmc-stat -s --json` as
+                                          "conns fallbacks sent received"
+  helper.py memcache PORT SEED            sets, gets and multi-gets known values
+  helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
+  helper.py lines PATH COUNT SEED         COUNT lines of reproducible text
+  helper.py strip-http IN OUT             the body of an HTTP response
+"""
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def sample(stat, pid, out, stopfile):
+    """Keeps the largest counts of each SMCD socket of PID while it lives."""
+    best = {}
+    modes = set()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(stopfile) and time.monotonic() < deadline:
+        try:
+            text = subprocess.run([stat, "--json", "-p", pid], capture_output=True,
+                                  text=True, timeout=10).stdout
+            socks = json.loads(text).get("sockets", [])
+        except (subprocess.SubprocessError, ValueError):
+            socks = []
+        for s in socks:
+            modes.add(s["mode"])
+            if s["mode"] != "SMCD":
+                continue
+            key = (s["fd"], s["peer"])
+            sent, recv = best.get(key, (0, 0))
+            best[key] = (max(sent, s["bytes_sent"]), max(recv, s["bytes_received"]))
+        time.sleep(0.02)
+    with open(out, "w") as f:
+        json.dump({"smcd_sockets": len(best),
+                   "bytes_sent": sum(v[0] for v in best.values()),
+                   "bytes_received": sum(v[1] for v in best.values()),
+                   "modes": sorted(modes)}, f)
+
+
+def counters(stat):
+    r = subprocess.run([stat, "-s", "--json"], capture_output=True, text=True, timeout=10)
+    try:
+        c = json.loads(r.stdout)["counters"]
+    except (ValueError, KeyError):
+        c = {}  # no usmc process ran: no counters file
+    print(c.get("smcd_connections", 0), c.get("fallbacks", 0), c.get("bytes_sent", 0),
+          c.get("bytes_received", 0))
+
+
+def recv_until(sock, end):
+    buf = bytearray()
+    while not buf.endswith(end):
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise RuntimeError("connection closed after %d bytes" % len(buf))
+        buf += chunk
+    return bytes(buf)
+
+
+def memcache(port, seed):
+    """The text protocol: 100 values of 1 to 256 KiB, set, got one by one,
+    then all in one multi-get over a second connection, after a pause that
+    keeps the connections open to be seen."""
+    rnd = random.Random(seed)
+    items = {"key%03d" % i: rnd.randbytes(rnd.randint(1, 256 << 10)) for i in range(100)}
+    a = socket.create_connection(("127.0.0.1", port), timeout=30)
+    for k, v in items.items():
+        a.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (k.encode(), len(v), v))
+        if recv_until(a, b"\r\n") != b"STORED\r\n":
+            raise RuntimeError("set %s not stored" % k)
+    for k, v in items.items():
+        a.sendall(b"get %s\r\n" % k.encode())
+        want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (k.encode(), len(v), v)
+        got = recv_until(a, b"END\r\n")
+        while len(got) < len(want):
+            got += recv_until(a, b"END\r\n")
+        if got != want:
+            raise RuntimeError("get %s: %d bytes differ from the %d set" % (k, len(got), len(want)))
+    b = socket.create_connection(("127.0.0.1", port), timeout=30)
+    time.sleep(0.6)
+    b.sendall(b"get " + b" ".join(k.encode() for k in items) + b"\r\n")
+    want = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (k.encode(), len(v), v)
+                    for k, v in items.items()) + b"END\r\n"
+    got = bytearray()
+    while len(got) < len(want):
+        chunk = b.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    if bytes(got) != want:
+        raise RuntimeError("multi-get: %d bytes, %d expected or different" % (len(got), len(want)))
+    total = sum(len(v) for v in items.values())
+    a.close()
+    b.close()
+    print("memcache: 100 values, %d bytes set, got back twice, all equal" % total)
+
+
+def wwwfile(path, size, seed):
+    with open(path, "wb") as f:
+        f.write(random.Random(seed).randbytes(size))
+
+
+def lines(path, count, seed):
+    rnd = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    with open(path, "w") as f:
+        for i in range(count):
+            f.write("%06d %s\n" % (i, "".join(rnd.choices(alphabet, k=rnd.randint(1, 200)))))
+
+
+def strip_http(src, dst):
+    data = open(src, "rb").read()
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep or not head.startswith(b"HTTP/1."):
+        raise SystemExit("strip-http: no HTTP response in %s" % src)
+    open(dst, "wb").write(body)
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "port":
+        free_port()
+    elif cmd == "sample":
+        sample(*argv[2:6])
+    elif cmd == "counters":
+        counters(argv[2])
+    elif cmd == "memcache":
+        memcache(int(argv[2]), int(argv[3]))
+    elif cmd == "wwwfile":
+        wwwfile(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "lines":
+        lines(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "strip-http":
+        strip_http(argv[2], argv[3])
+    else:
+        raise SystemExit("helper.py: unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
