@@ -77,6 +77,13 @@ USMC_API ssize_t usmc_recv(int fd, void *buf, size_t len, int flags);
 USMC_API ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags);
 USMC_API ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags);
 
+/*
+ * sendfile(2) toward a usmc socket: the file's bytes go through the same
+ * path as usmc_write (in shared memory, copied through a buffer).  On any
+ * other descriptor it is sendfile(2).
+ */
+USMC_API ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+
 USMC_API int usmc_shutdown(int fd, int how);
 USMC_API int usmc_close(int fd);
 

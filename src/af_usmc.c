@@ -869,10 +869,35 @@ static int hs_answer(struct usmc_conn *conn)
 	return result;
 }
 
+/*
+ * Gives up on an answer that cannot come: our connection was accepted, a
+ * CLC timeout ago or more, by a process that did not answer (one sharing
+ * the listener without holding our Proposal).  True if it gave up.
+ */
+static bool hs_give_up_if_orphaned(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	int64_t now = usmc_now_ms();
+
+	if (!conn->hs_check_at)
+		conn->hs_check_at = now + usmc_clc_timeout_ms();
+	if (now < conn->hs_check_at)
+		return false;
+	conn->hs_check_at = now + usmc_clc_timeout_ms() / 4 + 1;
+	if (!server_end_orphaned(s))
+		return false;
+	usmc_lock();
+	send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
+	usmc_unlock();
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
+	conn->hs_local = true;
+	return true;
+}
+
 int af_resolve(struct usmc_sock *s, bool wait)
 {
 	struct usmc_conn *conn = s->conn;
-	int64_t check_at = 0;
 	int result;
 
 	for (;;) {
@@ -893,23 +918,13 @@ int af_resolve(struct usmc_sock *s, bool wait)
 			conn->hs_local = true;
 			break;
 		}
+		if (hs_give_up_if_orphaned(s)) {
+			result = CLC_DECLINE;
+			break;
+		}
 		if (!wait) {
 			errno = EAGAIN;
 			return -1;
-		}
-		if (!check_at)
-			check_at = usmc_now_ms() + usmc_clc_timeout_ms();
-		if (usmc_now_ms() >= check_at) {
-			if (server_end_orphaned(s)) {
-				usmc_lock();
-				send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
-				usmc_unlock();
-				conn->hs_result = result = CLC_DECLINE;
-				conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
-				conn->hs_local = true;
-				break;
-			}
-			check_at = usmc_now_ms() + usmc_clc_timeout_ms();
 		}
 		if (usmc_sys.poll(p, 2, 200) < 0)
 			return -1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -542,4 +543,45 @@ ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 
 	return s ? sock_recvmsg(s, &mh, 0) : usmc_sys.readv(fd, iov, iovcnt);
+}
+
+/* Reads the next part of the file, at *offset or at its own position. */
+static ssize_t file_chunk(int in_fd, off_t *offset, void *buf, size_t len)
+{
+	return offset ? pread(in_fd, buf, len, *offset) : usmc_sys.read(in_fd, buf, len);
+}
+
+ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	struct usmc_sock *s = usmc_sock_active(out_fd);
+	char buf[65536];
+	size_t done = 0;
+
+	if (!s)
+		return sendfile(out_fd, in_fd, offset, count);
+	while (done < count) {
+		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+		ssize_t n = file_chunk(in_fd, offset, buf, want), w;
+
+		if (n <= 0) {
+			if (n < 0 && !done)
+				return -1;
+			break;
+		}
+		w = usmc_write(out_fd, buf, (size_t)n);
+		if (w > 0) {
+			done += (size_t)w;
+			if (offset)
+				*offset += w;
+		}
+		if (w < n) {
+			/* What the socket did not take stays unread, as with sendfile. */
+			if (!offset)
+				lseek(in_fd, -(off_t)(n - (w > 0 ? w : 0)), SEEK_CUR);
+			if (w < 0 && !done)
+				return -1;
+			break;
+		}
+	}
+	return (ssize_t)done;
 }

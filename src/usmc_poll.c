@@ -427,6 +427,9 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
 
+		/* The Accept's doorbell is no data: settle the handshake, then look. */
+		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
+			af_resolve(s, false);
 		if (s && s->state == SOCK_SMC) {
 			usmc_conn_drain(s);
 			events[i].events = ep_entry_events(s, e);
@@ -457,7 +460,7 @@ static int ep_spin(int epfd, struct epoll_event *events, int maxevents)
 	return 0;
 }
 
-/* Whether the set holds a shared-memory connection; if not, epoll is the kernel's. */
+/* Whether the set holds a connection in or toward shared memory; if not, epoll is the kernel's. */
 static bool ep_has_smc(int epfd)
 {
 	bool found = false;
@@ -466,7 +469,7 @@ static bool ep_has_smc(int epfd)
 	for (struct ep_entry *e = ep_entries; e && !found; e = e->next) {
 		struct usmc_sock *s;
 
-		found = e->epfd == epfd && (s = usmc_sock_active(e->fd)) && s->state == SOCK_SMC;
+		found = e->epfd == epfd && (s = usmc_sock_active(e->fd));
 	}
 	pthread_mutex_unlock(&ep_lock);
 	return found;

@@ -49,6 +49,7 @@ struct usmc_conn {
 	int hs_result;         /* 0 pending, CLC_ACCEPT or CLC_DECLINE */
 	uint32_t hs_reason;
 	bool hs_local;         /* we gave up, the peer did not decline */
+	int64_t hs_check_at;   /* when to look whether anyone can still answer */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */

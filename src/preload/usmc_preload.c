@@ -110,6 +110,18 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return usmc_accept4(fd, addr, len, flags);
 }
 
+EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	bound();
+	return usmc_sendfile(out_fd, in_fd, offset, count);
+}
+
+EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	bound();
+	return usmc_sendfile(out_fd, in_fd, offset, count);
+}
+
 EXPORT int shutdown(int fd, int how)
 {
 	bound();

@@ -205,7 +205,7 @@ error_log $d/nginx/error.log;
 events { worker_connections 128; }
 http {
     access_log off;
-    sendfile ${NGINX_SENDFILE:-off};
+    sendfile ${NGINX_SENDFILE:-on};
     keepalive_requests 100000;
     client_body_temp_path $d/nginx/body;
     proxy_temp_path $d/nginx/proxy;
