@@ -94,12 +94,26 @@ static void conn_release(struct usmc_conn *conn)
 	usmc_conn_free(conn);
 }
 
+/*
+ * A CLC message without a ring: Confirm, or Decline with its reason.  A
+ * Confirm only lets the server forget a token early, so it is dropped
+ * rather than waited for when the channel is full.
+ */
+static void send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason)
+{
+	struct clc_msg msg = { .type = type, .version = CLC_VERSION, .token = token };
+
+	if (type == CLC_DECLINE)
+		msg.decline.reason = reason;
+	if (type == CLC_CONFIRM)
+		lgr_send_try(lgr, &msg);
+	else
+		lgr_send(lgr, &msg, -1);
+}
+
 static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
-	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = token };
-
-	msg.decline.reason = reason;
-	lgr_send(lgr, &msg, -1);
+	send_clc(lgr, CLC_DECLINE, token, reason);
 }
 
 /* ---- listeners ---- */
@@ -329,8 +343,28 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
 	conn->hs_result = CLC_ACCEPT;
 	conn->hs_reason = reason;
-	if (!conn->sock)
+	if (!conn->sock) {
+		/* Closed while proposing: the server reads what we left, then EOF. */
+		send_clc(lgr, reason ? CLC_DECLINE : CLC_CONFIRM, conn->token, reason);
 		orphan_settle(conn);
+	}
+}
+
+static struct usmc_conn *srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
+{
+	for (struct usmc_conn *c = srv_conns; c; c = c->hs_next)
+		if (c->lgr == lgr && c->token == token)
+			return c;
+	return NULL;
+}
+
+/* The client is in shared memory for good: no Decline can follow. */
+static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
+{
+	struct usmc_conn *conn = srv_conn_find(lgr, msg->token);
+
+	if (conn)
+		af_conn_forget(conn);
 }
 
 static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
@@ -349,9 +383,9 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		 * The client gave up after we accepted (we were stalled for a CLC
 		 * timeout): it went to TCP, so this connection can only fail, loudly.
 		 */
-		for (conn = srv_conns; conn; conn = conn->hs_next)
-			if (conn->lgr == lgr && conn->token == msg->token && conn->sock)
-				usmc_conn_abort(conn->sock);
+		conn = srv_conn_find(lgr, msg->token);
+		if (conn && conn->sock)
+			usmc_conn_abort(conn->sock);
 		return;
 	}
 	conn = cli_find(lgr, msg->token, false);
@@ -400,6 +434,8 @@ static void dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		on_proposal(lgr, msg, fd);
 	} else if (msg->type == CLC_ACCEPT && !server) {
 		on_accept(lgr, msg, fd);
+	} else if (msg->type == CLC_CONFIRM && server && fd < 0) {
+		on_confirm(lgr, msg);
 	} else if (msg->type == CLC_DECLINE) {
 		if (fd >= 0)
 			usmc_sys.close(fd);
@@ -798,6 +834,11 @@ static void cli_finish_accept(struct usmc_sock *s)
 
 	usmc_lock();
 	cli_find(conn->lgr, conn->token, true);
+	/* Confirm: we are in shared memory now; a Decline: the server must let go. */
+	if (conn->rx_mapped)
+		send_clc(conn->lgr, CLC_CONFIRM, conn->token, 0);
+	else
+		send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
 	usmc_unlock();
 	set_nodelay(s->fd);
 	usmc_sock_set_state(s, SOCK_SMC);

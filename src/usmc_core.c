@@ -507,7 +507,19 @@ static bool chan_wait_writable(struct usmc_lgr *lgr, int64_t *deadline)
 	return !lgr->dead && (p.revents & (POLLOUT | POLLIN));
 }
 
+static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, bool wait);
+
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
+{
+	return lgr_send_mode(lgr, msg, fd, true);
+}
+
+int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg)
+{
+	return lgr_send_mode(lgr, msg, -1, false);
+}
+
+static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, bool wait)
 {
 	int64_t deadline = 0;
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
@@ -533,6 +545,8 @@ int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	while (usmc_sys.sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		if (errno == EINTR)
 			continue;
+		if (errno == EAGAIN && !wait)
+			return -1;
 		/* A burst of Proposals may fill the channel: wait, but not forever. */
 		if (errno == EAGAIN && chan_wait_writable(lgr, &deadline))
 			continue;

@@ -130,6 +130,9 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 /* Sends one CLC message, with fd attached unless it is -1. */
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);
 
+/* Sends a message that may be dropped (Confirm) if the channel is full now. */
+int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg);
+
 /*
  * Receives one CLC message without blocking.  Returns 1 with *msg (and
  * *fd, or -1), 0 if none is waiting, -1 if the channel is gone.  A
