@@ -88,6 +88,16 @@ USMC_API int usmc_shutdown(int fd, int how);
 USMC_API int usmc_close(int fd);
 
 /*
+ * Descriptors: a dup of a usmc socket is the same usmc socket, and its
+ * connection lasts until the last descriptor is closed, as with TCP.
+ * usmc_fcntl handles F_DUPFD and F_DUPFD_CLOEXEC the same way.
+ */
+USMC_API int usmc_dup(int fd);
+USMC_API int usmc_dup2(int oldfd, int newfd);
+USMC_API int usmc_dup3(int oldfd, int newfd, int flags);
+USMC_API int usmc_close_range(unsigned int first, unsigned int last, int flags);
+
+/*
  * Socket options go to the kernel socket.  SO_RCVBUF and SO_SNDBUF, set
  * before connect() or listen(), also size the shared receive buffers
  * (rounded up to a power of two between 16 KiB and 8 MiB).  SO_ERROR

@@ -82,12 +82,17 @@ int usmc_shutdown(int fd, int how)
 	return usmc_shutdown_conn(s, how);
 }
 
-int usmc_close(int fd)
+void usmc_release_fd(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
 	if (!s)
-		return usmc_sys.close(fd);
+		return;
+	/* Another descriptor still names the socket: the connection goes on. */
+	if (atomic_load(&s->refs) > 1) {
+		usmc_sock_forget(fd);
+		return;
+	}
 	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
 		af_orphan(s);
 	if (s->state == SOCK_LISTEN)
@@ -95,5 +100,10 @@ int usmc_close(int fd)
 	else if (s->state == SOCK_SMC)
 		usmc_close_conn(s);
 	usmc_sock_forget(fd);
+}
+
+int usmc_close(int fd)
+{
+	usmc_release_fd(fd);
 	return usmc_sys.close(fd);
 }

@@ -20,8 +20,6 @@
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
-_Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
-
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static struct usmc_config config;
 
@@ -81,71 +79,6 @@ uint32_t usmc_ring_size(int wish)
 	while (size < (uint32_t)wish && size < CLC_RMB_MAX)
 		size <<= 1;
 	return size;
-}
-
-static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd)
-{
-	_Atomic(struct usmc_sock *) *_Atomic *slot = &usmc_fdtab[fd >> FDTAB_CHUNK_BITS];
-	_Atomic(struct usmc_sock *) *chunk = atomic_load(slot), *fresh;
-
-	if (chunk)
-		return chunk;
-	fresh = calloc(FDTAB_CHUNK, sizeof(*fresh));
-	if (!fresh)
-		return NULL;
-	if (!atomic_compare_exchange_strong(slot, &chunk, fresh)) {
-		free(fresh);
-		return chunk;
-	}
-	return fresh;
-}
-
-struct usmc_sock *usmc_sock_new(int fd, int domain)
-{
-	_Atomic(struct usmc_sock *) *chunk;
-	struct usmc_sock *s, *old;
-
-	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
-		return NULL;
-	chunk = fdtab_chunk(fd);
-	s = calloc(1, sizeof(*s));
-	if (!chunk || !s) {
-		free(s);
-		return NULL;
-	}
-	s->fd = fd;
-	s->domain = domain;
-	s->state = SOCK_INIT;
-	s->diag = usmc_diag_alloc(fd, &s->diag_private);
-	/* A descriptor closed behind our back may have left its entry. */
-	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
-	if (old) {
-		if (old->conn) {
-			usmc_lock();
-			af_conn_forget(old->conn);
-			usmc_unlock();
-		}
-		usmc_diag_free(old->diag, &old->diag_private);
-		usmc_conn_free(old->conn);
-		free(old);
-	}
-	return s;
-}
-
-void usmc_sock_forget(int fd)
-{
-	_Atomic(struct usmc_sock *) *chunk;
-	struct usmc_sock *s;
-
-	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
-		return;
-	chunk = atomic_load(&usmc_fdtab[fd >> FDTAB_CHUNK_BITS]);
-	if (!chunk)
-		return;
-	s = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], NULL);
-	if (s)
-		usmc_diag_free(s->diag, &s->diag_private);
-	free(s);
 }
 
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
@@ -329,6 +262,8 @@ int usmc_fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, long);
 	va_end(ap);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		return usmc_fcntl_dupfd(fd, cmd, (int)arg);
 	return usmc_sys.fcntl(fd, cmd, arg);
 }
 

@@ -56,7 +56,8 @@ struct usmc_conn {
 };
 
 struct usmc_sock {
-	int fd;
+	int fd;                  /* one open descriptor of the socket */
+	_Atomic int refs;        /* descriptors naming it (dup) */
 	int domain;
 	_Atomic int state;       /* enum sock_state */
 	uint32_t reason;         /* why it fell back */
@@ -102,7 +103,11 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 }
 
 struct usmc_sock *usmc_sock_new(int fd, int domain);
-void usmc_sock_forget(int fd);
+/* Drops fd's entry; true if it was the socket's last descriptor (freed). */
+bool usmc_sock_forget(int fd);
+/* Everything close() does to a usmc socket but the kernel's close. */
+void usmc_release_fd(int fd);
+int usmc_fcntl_dupfd(int fd, int cmd, int min);
 
 /* Moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);

@@ -22,6 +22,10 @@ struct usmc_sys usmc_sys = {
 	.sendmsg = sendmsg,
 	.sendto = sendto,
 	.close = close,
+	.dup = dup,
+	.dup2 = dup2,
+	.dup3 = dup3,
+	.close_range = close_range,
 	.shutdown = shutdown,
 	.fcntl = fcntl,
 	.ioctl = (int (*)(int, unsigned long, ...))ioctl,
@@ -57,6 +61,10 @@ void usmc_sys_bind_next(void)
 	BIND_NEXT(sendmsg);
 	BIND_NEXT(sendto);
 	BIND_NEXT(close);
+	BIND_NEXT(dup);
+	BIND_NEXT(dup2);
+	BIND_NEXT(dup3);
+	BIND_NEXT(close_range);
 	BIND_NEXT(shutdown);
 	BIND_NEXT(fcntl);
 	BIND_NEXT(ioctl);

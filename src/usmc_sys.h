@@ -33,6 +33,10 @@ struct usmc_sys {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 	int (*close)(int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*close_range)(unsigned int, unsigned int, int);
 	int (*shutdown)(int, int);
 	int (*fcntl)(int, int, ...);
 	int (*ioctl)(int, unsigned long, ...);

@@ -46,7 +46,7 @@ fi
 
 # Exactly the interposed calls, nothing of usmc's own.
 wanted="__poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk accept accept4 bind close
-connect epoll_ctl epoll_pwait epoll_wait fcntl getsockopt ioctl listen poll ppoll pselect read
+close_range dup dup2 dup3 connect epoll_ctl epoll_pwait epoll_wait fcntl getsockopt ioctl listen poll ppoll pselect read
 readv recv recvfrom recvmsg select send sendfile sendfile64 sendmsg sendto setsockopt shutdown socket write writev"
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWV]$/ { print $3 }' | sort | tr '\n' ' ')
 wanted=$(echo $wanted | tr ' ' '\n' | sort | tr '\n' ' ')

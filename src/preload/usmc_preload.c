@@ -122,6 +122,30 @@ EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 	return usmc_sendfile(out_fd, in_fd, offset, count);
 }
 
+EXPORT int dup(int fd)
+{
+	bound();
+	return usmc_dup(fd);
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	bound();
+	return usmc_dup2(oldfd, newfd);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	bound();
+	return usmc_dup3(oldfd, newfd, flags);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	bound();
+	return usmc_close_range(first, last, flags);
+}
+
 EXPORT int shutdown(int fd, int how)
 {
 	bound();

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The descriptor table: which descriptors are usmc sockets.
+ *
+ * Several descriptors may name one socket (dup, dup2, dup3, F_DUPFD), as
+ * they name one kernel socket: the entries share one struct usmc_sock,
+ * counted, and the connection ends when its last descriptor is closed.
+ * Internal system calls use s->fd, one of the descriptors still open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+
+_Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
+
+static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
+{
+	_Atomic(struct usmc_sock *) *_Atomic *slot = &usmc_fdtab[fd >> FDTAB_CHUNK_BITS];
+	_Atomic(struct usmc_sock *) *chunk = atomic_load(slot), *fresh;
+
+	if (chunk || !create)
+		return chunk;
+	fresh = calloc(FDTAB_CHUNK, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	if (!atomic_compare_exchange_strong(slot, &chunk, fresh)) {
+		free(fresh);
+		return chunk;
+	}
+	return fresh;
+}
+
+static void sock_destroy(struct usmc_sock *s)
+{
+	if (s->conn) {
+		/* Its descriptor was closed behind our back: forget, do not touch. */
+		usmc_lock();
+		af_conn_forget(s->conn);
+		usmc_unlock();
+		usmc_conn_free(s->conn);
+	}
+	usmc_diag_free(s->diag, &s->diag_private);
+	free(s);
+}
+
+/* Another descriptor of the same socket, or -1. */
+static int fdtab_other_fd(const struct usmc_sock *s, int except)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			int fd = c * FDTAB_CHUNK + i;
+
+			if (fd != except && atomic_load(&chunk[i]) == s)
+				return fd;
+		}
+	}
+	return -1;
+}
+
+/* Drops one descriptor's hold on s; true if it was the last. */
+static bool sock_unref(struct usmc_sock *s, int fd)
+{
+	if (atomic_fetch_sub(&s->refs, 1) > 1) {
+		if (s->fd == fd)
+			s->fd = fdtab_other_fd(s, fd);
+		return false;
+	}
+	return true;
+}
+
+/* Points fd at s (or at nothing); a stale entry left there is dropped. */
+static bool fdtab_set(int fd, struct usmc_sock *s)
+{
+	_Atomic(struct usmc_sock *) *chunk;
+	struct usmc_sock *old;
+
+	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
+		return false;
+	chunk = fdtab_chunk(fd, s != NULL);
+	if (!chunk)
+		return false;
+	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
+	if (old && old != s && sock_unref(old, fd))
+		sock_destroy(old);
+	return true;
+}
+
+struct usmc_sock *usmc_sock_new(int fd, int domain)
+{
+	struct usmc_sock *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->fd = fd;
+	s->refs = 1;
+	s->domain = domain;
+	s->state = SOCK_INIT;
+	s->diag = usmc_diag_alloc(fd, &s->diag_private);
+	if (!fdtab_set(fd, s)) {
+		usmc_diag_free(s->diag, &s->diag_private);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+bool usmc_sock_forget(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	_Atomic(struct usmc_sock *) *chunk;
+
+	if (!s)
+		return false;
+	chunk = fdtab_chunk(fd, false);
+	atomic_store(&chunk[fd & (FDTAB_CHUNK - 1)], NULL);
+	if (!sock_unref(s, fd))
+		return false;
+	usmc_diag_free(s->diag, &s->diag_private);
+	free(s);
+	return true;
+}
+
+/* A new descriptor for the socket of fd, as dup made it. */
+static int adopt(int fd, int newfd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	if (newfd < 0 || !s)
+		return newfd;
+	atomic_fetch_add(&s->refs, 1);
+	if (!fdtab_set(newfd, s))
+		atomic_fetch_sub(&s->refs, 1);
+	return newfd;
+}
+
+int usmc_dup(int fd)
+{
+	return adopt(fd, usmc_sys.dup(fd));
+}
+
+int usmc_fcntl_dupfd(int fd, int cmd, int min)
+{
+	return adopt(fd, usmc_sys.fcntl(fd, cmd, min));
+}
+
+/* dup2 and dup3 close the target first: usmc must let go of it too. */
+static int dup_onto(int oldfd, int newfd, int flags, bool three)
+{
+	int rc;
+
+	if (oldfd == newfd)
+		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
+	if (fcntl(oldfd, F_GETFD) < 0)
+		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
+	usmc_release_fd(newfd);
+	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
+	return adopt(oldfd, rc);
+}
+
+int usmc_dup2(int oldfd, int newfd)
+{
+	return dup_onto(oldfd, newfd, 0, false);
+}
+
+int usmc_dup3(int oldfd, int newfd, int flags)
+{
+	return dup_onto(oldfd, newfd, flags, true);
+}
+
+int usmc_close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		for (int c = 0; c < FDTAB_CHUNKS; c++) {
+			_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+			for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+				unsigned int fd = (unsigned int)(c * FDTAB_CHUNK + i);
+
+				if (fd >= first && fd <= last && atomic_load(&chunk[i]))
+					usmc_release_fd((int)fd);
+			}
+		}
+	}
+	return usmc_sys.close_range(first, last, flags);
+}
