@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The handshake (net/smc's af_smc.c: smc_connect, smc_listen_work).
+ * The handshake (net/smc's af_smc.c): connections, listeners, and the pump
+ * that reads what the link groups' channels hold.  The client's side is in
+ * usmc_connect.c, the server's in usmc_listen.c.
  *
  * Client: if the registry shows a usmc listener on the destination port
  * of a local address, find or make the link group to its process, send a
@@ -17,12 +19,7 @@
  * thread of ours): pump() reads whatever the channels hold.
  */
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,37 +30,16 @@
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-struct usmc_listener {
-	uint16_t port;
-	pid_t owner;    /* a forked child must leave the channels to its parent */
-	int ufd;        /* the Unix listener clients find us by */
-	int refs;       /* TCP listeners of this process on the port */
-	uint32_t seen;  /* Proposals read for the port */
-	struct usmc_listener *next;
-};
-
-/* A Proposal waiting for its TCP connection to be accepted. */
-struct srv_proposal {
-	struct usmc_lgr *lgr;
-	uint64_t token;
-	uint64_t cookie;
-	uint16_t port;
-	uint32_t rcvbuf;
-	struct usmc_ring ring; /* the client's, mapped read-only */
-	struct srv_proposal *next;
-};
+#include "af_usmc.h"
 
 static struct usmc_listener *listeners;
 static struct srv_proposal *proposals;
 static struct usmc_conn *cli_pending;
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
-static uint64_t next_token;
-static int diag_fd = -1;
 
 /* ---- connections ---- */
 
-static struct usmc_conn *conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
+struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 {
 	struct usmc_conn *conn = calloc(1, sizeof(*conn));
 
@@ -87,7 +63,7 @@ void usmc_conn_free(struct usmc_conn *conn)
 }
 
 /* Gives the connection's ring and link group reference back. */
-static void conn_release(struct usmc_conn *conn)
+void af_conn_release(struct usmc_conn *conn)
 {
 	lgr_ring_free(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(conn->lgr);
@@ -99,7 +75,7 @@ static void conn_release(struct usmc_conn *conn)
  * Confirm only lets the server forget a token early, so it is dropped
  * rather than waited for when the channel is full.
  */
-static void send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason)
+void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason)
 {
 	struct clc_msg msg = { .type = type, .version = CLC_VERSION, .token = token };
 
@@ -111,9 +87,9 @@ static void send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_
 		lgr_send(lgr, &msg, -1);
 }
 
-static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
+void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
-	send_clc(lgr, CLC_DECLINE, token, reason);
+	af_send_clc(lgr, CLC_DECLINE, token, reason);
 }
 
 /* ---- listeners ---- */
@@ -124,13 +100,6 @@ static struct usmc_listener *listener_find(uint16_t port)
 		if (l->port == port && l->owner == usmc_pid())
 			return l;
 	return NULL;
-}
-
-static bool diag_available(void)
-{
-	if (diag_fd < 0)
-		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-	return diag_fd >= 0;
 }
 
 static uint16_t sock_port(int fd)
@@ -159,7 +128,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
 		return USMC_DECL_SOCKOPT;
 	reg = reg_port(port);
-	if (!port || !reg || !diag_available())
+	if (!port || !reg || !af_diag_available())
 		return USMC_DECL_ENV;
 	l = listener_find(port);
 	if (l) {
@@ -263,7 +232,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	if (!l) {
 		if (fd >= 0)
 			usmc_sys.close(fd);
-		send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
+		af_send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
 		return;
 	}
 	l->seen++;
@@ -273,7 +242,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		usmc_sys.close(fd);
 	if (reason) {
 		free(p);
-		send_decline(lgr, msg->token, reason);
+		af_send_decline(lgr, msg->token, reason);
 		return;
 	}
 	p->lgr = lgr;
@@ -286,7 +255,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	lgr->refs++;
 }
 
-static struct srv_proposal *srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
+struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
 				     uint64_t cookie)
 {
 	for (struct srv_proposal **pp = &proposals, *p; (p = *pp); pp = &p->next) {
@@ -299,7 +268,7 @@ static struct srv_proposal *srv_take(uint16_t port, struct usmc_lgr *lgr, uint64
 	return NULL;
 }
 
-static bool srv_has(uint16_t port)
+bool af_srv_has(uint16_t port)
 {
 	for (struct srv_proposal *p = proposals; p; p = p->next)
 		if (p->port == port)
@@ -307,7 +276,7 @@ static bool srv_has(uint16_t port)
 	return false;
 }
 
-static struct usmc_conn *cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink)
+struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink)
 {
 	for (struct usmc_conn **pp = &cli_pending, *c; (c = *pp); pp = &c->hs_next) {
 		if (c->lgr == lgr && c->token == token) {
@@ -322,13 +291,13 @@ static struct usmc_conn *cli_find(struct usmc_lgr *lgr, uint64_t token, bool unl
 /* A client that closed while proposing: settle its ring once the answer comes. */
 static void orphan_settle(struct usmc_conn *conn)
 {
-	cli_find(conn->lgr, conn->token, true);
-	conn_release(conn);
+	af_cli_find(conn->lgr, conn->token, true);
+	af_conn_release(conn);
 }
 
 static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
-	struct usmc_conn *conn = cli_find(lgr, msg->token, false);
+	struct usmc_conn *conn = af_cli_find(lgr, msg->token, false);
 	struct usmc_ring scratch;
 	uint32_t reason;
 
@@ -345,7 +314,7 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	conn->hs_reason = reason;
 	if (!conn->sock) {
 		/* Closed while proposing: the server reads what we left, then EOF. */
-		send_clc(lgr, reason ? CLC_DECLINE : CLC_CONFIRM, conn->token, reason);
+		af_send_clc(lgr, reason ? CLC_DECLINE : CLC_CONFIRM, conn->token, reason);
 		orphan_settle(conn);
 	}
 }
@@ -373,7 +342,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	struct srv_proposal *p;
 
 	if (lgr->role == LGR_SERVER) {
-		p = srv_take(0, lgr, msg->token, 0);
+		p = af_srv_take(0, lgr, msg->token, 0);
 		if (p) {
 			lgr_put(lgr);
 			free(p);
@@ -388,7 +357,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 			usmc_conn_abort(conn->sock);
 		return;
 	}
-	conn = cli_find(lgr, msg->token, false);
+	conn = af_cli_find(lgr, msg->token, false);
 	if (!conn || conn->hs_result)
 		return;
 	conn->hs_result = CLC_DECLINE;
@@ -398,7 +367,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 }
 
 /* The peer process is gone, or broke the protocol. */
-static void lgr_fail(struct usmc_lgr *lgr)
+void af_lgr_fail(struct usmc_lgr *lgr)
 {
 	struct srv_proposal *p;
 	struct usmc_conn *c, *next;
@@ -443,11 +412,11 @@ static void dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	} else {
 		if (fd >= 0)
 			usmc_sys.close(fd);
-		lgr_fail(lgr);
+		af_lgr_fail(lgr);
 	}
 }
 
-static void pump(void)
+void af_pump(void)
 {
 	struct usmc_lgr *lgr, *next;
 
@@ -464,7 +433,7 @@ static void pump(void)
 			continue;
 		while ((rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
 			if (reason) {
-				lgr_fail(lgr);
+				af_lgr_fail(lgr);
 				rc = 0;
 				break;
 			}
@@ -473,508 +442,20 @@ static void pump(void)
 				break;
 		}
 		if (rc < 0)
-			lgr_fail(lgr);
+			af_lgr_fail(lgr);
 	}
 }
 
-/* ---- server ---- */
-
-/* sock_diag names a socket by its 4-tuple; v4-mapped peers are IPv4 sockets. */
-static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const struct sockaddr *peer,
-			 const struct sockaddr *local)
+void af_cli_pending_add(struct usmc_conn *conn)
 {
-	const struct sockaddr_in6 *p6 = (const void *)peer, *l6 = (const void *)local;
-	const struct sockaddr_in *p4 = (const void *)peer, *l4 = (const void *)local;
-
-	if (peer->sa_family == AF_INET && local->sa_family == AF_INET) {
-		*family = AF_INET;
-		id->idiag_sport = p4->sin_port;
-		id->idiag_dport = l4->sin_port;
-		memcpy(id->idiag_src, &p4->sin_addr, 4);
-		memcpy(id->idiag_dst, &l4->sin_addr, 4);
-		return true;
-	}
-	if (peer->sa_family != AF_INET6 || local->sa_family != AF_INET6)
-		return false;
-	id->idiag_sport = p6->sin6_port;
-	id->idiag_dport = l6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		*family = AF_INET;
-		memcpy(id->idiag_src, &p6->sin6_addr.s6_addr[12], 4);
-		memcpy(id->idiag_dst, &l6->sin6_addr.s6_addr[12], 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(id->idiag_src, &p6->sin6_addr, 16);
-		memcpy(id->idiag_dst, &l6->sin6_addr, 16);
-	}
-	return true;
-}
-
-/*
- * The socket at the other end of a loopback connection, as sock_diag
- * sees it: its cookie, and its inode (0 while it waits to be accepted).
- * Returns the cookie, 0 if the kernel does not say.
- */
-static uint64_t peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
-				 uint32_t *uid)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} rq = { 0 };
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
-	union {
-		struct nlmsghdr h;
-		char buf[1024];
-	} rsp;
-	struct inet_diag_msg *m;
-	ssize_t n;
-
-	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen) || !diag_available())
-		return 0;
-	rq.nlh.nlmsg_len = sizeof(rq);
-	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
-	rq.nlh.nlmsg_seq = (uint32_t)fd;
-	rq.req.sdiag_protocol = IPPROTO_TCP;
-	rq.req.idiag_states = ~0u;
-	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, peer, (struct sockaddr *)&local))
-		return 0;
-	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
-		return 0;
-	do
-		n = usmc_sys.recv(diag_fd, &rsp, sizeof(rsp), 0);
-	while (n < 0 && errno == EINTR);
-	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return 0;
-	m = NLMSG_DATA(&rsp.h);
-	if (inode)
-		*inode = m->idiag_inode;
-	if (uid)
-		*uid = m->idiag_uid;
-	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
-}
-
-static void set_nodelay(int fd)
-{
-	int one = 1;
-
-	/* Doorbells are single bytes: Nagle would hold them back. */
-	usmc_sys.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
-{
-	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };
-	struct usmc_conn *conn = conn_new(ns, p->lgr);
-	uint32_t size = usmc_ring_size(ns->sndbuf), reason;
-	int new_fd;
-
-	if (p->rcvbuf > size && p->rcvbuf <= CLC_RMB_MAX)
-		size = usmc_ring_size((int)p->rcvbuf);
-	reason = conn ? lgr_ring_alloc(p->lgr, size, &conn->tx, &msg.accept.rmb, &new_fd)
-		      : USMC_DECL_MEM;
-	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0) {
-		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
-		reason = USMC_DECL_PEERDECL;
-	}
-	if (reason) {
-		/* The client replays what it wrote into the TCP stream. */
-		send_decline(p->lgr, p->token, reason);
-		usmc_conn_free(conn);
-		lgr_put(p->lgr);
-		free(p);
-		return reason;
-	}
-	lgr_ring_handed_over(&conn->tx);
-	conn->token = p->token;
-	conn->hs_next = srv_conns;
-	srv_conns = conn;
-	conn->rx = p->ring;
-	conn->rx_mapped = true;
-	conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
-	free(p);
-	ns->conn = conn;
-	return 0;
-}
-
-static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
-			      const struct sockaddr *peer)
-{
-	struct usmc_listener *l = ls->listener;
-	struct reg_port *reg = reg_port(l->port);
-	struct srv_proposal *p;
-	uint64_t cookie;
-	uint32_t reason, uid = 0;
-
-	if (!usmc_addr_is_local(peer))
-		return USMC_DECL_NOSMCDEV;
-	if (l->owner != usmc_pid())
-		return USMC_DECL_CNFERR; /* the listener's channels are its creator's */
-	usmc_lock();
-	/* No Proposal was sent toward the port since we last looked: a plain client. */
-	if (reg && atomic_load(&reg->proposals) == l->seen && !srv_has(l->port)) {
-		usmc_unlock();
-		return USMC_DECL_PEERNOSMC;
-	}
-	pump();
-	if (!srv_has(l->port)) {
-		usmc_unlock();
-		return USMC_DECL_PEERNOSMC;
-	}
-	cookie = peer_socket_diag(ns->fd, peer, NULL, &uid);
-	p = cookie ? srv_take(l->port, NULL, 0, cookie) : NULL;
-	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
-	if (p && uid != (uint32_t)p->lgr->peer_uid) {
-		send_decline(p->lgr, p->token, USMC_DECL_FOREIGN);
-		lgr_put(p->lgr);
-		free(p);
-		p = NULL;
-	}
-	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
-	usmc_unlock();
-	if (reason)
-		return reason;
-	set_nodelay(ns->fd);
-	usmc_sock_set_state(ns, SOCK_SMC);
-	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
-	/* Wakes the client, which may be waiting for our Accept. */
-	cdc_ring(ns->fd);
-	return 0;
-}
-
-int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len)
-{
-	struct usmc_sock *ns;
-	uint32_t reason;
-
-	(void)peer_len;
-	if (ls->state != SOCK_LISTEN) {
-		if (ls->reason && (ns = usmc_sock_new(fd, ls->domain)))
-			usmc_sock_fallback(ns, ls->reason, false);
-		return 0;
-	}
-	ns = usmc_sock_new(fd, ls->domain);
-	if (!ns)
-		return 0;
-	ns->sndbuf = ls->sndbuf;
-	ns->rcvbuf = ls->rcvbuf;
-	ns->nodelay = ls->nodelay;
-	reason = srv_handshake(ls, ns, peer);
-	if (reason)
-		usmc_sock_fallback(ns, reason, false);
-	return 0;
-}
-
-/* ---- client ---- */
-
-static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_t *reason)
-{
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(port, &sun);
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int32_t pid = atomic_load(&reg->pid);
-	struct usmc_lgr *lgr;
-	int fd;
-
-	for (lgr = lgr_first(); lgr; lgr = lgr->next)
-		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr))
-			return lgr;
-	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*reason = USMC_DECL_ENV;
-		return NULL;
-	}
-	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
-		/* The listener died without closing: clear its registry entry. */
-		if (errno == ECONNREFUSED || errno == ENOENT)
-			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-		usmc_sys.close(fd);
-		*reason = USMC_DECL_PEERNOSMC;
-		return NULL;
-	}
-	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid()) {
-		usmc_sys.close(fd);
-		*reason = USMC_DECL_FOREIGN;
-		return NULL;
-	}
-	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
-	if (!lgr) {
-		usmc_sys.close(fd);
-		*reason = USMC_DECL_MEM;
-		return NULL;
-	}
-	lgr->port = port;
-	return lgr;
-}
-
-static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
-			     uint16_t *port)
-{
-	if (!addr || addr->sa_family != s->domain ||
-	    len < (addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-					      : sizeof(struct sockaddr_in6)))
-		return USMC_DECL_CNFERR;
-	if (!usmc_policy_allows(addr))
-		return USMC_DECL_POLICY;
-	if (!usmc_addr_is_local(addr))
-		return USMC_DECL_NOSMCDEV;
-	*port = ntohs(addr->sa_family == AF_INET ? ((const struct sockaddr_in *)addr)->sin_port
-						 : ((const struct sockaddr_in6 *)addr)->sin6_port);
-	return 0;
-}
-
-static void clc_addr_from(struct clc_addr *a, const struct sockaddr *sa)
-{
-	a->family = sa->sa_family;
-	if (sa->sa_family == AF_INET) {
-		a->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-		memcpy(a->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else {
-		a->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-		memcpy(a->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	}
-}
-
-static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, uint16_t port)
-{
-	struct clc_msg msg = { .type = CLC_PROPOSAL, .version = CLC_VERSION };
-	struct reg_port *reg = reg_port(port);
-	socklen_t len = sizeof(msg.proposal.cookie);
-	struct usmc_conn *conn;
-	struct usmc_lgr *lgr;
-	uint32_t reason = 0;
-	int new_fd;
-
-	if (!reg)
-		return USMC_DECL_ENV;
-	if (!atomic_load(&reg->pid))
-		return USMC_DECL_PEERNOSMC;
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
-		return USMC_DECL_ENV;
-	clc_addr_from(&msg.proposal.dst, addr);
-	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
-	usmc_lock();
-	lgr = cli_lgr_get(port, reg, &reason);
-	conn = lgr ? conn_new(s, lgr) : NULL;
-	if (lgr && !conn)
-		reason = USMC_DECL_MEM;
-	if (conn)
-		reason = lgr_ring_alloc(lgr, usmc_ring_size(s->sndbuf), &conn->tx, &msg.proposal.rmb,
-					&new_fd);
-	if (conn && !reason) {
-		msg.token = conn->token = ++next_token;
-		if (lgr_send(lgr, &msg, new_fd) < 0) {
-			lgr_ring_free(lgr, &conn->tx, NULL, 0);
-			lgr_fail(lgr);
-			reason = USMC_DECL_PEERNOSMC;
-		}
-	}
-	if (reason) {
-		usmc_conn_free(conn);
-		usmc_unlock();
-		return reason;
-	}
-	lgr_ring_handed_over(&conn->tx);
-	lgr->refs++;
 	conn->hs_next = cli_pending;
 	cli_pending = conn;
-	/* After the message: a server that sees the count finds the Proposal. */
-	atomic_fetch_add(&reg->proposals, 1);
-	usmc_unlock();
-	s->conn = conn;
-	usmc_sock_set_state(s, SOCK_PROPOSED);
-	return 0;
 }
 
-/* The TCP connect failed: withdraw the Proposal. */
-static void cli_abandon(struct usmc_sock *s)
+void af_srv_conn_add(struct usmc_conn *conn)
 {
-	struct usmc_conn *conn = s->conn;
-
-	usmc_lock();
-	cli_find(conn->lgr, conn->token, true);
-	send_decline(conn->lgr, conn->token, USMC_DECL_PEERDECL);
-	conn->rx_mapped = false;
-	conn_release(conn);
-	usmc_unlock();
-	s->conn = NULL;
-	usmc_sock_set_state(s, SOCK_PLAIN);
-}
-
-int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
-{
-	uint16_t port = 0;
-	uint32_t reason = cli_precheck(s, addr, len, &port);
-	int rc, err;
-
-	if (!reason)
-		reason = cli_propose(s, addr, port);
-	if (reason) {
-		usmc_sock_fallback(s, reason, false);
-		return usmc_sys.connect(s->fd, addr, len);
-	}
-	rc = usmc_sys.connect(s->fd, addr, len);
-	if (rc == 0 || errno == EINPROGRESS || errno == EINTR)
-		return rc;
-	err = errno;
-	cli_abandon(s);
-	errno = err;
-	return -1;
-}
-
-static void cli_finish_accept(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-
-	usmc_lock();
-	cli_find(conn->lgr, conn->token, true);
-	/* Confirm: we are in shared memory now; a Decline: the server must let go. */
-	if (conn->rx_mapped)
-		send_clc(conn->lgr, CLC_CONFIRM, conn->token, 0);
-	else
-		send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
-	usmc_unlock();
-	set_nodelay(s->fd);
-	usmc_sock_set_state(s, SOCK_SMC);
-	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
-	if (!conn->rx_mapped) {
-		usmc_conn_abort(s);
-		return;
-	}
-	/* What we wrote before the Accept rang nobody: the server may be asleep. */
-	usmc_tx_notify(s);
-}
-
-static void cli_finish_decline(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	uint32_t reason = conn->hs_reason;
-	bool by_peer = !conn->hs_local;
-
-	pthread_mutex_lock(&conn->tx_lock);
-	usmc_tx_replay(s);
-	if (s->shut_wr)
-		usmc_sys.shutdown(s->fd, SHUT_WR);
-	usmc_lock();
-	cli_find(conn->lgr, conn->token, true);
-	conn->rx_mapped = false;
-	s->conn = NULL;
-	usmc_sock_fallback(s, reason, by_peer);
-	pthread_mutex_unlock(&conn->tx_lock);
-	conn_release(conn);
-	usmc_unlock();
-}
-
-/*
- * True when no answer can come any more: the server's end of our TCP
- * connection was accepted, a CLC timeout ago, by a process that did not
- * answer (one that shares the listener without holding our Proposal).
- */
-static bool server_end_orphaned(struct usmc_sock *s)
-{
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
-	uint32_t inode = 0;
-
-	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
-		return false;
-	usmc_lock();
-	peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
-	usmc_unlock();
-	return inode != 0;
-}
-
-/* True once the server can no longer answer on this connection. */
-static bool tcp_gone(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-
-	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-/* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
-static int hs_answer(struct usmc_conn *conn)
-{
-	int result;
-
-	usmc_lock();
-	pump();
-	result = conn->hs_result;
-	usmc_unlock();
-	return result;
-}
-
-/*
- * Gives up on an answer that cannot come: our connection was accepted, a
- * CLC timeout ago or more, by a process that did not answer (one sharing
- * the listener without holding our Proposal).  True if it gave up.
- */
-static bool hs_give_up_if_orphaned(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	int64_t now = usmc_now_ms();
-
-	if (!conn->hs_check_at)
-		conn->hs_check_at = now + usmc_clc_timeout_ms();
-	if (now < conn->hs_check_at)
-		return false;
-	conn->hs_check_at = now + usmc_clc_timeout_ms() / 4 + 1;
-	if (!server_end_orphaned(s))
-		return false;
-	usmc_lock();
-	send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
-	usmc_unlock();
-	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
-	conn->hs_local = true;
-	return true;
-}
-
-int af_resolve(struct usmc_sock *s, bool wait)
-{
-	struct usmc_conn *conn = s->conn;
-	int result;
-
-	for (;;) {
-		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
-				       { .fd = conn->lgr->chan, .events = POLLIN } };
-
-		result = hs_answer(conn);
-		if (result)
-			break;
-		if (tcp_gone(s->fd)) {
-			/* An answer comes before anything the server does on TCP: look once more. */
-			result = hs_answer(conn);
-			if (result)
-				break;
-			/* No answer will come: let the kernel tell what happened. */
-			conn->hs_result = result = CLC_DECLINE;
-			conn->hs_reason = USMC_DECL_PEERNOSMC;
-			conn->hs_local = true;
-			break;
-		}
-		if (hs_give_up_if_orphaned(s)) {
-			result = CLC_DECLINE;
-			break;
-		}
-		if (!wait) {
-			errno = EAGAIN;
-			return -1;
-		}
-		if (usmc_sys.poll(p, 2, 200) < 0)
-			return -1;
-	}
-	if (result == CLC_ACCEPT)
-		cli_finish_accept(s);
-	else
-		cli_finish_decline(s);
-	return 0;
+	conn->hs_next = srv_conns;
+	srv_conns = conn;
 }
 
 void af_conn_forget(struct usmc_conn *conn)
@@ -985,17 +466,4 @@ void af_conn_forget(struct usmc_conn *conn)
 			return;
 		}
 	}
-}
-
-/* Closing while the answer is pending: the ring stays for the server. */
-void af_orphan(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-
-	usmc_lock();
-	conn->sock = NULL;
-	conn->diag = NULL;
-	atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
-	s->conn = NULL;
-	usmc_unlock();
 }

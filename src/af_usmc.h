@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the handshake's files share: af_usmc.c (connections, listeners, the
+ * pump), usmc_listen.c (the server) and usmc_connect.c (the client).
+ * Everything here runs under usmc_lock() unless said otherwise.
+ */
+#ifndef AF_USMC_H
+#define AF_USMC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "usmc_sock.h"
+
+struct usmc_listener {
+	uint16_t port;
+	pid_t owner;    /* a forked child must leave the channels to its parent */
+	int ufd;        /* the Unix listener clients find us by */
+	int refs;       /* TCP listeners of this process on the port */
+	uint32_t seen;  /* Proposals read for the port */
+	struct usmc_listener *next;
+};
+
+/* A Proposal waiting for its TCP connection to be accepted. */
+struct srv_proposal {
+	struct usmc_lgr *lgr;
+	uint64_t token;
+	uint64_t cookie;
+	uint16_t port;
+	uint32_t rcvbuf;
+	struct usmc_ring ring; /* the client's, mapped read-only */
+	struct srv_proposal *next;
+};
+
+struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr);
+/* Gives the connection's ring and link group reference back, and frees it. */
+void af_conn_release(struct usmc_conn *conn);
+
+/* A CLC message without a ring: Confirm, or Decline with its reason. */
+void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason);
+void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
+
+/* Reads and handles whatever the channels and Unix listeners hold. */
+void af_pump(void);
+/* The peer process is gone, or broke the protocol. */
+void af_lgr_fail(struct usmc_lgr *lgr);
+
+/* Takes the Proposal by port and cookie, or (lgr set) by link group and token. */
+struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
+				 uint64_t cookie);
+bool af_srv_has(uint16_t port);
+void af_srv_conn_add(struct usmc_conn *conn);
+
+struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink);
+void af_cli_pending_add(struct usmc_conn *conn);
+
+bool af_diag_available(void);
+/*
+ * The socket at the other end of a loopback connection, as sock_diag sees
+ * it: its cookie (0 if the kernel does not say), its inode (0 while it
+ * waits to be accepted) and its owner.
+ */
+uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
+			     uint32_t *uid);
+/* Doorbells are single bytes: Nagle would hold them back. */
+void af_set_nodelay(int fd);
+
+#endif /* AF_USMC_H */

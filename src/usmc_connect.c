@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The client's side of the handshake (net/smc's smc_connect).
+ *
+ * If the registry shows a usmc listener on the destination port of a
+ * local address, find or make the link group to its process, send a
+ * Proposal naming our TCP socket by its cookie, then connect().  The
+ * connection is usable at once: what we write waits in our ring until the
+ * server reads it, or is replayed into the TCP stream if it declines.
+ * The answer is read inside our later calls (af_resolve).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+static uint64_t next_token;
+
+static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_t *reason)
+{
+	struct sockaddr_un sun;
+	socklen_t sun_len = reg_listener_addr(port, &sun);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int32_t pid = atomic_load(&reg->pid);
+	struct usmc_lgr *lgr;
+	int fd;
+
+	for (lgr = lgr_first(); lgr; lgr = lgr->next)
+		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr))
+			return lgr;
+	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*reason = USMC_DECL_ENV;
+		return NULL;
+	}
+	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
+		/* The listener died without closing: clear its registry entry. */
+		if (errno == ECONNREFUSED || errno == ENOENT)
+			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+		usmc_sys.close(fd);
+		*reason = USMC_DECL_PEERNOSMC;
+		return NULL;
+	}
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid()) {
+		usmc_sys.close(fd);
+		*reason = USMC_DECL_FOREIGN;
+		return NULL;
+	}
+	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
+	if (!lgr) {
+		usmc_sys.close(fd);
+		*reason = USMC_DECL_MEM;
+		return NULL;
+	}
+	lgr->port = port;
+	return lgr;
+}
+
+static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
+			     uint16_t *port)
+{
+	if (!addr || addr->sa_family != s->domain ||
+	    len < (addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+					      : sizeof(struct sockaddr_in6)))
+		return USMC_DECL_CNFERR;
+	if (!usmc_policy_allows(addr))
+		return USMC_DECL_POLICY;
+	if (!usmc_addr_is_local(addr))
+		return USMC_DECL_NOSMCDEV;
+	*port = ntohs(addr->sa_family == AF_INET ? ((const struct sockaddr_in *)addr)->sin_port
+						 : ((const struct sockaddr_in6 *)addr)->sin6_port);
+	return 0;
+}
+
+static void clc_addr_from(struct clc_addr *a, const struct sockaddr *sa)
+{
+	a->family = sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		a->port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+		memcpy(a->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else {
+		a->port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+		memcpy(a->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	}
+}
+
+static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, uint16_t port)
+{
+	struct clc_msg msg = { .type = CLC_PROPOSAL, .version = CLC_VERSION };
+	struct reg_port *reg = reg_port(port);
+	socklen_t len = sizeof(msg.proposal.cookie);
+	struct usmc_conn *conn;
+	struct usmc_lgr *lgr;
+	uint32_t reason = 0;
+	int new_fd;
+
+	if (!reg)
+		return USMC_DECL_ENV;
+	if (!atomic_load(&reg->pid))
+		return USMC_DECL_PEERNOSMC;
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
+		return USMC_DECL_ENV;
+	clc_addr_from(&msg.proposal.dst, addr);
+	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
+	usmc_lock();
+	lgr = cli_lgr_get(port, reg, &reason);
+	conn = lgr ? af_conn_new(s, lgr) : NULL;
+	if (lgr && !conn)
+		reason = USMC_DECL_MEM;
+	if (conn)
+		reason = lgr_ring_alloc(lgr, usmc_ring_size(s->sndbuf), &conn->tx, &msg.proposal.rmb,
+					&new_fd);
+	if (conn && !reason) {
+		msg.token = conn->token = ++next_token;
+		if (lgr_send(lgr, &msg, new_fd) < 0) {
+			lgr_ring_free(lgr, &conn->tx, NULL, 0);
+			af_lgr_fail(lgr);
+			reason = USMC_DECL_PEERNOSMC;
+		}
+	}
+	if (reason) {
+		usmc_conn_free(conn);
+		usmc_unlock();
+		return reason;
+	}
+	lgr_ring_handed_over(&conn->tx);
+	lgr->refs++;
+	af_cli_pending_add(conn);
+	/* After the message: a server that sees the count finds the Proposal. */
+	atomic_fetch_add(&reg->proposals, 1);
+	usmc_unlock();
+	s->conn = conn;
+	usmc_sock_set_state(s, SOCK_PROPOSED);
+	return 0;
+}
+
+/* The TCP connect failed: withdraw the Proposal. */
+static void cli_abandon(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	usmc_lock();
+	af_cli_find(conn->lgr, conn->token, true);
+	af_send_decline(conn->lgr, conn->token, USMC_DECL_PEERDECL);
+	conn->rx_mapped = false;
+	af_conn_release(conn);
+	usmc_unlock();
+	s->conn = NULL;
+	usmc_sock_set_state(s, SOCK_PLAIN);
+}
+
+int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
+{
+	uint16_t port = 0;
+	uint32_t reason = cli_precheck(s, addr, len, &port);
+	int rc, err;
+
+	if (!reason)
+		reason = cli_propose(s, addr, port);
+	if (reason) {
+		usmc_sock_fallback(s, reason, false);
+		return usmc_sys.connect(s->fd, addr, len);
+	}
+	rc = usmc_sys.connect(s->fd, addr, len);
+	if (rc == 0 || errno == EINPROGRESS || errno == EINTR)
+		return rc;
+	err = errno;
+	cli_abandon(s);
+	errno = err;
+	return -1;
+}
+
+static void cli_finish_accept(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	usmc_lock();
+	af_cli_find(conn->lgr, conn->token, true);
+	/* Confirm: we are in shared memory now; a Decline: the server must let go. */
+	if (conn->rx_mapped)
+		af_send_clc(conn->lgr, CLC_CONFIRM, conn->token, 0);
+	else
+		af_send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
+	usmc_unlock();
+	af_set_nodelay(s->fd);
+	usmc_sock_set_state(s, SOCK_SMC);
+	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
+	if (!conn->rx_mapped) {
+		usmc_conn_abort(s);
+		return;
+	}
+	/* What we wrote before the Accept rang nobody: the server may be asleep. */
+	usmc_tx_notify(s);
+}
+
+static void cli_finish_decline(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t reason = conn->hs_reason;
+	bool by_peer = !conn->hs_local;
+
+	pthread_mutex_lock(&conn->tx_lock);
+	usmc_tx_replay(s);
+	if (s->shut_wr)
+		usmc_sys.shutdown(s->fd, SHUT_WR);
+	usmc_lock();
+	af_cli_find(conn->lgr, conn->token, true);
+	conn->rx_mapped = false;
+	s->conn = NULL;
+	usmc_sock_fallback(s, reason, by_peer);
+	pthread_mutex_unlock(&conn->tx_lock);
+	af_conn_release(conn);
+	usmc_unlock();
+}
+
+/*
+ * True when no answer can come any more: the server's end of our TCP
+ * connection was accepted, a CLC timeout ago, by a process that did not
+ * answer (one that shares the listener without holding our Proposal).
+ */
+static bool server_end_orphaned(struct usmc_sock *s)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	uint32_t inode = 0;
+
+	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
+		return false;
+	usmc_lock();
+	af_peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
+	usmc_unlock();
+	return inode != 0;
+}
+
+/* True once the server can no longer answer on this connection. */
+static bool tcp_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
+static int hs_answer(struct usmc_conn *conn)
+{
+	int result;
+
+	usmc_lock();
+	af_pump();
+	result = conn->hs_result;
+	usmc_unlock();
+	return result;
+}
+
+/*
+ * Gives up on an answer that cannot come: our connection was accepted, a
+ * CLC timeout ago or more, by a process that did not answer (one sharing
+ * the listener without holding our Proposal).  True if it gave up.
+ */
+static bool hs_give_up_if_orphaned(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	int64_t now = usmc_now_ms();
+
+	if (!conn->hs_check_at)
+		conn->hs_check_at = now + usmc_clc_timeout_ms();
+	if (now < conn->hs_check_at)
+		return false;
+	conn->hs_check_at = now + usmc_clc_timeout_ms() / 4 + 1;
+	if (!server_end_orphaned(s))
+		return false;
+	usmc_lock();
+	af_send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
+	usmc_unlock();
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
+	conn->hs_local = true;
+	return true;
+}
+
+int af_resolve(struct usmc_sock *s, bool wait)
+{
+	struct usmc_conn *conn = s->conn;
+	int result;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
+				       { .fd = conn->lgr->chan, .events = POLLIN } };
+
+		result = hs_answer(conn);
+		if (result)
+			break;
+		if (tcp_gone(s->fd)) {
+			/* An answer comes before anything the server does on TCP: look once more. */
+			result = hs_answer(conn);
+			if (result)
+				break;
+			/* No answer will come: let the kernel tell what happened. */
+			conn->hs_result = result = CLC_DECLINE;
+			conn->hs_reason = USMC_DECL_PEERNOSMC;
+			conn->hs_local = true;
+			break;
+		}
+		if (hs_give_up_if_orphaned(s)) {
+			result = CLC_DECLINE;
+			break;
+		}
+		if (!wait) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (usmc_sys.poll(p, 2, 200) < 0)
+			return -1;
+	}
+	if (result == CLC_ACCEPT)
+		cli_finish_accept(s);
+	else
+		cli_finish_decline(s);
+	return 0;
+}
+
+/* Closing while the answer is pending: the ring stays for the server. */
+void af_orphan(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	usmc_lock();
+	conn->sock = NULL;
+	conn->diag = NULL;
+	atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
+	s->conn = NULL;
+	usmc_unlock();
+}

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The server's side of the handshake (net/smc's smc_listen_work).
+ *
+ * accept() is the kernel's.  If Proposals are waiting for the port, the
+ * cookie of the peer socket, from sock_diag, finds the one that belongs
+ * to this connection: it gets an Accept and the connection moves to
+ * shared memory.  Any other peer is a plain TCP client and never sees a
+ * byte of ours; when no Proposal was sent toward the port since we last
+ * looked, finding that out costs a counter comparison.
+ */
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+static int diag_fd = -1;
+
+bool af_diag_available(void)
+{
+	if (diag_fd < 0)
+		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	return diag_fd >= 0;
+}
+
+/* sock_diag names a socket by its 4-tuple; v4-mapped peers are IPv4 sockets. */
+static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const struct sockaddr *peer,
+			 const struct sockaddr *local)
+{
+	const struct sockaddr_in6 *p6 = (const void *)peer, *l6 = (const void *)local;
+	const struct sockaddr_in *p4 = (const void *)peer, *l4 = (const void *)local;
+
+	if (peer->sa_family == AF_INET && local->sa_family == AF_INET) {
+		*family = AF_INET;
+		id->idiag_sport = p4->sin_port;
+		id->idiag_dport = l4->sin_port;
+		memcpy(id->idiag_src, &p4->sin_addr, 4);
+		memcpy(id->idiag_dst, &l4->sin_addr, 4);
+		return true;
+	}
+	if (peer->sa_family != AF_INET6 || local->sa_family != AF_INET6)
+		return false;
+	id->idiag_sport = p6->sin6_port;
+	id->idiag_dport = l6->sin6_port;
+	if (IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
+		*family = AF_INET;
+		memcpy(id->idiag_src, &p6->sin6_addr.s6_addr[12], 4);
+		memcpy(id->idiag_dst, &l6->sin6_addr.s6_addr[12], 4);
+	} else {
+		*family = AF_INET6;
+		memcpy(id->idiag_src, &p6->sin6_addr, 16);
+		memcpy(id->idiag_dst, &l6->sin6_addr, 16);
+	}
+	return true;
+}
+
+/*
+ * The socket at the other end of a loopback connection, as sock_diag
+ * sees it: its cookie, and its inode (0 while it waits to be accepted).
+ * Returns the cookie, 0 if the kernel does not say.
+ */
+uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
+				 uint32_t *uid)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} rq = { 0 };
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr h;
+		char buf[1024];
+	} rsp;
+	struct inet_diag_msg *m;
+	ssize_t n;
+
+	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen) || !af_diag_available())
+		return 0;
+	rq.nlh.nlmsg_len = sizeof(rq);
+	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
+	rq.nlh.nlmsg_seq = (uint32_t)fd;
+	rq.req.sdiag_protocol = IPPROTO_TCP;
+	rq.req.idiag_states = ~0u;
+	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, peer, (struct sockaddr *)&local))
+		return 0;
+	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+		return 0;
+	do
+		n = usmc_sys.recv(diag_fd, &rsp, sizeof(rsp), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return 0;
+	m = NLMSG_DATA(&rsp.h);
+	if (inode)
+		*inode = m->idiag_inode;
+	if (uid)
+		*uid = m->idiag_uid;
+	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+}
+
+void af_set_nodelay(int fd)
+{
+	int one = 1;
+
+	/* Doorbells are single bytes: Nagle would hold them back. */
+	usmc_sys.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
+{
+	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };
+	struct usmc_conn *conn = af_conn_new(ns, p->lgr);
+	uint32_t size = usmc_ring_size(ns->sndbuf), reason;
+	int new_fd;
+
+	if (p->rcvbuf > size && p->rcvbuf <= CLC_RMB_MAX)
+		size = usmc_ring_size((int)p->rcvbuf);
+	reason = conn ? lgr_ring_alloc(p->lgr, size, &conn->tx, &msg.accept.rmb, &new_fd)
+		      : USMC_DECL_MEM;
+	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0) {
+		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
+		reason = USMC_DECL_PEERDECL;
+	}
+	if (reason) {
+		/* The client replays what it wrote into the TCP stream. */
+		af_send_decline(p->lgr, p->token, reason);
+		usmc_conn_free(conn);
+		lgr_put(p->lgr);
+		free(p);
+		return reason;
+	}
+	lgr_ring_handed_over(&conn->tx);
+	conn->token = p->token;
+	af_srv_conn_add(conn);
+	conn->rx = p->ring;
+	conn->rx_mapped = true;
+	conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
+	free(p);
+	ns->conn = conn;
+	return 0;
+}
+
+static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
+			      const struct sockaddr *peer)
+{
+	struct usmc_listener *l = ls->listener;
+	struct reg_port *reg = reg_port(l->port);
+	struct srv_proposal *p;
+	uint64_t cookie;
+	uint32_t reason, uid = 0;
+
+	if (!usmc_addr_is_local(peer))
+		return USMC_DECL_NOSMCDEV;
+	if (l->owner != usmc_pid())
+		return USMC_DECL_CNFERR; /* the listener's channels are its creator's */
+	usmc_lock();
+	/* No Proposal was sent toward the port since we last looked: a plain client. */
+	if (reg && atomic_load(&reg->proposals) == l->seen && !af_srv_has(l->port)) {
+		usmc_unlock();
+		return USMC_DECL_PEERNOSMC;
+	}
+	af_pump();
+	if (!af_srv_has(l->port)) {
+		usmc_unlock();
+		return USMC_DECL_PEERNOSMC;
+	}
+	cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
+	p = cookie ? af_srv_take(l->port, NULL, 0, cookie) : NULL;
+	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
+	if (p && uid != (uint32_t)p->lgr->peer_uid) {
+		af_send_decline(p->lgr, p->token, USMC_DECL_FOREIGN);
+		lgr_put(p->lgr);
+		free(p);
+		p = NULL;
+	}
+	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
+	usmc_unlock();
+	if (reason)
+		return reason;
+	af_set_nodelay(ns->fd);
+	usmc_sock_set_state(ns, SOCK_SMC);
+	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
+	/* Wakes the client, which may be waiting for our Accept. */
+	cdc_ring(ns->fd);
+	return 0;
+}
+
+int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct usmc_sock *ns;
+	uint32_t reason;
+
+	(void)peer_len;
+	if (ls->state != SOCK_LISTEN) {
+		if (ls->reason && (ns = usmc_sock_new(fd, ls->domain)))
+			usmc_sock_fallback(ns, ls->reason, false);
+		return 0;
+	}
+	ns = usmc_sock_new(fd, ls->domain);
+	if (!ns)
+		return 0;
+	ns->sndbuf = ls->sndbuf;
+	ns->rcvbuf = ls->rcvbuf;
+	ns->nodelay = ls->nodelay;
+	reason = srv_handshake(ls, ns, peer);
+	if (reason)
+		usmc_sock_fallback(ns, reason, false);
+	return 0;
+}
