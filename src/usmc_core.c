@@ -377,6 +377,39 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	return 0;
 }
 
+void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
+		   size_t skip, size_t n, bool into_ring)
+{
+	for (int i = 0; i < iovcnt && n; i++) {
+		size_t len = iov[i].iov_len;
+		uint8_t *user = iov[i].iov_base;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		user += skip;
+		len -= skip;
+		skip = 0;
+		if (len > n)
+			len = n;
+		n -= len;
+		/* A copy may run past the ring's end and go on at its start. */
+		while (len) {
+			uint32_t off = (uint32_t)(pos % ring->size);
+			size_t chunk = ring->size - off < len ? ring->size - off : len;
+
+			if (into_ring)
+				memcpy(ring->data + off, user, chunk);
+			else
+				memcpy(user, ring->data + off, chunk);
+			user += chunk;
+			pos += chunk;
+			len -= chunk;
+		}
+	}
+}
+
 void lgr_ring_handed_over(struct usmc_ring *ring)
 {
 	struct usmc_seg *seg = ring->seg;

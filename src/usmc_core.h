@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "usmc_cdc.h"
 #include "usmc_clc.h"
@@ -105,6 +106,13 @@ bool lgr_usable(const struct usmc_lgr *lgr);
  */
 uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
 			struct clc_rmb_desc *desc, int *new_fd);
+
+/*
+ * Copies n bytes between the ring, at position pos, and the iovec, from
+ * byte skip of it on: into the ring or out of it.
+ */
+void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
+		   size_t skip, size_t n, bool into_ring);
 
 /* The peer has the ring's segment now: its memfd is no longer needed. */
 void lgr_ring_handed_over(struct usmc_ring *ring);

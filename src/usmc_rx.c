@@ -100,36 +100,6 @@ int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
 	return 0;
 }
 
-/* Copies n bytes from the ring at pos into the iovec, skipping skip bytes of it. */
-static void ring_copy_out(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov,
-			  int iovcnt, size_t skip, size_t n)
-{
-	for (int i = 0; i < iovcnt && n; i++) {
-		size_t len = iov[i].iov_len;
-		uint8_t *dst = iov[i].iov_base;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		dst += skip;
-		len -= skip;
-		skip = 0;
-		if (len > n)
-			len = n;
-		n -= len;
-		while (len) {
-			uint32_t off = (uint32_t)(pos % ring->size);
-			size_t chunk = ring->size - off < len ? ring->size - off : len;
-
-			memcpy(dst, ring->data + off, chunk);
-			dst += chunk;
-			pos += chunk;
-			len -= chunk;
-		}
-	}
-}
-
 /* Publishes our consumer cursor and rings the peer if it waits for room. */
 static void rx_consumed(struct usmc_sock *s, size_t n)
 {
@@ -213,14 +183,14 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 		avail = conn->rx_prod_seen - conn->rx_cons;
 		n = avail < want ? (size_t)avail : want;
 		if (peek) {
-			ring_copy_out(&conn->rx, conn->rx_cons, iov, iovcnt, skip, n);
+			ring_copy_iov(&conn->rx, conn->rx_cons, iov, iovcnt, skip, n, false);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
 			for (size_t done = 0, chunk; done < n; done += chunk) {
 				chunk = n - done < CDC_PUBLISH_CHUNK(conn->rx.size)
 						? n - done
 						: CDC_PUBLISH_CHUNK(conn->rx.size);
-				ring_copy_out(&conn->rx, conn->rx_cons, iov, iovcnt, skip + done, chunk);
+				ring_copy_iov(&conn->rx, conn->rx_cons, iov, iovcnt, skip + done, chunk, false);
 				rx_consumed(s, chunk);
 			}
 		}

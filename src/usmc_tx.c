@@ -29,36 +29,6 @@ int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 	return 0;
 }
 
-/* Copies n bytes of the iovec, from skip on, into the ring at pos. */
-static void ring_copy_in(struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
-			 size_t skip, size_t n)
-{
-	for (int i = 0; i < iovcnt && n; i++) {
-		size_t len = iov[i].iov_len;
-		const uint8_t *src = iov[i].iov_base;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		src += skip;
-		len -= skip;
-		skip = 0;
-		if (len > n)
-			len = n;
-		n -= len;
-		while (len) {
-			uint32_t off = (uint32_t)(pos % ring->size);
-			size_t chunk = ring->size - off < len ? ring->size - off : len;
-
-			memcpy(ring->data + off, src, chunk);
-			src += chunk;
-			pos += chunk;
-			len -= chunk;
-		}
-	}
-}
-
 /* Publishes the producer cursor and rings the peer if it waits for data. */
 static void tx_produced(struct usmc_sock *s, size_t n)
 {
@@ -147,7 +117,7 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	for (size_t done = 0, chunk; done < n; done += chunk) {
 		chunk = n - done < CDC_PUBLISH_CHUNK(conn->tx.size) ? n - done
 								: CDC_PUBLISH_CHUNK(conn->tx.size);
-		ring_copy_in(&conn->tx, conn->tx_prod, iov, iovcnt, skip + done, chunk);
+		ring_copy_iov(&conn->tx, conn->tx_prod, iov, iovcnt, skip + done, chunk, true);
 		tx_produced(s, chunk);
 	}
 	return (ssize_t)n;

@@ -53,7 +53,7 @@ int h_socket(int family, enum h_kind kind, int flags)
 	return fd;
 }
 
-static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
+socklen_t h_loopback(int family, uint16_t port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET) {
@@ -75,7 +75,7 @@ static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss
 int h_listen(int family, enum h_kind kind, uint16_t *port)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, 0, &ss);
+	socklen_t len = h_loopback(family, 0, &ss);
 	int fd = h_socket(family, kind, 0), one = 1;
 
 	CHECK(usmc_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
@@ -90,7 +90,7 @@ int h_listen(int family, enum h_kind kind, uint16_t *port)
 int h_connect_flags(int family, enum h_kind kind, uint16_t port, int flags)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, port, &ss);
+	socklen_t len = h_loopback(family, port, &ss);
 	int fd = h_socket(family, kind, flags);
 	int rc = usmc_connect(fd, (struct sockaddr *)&ss, len);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "usmc.h"
@@ -50,6 +51,8 @@ const char *h_way_name(const struct h_opts *o);
 int h_expected_mode(enum h_kind self, enum h_kind peer);
 
 int h_socket(int family, enum h_kind kind, int flags);
+/* The loopback address of the family, with port. */
+socklen_t h_loopback(int family, uint16_t port, struct sockaddr_storage *ss);
 /* A listener on the loopback address with an ephemeral port. */
 int h_listen(int family, enum h_kind kind, uint16_t *port);
 int h_connect(int family, enum h_kind kind, uint16_t port);

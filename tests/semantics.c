@@ -156,29 +156,10 @@ void sem_expect_eof(int fd)
 
 /* ---- connection set-up ---- */
 
-static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return sizeof(*s4);
-	}
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	s6->sin6_family = AF_INET6;
-	s6->sin6_port = htons(port);
-	s6->sin6_addr = in6addr_loopback;
-	return sizeof(*s6);
-}
-
 static int listen_prepared(struct sem_end *e, sem_prep_fn prep)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(e->opts->family, 0, &ss);
+	socklen_t len = h_loopback(e->opts->family, 0, &ss);
 	int fd = h_socket(e->opts->family, e->self, 0), one = 1;
 
 	CHECK(usmc_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
@@ -195,7 +176,7 @@ static int listen_prepared(struct sem_end *e, sem_prep_fn prep)
 static int connect_prepared(struct sem_end *e, sem_prep_fn prep)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(e->opts->family, e->port, &ss);
+	socklen_t len = h_loopback(e->opts->family, e->port, &ss);
 	int fd = h_socket(e->opts->family, e->self, 0);
 
 	if (prep)
