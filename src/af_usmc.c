@@ -314,7 +314,8 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	conn->hs_reason = reason;
 	if (!conn->sock) {
 		/* Closed while proposing: the server reads what we left, then EOF. */
-		af_send_clc(lgr, reason ? CLC_DECLINE : CLC_CONFIRM, conn->token, reason);
+		if (reason)
+			af_send_decline(lgr, conn->token, reason);
 		orphan_settle(conn);
 	}
 }
@@ -327,7 +328,10 @@ static struct usmc_conn *srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
 	return NULL;
 }
 
-/* The client is in shared memory for good: no Decline can follow. */
+/*
+ * The client is in shared memory for good: no Decline can follow.  usmc's
+ * own clients do not send it (see cli_finish_accept); it is understood.
+ */
 static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 {
 	struct usmc_conn *conn = srv_conn_find(lgr, msg->token);
@@ -395,7 +399,8 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 	lgr_mark_dead(lgr);
 }
 
-static void dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
+/* Handles one message; false if it has no place in the protocol. */
+static bool dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
 	bool server = lgr->role == LGR_SERVER;
 
@@ -412,8 +417,28 @@ static void dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	} else {
 		if (fd >= 0)
 			usmc_sys.close(fd);
-		af_lgr_fail(lgr);
+		return false;
 	}
+	return true;
+}
+
+bool af_pump_lgr(struct usmc_lgr *lgr)
+{
+	struct clc_msg msg;
+	uint32_t reason;
+	int fd, rc;
+
+	while ((rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
+		if (reason || !dispatch(lgr, &msg, fd)) {
+			af_lgr_fail(lgr);
+			return false;
+		}
+	}
+	if (rc < 0) {
+		af_lgr_fail(lgr);
+		return false;
+	}
+	return true;
 }
 
 void af_pump(void)
@@ -424,25 +449,9 @@ void af_pump(void)
 		if (l->owner == usmc_pid())
 			accept_channels(l);
 	for (lgr = lgr_first(); lgr; lgr = next) {
-		struct clc_msg msg;
-		uint32_t reason;
-		int fd, rc;
-
 		next = lgr->next;
-		if (!lgr_usable(lgr))
-			continue;
-		while ((rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
-			if (reason) {
-				af_lgr_fail(lgr);
-				rc = 0;
-				break;
-			}
-			dispatch(lgr, &msg, fd);
-			if (lgr->dead)
-				break;
-		}
-		if (rc < 0)
-			af_lgr_fail(lgr);
+		if (lgr_usable(lgr))
+			af_pump_lgr(lgr);
 	}
 }
 

@@ -44,6 +44,8 @@ void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Reads and handles whatever the channels and Unix listeners hold. */
 void af_pump(void);
+/* The same for one link group; false once it failed (and may be gone). */
+bool af_pump_lgr(struct usmc_lgr *lgr);
 /* The peer process is gone, or broke the protocol. */
 void af_lgr_fail(struct usmc_lgr *lgr);
 

@@ -115,6 +115,15 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
 	lgr = cli_lgr_get(port, reg, &reason);
+	/*
+	 * A burst of connections leaves Accepts unread: read them now and then,
+	 * or the server, whose channel toward us is full, waits on us.
+	 */
+	if (lgr && ++lgr->unread_answers >= 32) {
+		lgr->unread_answers = 0;
+		if (!af_pump_lgr(lgr))
+			lgr = cli_lgr_get(port, reg, &reason);
+	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
 		reason = USMC_DECL_MEM;
@@ -187,10 +196,13 @@ static void cli_finish_accept(struct usmc_sock *s)
 
 	usmc_lock();
 	af_cli_find(conn->lgr, conn->token, true);
-	/* Confirm: we are in shared memory now; a Decline: the server must let go. */
-	if (conn->rx_mapped)
-		af_send_clc(conn->lgr, CLC_CONFIRM, conn->token, 0);
-	else
+	/*
+	 * A ring we cannot map: the server must let go (a Decline after its
+	 * Accept resets the connection there).  No Confirm follows a good
+	 * Accept: the server reads its channel only when it accepts, and
+	 * Confirms piling up there would block the next Proposal.
+	 */
+	if (!conn->rx_mapped)
 		af_send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
 	usmc_unlock();
 	af_set_nodelay(s->fd);

@@ -71,6 +71,7 @@ struct usmc_lgr {
 	uint16_t port;     /* client: the listener port that found the peer */
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
+	uint32_t unread_answers; /* client: Proposals sent since we last read */
 	uint32_t nlseg;
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
 	struct usmc_seg *rseg[LGR_MAX_SEGS];
