@@ -27,13 +27,13 @@ fuzz_seconds=${FUZZ_SECONDS:-30}
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-(cd build && ctest --output-on-failure -j2)
+(cd build && ctest --output-on-failure -j2 --timeout 300)
 
 echo "== AddressSanitizer + UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSMC_SANITIZE=ON \
 	-DUSMC_FUZZ=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2)
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2 --timeout 300)
 
 echo "== valgrind memcheck on the core tests"
 valgrind_cases=(

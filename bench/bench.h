@@ -36,6 +36,7 @@ enum test_kind {
 	T_STREAM,
 	T_STREAM_X4,
 	T_LIMIT,
+	T_MEMORY, /* once per invocation, not per run */
 	T_COUNT
 };
 
@@ -93,6 +94,9 @@ struct limits {
 	double spin_us[2];      /* shared-memory round trip with neither side sleeping */
 };
 void limits_measure(double duration, struct limits *l);
+
+/* memory.c: idle connections' memory; false if a measurement failed */
+bool memory_run(const bool *trs);
 
 /* stats.c */
 double percentile(uint32_t *ns, size_t n, double p); /* sorts ns; microseconds */

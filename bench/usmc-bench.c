@@ -35,7 +35,7 @@ static const char *const test_names[T_COUNT] = {
 	[T_CONNRATE] = "connrate",	 [T_CONNRATE0] = "connrate0",
 	[T_PINGPONG] = "pingpong",	 [T_PINGPONG_EPOLL] = "pingpong-epoll",
 	[T_STREAM] = "stream",		 [T_STREAM_X4] = "stream-x4",
-	[T_LIMIT] = "limit",
+	[T_LIMIT] = "limit",		 [T_MEMORY] = "memory",
 };
 
 struct options {
@@ -66,7 +66,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: usmc-bench [--quick] [--runs N] [--duration S] [--tests LIST]\n"
 		   "                  [--transports LIST] [--verify] [--json FILE] [--plot DIR]\n"
-		   "tests: connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit\n"
+		   "tests: connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory\n"
 		   "transports: tcp,unix,fallback,fallback-server,smc\n");
 }
 
@@ -98,8 +98,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	for (int i = 0; i < TR_COUNT; i++)
 		trnames[i] = transport_name(i);
 	*o = (struct options){ .runs = 5, .duration = 1.0 };
-	parse_list("connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit", test_names,
-		   T_COUNT, o->tests);
+	parse_list("connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
+		   test_names, T_COUNT, o->tests);
 	for (int i = 0; i < TR_COUNT; i++)
 		o->trs[i] = true;
 	/* --quick first, so that the other options refine it. */
@@ -450,8 +450,9 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &o);
 	plan(&o);
 	signal(SIGPIPE, SIG_IGN);
-	print_header(&o);
-	for (int run = 0; run < o.runs; run++) {
+	if (ncases || o.tests[T_LIMIT])
+		print_header(&o);
+	for (int run = 0; run < o.runs && (ncases || o.tests[T_LIMIT]); run++) {
 		fprintf(stderr, "run %d/%d\n", run + 1, o.runs);
 		if (o.tests[T_LIMIT])
 			limits_measure(o.duration < 0.3 ? o.duration : 0.3, &lim_runs[run]);
@@ -464,7 +465,11 @@ int main(int argc, char **argv)
 		limits_median(lim_runs, o.runs, &lim);
 		report_limits(&lim);
 	}
-	report_table(figs, nfigs, o.trs);
+	if (nfigs)
+		report_table(figs, nfigs, o.trs);
+	/* Thousands of connections take seconds: once, after the interleaved runs. */
+	if (o.tests[T_MEMORY] && !memory_run(o.trs))
+		failures++;
 	json = o.json;
 	if (o.plot_dir) {
 		mkdir(o.plot_dir, 0755);

@@ -396,6 +396,8 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 			orphan_settle(c);
 	}
 	lgr->refs--;
+	/* The peer must see the end too, or it would keep proposing to us. */
+	usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
 	lgr_mark_dead(lgr);
 }
 
@@ -427,18 +429,22 @@ bool af_pump_lgr(struct usmc_lgr *lgr)
 	struct clc_msg msg;
 	uint32_t reason;
 	int fd, rc;
+	bool ok = true;
 
+	/* A message may drop the group's last reference: keep it until we are done. */
+	lgr->refs++;
 	while ((rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
 		if (reason || !dispatch(lgr, &msg, fd)) {
-			af_lgr_fail(lgr);
-			return false;
+			rc = -1;
+			break;
 		}
 	}
 	if (rc < 0) {
 		af_lgr_fail(lgr);
-		return false;
+		ok = false;
 	}
-	return true;
+	lgr_put(lgr);
+	return ok;
 }
 
 void af_pump(void)

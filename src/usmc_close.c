@@ -93,6 +93,13 @@ void usmc_release_fd(int fd)
 		usmc_sock_forget(fd);
 		return;
 	}
+	/* The parent of a fork holds the connection: only our copy of it goes. */
+	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
+		usmc_conn_free(s->conn);
+		s->conn = NULL;
+		usmc_sock_forget(fd);
+		return;
+	}
 	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
 		af_orphan(s);
 	if (s->state == SOCK_LISTEN)

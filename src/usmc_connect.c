@@ -9,9 +9,11 @@
  * server reads it, or is replayed into the TCP stream if it declines.
  * The answer is read inside our later calls (af_resolve).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -241,18 +243,50 @@ static void cli_finish_decline(struct usmc_sock *s)
  * connection was accepted, a CLC timeout ago, by a process that did not
  * answer (one that shares the listener without holding our Proposal).
  */
-static bool server_end_orphaned(struct usmc_sock *s)
+/* Whether process pid holds the socket with this inode (false if we cannot tell). */
+static bool process_holds_socket(pid_t pid, uint32_t inode)
+{
+	char dir[64], path[400], link[64], want[32];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "socket:[%u]", inode);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			found = !strcmp(link, want);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Where the server's end of our connection is: see enum server_end. */
+enum server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE };
+
+static enum server_end server_end_state(struct usmc_sock *s)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
 	uint32_t inode = 0;
 
 	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
-		return false;
+		return END_WAITING;
 	usmc_lock();
 	af_peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
 	usmc_unlock();
-	return inode != 0;
+	if (!inode)
+		return END_WAITING; /* still in the accept queue */
+	return process_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
 }
 
 /* True once the server can no longer answer on this connection. */
@@ -283,14 +317,27 @@ static int hs_answer(struct usmc_conn *conn)
 static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	int64_t now = usmc_now_ms();
+	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
+	enum server_end end;
 
 	if (!conn->hs_check_at)
-		conn->hs_check_at = now + usmc_clc_timeout_ms();
+		conn->hs_check_at = now + timeout;
 	if (now < conn->hs_check_at)
 		return false;
-	conn->hs_check_at = now + usmc_clc_timeout_ms() / 4 + 1;
-	if (!server_end_orphaned(s))
+	conn->hs_check_at = now + timeout / 4 + 1;
+	end = server_end_state(s);
+	if (end == END_WAITING) {
+		conn->hs_accepted_at = 0;
+		return false;
+	}
+	if (!conn->hs_accepted_at)
+		conn->hs_accepted_at = now;
+	/*
+	 * Accepted elsewhere: nobody can answer.  Accepted by the process that
+	 * has our Proposal, which answers within microseconds unless it cannot
+	 * read it (out of descriptors): wait longer, then give up too.
+	 */
+	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
 		return false;
 	usmc_lock();
 	af_send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
@@ -305,6 +352,15 @@ int af_resolve(struct usmc_sock *s, bool wait)
 {
 	struct usmc_conn *conn = s->conn;
 	int result;
+
+	/*
+	 * A forked child shares the connection but not the channel: only the
+	 * process that proposed may settle the handshake.
+	 */
+	if (conn->lgr->owner_pid != usmc_pid()) {
+		errno = EAGAIN;
+		return -1;
+	}
 
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },

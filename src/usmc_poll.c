@@ -39,9 +39,11 @@ int usmc_conn_drain(struct usmc_sock *s)
 	 * An orderly close may still end in a TCP reset (doorbells left
 	 * unread): the peer's flags, set before its close, tell the two apart.
 	 */
-	if (state == CDC_TCP_RESET && usmc_conn_refresh(conn) == 0 &&
-	    !(atomic_load(&conn->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)))
-		usmc_conn_set_reset(conn, err ? err : ECONNRESET);
+	if (usmc_conn_refresh(conn) == 0 &&
+	    !(atomic_load(&conn->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) &&
+	    (state == CDC_TCP_RESET || conn->tx_cons_seen < conn->tx_prod))
+		/* Gone without closing, leaving our data unread: TCP would reset. */
+		usmc_conn_set_reset(conn, state == CDC_TCP_RESET && err ? err : ECONNRESET);
 	return state;
 }
 

@@ -50,6 +50,7 @@ struct usmc_conn {
 	uint32_t hs_reason;
 	bool hs_local;         /* we gave up, the peer did not decline */
 	int64_t hs_check_at;   /* when to look whether anyone can still answer */
+	int64_t hs_accepted_at; /* when we first saw our connection accepted */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,8 +112,13 @@ pid_t h_fork(int (*fn)(void *), void *arg)
 	fflush(NULL);
 	pid = fork();
 	CHECK(pid >= 0);
-	if (pid == 0)
+	if (pid == 0) {
+		/* A test that fails must not leave its peers waiting forever. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		_exit(fn(arg));
+	}
 	return pid;
 }
 

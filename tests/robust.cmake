@@ -1,0 +1,22 @@
+# Robustness: peers that crash, stop or leave; exhausted resources; load.
+usmc_test(crash_rounds)
+# The random mix (crash_rounds --rounds 200) still fails about one run in
+# ten, a connection falling back or ending early: it is not in the suite
+# until that is understood.
+# Each of these asserts a TCP behaviour on its own: a peer exiting with data
+# unread, and a forked child closing its copy of a connection.
+add_test(NAME crash_exit_unread COMMAND crash_rounds --rounds 12 --case exit_unread)
+add_test(NAME crash_fork_close COMMAND crash_rounds --rounds 5 --case fork_close)
+set_tests_properties(crash_exit_unread crash_fork_close PROPERTIES TIMEOUT 60)
+usmc_test(exhaust)
+# nofile_server is left out: a server out of descriptors cannot read the
+# Proposals it is sent, and each usmc client waits two CLC timeouts before
+# it falls back (bounded, but too slow for the suite).
+foreach(case nofile_client memfd_client_eperm memfd_client_enosys
+        memfd_server_eperm memfd_server_enosys registry many)
+  add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
+  set_tests_properties(exhaust_${case} PROPERTIES TIMEOUT 60)
+endforeach()
+usmc_test(load)
+add_test(NAME load_20s COMMAND load --seconds 20 --clients 4 --conns 16)
+set_tests_properties(load_20s PROPERTIES TIMEOUT 120)
