@@ -143,6 +143,6 @@ int main(int argc, char **argv)
 	CHECK(usmc_close(smc_fd) == 0 && usmc_close(plain_fd) == 0 && usmc_close(lfd) == 0);
 	snprintf(cmd, sizeof(cmd), "%s -s", argv[1]);
 	CHECK(strstr(run(cmd), "smcd_connections"));
-	printf("usmc-stat, ss and the loopback counters agree: ok\n");
+	printf("usmc-stat, ss and the connection's TCP counters agree: ok\n");
 	return 0;
 }
