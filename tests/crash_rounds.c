@@ -490,7 +490,7 @@ int main(int argc, char **argv)
 	printf("crash_rounds: seed %llu, %d rounds\n", (unsigned long long)robust_seed, rounds);
 	h_chan_open(&port_chan);
 	warm_up();
-	fds_first = robust_count_fds();
+	fds_first = h_count_fds();
 	maps_first = robust_segment_maps();
 	rng = robust_seed * 2 + 1;
 	for (int r = 0; r < rounds; r++) {
@@ -499,12 +499,12 @@ int main(int argc, char **argv)
 		current = (enum kind)k;
 		run_round((enum kind)k, &rng);
 	}
-	if (robust_count_fds() > fds_first || robust_segment_maps() > maps_first) {
+	if (h_count_fds() > fds_first || robust_segment_maps() > maps_first) {
 		fprintf(stderr, "after the first round: %d fds, %d mappings; now %d, %d\n", fds_first,
-			maps_first, robust_count_fds(), robust_segment_maps());
+			maps_first, h_count_fds(), robust_segment_maps());
 		robust_list_fds();
 	}
-	RCHECK(robust_count_fds() <= fds_first);
+	RCHECK(h_count_fds() <= fds_first);
 	RCHECK(robust_segment_maps() <= maps_first);
 	for (int k = 0; k < K_COUNT; k++)
 		if (outcomes[k][0] + outcomes[k][1] + outcomes[k][2])

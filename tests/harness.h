@@ -88,4 +88,9 @@ uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng);
 
 void h_check_mode(int fd, int mode);
 
+/* Lines of a text file that contain needle (to count mappings, names). */
+int h_count_lines(const char *path, const char *needle);
+/* Open descriptors of this process. */
+int h_count_fds(void);
+
 #endif

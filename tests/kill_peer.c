@@ -20,31 +20,6 @@
 static const char *victim = "client";
 static struct h_chan to_parent, to_child;
 
-static int count_lines(const char *path, const char *needle)
-{
-	char line[512];
-	int n = 0;
-	FILE *f = fopen(path, "re");
-
-	CHECK(f);
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-static int count_fds(void)
-{
-	char path[64];
-	int n = 0;
-
-	for (int fd = 0; fd < 4096; fd++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n += access(path, F_OK) == 0;
-	}
-	return n;
-}
-
 /* Writes the pattern until the connection breaks. */
 static int writer(int fd)
 {
@@ -186,7 +161,7 @@ static void round_server_dies(bool before_accept)
 	survive(fd, true, 0);
 	/* The listener's registry entry went with its process. */
 	snprintf(name, sizeof(name), "@usmc/%u/%u", (unsigned)getuid(), port);
-	CHECK(count_lines("/proc/net/unix", name) == 0);
+	CHECK(h_count_lines("/proc/net/unix", name) == 0);
 }
 
 int main(int argc, char **argv)
@@ -206,16 +181,16 @@ int main(int argc, char **argv)
 	/* The first round makes the per-process tables; count after it. */
 	for (int r = 0; r < rounds; r++) {
 		if (r == 1) {
-			fds_before = count_fds();
-			maps_before = count_lines("/proc/self/maps", "memfd:usmc-seg");
+			fds_before = h_count_fds();
+			maps_before = h_count_lines("/proc/self/maps", "memfd:usmc-seg");
 		}
 		if (!strcmp(victim, "client"))
 			round_client_dies();
 		else
 			round_server_dies(!strcmp(victim, "server-before-accept"));
 	}
-	CHECK(count_fds() == fds_before);
-	CHECK(count_lines("/proc/self/maps", "memfd:usmc-seg") == maps_before);
+	CHECK(h_count_fds() == fds_before);
+	CHECK(h_count_lines("/proc/self/maps", "memfd:usmc-seg") == maps_before);
 	printf("kill -9 of the %s, %d rounds: survivor saw the end, nothing leaked\n", victim, rounds);
 	return 0;
 }

@@ -32,32 +32,6 @@ static uint64_t robust_seed;
 		}                                                                         \
 	} while (0)
 
-/* Lines of a text file that contain needle. */
-static inline int robust_count_lines(const char *path, const char *needle)
-{
-	char line[512];
-	int n = 0;
-	FILE *f = fopen(path, "re");
-
-	RCHECK(f);
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, needle) != NULL;
-	fclose(f);
-	return n;
-}
-
-static inline int robust_count_fds(void)
-{
-	char path[64];
-	int n = 0;
-
-	for (int fd = 0; fd < 8192; fd++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		n += access(path, F_OK) == 0;
-	}
-	return n;
-}
-
 /* The line of a socket inode ("123]") in a /proc/net table, or NULL. */
 static inline const char *robust_sock_line(const char *table, const char *inode)
 {
@@ -116,7 +90,7 @@ static inline void robust_list_fds(void)
 
 static inline int robust_segment_maps(void)
 {
-	return robust_count_lines("/proc/self/maps", "memfd:usmc-seg");
+	return h_count_lines("/proc/self/maps", "memfd:usmc-seg");
 }
 
 /* Whether the listener channel of a port still has a name in /proc/net/unix. */
@@ -125,7 +99,7 @@ static inline bool robust_unix_name_exists(uint16_t port)
 	char name[64];
 
 	snprintf(name, sizeof(name), "@usmc/%u/%u\n", (unsigned)getuid(), (unsigned)port);
-	return robust_count_lines("/proc/net/unix", name) > 0;
+	return h_count_lines("/proc/net/unix", name) > 0;
 }
 
 static inline uint64_t robust_between(uint64_t *rng, uint64_t lo, uint64_t hi)
