@@ -238,11 +238,6 @@ static void cli_finish_decline(struct usmc_sock *s)
 	usmc_unlock();
 }
 
-/*
- * True when no answer can come any more: the server's end of our TCP
- * connection was accepted, a CLC timeout ago, by a process that did not
- * answer (one that shares the listener without holding our Proposal).
- */
 /* Whether process pid holds the socket with this inode (false if we cannot tell). */
 static bool process_holds_socket(pid_t pid, uint32_t inode)
 {
@@ -310,9 +305,8 @@ static int hs_answer(struct usmc_conn *conn)
 }
 
 /*
- * Gives up on an answer that cannot come: our connection was accepted, a
- * CLC timeout ago or more, by a process that did not answer (one sharing
- * the listener without holding our Proposal).  True if it gave up.
+ * Gives up on an answer that cannot come, at most every quarter of a CLC
+ * timeout once one has passed.  True if it gave up.
  */
 static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
