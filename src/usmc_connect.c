@@ -38,8 +38,14 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_
 	struct usmc_lgr *lgr;
 	int fd;
 
+	/*
+	 * The port's listener must still be the process we know: ports are
+	 * reused, and a link group to an earlier owner would take our Proposal
+	 * where the connection does not go.
+	 */
 	for (lgr = lgr_first(); lgr; lgr = lgr->next)
-		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr))
+		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr) &&
+		    lgr->peer_pid == pid)
 			return lgr;
 	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {

@@ -403,6 +403,7 @@ static int forked_child_leaves(void *arg)
 static void round_fork(enum kind k, uint64_t *rng)
 {
 	struct leaver leaver;
+	struct usmc_info info;
 	struct plan p;
 	uint64_t off = 0;
 	pid_t pid, child;
@@ -425,7 +426,9 @@ static void round_fork(enum kind k, uint64_t *rng)
 	} else {
 		RCHECK(robust_send_pattern(fd, p.seed, off, p.size - off, rng, 1 << 16) == 0);
 	}
-	h_check_mode(fd, USMC_MODE_SMCD);
+	/* A sender may finish before the server answered: that is still no fallback. */
+	if (p.peer_sends || usmc_info(fd, &info, sizeof(info)) != 0 || info.mode != USMC_MODE_HANDSHAKE)
+		h_check_mode(fd, USMC_MODE_SMCD);
 	close_after_peer(fd, pid);
 }
 
