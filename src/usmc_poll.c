@@ -191,22 +191,38 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
 	return ready;
 }
 
-/* A short spin before sleeping: a busy peer answers within microseconds. */
-static int poll_spin(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks)
+/*
+ * A short spin before sleeping: a busy peer answers within microseconds.
+ * check() returns how many descriptors are ready; the spin ends with it.
+ */
+static int spin_ready(int (*check)(void *), void *arg)
 {
-	int spin_us = usmc_spin_us(NULL), rc;
+	int spin_us = usmc_spin_us(NULL), n;
 	struct timespec start;
 
 	if (spin_us <= 0)
 		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
-		rc = poll_usmc_pass(fds, nfds, socks, false);
-		if (rc)
-			return rc;
+		n = check(arg);
+		if (n)
+			return n;
 		cpu_relax();
 	} while (elapsed_us(&start) < spin_us);
 	return 0;
+}
+
+struct poll_set {
+	struct pollfd *fds;
+	nfds_t nfds;
+	struct usmc_sock **socks;
+};
+
+static int poll_check(void *arg)
+{
+	struct poll_set *set = arg;
+
+	return poll_usmc_pass(set->fds, set->nfds, set->socks, false);
 }
 
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
@@ -267,7 +283,7 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 
 		rc = poll_usmc_pass(fds, nfds, socks, false);
 		if (!rc && timeout != 0)
-			rc = poll_spin(fds, nfds, socks);
+			rc = spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
@@ -444,22 +460,17 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 	return out;
 }
 
-/* A short spin before sleeping: a busy peer answers within microseconds. */
-static int ep_spin(int epfd, struct epoll_event *events, int maxevents)
-{
-	int spin_us = usmc_spin_us(NULL), n;
-	struct timespec start;
+struct ep_set {
+	int epfd;
+	struct epoll_event *events;
+	int maxevents;
+};
 
-	if (spin_us <= 0)
-		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	do {
-		n = ep_ready_now(epfd, events, maxevents, false);
-		if (n)
-			return n;
-		cpu_relax();
-	} while (elapsed_us(&start) < spin_us);
-	return 0;
+static int ep_check(void *arg)
+{
+	struct ep_set *set = arg;
+
+	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
 }
 
 /* Whether the set holds a connection in or toward shared memory; if not, epoll is the kernel's. */
@@ -490,7 +501,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 
 		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
-			n = ep_spin(epfd, events, maxevents);
+			n = spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		if (!n)
 			n = ep_ready_now(epfd, events, maxevents, true);
 		if (n)
