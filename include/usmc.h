@@ -132,21 +132,22 @@ enum usmc_mode {
  * Fallback reasons: SMC's CLC decline codes (net/smc/smc_clc.h) where one
  * fits, and usmc's own in the same families.
  */
-#define USMC_DECL_MEM         0x01010000u /* no memory for buffers (memfd, mmap) */
-#define USMC_DECL_TIMEOUT_CLC 0x02030000u /* CLC handshake timed out */
-#define USMC_DECL_CNFERR      0x03000000u /* configuration error */
-#define USMC_DECL_POLICY      0x03000001u /* policy says TCP for this peer */
-#define USMC_DECL_FOREIGN     0x03000002u /* peer runs as another user, not allowed */
-#define USMC_DECL_ENV         0x03000003u /* environment refuses the fast path */
-#define USMC_DECL_DISABLED    0x03000004u /* usmc switched off (USMC_DISABLE) */
-#define USMC_DECL_SOCKOPT     0x03000005u /* a socket option rules out SMC */
-#define USMC_DECL_PEERNOSMC   0x03010000u /* peer is not a usmc endpoint */
-#define USMC_DECL_NOSMCDEV    0x03030000u /* peer not on this host */
-#define USMC_DECL_VERSMISMAT  0x030c0000u /* CLC version mismatch */
-#define USMC_DECL_MAX_DMB     0x030d0000u /* buffer limit of the link group reached */
-#define USMC_DECL_SYNCERR     0x04000000u /* handshake out of sync (bad message) */
-#define USMC_DECL_PEERDECL    0x05000000u /* peer declined during handshake */
-#define USMC_DECL_INTERR      0x09990000u /* internal error */
+#define USMC_DECL_MEM           0x01010000u /* no memory for buffers (memfd, mmap) */
+#define USMC_DECL_TIMEOUT_CLC   0x02030000u /* CLC handshake timed out */
+#define USMC_DECL_CNFERR        0x03000000u /* configuration error */
+#define USMC_DECL_POLICY        0x03000001u /* policy says TCP for this peer */
+#define USMC_DECL_FOREIGN       0x03000002u /* peer runs as another user, not allowed */
+#define USMC_DECL_ENV           0x03000003u /* environment refuses the fast path */
+#define USMC_DECL_DISABLED      0x03000004u /* usmc switched off (USMC_DISABLE) */
+#define USMC_DECL_SOCKOPT       0x03000005u /* a socket option rules out SMC */
+#define USMC_DECL_LISTENSHARED  0x03000006u /* listener accepted on by several processes */
+#define USMC_DECL_PEERNOSMC     0x03010000u /* peer is not a usmc endpoint */
+#define USMC_DECL_NOSMCDEV      0x03030000u /* peer not on this host */
+#define USMC_DECL_VERSMISMAT    0x030c0000u /* CLC version mismatch */
+#define USMC_DECL_MAX_DMB       0x030d0000u /* buffer limit of the link group reached */
+#define USMC_DECL_SYNCERR       0x04000000u /* handshake out of sync (bad message) */
+#define USMC_DECL_PEERDECL      0x05000000u /* peer declined during handshake */
+#define USMC_DECL_INTERR        0x09990000u /* internal error */
 
 struct usmc_info {
 	int mode;                 /* enum usmc_mode */

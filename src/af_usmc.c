@@ -114,10 +114,24 @@ static uint16_t sock_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static uint32_t listener_register(struct usmc_sock *s)
+/* A listening Unix socket at the port's channel address. */
+static int channel_listen(uint16_t port, bool other_users)
 {
 	struct sockaddr_un sun;
-	socklen_t sun_len;
+	socklen_t sun_len = reg_listener_addr(getuid(), port, other_users, &sun);
+	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && (usmc_sys.bind(fd, (struct sockaddr *)&sun, sun_len) ||
+			usmc_sys.listen(fd, SOMAXCONN))) {
+		usmc_sys.close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static uint32_t listener_register(struct usmc_sock *s)
+{
+	const uid_t *other_users;
 	struct reg_port *reg;
 	struct usmc_listener *l;
 	uint16_t port = sock_port(s->fd);
@@ -139,21 +153,23 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return USMC_DECL_MEM;
-	l->ufd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	sun_len = reg_listener_addr(port, &sun);
-	if (l->ufd < 0 || usmc_sys.bind(l->ufd, (struct sockaddr *)&sun, sun_len) ||
-	    usmc_sys.listen(l->ufd, SOMAXCONN)) {
-		if (l->ufd >= 0)
-			usmc_sys.close(l->ufd);
+	l->ufd = channel_listen(port, false);
+	if (l->ufd < 0) {
 		free(l);
 		return USMC_DECL_ENV;
 	}
+	/*
+	 * Clients of other users knock only where this name exists, so one
+	 * that allows nobody never leaves them waiting for an answer.
+	 */
+	l->ufd_users = usmc_policy_other_users(&other_users) ? channel_listen(port, true) : -1;
 	l->port = port;
 	l->owner = usmc_pid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
+	atomic_store(&reg->flags, 0);
 	atomic_store(&reg->pid, (int32_t)usmc_pid());
 	s->listener = l;
 	return 0;
@@ -167,6 +183,8 @@ int af_listen(struct usmc_sock *s, int backlog)
 		return -1;
 	if (s->state == SOCK_LISTEN)
 		return 0;
+	/* The policy names users, and NSS must not run under our lock: read it now. */
+	usmc_peer_user_allowed(getuid());
 	usmc_lock();
 	reason = listener_register(s);
 	usmc_unlock();
@@ -200,6 +218,8 @@ void af_listener_close(struct usmc_sock *s)
 		if (reg)
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		usmc_sys.close(l->ufd);
+		if (l->ufd_users >= 0)
+			usmc_sys.close(l->ufd_users);
 		/* Proposals for the port stay until their link group goes. */
 		free(l);
 	}
@@ -208,19 +228,26 @@ void af_listener_close(struct usmc_sock *s)
 
 /* ---- the pump: everything the channels hold ---- */
 
-static void accept_channels(struct usmc_listener *l)
+static void accept_channels_of(int ufd)
 {
 	for (;;) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
-		int fd = usmc_sys.accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			return;
-		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid() ||
-		    !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
+		    !usmc_peer_user_allowed(cred.uid) || !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			usmc_sys.close(fd);
 	}
+}
+
+static void accept_channels(struct usmc_listener *l)
+{
+	accept_channels_of(l->ufd);
+	if (l->ufd_users >= 0)
+		accept_channels_of(l->ufd_users);
 }
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)

@@ -18,6 +18,7 @@ struct usmc_listener {
 	uint16_t port;
 	pid_t owner;    /* a forked child must leave the channels to its parent */
 	int ufd;        /* the Unix listener clients find us by */
+	int ufd_users;  /* the one clients of other allowed users find, or -1 */
 	int refs;       /* TCP listeners of this process on the port */
 	uint32_t seen;  /* Proposals read for the port */
 	struct usmc_listener *next;

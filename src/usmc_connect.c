@@ -28,39 +28,43 @@
 
 static uint64_t next_token;
 
-static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_t *reason)
+/* A usable link group to the listener of a port run by uid (and by pid, if not 0). */
+static struct usmc_lgr *cli_lgr_find(uint16_t port, uid_t uid, int32_t pid)
 {
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(port, &sun);
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int32_t pid = atomic_load(&reg->pid);
 	struct usmc_lgr *lgr;
-	int fd;
 
-	/*
-	 * The port's listener must still be the process we know: ports are
-	 * reused, and a link group to an earlier owner would take our Proposal
-	 * where the connection does not go.
-	 */
 	for (lgr = lgr_first(); lgr; lgr = lgr->next)
 		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr) &&
-		    lgr->peer_pid == pid)
+		    lgr->peer_uid == uid && (!pid || lgr->peer_pid == pid))
 			return lgr;
+	return NULL;
+}
+
+/* A new link group to the channel of the port's listener run by uid. */
+static struct usmc_lgr *cli_lgr_open(uint16_t port, uid_t uid, uint32_t *reason)
+{
+	struct sockaddr_un sun;
+	socklen_t sun_len = reg_listener_addr(uid, port, uid != getuid(), &sun);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct usmc_lgr *lgr;
+	int fd, err;
+
 	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		*reason = USMC_DECL_ENV;
 		return NULL;
 	}
 	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
-		/* The listener died without closing: clear its registry entry. */
-		if (errno == ECONNREFUSED || errno == ENOENT)
-			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+		err = errno;
 		usmc_sys.close(fd);
+		errno = err;
 		*reason = USMC_DECL_PEERNOSMC;
 		return NULL;
 	}
-	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != getuid()) {
+	/* Abstract names are anyone's to take: the name's owner must be who it says. */
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != uid ||
+	    !usmc_peer_user_allowed(cred.uid)) {
 		usmc_sys.close(fd);
 		*reason = USMC_DECL_FOREIGN;
 		return NULL;
@@ -72,6 +76,44 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_
 		return NULL;
 	}
 	lgr->port = port;
+	return lgr;
+}
+
+static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_t *reason)
+{
+	int32_t pid = atomic_load(&reg->pid);
+	struct usmc_lgr *lgr;
+
+	/*
+	 * The port's listener must still be the process we know: ports are
+	 * reused, and a link group to an earlier owner would take our Proposal
+	 * where the connection does not go.
+	 */
+	lgr = cli_lgr_find(port, getuid(), pid);
+	if (lgr)
+		return lgr;
+	lgr = cli_lgr_open(port, getuid(), reason);
+	/* The listener died without closing: clear its registry entry. */
+	if (!lgr && *reason == USMC_DECL_PEERNOSMC && (errno == ECONNREFUSED || errno == ENOENT))
+		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+	return lgr;
+}
+
+/*
+ * No listener of our own user has the port: one of the users that policy
+ * allows may.  Their registries are closed to us, so try their channels.
+ */
+static struct usmc_lgr *cli_lgr_get_other_user(uint16_t port, uint32_t *reason)
+{
+	const uid_t *uids;
+	int n = usmc_policy_other_users(&uids);
+	struct usmc_lgr *lgr = NULL;
+
+	*reason = USMC_DECL_PEERNOSMC;
+	for (int i = 0; i < n && !lgr; i++)
+		lgr = cli_lgr_find(port, uids[i], 0);
+	for (int i = 0; i < n && !lgr; i++)
+		lgr = cli_lgr_open(port, uids[i], reason);
 	return lgr;
 }
 
@@ -113,16 +155,22 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	uint32_t reason = 0;
 	int new_fd;
 
+	const uid_t *other_users;
+	bool own_user;
+
 	if (!reg)
 		return USMC_DECL_ENV;
-	if (!atomic_load(&reg->pid))
+	own_user = atomic_load(&reg->pid) != 0;
+	if (!own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
+	if (own_user && (atomic_load(&reg->flags) & REG_SHARED))
+		return USMC_DECL_LISTENSHARED;
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
 		return USMC_DECL_ENV;
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = cli_lgr_get(port, reg, &reason);
+	lgr = own_user ? cli_lgr_get(port, reg, &reason) : cli_lgr_get_other_user(port, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -130,7 +178,8 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (lgr && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
 		if (!af_pump_lgr(lgr))
-			lgr = cli_lgr_get(port, reg, &reason);
+			lgr = own_user ? cli_lgr_get(port, reg, &reason)
+				       : cli_lgr_get_other_user(port, &reason);
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
@@ -155,7 +204,8 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	lgr->refs++;
 	af_cli_pending_add(conn);
 	/* After the message: a server that sees the count finds the Proposal. */
-	atomic_fetch_add(&reg->proposals, 1);
+	if (own_user)
+		atomic_fetch_add(&reg->proposals, 1);
 	usmc_unlock();
 	s->conn = conn;
 	usmc_sock_set_state(s, SOCK_PROPOSED);
@@ -318,11 +368,15 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
+	struct reg_port *reg = conn->lgr->peer_uid == getuid() ? reg_port(conn->lgr->port) : NULL;
+	/* Workers accept on the listener: the one that got ours cannot answer. */
+	bool shared = reg && (atomic_load(&reg->flags) & REG_SHARED);
+	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
 	enum server_end end;
 
 	if (!conn->hs_check_at)
 		conn->hs_check_at = now + timeout;
-	if (now < conn->hs_check_at)
+	if (now < conn->hs_check_at && !shared)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
 	end = server_end_state(s);
@@ -340,10 +394,10 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
 		return false;
 	usmc_lock();
-	af_send_decline(conn->lgr, conn->token, USMC_DECL_TIMEOUT_CLC);
+	af_send_decline(conn->lgr, conn->token, reason);
 	usmc_unlock();
 	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = USMC_DECL_TIMEOUT_CLC;
+	conn->hs_reason = reason;
 	conn->hs_local = true;
 	return true;
 }

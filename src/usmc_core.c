@@ -102,7 +102,7 @@ static void reg_open(void)
 	void *map;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 netns_inode());
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -129,7 +129,7 @@ struct reg_port *reg_port(uint16_t port)
 	return reg_map ? &reg_map[port] : NULL;
 }
 
-socklen_t reg_listener_addr(uint16_t port, void *addr)
+socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *addr)
 {
 	struct sockaddr_un *sun = addr;
 	int n;
@@ -137,8 +137,8 @@ socklen_t reg_listener_addr(uint16_t port, void *addr)
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
 	/* Abstract: it vanishes with the process, so no entry outlives it. */
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u", (unsigned)getuid(),
-		     (unsigned)port);
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u%s", (unsigned)uid,
+		     (unsigned)port, other_users ? "/users" : "");
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 

@@ -34,13 +34,24 @@
 struct reg_port {
 	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
 	_Atomic uint32_t proposals; /* Proposals sent toward this port */
+	_Atomic uint32_t flags;     /* REG_* */
 };
+
+/*
+ * Other processes accept on the listener (a prefork server's workers):
+ * the Proposal would reach the listener's creator, which does not get the
+ * connection, so clients go straight to TCP.
+ */
+#define REG_SHARED 1u
 
 /* The registry entry of a port, or NULL if there is no registry. */
 struct reg_port *reg_port(uint16_t port);
 
-/* The Unix address of the listener channel for a port. */
-socklen_t reg_listener_addr(uint16_t port, void *sun);
+/*
+ * The Unix address of the channel of a port's listener run by uid; with
+ * other_users, the one for clients of the users its policy allows.
+ */
+socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
 
 enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING };
 

@@ -168,11 +168,19 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 
 	if (!usmc_addr_is_local(peer))
 		return USMC_DECL_NOSMCDEV;
-	if (l->owner != usmc_pid())
-		return USMC_DECL_CNFERR; /* the listener's channels are its creator's */
+	if (l->owner != usmc_pid()) {
+		/* The listener's channels are its creator's: let clients know. */
+		if (reg && atomic_load(&reg->pid) == l->owner)
+			atomic_fetch_or(&reg->flags, REG_SHARED);
+		return USMC_DECL_LISTENSHARED;
+	}
 	usmc_lock();
-	/* No Proposal was sent toward the port since we last looked: a plain client. */
-	if (reg && atomic_load(&reg->proposals) == l->seen && !af_srv_has(l->port)) {
+	/*
+	 * No Proposal was sent toward the port since we last looked: a plain
+	 * client.  Clients of other users cannot count theirs in our registry.
+	 */
+	if (reg && atomic_load(&reg->proposals) == l->seen && !af_srv_has(l->port) &&
+	    l->ufd_users < 0) {
 		usmc_unlock();
 		return USMC_DECL_PEERNOSMC;
 	}

@@ -11,23 +11,35 @@
  *     tcp [::1]:22
  *
  * The first rule that matches decides; without a match, SMC is tried.
+ *
+ * Shared memory is shared with processes of our own user only, unless a
+ * line names other users it may be shared with.  Both ends must name each
+ * other (by name or uid), or the connection stays TCP:
+ *
+ *     allow-user www-data 1001
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "usmc_policy.h"
 #include "usmc_sock.h"
 
 static struct usmc_rule rules[USMC_MAX_RULES];
 static int nrules;
+static uid_t allowed_uids[USMC_MAX_USERS];
+static int nallowed;
+/* Rules are read at the first connect, users at the first listen or connect. */
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
+static pthread_once_t users_once = PTHREAD_ONCE_INIT;
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {
@@ -110,7 +122,48 @@ bool usmc_rule_parse(struct usmc_rule *r, const char *text)
 	return !ports || parse_ports(r, ports);
 }
 
-static void load_rules(const char *text)
+/* A user name or a uid; false if neither. */
+static bool parse_user(const char *word, uid_t *uid)
+{
+	struct passwd pw, *found = NULL;
+	char buf[1024], *end;
+	unsigned long n = strtoul(word, &end, 10);
+
+	if (*word && !*end && n < (uid_t)-1) {
+		*uid = (uid_t)n;
+		return true;
+	}
+	if (getpwnam_r(word, &pw, buf, sizeof(buf), &found) || !found)
+		return false;
+	*uid = found->pw_uid;
+	return true;
+}
+
+/* "allow-user NAME|UID ...": true if the line is one; its users taken if wanted. */
+static bool parse_allow_users(char *line, bool take)
+{
+	static const char keyword[] = "allow-user";
+	char *word, *save = NULL;
+
+	if (strncmp(line, keyword, sizeof(keyword) - 1) ||
+	    !isspace((unsigned char)line[sizeof(keyword) - 1]))
+		return false;
+	if (!take)
+		return true;
+	for (word = strtok_r(line + sizeof(keyword), " \t,", &save); word;
+	     word = strtok_r(NULL, " \t,", &save)) {
+		uid_t uid;
+
+		if (!parse_user(word, &uid))
+			fprintf(stderr, "usmc: ignoring unknown user '%s'\n", word);
+		else if (uid != getuid() && nallowed < USMC_MAX_USERS)
+			allowed_uids[nallowed++] = uid;
+	}
+	return true;
+}
+
+/* Each line of the text that is a rule (or, with users, an allow-user line). */
+static void load_lines(const char *text, bool users)
 {
 	char line[256];
 	const char *p = text;
@@ -131,14 +184,16 @@ static void load_rules(const char *text)
 		e = s + strlen(s);
 		while (e > s && isspace((unsigned char)e[-1]))
 			*--e = 0;
-		if (*s && usmc_rule_parse(&rules[nrules], s))
+		if (!*s || parse_allow_users(s, users) || users)
+			continue;
+		if (usmc_rule_parse(&rules[nrules], s))
 			nrules++;
-		else if (*s)
+		else
 			fprintf(stderr, "usmc: ignoring policy rule '%s'\n", s);
 	}
 }
 
-static void policy_load(void)
+static void load_policy_text(bool users)
 {
 	const char *env = getenv("USMC_POLICY");
 	const char *path = getenv("USMC_POLICY_FILE");
@@ -147,7 +202,7 @@ static void policy_load(void)
 	FILE *f;
 
 	if (env) {
-		load_rules(env);
+		load_lines(env, users);
 		return;
 	}
 	f = fopen(path ? path : "/etc/usmc/policy", "re");
@@ -156,7 +211,17 @@ static void policy_load(void)
 	n = fread(text, 1, sizeof(text) - 1, f);
 	text[n] = 0;
 	fclose(f);
-	load_rules(text);
+	load_lines(text, users);
+}
+
+static void policy_load(void)
+{
+	load_policy_text(false);
+}
+
+static void users_load(void)
+{
+	load_policy_text(true);
 }
 
 static bool prefix_match(const uint8_t *a, const uint8_t *b, int bits)
@@ -202,6 +267,24 @@ bool usmc_policy_allows(const struct sockaddr *addr)
 		if (usmc_rule_matches(&rules[i], addr))
 			return rules[i].smc;
 	return true;
+}
+
+bool usmc_peer_user_allowed(uid_t uid)
+{
+	pthread_once(&users_once, users_load);
+	if (uid == getuid())
+		return true;
+	for (int i = 0; i < nallowed; i++)
+		if (allowed_uids[i] == uid)
+			return true;
+	return false;
+}
+
+int usmc_policy_other_users(const uid_t **uids)
+{
+	pthread_once(&users_once, users_load);
+	*uids = allowed_uids;
+	return nallowed;
 }
 
 /* ---- locality ---- */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "usmc_core.h"
 #include "usmc_diag.h"
@@ -186,6 +187,10 @@ int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
 
 /* usmc_policy.c */
 bool usmc_policy_allows(const struct sockaddr *addr);
+/* Whether shared memory may be shared with a process of this user. */
+bool usmc_peer_user_allowed(uid_t uid);
+/* The other users named by "allow-user" lines; their count. */
+int usmc_policy_other_users(const uid_t **uids);
 bool usmc_addr_is_local(const struct sockaddr *addr);
 
 #endif /* USMC_SOCK_H */

@@ -5,3 +5,7 @@ foreach(attack prod_beyond prod_backwards wrap_jump prod_overfull cons_ahead con
   add_test(NAME hostile_${attack} COMMAND hostile_peer --case ${attack})
   set_tests_properties(hostile_${attack} PROPERTIES TIMEOUT 60)
 endforeach()
+
+# Peers of two users: TCP unless both name each other (needs root).
+usmc_test(cross_user)
+add_test(NAME cross_user COMMAND cross_user)
