@@ -100,8 +100,8 @@ void usmc_release_fd(int fd)
 		usmc_sock_forget(fd);
 		return;
 	}
-	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
-		af_orphan(s);
+	if (s->state == SOCK_PROPOSED)
+		af_resolve_before_close(s);
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)

@@ -402,7 +402,8 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	return true;
 }
 
-int af_resolve(struct usmc_sock *s, bool wait)
+/* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
+static int resolve_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
 	int result;
@@ -438,7 +439,7 @@ int af_resolve(struct usmc_sock *s, bool wait)
 			result = CLC_DECLINE;
 			break;
 		}
-		if (!wait) {
+		if (usmc_now_ms() >= deadline) {
 			errno = EAGAIN;
 			return -1;
 		}
@@ -450,6 +451,29 @@ int af_resolve(struct usmc_sock *s, bool wait)
 	else
 		cli_finish_decline(s);
 	return 0;
+}
+
+int af_resolve(struct usmc_sock *s, bool wait)
+{
+	return resolve_until(s, wait ? INT64_MAX : 0);
+}
+
+/*
+ * Closing before the answer came: what we wrote is in our ring, and if the
+ * server were to decline, nobody would be left to replay it into TCP.
+ * Wait for the answer: once the server has accepted the connection it
+ * comes, or the wait ends as orphaned, within a few CLC timeouts.  A
+ * server that does not accept within one keeps the Proposal, as TCP keeps
+ * the data of a connection nobody accepts.
+ */
+void af_resolve_before_close(struct usmc_sock *s)
+{
+	if (s->conn->tx_prod &&
+	    (resolve_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
+	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_resolve(s, true) == 0)))
+		return;
+	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
+		af_orphan(s);
 }
 
 /* Closing while the answer is pending: the ring stays for the server. */

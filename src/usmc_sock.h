@@ -139,6 +139,8 @@ int af_listen(struct usmc_sock *s, int backlog);
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* Waits (or not) for the Accept or Decline of a proposed connection. */
 int af_resolve(struct usmc_sock *s, bool wait);
+/* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
+void af_resolve_before_close(struct usmc_sock *s);
 void af_listener_close(struct usmc_sock *s);
 /* A connection closes: no late Decline may reach it any more (lock held). */
 void af_conn_forget(struct usmc_conn *conn);

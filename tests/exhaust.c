@@ -12,6 +12,8 @@
  *                                  memfd_create refused by a seccomp filter
  *   exhaust --case registry        USMC_REGISTRY_DIR cannot be written
  *   exhaust --case many [N]        N simultaneous connections, one link group
+ *   exhaust --case close_early     the client writes and closes before the
+ *                                  server, which cannot make buffers, accepts
  *
  * All usmc work happens in children, so that each applies its limit,
  * filter or environment before its first usmc call.
@@ -473,6 +475,52 @@ static void case_many(int n)
 	RCHECK(run_pair(&st) == n);
 }
 
+/*
+ * The client writes and closes while its Proposal is unanswered; the
+ * server, whose memfd_create is refused, accepts only then and declines.
+ * The client's close must have waited for that answer and replayed its
+ * bytes into TCP.
+ */
+static struct h_chan closing;
+
+static int close_early_server(void *arg)
+{
+	struct side *srv = arg;
+	uint16_t port;
+	int lfd, fd;
+
+	side_apply(srv);
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	h_chan_send(&to_parent, port);
+	h_chan_recv(&closing);
+	fd = usmc_accept(lfd, NULL, NULL);
+	RCHECK(fd >= 0);
+	serve_one(fd);
+	h_check_mode(fd, USMC_MODE_FALLBACK);
+	RCHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	return 0;
+}
+
+static void case_close_early(void)
+{
+	struct side srv = { H_USMC, .memfd_errno = EPERM };
+	struct usmc_info info;
+	pid_t pid;
+	int fd;
+
+	/* Long, so that the server's accept surely comes inside the close. */
+	setenv("USMC_CLC_TIMEOUT_MS", "20000", 1);
+	h_chan_open(&closing);
+	pid = h_fork(close_early_server, &srv);
+	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&to_parent));
+	client_send(fd, 7);
+	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0 && info.mode == USMC_MODE_HANDSHAKE);
+	h_chan_send(&closing, 1);
+	RCHECK(usmc_close(fd) == 0);
+	RCHECK(h_wait_ok(pid));
+	printf("closed before the answer, server declined: bytes replayed into TCP\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
@@ -491,11 +539,13 @@ int main(int argc, char **argv)
 		case_memfd(strstr(c, "client") != NULL, strstr(c, "eperm") ? EPERM : ENOSYS);
 	else if (!strcmp(c, "registry"))
 		case_registry();
+	else if (!strcmp(c, "close_early"))
+		case_close_early();
 	else if (!strcmp(c, "many"))
 		case_many(argc > 3 ? atoi(argv[3]) : 3000);
 	else {
 		fprintf(stderr, "usage: exhaust --case nofile_client|nofile_server|memfd_{client,server}_"
-				"{eperm,enosys}|registry|many [N]\n");
+				"{eperm,enosys}|registry|close_early|many [N]\n");
 		return 2;
 	}
 	printf("%s: every connection fell back or failed as TCP does, bytes exact: ok\n", c);

@@ -13,7 +13,7 @@ usmc_test(exhaust)
 # Proposals it is sent, and each usmc client waits two CLC timeouts before
 # it falls back (bounded, but too slow for the suite).
 foreach(case nofile_client memfd_client_eperm memfd_client_enosys
-        memfd_server_eperm memfd_server_enosys registry many)
+        memfd_server_eperm memfd_server_enosys registry close_early many)
   add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
   set_tests_properties(exhaust_${case} PROPERTIES TIMEOUT 60)
 endforeach()
