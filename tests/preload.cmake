@@ -47,3 +47,12 @@ add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
          $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_FILE:usmc-preload>)
 set_tests_properties(preload_cli PROPERTIES
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
+
+# recvmmsg/sendmmsg, splice both ways, epoll_pwait2: shared memory under
+# usmc-run, TCP without it, bytes checked either way.
+add_executable(preload_calls preload_calls.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_calls_shm COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_calls>
+           --expect shm)
+endif()
+add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)

@@ -16,7 +16,8 @@
  *
  * The library exports the interposed names and nothing else (see the
  * version script beside this file).  usmc_preload_wait.c adds the waits
- * usmc has no call for: select, pselect, ppoll, epoll_pwait.
+ * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
+ * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */
@@ -55,6 +56,9 @@ static void bind_next(void)
 	BIND_LIBC(select);
 	BIND_LIBC(pselect);
 	BIND_LIBC(ppoll);
+	BIND_LIBC(recvmmsg);
+	BIND_LIBC(sendmmsg);
+	BIND_LIBC(splice);
 }
 
 static inline void bound(void)

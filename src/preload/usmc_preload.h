@@ -14,6 +14,7 @@ void preload_bound(void);
 #include <poll.h>
 #include <signal.h>
 #include <sys/select.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,6 +25,9 @@ struct preload_libc {
 	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
 		       const sigset_t *);
 	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
 };
 
 /* Filled by preload_bound(). */

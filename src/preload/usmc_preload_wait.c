@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The waits usmc has no call of its own for: select, pselect, ppoll and
- * epoll_pwait.
+ * The waits usmc has no call of its own for: select, pselect, ppoll,
+ * epoll_pwait and epoll_pwait2.
  *
  * The data of a shared-memory connection never makes its kernel socket
  * readable by itself: only usmc_poll and usmc_epoll_wait ask the peer for
@@ -226,6 +226,20 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int 
 	preload_bound();
 	mask_set(mask, &old);
 	rc = usmc_epoll_wait(epfd, events, maxevents, timeout);
+	mask_restore(mask, &old);
+	return rc;
+}
+
+/* epoll_pwait with a timeout to the nanosecond, which poll rounds up to milliseconds. */
+EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+			const struct timespec *timeout, const sigset_t *mask)
+{
+	sigset_t old;
+	int rc;
+
+	preload_bound();
+	mask_set(mask, &old);
+	rc = usmc_epoll_wait(epfd, events, maxevents, timeout_ms(timeout));
 	mask_restore(mask, &old);
 	return rc;
 }
