@@ -45,8 +45,6 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 
 	if (!conn)
 		return NULL;
-	pthread_mutex_init(&conn->tx_lock, NULL);
-	pthread_mutex_init(&conn->rx_lock, NULL);
 	conn->sock = s;
 	conn->diag = s->diag;
 	conn->lgr = lgr;
@@ -55,11 +53,23 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 
 void usmc_conn_free(struct usmc_conn *conn)
 {
-	if (!conn)
-		return;
-	pthread_mutex_destroy(&conn->tx_lock);
-	pthread_mutex_destroy(&conn->rx_lock);
 	free(conn);
+}
+
+/* The ring exists: its slot header takes the connection's state. */
+void af_conn_shared_init(struct usmc_conn *conn)
+{
+	struct usmc_conn_shared *sh = (void *)((uint8_t *)conn->tx.cdc + CONN_SHARED_OFF);
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&sh->tx_lock, &attr);
+	pthread_mutex_init(&sh->rx_lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	conn->sh = sh;
+	usmc_fd_watch_fork();
 }
 
 /* Gives the connection's ring and link group reference back. */

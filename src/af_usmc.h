@@ -36,6 +36,8 @@ struct srv_proposal {
 };
 
 struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr);
+/* Sets up the connection's state in its ring's slot header, once the ring exists. */
+void af_conn_shared_init(struct usmc_conn *conn);
 /* Gives the connection's ring and link group reference back, and frees it. */
 void af_conn_release(struct usmc_conn *conn);
 

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -37,22 +38,28 @@ int usmc_shutdown_conn(struct usmc_sock *s, int how)
 	return 0;
 }
 
-int usmc_close_conn(struct usmc_sock *s)
+/* Tells the peer how the connection ends: an orderly close, or a reset. */
+static void close_publish(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	struct usmc_lgr *lgr = conn->lgr;
 	uint64_t unread = 0;
-	bool reset;
 
 	usmc_rx_avail(s, &unread);
-	reset = conn->aborted || unread || s->linger_reset;
-	if (reset) {
+	if (conn->sh->aborted || unread || s->linger_reset) {
 		usmc_conn_abort(s);
 	} else {
 		publish_flags(s, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
 		/* Unread doorbells would turn the kernel's FIN into a reset. */
 		usmc_conn_drain(s);
 	}
+}
+
+int usmc_close_conn(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	struct usmc_lgr *lgr = conn->lgr;
+
+	close_publish(s);
 	usmc_lock();
 	af_conn_forget(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
@@ -61,6 +68,50 @@ int usmc_close_conn(struct usmc_sock *s)
 	s->conn = NULL;
 	usmc_conn_free(conn);
 	return 0;
+}
+
+/*
+ * Another process of the fork tree still holds the socket: the connection
+ * goes on there, and only our hold of it ends.  The link group's owner
+ * keeps the ring's slot until the last holder has closed.
+ */
+static void close_conn_held_elsewhere(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (conn->lgr->owner_pid == usmc_pid()) {
+		usmc_lock();
+		af_conn_forget(conn);
+		lgr_ring_give_away(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
+		lgr_put(conn->lgr);
+		usmc_unlock();
+	}
+	s->conn = NULL;
+	usmc_conn_free(conn);
+}
+
+static unsigned long sock_inode(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* The last close of an SMC connection in this process: see close_conn_held_elsewhere. */
+static void close_conn_last_here(struct usmc_sock *s, int fd)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (conn->forked && proc_tree_holds_socket(conn->lgr->owner_pid, sock_inode(fd))) {
+		close_conn_held_elsewhere(s);
+	} else if (conn->lgr->owner_pid != usmc_pid()) {
+		/* The last holder, forked: the link group's bookkeeping is the owner's. */
+		close_publish(s);
+		s->conn = NULL;
+		usmc_conn_free(conn);
+	} else {
+		usmc_close_conn(s);
+	}
 }
 
 int usmc_shutdown(int fd, int how)
@@ -93,7 +144,12 @@ void usmc_release_fd(int fd)
 		usmc_sock_forget(fd);
 		return;
 	}
-	/* The parent of a fork holds the connection: only our copy of it goes. */
+	if (s->state == SOCK_SMC) {
+		close_conn_last_here(s, fd);
+		usmc_sock_forget(fd);
+		return;
+	}
+	/* A handshake is settled by the process that proposed, in a fork's parent. */
 	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
 		usmc_conn_free(s->conn);
 		s->conn = NULL;

@@ -9,7 +9,6 @@
  * server reads it, or is replayed into the TCP stream if it declines.
  * The answer is read inside our later calls (af_resolve).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -188,6 +187,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		reason = lgr_ring_alloc(lgr, usmc_ring_size(s->sndbuf), &conn->tx, &msg.proposal.rmb,
 					&new_fd);
 	if (conn && !reason) {
+		af_conn_shared_init(conn);
 		msg.token = conn->token = ++next_token;
 		if (lgr_send(lgr, &msg, new_fd) < 0) {
 			lgr_ring_free(lgr, &conn->tx, NULL, 0);
@@ -280,7 +280,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 	uint32_t reason = conn->hs_reason;
 	bool by_peer = !conn->hs_local;
 
-	pthread_mutex_lock(&conn->tx_lock);
+	conn_lock(&conn->sh->tx_lock);
 	usmc_tx_replay(s);
 	if (s->shut_wr)
 		usmc_sys.shutdown(s->fd, SHUT_WR);
@@ -289,36 +289,9 @@ static void cli_finish_decline(struct usmc_sock *s)
 	conn->rx_mapped = false;
 	s->conn = NULL;
 	usmc_sock_fallback(s, reason, by_peer);
-	pthread_mutex_unlock(&conn->tx_lock);
+	pthread_mutex_unlock(&conn->sh->tx_lock);
 	af_conn_release(conn);
 	usmc_unlock();
-}
-
-/* Whether process pid holds the socket with this inode (false if we cannot tell). */
-static bool process_holds_socket(pid_t pid, uint32_t inode)
-{
-	char dir[64], path[400], link[64], want[32];
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	snprintf(want, sizeof(want), "socket:[%u]", inode);
-	d = opendir(dir);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			found = !strcmp(link, want);
-		}
-	}
-	closedir(d);
-	return found;
 }
 
 /* Where the server's end of our connection is: see enum server_end. */
@@ -337,7 +310,7 @@ static enum server_end server_end_state(struct usmc_sock *s)
 	usmc_unlock();
 	if (!inode)
 		return END_WAITING; /* still in the accept queue */
-	return process_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
+	return proc_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
 }
 
 /* True once the server can no longer answer on this connection. */
@@ -468,7 +441,7 @@ int af_resolve(struct usmc_sock *s, bool wait)
  */
 void af_resolve_before_close(struct usmc_sock *s)
 {
-	if (s->conn->tx_prod &&
+	if (s->conn->sh->tx_prod &&
 	    (resolve_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
 	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_resolve(s, true) == 0)))
 		return;

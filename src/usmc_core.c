@@ -307,16 +307,31 @@ nomem:
 	return NULL;
 }
 
-/* A closing slot is free once the peer's side has closed too. */
+/*
+ * A closing slot is free once the peer's side has closed too; a slot
+ * given away once the connection's last holder has closed it.
+ */
 static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 {
+	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	const struct cdc_area *own = (const void *)(seg->base + (size_t)i * seg->slot_size);
 	uint32_t flags;
 
+	if (seg->slot_state[i] == SLOT_GIVEN) {
+		if (!(atomic_load(&own->flags) & closed))
+			return false;
+		seg->slot_state[i] = SLOT_CLOSING;
+		if (!seg->peer_cdc[i]) {
+			seg->slot_state[i] = SLOT_FREE;
+			seg->nused--;
+			return true;
+		}
+	}
 	if (seg->slot_state[i] != SLOT_CLOSING)
 		return false;
 	flags = atomic_load_explicit(&seg->peer_cdc[i]->flags, memory_order_acquire);
 	/* A new generation: the peer closed and reused its slot already. */
-	if (!(flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) &&
+	if (!(flags & closed) &&
 	    atomic_load_explicit(&seg->peer_cdc[i]->gen, memory_order_relaxed) == seg->peer_gen[i])
 		return false;
 	seg->slot_state[i] = SLOT_FREE;
@@ -438,6 +453,20 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 	} else {
 		slot_reclaim(seg, ring->slot);
 	}
+	ring->seg = NULL;
+}
+
+void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
+			const struct cdc_area *peer_cdc, uint32_t peer_gen)
+{
+	struct usmc_seg *seg = ring->seg;
+
+	(void)lgr;
+	if (!seg || seg->slot_state[ring->slot] != SLOT_USED)
+		return;
+	seg->slot_state[ring->slot] = SLOT_GIVEN;
+	seg->peer_cdc[ring->slot] = peer_cdc;
+	seg->peer_gen[ring->slot] = peer_gen;
 	ring->seg = NULL;
 }
 

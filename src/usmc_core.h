@@ -53,7 +53,11 @@ struct reg_port *reg_port(uint16_t port);
  */
 socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
 
-enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING };
+/*
+ * SLOT_GIVEN: we let go of the connection while a forked process still
+ * holds it; the slot is free once that one has closed it too.
+ */
+enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING, SLOT_GIVEN };
 
 struct usmc_seg {
 	uint32_t id;
@@ -138,6 +142,9 @@ void lgr_ring_handed_over(struct usmc_ring *ring);
  */
 void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
 		   uint32_t peer_gen);
+/* Like lgr_ring_free, while other processes of a fork still use the ring. */
+void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
+			const struct cdc_area *peer_cdc, uint32_t peer_gen);
 
 /*
  * Maps the peer's ring a CLC message describes, taking fd (the segment's

@@ -241,7 +241,7 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->conn &&
-		 (v = atomic_exchange(&s->conn->err, 0)) != 0)
+		 (v = atomic_exchange(&s->conn->sh->err, 0)) != 0)
 		;
 	else
 		return usmc_sys.getsockopt(fd, level, name, val, len);

@@ -134,6 +134,8 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 		size = usmc_ring_size((int)p->rcvbuf);
 	reason = conn ? lgr_ring_alloc(p->lgr, size, &conn->tx, &msg.accept.rmb, &new_fd)
 		      : USMC_DECL_MEM;
+	if (!reason)
+		af_conn_shared_init(conn);
 	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0) {
 		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;

@@ -23,8 +23,8 @@ int usmc_conn_drain(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 	int err = 0, state;
 
-	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
-		return atomic_load(&conn->tcp_state);
+	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
+		return atomic_load(&conn->sh->tcp_state);
 	state = cdc_drain_bells(s->fd, &err);
 	if (state == CDC_TCP_OPEN)
 		return state;
@@ -33,15 +33,15 @@ int usmc_conn_drain(struct usmc_sock *s)
 		usmc_conn_abort(s);
 		return CDC_TCP_OPEN;
 	}
-	atomic_store(&conn->tcp_err, err);
-	atomic_store(&conn->tcp_state, state);
+	atomic_store(&conn->sh->tcp_err, err);
+	atomic_store(&conn->sh->tcp_state, state);
 	/*
 	 * An orderly close may still end in a TCP reset (doorbells left
 	 * unread): the peer's flags, set before its close, tell the two apart.
 	 */
 	if (usmc_conn_refresh(conn) == 0 &&
-	    !(atomic_load(&conn->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) &&
-	    (state == CDC_TCP_RESET || conn->tx_cons_seen < conn->tx_prod))
+	    !(atomic_load(&conn->sh->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) &&
+	    (state == CDC_TCP_RESET || conn->sh->tx_cons_seen < conn->sh->tx_prod))
 		/* Gone without closing, leaving our data unread: TCP would reset. */
 		usmc_conn_set_reset(conn, state == CDC_TCP_RESET && err ? err : ECONNRESET);
 	return state;
@@ -113,18 +113,18 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 
 	if (usmc_rx_avail(s, &avail) < 0 || usmc_tx_space(s, &space) < 0)
 		return POLLIN | POLLOUT | POLLERR | POLLHUP;
-	pf = atomic_load(&conn->peer_flags);
+	pf = atomic_load(&conn->sh->peer_flags);
 	if (avail)
 		rev |= POLLIN | POLLRDNORM;
 	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED))
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (space || (pf & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
-	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
+	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT;
-	if (atomic_load(&conn->reset)) {
+	if (atomic_load(&conn->sh->reset)) {
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLHUP;
-		if (atomic_load(&conn->err))
+		if (atomic_load(&conn->sh->err))
 			rev |= POLLERR;
 	}
 	if ((pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) && s->shut_wr)
@@ -323,11 +323,11 @@ struct ep_edge {
 static bool ep_edge_moved(const struct usmc_conn *conn, struct ep_edge *last)
 {
 	struct ep_edge now = {
-		.rx_prod = conn->rx_prod_seen,
-		.tx_cons = conn->tx_cons_seen,
-		.flags = atomic_load(&conn->peer_flags),
-		.tcp_state = atomic_load(&conn->tcp_state),
-		.reset = atomic_load(&conn->reset),
+		.rx_prod = conn->sh->rx_prod_seen,
+		.tx_cons = conn->sh->tx_cons_seen,
+		.flags = atomic_load(&conn->sh->peer_flags),
+		.tcp_state = atomic_load(&conn->sh->tcp_state),
+		.reset = atomic_load(&conn->sh->reset),
 	};
 	bool moved = memcmp(&now, last, sizeof(now)) != 0;
 

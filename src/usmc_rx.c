@@ -29,9 +29,9 @@ void usmc_conn_abort(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	if (conn->aborted)
+	if (conn->sh->aborted)
 		return;
-	conn->aborted = true;
+	conn->sh->aborted = true;
 	usmc_conn_set_reset(conn, ECONNRESET);
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT, memory_order_release);
 	/* The peer learns it from the flag, and from a reset at close. */
@@ -42,10 +42,10 @@ void usmc_conn_abort(struct usmc_sock *s)
 
 void usmc_conn_set_reset(struct usmc_conn *conn, int err)
 {
-	bool was = atomic_exchange(&conn->reset, true);
+	bool was = atomic_exchange(&conn->sh->reset, true);
 
 	if (!was)
-		atomic_store(&conn->err, err);
+		atomic_store(&conn->sh->err, err);
 }
 
 int usmc_conn_refresh(struct usmc_conn *conn)
@@ -53,7 +53,7 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 	uint64_t pos;
 	uint32_t flags;
 
-	if (conn->aborted)
+	if (conn->sh->aborted)
 		return -1;
 	if (!conn->rx_mapped)
 		return 0;
@@ -62,26 +62,26 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 	 * are read once more after the abort flag, and never again, as TCP
 	 * delivers nothing after a reset.
 	 */
-	if (atomic_load_explicit(&conn->peer_flags, memory_order_relaxed) & CDC_PEER_CONN_ABORT)
+	if (atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed) & CDC_PEER_CONN_ABORT)
 		return 0;
 	flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
 	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	if (flags & ~atomic_load_explicit(&conn->peer_flags, memory_order_relaxed)) {
-		atomic_fetch_or(&conn->peer_flags, flags);
+	if (flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed)) {
+		atomic_fetch_or(&conn->sh->peer_flags, flags);
 		if (flags & CDC_PEER_CONN_ABORT)
 			usmc_conn_set_reset(conn, ECONNRESET);
 	}
 	/* The peer reuses its ring only after we closed too: it stays readable. */
-	if (cdc_cursor_advance(conn->rx.size, conn->rx_prod_seen,
+	if (cdc_cursor_advance(conn->rx.size, conn->sh->rx_prod_seen,
 			       atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire),
-			       conn->rx_cons + conn->rx.size, &pos))
+			       conn->sh->rx_cons + conn->rx.size, &pos))
 		return -1;
-	conn->rx_prod_seen = pos;
-	if (cdc_cursor_advance(conn->tx.size, conn->tx_cons_seen,
+	conn->sh->rx_prod_seen = pos;
+	if (cdc_cursor_advance(conn->tx.size, conn->sh->tx_cons_seen,
 			       atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
-			       conn->tx_prod, &pos))
+			       conn->sh->tx_prod, &pos))
 		return -1;
-	conn->tx_cons_seen = pos;
+	conn->sh->tx_cons_seen = pos;
 	return 0;
 }
 
@@ -89,14 +89,14 @@ int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
 {
 	struct usmc_conn *conn = s->conn;
 
-	pthread_mutex_lock(&conn->rx_lock);
+	conn_lock(&conn->sh->rx_lock);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
-		pthread_mutex_unlock(&conn->rx_lock);
+		pthread_mutex_unlock(&conn->sh->rx_lock);
 		return -1;
 	}
-	*avail = conn->rx_prod_seen - conn->rx_cons;
-	pthread_mutex_unlock(&conn->rx_lock);
+	*avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
+	pthread_mutex_unlock(&conn->sh->rx_lock);
 	return 0;
 }
 
@@ -106,15 +106,15 @@ static void rx_consumed(struct usmc_sock *s, size_t n)
 	struct usmc_conn *conn = s->conn;
 	uint32_t want;
 
-	conn->rx_cons += n;
-	atomic_store_explicit(&conn->tx.cdc->cons, cdc_cursor_from_pos(conn->rx.size, conn->rx_cons),
+	conn->sh->rx_cons += n;
+	atomic_store_explicit(&conn->tx.cdc->cons, cdc_cursor_from_pos(conn->rx.size, conn->sh->rx_cons),
 			      memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_received, n, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_RECEIVED, n);
 	atomic_thread_fence(memory_order_seq_cst);
 	want = atomic_load_explicit(&conn->rx.cdc->want_space, memory_order_relaxed);
-	if (want != conn->rung_space) {
-		conn->rung_space = want;
+	if (want != conn->sh->rung_space) {
+		conn->sh->rung_space = want;
 		cdc_ring(s->fd);
 		usmc_stats_add(USMC_STAT_BELLS, 1);
 	}
@@ -133,11 +133,11 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 static int rx_empty_verdict(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	uint32_t pf = atomic_load(&conn->peer_flags);
+	uint32_t pf = atomic_load(&conn->sh->peer_flags);
 
 	/* As TCP after a reset: the error once, then end of file. */
-	if (atomic_load(&conn->reset)) {
-		int err = atomic_exchange(&conn->err, 0);
+	if (atomic_load(&conn->sh->reset)) {
+		int err = atomic_exchange(&conn->sh->err, 0);
 
 		if (!err)
 			return 0;
@@ -146,7 +146,7 @@ static int rx_empty_verdict(struct usmc_sock *s)
 	}
 	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED) || s->shut_rd)
 		return 0;
-	if (atomic_load(&conn->tcp_state) != CDC_TCP_OPEN)
+	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return 0;
 	return 1;
 }
@@ -176,26 +176,26 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	uint64_t avail;
 	size_t n = 0;
 
-	pthread_mutex_lock(&conn->rx_lock);
+	conn_lock(&conn->sh->rx_lock);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
 	} else {
-		avail = conn->rx_prod_seen - conn->rx_cons;
+		avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
 		n = avail < want ? (size_t)avail : want;
 		if (peek) {
-			ring_copy_iov(&conn->rx, conn->rx_cons, iov, iovcnt, skip, n, false);
+			ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip, n, false);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
 			for (size_t done = 0, chunk; done < n; done += chunk) {
 				chunk = n - done < CDC_PUBLISH_CHUNK(conn->rx.size)
 						? n - done
 						: CDC_PUBLISH_CHUNK(conn->rx.size);
-				ring_copy_iov(&conn->rx, conn->rx_cons, iov, iovcnt, skip + done, chunk, false);
+				ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip + done, chunk, false);
 				rx_consumed(s, chunk);
 			}
 		}
 	}
-	pthread_mutex_unlock(&conn->rx_lock);
+	pthread_mutex_unlock(&conn->sh->rx_lock);
 	return n;
 }
 

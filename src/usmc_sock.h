@@ -6,6 +6,7 @@
 #ifndef USMC_SOCK_H
 #define USMC_SOCK_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,14 +25,15 @@ enum sock_state {
 	SOCK_SMC,       /* data through shared memory */
 };
 
-/* One shared-memory connection. */
-struct usmc_conn {
-	struct usmc_lgr *lgr;
-	struct usmc_ring tx; /* ours: our data and our CDC area */
-	struct usmc_ring rx; /* the peer's, mapped read-only */
-	bool rx_mapped;      /* the client learns it from the Accept */
-	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
-	pthread_mutex_t tx_lock;
+/*
+ * A connection's own state: cursors, locks, errors.  It lives in the slot
+ * header of our ring, after the CDC area, so that a process forked from
+ * ours shares it (the segment is mapped MAP_SHARED) and both can go on
+ * using the connection, as with a TCP socket.  The peer maps the header
+ * read-only and reads only the CDC area.
+ */
+struct usmc_conn_shared {
+	pthread_mutex_t tx_lock; /* process-shared and robust */
 	pthread_mutex_t rx_lock;
 	uint64_t tx_prod;      /* bytes we produced into our ring */
 	uint64_t tx_cons_seen; /* bytes the peer consumed of it, validated */
@@ -45,6 +47,22 @@ struct usmc_conn {
 	_Atomic int err;       /* pending error, reported once, as TCP's sk_err */
 	_Atomic bool reset;    /* reset by either side: reads end, writes get EPIPE */
 	bool aborted;          /* we reset the connection */
+};
+
+#define CONN_SHARED_OFF 64
+_Static_assert(sizeof(struct cdc_area) <= CONN_SHARED_OFF &&
+		       CONN_SHARED_OFF + sizeof(struct usmc_conn_shared) <= CDC_SLOT_HDR,
+	       "the connection's state fits its slot header after the CDC area");
+
+/* One shared-memory connection, as this process holds it. */
+struct usmc_conn {
+	struct usmc_lgr *lgr;
+	struct usmc_ring tx; /* ours: our data and our CDC area */
+	struct usmc_ring rx; /* the peer's, mapped read-only */
+	struct usmc_conn_shared *sh; /* in tx's slot header, once tx exists */
+	bool rx_mapped;      /* the client learns it from the Accept */
+	bool forked;         /* a fork may have shared it with another process */
+	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
 	/* client handshake */
 	uint64_t token;
 	int hs_result;         /* 0 pending, CLC_ACCEPT or CLC_DECLINE */
@@ -105,6 +123,8 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 }
 
 struct usmc_sock *usmc_sock_new(int fd, int domain);
+/* From the first connection on, fork() marks connections as shared. */
+void usmc_fd_watch_fork(void);
 /* Drops fd's entry; true if it was the socket's last descriptor (freed). */
 bool usmc_sock_forget(int fd);
 /* Everything close() does to a usmc socket but the kernel's close. */
@@ -167,11 +187,18 @@ int usmc_close_conn(struct usmc_sock *s);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
 
+/* Takes a connection lock; a process that died holding it left published state only. */
+static inline void conn_lock(pthread_mutex_t *m)
+{
+	if (pthread_mutex_lock(m) == EOWNERDEAD)
+		pthread_mutex_consistent(m);
+}
+
 /* The peer's CDC area whose close lets our ring go, or NULL if none is needed. */
 static inline const struct cdc_area *conn_peer_cdc(const struct usmc_conn *conn)
 {
-	if (!conn->rx_mapped ||
-	    (atomic_load(&conn->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)))
+	if (!conn->rx_mapped || !conn->sh ||
+	    (atomic_load(&conn->sh->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)))
 		return NULL;
 	return conn->rx.cdc;
 }
@@ -186,6 +213,12 @@ bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);
 /* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
 int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
+
+/* usmc_proc.c */
+/* Whether process pid holds the socket with this inode (false if we cannot tell). */
+bool proc_holds_socket(pid_t pid, unsigned long inode);
+/* Whether a process of the fork tree under root, or under us, other than us holds it. */
+bool proc_tree_holds_socket(pid_t root, unsigned long inode);
 
 /* usmc_policy.c */
 bool usmc_policy_allows(const struct sockaddr *addr);

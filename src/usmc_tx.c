@@ -18,14 +18,14 @@ int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 {
 	struct usmc_conn *conn = s->conn;
 
-	pthread_mutex_lock(&conn->rx_lock);
+	conn_lock(&conn->sh->rx_lock);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
-		pthread_mutex_unlock(&conn->rx_lock);
+		pthread_mutex_unlock(&conn->sh->rx_lock);
 		return -1;
 	}
-	*space = conn->tx.size - (conn->tx_prod - conn->tx_cons_seen);
-	pthread_mutex_unlock(&conn->rx_lock);
+	*space = conn->tx.size - (conn->sh->tx_prod - conn->sh->tx_cons_seen);
+	pthread_mutex_unlock(&conn->sh->rx_lock);
 	return 0;
 }
 
@@ -35,8 +35,8 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 	struct usmc_conn *conn = s->conn;
 	uint32_t want;
 
-	conn->tx_prod += n;
-	atomic_store_explicit(&conn->tx.cdc->prod, cdc_cursor_from_pos(conn->tx.size, conn->tx_prod),
+	conn->sh->tx_prod += n;
+	atomic_store_explicit(&conn->tx.cdc->prod, cdc_cursor_from_pos(conn->tx.size, conn->sh->tx_prod),
 			      memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_sent, n, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_SENT, n);
@@ -44,8 +44,8 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 		return; /* the Accept's doorbell will wake the server */
 	atomic_thread_fence(memory_order_seq_cst);
 	want = atomic_load_explicit(&conn->rx.cdc->want_data, memory_order_relaxed);
-	if (want != conn->rung_data) {
-		conn->rung_data = want;
+	if (want != conn->sh->rung_data) {
+		conn->sh->rung_data = want;
 		cdc_ring(s->fd);
 		usmc_stats_add(USMC_STAT_BELLS, 1);
 	}
@@ -63,9 +63,9 @@ static ssize_t tx_epipe(int flags)
 /* Once the peer is gone, the kernel socket gives TCP's own answer. */
 static bool tx_peer_gone(struct usmc_conn *conn)
 {
-	return conn->aborted || atomic_load(&conn->reset) ||
-	       (atomic_load(&conn->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) ||
-	       atomic_load(&conn->tcp_state) != CDC_TCP_OPEN;
+	return conn->sh->aborted || atomic_load(&conn->sh->reset) ||
+	       (atomic_load(&conn->sh->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) ||
+	       atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 }
 
 static int tx_wait(struct usmc_sock *s)
@@ -117,7 +117,7 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	for (size_t done = 0, chunk; done < n; done += chunk) {
 		chunk = n - done < CDC_PUBLISH_CHUNK(conn->tx.size) ? n - done
 								: CDC_PUBLISH_CHUNK(conn->tx.size);
-		ring_copy_iov(&conn->tx, conn->tx_prod, iov, iovcnt, skip + done, chunk, true);
+		ring_copy_iov(&conn->tx, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk, true);
 		tx_produced(s, chunk);
 	}
 	return (ssize_t)n;
@@ -127,10 +127,10 @@ void usmc_tx_notify(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
-	pthread_mutex_lock(&conn->tx_lock);
-	if (conn->tx_prod)
+	conn_lock(&conn->sh->tx_lock);
+	if (conn->sh->tx_prod)
 		tx_produced(s, 0);
-	pthread_mutex_unlock(&conn->tx_lock);
+	pthread_mutex_unlock(&conn->sh->tx_lock);
 }
 
 ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
@@ -141,9 +141,9 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 		total += iov[i].iov_len;
 	if (s->shut_wr)
 		return tx_epipe(flags);
-	if (atomic_load(&s->conn->reset)) {
+	if (atomic_load(&s->conn->sh->reset)) {
 		/* As TCP after a reset: the error once, then EPIPE. */
-		int err = atomic_exchange(&s->conn->err, 0);
+		int err = atomic_exchange(&s->conn->sh->err, 0);
 
 		if (!err)
 			return tx_epipe(flags);
@@ -160,13 +160,13 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			n = tx_kernel_rest(s->fd, iov, iovcnt, sent, flags);
 			return n < 0 ? (sent ? (ssize_t)sent : -1) : (ssize_t)(sent + (size_t)n);
 		}
-		pthread_mutex_lock(&conn->tx_lock);
+		conn_lock(&conn->sh->tx_lock);
 		n = tx_fill(s, iov, iovcnt, sent, total - sent);
-		pthread_mutex_unlock(&conn->tx_lock);
+		pthread_mutex_unlock(&conn->sh->tx_lock);
 		if (n < 0) {
 			if (sent)
 				return (ssize_t)sent;
-			if (atomic_load(&conn->reset))
+			if (atomic_load(&conn->sh->reset))
 				return usmc_tx_sendmsg(s, iov, iovcnt, flags);
 			/* The peer is gone: the kernel socket gives TCP's own answer. */
 			return tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
@@ -197,13 +197,13 @@ int usmc_tx_replay(struct usmc_sock *s)
 	uint64_t pos = 0;
 
 	/* The peer declined before reading a byte: all of the ring is unsent. */
-	while (pos < conn->tx_prod) {
+	while (pos < conn->sh->tx_prod) {
 		uint32_t off = (uint32_t)(pos % conn->tx.size);
 		size_t len = conn->tx.size - off;
 		ssize_t n;
 
-		if (len > conn->tx_prod - pos)
-			len = (size_t)(conn->tx_prod - pos);
+		if (len > conn->sh->tx_prod - pos)
+			len = (size_t)(conn->sh->tx_prod - pos);
 		n = usmc_sys.send(s->fd, conn->tx.data + off, len, MSG_NOSIGNAL);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			struct pollfd p = { .fd = s->fd, .events = POLLOUT };

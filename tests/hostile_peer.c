@@ -180,7 +180,7 @@ static void publish_cons(int fd, uint64_t wire)
 static union cdc_cursor current_prod(int fd)
 {
 	struct usmc_conn *conn = own_conn(fd);
-	union cdc_cursor c = { .acurs = cdc_cursor_from_pos(conn->tx.size, conn->tx_prod) };
+	union cdc_cursor c = { .acurs = cdc_cursor_from_pos(conn->tx.size, conn->sh->tx_prod) };
 
 	return c;
 }
@@ -335,7 +335,7 @@ static void hostile_cons(int fd, int64_t delta)
 	recv_pattern(fd, ROLE_OTHER + 1, 0, 100);
 	say(&from_hostile, STEP_READ);
 	expect(&to_hostile, STEP_SEEN);
-	publish_cons(fd, cdc_cursor_from_pos(conn->rx.size, (uint64_t)((int64_t)conn->rx_cons + delta)));
+	publish_cons(fd, cdc_cursor_from_pos(conn->rx.size, (uint64_t)((int64_t)conn->sh->rx_cons + delta)));
 	say(&from_hostile, STEP_ATTACKED);
 }
 

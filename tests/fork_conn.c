@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A shared-memory connection inherited through fork(), used as TCP allows.
+ *
+ *   fork_conn --case handoff [--rounds N]
+ *       The server accepts, forks a child per connection and closes its
+ *       own copy at once, as forking servers do; the child serves.  Over
+ *       N rounds the server's segment mappings must not grow: the slots
+ *       given to children come back.
+ *   fork_conn --case both_write
+ *       Parent and child both write records on one connection, then both
+ *       close; the peer reads every record intact and EOF only after the
+ *       last close.
+ *   fork_conn --case client_handoff
+ *       The client forks, closes its copy, and its child finishes the
+ *       exchange.
+ * Every byte is checked; every connection stays in shared memory.
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define REQUEST (200 * 1000)
+#define RECORDS 2000
+
+struct record {
+	uint32_t tag; /* 'P' or 'C' */
+	uint32_t seq;
+	uint64_t sum; /* of tag and seq, so a torn record shows */
+};
+
+static uint64_t record_sum(const struct record *r)
+{
+	return h_fnv(H_FNV_INIT, r, offsetof(struct record, sum));
+}
+
+/* Reads a request of REQUEST pattern bytes and answers its checksum. */
+static void serve(int fd)
+{
+	uint8_t buf[REQUEST];
+	uint64_t sum;
+
+	h_read_all(fd, buf, sizeof(buf));
+	sum = h_fnv(H_FNV_INIT, buf, sizeof(buf));
+	h_write_all(fd, &sum, sizeof(sum));
+	h_check_mode(fd, USMC_MODE_SMCD);
+}
+
+static void request(int fd, uint64_t seed)
+{
+	uint8_t buf[REQUEST];
+	uint64_t sum, want;
+
+	h_pattern(buf, sizeof(buf), seed, 0);
+	want = h_fnv(H_FNV_INIT, buf, sizeof(buf));
+	h_write_all(fd, buf, sizeof(buf));
+	h_read_all(fd, &sum, sizeof(sum));
+	CHECK(sum == want);
+	h_check_mode(fd, USMC_MODE_SMCD);
+}
+
+static void expect_eof(int fd)
+{
+	uint8_t b;
+
+	CHECK(usmc_read(fd, &b, 1) == 0);
+}
+
+/* ---- handoff: a forking server ---- */
+
+static int handoff_rounds;
+
+static int handoff_client(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+
+	for (int i = 0; i < handoff_rounds; i++) {
+		int fd = h_connect(AF_INET, H_USMC, port);
+
+		request(fd, (uint64_t)i);
+		expect_eof(fd);
+		CHECK(usmc_close(fd) == 0);
+	}
+	return 0;
+}
+
+static int serve_and_exit(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	serve(fd);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+static void case_handoff(int rounds)
+{
+	int maps_first = 0, maps_last = 0;
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port);
+	pid_t client;
+
+	handoff_rounds = rounds;
+	client = h_fork(handoff_client, (void *)(uintptr_t)port);
+
+	for (int i = 0; i < rounds; i++) {
+		int fd = usmc_accept(lfd, NULL, NULL);
+		pid_t child;
+
+		CHECK(fd >= 0);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
+		CHECK(usmc_close(fd) == 0);
+		CHECK(h_wait_ok(child));
+		if (i == 0)
+			maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
+		maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
+	}
+	CHECK(h_wait_ok(client));
+	CHECK(maps_last <= maps_first);
+	CHECK(usmc_close(lfd) == 0);
+	printf("handoff: %d connections served by forked children after the parent's close, "
+	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
+}
+
+/* ---- both_write ---- */
+
+static void write_records(int fd, uint32_t tag)
+{
+	for (uint32_t i = 0; i < RECORDS; i++) {
+		struct record r = { .tag = tag, .seq = i };
+
+		r.sum = record_sum(&r);
+		h_write_all(fd, &r, sizeof(r));
+	}
+}
+
+static int write_records_child(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	write_records(fd, 'C');
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+static int read_records(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+	int fd = h_connect(AF_INET, H_USMC, port);
+	uint32_t next_p = 0, next_c = 0;
+	struct record r;
+
+	for (uint32_t n = 0; n < 2 * RECORDS; n++) {
+		h_read_all(fd, &r, sizeof(r));
+		CHECK(r.sum == record_sum(&r));
+		if (r.tag == 'P')
+			CHECK(r.seq == next_p++);
+		else
+			CHECK(r.tag == 'C' && r.seq == next_c++);
+	}
+	expect_eof(fd);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+static void case_both_write(void)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port);
+	pid_t reader = h_fork(read_records, (void *)(uintptr_t)port), child;
+	int fd = usmc_accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	child = h_fork(write_records_child, (void *)(intptr_t)fd);
+	write_records(fd, 'P');
+	CHECK(usmc_close(fd) == 0);
+	CHECK(h_wait_ok(child));
+	CHECK(h_wait_ok(reader));
+	CHECK(usmc_close(lfd) == 0);
+	printf("both_write: %d records from each process intact, EOF after the last close: ok\n",
+	       RECORDS);
+}
+
+/* ---- client_handoff ---- */
+
+static int inherited_sfd, inherited_lfd;
+
+static int finish_request(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	/* As with TCP, a copy of the server's end kept here would keep it open. */
+	CHECK(usmc_close(inherited_sfd) == 0 && usmc_close(inherited_lfd) == 0);
+	request(fd, 99);
+	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+	expect_eof(fd);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+static void case_client_handoff(void)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port);
+	int cfd = h_connect(AF_INET, H_USMC, port);
+	int sfd = usmc_accept(lfd, NULL, NULL);
+	pid_t child;
+
+	CHECK(sfd >= 0);
+	/* A byte each way settles the handshake before the fork. */
+	h_write_all(cfd, "x", 1);
+	h_read_all(sfd, (uint8_t[1]){ 0 }, 1);
+	h_write_all(sfd, "y", 1);
+	h_read_all(cfd, (uint8_t[1]){ 0 }, 1);
+	h_check_mode(cfd, USMC_MODE_SMCD);
+	inherited_sfd = sfd;
+	inherited_lfd = lfd;
+	child = h_fork(finish_request, (void *)(intptr_t)cfd);
+	CHECK(usmc_close(cfd) == 0);
+	serve(sfd);
+	expect_eof(sfd);
+	CHECK(usmc_close(sfd) == 0);
+	CHECK(h_wait_ok(child));
+	CHECK(usmc_close(lfd) == 0);
+	printf("client_handoff: the client's child finished the exchange: ok\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
+	int rounds = argc > 4 && !strcmp(argv[3], "--rounds") ? atoi(argv[4]) : 50;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!strcmp(c, "handoff"))
+		case_handoff(rounds);
+	else if (!strcmp(c, "both_write"))
+		case_both_write();
+	else if (!strcmp(c, "client_handoff"))
+		case_client_handoff();
+	else {
+		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff\n");
+		return 2;
+	}
+	return 0;
+}
