@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing on Debian 12, then builds and runs the whole test
-# suite: a release build, an AddressSanitizer + UBSan build, and every
-# libFuzzer target for a bounded time.
+# suite: a release build, an AddressSanitizer + UBSan build, every
+# libFuzzer target for a bounded time, and the kernel SMC tests in a VM
+# with Debian's 6.12 kernel (docs/KERNEL.md).
 #
 #   ./run-tests.sh            everything
 #   FUZZ_SECONDS=0 ./run-tests.sh   skip the fuzzers
+#   USMC_VM_SKIP=1 ./run-tests.sh   skip the VM, saying so
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind)
+packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind
+	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev
+	qemu-system-x86 debootstrap e2fsprogs cpio xz-utils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -76,4 +80,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 		rm -rf "$corpus" "$log"
 	done
 fi
+echo "== kernel SMC in a VM (Debian's 6.12 kernel under qemu)"
+tests/kernel/run-vm-tests.sh
+
 echo "== all tests passed"

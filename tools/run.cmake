@@ -27,3 +27,12 @@ add_dependencies(usmc-run usmc-preload)
 
 install(TARGETS usmc-run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS usmc-preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+
+# Kernel SMC through eBPF (kernel/), when it is built.
+if(TARGET usmc_kernel)
+  target_compile_definitions(usmc-run PRIVATE USMC_HAVE_KERNEL)
+  target_link_libraries(usmc-run PRIVATE usmc_kernel)
+  add_executable(usmc-kernel ${CMAKE_CURRENT_SOURCE_DIR}/usmc-kernel.c)
+  target_link_libraries(usmc-kernel PRIVATE usmc_kernel)
+  install(TARGETS usmc-kernel RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

@@ -5,6 +5,8 @@
  *   usmc-stat            live usmc sockets: process, addresses, mode, reason, bytes
  *   usmc-stat -s         counters of all usmc processes of this user (like smcd stats)
  *   usmc-stat --json     the same as JSON, for scripts
+ *   usmc-stat --kernel   the kernel's own SMC sockets (smc_diag); with -s its
+ *                        counters (stat_kernel.c)
  *
  * Sockets come from each process's diag table (a memfd found through
  * /proc/PID/fd); addresses and TCP states from /proc/net/tcp{,6} by inode.
@@ -27,6 +29,8 @@
 #include "usmc.h"
 #include "usmc_diag.h"
 #include "usmc_stats.h"
+
+#include "stat_kernel.h"
 
 struct tcp_entry {
 	unsigned long inode;
@@ -146,21 +150,6 @@ static const char *diag_mode(uint32_t state)
 	}
 }
 
-static void read_comm(int pid, char *comm, size_t len)
-{
-	char path[64];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	snprintf(comm, len, "?");
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(comm, (int)len, f))
-		comm[strcspn(comm, "\n")] = 0;
-	fclose(f);
-}
-
 static void print_socket(int pid, const char *comm, const struct usmc_diag_sock *d)
 {
 	const struct tcp_entry *t = tcp_find(fd_socket_inode(pid, d->fd));
@@ -205,7 +194,7 @@ static void scan_table(int pid, int tfd)
 		uint32_t high = atomic_load(&t->high);
 		size_t fit = ((size_t)st.st_size - sizeof(*t)) / sizeof(t->sock[0]);
 
-		read_comm(pid, comm, sizeof(comm));
+		stat_read_comm(pid, comm, sizeof(comm));
 		for (uint32_t i = 0; i < high && i < fit; i++) {
 			uint32_t s = atomic_load(&t->sock[i].state);
 
@@ -326,9 +315,10 @@ static int show_stats(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: usmc-stat [-s] [--json] [-p PID]\n"
+	fprintf(out, "usage: usmc-stat [--kernel] [-s] [--json] [-p PID]\n"
 		     "  (none)     list live usmc sockets\n"
 		     "  -s         counters of this user's usmc processes\n"
+		     "  --kernel   the kernel's SMC sockets instead (-s: its counters)\n"
 		     "  -p PID     only this process\n"
 		     "  --json     machine-readable output\n");
 }
@@ -339,10 +329,11 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "pid", required_argument, NULL, 'p' },
+		{ "kernel", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	bool stats = false;
+	bool stats = false, kernel = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "sjp:h", longopts, NULL)) != -1) {
@@ -356,6 +347,9 @@ int main(int argc, char **argv)
 		case 'p':
 			only_pid = atoi(optarg);
 			break;
+		case 'k':
+			kernel = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -364,6 +358,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (kernel)
+		return stats ? kernel_stats(json) : kernel_list(json, only_pid);
 	if (stats)
 		return show_stats();
 	list_sockets();
