@@ -14,6 +14,11 @@
  *   fork_conn --case client_handoff
  *       The client forks, closes its copy, and its child finishes the
  *       exchange.
+ *   fork_conn --case holder_killed
+ *       A child writing records on the connection is killed (-9) in the
+ *       middle of it; the parent writes its own and closes.  The peer reads
+ *       every record intact: the child's up to some point, then all of the
+ *       parent's.
  * Every byte is checked; every connection stays in shared memory.
  */
 #include <signal.h>
@@ -188,6 +193,75 @@ static void case_both_write(void)
 	       RECORDS);
 }
 
+/* ---- holder_killed ---- */
+
+static struct h_chan started;
+
+/* Writes records until killed, telling the parent once a few are out. */
+static int write_records_forever(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	for (uint32_t i = 0;; i++) {
+		struct record r = { .tag = 'C', .seq = i };
+
+		r.sum = record_sum(&r);
+		h_write_all(fd, &r, sizeof(r));
+		if (i == 64)
+			h_chan_send(&started, 1);
+	}
+	return 0;
+}
+
+static int read_records_until_eof(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+	int fd = h_connect(AF_INET, H_USMC, port);
+	uint32_t next_p = 0, next_c = 0;
+	struct record r;
+
+	for (;;) {
+		ssize_t n = 0;
+		size_t got = 0;
+
+		while (got < sizeof(r) && (n = usmc_read(fd, (uint8_t *)&r + got, sizeof(r) - got)) > 0)
+			got += (size_t)n;
+		if (got == 0 && n == 0)
+			break;
+		CHECK(got == sizeof(r) && r.sum == record_sum(&r));
+		if (r.tag == 'P')
+			CHECK(r.seq == next_p++);
+		else
+			CHECK(r.tag == 'C' && r.seq == next_c++ && next_p == 0);
+	}
+	CHECK(next_p == RECORDS && next_c > 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	CHECK(usmc_close(fd) == 0);
+	printf("holder_killed: %u records of the killed child, then %u of the parent, intact: ok\n",
+	       next_c, next_p);
+	fflush(stdout);
+	return 0;
+}
+
+static void case_holder_killed(void)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), status;
+	pid_t reader = h_fork(read_records_until_eof, (void *)(uintptr_t)port), child;
+	int fd = usmc_accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	h_chan_open(&started);
+	child = h_fork(write_records_forever, (void *)(intptr_t)fd);
+	h_chan_recv(&started);
+	CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
+	write_records(fd, 'P');
+	CHECK(usmc_close(fd) == 0);
+	CHECK(h_wait_ok(reader));
+	CHECK(usmc_close(lfd) == 0);
+}
+
 /* ---- client_handoff ---- */
 
 static int inherited_sfd, inherited_lfd;
@@ -244,8 +318,10 @@ int main(int argc, char **argv)
 		case_both_write();
 	else if (!strcmp(c, "client_handoff"))
 		case_client_handoff();
+	else if (!strcmp(c, "holder_killed"))
+		case_holder_killed();
 	else {
-		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff\n");
+		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff|holder_killed\n");
 		return 2;
 	}
 	return 0;
