@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 

@@ -435,39 +435,44 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 	}
 }
 
-void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-		   uint32_t peer_gen)
+/* The ring's slot is no longer ours to write: it waits in state for its reclaim. */
+static struct usmc_seg *slot_let_go(struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+				    uint32_t peer_gen, enum slot_state state)
 {
 	struct usmc_seg *seg = ring->seg;
 
-	(void)lgr;
 	if (!seg || seg->slot_state[ring->slot] != SLOT_USED)
-		return;
-	seg->slot_state[ring->slot] = SLOT_CLOSING;
+		return NULL;
+	seg->slot_state[ring->slot] = state;
 	seg->peer_cdc[ring->slot] = peer_cdc;
 	seg->peer_gen[ring->slot] = peer_gen;
+	ring->seg = NULL;
+	return seg;
+}
+
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		   uint32_t peer_gen)
+{
+	uint32_t slot = ring->slot;
+	struct usmc_seg *seg = slot_let_go(ring, peer_cdc, peer_gen, SLOT_CLOSING);
+
+	(void)lgr;
+	if (!seg)
+		return;
 	if (!peer_cdc) {
 		/* The peer never saw this ring. */
-		seg->slot_state[ring->slot] = SLOT_FREE;
+		seg->slot_state[slot] = SLOT_FREE;
 		seg->nused--;
 	} else {
-		slot_reclaim(seg, ring->slot);
+		slot_reclaim(seg, slot);
 	}
-	ring->seg = NULL;
 }
 
 void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
 			const struct cdc_area *peer_cdc, uint32_t peer_gen)
 {
-	struct usmc_seg *seg = ring->seg;
-
 	(void)lgr;
-	if (!seg || seg->slot_state[ring->slot] != SLOT_USED)
-		return;
-	seg->slot_state[ring->slot] = SLOT_GIVEN;
-	seg->peer_cdc[ring->slot] = peer_cdc;
-	seg->peer_gen[ring->slot] = peer_gen;
-	ring->seg = NULL;
+	slot_let_go(ring, peer_cdc, peer_gen, SLOT_GIVEN);
 }
 
 /* Checks that fd is a sealed memfd of at least len bytes before mapping it. */

@@ -14,35 +14,51 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "usmc_sock.h"
+#include "usmc_proc.h"
 
 /* Bounds the walk of a fork tree: a server with more children is rare. */
 #define TREE_MAX 4096
 
-bool proc_holds_socket(pid_t pid, unsigned long inode)
+bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg)
 {
-	char dir[64], path[400], link[64], want[32];
+	char dir[64], path[400], link[256];
 	struct dirent *de;
-	bool found = false;
+	bool stopped = false;
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	snprintf(want, sizeof(want), "socket:[%lu]", inode);
 	d = opendir(dir);
 	if (!d)
 		return false;
-	while (!found && (de = readdir(d))) {
+	while (!stopped && (de = readdir(d))) {
 		ssize_t n;
 
+		if (de->d_name[0] == '.')
+			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			found = !strcmp(link, want);
-		}
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		stopped = fn(atoi(de->d_name), link, path, arg);
 	}
 	closedir(d);
-	return found;
+	return stopped;
+}
+
+static bool is_the_socket(int fd, const char *link, const char *path, void *arg)
+{
+	(void)fd;
+	(void)path;
+	return !strcmp(link, arg);
+}
+
+bool proc_holds_socket(pid_t pid, unsigned long inode)
+{
+	char want[32];
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	return proc_for_each_fd(pid, is_the_socket, want);
 }
 
 /* Appends the children of every thread of pid to the list. */

@@ -214,12 +214,6 @@ short usmc_conn_revents(struct usmc_sock *s, short events);
 /* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
 int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
 
-/* usmc_proc.c */
-/* Whether process pid holds the socket with this inode (false if we cannot tell). */
-bool proc_holds_socket(pid_t pid, unsigned long inode);
-/* Whether a process of the fork tree under root, or under us, other than us holds it. */
-bool proc_tree_holds_socket(pid_t root, unsigned long inode);
-
 /* usmc_policy.c */
 bool usmc_policy_allows(const struct sockaddr *addr);
 /* Whether shared memory may be shared with a process of this user. */

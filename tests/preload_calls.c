@@ -32,26 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                     \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: [%d] check failed: %s (errno %d: %m)\n", \
-				__FILE__, __LINE__, (int)getpid(), #cond, errno);       \
-			exit(1);                                                        \
-		}                                                                       \
-	} while (0)
+#include "plain.h"
 
-#define FNV_INIT 0xcbf29ce484222325ull
 static const size_t msg_sizes[3] = { 1000, 20000, 300000 };
 #define BLOCK2 (3 << 20)
 #define BLOCK3 (2 << 20)
-
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
-{
-	while (n--)
-		h = (h ^ *p++) * 0x100000001b3ull;
-	return h;
-}
 
 /* Byte i of stream seed. */
 static void pattern(uint8_t *buf, size_t len, unsigned seed, size_t offset)

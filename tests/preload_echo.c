@@ -35,17 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond)                                                                     \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: [%d] check failed: %s (errno %d: %m)\n", \
-				__FILE__, __LINE__, (int)getpid(), #cond, errno);       \
-			exit(1);                                                        \
-		}                                                                       \
-	} while (0)
+#include "plain.h"
 
 #define CHUNK 65536
-#define FNV_INIT 0xcbf29ce484222325ull
 /* Safety net only: a healthy run takes a few seconds at most. */
 #define WAIT_MS 20000
 #define ALARM_S 25
@@ -78,15 +70,6 @@ static void pattern(uint8_t *buf, size_t len, uint64_t offset)
 
 		buf[i] = (uint8_t)(x >> 29 ^ x >> 7);
 	}
-}
-
-static uint64_t fnv(uint64_t h, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
 }
 
 static void set_nonblock(int fd)

@@ -34,6 +34,7 @@
 
 #include "smc_netlink.h"
 #include "stat_kernel.h"
+#include "usmc_proc.h"
 
 #ifndef AF_SMC
 #define AF_SMC 43
@@ -334,39 +335,36 @@ void stat_read_comm(int pid, char *comm, size_t len)
 	fclose(f);
 }
 
-/* Marks the sockets that a descriptor of pid refers to. */
+struct fd_scan {
+	int pid;
+	struct vec *socks;
+};
+
+/* Marks the sockets that this descriptor of the process refers to. */
+static bool mark_owner(int fd, const char *link, const char *path, void *arg)
+{
+	struct fd_scan *scan = arg;
+	struct ksock *ks = scan->socks->items;
+	unsigned long inode;
+
+	(void)path;
+	if (sscanf(link, "socket:[%lu]", &inode) != 1)
+		return false;
+	for (size_t i = 0; i < scan->socks->count; i++) {
+		if (ks[i].m.diag_inode != inode || ks[i].pid)
+			continue;
+		ks[i].pid = scan->pid;
+		ks[i].fd = fd;
+		stat_read_comm(scan->pid, ks[i].comm, sizeof(ks[i].comm));
+	}
+	return false;
+}
+
 static void scan_fds(int pid, struct vec *socks)
 {
-	struct ksock *ks = socks->items;
-	struct dirent *de;
-	char path[64];
-	DIR *dir;
+	struct fd_scan scan = { pid, socks };
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	dir = opendir(path);
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		char fdpath[400], link[64];
-		unsigned long inode;
-		ssize_t n;
-
-		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
-		n = readlink(fdpath, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (sscanf(link, "socket:[%lu]", &inode) != 1)
-			continue;
-		for (size_t i = 0; i < socks->count; i++) {
-			if (ks[i].m.diag_inode != inode || ks[i].pid)
-				continue;
-			ks[i].pid = pid;
-			ks[i].fd = atoi(de->d_name);
-			stat_read_comm(pid, ks[i].comm, sizeof(ks[i].comm));
-		}
-	}
-	closedir(dir);
+	proc_for_each_fd(pid, mark_owner, &scan);
 }
 
 /* smc_diag gives the inode; the owner is whoever holds it open. */

@@ -28,6 +28,7 @@
 
 #include "usmc.h"
 #include "usmc_diag.h"
+#include "usmc_proc.h"
 #include "usmc_stats.h"
 
 #include "stat_kernel.h"
@@ -205,35 +206,25 @@ static void scan_table(int pid, int tfd)
 	munmap(t, (size_t)st.st_size);
 }
 
+/* A descriptor of a usmc process's diag table: read the table. */
+static bool scan_if_table(int fd, const char *link, const char *path, void *arg)
+{
+	int pid = *(int *)arg, tfd;
+
+	(void)fd;
+	if (strncmp(link, "/memfd:" USMC_DIAG_NAME, strlen("/memfd:" USMC_DIAG_NAME)))
+		return false;
+	tfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (tfd >= 0) {
+		scan_table(pid, tfd);
+		close(tfd);
+	}
+	return false;
+}
+
 static void scan_process(int pid)
 {
-	char path[64], link[128];
-	struct dirent *de;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	dir = opendir(path);
-	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
-		char fdpath[400];
-		ssize_t n;
-		int tfd;
-
-		snprintf(fdpath, sizeof(fdpath), "%s/%s", path, de->d_name);
-		n = readlink(fdpath, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (strncmp(link, "/memfd:" USMC_DIAG_NAME, strlen("/memfd:" USMC_DIAG_NAME)))
-			continue;
-		tfd = open(fdpath, O_RDONLY | O_CLOEXEC);
-		if (tfd >= 0) {
-			scan_table(pid, tfd);
-			close(tfd);
-		}
-	}
-	closedir(dir);
+	proc_for_each_fd(pid, scan_if_table, &pid);
 }
 
 static void list_sockets(void)

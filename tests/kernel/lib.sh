@@ -112,3 +112,27 @@ rxe_setup() {
 	rdma link add rxea type rxe netdev va || return 1
 	rdma link add rxeb type rxe netdev vb || return 1
 }
+
+# protocols FILE...: every SO_PROTOCOL smc_peer printed, sorted, one of each.
+protocols() {
+	grep -ho 'SO_PROTOCOL=[0-9]*' "$@" | cut -d= -f2 | sort -u | paste -sd' '
+}
+
+# transferred SERVER_OUT CLIENT_OUT BYTES: both ends checked BYTES bytes
+# with the same checksum.
+transferred() {
+	local s c
+	s=$(sed -n 's/^server: bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$1")
+	c=$(sed -n 's/^client: port=[0-9]* bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$2")
+	[ -n "$s" ] && [ "$s" = "$c" ] && [ "${s%% *}" = "$3" ]
+}
+
+# stat_snapshot: usmc-stat --kernel as text, JSON and counters, into
+# list.txt, list.json and stats.txt of the current directory.
+stat_snapshot() {
+	"$STAT" --kernel >list.txt || fail "usmc-stat --kernel: exit status $?"
+	"$STAT" --kernel --json >list.json || fail "usmc-stat --kernel --json: exit status $?"
+	"$STAT" --kernel -s >stats.txt || fail "usmc-stat --kernel -s: exit status $?"
+	show list.txt
+	show stats.txt
+}

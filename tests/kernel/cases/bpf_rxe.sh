@@ -14,17 +14,6 @@ RUN=$BUILD/tools/usmc-run
 N=4194304
 W=$(mktemp -d)
 
-protocols() {
-	grep -ho 'SO_PROTOCOL=[0-9]*' "$@" | cut -d= -f2 | sort -u | paste -sd' '
-}
-
-transferred() {
-	local s c
-	s=$(sed -n 's/^server: bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$1")
-	c=$(sed -n 's/^client: port=[0-9]* bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$2")
-	[ -n "$s" ] && [ "$s" = "$c" ] && [ "${s%% *}" = "$3" ]
-}
-
 # rxe_packets: packets both soft-RoCE devices have sent so far.
 rxe_packets() {
 	cat /sys/class/infiniband/rxe[ab]/ports/1/hw_counters/sent_pkts 2>/dev/null |

@@ -25,20 +25,6 @@ first() {
 	grep -m1 -o 'SO_PROTOCOL=[0-9]*' "$1" | cut -d= -f2
 }
 
-# all FILE...: every SO_PROTOCOL printed, sorted, one of each.
-all() {
-	grep -ho 'SO_PROTOCOL=[0-9]*' "$@" | cut -d= -f2 | sort -u | paste -sd' '
-}
-
-# transferred SERVER_OUT CLIENT_OUT BYTES: both ends checked BYTES bytes
-# with the same checksum.
-transferred() {
-	local s c
-	s=$(sed -n 's/^server: bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$1")
-	c=$(sed -n 's/^client: port=[0-9]* bytes=\([0-9]*\) fnv=\([0-9a-f]*\) ok$/\1 \2/p' "$2")
-	[ -n "$s" ] && [ "$s" = "$c" ] && [ "${s%% *}" = "$3" ]
-}
-
 port_of() {
 	sed -n 's/^listening port=//p' "$1"
 }
@@ -55,7 +41,7 @@ echo "== outside usmc-run: plain TCP"
 wait_line "$W/s0" '^listening port=' || fail "no server"
 "$PEER" client --port "$(port_of "$W/s0")" --bytes $N > "$W/c0" || fail "client (TCP)"
 wait $! || fail "server (TCP)"
-expect "TCP sockets (6)" [ "$(all "$W/s0" "$W/c0")" = 6 ]
+expect "TCP sockets (6)" [ "$(protocols "$W/s0" "$W/c0")" = 6 ]
 expect "$N bytes, checksum equal (TCP)" transferred "$W/s0" "$W/c0" $N
 
 echo "== both ends under usmc-run --kernel, loopback"
@@ -113,7 +99,7 @@ wait_line "$W/s3" '^listening port=' || fail "no server"
 "$PEER" client --port "$(port_of "$W/s3")" --bytes $N > "$W/c3" || fail "TCP client"
 wait $server || fail "server in scope"
 expect "the server's listener is SMC" [ "$(first "$W/s3")" = 256 ]
-expect "the client outside keeps TCP" [ "$(all "$W/c3")" = 6 ]
+expect "the client outside keeps TCP" [ "$(protocols "$W/c3")" = 6 ]
 expect "$N bytes, checksum equal (SMC server, TCP client)" transferred "$W/s3" "$W/c3" $N
 
 echo "== exit status and signals"
@@ -136,6 +122,6 @@ echo "== nothing left attached"
 expect "no usmc program in the kernel" [ "$(bpftool prog show | grep -c usmc_socket)" = 0 ]
 expect "nothing pinned" [ ! -e /sys/fs/bpf/usmc ]
 "$PEER" hold --hold 1 > "$W/after" || fail "smc_peer hold"
-expect "a new program gets TCP again" [ "$(all "$W/after")" = 6 ]
+expect "a new program gets TCP again" [ "$(protocols "$W/after")" = 6 ]
 rm -rf "$W"
 exit 0

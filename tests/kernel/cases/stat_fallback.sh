@@ -17,11 +17,7 @@ client=$!
 wait_line client.log '^client:' || fail "no client"
 cport=$(sed -n 's/^client: port=\([0-9]*\) .*/\1/p' client.log)
 
-"$STAT" --kernel >list.txt || fail "usmc-stat --kernel: exit status $?"
-"$STAT" --kernel --json >list.json || fail "usmc-stat --kernel --json: exit status $?"
-"$STAT" --kernel -s >stats.txt || fail "usmc-stat --kernel -s: exit status $?"
-show list.txt
-show stats.txt
+stat_snapshot
 
 expect "SO_PROTOCOL=256 on the client's socket" grep -qx SO_PROTOCOL=256 client.log
 # A socket that fell back hands its file to the TCP socket underneath, so

@@ -24,11 +24,7 @@ client=$!
 wait_line client.log '^client:' 60 || fail "no client"
 cport=$(sed -n 's/^client: port=\([0-9]*\) .*/\1/p' client.log)
 
-"$STAT" --kernel >list.txt || fail "usmc-stat --kernel: exit status $?"
-"$STAT" --kernel --json >list.json || fail "usmc-stat --kernel --json: exit status $?"
-"$STAT" --kernel -s >stats.txt || fail "usmc-stat --kernel -s: exit status $?"
-show list.txt
-show stats.txt
+stat_snapshot
 
 expect "the client listed as SMC-R" \
 	listed list.txt $client "$RXE_A:$cport" "$RXE_B:$port" ACTIVE SMC-R - -

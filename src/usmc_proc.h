@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* What /proc tells of processes: their descriptors, the fork tree's sockets. */
+#ifndef USMC_PROC_H
+#define USMC_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Called with a descriptor's number, what its link names and its /proc path; true stops. */
+typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg);
+
+/* Calls fn for each open descriptor of pid; true if fn stopped the walk. */
+bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
+/* Whether process pid holds the socket with this inode (false if we cannot tell). */
+bool proc_holds_socket(pid_t pid, unsigned long inode);
+/* Whether a process of the fork tree under root, or under us, other than us holds it. */
+bool proc_tree_holds_socket(pid_t root, unsigned long inode);
+
+#endif
