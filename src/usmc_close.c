@@ -138,13 +138,17 @@ void usmc_release_fd(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
-	if (!s)
+	if (!s) {
+		usmc_epoll_fd_closed(fd, -1);
 		return;
+	}
 	/* Another descriptor still names the socket: the connection goes on. */
 	if (atomic_load(&s->refs) > 1) {
 		usmc_sock_forget(fd);
+		usmc_epoll_fd_closed(fd, s->fd);
 		return;
 	}
+	usmc_epoll_fd_closed(fd, -1);
 	if (s->state == SOCK_SMC) {
 		close_conn_last_here(s, fd);
 		usmc_sock_forget(fd);

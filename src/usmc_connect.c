@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,12 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		}
 		if (usmc_sys.poll(p, 2, 200) < 0)
 			return -1;
+	}
+	/* Threads of ours may hold the same answer: one settles it, the others wait. */
+	if (atomic_exchange(&s->hs_settling, true)) {
+		while (atomic_load(&s->state) == SOCK_PROPOSED)
+			sched_yield();
+		return 0;
 	}
 	if (result == CLC_ACCEPT)
 		cli_finish_accept(s);

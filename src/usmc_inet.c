@@ -4,6 +4,7 @@
  * that only need the kernel socket, and usmc_info.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -189,6 +191,20 @@ int usmc_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return usmc_accept4(fd, addr, len, 0);
 }
 
+static void remember_timeout(struct usmc_sock *s, int name, const void *val)
+{
+	struct timeval tv;
+	long long ms;
+
+	memcpy(&tv, val, sizeof(tv));
+	ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	ms = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : ms;
+	if (name == SO_RCVTIMEO)
+		s->rcvtimeo_ms = (int)ms;
+	else
+		s->sndtimeo_ms = (int)ms;
+}
+
 /* Options that size the rings are remembered before the kernel sees them. */
 static void remember_option(struct usmc_sock *s, int level, int name, const void *val,
 			    socklen_t len)
@@ -206,6 +222,11 @@ static void remember_option(struct usmc_sock *s, int level, int name, const void
 		s->nodelay = v != 0;
 	else if (level == SOL_SOCKET && name == SO_BUSY_POLL)
 		s->busy_poll_us = v > 0 ? v : 0;
+	else if (level == SOL_SOCKET && name == SO_RCVLOWAT)
+		s->rcvlowat = v;
+	else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+		 len >= (socklen_t)sizeof(struct timeval))
+		remember_timeout(s, name, val);
 	else if (level == SOL_SOCKET && name == SO_LINGER && len >= (socklen_t)sizeof(struct linger))
 		s->linger_reset = ((const struct linger *)val)->l_onoff &&
 				  !((const struct linger *)val)->l_linger;
@@ -231,6 +252,25 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	return 0;
 }
 
+/*
+ * SO_ERROR of a shared-memory connection, reported once as TCP does: a
+ * reset we saw in shared memory, else an error of the kernel socket that
+ * a doorbell drain took.  The kernel's own copy of a reported reset is
+ * consumed with it.
+ */
+static int conn_so_error(struct usmc_sock *s)
+{
+	struct usmc_conn_shared *sh = s->conn->sh;
+	int err = atomic_exchange(&sh->err, 0), tcp_err = atomic_exchange(&sh->tcp_err, 0);
+	int kernel_err = 0;
+	socklen_t len = sizeof(kernel_err);
+
+	usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &kernel_err, &len);
+	if (atomic_load(&sh->reset))
+		return err;
+	return tcp_err ? tcp_err : kernel_err;
+}
+
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
@@ -240,17 +280,18 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
-	else if (level == SOL_SOCKET && name == SO_ERROR && s->conn &&
-		 (v = atomic_exchange(&s->conn->sh->err, 0)) != 0)
-		;
+	else if (level == SOL_SOCKET && name == SO_ERROR && s->state == SOCK_SMC)
+		v = conn_so_error(s);
 	else
 		return usmc_sys.getsockopt(fd, level, name, val, len);
-	if (!val || !len || *len < (socklen_t)sizeof(int)) {
+	if (!val || !len || (int)*len < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	memcpy(val, &v, sizeof(v));
-	*len = sizeof(v);
+	/* A shorter buffer gets the first bytes, as from TCP's getsockopt. */
+	if (*len > (socklen_t)sizeof(v))
+		*len = sizeof(v);
+	memcpy(val, &v, *len);
 	return 0;
 }
 
@@ -278,6 +319,10 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	s = usmc_sock_active(fd);
+	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_resolve(s, false) < 0) {
+		*(int *)arg = 0; /* nothing can have come before the answer */
+		return 0;
+	}
 	if (!s || request != FIONREAD || s->state != SOCK_SMC)
 		return usmc_sys.ioctl(fd, request, arg);
 	if (usmc_rx_avail(s, &avail) < 0)
@@ -386,12 +431,23 @@ const char *usmc_reason_str(uint32_t reason)
 
 /* ---- data calls: one branch for sockets that need nothing of usmc ---- */
 
+/* The kernel's limits on a vector: readv and writev say EINVAL, the msg calls EMSGSIZE. */
+static bool iov_count_ok(size_t iovcnt, int err)
+{
+	if (iovcnt <= IOV_MAX)
+		return true;
+	errno = err;
+	return false;
+}
+
 static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
 		af_resolve(s, false);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
 		return usmc_sys.sendmsg(s->fd, mh, flags);
+	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
+		return -1;
 	if (flags & MSG_OOB) {
 		errno = EOPNOTSUPP;
 		return -1;
@@ -406,6 +462,8 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 		return -1;
 	if (s->state != SOCK_SMC)
 		return usmc_sys.recvmsg(s->fd, mh, flags);
+	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
+		return -1;
 	if (flags & MSG_OOB) {
 		errno = EINVAL;
 		return -1;
@@ -471,7 +529,13 @@ ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct usmc_sock *s = usmc_sock_active(fd);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 
-	return s ? sock_sendmsg(s, &mh, 0) : usmc_sys.writev(fd, iov, iovcnt);
+	if (!s)
+		return usmc_sys.writev(fd, iov, iovcnt);
+	if (iovcnt < 0 || !iov_count_ok((size_t)iovcnt, EINVAL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sock_sendmsg(s, &mh, 0);
 }
 
 ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -479,7 +543,13 @@ ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
 	struct usmc_sock *s = usmc_sock_active(fd);
 	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 
-	return s ? sock_recvmsg(s, &mh, 0) : usmc_sys.readv(fd, iov, iovcnt);
+	if (!s)
+		return usmc_sys.readv(fd, iov, iovcnt);
+	if (iovcnt < 0 || !iov_count_ok((size_t)iovcnt, EINVAL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return sock_recvmsg(s, &mh, 0);
 }
 
 /* Reads the next part of the file, at *offset or at its own position. */

@@ -9,22 +9,47 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+
+/*
+ * After the peer's FIN the kernel socket reads end of file even once a
+ * reset followed (data we sent reached the closed peer); the reset shows
+ * only as POLLERR.  Take its error then, as a drain takes it before.
+ */
+static int tcp_reset_after_eof(struct usmc_sock *s)
+{
+	struct usmc_conn_shared *sh = s->conn->sh;
+	struct pollfd p = { .fd = s->fd };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (usmc_sys.poll(&p, 1, 0) <= 0 || !(p.revents & POLLERR))
+		return CDC_TCP_EOF;
+	usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	atomic_store(&sh->tcp_err, err ? err : EPIPE);
+	atomic_store(&sh->tcp_state, CDC_TCP_RESET);
+	return CDC_TCP_RESET;
+}
 
 int usmc_conn_drain(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	int err = 0, state;
 
-	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
-		return atomic_load(&conn->sh->tcp_state);
+	state = atomic_load(&conn->sh->tcp_state);
+	if (state == CDC_TCP_EOF)
+		return tcp_reset_after_eof(s);
+	if (state != CDC_TCP_OPEN)
+		return state;
 	state = cdc_drain_bells(s->fd, &err);
 	if (state == CDC_TCP_OPEN)
 		return state;
@@ -90,6 +115,50 @@ bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 	}
 }
 
+/* Signals a fault raises in the thread that faults: they do not cut a wait short. */
+static bool fault_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
+/*
+ * Whether the kernel would restart a socket call that a signal handler
+ * interrupted: poll does not tell which signal came, so every handler
+ * installed must have SA_RESTART.
+ */
+static bool signals_restart(void)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+
+		if (sig == SIGKILL || sig == SIGSTOP || fault_signal(sig) || sigaction(sig, NULL, &sa))
+			continue;
+		if (!(sa.sa_flags & SA_SIGINFO) &&
+		    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
+int usmc_wait_left(int timeo_ms, int64_t *deadline)
+{
+	int64_t now;
+
+	if (timeo_ms <= 0)
+		return -1;
+	now = usmc_now_ms();
+	if (!*deadline)
+		*deadline = now + timeo_ms;
+	if (now >= *deadline) {
+		errno = EAGAIN;
+		return 0;
+	}
+	return (int)(*deadline - now);
+}
+
 int usmc_wait_bell(struct usmc_sock *s, int timeout_ms)
 {
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
@@ -97,6 +166,9 @@ int usmc_wait_bell(struct usmc_sock *s, int timeout_ms)
 	int slice = timeout_ms < 0 || timeout_ms > 200 ? 200 : timeout_ms;
 	int rc = usmc_sys.poll(&p, 1, slice);
 
+	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
+	if (rc < 0 && errno == EINTR && timeout_ms < 0 && signals_restart())
+		return 0;
 	if (rc < 0)
 		return -1;
 	if (rc > 0)
@@ -114,14 +186,22 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 	if (usmc_rx_avail(s, &avail) < 0 || usmc_tx_space(s, &space) < 0)
 		return POLLIN | POLLOUT | POLLERR | POLLHUP;
 	pf = atomic_load(&conn->sh->peer_flags);
-	if (avail)
+	if (avail && avail >= (uint64_t)s->rcvlowat)
 		rev |= POLLIN | POLLRDNORM;
 	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED))
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (space || (pf & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
+	if (s->shut_rd)
+		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
-		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT;
+		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLWRNORM;
+	/* The kernel socket was reset (our data reached a closed peer): TCP_CLOSE. */
+	if (atomic_load(&conn->sh->tcp_state) == CDC_TCP_RESET) {
+		rev |= POLLHUP;
+		if (atomic_load(&conn->sh->tcp_err) && !atomic_load(&conn->sh->reset))
+			rev |= POLLERR;
+	}
 	if (atomic_load(&conn->sh->reset)) {
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLHUP;
 		if (atomic_load(&conn->sh->err))
@@ -133,7 +213,7 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 }
 
 /* Tells the peer we will sleep, so that its next cursor update rings. */
-static void conn_arm(struct usmc_sock *s, short events)
+void usmc_conn_arm(struct usmc_sock *s, short events)
 {
 	struct usmc_conn *conn = s->conn;
 
@@ -161,7 +241,7 @@ static short sock_revents(struct usmc_sock *s, short events, short kernel)
 	}
 }
 
-static int remaining_ms(int timeout, const struct timespec *start)
+int usmc_remaining_ms(int timeout, const struct timespec *start)
 {
 	struct timespec now;
 	long ms;
@@ -182,7 +262,7 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
 		if (!socks[i])
 			continue;
 		if (arm && socks[i]->state == SOCK_SMC)
-			conn_arm(socks[i], fds[i].events);
+			usmc_conn_arm(socks[i], fds[i].events);
 		fds[i].revents = socks[i]->state == SOCK_SMC || socks[i]->state == SOCK_PROPOSED
 					 ? sock_revents(socks[i], fds[i].events, 0)
 					 : 0;
@@ -195,7 +275,7 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
  * A short spin before sleeping: a busy peer answers within microseconds.
  * check() returns how many descriptors are ready; the spin ends with it.
  */
-static int spin_ready(int (*check)(void *), void *arg)
+int usmc_spin_ready(int (*check)(void *), void *arg)
 {
 	int spin_us = usmc_spin_us(NULL), n;
 	struct timespec start;
@@ -225,6 +305,16 @@ static int poll_check(void *arg)
 	return poll_usmc_pass(set->fds, set->nfds, set->socks, false);
 }
 
+/*
+ * What to ask the kernel socket of a shared-memory connection: doorbells
+ * while it is open; after the peer's FIN, which stays readable, only the
+ * errors and hang-ups the kernel always reports.
+ */
+static short kernel_events(struct usmc_sock *s)
+{
+	return atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0;
+}
+
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
 {
 	struct pollfd *k = calloc(nfds * 2 + 1, sizeof(*k));
@@ -237,7 +327,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		k[i] = fds[i];
 		k[i].revents = 0;
 		if (socks[i] && socks[i]->state == SOCK_SMC)
-			k[i].events = POLLIN;
+			k[i].events = kernel_events(socks[i]);
 		else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr)
 			k[nk++] = (struct pollfd){ .fd = socks[i]->conn->lgr->chan, .events = POLLIN };
 	}
@@ -260,7 +350,38 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 	return ready;
 }
 
+static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
+
+/*
+ * Epoll sets among the descriptors answer for the usmc sockets they hold:
+ * those with something to report are readable now, whatever the kernel
+ * says of them.
+ */
 int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	bool stack[16], *ready_set = stack;
+	int sets = 0, rc;
+
+	if (nfds > 16 && !(ready_set = calloc(nfds, sizeof(*ready_set))))
+		return poll_sockets(fds, nfds, timeout);
+	for (nfds_t i = 0; i < nfds; i++) {
+		ready_set[i] = fds[i].fd >= 0 && !usmc_sock_active(fds[i].fd) &&
+			       (fds[i].events & POLLIN) && usmc_epoll_set_poll(fds[i].fd) == 1;
+		sets += ready_set[i];
+	}
+	rc = poll_sockets(fds, nfds, sets ? 0 : timeout);
+	for (nfds_t i = 0; rc >= 0 && sets && i < nfds; i++) {
+		if (!ready_set[i])
+			continue;
+		rc += !fds[i].revents;
+		fds[i].revents |= POLLIN;
+	}
+	if (ready_set != stack)
+		free(ready_set);
+	return rc;
+}
+
+static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	struct usmc_sock *stack[16], **socks = stack;
 	struct timespec start;
@@ -279,11 +400,11 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		int left = remaining_ms(timeout, &start);
+		int left = usmc_remaining_ms(timeout, &start);
 
 		rc = poll_usmc_pass(fds, nfds, socks, false);
 		if (!rc && timeout != 0)
-			rc = spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
+			rc = usmc_spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
@@ -294,7 +415,7 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 		rc = poll_kernel(fds, nfds, socks, left < 0 || left > 200 ? 200 : left);
 		if (rc != 0 || left == 0)
 			break;
-		if (remaining_ms(timeout, &start) == 0) {
+		if (usmc_remaining_ms(timeout, &start) == 0) {
 			rc = 0;
 			break;
 		}
@@ -303,214 +424,4 @@ out:
 	if (socks != stack)
 		free(socks);
 	return rc;
-}
-
-/*
- * epoll: the kernel's set holds the descriptors; we keep beside it which
- * usmc descriptors were added with which events, to answer for them.
- * An edge-triggered entry reports when the connection's state moved since
- * its last report: the doorbell that made the kernel's edge may have been
- * drained already.
- */
-struct ep_edge {
-	uint64_t rx_prod;
-	uint64_t tx_cons;
-	uint32_t flags;
-	int tcp_state;
-	bool reset;
-};
-
-static bool ep_edge_moved(const struct usmc_conn *conn, struct ep_edge *last)
-{
-	struct ep_edge now = {
-		.rx_prod = conn->sh->rx_prod_seen,
-		.tx_cons = conn->sh->tx_cons_seen,
-		.flags = atomic_load(&conn->sh->peer_flags),
-		.tcp_state = atomic_load(&conn->sh->tcp_state),
-		.reset = atomic_load(&conn->sh->reset),
-	};
-	bool moved = memcmp(&now, last, sizeof(now)) != 0;
-
-	*last = now;
-	return moved;
-}
-
-struct ep_entry {
-	int epfd;
-	int fd;
-	struct epoll_event ev;
-	struct ep_edge last; /* edge-triggered: the state last reported */
-	struct ep_entry *next;
-};
-
-static struct ep_entry *ep_entries;
-static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The events to report for an entry now: none, or what is ready. */
-static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e)
-{
-	short rev = usmc_conn_revents(s, (short)e->ev.events);
-
-	if (!rev)
-		return 0;
-	if ((e->ev.events & EPOLLET) && !ep_edge_moved(s->conn, &e->last))
-		return 0;
-	return (uint32_t)rev;
-}
-
-static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev)
-{
-	struct ep_entry **pp, *e;
-
-	pthread_mutex_lock(&ep_lock);
-	for (pp = &ep_entries; (e = *pp); pp = &e->next)
-		if (e->epfd == epfd && e->fd == fd)
-			break;
-	if (op == EPOLL_CTL_DEL && e) {
-		*pp = e->next;
-		free(e);
-	} else if (op != EPOLL_CTL_DEL && ev) {
-		if (!e && (e = calloc(1, sizeof(*e)))) {
-			e->epfd = epfd;
-			e->fd = fd;
-			e->next = ep_entries;
-			ep_entries = e;
-		}
-		if (e)
-			e->ev = *ev;
-	}
-	pthread_mutex_unlock(&ep_lock);
-}
-
-int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
-{
-	struct usmc_sock *s = usmc_sock_get(fd);
-	struct epoll_event kev;
-
-	if (!s)
-		return usmc_sys.epoll_ctl(epfd, op, fd, event);
-	if (event) {
-		/* Doorbells arrive as POLLIN, whatever the program asked for. */
-		kev = *event;
-		kev.events |= EPOLLIN;
-		if (usmc_sys.epoll_ctl(epfd, op, fd, &kev) < 0)
-			return -1;
-	} else if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0) {
-		return -1;
-	}
-	ep_track(epfd, op, fd, event);
-	return 0;
-}
-
-/* usmc descriptors with something to report now; armed first if asked. */
-static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
-{
-	int n = 0;
-
-	pthread_mutex_lock(&ep_lock);
-	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
-		struct usmc_sock *s;
-		uint32_t rev;
-
-		if (e->epfd != epfd || !(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
-			continue;
-		if (arm)
-			conn_arm(s, (short)e->ev.events);
-		rev = ep_entry_events(s, e);
-		if (!rev)
-			continue;
-		events[n].events = rev;
-		events[n].data = e->ev.data;
-		n++;
-	}
-	pthread_mutex_unlock(&ep_lock);
-	return n;
-}
-
-static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
-{
-	for (struct ep_entry *e = ep_entries; e; e = e->next)
-		if (e->epfd == epfd && !memcmp(&e->ev.data, &ev->data, sizeof(ev->data)))
-			return e;
-	return NULL;
-}
-
-/* Replaces the kernel's word on usmc descriptors by theirs. */
-static int ep_filter(int epfd, struct epoll_event *events, int n)
-{
-	int out = 0;
-
-	pthread_mutex_lock(&ep_lock);
-	for (int i = 0; i < n; i++) {
-		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
-		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
-
-		/* The Accept's doorbell is no data: settle the handshake, then look. */
-		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
-			af_resolve(s, false);
-		if (s && s->state == SOCK_SMC) {
-			usmc_conn_drain(s);
-			events[i].events = ep_entry_events(s, e);
-			if (!events[i].events)
-				continue;
-		}
-		events[out++] = events[i];
-	}
-	pthread_mutex_unlock(&ep_lock);
-	return out;
-}
-
-struct ep_set {
-	int epfd;
-	struct epoll_event *events;
-	int maxevents;
-};
-
-static int ep_check(void *arg)
-{
-	struct ep_set *set = arg;
-
-	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
-}
-
-/* Whether the set holds a connection in or toward shared memory; if not, epoll is the kernel's. */
-static bool ep_has_smc(int epfd)
-{
-	bool found = false;
-
-	pthread_mutex_lock(&ep_lock);
-	for (struct ep_entry *e = ep_entries; e && !found; e = e->next) {
-		struct usmc_sock *s;
-
-		found = e->epfd == epfd && (s = usmc_sock_active(e->fd));
-	}
-	pthread_mutex_unlock(&ep_lock);
-	return found;
-}
-
-int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-{
-	struct timespec start;
-	int n;
-
-	if (!ep_has_smc(epfd))
-		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		int left = remaining_ms(timeout, &start);
-
-		n = ep_ready_now(epfd, events, maxevents, false);
-		if (!n && timeout != 0)
-			n = spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
-		if (!n)
-			n = ep_ready_now(epfd, events, maxevents, true);
-		if (n)
-			return n;
-		n = usmc_sys.epoll_wait(epfd, events, maxevents, left < 0 || left > 200 ? 200 : left);
-		if (n < 0)
-			return n;
-		n = ep_filter(epfd, events, n);
-		if (n || left == 0 || remaining_ms(timeout, &start) == 0)
-			return n;
-	}
 }

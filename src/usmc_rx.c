@@ -152,27 +152,34 @@ static int rx_empty_verdict(struct usmc_sock *s)
 }
 
 /* Sleeps until the peer produces, spinning first. 0, or -1 with errno. */
-static int rx_wait(struct usmc_sock *s)
+static int rx_wait(struct usmc_sock *s, int64_t *deadline)
 {
 	struct usmc_conn *conn = s->conn;
+	int left = usmc_wait_left(s->rcvtimeo_ms, deadline);
 	uint64_t avail;
 	int rc;
 
+	if (left == 0)
+		return -1;
 	if (usmc_spin_until_ready(s, POLLIN))
 		return 0;
 	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (usmc_rx_avail(s, &avail) < 0 || avail || rx_empty_verdict(s) != 1)
 		return 0;
-	rc = usmc_wait_bell(s, -1);
+	rc = usmc_wait_bell(s, left);
 	return rc < 0 ? -1 : 0;
 }
 
-/* Copies what the ring holds, up to want bytes, under the receive lock. */
+/*
+ * Copies what the ring holds, up to want bytes, under the receive lock;
+ * MSG_PEEK leaves it there, MSG_TRUNC discards it without a copy, as TCP.
+ */
 static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t skip,
-		      size_t want, bool peek)
+		      size_t want, int flags)
 {
 	struct usmc_conn *conn = s->conn;
+	bool copy = !(flags & MSG_TRUNC);
 	uint64_t avail;
 	size_t n = 0;
 
@@ -182,15 +189,18 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	} else {
 		avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
 		n = avail < want ? (size_t)avail : want;
-		if (peek) {
-			ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip, n, false);
+		if (flags & MSG_PEEK) {
+			if (copy)
+				ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip, n, false);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
 			for (size_t done = 0, chunk; done < n; done += chunk) {
 				chunk = n - done < CDC_PUBLISH_CHUNK(conn->rx.size)
 						? n - done
 						: CDC_PUBLISH_CHUNK(conn->rx.size);
-				ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip + done, chunk, false);
+				if (copy)
+					ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt,
+						      skip + done, chunk, false);
 				rx_consumed(s, chunk);
 			}
 		}
@@ -205,18 +215,21 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 	size_t total = iov_total(iov, iovcnt), copied = 0;
 	bool peek = flags & MSG_PEEK;
 	bool waitall = (flags & MSG_WAITALL) && !peek;
+	/* SO_RCVLOWAT: a blocking read returns once this much has come. */
+	size_t target = s->rcvlowat > 1 && (size_t)s->rcvlowat < total ? (size_t)s->rcvlowat : 1;
+	int64_t deadline = 0;
 
 	if (total == 0)
 		return 0;
 	for (;;) {
 		uint64_t avail;
-		size_t n = rx_take(s, iov, iovcnt, copied, total - copied, peek);
+		size_t n = rx_take(s, iov, iovcnt, copied, total - copied, flags);
 		int verdict;
 
 		if (peek && n)
 			return (ssize_t)n;
 		copied += n;
-		if (copied == total || (copied && !waitall))
+		if (copied == total || (copied >= target && !waitall))
 			return (ssize_t)copied;
 		if (n)
 			continue;
@@ -236,7 +249,7 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			errno = EAGAIN;
 			return -1;
 		}
-		if (rx_wait(s) < 0)
+		if (rx_wait(s, &deadline) < 0)
 			return copied ? (ssize_t)copied : -1;
 	}
 }

@@ -87,8 +87,12 @@ struct usmc_sock {
 	int nodelay;             /* TCP_NODELAY as the program set it */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
 	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
+	int rcvtimeo_ms;         /* SO_RCVTIMEO, SO_SNDTIMEO: 0 waits for ever */
+	int sndtimeo_ms;
+	int rcvlowat;            /* SO_RCVLOWAT: 0 or 1 means any byte */
 	bool shut_wr;
 	bool shut_rd;
+	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
 	struct usmc_listener *listener;
 	struct usmc_conn *conn;
 	struct usmc_diag_sock *diag;
@@ -204,6 +208,11 @@ static inline const struct cdc_area *conn_peer_cdc(const struct usmc_conn *conn)
 }
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
+/*
+ * A descriptor is closed: epoll entries of it go (other_fd -1: it was the
+ * socket's last) or follow other_fd, and those of an epoll set it was.
+ */
+void usmc_epoll_fd_closed(int fd, int other_fd);
 
 /* usmc_poll.c */
 /* Drains doorbells, recording a closed or reset TCP connection. */
@@ -213,6 +222,12 @@ bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);
 /* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
 int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
+/*
+ * A blocking send or receive with the socket's timeout (0: none): the
+ * milliseconds left until deadline, 0 once it passed (errno EAGAIN, as
+ * TCP), -1 for no limit.  *deadline is set on the first call.
+ */
+int usmc_wait_left(int timeo_ms, int64_t *deadline);
 
 /* usmc_policy.c */
 bool usmc_policy_allows(const struct sockaddr *addr);

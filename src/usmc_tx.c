@@ -68,18 +68,21 @@ static bool tx_peer_gone(struct usmc_conn *conn)
 	       atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 }
 
-static int tx_wait(struct usmc_sock *s)
+static int tx_wait(struct usmc_sock *s, int64_t *deadline)
 {
 	struct usmc_conn *conn = s->conn;
+	int left = usmc_wait_left(s->sndtimeo_ms, deadline);
 	uint64_t space;
 
+	if (left == 0)
+		return -1;
 	if (usmc_spin_until_ready(s, POLLOUT))
 		return 0;
 	atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (usmc_tx_space(s, &space) < 0 || space || tx_peer_gone(conn))
 		return 0;
-	return usmc_wait_bell(s, -1);
+	return usmc_wait_bell(s, left);
 }
 
 /* Sends the part of the iovec after skip through the kernel socket. */
@@ -136,6 +139,7 @@ void usmc_tx_notify(struct usmc_sock *s)
 ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
 {
 	size_t total = 0, sent = 0;
+	int64_t deadline = 0;
 
 	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
@@ -169,7 +173,11 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			if (atomic_load(&conn->sh->reset))
 				return usmc_tx_sendmsg(s, iov, iovcnt, flags);
 			/* The peer is gone: the kernel socket gives TCP's own answer. */
-			return tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
+			n = tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
+			/* Its EPIPE reports the error a reset left, as TCP's does. */
+			if (n < 0 && errno == EPIPE)
+				atomic_store(&conn->sh->tcp_err, 0);
+			return n;
 		}
 		sent += (size_t)n;
 		if (sent == total)
@@ -182,7 +190,7 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			if (af_resolve(s, !nonblock) == 0)
 				continue;
 		} else if (!nonblock) {
-			if (tx_wait(s) == 0)
+			if (tx_wait(s, &deadline) == 0)
 				continue;
 		} else {
 			errno = EAGAIN;

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: MIT
+/*
+ * epoll over usmc sockets.
+ *
+ * The kernel's set holds the descriptors; beside it we keep which usmc
+ * descriptors were added with which events, to answer for them, as
+ * usmc_poll answers for its descriptors: the kernel socket of a
+ * shared-memory connection carries only doorbells.  An epoll set inside
+ * another is kept too, so that the outer set answers for the usmc sockets
+ * of the inner one.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_poll.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+
+/*
+ * An edge-triggered entry reports when the connection's state moved since
+ * its last report: the doorbell that made the kernel's edge may have been
+ * drained already.
+ */
+struct ep_edge {
+	uint64_t rx_prod;
+	uint64_t tx_cons;
+	uint32_t flags;
+	int tcp_state;
+	bool reset;
+};
+
+static void ep_edge_now(const struct usmc_conn *conn, struct ep_edge *now)
+{
+	*now = (struct ep_edge){
+		.rx_prod = conn->sh->rx_prod_seen,
+		.tx_cons = conn->sh->tx_cons_seen,
+		.flags = atomic_load(&conn->sh->peer_flags),
+		.tcp_state = atomic_load(&conn->sh->tcp_state),
+		.reset = atomic_load(&conn->sh->reset),
+	};
+}
+
+static bool ep_edge_differs(const struct ep_edge *a, const struct ep_edge *b)
+{
+	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
+	       a->tcp_state != b->tcp_state || a->reset != b->reset;
+}
+
+struct ep_entry {
+	int epfd;
+	int fd;
+	struct epoll_event ev;
+	bool nested;         /* fd is an epoll set itself */
+	bool kernel_quiet;   /* the kernel entry no longer asks for EPOLLIN */
+	bool fresh;          /* added or modified: what is ready now is an edge */
+	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
+	struct ep_edge last; /* edge-triggered: the state last reported */
+	struct ep_entry *next;
+};
+
+static struct ep_entry *ep_entries;
+static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The events to report for an entry now: none, or what is ready.  With
+ * consume, the report counts: an edge is used up, a one-shot entry fires.
+ */
+static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)
+{
+	struct ep_edge now;
+	uint64_t avail;
+	short rev;
+
+	if (e->disarmed)
+		return 0;
+	/*
+	 * The state is taken before the readiness: what arrives in between
+	 * shows as a move next time, an extra edge rather than a lost one.
+	 */
+	usmc_rx_avail(s, &avail);
+	ep_edge_now(s->conn, &now);
+	rev = usmc_conn_revents(s, (short)e->ev.events);
+	if (!rev)
+		return 0;
+	if ((e->ev.events & EPOLLET) && !e->fresh && !ep_edge_differs(&now, &e->last))
+		return 0;
+	if (consume) {
+		e->last = now;
+		e->fresh = false;
+		e->disarmed = (e->ev.events & EPOLLONESHOT) != 0;
+	}
+	return (uint32_t)rev;
+}
+
+static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested)
+{
+	struct ep_entry **pp, *e;
+
+	pthread_mutex_lock(&ep_lock);
+	for (pp = &ep_entries; (e = *pp); pp = &e->next)
+		if (e->epfd == epfd && e->fd == fd)
+			break;
+	if (op == EPOLL_CTL_DEL && e) {
+		*pp = e->next;
+		free(e);
+	} else if (op != EPOLL_CTL_DEL && ev) {
+		if (!e && (e = calloc(1, sizeof(*e)))) {
+			e->epfd = epfd;
+			e->fd = fd;
+			e->next = ep_entries;
+			ep_entries = e;
+		}
+		if (e) {
+			e->ev = *ev;
+			e->nested = nested;
+			e->kernel_quiet = false;
+			e->fresh = true;
+			e->disarmed = false;
+		}
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+void usmc_epoll_fd_closed(int fd, int other_fd)
+{
+	struct ep_entry **pp, *e;
+
+	/* Every close of the program passes here: most find no entry at all. */
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&ep_lock);
+	for (pp = &ep_entries; (e = *pp);) {
+		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
+		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
+			*pp = e->next;
+			free(e);
+			continue;
+		}
+		if (e->fd == fd)
+			e->fd = other_fd;
+		pp = &e->next;
+	}
+	pthread_mutex_unlock(&ep_lock);
+}
+
+static bool is_epoll_set(int fd)
+{
+	char path[64], link[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return !strcmp(link, "anon_inode:[eventpoll]");
+}
+
+int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	struct epoll_event kev;
+
+	if (!s) {
+		if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0)
+			return -1;
+		if (op == EPOLL_CTL_DEL || is_epoll_set(fd))
+			ep_track(epfd, op, fd, event, true);
+		return 0;
+	}
+	if (event) {
+		/* Doorbells arrive as POLLIN, whatever the program asked for. */
+		kev = *event;
+		kev.events |= EPOLLIN;
+		if (s->state == SOCK_SMC && atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
+			kev.events &= ~EPOLLIN;
+		if (usmc_sys.epoll_ctl(epfd, op, fd, &kev) < 0)
+			return -1;
+	} else if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0) {
+		return -1;
+	}
+	ep_track(epfd, op, fd, event, false);
+	return 0;
+}
+
+/* The kernel lets epoll sets nest this deep. */
+#define EP_MAX_NESTING 5
+
+static bool ep_has_smc_locked(int epfd, int depth);
+
+/*
+ * Whether a set holds a usmc socket with something to report, looking
+ * into the sets inside it; nothing is consumed.  Called with ep_lock.
+ */
+static bool ep_set_ready(int epfd, bool arm, int depth)
+{
+	bool ready = false;
+
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+		struct usmc_sock *s;
+
+		if (e->epfd != epfd)
+			continue;
+		if (e->nested) {
+			ready |= ep_set_ready(e->fd, arm, depth + 1);
+			continue;
+		}
+		if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
+			continue;
+		if (arm)
+			usmc_conn_arm(s, (short)e->ev.events);
+		ready |= ep_entry_events(s, e, false) != 0;
+	}
+	return ready;
+}
+
+/* An entry that is a set inside this one: readable when the inner set has something. */
+static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
+{
+	return ep_set_ready(e->fd, arm, 1) ? e->ev.events & (EPOLLIN | EPOLLRDNORM) : 0;
+}
+
+int usmc_epoll_set_poll(int fd)
+{
+	int ready = -1;
+
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+		return -1;
+	pthread_mutex_lock(&ep_lock);
+	if (ep_has_smc_locked(fd, 0))
+		ready = ep_set_ready(fd, true, 1);
+	pthread_mutex_unlock(&ep_lock);
+	return ready;
+}
+
+/* usmc descriptors with something to report now; armed first if asked. */
+static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&ep_lock);
+	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
+		struct usmc_sock *s;
+		uint32_t rev;
+
+		if (e->epfd != epfd)
+			continue;
+		if (e->nested) {
+			rev = ep_nested_events(e, arm);
+		} else {
+			if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
+				continue;
+			if (arm)
+				usmc_conn_arm(s, (short)e->ev.events);
+			rev = ep_entry_events(s, e, true);
+		}
+		if (!rev)
+			continue;
+		events[n].events = rev;
+		events[n].data = e->ev.data;
+		n++;
+	}
+	pthread_mutex_unlock(&ep_lock);
+	return n;
+}
+
+static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
+{
+	for (struct ep_entry *e = ep_entries; e; e = e->next)
+		if (e->epfd == epfd && !memcmp(&e->ev.data, &ev->data, sizeof(ev->data)))
+			return e;
+	return NULL;
+}
+
+/*
+ * After the peer's FIN the kernel socket stays readable, and a level
+ * triggered kernel entry would wake every wait: from then on it asks only
+ * for what the kernel always reports, errors and hang-ups.
+ */
+static void ep_quiet_after_eof(int epfd, struct usmc_sock *s, struct ep_entry *e)
+{
+	struct epoll_event kev = e->ev;
+
+	if (e->kernel_quiet || atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN)
+		return;
+	kev.events &= ~EPOLLIN;
+	if (usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev) == 0)
+		e->kernel_quiet = true;
+}
+
+/* Replaces the kernel's word on usmc descriptors by theirs. */
+static int ep_filter(int epfd, struct epoll_event *events, int n)
+{
+	int out = 0;
+
+	pthread_mutex_lock(&ep_lock);
+	for (int i = 0; i < n; i++) {
+		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
+		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
+
+		/* The Accept's doorbell is no data: settle the handshake, then look. */
+		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
+			af_resolve(s, false);
+		if (s && s->state == SOCK_SMC) {
+			usmc_conn_drain(s);
+			ep_quiet_after_eof(epfd, s, e);
+			events[i].events = ep_entry_events(s, e, true);
+			if (!events[i].events)
+				continue;
+		}
+		events[out++] = events[i];
+	}
+	pthread_mutex_unlock(&ep_lock);
+	return out;
+}
+
+struct ep_set {
+	int epfd;
+	struct epoll_event *events;
+	int maxevents;
+};
+
+static int ep_check(void *arg)
+{
+	struct ep_set *set = arg;
+
+	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
+}
+
+/* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
+static bool ep_has_smc_locked(int epfd, int depth)
+{
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+		if (e->epfd != epfd)
+			continue;
+		if (e->nested ? ep_has_smc_locked(e->fd, depth + 1) : usmc_sock_active(e->fd) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* If not, epoll is the kernel's alone. */
+static bool ep_has_smc(int epfd)
+{
+	bool found;
+
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+		return false;
+	pthread_mutex_lock(&ep_lock);
+	found = ep_has_smc_locked(epfd, 0);
+	pthread_mutex_unlock(&ep_lock);
+	return found;
+}
+
+int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	struct timespec start;
+	int n;
+
+	if (!ep_has_smc(epfd))
+		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		int left = usmc_remaining_ms(timeout, &start);
+
+		n = ep_ready_now(epfd, events, maxevents, false);
+		if (!n && timeout != 0)
+			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
+		if (!n)
+			n = ep_ready_now(epfd, events, maxevents, true);
+		if (n)
+			return n;
+		n = usmc_sys.epoll_wait(epfd, events, maxevents, left < 0 || left > 200 ? 200 : left);
+		if (n < 0)
+			return n;
+		n = ep_filter(epfd, events, n);
+		if (n || left == 0 || usmc_remaining_ms(timeout, &start) == 0)
+			return n;
+	}
+}

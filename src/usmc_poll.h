@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* What usmc_poll.c lends to usmc_epoll.c: arming, spinning, timeouts. */
+#ifndef USMC_POLL_H
+#define USMC_POLL_H
+
+#include <time.h>
+
+#include "usmc_sock.h"
+
+/* Tells the peer we will sleep, so that its next cursor update rings. */
+void usmc_conn_arm(struct usmc_sock *s, short events);
+/* A short spin before sleeping: check() returns how many are ready; the spin ends with it. */
+int usmc_spin_ready(int (*check)(void *), void *arg);
+/* What is left of a poll-style timeout (ms, -1 for none) started at start. */
+int usmc_remaining_ms(int timeout, const struct timespec *start);
+
+/*
+ * poll on an epoll set that holds usmc sockets (in it or in a set inside):
+ * 1 if one has something to report (its socket armed otherwise, so that a
+ * doorbell makes the set readable to the kernel), 0, or -1 for any other
+ * descriptor.
+ */
+int usmc_epoll_set_poll(int fd);
+
+#endif
