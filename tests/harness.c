@@ -176,11 +176,7 @@ void h_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t offset)
 
 uint64_t h_fnv(uint64_t h, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
+	return fnv(h, buf, len);
 }
 
 static void wait_fd(int fd, short events)

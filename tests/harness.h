@@ -21,16 +21,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "plain.h"
 #include "usmc.h"
 
-#define CHECK(cond)                                                                     \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: [%d] check failed: %s (errno %d: %m)\n", \
-				__FILE__, __LINE__, (int)getpid(), #cond, errno);       \
-			exit(1);                                                        \
-		}                                                                       \
-	} while (0)
 
 /* How each end of a connection is made. */
 enum h_kind { H_PLAIN = 0, H_USMC = 1 };
