@@ -18,5 +18,5 @@ foreach(case nofile_client memfd_client_eperm memfd_client_enosys
   set_tests_properties(exhaust_${case} PROPERTIES TIMEOUT 60)
 endforeach()
 usmc_test(load)
-add_test(NAME load_20s COMMAND load --seconds 20 --clients 4 --conns 16)
-set_tests_properties(load_20s PROPERTIES TIMEOUT 120)
+add_test(NAME load_60s COMMAND load --seconds 60 --clients 4 --conns 16)
+set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
