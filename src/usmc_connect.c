@@ -154,10 +154,9 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	struct usmc_conn *conn;
 	struct usmc_lgr *lgr;
 	uint32_t reason = 0;
-	int new_fd;
-
 	const uid_t *other_users;
 	bool own_user;
+	int new_fd;
 
 	if (!reg)
 		return USMC_DECL_ENV;
