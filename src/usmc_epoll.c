@@ -29,31 +29,6 @@
  * its last report: the doorbell that made the kernel's edge may have been
  * drained already.
  */
-struct ep_edge {
-	uint64_t rx_prod;
-	uint64_t tx_cons;
-	uint32_t flags;
-	int tcp_state;
-	bool reset;
-};
-
-static void ep_edge_now(const struct usmc_conn *conn, struct ep_edge *now)
-{
-	*now = (struct ep_edge){
-		.rx_prod = conn->sh->rx_prod_seen,
-		.tx_cons = conn->sh->tx_cons_seen,
-		.flags = atomic_load(&conn->sh->peer_flags),
-		.tcp_state = atomic_load(&conn->sh->tcp_state),
-		.reset = atomic_load(&conn->sh->reset),
-	};
-}
-
-static bool ep_edge_differs(const struct ep_edge *a, const struct ep_edge *b)
-{
-	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
-	       a->tcp_state != b->tcp_state || a->reset != b->reset;
-}
-
 struct ep_entry {
 	int epfd;
 	int fd;
@@ -62,7 +37,7 @@ struct ep_entry {
 	bool kernel_quiet;   /* the kernel entry no longer asks for EPOLLIN */
 	bool fresh;          /* added or modified: what is ready now is an edge */
 	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
-	struct ep_edge last; /* edge-triggered: the state last reported */
+	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *next;
 };
 
@@ -73,24 +48,28 @@ static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
  * The events to report for an entry now: none, or what is ready.  With
  * consume, the report counts: an edge is used up, a one-shot entry fires.
  */
+/* Whether the connection moved between two views, as an edge sees it. */
+static bool ep_edge_moved(const struct conn_view *a, const struct conn_view *b)
+{
+	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
+	       a->tcp_state != b->tcp_state || a->reset != b->reset;
+}
+
 static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)
 {
-	struct ep_edge now;
-	uint64_t avail;
+	struct conn_view now = { 0 };
 	short rev;
 
 	if (e->disarmed)
 		return 0;
-	/*
-	 * The state is taken before the readiness: what arrives in between
-	 * shows as a move next time, an extra edge rather than a lost one.
-	 */
-	usmc_rx_avail(s, &avail);
-	ep_edge_now(s->conn, &now);
-	rev = usmc_conn_revents(s, (short)e->ev.events);
+	/* Readiness and the edge come from one view: an edge is neither lost nor doubled. */
+	if (usmc_conn_view(s, &now) < 0)
+		rev = POLLIN | POLLOUT | POLLERR | POLLHUP;
+	else
+		rev = usmc_conn_view_revents(s, &now, (short)e->ev.events);
 	if (!rev)
 		return 0;
-	if ((e->ev.events & EPOLLET) && !e->fresh && !ep_edge_differs(&now, &e->last))
+	if ((e->ev.events & EPOLLET) && !e->fresh && !ep_edge_moved(&now, &e->last))
 		return 0;
 	if (consume) {
 		e->last = now;

@@ -176,40 +176,68 @@ int usmc_wait_bell(struct usmc_sock *s, int timeout_ms)
 	return 0;
 }
 
-short usmc_conn_revents(struct usmc_sock *s, short events)
+int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 {
-	struct usmc_conn *conn = s->conn;
-	uint64_t avail = 0, space = 0;
-	uint32_t pf;
+	struct usmc_conn_shared *sh = s->conn->sh;
+
+	/*
+	 * The state first, then the cursors: the peer publishes its data
+	 * before its flags, so a view never shows a flag without the data
+	 * that came before it.
+	 */
+	v->flags = atomic_load(&sh->peer_flags);
+	v->tcp_state = atomic_load(&sh->tcp_state);
+	v->tcp_err = atomic_load(&sh->tcp_err);
+	v->reset = atomic_load(&sh->reset);
+	v->err = atomic_load(&sh->err);
+	if (usmc_rx_avail(s, &v->avail) < 0 || usmc_tx_space(s, &v->space) < 0)
+		return -1;
+	/* Both refreshes moved the cursors: amounts and cursors from the last. */
+	v->rx_prod = sh->rx_prod_seen;
+	v->tx_cons = sh->tx_cons_seen;
+	v->avail = v->rx_prod - sh->rx_cons;
+	v->space = s->conn->tx.size - (sh->tx_prod - v->tx_cons);
+	return 0;
+}
+
+short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events)
+{
+	const uint32_t done = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
 	short rev = 0;
 
-	if (usmc_rx_avail(s, &avail) < 0 || usmc_tx_space(s, &space) < 0)
-		return POLLIN | POLLOUT | POLLERR | POLLHUP;
-	pf = atomic_load(&conn->sh->peer_flags);
-	if (avail && avail >= (uint64_t)s->rcvlowat)
+	if (v->avail && v->avail >= (uint64_t)s->rcvlowat)
 		rev |= POLLIN | POLLRDNORM;
-	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED))
+	if (v->flags & done)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
-	if (space || (pf & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
+	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
 	if (s->shut_rd)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
-	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
+	if (v->tcp_state != CDC_TCP_OPEN)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLWRNORM;
 	/* The kernel socket was reset (our data reached a closed peer): TCP_CLOSE. */
-	if (atomic_load(&conn->sh->tcp_state) == CDC_TCP_RESET) {
+	if (v->tcp_state == CDC_TCP_RESET) {
 		rev |= POLLHUP;
-		if (atomic_load(&conn->sh->tcp_err) && !atomic_load(&conn->sh->reset))
+		if (v->tcp_err && !v->reset)
 			rev |= POLLERR;
 	}
-	if (atomic_load(&conn->sh->reset)) {
+	if (v->reset) {
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLHUP;
-		if (atomic_load(&conn->sh->err))
+		if (v->err)
 			rev |= POLLERR;
 	}
-	if ((pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) && s->shut_wr)
+	if ((v->flags & done) && s->shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
+}
+
+short usmc_conn_revents(struct usmc_sock *s, short events)
+{
+	struct conn_view v;
+
+	if (usmc_conn_view(s, &v) < 0)
+		return POLLIN | POLLOUT | POLLERR | POLLHUP;
+	return usmc_conn_view_revents(s, &v, events);
 }
 
 /* Tells the peer we will sleep, so that its next cursor update rings. */

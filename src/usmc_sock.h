@@ -220,6 +220,24 @@ int usmc_conn_drain(struct usmc_sock *s);
 /* Spins a little while for POLLIN or POLLOUT; true if it came. */
 bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);
+
+/* A connection's state at one moment, taken once, for readiness and edges. */
+struct conn_view {
+	uint64_t avail;    /* bytes to read */
+	uint64_t space;    /* room to write */
+	uint64_t rx_prod;  /* the peer's cursors as last validated */
+	uint64_t tx_cons;
+	uint32_t flags;    /* CDC_PEER_* */
+	int tcp_state;
+	int tcp_err;
+	bool reset;
+	int err;
+};
+
+/* Refreshes the cursors and takes the view; -1 if the peer broke the protocol. */
+int usmc_conn_view(struct usmc_sock *s, struct conn_view *v);
+/* usmc_conn_revents of a view taken before. */
+short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events);
 /* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
 int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
 /*
