@@ -4,7 +4,9 @@
  *
  * Pinned layout, below USMC_KPIN_DIR: one file per scope map (cgroups,
  * pids, netns, comms), the counter map (counts) and the link, pinned last:
- * the program counts as pinned only when the link is there.
+ * the program counts as pinned only when the link is there.  The
+ * per-connection policy (usmc_kernel_policy.c) pins its maps in the same
+ * directory, under the same lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -416,8 +418,9 @@ static int remove_pins(char *why, size_t len)
 	pin_path(path, sizeof(path), PIN_COUNTS);
 	if (unlink(path) && errno != ENOENT)
 		goto fail;
+	/* The per-connection policy's pins, if any, keep the directory. */
 	snprintf(path, sizeof(path), "%s", USMC_KPIN_DIR);
-	if (rmdir(path) && errno != ENOENT)
+	if (rmdir(path) && errno != ENOENT && errno != ENOTEMPTY)
 		goto fail;
 	return 0;
 fail:

@@ -64,6 +64,25 @@ int usmc_kernel_check(unsigned int needs, char *why, size_t len);
 /* Per-connection policy: the smc_hs_ctrl struct_ops of Linux 6.19+. */
 bool usmc_kernel_policy_available(void);
 
+/*
+ * The policy's rule table (struct usmc_kprule, usmc_kernel_maps.h), kept
+ * in the kernel by the struct_ops usmc_policy.bpf.c, pinned below
+ * USMC_KPIN_DIR and selected through net.smc.hs_ctrl.
+ */
+struct usmc_kprule;
+bool usmc_kpolicy_loaded(void);
+/* The rules in use, up to max; 0 when no policy is loaded, -1 on failure. */
+int usmc_kpolicy_get(struct usmc_kprule *rules, int max, char *why, size_t len);
+/* Loads and registers the struct_ops if needed, writes the table, selects it. */
+int usmc_kpolicy_set(const struct usmc_kprule *rules, int n, char *why, size_t len);
+/* Unselects, unregisters and unpins it; 1 if there was none.  Not while
+ * usmc_kernel_open_pinned()'s handle is held: both take the same lock. */
+int usmc_kpolicy_clear(char *why, size_t len);
+/* What net.smc.hs_ctrl names in this network namespace, "" for nothing. */
+int usmc_kpolicy_selected(char *name, size_t size);
+/* Connections the policy let try SMC, and those it kept to TCP. */
+int usmc_kpolicy_stats(uint64_t *smc, uint64_t *tcp);
+
 /* Loaded and attached until usmc_kernel_close(); nothing pinned. */
 struct usmc_kernel *usmc_kernel_load(char *why, size_t len);
 /* The pinned program; create loads and pins it when it is not there. */

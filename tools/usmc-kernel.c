@@ -5,12 +5,18 @@
  *     usmc-kernel [-v] status [--json]
  *     usmc-kernel [-v] enable  --cgroup PATH | --pid PID | --netns NS | --comm NAME ...
  *     usmc-kernel [-v] disable --cgroup PATH | --pid PID | --netns NS | --comm NAME ... | --all
+ *     usmc-kernel [-v] policy add RULE... | del RULE|N... | set FILE|- | show | clear
  *
  * enable loads the BPF program and pins it below /sys/fs/bpf/usmc the
  * first time; from then on the TCP sockets that the selected processes
  * create are kernel SMC sockets (Linux 6.11+), running processes
  * included.  disable --all detaches it and removes the pins.
+ *
+ * policy keeps a table of rules of the userspace policy's syntax in the
+ * kernel's smc_hs_ctrl struct_ops (Linux 6.19+), which decides per
+ * connection whether the SYN or SYN-ACK offers SMC.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +29,8 @@
 #include <unistd.h>
 
 #include "usmc_kernel.h"
+#include "usmc_kernel_maps.h"
+#include "usmc_policy.h"
 
 #define PID_MAX_LIMIT 4194304	/* pids stay below; netns inodes are far above */
 
@@ -34,6 +42,7 @@ static void usage(FILE *out)
 		"usage: usmc-kernel [-v] status [--json]\n"
 		"       usmc-kernel [-v] enable SELECTOR...\n"
 		"       usmc-kernel [-v] disable SELECTOR... | --all\n"
+		"       usmc-kernel [-v] policy add RULE... | del RULE|N... | set FILE|- | show | clear\n"
 		"\n"
 		"Makes the TCP sockets that the selected processes create kernel SMC sockets\n"
 		"(IPPROTO_SMC, Linux 6.11+), through a BPF program on update_socket_protocol.\n"
@@ -42,7 +51,15 @@ static void usage(FILE *out)
 		"  status            what this machine can do, and what is enabled\n"
 		"  enable            load and pin the program (" USMC_KPIN_DIR ") if needed,\n"
 		"                    then add the selected processes\n"
-		"  disable           remove them; --all detaches the program and removes the pins\n"
+		"  disable           remove them; --all detaches the program, removes the\n"
+		"                    per-connection policy and the pins\n"
+		"  policy            per-connection policy (Linux 6.19+ smc_hs_ctrl): rules\n"
+		"                    'smc|tcp ADDR[/PREFIX][:PORT[-PORT]]' on the peer's address,\n"
+		"                    first match wins, no match tries SMC.  add appends, del\n"
+		"                    removes by text or number, set replaces them all (one per\n"
+		"                    line or ';'-separated, '#' comments), show lists them,\n"
+		"                    clear removes the policy.  It applies in this network\n"
+		"                    namespace and in namespaces created after it\n"
 		"\n"
 		"Selectors (any number):\n"
 		"  --cgroup PATH     the processes in this cgroup v2 and its descendants: a\n"
@@ -239,6 +256,266 @@ static void run_checks(struct check *c)
 	c[C_CGROUP2].rc = usmc_kernel_check_cgroup2(c[C_CGROUP2].why, USMC_KWHY_LEN);
 }
 
+/* ---- per-connection policy ---- */
+
+#define POLICY_UNAVAILABLE "per-connection policy is unavailable on this kernel (needs Linux 6.19+ smc_hs_ctrl)"
+
+static void rule_to_kernel(const struct usmc_rule *r, struct usmc_kprule *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = (uint8_t)r->family;
+	k->prefix = (uint8_t)r->prefix;
+	k->smc = r->smc;
+	k->port_lo = r->port_lo;
+	k->port_hi = r->port_hi;
+	memcpy(k->addr, r->addr, sizeof(k->addr));
+	/* The mask, byte by byte in network order like the address. */
+	for (int bit = 0; bit < r->prefix && bit < 128; bit++)
+		((uint8_t *)k->mask)[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+}
+
+/* Back to the text usmc_rule_parse() reads, in its shortest form. */
+static void rule_text(const struct usmc_kprule *k, char *buf, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN] = "*", prefix[8] = "", ports[16] = "";
+	bool v6 = k->family == AF_INET6;
+
+	if (k->family)
+		inet_ntop(k->family, k->addr, addr, sizeof(addr));
+	if (k->family && k->prefix != (v6 ? 128 : 32))
+		snprintf(prefix, sizeof(prefix), "/%u", k->prefix);
+	if (k->port_lo != 0 || k->port_hi != 65535) {
+		if (k->port_lo == k->port_hi)
+			snprintf(ports, sizeof(ports), ":%u", k->port_lo);
+		else
+			snprintf(ports, sizeof(ports), ":%u-%u", k->port_lo, k->port_hi);
+	}
+	snprintf(buf, size, "%s %s%s%s%s%s", k->smc ? "smc" : "tcp", v6 && ports[0] ? "[" : "",
+		 addr, prefix, v6 && ports[0] ? "]" : "", ports);
+}
+
+static int parse_rule(const char *text, struct usmc_kprule *k, char *why, size_t len)
+{
+	struct usmc_rule r;
+
+	if (!usmc_rule_parse(&r, text)) {
+		snprintf(why, len, "not a rule: '%s' (smc|tcp ADDR[/PREFIX][:PORT[-PORT]])", text);
+		return -1;
+	}
+	rule_to_kernel(&r, k);
+	return 0;
+}
+
+static bool same_rule(const struct usmc_kprule *a, const struct usmc_kprule *b)
+{
+	return a->family == b->family && a->prefix == b->prefix && a->smc == b->smc &&
+	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
+	       !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* "set" input: one rule per line or several separated by ';'; '#' starts a comment. */
+static int read_rules(const char *file, struct usmc_kprule *rules, int *n, char *why, size_t len)
+{
+	FILE *f = strcmp(file, "-") ? fopen(file, "re") : stdin;
+	char line[512];
+	int lineno = 0, rc = 0;
+
+	if (!f) {
+		snprintf(why, len, "cannot open %s: %s", file, strerror(errno));
+		return -1;
+	}
+	*n = 0;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		char *save = NULL, *part;
+
+		lineno++;
+		line[strcspn(line, "#\n")] = '\0';
+		for (part = strtok_r(line, ";", &save); part && rc == 0;
+		     part = strtok_r(NULL, ";", &save)) {
+			char *end;
+
+			while (*part == ' ' || *part == '\t')
+				part++;
+			end = part + strlen(part);
+			while (end > part && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+				*--end = '\0';
+			if (!*part)
+				continue;
+			if (*n == USMC_KPOLICY_RULES) {
+				snprintf(why, len, "%s: more than %d rules", file, USMC_KPOLICY_RULES);
+				rc = -1;
+			} else if (parse_rule(part, &rules[*n], why, len) == 0) {
+				(*n)++;
+			} else {
+				char what[USMC_KWHY_LEN];
+
+				snprintf(what, sizeof(what), "%s", why);
+				snprintf(why, len, "%.64s line %d: %.200s", file, lineno, what);
+				rc = -1;
+			}
+		}
+	}
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static void print_rules(const struct usmc_kprule *rules, int n)
+{
+	char text[96];
+
+	for (int i = 0; i < n; i++) {
+		rule_text(&rules[i], text, sizeof(text));
+		if (json) {
+			printf("%s", i ? "," : "");
+			json_str(text);
+		} else {
+			printf("  %2d  %s\n", i + 1, text);
+		}
+	}
+}
+
+/* status: the policy's rules and what it decided, when it is loaded. */
+static void print_policy(bool available, bool root)
+{
+	static struct usmc_kprule rules[USMC_KPOLICY_RULES];
+	char why[USMC_KWHY_LEN], selected[64] = "";
+	uint64_t smc = 0, tcp = 0;
+	int n = -1;
+
+	if (available && root && usmc_kpolicy_loaded()) {
+		n = usmc_kpolicy_get(rules, USMC_KPOLICY_RULES, why, sizeof(why));
+		usmc_kpolicy_stats(&smc, &tcp);
+		usmc_kpolicy_selected(selected, sizeof(selected));
+	}
+	if (json) {
+		printf(",\"policy_rules\":");
+		if (n < 0) {
+			printf("null");
+			return;
+		}
+		printf("[");
+		print_rules(rules, n);
+		printf("],\"policy_selected\":%s", strcmp(selected, USMC_KPOLICY_NAME) ? "false" : "true");
+		printf(",\"policy_smc\":%" PRIu64 ",\"policy_tcp\":%" PRIu64, smc, tcp);
+		return;
+	}
+	if (n < 0)
+		return;
+	printf("policy:                  smc_hs_ctrl '%s'%s, %" PRIu64 " connection%s tried SMC, %" PRIu64
+	       " kept to TCP\n", USMC_KPOLICY_NAME,
+	       strcmp(selected, USMC_KPOLICY_NAME) ? " (not selected in this network namespace)" : "",
+	       smc, smc == 1 ? "" : "s", tcp);
+	print_rules(rules, n);
+	if (!n)
+		printf("  (no rules: every connection tries SMC)\n");
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+	static struct usmc_kprule rules[USMC_KPOLICY_RULES], arg_rules[USMC_KPOLICY_RULES];
+	char why[USMC_KWHY_LEN];
+	const char *sub = argc > 0 ? argv[0] : "";
+	int n, rc;
+
+	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "set") && strcmp(sub, "show") &&
+	    strcmp(sub, "clear"))
+		return fail("policy needs add, del, set, show or clear (try usmc-kernel --help)");
+	if (usmc_kernel_check_root(why, sizeof(why)))
+		return fail(why);
+	/* The smc module brings the type; a first IPPROTO_SMC socket loads it. */
+	usmc_kernel_check_smc(why, sizeof(why));
+	if (!usmc_kernel_policy_available())
+		return fail(POLICY_UNAVAILABLE);
+	if (usmc_kernel_check_bpffs(why, sizeof(why)))
+		return fail(why);
+
+	if (!strcmp(sub, "clear")) {
+		if (argc != 1)
+			return fail("policy clear takes no arguments");
+		rc = usmc_kpolicy_clear(why, sizeof(why));
+		if (rc < 0)
+			return fail(why);
+		if (rc > 0)
+			fprintf(stderr, "usmc-kernel: no policy was loaded\n");
+		return 0;
+	}
+	n = usmc_kpolicy_get(rules, USMC_KPOLICY_RULES, why, sizeof(why));
+	if (n < 0)
+		return fail(why);
+	if (!strcmp(sub, "show")) {
+		if (argc != 1)
+			return fail("policy show takes no arguments");
+		if (json) {
+			printf("[");
+			print_rules(rules, n);
+			printf("]\n");
+		} else if (!usmc_kpolicy_loaded()) {
+			printf("no policy loaded: every connection tries SMC\n");
+		} else {
+			print_rules(rules, n);
+			if (!n)
+				printf("no rules: every connection tries SMC\n");
+		}
+		return 0;
+	}
+	if (!strcmp(sub, "set")) {
+		if (argc != 2)
+			return fail("policy set takes one FILE, or - for standard input");
+		if (read_rules(argv[1], rules, &n, why, sizeof(why)))
+			return fail(why);
+	} else if (argc < 2) {
+		return fail(!strcmp(sub, "add") ? "policy add needs a rule, such as 'tcp 10.0.0.0/8'"
+						: "policy del needs a rule or its number");
+	} else if (!strcmp(sub, "add")) {
+		for (int i = 1; i < argc; i++) {
+			if (parse_rule(argv[i], &arg_rules[i - 1], why, sizeof(why)))
+				return fail(why);
+			if (n + i - 1 >= USMC_KPOLICY_RULES) {
+				snprintf(why, sizeof(why), "at most %d rules", USMC_KPOLICY_RULES);
+				return fail(why);
+			}
+		}
+		memcpy(&rules[n], arg_rules, sizeof(arg_rules[0]) * (size_t)(argc - 1));
+		n += argc - 1;
+	} else {
+		/* Numbers as show prints them, all resolved before any is removed. */
+		bool gone[USMC_KPOLICY_RULES] = { false };
+		int kept = 0;
+
+		for (int i = 1; i < argc; i++) {
+			char *end;
+			long num = strtol(argv[i], &end, 10);
+			int found = -1;
+
+			if (*argv[i] && !*end) {
+				if (num >= 1 && num <= n)
+					found = (int)num - 1;
+			} else {
+				struct usmc_kprule k;
+
+				if (parse_rule(argv[i], &k, why, sizeof(why)))
+					return fail(why);
+				for (int j = 0; j < n && found < 0; j++)
+					if (!gone[j] && same_rule(&rules[j], &k))
+						found = j;
+			}
+			if (found < 0) {
+				snprintf(why, sizeof(why), "no rule %s in the policy", argv[i]);
+				return fail(why);
+			}
+			gone[found] = true;
+		}
+		for (int j = 0; j < n; j++)
+			if (!gone[j])
+				rules[kept++] = rules[j];
+		n = kept;
+	}
+	if (usmc_kpolicy_set(rules, n, why, sizeof(why)))
+		return fail(why);
+	return 0;
+}
+
 /* Only root can look into the pins; others are told so, not "not pinned". */
 static void print_program(bool policy, bool root)
 {
@@ -278,6 +555,7 @@ static int cmd_status(void)
 {
 	struct check c[C_COUNT];
 	const char *reason = NULL;
+	bool policy;
 
 	run_checks(c);
 	if (json)
@@ -288,7 +566,9 @@ static int cmd_status(void)
 	for (int i = 0; i < C_CGROUP2 && !reason; i++)
 		if (c[i].rc)
 			reason = c[i].why;
-	print_program(c[C_SMC].rc == 0 && usmc_kernel_policy_available(), c[C_ROOT].rc == 0);
+	policy = c[C_SMC].rc == 0 && usmc_kernel_policy_available();
+	print_program(policy, c[C_ROOT].rc == 0);
+	print_policy(policy, c[C_ROOT].rc == 0);
 	if (json) {
 		printf(",\"reason\":");
 		if (reason)
@@ -451,10 +731,15 @@ static int cmd_disable(int argc, char **argv)
 	    usmc_kernel_check_root(why, sizeof(why)))
 		return fail(why);
 	if (r.all) {
+		/* The policy first: it holds the same lock while it goes. */
+		int policy_rc = usmc_kpolicy_clear(why, sizeof(why));
+
+		if (policy_rc < 0)
+			return fail(why);
 		rc = usmc_kernel_unpin(why, sizeof(why));
 		if (rc < 0)
 			return fail(why);
-		if (rc > 0)
+		if (rc > 0 && policy_rc > 0)
 			fprintf(stderr, "usmc-kernel: nothing was enabled\n");
 		return 0;
 	}
@@ -511,6 +796,14 @@ int main(int argc, char **argv)
 		return cmd_enable(argc - i - 1, argv + i + 1);
 	if (!strcmp(argv[i], "disable"))
 		return cmd_disable(argc - i - 1, argv + i + 1);
+	if (!strcmp(argv[i], "policy")) {
+		/* --json may follow, as after status. */
+		if (argc - i >= 3 && !strcmp(argv[argc - 1], "--json")) {
+			json = true;
+			argc--;
+		}
+		return cmd_policy(argc - i - 1, argv + i + 1);
+	}
 	fprintf(stderr, "usmc-kernel: unknown command %s (try usmc-kernel --help)\n", argv[i]);
 	return 1;
 }

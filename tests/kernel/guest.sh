@@ -16,7 +16,7 @@ limit=${CASE_TIMEOUT:-180}
 # rdma_rxe is loaded here too, so that its first use in a case is not also
 # the moment it registers with smc.
 for m in smc smc_diag rdma_rxe; do
-	modprobe "$m" || { echo "FAIL: modprobe $m"; exit 1; }
+	modprobe "$m" || { echo "FAIL: modprobe $m (kernel $(uname -r))"; exit 1; }
 done
 
 # run_case FILE: the case's exit status; 124 if it ran out of time.  Its

@@ -11,7 +11,9 @@
 # usage: tests/kernel/run-vm-tests.sh [-v] [PATTERN...]
 #   -v       every case's output, not only a failed one's
 #   PATTERN  only the cases whose name matches (a glob: 'stat_*')
-# env:   USMC_VM_SKIP, USMC_VM_CACHE, USMC_VM_TIMEOUT (seconds, default 600)
+# env:   USMC_VM_SKIP, USMC_VM_CACHE, USMC_VM_TIMEOUT (seconds, default 600),
+#        USMC_VM_KERNEL=backports: boot trixie-backports' kernel instead of
+#        6.12 (its own image, built by build-image.sh --kernel backports)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

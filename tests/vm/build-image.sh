@@ -8,18 +8,44 @@
 #   vmlinuz      its kernel
 #   initrd.img   busybox and the modules needed to mount the root disk
 #   rootfs.img   ext4 image of rootfs/; run-in-vm.sh opens it snapshot=on
-# The stamp holds a hash of this script and of initramfs-init, so editing the
-# package list rebuilds and an unchanged setup returns at once.
+# The stamp holds a hash of this script, of initramfs-init and of the kernel
+# choice, so editing the package list rebuilds and an unchanged setup returns
+# at once.
 #
-# usage: sudo tests/vm/build-image.sh [--force]
-# env:   USMC_VM_CACHE, USMC_VM_MIRROR (default http://deb.debian.org/debian)
+# --kernel backports (or USMC_VM_KERNEL=backports) builds a second image, into
+# /var/tmp/usmc-vm-bpo, whose kernel is trixie-backports' linux-image-amd64
+# instead of trixie's 6.12.  The backports source is added inside the guest's
+# root file system only.
+#
+# usage: sudo tests/vm/build-image.sh [--kernel stock|backports] [--force]
+# env:   USMC_VM_KERNEL (stock or backports), USMC_VM_CACHE,
+#        USMC_VM_MIRROR (default http://deb.debian.org/debian)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${USMC_VM_CACHE:-/var/tmp/usmc-vm}
+kernel=${USMC_VM_KERNEL:-stock}
+force=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--force) force=1 ;;
+	--kernel) [ $# -ge 2 ] || { echo "build-image: --kernel wants stock or backports" >&2; exit 2; }
+		kernel=$2
+		shift ;;
+	*) echo "usage: build-image.sh [--kernel stock|backports] [--force]" >&2; exit 2 ;;
+	esac
+	shift
+done
+case $kernel in
+stock) default_cache=/var/tmp/usmc-vm ;;
+backports) default_cache=/var/tmp/usmc-vm-bpo ;;
+*) echo "build-image: the kernel is stock or backports, not '$kernel'" >&2; exit 2 ;;
+esac
+cache=${USMC_VM_CACHE:-$default_cache}
 mirror=${USMC_VM_MIRROR:-http://deb.debian.org/debian}
-packages=linux-image-amd64,kmod,iproute2,rdma-core,ibverbs-providers,busybox-static
+packages=kmod,iproute2,rdma-core,ibverbs-providers,busybox-static
 packages+=,procps,bpftool,libbpf1,libelf1t64,zlib1g,util-linux,iputils-ping
+# The backports kernel comes after debootstrap, from inside the root.
+[ "$kernel" = stock ] && packages=linux-image-amd64,$packages
 # What the initramfs loads before it can mount the root disk and the 9p shares.
 initrd_modules="virtio_pci virtio_blk ext4 9pnet_virtio 9p virtio_console"
 
@@ -36,8 +62,8 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9 # two test runs starting together must not both debootstrap
 
-stamp=$(cat "$0" "$here/initramfs-init" | sha256sum | cut -d' ' -f1)
-if [ "${1:-}" != --force ] && [ "$(cat "$cache/stamp" 2>/dev/null)" = "$stamp" ] &&
+stamp=$( (cat "$0" "$here/initramfs-init"; echo "kernel=$kernel") | sha256sum | cut -d' ' -f1)
+if [ -z "$force" ] && [ "$(cat "$cache/stamp" 2>/dev/null)" = "$stamp" ] &&
 	[ -s "$cache/vmlinuz" ] && [ -s "$cache/initrd.img" ] && [ -s "$cache/rootfs.img" ]; then
 	exit 0
 fi
@@ -50,6 +76,23 @@ rm -rf "$root"
 if ! debootstrap --variant=minbase --include="$packages" trixie "$root" "$mirror" >"$log" 2>&1; then
 	tail -n 30 "$log" >&2
 	die "debootstrap failed; whole log in $log"
+fi
+if [ "$kernel" = backports ]; then
+	say "linux-image-amd64 from trixie-backports (log in $log)"
+	echo "deb $mirror trixie-backports main" >"$root/etc/apt/sources.list.d/backports.list"
+	mount -t proc proc "$root/proc"
+	bpo_rc=0
+	{
+		chroot "$root" apt-get update &&
+			DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y \
+				--no-install-recommends -t trixie-backports linux-image-amd64
+	} >>"$log" 2>&1 || bpo_rc=$?
+	umount "$root/proc"
+	if [ $bpo_rc != 0 ]; then
+		tail -n 30 "$log" >&2
+		die "installing the backports kernel failed; whole log in $log"
+	fi
+	rm -rf "$root"/var/lib/apt/lists/*
 fi
 # The Debian initrd is never booted and dpkg's downloads are not needed.
 rm -f "$root"/boot/initrd.img-* "$root"/var/cache/apt/archives/*.deb

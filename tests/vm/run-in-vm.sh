@@ -14,12 +14,18 @@
 #   -e  environment variable for SCRIPT (repeatable)
 # exit: SCRIPT's status; 125 if the VM gave none (no boot, or timeout), with
 # the tail of the kernel console; 2 for a usage error or a missing image.
-# env:  USMC_VM_CACHE (default /var/tmp/usmc-vm)
+# env:  USMC_VM_KERNEL (stock, default: trixie's 6.12, from /var/tmp/usmc-vm;
+#       backports: trixie-backports' kernel, from /var/tmp/usmc-vm-bpo; both
+#       made by build-image.sh), USMC_VM_CACHE (the image directory itself)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-cache=${USMC_VM_CACHE:-/var/tmp/usmc-vm}
+case ${USMC_VM_KERNEL:-stock} in
+stock) cache=${USMC_VM_CACHE:-/var/tmp/usmc-vm} ;;
+backports) cache=${USMC_VM_CACHE:-/var/tmp/usmc-vm-bpo} ;;
+*) echo "run-in-vm: USMC_VM_KERNEL is stock or backports, not '$USMC_VM_KERNEL'" >&2; exit 2 ;;
+esac
 timeout=600 cpus=2 mem=1G accel=tcg
 envs=()
 
@@ -54,7 +60,8 @@ kvm) cpu=host ;;
 *) die "-a wants tcg or kvm" ;;
 esac
 for f in vmlinuz initrd.img rootfs.img; do
-	[ -s "$cache/$f" ] || die "no $cache/$f: run tests/vm/build-image.sh (as root) first"
+	[ -s "$cache/$f" ] ||
+		die "no $cache/$f: run tests/vm/build-image.sh$([ "${USMC_VM_KERNEL:-stock}" = backports ] && echo ' --kernel backports') (as root) first"
 done
 qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 
