@@ -207,6 +207,11 @@ static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 	return ep_set_ready(e->fd, arm, 1) ? e->ev.events & (EPOLLIN | EPOLLRDNORM) : 0;
 }
 
+bool usmc_epoll_tracking(void)
+{
+	return __atomic_load_n(&ep_entries, __ATOMIC_RELAXED) != NULL;
+}
+
 int usmc_epoll_set_poll(int fd)
 {
 	int ready = -1;

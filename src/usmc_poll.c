@@ -390,6 +390,9 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 	bool stack[16], *ready_set = stack;
 	int sets = 0, rc;
 
+	/* The common case: no epoll set holds a usmc socket, nothing to look at. */
+	if (!usmc_epoll_tracking())
+		return poll_sockets(fds, nfds, timeout);
 	if (nfds > 16 && !(ready_set = calloc(nfds, sizeof(*ready_set))))
 		return poll_sockets(fds, nfds, timeout);
 	for (nfds_t i = 0; i < nfds; i++) {

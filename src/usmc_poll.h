@@ -3,6 +3,7 @@
 #ifndef USMC_POLL_H
 #define USMC_POLL_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "usmc_sock.h"
@@ -21,5 +22,7 @@ int usmc_remaining_ms(int timeout, const struct timespec *start);
  * descriptor.
  */
 int usmc_epoll_set_poll(int fd);
+/* Whether any epoll entry is tracked at all: a load, for the hot paths. */
+bool usmc_epoll_tracking(void);
 
 #endif
