@@ -56,10 +56,11 @@ void usmc_conn_free(struct usmc_conn *conn)
 	free(conn);
 }
 
-/* The ring exists: its slot header takes the connection's state. */
+/* The ring exists: its slot's own state takes the connection's. */
 void af_conn_shared_init(struct usmc_conn *conn)
 {
-	struct usmc_conn_shared *sh = (void *)((uint8_t *)conn->tx.cdc + CONN_SHARED_OFF);
+	struct usmc_conn_shared *sh =
+		(void *)(conn->tx.seg->own + (size_t)conn->tx.slot * SEG_OWN_SLOT);
 	pthread_mutexattr_t attr;
 
 	pthread_mutexattr_init(&attr);

@@ -19,7 +19,7 @@
 
 static void publish_flags(struct usmc_sock *s, uint32_t flags)
 {
-	atomic_fetch_or_explicit(&s->conn->tx.cdc->flags, flags, memory_order_release);
+	conn_publish_flags(s->conn, flags);
 	atomic_thread_fence(memory_order_seq_cst);
 	cdc_ring(s->fd);
 }
@@ -124,7 +124,7 @@ int usmc_shutdown(int fd, int how)
 			s->shut_rd = true;
 		if (how == SHUT_WR || how == SHUT_RDWR) {
 			s->shut_wr = true;
-			atomic_fetch_or(&s->conn->tx.cdc->flags, CDC_PEER_DONE_WRITING);
+			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
 		}
 		af_resolve(s, false);
 		return 0;

@@ -464,7 +464,7 @@ void af_orphan(struct usmc_sock *s)
 	usmc_lock();
 	conn->sock = NULL;
 	conn->diag = NULL;
-	atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
+	conn_publish_flags(conn, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
 	s->conn = NULL;
 	usmc_unlock();
 }

@@ -173,13 +173,33 @@ bool lgr_usable(const struct usmc_lgr *lgr)
 	return !lgr->dead && lgr->owner_pid == usmc_pid();
 }
 
+static void fd_close_if(int fd)
+{
+	if (fd >= 0)
+		usmc_sys.close(fd);
+}
+
+/* A segment descriptor with no descriptors and no mappings yet. */
+static struct usmc_seg *seg_alloc(void)
+{
+	struct usmc_seg *seg = calloc(1, sizeof(*seg));
+
+	if (seg)
+		seg->fd = seg->send_fd = seg->own_fd = -1;
+	return seg;
+}
+
 static void seg_destroy(struct usmc_seg *seg)
 {
 	if (!seg)
 		return;
-	munmap(seg->base, seg->len);
-	if (seg->fd >= 0)
-		usmc_sys.close(seg->fd);
+	if (seg->base)
+		munmap(seg->base, seg->len);
+	if (seg->own)
+		munmap(seg->own, (size_t)seg->nslots * SEG_OWN_SLOT);
+	fd_close_if(seg->fd);
+	fd_close_if(seg->send_fd);
+	fd_close_if(seg->own_fd);
 	free(seg->slot_state);
 	free(seg->peer_cdc);
 	free(seg->peer_gen);
@@ -244,48 +264,80 @@ void lgr_put(struct usmc_lgr *lgr)
 
 /* ---- segments and rings ---- */
 
+/*
+ * The descriptor the peer gets: read-only, so that it cannot map the
+ * segment writable by mistake.  (Nothing we read back lives there, so a
+ * peer that writes it anyway only garbles what it reads itself.)
+ */
+static int seg_peer_fd(int fd)
+{
+	char path[40];
+	int ro;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	return ro >= 0 ? ro : usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+/* A shared mapping of a new memfd of len bytes; sealed against resizing if seal. */
+static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, uint32_t *reason)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | (seal ? MFD_ALLOW_SEALING : 0));
+	void *p;
+
+	*fdp = -1;
+	if (fd < 0) {
+		*reason = errno == ENOMEM ? USMC_DECL_MEM : USMC_DECL_ENV;
+		return NULL;
+	}
+	/* Only this user may open it again through /proc, whatever the umask. */
+	if (fchmod(fd, 0600) || ftruncate(fd, len) ||
+	    /* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
+	    (seal && usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
+		*reason = USMC_DECL_MEM;
+		usmc_sys.close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		*reason = USMC_DECL_MEM;
+		usmc_sys.close(fd);
+		return NULL;
+	}
+	*fdp = fd;
+	return p;
+}
+
 static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint32_t *reason)
 {
 	uint32_t slot_size = CDC_SLOT_HDR + rmb_size;
 	uint32_t nslots = SEG_TARGET_BYTES / slot_size;
 	struct usmc_seg *seg;
-	int fd;
 
 	if (lgr->nlseg >= LGR_MAX_SEGS) {
 		*reason = USMC_DECL_MAX_DMB;
 		return NULL;
 	}
 	nslots = nslots < 1 ? 1 : nslots > SEG_MAX_SLOTS ? SEG_MAX_SLOTS : nslots;
-	seg = calloc(1, sizeof(*seg));
+	*reason = USMC_DECL_MEM;
+	seg = seg_alloc();
 	if (!seg)
-		goto nomem;
+		return NULL;
+	seg->nslots = nslots;
 	seg->slot_state = calloc(nslots, 1);
 	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
 	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
-	fd = memfd_create("usmc-seg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen || fd < 0) {
-		*reason = fd < 0 && errno != ENOMEM ? USMC_DECL_ENV : USMC_DECL_MEM;
-		if (fd >= 0)
-			usmc_sys.close(fd);
-		seg->fd = -1;
-		seg->base = MAP_FAILED;
+	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen)
 		goto fail;
-	}
-	seg->fd = fd;
 	seg->len = slot_size * nslots;
-	/* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
-	if (ftruncate(fd, seg->len) || usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) {
-		*reason = USMC_DECL_MEM;
-		seg->base = MAP_FAILED;
+	seg->base = memfd_map("usmc-seg", seg->len, true, &seg->fd, reason);
+	if (!seg->base)
 		goto fail;
-	}
-	seg->base = mmap(NULL, seg->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (seg->base == MAP_FAILED) {
-		*reason = USMC_DECL_MEM;
+	seg->own = memfd_map("usmc-own", nslots * SEG_OWN_SLOT, false, &seg->own_fd, reason);
+	if (!seg->own)
 		goto fail;
-	}
-	/* Ours stays the only writable mapping: the peer can map it read-only only. */
-	if (usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)) {
+	seg->send_fd = seg_peer_fd(seg->fd);
+	if (seg->send_fd < 0) {
 		*reason = USMC_DECL_ENV;
 		goto fail;
 	}
@@ -293,17 +345,11 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	seg->id = lgr->nlseg;
 	seg->rmb_size = rmb_size;
 	seg->slot_size = slot_size;
-	seg->nslots = nslots;
 	lgr->lseg[lgr->nlseg++] = seg;
 	usmc_stats_add(USMC_STAT_SEGMENTS, 1);
 	return seg;
 fail:
-	if (seg->base == MAP_FAILED)
-		seg->base = NULL, seg->len = 0;
 	seg_destroy(seg);
-	return NULL;
-nomem:
-	*reason = USMC_DECL_MEM;
 	return NULL;
 }
 
@@ -314,11 +360,10 @@ nomem:
 static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 {
 	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	const struct cdc_area *own = (const void *)(seg->base + (size_t)i * seg->slot_size);
 	uint32_t flags;
 
 	if (seg->slot_state[i] == SLOT_GIVEN) {
-		if (!(atomic_load(&own->flags) & closed))
+		if (!(seg_own_flags(seg, i) & closed))
 			return false;
 		seg->slot_state[i] = SLOT_CLOSING;
 		if (!seg->peer_cdc[i]) {
@@ -383,12 +428,13 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
 	atomic_store(&ring->cdc->gen, gen);
+	memset(seg->own + (size_t)slot * SEG_OWN_SLOT, 0, SEG_OWN_SLOT);
 	desc->seg_id = seg->id;
 	desc->seg_len = seg->len;
 	desc->slot_off = (uint32_t)slot * seg->slot_size;
 	desc->rmb_size = size;
-	desc->new_seg = seg->fd >= 0;
-	*new_fd = seg->fd;
+	desc->new_seg = !seg->sent;
+	*new_fd = seg->sent ? -1 : seg->send_fd;
 	return 0;
 }
 
@@ -429,9 +475,10 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 {
 	struct usmc_seg *seg = ring->seg;
 
-	if (seg && seg->local && seg->fd >= 0) {
-		usmc_sys.close(seg->fd);
-		seg->fd = -1;
+	if (seg && seg->local && !seg->sent) {
+		seg->sent = true;
+		usmc_sys.close(seg->send_fd);
+		seg->send_fd = -1;
 	}
 }
 
@@ -504,19 +551,20 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 	if (desc->new_seg) {
 		if (seg)
 			goto sync_err;
-		seg = calloc(1, sizeof(*seg));
+		seg = seg_alloc();
 		if (!seg) {
 			usmc_sys.close(fd);
 			return USMC_DECL_MEM;
 		}
 		seg->base = map_peer_segment(fd, desc->seg_len);
-		usmc_sys.close(fd);
-		fd = -1;
 		if (!seg->base) {
+			usmc_sys.close(fd);
 			free(seg);
 			return USMC_DECL_SYNCERR;
 		}
-		seg->fd = -1;
+		/* Kept for an exec'd image of ours to map again. */
+		seg->fd = fd;
+		fd = -1;
 		seg->id = desc->seg_id;
 		seg->len = desc->seg_len;
 		lgr->rseg[desc->seg_id] = seg;

@@ -17,6 +17,7 @@
 #define USMC_CORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -59,12 +60,25 @@ socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *su
  */
 enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING, SLOT_GIVEN };
 
+/*
+ * Each slot of a local segment has its connection's own state (struct
+ * usmc_conn_shared: locks, cursors, errors) in a second memfd the peer
+ * never gets: what we read back of a connection is there, not in the
+ * segment the peer maps.  Both memfds stay open (close-on-exec), so that
+ * forked children share them and an exec'd image can map them again.
+ */
+#define SEG_OWN_SLOT 256
+
 struct usmc_seg {
 	uint32_t id;
 	bool local;        /* ours (read-write) or the peer's (read-only) */
+	bool sent;         /* local: the peer has it */
 	uint8_t *base;
 	uint32_t len;
-	int fd;            /* local: the memfd, until the peer has it */
+	int fd;            /* the memfd */
+	int send_fd;       /* local: a read-only descriptor of it for the peer, until sent */
+	int own_fd;        /* local: the memfd of the slots' own state */
+	uint8_t *own;      /* local: its mapping, SEG_OWN_SLOT bytes a slot */
 	uint32_t rmb_size; /* local: size class of the slots */
 	uint32_t slot_size;
 	uint32_t nslots;
@@ -73,6 +87,13 @@ struct usmc_seg {
 	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
 };
+
+/* The CDC flags we published for a slot, as its own state keeps them. */
+static inline uint32_t seg_own_flags(const struct usmc_seg *seg, uint32_t slot)
+{
+	/* The first member of struct usmc_conn_shared (usmc_sock.h). */
+	return atomic_load((_Atomic uint32_t *)(void *)(seg->own + (size_t)slot * SEG_OWN_SLOT));
+}
 
 enum lgr_role { LGR_CLIENT = 1, LGR_SERVER = 2 };
 
@@ -111,6 +132,8 @@ void usmc_unlock(void);
 
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
 struct usmc_lgr *lgr_first(void);
+/* Maps a segment handed over through exec; NULL if fd is not what rec says. */
+struct usmc_seg *seg_adopt(int fd, int own_fd, const struct usmc_seg *rec);
 void lgr_put(struct usmc_lgr *lgr);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
@@ -130,7 +153,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
 		   size_t skip, size_t n, bool into_ring);
 
-/* The peer has the ring's segment now: its memfd is no longer needed. */
+/* The peer has the ring's segment now. */
 void lgr_ring_handed_over(struct usmc_ring *ring);
 
 /*

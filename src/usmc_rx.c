@@ -33,7 +33,7 @@ void usmc_conn_abort(struct usmc_sock *s)
 		return;
 	conn->sh->aborted = true;
 	usmc_conn_set_reset(conn, ECONNRESET);
-	atomic_fetch_or_explicit(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT, memory_order_release);
+	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
 	/* The peer learns it from the flag, and from a reset at close. */
 	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	cdc_ring(s->fd);

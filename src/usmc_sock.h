@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -26,13 +27,14 @@ enum sock_state {
 };
 
 /*
- * A connection's own state: cursors, locks, errors.  It lives in the slot
- * header of our ring, after the CDC area, so that a process forked from
- * ours shares it (the segment is mapped MAP_SHARED) and both can go on
- * using the connection, as with a TCP socket.  The peer maps the header
- * read-only and reads only the CDC area.
+ * A connection's own state: cursors, locks, errors.  It lives in its
+ * slot's place of the segment's own memfd (SEG_OWN_SLOT), which the peer
+ * never gets, mapped MAP_SHARED: a process forked from ours shares it, as
+ * does an exec'd image that maps it again, and all go on using the
+ * connection as they would a TCP socket.
  */
 struct usmc_conn_shared {
+	_Atomic uint32_t flags_out; /* CDC_PEER_* we published to the peer (first: core reads it) */
 	pthread_mutex_t tx_lock; /* process-shared and robust */
 	pthread_mutex_t rx_lock;
 	uint64_t tx_prod;      /* bytes we produced into our ring */
@@ -49,10 +51,9 @@ struct usmc_conn_shared {
 	bool aborted;          /* we reset the connection */
 };
 
-#define CONN_SHARED_OFF 64
-_Static_assert(sizeof(struct cdc_area) <= CONN_SHARED_OFF &&
-		       CONN_SHARED_OFF + sizeof(struct usmc_conn_shared) <= CDC_SLOT_HDR,
-	       "the connection's state fits its slot header after the CDC area");
+_Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
+		       offsetof(struct usmc_conn_shared, flags_out) == 0,
+	       "the connection's state fits its slot of own state, flags first");
 
 /* One shared-memory connection, as this process holds it. */
 struct usmc_conn {
@@ -196,6 +197,16 @@ static inline void conn_lock(pthread_mutex_t *m)
 {
 	if (pthread_mutex_lock(m) == EOWNERDEAD)
 		pthread_mutex_consistent(m);
+}
+
+/*
+ * Publishes connection state flags in our CDC area, for the peer, and
+ * keeps them in our own state, where we read them back.
+ */
+static inline void conn_publish_flags(struct usmc_conn *conn, uint32_t flags)
+{
+	atomic_fetch_or(&conn->sh->flags_out, flags);
+	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
 }
 
 /* The peer's CDC area whose close lets our ring go, or NULL if none is needed. */

@@ -524,7 +524,9 @@ static void victim_sealed(int fd)
 
 		CHECK(seals >= 0);
 		CHECK((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW));
-		CHECK(ftruncate(kept_fds[i], 0) < 0 && errno == EPERM);
+		/* What the victim got is read-only; the seals would stop a writable one too. */
+		CHECK((fcntl(kept_fds[i], F_GETFL) & O_ACCMODE) == O_RDONLY);
+		CHECK(ftruncate(kept_fds[i], 0) < 0);
 		CHECK(fstat(kept_fds[i], &st) == 0 && st.st_size > 0);
 		close(kept_fds[i]);
 	}
@@ -538,8 +540,7 @@ static void hostile_keeps_quiet(int fd)
 
 /*
  * The hostile side holds the victim's memfd for a moment after it is
- * passed: it must not be able to map it writable and so write into the
- * victim's ring and CDC area.
+ * passed: the descriptor it got does not map writable.
  */
 static void hostile_write_map(int fd)
 {
@@ -559,6 +560,33 @@ static void hostile_write_map(int fd)
 	}
 }
 
+/*
+ * A peer of the same user can still open the victim's segment again,
+ * writable, through /proc.  It overwrites the victim's CDC area and ring
+ * of the attacked connection: the victim reads nothing back from there
+ * (its own state is in a memfd the peer never gets), so only what the
+ * peer itself reads is garbage, and its own library resets the connection.
+ */
+static void hostile_scribble(int fd)
+{
+	struct usmc_conn *conn = own_conn(fd);
+	char path[40], b;
+	uint8_t *p;
+	int rw;
+
+	CHECK(nkept >= 1);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", kept_fds[0]);
+	rw = open(path, O_RDWR | O_CLOEXEC);
+	CHECK(rw >= 0);
+	p = mmap(NULL, conn->rx.seg->len, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+	CHECK(p != MAP_FAILED);
+	memset(p + conn->rx.slot, 0xa5, CDC_SLOT_HDR + conn->rx.size);
+	munmap(p, conn->rx.seg->len);
+	close(rw);
+	CHECK(usmc_recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET);
+	say(&from_hostile, STEP_ATTACKED);
+}
+
 static void victim_nothing(int fd)
 {
 	(void)fd;
@@ -576,6 +604,7 @@ static const struct hostile_case cases[] = {
 	{ "silence", hostile_silence, victim_silence },
 	{ "sealed", hostile_keeps_quiet, victim_sealed },
 	{ "peer_write_map", hostile_write_map, victim_nothing },
+	{ "peer_scribble", hostile_scribble, victim_wait_reset },
 };
 
 static const struct hostile_case *the_case;
@@ -609,7 +638,7 @@ static int hostile_main(void *arg)
 	int fds[HOSTILE_CONNS];
 
 	(void)arg;
-	if (the_case->hostile == hostile_write_map)
+	if (the_case->hostile == hostile_write_map || the_case->hostile == hostile_scribble)
 		keep_passed_fds();
 	for (int r = 0; r < HOSTILE_CONNS; r++)
 		fds[r] = peer_connect(port, (enum role)r);
