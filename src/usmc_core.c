@@ -79,69 +79,6 @@ int64_t usmc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- registry ---- */
-
-#define REG_PORTS 65536
-
-static struct reg_port *reg_map;
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
-
-static unsigned long netns_inode(void)
-{
-	struct stat st;
-
-	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long)st.st_ino : 0;
-}
-
-static void reg_open(void)
-{
-	size_t len = REG_PORTS * sizeof(struct reg_port);
-	const char *dir = getenv("USMC_REGISTRY_DIR");
-	char path[256];
-	struct stat st;
-	void *map;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
-		 netns_inode());
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	/* Someone else's file, or not a plain file: do not trust it. */
-	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & 077)) {
-		usmc_sys.close(fd);
-		return;
-	}
-	if ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) {
-		usmc_sys.close(fd);
-		return;
-	}
-	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	usmc_sys.close(fd);
-	if (map != MAP_FAILED)
-		reg_map = map;
-}
-
-struct reg_port *reg_port(uint16_t port)
-{
-	pthread_once(&reg_once, reg_open);
-	return reg_map ? &reg_map[port] : NULL;
-}
-
-socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *addr)
-{
-	struct sockaddr_un *sun = addr;
-	int n;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	/* Abstract: it vanishes with the process, so no entry outlives it. */
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u%s", (unsigned)uid,
-		     (unsigned)port, other_users ? "/users" : "");
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
-
 /* ---- link groups ---- */
 
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid)
@@ -393,7 +330,7 @@ static int seg_find_slot(struct usmc_seg *seg)
 	return -1;
 }
 
-static void ring_from_slot(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
+void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
 {
 	uint8_t *base = seg->base + (size_t)slot * seg->slot_size;
 
@@ -424,7 +361,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	}
 	seg->slot_state[slot] = SLOT_USED;
 	seg->nused++;
-	ring_from_slot(ring, seg, (uint32_t)slot);
+	seg_ring(ring, seg, (uint32_t)slot);
 	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
 	atomic_store(&ring->cdc->gen, gen);
@@ -581,6 +518,76 @@ sync_err:
 	if (fd >= 0)
 		usmc_sys.close(fd);
 	return USMC_DECL_SYNCERR;
+}
+
+/* ---- segments handed over through exec (usmc_exec.c) ---- */
+
+static uint8_t *map_whole(int fd, size_t len, int prot)
+{
+	struct stat st;
+	void *p;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len)
+		return NULL;
+	p = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
+			       uint32_t rmb_size, uint32_t nslots, bool sent)
+{
+	struct usmc_seg *seg = id < LGR_MAX_SEGS && !lgr->lseg[id] ? seg_alloc() : NULL;
+
+	if (!seg) {
+		fd_close_if(fd);
+		fd_close_if(own_fd);
+		return NULL;
+	}
+	seg->fd = fd;
+	seg->own_fd = own_fd;
+	seg->nslots = nslots;
+	seg->rmb_size = rmb_size;
+	seg->slot_size = CDC_SLOT_HDR + rmb_size;
+	seg->len = seg->slot_size * nslots;
+	seg->slot_state = calloc(nslots, 1);
+	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
+	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
+	seg->base = map_whole(fd, seg->len, PROT_READ | PROT_WRITE);
+	seg->own = map_whole(own_fd, (size_t)nslots * SEG_OWN_SLOT, PROT_READ | PROT_WRITE);
+	seg->local = true;
+	seg->sent = sent;
+	seg->id = id;
+	if (!sent)
+		seg->send_fd = seg_peer_fd(fd);
+	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen || !seg->base || !seg->own ||
+	    (!sent && seg->send_fd < 0)) {
+		seg_destroy(seg);
+		return NULL;
+	}
+	lgr->lseg[id] = seg;
+	if (id >= lgr->nlseg)
+		lgr->nlseg = id + 1;
+	return seg;
+}
+
+struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len)
+{
+	struct usmc_seg *seg = id < LGR_MAX_SEGS && !lgr->rseg[id] ? seg_alloc() : NULL;
+
+	if (!seg) {
+		fd_close_if(fd);
+		return NULL;
+	}
+	seg->fd = fd;
+	seg->base = map_peer_segment(fd, len);
+	if (!seg->base) {
+		seg_destroy(seg);
+		return NULL;
+	}
+	seg->id = id;
+	seg->len = len;
+	lgr->rseg[id] = seg;
+	return seg;
 }
 
 /* ---- the channel ---- */

@@ -132,8 +132,16 @@ void usmc_unlock(void);
 
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
 struct usmc_lgr *lgr_first(void);
-/* Maps a segment handed over through exec; NULL if fd is not what rec says. */
-struct usmc_seg *seg_adopt(int fd, int own_fd, const struct usmc_seg *rec);
+/*
+ * Our segment id of the link group, and the peer's, handed over through
+ * exec: mapped from their descriptors, which they own from now on (closed
+ * on failure too).  NULL if a descriptor is not what it should be.
+ */
+struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
+			       uint32_t rmb_size, uint32_t nslots, bool sent);
+struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
+/* The ring of a slot of our segment. */
+void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
 void lgr_put(struct usmc_lgr *lgr);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);

@@ -128,16 +128,22 @@ bool usmc_sock_forget(int fd)
 	return true;
 }
 
+bool usmc_sock_alias(struct usmc_sock *s, int fd)
+{
+	atomic_fetch_add(&s->refs, 1);
+	if (fdtab_set(fd, s))
+		return true;
+	atomic_fetch_sub(&s->refs, 1);
+	return false;
+}
+
 /* A new descriptor for the socket of fd, as dup made it. */
 static int adopt(int fd, int newfd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
-	if (newfd < 0 || !s)
-		return newfd;
-	atomic_fetch_add(&s->refs, 1);
-	if (!fdtab_set(newfd, s))
-		atomic_fetch_sub(&s->refs, 1);
+	if (newfd >= 0 && s)
+		usmc_sock_alias(s, newfd);
 	return newfd;
 }
 

@@ -130,6 +130,8 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 struct usmc_sock *usmc_sock_new(int fd, int domain);
 /* From the first connection on, fork() marks connections as shared. */
 void usmc_fd_watch_fork(void);
+/* Names s by one more descriptor, as dup does; false if the table has no room. */
+bool usmc_sock_alias(struct usmc_sock *s, int fd);
 /* Drops fd's entry; true if it was the socket's last descriptor (freed). */
 bool usmc_sock_forget(int fd);
 /* Everything close() does to a usmc socket but the kernel's close. */

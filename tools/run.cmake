@@ -6,7 +6,8 @@ set(USMC_PRELOAD_MAP ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.map)
 add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_wait.c
-            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_msgs.c)
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_msgs.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c)
 target_include_directories(usmc-preload PRIVATE ${PROJECT_SOURCE_DIR}/include
                            ${PROJECT_SOURCE_DIR}/src)
 set_target_properties(usmc-preload PROPERTIES C_VISIBILITY_PRESET hidden

@@ -17,7 +17,8 @@
  * The library exports the interposed names and nothing else (see the
  * version script beside this file).  usmc_preload_wait.c adds the waits
  * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
- * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice.
+ * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice;
+ * usmc_preload_exec.c exec and posix_spawn.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -71,9 +73,11 @@ void preload_bound(void)
 	bound();
 }
 
+/* Binds, and takes over the connections an exec handed to this image. */
 __attribute__((constructor)) static void preload_init(void)
 {
 	bound();
+	usmc_exec_adopt();
 }
 
 /* ---- sockets ---- */

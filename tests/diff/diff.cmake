@@ -5,7 +5,7 @@
 # usmc_diff is an ordinary program: it knows nothing of usmc and links
 # nothing of it, so that only usmc-run's preload makes it a usmc program.
 add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/diff_poll.c
-               diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c)
+               diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c diff/diff_exec.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
@@ -18,7 +18,8 @@ set(USMC_DIFF_CASES
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
   epoll_fd_reuse
   eintr sa_restart rcvtimeo rcvlowat
-  sockopts short_optlen names ipv6 fionread fionread_fresh)
+  sockopts short_optlen names ipv6 fionread fionread_fresh
+  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes

@@ -62,6 +62,13 @@ extern const struct diff_case poll_cases[];
 extern const struct diff_case epoll_cases[];
 extern const struct diff_case sig_cases[];
 extern const struct diff_case opt_cases[];
+extern const struct diff_case exec_cases[];
+
+/* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
+int resume_step(int argc, char **argv);
+/* Where this end's lines go; an exec'd image takes them up with diff_resume_as. */
+int diff_log_fd(void);
+void diff_resume_as(const char *role, int log_fd);
 
 /* ---- the transcript ---- */
 

@@ -4,6 +4,8 @@
  *
  *   usmc_diff --list          every case: NAME CONNS FALLBACKS
  *   usmc_diff --case NAME     runs one case and prints its transcript
+ *   usmc_diff --resume STEP FD TELL HEAR LOG
+ *                             a case's end going on after an exec
  *
  * The transcript is "case NAME", the client's lines, the server's lines,
  * and how the server process ended.  The client is the parent process and
@@ -26,7 +28,7 @@
 #include "diff.h"
 
 static const struct diff_case *const tables[] = {
-	io_cases, close_cases, poll_cases, epoll_cases, sig_cases, opt_cases,
+	io_cases, close_cases, poll_cases, epoll_cases, sig_cases, opt_cases, exec_cases,
 };
 
 /* Where this process's lines go, and their prefix. */
@@ -45,6 +47,19 @@ static void write_line(const char *text)
 	/* One write per line: a pipe keeps it whole. */
 	if (write(log_fd, line, (size_t)n) != n)
 		_exit(3);
+}
+
+int diff_log_fd(void)
+{
+	return log_fd;
+}
+
+void diff_resume_as(const char *as, int fd)
+{
+	role = as;
+	log_fd = fd;
+	signal(SIGPIPE, SIG_IGN);
+	alarm(WATCHDOG_S);
 }
 
 void say(const char *fmt, ...)
@@ -553,6 +568,8 @@ int main(int argc, char **argv)
 		list_cases();
 		return 0;
 	}
+	if (argc > 2 && !strcmp(argv[1], "--resume"))
+		return resume_step(argc, argv);
 	if (argc != 3 || strcmp(argv[1], "--case")) {
 		fprintf(stderr, "usage: usmc_diff --list | --case NAME\n");
 		return 2;

@@ -1,0 +1,588 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Connections across exec (see usmc_exec.h): what the old image writes
+ * before the exec, and what the new image takes over.
+ *
+ * The new image inherits a connection when one of its socket's
+ * descriptors is not close-on-exec.  Its link group goes along whole:
+ * the segments both ways, the slots' states, and every connection of it,
+ * so that those whose descriptors the exec closes are closed properly by
+ * the new image (or left to a forked holder), as close() would have.  The
+ * channel goes along only when this process owns it (an exec, not a
+ * forked child's exec nor a posix_spawn): the peer then sees nothing at
+ * all, the same process with the same pid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_exec.h"
+#include "usmc_proc.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+/* The largest state the new image reads: far more than EXEC_MAX_SOCKS need. */
+#define EXEC_MAX_BYTES (64u << 20)
+
+/* ---- before the exec ---- */
+
+struct pick {
+	struct usmc_sock *s;
+	bool inherit; /* a descriptor of it stays open across the exec */
+};
+
+static int pick_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct pick *)a)->s, y = (uintptr_t)((const struct pick *)b)->s;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool fd_inherited(int fd)
+{
+	int fl = usmc_sys.fcntl(fd, F_GETFD);
+
+	return fl >= 0 && !(fl & FD_CLOEXEC);
+}
+
+/* Settles the handshakes of inherited sockets: the new image knows no pending ones. */
+static void settle_inherited(void)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+
+			if (s && s->state == SOCK_PROPOSED && fd_inherited(c * FDTAB_CHUNK + i))
+				af_resolve(s, true);
+		}
+	}
+}
+
+/* Every socket in shared memory once, sorted, with whether the new image inherits it. */
+static struct pick *pick_socks(uint32_t *n)
+{
+	struct pick *p = NULL, *grown;
+	uint32_t cap = 0, k = 0;
+
+	*n = 0;
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+
+			if (!s || s->state != SOCK_SMC || !s->conn || !s->conn->tx.seg ||
+			    !s->conn->rx_mapped)
+				continue;
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 64;
+				grown = realloc(p, cap * sizeof(*p));
+				if (!grown)
+					return free(p), NULL;
+				p = grown;
+			}
+			p[(*n)++] = (struct pick){ s, fd_inherited(c * FDTAB_CHUNK + i) };
+		}
+	}
+	if (!*n)
+		return p;
+	qsort(p, *n, sizeof(*p), pick_cmp);
+	for (uint32_t i = 1; i < *n; i++) {
+		if (p[i].s == p[k].s)
+			p[k].inherit |= p[i].inherit;
+		else
+			p[++k] = p[i];
+	}
+	*n = k + 1;
+	return p;
+}
+
+static int lgr_index(struct usmc_lgr **lgrs, uint32_t n, const struct usmc_lgr *lgr)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (lgrs[i] == lgr)
+			return (int)i;
+	return -1;
+}
+
+/* Where a pointer into one of the peer's segments points: segment id and offset. */
+static void peer_ref(const struct usmc_lgr *lgr, const void *p, struct exec_slot *t)
+{
+	const uint8_t *b = p;
+
+	t->peer_seg = EXEC_NO_SEG;
+	for (uint32_t id = 0; p && id < LGR_MAX_SEGS; id++) {
+		const struct usmc_seg *r = lgr->rseg[id];
+
+		if (r && b >= r->base && b < r->base + r->len) {
+			t->peer_seg = id;
+			t->peer_off = (uint32_t)(b - r->base);
+			return;
+		}
+	}
+}
+
+static bool describe_segs(const struct usmc_lgr *lgr, struct exec_lgr *l)
+{
+	for (uint32_t id = 0; id < LGR_MAX_SEGS; id++)
+		l->nrseg += lgr->rseg[id] != NULL;
+	l->nlseg = lgr->nlseg;
+	l->rseg = calloc(l->nrseg ? l->nrseg : 1, sizeof(*l->rseg));
+	l->lseg = calloc(l->nlseg ? l->nlseg : 1, sizeof(*l->lseg));
+	if (!l->rseg || !l->lseg)
+		return false;
+	for (uint32_t id = 0, k = 0; id < LGR_MAX_SEGS; id++)
+		if (lgr->rseg[id])
+			l->rseg[k++] = (struct exec_rseg){ id, lgr->rseg[id]->fd, lgr->rseg[id]->len };
+	for (uint32_t i = 0; i < l->nlseg; i++) {
+		const struct usmc_seg *seg = lgr->lseg[i];
+		struct exec_lseg *e = &l->lseg[i];
+
+		if (!seg)
+			return false;
+		*e = (struct exec_lseg){ .fd = seg->fd, .own_fd = seg->own_fd, .len = seg->len,
+					 .rmb_size = seg->rmb_size, .nslots = seg->nslots,
+					 .sent = seg->sent };
+		for (uint32_t j = 0; j < seg->nslots; j++) {
+			e->slot[j].state = seg->slot_state[j];
+			e->slot[j].peer_gen = seg->peer_gen[j];
+			peer_ref(lgr, seg->peer_cdc[j], &e->slot[j]);
+		}
+	}
+	return true;
+}
+
+static void describe_lgr(const struct usmc_lgr *lgr, bool spawn, struct exec_lgr *l)
+{
+	bool ours = !spawn && !lgr->dead && lgr->owner_pid == usmc_pid();
+
+	l->chan = ours ? lgr->chan : -1;
+	l->role = lgr->role;
+	l->peer_pid = lgr->peer_pid;
+	l->peer_uid = lgr->peer_uid;
+	l->owner_pid = lgr->owner_pid;
+	l->port = lgr->port;
+}
+
+static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn,
+			  struct exec_sock *e)
+{
+	const struct usmc_conn *conn = s->conn;
+	struct stat st;
+
+	*e = (struct exec_sock){
+		.inode = fstat(s->fd, &st) ? 0 : (uint64_t)st.st_ino,
+		.lgr = lgr,
+		.domain = s->domain,
+		.sndbuf = s->sndbuf,
+		.rcvbuf = s->rcvbuf,
+		.nodelay = s->nodelay,
+		.busy_poll_us = s->busy_poll_us,
+		.rcvtimeo_ms = s->rcvtimeo_ms,
+		.sndtimeo_ms = s->sndtimeo_ms,
+		.rcvlowat = s->rcvlowat,
+		.flags = (s->linger_reset ? EXEC_LINGER_RESET : 0) | (s->shut_wr ? EXEC_SHUT_WR : 0) |
+			 (s->shut_rd ? EXEC_SHUT_RD : 0) |
+			 (conn->forked || spawn ? EXEC_FORKED : 0),
+		.tx_seg = conn->tx.seg->id,
+		.tx_slot = conn->tx.slot,
+		.rx_seg = conn->rx.seg->id,
+		.rx_off = conn->rx.slot,
+		.rx_size = conn->rx.size,
+		.peer_gen = conn->peer_gen,
+		.token = conn->token,
+	};
+}
+
+/* The link groups of inherited sockets, and all their connections. */
+static int describe(struct pick *p, uint32_t n, bool spawn, struct exec_state *st)
+{
+	struct usmc_lgr *lgrs[EXEC_MAX_LGRS];
+	uint32_t nlgr = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct usmc_lgr *lgr = p[i].s->conn->lgr;
+
+		if (!p[i].inherit || lgr_index(lgrs, nlgr, lgr) >= 0)
+			continue;
+		if (nlgr == EXEC_MAX_LGRS)
+			return -1;
+		lgrs[nlgr++] = lgr;
+	}
+	st->writer = usmc_pid();
+	st->lgr = calloc(nlgr ? nlgr : 1, sizeof(*st->lgr));
+	st->sock = calloc(n ? n : 1, sizeof(*st->sock));
+	if (!st->lgr || !st->sock)
+		return -1;
+	for (uint32_t i = 0; i < nlgr; i++) {
+		st->nlgr = i + 1;
+		describe_lgr(lgrs[i], spawn, &st->lgr[i]);
+		if (!describe_segs(lgrs[i], &st->lgr[i]))
+			return -1;
+	}
+	for (uint32_t i = 0; i < n && st->nsock < EXEC_MAX_SOCKS; i++) {
+		int l = lgr_index(lgrs, nlgr, p[i].s->conn->lgr);
+
+		if (l < 0)
+			continue;
+		if (spawn && p[i].inherit)
+			p[i].s->conn->forked = true; /* the spawned program holds it too */
+		describe_sock(p[i].s, (uint32_t)l, spawn, &st->sock[st->nsock++]);
+	}
+	return nlgr ? 0 : 1;
+}
+
+/* The state in a memfd that stays open across the exec. */
+static int write_state(const struct exec_state *st)
+{
+	size_t len = exec_state_size(st);
+	int fd = memfd_create("usmc-exec", 0);
+	void *map;
+	bool ok;
+
+	if (fd < 0)
+		return -1;
+	map = ftruncate(fd, (off_t)len) ? MAP_FAILED
+					: mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
+	ok = map != MAP_FAILED && exec_state_encode(st, map, len) == len;
+	if (map != MAP_FAILED)
+		munmap(map, len);
+	if (!ok) {
+		usmc_sys.close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool keep_open(struct usmc_exec_prep *p, int fd)
+{
+	if (fd < 0)
+		return true;
+	if (usmc_sys.fcntl(fd, F_SETFD, 0))
+		return false;
+	p->kept[p->nkept++] = fd;
+	return true;
+}
+
+/* Clears close-on-exec of every descriptor the new image will map or use. */
+static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *st)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < st->nlgr; i++)
+		n += 1 + st->lgr[i].nrseg + 2 * (size_t)st->lgr[i].nlseg;
+	p->kept = malloc((n ? n : 1) * sizeof(int));
+	if (!p->kept)
+		return false;
+	for (uint32_t i = 0; i < st->nlgr; i++) {
+		const struct exec_lgr *l = &st->lgr[i];
+		bool ok = keep_open(p, l->chan);
+
+		for (uint32_t j = 0; ok && j < l->nrseg; j++)
+			ok = keep_open(p, l->rseg[j].fd);
+		for (uint32_t j = 0; ok && j < l->nlseg; j++)
+			ok = keep_open(p, l->lseg[j].fd) && keep_open(p, l->lseg[j].own_fd);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
+{
+	struct exec_state st = { 0 };
+	struct pick *picks;
+	uint32_t n;
+	int rc;
+
+	*p = (struct usmc_exec_prep){ .fd = -1 };
+	/* A vfork child shares our memory but not our pid: it must not touch our state. */
+	if ((pid_t)syscall(SYS_getpid) != usmc_pid())
+		return 0;
+	settle_inherited();
+	usmc_lock();
+	picks = pick_socks(&n);
+	rc = picks ? describe(picks, n, spawn, &st) : n ? -1 : 1;
+	if (rc == 0) {
+		p->fd = write_state(&st);
+		rc = p->fd >= 0 && keep_descriptors(p, &st) ? 0 : -1;
+	}
+	usmc_unlock();
+	free(picks);
+	exec_state_free(&st);
+	if (rc < 0) {
+		usmc_exec_undo(p);
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void usmc_exec_undo(struct usmc_exec_prep *p)
+{
+	for (int i = 0; i < p->nkept; i++)
+		usmc_sys.fcntl(p->kept[i], F_SETFD, FD_CLOEXEC);
+	free(p->kept);
+	if (p->fd >= 0)
+		usmc_sys.close(p->fd);
+	*p = (struct usmc_exec_prep){ .fd = -1 };
+}
+
+/* ---- in the new image ---- */
+
+struct fd_inode {
+	int fd;
+	uint64_t inode;
+};
+
+struct inherited {
+	struct fd_inode *v;
+	uint32_t n, cap;
+};
+
+static bool note_socket(int fd, const char *link, const char *path, void *arg)
+{
+	struct inherited *in = arg;
+	unsigned long long inode;
+
+	(void)path;
+	if (sscanf(link, "socket:[%llu]", &inode) != 1)
+		return false;
+	if (in->n == in->cap) {
+		uint32_t cap = in->cap ? 2 * in->cap : 32;
+		struct fd_inode *v = realloc(in->v, cap * sizeof(*v));
+
+		if (!v)
+			return true;
+		in->v = v;
+		in->cap = cap;
+	}
+	in->v[in->n++] = (struct fd_inode){ fd, inode };
+	return false;
+}
+
+/*
+ * A connection the new image cannot take over: its peer sees the TCP
+ * connection end, the program an EOF rather than doorbell bytes.
+ */
+static void break_socket(int fd)
+{
+	char buf[256];
+
+	while (usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		;
+	usmc_sys.shutdown(fd, SHUT_RDWR);
+}
+
+static void close_on_exec(int fd)
+{
+	if (fd >= 0)
+		usmc_sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* Maps a link group's segments again; false if any is not what it should be. */
+static bool adopt_segs(struct usmc_lgr *lgr, const struct exec_lgr *l)
+{
+	bool ok = true;
+
+	for (uint32_t i = 0; i < l->nrseg; i++) {
+		close_on_exec(l->rseg[i].fd);
+		ok &= lgr_adopt_peer_seg(lgr, l->rseg[i].id, l->rseg[i].fd, l->rseg[i].len) != NULL;
+	}
+	for (uint32_t i = 0; i < l->nlseg; i++) {
+		const struct exec_lseg *e = &l->lseg[i];
+		struct usmc_seg *seg;
+
+		close_on_exec(e->fd);
+		close_on_exec(e->own_fd);
+		seg = lgr_adopt_seg(lgr, i, e->fd, e->own_fd, e->rmb_size, e->nslots, e->sent);
+		for (uint32_t j = 0; seg && j < e->nslots; j++) {
+			const struct usmc_seg *r =
+				e->slot[j].peer_seg == EXEC_NO_SEG ? NULL : lgr->rseg[e->slot[j].peer_seg];
+
+			seg->slot_state[j] = e->slot[j].state;
+			seg->nused += e->slot[j].state != SLOT_FREE;
+			seg->peer_cdc[j] = r ? (const void *)(r->base + e->slot[j].peer_off) : NULL;
+			seg->peer_gen[j] = e->slot[j].peer_gen;
+		}
+		ok &= seg != NULL;
+	}
+	return ok;
+}
+
+static struct usmc_lgr *adopt_lgr(const struct exec_lgr *l)
+{
+	struct usmc_lgr *lgr;
+
+	close_on_exec(l->chan);
+	lgr = lgr_new(l->chan, (enum lgr_role)l->role, l->peer_pid, l->peer_uid);
+	if (!lgr) {
+		if (l->chan >= 0)
+			usmc_sys.close(l->chan);
+		return NULL;
+	}
+	lgr->owner_pid = l->owner_pid;
+	lgr->port = l->port;
+	/* Without its channel, a link group of ours can take no new connection. */
+	lgr->dead = l->chan < 0 && l->owner_pid == usmc_pid();
+	if (!adopt_segs(lgr, l))
+		lgr->dead = true;
+	return lgr;
+}
+
+static void sock_settings(struct usmc_sock *s, const struct exec_sock *e)
+{
+	s->sndbuf = e->sndbuf;
+	s->rcvbuf = e->rcvbuf;
+	s->nodelay = e->nodelay;
+	s->busy_poll_us = e->busy_poll_us;
+	s->rcvtimeo_ms = e->rcvtimeo_ms;
+	s->sndtimeo_ms = e->sndtimeo_ms;
+	s->rcvlowat = e->rcvlowat;
+	s->linger_reset = e->flags & EXEC_LINGER_RESET;
+	s->shut_wr = e->flags & EXEC_SHUT_WR;
+	s->shut_rd = e->flags & EXEC_SHUT_RD;
+}
+
+/* The connection's rings, from segments adopted before; false if one is missing. */
+static bool conn_rings(struct usmc_conn *conn, const struct exec_sock *e)
+{
+	struct usmc_seg *tx = conn->lgr->lseg[e->tx_seg], *rx = conn->lgr->rseg[e->rx_seg];
+
+	/* A slot in use has no peer CDC area noted yet: a second record for it is refused. */
+	if (!tx || !rx || tx->slot_state[e->tx_slot] != SLOT_USED || tx->peer_cdc[e->tx_slot])
+		return false;
+	seg_ring(&conn->tx, tx, e->tx_slot);
+	conn->sh = (void *)(tx->own + (size_t)e->tx_slot * SEG_OWN_SLOT);
+	conn->rx = (struct usmc_ring){ .seg = rx, .slot = e->rx_off,
+				       .cdc = (struct cdc_area *)(rx->base + e->rx_off),
+				       .data = rx->base + e->rx_off + CDC_SLOT_HDR,
+				       .size = e->rx_size };
+	conn->rx_mapped = true;
+	conn->peer_gen = e->peer_gen;
+	conn->token = e->token;
+	conn->forked = e->flags & EXEC_FORKED;
+	return true;
+}
+
+/*
+ * A connection whose descriptors the exec closed: what close() would
+ * have done, unless a forked process still holds it.
+ */
+static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
+{
+	struct usmc_conn conn = { .lgr = lgr };
+	uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
+
+	if (!conn_rings(&conn, e))
+		return;
+	if (conn.forked) {
+		lgr_ring_give_away(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
+		return;
+	}
+	/* Unread data: TCP resets the connection on close. */
+	if (conn.sh->rx_prod_seen != conn.sh->rx_cons)
+		flags = CDC_PEER_CONN_ABORT;
+	conn_publish_flags(&conn, flags);
+	lgr_ring_free(lgr, &conn.tx, conn_peer_cdc(&conn), conn.peer_gen);
+}
+
+static void adopt_sock(struct usmc_lgr *lgr, const struct exec_sock *e, const struct inherited *in)
+{
+	struct usmc_sock *s = NULL;
+	struct usmc_conn *conn;
+
+	for (uint32_t i = 0; i < in->n; i++) {
+		if (in->v[i].inode != e->inode || usmc_sock_get(in->v[i].fd))
+			continue;
+		if (!s)
+			s = usmc_sock_new(in->v[i].fd, e->domain);
+		else
+			usmc_sock_alias(s, in->v[i].fd);
+		if (!s)
+			break_socket(in->v[i].fd);
+	}
+	if (!s) {
+		if (lgr)
+			close_orphan(lgr, e);
+		return;
+	}
+	conn = lgr ? af_conn_new(s, lgr) : NULL;
+	if (!conn || !conn_rings(conn, e)) {
+		usmc_conn_free(conn);
+		usmc_sock_fallback(s, USMC_DECL_ENV, false);
+		break_socket(s->fd);
+		return;
+	}
+	lgr->lseg[e->tx_seg]->peer_cdc[e->tx_slot] = conn->rx.cdc;
+	lgr->refs++;
+	sock_settings(s, e);
+	s->conn = conn;
+	usmc_fd_watch_fork();
+	usmc_sock_set_state(s, SOCK_SMC);
+}
+
+/* The handed-over state, read whole from the descriptor the environment names. */
+static void *read_state(size_t *len)
+{
+	const char *v = getenv(USMC_EXEC_ENV);
+	char *end;
+	long fd = v ? strtol(v, &end, 10) : -1;
+	struct stat st;
+	void *buf = NULL;
+
+	unsetenv(USMC_EXEC_ENV);
+	if (fd < 0 || fd > INT32_MAX || *end || fstat((int)fd, &st) || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || st.st_size > EXEC_MAX_BYTES)
+		return NULL;
+	buf = malloc((size_t)st.st_size);
+	if (buf && pread((int)fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	usmc_sys.close((int)fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+void usmc_exec_adopt(void)
+{
+	struct inherited in = { 0 };
+	struct exec_state st;
+	struct usmc_lgr **lgrs;
+	size_t len = 0;
+	void *buf = read_state(&len);
+
+	if (!buf)
+		return;
+	if (exec_state_parse(buf, len, &st)) {
+		free(buf);
+		return;
+	}
+	free(buf);
+	proc_for_each_fd(usmc_pid(), note_socket, &in);
+	lgrs = calloc(st.nlgr ? st.nlgr : 1, sizeof(*lgrs));
+	usmc_lock();
+	for (uint32_t i = 0; lgrs && i < st.nlgr; i++)
+		lgrs[i] = adopt_lgr(&st.lgr[i]);
+	for (uint32_t i = 0; i < st.nsock; i++)
+		adopt_sock(lgrs ? lgrs[st.sock[i].lgr] : NULL, &st.sock[i], &in);
+	/* A link group that came along for nothing goes (refs 0). */
+	for (uint32_t i = 0; lgrs && i < st.nlgr; i++)
+		if (lgrs[i] && (lgrs[i]->dead || lgrs[i]->owner_pid != usmc_pid()) && !lgrs[i]->refs)
+			lgr_mark_dead(lgrs[i]);
+	usmc_unlock();
+	free(lgrs);
+	free(in.v);
+	exec_state_free(&st);
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connections across exec.
+ *
+ * exec replaces the process image but keeps its descriptors: a program
+ * that inherits a shared-memory connection (inetd style, a re-exec, a
+ * child of posix_spawn) holds a TCP socket whose data moves through
+ * segments the new image knows nothing of.  Before the exec, usmc writes
+ * the state of those connections (link groups, segments, slots, the
+ * connections themselves) into a memfd, keeps the descriptors it needs
+ * open across the exec, and names the memfd in the environment
+ * (USMC_EXEC_FD).  The new image maps the segments again and goes on.
+ *
+ * The connections' own state (cursors, locks, errors) is in the segments'
+ * own memfds, so nothing of it needs copying.  What is written here is
+ * read back by the new image of the same program, but through a bounded
+ * reader all the same, since the environment can name any descriptor.
+ */
+#ifndef USMC_EXEC_H
+#define USMC_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "usmc_core.h"
+
+#define USMC_EXEC_ENV "USMC_EXEC_FD"
+#define EXEC_MAX_LGRS 1024
+#define EXEC_MAX_SOCKS 65536
+#define EXEC_NO_SEG UINT32_MAX
+
+struct exec_slot {
+	uint8_t state;     /* enum slot_state */
+	uint32_t peer_seg; /* the peer's segment whose close lets it go, or EXEC_NO_SEG */
+	uint32_t peer_off;
+	uint32_t peer_gen;
+};
+
+struct exec_lseg {
+	int fd;
+	int own_fd;
+	uint32_t len;
+	uint32_t rmb_size;
+	uint32_t nslots;
+	bool sent;
+	struct exec_slot slot[SEG_MAX_SLOTS];
+};
+
+struct exec_rseg {
+	uint32_t id;
+	int fd;
+	uint32_t len;
+};
+
+struct exec_lgr {
+	int chan; /* -1: the channel stays with the process that owns it */
+	uint32_t role;
+	pid_t peer_pid;
+	uid_t peer_uid;
+	pid_t owner_pid;
+	uint16_t port;
+	uint32_t nlseg; /* segment ids are their indexes */
+	uint32_t nrseg;
+	struct exec_lseg *lseg;
+	struct exec_rseg *rseg;
+};
+
+#define EXEC_LINGER_RESET 0x1u
+#define EXEC_SHUT_WR 0x2u
+#define EXEC_SHUT_RD 0x4u
+#define EXEC_FORKED 0x8u
+
+struct exec_sock {
+	uint64_t inode; /* the TCP socket, whatever descriptor it ends up on */
+	uint32_t lgr;
+	int domain;
+	int sndbuf, rcvbuf, nodelay, busy_poll_us, rcvtimeo_ms, sndtimeo_ms, rcvlowat;
+	uint32_t flags; /* EXEC_* */
+	uint32_t tx_seg, tx_slot;
+	uint32_t rx_seg, rx_off, rx_size;
+	uint32_t peer_gen;
+	uint64_t token;
+};
+
+struct exec_state {
+	pid_t writer;
+	uint32_t nlgr;
+	uint32_t nsock;
+	struct exec_lgr *lgr;
+	struct exec_sock *sock;
+};
+
+/*
+ * usmc_exec_state.c: the state as bytes.  Parsing checks every count,
+ * range and reference (a slot inside its segment, a connection's rings
+ * inside theirs) but not the descriptors, which adoption checks.
+ */
+int exec_state_parse(const void *buf, size_t len, struct exec_state *st);
+size_t exec_state_size(const struct exec_state *st);
+/* Writes the state into buf; its size, or 0 if it did not fit in cap. */
+size_t exec_state_encode(const struct exec_state *st, void *buf, size_t cap);
+void exec_state_free(struct exec_state *st);
+
+/* usmc_exec.c */
+struct usmc_exec_prep {
+	int fd;        /* the memfd with the state, -1 if there is nothing to hand over */
+	int nkept;     /* descriptors made to survive the exec */
+	int *kept;
+	pid_t spawned; /* 0: exec of this process; else posix_spawn */
+};
+
+/*
+ * Before an exec (spawn false) or a posix_spawn (spawn true): writes the
+ * state of the connections the new image inherits.  -1 with errno if it
+ * cannot; the call must then fail as the exec would have.
+ */
+int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn);
+/* The exec failed, or the spawn is done: everything back as it was. */
+void usmc_exec_undo(struct usmc_exec_prep *p);
+/* In the new image: takes over what USMC_EXEC_FD names, if anything. */
+void usmc_exec_adopt(void);
+
+#endif /* USMC_EXEC_H */

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The registry: one small shared file per user and network namespace,
+ * which tells clients which ports have a usmc listener and counts the
+ * Proposals sent toward each (see usmc_core.h), and the Unix names of
+ * the listeners' channels.
+ */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc_core.h"
+#include "usmc_sys.h"
+
+#define REG_PORTS 65536
+
+static struct reg_port *reg_map;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static unsigned long netns_inode(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+static void reg_open(void)
+{
+	size_t len = REG_PORTS * sizeof(struct reg_port);
+	const char *dir = getenv("USMC_REGISTRY_DIR");
+	char path[256];
+	struct stat st;
+	void *map;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
+		 netns_inode());
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	/* Someone else's file, or not a plain file: do not trust it. */
+	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & 077)) {
+		usmc_sys.close(fd);
+		return;
+	}
+	if ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) {
+		usmc_sys.close(fd);
+		return;
+	}
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	usmc_sys.close(fd);
+	if (map != MAP_FAILED)
+		reg_map = map;
+}
+
+struct reg_port *reg_port(uint16_t port)
+{
+	pthread_once(&reg_once, reg_open);
+	return reg_map ? &reg_map[port] : NULL;
+}
+
+socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *addr)
+{
+	struct sockaddr_un *sun = addr;
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	/* Abstract: it vanishes with the process, so no entry outlives it. */
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u%s", (unsigned)uid,
+		     (unsigned)port, other_users ? "/users" : "");
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+

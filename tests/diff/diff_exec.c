@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+/*
+ * exec with an inherited connection: the server's process, or a child of
+ * it, runs a new image (this program again, with --resume) that goes on
+ * with the socket it inherited, as inetd's services and re-executing
+ * servers do.  A socket that is close-on-exec ends with the exec, with
+ * everything written before it delivered; an exec that fails leaves
+ * everything as it was.
+ */
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "diff.h"
+
+/* Runs this program again as step, on fd, with the other end's pipes and this end's log. */
+static void exec_step(struct end *e, const char *step, int fd)
+{
+	char sfd[16], stell[16], shear[16], slog[16];
+
+	snprintf(sfd, sizeof(sfd), "%d", fd);
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	execl("/proc/self/exe", "usmc_diff", "--resume", step, sfd, stell, shear, slog, (char *)NULL);
+	fatal("exec");
+}
+
+static pid_t spawn_step(struct end *e, const char *step, int fd)
+{
+	char stell[16], shear[16], slog[16];
+	char *argv[] = { "usmc_diff", "--resume", (char *)step, "0", stell, shear, slog, NULL };
+	posix_spawn_file_actions_t fa;
+	extern char **environ;
+	pid_t pid;
+
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 0);
+	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ))
+		fatal("posix_spawn");
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		fatal("the child did not end well");
+	say("child exit %d", WEXITSTATUS(status));
+}
+
+/* ---- the same process goes on in a new image ---- */
+
+static void exec_self_client(struct end *e)
+{
+	send_pattern(e->fd, 40, 0, 65536);
+	expect(e, 1);
+	send_pattern(e->fd, 40, 65536, 65536);
+	recv_pattern(e->fd, 41, 0, 100000, "the new image's reply");
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_self_server(struct end *e)
+{
+	recv_pattern(e->fd, 40, 0, 65536, "before exec");
+	exec_step(e, "exec_self_after", e->fd);
+}
+
+static void exec_self_after(struct end *e)
+{
+	say("a new image");
+	tell(e, 1);
+	recv_pattern(e->fd, 40, 65536, 65536, "after exec");
+	send_pattern(e->fd, 41, 0, 100000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_to_eof(e->fd, "the rest");
+}
+
+/* ---- inetd: a forked child runs the service on descriptors 0 and 1 ---- */
+
+static void service_client(struct end *e)
+{
+	send_pattern(e->fd, 42, 0, 70000);
+	recv_pattern(e->fd, 43, 0, 70000, "the service's reply");
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_inetd_server(struct end *e)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		exec_step(e, "service", 0);
+	}
+	/* The server lets go of its copy at once, as inetd does. */
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+static void spawn_server(struct end *e)
+{
+	pid_t pid = spawn_step(e, "service", e->fd);
+
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+/* Reads the request on 0, answers on 1: the socket twice, under two numbers. */
+static void service_after(struct end *e)
+{
+	(void)e;
+	recv_pattern(0, 42, 0, 70000, "service request");
+	send_pattern(1, 43, 0, 70000);
+	say_rc("close(1)", close(1));
+	say_rc("close(0)", close(0));
+}
+
+/* ---- a close-on-exec connection beside an inherited one ---- */
+
+static void exec_cloexec_client(struct end *e)
+{
+	int second = connect_to(e);
+
+	tell(e, 1);
+	recv_pattern(second, 44, 0, 50000, "close-on-exec socket");
+	recv_to_eof(second, "then");
+	recv_pattern(e->fd, 45, 0, 80000, "inherited socket");
+	recv_to_eof(e->fd, "then");
+	close(second);
+}
+
+static void exec_cloexec_server(struct end *e)
+{
+	int second;
+
+	expect(e, 1);
+	second = accept_one(e);
+	if (fcntl(second, F_SETFD, FD_CLOEXEC))
+		fatal("fcntl");
+	send_pattern(second, 44, 0, 50000);
+	send_pattern(e->fd, 45, 0, 30000);
+	exec_step(e, "exec_cloexec_after", e->fd);
+}
+
+static void exec_cloexec_after(struct end *e)
+{
+	send_pattern(e->fd, 45, 30000, 50000);
+	say("the inherited socket: 50000 more written");
+}
+
+/* Only the close-on-exec socket: nothing to hand over. */
+static void exec_only_cloexec_client(struct end *e)
+{
+	recv_pattern(e->fd, 46, 0, 60000, "close-on-exec socket");
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_only_cloexec_server(struct end *e)
+{
+	if (fcntl(e->fd, F_SETFD, FD_CLOEXEC))
+		fatal("fcntl");
+	send_pattern(e->fd, 46, 0, 60000);
+	exec_step(e, "nothing", -1);
+}
+
+static void nothing_after(struct end *e)
+{
+	(void)e;
+	say("a new image without the socket");
+}
+
+/* ---- an exec that fails ---- */
+
+static void exec_fail_client(struct end *e)
+{
+	send_pattern(e->fd, 47, 0, 20000);
+	recv_pattern(e->fd, 48, 0, 20000, "reply");
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_fail_server(struct end *e)
+{
+	char *argv[] = { "none", NULL };
+
+	recv_pattern(e->fd, 47, 0, 20000, "request");
+	say_rc("execv(/nonexistent)", execv("/nonexistent/usmc-diff", argv));
+	send_pattern(e->fd, 48, 0, 20000);
+}
+
+const struct diff_case exec_cases[] = {
+	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
+	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
+	{ "exec_spawn", service_client, spawn_server, .conns = 1 },
+	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },
+	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
+	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
+	{ NULL },
+};
+
+static const struct {
+	const char *name;
+	case_fn fn;
+} steps[] = {
+	{ "exec_self_after", exec_self_after },
+	{ "service", service_after },
+	{ "exec_cloexec_after", exec_cloexec_after },
+	{ "nothing", nothing_after },
+};
+
+int resume_step(int argc, char **argv)
+{
+	struct end e = { .fd = -1, .lfd = -1, .server = true };
+
+	if (argc != 7)
+		return 2;
+	e.fd = atoi(argv[3]);
+	e.tell = atoi(argv[4]);
+	e.hear = atoi(argv[5]);
+	diff_resume_as("srv", atoi(argv[6]));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (strcmp(steps[i].name, argv[2]))
+			continue;
+		steps[i].fn(&e);
+		if (e.fd > 1)
+			close(e.fd);
+		return 0;
+	}
+	return 2;
+}
