@@ -47,6 +47,9 @@ def sample(stat, pid, out, stopfile):
             key = (s["fd"], s["peer"])
             sent, recv = best.get(key, (0, 0))
             best[key] = (max(sent, s["bytes_sent"]), max(recv, s["bytes_received"]))
+        if not os.path.exists(stopfile + ".ready"):
+            # The client starts only now: a slow first look must not miss its run.
+            open(stopfile + ".ready", "w").close()
         time.sleep(0.02)
     with open(out, "w") as f:
         json.dump({"smcd_sockets": len(best),

@@ -152,9 +152,14 @@ client() {
 
 # with_sampler CMD...: runs CMD while the sampler watches the server.
 with_sampler() {
-	rm -f "$d/stop"
+	rm -f "$d/stop" "$d/stop.ready"
 	$HELPER sample "$STAT" "$spid" "$d/sample.json" "$d/stop" &
-	local sp=$!
+	local sp=$! i=0
+	# The sampler has looked once before the client starts (bounded: 30 s).
+	while [ ! -e "$d/stop.ready" ] && [ $i -lt 600 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
 	"$@"
 	local rc=$?
 	touch "$d/stop"
