@@ -190,14 +190,8 @@ int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 	v->tcp_err = atomic_load(&sh->tcp_err);
 	v->reset = atomic_load(&sh->reset);
 	v->err = atomic_load(&sh->err);
-	if (usmc_rx_avail(s, &v->avail) < 0 || usmc_tx_space(s, &v->space) < 0)
-		return -1;
-	/* Both refreshes moved the cursors: amounts and cursors from the last. */
-	v->rx_prod = sh->rx_prod_seen;
-	v->tx_cons = sh->tx_cons_seen;
-	v->avail = v->rx_prod - sh->rx_cons;
-	v->space = s->conn->tx.size - (sh->tx_prod - v->tx_cons);
-	return 0;
+	/* One refresh: both amounts and their cursors from the same moment. */
+	return usmc_conn_amounts(s, v);
 }
 
 short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events)

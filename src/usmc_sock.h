@@ -234,6 +234,12 @@ struct conn_view {
 	int err;
 };
 
+/*
+ * Refreshes the cursors once, under the receive lock, and fills the
+ * view's amounts and cursors (avail, space, rx_prod, tx_cons); -1 after
+ * aborting a connection whose peer broke the protocol.
+ */
+int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v);
 /* Refreshes the cursors and takes the view; -1 if the peer broke the protocol. */
 int usmc_conn_view(struct usmc_sock *s, struct conn_view *v);
 /* usmc_conn_revents of a view taken before. */
