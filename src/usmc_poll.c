@@ -79,40 +79,124 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static long elapsed_us(const struct timespec *start)
+static long elapsed_ns(const struct timespec *start)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+	return (now.tv_sec - start->tv_sec) * 1000000000 + (now.tv_nsec - start->tv_nsec);
+}
+
+/* What the peer last published, as words to compare: not validated, never trusted. */
+struct peer_words {
+	uint64_t prod, cons;
+	uint32_t flags;
+};
+
+/* True if the peer published something since *w (which gets the new words). */
+static bool peer_moved(const struct usmc_conn *conn, struct peer_words *w)
+{
+	struct peer_words now;
+
+	if (!conn->rx_mapped)
+		return true;
+	now.prod = atomic_load_explicit(&conn->rx.cdc->prod, memory_order_relaxed);
+	now.cons = atomic_load_explicit(&conn->rx.cdc->cons, memory_order_relaxed);
+	now.flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed);
+	if (now.prod == w->prod && now.cons == w->cons && now.flags == w->flags)
+		return false;
+	*w = now;
+	return true;
+}
+
+static bool spin_ready(struct usmc_sock *s, short events)
+{
+	return usmc_conn_revents(s, events) & (events | POLLERR | POLLHUP);
+}
+
+/*
+ * Spinning pays while the peer runs on another CPU and answers within
+ * the spin; with more busy threads than CPUs it takes the CPU the peer
+ * needs.  So each spin that ends unready halves the next one, down to a
+ * few hundred nanoseconds, and each that succeeds doubles it back.  At
+ * the short end nothing slow can succeed, so one wait in SPIN_PROBE
+ * spins in full: if the peer answers within it, the full spin is back.
+ * Busy polling (SO_BUSY_POLL, USMC_BUSY_POLL) spins as long as asked.
+ */
+#define SPIN_MISSES_MAX 6
+#define SPIN_PROBE 64
+
+/* This wait's spin in ns; *full if it spins in full (busy polling, or to test the waters). */
+static long spin_limit(struct usmc_spin_hist *h, int spin_us, bool *full)
+{
+	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+	uint8_t waits = (uint8_t)(atomic_load_explicit(&h->waits, memory_order_relaxed) + 1);
+
+	atomic_store_explicit(&h->waits, waits, memory_order_relaxed);
+	*full = spin_us > usmc_config()->spin_us || (misses && waits % SPIN_PROBE == 0);
+	return (long)spin_us * 1000 >> (*full ? 0 : misses);
+}
+
+static void spin_outcome(struct usmc_spin_hist *h, bool full, bool ready)
+{
+	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+
+	if (ready)
+		misses = full || !misses ? 0 : misses - 1;
+	else if (misses < SPIN_MISSES_MAX)
+		misses++;
+	atomic_store_explicit(&h->misses, misses, memory_order_relaxed);
+}
+
+/*
+ * Between full looks (locks, cursor validation) the spin only compares
+ * the peer's published words; a full look every 64 rounds catches what
+ * changes on our side.
+ */
+static bool spin_for(struct usmc_sock *s, short events, long limit_ns)
+{
+	struct peer_words w = { 0 };
+	struct timespec start;
+	long next_drain = 1000000;
+
+	peer_moved(s->conn, &w);
+	if (spin_ready(s, events))
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		long ns;
+
+		for (int i = 0; i < 64; i++) {
+			if (peer_moved(s->conn, &w) && spin_ready(s, events))
+				return true;
+			cpu_relax();
+		}
+		if (spin_ready(s, events))
+			return true;
+		ns = elapsed_ns(&start);
+		if (ns >= limit_ns)
+			return false;
+		/* A long busy poll still notices a peer that went away. */
+		if (ns >= next_drain) {
+			usmc_conn_drain(s);
+			next_drain = ns + 1000000;
+		}
+	}
 }
 
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
+	struct usmc_spin_hist *h = &s->spin[(events & POLLOUT) ? 1 : 0];
 	int spin_us = usmc_spin_us(s);
-	struct timespec start;
-	long next_drain = 1000;
+	long limit_ns;
+	bool full, ready;
 
 	if (spin_us <= 0)
 		return false;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		long us;
-
-		for (int i = 0; i < 64; i++) {
-			if (usmc_conn_revents(s, events) & (events | POLLERR | POLLHUP))
-				return true;
-			cpu_relax();
-		}
-		us = elapsed_us(&start);
-		if (us >= spin_us)
-			return false;
-		/* A long busy poll still notices a peer that went away. */
-		if (us >= next_drain) {
-			usmc_conn_drain(s);
-			next_drain = us + 1000;
-		}
-	}
+	limit_ns = spin_limit(h, spin_us, &full);
+	ready = spin_for(s, events, limit_ns);
+	spin_outcome(h, full, ready);
+	return ready;
 }
 
 /* Signals a fault raises in the thread that faults: they do not cut a wait short. */
@@ -299,19 +383,25 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
  */
 int usmc_spin_ready(int (*check)(void *), void *arg)
 {
-	int spin_us = usmc_spin_us(NULL), n;
+	/* One history for the process: poll sets change from call to call. */
+	static struct usmc_spin_hist hist;
+	int spin_us = usmc_spin_us(NULL), n = 0;
 	struct timespec start;
+	long limit_ns;
+	bool full;
 
 	if (spin_us <= 0)
 		return 0;
+	limit_ns = spin_limit(&hist, spin_us, &full);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
 		n = check(arg);
 		if (n)
-			return n;
+			break;
 		cpu_relax();
-	} while (elapsed_us(&start) < spin_us);
-	return 0;
+	} while (elapsed_ns(&start) < limit_ns);
+	spin_outcome(&hist, full, n != 0);
+	return n;
 }
 
 struct poll_set {

@@ -75,6 +75,12 @@ struct usmc_conn {
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
 };
 
+/* How a socket's recent spins before sleeping went: see usmc_poll.c. */
+struct usmc_spin_hist {
+	_Atomic uint8_t misses; /* each halves the next spin */
+	_Atomic uint8_t waits;  /* counts waits, for an occasional full spin */
+};
+
 struct usmc_sock {
 	int fd;                  /* one open descriptor of the socket */
 	_Atomic int refs;        /* descriptors naming it (dup) */
@@ -93,6 +99,7 @@ struct usmc_sock {
 	bool shut_wr;
 	bool shut_rd;
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
+	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
 	struct usmc_conn *conn;
 	struct usmc_diag_sock *diag;
