@@ -117,35 +117,39 @@ static bool spin_ready(struct usmc_sock *s, short events)
 /*
  * Spinning pays while the peer runs on another CPU and answers within
  * the spin; with more busy threads than CPUs it takes the CPU the peer
- * needs.  So each spin that ends unready halves the next one, down to a
- * few hundred nanoseconds, and each that succeeds doubles it back.  At
- * the short end nothing slow can succeed, so one wait in SPIN_PROBE
- * spins in full: if the peer answers within it, the full spin is back.
- * Busy polling (SO_BUSY_POLL, USMC_BUSY_POLL) spins as long as asked.
+ * needs.  So a waiter spins in full while most of its full spins found
+ * the answer (a running average of their misses), and otherwise spins
+ * only a few hundred nanoseconds, with one full spin in SPIN_PROBE to
+ * see whether the peer answers again.  Short spins teach nothing: a
+ * peer that sleeps too cannot answer within one, so they would keep
+ * both ends short.  Busy polling (SO_BUSY_POLL, USMC_BUSY_POLL) spins as
+ * long as asked.
  */
-#define SPIN_MISSES_MAX 6
+#define SPIN_MISS_LIMIT 128 /* of 256: spin in full while under half the spins miss */
+#define SPIN_SHORT_SHIFT 6  /* a short spin: 1/64 of the full one */
 #define SPIN_PROBE 64
 
-/* This wait's spin in ns; *full if it spins in full (busy polling, or to test the waters). */
+/* This wait's spin in ns; *full if it spins in full and teaches the average. */
 static long spin_limit(struct usmc_spin_hist *h, int spin_us, bool *full)
 {
 	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
 	uint8_t waits = (uint8_t)(atomic_load_explicit(&h->waits, memory_order_relaxed) + 1);
 
 	atomic_store_explicit(&h->waits, waits, memory_order_relaxed);
-	*full = spin_us > usmc_config()->spin_us || (misses && waits % SPIN_PROBE == 0);
-	return (long)spin_us * 1000 >> (*full ? 0 : misses);
+	*full = spin_us > usmc_config()->spin_us || misses < SPIN_MISS_LIMIT ||
+		waits % SPIN_PROBE == 0;
+	return (long)spin_us * 1000 >> (*full ? 0 : SPIN_SHORT_SHIFT);
 }
 
+/* A running average: each full spin weighs 1/8, a miss as 256. */
 static void spin_outcome(struct usmc_spin_hist *h, bool full, bool ready)
 {
-	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+	int misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
 
-	if (ready)
-		misses = full || !misses ? 0 : misses - 1;
-	else if (misses < SPIN_MISSES_MAX)
-		misses++;
-	atomic_store_explicit(&h->misses, misses, memory_order_relaxed);
+	if (!full)
+		return;
+	misses += ((ready ? 0 : 256) - misses) / 8;
+	atomic_store_explicit(&h->misses, (uint8_t)(misses > 255 ? 255 : misses), memory_order_relaxed);
 }
 
 /*

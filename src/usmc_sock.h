@@ -77,7 +77,7 @@ struct usmc_conn {
 
 /* How a socket's recent spins before sleeping went: see usmc_poll.c. */
 struct usmc_spin_hist {
-	_Atomic uint8_t misses; /* each halves the next spin */
+	_Atomic uint8_t misses; /* running average of full spins that missed, of 256 */
 	_Atomic uint8_t waits;  /* counts waits, for an occasional full spin */
 };
 
