@@ -148,7 +148,7 @@ static void clc_addr_from(struct clc_addr *a, const struct sockaddr *sa)
 
 static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, uint16_t port)
 {
-	struct clc_msg msg = { .type = CLC_PROPOSAL, .version = CLC_VERSION };
+	struct clc_msg msg;
 	struct reg_port *reg = reg_port(port);
 	socklen_t len = sizeof(msg.proposal.cookie);
 	struct usmc_conn *conn;
@@ -165,6 +165,8 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		return USMC_DECL_PEERNOSMC;
 	if (own_user && (atomic_load(&reg->flags) & REG_SHARED))
 		return USMC_DECL_LISTENSHARED;
+	/* Only now: clearing the message costs a plain peer's connection for nothing. */
+	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
 		return USMC_DECL_ENV;
 	clc_addr_from(&msg.proposal.dst, addr);

@@ -52,6 +52,7 @@ void usmc_unlock(void)
 
 static pid_t cached_pid;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static _Atomic bool pid_once_done;
 
 static void pid_forget(void)
 {
@@ -65,7 +66,7 @@ static void pid_watch_fork(void)
 
 pid_t usmc_pid(void)
 {
-	pthread_once(&pid_once, pid_watch_fork);
+	usmc_once(&pid_once, &pid_once_done, pid_watch_fork);
 	if (!cached_pid)
 		cached_pid = getpid();
 	return cached_pid;

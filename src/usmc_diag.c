@@ -13,9 +13,10 @@
 #include "usmc_core.h"
 #include "usmc_sys.h"
 
-static struct usmc_diag_table *table;
-static pid_t table_pid;
-static uint32_t free_hint;
+/* table_pid is stored after table: a reader that sees its pid sees its table. */
+static struct usmc_diag_table *_Atomic table;
+static _Atomic pid_t table_pid;
+static _Atomic uint32_t free_hint; /* where a free slot may be: only a hint */
 static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t table_bytes(void)
@@ -24,68 +25,95 @@ static size_t table_bytes(void)
 }
 
 /* The descriptor stays open: it is how usmc-stat finds the table. */
-static void table_create(void)
+static struct usmc_diag_table *table_create(void)
 {
 	int fd = memfd_create(USMC_DIAG_NAME, MFD_CLOEXEC);
+	struct usmc_diag_table *t;
 	void *map;
 
-	table = NULL;
-	table_pid = usmc_pid();
 	if (fd < 0)
-		return;
+		return NULL;
 	if (ftruncate(fd, (off_t)table_bytes())) {
 		usmc_sys.close(fd);
-		return;
+		return NULL;
 	}
 	map = mmap(NULL, table_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		usmc_sys.close(fd);
-		return;
+		return NULL;
 	}
-	table = map;
-	table->version = USMC_DIAG_VERSION;
-	table->pid = (int32_t)table_pid;
-	table->nslots = USMC_DIAG_SLOTS;
-	table->magic = USMC_DIAG_MAGIC;
-	free_hint = 0;
+	t = map;
+	t->version = USMC_DIAG_VERSION;
+	t->pid = (int32_t)usmc_pid();
+	t->nslots = USMC_DIAG_SLOTS;
+	t->magic = USMC_DIAG_MAGIC;
+	return t;
+}
+
+/* This process's table, made on first use; a forked child makes its own. */
+static struct usmc_diag_table *table_get(void)
+{
+	pid_t pid = usmc_pid();
+
+	if (atomic_load_explicit(&table_pid, memory_order_acquire) == pid)
+		return atomic_load_explicit(&table, memory_order_relaxed);
+	pthread_mutex_lock(&diag_lock);
+	if (atomic_load_explicit(&table_pid, memory_order_relaxed) != pid) {
+		atomic_store_explicit(&table, table_create(), memory_order_relaxed);
+		atomic_store_explicit(&free_hint, 0, memory_order_relaxed);
+		atomic_store_explicit(&table_pid, pid, memory_order_release);
+	}
+	pthread_mutex_unlock(&diag_lock);
+	return atomic_load_explicit(&table, memory_order_relaxed);
+}
+
+_Static_assert(offsetof(struct usmc_diag_sock, state) == 0, "a slot's state comes first");
+
+/* Claims a free slot without a lock: the state moves from free to open once. */
+static struct usmc_diag_sock *slot_claim(struct usmc_diag_table *t)
+{
+	uint32_t hint = atomic_load_explicit(&free_hint, memory_order_relaxed);
+
+	for (uint32_t n = 0; n < USMC_DIAG_SLOTS; n++) {
+		uint32_t i = (hint + n) % USMC_DIAG_SLOTS, st = DIAG_FREE, high;
+
+		if (atomic_load_explicit(&t->sock[i].state, memory_order_relaxed) != DIAG_FREE ||
+		    !atomic_compare_exchange_strong(&t->sock[i].state, &st, DIAG_OPEN))
+			continue;
+		atomic_store_explicit(&free_hint, i + 1, memory_order_relaxed);
+		high = atomic_load(&t->high);
+		while (i + 1 > high && !atomic_compare_exchange_weak(&t->high, &high, i + 1))
+			;
+		return &t->sock[i];
+	}
+	return NULL;
 }
 
 struct usmc_diag_sock *usmc_diag_alloc(int fd, struct usmc_diag_sock *private_slot)
 {
-	struct usmc_diag_sock *d = NULL;
+	struct usmc_diag_table *t = table_get();
+	struct usmc_diag_sock *d = t ? slot_claim(t) : NULL;
 
-	pthread_mutex_lock(&diag_lock);
-	/* A forked child keeps its own table, not its parent's. */
-	if (table_pid != usmc_pid())
-		table_create();
-	for (uint32_t n = 0; table && n < USMC_DIAG_SLOTS && !d; n++) {
-		uint32_t i = (free_hint + n) % USMC_DIAG_SLOTS;
-
-		if (atomic_load_explicit(&table->sock[i].state, memory_order_relaxed) == DIAG_FREE) {
-			d = &table->sock[i];
-			free_hint = i + 1;
-			if (i + 1 > atomic_load(&table->high))
-				atomic_store(&table->high, i + 1);
-		}
-	}
 	if (!d)
 		d = private_slot;
-	memset((void *)d, 0, sizeof(*d));
+	/* usmc-stat skips open slots: the rest may be cleared after the claim. */
+	memset((char *)d + sizeof(d->state), 0, sizeof(*d) - sizeof(d->state));
 	d->fd = fd;
 	atomic_store_explicit(&d->state, DIAG_OPEN, memory_order_release);
-	pthread_mutex_unlock(&diag_lock);
 	return d;
 }
 
 void usmc_diag_free(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot)
 {
-	if (!d || d == private_slot)
+	struct usmc_diag_table *t = atomic_load_explicit(&table, memory_order_relaxed);
+	uint32_t i;
+
+	/* A slot of the table a forked child inherited stays its parent's. */
+	if (!d || d == private_slot || !t || d < t->sock || d >= t->sock + USMC_DIAG_SLOTS ||
+	    atomic_load_explicit(&table_pid, memory_order_relaxed) != usmc_pid())
 		return;
-	pthread_mutex_lock(&diag_lock);
-	if (table && d >= table->sock && d < table->sock + USMC_DIAG_SLOTS) {
-		atomic_store_explicit(&d->state, DIAG_FREE, memory_order_release);
-		if ((uint32_t)(d - table->sock) < free_hint)
-			free_hint = (uint32_t)(d - table->sock);
-	}
-	pthread_mutex_unlock(&diag_lock);
+	i = (uint32_t)(d - t->sock);
+	atomic_store_explicit(&d->state, DIAG_FREE, memory_order_release);
+	if (i < atomic_load_explicit(&free_hint, memory_order_relaxed))
+		atomic_store_explicit(&free_hint, i, memory_order_relaxed);
 }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -36,6 +37,36 @@ static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
 	return fresh;
 }
 
+/*
+ * One socket's memory kept for the next: short connections, one after
+ * the other, then cost neither malloc nor free.
+ */
+static struct usmc_sock *_Atomic spare_sock;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define USMC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define USMC_ASAN 1
+#endif
+#endif
+
+static struct usmc_sock *sock_alloc(void)
+{
+	struct usmc_sock *s = atomic_exchange(&spare_sock, NULL);
+
+	return s ? s : malloc(sizeof(*s));
+}
+
+static void sock_free(struct usmc_sock *s)
+{
+#ifdef USMC_ASAN
+	free(s); /* ASan sees every use after free */
+#else
+	free(atomic_exchange(&spare_sock, s));
+#endif
+}
+
 static void sock_destroy(struct usmc_sock *s)
 {
 	if (s->conn) {
@@ -46,7 +77,7 @@ static void sock_destroy(struct usmc_sock *s)
 		usmc_conn_free(s->conn);
 	}
 	usmc_diag_free(s->diag, &s->diag_private);
-	free(s);
+	sock_free(s);
 }
 
 /* Another descriptor of the same socket, or -1. */
@@ -95,10 +126,11 @@ static bool fdtab_set(int fd, struct usmc_sock *s)
 
 struct usmc_sock *usmc_sock_new(int fd, int domain)
 {
-	struct usmc_sock *s = calloc(1, sizeof(*s));
+	struct usmc_sock *s = sock_alloc();
 
 	if (!s)
 		return NULL;
+	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->refs = 1;
 	s->domain = domain;
@@ -106,7 +138,7 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	s->diag = usmc_diag_alloc(fd, &s->diag_private);
 	if (!fdtab_set(fd, s)) {
 		usmc_diag_free(s->diag, &s->diag_private);
-		free(s);
+		sock_free(s);
 		return NULL;
 	}
 	return s;
@@ -120,11 +152,11 @@ bool usmc_sock_forget(int fd)
 	if (!s)
 		return false;
 	chunk = fdtab_chunk(fd, false);
-	atomic_store(&chunk[fd & (FDTAB_CHUNK - 1)], NULL);
+	atomic_store_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], NULL, memory_order_release);
 	if (!sock_unref(s, fd))
 		return false;
 	usmc_diag_free(s->diag, &s->diag_private);
-	free(s);
+	sock_free(s);
 	return true;
 }
 

@@ -23,6 +23,7 @@
 #include "usmc_sys.h"
 
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+static _Atomic bool config_done;
 static struct usmc_config config;
 
 static long env_long(const char *name, long def, long min, long max)
@@ -55,7 +56,7 @@ static void config_load(void)
 
 const struct usmc_config *usmc_config(void)
 {
-	pthread_once(&config_once, config_load);
+	usmc_once(&config_once, &config_done, config_load);
 	return &config;
 }
 
@@ -236,7 +237,8 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
-	if (!s)
+	/* A fallback socket stays one: nothing of its options is needed later. */
+	if (!s || s->state == SOCK_PLAIN)
 		return usmc_sys.setsockopt(fd, level, name, val, len);
 	/* In shared memory the kernel socket keeps TCP_NODELAY for the doorbells. */
 	if (s->state == SOCK_SMC && level == IPPROTO_TCP && name == TCP_NODELAY) {
@@ -369,7 +371,11 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 		out.bytes_sent = atomic_load(&s->diag->bytes_sent);
 		out.bytes_received = atomic_load(&s->diag->bytes_received);
 	}
-	memcpy(info, &out, size < sizeof(out) ? size : sizeof(out));
+	/* A copy of known size is a few moves; of any size, a loop. */
+	if (size >= sizeof(out))
+		*info = out;
+	else
+		memcpy(info, &out, size);
 	return 0;
 }
 

@@ -40,6 +40,7 @@ static int nallowed;
 /* Rules are read at the first connect, users at the first listen or connect. */
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 static pthread_once_t users_once = PTHREAD_ONCE_INIT;
+static _Atomic bool policy_done, users_done;
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {
@@ -262,7 +263,7 @@ bool usmc_rule_matches(const struct usmc_rule *r, const struct sockaddr *sa)
 
 bool usmc_policy_allows(const struct sockaddr *addr)
 {
-	pthread_once(&policy_once, policy_load);
+	usmc_once(&policy_once, &policy_done, policy_load);
 	for (int i = 0; i < nrules; i++)
 		if (usmc_rule_matches(&rules[i], addr))
 			return rules[i].smc;
@@ -271,7 +272,7 @@ bool usmc_policy_allows(const struct sockaddr *addr)
 
 bool usmc_peer_user_allowed(uid_t uid)
 {
-	pthread_once(&users_once, users_load);
+	usmc_once(&users_once, &users_done, users_load);
 	if (uid == getuid())
 		return true;
 	for (int i = 0; i < nallowed; i++)
@@ -282,7 +283,7 @@ bool usmc_peer_user_allowed(uid_t uid)
 
 int usmc_policy_other_users(const uid_t **uids)
 {
-	pthread_once(&users_once, users_load);
+	usmc_once(&users_once, &users_done, users_load);
 	*uids = allowed_uids;
 	return nallowed;
 }
@@ -331,7 +332,7 @@ bool usmc_addr_is_local(const struct sockaddr *sa)
 	uint8_t addr[16];
 	int family = sa->sa_family;
 	bool found = false;
-	time_t now = time(NULL);
+	time_t now;
 
 	if (family == AF_INET) {
 		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
@@ -351,6 +352,7 @@ bool usmc_addr_is_local(const struct sockaddr *sa)
 		return true;
 	if (family == AF_INET6 && (!memcmp(addr, lo6, 16) || !memcmp(addr, any6, 16)))
 		return true;
+	now = time(NULL);
 	pthread_mutex_lock(&local.lock);
 	if (now - local.loaded >= 2) {
 		local_refresh();

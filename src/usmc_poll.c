@@ -79,40 +79,128 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static long elapsed_us(const struct timespec *start)
+static long elapsed_ns(const struct timespec *start)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+	return (now.tv_sec - start->tv_sec) * 1000000000 + (now.tv_nsec - start->tv_nsec);
+}
+
+/* What the peer last published, as words to compare: not validated, never trusted. */
+struct peer_words {
+	uint64_t prod, cons;
+	uint32_t flags;
+};
+
+/* True if the peer published something since *w (which gets the new words). */
+static bool peer_moved(const struct usmc_conn *conn, struct peer_words *w)
+{
+	struct peer_words now;
+
+	if (!conn->rx_mapped)
+		return true;
+	now.prod = atomic_load_explicit(&conn->rx.cdc->prod, memory_order_relaxed);
+	now.cons = atomic_load_explicit(&conn->rx.cdc->cons, memory_order_relaxed);
+	now.flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed);
+	if (now.prod == w->prod && now.cons == w->cons && now.flags == w->flags)
+		return false;
+	*w = now;
+	return true;
+}
+
+static bool spin_ready(struct usmc_sock *s, short events)
+{
+	return usmc_conn_revents(s, events) & (events | POLLERR | POLLHUP);
+}
+
+/*
+ * Spinning pays while the peer runs on another CPU and answers within
+ * the spin; with more busy threads than CPUs it takes the CPU the peer
+ * needs.  So a waiter spins in full while most of its full spins found
+ * the answer (a running average of their misses), and otherwise spins
+ * only a few hundred nanoseconds, with one full spin in SPIN_PROBE to
+ * see whether the peer answers again.  Short spins teach nothing: a
+ * peer that sleeps too cannot answer within one, so they would keep
+ * both ends short.  Busy polling (SO_BUSY_POLL, USMC_BUSY_POLL) spins as
+ * long as asked.
+ */
+#define SPIN_MISS_LIMIT 128 /* of 256: spin in full while under half the spins miss */
+#define SPIN_SHORT_SHIFT 6  /* a short spin: 1/64 of the full one */
+#define SPIN_PROBE 64
+
+/* This wait's spin in ns; *full if it spins in full and teaches the average. */
+static long spin_limit(struct usmc_spin_hist *h, int spin_us, bool *full)
+{
+	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+	uint8_t waits = (uint8_t)(atomic_load_explicit(&h->waits, memory_order_relaxed) + 1);
+
+	atomic_store_explicit(&h->waits, waits, memory_order_relaxed);
+	*full = spin_us > usmc_config()->spin_us || misses < SPIN_MISS_LIMIT ||
+		waits % SPIN_PROBE == 0;
+	return (long)spin_us * 1000 >> (*full ? 0 : SPIN_SHORT_SHIFT);
+}
+
+/* A running average: each full spin weighs 1/8, a miss as 256. */
+static void spin_outcome(struct usmc_spin_hist *h, bool full, bool ready)
+{
+	int misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+
+	if (!full)
+		return;
+	misses += ((ready ? 0 : 256) - misses) / 8;
+	atomic_store_explicit(&h->misses, (uint8_t)(misses > 255 ? 255 : misses), memory_order_relaxed);
+}
+
+/*
+ * Between full looks (locks, cursor validation) the spin only compares
+ * the peer's published words; a full look every 64 rounds catches what
+ * changes on our side.
+ */
+static bool spin_for(struct usmc_sock *s, short events, long limit_ns)
+{
+	struct peer_words w = { 0 };
+	struct timespec start;
+	long next_drain = 1000000;
+
+	peer_moved(s->conn, &w);
+	if (spin_ready(s, events))
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		long ns;
+
+		for (int i = 0; i < 64; i++) {
+			if (peer_moved(s->conn, &w) && spin_ready(s, events))
+				return true;
+			cpu_relax();
+		}
+		if (spin_ready(s, events))
+			return true;
+		ns = elapsed_ns(&start);
+		if (ns >= limit_ns)
+			return false;
+		/* A long busy poll still notices a peer that went away. */
+		if (ns >= next_drain) {
+			usmc_conn_drain(s);
+			next_drain = ns + 1000000;
+		}
+	}
 }
 
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
+	struct usmc_spin_hist *h = &s->spin[(events & POLLOUT) ? 1 : 0];
 	int spin_us = usmc_spin_us(s);
-	struct timespec start;
-	long next_drain = 1000;
+	long limit_ns;
+	bool full, ready;
 
 	if (spin_us <= 0)
 		return false;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		long us;
-
-		for (int i = 0; i < 64; i++) {
-			if (usmc_conn_revents(s, events) & (events | POLLERR | POLLHUP))
-				return true;
-			cpu_relax();
-		}
-		us = elapsed_us(&start);
-		if (us >= spin_us)
-			return false;
-		/* A long busy poll still notices a peer that went away. */
-		if (us >= next_drain) {
-			usmc_conn_drain(s);
-			next_drain = us + 1000;
-		}
-	}
+	limit_ns = spin_limit(h, spin_us, &full);
+	ready = spin_for(s, events, limit_ns);
+	spin_outcome(h, full, ready);
+	return ready;
 }
 
 /* Signals a fault raises in the thread that faults: they do not cut a wait short. */
@@ -190,14 +278,8 @@ int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 	v->tcp_err = atomic_load(&sh->tcp_err);
 	v->reset = atomic_load(&sh->reset);
 	v->err = atomic_load(&sh->err);
-	if (usmc_rx_avail(s, &v->avail) < 0 || usmc_tx_space(s, &v->space) < 0)
-		return -1;
-	/* Both refreshes moved the cursors: amounts and cursors from the last. */
-	v->rx_prod = sh->rx_prod_seen;
-	v->tx_cons = sh->tx_cons_seen;
-	v->avail = v->rx_prod - sh->rx_cons;
-	v->space = s->conn->tx.size - (sh->tx_prod - v->tx_cons);
-	return 0;
+	/* One refresh: both amounts and their cursors from the same moment. */
+	return usmc_conn_amounts(s, v);
 }
 
 short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events)
@@ -305,19 +387,25 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
  */
 int usmc_spin_ready(int (*check)(void *), void *arg)
 {
-	int spin_us = usmc_spin_us(NULL), n;
+	/* One history for the process: poll sets change from call to call. */
+	static struct usmc_spin_hist hist;
+	int spin_us = usmc_spin_us(NULL), n = 0;
 	struct timespec start;
+	long limit_ns;
+	bool full;
 
 	if (spin_us <= 0)
 		return 0;
+	limit_ns = spin_limit(&hist, spin_us, &full);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
 		n = check(arg);
 		if (n)
-			return n;
+			break;
 		cpu_relax();
-	} while (elapsed_us(&start) < spin_us);
-	return 0;
+	} while (elapsed_ns(&start) < limit_ns);
+	spin_outcome(&hist, full, n != 0);
+	return n;
 }
 
 struct poll_set {

@@ -85,18 +85,32 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 	return 0;
 }
 
-int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
+int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 {
 	struct usmc_conn *conn = s->conn;
+	int rc = 0;
 
 	conn_lock(&conn->sh->rx_lock);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
-		pthread_mutex_unlock(&conn->sh->rx_lock);
-		return -1;
+		rc = -1;
+	} else {
+		v->rx_prod = conn->sh->rx_prod_seen;
+		v->tx_cons = conn->sh->tx_cons_seen;
+		v->avail = v->rx_prod - conn->sh->rx_cons;
+		v->space = conn->tx.size - (conn->sh->tx_prod - v->tx_cons);
 	}
-	*avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
 	pthread_mutex_unlock(&conn->sh->rx_lock);
+	return rc;
+}
+
+int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
+{
+	struct conn_view v;
+
+	if (usmc_conn_amounts(s, &v) < 0)
+		return -1;
+	*avail = v.avail;
 	return 0;
 }
 

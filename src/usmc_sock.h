@@ -76,6 +76,12 @@ struct usmc_conn {
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
 };
 
+/* How a socket's recent spins before sleeping went: see usmc_poll.c. */
+struct usmc_spin_hist {
+	_Atomic uint8_t misses; /* running average of full spins that missed, of 256 */
+	_Atomic uint8_t waits;  /* counts waits, for an occasional full spin */
+};
+
 struct usmc_sock {
 	int fd;                  /* one open descriptor of the socket */
 	_Atomic int refs;        /* descriptors naming it (dup) */
@@ -94,6 +100,7 @@ struct usmc_sock {
 	bool shut_wr;
 	bool shut_rd;
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
+	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
 	struct usmc_conn *conn;
 	struct usmc_diag_sock *diag;
@@ -247,6 +254,12 @@ struct conn_view {
 	int err;
 };
 
+/*
+ * Refreshes the cursors once, under the receive lock, and fills the
+ * view's amounts and cursors (avail, space, rx_prod, tx_cons); -1 after
+ * aborting a connection whose peer broke the protocol.
+ */
+int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v);
 /* Refreshes the cursors and takes the view; -1 if the peer broke the protocol. */
 int usmc_conn_view(struct usmc_sock *s, struct conn_view *v);
 /* usmc_conn_revents of a view taken before. */

@@ -3,6 +3,7 @@
  * Shared counters.  Without the file (no /dev/shm, another owner) the
  * counters are kept in process memory: statistics never stop a connection.
  */
+#include "usmc_core.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
@@ -17,6 +18,7 @@
 static struct usmc_stats_file local_stats;
 static struct usmc_stats_file *stats = &local_stats;
 static pthread_once_t stats_once = PTHREAD_ONCE_INIT;
+static _Atomic bool stats_done;
 
 int usmc_stats_path(char *buf, size_t len, unsigned uid)
 {
@@ -54,7 +56,7 @@ static void stats_open(void)
 
 void usmc_stats_add(enum usmc_stat stat, uint64_t n)
 {
-	pthread_once(&stats_once, stats_open);
+	usmc_once(&stats_once, &stats_done, stats_open);
 	atomic_fetch_add_explicit(&stats->counter[stat], n, memory_order_relaxed);
 }
 

@@ -16,16 +16,11 @@
 
 int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 {
-	struct usmc_conn *conn = s->conn;
+	struct conn_view v;
 
-	conn_lock(&conn->sh->rx_lock);
-	if (usmc_conn_refresh(conn) < 0) {
-		usmc_conn_abort(s);
-		pthread_mutex_unlock(&conn->sh->rx_lock);
+	if (usmc_conn_amounts(s, &v) < 0)
 		return -1;
-	}
-	*space = conn->tx.size - (conn->sh->tx_prod - conn->sh->tx_cons_seen);
-	pthread_mutex_unlock(&conn->sh->rx_lock);
+	*space = v.space;
 	return 0;
 }
 
