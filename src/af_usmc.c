@@ -228,7 +228,8 @@ void af_listener_close(struct usmc_sock *s)
 		reg = reg_port(l->port);
 		if (reg)
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
-		usmc_sys.close(l->ufd);
+		if (l->ufd >= 0)
+			usmc_sys.close(l->ufd);
 		if (l->ufd_users >= 0)
 			usmc_sys.close(l->ufd_users);
 		/* Proposals for the port stay until their link group goes. */
@@ -239,13 +240,40 @@ void af_listener_close(struct usmc_sock *s)
 
 /* ---- the pump: everything the channels hold ---- */
 
-static void accept_channels_of(int ufd)
+/*
+ * Out of descriptors, we can take no channel, nor so read the Proposals
+ * queued behind it: each of their clients would wait for an answer until
+ * its CLC timeouts ran out.  Closing the Unix listener resets the channels
+ * queued on it, and their clients fall back at once; a fresh listener, on
+ * the descriptor just freed, takes the next ones (or, if it could not be
+ * made, is tried again at the next look).
+ */
+static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 {
-	for (;;) {
+	struct reg_port *reg = reg_port(l->port);
+	int32_t me = (int32_t)usmc_pid();
+
+	if (*ufd >= 0)
+		usmc_sys.close(*ufd);
+	*ufd = channel_listen(l->port, other_users);
+	if (other_users || !reg)
+		return;
+	/* A client that found no name meanwhile cleared the entry: ours again, or nobody's. */
+	if (*ufd >= 0)
+		atomic_store(&reg->pid, me);
+	else
+		atomic_compare_exchange_strong(&reg->pid, &me, 0);
+}
+
+static void accept_channels_of(struct usmc_listener *l, int *ufd, bool other_users)
+{
+	while (*ufd >= 0) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
-		int fd = usmc_sys.accept4(ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+			channel_renew(l, ufd, other_users);
 		if (fd < 0)
 			return;
 		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
@@ -256,9 +284,11 @@ static void accept_channels_of(int ufd)
 
 static void accept_channels(struct usmc_listener *l)
 {
-	accept_channels_of(l->ufd);
+	if (l->ufd < 0)
+		channel_renew(l, &l->ufd, false);
+	accept_channels_of(l, &l->ufd, false);
 	if (l->ufd_users >= 0)
-		accept_channels_of(l->ufd_users);
+		accept_channels_of(l, &l->ufd_users, true);
 }
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)

@@ -360,8 +360,17 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 		conn->hs_accepted_at = 0;
 		return false;
 	}
-	if (!conn->hs_accepted_at)
+	if (!conn->hs_accepted_at) {
 		conn->hs_accepted_at = now;
+		/*
+		 * The kernel gives an accepted socket its inode before it installs
+		 * the descriptor in the server's table: "elsewhere" may only mean
+		 * that the server is inside accept().  Believe it at the next look,
+		 * or at once if a worker marked the listener shared.
+		 */
+		if (!shared)
+			return false;
+	}
 	/*
 	 * Accepted elsewhere: nobody can answer.  Accepted by the process that
 	 * has our Proposal, which answers within microseconds unless it cannot

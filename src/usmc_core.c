@@ -736,9 +736,14 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 		return -1;
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
+	/*
+	 * A peer that closed its end with our messages unread leaves us a
+	 * reset, which the kernel reports before the messages it sent us
+	 * first (an Accept, say): take those, then the end of file.
+	 */
 	do
 		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n <= 0) {

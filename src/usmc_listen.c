@@ -27,11 +27,24 @@
 #include "af_usmc.h"
 
 static int diag_fd = -1;
+static pid_t diag_pid;
+static uint32_t diag_seq;
 
+/*
+ * One sock_diag socket per process.  A forked child that used its
+ * parent's would share one receive queue with it, and each could read the
+ * other's answer: a server would take the cookie of the wrong socket, a
+ * client the inode of the wrong one.  The child opens its own and leaves
+ * the inherited descriptor alone, as it does the parent's usmc-stat table.
+ */
 bool af_diag_available(void)
 {
-	if (diag_fd < 0)
+	if (diag_fd >= 0 && diag_pid != usmc_pid())
+		diag_fd = -1;
+	if (diag_fd < 0) {
 		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		diag_pid = usmc_pid();
+	}
 	return diag_fd >= 0;
 }
 
@@ -67,6 +80,25 @@ static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const str
 }
 
 /*
+ * The answer to request seq.  The kernel answers before sendto returns,
+ * so it is queued already: anything before it is the answer to a request
+ * whose reader never came back (a signal that jumped away), and is dropped.
+ */
+static ssize_t diag_recv_answer(struct nlmsghdr *h, size_t size, uint32_t seq)
+{
+	for (int stale = 0; stale < 64; stale++) {
+		ssize_t n;
+
+		do
+			n = usmc_sys.recv(diag_fd, h, size, MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n < (ssize_t)sizeof(*h) || h->nlmsg_seq == seq)
+			return n;
+	}
+	return -1;
+}
+
+/*
  * The socket at the other end of a loopback connection, as sock_diag
  * sees it: its cookie, and its inode (0 while it waits to be accepted).
  * Returns the cookie, 0 if the kernel does not say.
@@ -93,7 +125,7 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	rq.nlh.nlmsg_len = sizeof(rq);
 	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
-	rq.nlh.nlmsg_seq = (uint32_t)fd;
+	rq.nlh.nlmsg_seq = ++diag_seq;
 	rq.req.sdiag_protocol = IPPROTO_TCP;
 	rq.req.idiag_states = ~0u;
 	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
@@ -102,9 +134,7 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 		return 0;
 	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
 		return 0;
-	do
-		n = usmc_sys.recv(diag_fd, &rsp, sizeof(rsp), 0);
-	while (n < 0 && errno == EINTR);
+	n = diag_recv_answer(&rsp.h, sizeof(rsp), rq.nlh.nlmsg_seq);
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return 0;
 	m = NLMSG_DATA(&rsp.h);

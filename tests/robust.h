@@ -21,13 +21,15 @@
 
 /* Printed by every failing check, so a failure can be replayed. */
 static uint64_t robust_seed;
+/* What the test was doing (a round and its kind), for the same report. */
+static char robust_where[96];
 
 #define RCHECK(cond)                                                                      \
 	do {                                                                              \
 		if (!(cond)) {                                                            \
-			fprintf(stderr, "%s:%d: [%d] seed %llu: check failed: %s (errno %d: %m)\n", \
+			fprintf(stderr, "%s:%d: [%d] seed %llu%s: check failed: %s (errno %d: %m)\n", \
 				__FILE__, __LINE__, (int)getpid(),                        \
-				(unsigned long long)robust_seed, #cond, errno);           \
+				(unsigned long long)robust_seed, robust_where, #cond, errno); \
 			exit(1);                                                          \
 		}                                                                         \
 	} while (0)
