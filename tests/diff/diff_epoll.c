@@ -249,6 +249,33 @@ static void two_sets_server(struct end *e)
 	close(ep2);
 }
 
+/* ---- EPOLLEXCLUSIVE: two sets, each woken when it waits; MOD refused as the kernel does ---- */
+
+static void exclusive_server(struct end *e)
+{
+	int ep1 = ep_new(), ep2 = ep_new();
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+
+	ep_ctl(ep1, EPOLL_CTL_ADD, e->fd, EPOLLIN | EPOLLEXCLUSIVE, 1);
+	ep_ctl(ep2, EPOLL_CTL_ADD, e->fd, EPOLLIN | EPOLLEXCLUSIVE, 2);
+	say_rc("EPOLL_CTL_MOD with EPOLLEXCLUSIVE", epoll_ctl(ep1, EPOLL_CTL_MOD, e->fd, &ev));
+	ev.events = EPOLLIN;
+	say_rc("EPOLL_CTL_MOD of an exclusive entry", epoll_ctl(ep1, EPOLL_CTL_MOD, e->fd, &ev));
+	ep_say(ep1, 0, "set 1, fresh");
+	tell(e, GO);
+	/* Whether set 2 also sees this wakeup depends on who waits when: not asked. */
+	ep_say(ep1, WAIT_MS, "set 1, data came");
+	recv_pattern(e->fd, 62, 0, 10, "first");
+	ep_say(ep1, 0, "set 1 after reading");
+	tell(e, MORE);
+	expect(e, MORE);
+	ep_say(ep2, WAIT_MS, "set 2, more came");
+	recv_pattern(e->fd, 62, 10, 10, "second");
+	tell(e, DONE);
+	close(ep1);
+	close(ep2);
+}
+
 /* ---- an epoll set inside another ---- */
 
 static void nested_server(struct end *e)
@@ -327,6 +354,7 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_oneshot", two_writes_client, oneshot_server, .conns = 1 },
 	{ "epoll_two_sets", two_writes_client, two_sets_server, .conns = 1 },
 	{ "epoll_nested", two_writes_client, nested_server, .conns = 1 },
+	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
 	{ "epoll_fd_reuse", reuse_client, reuse_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
