@@ -546,7 +546,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(c, "close_early"))
 		case_close_early();
 	else if (!strcmp(c, "many"))
-		case_many(argc > 3 ? atoi(argv[3]) : 3000);
+		case_many(argc > 3 ? atoi(argv[3]) : 10000);
 	else {
 		fprintf(stderr, "usage: exhaust --case nofile_client|nofile_server|memfd_{client,server}_"
 				"{eperm,enosys}|registry|close_early|many [N]\n");
