@@ -59,8 +59,7 @@ void usmc_conn_free(struct usmc_conn *conn)
 /* The ring exists: its slot's own state takes the connection's. */
 void af_conn_shared_init(struct usmc_conn *conn)
 {
-	struct usmc_conn_shared *sh =
-		(void *)(conn->tx.seg->own + (size_t)conn->tx.slot * SEG_OWN_SLOT);
+	struct usmc_conn_shared *sh = seg_own(conn->tx.seg, conn->tx.slot);
 	pthread_mutexattr_t attr;
 
 	pthread_mutexattr_init(&attr);

@@ -202,6 +202,16 @@ void lgr_put(struct usmc_lgr *lgr)
 
 /* ---- segments and rings ---- */
 
+/* Our segment's per-slot tables: state, and whose close lets a slot go. */
+static bool seg_tables_alloc(struct usmc_seg *seg, uint32_t nslots)
+{
+	seg->nslots = nslots;
+	seg->slot_state = calloc(nslots, 1);
+	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
+	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
+	return seg->slot_state && seg->peer_cdc && seg->peer_gen;
+}
+
 /*
  * The descriptor the peer gets: read-only, so that it cannot map the
  * segment writable by mistake.  (Nothing we read back lives there, so a
@@ -261,11 +271,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	seg = seg_alloc();
 	if (!seg)
 		return NULL;
-	seg->nslots = nslots;
-	seg->slot_state = calloc(nslots, 1);
-	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
-	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
-	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen)
+	if (!seg_tables_alloc(seg, nslots))
 		goto fail;
 	seg->len = slot_size * nslots;
 	seg->base = memfd_map("usmc-seg", seg->len, true, &seg->fd, reason);
@@ -342,6 +348,15 @@ void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
 	ring->size = seg->slot_size - CDC_SLOT_HDR;
 }
 
+void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size)
+{
+	ring->seg = seg;
+	ring->slot = off;
+	ring->cdc = (struct cdc_area *)(seg->base + off);
+	ring->data = seg->base + off + CDC_SLOT_HDR;
+	ring->size = size;
+}
+
 uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
 			struct clc_rmb_desc *desc, int *new_fd)
 {
@@ -366,7 +381,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
 	atomic_store(&ring->cdc->gen, gen);
-	memset(seg->own + (size_t)slot * SEG_OWN_SLOT, 0, SEG_OWN_SLOT);
+	memset(seg_own(seg, (uint32_t)slot), 0, SEG_OWN_SLOT);
 	desc->seg_id = seg->id;
 	desc->seg_len = seg->len;
 	desc->slot_off = (uint32_t)slot * seg->slot_size;
@@ -509,11 +524,7 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 	}
 	if (!seg || seg->len != desc->seg_len)
 		goto sync_err;
-	ring->seg = seg;
-	ring->slot = desc->slot_off;
-	ring->cdc = (struct cdc_area *)(seg->base + desc->slot_off);
-	ring->data = seg->base + desc->slot_off + CDC_SLOT_HDR;
-	ring->size = desc->rmb_size;
+	seg_peer_ring(ring, seg, desc->slot_off, desc->rmb_size);
 	return 0;
 sync_err:
 	if (fd >= 0)
@@ -546,13 +557,9 @@ struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int ow
 	}
 	seg->fd = fd;
 	seg->own_fd = own_fd;
-	seg->nslots = nslots;
 	seg->rmb_size = rmb_size;
 	seg->slot_size = CDC_SLOT_HDR + rmb_size;
 	seg->len = seg->slot_size * nslots;
-	seg->slot_state = calloc(nslots, 1);
-	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
-	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
 	seg->base = map_whole(fd, seg->len, PROT_READ | PROT_WRITE);
 	seg->own = map_whole(own_fd, (size_t)nslots * SEG_OWN_SLOT, PROT_READ | PROT_WRITE);
 	seg->local = true;
@@ -560,7 +567,7 @@ struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int ow
 	seg->id = id;
 	if (!sent)
 		seg->send_fd = seg_peer_fd(fd);
-	if (!seg->slot_state || !seg->peer_cdc || !seg->peer_gen || !seg->base || !seg->own ||
+	if (!seg_tables_alloc(seg, nslots) || !seg->base || !seg->own ||
 	    (!sent && seg->send_fd < 0)) {
 		seg_destroy(seg);
 		return NULL;

@@ -88,11 +88,16 @@ struct usmc_seg {
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
 };
 
-/* The CDC flags we published for a slot, as its own state keeps them. */
+/* A slot's own state (struct usmc_conn_shared, usmc_sock.h). */
+static inline void *seg_own(const struct usmc_seg *seg, uint32_t slot)
+{
+	return seg->own + (size_t)slot * SEG_OWN_SLOT;
+}
+
+/* The CDC flags we published for a slot: the first member of its own state. */
 static inline uint32_t seg_own_flags(const struct usmc_seg *seg, uint32_t slot)
 {
-	/* The first member of struct usmc_conn_shared (usmc_sock.h). */
-	return atomic_load((_Atomic uint32_t *)(void *)(seg->own + (size_t)slot * SEG_OWN_SLOT));
+	return atomic_load((_Atomic uint32_t *)seg_own(seg, slot));
 }
 
 enum lgr_role { LGR_CLIENT = 1, LGR_SERVER = 2 };
@@ -142,6 +147,8 @@ struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int ow
 struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
 /* The ring of a slot of our segment. */
 void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
+/* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
+void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 void lgr_put(struct usmc_lgr *lgr);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);

@@ -377,10 +377,9 @@ static bool note_socket(int fd, const char *link, const char *path, void *arg)
  */
 static void break_socket(int fd)
 {
-	char buf[256];
+	int err;
 
-	while (usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-		;
+	cdc_drain_bells(fd, &err);
 	usmc_sys.shutdown(fd, SHUT_RDWR);
 }
 
@@ -463,11 +462,8 @@ static bool conn_rings(struct usmc_conn *conn, const struct exec_sock *e)
 	if (!tx || !rx || tx->slot_state[e->tx_slot] != SLOT_USED || tx->peer_cdc[e->tx_slot])
 		return false;
 	seg_ring(&conn->tx, tx, e->tx_slot);
-	conn->sh = (void *)(tx->own + (size_t)e->tx_slot * SEG_OWN_SLOT);
-	conn->rx = (struct usmc_ring){ .seg = rx, .slot = e->rx_off,
-				       .cdc = (struct cdc_area *)(rx->base + e->rx_off),
-				       .data = rx->base + e->rx_off + CDC_SLOT_HDR,
-				       .size = e->rx_size };
+	conn->sh = seg_own(tx, e->tx_slot);
+	seg_peer_ring(&conn->rx, rx, e->rx_off, e->rx_size);
 	conn->rx_mapped = true;
 	conn->peer_gen = e->peer_gen;
 	conn->token = e->token;
