@@ -2,7 +2,10 @@
 /*
  * Statistics and output: the table on stdout, and JSON for the plots.
  * Every figure is the median of the runs, with their spread (min .. max),
- * and its ratio to tcp's median from the same invocation.
+ * and its ratio to tcp's median from the same invocation.  Each run also
+ * gives a ratio of its own, to tcp's figure of the same run, measured
+ * moments apart: the median of those cancels the drift of a busy machine
+ * that the ratio of medians keeps.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +75,25 @@ static double ratio_to_tcp(const struct figure *f, int tr)
 	return f->nruns[TR_TCP] && tcp.med > 0 ? s.med / tcp.med : 0;
 }
 
+/*
+ * The median of the per-run ratios to tcp, or 0 when the runs do not pair
+ * up (a failed measurement leaves a run out).
+ */
+static double paired_ratio(const struct figure *f, int tr)
+{
+	double v[64];
+	int n = f->nruns[tr];
+
+	if (!n || n != f->nruns[TR_TCP])
+		return 0;
+	for (int r = 0; r < n; r++) {
+		if (f->runs[TR_TCP][r] <= 0)
+			return 0;
+		v[r] = f->runs[tr][r] / f->runs[TR_TCP][r];
+	}
+	return median(v, n);
+}
+
 static const char *num(char *buf, size_t len, double v)
 {
 	snprintf(buf, len, v >= 1000 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
@@ -80,26 +102,29 @@ static const char *num(char *buf, size_t len, double v)
 
 void report_table(struct figure *f, int nfig, const bool *trs)
 {
-	printf("%-34s %-16s %9s %21s %7s\n", "figure", "transport", "median", "min .. max", "vs tcp");
+	printf("%-34s %-16s %9s %21s %7s %7s\n", "figure", "transport", "median", "min .. max",
+	       "vs tcp", "per-run");
 	for (int i = 0; i < nfig; i++) {
-		char title[80], a[32], b[32], c[32], range[72], ratio[16];
+		char title[80], a[32], b[32], c[32], range[72], ratio[16], paired[16];
 		bool first = true;
 
 		snprintf(title, sizeof(title), "%s %s %s, %s", f[i].test, f[i].variant, f[i].metric,
 			 f[i].unit);
 		for (int tr = 0; tr < TR_COUNT; tr++) {
 			struct summary s;
-			double r;
+			double r, p;
 
 			if (!trs[tr] || !f[i].nruns[tr])
 				continue;
 			s = summarize(&f[i], tr);
 			r = ratio_to_tcp(&f[i], tr);
+			p = paired_ratio(&f[i], tr);
 			snprintf(range, sizeof(range), "%s .. %s", num(b, sizeof(b), s.min),
 				 num(c, sizeof(c), s.max));
-			snprintf(ratio, sizeof(ratio), r > 0 ? "%.2f" : "-", r);
-			printf("%-34s %-16s %9s %21s %7s\n", first ? title : "", transport_name(tr),
-			       num(a, sizeof(a), s.med), range, ratio);
+			snprintf(ratio, sizeof(ratio), r > 0 ? "%.3f" : "-", r);
+			snprintf(paired, sizeof(paired), p > 0 ? "%.3f" : "-", p);
+			printf("%-34s %-16s %9s %21s %7s %7s\n", first ? title : "", transport_name(tr),
+			       num(a, sizeof(a), s.med), range, ratio, paired);
 			first = false;
 		}
 		if (!first)
@@ -175,8 +200,10 @@ static void json_figure(FILE *f, const struct figure *fig, int tr, bool last)
 		fig->test, fig->variant, fig->metric, fig->unit);
 	fprintf(f, "\"size\": %zu, \"conns\": %d, \"transport\": \"%s\", ", fig->size, fig->conns,
 		transport_name(tr));
-	fprintf(f, "\"median\": %.6g, \"min\": %.6g, \"max\": %.6g, \"ratio_tcp\": %.4g, \"runs\": [",
-		s.med, s.min, s.max, ratio_to_tcp(fig, tr));
+	fprintf(f,
+		"\"median\": %.6g, \"min\": %.6g, \"max\": %.6g, \"ratio_tcp\": %.4g, "
+		"\"ratio_paired\": %.4g, \"runs\": [",
+		s.med, s.min, s.max, ratio_to_tcp(fig, tr), paired_ratio(fig, tr));
 	for (int r = 0; r < fig->nruns[tr]; r++)
 		fprintf(f, "%s%.6g", r ? ", " : "", fig->runs[tr][r]);
 	fprintf(f, "]}%s\n", last ? "" : ",");

@@ -433,8 +433,9 @@ static void plot(const char *json, const char *dir)
 static void print_header(const struct options *o)
 {
 	printf("usmc-bench: %d interleaved run(s) of %.2f s per measurement%s; figures are medians\n"
-	       "with the spread (min .. max) and the ratio to tcp's median (above 1: more than tcp;\n"
-	       "for latency, lower is better).  Noise from other load shows in the spread.\n\n",
+	       "with the spread (min .. max), the ratio to tcp's median (above 1: more than tcp;\n"
+	       "for latency, lower is better) and the median of each run's ratio to tcp's figure\n"
+	       "of the same run (per-run).  Noise from other load shows in the spread.\n\n",
 	       o->runs, o->duration, o->verify ? ", every byte checksummed" : "");
 	fflush(stdout);
 }
@@ -456,10 +457,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run %d/%d\n", run + 1, o.runs);
 		if (o.tests[T_LIMIT])
 			limits_measure(o.duration < 0.3 ? o.duration : 0.3, &lim_runs[run]);
+		/* Every other run backwards: no transport always follows the same one. */
 		for (int i = 0; i < ncases; i++)
-			for (int tr = 0; tr < TR_COUNT; tr++)
+			for (int k = 0; k < TR_COUNT; k++) {
+				int tr = run % 2 ? TR_COUNT - 1 - k : k;
+
 				if (o.trs[tr])
 					measure(&o, &cases[i], tr);
+			}
 	}
 	if (o.tests[T_LIMIT]) {
 		limits_median(lim_runs, o.runs, &lim);

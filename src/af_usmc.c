@@ -34,6 +34,8 @@
 
 static struct usmc_listener *listeners;
 static struct srv_proposal *proposals;
+/* Entries of proposals, for af_srv_none_pending without the lock. */
+static _Atomic unsigned proposals_pending;
 static struct usmc_conn *cli_pending;
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 
@@ -302,7 +304,6 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		af_send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
 		return;
 	}
-	l->seen++;
 	p = calloc(1, sizeof(*p));
 	reason = p ? lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &p->ring) : USMC_DECL_MEM;
 	if (!p && fd >= 0)
@@ -310,6 +311,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	if (reason) {
 		free(p);
 		af_send_decline(lgr, msg->token, reason);
+		atomic_fetch_add_explicit(&l->seen, 1, memory_order_release);
 		return;
 	}
 	p->lgr = lgr;
@@ -320,6 +322,9 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	p->next = proposals;
 	proposals = p;
 	lgr->refs++;
+	/* Listed before counted as seen: see af_srv_none_pending. */
+	atomic_fetch_add_explicit(&proposals_pending, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->seen, 1, memory_order_release);
 }
 
 struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
@@ -329,10 +334,23 @@ struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t t
 		if (lgr ? (p->lgr == lgr && p->token == token)
 			: (p->port == port && p->cookie == cookie)) {
 			*pp = p->next;
+			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			return p;
 		}
 	}
 	return NULL;
+}
+
+/*
+ * Without the lock: no Proposal toward the listener's port is unread or
+ * unmatched.  A Proposal is listed before it counts as seen, so a count
+ * that matches the registry's comes with its entry in view.
+ */
+bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg)
+{
+	return reg && atomic_load_explicit(&reg->proposals, memory_order_acquire) ==
+			      atomic_load_explicit(&l->seen, memory_order_acquire) &&
+	       !atomic_load_explicit(&proposals_pending, memory_order_relaxed) && l->ufd_users < 0;
 }
 
 bool af_srv_has(uint16_t port)
@@ -447,6 +465,7 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
 		if (p->lgr == lgr) {
 			*pp = p->next;
+			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			lgr_put(lgr);
 			free(p);
 		} else {

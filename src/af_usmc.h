@@ -20,7 +20,7 @@ struct usmc_listener {
 	int ufd;        /* the Unix listener clients find us by */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
 	int refs;       /* TCP listeners of this process on the port */
-	uint32_t seen;  /* Proposals read for the port */
+	_Atomic uint32_t seen; /* Proposals read for the port */
 	struct usmc_listener *next;
 };
 
@@ -56,6 +56,8 @@ void af_lgr_fail(struct usmc_lgr *lgr);
 struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
 				 uint64_t cookie);
 bool af_srv_has(uint16_t port);
+/* True if a client toward l can only be plain; needs no lock. */
+bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg);
 void af_srv_conn_add(struct usmc_conn *conn);
 
 struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink);

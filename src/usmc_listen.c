@@ -206,16 +206,14 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			atomic_fetch_or(&reg->flags, REG_SHARED);
 		return USMC_DECL_LISTENSHARED;
 	}
-	usmc_lock();
 	/*
 	 * No Proposal was sent toward the port since we last looked: a plain
-	 * client.  Clients of other users cannot count theirs in our registry.
+	 * client, told without the lock.  Clients of other users cannot count
+	 * theirs in our registry.
 	 */
-	if (reg && atomic_load(&reg->proposals) == l->seen && !af_srv_has(l->port) &&
-	    l->ufd_users < 0) {
-		usmc_unlock();
+	if (af_srv_none_pending(l, reg))
 		return USMC_DECL_PEERNOSMC;
-	}
+	usmc_lock();
 	af_pump();
 	if (!af_srv_has(l->port)) {
 		usmc_unlock();

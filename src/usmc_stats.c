@@ -24,7 +24,8 @@ int usmc_stats_path(char *buf, size_t len, unsigned uid)
 {
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 
-	return snprintf(buf, len, "%s/usmc-%u-stats", dir ? dir : "/dev/shm", uid);
+	return snprintf(buf, len, "%s/usmc-%u-stats.%d", dir ? dir : "/dev/shm", uid,
+			USMC_STATS_VERSION);
 }
 
 static void stats_open(void)
@@ -54,15 +55,35 @@ static void stats_open(void)
 	}
 }
 
+/* The thread's slot: its id spreads the threads of all processes. */
+static __thread __attribute__((tls_model("initial-exec"))) int thread_slot = -1;
+
 void usmc_stats_add(enum usmc_stat stat, uint64_t n)
 {
 	usmc_once(&stats_once, &stats_done, stats_open);
-	atomic_fetch_add_explicit(&stats->counter[stat], n, memory_order_relaxed);
+	if (thread_slot < 0)
+		thread_slot = (int)((unsigned)gettid() % USMC_STATS_SLOTS);
+	atomic_fetch_add_explicit(&stats->slot[thread_slot].counter[stat], n, memory_order_relaxed);
 }
 
+uint64_t usmc_stats_total(const struct usmc_stats_file *f, enum usmc_stat stat)
+{
+	uint64_t sum = 0;
+
+	if (stat == USMC_STAT_FALLBACKS) {
+		for (int i = 0; i < USMC_STATS_REASONS; i++)
+			sum += atomic_load_explicit(&f->fallback[i].count, memory_order_relaxed);
+		return sum + atomic_load_explicit(&f->fallback_other, memory_order_relaxed);
+	}
+	for (int i = 0; i < USMC_STATS_SLOTS; i++)
+		sum += atomic_load_explicit(&f->slot[i].counter[stat], memory_order_relaxed);
+	return sum;
+}
+
+/* One line touched per fallback: the total is the sum of the reasons. */
 void usmc_stats_fallback(uint32_t reason)
 {
-	usmc_stats_add(USMC_STAT_FALLBACKS, 1);
+	usmc_once(&stats_once, &stats_done, stats_open);
 	for (int i = 0; i < USMC_STATS_REASONS; i++) {
 		uint32_t r = atomic_load_explicit(&stats->fallback[i].reason, memory_order_relaxed);
 
@@ -74,4 +95,5 @@ void usmc_stats_fallback(uint32_t reason)
 			return;
 		}
 	}
+	atomic_fetch_add_explicit(&stats->fallback_other, 1, memory_order_relaxed);
 }

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Counters (net/smc's smc_stats), shared by all usmc processes of a user
- * in one small file, so that usmc-stat -s shows the host's totals.
+ * in one small file, so that usmc-stat -s shows the host's totals.  Like
+ * smc_stats they are spread out (smc_stats per CPU, here per thread): every
+ * write and read adds its bytes, and one cache line that all of them
+ * updated would bounce between the CPUs of every streaming connection on
+ * the host.  usmc-stat adds the slots up.
  */
 #ifndef USMC_STATS_H
 #define USMC_STATS_H
@@ -12,7 +16,7 @@
 
 enum usmc_stat {
 	USMC_STAT_SMC_CONNS,      /* connections that used shared memory */
-	USMC_STAT_FALLBACKS,      /* connections that fell back to TCP */
+	USMC_STAT_FALLBACKS,      /* connections that fell back to TCP: the reasons' sum */
 	USMC_STAT_BYTES_SENT,     /* through shared memory */
 	USMC_STAT_BYTES_RECEIVED, /* through shared memory */
 	USMC_STAT_BELLS,          /* doorbells rung */
@@ -27,21 +31,32 @@ enum usmc_stat {
 /* Fallbacks by reason: a small table of (reason, count). */
 #define USMC_STATS_REASONS 32
 
+/* A thread counts in the slot of its thread id; threads may share one. */
+#define USMC_STATS_SLOTS 64
+
+struct usmc_stats_slot {
+	_Alignas(128) _Atomic uint64_t counter[USMC_STAT_COUNT];
+};
+
 struct usmc_stats_file {
 	uint32_t magic;
 	uint32_t version;
-	_Atomic uint64_t counter[USMC_STAT_COUNT];
+	/* First, so that a fallback touches one page, the table and a slot. */
 	struct {
 		_Atomic uint32_t reason;
 		uint32_t pad;
 		_Atomic uint64_t count;
 	} fallback[USMC_STATS_REASONS];
+	_Atomic uint64_t fallback_other; /* reasons beyond the table's */
+	struct usmc_stats_slot slot[USMC_STATS_SLOTS];
 };
 
 #define USMC_STATS_MAGIC 0x75736d63u /* "usmc" */
-#define USMC_STATS_VERSION 1
+#define USMC_STATS_VERSION 2
 
 void usmc_stats_add(enum usmc_stat stat, uint64_t n);
+/* A counter's total over the slots. */
+uint64_t usmc_stats_total(const struct usmc_stats_file *f, enum usmc_stat stat);
 void usmc_stats_fallback(uint32_t reason);
 
 /* The path of the counters file for a user. */

@@ -267,6 +267,7 @@ static const char *stat_names[USMC_STAT_COUNT] = {
 static int show_stats(void)
 {
 	struct usmc_stats_file *st;
+	struct stat sb;
 	char path[256];
 	int fd;
 
@@ -276,16 +277,20 @@ static int show_stats(void)
 		fprintf(stderr, "usmc-stat: no counters yet (%s: %s)\n", path, strerror(errno));
 		return 1;
 	}
-	st = mmap(NULL, sizeof(*st), PROT_READ, MAP_SHARED, fd, 0);
+	/* A file shorter than the counters would fault where it ends. */
+	if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(*st))
+		st = MAP_FAILED;
+	else
+		st = mmap(NULL, sizeof(*st), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
-	if (st == MAP_FAILED || st->magic != USMC_STATS_MAGIC) {
+	if (st == MAP_FAILED || st->magic != USMC_STATS_MAGIC || st->version != USMC_STATS_VERSION) {
 		fprintf(stderr, "usmc-stat: %s is not a usmc counters file\n", path);
 		return 1;
 	}
 	printf(json ? "{\"counters\": {" : "usmc counters (uid %u)\n", (unsigned)getuid());
 	for (int i = 0; i < USMC_STAT_COUNT; i++)
 		printf(json ? "%s\"%s\": %" PRIu64 : "%s  %-24s %" PRIu64 "\n",
-		       json && i ? ", " : "", stat_names[i], atomic_load(&st->counter[i]));
+		       json && i ? ", " : "", stat_names[i], usmc_stats_total(st, i));
 	printf(json ? "}, \"fallbacks_by_reason\": {" : "fallbacks by reason\n");
 	for (int i = 0, n = 0; i < USMC_STATS_REASONS; i++) {
 		uint32_t r = atomic_load(&st->fallback[i].reason);
