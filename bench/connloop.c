@@ -54,7 +54,7 @@ static int run_client(const struct job *j, uint16_t port, long n)
 		set_nodelay(j, fd);
 		if (j->msg_size && (write_all(fd, msg, sizeof(msg)) < 0 || read_all(fd, reply, sizeof(reply)) < 0))
 			fail(&r, "request");
-		if (!j->msg_size && usmc_read(fd, reply, 1) != 0)
+		if (r.ok && usmc_read(fd, reply, 1) != 0)
 			fail(&r, "waiting for the server's close");
 		check_mode(fd, j, false, &r);
 		usmc_close(fd);
