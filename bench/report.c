@@ -75,15 +75,32 @@ static double ratio_to_tcp(const struct figure *f, int tr)
 	return f->nruns[TR_TCP] && tcp.med > 0 ? s.med / tcp.med : 0;
 }
 
+/* P(X <= k) for X ~ Binomial(n, 1/2). */
+static double binomial_half_cdf(int n, int k)
+{
+	double term = 1, sum = 0;
+
+	for (int i = 0; i <= n; i++)
+		term /= 2;
+	for (int i = 0; i <= k; i++) {
+		sum += term;
+		term = term * (n - i) / (i + 1);
+	}
+	return sum;
+}
+
 /*
  * The median of the per-run ratios to tcp, or 0 when the runs do not pair
- * up (a failed measurement leaves a run out).
+ * up (a failed measurement leaves a run out).  With 6 runs or more, *lo
+ * and *hi get a 95% confidence interval of that median, from order
+ * statistics (no assumption on the distribution); otherwise both are 0.
  */
-static double paired_ratio(const struct figure *f, int tr)
+static double paired_ratio(const struct figure *f, int tr, double *lo, double *hi)
 {
-	double v[64];
-	int n = f->nruns[tr];
+	double v[64], med;
+	int n = f->nruns[tr], k = 0;
 
+	*lo = *hi = 0;
 	if (!n || n != f->nruns[TR_TCP])
 		return 0;
 	for (int r = 0; r < n; r++) {
@@ -91,7 +108,14 @@ static double paired_ratio(const struct figure *f, int tr)
 			return 0;
 		v[r] = f->runs[tr][r] / f->runs[TR_TCP][r];
 	}
-	return median(v, n);
+	while (binomial_half_cdf(n, k) <= 0.025)
+		k++;
+	med = median(v, n);
+	if (k > 0) {
+		*lo = v[k - 1];
+		*hi = v[n - k];
+	}
+	return med;
 }
 
 static const char *num(char *buf, size_t len, double v)
@@ -102,29 +126,33 @@ static const char *num(char *buf, size_t len, double v)
 
 void report_table(struct figure *f, int nfig, const bool *trs)
 {
-	printf("%-34s %-16s %9s %21s %7s %7s\n", "figure", "transport", "median", "min .. max",
-	       "vs tcp", "per-run");
+	printf("%-34s %-16s %9s %21s %7s %7s %15s\n", "figure", "transport", "median", "min .. max",
+	       "vs tcp", "per-run", "its 95% CI");
 	for (int i = 0; i < nfig; i++) {
-		char title[80], a[32], b[32], c[32], range[72], ratio[16], paired[16];
+		char title[80], a[32], b[32], c[32], range[72], ratio[16], paired[16], ci[40];
 		bool first = true;
 
 		snprintf(title, sizeof(title), "%s %s %s, %s", f[i].test, f[i].variant, f[i].metric,
 			 f[i].unit);
 		for (int tr = 0; tr < TR_COUNT; tr++) {
 			struct summary s;
-			double r, p;
+			double r, p, lo, hi;
 
 			if (!trs[tr] || !f[i].nruns[tr])
 				continue;
 			s = summarize(&f[i], tr);
 			r = ratio_to_tcp(&f[i], tr);
-			p = paired_ratio(&f[i], tr);
+			p = paired_ratio(&f[i], tr, &lo, &hi);
 			snprintf(range, sizeof(range), "%s .. %s", num(b, sizeof(b), s.min),
 				 num(c, sizeof(c), s.max));
 			snprintf(ratio, sizeof(ratio), r > 0 ? "%.3f" : "-", r);
 			snprintf(paired, sizeof(paired), p > 0 ? "%.3f" : "-", p);
-			printf("%-34s %-16s %9s %21s %7s %7s\n", first ? title : "", transport_name(tr),
-			       num(a, sizeof(a), s.med), range, ratio, paired);
+			if (lo > 0 && tr != TR_TCP)
+				snprintf(ci, sizeof(ci), "%.3f .. %.3f", lo, hi);
+			else
+				snprintf(ci, sizeof(ci), "-");
+			printf("%-34s %-16s %9s %21s %7s %7s %15s\n", first ? title : "", transport_name(tr),
+			       num(a, sizeof(a), s.med), range, ratio, paired, ci);
 			first = false;
 		}
 		if (!first)
@@ -195,6 +223,7 @@ static void json_machine(FILE *f)
 static void json_figure(FILE *f, const struct figure *fig, int tr, bool last)
 {
 	struct summary s = summarize(fig, tr);
+	double lo, hi, paired = paired_ratio(fig, tr, &lo, &hi);
 
 	fprintf(f, "    {\"test\": \"%s\", \"variant\": \"%s\", \"metric\": \"%s\", \"unit\": \"%s\", ",
 		fig->test, fig->variant, fig->metric, fig->unit);
@@ -202,8 +231,8 @@ static void json_figure(FILE *f, const struct figure *fig, int tr, bool last)
 		transport_name(tr));
 	fprintf(f,
 		"\"median\": %.6g, \"min\": %.6g, \"max\": %.6g, \"ratio_tcp\": %.4g, "
-		"\"ratio_paired\": %.4g, \"runs\": [",
-		s.med, s.min, s.max, ratio_to_tcp(fig, tr), paired_ratio(fig, tr));
+		"\"ratio_paired\": %.4g, \"ratio_paired_ci95\": [%.4g, %.4g], \"runs\": [",
+		s.med, s.min, s.max, ratio_to_tcp(fig, tr), paired, lo, hi);
 	for (int r = 0; r < fig->nruns[tr]; r++)
 		fprintf(f, "%s%.6g", r ? ", " : "", fig->runs[tr][r]);
 	fprintf(f, "]}%s\n", last ? "" : ",");

@@ -435,7 +435,8 @@ static void print_header(const struct options *o)
 	printf("usmc-bench: %d interleaved run(s) of %.2f s per measurement%s; figures are medians\n"
 	       "with the spread (min .. max), the ratio to tcp's median (above 1: more than tcp;\n"
 	       "for latency, lower is better) and the median of each run's ratio to tcp's figure\n"
-	       "of the same run (per-run).  Noise from other load shows in the spread.\n\n",
+	       "of the same run (per-run), with a 95%% confidence interval from 6 runs on.\n"
+	       "Noise from other load shows in the spread.\n\n",
 	       o->runs, o->duration, o->verify ? ", every byte checksummed" : "");
 	fflush(stdout);
 }

@@ -47,11 +47,18 @@ union cdc_cursor {
 	uint64_t acurs;
 };
 
-/* Written by the slot's owner, read by its peer. */
+/*
+ * Written by the slot's owner, read by its peer.  The cursors move with
+ * every write and read; the rest only when the owner waits or closes.
+ * Each group has its own pair of cache lines (the spatial prefetcher
+ * fetches lines in pairs), so that a writer checking want_data after each
+ * write, or a reader checking want_space, keeps a line the other side does
+ * not dirty at every step.
+ */
 struct cdc_area {
-	_Atomic uint64_t prod;       /* owner's producer cursor in this ring */
+	_Alignas(128) _Atomic uint64_t prod; /* owner's producer cursor in this ring */
 	_Atomic uint64_t cons;       /* owner's consumer cursor in the peer's ring */
-	_Atomic uint32_t flags;      /* CDC_PEER_*, as the peer will read them */
+	_Alignas(128) _Atomic uint32_t flags; /* CDC_PEER_*, as the peer will read them */
 	_Atomic uint32_t want_data;  /* bumped while the owner waits for data */
 	_Atomic uint32_t want_space; /* bumped while the owner waits for room */
 	_Atomic uint32_t gen;        /* bumped each time the slot is reused */

@@ -22,6 +22,7 @@
 
 static struct reg_port *reg_map;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+static _Atomic bool reg_done;
 
 static unsigned long netns_inode(void)
 {
@@ -62,7 +63,7 @@ static void reg_open(void)
 
 struct reg_port *reg_port(uint16_t port)
 {
-	pthread_once(&reg_once, reg_open);
+	usmc_once(&reg_once, &reg_done, reg_open);
 	return reg_map ? &reg_map[port] : NULL;
 }
 

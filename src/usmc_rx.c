@@ -81,7 +81,7 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 			       atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
 			       conn->sh->tx_prod, &pos))
 		return -1;
-	conn->sh->tx_cons_seen = pos;
+	atomic_store_explicit(&conn->sh->tx_cons_seen, pos, memory_order_relaxed);
 	return 0;
 }
 

@@ -38,7 +38,7 @@ struct usmc_conn_shared {
 	pthread_mutex_t tx_lock; /* process-shared and robust */
 	pthread_mutex_t rx_lock;
 	uint64_t tx_prod;      /* bytes we produced into our ring */
-	uint64_t tx_cons_seen; /* bytes the peer consumed of it, validated */
+	_Atomic uint64_t tx_cons_seen; /* bytes the peer consumed of it, validated */
 	uint64_t rx_cons;      /* bytes we consumed of the peer's ring */
 	uint64_t rx_prod_seen; /* bytes the peer produced into it, validated */
 	uint32_t rung_data;    /* the peer's want_data we last rang for */
