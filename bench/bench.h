@@ -102,6 +102,11 @@ bool memory_run(const bool *trs);
 double percentile(uint32_t *ns, size_t n, double p); /* sorts ns; microseconds */
 double median(double *v, int n);                     /* sorts v */
 
+/* netns.c: a network namespace per connection-rate measurement */
+bool netns_fresh_enter(void); /* false: stays in the namespace it is in */
+void netns_leave(void);
+void netns_cleanup(void);     /* at the end: namespaces kept, registries made */
+
 /* report.c: results table, JSON and plots */
 struct figure {
 	const char *test;    /* e.g. "stream" */

@@ -371,9 +371,14 @@ static void measure(const struct options *o, const struct bench_case *c, enum tr
 	struct job j = { .test = c->test, .tr = tr, .msg_size = c->size, .conns = c->conns,
 			 .duration = o->duration, .verify = o->verify };
 	struct side_result cli = { 0 }, srv = { .ok = 1 };
+	bool fresh_ns, ok;
 
 	snprintf(j.unix_path, sizeof(j.unix_path), "usmc-bench/%d/%d", (int)getpid(), seq++);
-	if (!run_job(&j, &cli, &srv)) {
+	fresh_ns = (c->test == T_CONNRATE || c->test == T_CONNRATE0) && netns_fresh_enter();
+	ok = run_job(&j, &cli, &srv);
+	if (fresh_ns)
+		netns_leave();
+	if (!ok) {
 		failures++;
 		fprintf(stderr, "ERROR: %s %zu over %s: %s\n", test_names[c->test], c->size,
 			transport_name(tr), cli.err[0] ? cli.err : srv.err[0] ? srv.err : "no result");
@@ -489,6 +494,7 @@ int main(int argc, char **argv)
 	}
 	if (json && o.plot_dir)
 		plot(json, o.plot_dir);
+	netns_cleanup();
 	if (failures)
 		fprintf(stderr, "usmc-bench: %d measurement(s) failed\n", failures);
 	return failures ? 1 : mode_failures ? 3 : 0;

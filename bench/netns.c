@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A network namespace of its own for each connection-rate measurement.
+ *
+ * Every short connection leaves a TIME_WAIT socket for a minute, and the
+ * kernel's table of them is shared by the namespace: a measurement that
+ * follows others starts with tens of thousands of them, up to the table's
+ * limit, past which closes skip TIME_WAIT and get cheaper.  What one
+ * transport's rate meant would then depend on what ran before it.  In a
+ * fresh namespace each measurement starts from none.
+ *
+ * A namespace is kept (by a descriptor) for as many measurements again as
+ * a TIME_WAIT lives, so that the kernel tears it down empty, rather than
+ * during a later measurement.  Without the privilege to make one, the
+ * benchmark runs in its own namespace, on a fresh port per measurement.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define NETNS_KEPT 64
+
+static int home_ns = -1;
+static int kept[NETNS_KEPT];
+static int nkept;
+static char made_dir[64];
+
+static bool loopback_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 &&
+	     (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+	close(fd);
+	return ok;
+}
+
+/*
+ * Each namespace gets a usmc registry of its own: they go into a directory
+ * of the benchmark's, removed at the end, unless the caller chose one.
+ */
+static void registry_dir_setup(void)
+{
+	if (getenv("USMC_REGISTRY_DIR"))
+		return;
+	snprintf(made_dir, sizeof(made_dir), "/dev/shm/usmc-bench.XXXXXX");
+	if (!mkdtemp(made_dir)) {
+		made_dir[0] = 0;
+		return;
+	}
+	setenv("USMC_REGISTRY_DIR", made_dir, 1);
+}
+
+bool netns_fresh_enter(void)
+{
+	static bool refused;
+	int fd;
+
+	if (refused)
+		return false;
+	if (home_ns < 0) {
+		home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		registry_dir_setup();
+	}
+	if (home_ns < 0 || unshare(CLONE_NEWNET)) {
+		refused = true;
+		fprintf(stderr, "usmc-bench: no network namespace of its own per measurement "
+				"(%m); connection rates share one TIME_WAIT table\n");
+		return false;
+	}
+	fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (nkept == NETNS_KEPT) {
+		close(kept[0]);
+		memmove(kept, kept + 1, sizeof(kept[0]) * (NETNS_KEPT - 1));
+		nkept--;
+	}
+	if (fd >= 0)
+		kept[nkept++] = fd;
+	if (!loopback_up()) {
+		netns_leave();
+		return false;
+	}
+	return true;
+}
+
+void netns_leave(void)
+{
+	if (home_ns >= 0 && setns(home_ns, CLONE_NEWNET))
+		fprintf(stderr, "usmc-bench: cannot return to the first network namespace: %m\n");
+}
+
+void netns_cleanup(void)
+{
+	DIR *d;
+	struct dirent *e;
+
+	while (nkept)
+		close(kept[--nkept]);
+	if (!made_dir[0] || !(d = opendir(made_dir)))
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+	rmdir(made_dir);
+}
