@@ -9,9 +9,9 @@
  * transport's rate meant would then depend on what ran before it.  In a
  * fresh namespace each measurement starts from none.
  *
- * A namespace is kept (by a descriptor) for as many measurements again as
- * a TIME_WAIT lives, so that the kernel tears it down empty, rather than
- * during a later measurement.  Without the privilege to make one, the
+ * A namespace is kept (by a descriptor) for longer than a TIME_WAIT lives
+ * (60 s: 256 measurements of at least a quarter second), so that the
+ * kernel tears it down empty, rather than during a later measurement.  Without the privilege to make one, the
  * benchmark runs in its own namespace, on a fresh port per measurement.
  */
 #include <dirent.h>
@@ -27,7 +27,7 @@
 
 #include "bench.h"
 
-#define NETNS_KEPT 64
+#define NETNS_KEPT 256
 
 static int home_ns = -1;
 static int kept[NETNS_KEPT];
