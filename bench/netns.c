@@ -11,8 +11,9 @@
  *
  * A namespace is kept (by a descriptor) for longer than a TIME_WAIT lives
  * (60 s: 256 measurements of at least a quarter second), so that the
- * kernel tears it down empty, rather than during a later measurement.  Without the privilege to make one, the
- * benchmark runs in its own namespace, on a fresh port per measurement.
+ * kernel tears it down empty, rather than during a later measurement.
+ * Without the privilege to make one, the benchmark stays in its own
+ * namespace, on a fresh port per measurement.
  */
 #include <dirent.h>
 #include <fcntl.h>
