@@ -64,9 +64,8 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 	 */
 	if (atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed) & CDC_PEER_CONN_ABORT)
 		return 0;
-	flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
-	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	if (flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed)) {
+	flags = conn_peer_flags_new(conn);
+	if (flags) {
 		atomic_fetch_or(&conn->sh->peer_flags, flags);
 		if (flags & CDC_PEER_CONN_ABORT)
 			usmc_conn_set_reset(conn, ECONNRESET);

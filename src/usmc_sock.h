@@ -227,6 +227,15 @@ static inline const struct cdc_area *conn_peer_cdc(const struct usmc_conn *conn)
 	return conn->rx.cdc;
 }
 
+/* The peer's CDC_PEER_* flags we have not latched yet (any garbage bits dropped). */
+static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
+{
+	uint32_t flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
+
+	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	return flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed);
+}
+
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
 /*
  * A descriptor is closed: epoll entries of it go (other_fd -1: it was the

@@ -110,9 +110,7 @@ static bool tx_known_space_suffices(struct usmc_conn *conn, size_t want)
 {
 	uint64_t cons = atomic_load_explicit(&conn->sh->tx_cons_seen, memory_order_relaxed);
 
-	return conn->tx.size - (conn->sh->tx_prod - cons) >= want &&
-	       !(atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed) &
-		 ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed));
+	return conn->tx.size - (conn->sh->tx_prod - cons) >= want && !conn_peer_flags_new(conn);
 }
 
 /* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
