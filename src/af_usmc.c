@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -154,8 +155,10 @@ static uint32_t listener_register(struct usmc_sock *s)
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
 		return USMC_DECL_SOCKOPT;
 	reg = reg_port(port);
-	if (!port || !reg || !af_diag_available())
-		return USMC_DECL_ENV;
+	if (!port || !reg)
+		return usmc_env_fail("registry");
+	if (!af_diag_available())
+		return usmc_env_fail("sock_diag");
 	l = listener_find(port);
 	if (l) {
 		l->refs++;
@@ -167,8 +170,10 @@ static uint32_t listener_register(struct usmc_sock *s)
 		return USMC_DECL_MEM;
 	l->ufd = channel_listen(port, false);
 	if (l->ufd < 0) {
+		uint32_t reason = usmc_env_fail("channel listen");
+
 		free(l);
-		return USMC_DECL_ENV;
+		return reason;
 	}
 	/*
 	 * Clients of other users knock only where this name exists, so one

@@ -22,6 +22,7 @@
 
 #include "usmc.h"
 #include "usmc_proc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -53,7 +54,7 @@ static struct usmc_lgr *cli_lgr_open(uint16_t port, uid_t uid, uint32_t *reason)
 
 	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		*reason = USMC_DECL_ENV;
+		*reason = usmc_env_fail("socket(AF_UNIX)");
 		return NULL;
 	}
 	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
@@ -159,7 +160,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	int new_fd;
 
 	if (!reg)
-		return USMC_DECL_ENV;
+		return usmc_env_fail("registry");
 	own_user = atomic_load(&reg->pid) != 0;
 	if (!own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
@@ -168,7 +169,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	/* Only now: clearing the message costs a plain peer's connection for nothing. */
 	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
-		return USMC_DECL_ENV;
+		return usmc_env_fail("getsockopt(SO_COOKIE)");
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();

@@ -25,6 +25,7 @@
 #include "usmc.h"
 #include "usmc_exec.h"
 #include "usmc_proc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
@@ -516,7 +517,7 @@ static void adopt_sock(struct usmc_lgr *lgr, const struct exec_sock *e, const st
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (!conn || !conn_rings(conn, e)) {
 		usmc_conn_free(conn);
-		usmc_sock_fallback(s, USMC_DECL_ENV, false);
+		usmc_sock_fallback(s, usmc_env_fail("exec: rings"), false);
 		break_socket(s->fd);
 		return;
 	}

@@ -18,47 +18,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-static pthread_once_t config_once = PTHREAD_ONCE_INIT;
-static _Atomic bool config_done;
-static struct usmc_config config;
-
-static long env_long(const char *name, long def, long min, long max)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (!v || !*v)
-		return def;
-	n = strtol(v, &end, 0);
-	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		n <<= 20, end++;
-	if (*end || n < min || n > max)
-		return def;
-	return n;
-}
-
-static void config_load(void)
-{
-	config.disabled = env_long("USMC_DISABLE", 0, 0, 1) == 1;
-	config.bufsize = usmc_ring_size((int)env_long("USMC_BUFSIZE", 256 << 10, CLC_RMB_MIN,
-						      CLC_RMB_MAX));
-	config.clc_timeout_ms = (int)env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
-	config.spin_us = (int)env_long("USMC_SPIN_US", 20, 0, 1000000);
-	config.busy_poll_us = (int)env_long("USMC_BUSY_POLL", 0, 0, 10000000);
-}
-
-const struct usmc_config *usmc_config(void)
-{
-	usmc_once(&config_once, &config_done, config_load);
-	return &config;
-}
 
 int usmc_spin_us(const struct usmc_sock *s)
 {
@@ -71,17 +34,6 @@ int usmc_spin_us(const struct usmc_sock *s)
 int usmc_clc_timeout_ms(void)
 {
 	return usmc_config()->clc_timeout_ms;
-}
-
-uint32_t usmc_ring_size(int wish)
-{
-	uint32_t size = CLC_RMB_MIN;
-
-	if (wish <= 0)
-		return usmc_config()->bufsize;
-	while (size < (uint32_t)wish && size < CLC_RMB_MAX)
-		size <<= 1;
-	return size;
 }
 
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
@@ -123,6 +75,7 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 	s->reason_by_peer = by_peer;
 	usmc_sock_set_state(s, SOCK_PLAIN);
 	usmc_stats_fallback(reason);
+	usmc_log_fallback(s->fd, reason, by_peer);
 }
 
 int usmc_socket(int domain, int type, int protocol)

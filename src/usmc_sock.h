@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "usmc_config.h"
 #include "usmc_core.h"
 #include "usmc_diag.h"
 
@@ -152,20 +153,8 @@ void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
 
 /* Configuration read once from the environment. */
-struct usmc_config {
-	bool disabled;
-	uint32_t bufsize;     /* default ring size */
-	int clc_timeout_ms;
-	int spin_us;          /* busy wait before sleeping */
-	int busy_poll_us;     /* USMC_BUSY_POLL: spin this long, like SO_BUSY_POLL */
-};
-const struct usmc_config *usmc_config(void);
-
-/* How long a waiter on s (NULL: any) spins before it sleeps, in µs. */
+/* usmc_config.h: the settings; how long a waiter on s (NULL: any) spins, in µs. */
 int usmc_spin_us(const struct usmc_sock *s);
-
-/* Ring size for a wish in bytes (0: the default). */
-uint32_t usmc_ring_size(int wish);
 
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);

@@ -25,6 +25,9 @@ target_compile_definitions(usmc-run PRIVATE
   USMC_PRELOAD_RELDIR="${USMC_PRELOAD_RELDIR}"
   USMC_PRELOAD_LIBDIR="${CMAKE_INSTALL_FULL_LIBDIR}")
 add_dependencies(usmc-run usmc-preload)
+# For --check-policy: the policy file's reader, as the library has it.
+target_include_directories(usmc-run PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(usmc-run PRIVATE usmc_static)
 
 install(TARGETS usmc-run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS usmc-preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})

@@ -31,6 +31,7 @@
 #include "usmc_kernel.h"
 #include "usmc_kernel_maps.h"
 #include "usmc_policy.h"
+#include "usmc_policy_file.h"
 
 #define PID_MAX_LIMIT 4194304	/* pids stay below; netns inodes are far above */
 
@@ -313,51 +314,49 @@ static bool same_rule(const struct usmc_kprule *a, const struct usmc_kprule *b)
 	       !memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
-/* "set" input: one rule per line or several separated by ';'; '#' starts a comment. */
+struct read_state {
+	const char *file;
+	struct usmc_kprule *rules;
+	int *n;
+	char *why;
+	size_t len;
+};
+
+static int take_rule(void *arg, int line, char *stmt)
+{
+	struct read_state *st = arg;
+	char what[USMC_KWHY_LEN], *words;
+
+	if (usmc_policy_allow_line(stmt, &words))
+		return 0; /* for the userspace library only */
+	if (*st->n == USMC_KPOLICY_RULES) {
+		snprintf(st->why, st->len, "%s: more than %d rules", st->file, USMC_KPOLICY_RULES);
+		return -1;
+	}
+	if (parse_rule(stmt, &st->rules[*st->n], what, sizeof(what))) {
+		snprintf(st->why, st->len, "%.64s line %d: %.200s", st->file, line, what);
+		return -1;
+	}
+	(*st->n)++;
+	return 0;
+}
+
+/* "set" input: the policy file's syntax (usmc_policy_file.h), read as the library reads it. */
 static int read_rules(const char *file, struct usmc_kprule *rules, int *n, char *why, size_t len)
 {
-	FILE *f = strcmp(file, "-") ? fopen(file, "re") : stdin;
-	char line[512];
-	int lineno = 0, rc = 0;
+	struct read_state st = { file, rules, n, why, len };
+	size_t size;
+	char *text = usmc_policy_read(file, &size);
+	int rc;
 
-	if (!f) {
-		snprintf(why, len, "cannot open %s: %s", file, strerror(errno));
+	if (!text) {
+		snprintf(why, len, "cannot read %s: %s", file, strerror(errno));
 		return -1;
 	}
 	*n = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		char *save = NULL, *part;
-
-		lineno++;
-		line[strcspn(line, "#\n")] = '\0';
-		for (part = strtok_r(line, ";", &save); part && rc == 0;
-		     part = strtok_r(NULL, ";", &save)) {
-			char *end;
-
-			while (*part == ' ' || *part == '\t')
-				part++;
-			end = part + strlen(part);
-			while (end > part && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-				*--end = '\0';
-			if (!*part)
-				continue;
-			if (*n == USMC_KPOLICY_RULES) {
-				snprintf(why, len, "%s: more than %d rules", file, USMC_KPOLICY_RULES);
-				rc = -1;
-			} else if (parse_rule(part, &rules[*n], why, len) == 0) {
-				(*n)++;
-			} else {
-				char what[USMC_KWHY_LEN];
-
-				snprintf(what, sizeof(what), "%s", why);
-				snprintf(why, len, "%.64s line %d: %.200s", file, lineno, what);
-				rc = -1;
-			}
-		}
-	}
-	if (f != stdin)
-		fclose(f);
-	return rc;
+	rc = usmc_policy_each(text, size, take_rule, &st);
+	free(text);
+	return rc ? -1 : 0;
 }
 
 static void print_rules(const struct usmc_kprule *rules, int n)

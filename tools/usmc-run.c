@@ -34,6 +34,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "usmc_policy_file.h"
+
 #ifdef USMC_HAVE_KERNEL
 #include "usmc_kernel.h"
 #endif
@@ -59,6 +61,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: usmc-run [--kernel] [--] PROGRAM [ARGS...]\n"
+		"       usmc-run --check-policy FILE\n"
 		"\n"
 		"Runs PROGRAM with its TCP stream sockets made usmc sockets, by putting\n"
 		USMC_PRELOAD_NAME " first in LD_PRELOAD.  Connections between two\n"
@@ -69,6 +72,10 @@ static void usage(FILE *out)
 		"               instead (Linux 6.11+, root): a BPF program loaded while\n"
 		"               usmc-run runs makes their TCP sockets IPPROTO_SMC, static\n"
 		"               binaries too.  usmc-run waits for all of them to exit.\n"
+		"  --check-policy FILE\n"
+		"               read FILE (- for standard input) as a policy, as the library\n"
+		"               would, tell each statement it would ignore, and exit 1 if\n"
+		"               there is one\n"
 		"  -h, --help   show this text and exit\n"
 		"\n"
 		"The usmc environment variables (USMC_DISABLE, USMC_BUFSIZE, USMC_POLICY, ...)\n"
@@ -330,6 +337,37 @@ static int run_kernel(char **argv)
 
 #endif
 
+static void check_warn(void *arg, int line, const char *what, const char *stmt)
+{
+	fprintf(stderr, "%s line %d: %s: '%s'\n", (const char *)arg, line, what, stmt);
+}
+
+/* --check-policy: the file read as the library reads it; 1 if any statement is wrong. */
+static int check_policy(const char *file)
+{
+	struct usmc_policy p;
+	size_t len;
+	char *text = usmc_policy_read(file, &len);
+	int errors;
+
+	if (!text) {
+		fprintf(stderr, "usmc-run: cannot read %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	if (usmc_policy_parse(&p, text, len, check_warn, (void *)file)) {
+		fprintf(stderr, "usmc-run: %s: %s\n", file, strerror(errno));
+		free(text);
+		return 1;
+	}
+	printf("%s: %d rule%s, %d allowed user%s, %d error%s\n", file, p.nrules,
+	       p.nrules == 1 ? "" : "s", p.nusers, p.nusers == 1 ? "" : "s", p.errors,
+	       p.errors == 1 ? "" : "s");
+	errors = p.errors;
+	usmc_policy_free(&p);
+	free(text);
+	return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	char lib[PATH_MAX];
@@ -339,6 +377,14 @@ int main(int argc, char **argv)
 	if (first < argc && (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help"))) {
 		usage(stdout);
 		return 0;
+	}
+	if (first < argc && !strcmp(argv[first], "--check-policy")) {
+		if (argc != 3) {
+			fprintf(stderr, "usmc-run: --check-policy takes one FILE, or - for standard "
+				"input\n");
+			return 2;
+		}
+		return check_policy(argv[2]);
 	}
 	if (first < argc && !strcmp(argv[first], "--kernel")) {
 		kernel = true;
