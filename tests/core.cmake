@@ -15,6 +15,11 @@ set_tests_properties(policy PROPERTIES LABELS unit)
 add_test(NAME policy_check
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/policy_check.sh $<TARGET_FILE:usmc-run>)
 set_tests_properties(policy_check PROPERTIES LABELS unit)
+add_test(NAME install_check
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_check.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+set_tests_properties(install_check PROPERTIES LABELS unit)
+add_test(NAME run_enable COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run_enable.sh $<TARGET_FILE:usmc-run>)
+set_tests_properties(run_enable PROPERTIES LABELS unit)
 usmc_test(dup_fds)
 add_test(NAME dup_fds COMMAND dup_fds)
 usmc_test(fork_conn)

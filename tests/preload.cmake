@@ -44,7 +44,7 @@ preload_test(static_server --server static --client usmc --loop epoll --size 167
 preload_test(static_client --server usmc --client static --loop poll --size 16777216 --lo tcp)
 
 add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
-         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_FILE:usmc-preload>)
+         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>)
 set_tests_properties(preload_cli PROPERTIES
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
 

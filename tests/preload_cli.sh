@@ -26,16 +26,18 @@ expect() {
 
 expect 0 '^usage: usmc-run' "$run" --help
 expect 0 '^usage: usmc-run' "$run" -h
-expect 127 '^usage: usmc-run' "$run"
-expect 127 '^usage: usmc-run' "$run" --
-expect 127 'unknown option -x' "$run" -x true
+expect 2 '^usage: usmc-run' "$run"
+expect 2 '^usage: usmc-run' "$run" --
+expect 2 'unknown option -x' "$run" -x true
+expect 0 '^usmc-run (usmc) ' "$run" --version
 expect 127 'cannot run /nonexistent/program: No such file' "$run" /nonexistent/program
 expect 127 'cannot run /nonexistent/program' "$run" -- /nonexistent/program
 
 if [ -n "${USMC_PRELOAD_SKIP:-}" ]; then
 	echo "runs under usmc-run skipped: $USMC_PRELOAD_SKIP"
 else
-	real_lib=$(realpath "$lib")
+	# The directory resolved, the SONAME's link kept (usmc-run's found()).
+	real_lib=$(cd "$(dirname "$lib")" && pwd -P)/$(basename "$lib")
 	# The program's exit status comes through.
 	expect 2 'usage: preload_echo' "$run" "$echo"
 	expect 0 "^$real_lib\$" env -u LD_PRELOAD "$run" "$echo" env
