@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "usmc_capture.h"
 #include "usmc_clc.h"
 #include "usmc_config.h"
 #include "usmc_core.h"
@@ -107,6 +108,7 @@ static void config_load(void)
 	config.clc_timeout_ms = (int)usmc_env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
 	config.spin_us = (int)usmc_env_long("USMC_SPIN_US", 20, 0, 1000000);
 	config.busy_poll_us = (int)usmc_env_long("USMC_BUSY_POLL", 0, 0, 10000000);
+	usmc_capture_init();
 }
 
 const struct usmc_config *usmc_config(void)

@@ -18,6 +18,10 @@ set_tests_properties(policy_check PROPERTIES LABELS unit)
 add_test(NAME install_check
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_check.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 set_tests_properties(install_check PROPERTIES LABELS unit)
+usmc_test(capture_check)
+add_test(NAME capture_check
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/capture_check.sh $<TARGET_FILE:capture_check>)
+set_tests_properties(capture_check PROPERTIES LABELS unit)
 add_test(NAME run_enable COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run_enable.sh $<TARGET_FILE:usmc-run>)
 set_tests_properties(run_enable PROPERTIES LABELS unit)
 usmc_test(dup_fds)
