@@ -804,8 +804,11 @@ static int cmd_disable(int argc, char **argv)
 	return rc;
 }
 
-/* status [--json] */
-static int cmd_status_args(int argc, char **argv)
+/*
+ * The options of status and policy: --json anywhere, and --help.  The
+ * index of the first other word, or -1 with *rc the status to exit with.
+ */
+static int json_only(int argc, char **argv, int *rc)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -818,38 +821,36 @@ static int cmd_status_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
-			return 0;
+			*rc = 0;
+			return -1;
 		}
-		if (c != OPT_JSON)
-			return usmc_cli_bad_option(prog, argv, c);
+		if (c != OPT_JSON) {
+			*rc = usmc_cli_bad_option(prog, argv, c);
+			return -1;
+		}
 		json = true;
 	}
-	if (optind < argc)
+	return optind;
+}
+
+/* status [--json] */
+static int cmd_status_args(int argc, char **argv)
+{
+	int rc, first = json_only(argc, argv, &rc);
+
+	if (first < 0)
+		return rc;
+	if (first < argc)
 		return usmc_cli_usage_error(prog, "status takes no arguments but %s", "--json");
 	return cmd_status();
 }
 
-/* policy SUB [ARGS...], --json anywhere among them */
+/* policy SUB [ARGS...] */
 static int cmd_policy_args(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
+	int rc, first = json_only(argc, argv, &rc);
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return 0;
-		}
-		if (c != OPT_JSON)
-			return usmc_cli_bad_option(prog, argv, c);
-		json = true;
-	}
-	return cmd_policy(argc - optind, argv + optind);
+	return first < 0 ? rc : cmd_policy(argc - first, argv + first);
 }
 
 int main(int argc, char **argv)
