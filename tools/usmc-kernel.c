@@ -6,6 +6,7 @@
  *     usmc-kernel [-v] enable  --cgroup PATH | --pid PID | --netns NS | --comm NAME ...
  *     usmc-kernel [-v] disable --cgroup PATH | --pid PID | --netns NS | --comm NAME ... | --all
  *     usmc-kernel [-v] policy add RULE... | del RULE|N... | set FILE|- | show | clear
+ *     usmc-kernel --help | --version
  *
  * enable loads the BPF program and pins it below /sys/fs/bpf/usmc the
  * first time; from then on the TCP sockets that the selected processes
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "usmc_cli.h"
 #include "usmc_kernel.h"
 #include "usmc_kernel_maps.h"
 #include "usmc_policy.h"
@@ -35,6 +38,7 @@
 
 #define PID_MAX_LIMIT 4194304	/* pids stay below; netns inodes are far above */
 
+static const char prog[] = "usmc-kernel";
 static bool json;
 
 static void usage(FILE *out)
@@ -71,10 +75,12 @@ static void usage(FILE *out)
 		"  --comm NAME       the processes with this command name (up to 15 characters)\n"
 		"\n"
 		"  -v, --verbose     show libbpf's messages (-vv: with debug messages)\n"
-		"  --json            status as JSON\n"
+		"  --json            status and policy show as JSON\n"
 		"  -h, --help        show this text\n"
+		"  --version         show the version\n"
 		"\n"
-		"Exit status 0 on success; 1 with a one-line reason otherwise.\n");
+		"Exit status 0 on success; 1 with a one-line reason if the machine or the\n"
+		"kernel refuses; 2 for a usage error.\n");
 }
 
 static int fail(const char *why)
@@ -410,16 +416,50 @@ static void print_policy(bool available, bool root)
 		printf("  (no rules: every connection tries SMC)\n");
 }
 
+static bool is_number(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+/* The words of a policy command, checked before the machine is: 0 or 2. */
+static int policy_usage(int argc, char **argv)
+{
+	const char *sub = argc > 0 ? argv[0] : "";
+	char why[USMC_KWHY_LEN];
+	struct usmc_kprule k;
+
+	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "set") && strcmp(sub, "show") &&
+	    strcmp(sub, "clear"))
+		return usmc_cli_usage_error(prog, "policy needs %s", "add, del, set, show or clear");
+	if ((!strcmp(sub, "clear") || !strcmp(sub, "show")) && argc != 1)
+		return usmc_cli_usage_error(prog, "policy %s takes no arguments", sub);
+	if (!strcmp(sub, "set") && argc != 2)
+		return usmc_cli_usage_error(prog, "policy set takes %s",
+					    "one FILE, or - for standard input");
+	if (!strcmp(sub, "add") && argc < 2)
+		return usmc_cli_usage_error(prog, "policy add needs %s",
+					    "a rule, such as 'tcp 10.0.0.0/8'");
+	if (!strcmp(sub, "del") && argc < 2)
+		return usmc_cli_usage_error(prog, "policy del needs %s", "a rule or its number");
+	for (int i = 1; i < argc && strcmp(sub, "set"); i++) {
+		if ((!strcmp(sub, "del") && is_number(argv[i])) ||
+		    !parse_rule(argv[i], &k, why, sizeof(why)))
+			continue;
+		fprintf(stderr, "%s: policy %s: %s\n", prog, sub, why);
+		return USMC_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int cmd_policy(int argc, char **argv)
 {
 	static struct usmc_kprule rules[USMC_KPOLICY_RULES], arg_rules[USMC_KPOLICY_RULES];
 	char why[USMC_KWHY_LEN];
 	const char *sub = argc > 0 ? argv[0] : "";
-	int n, rc;
+	int n, rc = policy_usage(argc, argv);
 
-	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "set") && strcmp(sub, "show") &&
-	    strcmp(sub, "clear"))
-		return fail("policy needs add, del, set, show or clear (try usmc-kernel --help)");
+	if (rc)
+		return rc;
 	if (usmc_kernel_check_root(why, sizeof(why)))
 		return fail(why);
 	/* The smc module brings the type; a first IPPROTO_SMC socket loads it. */
@@ -430,8 +470,6 @@ static int cmd_policy(int argc, char **argv)
 		return fail(why);
 
 	if (!strcmp(sub, "clear")) {
-		if (argc != 1)
-			return fail("policy clear takes no arguments");
 		rc = usmc_kpolicy_clear(why, sizeof(why));
 		if (rc < 0)
 			return fail(why);
@@ -443,8 +481,6 @@ static int cmd_policy(int argc, char **argv)
 	if (n < 0)
 		return fail(why);
 	if (!strcmp(sub, "show")) {
-		if (argc != 1)
-			return fail("policy show takes no arguments");
 		if (json) {
 			printf("[");
 			print_rules(rules, n);
@@ -459,13 +495,8 @@ static int cmd_policy(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(sub, "set")) {
-		if (argc != 2)
-			return fail("policy set takes one FILE, or - for standard input");
 		if (read_rules(argv[1], rules, &n, why, sizeof(why)))
 			return fail(why);
-	} else if (argc < 2) {
-		return fail(!strcmp(sub, "add") ? "policy add needs a rule, such as 'tcp 10.0.0.0/8'"
-						: "policy del needs a rule or its number");
 	} else if (!strcmp(sub, "add")) {
 		for (int i = 1; i < argc; i++) {
 			if (parse_rule(argv[i], &arg_rules[i - 1], why, sizeof(why)))
@@ -483,11 +514,10 @@ static int cmd_policy(int argc, char **argv)
 		int kept = 0;
 
 		for (int i = 1; i < argc; i++) {
-			char *end;
-			long num = strtol(argv[i], &end, 10);
+			long num = strtol(argv[i], NULL, 10);
 			int found = -1;
 
-			if (*argv[i] && !*end) {
+			if (is_number(argv[i])) {
 				if (num >= 1 && num <= n)
 					found = (int)num - 1;
 			} else {
@@ -595,15 +625,8 @@ struct request {
 /* disable names a process by its pid alone: it may be gone already. */
 static int parse_pid(const char *arg, bool enable, struct usmc_kentry *e, char *why, size_t len)
 {
-	char *end;
-	long pid;
+	long pid = strtol(arg, NULL, 10); /* parse_request checked it */
 
-	errno = 0;
-	pid = strtol(arg, &end, 10);
-	if (errno || *end || end == arg || pid <= 0 || pid >= PID_MAX_LIMIT) {
-		snprintf(why, len, "--pid %s: not a process id", arg);
-		return -1;
-	}
 	if (enable)
 		return usmc_kentry_pid((pid_t)pid, e, why, len);
 	memset(e, 0, sizeof(*e));
@@ -649,45 +672,65 @@ static int resolve(struct request *r, bool enable, char *why, size_t len)
 	return 0;
 }
 
-static bool is_selector(const char *opt)
-{
-	return !strcmp(opt, "--cgroup") || !strcmp(opt, "--pid") || !strcmp(opt, "--netns") ||
-	       !strcmp(opt, "--comm");
-}
+enum { OPT_CGROUP = 256, OPT_PID, OPT_NETNS, OPT_COMM, OPT_ALL, OPT_JSON, OPT_VERSION };
 
-static int parse_request(int argc, char **argv, bool enable, struct request *r, char *why,
-			 size_t len)
+static const char *const selector_names[] = { "--cgroup", "--pid", "--netns", "--comm" };
+
+/*
+ * enable's and disable's options, the selectors in the order given: 0, or
+ * 2 after a message.  What can be told without the machine is told here;
+ * whether a cgroup, process or namespace exists is for resolve().
+ */
+static int parse_request(int argc, char **argv, bool enable, struct request *r)
 {
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "netns", required_argument, NULL, OPT_NETNS },
+		{ "comm", required_argument, NULL, OPT_COMM },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cmd = enable ? "enable" : "disable";
+	long pid;
+	int c;
+
 	memset(r, 0, sizeof(*r));
-	for (int i = 0; i < argc; i++) {
-		if (!enable && !strcmp(argv[i], "--all")) {
-			r->all = true;
-		} else if (is_selector(argv[i])) {
-			if (i + 1 == argc) {
-				snprintf(why, len, "%s needs a value (try usmc-kernel --help)", argv[i]);
-				return -1;
-			}
-			if (r->count == MAX_SELECTORS) {
-				snprintf(why, len, "more than %d selectors", MAX_SELECTORS);
-				return -1;
-			}
-			r->cgroup |= !strcmp(argv[i], "--cgroup");
-			r->opt[r->count] = argv[i];
-			r->arg[r->count++] = argv[++i];
-		} else {
-			snprintf(why, len, "unexpected %s (try usmc-kernel --help)", argv[i]);
-			return -1;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
 		}
+		if (c == '?' || c == ':')
+			return usmc_cli_bad_option(prog, argv, c);
+		if (c == OPT_ALL && enable)
+			return usmc_cli_usage_error(prog, "enable takes no %s", "--all");
+		if (c == OPT_ALL) {
+			r->all = true;
+			continue;
+		}
+		if (r->count == MAX_SELECTORS)
+			return usmc_cli_usage_error(prog, "more than %d selectors", MAX_SELECTORS);
+		if (c == OPT_PID && !usmc_cli_long(prog, "--pid", optarg, 1, PID_MAX_LIMIT - 1, &pid))
+			return USMC_EXIT_USAGE;
+		if (c == OPT_COMM && (!*optarg || strlen(optarg) >= USMC_KCOMM_LEN)) {
+			fprintf(stderr, "%s: --comm: '%s' is not a command name: the kernel keeps "
+				"1 to %d characters of it\n", prog, optarg, USMC_KCOMM_LEN - 1);
+			return USMC_EXIT_USAGE;
+		}
+		r->cgroup |= c == OPT_CGROUP;
+		r->opt[r->count] = selector_names[c - OPT_CGROUP];
+		r->arg[r->count++] = optarg;
 	}
-	if (r->all && r->count) {
-		snprintf(why, len, "disable --all takes no selectors");
-		return -1;
-	}
-	if (!r->all && !r->count) {
-		snprintf(why, len, "%s needs --cgroup, --pid, --netns or --comm%s",
-			 enable ? "enable" : "disable", enable ? "" : ", or --all");
-		return -1;
-	}
+	if (optind < argc)
+		return usmc_cli_usage_error(prog, "%s: unexpected %s", cmd, argv[optind]);
+	if (r->all && r->count)
+		return usmc_cli_usage_error(prog, "disable --all takes %s", "no selectors");
+	if (!r->all && !r->count)
+		return usmc_cli_usage_error(prog, "%s needs --cgroup, --pid, --netns or --comm%s", cmd,
+					    enable ? "" : ", or --all");
 	return 0;
 }
 
@@ -697,9 +740,10 @@ static int cmd_enable(int argc, char **argv)
 	struct request r;
 	struct usmc_kernel *k;
 	unsigned int needs = USMC_KNEED_PIN;
+	int rc = parse_request(argc, argv, true, &r);
 
-	if (parse_request(argc, argv, true, &r, why, sizeof(why)))
-		return fail(why);
+	if (rc)
+		return rc;
 	if (r.cgroup)
 		needs |= USMC_KNEED_CGROUP;
 	if (!usmc_kernel_pinned())
@@ -724,10 +768,11 @@ static int cmd_disable(int argc, char **argv)
 	char why[USMC_KWHY_LEN];
 	struct request r;
 	struct usmc_kernel *k;
-	int rc = 0;
+	int rc = parse_request(argc, argv, false, &r);
 
-	if (parse_request(argc, argv, false, &r, why, sizeof(why)) ||
-	    usmc_kernel_check_root(why, sizeof(why)))
+	if (rc)
+		return rc;
+	if (usmc_kernel_check_root(why, sizeof(why)))
 		return fail(why);
 	if (r.all) {
 		/* The policy first: it holds the same lock while it goes. */
@@ -759,50 +804,101 @@ static int cmd_disable(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The options of status and policy: --json anywhere, and --help.  The
+ * index of the first other word, or -1 with *rc the status to exit with.
+ */
+static int json_only(int argc, char **argv, int *rc)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			*rc = 0;
+			return -1;
+		}
+		if (c != OPT_JSON) {
+			*rc = usmc_cli_bad_option(prog, argv, c);
+			return -1;
+		}
+		json = true;
+	}
+	return optind;
+}
+
+/* status [--json] */
+static int cmd_status_args(int argc, char **argv)
+{
+	int rc, first = json_only(argc, argv, &rc);
+
+	if (first < 0)
+		return rc;
+	if (first < argc)
+		return usmc_cli_usage_error(prog, "status takes no arguments but %s", "--json");
+	return cmd_status();
+}
+
+/* policy SUB [ARGS...] */
+static int cmd_policy_args(int argc, char **argv)
+{
+	int rc, first = json_only(argc, argv, &rc);
+
+	return first < 0 ? rc : cmd_policy(argc - first, argv + first);
+}
+
 int main(int argc, char **argv)
 {
-	int verbose = 0, i = 1;
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	int verbose = 0, c;
+	const char *cmd;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+	opterr = 0;
+	/* '+': the options before the command; each command parses its own. */
+	while ((c = getopt_long(argc, argv, "+:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
 			verbose++;
-		else if (!strcmp(argv[i], "-vv"))
-			verbose += 2;
-		else if (!strcmp(argv[i], "--json"))
+			break;
+		case OPT_JSON:
 			json = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			break;
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else {
-			fprintf(stderr, "usmc-kernel: unknown option %s (try usmc-kernel --help)\n",
-				argv[i]);
-			return 1;
+		case OPT_VERSION:
+			return usmc_cli_version(prog);
+		default:
+			return usmc_cli_bad_option(prog, argv, c);
 		}
 	}
 	usmc_kernel_verbose(verbose);
-	if (i >= argc) {
+	if (optind >= argc) {
 		usage(stderr);
-		return 1;
+		return USMC_EXIT_USAGE;
 	}
-	if (!strcmp(argv[i], "status")) {
-		if (i + 1 < argc && !strcmp(argv[i + 1], "--json"))
-			json = true;
-		else if (i + 1 < argc)
-			return fail("status takes no arguments but --json");
-		return cmd_status();
-	}
-	if (!strcmp(argv[i], "enable"))
-		return cmd_enable(argc - i - 1, argv + i + 1);
-	if (!strcmp(argv[i], "disable"))
-		return cmd_disable(argc - i - 1, argv + i + 1);
-	if (!strcmp(argv[i], "policy")) {
-		/* --json may follow, as after status. */
-		if (argc - i >= 3 && !strcmp(argv[argc - 1], "--json")) {
-			json = true;
-			argc--;
-		}
-		return cmd_policy(argc - i - 1, argv + i + 1);
-	}
-	fprintf(stderr, "usmc-kernel: unknown command %s (try usmc-kernel --help)\n", argv[i]);
-	return 1;
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(cmd, "status"))
+		return cmd_status_args(argc, argv);
+	if (!strcmp(cmd, "enable"))
+		return cmd_enable(argc, argv);
+	if (!strcmp(cmd, "disable"))
+		return cmd_disable(argc, argv);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy_args(argc, argv);
+	return usmc_cli_usage_error(prog, "unknown command %s", cmd);
 }
