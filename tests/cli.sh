@@ -48,6 +48,19 @@ common() {
 	usage_error "-Z" "$tool" -Z
 }
 
+check_usmc_run() {
+	usage_error "--check-policy takes one FILE" "$tool" --check-policy
+	usage_error "--enable takes one UNIT" "$tool" --enable
+	usage_error "'a/b' is not a unit name" "$tool" --disable a/b
+}
+
+check_usmc_stat() {
+	usage_error "--port: '0' is not a port" "$tool" --port 0
+	usage_error "--mode: 'rdma' is not" "$tool" --mode rdma
+	usage_error "--reset goes with -s" "$tool" --reset
+	usage_error "--interval: 'soon' is not" "$tool" -i soon
+}
+
 check_usmc_bench() {
 	usage_error "--runs: 'x' is not a number$" "$tool" --runs x
 	usage_error "--runs: '0' is out of range" "$tool" --runs 0
@@ -97,6 +110,8 @@ for tool in "$@"; do
 	case $name in
 	usmc-bench) check_usmc_bench ;;
 	usmc-kernel) check_usmc_kernel ;;
+	usmc-run) check_usmc_run ;;
+	usmc-stat) check_usmc_stat ;;
 	esac
 done
 [ "$failures" = 0 ] || { echo "$failures failure(s)" >&2; exit 1; }

@@ -22,6 +22,16 @@ usmc_test(capture_check)
 add_test(NAME capture_check
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/capture_check.sh $<TARGET_FILE:capture_check>)
 set_tests_properties(capture_check PROPERTIES LABELS unit)
+# Every tool's command line: --help, --version, usage errors (status 2).
+set(USMC_CLI_TOOLS $<TARGET_FILE:usmc-run> $<TARGET_FILE:usmc-bench>)
+if(TARGET usmc-kernel)
+  list(APPEND USMC_CLI_TOOLS $<TARGET_FILE:usmc-kernel>)
+endif()
+add_test(NAME cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli.sh ${USMC_CLI_TOOLS})
+set_tests_properties(cli PROPERTIES LABELS unit)
+add_test(NAME completion COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/completion.sh
+         ${PROJECT_SOURCE_DIR}/completion/usmc $<TARGET_FILE_DIR:usmc-stat>)
+set_tests_properties(completion PROPERTIES LABELS unit SKIP_RETURN_CODE 77)
 add_test(NAME run_enable COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run_enable.sh $<TARGET_FILE:usmc-run>)
 set_tests_properties(run_enable PROPERTIES LABELS unit)
 usmc_test(dup_fds)

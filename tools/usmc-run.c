@@ -272,7 +272,7 @@ static int unit_enable(const char *unit, bool enable)
 	FILE *f;
 
 	if (!name) {
-		fprintf(stderr, "usmc-run: '%s' is not a unit name\n", unit);
+		fprintf(stderr, "usmc-run: '%s' is not a unit name (try usmc-run --help)\n", unit);
 		return EXIT_USAGE;
 	}
 	snprintf(dir, sizeof(dir), "%s/%s.d", unit_dir(), name);
