@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +30,7 @@
 #include "usmc_proc.h"
 #include "usmc_stats.h"
 
+#include "json_out.h"
 #include "stat_kernel.h"
 
 struct tcp_entry {
@@ -112,8 +112,11 @@ static void load_proc_tcp(const char *path, int family)
 	fclose(f);
 }
 
+/* Not a socket (inode 0) matches nothing: /proc lists TIME-WAIT sockets with inode 0. */
 static const struct tcp_entry *tcp_find(unsigned long inode)
 {
+	if (inode == 0)
+		return NULL;
 	for (size_t i = 0; i < tcp_count; i++)
 		if (tcp_table[i].inode == inode)
 			return &tcp_table[i];
@@ -159,13 +162,14 @@ static void print_socket(int pid, const char *comm, const struct usmc_diag_sock 
 	uint32_t state = atomic_load(&d->state);
 
 	if (json) {
-		printf("%s\n  {\"pid\": %d, \"command\": \"%s\", \"fd\": %d, \"tcp_state\": \"%s\", "
-		       "\"local\": \"%s\", \"peer\": \"%s\", \"mode\": \"%s\", "
-		       "\"fallback_reason\": \"0x%08x\", \"fallback_reason_text\": \"%s\", "
-		       "\"reason_by_peer\": %s, \"lgr\": %u, \"peer_pid\": %d, \"rmb_size\": %u, "
+		printf("%s\n  {\"pid\": %d, \"command\": ", printed ? "," : "", pid);
+		json_string(comm, 64);
+		printf(", \"fd\": %d, \"tcp_state\": \"%s\", \"local\": \"%s\", \"peer\": \"%s\", "
+		       "\"mode\": \"%s\", \"fallback_reason\": \"0x%08x\", \"fallback_reason_text\": ",
+		       d->fd, tcp_state, t ? t->local : "", t ? t->peer : "", diag_mode(state), d->reason);
+		json_string(usmc_reason_str(d->reason), 256);
+		printf(", \"reason_by_peer\": %s, \"lgr\": %u, \"peer_pid\": %d, \"rmb_size\": %u, "
 		       "\"bytes_sent\": %" PRIu64 ", \"bytes_received\": %" PRIu64 "}",
-		       printed ? "," : "", pid, comm, d->fd, tcp_state, t ? t->local : "",
-		       t ? t->peer : "", diag_mode(state), d->reason, usmc_reason_str(d->reason),
 		       d->by_peer ? "true" : "false", d->lgr_id, d->peer_pid, d->rmb_size, tx, rx);
 	} else {
 		printf("%-7d %-15.15s %4d %-10s %-24s %-24s %-6s %-10s %-30s %12" PRIu64 " %12" PRIu64 "\n",
@@ -180,30 +184,38 @@ static void print_socket(int pid, const char *comm, const struct usmc_diag_sock 
 	printed++;
 }
 
+/*
+ * The table is read, not mapped: its owner (any user, when root runs us)
+ * may resize it, and a mapping would fault where it no longer reaches.
+ * pread just comes back short.
+ */
 static void scan_table(int pid, int tfd)
 {
-	struct usmc_diag_table *t;
-	struct stat st;
+	struct usmc_diag_table hdr;
+	struct usmc_diag_sock *socks;
+	uint32_t high;
+	ssize_t n;
 	char comm[32];
 
-	if (fstat(tfd, &st) || (size_t)st.st_size < sizeof(*t))
+	if (pread(tfd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || hdr.magic != USMC_DIAG_MAGIC ||
+	    hdr.version != USMC_DIAG_VERSION || hdr.pid != pid)
 		return;
-	t = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, tfd, 0);
-	if (t == MAP_FAILED)
+	high = atomic_load(&hdr.high);
+	if (high > USMC_DIAG_SLOTS)
+		high = USMC_DIAG_SLOTS;
+	socks = calloc(high ? high : 1, sizeof(*socks));
+	if (!socks)
 		return;
-	if (t->magic == USMC_DIAG_MAGIC && t->version == USMC_DIAG_VERSION && t->pid == pid) {
-		uint32_t high = atomic_load(&t->high);
-		size_t fit = ((size_t)st.st_size - sizeof(*t)) / sizeof(t->sock[0]);
+	n = pread(tfd, socks, high * sizeof(*socks), (off_t)sizeof(hdr));
+	high = n > 0 ? (uint32_t)((size_t)n / sizeof(*socks)) : 0;
+	stat_read_comm(pid, comm, sizeof(comm));
+	for (uint32_t i = 0; i < high; i++) {
+		uint32_t s = atomic_load(&socks[i].state);
 
-		stat_read_comm(pid, comm, sizeof(comm));
-		for (uint32_t i = 0; i < high && i < fit; i++) {
-			uint32_t s = atomic_load(&t->sock[i].state);
-
-			if (s != DIAG_FREE && s != DIAG_OPEN)
-				print_socket(pid, comm, &t->sock[i]);
-		}
+		if (s != DIAG_FREE && s != DIAG_OPEN)
+			print_socket(pid, comm, &socks[i]);
 	}
-	munmap(t, (size_t)st.st_size);
+	free(socks);
 }
 
 /* A descriptor of a usmc process's diag table: read the table. */
@@ -266,24 +278,22 @@ static const char *stat_names[USMC_STAT_COUNT] = {
 
 static int show_stats(void)
 {
-	struct usmc_stats_file *st;
-	struct stat sb;
+	struct usmc_stats_file *st = malloc(sizeof(*st));
 	char path[256];
+	ssize_t n = -1;
 	int fd;
 
 	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 || !st) {
 		fprintf(stderr, "usmc-stat: no counters yet (%s: %s)\n", path, strerror(errno));
 		return 1;
 	}
-	/* A file shorter than the counters would fault where it ends. */
-	if (fstat(fd, &sb) || (size_t)sb.st_size < sizeof(*st))
-		st = MAP_FAILED;
-	else
-		st = mmap(NULL, sizeof(*st), PROT_READ, MAP_SHARED, fd, 0);
+	/* Read, not mapped, for the reason scan_table gives. */
+	n = pread(fd, st, sizeof(*st), 0);
 	close(fd);
-	if (st == MAP_FAILED || st->magic != USMC_STATS_MAGIC || st->version != USMC_STATS_VERSION) {
+	if (n != (ssize_t)sizeof(*st) || st->magic != USMC_STATS_MAGIC ||
+	    st->version != USMC_STATS_VERSION) {
 		fprintf(stderr, "usmc-stat: %s is not a usmc counters file\n", path);
 		return 1;
 	}
@@ -306,6 +316,7 @@ static int show_stats(void)
 	}
 	if (json)
 		printf("}}\n");
+	free(st);
 	return 0;
 }
 
