@@ -1,4 +1,6 @@
 add_executable(usmc-stat ${CMAKE_CURRENT_SOURCE_DIR}/usmc-stat.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/stat_counters.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/stat_inet.c
                ${CMAKE_CURRENT_SOURCE_DIR}/stat_kernel.c
                ${CMAKE_CURRENT_SOURCE_DIR}/smc_netlink.c
                ${CMAKE_CURRENT_SOURCE_DIR}/json_out.c)
