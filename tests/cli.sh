@@ -55,10 +55,10 @@ check_usmc_run() {
 }
 
 check_usmc_stat() {
-	usage_error "--port: '0' is not a port" "$tool" --port 0
+	usage_error "--port: '0' is out of range" "$tool" --port 0
 	usage_error "--mode: 'rdma' is not" "$tool" --mode rdma
 	usage_error "--reset goes with -s" "$tool" --reset
-	usage_error "--interval: 'soon' is not" "$tool" -i soon
+	usage_error "--interval: 'soon' is not a number" "$tool" -i soon
 }
 
 check_usmc_bench() {

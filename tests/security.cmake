@@ -9,3 +9,10 @@ endforeach()
 # Peers of two users: TCP unless both name each other (needs root).
 usmc_test(cross_user)
 add_test(NAME cross_user COMMAND cross_user)
+
+# usmc-stat against hostile command names and a socket table that flips its size.
+usmc_test(stat_hostile)
+foreach(case names flip)
+  add_test(NAME stat_hostile_${case} COMMAND stat_hostile $<TARGET_FILE:usmc-stat> ${case})
+  set_tests_properties(stat_hostile_${case} PROPERTIES TIMEOUT 120 LABELS security)
+endforeach()

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "smc_netlink.h"
 #include "stat_kernel.h"
 #include "usmc_proc.h"
@@ -137,10 +138,13 @@ static const char *smc_missing(char *why, size_t len)
 
 static int not_available(bool json, const char *why)
 {
-	if (json)
-		printf("{\"kernel_smc\": {\"available\": false, \"reason\": \"%s\"}}\n", why);
-	else
+	if (json) {
+		printf("{\"kernel_smc\": {\"available\": false, \"reason\": ");
+		json_string(why, 4096);
+		printf("}}\n");
+	} else {
 		printf("kernel SMC: not available: %s\n", why);
+	}
 	return 0;
 }
 
@@ -323,6 +327,7 @@ static void format_addr(const struct ksock *s, const __be32 *addr, __be16 port, 
 void stat_read_comm(int pid, char *comm, size_t len)
 {
 	char path[64];
+	size_t n;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
@@ -330,8 +335,12 @@ void stat_read_comm(int pid, char *comm, size_t len)
 	f = fopen(path, "re");
 	if (!f)
 		return;
-	if (fgets(comm, (int)len, f))
-		comm[strcspn(comm, "\n")] = 0;
+	/* All of it: a name may hold a newline of its own; the kernel adds one. */
+	n = fread(comm, 1, len - 1, f);
+	if (n > 0 && comm[n - 1] == '\n')
+		n--;
+	if (n > 0)
+		comm[n] = 0;
 	fclose(f);
 }
 
@@ -415,18 +424,8 @@ static void detail(const struct ksock *s, char *out, size_t len)
 /* , "key": "value" with value (at most max bytes) escaped for JSON. */
 static void json_field(const char *key, const void *value, size_t max)
 {
-	const unsigned char *v = value;
-
-	printf(", \"%s\": \"", key);
-	for (size_t i = 0; i < max && v[i]; i++) {
-		if (v[i] == '"' || v[i] == '\\')
-			printf("\\%c", v[i]);
-		else if (v[i] < 0x20)
-			printf("\\u%04x", v[i]);
-		else
-			putchar(v[i]);
-	}
-	putchar('"');
+	printf(", \"%s\": ", key);
+	json_string(value, max);
 }
 
 static void print_sock_text(const struct ksock *s, const char *local, const char *peer)

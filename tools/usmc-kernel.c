@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "usmc_cli.h"
 #include "usmc_kernel.h"
 #include "usmc_kernel_maps.h"
@@ -159,20 +160,6 @@ static const char *pid_comm(const struct usmc_kentry *e, char *comm, size_t size
 
 /* ---- status ---- */
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static int entries_seen;
 
 static int print_entry(const struct usmc_kentry *e, void *arg)
@@ -196,7 +183,7 @@ static int print_entry(const struct usmc_kentry *e, void *arg)
 			printf(",\"id\":%" PRIu64, e->id);
 		printf(",\"name\":");
 		if (name)
-			json_str(name);
+			json_string(name, 4096);
 		else
 			printf("null");
 		printf("}");
@@ -373,7 +360,7 @@ static void print_rules(const struct usmc_kprule *rules, int n)
 		rule_text(&rules[i], text, sizeof(text));
 		if (json) {
 			printf("%s", i ? "," : "");
-			json_str(text);
+			json_string(text, sizeof(text));
 		} else {
 			printf("  %2d  %s\n", i + 1, text);
 		}
@@ -601,7 +588,7 @@ static int cmd_status(void)
 	if (json) {
 		printf(",\"reason\":");
 		if (reason)
-			json_str(reason);
+			json_string(reason, 4096);
 		else
 			printf("null");
 		printf("}\n");
