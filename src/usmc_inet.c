@@ -571,7 +571,7 @@ ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	size_t done = 0;
 
 	if (!s)
-		return sendfile(out_fd, in_fd, offset, count);
+		return usmc_sys.sendfile(out_fd, in_fd, offset, count);
 	while (done < count) {
 		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
 		ssize_t n = file_chunk(in_fd, offset, buf, want), w;

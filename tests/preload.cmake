@@ -56,3 +56,9 @@ if(NOT USMC_PRELOAD_SKIP)
            --expect shm)
 endif()
 add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)
+
+# No object of the library calls an interposed name but through usmc_sys.
+add_test(NAME interposed_names
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interposed_names.sh
+                 $<TARGET_FILE:usmc-preload> "$<TARGET_OBJECTS:usmc_obj>")
+set_tests_properties(interposed_names PROPERTIES LABELS unit)

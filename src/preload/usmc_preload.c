@@ -47,25 +47,10 @@
 extern void __chk_fail(void) __attribute__((noreturn));
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
-struct preload_libc preload_libc;
-
-#define BIND_LIBC(name) (*(void **)&preload_libc.name = dlsym(RTLD_NEXT, #name))
-
-static void bind_next(void)
-{
-	usmc_sys_bind_next();
-	BIND_LIBC(recvfrom);
-	BIND_LIBC(select);
-	BIND_LIBC(pselect);
-	BIND_LIBC(ppoll);
-	BIND_LIBC(recvmmsg);
-	BIND_LIBC(sendmmsg);
-	BIND_LIBC(splice);
-}
 
 static inline void bound(void)
 {
-	pthread_once(&bind_once, bind_next);
+	pthread_once(&bind_once, usmc_sys_bind_next);
 }
 
 void preload_bound(void)
@@ -195,6 +180,25 @@ EXPORT int fcntl(int fd, int cmd, ...)
 	return usmc_fcntl(fd, cmd, arg);
 }
 
+/*
+ * fcntl64 is what programs built with 64-bit file offsets call (glibc 2.28
+ * and later): python, perl, git, node.  On a descriptor usmc does not know
+ * it goes to libc's fcntl64, whose record locks are the 64-bit ones.
+ */
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	bound();
+	if (!usmc_sock_get(fd))
+		return usmc_sys.fcntl64(fd, cmd, arg);
+	return usmc_fcntl(fd, cmd, arg);
+}
+
 EXPORT int ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
@@ -257,14 +261,6 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return usmc_sendmsg(fd, msg, flags);
 }
 
-static ssize_t next_recvfrom_call(int fd, void *buf, size_t len, int flags,
-				  struct sockaddr *addr, socklen_t *addr_len)
-{
-	if (preload_libc.recvfrom)
-		return preload_libc.recvfrom(fd, buf, len, flags, addr, addr_len);
-	return syscall(SYS_recvfrom, fd, buf, len, flags, addr, addr_len);
-}
-
 /*
  * On a connected TCP socket recvfrom is recv that names no sender: the
  * kernel reports an address length of 0, and so do we.
@@ -275,7 +271,7 @@ static ssize_t recvfrom_any(int fd, void *buf, size_t len, int flags, struct soc
 	ssize_t n;
 
 	if (!usmc_sock_active(fd))
-		return next_recvfrom_call(fd, buf, len, flags, addr, addr_len);
+		return usmc_sys.recvfrom(fd, buf, len, flags, addr, addr_len);
 	n = usmc_recv(fd, buf, len, flags);
 	if (n >= 0 && addr && addr_len)
 		*addr_len = 0;
@@ -361,3 +357,21 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fds_s
 	bound();
 	return usmc_poll(fds, nfds, timeout);
 }
+
+/*
+ * ---- libc's public aliases ----
+ *
+ * glibc exports these __ names for the calls above, at the same address
+ * as the plain names; a program linked to one would otherwise reach the
+ * kernel past usmc.  (__select is beside select.)
+ */
+EXPORT int __close(int fd) ALIAS_OF(close);
+EXPORT int __connect(int fd, const struct sockaddr *addr, socklen_t len)
+	ALIAS_OF(connect);
+EXPORT int __dup2(int oldfd, int newfd) ALIAS_OF(dup2);
+EXPORT int __fcntl(int fd, int cmd, ...) ALIAS_OF(fcntl);
+EXPORT int __poll(struct pollfd *fds, nfds_t nfds, int timeout) ALIAS_OF(poll);
+EXPORT ssize_t __read(int fd, void *buf, size_t len) ALIAS_OF(read);
+EXPORT ssize_t __send(int fd, const void *buf, size_t len, int flags)
+	ALIAS_OF(send);
+EXPORT ssize_t __write(int fd, const void *buf, size_t len) ALIAS_OF(write);
