@@ -125,14 +125,28 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 	usmc_stats_fallback(reason);
 }
 
+/*
+ * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),
+ * are usmc sockets of AF_INET or AF_INET6, whether or not the kernel has
+ * AF_SMC: TCP wherever SMC cannot be used, as the kernel's are.
+ */
+#define SMCPROTO_SMC 0
+#define SMCPROTO_SMC6 1
+
 int usmc_socket(int domain, int type, int protocol)
 {
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	bool smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
-		   (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
+	bool smc;
 	struct usmc_sock *s;
 	int fd;
 
+	if (domain == AF_SMC && base == SOCK_STREAM &&
+	    (protocol == SMCPROTO_SMC || protocol == SMCPROTO_SMC6)) {
+		domain = protocol == SMCPROTO_SMC6 ? AF_INET6 : AF_INET;
+		protocol = 0;
+	}
+	smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
+	      (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
 	if (!smc)
 		return usmc_sys.socket(domain, type, protocol);
 	fd = usmc_sys.socket(domain, type, IPPROTO_TCP);

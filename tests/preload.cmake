@@ -57,6 +57,17 @@ if(NOT USMC_PRELOAD_SKIP)
 endif()
 add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)
 
+# A program of Linux's AF_SMC: shared memory under usmc-run, the kernel's
+# AF_SMC (or EAFNOSUPPORT) without it.
+add_executable(preload_af_smc preload_af_smc.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_af_smc_shm COMMAND $<TARGET_FILE:usmc-run>
+           $<TARGET_FILE:preload_af_smc> --expect shm)
+  set_tests_properties(preload_af_smc_shm PROPERTIES LABELS unit)
+endif()
+add_test(NAME preload_af_smc_kernel COMMAND preload_af_smc --expect kernel)
+set_tests_properties(preload_af_smc_kernel PROPERTIES LABELS unit)
+
 # No object of the library calls an interposed name but through usmc_sys.
 add_test(NAME interposed_names
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interposed_names.sh
