@@ -75,7 +75,8 @@
 	X(int, epoll_wait, (int, struct epoll_event *, int, int))                             \
 	X(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))          \
 	X(int, epoll_pwait2,                                                                  \
-	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))
+	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
+	X(long, syscall, (long, ...))
 
 #define USMC_SYS_MEMBER(ret, name, params) ret(*name) params;
 struct usmc_sys {

@@ -17,7 +17,8 @@
  * The library exports the interposed names and nothing else (see the
  * version script beside this file).  usmc_preload_wait.c adds the waits
  * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
- * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice;
+ * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg,
+ * preadv2, pwritev2, splice; usmc_preload_syscall.c syscall(2);
  * usmc_preload_exec.c exec and posix_spawn.
  */
 
@@ -33,7 +34,6 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 

@@ -21,7 +21,8 @@ set(USMC_DIFF_CASES
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail
-  sendfile_big sendfile_epipe splice zcopy_plain zcopy_not_tcp fcntl64 aliases)
+  sendfile_big sendfile_epipe splice zcopy_plain zcopy_not_tcp fcntl64 aliases
+  raw_syscall)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes

@@ -3,7 +3,8 @@
  * Differential cases: sendfile and splice in every state of a connection
  * (its handshake, shared memory, plain TCP, a peer gone) and on
  * descriptors that are not TCP at all; fcntl64's copies of a socket, and
- * the calls glibc exports under a second name (preadv2, __read...).
+ * the calls glibc exports under a second name (preadv2, __read...) and
+ * libc's syscall() for the calls of the data path.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -359,6 +361,72 @@ static void aliases_server(struct end *e)
 	send_pattern(e->fd, 62, 300, 40);
 }
 
+/* ---- libc's syscall(): every call of the data path, raw ---- */
+
+static void raw_send(int fd, long nr, uint64_t seed, uint64_t off, size_t len, const char *what)
+{
+	uint8_t buf[20000];
+	struct iovec iov = { buf, len };
+
+	if (len > sizeof(buf))
+		fatal("raw_send of %zu", len);
+	pattern(buf, len, seed, off);
+	if (nr == SYS_writev)
+		say_rc(what, syscall(nr, fd, &iov, 1));
+	else if (nr == SYS_sendto)
+		say_rc(what, syscall(nr, fd, buf, len, 0, NULL, 0));
+	else
+		say_rc(what, syscall(nr, fd, buf, len));
+}
+
+/* Reads exactly len bytes with raw recvfrom(MSG_WAITALL), then says how they look. */
+static void raw_recv(int fd, uint64_t seed, uint64_t off, size_t len, const char *what)
+{
+	uint8_t buf[20000];
+	long n = syscall(SYS_recvfrom, fd, buf, len, MSG_WAITALL, NULL, NULL);
+
+	say_rc(what, n);
+	if (n > 0)
+		say("  bytes %s", pattern_ok(buf, (size_t)n, seed, off) ? "match" : "DIFFER");
+}
+
+static void raw_client(struct end *e)
+{
+	struct pollfd p = { .fd = e->fd, .events = POLLIN };
+	uint8_t buf[100];
+	int avail = -1;
+	long d;
+
+	raw_send(e->fd, SYS_write, 71, 0, 1000, "syscall(SYS_write, 1000)");
+	raw_send(e->fd, SYS_sendto, 71, 1000, 2000, "syscall(SYS_sendto, 2000)");
+	raw_send(e->fd, SYS_writev, 71, 3000, 3000, "syscall(SYS_writev, 3000)");
+	say_rc("syscall(SYS_poll) for the reply", syscall(SYS_poll, &p, 1, WAIT_MS));
+	say_mask("  revents", (unsigned)p.revents);
+	expect(e, GO);
+	say_rc("syscall(SYS_ioctl, FIONREAD)", syscall(SYS_ioctl, e->fd, FIONREAD, &avail));
+	say("  %d bytes waiting", avail);
+	d = syscall(SYS_fcntl, e->fd, F_DUPFD_CLOEXEC, 30);
+	say("syscall(SYS_fcntl, F_DUPFD_CLOEXEC, 30): %s", d >= 30 ? "at or above 30" : "failed");
+	say_rc("syscall(SYS_read, 100) through the copy", syscall(SYS_read, d, buf, sizeof(buf)));
+	say("  bytes %s", pattern_ok(buf, sizeof(buf), 72, 0) ? "match" : "DIFFER");
+	raw_recv(e->fd, 72, 100, 400, "syscall(SYS_recvfrom, 400, MSG_WAITALL)");
+	say_rc("syscall(SYS_close) of the copy", syscall(SYS_close, d));
+	say_rc("syscall(SYS_shutdown, SHUT_WR)", syscall(SYS_shutdown, e->fd, SHUT_WR));
+	say_rc("syscall(SYS_read) at EOF", syscall(SYS_read, e->fd, buf, sizeof(buf)));
+	say_rc("syscall(SYS_close)", syscall(SYS_close, e->fd));
+	e->fd = -1;
+}
+
+static void raw_server(struct end *e)
+{
+	uint8_t buf[100];
+
+	raw_recv(e->fd, 71, 0, 6000, "syscall(SYS_recvfrom, 6000, MSG_WAITALL)");
+	send_pattern(e->fd, 72, 0, 500);
+	tell(e, GO);
+	say_rc("syscall(SYS_read) at EOF", syscall(SYS_read, e->fd, buf, sizeof(buf)));
+}
+
 const struct diff_case zcopy_cases[] = {
 	{ "sendfile_big", sendfile_big_client, sendfile_big_server, .conns = 1 },
 	{ "sendfile_epipe", sendfile_epipe_client, closing_server, .conns = 1 },
@@ -367,5 +435,6 @@ const struct diff_case zcopy_cases[] = {
 	{ "zcopy_not_tcp", not_tcp_client, NULL },
 	{ "fcntl64", fcntl64_client, fcntl64_server, .conns = 1 },
 	{ "aliases", aliases_client, aliases_server, .conns = 1 },
+	{ "raw_syscall", raw_client, raw_server, .conns = 1 },
 	{ NULL },
 };
