@@ -133,6 +133,9 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 #define SMCPROTO_SMC 0
 #define SMCPROTO_SMC6 1
 
+/* Set: every socket made from now on is plain TCP, for this reason. */
+static _Atomic uint32_t plain_from_now;
+
 int usmc_socket(int domain, int type, int protocol)
 {
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -155,7 +158,14 @@ int usmc_socket(int domain, int type, int protocol)
 	s = usmc_sock_new(fd, domain);
 	if (s && usmc_config()->disabled)
 		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
+	else if (s && atomic_load(&plain_from_now))
+		usmc_sock_fallback(s, atomic_load(&plain_from_now), false);
 	return fd;
+}
+
+void usmc_plain_from_now(uint32_t reason)
+{
+	atomic_store(&plain_from_now, reason);
 }
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)

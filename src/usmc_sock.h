@@ -150,6 +150,8 @@ void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
+/* From now on every new socket is plain TCP from its start (reason recorded). */
+void usmc_plain_from_now(uint32_t reason);
 
 /* Configuration read once from the environment. */
 struct usmc_config {

@@ -13,11 +13,18 @@
  * makes with syscall(SYS_socket) is never usmc's: plain TCP from its
  * start, whatever path its I/O takes.
  *
- * A call made without libc at all (inline assembly, as in Go or in
- * liburing) is out of reach: see docs/PROGRAMS.md.
+ * io_uring moves a socket's bytes in the kernel, where the rings of a
+ * shared-memory connection are not.  Once a process sets up an io_uring
+ * (SYS_io_uring_setup here, or liburing's setup calls below), every socket
+ * it makes from then on is plain TCP from its start (reason
+ * USMC_DECL_ENV); connections already in shared memory stay so.
+ *
+ * A call made without libc at all (inline assembly, as in Go) is out of
+ * reach: see docs/PROGRAMS.md.
  */
 #undef _FORTIFY_SOURCE
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -32,6 +39,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "usmc.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -151,6 +159,11 @@ EXPORT long syscall(long nr, ...)
 		break;
 	case SYS_close_range:
 		return close_range((unsigned int)a, (unsigned int)b, (int)c);
+	case SYS_io_uring_setup:
+		rc = usmc_sys.syscall(nr, a, b, c, d, e, f);
+		if (rc >= 0)
+			usmc_plain_from_now(USMC_DECL_ENV);
+		return rc;
 	default:
 		/* dup2 and dup3 onto a usmc descriptor close it: usmc must know. */
 		if (known(a) || ((nr == SYS_dup2 || nr == SYS_dup3) && known(b))) {
@@ -160,4 +173,44 @@ EXPORT long syscall(long nr, ...)
 		}
 	}
 	return usmc_sys.syscall(nr, a, b, c, d, e, f);
+}
+
+/*
+ * liburing makes its system calls itself: its setup calls are the place
+ * to see an io_uring coming.  They return -errno.
+ */
+#define LIBURING_NEXT(name, ...)                                                    \
+	do {                                                                        \
+		void *f = dlsym(RTLD_NEXT, #name);                                  \
+		int rc = f ? ((__typeof__(&name))f)(__VA_ARGS__) : -ENOSYS;         \
+		if (rc >= 0)                                                        \
+			usmc_plain_from_now(USMC_DECL_ENV);                         \
+		return rc;                                                          \
+	} while (0)
+
+EXPORT int io_uring_setup(unsigned int entries, void *params);
+EXPORT int io_uring_queue_init(unsigned int entries, void *ring, unsigned int flags);
+EXPORT int io_uring_queue_init_params(unsigned int entries, void *ring, void *params);
+EXPORT int io_uring_queue_init_mem(unsigned int entries, void *ring, void *params, void *buf,
+				   size_t buf_size);
+
+EXPORT int io_uring_setup(unsigned int entries, void *params)
+{
+	LIBURING_NEXT(io_uring_setup, entries, params);
+}
+
+EXPORT int io_uring_queue_init(unsigned int entries, void *ring, unsigned int flags)
+{
+	LIBURING_NEXT(io_uring_queue_init, entries, ring, flags);
+}
+
+EXPORT int io_uring_queue_init_params(unsigned int entries, void *ring, void *params)
+{
+	LIBURING_NEXT(io_uring_queue_init_params, entries, ring, params);
+}
+
+EXPORT int io_uring_queue_init_mem(unsigned int entries, void *ring, void *params, void *buf,
+				   size_t buf_size)
+{
+	LIBURING_NEXT(io_uring_queue_init_mem, entries, ring, params, buf, buf_size);
 }

@@ -427,6 +427,53 @@ static void raw_server(struct end *e)
 	say_rc("syscall(SYS_read) at EOF", syscall(SYS_read, e->fd, buf, sizeof(buf)));
 }
 
+/* ---- io_uring: from its setup on, new sockets are plain TCP ---- */
+
+static void ring_setup(void)
+{
+	uint8_t params[120] = { 0 }; /* struct io_uring_params, all zero */
+	long ring = syscall(SYS_io_uring_setup, 4, params);
+
+	say("io_uring_setup: %s", ring >= 0 ? "a ring" : errno_name(errno));
+	if (ring >= 0)
+		close((int)ring);
+}
+
+static void ring_client(struct end *e)
+{
+	ring_setup();
+	e->port = (uint16_t)hear(e);
+	e->fd = connect_to(e);
+	send_pattern(e->fd, 81, 0, 1 << 20);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_to_eof(e->fd, "reply");
+}
+
+static void ring_server(struct end *e)
+{
+	uint16_t port;
+	int lfd;
+
+	ring_setup();
+	close(e->lfd);
+	e->lfd = -1;
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = loopback(AF_INET, 0, &ss);
+
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, len) || listen(lfd, 8) ||
+		    getsockname(lfd, (struct sockaddr *)&ss, &len))
+			fatal("listener");
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	tell(e, port);
+	e->fd = accept(lfd, NULL, NULL);
+	close(lfd);
+	recv_to_eof(e->fd, "request");
+	send_pattern(e->fd, 82, 0, 300000);
+}
+
 const struct diff_case zcopy_cases[] = {
 	{ "sendfile_big", sendfile_big_client, sendfile_big_server, .conns = 1 },
 	{ "sendfile_epipe", sendfile_epipe_client, closing_server, .conns = 1 },
@@ -436,5 +483,6 @@ const struct diff_case zcopy_cases[] = {
 	{ "fcntl64", fcntl64_client, fcntl64_server, .conns = 1 },
 	{ "aliases", aliases_client, aliases_server, .conns = 1 },
 	{ "raw_syscall", raw_client, raw_server, .conns = 1 },
+	{ "io_uring_plain", ring_client, ring_server, .raw = true, .fallbacks = 3 },
 	{ NULL },
 };
