@@ -158,14 +158,19 @@ int usmc_socket(int domain, int type, int protocol)
 	s = usmc_sock_new(fd, domain);
 	if (s && usmc_config()->disabled)
 		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
-	else if (s && atomic_load(&plain_from_now))
-		usmc_sock_fallback(s, atomic_load(&plain_from_now), false);
+	else if (s && usmc_plain_reason())
+		usmc_sock_fallback(s, usmc_plain_reason(), false);
 	return fd;
 }
 
 void usmc_plain_from_now(uint32_t reason)
 {
 	atomic_store(&plain_from_now, reason);
+}
+
+uint32_t usmc_plain_reason(void)
+{
+	return atomic_load(&plain_from_now);
 }
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)

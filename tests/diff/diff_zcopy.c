@@ -474,6 +474,25 @@ static void ring_server(struct end *e)
 	send_pattern(e->fd, 82, 0, 300000);
 }
 
+/* A listener made before the ring declines the Proposals that come after it. */
+static void ring_listener_client(struct end *e)
+{
+	expect(e, GO);
+	e->fd = connect_to(e);
+	send_pattern(e->fd, 83, 0, 1 << 20);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_to_eof(e->fd, "reply");
+}
+
+static void ring_listener_server(struct end *e)
+{
+	ring_setup();
+	tell(e, GO);
+	e->fd = accept_one(e);
+	recv_to_eof(e->fd, "request");
+	send_pattern(e->fd, 84, 0, 300000);
+}
+
 const struct diff_case zcopy_cases[] = {
 	{ "sendfile_big", sendfile_big_client, sendfile_big_server, .conns = 1 },
 	{ "sendfile_epipe", sendfile_epipe_client, closing_server, .conns = 1 },
@@ -484,5 +503,7 @@ const struct diff_case zcopy_cases[] = {
 	{ "aliases", aliases_client, aliases_server, .conns = 1 },
 	{ "raw_syscall", raw_client, raw_server, .conns = 1 },
 	{ "io_uring_plain", ring_client, ring_server, .raw = true, .fallbacks = 3 },
+	{ "io_uring_listener", ring_listener_client, ring_listener_server, .raw = true,
+	  .fallbacks = 2 },
 	{ NULL },
 };
