@@ -18,8 +18,8 @@ struct usmc_sys usmc_sys = { USMC_SYS_CALLS(USMC_SYS_LIBC) };
 /*
  * A call this libc lacks.  The table cannot keep the link-time address
  * instead: in the preloaded library that is our own wrapper, which would
- * call itself.  Every entry returns an int or ssize_t, so -1 in the return
- * register reads right whatever the arguments were.
+ * call itself.  -1 in the return register reads right for every entry,
+ * whatever the arguments were (usmc_sys.h).
  */
 static long sys_missing(void)
 {

@@ -13,7 +13,9 @@
  * it (tests/interposed_names.sh checks both that and that no object of
  * the library names one of them directly), so the preload's wrappers pass
  * what is not usmc's to the same table.  A new interposed call is one
- * line here, one wrapper and one name in the version script.
+ * line here, one wrapper and one name in the version script.  (A libc
+ * that lacks a call gets a stub answering ENOSYS; every entry but the void
+ * closefrom returns an int, a long or an ssize_t.)
  */
 #ifndef USMC_SYS_H
 #define USMC_SYS_H
@@ -38,6 +40,7 @@
 	X(int, shutdown, (int, int))                                                          \
 	X(int, close, (int))                                                                  \
 	X(int, close_range, (unsigned int, unsigned int, int))                                \
+	X(void, closefrom, (int))                                                             \
 	X(int, dup, (int))                                                                    \
 	X(int, dup2, (int, int))                                                              \
 	X(int, dup3, (int, int, int))                                                         \

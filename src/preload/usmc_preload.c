@@ -139,6 +139,15 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	return usmc_close_range(first, last, flags);
 }
 
+/* glibc's closefrom calls its own close_range: usmc must let go of the sockets first. */
+EXPORT void closefrom(int lowfd)
+{
+	bound();
+	if (usmc_close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0) == 0)
+		return;
+	usmc_sys.closefrom(lowfd); /* a kernel without close_range */
+}
+
 EXPORT int shutdown(int fd, int how)
 {
 	bound();

@@ -361,6 +361,38 @@ static void aliases_server(struct end *e)
 	send_pattern(e->fd, 62, 300, 40);
 }
 
+/* ---- closefrom: the number of a closed socket taken by a file ---- */
+
+/* The socket moves above the harness's pipes, which closefrom must spare. */
+static void closefrom_client(struct end *e)
+{
+	int high = fcntl(e->fd, F_DUPFD, 500), file, copy;
+	uint8_t buf[1000];
+
+	greet(e);
+	say("F_DUPFD(500): %s", high == 500 ? "500" : "failed");
+	close(e->fd);
+	e->fd = -1;
+	closefrom(500);
+	say_rc("write after closefrom", write(high, "x", 1));
+	file = pattern_file(1000);
+	copy = fcntl(file, F_DUPFD, 500);
+	say("a copy of a file takes the socket's number: %s", copy == high ? "yes" : "no");
+	say_rc("read from it", read(copy, buf, sizeof(buf)));
+	say("  bytes %s", pattern_ok(buf, sizeof(buf), FILE_SEED, 0) ? "match" : "DIFFER");
+	close(copy), close(file);
+	tell(e, DONE);
+}
+
+static void closefrom_server(struct end *e)
+{
+	char c;
+
+	greet(e);
+	expect(e, DONE);
+	say_rc("read after the peer's closefrom", read(e->fd, &c, 1));
+}
+
 /* ---- libc's syscall(): every call of the data path, raw ---- */
 
 static void raw_send(int fd, long nr, uint64_t seed, uint64_t off, size_t len, const char *what)
@@ -501,6 +533,7 @@ const struct diff_case zcopy_cases[] = {
 	{ "zcopy_not_tcp", not_tcp_client, NULL },
 	{ "fcntl64", fcntl64_client, fcntl64_server, .conns = 1 },
 	{ "aliases", aliases_client, aliases_server, .conns = 1 },
+	{ "closefrom", closefrom_client, closefrom_server, .conns = 1 },
 	{ "raw_syscall", raw_client, raw_server, .conns = 1 },
 	{ "io_uring_plain", ring_client, ring_server, .raw = true, .fallbacks = 3 },
 	{ "io_uring_listener", ring_listener_client, ring_listener_server, .raw = true,
