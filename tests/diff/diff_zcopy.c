@@ -83,6 +83,7 @@ static void sendfile_big_client(struct end *e)
 	/* Toward a peer that does not read: the socket fills, then EAGAIN. */
 	set_nonblock(e->fd, true);
 	lseek(file, BIG / 2, SEEK_SET);
+	wait_for(e->fd, POLLOUT);
 	n = sendfile(e->fd, file, NULL, BIG / 2);
 	say("non-blocking sendfile(NULL, half the file): %s", n > 0 ? "some bytes" : "nothing");
 	while (n > 0)
