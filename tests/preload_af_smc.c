@@ -38,25 +38,6 @@ static void fill(uint8_t *buf, size_t len, size_t off)
 		buf[i] = (uint8_t)((off + i) * 7 + ((off + i) >> 10));
 }
 
-static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		a->sin6_addr = in6addr_loopback;
-		return sizeof(*a);
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-	a->sin_family = AF_INET;
-	a->sin_port = htons(port);
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return sizeof(*a);
-}
-
 /* Reads the stream to EOF, answers its checksum. */
 static void serve(int lfd)
 {
@@ -80,7 +61,7 @@ static void client(int proto, int family, uint16_t port)
 {
 	static uint8_t buf[65536];
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, port, &ss);
+	socklen_t len = loopback_addr(family, port, &ss);
 	struct tcp_info ti;
 	socklen_t tlen = sizeof(ti);
 	uint64_t h = FNV_INIT, answer, on_tcp;
@@ -114,7 +95,7 @@ static void client(int proto, int family, uint16_t port)
 static void one(int proto, int family)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, 0, &ss);
+	socklen_t len = loopback_addr(family, 0, &ss);
 	int lfd = socket(family, SOCK_STREAM, 0), status;
 	uint16_t port;
 	pid_t pid;

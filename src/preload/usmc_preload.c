@@ -177,14 +177,19 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
  * Reading it as a pointer whatever the command is what libc does itself:
  * on the ABIs Linux runs both travel in the same register or slot.
  */
+#define OPTIONAL_ARG(last, arg)                  \
+	do {                                     \
+		va_list ap;                      \
+		va_start(ap, last);              \
+		arg = va_arg(ap, void *);        \
+		va_end(ap);                      \
+	} while (0)
+
 EXPORT int fcntl(int fd, int cmd, ...)
 {
-	va_list ap;
 	void *arg;
 
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
+	OPTIONAL_ARG(cmd, arg);
 	bound();
 	return usmc_fcntl(fd, cmd, arg);
 }
@@ -196,12 +201,9 @@ EXPORT int fcntl(int fd, int cmd, ...)
  */
 EXPORT int fcntl64(int fd, int cmd, ...)
 {
-	va_list ap;
 	void *arg;
 
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
+	OPTIONAL_ARG(cmd, arg);
 	bound();
 	if (!usmc_sock_get(fd))
 		return usmc_sys.fcntl64(fd, cmd, arg);
@@ -210,12 +212,9 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 
 EXPORT int ioctl(int fd, unsigned long request, ...)
 {
-	va_list ap;
 	void *arg;
 
-	va_start(ap, request);
-	arg = va_arg(ap, void *);
-	va_end(ap);
+	OPTIONAL_ARG(request, arg);
 	bound();
 	return usmc_ioctl(fd, request, arg);
 }

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * Differential cases: sendfile and splice in every state of a connection
- * (its handshake, shared memory, plain TCP, a peer gone) and on
+ * (its handshake, shared memory, plain TCP; a peer gone is in diff_close's
+ * sigpipe case) and on
  * descriptors that are not TCP at all; fcntl64's copies of a socket, and
  * the calls glibc exports under a second name (preadv2, __read...) and
  * libc's syscall() for the calls of the data path.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #include "diff.h"
 
@@ -28,20 +27,6 @@ enum { GO = 1, DONE };
 
 #define FILE_SEED 31
 #define BIG (16u << 20)
-
-/* A file of len bytes of stream FILE_SEED, positioned at its start. */
-static int pattern_file(size_t len)
-{
-	char path[] = "/tmp/usmc-diff-XXXXXX";
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		fatal("mkstemp");
-	unlink(path);
-	send_pattern(fd, FILE_SEED, 0, len);
-	lseek(fd, 0, SEEK_SET);
-	return fd;
-}
 
 /* sendfile until count bytes went, waiting for room; says how it went. */
 static void sendfile_all(int out, int file, off_t *off, size_t count, const char *what)
@@ -70,7 +55,7 @@ static void sendfile_all(int out, int file, off_t *off, size_t count, const char
 
 static void sendfile_big_client(struct end *e)
 {
-	int file = pattern_file(BIG);
+	int file = pattern_file(FILE_SEED, BIG);
 	off_t off = 0;
 	ssize_t n;
 
@@ -105,52 +90,6 @@ static void sendfile_big_server(struct end *e)
 	expect(e, GO);
 	recv_pattern(e->fd, FILE_SEED, BIG / 2, BIG / 2, "the second half");
 	recv_to_eof(e->fd, "after it");
-	tell(e, DONE);
-}
-
-/* ---- sendfile toward a peer gone: EPIPE and SIGPIPE, as TCP ---- */
-
-static volatile sig_atomic_t sigpipes;
-
-static void on_sigpipe(int sig)
-{
-	(void)sig;
-	sigpipes++;
-}
-
-static void sendfile_epipe_client(struct end *e)
-{
-	struct sigaction sa = { .sa_handler = on_sigpipe };
-	struct timespec pause = { 0, 1000 * 1000 };
-	int file = pattern_file(65536);
-	off_t off = 0;
-	ssize_t n;
-	char c;
-
-	sigaction(SIGPIPE, &sa, NULL);
-	greet(e);
-	tell(e, GO);
-	expect(e, DONE);
-	wait_for(e->fd, POLLIN);
-	say_rc("read", read(e->fd, &c, 1));
-	n = sendfile(e->fd, file, &off, 1000);
-	say_rc("first sendfile(1000) toward the closed peer", n);
-	for (int i = 0; n >= 0 && i < WAIT_MS; i++) {
-		nanosleep(&pause, NULL);
-		off = 0;
-		n = sendfile(e->fd, file, &off, 1000);
-	}
-	say_rc("a later sendfile(1000), once the peer's reset came", n);
-	say("  offset %lld, SIGPIPE caught %d times", (long long)off, (int)sigpipes);
-	close(file);
-}
-
-static void closing_server(struct end *e)
-{
-	greet(e);
-	expect(e, GO);
-	say_rc("close", close(e->fd));
-	e->fd = -1;
 	tell(e, DONE);
 }
 
@@ -241,7 +180,7 @@ static int kernel_listener(uint16_t *port)
 
 static void plain_client(struct end *e)
 {
-	int file = pattern_file(BIG);
+	int file = pattern_file(FILE_SEED, BIG);
 	off_t off = 1000;
 
 	e->port = (uint16_t)hear(e);
@@ -280,7 +219,7 @@ static void drain(int fd, size_t len, const char *what)
 
 static void not_tcp_client(struct end *e)
 {
-	int file = pattern_file(100000), sv[2], p[2];
+	int file = pattern_file(FILE_SEED, 100000), sv[2], p[2];
 	off_t off = 0;
 
 	(void)e;
@@ -376,7 +315,7 @@ static void closefrom_client(struct end *e)
 	e->fd = -1;
 	closefrom(500);
 	say_rc("write after closefrom", write(high, "x", 1));
-	file = pattern_file(1000);
+	file = pattern_file(FILE_SEED, 1000);
 	copy = fcntl(file, F_DUPFD, 500);
 	say("a copy of a file takes the socket's number: %s", copy == high ? "yes" : "no");
 	say_rc("read from it", read(copy, buf, sizeof(buf)));
@@ -528,7 +467,6 @@ static void ring_listener_server(struct end *e)
 
 const struct diff_case zcopy_cases[] = {
 	{ "sendfile_big", sendfile_big_client, sendfile_big_server, .conns = 1 },
-	{ "sendfile_epipe", sendfile_epipe_client, closing_server, .conns = 1 },
 	{ "splice", splice_client, splice_server, .conns = 1 },
 	{ "zcopy_plain", plain_client, plain_server, .raw = true, .fallbacks = 1 },
 	{ "zcopy_not_tcp", not_tcp_client, NULL },
