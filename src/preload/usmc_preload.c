@@ -103,17 +103,25 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return usmc_accept4(fd, addr, len, flags);
 }
 
+/*
+ * From a socket the kernel's sendfile is a splice into a pipe (ESPIPE with
+ * an offset, EINVAL toward anything but a pipe): so it is from a usmc
+ * socket, whose bytes are in the ring.
+ */
 EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
 	bound();
-	return usmc_sendfile(out_fd, in_fd, offset, count);
+	if (!usmc_sock_active(in_fd))
+		return usmc_sendfile(out_fd, in_fd, offset, count);
+	if (offset) {
+		errno = ESPIPE;
+		return -1;
+	}
+	return splice(in_fd, NULL, out_fd, NULL, count, 0);
 }
 
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
-{
-	bound();
-	return usmc_sendfile(out_fd, in_fd, offset, count);
-}
+	ALIAS_OF(sendfile);
 
 EXPORT int dup(int fd)
 {

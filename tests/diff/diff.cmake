@@ -21,7 +21,7 @@ set(USMC_DIFF_CASES
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail
-  sendfile_big splice zcopy_plain zcopy_not_tcp fcntl64 aliases
+  sendfile_big splice sendfile_from_socket zcopy_plain zcopy_not_tcp fcntl64 aliases
   closefrom raw_syscall io_uring_plain io_uring_listener)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the

@@ -162,6 +162,41 @@ static void splice_server(struct end *e)
 	splice_in(e->fd, 42, 300000);
 }
 
+/* ---- sendfile from a socket: into a pipe only ---- */
+
+static void from_sock_client(struct end *e)
+{
+	send_pattern(e->fd, 91, 0, 200000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	expect(e, DONE);
+}
+
+static void from_sock_server(struct end *e)
+{
+	int file = pattern_file(FILE_SEED, 10), p[2];
+	uint8_t buf[65536];
+	uint32_t sum = SUM_INIT;
+	size_t total = 0;
+	off_t off = 0;
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		fatal("pipe");
+	wait_for(e->fd, POLLIN);
+	say_rc("sendfile from the socket with an offset", sendfile(p[1], e->fd, &off, 100));
+	say_rc("sendfile from the socket to a file", sendfile(file, e->fd, NULL, 100));
+	while ((n = sendfile(p[1], e->fd, NULL, sizeof(buf))) > 0) {
+		if (read(p[0], buf, (size_t)n) != n)
+			fatal("read from the pipe");
+		sum = sum32(sum, buf, (size_t)n);
+		total += (size_t)n;
+	}
+	say_rc("sendfile from the socket into a pipe, at the end", n);
+	say("  %zu bytes, sum %08x", total, sum);
+	close(p[0]), close(p[1]), close(file);
+	tell(e, DONE);
+}
+
 /* ---- the same on a connection that is plain TCP under usmc-run ---- */
 
 /* A listener of the kernel's own, which usmc never sees: its clients stay TCP. */
@@ -468,6 +503,7 @@ static void ring_listener_server(struct end *e)
 const struct diff_case zcopy_cases[] = {
 	{ "sendfile_big", sendfile_big_client, sendfile_big_server, .conns = 1 },
 	{ "splice", splice_client, splice_server, .conns = 1 },
+	{ "sendfile_from_socket", from_sock_client, from_sock_server, .conns = 1 },
 	{ "zcopy_plain", plain_client, plain_server, .raw = true, .fallbacks = 1 },
 	{ "zcopy_not_tcp", not_tcp_client, NULL },
 	{ "fcntl64", fcntl64_client, fcntl64_server, .conns = 1 },
