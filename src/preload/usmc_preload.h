@@ -5,6 +5,10 @@
 #ifndef USMC_PRELOAD_H
 #define USMC_PRELOAD_H
 
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/select.h>
+
 /* The interposed names: the only ones the library exports. */
 #define EXPORT __attribute__((visibility("default")))
 
@@ -17,6 +21,10 @@
 
 /* Points usmc's system calls past this library; every wrapper calls it first. */
 void preload_bound(void);
+
+/* Whether select's sets, or a poll set, hold a usmc socket (usmc_preload_wait.c). */
+bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex);
+bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds);
 
 /*
  * What a wrapper passes on when the descriptor is not usmc's goes to the

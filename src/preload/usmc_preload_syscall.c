@@ -142,16 +142,27 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 	d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
 	va_end(ap);
 	preload_bound();
+	/*
+	 * A wait without a usmc socket stays the kernel's own, which (unlike
+	 * libc's) writes the time left into ppoll's and pselect6's timeout.
+	 */
 	switch (nr) {
 	case SYS_poll:
-		return poll((struct pollfd *)a, (nfds_t)b, (int)c);
+		if (pollset_holds_usmc((struct pollfd *)a, (nfds_t)b))
+			return poll((struct pollfd *)a, (nfds_t)b, (int)c);
+		break;
 	case SYS_ppoll:
-		return ppoll((struct pollfd *)a, (nfds_t)b, (const struct timespec *)c,
-			     (const sigset_t *)d);
+		if (pollset_holds_usmc((struct pollfd *)a, (nfds_t)b))
+			return ppoll((struct pollfd *)a, (nfds_t)b, (const struct timespec *)c,
+				     (const sigset_t *)d);
+		break;
 	case SYS_select:
-		return select((int)a, (fd_set *)b, (fd_set *)c, (fd_set *)d, (struct timeval *)e);
 	case SYS_pselect6:
-		return pselect6(a, b, c, d, e, f);
+		if (!sets_hold_usmc((int)a, (fd_set *)b, (fd_set *)c, (fd_set *)d))
+			break;
+		if (nr == SYS_pselect6)
+			return pselect6(a, b, c, d, e, f);
+		return select((int)a, (fd_set *)b, (fd_set *)c, (fd_set *)d, (struct timeval *)e);
 	case SYS_epoll_wait:
 		return epoll_wait((int)a, (struct epoll_event *)b, (int)c, (int)d);
 	case SYS_epoll_pwait:
