@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind
-	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev
+	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev liburing-dev
 	qemu-system-x86 debootstrap e2fsprogs cpio xz-utils
 	debhelper lintian dpkg-dev fakeroot git bash-completion tcpdump)
 missing=()

@@ -308,7 +308,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 
 	*p = (struct usmc_exec_prep){ .fd = -1 };
 	/* A vfork child shares our memory but not our pid: it must not touch our state. */
-	if ((pid_t)syscall(SYS_getpid) != usmc_pid())
+	if ((pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
 		return 0;
 	settle_inherited();
 	usmc_lock();

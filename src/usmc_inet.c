@@ -78,14 +78,31 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 	usmc_log_fallback(s->fd, reason, by_peer);
 }
 
+/*
+ * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),
+ * are usmc sockets of AF_INET or AF_INET6, whether or not the kernel has
+ * AF_SMC: TCP wherever SMC cannot be used, as the kernel's are.
+ */
+#define SMCPROTO_SMC 0
+#define SMCPROTO_SMC6 1
+
+/* Set: every socket made from now on is plain TCP, for this reason. */
+static _Atomic uint32_t plain_from_now;
+
 int usmc_socket(int domain, int type, int protocol)
 {
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	bool smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
-		   (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
+	bool smc;
 	struct usmc_sock *s;
 	int fd;
 
+	if (domain == AF_SMC && base == SOCK_STREAM &&
+	    (protocol == SMCPROTO_SMC || protocol == SMCPROTO_SMC6)) {
+		domain = protocol == SMCPROTO_SMC6 ? AF_INET6 : AF_INET;
+		protocol = 0;
+	}
+	smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
+	      (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
 	if (!smc)
 		return usmc_sys.socket(domain, type, protocol);
 	fd = usmc_sys.socket(domain, type, IPPROTO_TCP);
@@ -94,7 +111,19 @@ int usmc_socket(int domain, int type, int protocol)
 	s = usmc_sock_new(fd, domain);
 	if (s && usmc_config()->disabled)
 		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
+	else if (s && usmc_plain_reason())
+		usmc_sock_fallback(s, usmc_plain_reason(), false);
 	return fd;
+}
+
+void usmc_plain_from_now(uint32_t reason)
+{
+	atomic_store(&plain_from_now, reason);
+}
+
+uint32_t usmc_plain_reason(void)
+{
+	return atomic_load(&plain_from_now);
 }
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
@@ -524,7 +553,7 @@ ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	size_t done = 0;
 
 	if (!s)
-		return sendfile(out_fd, in_fd, offset, count);
+		return usmc_sys.sendfile(out_fd, in_fd, offset, count);
 	while (done < count) {
 		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
 		ssize_t n = file_chunk(in_fd, offset, buf, want), w;

@@ -221,14 +221,20 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	}
 	cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
 	p = cookie ? af_srv_take(l->port, NULL, 0, cookie) : NULL;
+	if (!p)
+		reason = USMC_DECL_PEERNOSMC;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
-	if (p && uid != (uint32_t)p->lgr->peer_uid) {
-		af_send_decline(p->lgr, p->token, USMC_DECL_FOREIGN);
+	else if (uid != (uint32_t)p->lgr->peer_uid)
+		reason = USMC_DECL_FOREIGN;
+	else
+		reason = usmc_plain_reason(); /* this process uses io_uring */
+	if (p && reason) {
+		af_send_decline(p->lgr, p->token, reason);
 		lgr_put(p->lgr);
 		free(p);
-		p = NULL;
+	} else if (p) {
+		reason = srv_accept_proposal(ns, p);
 	}
-	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
 	usmc_unlock();
 	if (reason)
 		return reason;

@@ -151,6 +151,12 @@ void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
+/*
+ * From now on every new socket is plain TCP from its start, and a listener
+ * declines every Proposal, for this reason; usmc_plain_reason: 0 or it.
+ */
+void usmc_plain_from_now(uint32_t reason);
+uint32_t usmc_plain_reason(void);
 
 /* Configuration read once from the environment. */
 /* usmc_config.h: the settings; how long a waiter on s (NULL: any) spins, in µs. */
