@@ -82,6 +82,15 @@ void af_conn_release(struct usmc_conn *conn)
 	usmc_conn_free(conn);
 }
 
+static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason, uint8_t flags)
+{
+	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = token };
+
+	msg.decline.reason = reason;
+	msg.decline.flags = flags;
+	lgr_send(lgr, &msg, -1);
+}
+
 /*
  * A CLC message without a ring: Confirm, or Decline with its reason.  A
  * Confirm only lets the server forget a token early, so it is dropped
@@ -89,19 +98,22 @@ void af_conn_release(struct usmc_conn *conn)
  */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason)
 {
-	struct clc_msg msg = { .type = type, .version = CLC_VERSION, .token = token };
+	struct clc_msg msg = { .type = CLC_CONFIRM, .version = CLC_VERSION, .token = token };
 
-	if (type == CLC_DECLINE)
-		msg.decline.reason = reason;
 	if (type == CLC_CONFIRM)
 		lgr_send_try(lgr, &msg);
 	else
-		lgr_send(lgr, &msg, -1);
+		send_decline(lgr, token, reason, 0);
 }
 
 void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
-	af_send_clc(lgr, CLC_DECLINE, token, reason);
+	send_decline(lgr, token, reason, 0);
+}
+
+void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
+{
+	send_decline(lgr, token, reason, CLC_DECL_WITHDRAW);
 }
 
 /* ---- listeners ---- */
@@ -427,20 +439,24 @@ static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 
 static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 {
+	bool withdraw = msg->decline.flags & CLC_DECL_WITHDRAW;
 	struct usmc_conn *conn;
 	struct srv_proposal *p;
 
 	if (lgr->role == LGR_SERVER) {
 		p = af_srv_take(0, lgr, msg->token, 0);
 		if (p) {
+			/* Dropped unread: told so, the client replays what it wrote into TCP. */
+			if (withdraw)
+				af_send_decline(lgr, p->token, msg->decline.reason);
 			lgr_put(lgr);
 			free(p);
 			return;
 		}
-		/*
-		 * The client gave up after we accepted (we were stalled for a CLC
-		 * timeout): it went to TCP, so this connection can only fail, loudly.
-		 */
+		/* We answered before (usmc_clc.h, withdrawal): the client takes that answer. */
+		if (withdraw)
+			return;
+		/* The client could not map our ring: this connection can only fail, loudly. */
 		conn = srv_conn_find(lgr, msg->token);
 		if (conn && conn->sock)
 			usmc_conn_abort(conn->sock);

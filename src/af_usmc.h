@@ -44,6 +44,8 @@ void af_conn_release(struct usmc_conn *conn);
 /* A CLC message without a ring: Confirm, or Decline with its reason. */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason);
 void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
+/* The client's Decline that withdraws its Proposal (usmc_clc.h): the server answers it. */
+void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Reads and handles whatever the channels and Unix listeners hold. */
 void af_pump(void);

@@ -336,9 +336,39 @@ static int hs_answer(struct usmc_conn *conn)
 	return result;
 }
 
+/* The handshake ends here, with no answer from the server. */
+static bool hs_settle_locally(struct usmc_conn *conn, uint32_t reason, bool reset)
+{
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = reason;
+	conn->hs_local = true;
+	conn->hs_reset = reset;
+	return true;
+}
+
 /*
- * Gives up on an answer that cannot come, at most every quarter of a CLC
- * timeout once one has passed.  True if it gave up.
+ * Withdraws the Proposal (usmc_clc.h) once, and reads the channel: true if
+ * an answer is in.
+ */
+static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
+{
+	bool answered;
+
+	usmc_lock();
+	if (!conn->hs_withdrawn_at) {
+		af_send_withdraw(conn->lgr, conn->token, reason);
+		conn->hs_withdrawn_at = now;
+	}
+	af_pump();
+	answered = conn->hs_result != 0;
+	usmc_unlock();
+	return answered;
+}
+
+/*
+ * Ends a wait for an answer that cannot come, looking at most every
+ * quarter of a CLC timeout once one has passed.  True once the handshake
+ * is settled (an answer came, or it ends here).
  */
 static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
@@ -355,6 +385,11 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	if (now < conn->hs_check_at && !shared)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
+	/* Withdrawn and still no answer: the server is stopped inside its answer. */
+	if (conn->hs_withdrawn_at)
+		return hs_withdraw(conn, reason, now) ||
+		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
+			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));
 	end = server_end_state(s);
 	if (end == END_WAITING) {
 		conn->hs_accepted_at = 0;
@@ -372,25 +407,49 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 			return false;
 	}
 	/*
-	 * Accepted elsewhere: nobody can answer.  Accepted by the process that
-	 * has our Proposal, which answers within microseconds unless it cannot
-	 * read it (out of descriptors): wait longer, then give up too.
+	 * Accepted by the process that has our Proposal, which answers within
+	 * microseconds unless it cannot read it (out of descriptors) or is
+	 * stopped: wait longer, then withdraw.
 	 */
 	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
 		return false;
+	if (hs_withdraw(conn, reason, now))
+		return true;
+	/*
+	 * Accepted elsewhere: the server never had the connection, so it never
+	 * takes the Proposal, and any answer it gave is in already.
+	 */
+	return end == END_ELSEWHERE && hs_settle_locally(conn, reason, false);
+}
+
+/*
+ * No answer to our withdrawal: the server may still take the Proposal
+ * and read our ring.  The ring says reset, and so does TCP (a connect to
+ * AF_UNSPEC sends the reset and leaves ECONNRESET for our next call); the
+ * ring waits for the server's answer as a closed connection's does.
+ */
+static void cli_finish_reset(struct usmc_sock *s)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct usmc_conn *conn = s->conn;
+
+	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
+	usmc_sys.connect(s->fd, &sa, sizeof(sa));
 	usmc_lock();
-	af_send_decline(conn->lgr, conn->token, reason);
+	conn->hs_result = 0;
+	conn->sock = NULL;
+	conn->diag = NULL;
+	s->conn = NULL;
 	usmc_unlock();
-	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = reason;
-	conn->hs_local = true;
-	return true;
+	usmc_sock_fallback(s, USMC_DECL_TIMEOUT_CLC, false);
 }
 
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
 static int resolve_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
+	/* Wakes for the checks of hs_give_up_if_orphaned, even with short timeouts. */
+	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
 	int result;
 
 	/*
@@ -421,14 +480,14 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 			break;
 		}
 		if (hs_give_up_if_orphaned(s)) {
-			result = CLC_DECLINE;
+			result = conn->hs_result;
 			break;
 		}
 		if (usmc_now_ms() >= deadline) {
 			errno = EAGAIN;
 			return -1;
 		}
-		if (usmc_sys.poll(p, 2, 200) < 0)
+		if (usmc_sys.poll(p, 2, slice) < 0)
 			return -1;
 	}
 	/* Threads of ours may hold the same answer: one settles it, the others wait. */
@@ -439,6 +498,8 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 	}
 	if (result == CLC_ACCEPT)
 		cli_finish_accept(s);
+	else if (conn->hs_reset)
+		cli_finish_reset(s);
 	else
 		cli_finish_decline(s);
 	return 0;

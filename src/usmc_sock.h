@@ -71,6 +71,8 @@ struct usmc_conn {
 	bool hs_local;         /* we gave up, the peer did not decline */
 	int64_t hs_check_at;   /* when to look whether anyone can still answer */
 	int64_t hs_accepted_at; /* when we first saw our connection accepted */
+	int64_t hs_withdrawn_at; /* when we withdrew the Proposal (usmc_clc.h) */
+	bool hs_reset;          /* no answer to the withdrawal: reset the connection */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
