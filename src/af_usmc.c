@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -278,30 +279,106 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 		atomic_compare_exchange_strong(&reg->pid, &me, 0);
 }
 
-static void accept_channels_of(struct usmc_listener *l, int *ufd, bool other_users)
+/*
+ * What channels may take: anyone can connect to the Unix names, so a few
+ * a peer process, a bounded number in all, never the descriptors the
+ * last eighth of the table holds for TCP clients, and a bounded number
+ * taken per look, so that a queue others fill costs an accept() little.
+ */
+#define CHAN_PER_PEER      4
+#define CHAN_MAX           1024
+#define CHAN_ACCEPT_BATCH  16
+/* Proposals listed at once, in all: a peer that never connects costs bounded memory. */
+#define PROPOSALS_MAX      65536
+
+/* Whether the channel fd, from cred, may become a link group. */
+static bool channel_admit(int fd, const struct ucred *cred)
 {
-	while (*ufd >= 0) {
+	struct rlimit rl;
+	int total = 0, of_peer = 0;
+
+	if (!usmc_peer_user_allowed(cred->uid))
+		return false;
+	/* Descriptors come lowest first: a number this high means the table is nearly full. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)fd >= rl.rlim_cur - rl.rlim_cur / 8)
+		return false;
+	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
+		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))
+			continue;
+		total++;
+		of_peer += lgr->peer_pid == cred->pid;
+	}
+	return total < CHAN_MAX && of_peer < CHAN_PER_PEER;
+}
+
+/*
+ * Takes channels while *budget lasts; returns how many became link groups.
+ * *budget is left above 0 once the queue is empty.
+ */
+static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_users, int *budget)
+{
+	struct reg_port *reg = other_users ? NULL : reg_port(l->port);
+	int made = 0;
+
+	while (*ufd >= 0 && *budget > 0) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		(*budget)--;
 		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
 			channel_renew(l, ufd, other_users);
-		if (fd < 0)
-			return;
+		if (fd < 0) {
+			/* Empty: clients that found it full may come again. */
+			if (reg && errno == EAGAIN)
+				atomic_fetch_and(&reg->flags, ~REG_KNOCK);
+			*budget += 1;
+			return made;
+		}
 		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
-		    !usmc_peer_user_allowed(cred.uid) || !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+		    !channel_admit(fd, &cred) || !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			usmc_sys.close(fd);
+		else
+			made++;
+	}
+	return made;
+}
+
+/*
+ * Channels that never proposed within a CLC timeout hold a descriptor for
+ * nothing (a client proposes as soon as it connects): close them.
+ */
+static void channels_reap_idle(void)
+{
+	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
+	struct usmc_lgr *lgr, *next;
+
+	for (lgr = lgr_first(); lgr; lgr = next) {
+		next = lgr->next;
+		if (lgr->role == LGR_SERVER && lgr_usable(lgr) && !lgr->proposed && !lgr->refs &&
+		    now - lgr->born > timeout)
+			af_lgr_fail(lgr);
 	}
 }
 
-static void accept_channels(struct usmc_listener *l)
+int af_accept_channels(struct usmc_listener *l, bool *more)
 {
+	int budget = CHAN_ACCEPT_BATCH, made;
+
+	*more = false;
+	if (l->owner != usmc_pid())
+		return 0;
+	channels_reap_idle();
 	if (l->ufd < 0)
 		channel_renew(l, &l->ufd, false);
-	accept_channels_of(l, &l->ufd, false);
-	if (l->ufd_users >= 0)
-		accept_channels_of(l, &l->ufd_users, true);
+	made = accept_channels_of(l, &l->ufd, false, &budget);
+	*more = budget == 0;
+	if (l->ufd_users >= 0) {
+		budget = CHAN_ACCEPT_BATCH;
+		made += accept_channels_of(l, &l->ufd_users, true, &budget);
+	}
+	return made;
 }
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
@@ -316,10 +393,17 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		af_send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
 		return;
 	}
-	p = calloc(1, sizeof(*p));
+	lgr->proposed = true;
+	p = atomic_load_explicit(&proposals_pending, memory_order_relaxed) < PROPOSALS_MAX
+		    ? calloc(1, sizeof(*p))
+		    : NULL;
 	reason = p ? lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &p->ring) : USMC_DECL_MEM;
-	if (!p && fd >= 0)
-		usmc_sys.close(fd);
+	if (!p) {
+		struct usmc_ring scratch;
+
+		/* Still learn the segment, which later messages name without its memfd. */
+		lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &scratch);
+	}
 	if (reason) {
 		free(p);
 		af_send_decline(lgr, msg->token, reason);
@@ -362,7 +446,8 @@ bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg)
 {
 	return reg && atomic_load_explicit(&reg->proposals, memory_order_acquire) ==
 			      atomic_load_explicit(&l->seen, memory_order_acquire) &&
-	       !atomic_load_explicit(&proposals_pending, memory_order_relaxed) && l->ufd_users < 0;
+	       !atomic_load_explicit(&proposals_pending, memory_order_relaxed) && l->ufd_users < 0 &&
+	       !(atomic_load_explicit(&reg->flags, memory_order_relaxed) & REG_KNOCK);
 }
 
 bool af_srv_has(uint16_t port)
@@ -549,18 +634,24 @@ bool af_pump_lgr(struct usmc_lgr *lgr)
 	return ok;
 }
 
-void af_pump(void)
+void af_pump_lgrs(void)
 {
 	struct usmc_lgr *lgr, *next;
 
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->owner == usmc_pid())
-			accept_channels(l);
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
 		if (lgr_usable(lgr))
 			af_pump_lgr(lgr);
 	}
+}
+
+void af_pump(void)
+{
+	bool more;
+
+	for (struct usmc_listener *l = listeners; l; l = l->next)
+		af_accept_channels(l, &more);
+	af_pump_lgrs();
 }
 
 void af_cli_pending_add(struct usmc_conn *conn)

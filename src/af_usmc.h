@@ -49,6 +49,13 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Reads and handles whatever the channels and Unix listeners hold. */
 void af_pump(void);
+/* Only the link groups we have. */
+void af_pump_lgrs(void);
+/*
+ * Takes a bounded number of new channels of l; returns how many became
+ * link groups, and *more if our own user's queue may hold others.
+ */
+int af_accept_channels(struct usmc_listener *l, bool *more);
 /* The same for one link group; false once it failed (and may be gone). */
 bool af_pump_lgr(struct usmc_lgr *lgr);
 /* The peer process is gone, or broke the protocol. */

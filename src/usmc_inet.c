@@ -402,6 +402,8 @@ const char *usmc_reason_str(uint32_t reason)
 		return "insufficient memory resources";
 	case USMC_DECL_TIMEOUT_CLC:
 		return "CLC handshake timed out";
+	case USMC_DECL_CHAN_BUSY:
+		return "listener's handshake channel busy";
 	case USMC_DECL_CNFERR:
 		return "configuration error";
 	case USMC_DECL_POLICY:

@@ -9,3 +9,9 @@ endforeach()
 # Peers of two users: TCP unless both name each other (needs root).
 usmc_test(cross_user)
 add_test(NAME cross_user COMMAND cross_user)
+# Other processes against a listener's channel (another user: needs root).
+usmc_test(hostile_user)
+foreach(case backlog squat churn idle proposals)
+  add_test(NAME hostile_user_${case} COMMAND hostile_user --case ${case})
+  set_tests_properties(hostile_user_${case} PROPERTIES TIMEOUT 120 LABELS "security;needs-root")
+endforeach()
