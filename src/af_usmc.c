@@ -217,6 +217,7 @@ int af_listen(struct usmc_sock *s, int backlog)
 		s->reason = reason;
 		usmc_sock_set_state(s, SOCK_PLAIN);
 	} else {
+		af_listener_defer_take(s);
 		usmc_sock_set_state(s, SOCK_LISTEN);
 	}
 	return 0;

@@ -80,6 +80,11 @@ bool af_diag_available(void);
  */
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
+/*
+ * Takes TCP_DEFER_ACCEPT off a usmc listener's kernel socket and keeps it
+ * in s->defer_accept, as the kernel reported it (see usmc_listen.c).
+ */
+void af_listener_defer_take(struct usmc_sock *s);
 /* Doorbells are single bytes: Nagle would hold them back. */
 void af_set_nodelay(int fd);
 

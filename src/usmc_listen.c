@@ -153,6 +153,29 @@ void af_set_nodelay(int fd)
 	usmc_sys.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * TCP_DEFER_ACCEPT holds a connection back from accept() until data comes
+ * on TCP, and a usmc client's data goes to its ring, while it waits for
+ * the Accept that only accept() sends: every such connection would wait
+ * for the option's timeout.  A usmc listener keeps the option for
+ * getsockopt and leaves the kernel's off, so plain clients are accepted
+ * at connect, as without the option: the server's first read waits for
+ * their data instead of its accept.  (A byte a usmc client sent on TCP to
+ * wake the listener would reach a server that ends up plain, its Proposal
+ * missed or withdrawn, as data: no byte of ours may.)  The kernel rounds
+ * the value to its retransmissions: it is read back from there.
+ */
+void af_listener_defer_take(struct usmc_sock *s)
+{
+	int v = 0, off = 0;
+	socklen_t len = sizeof(v);
+
+	if (usmc_sys.getsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &len) || v <= 0)
+		return;
+	s->defer_accept = v;
+	usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &off, sizeof(off));
+}
+
 static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
 {
 	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };

@@ -25,3 +25,7 @@ foreach(case short long)
   add_test(NAME hs_stall_${case} COMMAND hs_stall --case ${case})
   set_tests_properties(hs_stall_${case} PROPERTIES TIMEOUT 60 LABELS security)
 endforeach()
+# TCP_DEFER_ACCEPT on a usmc listener: no wait for the option's timeout.
+usmc_test(hs_defer)
+add_test(NAME hs_defer COMMAND hs_defer)
+set_tests_properties(hs_defer PROPERTIES TIMEOUT 120 LABELS programs)
