@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -163,10 +164,23 @@ static uint32_t listener_register(struct usmc_sock *s)
 	int reuseport = 0;
 	socklen_t len = sizeof(reuseport);
 
-	/* With SO_REUSEPORT another process may get the connection we propose for. */
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
-		return USMC_DECL_SOCKOPT;
 	reg = reg_port(port);
+	/*
+	 * With SO_REUSEPORT another process may get the connection we propose
+	 * for.  Unless a usmc listener has the port, the registry says so, for
+	 * clients to fall back with this reason rather than "not usmc".
+	 */
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
+		int32_t pid = reg ? atomic_load(&reg->pid) : 0;
+
+		/* Not over a live usmc listener's entry (on another address of the port). */
+		if (port && reg &&
+		    (!pid || (atomic_load(&reg->flags) & REG_REUSEPORT) ||
+		     (kill(pid, 0) && errno == ESRCH)) &&
+		    atomic_compare_exchange_strong(&reg->pid, &pid, (int32_t)usmc_pid()))
+			atomic_store(&reg->flags, REG_REUSEPORT);
+		return USMC_DECL_SOCKOPT;
+	}
 	if (!port || !reg || !af_diag_available())
 		return USMC_DECL_ENV;
 	l = listener_find(port);
@@ -292,25 +306,43 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 /* Proposals listed at once, in all: a peer that never connects costs bounded memory. */
 #define PROPOSALS_MAX      65536
 
-/* Whether the channel fd, from cred, may become a link group. */
-static bool channel_admit(int fd, const struct ucred *cred)
+/* Why the channel fd, from cred, may not become a link group; 0 if it may. */
+static uint32_t channel_admit(int fd, const struct ucred *cred)
 {
 	struct rlimit rl;
 	int total = 0, of_peer = 0;
 
 	if (!usmc_peer_user_allowed(cred->uid))
-		return false;
+		return USMC_DECL_FOREIGN;
 	/* Descriptors come lowest first: a number this high means the table is nearly full. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (rlim_t)fd >= rl.rlim_cur - rl.rlim_cur / 8)
-		return false;
+		return USMC_DECL_MEM;
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
 		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))
 			continue;
 		total++;
 		of_peer += lgr->peer_pid == cred->pid;
 	}
-	return total < CHAN_MAX && of_peer < CHAN_PER_PEER;
+	return total < CHAN_MAX && of_peer < CHAN_PER_PEER ? 0 : USMC_DECL_CHAN_BUSY;
+}
+
+/*
+ * Refuses a channel with a Decline for the whole link group (token 0), so
+ * that its client falls back with our reason, then closes it.  Never
+ * waits: a channel that takes nothing now is closed all the same.
+ */
+static void channel_refuse(int fd, uint32_t reason)
+{
+	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION };
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	int len;
+
+	msg.decline.reason = reason;
+	len = clc_msg_encode(&msg, buf, sizeof(buf));
+	if (len > 0)
+		usmc_sys.send(fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	usmc_sys.close(fd);
 }
 
 /*
@@ -323,6 +355,7 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 	int made = 0;
 
 	while (*ufd >= 0 && *budget > 0) {
+		uint32_t refused;
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -337,9 +370,15 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			*budget += 1;
 			return made;
 		}
-		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
-		    !channel_admit(fd, &cred) || !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			usmc_sys.close(fd);
+			continue;
+		}
+		refused = channel_admit(fd, &cred);
+		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+			refused = USMC_DECL_MEM;
+		if (refused)
+			channel_refuse(fd, refused);
 		else
 			made++;
 	}
@@ -548,6 +587,11 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 			usmc_conn_abort(conn->sock);
 		return;
 	}
+	/* A Decline of the whole link group: its handshakes end with the reason when it closes. */
+	if (!msg->token) {
+		lgr->refused = msg->decline.reason;
+		return;
+	}
 	conn = af_cli_find(lgr, msg->token, false);
 	if (!conn || conn->hs_result)
 		return;
@@ -579,7 +623,7 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 		if (c->lgr != lgr || c->hs_result)
 			continue;
 		c->hs_result = CLC_DECLINE;
-		c->hs_reason = USMC_DECL_PEERDECL;
+		c->hs_reason = lgr->refused ? lgr->refused : USMC_DECL_PEERDECL;
 		if (!c->sock)
 			orphan_settle(c);
 	}

@@ -50,6 +50,8 @@ struct reg_port {
  * has taken all it holds.
  */
 #define REG_KNOCK 2u
+/* The port's listener is plain for SO_REUSEPORT (0x03000005): no channel. */
+#define REG_REUSEPORT 4u
 
 /* The registry entry of a port, or NULL if there is no registry. */
 struct reg_port *reg_port(uint16_t port);
@@ -127,6 +129,7 @@ struct usmc_lgr {
 	uint32_t backlog_len;
 	int64_t born;      /* server: when its channel was taken */
 	bool proposed;     /* server: a Proposal came on it */
+	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct usmc_lgr *next;
 };
 
