@@ -49,6 +49,8 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Reads and handles whatever the channels and Unix listeners hold. */
 void af_pump(void);
+/* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
+int af_channel_listen(uint16_t port, bool other_users);
 /* Only the link groups we have. */
 void af_pump_lgrs(void);
 /*

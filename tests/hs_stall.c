@@ -12,10 +12,15 @@
  *   hs_stall --case long    the stall outlasts the client's last bound:
  *                           the client's connection is reset, and the
  *                           server sees an error too, never a clean reply
+ *   hs_stall --case dropped the server stalls after the kernel's accept,
+ *                           before it read the Proposal: it reads the
+ *                           withdrawal after it, drops it, and both ends
+ *                           are TCP with request and reply checked
  *
  * The stall sits where the server has taken the Proposal and makes its
  * ring: this program's memfd_create, which the library's call resolves to,
- * sleeps once in the server before making the segment.
+ * sleeps once in the server before making the segment; or, for dropped,
+ * in its accept4 on the TCP listener.
  */
 #include <netinet/in.h>
 #include <string.h>
@@ -41,8 +46,23 @@ int memfd_create(const char *name, unsigned int flags)
 	return (int)syscall(SYS_memfd_create, name, flags);
 }
 
+static _Atomic int accept_stall_ms; /* > 0: the next accept on accept_stall_fd waits */
+static int accept_stall_fd = -1;
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int rc = (int)syscall(SYS_accept4, fd, addr, len, flags), ms = accept_stall_ms;
+
+	if (rc >= 0 && fd == accept_stall_fd && ms > 0) {
+		accept_stall_ms = 0;
+		robust_sleep_us((uint64_t)ms * 1000);
+	}
+	return rc;
+}
+
 struct result {
 	int mode;
+	uint32_t reason; /* client: its fallback reason */
 	int err;       /* errno that ended the exchange, 0 if none */
 	uint64_t sum;  /* of what was read */
 	uint64_t len;
@@ -56,11 +76,12 @@ static uint64_t pattern_sum(uint64_t seed, size_t len)
 	return h_fnv(H_FNV_INIT, buf, len);
 }
 
-static int end_mode(int fd)
+static int end_mode(int fd, uint32_t *reason)
 {
 	struct usmc_info info;
 
 	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	*reason = info.fallback_reason;
 	return info.mode;
 }
 
@@ -106,6 +127,7 @@ static int write_pattern(int fd, uint64_t seed, size_t len)
 struct server_arg {
 	struct h_chan port, result;
 	int stall;
+	bool stall_accept;
 	int nconns;
 };
 
@@ -120,7 +142,12 @@ static int server(void *argp)
 	uint16_t port;
 	int lfd = h_listen(AF_INET, H_USMC, &port), fd[2];
 
-	stall_ms = a->stall;
+	if (a->stall_accept) {
+		accept_stall_fd = lfd;
+		accept_stall_ms = a->stall;
+	} else {
+		stall_ms = a->stall;
+	}
 	h_chan_send(&a->port, port);
 	for (int i = 0; i < a->nconns; i++) {
 		fd[i] = usmc_accept(lfd, NULL, NULL);
@@ -130,7 +157,7 @@ static int server(void *argp)
 		struct result r = { 0 };
 
 		r.err = read_upto(fd[i], &r, REQ_LEN);
-		r.mode = end_mode(fd[i]);
+		r.mode = end_mode(fd[i], &r.reason);
 		if (!r.err && r.len == REQ_LEN)
 			r.err = write_pattern(fd[i], 10 + (uint64_t)i, REPLY_LEN);
 		if (!r.err && usmc_close(fd[i]) < 0)
@@ -148,6 +175,7 @@ int main(int argc, char **argv)
 	struct server_arg a;
 	struct result cli[2] = { { 0 } }, srv;
 	bool long_stall = argc > 2 && !strcmp(argv[2], "long");
+	bool dropped = argc > 2 && !strcmp(argv[2], "dropped");
 	uint16_t port;
 	uint64_t v;
 	pid_t pid;
@@ -156,7 +184,8 @@ int main(int argc, char **argv)
 	setenv("USMC_CLC_TIMEOUT_MS", "30", 1);
 	/* Short: past the client's withdrawal; long: past every bound it has. */
 	a.stall = long_stall ? 60 * TIMEOUT_MS : 6 * TIMEOUT_MS;
-	a.nconns = long_stall ? 1 : 2;
+	a.nconns = long_stall || dropped ? 1 : 2;
+	a.stall_accept = dropped;
 	h_chan_open(&a.port);
 	h_chan_open(&a.result);
 	pid = h_fork(server, &a);
@@ -169,7 +198,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < a.nconns; i++) {
 		if (!cli[i].err)
 			cli[i].err = read_upto(fd[i], &cli[i], REPLY_LEN);
-		cli[i].mode = end_mode(fd[i]);
+		cli[i].mode = end_mode(fd[i], &cli[i].reason);
 		usmc_close(fd[i]);
 	}
 	for (int i = 0; i < a.nconns; i++) {
@@ -179,7 +208,7 @@ int main(int argc, char **argv)
 		srv.len = v & 0xffffffffffull;
 		srv.sum = h_chan_recv(&a.result);
 		printf("%s stall, connection %d: client %s, %llu bytes, %s; server %s, %llu bytes, %s\n",
-		       long_stall ? "long" : "short", i, usmc_mode_str(cli[i].mode),
+		       argc > 2 ? argv[2] : "short", i, usmc_mode_str(cli[i].mode),
 		       (unsigned long long)cli[i].len, cli[i].err ? strerror(cli[i].err) : "ok",
 		       usmc_mode_str(srv.mode), (unsigned long long)srv.len,
 		       srv.err ? strerror(srv.err) : "ok");
@@ -193,6 +222,9 @@ int main(int argc, char **argv)
 		RCHECK(srv.len == REQ_LEN && srv.sum == pattern_sum(1 + (uint64_t)i, REQ_LEN));
 		RCHECK(cli[i].len == REPLY_LEN && cli[i].sum == pattern_sum(10 + (uint64_t)i, REPLY_LEN));
 		RCHECK(cli[i].mode == srv.mode);
+		/* Withdrawn before the server read the Proposal: TCP, told by the server. */
+		if (dropped)
+			RCHECK(cli[i].mode == USMC_MODE_FALLBACK && cli[i].reason == USMC_DECL_TIMEOUT_CLC);
 	}
 	RCHECK(h_wait_ok(pid));
 	return 0;

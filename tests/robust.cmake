@@ -21,7 +21,7 @@ set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
 # A server stalled between taking a Proposal and answering it: both ends
 # agree on the mode, or the connection fails on both.
 usmc_test(hs_stall)
-foreach(case short long)
+foreach(case short long dropped)
   add_test(NAME hs_stall_${case} COMMAND hs_stall --case ${case})
   set_tests_properties(hs_stall_${case} PROPERTIES TIMEOUT 60 LABELS security)
 endforeach()
