@@ -3,7 +3,7 @@
  * The listener's Unix channels: the names clients find it by, and who may
  * knock there and how much.  Anyone may connect to an abstract name, so
  * what a channel costs the listener is bounded: batches of channels per
- * look, a few per peer process and a limit in all, descriptors kept for
+ * look, a limit per peer process and one in all, descriptors kept for
  * TCP clients, and idle channels closed.
  */
 #include <errno.h>
@@ -63,7 +63,7 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  * last eighth of the table holds for TCP clients, and a bounded number
  * taken per look, so that a queue others fill costs an accept() little.
  */
-#define CHAN_PER_PEER      4
+#define CHAN_PER_PEER      64 /* a client has one per port it reaches */
 #define CHAN_MAX           1024
 #define CHAN_ACCEPT_BATCH  16
 
@@ -157,8 +157,11 @@ static void channels_reap_idle(void)
 
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
-		if (lgr->role == LGR_SERVER && lgr_usable(lgr) && !lgr->proposed && !lgr->refs &&
-		    now - lgr->born > timeout)
+		if (lgr->role != LGR_SERVER || !lgr_usable(lgr) || lgr->proposed || lgr->refs ||
+		    now - lgr->born <= timeout)
+			continue;
+		/* A Proposal may wait there unread: read first. */
+		if (af_pump_lgr(lgr) && !lgr->proposed && !lgr->refs)
 			af_lgr_fail(lgr);
 	}
 }
