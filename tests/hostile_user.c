@@ -101,6 +101,30 @@ static void serve(int lfd, int n)
 	}
 }
 
+/*
+ * The squatted port is below the ephemeral range: once its server is
+ * gone, no other test's listener may get it and find its name taken.
+ */
+static uint16_t fixed_port;
+
+static int listen_fixed(void)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		struct sockaddr_storage ss;
+		uint16_t port = (uint16_t)(20000 + (getpid() * 7919 + tries * 104729) % 10000);
+		socklen_t len = h_loopback(AF_INET, port, &ss);
+		int fd = h_socket(AF_INET, H_USMC, 0);
+
+		if (usmc_bind(fd, (struct sockaddr *)&ss, len) == 0 && usmc_listen(fd, 64) == 0) {
+			fixed_port = port;
+			return fd;
+		}
+		usmc_close(fd);
+	}
+	RCHECK(!"a free port below the ephemeral range");
+	return -1;
+}
+
 static int server_main(void *arg)
 {
 	int nofile = (int)(intptr_t)arg;
@@ -109,7 +133,12 @@ static int server_main(void *arg)
 
 	if (nofile)
 		raise_nofile((rlim_t)nofile);
-	lfd = h_listen(AF_INET, H_USMC, &port);
+	if (fixed_port) {
+		lfd = listen_fixed();
+		port = fixed_port;
+	} else {
+		lfd = h_listen(AF_INET, H_USMC, &port);
+	}
 	h_chan_send(&to_parent, port);
 	serve(lfd, -1);
 	return 0;
@@ -239,7 +268,10 @@ static int squatter(void *arg)
 static void case_squat(void)
 {
 	uint16_t port;
-	pid_t srv = start_server(0, &port), att;
+	pid_t srv, att;
+
+	fixed_port = 1;
+	srv = start_server(0, &port);
 	struct usmc_info info;
 
 	stop(srv);
