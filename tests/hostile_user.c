@@ -292,77 +292,61 @@ static void case_squat(void)
 
 static int declined_mem;
 
-/* Reads what the server answered; false once the channel is gone. */
-static bool drain_answers(int ch)
+/* Reads what the server answered so far: Declines for want of memory only. */
+static void drain_answers(struct usmc_lgr *lgr)
 {
-	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct clc_msg m;
-	ssize_t n;
+	uint32_t reason;
+	int fd;
 
-	while ((n = recv(ch, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
-		RCHECK(clc_msg_parse(buf, (size_t)n, &m) == 0 && m.type == CLC_DECLINE);
+	while (lgr_recv(lgr, &m, &fd, &reason) > 0) {
+		RCHECK(!reason && fd < 0 && m.type == CLC_DECLINE);
 		RCHECK(m.decline.reason == USMC_DECL_MEM);
 		declined_mem++;
 	}
-	return n < 0 && errno == EAGAIN;
 }
 
 /*
  * Sends n Proposals on a channel of our own, for cookies no socket has,
  * with a sealed segment as a client's, counted in the registry as a
- * client counts them; reads the answers meanwhile.  Returns the channel.
+ * client counts them; reads the answers meanwhile.  Returns the link
+ * group, whose sender waits for room while answers come.
  */
-static int propose_unmatched(uint16_t port, int n)
+static struct usmc_lgr *propose_unmatched(uint16_t port, int n)
 {
 	uint32_t seg_len = CDC_SLOT_HDR + CLC_RMB_MIN;
 	int ch = chan_connect(port, true), mfd = memfd_create("usmc-seg", MFD_ALLOW_SEALING);
 	struct clc_msg m = { .type = CLC_PROPOSAL, .version = CLC_VERSION };
+	struct usmc_lgr *lgr;
 
 	RCHECK(ch >= 0 && mfd >= 0 && ftruncate(mfd, seg_len) == 0);
 	RCHECK(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
+	lgr = lgr_new(ch, LGR_CLIENT, 0, 0);
+	RCHECK(lgr);
 	m.proposal.dst.family = AF_INET;
 	m.proposal.dst.port = port;
 	m.proposal.rmb = (struct clc_rmb_desc){ .seg_len = seg_len, .rmb_size = CLC_RMB_MIN };
 	for (int i = 0; i < n; i++) {
-		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-		uint8_t buf[CLC_MAX_MSG_SIZE];
-		struct iovec iov = { .iov_base = buf };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-		struct pollfd p = { .fd = ch, .events = POLLIN | POLLOUT };
-
 		m.token = (uint64_t)i + 1;
 		m.proposal.cookie = 0xdead000000000000ull + (uint64_t)i;
 		m.proposal.rmb.new_seg = i == 0;
-		iov.iov_len = (size_t)clc_msg_encode(&m, buf, sizeof(buf));
-		if (i == 0) {
-			struct cmsghdr *c;
-
-			mh.msg_control = cbuf;
-			mh.msg_controllen = sizeof(cbuf);
-			c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &mfd, sizeof(int));
-		}
-		while (sendmsg(ch, &mh, 0) < 0) {
-			RCHECK(errno == EAGAIN);
-			RCHECK(poll(&p, 1, 10000) == 1 && drain_answers(ch));
-		}
+		RCHECK(lgr_send(lgr, &m, i == 0 ? mfd : -1) == 0);
 		atomic_fetch_add(&reg_port(port)->proposals, 1);
+		drain_answers(lgr);
 	}
-	return ch;
+	return lgr;
 }
 
 /* 70,000 Proposals, then their answers, in a process of their own. */
 static int proposer(void *arg)
 {
-	int ch = propose_unmatched(attack_port, 70000);
-	struct pollfd p = { .fd = ch, .events = POLLIN };
+	struct usmc_lgr *lgr = propose_unmatched(attack_port, 70000);
+	struct pollfd p = { .fd = lgr->chan, .events = POLLIN };
 
 	(void)arg;
-	while (declined_mem < 70000 - 65536 && poll(&p, 1, 10000) == 1 && drain_answers(ch))
-		;
+	drain_answers(lgr);
+	while (declined_mem < 70000 - 65536 && poll(&p, 1, 10000) == 1)
+		drain_answers(lgr);
 	printf("declined %d of 70000 unmatched Proposals\n", declined_mem);
 	RCHECK(declined_mem == 70000 - 65536);
 	/* More would show the bound too loose. */
@@ -407,9 +391,9 @@ static void case_churn(void)
 {
 	uint16_t port;
 	pid_t srv = start_server(0, &port);
-	int ch, before, after;
+	int before, after;
 
-	ch = propose_unmatched(port, 1);
+	propose_unmatched(port, 1);
 	RCHECK(declined_mem == 0);
 	/* A connection lets the server read the Proposal: it stays listed, unmatched. */
 	RCHECK(client_once(port, H_USMC, 1).mode == USMC_MODE_SMCD);
@@ -421,7 +405,6 @@ static void case_churn(void)
 	after = chan_queue(port);
 	printf("queued before 20 plain clients: %d, after: %d\n", before, after);
 	RCHECK(before >= 4000 && before - after <= 20 * 16);
-	close(ch);
 	stop(srv);
 }
 
