@@ -2,7 +2,8 @@
 /*
  * The handshake (net/smc's af_smc.c): connections, listeners, and the pump
  * that reads what the link groups' channels hold.  The client's side is in
- * usmc_connect.c, the server's in usmc_listen.c.
+ * usmc_connect.c, the server's in usmc_listen.c, the listener's channels
+ * and what they may cost in usmc_chan.c.
  *
  * Client: if the registry shows a usmc listener on the destination port
  * of a local address, find or make the link group to its process, send a

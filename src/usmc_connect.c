@@ -7,7 +7,10 @@
  * Proposal naming our TCP socket by its cookie, then connect().  The
  * connection is usable at once: what we write waits in our ring until the
  * server reads it, or is replayed into the TCP stream if it declines.
- * The answer is read inside our later calls (af_resolve).
+ * The answer is read inside our later calls (af_resolve).  Once the
+ * server may have taken the Proposal, the outcome is the server's word:
+ * a client that waited too long withdraws the Proposal and takes the
+ * answer, or resets the connection (usmc_clc.h, withdrawal).
  */
 #include <errno.h>
 #include <netinet/in.h>
