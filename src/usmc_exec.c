@@ -433,6 +433,7 @@ static struct usmc_lgr *adopt_lgr(const struct exec_lgr *l)
 	}
 	lgr->owner_pid = l->owner_pid;
 	lgr->port = l->port;
+	lgr->proposed = true; /* in use before the exec: not an idle channel */
 	/* Without its channel, a link group of ours can take no new connection. */
 	lgr->dead = l->chan < 0 && l->owner_pid == usmc_pid();
 	if (!adopt_segs(lgr, l))

@@ -22,6 +22,7 @@
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+#include "af_usmc.h"
 
 int usmc_spin_us(const struct usmc_sock *s)
 {
@@ -233,6 +234,8 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	if (usmc_sys.setsockopt(fd, level, name, val, len) < 0)
 		return -1;
 	remember_option(s, level, name, val, len);
+	if (s->state == SOCK_LISTEN && level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT)
+		af_listener_defer_take(s);
 	return 0;
 }
 
@@ -257,15 +260,21 @@ static int conn_so_error(struct usmc_sock *s)
 
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	struct usmc_sock *s = usmc_sock_active(fd);
+	struct usmc_sock *s = usmc_sock_active(fd), *l;
 	int v;
 
+	/* A usmc listener keeps TCP_DEFER_ACCEPT from the kernel (usmc_listen.c). */
+	if (!s && level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && (l = usmc_sock_get(fd)) &&
+	    atomic_load(&l->state) == SOCK_LISTEN)
+		s = l;
 	if (!s)
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->state == SOCK_SMC)
 		v = conn_so_error(s);
+	else if (level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && s->state == SOCK_LISTEN)
+		v = s->defer_accept;
 	else
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (!val || !len || (int)*len < 0) {
@@ -384,6 +393,8 @@ const char *usmc_reason_str(uint32_t reason)
 		return "insufficient memory resources";
 	case USMC_DECL_TIMEOUT_CLC:
 		return "CLC handshake timed out";
+	case USMC_DECL_CHAN_BUSY:
+		return "listener's handshake channel busy";
 	case USMC_DECL_CNFERR:
 		return "configuration error";
 	case USMC_DECL_POLICY:

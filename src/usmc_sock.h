@@ -72,6 +72,8 @@ struct usmc_conn {
 	bool hs_local;         /* we gave up, the peer did not decline */
 	int64_t hs_check_at;   /* when to look whether anyone can still answer */
 	int64_t hs_accepted_at; /* when we first saw our connection accepted */
+	int64_t hs_withdrawn_at; /* when we withdrew the Proposal (usmc_clc.h) */
+	bool hs_reset;          /* no answer to the withdrawal: reset the connection */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
@@ -93,6 +95,7 @@ struct usmc_sock {
 	int sndbuf;              /* SO_SNDBUF / SO_RCVBUF as the program set them */
 	int rcvbuf;
 	int nodelay;             /* TCP_NODELAY as the program set it */
+	int defer_accept;        /* a usmc listener's TCP_DEFER_ACCEPT, kept from the kernel */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
 	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
 	int rcvtimeo_ms;         /* SO_RCVTIMEO, SO_SNDTIMEO: 0 waits for ever */

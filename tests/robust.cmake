@@ -18,3 +18,14 @@ endforeach()
 usmc_test(load)
 add_test(NAME load_60s COMMAND load --seconds 60 --clients 4 --conns 16)
 set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
+# A server stalled between taking a Proposal and answering it: both ends
+# agree on the mode, or the connection fails on both.
+usmc_test(hs_stall)
+foreach(case short long dropped)
+  add_test(NAME hs_stall_${case} COMMAND hs_stall --case ${case})
+  set_tests_properties(hs_stall_${case} PROPERTIES TIMEOUT 60 LABELS security)
+endforeach()
+# TCP_DEFER_ACCEPT on a usmc listener: no wait for the option's timeout.
+usmc_test(hs_defer)
+add_test(NAME hs_defer COMMAND hs_defer)
+set_tests_properties(hs_defer PROPERTIES TIMEOUT 120 LABELS programs)
