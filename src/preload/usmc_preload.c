@@ -78,6 +78,7 @@ __attribute__((constructor)) static void preload_init(void)
 {
 	bound();
 	usmc_exec_adopt();
+	preload_stdio_init();
 }
 
 /* ---- sockets ---- */
@@ -139,13 +140,13 @@ EXPORT int dup(int fd)
 EXPORT int dup2(int oldfd, int newfd)
 {
 	bound();
-	return usmc_dup2(oldfd, newfd);
+	return preload_stdio_fd_changed(usmc_dup2(oldfd, newfd));
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	bound();
-	return usmc_dup3(oldfd, newfd, flags);
+	return preload_stdio_fd_changed(usmc_dup3(oldfd, newfd, flags));
 }
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)

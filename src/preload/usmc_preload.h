@@ -18,6 +18,11 @@ void preload_bound(void);
 #include <sys/socket.h>
 #include <time.h>
 
+/* usmc_preload_stdio.c: standard streams on descriptors 0..2 that are usmc sockets. */
+void preload_stdio_init(void);
+/* After a dup2 or dup3 made fd (its result, or -1) what it is now; returns fd. */
+int preload_stdio_fd_changed(int fd);
+
 /* libc's definitions of the calls usmc's table has no entry for. */
 struct preload_libc {
 	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);

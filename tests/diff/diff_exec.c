@@ -131,6 +131,53 @@ static void service_after(struct end *e)
 	say_rc("close(0)", close(0));
 }
 
+/* ---- inetd again: the service uses stdio on stdin and stdout ---- */
+
+static void stdio_service_client(struct end *e)
+{
+	char line[64];
+
+	for (int i = 0; i < 2000; i++) {
+		int len = snprintf(line, sizeof(line), "request %d\n", i);
+
+		if (write(e->fd, line, (size_t)len) != len)
+			fatal("write");
+	}
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_to_eof(e->fd, "the service's lines");
+}
+
+static void exec_stdio_server(struct end *e)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		exec_step(e, "stdio_service", 0);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+/* fgets on stdin, printf on stdout (fully buffered on a socket), exit flushes. */
+static void stdio_service_after(struct end *e)
+{
+	char line[64];
+	int n = 0;
+
+	(void)e;
+	while (fgets(line, sizeof(line), stdin))
+		printf("%d: %s", n++, line);
+	say("service: %d lines, feof(stdin) %d, fileno(stdout) %d", n, feof(stdin) != 0,
+	    fileno(stdout));
+	exit(0);
+}
+
 /* ---- a close-on-exec connection beside an inherited one ---- */
 
 static void exec_cloexec_client(struct end *e)
@@ -210,6 +257,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },
 	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
+	{ "exec_stdio", stdio_service_client, exec_stdio_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -219,6 +267,7 @@ static const struct {
 } steps[] = {
 	{ "exec_self_after", exec_self_after },
 	{ "service", service_after },
+	{ "stdio_service", stdio_service_after },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
