@@ -153,10 +153,17 @@ static bool describe_segs(const struct usmc_lgr *lgr, struct exec_lgr *l)
 		*e = (struct exec_lseg){ .fd = seg->fd, .own_fd = seg->own_fd, .len = seg->len,
 					 .rmb_size = seg->rmb_size, .nslots = seg->nslots,
 					 .sent = seg->sent };
+		/*
+		 * A slot in use has no peer CDC area to note: the one an
+		 * adoption noted for it only marks it taken, and the next
+		 * image's adoption would take it for a second record.
+		 */
 		for (uint32_t j = 0; j < seg->nslots; j++) {
+			bool used = seg->slot_state[j] == SLOT_USED;
+
 			e->slot[j].state = seg->slot_state[j];
 			e->slot[j].peer_gen = seg->peer_gen[j];
-			peer_ref(lgr, seg->peer_cdc[j], &e->slot[j]);
+			peer_ref(lgr, used ? NULL : seg->peer_cdc[j], &e->slot[j]);
 		}
 	}
 	return true;

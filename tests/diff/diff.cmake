@@ -21,6 +21,7 @@ set(USMC_DIFF_CASES
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail exec_stdio
+  exec_twice exec_chain exec_shut_wr exec_spawn_parent
   stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the

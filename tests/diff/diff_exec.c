@@ -43,6 +43,9 @@ static pid_t spawn_step(struct end *e, const char *step, int fd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fd, 0);
 	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	/* The service holds the socket on 0 and 1 only: its close(0) is its last. */
+	if (fd > 1)
+		posix_spawn_file_actions_addclose(&fa, fd);
 	if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ))
 		fatal("posix_spawn");
 	posix_spawn_file_actions_destroy(&fa);
@@ -83,6 +86,19 @@ static void exec_self_after(struct end *e)
 	send_pattern(e->fd, 41, 0, 100000);
 	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
 	recv_to_eof(e->fd, "the rest");
+}
+
+/* The same again, through a second exec: an adopted connection handed over once more. */
+static void exec_twice_server(struct end *e)
+{
+	recv_pattern(e->fd, 40, 0, 65536, "before exec");
+	exec_step(e, "exec_again", e->fd);
+}
+
+static void exec_again(struct end *e)
+{
+	say("a first new image");
+	exec_step(e, "exec_self_after", e->fd);
 }
 
 /* ---- inetd: a forked child runs the service on descriptors 0 and 1 ---- */
@@ -129,6 +145,85 @@ static void service_after(struct end *e)
 	send_pattern(1, 43, 0, 70000);
 	say_rc("close(1)", close(1));
 	say_rc("close(0)", close(0));
+}
+
+/* ---- a chain: exec, then fork, then exec again (git daemon, then upload-pack) ---- */
+
+static void chain_mid_after(struct end *e)
+{
+	pid_t pid;
+
+	say("the middle image");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0)
+		exec_step(e, "service", 0);
+	/* Lets go of its copy on 0 and 1, as a parent of a service does. */
+	close(0);
+	close(1);
+	reap(pid);
+}
+
+static void exec_chain_server(struct end *e)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		exec_step(e, "chain_mid", 0);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+/* ---- shutdown(SHUT_WR), then exec: the new image still may not write ---- */
+
+static void exec_shut_wr_client(struct end *e)
+{
+	recv_to_eof(e->fd, "before and after the exec");
+	send_pattern(e->fd, 50, 0, 40000);
+	expect(e, 1);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+}
+
+static void exec_shut_wr_server(struct end *e)
+{
+	send_pattern(e->fd, 51, 0, 30000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	exec_step(e, "after_shut_wr", e->fd);
+}
+
+static void after_shut_wr(struct end *e)
+{
+	char c = 'x';
+
+	say_rc("send after SHUT_WR and exec", send(e->fd, &c, 1, MSG_NOSIGNAL));
+	recv_pattern(e->fd, 50, 0, 40000, "the peer's data");
+	tell(e, 1);
+	recv_to_eof(e->fd, "then");
+}
+
+/* ---- a spawned child writes and exits; the parent writes after it ---- */
+
+static void spawn_then_parent_client(struct end *e)
+{
+	send_pattern(e->fd, 42, 0, 70000);
+	recv_pattern(e->fd, 43, 0, 70000, "the child's part");
+	recv_pattern(e->fd, 52, 0, 50000, "the parent's part, after the child ended");
+	recv_to_eof(e->fd, "then");
+}
+
+static void spawn_then_parent_server(struct end *e)
+{
+	reap(spawn_step(e, "service", e->fd));
+	send_pattern(e->fd, 52, 0, 50000);
+	say("the parent wrote 50000 bytes after its child");
 }
 
 /* ---- inetd again: the service uses stdio on stdin and stdout ---- */
@@ -258,6 +353,10 @@ const struct diff_case exec_cases[] = {
 	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
 	{ "exec_stdio", stdio_service_client, exec_stdio_server, .conns = 1 },
+	{ "exec_twice", exec_self_client, exec_twice_server, .conns = 1 },
+	{ "exec_chain", service_client, exec_chain_server, .conns = 1 },
+	{ "exec_shut_wr", exec_shut_wr_client, exec_shut_wr_server, .conns = 1 },
+	{ "exec_spawn_parent", spawn_then_parent_client, spawn_then_parent_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -268,6 +367,9 @@ static const struct {
 	{ "exec_self_after", exec_self_after },
 	{ "service", service_after },
 	{ "stdio_service", stdio_service_after },
+	{ "chain_mid", chain_mid_after },
+	{ "exec_again", exec_again },
+	{ "after_shut_wr", after_shut_wr },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
