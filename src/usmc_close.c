@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec.h"
+#include "usmc_poll.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -138,6 +140,9 @@ void usmc_release_fd(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
+	/* A vfork child's descriptors are not those usmc's tables (its parent's) name. */
+	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
+		return;
 	if (!s) {
 		usmc_epoll_fd_closed(fd, -1);
 		return;

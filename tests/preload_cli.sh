@@ -48,7 +48,8 @@ fi
 wanted="__poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk accept accept4 bind close
 close_range dup dup2 dup3 connect epoll_ctl epoll_pwait epoll_pwait2 epoll_wait fcntl getsockopt ioctl listen poll ppoll pselect read
 readv recv recvfrom recvmmsg recvmsg select send sendfile sendfile64 sendmmsg sendmsg sendto splice setsockopt shutdown socket write writev
-execl execle execlp execv execve execveat execvp execvpe fexecve posix_spawn posix_spawnp"
+execl execle execlp execv execve execveat execvp execvpe fexecve posix_spawn posix_spawnp
+system popen fdopen _IO_fdopen dprintf vdprintf __dprintf_chk __vdprintf_chk freopen freopen64"
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWV]$/ { print $3 }' | sort | tr '\n' ' ')
 wanted=$(echo $wanted | tr ' ' '\n' | sort | tr '\n' ' ')
 [ "$exported" = "$wanted" ] || fail "exported: $exported; wanted: $wanted"

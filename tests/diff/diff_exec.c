@@ -273,6 +273,120 @@ static void stdio_service_after(struct end *e)
 	exit(0);
 }
 
+/* ---- children that libc or a shell starts: vfork, sh -c, system(), popen() ---- */
+
+/* vfork, and the service on 0 and 1, as Python's subprocess and dash start children. */
+static void exec_vfork_server(struct end *e)
+{
+	char sfd[16], stell[16], shear[16], slog[16];
+	pid_t pid;
+
+	snprintf(sfd, sizeof(sfd), "%d", 0);
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	pid = vfork();
+	if (pid < 0)
+		fatal("vfork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			_exit(126);
+		close(e->fd);
+		execl("/proc/self/exe", "usmc_diff", "--resume", "service", sfd, stell, shear, slog,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+	/* The parent's own table is untouched by the child's dup2 and close. */
+	say_rc("the parent's fd 0 is still not a socket: getsockopt",
+	       getsockopt(0, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
+}
+
+/* The client of a cat: what it sends comes back. */
+static void echo_client(struct end *e)
+{
+	send_pattern(e->fd, 53, 0, 90000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_pattern(e->fd, 53, 0, 90000, "echoed");
+	recv_to_eof(e->fd, "then");
+}
+
+/* A shell on the socket (vfork, then the shell's own vfork for cat). */
+static void exec_vfork_sh_server(struct end *e)
+{
+	pid_t pid = vfork();
+
+	if (pid < 0)
+		fatal("vfork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			_exit(126);
+		close(e->fd);
+		execl("/bin/sh", "sh", "-c", "cat; exit 3", (char *)NULL);
+		_exit(127);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+/* A forked child with the socket on 0 and 1 runs system("cat"). */
+static void exec_system_server(struct end *e)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		int rc;
+
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		rc = system("cat");
+		say("system(cat): exited %d", WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+		exit(0);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+static void popen_client(struct end *e)
+{
+	recv_pattern(e->fd, 54, 0, 80000, "what popen's cat wrote");
+	recv_to_eof(e->fd, "then");
+}
+
+/* A forked child with the socket on 1 writes through popen("cat", "w"). */
+static void exec_popen_server(struct end *e)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		uint8_t buf[80000];
+		FILE *p;
+
+		if (dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		p = popen("cat", "w");
+		if (!p)
+			fatal("popen");
+		pattern(buf, sizeof(buf), 54, 0);
+		say("fwrite into popen: %zu", fwrite(buf, 1, sizeof(buf), p));
+		say("pclose: exited %d", WEXITSTATUS(pclose(p)));
+		exit(0);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
 /* ---- a close-on-exec connection beside an inherited one ---- */
 
 static void exec_cloexec_client(struct end *e)
@@ -352,6 +466,10 @@ const struct diff_case exec_cases[] = {
 	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },
 	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
+	{ "exec_vfork", service_client, exec_vfork_server, .conns = 1 },
+	{ "exec_vfork_sh", echo_client, exec_vfork_sh_server, .conns = 1 },
+	{ "exec_system", echo_client, exec_system_server, .conns = 1 },
+	{ "exec_popen", popen_client, exec_popen_server, .conns = 1 },
 	{ "exec_stdio", stdio_service_client, exec_stdio_server, .conns = 1 },
 	{ "exec_twice", exec_self_client, exec_twice_server, .conns = 1 },
 	{ "exec_chain", service_client, exec_chain_server, .conns = 1 },
