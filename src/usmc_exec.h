@@ -131,8 +131,12 @@ bool usmc_vfork_child(void);
 /* The inode of a socket descriptor: this process's, or (vforked) the parent's. */
 uint64_t exec_sock_inode(int fd, bool vforked);
 /* The sockets a vfork child holds open across exec, by inode. */
+struct exec_child_fd {
+	int fd;
+	uint64_t inode;
+};
 struct exec_child {
-	uint64_t *inode;
+	struct exec_child_fd *v;
 	uint32_t n, cap;
 	bool failed;
 };
@@ -142,5 +146,10 @@ bool exec_child_holds(const struct exec_child *c, int parent_fd);
 void exec_child_free(struct exec_child *c);
 /* Opens every descriptor of the state anew from the parent's, for the new image. */
 bool exec_child_reopen(struct exec_state *st);
+/*
+ * Before an exec whose program cannot take over (static, set-uid): ends
+ * every shared-memory connection it would inherit, with a reset.
+ */
+void usmc_exec_break_inherited(void);
 
 #endif /* USMC_EXEC_H */

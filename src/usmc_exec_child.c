@@ -17,6 +17,7 @@
  * have closed the parent's numbers.  What is allocated here is freed
  * before the exec: the child's heap is the parent's.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 
 #include "usmc_exec.h"
 #include "usmc_proc.h"
+#include "usmc_sock.h"
 #include "usmc_sys.h"
 
 bool usmc_vfork_child(void)
@@ -65,14 +67,14 @@ static bool note_inherited(int fd, const char *link, const char *path, void *arg
 		return false;
 	if (c->n == c->cap) {
 		uint32_t cap = c->cap ? 2 * c->cap : 16;
-		uint64_t *v = realloc(c->inode, cap * sizeof(*v));
+		struct exec_child_fd *v = realloc(c->v, cap * sizeof(*v));
 
 		if (!v)
 			return c->failed = true;
-		c->inode = v;
+		c->v = v;
 		c->cap = cap;
 	}
-	c->inode[c->n++] = inode;
+	c->v[c->n++] = (struct exec_child_fd){ fd, inode };
 	return false;
 }
 
@@ -83,19 +85,25 @@ bool exec_child_scan(struct exec_child *c)
 	return !c->failed;
 }
 
-bool exec_child_holds(const struct exec_child *c, int parent_fd)
+/* The child's descriptor of the parent's socket, or -1. */
+static int child_fd_of(const struct exec_child *c, int parent_fd)
 {
 	uint64_t inode = exec_sock_inode(parent_fd, true);
 
 	for (uint32_t i = 0; inode && i < c->n; i++)
-		if (c->inode[i] == inode)
-			return true;
-	return false;
+		if (c->v[i].inode == inode)
+			return c->v[i].fd;
+	return -1;
+}
+
+bool exec_child_holds(const struct exec_child *c, int parent_fd)
+{
+	return child_fd_of(c, parent_fd) >= 0;
 }
 
 void exec_child_free(struct exec_child *c)
 {
-	free(c->inode);
+	free(c->v);
 	*c = (struct exec_child){ 0 };
 }
 
@@ -125,4 +133,58 @@ bool exec_child_reopen(struct exec_state *st)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Ends a connection the new image cannot take over: the peer sees a reset
+ * (the abort flag, and TCP's RST), the program a TCP socket with nothing
+ * queued (connect to AF_UNSPEC resets the connection and drops what the
+ * kernel holds, doorbells included): its reads fail, its writes get EPIPE.
+ */
+static void break_conn(struct usmc_sock *s, int fd, bool vforked)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+	if (vforked) {
+		/* s->fd names another file in this child, if any: the flags alone. */
+		s->conn->sh->aborted = true;
+		usmc_conn_set_reset(s->conn, ECONNRESET);
+		conn_publish_flags(s->conn, CDC_PEER_CONN_ABORT);
+	} else {
+		usmc_conn_abort(s);
+	}
+	usmc_sys.connect(fd, &sa, sizeof(sa));
+}
+
+void usmc_exec_break_inherited(void)
+{
+	bool vforked = usmc_vfork_child();
+	struct exec_child child = { 0 };
+
+	if (vforked && !exec_child_scan(&child)) {
+		exec_child_free(&child);
+		return;
+	}
+	usmc_lock();
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			int fd = c * FDTAB_CHUNK + i, fl;
+
+			if (!s || s->state != SOCK_SMC || !s->conn || !s->conn->sh)
+				continue;
+			if (vforked) {
+				fd = child_fd_of(&child, fd);
+			} else {
+				fl = usmc_sys.fcntl(fd, F_GETFD);
+				fd = fl >= 0 && !(fl & FD_CLOEXEC) ? fd : -1;
+			}
+			if (fd >= 0)
+				break_conn(s, fd, vforked);
+		}
+	}
+	usmc_unlock();
+	exec_child_free(&child);
 }

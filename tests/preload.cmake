@@ -56,3 +56,14 @@ if(NOT USMC_PRELOAD_SKIP)
            --expect shm)
 endif()
 add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)
+
+# A shared-memory connection inherited through exec by a static program:
+# ended with an error before the exec, never doorbell bytes as data.
+add_executable(exec_static_cat exec_static_cat.c)
+target_compile_options(exec_static_cat PRIVATE -fno-sanitize=all)
+target_link_options(exec_static_cat PRIVATE -static -fno-sanitize=all)
+add_test(NAME preload_exec_static
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/exec_static.sh ${PROJECT_BINARY_DIR}
+                 $<TARGET_FILE:exec_static_cat>)
+set_tests_properties(preload_exec_static PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS unit
+                     ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")

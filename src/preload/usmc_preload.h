@@ -23,6 +23,13 @@ void preload_stdio_init(void);
 /* After a dup2 or dup3 made fd (its result, or -1) what it is now; returns fd. */
 int preload_stdio_fd_changed(int fd);
 
+/*
+ * usmc_preload_target.c: whether the program at path (searched in PATH
+ * if search and it has no slash) loads this library; true if unknown.
+ */
+#include <stdbool.h>
+bool preload_target_adopts(const char *path, bool search);
+
 /* libc's definitions of the calls usmc's table has no entry for. */
 struct preload_libc {
 	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);

@@ -16,6 +16,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <spawn.h>
 #include <alloca.h>
 #include <stdarg.h>
@@ -137,14 +139,26 @@ static void env_build(struct exec_env *e, char *const envp[], int fd)
 	e->env[k] = NULL;
 }
 
+/* What each call gets. */
+struct exec_args {
+	int dirfd;
+	const char *path;
+	char *const *argv;
+	int flags;
+	pid_t *pid;
+	const posix_spawn_file_actions_t *actions;
+	const posix_spawnattr_t *attr;
+};
+
 typedef int (*exec_call)(void *ctx, char *const env[]);
 
 /*
- * Runs call (an exec, which returns only on failure, or a spawn) with the
- * state of inherited connections handed over.  -1 with errno if that
+ * Runs call (an exec of target, which returns only on failure, or a spawn)
+ * with the state of inherited connections handed over.  -1 with errno if that
  * cannot be written, as an exec that lacks memory.
  */
-static int with_handover(bool spawn, char *const envp[], exec_call call, void *ctx)
+static int with_handover(bool spawn, const char *target, bool search, char *const envp[],
+			 exec_call call, void *ctx)
 {
 	struct usmc_exec_prep p;
 	int rc, err;
@@ -154,6 +168,12 @@ static int with_handover(bool spawn, char *const envp[], exec_call call, void *c
 		return -1;
 	if (p.fd < 0)
 		return call(ctx, envp);
+	/* A program that cannot take the connections over gets them ended, not doorbells. */
+	if (!preload_target_adopts(target, search)) {
+		usmc_exec_undo(&p);
+		usmc_exec_break_inherited();
+		return call(ctx, envp);
+	}
 	{
 		char *env[env_count(envp) + 3];
 		char room[preload_room(envp)];
@@ -170,15 +190,6 @@ static int with_handover(bool spawn, char *const envp[], exec_call call, void *c
 
 /* ---- the calls ---- */
 
-struct exec_args {
-	int dirfd;
-	const char *path;
-	char *const *argv;
-	int flags;
-	pid_t *pid;
-	const posix_spawn_file_actions_t *actions;
-	const posix_spawnattr_t *attr;
-};
 
 #define NEXT(name, ...) next.name(__VA_ARGS__)
 
@@ -228,7 +239,7 @@ EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = path, .argv = argv };
 
-	return with_handover(false, envp, call_execve, &a);
+	return with_handover(false, path, false, envp, call_execve, &a);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -240,7 +251,7 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = file, .argv = argv };
 
-	return with_handover(false, envp, call_execvpe, &a);
+	return with_handover(false, file, true, envp, call_execvpe, &a);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -251,22 +262,31 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .dirfd = fd, .argv = argv };
+	char target[40];
 
-	return with_handover(false, envp, call_fexecve, &a);
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+	return with_handover(false, target, false, envp, call_fexecve, &a);
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
 		    int flags)
 {
 	struct exec_args a = { .dirfd = dirfd, .path = path, .argv = argv, .flags = flags };
+	char target[PATH_MAX];
 
-	return with_handover(false, envp, call_execveat, &a);
+	if (path[0] == '/' || dirfd == AT_FDCWD)
+		snprintf(target, sizeof(target), "%s", path);
+	else if (!path[0])
+		snprintf(target, sizeof(target), "/proc/self/fd/%d", dirfd);
+	else
+		snprintf(target, sizeof(target), "/proc/self/fd/%d/%s", dirfd, path);
+	return with_handover(false, target, false, envp, call_execveat, &a);
 }
 
 /* posix_spawn reports failure as its return value, not in errno. */
-static int spawn(exec_call call, struct exec_args *a, char *const envp[])
+static int spawn(exec_call call, struct exec_args *a, bool search, char *const envp[])
 {
-	int rc = with_handover(true, envp, call, a);
+	int rc = with_handover(true, a->path, search, envp, call, a);
 
 	return rc < 0 ? errno : rc;
 }
@@ -277,7 +297,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 	struct exec_args a = { .path = path, .argv = argv, .pid = pid, .actions = actions,
 			       .attr = attr };
 
-	return spawn(call_posix_spawn, &a, envp);
+	return spawn(call_posix_spawn, &a, false, envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
@@ -286,7 +306,7 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 	struct exec_args a = { .path = file, .argv = argv, .pid = pid, .actions = actions,
 			       .attr = attr };
 
-	return spawn(call_posix_spawnp, &a, envp);
+	return spawn(call_posix_spawnp, &a, true, envp);
 }
 
 /*
@@ -338,7 +358,7 @@ EXPORT int system(const char *command)
 		preload_bound();
 		return next.system(command);
 	}
-	if (with_handover(true, environ, call_system, &a))
+	if (with_handover(true, "/bin/sh", false, environ, call_system, &a))
 		return -1;
 	return a.status;
 }
@@ -347,7 +367,7 @@ EXPORT FILE *popen(const char *command, const char *mode)
 {
 	struct shell_args a = { .command = command, .mode = mode };
 
-	if (with_handover(true, environ, call_popen, &a))
+	if (with_handover(true, "/bin/sh", false, environ, call_popen, &a))
 		return NULL;
 	return a.stream;
 }
