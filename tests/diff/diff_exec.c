@@ -61,6 +61,28 @@ static void reap(pid_t pid)
 	say("child exit %d", WEXITSTATUS(status));
 }
 
+/*
+ * Forks a child with the socket on descriptor 0 and 1 (only 1 if !in) and
+ * no other number of it: 0 in the child; in the server, which lets go of
+ * its copy at once as inetd does, the child's pid.
+ */
+static pid_t fork_on_stdio(struct end *e, bool in)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		if ((in && dup2(e->fd, 0) != 0) || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		return 0;
+	}
+	close(e->fd);
+	e->fd = -1;
+	return pid;
+}
+
 /* ---- the same process goes on in a new image ---- */
 
 static void exec_self_client(struct end *e)
@@ -110,22 +132,19 @@ static void service_client(struct end *e)
 	recv_to_eof(e->fd, "then");
 }
 
+/* A forked child runs step on the socket as descriptors 0 and 1. */
+static void inetd_step(struct end *e, const char *step)
+{
+	pid_t pid = fork_on_stdio(e, true);
+
+	if (pid == 0)
+		exec_step(e, step, 0);
+	reap(pid);
+}
+
 static void exec_inetd_server(struct end *e)
 {
-	pid_t pid = fork();
-
-	if (pid < 0)
-		fatal("fork");
-	if (pid == 0) {
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		exec_step(e, "service", 0);
-	}
-	/* The server lets go of its copy at once, as inetd does. */
-	close(e->fd);
-	e->fd = -1;
-	reap(pid);
+	inetd_step(e, "service");
 }
 
 static void spawn_server(struct end *e)
@@ -167,19 +186,7 @@ static void chain_mid_after(struct end *e)
 
 static void exec_chain_server(struct end *e)
 {
-	pid_t pid = fork();
-
-	if (pid < 0)
-		fatal("fork");
-	if (pid == 0) {
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		exec_step(e, "chain_mid", 0);
-	}
-	close(e->fd);
-	e->fd = -1;
-	reap(pid);
+	inetd_step(e, "chain_mid");
 }
 
 /* ---- shutdown(SHUT_WR), then exec: the new image still may not write ---- */
@@ -244,19 +251,7 @@ static void stdio_service_client(struct end *e)
 
 static void exec_stdio_server(struct end *e)
 {
-	pid_t pid = fork();
-
-	if (pid < 0)
-		fatal("fork");
-	if (pid == 0) {
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		exec_step(e, "stdio_service", 0);
-	}
-	close(e->fd);
-	e->fd = -1;
-	reap(pid);
+	inetd_step(e, "stdio_service");
 }
 
 /* fgets on stdin, printf on stdout (fully buffered on a socket), exit flushes. */
@@ -275,30 +270,37 @@ static void stdio_service_after(struct end *e)
 
 /* ---- children that libc or a shell starts: vfork, sh -c, system(), popen() ---- */
 
-/* vfork, and the service on 0 and 1, as Python's subprocess and dash start children. */
-static void exec_vfork_server(struct end *e)
+/*
+ * vfork, and argv on the socket as descriptors 0 and 1, as Python's
+ * subprocess and dash start children; the server reaps it.
+ */
+static void vfork_exec(struct end *e, char *const argv[])
 {
-	char sfd[16], stell[16], shear[16], slog[16];
-	pid_t pid;
+	pid_t pid = vfork();
 
-	snprintf(sfd, sizeof(sfd), "%d", 0);
-	snprintf(stell, sizeof(stell), "%d", e->tell);
-	snprintf(shear, sizeof(shear), "%d", e->hear);
-	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
-	pid = vfork();
 	if (pid < 0)
 		fatal("vfork");
 	if (pid == 0) {
 		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
 			_exit(126);
 		close(e->fd);
-		execl("/proc/self/exe", "usmc_diff", "--resume", "service", sfd, stell, shear, slog,
-		      (char *)NULL);
+		execv(argv[0], argv);
 		_exit(127);
 	}
 	close(e->fd);
 	e->fd = -1;
 	reap(pid);
+}
+
+static void exec_vfork_server(struct end *e)
+{
+	char stell[16], shear[16], slog[16];
+	char *argv[] = { "/proc/self/exe", "--resume", "service", "0", stell, shear, slog, NULL };
+
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	vfork_exec(e, argv);
 	/* The parent's own table is untouched by the child's dup2 and close. */
 	say_rc("the parent's fd 0 is still not a socket: getsockopt",
 	       getsockopt(0, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
@@ -316,41 +318,22 @@ static void echo_client(struct end *e)
 /* A shell on the socket (vfork, then the shell's own vfork for cat). */
 static void exec_vfork_sh_server(struct end *e)
 {
-	pid_t pid = vfork();
+	char *argv[] = { "/bin/sh", "-c", "cat; exit 3", NULL };
 
-	if (pid < 0)
-		fatal("vfork");
-	if (pid == 0) {
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			_exit(126);
-		close(e->fd);
-		execl("/bin/sh", "sh", "-c", "cat; exit 3", (char *)NULL);
-		_exit(127);
-	}
-	close(e->fd);
-	e->fd = -1;
-	reap(pid);
+	vfork_exec(e, argv);
 }
 
 /* A forked child with the socket on 0 and 1 runs system("cat"). */
 static void exec_system_server(struct end *e)
 {
-	pid_t pid = fork();
+	pid_t pid = fork_on_stdio(e, true);
 
-	if (pid < 0)
-		fatal("fork");
 	if (pid == 0) {
-		int rc;
+		int rc = system("cat");
 
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		rc = system("cat");
 		say("system(cat): exited %d", WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
 		exit(0);
 	}
-	close(e->fd);
-	e->fd = -1;
 	reap(pid);
 }
 
@@ -363,18 +346,12 @@ static void popen_client(struct end *e)
 /* A forked child with the socket on 1 writes through popen("cat", "w"). */
 static void exec_popen_server(struct end *e)
 {
-	pid_t pid = fork();
+	pid_t pid = fork_on_stdio(e, false);
 
-	if (pid < 0)
-		fatal("fork");
 	if (pid == 0) {
 		uint8_t buf[80000];
-		FILE *p;
+		FILE *p = popen("cat", "w");
 
-		if (dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		p = popen("cat", "w");
 		if (!p)
 			fatal("popen");
 		pattern(buf, sizeof(buf), 54, 0);
@@ -382,8 +359,6 @@ static void exec_popen_server(struct end *e)
 		say("pclose: exited %d", WEXITSTATUS(pclose(p)));
 		exit(0);
 	}
-	close(e->fd);
-	e->fd = -1;
 	reap(pid);
 }
 
