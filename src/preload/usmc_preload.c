@@ -18,7 +18,8 @@
  * version script beside this file).  usmc_preload_wait.c adds the waits
  * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
  * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice;
- * usmc_preload_exec.c exec and posix_spawn.
+ * usmc_preload_exec.c exec, posix_spawn, system and popen;
+ * usmc_preload_stdio.c stdio streams on usmc sockets.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */

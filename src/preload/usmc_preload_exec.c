@@ -8,9 +8,11 @@
  * call fails, or once the spawn is done, everything goes back as it was.
  *
  * Every exec of libc ends in execve, but inside libc, out of our reach:
- * so each entry point is taken over.  (system() and popen() spawn inside
- * libc too; a program that hands a shared-memory connection to a shell
- * that way is not covered.)
+ * so each entry point is taken over, and system() and popen(), which
+ * spawn inside libc, too.  A program that cannot load this library
+ * (usmc_preload_target.c) gets its inherited connections ended instead.
+ * An exec from a vfork child runs in the parent's memory: nothing here
+ * allocates, and usmc_exec_prepare hands over as for a spawn.
  */
 #undef _FORTIFY_SOURCE
 
