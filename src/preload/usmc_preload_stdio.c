@@ -264,14 +264,19 @@ EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
 
 /* ---- the standard streams ---- */
 
+/* libio's _IO_UNBUFFERED and _IO_LINE_BUF in a FILE's _flags (glibc's ABI). */
+#define STREAM_UNBUFFERED 0x0002
+#define STREAM_LINE_BUF 0x0200
+
 /* The streams made here for descriptors 0, 1 and 2. */
 static FILE *std_made[3];
 
 /*
  * Puts a usmc stream in place of the standard stream of fd, unless it is
  * one already.  What glibc's stream holds for output goes on through the
- * new one, as it would have on its next flush; stderr stays unbuffered and
- * the others fully buffered, as glibc makes them on a socket.
+ * new one, as it would have on its next flush, and its buffering mode
+ * stays: stderr unbuffered, the others fully buffered as glibc makes them
+ * on a socket, or what setvbuf made them.
  */
 static void std_stream(FILE **slot, int fd)
 {
@@ -282,8 +287,11 @@ static void std_stream(FILE **slot, int fd)
 	f = cookie_stream(fd, fd == 0 ? "r" : "w");
 	if (!f)
 		return;
-	if (fd == 2)
+	/* The old stream's mode, as setvbuf or a terminal left it (libio's flag bits). */
+	if (old->_flags & STREAM_UNBUFFERED)
 		setvbuf(f, NULL, _IONBF, 0);
+	else if (old->_flags & STREAM_LINE_BUF)
+		setvbuf(f, NULL, _IOLBF, 0);
 	if (fd > 0 && old->_IO_write_ptr > old->_IO_write_base) {
 		fwrite(old->_IO_write_base, 1, (size_t)(old->_IO_write_ptr - old->_IO_write_base), f);
 		__fpurge(old);

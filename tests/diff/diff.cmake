@@ -23,7 +23,7 @@ set(USMC_DIFF_CASES
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail exec_stdio
   exec_twice exec_chain exec_shut_wr exec_spawn_parent
   exec_vfork exec_vfork_sh exec_system exec_popen
-  stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork)
+  stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork stdio_std_linebuf)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes

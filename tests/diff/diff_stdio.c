@@ -284,11 +284,45 @@ static void std_server(struct end *e)
 	say("child exit %d", WEXITSTATUS(status));
 }
 
+/* ---- the same, line buffered by setvbuf before the dup2, in lockstep ---- */
+
+static void std_lockstep_client(struct end *e)
+{
+	static char line[256];
+	FILE *in = open_stream(e->fd, "r");
+	int good = 0;
+
+	/* Each answer must come before the next question: stdout stays line buffered. */
+	for (int i = 0; i < 100; i++) {
+		char want[300];
+		int len = snprintf(line, sizeof(line), "ask %d\n", i);
+
+		snprintf(want, sizeof(want), "%d %d %s", i, len, line);
+		if (write(e->fd, line, (size_t)len) != len)
+			fatal("write");
+		if (!fgets(line, sizeof(line), in))
+			break;
+		good += !strcmp(line, want);
+	}
+	say("100 questions, %d answers in step", good);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	fgets_to_eof(in, "then");
+	fclose(in);
+	e->fd = -1;
+}
+
+static void std_lockstep_server(struct end *e)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	std_server(e);
+}
+
 const struct diff_case stdio_cases[] = {
 	{ "stdio_lines", lines_client, lines_server, .conns = 1 },
 	{ "stdio_rw", rw_client, rw_server, .conns = 1 },
 	{ "stdio_bulk", bulk_client, bulk_server, .conns = 1 },
 	{ "stdio_dprintf", dprintf_client, dprintf_server, .conns = 1 },
 	{ "stdio_std_fork", std_client, std_server, .conns = 1 },
+	{ "stdio_std_linebuf", std_lockstep_client, std_lockstep_server, .conns = 1 },
 	{ NULL },
 };
