@@ -180,3 +180,28 @@ int usmc_close(int fd)
 	usmc_release_fd(fd);
 	return usmc_sys.close(fd);
 }
+
+/*
+ * At exit the kernel closes the descriptors without usmc: doorbells left
+ * unread on a connection's TCP socket would turn its FIN into a reset, so
+ * the connection's last holder drains them first, as close() does.  Only
+ * that: other threads may still be inside a call on the socket.
+ */
+void usmc_exit_drain(void)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			int fd = c * FDTAB_CHUNK + i;
+
+			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
+				continue;
+			if (s->conn->forked &&
+			    proc_tree_holds_socket(s->conn->lgr->owner_pid, sock_inode(fd)))
+				continue;
+			usmc_conn_drain(s);
+		}
+	}
+}

@@ -307,9 +307,21 @@ static void std_streams(void)
 	std_stream(&stderr, 2);
 }
 
+/*
+ * exit() flushes the streams after the atexit handlers and the kernel
+ * closes the sockets without usmc: the streams go out first, while every
+ * wait for room is still answered, then the doorbells are drained.
+ */
+static void at_exit(void)
+{
+	fflush(NULL);
+	usmc_exit_drain();
+}
+
 void preload_stdio_init(void)
 {
 	std_streams();
+	atexit(at_exit);
 }
 
 int preload_stdio_fd_changed(int fd)
