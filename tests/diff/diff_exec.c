@@ -254,7 +254,7 @@ static void exec_stdio_server(struct end *e)
 	inetd_step(e, "stdio_service");
 }
 
-/* fgets on stdin, printf on stdout (fully buffered on a socket), exit flushes. */
+/* fgets on stdin, printf on stdout (fully buffered on a socket), fclose(stdin), exit flushes. */
 static void stdio_service_after(struct end *e)
 {
 	char line[64];
@@ -265,6 +265,9 @@ static void stdio_service_after(struct end *e)
 		printf("%d: %s", n++, line);
 	say("service: %d lines, feof(stdin) %d, fileno(stdout) %d", n, feof(stdin) != 0,
 	    fileno(stdout));
+	/* Descriptor 1 still holds the socket: the rest goes on. */
+	say_rc("fclose(stdin)", fclose(stdin));
+	printf("after fclose(stdin)\n");
 	exit(0);
 }
 
