@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec.h"
+#include "usmc_poll.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -138,6 +140,9 @@ void usmc_release_fd(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
+	/* A vfork child's descriptors are not those usmc's tables (its parent's) name. */
+	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
+		return;
 	if (!s) {
 		usmc_epoll_fd_closed(fd, -1);
 		return;
@@ -174,4 +179,29 @@ int usmc_close(int fd)
 {
 	usmc_release_fd(fd);
 	return usmc_sys.close(fd);
+}
+
+/*
+ * At exit the kernel closes the descriptors without usmc: doorbells left
+ * unread on a connection's TCP socket would turn its FIN into a reset, so
+ * the connection's last holder drains them first, as close() does.  Only
+ * that: other threads may still be inside a call on the socket.
+ */
+void usmc_exit_drain(void)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			int fd = c * FDTAB_CHUNK + i;
+
+			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
+				continue;
+			if (s->conn->forked &&
+			    proc_tree_holds_socket(s->conn->lgr->owner_pid, sock_inode(fd)))
+				continue;
+			usmc_conn_drain(s);
+		}
+	}
 }

@@ -69,8 +69,12 @@ static void settle_inherited(void)
 	}
 }
 
-/* Every socket in shared memory once, sorted, with whether the new image inherits it. */
-static struct pick *pick_socks(uint32_t *n)
+/*
+ * Every socket in shared memory once, sorted, with whether the new image
+ * inherits it: by its descriptors' close-on-exec flags, or in a vfork
+ * child by what the child holds.
+ */
+static struct pick *pick_socks(uint32_t *n, const struct exec_child *child)
 {
 	struct pick *p = NULL, *grown;
 	uint32_t cap = 0, k = 0;
@@ -92,7 +96,8 @@ static struct pick *pick_socks(uint32_t *n)
 					return free(p), NULL;
 				p = grown;
 			}
-			p[(*n)++] = (struct pick){ s, fd_inherited(c * FDTAB_CHUNK + i) };
+			p[(*n)++] = (struct pick){ s, child ? exec_child_holds(child, c * FDTAB_CHUNK + i)
+							    : fd_inherited(c * FDTAB_CHUNK + i) };
 		}
 	}
 	if (!*n)
@@ -154,10 +159,17 @@ static bool describe_segs(const struct usmc_lgr *lgr, struct exec_lgr *l)
 		*e = (struct exec_lseg){ .fd = seg->fd, .own_fd = seg->own_fd, .len = seg->len,
 					 .rmb_size = seg->rmb_size, .nslots = seg->nslots,
 					 .sent = seg->sent };
+		/*
+		 * A slot in use has no peer CDC area to note: the one an
+		 * adoption noted for it only marks it taken, and the next
+		 * image's adoption would take it for a second record.
+		 */
 		for (uint32_t j = 0; j < seg->nslots; j++) {
+			bool used = seg->slot_state[j] == SLOT_USED;
+
 			e->slot[j].state = seg->slot_state[j];
 			e->slot[j].peer_gen = seg->peer_gen[j];
-			peer_ref(lgr, seg->peer_cdc[j], &e->slot[j]);
+			peer_ref(lgr, used ? NULL : seg->peer_cdc[j], &e->slot[j]);
 		}
 	}
 	return true;
@@ -175,14 +187,13 @@ static void describe_lgr(const struct usmc_lgr *lgr, bool spawn, struct exec_lgr
 	l->port = lgr->port;
 }
 
-static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn,
+static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn, bool vforked,
 			  struct exec_sock *e)
 {
 	const struct usmc_conn *conn = s->conn;
-	struct stat st;
 
 	*e = (struct exec_sock){
-		.inode = fstat(s->fd, &st) ? 0 : (uint64_t)st.st_ino,
+		.inode = exec_sock_inode(s->fd, vforked),
 		.lgr = lgr,
 		.domain = s->domain,
 		.sndbuf = s->sndbuf,
@@ -206,7 +217,7 @@ static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn,
 }
 
 /* The link groups of inherited sockets, and all their connections. */
-static int describe(struct pick *p, uint32_t n, bool spawn, struct exec_state *st)
+static int describe(struct pick *p, uint32_t n, bool spawn, bool vforked, struct exec_state *st)
 {
 	struct usmc_lgr *lgrs[EXEC_MAX_LGRS];
 	uint32_t nlgr = 0;
@@ -238,7 +249,7 @@ static int describe(struct pick *p, uint32_t n, bool spawn, struct exec_state *s
 			continue;
 		if (spawn && p[i].inherit)
 			p[i].s->conn->forked = true; /* the spawned program holds it too */
-		describe_sock(p[i].s, (uint32_t)l, spawn, &st->sock[st->nsock++]);
+		describe_sock(p[i].s, (uint32_t)l, spawn, vforked, &st->sock[st->nsock++]);
 	}
 	return nlgr ? 0 : 1;
 }
@@ -302,24 +313,40 @@ static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *
 int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 {
 	struct exec_state st = { 0 };
+	struct exec_child child = { 0 };
+	bool vforked = usmc_vfork_child();
 	struct pick *picks;
 	uint32_t n;
 	int rc;
 
 	*p = (struct usmc_exec_prep){ .fd = -1 };
-	/* A vfork child shares our memory but not our pid: it must not touch our state. */
-	if ((pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
-		return 0;
-	settle_inherited();
+	/*
+	 * A vfork child hands over as a posix_spawn does (its parent keeps
+	 * the link groups); the handshakes it cannot settle are its parent's.
+	 */
+	if (vforked) {
+		spawn = true;
+		if (!exec_child_scan(&child)) {
+			exec_child_free(&child);
+			errno = ENOMEM;
+			return -1;
+		}
+	} else {
+		settle_inherited();
+	}
 	usmc_lock();
-	picks = pick_socks(&n);
-	rc = picks ? describe(picks, n, spawn, &st) : n ? -1 : 1;
-	if (rc == 0) {
+	picks = pick_socks(&n, vforked ? &child : NULL);
+	rc = picks ? describe(picks, n, spawn, vforked, &st) : n ? -1 : 1;
+	if (rc == 0 && vforked) {
+		/* Nothing to undo but closing what the child opened: an exec failure ends it. */
+		rc = exec_child_reopen(&st) && (p->fd = write_state(&st)) >= 0 ? 0 : -1;
+	} else if (rc == 0) {
 		p->fd = write_state(&st);
 		rc = p->fd >= 0 && keep_descriptors(p, &st) ? 0 : -1;
 	}
 	usmc_unlock();
 	free(picks);
+	exec_child_free(&child);
 	exec_state_free(&st);
 	if (rc < 0) {
 		usmc_exec_undo(p);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
@@ -174,7 +175,7 @@ static int adopt(int fd, int newfd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
-	if (newfd >= 0 && s)
+	if (newfd >= 0 && s && !usmc_vfork_child())
 		usmc_sock_alias(s, newfd);
 	return newfd;
 }

@@ -196,6 +196,8 @@ int usmc_tx_replay(struct usmc_sock *s);
 
 /* usmc_close.c */
 int usmc_close_conn(struct usmc_sock *s);
+/* Before the process exits: drains the doorbells of connections no other process holds. */
+void usmc_exit_drain(void);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
 

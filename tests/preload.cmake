@@ -87,3 +87,19 @@ add_test(NAME interposed_names
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interposed_names.sh
                  $<TARGET_FILE:usmc-preload> "$<TARGET_OBJECTS:usmc_obj>")
 set_tests_properties(interposed_names PROPERTIES LABELS unit)
+
+# A shared-memory connection inherited through exec by a static program:
+# ended with an error before the exec, never doorbell bytes as data.
+add_executable(exec_static_cat exec_static_cat.c)
+target_compile_options(exec_static_cat PRIVATE -fno-sanitize=all)
+target_link_options(exec_static_cat PRIVATE -static -fno-sanitize=all)
+add_test(NAME preload_exec_static
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/exec_static.sh ${PROJECT_BINARY_DIR}
+                 $<TARGET_FILE:exec_static_cat>)
+# Python is Debian's: an instrumented preload needs a sanitizer runtime it lacks.
+set(USMC_EXEC_STATIC_SKIP "${USMC_PRELOAD_SKIP}")
+if(USMC_SANITIZE)
+  set(USMC_EXEC_STATIC_SKIP "an instrumented libusmc-preload.so needs a sanitizer runtime python3 lacks")
+endif()
+set_tests_properties(preload_exec_static PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS unit
+                     ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_EXEC_STATIC_SKIP}")

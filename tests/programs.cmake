@@ -24,3 +24,21 @@ if(USMC_BASH)
   set_tests_properties(programs_nginx_shipped PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
                        LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
 endif()
+
+# git daemon and git clone over git:// (tests/programs/git_daemon.sh): both
+# ends under usmc-run (an exec chain on the daemon's side), and each alone.
+if(USMC_BASH)
+  add_test(NAME programs_git_daemon
+           COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/git_daemon.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(programs_git_daemon PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+endif()
+
+# Python's subprocess (vfork + execve) with a shared-memory socket as the
+# child's stdin and stdout: cat, sh -c cat (tests/programs/subprocess.sh).
+if(USMC_BASH)
+  add_test(NAME programs_subprocess
+           COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/subprocess.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(programs_subprocess PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+endif()

@@ -14,7 +14,9 @@ add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_wait.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_msgs.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c
-            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_syscall.c)
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_syscall.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_stdio.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_target.c)
 target_include_directories(usmc-preload PRIVATE ${PROJECT_SOURCE_DIR}/include
                            ${PROJECT_SOURCE_DIR}/src)
 set_target_properties(usmc-preload PROPERTIES C_VISIBILITY_PRESET hidden

@@ -19,7 +19,8 @@
  * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
  * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg,
  * preadv2, pwritev2, splice; usmc_preload_syscall.c syscall(2);
- * usmc_preload_exec.c exec and posix_spawn.
+ * usmc_preload_exec.c exec, posix_spawn, system and popen;
+ * usmc_preload_stdio.c stdio streams on usmc sockets.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */
@@ -63,6 +64,7 @@ __attribute__((constructor)) static void preload_init(void)
 {
 	bound();
 	usmc_exec_adopt();
+	preload_stdio_init();
 }
 
 /* ---- sockets ---- */
@@ -132,13 +134,13 @@ EXPORT int dup(int fd)
 EXPORT int dup2(int oldfd, int newfd)
 {
 	bound();
-	return usmc_dup2(oldfd, newfd);
+	return preload_stdio_fd_changed(usmc_dup2(oldfd, newfd));
 }
 
 EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	bound();
-	return usmc_dup3(oldfd, newfd, flags);
+	return preload_stdio_fd_changed(usmc_dup3(oldfd, newfd, flags));
 }
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)

@@ -32,4 +32,15 @@ bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds);
  * socket call exported here.
  */
 
+/* usmc_preload_stdio.c: standard streams on descriptors 0..2 that are usmc sockets. */
+void preload_stdio_init(void);
+/* After a dup2 or dup3 made fd (its result, or -1) what it is now; returns fd. */
+int preload_stdio_fd_changed(int fd);
+
+/*
+ * usmc_preload_target.c: whether the program at path (searched in PATH
+ * if search and it has no slash) loads this library; true if unknown.
+ */
+bool preload_target_adopts(const char *path, bool search);
+
 #endif

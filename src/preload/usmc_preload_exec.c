@@ -8,14 +8,18 @@
  * call fails, or once the spawn is done, everything goes back as it was.
  *
  * Every exec of libc ends in execve, but inside libc, out of our reach:
- * so each entry point is taken over.  (system() and popen() spawn inside
- * libc too; a program that hands a shared-memory connection to a shell
- * that way is not covered.)
+ * so each entry point is taken over, and system() and popen(), which
+ * spawn inside libc, too.  A program that cannot load this library
+ * (usmc_preload_target.c) gets its inherited connections ended instead.
+ * An exec from a vfork child runs in the parent's memory: nothing here
+ * allocates, and usmc_exec_prepare hands over as for a spawn.
  */
 #undef _FORTIFY_SOURCE
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <spawn.h>
 #include <alloca.h>
 #include <stdarg.h>
@@ -29,103 +33,115 @@
 
 extern char **environ;
 
-/* The environment of the new image, and what was allocated for it. */
-struct exec_env {
-	char **env;
-	char *fd_var;
-	char *preload_var;
-};
+/*
+ * What an exec needs, looked up once as the library starts: an exec may
+ * come from a vfork child, which should take no lock of the dynamic loader
+ * its parent's other threads may hold.
+ */
+static struct {
+	const char *self; /* this library's path, as the dynamic loader found it */
+	__typeof__(&execve) execve;
+	__typeof__(&execvpe) execvpe;
+	__typeof__(&fexecve) fexecve;
+	__typeof__(&execveat) execveat;
+	__typeof__(&posix_spawn) posix_spawn;
+	__typeof__(&posix_spawnp) posix_spawnp;
+	int (*system)(const char *);
+	FILE *(*popen)(const char *, const char *);
+} next;
 
-/* This library's path, as the dynamic loader found it. */
-static const char *preload_path(void)
+#define LOOK_UP(name) (*(void **)&next.name = dlsym(RTLD_NEXT, #name))
+
+__attribute__((constructor)) static void exec_look_up(void)
 {
 	Dl_info info;
 
-	return dladdr((void *)preload_path, &info) && info.dli_fname ? info.dli_fname : NULL;
+	if (dladdr((void *)exec_look_up, &info) && info.dli_fname)
+		next.self = info.dli_fname;
+	LOOK_UP(execve);
+	LOOK_UP(execvpe);
+	LOOK_UP(fexecve);
+	LOOK_UP(execveat);
+	LOOK_UP(posix_spawn);
+	LOOK_UP(posix_spawnp);
+	LOOK_UP(system);
+	LOOK_UP(popen);
+}
+
+/*
+ * The environment of the new image, in storage the caller gives: on its
+ * stack, since a vfork child's heap is its parent's and an exec that
+ * succeeds would leave an allocation there for ever.
+ */
+struct exec_env {
+	char **env;   /* room for the old entries and two more */
+	char fd_var[32];
+	char *preload_var; /* room for LD_PRELOAD's value with this library added */
+	size_t preload_cap;
+};
+
+static size_t env_count(char *const envp[])
+{
+	size_t n = 0;
+
+	while (envp && envp[n])
+		n++;
+	return n;
+}
+
+static const char *env_preload(char *const envp[])
+{
+	for (size_t i = 0; envp && envp[i]; i++)
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11))
+			return envp[i] + 11;
+	return NULL;
+}
+
+/* Room LD_PRELOAD's new value needs. */
+static size_t preload_room(char *const envp[])
+{
+	const char *old = env_preload(envp);
+
+	return 12 + (next.self ? strlen(next.self) : 0) + 1 + (old ? strlen(old) : 0) + 1;
 }
 
 /* LD_PRELOAD's value with this library in it; NULL if it has it already. */
-static char *preload_var(const char *old)
+static char *preload_var(struct exec_env *e, const char *old)
 {
-	const char *self = preload_path();
-	char *v;
+	const char *self = next.self;
 
 	if (!self || (old && strstr(old, self)))
 		return NULL;
-	if (asprintf(&v, "LD_PRELOAD=%s%s%s", self, old && *old ? ":" : "", old ? old : "") < 0)
-		return NULL;
-	return v;
+	snprintf(e->preload_var, e->preload_cap, "LD_PRELOAD=%s%s%s", self,
+		 old && *old ? ":" : "", old ? old : "");
+	return e->preload_var;
 }
 
-static bool env_build(struct exec_env *e, char *const envp[], int fd)
+static void env_build(struct exec_env *e, char *const envp[], int fd)
 {
-	size_t n = 0, k = 0;
+	size_t n = env_count(envp), k = 0;
 	bool had_preload = false;
+	char *v;
 
-	*e = (struct exec_env){ 0 };
-	while (envp && envp[n])
-		n++;
-	e->env = calloc(n + 3, sizeof(char *));
-	if (!e->env || asprintf(&e->fd_var, USMC_EXEC_ENV "=%d", fd) < 0)
-		return false;
+	snprintf(e->fd_var, sizeof(e->fd_var), USMC_EXEC_ENV "=%d", fd);
 	for (size_t i = 0; i < n; i++) {
 		if (!strncmp(envp[i], USMC_EXEC_ENV "=", sizeof(USMC_EXEC_ENV)))
 			continue;
 		if (!strncmp(envp[i], "LD_PRELOAD=", 11)) {
 			had_preload = true;
-			e->preload_var = preload_var(envp[i] + 11);
-			e->env[k++] = e->preload_var ? e->preload_var : envp[i];
+			v = preload_var(e, envp[i] + 11);
+			e->env[k++] = v ? v : envp[i];
 			continue;
 		}
 		e->env[k++] = envp[i];
 	}
-	if (!had_preload && (e->preload_var = preload_var(NULL)))
-		e->env[k++] = e->preload_var;
-	e->env[k] = e->fd_var;
-	return true;
+	if (!had_preload && (v = preload_var(e, NULL)))
+		e->env[k++] = v;
+	e->env[k++] = e->fd_var;
+	e->env[k] = NULL;
 }
 
-static void env_free(struct exec_env *e)
-{
-	free(e->env);
-	free(e->fd_var);
-	free(e->preload_var);
-}
-
-typedef int (*exec_call)(void *ctx, char *const env[]);
-
-/*
- * Runs call (an exec, which returns only on failure, or a spawn) with the
- * state of inherited connections handed over.  -1 with errno if that
- * cannot be written, as an exec that lacks memory.
- */
-static int with_handover(bool spawn, char *const envp[], exec_call call, void *ctx)
-{
-	struct usmc_exec_prep p;
-	struct exec_env e;
-	int rc, err;
-
-	preload_bound();
-	if (usmc_exec_prepare(&p, spawn))
-		return -1;
-	if (p.fd < 0)
-		return call(ctx, envp);
-	if (!env_build(&e, envp, p.fd)) {
-		env_free(&e);
-		usmc_exec_undo(&p);
-		errno = ENOMEM;
-		return -1;
-	}
-	rc = call(ctx, e.env);
-	err = errno;
-	usmc_exec_undo(&p);
-	env_free(&e);
-	errno = err;
-	return rc;
-}
-
-/* ---- the calls ---- */
-
+/* What each call gets. */
 struct exec_args {
 	int dirfd;
 	const char *path;
@@ -136,7 +152,48 @@ struct exec_args {
 	const posix_spawnattr_t *attr;
 };
 
-#define NEXT(name, ...) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))(__VA_ARGS__)
+typedef int (*exec_call)(void *ctx, char *const env[]);
+
+/*
+ * Runs call (an exec of target, which returns only on failure, or a spawn)
+ * with the state of inherited connections handed over.  -1 with errno if that
+ * cannot be written, as an exec that lacks memory.
+ */
+static int with_handover(bool spawn, const char *target, bool search, char *const envp[],
+			 exec_call call, void *ctx)
+{
+	struct usmc_exec_prep p;
+	int rc, err;
+
+	preload_bound();
+	if (usmc_exec_prepare(&p, spawn))
+		return -1;
+	if (p.fd < 0)
+		return call(ctx, envp);
+	/* A program that cannot take the connections over gets them ended, not doorbells. */
+	if (!preload_target_adopts(target, search)) {
+		usmc_exec_undo(&p);
+		usmc_exec_break_inherited();
+		return call(ctx, envp);
+	}
+	{
+		char *env[env_count(envp) + 3];
+		char room[preload_room(envp)];
+		struct exec_env e = { .env = env, .preload_var = room, .preload_cap = sizeof(room) };
+
+		env_build(&e, envp, p.fd);
+		rc = call(ctx, e.env);
+	}
+	err = errno;
+	usmc_exec_undo(&p);
+	errno = err;
+	return rc;
+}
+
+/* ---- the calls ---- */
+
+
+#define NEXT(name, ...) next.name(__VA_ARGS__)
 
 static int call_execve(void *ctx, char *const env[])
 {
@@ -184,7 +241,7 @@ EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = path, .argv = argv };
 
-	return with_handover(false, envp, call_execve, &a);
+	return with_handover(false, path, false, envp, call_execve, &a);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -196,7 +253,7 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = file, .argv = argv };
 
-	return with_handover(false, envp, call_execvpe, &a);
+	return with_handover(false, file, true, envp, call_execvpe, &a);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -207,22 +264,31 @@ EXPORT int execvp(const char *file, char *const argv[])
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .dirfd = fd, .argv = argv };
+	char target[40];
 
-	return with_handover(false, envp, call_fexecve, &a);
+	snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+	return with_handover(false, target, false, envp, call_fexecve, &a);
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
 		    int flags)
 {
 	struct exec_args a = { .dirfd = dirfd, .path = path, .argv = argv, .flags = flags };
+	char target[PATH_MAX];
 
-	return with_handover(false, envp, call_execveat, &a);
+	if (path[0] == '/' || dirfd == AT_FDCWD)
+		snprintf(target, sizeof(target), "%s", path);
+	else if (!path[0])
+		snprintf(target, sizeof(target), "/proc/self/fd/%d", dirfd);
+	else
+		snprintf(target, sizeof(target), "/proc/self/fd/%d/%s", dirfd, path);
+	return with_handover(false, target, false, envp, call_execveat, &a);
 }
 
 /* posix_spawn reports failure as its return value, not in errno. */
-static int spawn(exec_call call, struct exec_args *a, char *const envp[])
+static int spawn(exec_call call, struct exec_args *a, bool search, char *const envp[])
 {
-	int rc = with_handover(true, envp, call, a);
+	int rc = with_handover(true, a->path, search, envp, call, a);
 
 	return rc < 0 ? errno : rc;
 }
@@ -233,7 +299,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 	struct exec_args a = { .path = path, .argv = argv, .pid = pid, .actions = actions,
 			       .attr = attr };
 
-	return spawn(call_posix_spawn, &a, envp);
+	return spawn(call_posix_spawn, &a, false, envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
@@ -242,7 +308,70 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 	struct exec_args a = { .path = file, .argv = argv, .pid = pid, .actions = actions,
 			       .attr = attr };
 
-	return spawn(call_posix_spawnp, &a, envp);
+	return spawn(call_posix_spawnp, &a, true, envp);
+}
+
+/*
+ * ---- system() and popen() ----
+ *
+ * Both spawn /bin/sh through libc's internal posix_spawn, which no preload
+ * sees, with the environment environ points to: so the handover goes
+ * into environ for the time of the call.  (Another thread reading the
+ * environment meanwhile sees the same entries and USMC_EXEC_FD; one that
+ * changes it with setenv at that moment races as it would with any
+ * setenv.)  posix_spawn returns once the shell runs, so the state may go
+ * as soon as the call returns.
+ */
+struct shell_args {
+	const char *command;
+	const char *mode;
+	int status;
+	FILE *stream;
+};
+
+static int call_system(void *ctx, char *const env[])
+{
+	struct shell_args *a = ctx;
+	char **saved = environ;
+
+	environ = (char **)env;
+	a->status = next.system(a->command);
+	environ = saved;
+	return 0;
+}
+
+static int call_popen(void *ctx, char *const env[])
+{
+	struct shell_args *a = ctx;
+	char **saved = environ;
+
+	environ = (char **)env;
+	a->stream = next.popen(a->command, a->mode);
+	environ = saved;
+	return 0;
+}
+
+EXPORT int system(const char *command)
+{
+	struct shell_args a = { .command = command, .status = -1 };
+
+	/* system(NULL) asks whether a shell exists: nothing is spawned with a socket. */
+	if (!command) {
+		preload_bound();
+		return next.system(command);
+	}
+	if (with_handover(true, "/bin/sh", false, environ, call_system, &a))
+		return -1;
+	return a.status;
+}
+
+EXPORT FILE *popen(const char *command, const char *mode)
+{
+	struct shell_args a = { .command = command, .mode = mode };
+
+	if (with_handover(true, "/bin/sh", false, environ, call_popen, &a))
+		return NULL;
+	return a.stream;
 }
 
 /* ---- the execl family: their arguments as an argv ---- */

@@ -43,6 +43,9 @@ static pid_t spawn_step(struct end *e, const char *step, int fd)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fd, 0);
 	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	/* The service holds the socket on 0 and 1 only: its close(0) is its last. */
+	if (fd > 1)
+		posix_spawn_file_actions_addclose(&fa, fd);
 	if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ))
 		fatal("posix_spawn");
 	posix_spawn_file_actions_destroy(&fa);
@@ -56,6 +59,28 @@ static void reap(pid_t pid)
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
 		fatal("the child did not end well");
 	say("child exit %d", WEXITSTATUS(status));
+}
+
+/*
+ * Forks a child with the socket on descriptor 0 and 1 (only 1 if !in) and
+ * no other number of it: 0 in the child; in the server, which lets go of
+ * its copy at once as inetd does, the child's pid.
+ */
+static pid_t fork_on_stdio(struct end *e, bool in)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		if ((in && dup2(e->fd, 0) != 0) || dup2(e->fd, 1) != 1)
+			fatal("dup2");
+		close(e->fd);
+		return 0;
+	}
+	close(e->fd);
+	e->fd = -1;
+	return pid;
 }
 
 /* ---- the same process goes on in a new image ---- */
@@ -85,6 +110,19 @@ static void exec_self_after(struct end *e)
 	recv_to_eof(e->fd, "the rest");
 }
 
+/* The same again, through a second exec: an adopted connection handed over once more. */
+static void exec_twice_server(struct end *e)
+{
+	recv_pattern(e->fd, 40, 0, 65536, "before exec");
+	exec_step(e, "exec_again", e->fd);
+}
+
+static void exec_again(struct end *e)
+{
+	say("a first new image");
+	exec_step(e, "exec_self_after", e->fd);
+}
+
 /* ---- inetd: a forked child runs the service on descriptors 0 and 1 ---- */
 
 static void service_client(struct end *e)
@@ -94,22 +132,19 @@ static void service_client(struct end *e)
 	recv_to_eof(e->fd, "then");
 }
 
+/* A forked child runs step on the socket as descriptors 0 and 1. */
+static void inetd_step(struct end *e, const char *step)
+{
+	pid_t pid = fork_on_stdio(e, true);
+
+	if (pid == 0)
+		exec_step(e, step, 0);
+	reap(pid);
+}
+
 static void exec_inetd_server(struct end *e)
 {
-	pid_t pid = fork();
-
-	if (pid < 0)
-		fatal("fork");
-	if (pid == 0) {
-		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
-			fatal("dup2");
-		close(e->fd);
-		exec_step(e, "service", 0);
-	}
-	/* The server lets go of its copy at once, as inetd does. */
-	close(e->fd);
-	e->fd = -1;
-	reap(pid);
+	inetd_step(e, "service");
 }
 
 static void spawn_server(struct end *e)
@@ -129,6 +164,205 @@ static void service_after(struct end *e)
 	send_pattern(1, 43, 0, 70000);
 	say_rc("close(1)", close(1));
 	say_rc("close(0)", close(0));
+}
+
+/* ---- a chain: exec, then fork, then exec again (git daemon, then upload-pack) ---- */
+
+static void chain_mid_after(struct end *e)
+{
+	pid_t pid;
+
+	say("the middle image");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0)
+		exec_step(e, "service", 0);
+	/* Lets go of its copy on 0 and 1, as a parent of a service does. */
+	close(0);
+	close(1);
+	reap(pid);
+}
+
+static void exec_chain_server(struct end *e)
+{
+	inetd_step(e, "chain_mid");
+}
+
+/* ---- shutdown(SHUT_WR), then exec: the new image still may not write ---- */
+
+static void exec_shut_wr_client(struct end *e)
+{
+	recv_to_eof(e->fd, "before and after the exec");
+	send_pattern(e->fd, 50, 0, 40000);
+	expect(e, 1);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+}
+
+static void exec_shut_wr_server(struct end *e)
+{
+	send_pattern(e->fd, 51, 0, 30000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	exec_step(e, "after_shut_wr", e->fd);
+}
+
+static void after_shut_wr(struct end *e)
+{
+	char c = 'x';
+
+	say_rc("send after SHUT_WR and exec", send(e->fd, &c, 1, MSG_NOSIGNAL));
+	recv_pattern(e->fd, 50, 0, 40000, "the peer's data");
+	tell(e, 1);
+	recv_to_eof(e->fd, "then");
+}
+
+/* ---- a spawned child writes and exits; the parent writes after it ---- */
+
+static void spawn_then_parent_client(struct end *e)
+{
+	send_pattern(e->fd, 42, 0, 70000);
+	recv_pattern(e->fd, 43, 0, 70000, "the child's part");
+	recv_pattern(e->fd, 52, 0, 50000, "the parent's part, after the child ended");
+	recv_to_eof(e->fd, "then");
+}
+
+static void spawn_then_parent_server(struct end *e)
+{
+	reap(spawn_step(e, "service", e->fd));
+	send_pattern(e->fd, 52, 0, 50000);
+	say("the parent wrote 50000 bytes after its child");
+}
+
+/* ---- inetd again: the service uses stdio on stdin and stdout ---- */
+
+static void stdio_service_client(struct end *e)
+{
+	char line[64];
+
+	for (int i = 0; i < 2000; i++) {
+		int len = snprintf(line, sizeof(line), "request %d\n", i);
+
+		if (write(e->fd, line, (size_t)len) != len)
+			fatal("write");
+	}
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_to_eof(e->fd, "the service's lines");
+}
+
+static void exec_stdio_server(struct end *e)
+{
+	inetd_step(e, "stdio_service");
+}
+
+/* fgets on stdin, printf on stdout (fully buffered on a socket), fclose(stdin), exit flushes. */
+static void stdio_service_after(struct end *e)
+{
+	char line[64];
+	int n = 0;
+
+	(void)e;
+	while (fgets(line, sizeof(line), stdin))
+		printf("%d: %s", n++, line);
+	say("service: %d lines, feof(stdin) %d, fileno(stdout) %d", n, feof(stdin) != 0,
+	    fileno(stdout));
+	/* Descriptor 1 still holds the socket: the rest goes on. */
+	say_rc("fclose(stdin)", fclose(stdin));
+	printf("after fclose(stdin)\n");
+	exit(0);
+}
+
+/* ---- children that libc or a shell starts: vfork, sh -c, system(), popen() ---- */
+
+/*
+ * vfork, and argv on the socket as descriptors 0 and 1, as Python's
+ * subprocess and dash start children; the server reaps it.
+ */
+static void vfork_exec(struct end *e, char *const argv[])
+{
+	pid_t pid = vfork();
+
+	if (pid < 0)
+		fatal("vfork");
+	if (pid == 0) {
+		if (dup2(e->fd, 0) != 0 || dup2(e->fd, 1) != 1)
+			_exit(126);
+		close(e->fd);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(e->fd);
+	e->fd = -1;
+	reap(pid);
+}
+
+static void exec_vfork_server(struct end *e)
+{
+	char stell[16], shear[16], slog[16];
+	char *argv[] = { "/proc/self/exe", "--resume", "service", "0", stell, shear, slog, NULL };
+
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	vfork_exec(e, argv);
+	/* The parent's own table is untouched by the child's dup2 and close. */
+	say_rc("the parent's fd 0 is still not a socket: getsockopt",
+	       getsockopt(0, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
+}
+
+/* The client of a cat: what it sends comes back. */
+static void echo_client(struct end *e)
+{
+	send_pattern(e->fd, 53, 0, 90000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_pattern(e->fd, 53, 0, 90000, "echoed");
+	recv_to_eof(e->fd, "then");
+}
+
+/* A shell on the socket (vfork, then the shell's own vfork for cat). */
+static void exec_vfork_sh_server(struct end *e)
+{
+	char *argv[] = { "/bin/sh", "-c", "cat; exit 3", NULL };
+
+	vfork_exec(e, argv);
+}
+
+/* A forked child with the socket on 0 and 1 runs system("cat"). */
+static void exec_system_server(struct end *e)
+{
+	pid_t pid = fork_on_stdio(e, true);
+
+	if (pid == 0) {
+		int rc = system("cat");
+
+		say("system(cat): exited %d", WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+		exit(0);
+	}
+	reap(pid);
+}
+
+static void popen_client(struct end *e)
+{
+	recv_pattern(e->fd, 54, 0, 80000, "what popen's cat wrote");
+	recv_to_eof(e->fd, "then");
+}
+
+/* A forked child with the socket on 1 writes through popen("cat", "w"). */
+static void exec_popen_server(struct end *e)
+{
+	pid_t pid = fork_on_stdio(e, false);
+
+	if (pid == 0) {
+		uint8_t buf[80000];
+		FILE *p = popen("cat", "w");
+
+		if (!p)
+			fatal("popen");
+		pattern(buf, sizeof(buf), 54, 0);
+		say("fwrite into popen: %zu", fwrite(buf, 1, sizeof(buf), p));
+		say("pclose: exited %d", WEXITSTATUS(pclose(p)));
+		exit(0);
+	}
+	reap(pid);
 }
 
 /* ---- a close-on-exec connection beside an inherited one ---- */
@@ -210,6 +444,15 @@ const struct diff_case exec_cases[] = {
 	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },
 	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
+	{ "exec_vfork", service_client, exec_vfork_server, .conns = 1 },
+	{ "exec_vfork_sh", echo_client, exec_vfork_sh_server, .conns = 1 },
+	{ "exec_system", echo_client, exec_system_server, .conns = 1 },
+	{ "exec_popen", popen_client, exec_popen_server, .conns = 1 },
+	{ "exec_stdio", stdio_service_client, exec_stdio_server, .conns = 1 },
+	{ "exec_twice", exec_self_client, exec_twice_server, .conns = 1 },
+	{ "exec_chain", service_client, exec_chain_server, .conns = 1 },
+	{ "exec_shut_wr", exec_shut_wr_client, exec_shut_wr_server, .conns = 1 },
+	{ "exec_spawn_parent", spawn_then_parent_client, spawn_then_parent_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -219,6 +462,10 @@ static const struct {
 } steps[] = {
 	{ "exec_self_after", exec_self_after },
 	{ "service", service_after },
+	{ "stdio_service", stdio_service_after },
+	{ "chain_mid", chain_mid_after },
+	{ "exec_again", exec_again },
+	{ "after_shut_wr", after_shut_wr },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
