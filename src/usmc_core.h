@@ -45,6 +45,12 @@ struct reg_port {
  */
 #define REG_SHARED 1u
 
+/*
+ * A shared mapping of len bytes of a file of this user's (the registry,
+ * the counters), its pages allocated; NULL if that cannot be.
+ */
+void *usmc_shared_file_map(const char *path, size_t len);
+
 /* The registry entry of a port, or NULL if there is no registry. */
 struct reg_port *reg_port(uint16_t port);
 

@@ -10,6 +10,7 @@ add_test(NAME crash_exit_unread COMMAND crash_rounds --rounds 12 --case exit_unr
 add_test(NAME crash_fork_close COMMAND crash_rounds --rounds 5 --case fork_close)
 set_tests_properties(crash_exit_unread crash_fork_close PROPERTIES TIMEOUT 60)
 usmc_test(exhaust)
+target_sources(exhaust PRIVATE exhaust_pair.c)
 foreach(case nofile_client nofile_server memfd_client_eperm memfd_client_enosys
         memfd_server_eperm memfd_server_enosys registry close_early many)
   add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
@@ -18,3 +19,9 @@ endforeach()
 usmc_test(load)
 add_test(NAME load_60s COMMAND load --seconds 60 --clients 4 --conns 16)
 set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
+# Limits of the host: a full tmpfs under the registry (root), descriptors, a memory cgroup.
+usmc_test(limits)
+target_sources(limits PRIVATE exhaust_pair.c)
+add_test(NAME limits_shm_full COMMAND limits --case shm_full)
+set_tests_properties(limits_shm_full PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS "needs-root;security")
