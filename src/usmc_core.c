@@ -13,7 +13,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -475,16 +477,26 @@ void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
 	slot_let_go(ring, peer_cdc, peer_gen, SLOT_GIVEN);
 }
 
-/* Checks that fd is a sealed memfd of at least len bytes before mapping it. */
+/*
+ * Checks that fd is an ordinary shmem memfd of at least len bytes that
+ * nobody can resize, before mapping it: a peer's memory must never be
+ * able to fault us.  Shrinking would (SIGBUS past the end), and so would
+ * hugetlbfs: a hole the peer punches there, or a page its pool cannot
+ * give, is SIGBUS on our read.  On shmem a punched hole reads back as a
+ * fresh zero page (docs/SECURITY.md).
+ */
 static uint8_t *map_peer_segment(int fd, uint32_t len)
 {
-	int need = F_SEAL_SHRINK;
+	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	struct statfs sfs;
 	struct stat st;
 	void *p;
 	int seals;
 
 	seals = usmc_sys.fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & need) != need)
+		return NULL;
+	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC)
 		return NULL;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)len)
 		return NULL;
