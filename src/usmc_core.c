@@ -4,6 +4,7 @@
  */
 #include "usmc_core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -96,6 +98,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->peer_pid = peer_pid;
 	lgr->peer_uid = peer_uid;
 	lgr->owner_pid = usmc_pid();
+	lgr->spare = -1;
 	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
 	lgr_list = lgr;
@@ -170,6 +173,7 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 	}
 	if (lgr->chan >= 0)
 		usmc_sys.close(lgr->chan);
+	lgr_spare_release(lgr);
 	free(lgr);
 }
 
@@ -258,10 +262,35 @@ static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, u
 	return p;
 }
 
+/*
+ * Whether a new segment's three descriptors leave the program an eighth of
+ * its descriptor limit (at least 16): near the limit new connections stay
+ * TCP, and the descriptors left are the program's.  Counted exactly, once
+ * for every 64 connections.
+ */
+static bool fd_room_for_segment(void)
+{
+	struct rlimit rl;
+	struct dirent *de;
+	uint64_t open_fds = 0, keep;
+	DIR *d;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return true;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		open_fds += de->d_name[0] != '.';
+	closedir(d);
+	keep = rl.rlim_cur / 8 > 16 ? rl.rlim_cur / 8 : 16;
+	return open_fds + 3 + keep <= rl.rlim_cur;
+}
+
 static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint32_t *reason)
 {
 	uint32_t slot_size = CDC_SLOT_HDR + rmb_size;
-	uint32_t nslots = SEG_TARGET_BYTES / slot_size;
+	uint32_t nslots = CLC_SEG_MAX / slot_size;
 	struct usmc_seg *seg;
 
 	if (lgr->nlseg >= LGR_MAX_SEGS) {
@@ -270,6 +299,8 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	}
 	nslots = nslots < 1 ? 1 : nslots > SEG_MAX_SLOTS ? SEG_MAX_SLOTS : nslots;
 	*reason = USMC_DECL_MEM;
+	if (!fd_room_for_segment())
+		return NULL;
 	seg = seg_alloc();
 	if (!seg)
 		return NULL;
@@ -280,7 +311,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	if (!seg->base)
 		goto fail;
 	seg->own = memfd_map("usmc-own", nslots * SEG_OWN_SLOT, false, &seg->own_fd, reason);
-	if (!seg->own)
+	if (!seg->own || (*reason = usmc_charge(seg->own_fd, 0, nslots * SEG_OWN_SLOT)))
 		goto fail;
 	seg->send_fd = seg_peer_fd(seg->fd);
 	if (seg->send_fd < 0) {
@@ -331,6 +362,8 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 	return true;
 }
 
+_Static_assert(SEG_MAX_SLOTS <= 64, "a bit of usmc_seg.charged for each slot");
+
 static int seg_find_slot(struct usmc_seg *seg)
 {
 	for (uint32_t i = 0; i < seg->nslots; i++)
@@ -359,12 +392,41 @@ void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, u
 	ring->size = size;
 }
 
+void lgr_spare_release(struct usmc_lgr *lgr)
+{
+	int fd = atomic_exchange(&lgr->spare, -1);
+
+	if (fd >= 0)
+		usmc_sys.close(fd);
+}
+
+bool lgr_spare_take(struct usmc_lgr *lgr)
+{
+	int fd, none = -1;
+
+	if (atomic_load(&lgr->spare) >= 0)
+		return true;
+	fd = lgr->chan >= 0 ? usmc_sys.fcntl(lgr->chan, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0)
+		return false;
+	if (!atomic_compare_exchange_strong(&lgr->spare, &none, fd))
+		usmc_sys.close(fd);
+	return true;
+}
+
 uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
 			struct clc_rmb_desc *desc, int *new_fd)
 {
 	struct usmc_seg *seg = NULL;
 	uint32_t reason = 0, gen;
 	int slot = -1;
+
+	/*
+	 * The answer may bring the peer's new segment: a descriptor for it is
+	 * kept, or the connection stays TCP now rather than lose it later.
+	 */
+	if (!lgr_spare_take(lgr))
+		return USMC_DECL_MEM;
 
 	for (uint32_t i = 0; i < lgr->nlseg && slot < 0; i++) {
 		seg = lgr->lseg[i];
@@ -376,6 +438,18 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 		if (!seg)
 			return reason;
 		slot = 0;
+	}
+	/* Its pages now, or fallback now: not a fault in the middle of a transfer. */
+	if (!(seg->charged & (1ull << slot))) {
+		reason = usmc_charge(seg->fd, (uint64_t)slot * seg->slot_size, seg->slot_size);
+		if (reason) {
+			if (seg->nused == 0 && !seg->sent && seg->id == lgr->nlseg - 1) {
+				lgr->lseg[--lgr->nlseg] = NULL;
+				seg_destroy(seg);
+			}
+			return reason;
+		}
+		seg->charged |= 1ull << slot;
 	}
 	seg->slot_state[slot] = SLOT_USED;
 	seg->nused++;
@@ -760,9 +834,11 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
+	lgr_spare_release(lgr);
 	do
 		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+	lgr_spare_take(lgr);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n <= 0) {

@@ -43,7 +43,7 @@ static const uint32_t no_registry[] = { USMC_DECL_ENV, USMC_DECL_PEERNOSMC };
 
 /*
  * Each limit from one free descriptor up: usmc connections where TCP ones
- * fit, minus the descriptors usmc keeps: the link group's channel, the
+ * fit, minus the descriptors usmc keeps: the link group's channel and its spare, the
  * socket table usmc-stat reads, our segment's two memfds (its read-only
  * copy for the peer while the handshake runs) and the peer's segment.
  */
@@ -67,7 +67,7 @@ static void case_nofile_client(void)
 
 static void case_nofile_server(void)
 {
-	/* Past 15 connections the server needs a second segment, and a descriptor for it. */
+	/* So few free descriptors make no segment: the server's connections stay TCP. */
 	for (int extra = 1; extra <= 4; extra++) {
 		struct setup st = { .client = { H_USMC, .smc_ok = true, ALLOW(no_room_server) },
 				    .server = { H_USMC, extra, .smc_ok = true, ALLOW(no_room) },

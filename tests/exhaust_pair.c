@@ -241,6 +241,10 @@ static int client_connect(const struct setup *st, struct tally *t)
 
 	if (fd < 0) {
 		RCHECK(errno == EMFILE);
+		/* All at once: the server would wait for the rest, and we for its answers. */
+		if (st->concurrent)
+			fprintf(stderr, "socket() refused before all connections were open\n");
+		RCHECK(!st->concurrent);
 		t->refused++;
 		return -1;
 	}

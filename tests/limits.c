@@ -7,7 +7,7 @@
  *
  *   limits --case shm_full      USMC_REGISTRY_DIR on a small tmpfs filled to
  *                               the brim (needs root: a private mount namespace)
- *   limits --case nofile N      N connections at RLIMIT_NOFILE N + 100 on both sides
+ *   limits --case nofile N L    N connections at once, RLIMIT_NOFILE L on both sides
  *
  * Exit 77: the host cannot run the case (printed why).
  */
@@ -114,6 +114,34 @@ static void case_shm_full(void)
 	printf("a full tmpfs: fallback with a reason, no signal, bytes exact\n");
 }
 
+/* ---- descriptors ---- */
+
+static const uint32_t no_fd[] = { USMC_DECL_ENV, USMC_DECL_MEM, USMC_DECL_PEERNOSMC,
+				  USMC_DECL_PEERDECL };
+
+/*
+ * n connections open at once at a descriptor limit that TCP fits in with
+ * room to spare and usmc only if it keeps few descriptors of its own:
+ * those that do not fit fall back before their first byte, and no
+ * connection fails.
+ */
+static void case_nofile(int n, int limit)
+{
+	struct setup st = { .client = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
+			    .server = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
+			    .nconns = n, .concurrent = true };
+	struct rlimit rl;
+
+	RCHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max < (rlim_t)limit) {
+		printf("skipped: RLIMIT_NOFILE hard limit %llu < %d\n",
+		       (unsigned long long)rl.rlim_max, limit);
+		exit(SKIP);
+	}
+	printf("%d connections at RLIMIT_NOFILE %d:\n", n, limit);
+	RCHECK(run_pair(&st) == n);
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
@@ -125,8 +153,10 @@ int main(int argc, char **argv)
 	setenv("USMC_CLC_TIMEOUT_MS", "2000", 1);
 	if (!strcmp(c, "shm_full")) {
 		case_shm_full();
+	} else if (!strcmp(c, "nofile") && argc > 4) {
+		case_nofile(atoi(argv[3]), atoi(argv[4]));
 	} else {
-		fprintf(stderr, "usage: limits --case shm_full\n");
+		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT\n");
 		return 2;
 	}
 	printf("%s: ok\n", c);

@@ -25,3 +25,10 @@ target_sources(limits PRIVATE exhaust_pair.c)
 add_test(NAME limits_shm_full COMMAND limits --case shm_full)
 set_tests_properties(limits_shm_full PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS "needs-root;security")
+# Connections at a descriptor limit near their count: TCP fits, and so must usmc.
+add_test(NAME limits_nofile_1000_at_1100 COMMAND limits --case nofile 1000 1100)
+add_test(NAME limits_nofile_900_at_1024 COMMAND limits --case nofile 900 1024)
+add_test(NAME limits_nofile_1000_at_1060 COMMAND limits --case nofile 1000 1060)
+set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
+                     limits_nofile_1000_at_1060 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS programs)
