@@ -169,6 +169,8 @@ void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
 /* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 void lgr_put(struct usmc_lgr *lgr);
+/* Unmaps and closes a segment (with its link group). */
+void seg_destroy(struct usmc_seg *seg);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
 
