@@ -8,6 +8,8 @@
  *   limits --case shm_full      USMC_REGISTRY_DIR on a small tmpfs filled to
  *                               the brim (needs root: a private mount namespace)
  *   limits --case nofile N L    N connections at once, RLIMIT_NOFILE L on both sides
+ *   limits --case memcg         8 MiB rings in a cgroup v2 memory cgroup that holds
+ *                               TCP's buffers, not all rings (needs root)
  *
  * Exit 77: the host cannot run the case (printed why).
  */
@@ -142,6 +144,191 @@ static void case_nofile(int n, int limit)
 	RCHECK(run_pair(&st) == n);
 }
 
+/* ---- a memory cgroup ---- */
+
+#define MEMCG_CONNS 8
+#define MEMCG_BYTES (16u << 20) /* per connection: twice its 8 MiB ring */
+#define MEMCG_MAX (48u << 20)
+
+static char memcg_dir[512];
+
+static bool write_file(const char *dir, const char *name, const char *text)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "we");
+	return f && fputs(text, f) >= 0 && fclose(f) == 0;
+}
+
+/* A cgroup v2 memory cgroup of memory.max bytes under the root, or exit 77 saying why. */
+static void memcg_create(uint64_t max)
+{
+	char line[1024], mnt[256] = "", type[64], ctl[256] = "", path[600], text[32];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && !mnt[0] && fgets(line, sizeof(line), f)) {
+		const char *dash = strstr(line, " - ");
+
+		if (dash && sscanf(dash + 3, "%63s", type) == 1 && !strcmp(type, "cgroup2"))
+			RCHECK(sscanf(line, "%*s %*s %*s %*s %255s", mnt) == 1);
+	}
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", mnt);
+	f = mnt[0] ? fopen(path, "re") : NULL;
+	if (f && !fgets(ctl, sizeof(ctl), f))
+		ctl[0] = 0;
+	if (f)
+		fclose(f);
+	if (!strstr(ctl, "memory")) {
+		printf("skipped: no cgroup v2 memory controller here (%s)\n",
+		       mnt[0] ? "cgroup2 is mounted without it" : "no cgroup2 mount");
+		exit(SKIP);
+	}
+	write_file(mnt, "cgroup.subtree_control", "+memory");
+	snprintf(memcg_dir, sizeof(memcg_dir), "%s/usmc-limits-%d", mnt, (int)getpid());
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)max);
+	if (mkdir(memcg_dir, 0755) || !write_file(memcg_dir, "memory.max", text)) {
+		printf("skipped: cannot make a memory cgroup in %s (%s): needs root\n", mnt,
+		       strerror(errno));
+		rmdir(memcg_dir);
+		exit(SKIP);
+	}
+	write_file(memcg_dir, "memory.swap.max", "0");
+}
+
+static uint64_t memcg_oom_kills(void)
+{
+	char path[600], line[128];
+	unsigned long long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.events", memcg_dir);
+	f = fopen(path, "re");
+	RCHECK(f);
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "oom_kill %llu", &n);
+	fclose(f);
+	return n;
+}
+
+static void memcg_join(void)
+{
+	char pid[16];
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	RCHECK(write_file(memcg_dir, "cgroup.procs", pid));
+}
+
+static int memcg_mode(int fd, enum h_kind kind)
+{
+	struct usmc_info info;
+
+	if (kind == H_PLAIN)
+		return 0;
+	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	/*
+	 * Shared memory, or fallback for want of memory: this side's, the
+	 * peer's decline, or a client that had no room and so proposed nothing.
+	 */
+	RCHECK(info.mode == USMC_MODE_SMCD ||
+	       (info.mode == USMC_MODE_FALLBACK && (info.fallback_reason == USMC_DECL_MEM ||
+						     info.fallback_reason == USMC_DECL_PEERNOSMC)));
+	return info.mode == USMC_MODE_SMCD;
+}
+
+static uint16_t memcg_port;
+
+static int memcg_server(void *arg)
+{
+	enum h_kind kind = *(enum h_kind *)arg;
+	int lfd, fds[MEMCG_CONNS], smc = 0;
+	uint8_t *buf = malloc(1 << 20);
+
+	RCHECK(buf);
+	memcg_join();
+	lfd = h_listen(AF_INET, kind, &memcg_port);
+	h_chan_send(&to_parent, memcg_port);
+	for (int i = 0; i < MEMCG_CONNS; i++)
+		RCHECK((fds[i] = usmc_accept(lfd, NULL, NULL)) >= 0);
+	for (int i = 0; i < MEMCG_CONNS; i++) {
+		uint64_t sum = H_FNV_INIT;
+
+		for (uint32_t off = 0; off < MEMCG_BYTES; off += 1 << 20) {
+			h_read_all(fds[i], buf, 1 << 20);
+			sum = h_fnv(sum, buf, 1 << 20);
+		}
+		h_write_all(fds[i], &sum, sizeof(sum));
+		smc += memcg_mode(fds[i], kind);
+	}
+	for (int i = 0; i < MEMCG_CONNS; i++)
+		RCHECK(usmc_close(fds[i]) == 0);
+	printf("  server: %d of %d in shared memory\n", smc, MEMCG_CONNS);
+	return 0;
+}
+
+static int memcg_client(void *arg)
+{
+	enum h_kind kind = *(enum h_kind *)arg;
+	int fds[MEMCG_CONNS], smc = 0, fallback = 0;
+	uint8_t *buf = malloc(1 << 20);
+
+	RCHECK(buf);
+	memcg_join();
+	for (int i = 0; i < MEMCG_CONNS; i++)
+		fds[i] = h_connect(AF_INET, kind, memcg_port);
+	for (int i = 0; i < MEMCG_CONNS; i++) {
+		uint64_t sum = H_FNV_INIT, got;
+
+		for (uint32_t off = 0; off < MEMCG_BYTES; off += 1 << 20) {
+			h_pattern(buf, 1 << 20, (uint64_t)i, off);
+			sum = h_fnv(sum, buf, 1 << 20);
+			h_write_all(fds[i], buf, 1 << 20);
+		}
+		h_read_all(fds[i], &got, sizeof(got));
+		RCHECK(got == sum);
+		if (memcg_mode(fds[i], kind))
+			smc++;
+		else
+			fallback += kind == H_USMC;
+	}
+	for (int i = 0; i < MEMCG_CONNS; i++)
+		RCHECK(usmc_close(fds[i]) == 0);
+	printf("  client: %d of %d in shared memory, %d fell back (0x%08x)\n", smc, MEMCG_CONNS,
+	       fallback, USMC_DECL_MEM);
+	/* The rings of all of them cannot fit: some must have fallen back. */
+	RCHECK(kind == H_PLAIN || fallback > 0);
+	return 0;
+}
+
+/*
+ * Connections of 8 MiB rings, all open at once, in a cgroup whose
+ * memory.max holds TCP's buffers but not every ring: TCP first, then
+ * usmc, which must fall back for the rings that do not fit, not be killed.
+ */
+static void case_memcg(void)
+{
+	for (int k = 0; k < 2; k++) {
+		enum h_kind kind = k ? H_USMC : H_PLAIN;
+		pid_t srv, cli;
+
+		memcg_create(MEMCG_MAX);
+		printf("%s: %d connections of %u MiB, memory.max %u MiB:\n", k ? "usmc" : "plain TCP",
+		       MEMCG_CONNS, MEMCG_BYTES >> 20, MEMCG_MAX >> 20);
+		fflush(stdout);
+		srv = h_fork(memcg_server, &kind);
+		memcg_port = (uint16_t)h_chan_recv(&to_parent);
+		cli = h_fork(memcg_client, &kind);
+		robust_reap_ok(cli);
+		robust_reap_ok(srv);
+		printf("  OOM kills: %llu\n", (unsigned long long)memcg_oom_kills());
+		RCHECK(memcg_oom_kills() == 0);
+		RCHECK(rmdir(memcg_dir) == 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
@@ -153,10 +340,13 @@ int main(int argc, char **argv)
 	setenv("USMC_CLC_TIMEOUT_MS", "2000", 1);
 	if (!strcmp(c, "shm_full")) {
 		case_shm_full();
+	} else if (!strcmp(c, "memcg")) {
+		setenv("USMC_BUFSIZE", "8388608", 1);
+		case_memcg();
 	} else if (!strcmp(c, "nofile") && argc > 4) {
 		case_nofile(atoi(argv[3]), atoi(argv[4]));
 	} else {
-		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT\n");
+		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | memcg\n");
 		return 2;
 	}
 	printf("%s: ok\n", c);
