@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Segments a hostile peer may hand over, from its own process over
- * SCM_RIGHTS as the channel carries them, against the check the victim
+ * Segments a hostile peer may hand over, from its own process on a link
+ * group's channel (the library's own send and receive), against the check the victim
  * makes before it maps one: only an ordinary shmem memfd sealed against
  * shrinking, growing and further seals is taken.  A hugetlb memfd (a hole
  * punched in it, or a page its pool lacks, is SIGBUS on the reader's
@@ -12,6 +12,7 @@
  *   peer_segment
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/falloc.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -58,38 +59,25 @@ static int make(enum kind k)
 	return fd;
 }
 
-static void send_fd(int sock, int fd)
+/* On the link group's channel, as the library sends and receives a segment. */
+static void send_fd(struct usmc_lgr *lgr, int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = "s", .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
+	struct clc_msg m = { .type = CLC_DECLINE, .version = CLC_VERSION,
+			     .decline.reason = USMC_DECL_PEERDECL };
 
-	if (fd >= 0) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	CHECK(sendmsg(sock, &mh, 0) == 1);
+	CHECK(lgr_send(lgr, &m, fd) == 0);
 }
 
-static int recv_fd(int sock)
+static int recv_fd(struct usmc_lgr *lgr)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))], b;
-	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	int fd = -1;
+	struct pollfd p = { .fd = lgr->chan, .events = POLLIN };
+	struct clc_msg m;
+	uint32_t reason;
+	int fd, rc;
 
-	CHECK(recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) == 1);
-	c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	while ((rc = lgr_recv(lgr, &m, &fd, &reason)) == 0)
+		CHECK(poll(&p, 1, 10000) == 1);
+	CHECK(rc == 1 && reason == 0 && m.type == CLC_DECLINE);
 	return fd;
 }
 
@@ -98,13 +86,15 @@ static int pair[2];
 /* The hostile peer: hands each kind over, then punches holes in the one taken. */
 static int hostile(void *arg)
 {
+	struct usmc_lgr *lgr = lgr_new(pair[1], LGR_SERVER, getppid(), getuid());
 	int good = -1;
 
 	(void)arg;
+	CHECK(lgr);
 	for (int k = 0; k < NKINDS; k++) {
 		int fd = make((enum kind)k);
 
-		send_fd(pair[1], fd);
+		send_fd(lgr, fd);
 		if (k == GOOD)
 			good = fd;
 		else if (fd >= 0)
@@ -116,7 +106,7 @@ static int hostile(void *arg)
 		CHECK(fallocate(good, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, SEG_LEN) == 0);
 		CHECK(pwrite(good, "x", 1, (off_t)(i % 512) * 4096) == 1);
 	}
-	send_fd(pair[1], -1);
+	send_fd(lgr, -1);
 	return 0;
 }
 
@@ -129,12 +119,12 @@ int main(void)
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) == 0);
 	pid = h_fork(hostile, NULL);
-	lgr = lgr_new(-1, LGR_CLIENT, pid, getuid());
+	lgr = lgr_new(pair[0], LGR_CLIENT, pid, getuid());
 	CHECK(lgr);
 	for (int k = 0; k < NKINDS; k++) {
 		struct clc_rmb_desc d = { .seg_id = (uint32_t)k, .seg_len = SEG_LEN,
 					  .rmb_size = RMB, .new_seg = 1 };
-		int fd = recv_fd(pair[0]);
+		int fd = recv_fd(lgr);
 		uint32_t r;
 
 		if (fd < 0) {
