@@ -119,9 +119,11 @@ static uint64_t memcg_room(void)
 		char *slash;
 
 		if (read_u64(dir, memcg.v2 ? "memory.max" : "memory.limit_in_bytes", &max) &&
-		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur) &&
-		    max - (max > cur ? cur : max) < room)
-			room = max > cur ? max - cur : 0;
+		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur)) {
+			uint64_t left = max > cur ? max - cur : 0;
+
+			room = left < room ? left : room;
+		}
 		slash = strrchr(dir, '/');
 		if (!slash || (size_t)(slash - dir) < memcg.root_len)
 			return room;
