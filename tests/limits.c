@@ -34,7 +34,7 @@ static void private_tmpfs(char *dir, const char *size)
 {
 	char opts[64];
 
-	if (unshare(CLONE_NEWNS) || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+	if (unshare(CLONE_NEWNS) || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL)) {
 		printf("skipped: no private mount namespace here (%s): needs root\n", strerror(errno));
 		exit(SKIP);
 	}
