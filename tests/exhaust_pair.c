@@ -223,7 +223,7 @@ void client_send(int fd, uint32_t index)
 	h_write_all(fd, buf, hdr[1]);
 }
 
-static void client_check(int fd, uint32_t index)
+void client_check(int fd, uint32_t index)
 {
 	uint64_t sum;
 

@@ -54,5 +54,6 @@ int run_pair(struct setup *st);
 void side_apply(const struct side *s);
 void serve_one(int fd);
 void client_send(int fd, uint32_t index);
+void client_check(int fd, uint32_t index);
 
 #endif

@@ -8,6 +8,7 @@
  *   limits --case shm_full      USMC_REGISTRY_DIR on a small tmpfs filled to
  *                               the brim (needs root: a private mount namespace)
  *   limits --case nofile N L    N connections at once, RLIMIT_NOFILE L on both sides
+ *   limits --case full_table    the client's descriptor table filled before the Accept
  *   limits --case memcg         8 MiB rings in a cgroup v2 memory cgroup that holds
  *                               TCP's buffers, not all rings (needs root)
  *
@@ -142,6 +143,46 @@ static void case_nofile(int n, int limit)
 	}
 	printf("%d connections at RLIMIT_NOFILE %d:\n", n, limit);
 	RCHECK(run_pair(&st) == n);
+}
+
+/*
+ * The descriptor table filled between the Proposal and its Accept, which
+ * brings the server's new segment: the descriptor kept for it takes it,
+ * and the connection goes on, whatever its mode, every byte checked.
+ */
+static int full_table_server(void *arg)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+
+	(void)arg;
+	h_chan_send(&to_parent, port);
+	RCHECK((fd = usmc_accept(lfd, NULL, NULL)) >= 0);
+	serve_one(fd);
+	RCHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	return 0;
+}
+
+static void case_full_table(void)
+{
+	struct rlimit rl = { 256, 256 };
+	pid_t srv = h_fork(full_table_server, NULL);
+	int fd, n = 0;
+	struct usmc_info info;
+
+	RCHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&to_parent));
+	while (dup(0) >= 0)
+		n++;
+	RCHECK(errno == EMFILE);
+	client_send(fd, 1);
+	client_check(fd, 1);
+	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	printf("descriptor table filled (%d more) before the answer: mode %s, reason 0x%08x\n", n,
+	       usmc_mode_str(info.mode), info.fallback_reason);
+	RCHECK(info.mode == USMC_MODE_SMCD);
+	RCHECK(usmc_close(fd) == 0);
+	robust_reap_ok(srv);
 }
 
 /* ---- a memory cgroup ---- */
@@ -343,10 +384,12 @@ int main(int argc, char **argv)
 	} else if (!strcmp(c, "memcg")) {
 		setenv("USMC_BUFSIZE", "8388608", 1);
 		case_memcg();
+	} else if (!strcmp(c, "full_table")) {
+		case_full_table();
 	} else if (!strcmp(c, "nofile") && argc > 4) {
 		case_nofile(atoi(argv[3]), atoi(argv[4]));
 	} else {
-		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | memcg\n");
+		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | full_table | memcg\n");
 		return 2;
 	}
 	printf("%s: ok\n", c);

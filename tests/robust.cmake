@@ -32,6 +32,8 @@ add_test(NAME limits_nofile_1000_at_1060 COMMAND limits --case nofile 1000 1060)
 set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
                      limits_nofile_1000_at_1060 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS security)
+add_test(NAME limits_full_table COMMAND limits --case full_table)
+set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)
 add_test(NAME limits_memcg COMMAND limits --case memcg)
 set_tests_properties(limits_memcg PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS "needs-root;security")
