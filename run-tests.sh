@@ -7,12 +7,16 @@
 #   ./run-tests.sh            everything
 #   FUZZ_SECONDS=0 ./run-tests.sh   skip the fuzzers
 #   USMC_VM_SKIP=1 ./run-tests.sh   skip the VM, saying so
+#
+# One tier of the suite alone: (cd build && ctest -L unit), or -L needs-root,
+# programs, slow, fuzz (see tests/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind
-	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev
-	qemu-system-x86 debootstrap e2fsprogs cpio xz-utils)
+	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev liburing-dev
+	qemu-system-x86 debootstrap e2fsprogs cpio xz-utils
+	debhelper lintian dpkg-dev fakeroot git bash-completion tcpdump)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -37,7 +41,9 @@ echo "== AddressSanitizer + UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSMC_SANITIZE=ON \
 	-DUSMC_FUZZ=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2 --timeout 300)
+# The slow tier (long load, the crash mix) and the real programs ran once, above.
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2 --timeout 300 \
+	-LE '^(slow|programs)$')
 
 echo "== valgrind memcheck on the core tests"
 valgrind_cases=(
@@ -80,6 +86,13 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 		rm -rf "$corpus" "$log"
 	done
 fi
+echo "== Debian packages: built, lintian, installed, used"
+if [ "$(id -u)" -eq 0 ]; then
+	tests/deb_check.sh .
+else
+	echo "deb_check skipped: installing the packages needs root"
+fi
+
 echo "== kernel SMC in a VM (Debian's 6.12 kernel under qemu)"
 tests/kernel/run-vm-tests.sh
 

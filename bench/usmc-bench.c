@@ -8,10 +8,11 @@
  *
  * Runs are interleaved: each round measures every test over every
  * transport once, so that whatever else the machine does weighs on all
- * of them alike.  Exit status: 0, 1 if a measurement failed, 3 if a
- * connection reported the wrong usmc mode.
+ * of them alike.  Exit status: 0, 1 if a measurement failed, 2 for a
+ * usage error, 3 if a connection reported the wrong usmc mode.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "../src/usmc_cli.h"
 
 #ifndef USMC_BENCH_PLOT_SCRIPT
 #define USMC_BENCH_PLOT_SCRIPT "plot.sh"
@@ -62,92 +64,140 @@ static struct bench_case cases[MAX_FIGS];
 static int ncases;
 static int failures, mode_failures;
 
+static const char prog[] = "usmc-bench";
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: usmc-bench [--quick] [--runs N] [--duration S] [--tests LIST]\n"
 		   "                  [--transports LIST] [--verify] [--json FILE] [--plot DIR]\n"
-		   "tests: connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory\n"
-		   "transports: tcp,unix,fallback,fallback-server,smc\n");
+		   "\n"
+		   "Measures usmc's shared memory (smc) and its fallback against plain TCP and\n"
+		   "AF_UNIX over loopback, in interleaved runs; every figure is a median with its\n"
+		   "spread and its ratio to TCP.\n"
+		   "\n"
+		   "  --quick            3 runs of 0.15 s, tests connrate,pingpong,stream,limit\n"
+		   "  --runs N           interleaved runs, 1..%d (default 5)\n"
+		   "  --duration S       seconds per measurement, up to 600 (default 1)\n"
+		   "  --tests LIST       comma-separated, of connrate,connrate0,pingpong,\n"
+		   "                     pingpong-epoll,stream,stream-x4,limit,memory (default all)\n"
+		   "  --transports LIST  comma-separated, of tcp,unix,fallback,fallback-server,smc\n"
+		   "                     (default all)\n"
+		   "  --verify           checksum every byte of the stream tests\n"
+		   "  --json FILE        write the figures as JSON\n"
+		   "  --plot DIR         write plots into DIR (with the JSON, if no --json)\n"
+		   "  -h, --help         show this text\n"
+		   "  --version          show the version\n"
+		   "\n"
+		   "Exit status 0; 1 if a measurement failed; 2 for a usage error; 3 if a\n"
+		   "connection reported the wrong usmc mode.\n", MAX_RUNS);
 }
 
-/* Sets the flags named in a comma-separated list; false on an unknown name. */
-static bool parse_list(const char *list, const char *const *names, int n, bool *set)
+/* Sets the flags named in a comma-separated list; false, said, on an unknown name. */
+static bool parse_list(const char *opt, const char *list, const char *const *names, int n,
+		       bool *set)
 {
-	char buf[256], *save = NULL;
+	char *buf = strdup(list), *save = NULL;
+	bool ok = buf != NULL, any = false;
 
-	snprintf(buf, sizeof(buf), "%s", list);
 	memset(set, 0, sizeof(bool) * (size_t)n);
-	for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+	for (char *w = ok ? strtok_r(buf, ",", &save) : NULL; w; w = strtok_r(NULL, ",", &save)) {
 		int i = 0;
 
 		while (i < n && strcmp(names[i], w))
 			i++;
 		if (i == n) {
-			fprintf(stderr, "usmc-bench: unknown name '%s'\n", w);
-			return false;
+			fprintf(stderr, "%s: %s: unknown name '%s'\n", prog, opt, w);
+			ok = false;
+			break;
 		}
-		set[i] = true;
+		set[i] = any = true;
 	}
-	return true;
+	free(buf);
+	if (ok && !any)
+		fprintf(stderr, "%s: %s: '%s' names nothing\n", prog, opt, list);
+	return ok && any;
 }
 
+enum { OPT_QUICK = 256, OPT_RUNS, OPT_DURATION, OPT_TESTS, OPT_TRANSPORTS, OPT_VERIFY, OPT_JSON,
+       OPT_PLOT, OPT_VERSION };
+
+/* The options in any order; --quick sets only what the others leave alone. */
 static void parse_options(int argc, char **argv, struct options *o)
 {
+	static const struct option opts[] = {
+		{ "quick", no_argument, NULL, OPT_QUICK },
+		{ "runs", required_argument, NULL, OPT_RUNS },
+		{ "duration", required_argument, NULL, OPT_DURATION },
+		{ "tests", required_argument, NULL, OPT_TESTS },
+		{ "transports", required_argument, NULL, OPT_TRANSPORTS },
+		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "json", required_argument, NULL, OPT_JSON },
+		{ "plot", required_argument, NULL, OPT_PLOT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
 	const char *trnames[TR_COUNT];
+	bool quick = false, runs_set = false, duration_set = false, tests_set = false, ok = true;
+	long runs;
+	int c;
 
 	for (int i = 0; i < TR_COUNT; i++)
 		trnames[i] = transport_name(i);
 	*o = (struct options){ .runs = 5, .duration = 1.0 };
-	parse_list("connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
+	parse_list("--tests", "connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
 		   test_names, T_COUNT, o->tests);
 	for (int i = 0; i < TR_COUNT; i++)
 		o->trs[i] = true;
-	/* --quick first, so that the other options refine it. */
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--quick")) {
-			o->runs = 3;
-			o->duration = 0.15;
-			parse_list("connrate,pingpong,stream,limit", test_names, T_COUNT, o->tests);
-		}
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool ok = true;
-
-		if (!strcmp(a, "--quick"))
-			continue;
-		if (!strcmp(a, "--verify")) {
+	opterr = 0;
+	while (ok && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_QUICK:
+			quick = true;
+			break;
+		case OPT_VERIFY:
 			o->verify = true;
-			continue;
-		}
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			break;
+		case OPT_RUNS:
+			ok = runs_set = usmc_cli_long(prog, "--runs", optarg, 1, MAX_RUNS, &runs);
+			if (ok)
+				o->runs = (int)runs;
+			break;
+		case OPT_DURATION:
+			ok = duration_set = usmc_cli_double(prog, "--duration", optarg, 0, 600,
+							    &o->duration);
+			break;
+		case OPT_TESTS:
+			ok = tests_set = parse_list("--tests", optarg, test_names, T_COUNT, o->tests);
+			break;
+		case OPT_TRANSPORTS:
+			ok = parse_list("--transports", optarg, trnames, TR_COUNT, o->trs);
+			break;
+		case OPT_JSON:
+			o->json = optarg;
+			break;
+		case OPT_PLOT:
+			o->plot_dir = optarg;
+			break;
+		case 'h':
 			usage(stdout);
 			exit(0);
-		}
-		if (!v) {
-			usage(stderr);
-			exit(2);
-		}
-		i++;
-		if (!strcmp(a, "--runs"))
-			ok = (o->runs = atoi(v)) >= 1 && o->runs <= MAX_RUNS;
-		else if (!strcmp(a, "--duration"))
-			ok = (o->duration = atof(v)) > 0 && o->duration <= 600;
-		else if (!strcmp(a, "--tests"))
-			ok = parse_list(v, test_names, T_COUNT, o->tests);
-		else if (!strcmp(a, "--transports"))
-			ok = parse_list(v, trnames, TR_COUNT, o->trs);
-		else if (!strcmp(a, "--json"))
-			o->json = v;
-		else if (!strcmp(a, "--plot"))
-			o->plot_dir = v;
-		else
-			ok = false;
-		if (!ok) {
-			fprintf(stderr, "usmc-bench: bad option %s %s\n", a, v);
-			usage(stderr);
-			exit(2);
+		case OPT_VERSION:
+			exit(usmc_cli_version(prog));
+		default:
+			exit(usmc_cli_bad_option(prog, argv, c));
 		}
 	}
+	if (!ok)
+		exit(USMC_EXIT_USAGE);
+	if (optind < argc)
+		exit(usmc_cli_usage_error(prog, "unexpected %s", argv[optind]));
+	if (quick && !runs_set)
+		o->runs = 3;
+	if (quick && !duration_set)
+		o->duration = 0.15;
+	if (quick && !tests_set)
+		parse_list("--tests", "connrate,pingpong,stream,limit", test_names, T_COUNT, o->tests);
 }
 
 static int add_figure(const char *test, const char *variant, const char *metric, const char *unit,

@@ -134,6 +134,7 @@ enum usmc_mode {
  */
 #define USMC_DECL_MEM           0x01010000u /* no memory for buffers (memfd, mmap) */
 #define USMC_DECL_TIMEOUT_CLC   0x02030000u /* CLC handshake timed out */
+#define USMC_DECL_CHAN_BUSY     0x02040000u /* the listener's channel takes no one now */
 #define USMC_DECL_CNFERR        0x03000000u /* configuration error */
 #define USMC_DECL_POLICY        0x03000001u /* policy says TCP for this peer */
 #define USMC_DECL_FOREIGN       0x03000002u /* peer runs as another user, not allowed */

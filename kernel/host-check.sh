@@ -63,7 +63,7 @@ usage)
 		# shellcheck disable=SC2086 # the words are the arguments
 		"$kernel" $args > "$tmp/u.out" 2> "$tmp/u.err"
 		rc=$?
-		[ $rc -eq 1 ] || die "usmc-kernel $args: exit $rc"
+		[ $rc -eq 2 ] || die "usmc-kernel $args: exit $rc, not 2"
 		[ "$(wc -l < "$tmp/u.err")" -eq 1 ] || die "usmc-kernel $args: not one line"
 	done
 	"$run" --help | grep -q -- '--kernel' || die "usmc-run --help names no --kernel"

@@ -2,7 +2,8 @@
 /*
  * The handshake (net/smc's af_smc.c): connections, listeners, and the pump
  * that reads what the link groups' channels hold.  The client's side is in
- * usmc_connect.c, the server's in usmc_listen.c.
+ * usmc_connect.c, the server's in usmc_listen.c, the listener's channels
+ * and what they may cost in usmc_chan.c.
  *
  * Client: if the registry shows a usmc listener on the destination port
  * of a local address, find or make the link group to its process, send a
@@ -20,6 +21,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -82,6 +85,15 @@ void af_conn_release(struct usmc_conn *conn)
 	usmc_conn_free(conn);
 }
 
+static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason, uint8_t flags)
+{
+	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = token };
+
+	msg.decline.reason = reason;
+	msg.decline.flags = flags;
+	lgr_send(lgr, &msg, -1);
+}
+
 /*
  * A CLC message without a ring: Confirm, or Decline with its reason.  A
  * Confirm only lets the server forget a token early, so it is dropped
@@ -89,19 +101,22 @@ void af_conn_release(struct usmc_conn *conn)
  */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason)
 {
-	struct clc_msg msg = { .type = type, .version = CLC_VERSION, .token = token };
+	struct clc_msg msg = { .type = CLC_CONFIRM, .version = CLC_VERSION, .token = token };
 
-	if (type == CLC_DECLINE)
-		msg.decline.reason = reason;
 	if (type == CLC_CONFIRM)
 		lgr_send_try(lgr, &msg);
 	else
-		lgr_send(lgr, &msg, -1);
+		send_decline(lgr, token, reason, 0);
 }
 
 void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
-	af_send_clc(lgr, CLC_DECLINE, token, reason);
+	send_decline(lgr, token, reason, 0);
+}
+
+void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
+{
+	send_decline(lgr, token, reason, CLC_DECL_WITHDRAW);
 }
 
 /* ---- listeners ---- */
@@ -126,21 +141,6 @@ static uint16_t sock_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-/* A listening Unix socket at the port's channel address. */
-static int channel_listen(uint16_t port, bool other_users)
-{
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(getuid(), port, other_users, &sun);
-	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && (usmc_sys.bind(fd, (struct sockaddr *)&sun, sun_len) ||
-			usmc_sys.listen(fd, SOMAXCONN))) {
-		usmc_sys.close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 static uint32_t listener_register(struct usmc_sock *s)
 {
 	const uid_t *other_users;
@@ -150,12 +150,27 @@ static uint32_t listener_register(struct usmc_sock *s)
 	int reuseport = 0;
 	socklen_t len = sizeof(reuseport);
 
-	/* With SO_REUSEPORT another process may get the connection we propose for. */
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport)
-		return USMC_DECL_SOCKOPT;
 	reg = reg_port(port);
-	if (!port || !reg || !af_diag_available())
-		return USMC_DECL_ENV;
+	/*
+	 * With SO_REUSEPORT another process may get the connection we propose
+	 * for.  Unless a usmc listener has the port, the registry says so, for
+	 * clients to fall back with this reason rather than "not usmc".
+	 */
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
+		int32_t pid = reg ? atomic_load(&reg->pid) : 0;
+
+		/* Not over a live usmc listener's entry (on another address of the port). */
+		if (port && reg &&
+		    (!pid || (atomic_load(&reg->flags) & REG_REUSEPORT) ||
+		     (kill(pid, 0) && errno == ESRCH)) &&
+		    atomic_compare_exchange_strong(&reg->pid, &pid, (int32_t)usmc_pid()))
+			atomic_store(&reg->flags, REG_REUSEPORT);
+		return USMC_DECL_SOCKOPT;
+	}
+	if (!port || !reg)
+		return usmc_env_fail("registry");
+	if (!af_diag_available())
+		return usmc_env_fail("sock_diag");
 	l = listener_find(port);
 	if (l) {
 		l->refs++;
@@ -165,16 +180,18 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return USMC_DECL_MEM;
-	l->ufd = channel_listen(port, false);
+	l->ufd = af_channel_listen(port, false);
 	if (l->ufd < 0) {
+		uint32_t reason = usmc_env_fail("channel listen");
+
 		free(l);
-		return USMC_DECL_ENV;
+		return reason;
 	}
 	/*
 	 * Clients of other users knock only where this name exists, so one
 	 * that allows nobody never leaves them waiting for an answer.
 	 */
-	l->ufd_users = usmc_policy_other_users(&other_users) ? channel_listen(port, true) : -1;
+	l->ufd_users = usmc_policy_other_users(&other_users) ? af_channel_listen(port, true) : -1;
 	l->port = port;
 	l->owner = usmc_pid();
 	l->refs = 1;
@@ -204,6 +221,7 @@ int af_listen(struct usmc_sock *s, int backlog)
 		s->reason = reason;
 		usmc_sock_set_state(s, SOCK_PLAIN);
 	} else {
+		af_listener_defer_take(s);
 		usmc_sock_set_state(s, SOCK_LISTEN);
 	}
 	return 0;
@@ -241,56 +259,8 @@ void af_listener_close(struct usmc_sock *s)
 
 /* ---- the pump: everything the channels hold ---- */
 
-/*
- * Out of descriptors, we can take no channel, nor so read the Proposals
- * queued behind it: each of their clients would wait for an answer until
- * its CLC timeouts ran out.  Closing the Unix listener resets the channels
- * queued on it, and their clients fall back at once; a fresh listener, on
- * the descriptor just freed, takes the next ones (or, if it could not be
- * made, is tried again at the next look).
- */
-static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
-{
-	struct reg_port *reg = reg_port(l->port);
-	int32_t me = (int32_t)usmc_pid();
-
-	if (*ufd >= 0)
-		usmc_sys.close(*ufd);
-	*ufd = channel_listen(l->port, other_users);
-	if (other_users || !reg)
-		return;
-	/* A client that found no name meanwhile cleared the entry: ours again, or nobody's. */
-	if (*ufd >= 0)
-		atomic_store(&reg->pid, me);
-	else
-		atomic_compare_exchange_strong(&reg->pid, &me, 0);
-}
-
-static void accept_channels_of(struct usmc_listener *l, int *ufd, bool other_users)
-{
-	while (*ufd >= 0) {
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
-			channel_renew(l, ufd, other_users);
-		if (fd < 0)
-			return;
-		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
-		    !usmc_peer_user_allowed(cred.uid) || !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
-			usmc_sys.close(fd);
-	}
-}
-
-static void accept_channels(struct usmc_listener *l)
-{
-	if (l->ufd < 0)
-		channel_renew(l, &l->ufd, false);
-	accept_channels_of(l, &l->ufd, false);
-	if (l->ufd_users >= 0)
-		accept_channels_of(l, &l->ufd_users, true);
-}
+/* Proposals listed at once, in all: a peer that never connects costs bounded memory. */
+#define PROPOSALS_MAX      65536
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
@@ -304,10 +274,17 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		af_send_decline(lgr, msg->token, USMC_DECL_PEERNOSMC);
 		return;
 	}
-	p = calloc(1, sizeof(*p));
+	lgr->proposed = true;
+	p = atomic_load_explicit(&proposals_pending, memory_order_relaxed) < PROPOSALS_MAX
+		    ? calloc(1, sizeof(*p))
+		    : NULL;
 	reason = p ? lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &p->ring) : USMC_DECL_MEM;
-	if (!p && fd >= 0)
-		usmc_sys.close(fd);
+	if (!p) {
+		struct usmc_ring scratch;
+
+		/* Still learn the segment, which later messages name without its memfd. */
+		lgr_ring_map_peer(lgr, &msg->proposal.rmb, fd, &scratch);
+	}
 	if (reason) {
 		free(p);
 		af_send_decline(lgr, msg->token, reason);
@@ -350,7 +327,8 @@ bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg)
 {
 	return reg && atomic_load_explicit(&reg->proposals, memory_order_acquire) ==
 			      atomic_load_explicit(&l->seen, memory_order_acquire) &&
-	       !atomic_load_explicit(&proposals_pending, memory_order_relaxed) && l->ufd_users < 0;
+	       !atomic_load_explicit(&proposals_pending, memory_order_relaxed) && l->ufd_users < 0 &&
+	       !(atomic_load_explicit(&reg->flags, memory_order_relaxed) & REG_KNOCK);
 }
 
 bool af_srv_has(uint16_t port)
@@ -427,23 +405,32 @@ static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 
 static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 {
+	bool withdraw = msg->decline.flags & CLC_DECL_WITHDRAW;
 	struct usmc_conn *conn;
 	struct srv_proposal *p;
 
 	if (lgr->role == LGR_SERVER) {
 		p = af_srv_take(0, lgr, msg->token, 0);
 		if (p) {
+			/* Dropped unread: told so, the client replays what it wrote into TCP. */
+			if (withdraw)
+				af_send_decline(lgr, p->token, msg->decline.reason);
 			lgr_put(lgr);
 			free(p);
 			return;
 		}
-		/*
-		 * The client gave up after we accepted (we were stalled for a CLC
-		 * timeout): it went to TCP, so this connection can only fail, loudly.
-		 */
+		/* We answered before (usmc_clc.h, withdrawal): the client takes that answer. */
+		if (withdraw)
+			return;
+		/* The client could not map our ring: this connection can only fail, loudly. */
 		conn = srv_conn_find(lgr, msg->token);
 		if (conn && conn->sock)
 			usmc_conn_abort(conn->sock);
+		return;
+	}
+	/* A Decline of the whole link group: its handshakes end with the reason when it closes. */
+	if (!msg->token) {
+		lgr->refused = msg->decline.reason;
 		return;
 	}
 	conn = af_cli_find(lgr, msg->token, false);
@@ -477,7 +464,7 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 		if (c->lgr != lgr || c->hs_result)
 			continue;
 		c->hs_result = CLC_DECLINE;
-		c->hs_reason = USMC_DECL_PEERDECL;
+		c->hs_reason = lgr->refused ? lgr->refused : USMC_DECL_PEERDECL;
 		if (!c->sock)
 			orphan_settle(c);
 	}
@@ -533,18 +520,24 @@ bool af_pump_lgr(struct usmc_lgr *lgr)
 	return ok;
 }
 
-void af_pump(void)
+void af_pump_lgrs(void)
 {
 	struct usmc_lgr *lgr, *next;
 
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->owner == usmc_pid())
-			accept_channels(l);
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
 		if (lgr_usable(lgr))
 			af_pump_lgr(lgr);
 	}
+}
+
+void af_pump(void)
+{
+	bool more;
+
+	for (struct usmc_listener *l = listeners; l; l = l->next)
+		af_accept_channels(l, &more);
+	af_pump_lgrs();
 }
 
 void af_cli_pending_add(struct usmc_conn *conn)

@@ -44,9 +44,20 @@ void af_conn_release(struct usmc_conn *conn);
 /* A CLC message without a ring: Confirm, or Decline with its reason. */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason);
 void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
+/* The client's Decline that withdraws its Proposal (usmc_clc.h): the server answers it. */
+void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Reads and handles whatever the channels and Unix listeners hold. */
 void af_pump(void);
+/* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
+int af_channel_listen(uint16_t port, bool other_users);
+/* Only the link groups we have. */
+void af_pump_lgrs(void);
+/*
+ * Takes a bounded number of new channels of l; returns how many became
+ * link groups, and *more if our own user's queue may hold others.
+ */
+int af_accept_channels(struct usmc_listener *l, bool *more);
 /* The same for one link group; false once it failed (and may be gone). */
 bool af_pump_lgr(struct usmc_lgr *lgr);
 /* The peer process is gone, or broke the protocol. */
@@ -71,6 +82,11 @@ bool af_diag_available(void);
  */
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
+/*
+ * Takes TCP_DEFER_ACCEPT off a usmc listener's kernel socket and keeps it
+ * in s->defer_accept, as the kernel reported it (see usmc_listen.c).
+ */
+void af_listener_defer_take(struct usmc_sock *s);
 /* Doorbells are single bytes: Nagle would hold them back. */
 void af_set_nodelay(int fd);
 

@@ -118,7 +118,7 @@ static int body_valid(const struct clc_msg *m)
 	case CLC_CONFIRM:
 		return 1;
 	case CLC_DECLINE:
-		return m->decline.reason != 0 && (m->decline.flags & ~CLC_DECL_MARKER) == 0;
+		return m->decline.reason != 0 && (m->decline.flags & ~(CLC_DECL_MARKER | CLC_DECL_WITHDRAW)) == 0;
 	}
 	return 0;
 }

@@ -11,6 +11,27 @@
  *                            <--- Accept (server ring)  or  Decline
  *   Confirm --->
  *
+ * Withdrawal.  A client that waited a CLC timeout for its answer never
+ * falls back on its own while the server may have taken its Proposal,
+ * since a server that answers late would then write into a ring nobody
+ * reads.  It sends a Decline with CLC_DECL_WITHDRAW and waits for the
+ * answer to its token.  The server reads its channel in order, and takes
+ * and answers a Proposal under one lock, so the first answer the client
+ * gets settles both ends:
+ *   - the server still listed the Proposal: it drops it, unread, and
+ *     answers Decline; both ends are TCP and the client replays what it
+ *     wrote (the server never read a byte of the ring);
+ *   - the server had answered already (Accept or Decline): that answer is
+ *     ahead of anything on the channel, the client takes it, and the
+ *     server ignores the withdrawal;
+ *   - no answer within a second bound (the server is stopped): the client
+ *     resets the TCP connection and marks its ring aborted, so a server
+ *     that takes the Proposal later sees a reset on both paths.  Loud on
+ *     both ends, never split.
+ * A server that never had the TCP connection (another process accepted
+ * it) never takes the Proposal: the client looks for an answer once more
+ * after seeing that, then falls back at once.
+ *
  * The Proposal goes out before the TCP connect, so by the time the server
  * accepts the connection it has the Proposal and decides at once: it asks
  * the kernel (sock_diag) for the cookie of the peer socket and looks for a
@@ -35,7 +56,7 @@
 #define CLC_CONFIRM  0x03
 #define CLC_DECLINE  0x04
 
-#define CLC_VERSION      2 /* 2: the CDC area's cursors on lines of their own */
+#define CLC_VERSION      3 /* 2: CDC cursors on lines of their own; 3: withdrawal */
 #define CLC_MAX_MSG_SIZE 128
 #define CLC_HDR_LEN      8
 #define CLC_TRL_LEN      4
@@ -56,7 +77,8 @@ struct clc_rmb_desc {
 };
 
 /* Decline flags */
-#define CLC_DECL_MARKER 0x1 /* a marker byte leads the server's TCP stream */
+#define CLC_DECL_MARKER   0x1 /* a marker byte leads the server's TCP stream */
+#define CLC_DECL_WITHDRAW 0x2 /* the client withdraws its Proposal (see above) */
 
 struct clc_addr {
 	uint16_t family; /* AF_INET or AF_INET6 */

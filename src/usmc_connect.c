@@ -7,12 +7,16 @@
  * Proposal naming our TCP socket by its cookie, then connect().  The
  * connection is usable at once: what we write waits in our ring until the
  * server reads it, or is replayed into the TCP stream if it declines.
- * The answer is read inside our later calls (af_resolve).
+ * The answer is read inside our later calls (af_resolve).  Once the
+ * server may have taken the Proposal, the outcome is the server's word:
+ * a client that waited too long withdraws the Proposal and takes the
+ * answer, or resets the connection (usmc_clc.h, withdrawal).
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 
 #include "usmc.h"
 #include "usmc_proc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -41,34 +46,110 @@ static struct usmc_lgr *cli_lgr_find(uint16_t port, uid_t uid, int32_t pid)
 	return NULL;
 }
 
-/* A new link group to the channel of the port's listener run by uid. */
-static struct usmc_lgr *cli_lgr_open(uint16_t port, uid_t uid, uint32_t *reason)
+/*
+ * Connects to the channel of the port's listener run by uid; the channel's
+ * descriptor, or -1 with *reason.  Never under our lock, and never waits:
+ * the name is anyone's to take, and anyone may fill its backlog.
+ */
+static int cli_chan_open(uint16_t port, uid_t uid, struct ucred *cred, uint32_t *reason)
 {
 	struct sockaddr_un sun;
 	socklen_t sun_len = reg_listener_addr(uid, port, uid != getuid(), &sun);
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	struct usmc_lgr *lgr;
+	socklen_t len = sizeof(*cred);
 	int fd, err;
 
-	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		*reason = USMC_DECL_ENV;
-		return NULL;
+		*reason = usmc_env_fail("socket(AF_UNIX)");
+		return -1;
 	}
+	/* A Unix connect does not go on in the background: done now, or EAGAIN if the backlog is full. */
 	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len)) {
 		err = errno;
 		usmc_sys.close(fd);
 		errno = err;
-		*reason = USMC_DECL_PEERNOSMC;
-		return NULL;
+		*reason = err == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
+		return -1;
 	}
 	/* Abstract names are anyone's to take: the name's owner must be who it says. */
-	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != uid ||
-	    !usmc_peer_user_allowed(cred.uid)) {
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid ||
+	    !usmc_peer_user_allowed(cred->uid)) {
 		usmc_sys.close(fd);
 		*reason = USMC_DECL_FOREIGN;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A usable link group toward the port.  The port's listener must still be
+ * the process we know: ports are reused, and a link group to an earlier
+ * owner would take our Proposal where the connection does not go.  No
+ * listener of our own user: one of the users that policy allows may have
+ * it.
+ */
+static struct usmc_lgr *cli_lgr_lookup(uint16_t port, struct reg_port *reg, bool own_user)
+{
+	const uid_t *uids;
+	int n = own_user ? 0 : usmc_policy_other_users(&uids);
+	struct usmc_lgr *lgr = NULL;
+
+	if (own_user)
+		return cli_lgr_find(port, getuid(), atomic_load(&reg->pid));
+	for (int i = 0; i < n && !lgr; i++)
+		lgr = cli_lgr_find(port, uids[i], 0);
+	return lgr;
+}
+
+/* Opens a channel toward the port (see cli_lgr_lookup), without our lock. */
+static int cli_chan_open_any(uint16_t port, struct reg_port *reg, bool own_user,
+			     struct ucred *cred, uint32_t *reason)
+{
+	int32_t pid = atomic_load(&reg->pid);
+	const uid_t *uids;
+	int n, fd = -1;
+
+	if (own_user) {
+		fd = cli_chan_open(port, getuid(), cred, reason);
+		/* The listener died without closing: clear its registry entry. */
+		if (fd < 0 && *reason == USMC_DECL_PEERNOSMC && (errno == ECONNREFUSED || errno == ENOENT))
+			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+		/* Its backlog is full: make the listener look at it at its next accept. */
+		if (fd < 0 && *reason == USMC_DECL_CHAN_BUSY)
+			atomic_fetch_or(&reg->flags, REG_KNOCK);
+		return fd;
+	}
+	n = usmc_policy_other_users(&uids);
+	*reason = USMC_DECL_PEERNOSMC;
+	for (int i = 0; i < n && fd < 0; i++)
+		fd = cli_chan_open(port, uids[i], cred, reason);
+	return fd;
+}
+
+/*
+ * The link group for a Proposal toward the port: one we have, or a new
+ * one.  Called and returns with our lock held, which it drops while it
+ * connects.
+ */
+static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_user,
+				    uint32_t *reason)
+{
+	struct usmc_lgr *lgr = cli_lgr_lookup(port, reg, own_user);
+	struct ucred cred;
+	int fd;
+
+	if (lgr)
+		return lgr;
+	usmc_unlock();
+	fd = cli_chan_open_any(port, reg, own_user, &cred, reason);
+	usmc_lock();
+	if (fd < 0)
 		return NULL;
+	/* Another thread of ours made one meanwhile: one link group per peer is enough. */
+	lgr = cli_lgr_lookup(port, reg, own_user);
+	if (lgr) {
+		usmc_sys.close(fd);
+		return lgr;
 	}
 	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
 	if (!lgr) {
@@ -77,44 +158,6 @@ static struct usmc_lgr *cli_lgr_open(uint16_t port, uid_t uid, uint32_t *reason)
 		return NULL;
 	}
 	lgr->port = port;
-	return lgr;
-}
-
-static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, uint32_t *reason)
-{
-	int32_t pid = atomic_load(&reg->pid);
-	struct usmc_lgr *lgr;
-
-	/*
-	 * The port's listener must still be the process we know: ports are
-	 * reused, and a link group to an earlier owner would take our Proposal
-	 * where the connection does not go.
-	 */
-	lgr = cli_lgr_find(port, getuid(), pid);
-	if (lgr)
-		return lgr;
-	lgr = cli_lgr_open(port, getuid(), reason);
-	/* The listener died without closing: clear its registry entry. */
-	if (!lgr && *reason == USMC_DECL_PEERNOSMC && (errno == ECONNREFUSED || errno == ENOENT))
-		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-	return lgr;
-}
-
-/*
- * No listener of our own user has the port: one of the users that policy
- * allows may.  Their registries are closed to us, so try their channels.
- */
-static struct usmc_lgr *cli_lgr_get_other_user(uint16_t port, uint32_t *reason)
-{
-	const uid_t *uids;
-	int n = usmc_policy_other_users(&uids);
-	struct usmc_lgr *lgr = NULL;
-
-	*reason = USMC_DECL_PEERNOSMC;
-	for (int i = 0; i < n && !lgr; i++)
-		lgr = cli_lgr_find(port, uids[i], 0);
-	for (int i = 0; i < n && !lgr; i++)
-		lgr = cli_lgr_open(port, uids[i], reason);
 	return lgr;
 }
 
@@ -159,20 +202,29 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	int new_fd;
 
 	if (!reg)
-		return USMC_DECL_ENV;
+		return usmc_env_fail("registry");
 	own_user = atomic_load(&reg->pid) != 0;
 	if (!own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
 	if (own_user && (atomic_load(&reg->flags) & REG_SHARED))
 		return USMC_DECL_LISTENSHARED;
+	if (own_user && (atomic_load(&reg->flags) & REG_REUSEPORT)) {
+		int32_t pid = atomic_load(&reg->pid);
+
+		/* Gone: nobody clears the entry of a plain listener but us. */
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			return USMC_DECL_SOCKOPT;
+		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+		return USMC_DECL_PEERNOSMC;
+	}
 	/* Only now: clearing the message costs a plain peer's connection for nothing. */
 	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
-		return USMC_DECL_ENV;
+		return usmc_env_fail("getsockopt(SO_COOKIE)");
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = own_user ? cli_lgr_get(port, reg, &reason) : cli_lgr_get_other_user(port, &reason);
+	lgr = cli_lgr_get(port, reg, own_user, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -180,8 +232,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (lgr && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
 		if (!af_pump_lgr(lgr))
-			lgr = own_user ? cli_lgr_get(port, reg, &reason)
-				       : cli_lgr_get_other_user(port, &reason);
+			lgr = cli_lgr_get(port, reg, own_user, &reason);
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
@@ -336,9 +387,39 @@ static int hs_answer(struct usmc_conn *conn)
 	return result;
 }
 
+/* The handshake ends here, with no answer from the server. */
+static bool hs_settle_locally(struct usmc_conn *conn, uint32_t reason, bool reset)
+{
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = reason;
+	conn->hs_local = true;
+	conn->hs_reset = reset;
+	return true;
+}
+
 /*
- * Gives up on an answer that cannot come, at most every quarter of a CLC
- * timeout once one has passed.  True if it gave up.
+ * Withdraws the Proposal (usmc_clc.h) once, and reads the channel: true if
+ * an answer is in.
+ */
+static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
+{
+	bool answered;
+
+	usmc_lock();
+	if (!conn->hs_withdrawn_at) {
+		af_send_withdraw(conn->lgr, conn->token, reason);
+		conn->hs_withdrawn_at = now;
+	}
+	af_pump();
+	answered = conn->hs_result != 0;
+	usmc_unlock();
+	return answered;
+}
+
+/*
+ * Ends a wait for an answer that cannot come, looking at most every
+ * quarter of a CLC timeout once one has passed.  True once the handshake
+ * is settled (an answer came, or it ends here).
  */
 static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
@@ -355,6 +436,11 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	if (now < conn->hs_check_at && !shared)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
+	/* Withdrawn and still no answer: the server is stopped inside its answer. */
+	if (conn->hs_withdrawn_at)
+		return hs_withdraw(conn, reason, now) ||
+		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
+			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));
 	end = server_end_state(s);
 	if (end == END_WAITING) {
 		conn->hs_accepted_at = 0;
@@ -372,25 +458,49 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 			return false;
 	}
 	/*
-	 * Accepted elsewhere: nobody can answer.  Accepted by the process that
-	 * has our Proposal, which answers within microseconds unless it cannot
-	 * read it (out of descriptors): wait longer, then give up too.
+	 * Accepted by the process that has our Proposal, which answers within
+	 * microseconds unless it cannot read it (out of descriptors) or is
+	 * stopped: wait longer, then withdraw.
 	 */
 	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
 		return false;
+	if (hs_withdraw(conn, reason, now))
+		return true;
+	/*
+	 * Accepted elsewhere: the server never had the connection, so it never
+	 * takes the Proposal, and any answer it gave is in already.
+	 */
+	return end == END_ELSEWHERE && hs_settle_locally(conn, reason, false);
+}
+
+/*
+ * No answer to our withdrawal: the server may still take the Proposal
+ * and read our ring.  The ring says reset, and so does TCP (a connect to
+ * AF_UNSPEC sends the reset and leaves ECONNRESET for our next call); the
+ * ring waits for the server's answer as a closed connection's does.
+ */
+static void cli_finish_reset(struct usmc_sock *s)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct usmc_conn *conn = s->conn;
+
+	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
+	usmc_sys.connect(s->fd, &sa, sizeof(sa));
 	usmc_lock();
-	af_send_decline(conn->lgr, conn->token, reason);
+	conn->hs_result = 0;
+	conn->sock = NULL;
+	conn->diag = NULL;
+	s->conn = NULL;
 	usmc_unlock();
-	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = reason;
-	conn->hs_local = true;
-	return true;
+	usmc_sock_fallback(s, USMC_DECL_TIMEOUT_CLC, false);
 }
 
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
 static int resolve_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
+	/* Wakes for the checks of hs_give_up_if_orphaned, even with short timeouts. */
+	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
 	int result;
 
 	/*
@@ -421,14 +531,14 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 			break;
 		}
 		if (hs_give_up_if_orphaned(s)) {
-			result = CLC_DECLINE;
+			result = conn->hs_result;
 			break;
 		}
 		if (usmc_now_ms() >= deadline) {
 			errno = EAGAIN;
 			return -1;
 		}
-		if (usmc_sys.poll(p, 2, 200) < 0)
+		if (usmc_sys.poll(p, 2, slice) < 0)
 			return -1;
 	}
 	/* Threads of ours may hold the same answer: one settles it, the others wait. */
@@ -439,6 +549,8 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 	}
 	if (result == CLC_ACCEPT)
 		cli_finish_accept(s);
+	else if (conn->hs_reset)
+		cli_finish_reset(s);
 	else
 		cli_finish_decline(s);
 	return 0;

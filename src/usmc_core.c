@@ -91,6 +91,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->peer_uid = peer_uid;
 	lgr->owner_pid = usmc_pid();
 	lgr->spare = -1;
+	lgr->born = usmc_now_ms();
 	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
 	lgr_list = lgr;

@@ -49,6 +49,14 @@ struct reg_port {
  * connection, so clients go straight to TCP.
  */
 #define REG_SHARED 1u
+/*
+ * A client found the listener's channel full (others fill its backlog):
+ * the listener looks at it at its next accept, and clears this once it
+ * has taken all it holds.
+ */
+#define REG_KNOCK 2u
+/* The port's listener is plain for SO_REUSEPORT (0x03000005): no channel. */
+#define REG_REUSEPORT 4u
 
 /*
  * A shared mapping of len bytes of a file of this user's (the registry,
@@ -138,6 +146,9 @@ struct usmc_lgr {
 	struct lgr_backlog *backlog; /* received while we waited to send */
 	struct lgr_backlog **backlog_tail;
 	uint32_t backlog_len;
+	int64_t born;      /* server: when its channel was taken */
+	bool proposed;     /* server: a Proposal came on it */
+	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct usmc_lgr *next;
 };
 

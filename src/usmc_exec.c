@@ -25,6 +25,7 @@
 #include "usmc.h"
 #include "usmc_exec.h"
 #include "usmc_proc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
@@ -307,7 +308,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 
 	*p = (struct usmc_exec_prep){ .fd = -1 };
 	/* A vfork child shares our memory but not our pid: it must not touch our state. */
-	if ((pid_t)syscall(SYS_getpid) != usmc_pid())
+	if ((pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
 		return 0;
 	settle_inherited();
 	usmc_lock();
@@ -432,6 +433,7 @@ static struct usmc_lgr *adopt_lgr(const struct exec_lgr *l)
 	}
 	lgr->owner_pid = l->owner_pid;
 	lgr->port = l->port;
+	lgr->proposed = true; /* in use before the exec: not an idle channel */
 	/* Without its channel, a link group of ours can take no new connection. */
 	lgr->dead = l->chan < 0 && l->owner_pid == usmc_pid();
 	if (!adopt_segs(lgr, l))
@@ -516,7 +518,7 @@ static void adopt_sock(struct usmc_lgr *lgr, const struct exec_sock *e, const st
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (!conn || !conn_rings(conn, e)) {
 		usmc_conn_free(conn);
-		usmc_sock_fallback(s, USMC_DECL_ENV, false);
+		usmc_sock_fallback(s, usmc_env_fail("exec: rings"), false);
 		break_socket(s->fd);
 		return;
 	}

@@ -196,7 +196,7 @@ static int dup_onto(int oldfd, int newfd, int flags, bool three)
 
 	if (oldfd == newfd)
 		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
-	if (fcntl(oldfd, F_GETFD) < 0)
+	if (usmc_sys.fcntl(oldfd, F_GETFD) < 0)
 		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
 	usmc_release_fd(newfd);
 	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);

@@ -18,47 +18,11 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-static pthread_once_t config_once = PTHREAD_ONCE_INIT;
-static _Atomic bool config_done;
-static struct usmc_config config;
-
-static long env_long(const char *name, long def, long min, long max)
-{
-	const char *v = getenv(name);
-	char *end;
-	long n;
-
-	if (!v || !*v)
-		return def;
-	n = strtol(v, &end, 0);
-	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		n <<= 20, end++;
-	if (*end || n < min || n > max)
-		return def;
-	return n;
-}
-
-static void config_load(void)
-{
-	config.disabled = env_long("USMC_DISABLE", 0, 0, 1) == 1;
-	config.bufsize = usmc_ring_size((int)env_long("USMC_BUFSIZE", 256 << 10, CLC_RMB_MIN,
-						      CLC_RMB_MAX));
-	config.clc_timeout_ms = (int)env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
-	config.spin_us = (int)env_long("USMC_SPIN_US", 20, 0, 1000000);
-	config.busy_poll_us = (int)env_long("USMC_BUSY_POLL", 0, 0, 10000000);
-}
-
-const struct usmc_config *usmc_config(void)
-{
-	usmc_once(&config_once, &config_done, config_load);
-	return &config;
-}
+#include "af_usmc.h"
 
 int usmc_spin_us(const struct usmc_sock *s)
 {
@@ -71,17 +35,6 @@ int usmc_spin_us(const struct usmc_sock *s)
 int usmc_clc_timeout_ms(void)
 {
 	return usmc_config()->clc_timeout_ms;
-}
-
-uint32_t usmc_ring_size(int wish)
-{
-	uint32_t size = CLC_RMB_MIN;
-
-	if (wish <= 0)
-		return usmc_config()->bufsize;
-	while (size < (uint32_t)wish && size < CLC_RMB_MAX)
-		size <<= 1;
-	return size;
 }
 
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
@@ -123,16 +76,34 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
 	s->reason_by_peer = by_peer;
 	usmc_sock_set_state(s, SOCK_PLAIN);
 	usmc_stats_fallback(reason);
+	usmc_log_fallback(s->fd, reason, by_peer);
 }
+
+/*
+ * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),
+ * are usmc sockets of AF_INET or AF_INET6, whether or not the kernel has
+ * AF_SMC: TCP wherever SMC cannot be used, as the kernel's are.
+ */
+#define SMCPROTO_SMC 0
+#define SMCPROTO_SMC6 1
+
+/* Set: every socket made from now on is plain TCP, for this reason. */
+static _Atomic uint32_t plain_from_now;
 
 int usmc_socket(int domain, int type, int protocol)
 {
 	int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-	bool smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
-		   (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
+	bool smc;
 	struct usmc_sock *s;
 	int fd;
 
+	if (domain == AF_SMC && base == SOCK_STREAM &&
+	    (protocol == SMCPROTO_SMC || protocol == SMCPROTO_SMC6)) {
+		domain = protocol == SMCPROTO_SMC6 ? AF_INET6 : AF_INET;
+		protocol = 0;
+	}
+	smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
+	      (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
 	if (!smc)
 		return usmc_sys.socket(domain, type, protocol);
 	fd = usmc_sys.socket(domain, type, IPPROTO_TCP);
@@ -141,7 +112,19 @@ int usmc_socket(int domain, int type, int protocol)
 	s = usmc_sock_new(fd, domain);
 	if (s && usmc_config()->disabled)
 		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
+	else if (s && usmc_plain_reason())
+		usmc_sock_fallback(s, usmc_plain_reason(), false);
 	return fd;
+}
+
+void usmc_plain_from_now(uint32_t reason)
+{
+	atomic_store(&plain_from_now, reason);
+}
+
+uint32_t usmc_plain_reason(void)
+{
+	return atomic_load(&plain_from_now);
 }
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
@@ -251,6 +234,8 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	if (usmc_sys.setsockopt(fd, level, name, val, len) < 0)
 		return -1;
 	remember_option(s, level, name, val, len);
+	if (s->state == SOCK_LISTEN && level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT)
+		af_listener_defer_take(s);
 	return 0;
 }
 
@@ -275,15 +260,21 @@ static int conn_so_error(struct usmc_sock *s)
 
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	struct usmc_sock *s = usmc_sock_active(fd);
+	struct usmc_sock *s = usmc_sock_active(fd), *l;
 	int v;
 
+	/* A usmc listener keeps TCP_DEFER_ACCEPT from the kernel (usmc_listen.c). */
+	if (!s && level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && (l = usmc_sock_get(fd)) &&
+	    atomic_load(&l->state) == SOCK_LISTEN)
+		s = l;
 	if (!s)
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->state == SOCK_SMC)
 		v = conn_so_error(s);
+	else if (level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && s->state == SOCK_LISTEN)
+		v = s->defer_accept;
 	else
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (!val || !len || (int)*len < 0) {
@@ -402,6 +393,8 @@ const char *usmc_reason_str(uint32_t reason)
 		return "insufficient memory resources";
 	case USMC_DECL_TIMEOUT_CLC:
 		return "CLC handshake timed out";
+	case USMC_DECL_CHAN_BUSY:
+		return "listener's handshake channel busy";
 	case USMC_DECL_CNFERR:
 		return "configuration error";
 	case USMC_DECL_POLICY:
@@ -571,7 +564,7 @@ ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	size_t done = 0;
 
 	if (!s)
-		return sendfile(out_fd, in_fd, offset, count);
+		return usmc_sys.sendfile(out_fd, in_fd, offset, count);
 	while (done < count) {
 		size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
 		ssize_t n = file_chunk(in_fd, offset, buf, want), w;

@@ -153,6 +153,29 @@ void af_set_nodelay(int fd)
 	usmc_sys.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/*
+ * TCP_DEFER_ACCEPT holds a connection back from accept() until data comes
+ * on TCP, and a usmc client's data goes to its ring, while it waits for
+ * the Accept that only accept() sends: every such connection would wait
+ * for the option's timeout.  A usmc listener keeps the option for
+ * getsockopt and leaves the kernel's off, so plain clients are accepted
+ * at connect, as without the option: the server's first read waits for
+ * their data instead of its accept.  (A byte a usmc client sent on TCP to
+ * wake the listener would reach a server that ends up plain, its Proposal
+ * missed or withdrawn, as data: no byte of ours may.)  The kernel rounds
+ * the value to its retransmissions: it is read back from there.
+ */
+void af_listener_defer_take(struct usmc_sock *s)
+{
+	int v = 0, off = 0;
+	socklen_t len = sizeof(v);
+
+	if (usmc_sys.getsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, &len) || v <= 0)
+		return;
+	s->defer_accept = v;
+	usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &off, sizeof(off));
+}
+
 static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
 {
 	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };
@@ -189,13 +212,27 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	return 0;
 }
 
+/* At most the Unix listener's backlog twice over, per accept. */
+#define CHAN_BATCHES_MAX 512
+
+/* The listed Proposal of the connection ns, taken; the cookie is asked for once. */
+static struct srv_proposal *srv_find(struct usmc_listener *l, struct usmc_sock *ns,
+				     const struct sockaddr *peer, uint64_t *cookie, uint32_t *uid)
+{
+	if (!af_srv_has(l->port))
+		return NULL;
+	if (!*cookie)
+		*cookie = af_peer_socket_diag(ns->fd, peer, NULL, uid);
+	return *cookie ? af_srv_take(l->port, NULL, 0, *cookie) : NULL;
+}
+
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			      const struct sockaddr *peer)
 {
 	struct usmc_listener *l = ls->listener;
 	struct reg_port *reg = reg_port(l->port);
 	struct srv_proposal *p;
-	uint64_t cookie;
+	uint64_t cookie = 0;
 	uint32_t reason, uid = 0;
 
 	if (!usmc_addr_is_local(peer))
@@ -214,21 +251,39 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	if (af_srv_none_pending(l, reg))
 		return USMC_DECL_PEERNOSMC;
 	usmc_lock();
-	af_pump();
-	if (!af_srv_has(l->port)) {
-		usmc_unlock();
-		return USMC_DECL_PEERNOSMC;
+	af_pump_lgrs();
+	p = srv_find(l, ns, peer, &cookie, &uid);
+	/*
+	 * New channels only if ours is not on one we have, a batch at a time:
+	 * anyone may fill the queue.  More only while Proposals of our own
+	 * user, which nobody else can count, are still unread: then one of
+	 * them may be this connection's, whose client waits for our answer.
+	 */
+	for (int batch = 0; !p && batch < CHAN_BATCHES_MAX; batch++) {
+		bool more;
+
+		if (af_accept_channels(l, &more) > 0) {
+			af_pump_lgrs();
+			p = srv_find(l, ns, peer, &cookie, &uid);
+		}
+		if (!more || !reg ||
+		    atomic_load(&reg->proposals) == atomic_load_explicit(&l->seen, memory_order_acquire))
+			break;
 	}
-	cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
-	p = cookie ? af_srv_take(l->port, NULL, 0, cookie) : NULL;
+	if (!p)
+		reason = USMC_DECL_PEERNOSMC;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
-	if (p && uid != (uint32_t)p->lgr->peer_uid) {
-		af_send_decline(p->lgr, p->token, USMC_DECL_FOREIGN);
+	else if (uid != (uint32_t)p->lgr->peer_uid)
+		reason = USMC_DECL_FOREIGN;
+	else
+		reason = usmc_plain_reason(); /* this process uses io_uring */
+	if (p && reason) {
+		af_send_decline(p->lgr, p->token, reason);
 		lgr_put(p->lgr);
 		free(p);
-		p = NULL;
+	} else if (p) {
+		reason = srv_accept_proposal(ns, p);
 	}
-	reason = p ? srv_accept_proposal(ns, p) : USMC_DECL_PEERNOSMC;
 	usmc_unlock();
 	if (reason)
 		return reason;

@@ -3,7 +3,8 @@
  * Per-connection policy, decided before connect(), and locality.
  *
  * Rules come from USMC_POLICY, or else from the file USMC_POLICY_FILE
- * (default /etc/usmc/policy).  One rule per line, or separated by ';':
+ * (default /etc/usmc/policy; its syntax is read by usmc_policy_file.c).
+ * One rule per line, or separated by ';'; '#' starts a comment:
  *
  *     tcp 10.0.0.0/8          # never try SMC toward this prefix
  *     tcp *:5432              # nor toward this port on any address
@@ -11,6 +12,8 @@
  *     tcp [::1]:22
  *
  * The first rule that matches decides; without a match, SMC is tried.
+ * A statement that is not one is logged and ignored.  A file that changes
+ * is read again at the next connect() after it, within a second.
  *
  * Shared memory is shared with processes of our own user only, unless a
  * line names other users it may be shared with.  Both ends must name each
@@ -19,28 +22,21 @@
  *     allow-user www-data 1001
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ctype.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <pwd.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_log.h"
 #include "usmc_policy.h"
+#include "usmc_policy_file.h"
 #include "usmc_sock.h"
-
-static struct usmc_rule rules[USMC_MAX_RULES];
-static int nrules;
-static uid_t allowed_uids[USMC_MAX_USERS];
-static int nallowed;
-/* Rules are read at the first connect, users at the first listen or connect. */
-static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
-static pthread_once_t users_once = PTHREAD_ONCE_INIT;
-static _Atomic bool policy_done, users_done;
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {
@@ -123,106 +119,135 @@ bool usmc_rule_parse(struct usmc_rule *r, const char *text)
 	return !ports || parse_ports(r, ports);
 }
 
-/* A user name or a uid; false if neither. */
-static bool parse_user(const char *word, uid_t *uid)
-{
-	struct passwd pw, *found = NULL;
-	char buf[1024], *end;
-	unsigned long n = strtoul(word, &end, 10);
+/*
+ * The rules in force.  A table, once published, is never changed or
+ * freed: a connect() reads it without a lock while a reload publishes the
+ * next one.  Tables a reload replaced stay on the retired list, so the
+ * memory of the policies a process has seen is bounded by their number.
+ */
+struct policy_table {
+	struct usmc_policy p;
+	struct policy_table *retired;
+};
 
-	if (*word && !*end && n < (uid_t)-1) {
-		*uid = (uid_t)n;
-		return true;
-	}
-	if (getpwnam_r(word, &pw, buf, sizeof(buf), &found) || !found)
-		return false;
-	*uid = found->pw_uid;
-	return true;
+static struct policy_table empty_table;
+static _Atomic(struct policy_table *) table = &empty_table;
+static struct {
+	pthread_mutex_t lock;
+	struct policy_table *retired;
+	bool from_file;        /* USMC_POLICY not set: the file, which may change */
+	const char *path;
+	struct stat seen;      /* the file as last read (st_ino 0: none) */
+	_Atomic long next_look; /* CLOCK_MONOTONIC_COARSE second of the next stat() */
+} src = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
+static _Atomic bool policy_done;
+
+#define POLICY_LOOK_SECONDS 1
+
+static void warn_stmt(void *arg, int line, const char *what, const char *stmt)
+{
+	usmc_log(USMC_LOG_WARN, "%s line %d: %s: '%.200s' ignored", (const char *)arg, line, what,
+		 stmt);
 }
 
-/* "allow-user NAME|UID ...": true if the line is one; its users taken if wanted. */
-static bool parse_allow_users(char *line, bool take)
+static long coarse_seconds(void)
 {
-	static const char keyword[] = "allow-user";
-	char *word, *save = NULL;
+	struct timespec ts;
 
-	if (strncmp(line, keyword, sizeof(keyword) - 1) ||
-	    !isspace((unsigned char)line[sizeof(keyword) - 1]))
-		return false;
-	if (!take)
-		return true;
-	for (word = strtok_r(line + sizeof(keyword), " \t,", &save); word;
-	     word = strtok_r(NULL, " \t,", &save)) {
-		uid_t uid;
-
-		if (!parse_user(word, &uid))
-			fprintf(stderr, "usmc: ignoring unknown user '%s'\n", word);
-		else if (uid != getuid() && nallowed < USMC_MAX_USERS)
-			allowed_uids[nallowed++] = uid;
-	}
-	return true;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long)ts.tv_sec;
 }
 
-/* Each line of the text that is a rule (or, with users, an allow-user line). */
-static void load_lines(const char *text, bool users)
+static void publish(const char *text, size_t len, const char *origin)
 {
-	char line[256];
-	const char *p = text;
+	struct policy_table *t = calloc(1, sizeof(*t)), *old;
 
-	while (*p && nrules < USMC_MAX_RULES) {
-		size_t n = strcspn(p, ";\n");
-		char *s = line, *e;
-
-		if (n >= sizeof(line))
-			n = sizeof(line) - 1;
-		memcpy(line, p, n);
-		line[n] = 0;
-		p += n + (p[n] ? 1 : 0);
-		if ((e = strchr(s, '#')))
-			*e = 0;
-		while (isspace((unsigned char)*s))
-			s++;
-		e = s + strlen(s);
-		while (e > s && isspace((unsigned char)e[-1]))
-			*--e = 0;
-		if (!*s || parse_allow_users(s, users) || users)
-			continue;
-		if (usmc_rule_parse(&rules[nrules], s))
-			nrules++;
-		else
-			fprintf(stderr, "usmc: ignoring policy rule '%s'\n", s);
+	if (!t || usmc_policy_parse(&t->p, text, len, warn_stmt, (void *)origin)) {
+		usmc_log(USMC_LOG_WARN, "%s: no memory to read the policy", origin);
+		if (t)
+			usmc_policy_free(&t->p);
+		free(t);
+		return;
+	}
+	old = atomic_exchange(&table, t);
+	if (old != &empty_table) {
+		old->retired = src.retired;
+		src.retired = old;
 	}
 }
 
-static void load_policy_text(bool users)
+/* With src.lock held: reads the file again if it is not the one last read. */
+static void file_refresh(bool first)
 {
-	const char *env = getenv("USMC_POLICY");
+	struct stat st;
+	size_t len;
+	char *text;
+
+	if (stat(src.path, &st)) {
+		if (first && errno != ENOENT)
+			usmc_log(USMC_LOG_WARN, "policy %s: %s", src.path, strerror(errno));
+		else if (first && getenv("USMC_POLICY_FILE"))
+			usmc_log(USMC_LOG_WARN, "policy %s does not exist: SMC is tried with every "
+				 "peer", src.path);
+		if (src.seen.st_ino) /* removed: no rules any more */
+			publish("", 0, src.path);
+		src.seen.st_ino = 0;
+		return;
+	}
+	if (!first && st.st_ino == src.seen.st_ino && st.st_dev == src.seen.st_dev &&
+	    st.st_size == src.seen.st_size && st.st_mtim.tv_sec == src.seen.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == src.seen.st_mtim.tv_nsec)
+		return;
+	text = usmc_policy_read(src.path, &len);
+	if (!text) {
+		usmc_log(USMC_LOG_WARN, "policy %s: %s", src.path, strerror(errno));
+		return;
+	}
+	publish(text, len, src.path);
+	free(text);
+	src.seen = st;
+}
+
+static const char *policy_path(void)
+{
 	const char *path = getenv("USMC_POLICY_FILE");
-	char text[8192];
-	size_t n;
-	FILE *f;
 
-	if (env) {
-		load_lines(env, users);
-		return;
-	}
-	f = fopen(path ? path : "/etc/usmc/policy", "re");
-	if (!f)
-		return;
-	n = fread(text, 1, sizeof(text) - 1, f);
-	text[n] = 0;
-	fclose(f);
-	load_lines(text, users);
+	return path && *path ? path : "/etc/usmc/policy";
 }
 
 static void policy_load(void)
 {
-	load_policy_text(false);
+	const char *env = getenv("USMC_POLICY");
+
+	pthread_mutex_lock(&src.lock);
+	if (env) {
+		publish(env, strlen(env), "USMC_POLICY");
+	} else {
+		src.from_file = true;
+		src.path = policy_path();
+		file_refresh(true);
+		atomic_store(&src.next_look, coarse_seconds() + POLICY_LOOK_SECONDS);
+	}
+	pthread_mutex_unlock(&src.lock);
 }
 
-static void users_load(void)
+/* The table in force; a file that changed is read again, at most once a second. */
+static const struct usmc_policy *policy_now(void)
 {
-	load_policy_text(true);
+	usmc_once(&policy_once, &policy_done, policy_load);
+	if (src.from_file) {
+		long now = coarse_seconds(), next = atomic_load_explicit(&src.next_look,
+									 memory_order_relaxed);
+
+		if (now >= next && atomic_compare_exchange_strong(&src.next_look, &next,
+								  now + POLICY_LOOK_SECONDS)) {
+			pthread_mutex_lock(&src.lock);
+			file_refresh(false);
+			pthread_mutex_unlock(&src.lock);
+		}
+	}
+	return &atomic_load_explicit(&table, memory_order_acquire)->p;
 }
 
 static bool prefix_match(const uint8_t *a, const uint8_t *b, int bits)
@@ -263,11 +288,47 @@ bool usmc_rule_matches(const struct usmc_rule *r, const struct sockaddr *sa)
 
 bool usmc_policy_allows(const struct sockaddr *addr)
 {
-	usmc_once(&policy_once, &policy_done, policy_load);
-	for (int i = 0; i < nrules; i++)
-		if (usmc_rule_matches(&rules[i], addr))
-			return rules[i].smc;
+	const struct usmc_policy *p = policy_now();
+
+	for (int i = 0; i < p->nrules; i++)
+		if (usmc_rule_matches(&p->rules[i], addr))
+			return p->rules[i].smc;
 	return true;
+}
+
+/*
+ * The users are those of the policy as first read: a listener makes its
+ * rendezvous for other users at listen() (af_usmc.c), so a reload could
+ * not give an existing listener new ones.  Rules, checked at each
+ * connect(), follow the file.
+ */
+static struct {
+	const uid_t *uids;
+	int n;
+} users;
+static pthread_once_t users_once = PTHREAD_ONCE_INIT;
+static _Atomic bool users_done;
+
+static void users_load(void)
+{
+	const char *env = getenv("USMC_POLICY"), *path = policy_path();
+	struct usmc_policy p;
+	size_t len = env ? strlen(env) : 0;
+	char *text = env ? NULL : usmc_policy_read(path, &len);
+	uid_t me = getuid();
+
+	/* Read on its own: the rules are read at the first connect, maybe after a fork. */
+	if ((!env && !text) || usmc_policy_parse(&p, env ? env : text, len, NULL, NULL)) {
+		free(text);
+		return;
+	}
+	free(text);
+	for (int i = 0; i < p.nusers; i++)
+		if (p.users[i] != me)
+			p.users[users.n++] = p.users[i];
+	users.uids = p.users;
+	p.users = NULL;
+	usmc_policy_free(&p);
 }
 
 bool usmc_peer_user_allowed(uid_t uid)
@@ -275,8 +336,8 @@ bool usmc_peer_user_allowed(uid_t uid)
 	usmc_once(&users_once, &users_done, users_load);
 	if (uid == getuid())
 		return true;
-	for (int i = 0; i < nallowed; i++)
-		if (allowed_uids[i] == uid)
+	for (int i = 0; i < users.n; i++)
+		if (users.uids[i] == uid)
 			return true;
 	return false;
 }
@@ -284,8 +345,8 @@ bool usmc_peer_user_allowed(uid_t uid)
 int usmc_policy_other_users(const uid_t **uids)
 {
 	usmc_once(&users_once, &users_done, users_load);
-	*uids = allowed_uids;
-	return nallowed;
+	*uids = users.uids;
+	return users.n;
 }
 
 /* ---- locality ---- */

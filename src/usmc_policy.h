@@ -7,8 +7,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define USMC_MAX_RULES 64
-#define USMC_MAX_USERS 16
 
 struct usmc_rule {
 	bool smc;         /* try SMC (true) or go straight to TCP */

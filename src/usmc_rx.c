@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "usmc.h"
+#include "usmc_capture.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -214,6 +215,9 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 				if (copy)
 					ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt,
 						      skip + done, chunk, false);
+				if (usmc_capture_on && copy)
+					usmc_capture(s->fd, false, conn->sh->rx_cons, iov, iovcnt,
+						     skip + done, chunk);
 				rx_consumed(s, chunk);
 			}
 		}

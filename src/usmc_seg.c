@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
@@ -90,7 +91,7 @@ static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, u
 
 	*fdp = -1;
 	if (fd < 0) {
-		*reason = errno == ENOMEM ? USMC_DECL_MEM : USMC_DECL_ENV;
+		*reason = errno == ENOMEM ? USMC_DECL_MEM : usmc_env_fail("memfd_create");
 		return NULL;
 	}
 	/* Only this user may open it again through /proc, whatever the umask. */
@@ -164,7 +165,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 		goto fail;
 	seg->send_fd = seg_peer_fd(seg->fd);
 	if (seg->send_fd < 0) {
-		*reason = USMC_DECL_ENV;
+		*reason = usmc_env_fail("open(read-only segment)");
 		goto fail;
 	}
 	seg->local = true;

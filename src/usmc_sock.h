@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "usmc_config.h"
 #include "usmc_core.h"
 #include "usmc_diag.h"
 
@@ -71,6 +72,8 @@ struct usmc_conn {
 	bool hs_local;         /* we gave up, the peer did not decline */
 	int64_t hs_check_at;   /* when to look whether anyone can still answer */
 	int64_t hs_accepted_at; /* when we first saw our connection accepted */
+	int64_t hs_withdrawn_at; /* when we withdrew the Proposal (usmc_clc.h) */
+	bool hs_reset;          /* no answer to the withdrawal: reset the connection */
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
@@ -92,6 +95,7 @@ struct usmc_sock {
 	int sndbuf;              /* SO_SNDBUF / SO_RCVBUF as the program set them */
 	int rcvbuf;
 	int nodelay;             /* TCP_NODELAY as the program set it */
+	int defer_accept;        /* a usmc listener's TCP_DEFER_ACCEPT, kept from the kernel */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
 	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
 	int rcvtimeo_ms;         /* SO_RCVTIMEO, SO_SNDTIMEO: 0 waits for ever */
@@ -150,22 +154,16 @@ void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
+/*
+ * From now on every new socket is plain TCP from its start, and a listener
+ * declines every Proposal, for this reason; usmc_plain_reason: 0 or it.
+ */
+void usmc_plain_from_now(uint32_t reason);
+uint32_t usmc_plain_reason(void);
 
 /* Configuration read once from the environment. */
-struct usmc_config {
-	bool disabled;
-	uint32_t bufsize;     /* default ring size */
-	int clc_timeout_ms;
-	int spin_us;          /* busy wait before sleeping */
-	int busy_poll_us;     /* USMC_BUSY_POLL: spin this long, like SO_BUSY_POLL */
-};
-const struct usmc_config *usmc_config(void);
-
-/* How long a waiter on s (NULL: any) spins before it sleeps, in µs. */
+/* usmc_config.h: the settings; how long a waiter on s (NULL: any) spins, in µs. */
 int usmc_spin_us(const struct usmc_sock *s);
-
-/* Ring size for a wish in bytes (0: the default). */
-uint32_t usmc_ring_size(int wish);
 
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);

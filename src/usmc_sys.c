@@ -1,77 +1,39 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The table of real calls (usmc_sys.h): the only object of the library
+ * that names an interposed call.
+ */
 #include "usmc_sys.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
-struct usmc_sys usmc_sys = {
-	.socket = socket,
-	.bind = bind,
-	.listen = listen,
-	.connect = connect,
-	.accept4 = accept4,
-	.read = read,
-	.write = write,
-	.readv = readv,
-	.writev = writev,
-	.recv = recv,
-	.send = send,
-	.recvmsg = recvmsg,
-	.sendmsg = sendmsg,
-	.sendto = sendto,
-	.close = close,
-	.dup = dup,
-	.dup2 = dup2,
-	.dup3 = dup3,
-	.close_range = close_range,
-	.shutdown = shutdown,
-	.fcntl = fcntl,
-	.ioctl = (int (*)(int, unsigned long, ...))ioctl,
-	.getsockopt = getsockopt,
-	.setsockopt = setsockopt,
-	.getsockname = getsockname,
-	.poll = poll,
-	.epoll_ctl = epoll_ctl,
-	.epoll_wait = epoll_wait,
-};
+#define USMC_SYS_LIBC(ret, name, params) .name = name,
+struct usmc_sys usmc_sys = { USMC_SYS_CALLS(USMC_SYS_LIBC) };
 
-#define BIND_NEXT(name)                                          \
-	do {                                                     \
-		void *f = dlsym(RTLD_NEXT, #name);               \
-		if (f)                                           \
-			*(void **)&usmc_sys.name = f;            \
-	} while (0)
+/*
+ * A call this libc lacks.  The table cannot keep the link-time address
+ * instead: in the preloaded library that is our own wrapper, which would
+ * call itself.  -1 in the return register reads right for every entry,
+ * whatever the arguments were (usmc_sys.h).
+ */
+static long sys_missing(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+#define USMC_SYS_NEXT(ret, name, params)                           \
+	do {                                                       \
+		void *f = dlsym(RTLD_NEXT, #name);                 \
+		*(void **)&usmc_sys.name = f ? f : (void *)sys_missing; \
+	} while (0);
 
 void usmc_sys_bind_next(void)
 {
-	BIND_NEXT(socket);
-	BIND_NEXT(bind);
-	BIND_NEXT(listen);
-	BIND_NEXT(connect);
-	BIND_NEXT(accept4);
-	BIND_NEXT(read);
-	BIND_NEXT(write);
-	BIND_NEXT(readv);
-	BIND_NEXT(writev);
-	BIND_NEXT(recv);
-	BIND_NEXT(send);
-	BIND_NEXT(recvmsg);
-	BIND_NEXT(sendmsg);
-	BIND_NEXT(sendto);
-	BIND_NEXT(close);
-	BIND_NEXT(dup);
-	BIND_NEXT(dup2);
-	BIND_NEXT(dup3);
-	BIND_NEXT(close_range);
-	BIND_NEXT(shutdown);
-	BIND_NEXT(fcntl);
-	BIND_NEXT(ioctl);
-	BIND_NEXT(getsockopt);
-	BIND_NEXT(setsockopt);
-	BIND_NEXT(getsockname);
-	BIND_NEXT(poll);
-	BIND_NEXT(epoll_ctl);
-	BIND_NEXT(epoll_wait);
+	USMC_SYS_CALLS(USMC_SYS_NEXT)
 }

@@ -7,46 +7,85 @@
  * usmc.  Every call that may be interposed therefore goes through this
  * table: libc's functions in a linked build, the next definitions after
  * ours (dlsym RTLD_NEXT) in the preloaded one.
+ *
+ * USMC_SYS_CALLS is the one list of those calls.  It makes the table, and
+ * its binding in both builds; every socket call the preload exports is in
+ * it (tests/interposed_names.sh checks both that and that no object of
+ * the library names one of them directly), so the preload's wrappers pass
+ * what is not usmc's to the same table.  A new interposed call is one
+ * line here, one wrapper and one name in the version script.  (A libc
+ * that lacks a call gets a stub answering ENOSYS; every entry but the void
+ * closefrom returns an int, a long or an ssize_t.)
  */
 #ifndef USMC_SYS_H
 #define USMC_SYS_H
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
+/* X(return type, name, parameter types) */
+#define USMC_SYS_CALLS(X)                                                                     \
+	X(int, socket, (int, int, int))                                                       \
+	X(int, bind, (int, const struct sockaddr *, socklen_t))                               \
+	X(int, listen, (int, int))                                                            \
+	X(int, connect, (int, const struct sockaddr *, socklen_t))                            \
+	X(int, accept, (int, struct sockaddr *, socklen_t *))                                 \
+	X(int, accept4, (int, struct sockaddr *, socklen_t *, int))                           \
+	X(int, shutdown, (int, int))                                                          \
+	X(int, close, (int))                                                                  \
+	X(int, close_range, (unsigned int, unsigned int, int))                                \
+	X(void, closefrom, (int))                                                             \
+	X(int, dup, (int))                                                                    \
+	X(int, dup2, (int, int))                                                              \
+	X(int, dup3, (int, int, int))                                                         \
+	X(int, fcntl, (int, int, ...))                                                        \
+	X(int, fcntl64, (int, int, ...))                                                      \
+	X(int, ioctl, (int, unsigned long, ...))                                              \
+	X(int, getsockopt, (int, int, int, void *, socklen_t *))                              \
+	X(int, setsockopt, (int, int, int, const void *, socklen_t))                          \
+	X(int, getsockname, (int, struct sockaddr *, socklen_t *))                            \
+	X(ssize_t, read, (int, void *, size_t))                                               \
+	X(ssize_t, write, (int, const void *, size_t))                                        \
+	X(ssize_t, readv, (int, const struct iovec *, int))                                   \
+	X(ssize_t, writev, (int, const struct iovec *, int))                                  \
+	X(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int))                     \
+	X(ssize_t, pwritev2, (int, const struct iovec *, int, off_t, int))                    \
+	X(ssize_t, preadv64v2, (int, const struct iovec *, int, off64_t, int))                \
+	X(ssize_t, pwritev64v2, (int, const struct iovec *, int, off64_t, int))               \
+	X(ssize_t, recv, (int, void *, size_t, int))                                          \
+	X(ssize_t, send, (int, const void *, size_t, int))                                    \
+	X(ssize_t, recvfrom, (int, void *, size_t, int, struct sockaddr *, socklen_t *))      \
+	X(ssize_t, sendto, (int, const void *, size_t, int, const struct sockaddr *, socklen_t)) \
+	X(ssize_t, recvmsg, (int, struct msghdr *, int))                                      \
+	X(ssize_t, sendmsg, (int, const struct msghdr *, int))                                \
+	X(int, recvmmsg, (int, struct mmsghdr *, unsigned int, int, struct timespec *))       \
+	X(int, sendmmsg, (int, struct mmsghdr *, unsigned int, int))                          \
+	X(ssize_t, sendfile, (int, int, off_t *, size_t))                                     \
+	X(ssize_t, sendfile64, (int, int, off64_t *, size_t))                                 \
+	X(ssize_t, splice, (int, loff_t *, int, loff_t *, size_t, unsigned int))              \
+	X(int, poll, (struct pollfd *, nfds_t, int))                                          \
+	X(int, ppoll, (struct pollfd *, nfds_t, const struct timespec *, const sigset_t *))   \
+	X(int, select, (int, fd_set *, fd_set *, fd_set *, struct timeval *))                 \
+	X(int, pselect,                                                                       \
+	  (int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *))     \
+	X(int, epoll_ctl, (int, int, int, struct epoll_event *))                              \
+	X(int, epoll_wait, (int, struct epoll_event *, int, int))                             \
+	X(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))          \
+	X(int, epoll_pwait2,                                                                  \
+	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
+	X(long, syscall, (long, ...))
+
+#define USMC_SYS_MEMBER(ret, name, params) ret(*name) params;
 struct usmc_sys {
-	int (*socket)(int, int, int);
-	int (*bind)(int, const struct sockaddr *, socklen_t);
-	int (*listen)(int, int);
-	int (*connect)(int, const struct sockaddr *, socklen_t);
-	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
-	ssize_t (*read)(int, void *, size_t);
-	ssize_t (*write)(int, const void *, size_t);
-	ssize_t (*readv)(int, const struct iovec *, int);
-	ssize_t (*writev)(int, const struct iovec *, int);
-	ssize_t (*recv)(int, void *, size_t, int);
-	ssize_t (*send)(int, const void *, size_t, int);
-	ssize_t (*recvmsg)(int, struct msghdr *, int);
-	ssize_t (*sendmsg)(int, const struct msghdr *, int);
-	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-	int (*close)(int);
-	int (*dup)(int);
-	int (*dup2)(int, int);
-	int (*dup3)(int, int, int);
-	int (*close_range)(unsigned int, unsigned int, int);
-	int (*shutdown)(int, int);
-	int (*fcntl)(int, int, ...);
-	int (*ioctl)(int, unsigned long, ...);
-	int (*getsockopt)(int, int, int, void *, socklen_t *);
-	int (*setsockopt)(int, int, int, const void *, socklen_t);
-	int (*getsockname)(int, struct sockaddr *, socklen_t *);
-	int (*poll)(struct pollfd *, nfds_t, int);
-	int (*epoll_ctl)(int, int, int, struct epoll_event *);
-	int (*epoll_wait)(int, struct epoll_event *, int, int);
+	USMC_SYS_CALLS(USMC_SYS_MEMBER)
 };
+#undef USMC_SYS_MEMBER
 
 extern struct usmc_sys usmc_sys;
 

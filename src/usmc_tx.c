@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "usmc.h"
+#include "usmc_capture.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -133,6 +134,8 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 		chunk = n - done < CDC_PUBLISH_CHUNK(conn->tx.size) ? n - done
 								: CDC_PUBLISH_CHUNK(conn->tx.size);
 		ring_copy_iov(&conn->tx, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk, true);
+		if (usmc_capture_on)
+			usmc_capture(s->fd, true, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk);
 		tx_produced(s, chunk);
 	}
 	return (ssize_t)n;

@@ -9,8 +9,37 @@ usmc_test(fork_listener)
 add_test(NAME fork_listener COMMAND fork_listener)
 usmc_test(stat_listing)
 add_test(NAME stat_listing COMMAND stat_listing $<TARGET_FILE:usmc-stat>)
+usmc_test(stat_cli)
+add_test(NAME stat_cli COMMAND stat_cli $<TARGET_FILE:usmc-stat>)
 usmc_test(policy)
 add_test(NAME policy COMMAND policy)
+set_tests_properties(policy PROPERTIES LABELS unit)
+add_test(NAME policy_check
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/policy_check.sh $<TARGET_FILE:usmc-run>)
+set_tests_properties(policy_check PROPERTIES LABELS unit)
+# The installed files, used as a user would: by a program built with plain cc,
+# which an instrumented library cannot serve, so the release build checks it.
+if(NOT USMC_SANITIZE)
+  add_test(NAME install_check
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_check.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(install_check PROPERTIES LABELS unit)
+endif()
+usmc_test(capture_check)
+add_test(NAME capture_check
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/capture_check.sh $<TARGET_FILE:capture_check>)
+set_tests_properties(capture_check PROPERTIES LABELS unit)
+# Every tool's command line: --help, --version, usage errors (status 2).
+set(USMC_CLI_TOOLS $<TARGET_FILE:usmc-run> $<TARGET_FILE:usmc-stat> $<TARGET_FILE:usmc-bench>)
+if(TARGET usmc-kernel)
+  list(APPEND USMC_CLI_TOOLS $<TARGET_FILE:usmc-kernel>)
+endif()
+add_test(NAME cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli.sh ${USMC_CLI_TOOLS})
+set_tests_properties(cli PROPERTIES LABELS unit)
+add_test(NAME completion COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/completion.sh
+         ${PROJECT_SOURCE_DIR}/completion/usmc $<TARGET_FILE_DIR:usmc-stat>)
+set_tests_properties(completion PROPERTIES LABELS unit SKIP_RETURN_CODE 77)
+add_test(NAME run_enable COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/run_enable.sh $<TARGET_FILE:usmc-run>)
+set_tests_properties(run_enable PROPERTIES LABELS unit)
 usmc_test(dup_fds)
 add_test(NAME dup_fds COMMAND dup_fds)
 usmc_test(fork_conn)

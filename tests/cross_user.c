@@ -21,16 +21,23 @@ struct round {
 	const char *client_policy;
 	int mode;           /* expected on both ends */
 	const char *what;
+	uint32_t reason;    /* the client's fallback reason */
 };
 
+/*
+ * A client that names no other user, or knocks where a server that names
+ * nobody has no name, cannot tell a usmc server from a plain one
+ * (0x03010000); a server that names others refuses the link group with
+ * its reason (0x03000002).
+ */
 static const struct round rounds[] = {
-	{ "", "", USMC_MODE_FALLBACK, "nobody allowed" },
-	{ "allow-user 64002", "", USMC_MODE_FALLBACK, "only the server allows" },
-	{ "", "allow-user 64001", USMC_MODE_FALLBACK, "only the client allows" },
+	{ "", "", USMC_MODE_FALLBACK, "nobody allowed", USMC_DECL_PEERNOSMC },
+	{ "allow-user 64002", "", USMC_MODE_FALLBACK, "only the server allows", USMC_DECL_PEERNOSMC },
+	{ "", "allow-user 64001", USMC_MODE_FALLBACK, "only the client allows", USMC_DECL_PEERNOSMC },
 	{ "allow-user 64003", "allow-user 64001", USMC_MODE_FALLBACK,
-	  "the server allows someone else" },
-	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, "both allow each other" },
-	{ "allow-user 64099, 64002", "allow-user 64001", USMC_MODE_SMCD, "one of a list" },
+	  "the server allows someone else", USMC_DECL_FOREIGN },
+	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, "both allow each other", 0 },
+	{ "allow-user 64099, 64002", "allow-user 64001", USMC_MODE_SMCD, "one of a list", 0 },
 };
 
 static struct h_chan port_chan;
@@ -83,6 +90,7 @@ static int client(void *arg)
 	CHECK(reply[0] == sizeof(buf) && reply[1] == sum);
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
 	CHECK(info.mode == cur->mode);
+	CHECK(info.fallback_reason == cur->reason);
 	printf("%-32s %s", cur->what, usmc_mode_str(info.mode));
 	if (info.mode == USMC_MODE_FALLBACK)
 		printf(" (%s)", usmc_reason_str(info.fallback_reason));

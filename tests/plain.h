@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * For the test programs that know nothing of usmc (usmc-run takes them
- * over): a check that names the failing line, and the checksum the other
- * tests use.
+ * over): a check that names the failing line, the checksum the other
+ * tests use, and the loopback address.
  */
 #ifndef USMC_TEST_PLAIN_H
 #define USMC_TEST_PLAIN_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define CHECK(cond)                                                                     \
@@ -32,6 +36,26 @@ static inline uint64_t fnv(uint64_t h, const void *buf, size_t len)
 	while (len--)
 		h = (h ^ *p++) * 0x100000001b3ull;
 	return h;
+}
+
+/* The loopback address of the family (AF_INET or AF_INET6) at port, in *ss. */
+static inline socklen_t loopback_addr(int family, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		a->sin6_addr = in6addr_loopback;
+		return sizeof(*a);
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+	a->sin_family = AF_INET;
+	a->sin_port = htons(port);
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sizeof(*a);
 }
 
 #endif

@@ -44,7 +44,7 @@ preload_test(static_server --server static --client usmc --loop epoll --size 167
 preload_test(static_client --server usmc --client static --loop poll --size 16777216 --lo tcp)
 
 add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
-         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_FILE:usmc-preload>)
+         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>)
 set_tests_properties(preload_cli PROPERTIES
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
 
@@ -56,3 +56,34 @@ if(NOT USMC_PRELOAD_SKIP)
            --expect shm)
 endif()
 add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)
+
+# A program of Linux's AF_SMC: shared memory under usmc-run, the kernel's
+# AF_SMC (or EAFNOSUPPORT) without it.
+add_executable(preload_af_smc preload_af_smc.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_af_smc_shm COMMAND $<TARGET_FILE:usmc-run>
+           $<TARGET_FILE:preload_af_smc> --expect shm)
+  set_tests_properties(preload_af_smc_shm PROPERTIES LABELS unit)
+endif()
+add_test(NAME preload_af_smc_kernel COMMAND preload_af_smc --expect kernel)
+set_tests_properties(preload_af_smc_kernel PROPERTIES LABELS unit)
+
+# A program that sends and receives through io_uring (liburing): plain TCP
+# under usmc-run, its bytes checked.  Built where liburing is installed.
+find_path(USMC_LIBURING_INCLUDE liburing.h)
+find_library(USMC_LIBURING uring)
+if(USMC_LIBURING_INCLUDE AND USMC_LIBURING)
+  add_executable(preload_io_uring preload_io_uring.c)
+  target_include_directories(preload_io_uring PRIVATE ${USMC_LIBURING_INCLUDE})
+  target_link_libraries(preload_io_uring PRIVATE ${USMC_LIBURING})
+  if(NOT USMC_PRELOAD_SKIP)
+    add_test(NAME preload_io_uring COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring>)
+    set_tests_properties(preload_io_uring PROPERTIES LABELS unit TIMEOUT 60)
+  endif()
+endif()
+
+# No object of the library calls an interposed name but through usmc_sys.
+add_test(NAME interposed_names
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interposed_names.sh
+                 $<TARGET_FILE:usmc-preload> "$<TARGET_OBJECTS:usmc_obj>")
+set_tests_properties(interposed_names PROPERTIES LABELS unit)

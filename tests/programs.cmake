@@ -15,3 +15,12 @@ if(USMC_BASH)
   set_tests_properties(programs_matrix PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
                        ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
 endif()
+
+# nginx in Debian's shipped configuration (master and workers, sendfile on,
+# the default listen) under usmc-run, served to plain and usmc clients.
+if(USMC_BASH)
+  add_test(NAME programs_nginx_shipped
+           COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/nginx_shipped.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(programs_nginx_shipped PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+endif()

@@ -37,3 +37,14 @@ set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)
 add_test(NAME limits_memcg COMMAND limits --case memcg)
 set_tests_properties(limits_memcg PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS "needs-root;security")
+# A server stalled between taking a Proposal and answering it: both ends
+# agree on the mode, or the connection fails on both.
+usmc_test(hs_stall)
+foreach(case short long dropped)
+  add_test(NAME hs_stall_${case} COMMAND hs_stall --case ${case})
+  set_tests_properties(hs_stall_${case} PROPERTIES TIMEOUT 60 LABELS security)
+endforeach()
+# TCP_DEFER_ACCEPT on a usmc listener: no wait for the option's timeout.
+usmc_test(hs_defer)
+add_test(NAME hs_defer COMMAND hs_defer)
+set_tests_properties(hs_defer PROPERTIES TIMEOUT 120 LABELS programs)

@@ -21,3 +21,13 @@ endforeach()
 usmc_test(peer_segment)
 add_test(NAME peer_segment COMMAND peer_segment)
 set_tests_properties(peer_segment PROPERTIES TIMEOUT 60 LABELS security)
+# Other processes against a listener's channel (another user: needs root).
+usmc_test(hostile_user)
+foreach(case backlog squat churn idle proposals)
+  add_test(NAME hostile_user_${case} COMMAND hostile_user --case ${case})
+  set_tests_properties(hostile_user_${case} PROPERTIES TIMEOUT 120 LABELS "security;needs-root")
+endforeach()
+# The client is told the server's reason for TCP.
+usmc_test(hs_reason)
+add_test(NAME hs_reason COMMAND hs_reason)
+set_tests_properties(hs_reason PROPERTIES TIMEOUT 60 LABELS security)

@@ -1,5 +1,11 @@
-# usmc-run and the library it preloads.
+# usmc-run, the library it preloads, and usmc-run-kernel.
 include(GNUInstallDirs)
+
+# usmc's private files: the preload library and usmc-run-kernel.  They are
+# no public library or command, so they live in a directory of their own.
+set(USMC_PRIVATE_DIR ${CMAKE_INSTALL_LIBDIR}/usmc)
+file(RELATIVE_PATH USMC_PRIVATE_RELDIR ${CMAKE_INSTALL_FULL_BINDIR}
+     ${CMAKE_INSTALL_PREFIX}/${USMC_PRIVATE_DIR})
 
 # The library's objects plus the wrappers; it exports only the wrapped names.
 set(USMC_PRELOAD_MAP ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.map)
@@ -7,34 +13,42 @@ add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_wait.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_msgs.c
-            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c)
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_syscall.c)
 target_include_directories(usmc-preload PRIVATE ${PROJECT_SOURCE_DIR}/include
                            ${PROJECT_SOURCE_DIR}/src)
 set_target_properties(usmc-preload PROPERTIES C_VISIBILITY_PRESET hidden
-                      LINK_DEPENDS ${USMC_PRELOAD_MAP})
+                      LINK_DEPENDS ${USMC_PRELOAD_MAP}
+                      VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
 target_link_options(usmc-preload PRIVATE -Wl,--version-script=${USMC_PRELOAD_MAP})
 target_link_libraries(usmc-preload PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 
-# Where an installed usmc-run finds the library: relative first, so a moved
-# installation still works, then the configured directory.
-file(RELATIVE_PATH USMC_PRELOAD_RELDIR ${CMAKE_INSTALL_FULL_BINDIR}
-     ${CMAKE_INSTALL_FULL_LIBDIR})
+# usmc-run preloads the library by its SONAME, found beside it in the build
+# tree, then relative to it, so that a moved installation still works, then
+# in the configured directory.
 add_executable(usmc-run ${CMAKE_CURRENT_SOURCE_DIR}/usmc-run.c)
 target_compile_definitions(usmc-run PRIVATE
-  USMC_PRELOAD_NAME="$<TARGET_FILE_NAME:usmc-preload>"
-  USMC_PRELOAD_RELDIR="${USMC_PRELOAD_RELDIR}"
-  USMC_PRELOAD_LIBDIR="${CMAKE_INSTALL_FULL_LIBDIR}")
+  USMC_PRELOAD_NAME="$<TARGET_SONAME_FILE_NAME:usmc-preload>"
+  USMC_PRIVATE_RELDIR="${USMC_PRIVATE_RELDIR}"
+  USMC_PRIVATE_DIR="${CMAKE_INSTALL_PREFIX}/${USMC_PRIVATE_DIR}")
 add_dependencies(usmc-run usmc-preload)
+# For --check-policy: the policy file's reader, as the library has it.
+target_include_directories(usmc-run PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(usmc-run PRIVATE usmc_static)
 
-install(TARGETS usmc-run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS usmc-preload LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS usmc-run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+install(TARGETS usmc-preload LIBRARY DESTINATION ${USMC_PRIVATE_DIR} NAMELINK_SKIP
+        COMPONENT tools)
 
-# Kernel SMC through eBPF (kernel/), when it is built.
+# Kernel SMC through eBPF (kernel/), when it is built: only these link libbpf.
 if(TARGET usmc_kernel)
-  target_compile_definitions(usmc-run PRIVATE USMC_HAVE_KERNEL)
-  target_link_libraries(usmc-run PRIVATE usmc_kernel)
+  add_executable(usmc-run-kernel ${CMAKE_CURRENT_SOURCE_DIR}/usmc-run-kernel.c)
+  target_link_libraries(usmc-run-kernel PRIVATE usmc_kernel)
+  add_dependencies(usmc-run usmc-run-kernel)
+  install(TARGETS usmc-run-kernel RUNTIME DESTINATION ${USMC_PRIVATE_DIR} COMPONENT tools)
   add_executable(usmc-kernel ${CMAKE_CURRENT_SOURCE_DIR}/usmc-kernel.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/kernel_policy.c
                  ${CMAKE_CURRENT_SOURCE_DIR}/json_out.c)
   target_link_libraries(usmc-kernel PRIVATE usmc_kernel)
-  install(TARGETS usmc-kernel RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS usmc-kernel RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT tools)
 endif()

@@ -6,6 +6,7 @@
  *     usmc-kernel [-v] enable  --cgroup PATH | --pid PID | --netns NS | --comm NAME ...
  *     usmc-kernel [-v] disable --cgroup PATH | --pid PID | --netns NS | --comm NAME ... | --all
  *     usmc-kernel [-v] policy add RULE... | del RULE|N... | set FILE|- | show | clear
+ *     usmc-kernel --help | --version
  *
  * enable loads the BPF program and pins it below /sys/fs/bpf/usmc the
  * first time; from then on the TCP sockets that the selected processes
@@ -21,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +31,14 @@
 #include <unistd.h>
 
 #include "json_out.h"
+#include "usmc_cli.h"
 #include "usmc_kernel.h"
 #include "usmc_kernel_maps.h"
-#include "usmc_policy.h"
+#include "kernel_policy.h"
 
 #define PID_MAX_LIMIT 4194304	/* pids stay below; netns inodes are far above */
 
+static const char prog[] = "usmc-kernel";
 static bool json;
 
 static void usage(FILE *out)
@@ -71,10 +75,12 @@ static void usage(FILE *out)
 		"  --comm NAME       the processes with this command name (up to 15 characters)\n"
 		"\n"
 		"  -v, --verbose     show libbpf's messages (-vv: with debug messages)\n"
-		"  --json            status as JSON\n"
+		"  --json            status and policy show as JSON\n"
 		"  -h, --help        show this text\n"
+		"  --version         show the version\n"
 		"\n"
-		"Exit status 0 on success; 1 with a one-line reason otherwise.\n");
+		"Exit status 0 on success; 1 with a one-line reason if the machine or the\n"
+		"kernel refuses; 2 for a usage error.\n");
 }
 
 static int fail(const char *why)
@@ -243,267 +249,6 @@ static void run_checks(struct check *c)
 	c[C_CGROUP2].rc = usmc_kernel_check_cgroup2(c[C_CGROUP2].why, USMC_KWHY_LEN);
 }
 
-/* ---- per-connection policy ---- */
-
-#define POLICY_UNAVAILABLE "per-connection policy is unavailable on this kernel (needs Linux 6.19+ smc_hs_ctrl)"
-
-static void rule_to_kernel(const struct usmc_rule *r, struct usmc_kprule *k)
-{
-	memset(k, 0, sizeof(*k));
-	k->family = (uint8_t)r->family;
-	k->prefix = (uint8_t)r->prefix;
-	k->smc = r->smc;
-	k->port_lo = r->port_lo;
-	k->port_hi = r->port_hi;
-	memcpy(k->addr, r->addr, sizeof(k->addr));
-	/* The mask, byte by byte in network order like the address. */
-	for (int bit = 0; bit < r->prefix && bit < 128; bit++)
-		((uint8_t *)k->mask)[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
-}
-
-/* Back to the text usmc_rule_parse() reads, in its shortest form. */
-static void rule_text(const struct usmc_kprule *k, char *buf, size_t size)
-{
-	char addr[INET6_ADDRSTRLEN] = "*", prefix[8] = "", ports[16] = "";
-	bool v6 = k->family == AF_INET6;
-
-	if (k->family)
-		inet_ntop(k->family, k->addr, addr, sizeof(addr));
-	if (k->family && k->prefix != (v6 ? 128 : 32))
-		snprintf(prefix, sizeof(prefix), "/%u", k->prefix);
-	if (k->port_lo != 0 || k->port_hi != 65535) {
-		if (k->port_lo == k->port_hi)
-			snprintf(ports, sizeof(ports), ":%u", k->port_lo);
-		else
-			snprintf(ports, sizeof(ports), ":%u-%u", k->port_lo, k->port_hi);
-	}
-	snprintf(buf, size, "%s %s%s%s%s%s", k->smc ? "smc" : "tcp", v6 && ports[0] ? "[" : "",
-		 addr, prefix, v6 && ports[0] ? "]" : "", ports);
-}
-
-static int parse_rule(const char *text, struct usmc_kprule *k, char *why, size_t len)
-{
-	struct usmc_rule r;
-
-	if (!usmc_rule_parse(&r, text)) {
-		snprintf(why, len, "not a rule: '%s' (smc|tcp ADDR[/PREFIX][:PORT[-PORT]])", text);
-		return -1;
-	}
-	rule_to_kernel(&r, k);
-	return 0;
-}
-
-static bool same_rule(const struct usmc_kprule *a, const struct usmc_kprule *b)
-{
-	return a->family == b->family && a->prefix == b->prefix && a->smc == b->smc &&
-	       a->port_lo == b->port_lo && a->port_hi == b->port_hi &&
-	       !memcmp(a->addr, b->addr, sizeof(a->addr));
-}
-
-/* "set" input: one rule per line or several separated by ';'; '#' starts a comment. */
-static int read_rules(const char *file, struct usmc_kprule *rules, int *n, char *why, size_t len)
-{
-	FILE *f = strcmp(file, "-") ? fopen(file, "re") : stdin;
-	char line[512];
-	int lineno = 0, rc = 0;
-
-	if (!f) {
-		snprintf(why, len, "cannot open %s: %s", file, strerror(errno));
-		return -1;
-	}
-	*n = 0;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		char *save = NULL, *part;
-
-		lineno++;
-		line[strcspn(line, "#\n")] = '\0';
-		for (part = strtok_r(line, ";", &save); part && rc == 0;
-		     part = strtok_r(NULL, ";", &save)) {
-			char *end;
-
-			while (*part == ' ' || *part == '\t')
-				part++;
-			end = part + strlen(part);
-			while (end > part && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-				*--end = '\0';
-			if (!*part)
-				continue;
-			if (*n == USMC_KPOLICY_RULES) {
-				snprintf(why, len, "%s: more than %d rules", file, USMC_KPOLICY_RULES);
-				rc = -1;
-			} else if (parse_rule(part, &rules[*n], why, len) == 0) {
-				(*n)++;
-			} else {
-				char what[USMC_KWHY_LEN];
-
-				snprintf(what, sizeof(what), "%s", why);
-				snprintf(why, len, "%.64s line %d: %.200s", file, lineno, what);
-				rc = -1;
-			}
-		}
-	}
-	if (f != stdin)
-		fclose(f);
-	return rc;
-}
-
-static void print_rules(const struct usmc_kprule *rules, int n)
-{
-	char text[96];
-
-	for (int i = 0; i < n; i++) {
-		rule_text(&rules[i], text, sizeof(text));
-		if (json) {
-			printf("%s", i ? "," : "");
-			json_string(text, sizeof(text));
-		} else {
-			printf("  %2d  %s\n", i + 1, text);
-		}
-	}
-}
-
-/* status: the policy's rules and what it decided, when it is loaded. */
-static void print_policy(bool available, bool root)
-{
-	static struct usmc_kprule rules[USMC_KPOLICY_RULES];
-	char why[USMC_KWHY_LEN], selected[64] = "";
-	uint64_t smc = 0, tcp = 0;
-	int n = -1;
-
-	if (available && root && usmc_kpolicy_loaded()) {
-		n = usmc_kpolicy_get(rules, USMC_KPOLICY_RULES, why, sizeof(why));
-		usmc_kpolicy_stats(&smc, &tcp);
-		usmc_kpolicy_selected(selected, sizeof(selected));
-	}
-	if (json) {
-		printf(",\"policy_rules\":");
-		if (n < 0) {
-			printf("null");
-			return;
-		}
-		printf("[");
-		print_rules(rules, n);
-		printf("],\"policy_selected\":%s", strcmp(selected, USMC_KPOLICY_NAME) ? "false" : "true");
-		printf(",\"policy_smc\":%" PRIu64 ",\"policy_tcp\":%" PRIu64, smc, tcp);
-		return;
-	}
-	if (n < 0)
-		return;
-	printf("policy:                  smc_hs_ctrl '%s'%s, %" PRIu64 " connection%s tried SMC, %" PRIu64
-	       " kept to TCP\n", USMC_KPOLICY_NAME,
-	       strcmp(selected, USMC_KPOLICY_NAME) ? " (not selected in this network namespace)" : "",
-	       smc, smc == 1 ? "" : "s", tcp);
-	print_rules(rules, n);
-	if (!n)
-		printf("  (no rules: every connection tries SMC)\n");
-}
-
-static int cmd_policy(int argc, char **argv)
-{
-	static struct usmc_kprule rules[USMC_KPOLICY_RULES], arg_rules[USMC_KPOLICY_RULES];
-	char why[USMC_KWHY_LEN];
-	const char *sub = argc > 0 ? argv[0] : "";
-	int n, rc;
-
-	if (strcmp(sub, "add") && strcmp(sub, "del") && strcmp(sub, "set") && strcmp(sub, "show") &&
-	    strcmp(sub, "clear"))
-		return fail("policy needs add, del, set, show or clear (try usmc-kernel --help)");
-	if (usmc_kernel_check_root(why, sizeof(why)))
-		return fail(why);
-	/* The smc module brings the type; a first IPPROTO_SMC socket loads it. */
-	usmc_kernel_check_smc(why, sizeof(why));
-	if (!usmc_kernel_policy_available())
-		return fail(POLICY_UNAVAILABLE);
-	if (usmc_kernel_check_bpffs(why, sizeof(why)))
-		return fail(why);
-
-	if (!strcmp(sub, "clear")) {
-		if (argc != 1)
-			return fail("policy clear takes no arguments");
-		rc = usmc_kpolicy_clear(why, sizeof(why));
-		if (rc < 0)
-			return fail(why);
-		if (rc > 0)
-			fprintf(stderr, "usmc-kernel: no policy was loaded\n");
-		return 0;
-	}
-	n = usmc_kpolicy_get(rules, USMC_KPOLICY_RULES, why, sizeof(why));
-	if (n < 0)
-		return fail(why);
-	if (!strcmp(sub, "show")) {
-		if (argc != 1)
-			return fail("policy show takes no arguments");
-		if (json) {
-			printf("[");
-			print_rules(rules, n);
-			printf("]\n");
-		} else if (!usmc_kpolicy_loaded()) {
-			printf("no policy loaded: every connection tries SMC\n");
-		} else {
-			print_rules(rules, n);
-			if (!n)
-				printf("no rules: every connection tries SMC\n");
-		}
-		return 0;
-	}
-	if (!strcmp(sub, "set")) {
-		if (argc != 2)
-			return fail("policy set takes one FILE, or - for standard input");
-		if (read_rules(argv[1], rules, &n, why, sizeof(why)))
-			return fail(why);
-	} else if (argc < 2) {
-		return fail(!strcmp(sub, "add") ? "policy add needs a rule, such as 'tcp 10.0.0.0/8'"
-						: "policy del needs a rule or its number");
-	} else if (!strcmp(sub, "add")) {
-		for (int i = 1; i < argc; i++) {
-			if (parse_rule(argv[i], &arg_rules[i - 1], why, sizeof(why)))
-				return fail(why);
-			if (n + i - 1 >= USMC_KPOLICY_RULES) {
-				snprintf(why, sizeof(why), "at most %d rules", USMC_KPOLICY_RULES);
-				return fail(why);
-			}
-		}
-		memcpy(&rules[n], arg_rules, sizeof(arg_rules[0]) * (size_t)(argc - 1));
-		n += argc - 1;
-	} else {
-		/* Numbers as show prints them, all resolved before any is removed. */
-		bool gone[USMC_KPOLICY_RULES] = { false };
-		int kept = 0;
-
-		for (int i = 1; i < argc; i++) {
-			char *end;
-			long num = strtol(argv[i], &end, 10);
-			int found = -1;
-
-			if (*argv[i] && !*end) {
-				if (num >= 1 && num <= n)
-					found = (int)num - 1;
-			} else {
-				struct usmc_kprule k;
-
-				if (parse_rule(argv[i], &k, why, sizeof(why)))
-					return fail(why);
-				for (int j = 0; j < n && found < 0; j++)
-					if (!gone[j] && same_rule(&rules[j], &k))
-						found = j;
-			}
-			if (found < 0) {
-				snprintf(why, sizeof(why), "no rule %s in the policy", argv[i]);
-				return fail(why);
-			}
-			gone[found] = true;
-		}
-		for (int j = 0; j < n; j++)
-			if (!gone[j])
-				rules[kept++] = rules[j];
-		n = kept;
-	}
-	if (usmc_kpolicy_set(rules, n, why, sizeof(why)))
-		return fail(why);
-	return 0;
-}
-
-/* Only root can look into the pins; others are told so, not "not pinned". */
 static void print_program(bool policy, bool root)
 {
 	char why[USMC_KWHY_LEN];
@@ -555,7 +300,7 @@ static int cmd_status(void)
 			reason = c[i].why;
 	policy = c[C_SMC].rc == 0 && usmc_kernel_policy_available();
 	print_program(policy, c[C_ROOT].rc == 0);
-	print_policy(policy, c[C_ROOT].rc == 0);
+	kernel_policy_print(policy, c[C_ROOT].rc == 0, json);
 	if (json) {
 		printf(",\"reason\":");
 		if (reason)
@@ -583,15 +328,8 @@ struct request {
 /* disable names a process by its pid alone: it may be gone already. */
 static int parse_pid(const char *arg, bool enable, struct usmc_kentry *e, char *why, size_t len)
 {
-	char *end;
-	long pid;
+	long pid = strtol(arg, NULL, 10); /* parse_request checked it */
 
-	errno = 0;
-	pid = strtol(arg, &end, 10);
-	if (errno || *end || end == arg || pid <= 0 || pid >= PID_MAX_LIMIT) {
-		snprintf(why, len, "--pid %s: not a process id", arg);
-		return -1;
-	}
 	if (enable)
 		return usmc_kentry_pid((pid_t)pid, e, why, len);
 	memset(e, 0, sizeof(*e));
@@ -637,45 +375,65 @@ static int resolve(struct request *r, bool enable, char *why, size_t len)
 	return 0;
 }
 
-static bool is_selector(const char *opt)
-{
-	return !strcmp(opt, "--cgroup") || !strcmp(opt, "--pid") || !strcmp(opt, "--netns") ||
-	       !strcmp(opt, "--comm");
-}
+enum { OPT_CGROUP = 256, OPT_PID, OPT_NETNS, OPT_COMM, OPT_ALL, OPT_JSON, OPT_VERSION };
 
-static int parse_request(int argc, char **argv, bool enable, struct request *r, char *why,
-			 size_t len)
+static const char *const selector_names[] = { "--cgroup", "--pid", "--netns", "--comm" };
+
+/*
+ * enable's and disable's options, the selectors in the order given: 0, or
+ * 2 after a message.  What can be told without the machine is told here;
+ * whether a cgroup, process or namespace exists is for resolve().
+ */
+static int parse_request(int argc, char **argv, bool enable, struct request *r)
 {
+	static const struct option opts[] = {
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "netns", required_argument, NULL, OPT_NETNS },
+		{ "comm", required_argument, NULL, OPT_COMM },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *cmd = enable ? "enable" : "disable";
+	long pid;
+	int c;
+
 	memset(r, 0, sizeof(*r));
-	for (int i = 0; i < argc; i++) {
-		if (!enable && !strcmp(argv[i], "--all")) {
-			r->all = true;
-		} else if (is_selector(argv[i])) {
-			if (i + 1 == argc) {
-				snprintf(why, len, "%s needs a value (try usmc-kernel --help)", argv[i]);
-				return -1;
-			}
-			if (r->count == MAX_SELECTORS) {
-				snprintf(why, len, "more than %d selectors", MAX_SELECTORS);
-				return -1;
-			}
-			r->cgroup |= !strcmp(argv[i], "--cgroup");
-			r->opt[r->count] = argv[i];
-			r->arg[r->count++] = argv[++i];
-		} else {
-			snprintf(why, len, "unexpected %s (try usmc-kernel --help)", argv[i]);
-			return -1;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
 		}
+		if (c == '?' || c == ':')
+			return usmc_cli_bad_option(prog, argv, c);
+		if (c == OPT_ALL && enable)
+			return usmc_cli_usage_error(prog, "enable takes no %s", "--all");
+		if (c == OPT_ALL) {
+			r->all = true;
+			continue;
+		}
+		if (r->count == MAX_SELECTORS)
+			return usmc_cli_usage_error(prog, "more than %d selectors", MAX_SELECTORS);
+		if (c == OPT_PID && !usmc_cli_long(prog, "--pid", optarg, 1, PID_MAX_LIMIT - 1, &pid))
+			return USMC_EXIT_USAGE;
+		if (c == OPT_COMM && (!*optarg || strlen(optarg) >= USMC_KCOMM_LEN)) {
+			fprintf(stderr, "%s: --comm: '%s' is not a command name: the kernel keeps "
+				"1 to %d characters of it\n", prog, optarg, USMC_KCOMM_LEN - 1);
+			return USMC_EXIT_USAGE;
+		}
+		r->cgroup |= c == OPT_CGROUP;
+		r->opt[r->count] = selector_names[c - OPT_CGROUP];
+		r->arg[r->count++] = optarg;
 	}
-	if (r->all && r->count) {
-		snprintf(why, len, "disable --all takes no selectors");
-		return -1;
-	}
-	if (!r->all && !r->count) {
-		snprintf(why, len, "%s needs --cgroup, --pid, --netns or --comm%s",
-			 enable ? "enable" : "disable", enable ? "" : ", or --all");
-		return -1;
-	}
+	if (optind < argc)
+		return usmc_cli_usage_error(prog, "%s: unexpected %s", cmd, argv[optind]);
+	if (r->all && r->count)
+		return usmc_cli_usage_error(prog, "disable --all takes %s", "no selectors");
+	if (!r->all && !r->count)
+		return usmc_cli_usage_error(prog, "%s needs --cgroup, --pid, --netns or --comm%s", cmd,
+					    enable ? "" : ", or --all");
 	return 0;
 }
 
@@ -685,9 +443,10 @@ static int cmd_enable(int argc, char **argv)
 	struct request r;
 	struct usmc_kernel *k;
 	unsigned int needs = USMC_KNEED_PIN;
+	int rc = parse_request(argc, argv, true, &r);
 
-	if (parse_request(argc, argv, true, &r, why, sizeof(why)))
-		return fail(why);
+	if (rc)
+		return rc;
 	if (r.cgroup)
 		needs |= USMC_KNEED_CGROUP;
 	if (!usmc_kernel_pinned())
@@ -712,10 +471,11 @@ static int cmd_disable(int argc, char **argv)
 	char why[USMC_KWHY_LEN];
 	struct request r;
 	struct usmc_kernel *k;
-	int rc = 0;
+	int rc = parse_request(argc, argv, false, &r);
 
-	if (parse_request(argc, argv, false, &r, why, sizeof(why)) ||
-	    usmc_kernel_check_root(why, sizeof(why)))
+	if (rc)
+		return rc;
+	if (usmc_kernel_check_root(why, sizeof(why)))
 		return fail(why);
 	if (r.all) {
 		/* The policy first: it holds the same lock while it goes. */
@@ -747,50 +507,101 @@ static int cmd_disable(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * The options of status and policy: --json anywhere, and --help.  The
+ * index of the first other word, or -1 with *rc the status to exit with.
+ */
+static int json_only(int argc, char **argv, int *rc)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			*rc = 0;
+			return -1;
+		}
+		if (c != OPT_JSON) {
+			*rc = usmc_cli_bad_option(prog, argv, c);
+			return -1;
+		}
+		json = true;
+	}
+	return optind;
+}
+
+/* status [--json] */
+static int cmd_status_args(int argc, char **argv)
+{
+	int rc, first = json_only(argc, argv, &rc);
+
+	if (first < 0)
+		return rc;
+	if (first < argc)
+		return usmc_cli_usage_error(prog, "status takes no arguments but %s", "--json");
+	return cmd_status();
+}
+
+/* policy SUB [ARGS...] */
+static int cmd_policy_args(int argc, char **argv)
+{
+	int rc, first = json_only(argc, argv, &rc);
+
+	return first < 0 ? rc : kernel_policy_cmd(argc - first, argv + first, json);
+}
+
 int main(int argc, char **argv)
 {
-	int verbose = 0, i = 1;
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	int verbose = 0, c;
+	const char *cmd;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+	opterr = 0;
+	/* '+': the options before the command; each command parses its own. */
+	while ((c = getopt_long(argc, argv, "+:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
 			verbose++;
-		else if (!strcmp(argv[i], "-vv"))
-			verbose += 2;
-		else if (!strcmp(argv[i], "--json"))
+			break;
+		case OPT_JSON:
 			json = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			break;
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else {
-			fprintf(stderr, "usmc-kernel: unknown option %s (try usmc-kernel --help)\n",
-				argv[i]);
-			return 1;
+		case OPT_VERSION:
+			return usmc_cli_version(prog);
+		default:
+			return usmc_cli_bad_option(prog, argv, c);
 		}
 	}
 	usmc_kernel_verbose(verbose);
-	if (i >= argc) {
+	if (optind >= argc) {
 		usage(stderr);
-		return 1;
+		return USMC_EXIT_USAGE;
 	}
-	if (!strcmp(argv[i], "status")) {
-		if (i + 1 < argc && !strcmp(argv[i + 1], "--json"))
-			json = true;
-		else if (i + 1 < argc)
-			return fail("status takes no arguments but --json");
-		return cmd_status();
-	}
-	if (!strcmp(argv[i], "enable"))
-		return cmd_enable(argc - i - 1, argv + i + 1);
-	if (!strcmp(argv[i], "disable"))
-		return cmd_disable(argc - i - 1, argv + i + 1);
-	if (!strcmp(argv[i], "policy")) {
-		/* --json may follow, as after status. */
-		if (argc - i >= 3 && !strcmp(argv[argc - 1], "--json")) {
-			json = true;
-			argc--;
-		}
-		return cmd_policy(argc - i - 1, argv + i + 1);
-	}
-	fprintf(stderr, "usmc-kernel: unknown command %s (try usmc-kernel --help)\n", argv[i]);
-	return 1;
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(cmd, "status"))
+		return cmd_status_args(argc, argv);
+	if (!strcmp(cmd, "enable"))
+		return cmd_enable(argc, argv);
+	if (!strcmp(cmd, "disable"))
+		return cmd_disable(argc, argv);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy_args(argc, argv);
+	return usmc_cli_usage_error(prog, "unknown command %s", cmd);
 }

@@ -31,12 +31,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef USMC_HAVE_KERNEL
-#include "usmc_kernel.h"
-#endif
+#include "usmc_policy_file.h"
+
 
 #ifndef IPPROTO_SMC
 #define IPPROTO_SMC 256
@@ -45,20 +45,25 @@
 #ifndef USMC_PRELOAD_NAME
 #define USMC_PRELOAD_NAME "libusmc-preload.so"
 #endif
-#ifndef USMC_PRELOAD_RELDIR
-#define USMC_PRELOAD_RELDIR "../lib"
+#ifndef USMC_PRIVATE_RELDIR
+#define USMC_PRIVATE_RELDIR "../lib/usmc"
 #endif
-#ifndef USMC_PRELOAD_LIBDIR
-#define USMC_PRELOAD_LIBDIR "/usr/local/lib"
+#ifndef USMC_PRIVATE_DIR
+#define USMC_PRIVATE_DIR "/usr/local/lib/usmc"
 #endif
+#define USMC_RUN_KERNEL_NAME "usmc-run-kernel"
 
 /* Like env(1) and the shells: the program could not be run. */
 #define EXIT_CANNOT_RUN 127
+/* A command line usmc-run does not understand. */
+#define EXIT_USAGE 2
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: usmc-run [--kernel] [--] PROGRAM [ARGS...]\n"
+		"       usmc-run --check-policy FILE\n"
+		"       usmc-run --enable UNIT | --disable UNIT\n"
 		"\n"
 		"Runs PROGRAM with its TCP stream sockets made usmc sockets, by putting\n"
 		USMC_PRELOAD_NAME " first in LD_PRELOAD.  Connections between two\n"
@@ -69,12 +74,21 @@ static void usage(FILE *out)
 		"               instead (Linux 6.11+, root): a BPF program loaded while\n"
 		"               usmc-run runs makes their TCP sockets IPPROTO_SMC, static\n"
 		"               binaries too.  usmc-run waits for all of them to exit.\n"
+		"  --check-policy FILE\n"
+		"               read FILE (- for standard input) as a policy, as the library\n"
+		"               would, tell each statement it would ignore, and exit 1 if\n"
+		"               there is one\n"
+		"  --enable UNIT, --disable UNIT\n"
+		"               write (remove) a systemd drop-in that runs the service UNIT\n"
+		"               under usmc: Environment=LD_PRELOAD=..., in\n"
+		"               /etc/systemd/system/UNIT.d/usmc.conf; then restart UNIT\n"
 		"  -h, --help   show this text and exit\n"
+		"  --version    show usmc's version and exit\n"
 		"\n"
 		"The usmc environment variables (USMC_DISABLE, USMC_BUFSIZE, USMC_POLICY, ...)\n"
-		"reach the program unchanged.  Exit status: the program's, or %d if it\n"
-		"could not be run.\n",
-		EXIT_CANNOT_RUN);
+		"reach the program unchanged.  Exit status: the program's, %d if it\n"
+		"could not be run, %d for a command line usmc-run does not understand.\n",
+		EXIT_CANNOT_RUN, EXIT_USAGE);
 }
 
 /* The directory this binary lives in, without a trailing slash. */
@@ -93,26 +107,46 @@ static bool own_dir(char *dir, size_t size)
 	return true;
 }
 
+/*
+ * candidate's absolute path into path, its directory resolved but not the
+ * file itself: the SONAME's link, not the file it points to today, which
+ * an upgrade replaces under the programs that inherit LD_PRELOAD.
+ */
 static bool found(const char *candidate, char *path)
 {
-	return access(candidate, R_OK) == 0 && realpath(candidate, path) != NULL;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(candidate, '/');
+
+	if (access(candidate, R_OK) || !slash || (size_t)(slash - candidate) >= sizeof(dir))
+		return false;
+	memcpy(dir, candidate, (size_t)(slash - candidate));
+	dir[slash - candidate] = '\0';
+	if (!realpath(dir[0] ? dir : "/", path) || strlen(path) + strlen(slash) >= PATH_MAX)
+		return false;
+	strcat(path, slash);
+	return true;
 }
 
-/* The absolute path of the preload library into path (PATH_MAX bytes). */
-static bool find_preload(char *path)
+/*
+ * The absolute path of one of usmc's private files (the preload library,
+ * usmc-run-kernel) into path (PATH_MAX bytes): beside this binary in the
+ * build tree, then in the private directory relative to it, so that a
+ * moved installation still works, then where it was configured to be.
+ */
+static bool find_private(const char *name, char *path)
 {
 	char dir[PATH_MAX], candidate[PATH_MAX + 64];
 
 	if (own_dir(dir, sizeof(dir))) {
-		snprintf(candidate, sizeof(candidate), "%s/%s", dir, USMC_PRELOAD_NAME);
+		snprintf(candidate, sizeof(candidate), "%s/%s", dir, name);
 		if (found(candidate, path))
 			return true;
-		snprintf(candidate, sizeof(candidate), "%s/%s/%s", dir, USMC_PRELOAD_RELDIR,
-			 USMC_PRELOAD_NAME);
+		snprintf(candidate, sizeof(candidate), "%s/%s/%s", dir, USMC_PRIVATE_RELDIR, name);
 		if (found(candidate, path))
 			return true;
 	}
-	return found(USMC_PRELOAD_LIBDIR "/" USMC_PRELOAD_NAME, path);
+	snprintf(candidate, sizeof(candidate), "%s/%s", USMC_PRIVATE_DIR, name);
+	return found(candidate, path);
 }
 
 /* LD_PRELOAD separates its entries by colons or spaces. */
@@ -149,186 +183,129 @@ static bool set_preload(const char *lib)
 
 /* ---- --kernel ---- */
 
-#ifdef USMC_HAVE_KERNEL
-
-static int cannot_run(const char *why)
+/*
+ * The kernel's SMC is the business of usmc-run-kernel, a helper beside
+ * the preload library: it needs libbpf, which a plain usmc-run should
+ * neither load nor make its package depend on.
+ */
+static int run_kernel(char **argv)
 {
-	fprintf(stderr, "usmc-run: --kernel: %s\n", why);
+	char helper[PATH_MAX];
+
+	if (!find_private(USMC_RUN_KERNEL_NAME, helper)) {
+		fprintf(stderr, "usmc-run: --kernel: %s is not installed (it comes with usmc's "
+			"kernel support)\n", USMC_RUN_KERNEL_NAME);
+		return EXIT_CANNOT_RUN;
+	}
+	/* The word before PROGRAM (--kernel or --) becomes the helper's own name. */
+	argv[-1] = helper;
+	execv(helper, argv - 1);
+	fprintf(stderr, "usmc-run: --kernel: cannot run %s: %s\n", helper, strerror(errno));
 	return EXIT_CANNOT_RUN;
 }
 
-/* usmc-run is in scope itself: its test socket must come out SMC. */
-static bool smc_for_me(void)
+static void check_warn(void *arg, int line, const char *what, const char *stmt)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int proto = 0;
-	socklen_t len = sizeof(proto);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_SMC;
-	close(fd);
-	return ok;
+	fprintf(stderr, "%s line %d: %s: '%s'\n", (const char *)arg, line, what, stmt);
 }
 
-/*
- * The scope is usmc-run's own process with its descendants: the program
- * is in it from fork on, and so are the orphans it leaves, which the
- * subreaper adopts.  Nothing can create a socket before the entry exists.
- */
-static struct usmc_kernel *load_for_me(void)
+/* --check-policy: the file read as the library reads it; 1 if any statement is wrong. */
+static int check_policy(const char *file)
 {
-	char why[USMC_KWHY_LEN];
-	struct usmc_kernel *k;
-	struct usmc_kentry self;
+	struct usmc_policy p;
+	size_t len;
+	char *text = usmc_policy_read(file, &len);
+	int errors;
 
-	if (usmc_kernel_check(0, why, sizeof(why)) ||
-	    usmc_kentry_pid(getpid(), &self, why, sizeof(why))) {
-		cannot_run(why);
-		return NULL;
+	if (!text) {
+		fprintf(stderr, "usmc-run: cannot read %s: %s\n", file, strerror(errno));
+		return 1;
 	}
-	k = usmc_kernel_load(why, sizeof(why));
-	if (!k) {
-		cannot_run(why);
-		return NULL;
+	if (usmc_policy_parse(&p, text, len, check_warn, (void *)file)) {
+		fprintf(stderr, "usmc-run: %s: %s\n", file, strerror(errno));
+		free(text);
+		return 1;
 	}
-	if (usmc_kernel_add(k, &self, why, sizeof(why))) {
-		cannot_run(why);
-		usmc_kernel_close(k);
-		return NULL;
-	}
-	if (!smc_for_me()) {
-		cannot_run("the BPF program is attached but did not make a test socket SMC");
-		usmc_kernel_close(k);
-		return NULL;
-	}
-	return k;
+	printf("%s: %d rule%s, %d allowed user%s, %d error%s\n", file, p.nrules,
+	       p.nrules == 1 ? "" : "s", p.nusers, p.nusers == 1 ? "" : "s", p.errors,
+	       p.errors == 1 ? "" : "s");
+	errors = p.errors;
+	usmc_policy_free(&p);
+	free(text);
+	return errors ? 1 : 0;
 }
 
-/*
- * A signal from the terminal already reached everyone in its process
- * group; only those outside it, and signals sent to usmc-run alone, are
- * passed on.  The targets are usmc-run's children: the program, then
- * what it left behind.
- */
-static void forward(int sig, const siginfo_t *si, pid_t child, bool child_alive)
-{
-	char path[64];
-	FILE *children;
-	int pid;
+/* ---- --enable / --disable: a systemd drop-in, as mptcpize enable writes ---- */
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-	children = fopen(path, "re");
-	if (!children) {
-		if (child_alive && !(si->si_code == SI_KERNEL && getpgid(child) == getpgrp()))
-			kill(child, sig);
+static const char *unit_dir(void)
+{
+	const char *dir = getenv("USMC_SYSTEMD_DIR"); /* for tests and image builders */
+
+	return dir && *dir ? dir : "/etc/systemd/system";
+}
+
+/* UNIT, with ".service" when it has no type; NULL for a name systemd would refuse. */
+static char *unit_name(const char *unit)
+{
+	char *name;
+
+	if (!*unit || strlen(unit) > 255 || strchr(unit, '/') || unit[0] == '.')
+		return NULL;
+	if (asprintf(&name, "%s%s", unit, strchr(unit, '.') ? "" : ".service") < 0)
+		return NULL;
+	return name;
+}
+
+static void daemon_reload(void)
+{
+	if (access("/run/systemd/system", F_OK)) {
+		printf("systemd is not running here: the drop-in applies when it next starts\n");
 		return;
 	}
-	while (fscanf(children, "%d", &pid) == 1)
-		if (!(si->si_code == SI_KERNEL && getpgid(pid) == getpgrp()))
-			kill(pid, sig);
-	fclose(children);
+	if (system("systemctl daemon-reload") != 0)
+		fprintf(stderr, "usmc-run: systemctl daemon-reload failed: run it yourself\n");
 }
 
-/* Reaps until no descendant is left; the wait status of the program. */
-static int supervise(pid_t child, const sigset_t *sigs)
+static int unit_enable(const char *unit, bool enable)
 {
-	bool child_alive = true;
-	int status = 0, st;
-	siginfo_t si;
-	pid_t pid;
+	char *name = unit_name(unit), dir[PATH_MAX], file[PATH_MAX + 16], lib[PATH_MAX];
+	FILE *f;
 
-	for (;;) {
-		int sig = sigwaitinfo(sigs, &si);
-
-		if (sig < 0 && errno == EINTR)
-			continue;
-		if (sig < 0)
-			break;
-		if (sig != SIGCHLD) {
-			forward(sig, &si, child, child_alive);
-			continue;
+	if (!name) {
+		fprintf(stderr, "usmc-run: '%s' is not a unit name (try usmc-run --help)\n", unit);
+		return EXIT_USAGE;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s.d", unit_dir(), name);
+	snprintf(file, sizeof(file), "%s/usmc.conf", dir);
+	free(name);
+	if (!enable) {
+		if (unlink(file) && errno != ENOENT) {
+			fprintf(stderr, "usmc-run: cannot remove %s: %s\n", file, strerror(errno));
+			return 1;
 		}
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			if (pid == child) {
-				status = st;
-				child_alive = false;
-			}
-		}
-		if (pid < 0 && errno == ECHILD)
-			break;
+		rmdir(dir); /* only if nothing else is in it */
+		printf("removed %s\n", file);
+		daemon_reload();
+		return 0;
 	}
-	return status;
-}
-
-/* Ends like the program did: by its exit status, or by its signal. */
-static int exit_like(int status)
-{
-	struct rlimit no_core = { 0, 0 };
-	sigset_t sig;
-
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (!WIFSIGNALED(status))
-		return EXIT_CANNOT_RUN;
-	/* The program has dumped core already, if it was to. */
-	setrlimit(RLIMIT_CORE, &no_core);
-	signal(WTERMSIG(status), SIG_DFL);
-	sigemptyset(&sig);
-	sigaddset(&sig, WTERMSIG(status));
-	sigprocmask(SIG_UNBLOCK, &sig, NULL);
-	raise(WTERMSIG(status));
-	return 128 + WTERMSIG(status);
-}
-
-static int run_kernel(char **argv)
-{
-	struct usmc_kernel *k = load_for_me();
-	sigset_t sigs, old;
-	pid_t child;
-	int status;
-
-	if (!k)
-		return EXIT_CANNOT_RUN;
-	/* Daemons that double-fork stay below usmc-run, and in scope. */
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		usmc_kernel_close(k);
-		return cannot_run("cannot become a child subreaper");
+	if (!find_private(USMC_PRELOAD_NAME, lib)) {
+		fprintf(stderr, "usmc-run: cannot find %s\n", USMC_PRELOAD_NAME);
+		return 1;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGCHLD);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &sigs, &old);
-	child = fork();
-	if (child == 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "usmc-run: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(EXIT_CANNOT_RUN);
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "usmc-run: cannot make %s: %s\n", dir, strerror(errno));
+		return 1;
 	}
-	if (child < 0) {
-		usmc_kernel_close(k);
-		return cannot_run("cannot fork");
+	f = fopen(file, "we");
+	if (!f || fprintf(f, "# Written by usmc-run --enable; usmc-run --disable removes it.\n"
+			  "[Service]\nEnvironment=LD_PRELOAD=%s\n", lib) < 0 || fclose(f)) {
+		fprintf(stderr, "usmc-run: cannot write %s: %s\n", file, strerror(errno));
+		return 1;
 	}
-	status = supervise(child, &sigs);
-	usmc_kernel_close(k);
-	return exit_like(status);
+	printf("wrote %s: restart the service to run it under usmc\n", file);
+	daemon_reload();
+	return 0;
 }
-
-#else
-
-static int run_kernel(char **argv)
-{
-	(void)argv;
-	fprintf(stderr, "usmc-run: --kernel: this usmc-run was built without kernel SMC support\n");
-	return EXIT_CANNOT_RUN;
-}
-
-#endif
 
 int main(int argc, char **argv)
 {
@@ -340,6 +317,25 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (first < argc && !strcmp(argv[first], "--version")) {
+		printf("usmc-run (usmc) %s\n", USMC_VERSION);
+		return 0;
+	}
+	if (first < argc && (!strcmp(argv[first], "--enable") || !strcmp(argv[first], "--disable"))) {
+		if (argc != 3) {
+			fprintf(stderr, "usmc-run: %s takes one UNIT\n", argv[first]);
+			return EXIT_USAGE;
+		}
+		return unit_enable(argv[2], !strcmp(argv[first], "--enable"));
+	}
+	if (first < argc && !strcmp(argv[first], "--check-policy")) {
+		if (argc != 3) {
+			fprintf(stderr, "usmc-run: --check-policy takes one FILE, or - for standard "
+				"input\n");
+			return EXIT_USAGE;
+		}
+		return check_policy(argv[2]);
+	}
 	if (first < argc && !strcmp(argv[first], "--kernel")) {
 		kernel = true;
 		first++;
@@ -348,17 +344,17 @@ int main(int argc, char **argv)
 		first++;
 	else if (first < argc && argv[first][0] == '-') {
 		fprintf(stderr, "usmc-run: unknown option %s (try usmc-run --help)\n", argv[first]);
-		return EXIT_CANNOT_RUN;
+		return EXIT_USAGE;
 	}
 	if (first >= argc) {
 		usage(stderr);
-		return EXIT_CANNOT_RUN;
+		return EXIT_USAGE;
 	}
 	if (kernel)
 		return run_kernel(argv + first);
-	if (!find_preload(lib)) {
+	if (!find_private(USMC_PRELOAD_NAME, lib)) {
 		fprintf(stderr, "usmc-run: cannot find %s next to usmc-run or in %s\n",
-			USMC_PRELOAD_NAME, USMC_PRELOAD_LIBDIR);
+			USMC_PRELOAD_NAME, USMC_PRIVATE_DIR);
 		return EXIT_CANNOT_RUN;
 	}
 	/* The loader would split the path there. */

@@ -17,7 +17,8 @@
  * The library exports the interposed names and nothing else (see the
  * version script beside this file).  usmc_preload_wait.c adds the waits
  * usmc has no call for: select, pselect, ppoll, epoll_pwait, epoll_pwait2;
- * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg, splice;
+ * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg,
+ * preadv2, pwritev2, splice; usmc_preload_syscall.c syscall(2);
  * usmc_preload_exec.c exec and posix_spawn.
  */
 
@@ -33,7 +34,6 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,25 +47,10 @@
 extern void __chk_fail(void) __attribute__((noreturn));
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
-struct preload_libc preload_libc;
-
-#define BIND_LIBC(name) (*(void **)&preload_libc.name = dlsym(RTLD_NEXT, #name))
-
-static void bind_next(void)
-{
-	usmc_sys_bind_next();
-	BIND_LIBC(recvfrom);
-	BIND_LIBC(select);
-	BIND_LIBC(pselect);
-	BIND_LIBC(ppoll);
-	BIND_LIBC(recvmmsg);
-	BIND_LIBC(sendmmsg);
-	BIND_LIBC(splice);
-}
 
 static inline void bound(void)
 {
-	pthread_once(&bind_once, bind_next);
+	pthread_once(&bind_once, usmc_sys_bind_next);
 }
 
 void preload_bound(void)
@@ -118,17 +103,25 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return usmc_accept4(fd, addr, len, flags);
 }
 
+/*
+ * From a socket the kernel's sendfile is a splice into a pipe (ESPIPE with
+ * an offset, EINVAL toward anything but a pipe): so it is from a usmc
+ * socket, whose bytes are in the ring.
+ */
 EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
 	bound();
-	return usmc_sendfile(out_fd, in_fd, offset, count);
+	if (!usmc_sock_active(in_fd))
+		return usmc_sendfile(out_fd, in_fd, offset, count);
+	if (offset) {
+		errno = ESPIPE;
+		return -1;
+	}
+	return splice(in_fd, NULL, out_fd, NULL, count, 0);
 }
 
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
-{
-	bound();
-	return usmc_sendfile(out_fd, in_fd, offset, count);
-}
+	ALIAS_OF(sendfile);
 
 EXPORT int dup(int fd)
 {
@@ -152,6 +145,15 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	bound();
 	return usmc_close_range(first, last, flags);
+}
+
+/* glibc's closefrom calls its own close_range: usmc must let go of the sockets first. */
+EXPORT void closefrom(int lowfd)
+{
+	bound();
+	if (usmc_close_range(lowfd < 0 ? 0 : (unsigned int)lowfd, ~0U, 0) == 0)
+		return;
+	usmc_sys.closefrom(lowfd); /* a kernel without close_range */
 }
 
 EXPORT int shutdown(int fd, int how)
@@ -183,26 +185,44 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
  * Reading it as a pointer whatever the command is what libc does itself:
  * on the ABIs Linux runs both travel in the same register or slot.
  */
+#define OPTIONAL_ARG(last, arg)                  \
+	do {                                     \
+		va_list ap;                      \
+		va_start(ap, last);              \
+		arg = va_arg(ap, void *);        \
+		va_end(ap);                      \
+	} while (0)
+
 EXPORT int fcntl(int fd, int cmd, ...)
 {
-	va_list ap;
 	void *arg;
 
-	va_start(ap, cmd);
-	arg = va_arg(ap, void *);
-	va_end(ap);
+	OPTIONAL_ARG(cmd, arg);
 	bound();
+	return usmc_fcntl(fd, cmd, arg);
+}
+
+/*
+ * fcntl64 is what programs built with 64-bit file offsets call (glibc 2.28
+ * and later): python, perl, git, node.  On a descriptor usmc does not know
+ * it goes to libc's fcntl64, whose record locks are the 64-bit ones.
+ */
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	void *arg;
+
+	OPTIONAL_ARG(cmd, arg);
+	bound();
+	if (!usmc_sock_get(fd))
+		return usmc_sys.fcntl64(fd, cmd, arg);
 	return usmc_fcntl(fd, cmd, arg);
 }
 
 EXPORT int ioctl(int fd, unsigned long request, ...)
 {
-	va_list ap;
 	void *arg;
 
-	va_start(ap, request);
-	arg = va_arg(ap, void *);
-	va_end(ap);
+	OPTIONAL_ARG(request, arg);
 	bound();
 	return usmc_ioctl(fd, request, arg);
 }
@@ -257,14 +277,6 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	return usmc_sendmsg(fd, msg, flags);
 }
 
-static ssize_t next_recvfrom_call(int fd, void *buf, size_t len, int flags,
-				  struct sockaddr *addr, socklen_t *addr_len)
-{
-	if (preload_libc.recvfrom)
-		return preload_libc.recvfrom(fd, buf, len, flags, addr, addr_len);
-	return syscall(SYS_recvfrom, fd, buf, len, flags, addr, addr_len);
-}
-
 /*
  * On a connected TCP socket recvfrom is recv that names no sender: the
  * kernel reports an address length of 0, and so do we.
@@ -275,7 +287,7 @@ static ssize_t recvfrom_any(int fd, void *buf, size_t len, int flags, struct soc
 	ssize_t n;
 
 	if (!usmc_sock_active(fd))
-		return next_recvfrom_call(fd, buf, len, flags, addr, addr_len);
+		return usmc_sys.recvfrom(fd, buf, len, flags, addr, addr_len);
 	n = usmc_recv(fd, buf, len, flags);
 	if (n >= 0 && addr && addr_len)
 		*addr_len = 0;
@@ -361,3 +373,21 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t nfds, int timeout, size_t fds_s
 	bound();
 	return usmc_poll(fds, nfds, timeout);
 }
+
+/*
+ * ---- libc's public aliases ----
+ *
+ * glibc exports these __ names for the calls above, at the same address
+ * as the plain names; a program linked to one would otherwise reach the
+ * kernel past usmc.  (__select is beside select.)
+ */
+EXPORT int __close(int fd) ALIAS_OF(close);
+EXPORT int __connect(int fd, const struct sockaddr *addr, socklen_t len)
+	ALIAS_OF(connect);
+EXPORT int __dup2(int oldfd, int newfd) ALIAS_OF(dup2);
+EXPORT int __fcntl(int fd, int cmd, ...) ALIAS_OF(fcntl);
+EXPORT int __poll(struct pollfd *fds, nfds_t nfds, int timeout) ALIAS_OF(poll);
+EXPORT ssize_t __read(int fd, void *buf, size_t len) ALIAS_OF(read);
+EXPORT ssize_t __send(int fd, const void *buf, size_t len, int flags)
+	ALIAS_OF(send);
+EXPORT ssize_t __write(int fd, const void *buf, size_t len) ALIAS_OF(write);

@@ -5,32 +5,31 @@
 #ifndef USMC_PRELOAD_H
 #define USMC_PRELOAD_H
 
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/select.h>
+
 /* The interposed names: the only ones the library exports. */
 #define EXPORT __attribute__((visibility("default")))
+
+/* Another name for the function f, with f's attributes (libc declares some nothrow). */
+#ifdef __clang__
+#define ALIAS_OF(f) __attribute__((alias(#f)))
+#else
+#define ALIAS_OF(f) __attribute__((alias(#f), copy(f)))
+#endif
 
 /* Points usmc's system calls past this library; every wrapper calls it first. */
 void preload_bound(void);
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/select.h>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <time.h>
+/* Whether select's sets, or a poll set, hold a usmc socket (usmc_preload_wait.c). */
+bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex);
+bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds);
 
-/* libc's definitions of the calls usmc's table has no entry for. */
-struct preload_libc {
-	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
-	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
-	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
-		       const sigset_t *);
-	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
-	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
-	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
-	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
-};
-
-/* Filled by preload_bound(). */
-extern struct preload_libc preload_libc;
+/*
+ * What a wrapper passes on when the descriptor is not usmc's goes to the
+ * same table as usmc's own calls: usmc_sys (usmc_sys.h), which lists every
+ * socket call exported here.
+ */
 
 #endif

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The calls a stream socket answers as a sequence of simpler ones, made
- * of usmc's: recvmmsg, sendmmsg and splice.
+ * of usmc's: recvmmsg, sendmmsg, preadv2, pwritev2 and splice.
  *
  * On a stream socket the kernel's recvmmsg and sendmmsg are loops of
  * recvmsg and sendmsg, and so are ours.  splice moves bytes between a
@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 	preload_bound();
 	if (!usmc_sock_active(fd))
-		return preload_libc.sendmmsg(fd, vec, vlen, flags);
+		return usmc_sys.sendmmsg(fd, vec, vlen, flags);
 	while (sent < vlen) {
 		size_t want = 0;
 		ssize_t n;
@@ -75,7 +76,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 
 	preload_bound();
 	if (!usmc_sock_active(fd))
-		return preload_libc.recvmmsg(fd, vec, vlen, flags, timeout);
+		return usmc_sys.recvmmsg(fd, vec, vlen, flags, timeout);
 	if (timeout) {
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += timeout->tv_sec + (deadline.tv_nsec + timeout->tv_nsec) / 1000000000;
@@ -95,6 +96,51 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 	}
 	return got ? (int)got : -1;
 }
+
+/* ---- preadv2, pwritev2 ---- */
+
+/*
+ * At offset -1 these are readv and writev with flags, also on a socket,
+ * where RWF_NOWAIT means MSG_DONTWAIT and the rest mean nothing; any other
+ * offset is the kernel's error on a socket (ESPIPE, or EINVAL).
+ */
+#define RWF_KNOWN (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND)
+
+static ssize_t rw_v2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags,
+		     bool out)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	int msg_flags = (flags & RWF_NOWAIT) ? MSG_DONTWAIT : 0;
+
+	preload_bound();
+	if (!usmc_sock_active(fd) || offset != -1)
+		return out ? usmc_sys.pwritev2(fd, iov, iovcnt, offset, flags)
+			   : usmc_sys.preadv2(fd, iov, iovcnt, offset, flags);
+	if (flags & ~RWF_KNOWN) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (iovcnt < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return out ? usmc_sendmsg(fd, &mh, msg_flags) : usmc_recvmsg(fd, &mh, msg_flags);
+}
+
+EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
+{
+	return rw_v2(fd, iov, iovcnt, offset, flags, false);
+}
+
+EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags)
+{
+	return rw_v2(fd, iov, iovcnt, offset, flags, true);
+}
+
+EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int iovcnt, off64_t offset, int flags)
+	ALIAS_OF(preadv2);
+EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int iovcnt, off64_t offset,
+			   int flags) ALIAS_OF(pwritev2);
 
 /* ---- splice ---- */
 
@@ -198,7 +244,7 @@ EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t l
 	sin = usmc_sock_active(in);
 	sout = usmc_sock_active(out);
 	if (!sin && !sout)
-		return preload_libc.splice(in, off_in, out, off_out, len, flags);
+		return usmc_sys.splice(in, off_in, out, off_out, len, flags);
 	/* One end is a pipe and the other a socket: neither has an offset. */
 	if (off_in || off_out) {
 		errno = ESPIPE;

@@ -33,6 +33,7 @@
 #include "usmc.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
+#include "usmc_sys.h"
 
 /* glibc's report of a fortify check that failed; it does not return. */
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -42,7 +43,7 @@ static bool in_set(const fd_set *set, int fd)
 	return set && FD_ISSET(fd, set);
 }
 
-static bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex)
+bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex)
 {
 	for (int fd = 0; fd < nfds; fd++)
 		if ((in_set(rd, fd) || in_set(wr, fd) || in_set(ex, fd)) && usmc_sock_active(fd))
@@ -50,7 +51,7 @@ static bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const f
 	return false;
 }
 
-static bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds)
+bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds)
 {
 	for (nfds_t i = 0; i < nfds; i++)
 		if (fds[i].fd >= 0 && usmc_sock_active(fds[i].fd))
@@ -156,7 +157,7 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 
 	preload_bound();
 	if (!sets_hold_usmc(nfds, rd, wr, ex))
-		return preload_libc.select(nfds, rd, wr, ex, timeout);
+		return usmc_sys.select(nfds, rd, wr, ex, timeout);
 	if (timeout) {
 		limit = (struct timespec){ timeout->tv_sec, timeout->tv_usec * 1000 };
 		clock_gettime(CLOCK_MONOTONIC, &start);
@@ -173,6 +174,9 @@ EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *
 	return rc;
 }
 
+EXPORT int __select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *timeout)
+	ALIAS_OF(select);
+
 EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *timeout,
 		   const sigset_t *mask)
 {
@@ -181,7 +185,7 @@ EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct ti
 
 	preload_bound();
 	if (!sets_hold_usmc(nfds, rd, wr, ex))
-		return preload_libc.pselect(nfds, rd, wr, ex, timeout, mask);
+		return usmc_sys.pselect(nfds, rd, wr, ex, timeout, mask);
 	mask_set(mask, &old);
 	rc = select_by_poll(nfds, rd, wr, ex, timeout_ms(timeout));
 	mask_restore(mask, &old);
@@ -196,7 +200,7 @@ static int ppoll_any(struct pollfd *fds, nfds_t nfds, const struct timespec *tim
 
 	preload_bound();
 	if (!pollset_holds_usmc(fds, nfds))
-		return preload_libc.ppoll(fds, nfds, timeout, mask);
+		return usmc_sys.ppoll(fds, nfds, timeout, mask);
 	mask_set(mask, &old);
 	rc = usmc_poll(fds, nfds, timeout_ms(timeout));
 	mask_restore(mask, &old);

@@ -5,7 +5,8 @@
 # usmc_diff is an ordinary program: it knows nothing of usmc and links
 # nothing of it, so that only usmc-run's preload makes it a usmc program.
 add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/diff_poll.c
-               diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c diff/diff_exec.c)
+               diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c diff/diff_exec.c
+               diff/diff_zcopy.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
@@ -19,7 +20,9 @@ set(USMC_DIFF_CASES
   epoll_fd_reuse epoll_exclusive
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
-  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail)
+  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail
+  sendfile_big splice sendfile_from_socket zcopy_plain zcopy_not_tcp fcntl64 aliases
+  closefrom raw_syscall io_uring_plain io_uring_listener)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes
@@ -48,7 +51,7 @@ foreach(case ${USMC_DIFF_CASES} ${USMC_DIFF_KNOWN_BUGS})
   if(case IN_LIST USMC_DIFF_KNOWN_BUGS)
     set(name diff_bug_${case})
   endif()
-  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS diff
                        ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_DIFF_SKIP}")
 endforeach()
 # Every case of usmc_diff is in one of the two lists: none is dropped silently.

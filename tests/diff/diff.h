@@ -63,6 +63,7 @@ extern const struct diff_case epoll_cases[];
 extern const struct diff_case sig_cases[];
 extern const struct diff_case opt_cases[];
 extern const struct diff_case exec_cases[];
+extern const struct diff_case zcopy_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);
@@ -122,6 +123,8 @@ uint32_t sum32(uint32_t h, const void *buf, size_t len);
 
 /* Writes bytes off..off+len of stream seed with plain write(); fatal on error. */
 void send_pattern(int fd, uint64_t seed, uint64_t off, size_t len);
+/* An unlinked temporary file of len bytes of stream seed, positioned at its start. */
+int pattern_file(uint64_t seed, size_t len);
 /* Reads exactly len bytes; says "what: N bytes, pattern ok|BAD" (or the short count). */
 void recv_pattern(int fd, uint64_t seed, uint64_t off, size_t len, const char *what);
 /* Reads to EOF; says "what: N bytes, sum XXXXXXXX" and how the read ended. */

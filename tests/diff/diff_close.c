@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <sys/sendfile.h>
+
 #include "diff.h"
 
 enum { GO = 1, CLOSED, DONE };
@@ -147,10 +149,12 @@ static void closing_server(struct end *e)
 	tell(e, CLOSED);
 }
 
-/* SIGPIPE comes with each EPIPE, unless MSG_NOSIGNAL. */
+/* SIGPIPE comes with each EPIPE, unless MSG_NOSIGNAL; sendfile's too. */
 static void sigpipe_client(struct end *e)
 {
 	struct sigaction sa = { .sa_handler = on_sigpipe };
+	off_t off = 0;
+	int file;
 	char c;
 
 	sigaction(SIGPIPE, &sa, NULL);
@@ -165,6 +169,10 @@ static void sigpipe_client(struct end *e)
 	say("SIGPIPE caught %d times", (int)sigpipes);
 	say_rc("write", write(e->fd, "x", 1));
 	say("SIGPIPE caught %d times", (int)sigpipes);
+	file = pattern_file(25, 1000);
+	say_rc("sendfile", sendfile(e->fd, file, &off, 1000));
+	say("  offset %lld, SIGPIPE caught %d times", (long long)off, (int)sigpipes);
+	close(file);
 }
 
 /* After our own shutdown(SHUT_WR), with the peer still there. */

@@ -314,21 +314,9 @@ static void msg_server(struct end *e)
 
 /* ---- sendfile from a file, with and without an offset ---- */
 
-static int temp_file(size_t len)
-{
-	char path[] = "/tmp/usmc-diff-XXXXXX";
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		fatal("mkstemp");
-	unlink(path);
-	send_pattern(fd, 11, 0, len);
-	return fd;
-}
-
 static void sendfile_client(struct end *e)
 {
-	int file = temp_file(300000);
+	int file = pattern_file(11, 300000);
 	off_t off = 1000;
 
 	lseek(file, 0, SEEK_SET);

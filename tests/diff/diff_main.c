@@ -25,10 +25,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../plain.h"
 #include "diff.h"
 
 static const struct diff_case *const tables[] = {
 	io_cases, close_cases, poll_cases, epoll_cases, sig_cases, opt_cases, exec_cases,
+	zcopy_cases,
 };
 
 /* Where this process's lines go, and their prefix. */
@@ -223,21 +225,7 @@ void expect(struct end *e, uint64_t v)
 
 socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
 {
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(port);
-		a->sin6_addr = in6addr_loopback;
-		return sizeof(*a);
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-	a->sin_family = AF_INET;
-	a->sin_port = htons(port);
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return sizeof(*a);
+	return loopback_addr(family, port, ss);
 }
 
 int tcp_socket(int family, int type)
@@ -370,6 +358,19 @@ void send_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
 			fatal("write of %zu pattern bytes at %zu", len, done);
 		done += (size_t)w;
 	}
+}
+
+int pattern_file(uint64_t seed, size_t len)
+{
+	char path[] = "/tmp/usmc-diff-XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		fatal("mkstemp");
+	unlink(path);
+	send_pattern(fd, seed, 0, len);
+	lseek(fd, 0, SEEK_SET);
+	return fd;
 }
 
 void recv_pattern(int fd, uint64_t seed, uint64_t off, size_t len, const char *what)

@@ -106,7 +106,7 @@ expect "three rules, in order" test "$(awk '{print $2, $3}' show.txt | paste -sd
 	"tcp 10.0.0.0/8|smc [::1]:80-90|tcp *:5432"
 rc=0
 "$KCTL" policy add "tcp 10.0.0.0/33" >bad.txt 2>&1 || rc=$?
-expect "a bad rule is refused with exit status 1" test $rc = 1
+expect "a bad rule is refused as a usage error, exit status 2" test $rc = 2
 
 expect "disable --all" "$KCTL" disable --all
 expect "nothing left in bpffs" test ! -e /sys/fs/bpf/usmc

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The listener's Unix channels: the names clients find it by, and who may
+ * knock there and how much.  Anyone may connect to an abstract name, so
+ * what a channel costs the listener is bounded: batches of channels per
+ * look, a limit per peer process and one in all, descriptors kept for
+ * TCP clients, and idle channels closed.
+ */
+#include <errno.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+/* A listening Unix socket at the port's channel address. */
+int af_channel_listen(uint16_t port, bool other_users)
+{
+	struct sockaddr_un sun;
+	socklen_t sun_len = reg_listener_addr(getuid(), port, other_users, &sun);
+	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && (usmc_sys.bind(fd, (struct sockaddr *)&sun, sun_len) ||
+			usmc_sys.listen(fd, SOMAXCONN))) {
+		usmc_sys.close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/*
+ * Out of descriptors, we can take no channel, nor so read the Proposals
+ * queued behind it: each of their clients would wait for an answer until
+ * its CLC timeouts ran out.  Closing the Unix listener resets the channels
+ * queued on it, and their clients fall back at once; a fresh listener, on
+ * the descriptor just freed, takes the next ones (or, if it could not be
+ * made, is tried again at the next look).
+ */
+static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
+{
+	struct reg_port *reg = reg_port(l->port);
+	int32_t me = (int32_t)usmc_pid();
+
+	if (*ufd >= 0)
+		usmc_sys.close(*ufd);
+	*ufd = af_channel_listen(l->port, other_users);
+	if (other_users || !reg)
+		return;
+	/* A client that found no name meanwhile cleared the entry: ours again, or nobody's. */
+	if (*ufd >= 0)
+		atomic_store(&reg->pid, me);
+	else
+		atomic_compare_exchange_strong(&reg->pid, &me, 0);
+}
+
+/*
+ * What channels may take: anyone can connect to the Unix names, so a few
+ * a peer process, a bounded number in all, never the descriptors the
+ * last eighth of the table holds for TCP clients, and a bounded number
+ * taken per look, so that a queue others fill costs an accept() little.
+ */
+#define CHAN_PER_PEER      64 /* a client has one per port it reaches */
+#define CHAN_MAX           1024
+#define CHAN_ACCEPT_BATCH  16
+
+/* Why the channel fd, from cred, may not become a link group; 0 if it may. */
+static uint32_t channel_admit(int fd, const struct ucred *cred)
+{
+	struct rlimit rl;
+	int total = 0, of_peer = 0;
+
+	if (!usmc_peer_user_allowed(cred->uid))
+		return USMC_DECL_FOREIGN;
+	/* Descriptors come lowest first: a number this high means the table is nearly full. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)fd >= rl.rlim_cur - rl.rlim_cur / 8)
+		return USMC_DECL_MEM;
+	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
+		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))
+			continue;
+		total++;
+		of_peer += lgr->peer_pid == cred->pid;
+	}
+	return total < CHAN_MAX && of_peer < CHAN_PER_PEER ? 0 : USMC_DECL_CHAN_BUSY;
+}
+
+/*
+ * Refuses a channel with a Decline for the whole link group (token 0), so
+ * that its client falls back with our reason, then closes it.  Never
+ * waits: a channel that takes nothing now is closed all the same.
+ */
+static void channel_refuse(int fd, uint32_t reason)
+{
+	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION };
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	int len;
+
+	msg.decline.reason = reason;
+	len = clc_msg_encode(&msg, buf, sizeof(buf));
+	if (len > 0)
+		usmc_sys.send(fd, buf, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	usmc_sys.close(fd);
+}
+
+/*
+ * Takes channels while *budget lasts; returns how many became link groups.
+ * *budget is left above 0 once the queue is empty.
+ */
+static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_users, int *budget)
+{
+	struct reg_port *reg = other_users ? NULL : reg_port(l->port);
+	int made = 0;
+
+	while (*ufd >= 0 && *budget > 0) {
+		uint32_t refused;
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		(*budget)--;
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+			channel_renew(l, ufd, other_users);
+		if (fd < 0) {
+			/* Empty: clients that found it full may come again. */
+			if (reg && errno == EAGAIN)
+				atomic_fetch_and(&reg->flags, ~REG_KNOCK);
+			*budget += 1;
+			return made;
+		}
+		if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+			usmc_sys.close(fd);
+			continue;
+		}
+		refused = channel_admit(fd, &cred);
+		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+			refused = USMC_DECL_MEM;
+		if (refused)
+			channel_refuse(fd, refused);
+		else
+			made++;
+	}
+	return made;
+}
+
+/*
+ * Channels that never proposed within a CLC timeout hold a descriptor for
+ * nothing (a client proposes as soon as it connects): close them.
+ */
+static void channels_reap_idle(void)
+{
+	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
+	struct usmc_lgr *lgr, *next;
+
+	for (lgr = lgr_first(); lgr; lgr = next) {
+		next = lgr->next;
+		if (lgr->role != LGR_SERVER || !lgr_usable(lgr) || lgr->proposed || lgr->refs ||
+		    now - lgr->born <= timeout)
+			continue;
+		/* A Proposal may wait there unread: read first. */
+		if (af_pump_lgr(lgr) && !lgr->proposed && !lgr->refs)
+			af_lgr_fail(lgr);
+	}
+}
+
+int af_accept_channels(struct usmc_listener *l, bool *more)
+{
+	int budget = CHAN_ACCEPT_BATCH, made;
+
+	*more = false;
+	if (l->owner != usmc_pid())
+		return 0;
+	channels_reap_idle();
+	if (l->ufd < 0)
+		channel_renew(l, &l->ufd, false);
+	made = accept_channels_of(l, &l->ufd, false, &budget);
+	*more = budget == 0;
+	if (l->ufd_users >= 0) {
+		budget = CHAN_ACCEPT_BATCH;
+		made += accept_channels_of(l, &l->ufd_users, true, &budget);
+	}
+	return made;
+}
+

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A program that moves its socket's bytes with io_uring (liburing), as
+ * such servers do: it sets up its ring, then makes its connection with
+ * plain socket calls and sends and receives through the ring.  It knows
+ * nothing of usmc.
+ *
+ * Under usmc-run the connection must be plain TCP from its start: the
+ * ring's receives read the kernel socket, where a shared-memory
+ * connection's bytes never are.  Both ends check each other's bytes by
+ * length and checksum, and the client's TCP connection (TCP_INFO) must
+ * have carried them all.
+ */
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "plain.h"
+
+#define REQUEST (1 << 20)
+#define REPLY (300 << 10)
+
+static struct io_uring ring;
+
+/* One send or receive through the ring: its result, as the call's. */
+static int ring_io(int fd, void *buf, size_t len, bool send)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+	struct io_uring_cqe *cqe;
+	int res;
+
+	CHECK(sqe);
+	if (send)
+		io_uring_prep_send(sqe, fd, buf, len, 0);
+	else
+		io_uring_prep_recv(sqe, fd, buf, len, 0);
+	CHECK(io_uring_submit(&ring) == 1);
+	CHECK(io_uring_wait_cqe(&ring, &cqe) == 0);
+	res = cqe->res;
+	io_uring_cqe_seen(&ring, cqe);
+	return res;
+}
+
+static void fill(uint8_t *buf, size_t len, size_t off, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)((off + i) * 13 + seed + ((off + i) >> 11));
+}
+
+/* Sends len bytes of stream seed through the ring; their checksum. */
+static uint64_t ring_send_all(int fd, size_t len, unsigned seed)
+{
+	static uint8_t buf[65536];
+	uint64_t h = FNV_INIT;
+
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+		int w;
+
+		fill(buf, n, off, seed);
+		w = ring_io(fd, buf, n, true);
+		CHECK(w > 0);
+		h = fnv(h, buf, (size_t)w);
+		off += (size_t)w;
+	}
+	return h;
+}
+
+/* Receives through the ring to EOF; the byte count and checksum. */
+static uint64_t ring_recv_all(int fd, size_t *total)
+{
+	static uint8_t buf[65536];
+	uint64_t h = FNV_INIT;
+	int n;
+
+	*total = 0;
+	while ((n = ring_io(fd, buf, sizeof(buf), false)) > 0) {
+		h = fnv(h, buf, (size_t)n);
+		*total += (size_t)n;
+	}
+	CHECK(n == 0);
+	return h;
+}
+
+static uint64_t stream_sum(size_t len, unsigned seed)
+{
+	static uint8_t buf[65536];
+	uint64_t h = FNV_INIT;
+
+	for (size_t off = 0; off < len; off += sizeof(buf)) {
+		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+
+		fill(buf, n, off, seed);
+		h = fnv(h, buf, n);
+	}
+	return h;
+}
+
+static void client(uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback_addr(AF_INET, port, &ss);
+	struct tcp_info ti;
+	socklen_t tlen = sizeof(ti);
+	size_t got;
+	int fd;
+
+	CHECK(io_uring_queue_init(8, &ring, 0) == 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0);
+	ring_send_all(fd, REQUEST, 1);
+	CHECK(shutdown(fd, SHUT_WR) == 0);
+	CHECK(ring_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0);
+	printf("client: %d bytes sent and %d received through io_uring, %llu over TCP\n",
+	       REQUEST, REPLY, (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
+	CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received >= REQUEST + REPLY);
+	close(fd);
+	io_uring_queue_exit(&ring);
+}
+
+int main(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback_addr(AF_INET, 0, &ss);
+	int lfd, fd, sync[2], status;
+	uint16_t port;
+	size_t got;
+	pid_t pid;
+
+	alarm(60); /* safety net only */
+	CHECK(pipe(sync) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(sync[1]);
+		CHECK(read(sync[0], &port, sizeof(port)) == sizeof(port));
+		client(port);
+		return 0;
+	}
+	close(sync[0]);
+	CHECK(io_uring_queue_init(8, &ring, 0) == 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&ss, len) == 0 && listen(lfd, 8) == 0);
+	len = sizeof(ss);
+	CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	CHECK(write(sync[1], &port, sizeof(port)) == sizeof(port));
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	CHECK(ring_recv_all(fd, &got) == stream_sum(REQUEST, 1) && got == REQUEST);
+	ring_send_all(fd, REPLY, 2);
+	close(fd);
+	close(lfd);
+	io_uring_queue_exit(&ring);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("server: request checked, reply sent\n");
+	return 0;
+}
