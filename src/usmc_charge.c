@@ -9,6 +9,7 @@
  * charge past memory.max kills even from a system call, it does not fail.
  * No room means fallback (0x01010000), before any byte moves.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -136,5 +137,9 @@ uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)
 	usmc_once(&memcg_once, &memcg_done, memcg_find);
 	if (memcg.found && memcg_room() < len + CHARGE_MARGIN)
 		return USMC_DECL_MEM;
-	return fallocate(fd, 0, (off_t)off, (off_t)len) ? USMC_DECL_MEM : 0;
+	/* A signal interrupts it; what it allocated stays, so go on. */
+	while (fallocate(fd, 0, (off_t)off, (off_t)len))
+		if (errno != EINTR)
+			return USMC_DECL_MEM;
+	return 0;
 }

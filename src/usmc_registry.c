@@ -5,6 +5,7 @@
  * Proposals sent toward each (see usmc_core.h), and the Unix names of
  * the listeners' channels.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -43,15 +44,19 @@ void *usmc_shared_file_map(const char *path, size_t len)
 {
 	struct stat st;
 	void *map;
-	int fd;
+	int fd, err = 0;
 
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
 	/* Someone else's file, or not a plain file: do not trust it. */
 	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & 077) || ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) ||
-	    posix_fallocate(fd, 0, (off_t)len) || fstat(fd, &st) || (size_t)st.st_size < len) {
+	    (st.st_mode & 077) || ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)))
+		err = -1;
+	/* A signal (a stop and continue, say) interrupts it; what it allocated stays. */
+	while (!err && (err = posix_fallocate(fd, 0, (off_t)len)) == EINTR)
+		err = 0;
+	if (err || fstat(fd, &st) || (size_t)st.st_size < len) {
 		usmc_sys.close(fd);
 		return NULL;
 	}

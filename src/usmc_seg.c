@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -256,7 +257,8 @@ bool lgr_spare_take(struct usmc_lgr *lgr)
 
 	if (atomic_load(&lgr->spare) >= 0)
 		return true;
-	fd = lgr->chan >= 0 ? usmc_sys.fcntl(lgr->chan, F_DUPFD_CLOEXEC, 0) : -1;
+	/* Not a copy of the channel: that would keep it open after we close it. */
+	fd = eventfd(0, EFD_CLOEXEC);
 	if (fd < 0)
 		return false;
 	if (!atomic_compare_exchange_strong(&lgr->spare, &none, fd))
