@@ -1,25 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * Link groups, their segments and rings; the port registry.
+ * Link groups and their channel (segments and rings: usmc_seg.c).
  */
 #include "usmc_core.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_log.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
@@ -95,6 +90,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->peer_pid = peer_pid;
 	lgr->peer_uid = peer_uid;
 	lgr->owner_pid = usmc_pid();
+	lgr->spare = -1;
 	lgr->born = usmc_now_ms();
 	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
@@ -111,39 +107,6 @@ struct usmc_lgr *lgr_first(void)
 bool lgr_usable(const struct usmc_lgr *lgr)
 {
 	return !lgr->dead && lgr->owner_pid == usmc_pid();
-}
-
-static void fd_close_if(int fd)
-{
-	if (fd >= 0)
-		usmc_sys.close(fd);
-}
-
-/* A segment descriptor with no descriptors and no mappings yet. */
-static struct usmc_seg *seg_alloc(void)
-{
-	struct usmc_seg *seg = calloc(1, sizeof(*seg));
-
-	if (seg)
-		seg->fd = seg->send_fd = seg->own_fd = -1;
-	return seg;
-}
-
-static void seg_destroy(struct usmc_seg *seg)
-{
-	if (!seg)
-		return;
-	if (seg->base)
-		munmap(seg->base, seg->len);
-	if (seg->own)
-		munmap(seg->own, (size_t)seg->nslots * SEG_OWN_SLOT);
-	fd_close_if(seg->fd);
-	fd_close_if(seg->send_fd);
-	fd_close_if(seg->own_fd);
-	free(seg->slot_state);
-	free(seg->peer_cdc);
-	free(seg->peer_gen);
-	free(seg);
 }
 
 static void lgr_destroy(struct usmc_lgr *lgr)
@@ -170,6 +133,7 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 	}
 	if (lgr->chan >= 0)
 		usmc_sys.close(lgr->chan);
+	lgr_spare_release(lgr);
 	free(lgr);
 }
 
@@ -200,404 +164,6 @@ void lgr_put(struct usmc_lgr *lgr)
 		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);
-}
-
-/* ---- segments and rings ---- */
-
-/* Our segment's per-slot tables: state, and whose close lets a slot go. */
-static bool seg_tables_alloc(struct usmc_seg *seg, uint32_t nslots)
-{
-	seg->nslots = nslots;
-	seg->slot_state = calloc(nslots, 1);
-	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
-	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
-	return seg->slot_state && seg->peer_cdc && seg->peer_gen;
-}
-
-/*
- * The descriptor the peer gets: read-only, so that it cannot map the
- * segment writable by mistake.  (Nothing we read back lives there, so a
- * peer that writes it anyway only garbles what it reads itself.)
- */
-static int seg_peer_fd(int fd)
-{
-	char path[40];
-	int ro;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ro = open(path, O_RDONLY | O_CLOEXEC);
-	return ro >= 0 ? ro : usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
-}
-
-/* A shared mapping of a new memfd of len bytes; sealed against resizing if seal. */
-static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, uint32_t *reason)
-{
-	int fd = memfd_create(name, MFD_CLOEXEC | (seal ? MFD_ALLOW_SEALING : 0));
-	void *p;
-
-	*fdp = -1;
-	if (fd < 0) {
-		*reason = errno == ENOMEM ? USMC_DECL_MEM : usmc_env_fail("memfd_create");
-		return NULL;
-	}
-	/* Only this user may open it again through /proc, whatever the umask. */
-	if (fchmod(fd, 0600) || ftruncate(fd, len) ||
-	    /* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */
-	    (seal && usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
-		*reason = USMC_DECL_MEM;
-		usmc_sys.close(fd);
-		return NULL;
-	}
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		*reason = USMC_DECL_MEM;
-		usmc_sys.close(fd);
-		return NULL;
-	}
-	*fdp = fd;
-	return p;
-}
-
-static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint32_t *reason)
-{
-	uint32_t slot_size = CDC_SLOT_HDR + rmb_size;
-	uint32_t nslots = SEG_TARGET_BYTES / slot_size;
-	struct usmc_seg *seg;
-
-	if (lgr->nlseg >= LGR_MAX_SEGS) {
-		*reason = USMC_DECL_MAX_DMB;
-		return NULL;
-	}
-	nslots = nslots < 1 ? 1 : nslots > SEG_MAX_SLOTS ? SEG_MAX_SLOTS : nslots;
-	*reason = USMC_DECL_MEM;
-	seg = seg_alloc();
-	if (!seg)
-		return NULL;
-	if (!seg_tables_alloc(seg, nslots))
-		goto fail;
-	seg->len = slot_size * nslots;
-	seg->base = memfd_map("usmc-seg", seg->len, true, &seg->fd, reason);
-	if (!seg->base)
-		goto fail;
-	seg->own = memfd_map("usmc-own", nslots * SEG_OWN_SLOT, false, &seg->own_fd, reason);
-	if (!seg->own)
-		goto fail;
-	seg->send_fd = seg_peer_fd(seg->fd);
-	if (seg->send_fd < 0) {
-		*reason = usmc_env_fail("open(read-only segment)");
-		goto fail;
-	}
-	seg->local = true;
-	seg->id = lgr->nlseg;
-	seg->rmb_size = rmb_size;
-	seg->slot_size = slot_size;
-	lgr->lseg[lgr->nlseg++] = seg;
-	usmc_stats_add(USMC_STAT_SEGMENTS, 1);
-	return seg;
-fail:
-	seg_destroy(seg);
-	return NULL;
-}
-
-/*
- * A closing slot is free once the peer's side has closed too; a slot
- * given away once the connection's last holder has closed it.
- */
-static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
-{
-	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	uint32_t flags;
-
-	if (seg->slot_state[i] == SLOT_GIVEN) {
-		if (!(seg_own_flags(seg, i) & closed))
-			return false;
-		seg->slot_state[i] = SLOT_CLOSING;
-		if (!seg->peer_cdc[i]) {
-			seg->slot_state[i] = SLOT_FREE;
-			seg->nused--;
-			return true;
-		}
-	}
-	if (seg->slot_state[i] != SLOT_CLOSING)
-		return false;
-	flags = atomic_load_explicit(&seg->peer_cdc[i]->flags, memory_order_acquire);
-	/* A new generation: the peer closed and reused its slot already. */
-	if (!(flags & closed) &&
-	    atomic_load_explicit(&seg->peer_cdc[i]->gen, memory_order_relaxed) == seg->peer_gen[i])
-		return false;
-	seg->slot_state[i] = SLOT_FREE;
-	seg->peer_cdc[i] = NULL;
-	seg->nused--;
-	return true;
-}
-
-static int seg_find_slot(struct usmc_seg *seg)
-{
-	for (uint32_t i = 0; i < seg->nslots; i++)
-		if (seg->slot_state[i] == SLOT_FREE || slot_reclaim(seg, i))
-			return (int)i;
-	return -1;
-}
-
-void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
-{
-	uint8_t *base = seg->base + (size_t)slot * seg->slot_size;
-
-	ring->seg = seg;
-	ring->slot = slot;
-	ring->cdc = (struct cdc_area *)base;
-	ring->data = base + CDC_SLOT_HDR;
-	ring->size = seg->slot_size - CDC_SLOT_HDR;
-}
-
-void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size)
-{
-	ring->seg = seg;
-	ring->slot = off;
-	ring->cdc = (struct cdc_area *)(seg->base + off);
-	ring->data = seg->base + off + CDC_SLOT_HDR;
-	ring->size = size;
-}
-
-uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
-			struct clc_rmb_desc *desc, int *new_fd)
-{
-	struct usmc_seg *seg = NULL;
-	uint32_t reason = 0, gen;
-	int slot = -1;
-
-	for (uint32_t i = 0; i < lgr->nlseg && slot < 0; i++) {
-		seg = lgr->lseg[i];
-		if (seg->rmb_size == size)
-			slot = seg_find_slot(seg);
-	}
-	if (slot < 0) {
-		seg = seg_create(lgr, size, &reason);
-		if (!seg)
-			return reason;
-		slot = 0;
-	}
-	seg->slot_state[slot] = SLOT_USED;
-	seg->nused++;
-	seg_ring(ring, seg, (uint32_t)slot);
-	gen = atomic_load(&ring->cdc->gen) + 1;
-	memset(ring->cdc, 0, CDC_SLOT_HDR);
-	atomic_store(&ring->cdc->gen, gen);
-	memset(seg_own(seg, (uint32_t)slot), 0, SEG_OWN_SLOT);
-	desc->seg_id = seg->id;
-	desc->seg_len = seg->len;
-	desc->slot_off = (uint32_t)slot * seg->slot_size;
-	desc->rmb_size = size;
-	desc->new_seg = !seg->sent;
-	*new_fd = seg->sent ? -1 : seg->send_fd;
-	return 0;
-}
-
-void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
-		   size_t skip, size_t n, bool into_ring)
-{
-	for (int i = 0; i < iovcnt && n; i++) {
-		size_t len = iov[i].iov_len;
-		uint8_t *user = iov[i].iov_base;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		user += skip;
-		len -= skip;
-		skip = 0;
-		if (len > n)
-			len = n;
-		n -= len;
-		/* A copy may run past the ring's end and go on at its start. */
-		while (len) {
-			uint32_t off = (uint32_t)(pos % ring->size);
-			size_t chunk = ring->size - off < len ? ring->size - off : len;
-
-			if (into_ring)
-				memcpy(ring->data + off, user, chunk);
-			else
-				memcpy(user, ring->data + off, chunk);
-			user += chunk;
-			pos += chunk;
-			len -= chunk;
-		}
-	}
-}
-
-void lgr_ring_handed_over(struct usmc_ring *ring)
-{
-	struct usmc_seg *seg = ring->seg;
-
-	if (seg && seg->local && !seg->sent) {
-		seg->sent = true;
-		usmc_sys.close(seg->send_fd);
-		seg->send_fd = -1;
-	}
-}
-
-/* The ring's slot is no longer ours to write: it waits in state for its reclaim. */
-static struct usmc_seg *slot_let_go(struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-				    uint32_t peer_gen, enum slot_state state)
-{
-	struct usmc_seg *seg = ring->seg;
-
-	if (!seg || seg->slot_state[ring->slot] != SLOT_USED)
-		return NULL;
-	seg->slot_state[ring->slot] = state;
-	seg->peer_cdc[ring->slot] = peer_cdc;
-	seg->peer_gen[ring->slot] = peer_gen;
-	ring->seg = NULL;
-	return seg;
-}
-
-void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-		   uint32_t peer_gen)
-{
-	uint32_t slot = ring->slot;
-	struct usmc_seg *seg = slot_let_go(ring, peer_cdc, peer_gen, SLOT_CLOSING);
-
-	(void)lgr;
-	if (!seg)
-		return;
-	if (!peer_cdc) {
-		/* The peer never saw this ring. */
-		seg->slot_state[slot] = SLOT_FREE;
-		seg->nused--;
-	} else {
-		slot_reclaim(seg, slot);
-	}
-}
-
-void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
-			const struct cdc_area *peer_cdc, uint32_t peer_gen)
-{
-	(void)lgr;
-	slot_let_go(ring, peer_cdc, peer_gen, SLOT_GIVEN);
-}
-
-/* Checks that fd is a sealed memfd of at least len bytes before mapping it. */
-static uint8_t *map_peer_segment(int fd, uint32_t len)
-{
-	int need = F_SEAL_SHRINK;
-	struct stat st;
-	void *p;
-	int seals;
-
-	seals = usmc_sys.fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || (seals & need) != need)
-		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)len)
-		return NULL;
-	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
-			   struct usmc_ring *ring)
-{
-	struct usmc_seg *seg;
-
-	if (desc->seg_id >= LGR_MAX_SEGS || !clc_rmb_desc_valid(desc) ||
-	    (desc->new_seg != (fd >= 0)))
-		goto sync_err;
-	seg = lgr->rseg[desc->seg_id];
-	if (desc->new_seg) {
-		if (seg)
-			goto sync_err;
-		seg = seg_alloc();
-		if (!seg) {
-			usmc_sys.close(fd);
-			return USMC_DECL_MEM;
-		}
-		seg->base = map_peer_segment(fd, desc->seg_len);
-		if (!seg->base) {
-			usmc_sys.close(fd);
-			free(seg);
-			return USMC_DECL_SYNCERR;
-		}
-		/* Kept for an exec'd image of ours to map again. */
-		seg->fd = fd;
-		fd = -1;
-		seg->id = desc->seg_id;
-		seg->len = desc->seg_len;
-		lgr->rseg[desc->seg_id] = seg;
-	}
-	if (!seg || seg->len != desc->seg_len)
-		goto sync_err;
-	seg_peer_ring(ring, seg, desc->slot_off, desc->rmb_size);
-	return 0;
-sync_err:
-	if (fd >= 0)
-		usmc_sys.close(fd);
-	return USMC_DECL_SYNCERR;
-}
-
-/* ---- segments handed over through exec (usmc_exec.c) ---- */
-
-static uint8_t *map_whole(int fd, size_t len, int prot)
-{
-	struct stat st;
-	void *p;
-
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len)
-		return NULL;
-	p = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
-			       uint32_t rmb_size, uint32_t nslots, bool sent)
-{
-	struct usmc_seg *seg = id < LGR_MAX_SEGS && !lgr->lseg[id] ? seg_alloc() : NULL;
-
-	if (!seg) {
-		fd_close_if(fd);
-		fd_close_if(own_fd);
-		return NULL;
-	}
-	seg->fd = fd;
-	seg->own_fd = own_fd;
-	seg->rmb_size = rmb_size;
-	seg->slot_size = CDC_SLOT_HDR + rmb_size;
-	seg->len = seg->slot_size * nslots;
-	seg->base = map_whole(fd, seg->len, PROT_READ | PROT_WRITE);
-	seg->own = map_whole(own_fd, (size_t)nslots * SEG_OWN_SLOT, PROT_READ | PROT_WRITE);
-	seg->local = true;
-	seg->sent = sent;
-	seg->id = id;
-	if (!sent)
-		seg->send_fd = seg_peer_fd(fd);
-	if (!seg_tables_alloc(seg, nslots) || !seg->base || !seg->own ||
-	    (!sent && seg->send_fd < 0)) {
-		seg_destroy(seg);
-		return NULL;
-	}
-	lgr->lseg[id] = seg;
-	if (id >= lgr->nlseg)
-		lgr->nlseg = id + 1;
-	return seg;
-}
-
-struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len)
-{
-	struct usmc_seg *seg = id < LGR_MAX_SEGS && !lgr->rseg[id] ? seg_alloc() : NULL;
-
-	if (!seg) {
-		fd_close_if(fd);
-		return NULL;
-	}
-	seg->fd = fd;
-	seg->base = map_peer_segment(fd, len);
-	if (!seg->base) {
-		seg_destroy(seg);
-		return NULL;
-	}
-	seg->id = id;
-	seg->len = len;
-	lgr->rseg[id] = seg;
-	return seg;
 }
 
 /* ---- the channel ---- */
@@ -750,9 +316,11 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
+	lgr_spare_release(lgr);
 	do
 		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+	lgr_spare_take(lgr);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n <= 0) {

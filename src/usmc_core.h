@@ -28,7 +28,12 @@
 #include "usmc_clc.h"
 
 #define LGR_MAX_SEGS 4096
-#define SEG_TARGET_BYTES (4u << 20)
+/*
+ * Slots of a segment: as many as fit CLC_SEG_MAX, up to this.  A slot's
+ * pages are allocated when it is first taken, so a large segment costs
+ * only address space, and few segments mean few descriptors: three for
+ * every 64 connections of a link group and size class.
+ */
 #define SEG_MAX_SLOTS 64
 
 /* One registry entry per TCP port. */
@@ -52,6 +57,18 @@ struct reg_port {
 #define REG_KNOCK 2u
 /* The port's listener is plain for SO_REUSEPORT (0x03000005): no channel. */
 #define REG_REUSEPORT 4u
+
+/*
+ * A shared mapping of len bytes of a file of this user's (the registry,
+ * the counters), its pages allocated; NULL if that cannot be.
+ */
+void *usmc_shared_file_map(const char *path, size_t len);
+
+/*
+ * Allocates len bytes of a memfd from off, charging them to our memory
+ * cgroup now, if it has room for them: 0, or USMC_DECL_MEM.
+ */
+uint32_t usmc_charge(int fd, uint64_t off, uint64_t len);
 
 /* The registry entry of a port, or NULL if there is no registry. */
 struct reg_port *reg_port(uint16_t port);
@@ -91,6 +108,7 @@ struct usmc_seg {
 	uint32_t slot_size;
 	uint32_t nslots;
 	uint32_t nused;
+	uint64_t charged;  /* local: slots whose pages are allocated, a bit each */
 	uint8_t *slot_state;                /* local: enum slot_state */
 	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
@@ -121,6 +139,7 @@ struct usmc_lgr {
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
 	uint32_t unread_answers; /* client: Proposals sent since we last read */
+	_Atomic int spare; /* a descriptor kept for the next one the peer sends us, or -1 */
 	uint32_t nlseg;
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
 	struct usmc_seg *rseg[LGR_MAX_SEGS];
@@ -161,6 +180,8 @@ void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
 /* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 void lgr_put(struct usmc_lgr *lgr);
+/* Unmaps and closes a segment (with its link group). */
+void seg_destroy(struct usmc_seg *seg);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
 
@@ -202,6 +223,15 @@ void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
  */
 uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
 			   struct usmc_ring *ring);
+
+/*
+ * The link group's spare descriptor: given up just before a message that
+ * may carry the peer's segment is received, so that the kernel has a slot
+ * to put it in at RLIMIT_NOFILE, and taken again after.  Without one no
+ * new connection is offered a ring (lgr_ring_alloc).
+ */
+void lgr_spare_release(struct usmc_lgr *lgr);
+bool lgr_spare_take(struct usmc_lgr *lgr);
 
 /* Sends one CLC message, with fd attached unless it is -1. */
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);

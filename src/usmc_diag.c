@@ -4,6 +4,7 @@
  */
 #include "usmc_diag.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -24,16 +25,21 @@ static size_t table_bytes(void)
 	return offsetof(struct usmc_diag_table, sock) + USMC_DIAG_SLOTS * sizeof(struct usmc_diag_sock);
 }
 
-/* The descriptor stays open: it is how usmc-stat finds the table. */
+/*
+ * The descriptor stays open: it is how usmc-stat finds the table.  Sealed
+ * against resizing, since a process of this user could open it through
+ * /proc and shrink it under our mapping (SIGBUS at the next slot we touch).
+ */
 static struct usmc_diag_table *table_create(void)
 {
-	int fd = memfd_create(USMC_DIAG_NAME, MFD_CLOEXEC);
+	int fd = memfd_create(USMC_DIAG_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	struct usmc_diag_table *t;
 	void *map;
 
 	if (fd < 0)
 		return NULL;
-	if (ftruncate(fd, (off_t)table_bytes())) {
+	if (ftruncate(fd, (off_t)table_bytes()) ||
+	    usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
 		usmc_sys.close(fd);
 		return NULL;
 	}

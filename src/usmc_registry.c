@@ -5,6 +5,7 @@
  * Proposals sent toward each (see usmc_core.h), and the Unix names of
  * the listeners' channels.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,34 +32,47 @@ static unsigned long netns_inode(void)
 	return stat("/proc/self/ns/net", &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
-static void reg_open(void)
+/*
+ * Maps len bytes of a file of ours shared by this user's processes (the
+ * registry, the counters), every page allocated first: these files live on
+ * a tmpfs another user can fill, and a page first touched there when it
+ * is full is SIGBUS, not an error.  The allocation fails instead, and the
+ * caller goes on without the file.  Only a process of this user can
+ * shrink the file afterwards, and that one may as well kill(2) us.
+ */
+void *usmc_shared_file_map(const char *path, size_t len)
 {
-	size_t len = REG_PORTS * sizeof(struct reg_port);
-	const char *dir = getenv("USMC_REGISTRY_DIR");
-	char path[256];
 	struct stat st;
 	void *map;
-	int fd;
+	int fd, err = 0;
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
-		 netns_inode());
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return;
+		return NULL;
 	/* Someone else's file, or not a plain file: do not trust it. */
 	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
-	    (st.st_mode & 077)) {
+	    (st.st_mode & 077) || ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)))
+		err = -1;
+	/* A signal (a stop and continue, say) interrupts it; what it allocated stays. */
+	while (!err && (err = posix_fallocate(fd, 0, (off_t)len)) == EINTR)
+		err = 0;
+	if (err || fstat(fd, &st) || (size_t)st.st_size < len) {
 		usmc_sys.close(fd);
-		return;
-	}
-	if ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)) {
-		usmc_sys.close(fd);
-		return;
+		return NULL;
 	}
 	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	usmc_sys.close(fd);
-	if (map != MAP_FAILED)
-		reg_map = map;
+	return map == MAP_FAILED ? NULL : map;
+}
+
+static void reg_open(void)
+{
+	const char *dir = getenv("USMC_REGISTRY_DIR");
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
+		 netns_inode());
+	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
 }
 
 struct reg_port *reg_port(uint16_t port)

@@ -1,18 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * Shared counters.  Without the file (no /dev/shm, another owner) the
- * counters are kept in process memory: statistics never stop a connection.
+ * Shared counters.  Without the file (no /dev/shm, another owner, no room
+ * left there) the counters are kept in process memory: statistics never
+ * stop a connection.
  */
 #include "usmc_core.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static struct usmc_stats_file local_stats;
@@ -30,29 +28,18 @@ int usmc_stats_path(char *buf, size_t len, unsigned uid)
 
 static void stats_open(void)
 {
-	struct stat st;
+	struct usmc_stats_file *map;
 	char path[256];
-	void *map;
-	int fd;
 
 	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	map = usmc_shared_file_map(path, sizeof(*stats));
+	if (!map)
 		return;
-	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
-	    ((size_t)st.st_size < sizeof(*stats) && ftruncate(fd, sizeof(*stats)))) {
-		usmc_sys.close(fd);
-		return;
+	if (map->magic != USMC_STATS_MAGIC) {
+		map->version = USMC_STATS_VERSION;
+		map->magic = USMC_STATS_MAGIC;
 	}
-	map = mmap(NULL, sizeof(*stats), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	usmc_sys.close(fd);
-	if (map == MAP_FAILED)
-		return;
 	stats = map;
-	if (stats->magic != USMC_STATS_MAGIC) {
-		stats->version = USMC_STATS_VERSION;
-		stats->magic = USMC_STATS_MAGIC;
-	}
 }
 
 /* The thread's slot: its id spreads the threads of all processes. */

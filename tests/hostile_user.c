@@ -320,7 +320,7 @@ static struct usmc_lgr *propose_unmatched(uint16_t port, int n)
 	struct usmc_lgr *lgr;
 
 	RCHECK(ch >= 0 && mfd >= 0 && ftruncate(mfd, seg_len) == 0);
-	RCHECK(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
+	RCHECK(fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
 	lgr = lgr_new(ch, LGR_CLIENT, 0, 0);
 	RCHECK(lgr);
 	m.proposal.dst.family = AF_INET;

@@ -10,6 +10,7 @@ add_test(NAME crash_exit_unread COMMAND crash_rounds --rounds 12 --case exit_unr
 add_test(NAME crash_fork_close COMMAND crash_rounds --rounds 5 --case fork_close)
 set_tests_properties(crash_exit_unread crash_fork_close PROPERTIES TIMEOUT 60)
 usmc_test(exhaust)
+target_sources(exhaust PRIVATE exhaust_pair.c)
 foreach(case nofile_client nofile_server memfd_client_eperm memfd_client_enosys
         memfd_server_eperm memfd_server_enosys registry close_early many)
   add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
@@ -18,6 +19,24 @@ endforeach()
 usmc_test(load)
 add_test(NAME load_60s COMMAND load --seconds 60 --clients 4 --conns 16)
 set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
+# Limits of the host: a full tmpfs under the registry (root), descriptors, a memory cgroup.
+usmc_test(limits)
+target_sources(limits PRIVATE exhaust_pair.c)
+add_test(NAME limits_shm_full COMMAND limits --case shm_full)
+set_tests_properties(limits_shm_full PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS "needs-root;security")
+# Connections at a descriptor limit near their count: TCP fits, and so must usmc.
+add_test(NAME limits_nofile_1000_at_1100 COMMAND limits --case nofile 1000 1100)
+add_test(NAME limits_nofile_900_at_1024 COMMAND limits --case nofile 900 1024)
+add_test(NAME limits_nofile_1000_at_1060 COMMAND limits --case nofile 1000 1060)
+set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
+                     limits_nofile_1000_at_1060 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS security)
+add_test(NAME limits_full_table COMMAND limits --case full_table)
+set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)
+add_test(NAME limits_memcg COMMAND limits --case memcg)
+set_tests_properties(limits_memcg PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS "needs-root;security")
 # A server stalled between taking a Proposal and answering it: both ends
 # agree on the mode, or the connection fails on both.
 usmc_test(hs_stall)

@@ -16,6 +16,11 @@ foreach(case names flip)
   add_test(NAME stat_hostile_${case} COMMAND stat_hostile $<TARGET_FILE:usmc-stat> ${case})
   set_tests_properties(stat_hostile_${case} PROPERTIES TIMEOUT 120 LABELS security)
 endforeach()
+
+# Segments a peer hands over: only sealed shmem memfds are mapped.
+usmc_test(peer_segment)
+add_test(NAME peer_segment COMMAND peer_segment)
+set_tests_properties(peer_segment PROPERTIES TIMEOUT 60 LABELS security)
 # Other processes against a listener's channel (another user: needs root).
 usmc_test(hostile_user)
 foreach(case backlog squat churn idle proposals)

@@ -5,7 +5,8 @@
  * (its JSON must stay valid and say the name exactly), and a memfd named
  * like a socket table whose size flips while usmc-stat reads it, whose
  * slots name descriptors that are not sockets.  usmc-stat must never die
- * of a signal, and a non-socket must show no socket's addresses.
+ * of a signal, and a non-socket must show no socket's addresses.  A real
+ * table cannot be shrunk by anyone: it is sealed.
  *
  *   stat_hostile PATH-TO-usmc-stat
  */
@@ -19,6 +20,7 @@
 
 #include "harness.h"
 #include "usmc_diag.h"
+#include "usmc_proc.h"
 
 static const char *usmc_stat;
 static struct h_chan ready, done;
@@ -55,6 +57,26 @@ static int named_listener(void *arg)
 	return 0;
 }
 
+/* The table's memfd, opened writable as any process of the user may. */
+static bool diag_fd(int fd, const char *link, const char *path, void *arg)
+{
+	(void)fd;
+	if (strncmp(link, "/memfd:" USMC_DIAG_NAME, strlen("/memfd:" USMC_DIAG_NAME)))
+		return false;
+	*(int *)arg = open(path, O_RDWR | O_CLOEXEC);
+	return true;
+}
+
+/* Nobody can shrink a process's table under its mapping: it is sealed. */
+static void check_sealed(pid_t pid)
+{
+	int fd = -1;
+
+	CHECK(proc_for_each_fd(pid, diag_fd, &fd) && fd >= 0);
+	CHECK(ftruncate(fd, 0) < 0 && errno == EPERM);
+	CHECK(close(fd) == 0);
+}
+
 static void check_name(const char *name)
 {
 	static char out[1 << 16];
@@ -64,6 +86,7 @@ static void check_name(const char *name)
 	for (size_t i = 0; name[i]; i++)
 		snprintf(hex + 2 * i, 3, "%02x", (unsigned char)name[i]);
 	h_chan_recv(&ready);
+	check_sealed(pid);
 	/* Valid JSON, and the name exactly where it is UTF-8. */
 	snprintf(cmd, sizeof(cmd),
 		 "%s --json -p %d | python3 -c 'import json, sys\n"

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Charging a ring's pages before the connection is agreed.  A memfd's
+ * pages are charged to the memory cgroup when first touched; touched in
+ * the middle of a transfer, past the cgroup's limit, they bring the OOM
+ * killer.  So a slot's pages are allocated (fallocate) when the slot is
+ * first taken, before the Proposal or Accept that offers it, and only if
+ * the cgroup and its ancestors have room for them and some to spare: a
+ * charge past memory.max kills even from a system call, it does not fail.
+ * No room means fallback (0x01010000), before any byte moves.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "usmc.h"
+#include "usmc_core.h"
+
+/* Room left beside the ring: the connection's TCP buffers, the process's other needs. */
+#define CHARGE_MARGIN (2u << 20)
+
+static struct {
+	char dir[PATH_MAX]; /* our memory cgroup's directory */
+	size_t root_len;    /* the length of its hierarchy's mount point */
+	bool v2;
+	bool found;
+} memcg;
+static pthread_once_t memcg_once = PTHREAD_ONCE_INIT;
+static _Atomic bool memcg_done;
+
+/* Where the file system of type fstype (with option opt, if given) is mounted. */
+static bool mount_point(const char *fstype, const char *opt, char *out, size_t len)
+{
+	char line[2048], mnt[1024], type[64], super[1024], want[80];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	snprintf(want, sizeof(want), ",%s,", opt ? opt : "");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		const char *dash = strstr(line, " - ");
+		char opts[1030];
+
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1 ||
+		    sscanf(dash + 3, "%63s %*s %1023s", type, super) != 2 || strcmp(type, fstype))
+			continue;
+		snprintf(opts, sizeof(opts), ",%s,", super);
+		found = !opt || strstr(opts, want);
+	}
+	if (f)
+		fclose(f);
+	if (found)
+		snprintf(out, len, "%s", mnt);
+	return found;
+}
+
+/* Our memory cgroup: v1's memory hierarchy if there is one, else v2's. */
+static void memcg_find(void)
+{
+	char line[1024], v1[PATH_MAX / 2] = "", v2[PATH_MAX / 2] = "", mnt[PATH_MAX / 2];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *ctrl = strchr(line, ':'), *path = ctrl ? strchr(ctrl + 1, ':') : NULL;
+		char list[256];
+
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = 0;
+		snprintf(list, sizeof(list), ",%.*s,", (int)(path - ctrl - 1), ctrl + 1);
+		if (strstr(list, ",memory,"))
+			snprintf(v1, sizeof(v1), "%s", path + 1);
+		else if (!strncmp(line, "0::", 3))
+			snprintf(v2, sizeof(v2), "%s", path + 1);
+	}
+	if (f)
+		fclose(f);
+	if (v1[0] && mount_point("cgroup", "memory", mnt, sizeof(mnt)))
+		memcg.v2 = false;
+	else if (v2[0] && mount_point("cgroup2", NULL, mnt, sizeof(mnt)))
+		memcg.v2 = true;
+	else
+		return;
+	memcg.root_len = strlen(mnt);
+	snprintf(memcg.dir, sizeof(memcg.dir), "%s%s", mnt, memcg.v2 ? v2 : v1);
+	memcg.found = true;
+}
+
+/* A number in a cgroup file ("max" is no limit); false if there is none. */
+static bool read_u64(const char *dir, const char *name, uint64_t *v)
+{
+	char path[PATH_MAX + 32], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	if (!strncmp(buf, "max", 3)) {
+		*v = UINT64_MAX;
+		return true;
+	}
+	return sscanf(buf, "%lu", (unsigned long *)v) == 1;
+}
+
+/* The least room under a memory limit from our cgroup up to the root. */
+static uint64_t memcg_room(void)
+{
+	char dir[PATH_MAX];
+	uint64_t room = UINT64_MAX;
+
+	snprintf(dir, sizeof(dir), "%s", memcg.dir);
+	for (;;) {
+		uint64_t max, cur;
+		char *slash;
+
+		if (read_u64(dir, memcg.v2 ? "memory.max" : "memory.limit_in_bytes", &max) &&
+		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur)) {
+			uint64_t left = max > cur ? max - cur : 0;
+
+			room = left < room ? left : room;
+		}
+		slash = strrchr(dir, '/');
+		if (!slash || (size_t)(slash - dir) < memcg.root_len)
+			return room;
+		*slash = 0;
+	}
+}
+
+uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)
+{
+	usmc_once(&memcg_once, &memcg_done, memcg_find);
+	if (memcg.found && memcg_room() < len + CHARGE_MARGIN)
+		return USMC_DECL_MEM;
+	/* A signal interrupts it; what it allocated stays, so go on. */
+	while (fallocate(fd, 0, (off_t)off, (off_t)len))
+		if (errno != EINTR)
+			return USMC_DECL_MEM;
+	return 0;
+}

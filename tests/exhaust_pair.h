@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client process against one server process, each under its own
+ * limit, filter or environment, applied before its first usmc call; every
+ * connection carries an indexed payload whose checksum the server sends
+ * back, and each side tallies the modes and reasons it saw.
+ */
+#ifndef USMC_TEST_EXHAUST_PAIR_H
+#define USMC_TEST_EXHAUST_PAIR_H
+
+#include "robust.h"
+
+#define PAYLOAD_MAX 5000
+
+struct side {
+	enum h_kind kind;
+	int nofile_extra;   /* > 0: RLIMIT_NOFILE this much above what is open */
+	int memfd_errno;    /* > 0: memfd_create fails with it */
+	const char *regdir; /* USMC_REGISTRY_DIR */
+	int nofile;         /* > 0: RLIMIT_NOFILE, before the first usmc call */
+	const char *cgroup; /* a cgroup v2 directory to join first */
+	bool smc_ok;        /* shared memory may happen */
+	const uint32_t *allowed; /* fallback reasons that may happen */
+	int nallowed;
+};
+
+struct setup {
+	struct side client, server;
+	int nconns;
+	bool concurrent;    /* open all, then exchange; else one after the other */
+	uint16_t port;
+};
+
+/* Modes and reasons one side saw. */
+struct tally {
+	int smc, fallback, refused;
+	uint32_t lgr;       /* the link group of the first shared-memory connection */
+	bool lgr_mixed;     /* another one appeared */
+	uint32_t reasons[8];
+	int reason_count[8];
+};
+
+
+#define ALLOW(list) .allowed = list, .nallowed = (int)(sizeof(list) / sizeof(list[0]))
+
+/* Where the children report (the server its port, the client how many it made). */
+extern struct h_chan to_parent;
+
+/*
+ * Runs st's connections from a client to a server, both children; returns
+ * how many the client made (the rest are made plain, so the server ends).
+ */
+int run_pair(struct setup *st);
+void side_apply(const struct side *s);
+void serve_one(int fd);
+void client_send(int fd, uint32_t index);
+void client_check(int fd, uint32_t index);
+
+#endif
