@@ -146,6 +146,7 @@ enum usmc_mode {
 #define USMC_DECL_VERSMISMAT    0x030c0000u /* CLC version mismatch */
 #define USMC_DECL_MAX_DMB       0x030d0000u /* buffer limit of the link group reached */
 #define USMC_DECL_SYNCERR       0x04000000u /* handshake out of sync (bad message) */
+#define USMC_DECL_FOREIGN_BYTES 0x04000001u /* reset: bytes on the TCP stream that are no doorbell */
 #define USMC_DECL_PEERDECL      0x05000000u /* peer declined during handshake */
 #define USMC_DECL_INTERR        0x09990000u /* internal error */
 

@@ -45,12 +45,15 @@ int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t lim
 	return 0;
 }
 
-void cdc_ring(int fd)
+int cdc_ring(int fd, struct cdc_area *cdc)
 {
 	static const char bell = 1;
+	ssize_t n;
 
-	/* A full send queue already holds a bell the peer has yet to drain. */
-	(void)usmc_sys.send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* Counted first: the peer seeing the byte sees the count. */
+	atomic_fetch_add_explicit(&cdc->bells, 1, memory_order_seq_cst);
+	n = usmc_sys.write(fd, &bell, 1);
+	return n < 0 ? -1 : 0;
 }
 
 static bool all_bells(const char *buf, size_t n)
