@@ -9,3 +9,7 @@ endforeach()
 # Peers of two users: TCP unless both name each other (needs root).
 usmc_test(cross_user)
 add_test(NAME cross_user COMMAND cross_user)
+# The data path under a seccomp filter like OpenSSH's pre-auth sandbox.
+usmc_test(seccomp_data)
+add_test(NAME seccomp_data COMMAND seccomp_data)
+set_tests_properties(seccomp_data PROPERTIES TIMEOUT 120 LABELS security)
