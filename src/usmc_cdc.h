@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Bytes before an RMB's data: the CDC area and room to grow. */
 #define CDC_SLOT_HDR 256
@@ -110,6 +111,14 @@ enum cdc_tcp_state {
 	CDC_TCP_RESET, /* reset or another error: see *err */
 	CDC_TCP_ALIEN, /* bytes that are no doorbell: the peer broke the protocol */
 };
+
+/* Whether n bytes read from the TCP socket are all doorbells. */
+bool cdc_all_bells(const char *buf, size_t n);
+/*
+ * What a read of the TCP socket that returned n <= 0 (errno set) says of
+ * it: an enum cdc_tcp_state (*err for a reset), or -1 to read again.
+ */
+int cdc_read_end(ssize_t n, int *err);
 
 /* Consumes pending doorbell bytes, uncounted, without blocking (a connection handed to no one). */
 enum cdc_tcp_state cdc_drain_bells(int fd, int *err);

@@ -132,14 +132,6 @@ static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
 	return (int32_t)owed > 0 ? owed : 0;
 }
 
-static bool all_bells(const char *buf, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] != 1)
-			return false;
-	return true;
-}
-
 /*
  * Reads the doorbells owed, without blocking: read() only once poll()
  * says the socket is readable, and only by the drainer of the moment.
@@ -167,8 +159,10 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int 
 			owed = 1;
 		}
 		want = owed < sizeof(buf) ? owed : sizeof(buf);
+		int state;
+
 		n = usmc_sys.read(s->fd, buf, want);
-		if (n > 0 && (probe || !all_bells(buf, (size_t)n)))
+		if (n > 0 && (probe || !cdc_all_bells(buf, (size_t)n)))
 			return CDC_TCP_ALIEN;
 		if (n > 0) {
 			atomic_fetch_add(&conn->tx.cdc->bells_read, (uint32_t)n);
@@ -176,14 +170,8 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int 
 				return CDC_TCP_OPEN;
 			continue;
 		}
-		if (n == 0)
-			return CDC_TCP_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return CDC_TCP_OPEN;
-		*err = errno;
-		return CDC_TCP_RESET;
+		if ((state = cdc_read_end(n, err)) >= 0)
+			return (enum cdc_tcp_state)state;
 	}
 	return CDC_TCP_OPEN;
 }

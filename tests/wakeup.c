@@ -228,6 +228,19 @@ static int run_client(uint16_t port, struct link *l)
 	return 0;
 }
 
+/* The client side in a child that dies with us: a failed check must not leave it waiting. */
+static pid_t fork_client(int (*fn)(uint16_t, struct link *), uint16_t port, struct link *l)
+{
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(fn(port, l));
+	}
+	return pid;
+}
+
 static void wake_rounds(void)
 {
 	struct link l;
@@ -238,13 +251,7 @@ static void wake_rounds(void)
 
 	h_chan_open(&l.to_client);
 	h_chan_open(&l.to_server);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		/* A failed check in the server must not leave the client waiting. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(run_client(port, &l));
-	}
+	pid = fork_client(run_client, port, &l);
 	for (int i = 0; i < ROUNDS; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 		int64_t waited;
@@ -303,12 +310,7 @@ static void plain_poll(void)
 	pid_t pid;
 
 	h_chan_open(&l.to_client);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		_exit(plain_poll_client(port, &l));
-	}
+	pid = fork_client(plain_poll_client, port, &l);
 	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
 	h_check_mode(fd, USMC_MODE_SMCD);
