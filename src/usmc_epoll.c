@@ -302,6 +302,22 @@ static void ep_quiet_after_eof(int epfd, struct usmc_sock *s, struct ep_entry *e
 		e->kernel_quiet = true;
 }
 
+/*
+ * A one-shot kernel entry fired for a doorbell that announced nothing new:
+ * armed again, or the next doorbell would wake no one.
+ */
+static void ep_rearm_kernel(int epfd, struct usmc_sock *s, struct ep_entry *e)
+{
+	struct epoll_event kev = e->ev;
+
+	if (!(e->ev.events & EPOLLONESHOT) || e->disarmed)
+		return;
+	kev.events |= EPOLLIN;
+	if (e->kernel_quiet || atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
+		kev.events &= ~EPOLLIN;
+	usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev);
+}
+
 /* Replaces the kernel's word on usmc descriptors by theirs. */
 static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
@@ -319,8 +335,10 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 			usmc_conn_drain(s);
 			ep_quiet_after_eof(epfd, s, e);
 			events[i].events = ep_entry_events(s, e, true);
-			if (!events[i].events)
+			if (!events[i].events) {
+				ep_rearm_kernel(epfd, s, e);
 				continue;
+			}
 		}
 		events[out++] = events[i];
 	}
