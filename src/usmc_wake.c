@@ -38,9 +38,10 @@
  *
  * Only read(), write() and poll() touch the TCP socket here: what a
  * seccomp sandbox such as OpenSSH's allows.  A write to a reset socket
- * raises SIGPIPE once its error was taken, so no doorbell is written
- * after the peer closed or the TCP connection ended, and a write that
- * meets the reset records it.
+ * raises SIGPIPE once its error was taken (or at once when the reset
+ * follows the peer's FIN), so no doorbell is written after the peer
+ * closed, after its FIN or once the TCP connection ended, and a write
+ * that meets a reset records it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -267,6 +268,7 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen)
 void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
+	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
 
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return;
@@ -282,6 +284,13 @@ void usmc_conn_ring(struct usmc_sock *s)
 		if (unread >= CDC_BELLS_OUTSTANDING_MAX)
 			return;
 	}
+	/*
+	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
+	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
+	 * by a peer that closed.
+	 */
+	if (usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return;
 	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	}
