@@ -12,6 +12,11 @@
  *       With a drainer, another thread of the server, or a process it
  *       forked, polls the same socket without pause meanwhile, reading
  *       the doorbells as fast as they come.
+ *   wakeup --case foreign
+ *       A byte the client writes to the TCP socket past usmc (a raw
+ *       syscall), whether or not it looks like a doorbell, resets the
+ *       connection: the server's read says ECONNRESET, and usmc_info
+ *       gives the reason.
  *   wakeup --case plain_poll
  *       A program's own poll() on a fresh accepted descriptor wakes for
  *       the peer's first bytes, and again for more after a read that
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -330,6 +336,53 @@ static void plain_poll(void)
 	printf("plain poll(): woke for the first bytes and for more\n");
 }
 
+/* ---- a byte that reaches the TCP socket outside usmc ---- */
+
+static int foreign_client(uint16_t port, struct link *l)
+{
+	int fd = h_connect(AF_INET, H_USMC, port);
+	uint8_t byte = (uint8_t)h_chan_recv(&l->to_client);
+
+	settle(fd);
+	/* As a static child or a raw syscall would: past usmc, onto the TCP stream. */
+	CHECK(syscall(SYS_write, fd, &byte, 1) == 1);
+	CHECK(h_chan_recv(&l->to_client) == 1);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+/* The connection must fail loudly: neither a hang nor the byte dropped as a doorbell. */
+static void foreign(void)
+{
+	static const uint8_t bytes[] = { 'x', 1 }; /* 1: what a doorbell looks like */
+
+	for (size_t i = 0; i < sizeof(bytes); i++) {
+		struct timeval limit = { .tv_sec = 5 };
+		struct usmc_info info;
+		struct link l;
+		uint16_t port;
+		int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+		uint8_t buf[8];
+		pid_t pid;
+
+		h_chan_open(&l.to_client);
+		pid = fork_client(foreign_client, port, &l);
+		fd = usmc_accept(lfd, NULL, NULL);
+		CHECK(fd >= 0);
+		CHECK(usmc_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit)) == 0);
+		h_chan_send(&l.to_client, bytes[i]);
+		CHECK(usmc_read(fd, buf, sizeof(buf)) < 0 && errno == ECONNRESET);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+		CHECK(info.fallback_reason == USMC_DECL_FOREIGN_BYTES);
+		h_chan_send(&l.to_client, 1);
+		CHECK(h_wait_ok(pid));
+		CHECK(usmc_close(fd) == 0);
+		CHECK(usmc_close(lfd) == 0);
+		printf("foreign byte 0x%02x: ECONNRESET, reason %s\n", bytes[i],
+		       usmc_reason_str(info.fallback_reason));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -342,6 +395,8 @@ int main(int argc, char **argv)
 	setenv("USMC_SPIN_US", "0", 1);
 	if (!strcmp(wake_case, "plain_poll"))
 		plain_poll();
+	else if (!strcmp(wake_case, "foreign"))
+		foreign();
 	else
 		wake_rounds();
 	return 0;
