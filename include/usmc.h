@@ -110,11 +110,16 @@ USMC_API int usmc_ioctl(int fd, unsigned long request, ... /* arg */);
 
 /*
  * Readiness.  In shared-memory mode the kernel socket becomes readable when
- * the peer rings it (a one-byte "doorbell" the peer sends over the idle
- * TCP connection while this side waits), so plain poll/epoll on the
- * descriptor never misses data.  usmc_poll and usmc_epoll_wait also
- * filter the doorbell out and report POLLOUT only when the peer's buffer
- * has room: they are exact.
+ * the peer rings it (a one-byte "doorbell" the peer writes on the idle
+ * TCP connection while this side may wait).  usmc_poll and usmc_epoll_wait
+ * are exact: they filter the doorbell out, report POLLOUT only when the
+ * peer's buffer has room, and wake for the peer's write whichever thread
+ * or process holding the socket reads the doorbell.  Plain poll/epoll on
+ * the descriptor wakes for a new connection's first data and for data
+ * after a read that returned EAGAIN; it misses data a read left in the
+ * buffer, and data a client wrote before it learnt of the server's
+ * Accept until its next usmc call; it may report readable with nothing
+ * to read.
  */
 USMC_API int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout);
 USMC_API int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
@@ -147,6 +152,7 @@ enum usmc_mode {
 #define USMC_DECL_VERSMISMAT    0x030c0000u /* CLC version mismatch */
 #define USMC_DECL_MAX_DMB       0x030d0000u /* buffer limit of the link group reached */
 #define USMC_DECL_SYNCERR       0x04000000u /* handshake out of sync (bad message) */
+#define USMC_DECL_FOREIGN_BYTES 0x04000001u /* reset: bytes on the TCP stream that are no doorbell */
 #define USMC_DECL_PEERDECL      0x05000000u /* peer declined during handshake */
 #define USMC_DECL_INTERR        0x09990000u /* internal error */
 

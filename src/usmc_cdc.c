@@ -45,15 +45,18 @@ int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t lim
 	return 0;
 }
 
-void cdc_ring(int fd)
+int cdc_ring(int fd, struct cdc_area *cdc)
 {
 	static const char bell = 1;
+	ssize_t n;
 
-	/* A full send queue already holds a bell the peer has yet to drain. */
-	(void)usmc_sys.send(fd, &bell, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* Counted first: the peer seeing the byte sees the count. */
+	atomic_fetch_add_explicit(&cdc->bells, 1, memory_order_seq_cst);
+	n = usmc_sys.write(fd, &bell, 1);
+	return n < 0 ? -1 : 0;
 }
 
-static bool all_bells(const char *buf, size_t n)
+bool cdc_all_bells(const char *buf, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (buf[i] != 1)
@@ -69,19 +72,26 @@ enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 
+		int state;
+
 		/* Only doorbells travel on TCP; anything else was not meant for the rings. */
-		if (n > 0 && !all_bells(buf, (size_t)n))
+		if (n > 0 && !cdc_all_bells(buf, (size_t)n))
 			return CDC_TCP_ALIEN;
-		if (n > 0)
+		if (n > 0 || (state = cdc_read_end(n, err)) < 0)
 			continue;
-		if (n == 0)
-			return CDC_TCP_EOF;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return CDC_TCP_OPEN;
-		*err = errno;
-		return CDC_TCP_RESET;
+		return (enum cdc_tcp_state)state;
 	}
 	return CDC_TCP_OPEN;
+}
+
+int cdc_read_end(ssize_t n, int *err)
+{
+	if (n == 0)
+		return CDC_TCP_EOF;
+	if (errno == EINTR)
+		return -1;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return CDC_TCP_OPEN;
+	*err = errno;
+	return CDC_TCP_RESET;
 }

@@ -16,9 +16,12 @@
  *
  * Doorbell: when one side waits, it bumps want_data or want_space in its
  * CDC area and sleeps on the kernel TCP socket.  The other side, after
- * publishing a cursor, sees the bump and sends one byte over the otherwise
- * idle TCP connection.  So the descriptor is readable exactly when there
- * may be something to do, and poll/epoll/select on it stay truthful.
+ * publishing a cursor, sees the bump, counts the doorbell in its CDC area
+ * (bells) and then writes one byte over the otherwise idle TCP
+ * connection.  So the descriptor is readable when there may be something
+ * to do, and the receiver knows how many bytes of its TCP stream are
+ * doorbells: any byte past that count is no doorbell, and fails the
+ * connection instead of being dropped.  usmc_wake.c has the protocol.
  */
 #ifndef USMC_CDC_H
 #define USMC_CDC_H
@@ -26,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Bytes before an RMB's data: the CDC area and room to grow. */
 #define CDC_SLOT_HDR 256
@@ -62,7 +66,17 @@ struct cdc_area {
 	_Atomic uint32_t want_data;  /* bumped while the owner waits for data */
 	_Atomic uint32_t want_space; /* bumped while the owner waits for room */
 	_Atomic uint32_t gen;        /* bumped each time the slot is reused */
+	_Atomic uint32_t bells;      /* doorbells sent, each counted before its byte */
+	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
 };
+
+/*
+ * Doorbells sent that the peer has yet to read, past which a side stops
+ * ringing: an honest peer reads them at its next wait, so only one that
+ * breaks the protocol gets there, and a blocking write() of a doorbell
+ * never finds the send queue full.
+ */
+#define CDC_BELLS_OUTSTANDING_MAX 256u
 
 _Static_assert(sizeof(struct cdc_area) <= CDC_SLOT_HDR, "CDC area fits its slot header");
 
@@ -82,8 +96,13 @@ uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos);
 int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t limit,
 		       uint64_t *pos);
 
-/* Sends one doorbell byte over the TCP socket; never blocks. */
-void cdc_ring(int fd);
+/*
+ * Counts one doorbell in cdc (ours) and writes its byte to the TCP socket:
+ * write(), which sandboxes that refuse send() allow.  Never blocks: a full
+ * send queue already holds bells the peer has yet to drain.  0, or -1
+ * with errno; the caller makes sure a write cannot raise SIGPIPE.
+ */
+int cdc_ring(int fd, struct cdc_area *cdc);
 
 /* What draining the doorbells found out about the TCP connection. */
 enum cdc_tcp_state {
@@ -93,7 +112,15 @@ enum cdc_tcp_state {
 	CDC_TCP_ALIEN, /* bytes that are no doorbell: the peer broke the protocol */
 };
 
-/* Consumes pending doorbell bytes without blocking. */
+/* Whether n bytes read from the TCP socket are all doorbells. */
+bool cdc_all_bells(const char *buf, size_t n);
+/*
+ * What a read of the TCP socket that returned n <= 0 (errno set) says of
+ * it: an enum cdc_tcp_state (*err for a reset), or -1 to read again.
+ */
+int cdc_read_end(ssize_t n, int *err);
+
+/* Consumes pending doorbell bytes, uncounted, without blocking (a connection handed to no one). */
 enum cdc_tcp_state cdc_drain_bells(int fd, int *err);
 
 #endif /* USMC_CDC_H */

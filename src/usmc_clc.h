@@ -56,7 +56,7 @@
 #define CLC_CONFIRM  0x03
 #define CLC_DECLINE  0x04
 
-#define CLC_VERSION      3 /* 2: CDC cursors on lines of their own; 3: withdrawal */
+#define CLC_VERSION      3 /* 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells */
 #define CLC_MAX_MSG_SIZE 128
 #define CLC_HDR_LEN      8
 #define CLC_TRL_LEN      4

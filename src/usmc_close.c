@@ -23,7 +23,7 @@ static void publish_flags(struct usmc_sock *s, uint32_t flags)
 {
 	conn_publish_flags(s->conn, flags);
 	atomic_thread_fence(memory_order_seq_cst);
-	cdc_ring(s->fd);
+	usmc_conn_ring(s);
 }
 
 int usmc_shutdown_conn(struct usmc_sock *s, int how)

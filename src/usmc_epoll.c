@@ -201,6 +201,28 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 	return ready;
 }
 
+/* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
+static void ep_set_disarm(int epfd, int depth)
+{
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+		struct usmc_sock *s;
+
+		if (e->epfd != epfd)
+			continue;
+		if (e->nested)
+			ep_set_disarm(e->fd, depth + 1);
+		else if ((s = usmc_sock_active(e->fd)) && s->state == SOCK_SMC)
+			usmc_conn_disarm(s);
+	}
+}
+
+void usmc_epoll_set_disarm(int fd)
+{
+	pthread_mutex_lock(&ep_lock);
+	ep_set_disarm(fd, 0);
+	pthread_mutex_unlock(&ep_lock);
+}
+
 /* An entry that is a set inside this one: readable when the inner set has something. */
 static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 {
@@ -280,6 +302,22 @@ static void ep_quiet_after_eof(int epfd, struct usmc_sock *s, struct ep_entry *e
 		e->kernel_quiet = true;
 }
 
+/*
+ * A one-shot kernel entry fired for a doorbell that announced nothing new:
+ * armed again, or the next doorbell would wake no one.
+ */
+static void ep_rearm_kernel(int epfd, struct usmc_sock *s, struct ep_entry *e)
+{
+	struct epoll_event kev = e->ev;
+
+	if (!(e->ev.events & EPOLLONESHOT) || e->disarmed)
+		return;
+	kev.events |= EPOLLIN;
+	if (e->kernel_quiet || atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
+		kev.events &= ~EPOLLIN;
+	usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev);
+}
+
 /* Replaces the kernel's word on usmc descriptors by theirs. */
 static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
@@ -297,8 +335,10 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 			usmc_conn_drain(s);
 			ep_quiet_after_eof(epfd, s, e);
 			events[i].events = ep_entry_events(s, e, true);
-			if (!events[i].events)
+			if (!events[i].events) {
+				ep_rearm_kernel(epfd, s, e);
 				continue;
+			}
 		}
 		events[out++] = events[i];
 	}
@@ -360,13 +400,20 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		if (!n)
 			n = ep_ready_now(epfd, events, maxevents, true);
-		if (n)
+		if (n) {
+			usmc_epoll_set_disarm(epfd);
+			usmc_wake_inexact();
 			return n;
-		n = usmc_sys.epoll_wait(epfd, events, maxevents, left < 0 || left > 200 ? 200 : left);
+		}
+		if (usmc_wake_inexact() && (left < 0 || left > 1))
+			left = 1;
+		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
+		n = usmc_sys.epoll_wait(epfd, events, maxevents, left);
+		usmc_epoll_set_disarm(epfd);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);
-		if (n || left == 0 || usmc_remaining_ms(timeout, &start) == 0)
+		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}
 }

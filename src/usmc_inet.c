@@ -419,6 +419,8 @@ const char *usmc_reason_str(uint32_t reason)
 		return "buffer limit reached";
 	case USMC_DECL_SYNCERR:
 		return "synchronization error";
+	case USMC_DECL_FOREIGN_BYTES:
+		return "bytes on the TCP stream outside usmc";
 	case USMC_DECL_PEERDECL:
 		return "peer declined during handshake";
 	case USMC_DECL_INTERR:

@@ -291,7 +291,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	usmc_sock_set_state(ns, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	/* Wakes the client, which may be waiting for our Accept. */
-	cdc_ring(ns->fd);
+	cdc_ring(ns->fd, ns->conn->tx.cdc);
 	return 0;
 }
 

@@ -20,58 +20,6 @@
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
-/*
- * After the peer's FIN the kernel socket reads end of file even once a
- * reset followed (data we sent reached the closed peer); the reset shows
- * only as POLLERR.  Take its error then, as a drain takes it before.
- */
-static int tcp_reset_after_eof(struct usmc_sock *s)
-{
-	struct usmc_conn_shared *sh = s->conn->sh;
-	struct pollfd p = { .fd = s->fd };
-	socklen_t len = sizeof(int);
-	int err = 0;
-
-	if (usmc_sys.poll(&p, 1, 0) <= 0 || !(p.revents & POLLERR))
-		return CDC_TCP_EOF;
-	usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-	atomic_store(&sh->tcp_err, err ? err : EPIPE);
-	atomic_store(&sh->tcp_state, CDC_TCP_RESET);
-	return CDC_TCP_RESET;
-}
-
-int usmc_conn_drain(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	int err = 0, state;
-
-	state = atomic_load(&conn->sh->tcp_state);
-	if (state == CDC_TCP_EOF)
-		return tcp_reset_after_eof(s);
-	if (state != CDC_TCP_OPEN)
-		return state;
-	state = cdc_drain_bells(s->fd, &err);
-	if (state == CDC_TCP_OPEN)
-		return state;
-	if (state == CDC_TCP_ALIEN) {
-		/* Data the peer sent past the rings is lost: say so, loudly. */
-		usmc_conn_abort(s);
-		return CDC_TCP_OPEN;
-	}
-	atomic_store(&conn->sh->tcp_err, err);
-	atomic_store(&conn->sh->tcp_state, state);
-	/*
-	 * An orderly close may still end in a TCP reset (doorbells left
-	 * unread): the peer's flags, set before its close, tell the two apart.
-	 */
-	if (usmc_conn_refresh(conn) == 0 &&
-	    !(atomic_load(&conn->sh->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) &&
-	    (state == CDC_TCP_RESET || conn->sh->tx_cons_seen < conn->sh->tx_prod))
-		/* Gone without closing, leaving our data unread: TCP would reset. */
-		usmc_conn_set_reset(conn, state == CDC_TCP_RESET && err ? err : ECONNRESET);
-	return state;
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -203,34 +151,6 @@ bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 	return ready;
 }
 
-/* Signals a fault raises in the thread that faults: they do not cut a wait short. */
-static bool fault_signal(int sig)
-{
-	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
-	       sig == SIGTRAP || sig == SIGSYS;
-}
-
-/*
- * Whether the kernel would restart a socket call that a signal handler
- * interrupted: poll does not tell which signal came, so every handler
- * installed must have SA_RESTART.
- */
-static bool signals_restart(void)
-{
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-
-		if (sig == SIGKILL || sig == SIGSTOP || fault_signal(sig) || sigaction(sig, NULL, &sa))
-			continue;
-		if (!(sa.sa_flags & SA_SIGINFO) &&
-		    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
-			continue;
-		if (!(sa.sa_flags & SA_RESTART))
-			return false;
-	}
-	return true;
-}
-
 int usmc_wait_left(int timeo_ms, int64_t *deadline)
 {
 	int64_t now;
@@ -245,23 +165,6 @@ int usmc_wait_left(int timeo_ms, int64_t *deadline)
 		return 0;
 	}
 	return (int)(*deadline - now);
-}
-
-int usmc_wait_bell(struct usmc_sock *s, int timeout_ms)
-{
-	struct pollfd p = { .fd = s->fd, .events = POLLIN };
-	/* A doorbell another thread drained costs at most this long. */
-	int slice = timeout_ms < 0 || timeout_ms > 200 ? 200 : timeout_ms;
-	int rc = usmc_sys.poll(&p, 1, slice);
-
-	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
-	if (rc < 0 && errno == EINTR && timeout_ms < 0 && signals_restart())
-		return 0;
-	if (rc < 0)
-		return -1;
-	if (rc > 0)
-		usmc_conn_drain(s);
-	return 0;
 }
 
 int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
@@ -320,19 +223,6 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 	if (usmc_conn_view(s, &v) < 0)
 		return POLLIN | POLLOUT | POLLERR | POLLHUP;
 	return usmc_conn_view_revents(s, &v, events);
-}
-
-/* Tells the peer we will sleep, so that its next cursor update rings. */
-void usmc_conn_arm(struct usmc_sock *s, short events)
-{
-	struct usmc_conn *conn = s->conn;
-
-	usmc_conn_drain(s);
-	if (events & POLLIN)
-		atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-	if (events & POLLOUT)
-		atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* Readiness of one usmc descriptor that needs more than the kernel's word. */
@@ -448,6 +338,10 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 			k[nk++] = (struct pollfd){ .fd = socks[i]->conn->lgr->chan, .events = POLLIN };
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
+	/* Awake: no doorbell is kept for us any more, and we read those we see. */
+	for (nfds_t i = 0; i < nfds; i++)
+		if (socks[i] && socks[i]->state == SOCK_SMC)
+			usmc_conn_disarm(socks[i]);
 	if (rc < 0) {
 		free(k);
 		return -1;
@@ -475,28 +369,33 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
  */
 int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-	bool stack[16], *ready_set = stack;
+	/* Per descriptor: -1 no set of ours, 0 a set armed, 1 a set ready. */
+	signed char stack[16], *set_state = stack;
 	int sets = 0, rc;
 
 	/* The common case: no epoll set holds a usmc socket, nothing to look at. */
 	if (!usmc_epoll_tracking())
 		return poll_sockets(fds, nfds, timeout);
-	if (nfds > 16 && !(ready_set = calloc(nfds, sizeof(*ready_set))))
+	if (nfds > 16 && !(set_state = calloc(nfds, sizeof(*set_state))))
 		return poll_sockets(fds, nfds, timeout);
 	for (nfds_t i = 0; i < nfds; i++) {
-		ready_set[i] = fds[i].fd >= 0 && !usmc_sock_active(fds[i].fd) &&
-			       (fds[i].events & POLLIN) && usmc_epoll_set_poll(fds[i].fd) == 1;
-		sets += ready_set[i];
+		set_state[i] = fds[i].fd >= 0 && !usmc_sock_active(fds[i].fd) &&
+				       (fds[i].events & POLLIN)
+			       ? (signed char)usmc_epoll_set_poll(fds[i].fd)
+			       : -1;
+		sets += set_state[i] == 1;
 	}
 	rc = poll_sockets(fds, nfds, sets ? 0 : timeout);
-	for (nfds_t i = 0; rc >= 0 && sets && i < nfds; i++) {
-		if (!ready_set[i])
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (set_state[i] >= 0)
+			usmc_epoll_set_disarm(fds[i].fd);
+		if (rc < 0 || set_state[i] != 1)
 			continue;
 		rc += !fds[i].revents;
 		fds[i].revents |= POLLIN;
 	}
-	if (ready_set != stack)
-		free(ready_set);
+	if (set_state != stack)
+		free(set_state);
 	return rc;
 }
 
@@ -528,10 +427,14 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
 			/* Merge what the other descriptors have, without waiting. */
+			usmc_wake_inexact();
 			rc = poll_kernel(fds, nfds, socks, 0);
 			break;
 		}
-		rc = poll_kernel(fds, nfds, socks, left < 0 || left > 200 ? 200 : left);
+		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
+		if (usmc_wake_inexact() && (left < 0 || left > 1))
+			left = 1;
+		rc = poll_kernel(fds, nfds, socks, left);
 		if (rc != 0 || left == 0)
 			break;
 		if (usmc_remaining_ms(timeout, &start) == 0) {

@@ -8,8 +8,17 @@
 
 #include "usmc_sock.h"
 
-/* Tells the peer we will sleep, so that its next cursor update rings. */
+/*
+ * Tells the peer we will sleep, so that its next cursor update rings, and
+ * keeps the doorbells we have not seen for us (usmc_wake.c); then reads
+ * those we have.  Look at the rings after, and disarm once awake.
+ */
 void usmc_conn_arm(struct usmc_sock *s, short events);
+void usmc_conn_disarm(struct usmc_sock *s);
+/* Whether an arm since the last call found no sleeper slot: then sleep 1 ms at most. */
+bool usmc_wake_inexact(void);
+/* usmc_conn_disarm for the sockets of an epoll set, and of sets inside it. */
+void usmc_epoll_set_disarm(int fd);
 /* A short spin before sleeping: check() returns how many are ready; the spin ends with it. */
 int usmc_spin_ready(int (*check)(void *), void *arg);
 /* What is left of a poll-style timeout (ms, -1 for none) started at start. */

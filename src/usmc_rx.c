@@ -37,7 +37,7 @@ void usmc_conn_abort(struct usmc_sock *s)
 	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
 	/* The peer learns it from the flag, and from a reset at close. */
 	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	cdc_ring(s->fd);
+	usmc_conn_ring(s);
 	usmc_stats_add(USMC_STAT_ABORTS, 1);
 }
 
@@ -129,8 +129,7 @@ static void rx_consumed(struct usmc_sock *s, size_t n)
 	want = atomic_load_explicit(&conn->rx.cdc->want_space, memory_order_relaxed);
 	if (want != conn->sh->rung_space) {
 		conn->sh->rung_space = want;
-		cdc_ring(s->fd);
-		usmc_stats_add(USMC_STAT_BELLS, 1);
+		usmc_conn_ring(s);
 	}
 }
 
@@ -168,21 +167,13 @@ static int rx_empty_verdict(struct usmc_sock *s)
 /* Sleeps until the peer produces, spinning first. 0, or -1 with errno. */
 static int rx_wait(struct usmc_sock *s, int64_t *deadline)
 {
-	struct usmc_conn *conn = s->conn;
 	int left = usmc_wait_left(s->rcvtimeo_ms, deadline);
-	uint64_t avail;
-	int rc;
 
 	if (left == 0)
 		return -1;
 	if (usmc_spin_until_ready(s, POLLIN))
 		return 0;
-	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (usmc_rx_avail(s, &avail) < 0 || avail || rx_empty_verdict(s) != 1)
-		return 0;
-	rc = usmc_wait_bell(s, left);
-	return rc < 0 ? -1 : 0;
+	return usmc_conn_sleep(s, POLLIN, left);
 }
 
 /*
@@ -226,7 +217,18 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	return n;
 }
 
+static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+
 ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+	ssize_t n = rx_recvmsg(s, iov, iovcnt, flags);
+
+	if (n > 0 && !(flags & MSG_PEEK))
+		usmc_conn_settle(s);
+	return n;
+}
+
+static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
 {
 	struct usmc_conn *conn = s->conn;
 	size_t total = iov_total(iov, iovcnt), copied = 0;

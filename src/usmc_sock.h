@@ -27,6 +27,9 @@ enum sock_state {
 	SOCK_SMC,       /* data through shared memory */
 };
 
+/* Threads of all the processes holding a connection that sleep on it at once, exactly. */
+#define USMC_SLEEPERS 8
+
 /*
  * A connection's own state: cursors, locks, errors.  It lives in its
  * slot's place of the segment's own memfd (SEG_OWN_SLOT), which the peer
@@ -50,6 +53,10 @@ struct usmc_conn_shared {
 	_Atomic int err;       /* pending error, reported once, as TCP's sk_err */
 	_Atomic bool reset;    /* reset by either side: reads end, writes get EPIPE */
 	bool aborted;          /* we reset the connection */
+	bool rung_first;       /* the first data has been rung for */
+	_Atomic uint32_t drainer; /* the thread reading doorbells now, or 0 */
+	/* Threads asleep on the TCP socket, and the peer's bells each had seen: usmc_wake.c. */
+	_Atomic uint64_t sleepers[USMC_SLEEPERS];
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
@@ -273,8 +280,21 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v);
 int usmc_conn_view(struct usmc_sock *s, struct conn_view *v);
 /* usmc_conn_revents of a view taken before. */
 short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events);
-/* Sleeps on the TCP socket until a doorbell, the deadline (-1: none) or a signal. */
-int usmc_wait_bell(struct usmc_sock *s, int timeout_ms);
+/*
+ * Sleeps until a blocking read (POLLIN) or write (POLLOUT) may go on: a
+ * doorbell, timeout_ms (-1: none) or a signal; it may return early.
+ * 0, or -1 with errno.  usmc_wake.c.
+ */
+int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms);
+/*
+ * After a read: if it emptied the ring while doorbells wait in the TCP
+ * socket, arms and reads them, so that the descriptor is readable again
+ * exactly when new data comes (a program may poll() it, or exit, and
+ * unread doorbells would turn its close into a reset).
+ */
+void usmc_conn_settle(struct usmc_sock *s);
+/* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
+void usmc_conn_ring(struct usmc_sock *s);
 /*
  * A blocking send or receive with the socket's timeout (0: none): the
  * milliseconds left until deadline, 0 once it passed (errno EAGAIN, as

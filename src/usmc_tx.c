@@ -40,10 +40,15 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 		return; /* the Accept's doorbell will wake the server */
 	atomic_thread_fence(memory_order_seq_cst);
 	want = atomic_load_explicit(&conn->rx.cdc->want_data, memory_order_relaxed);
-	if (want != conn->sh->rung_data) {
+	/*
+	 * The first data rings whether or not the peer waits: a program may
+	 * poll() a new connection's descriptor before any read of usmc's has
+	 * armed it.
+	 */
+	if (want != conn->sh->rung_data || (!conn->sh->rung_first && conn->sh->tx_prod)) {
 		conn->sh->rung_data = want;
-		cdc_ring(s->fd);
-		usmc_stats_add(USMC_STAT_BELLS, 1);
+		conn->sh->rung_first = true;
+		usmc_conn_ring(s);
 	}
 }
 
@@ -66,19 +71,13 @@ static bool tx_peer_gone(struct usmc_conn *conn)
 
 static int tx_wait(struct usmc_sock *s, int64_t *deadline)
 {
-	struct usmc_conn *conn = s->conn;
 	int left = usmc_wait_left(s->sndtimeo_ms, deadline);
-	uint64_t space;
 
 	if (left == 0)
 		return -1;
 	if (usmc_spin_until_ready(s, POLLOUT))
 		return 0;
-	atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (usmc_tx_space(s, &space) < 0 || space || tx_peer_gone(conn))
-		return 0;
-	return usmc_wait_bell(s, left);
+	return usmc_conn_sleep(s, POLLOUT, left);
 }
 
 /* Sends the part of the iovec after skip through the kernel socket. */
@@ -146,7 +145,8 @@ void usmc_tx_notify(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 
 	conn_lock(&conn->sh->tx_lock);
-	if (conn->sh->tx_prod)
+	/* Data, or a shutdown, that nobody was rung for. */
+	if (conn->sh->tx_prod || atomic_load(&conn->sh->flags_out))
 		tx_produced(s, 0);
 	pthread_mutex_unlock(&conn->sh->tx_lock);
 }
@@ -195,6 +195,13 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			return n;
 		}
 		sent += (size_t)n;
+		/*
+		 * Written before we knew of an Accept, so rung for nobody: the
+		 * server looks at the ring only after sending its Accept, so
+		 * either it sees these bytes, or we see the Accept now and ring.
+		 */
+		if (n && s->state == SOCK_PROPOSED)
+			af_resolve(s, false);
 		if (sent == total)
 			return (ssize_t)sent;
 		if (n)

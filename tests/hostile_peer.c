@@ -167,13 +167,13 @@ static struct usmc_conn *own_conn(int fd)
 static void publish_prod(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->prod, wire, memory_order_release);
-	cdc_ring(fd);
+	cdc_ring(fd, own_conn(fd)->tx.cdc);
 }
 
 static void publish_cons(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->cons, wire, memory_order_release);
-	cdc_ring(fd);
+	cdc_ring(fd, own_conn(fd)->tx.cdc);
 }
 
 /* Our producer cursor as the library last published it. */
@@ -388,7 +388,7 @@ static void hostile_abort_flip(int fd)
 		if (n > 0)
 			off += (uint64_t)n;
 		atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT);
-		cdc_ring(fd);
+		cdc_ring(fd, conn->tx.cdc);
 		usleep(300);
 		atomic_fetch_and(&conn->tx.cdc->flags, ~CDC_PEER_CONN_ABORT);
 		usleep(300);
@@ -420,7 +420,7 @@ static void scribble(int fd)
 	atomic_store(&cdc->want_data, (uint32_t)h_rand(&scribble_rng));
 	atomic_store(&cdc->want_space, (uint32_t)h_rand(&scribble_rng));
 	atomic_store(&cdc->gen, (uint32_t)h_rand(&scribble_rng));
-	cdc_ring(fd);
+	cdc_ring(fd, own_conn(fd)->tx.cdc);
 }
 
 static void hostile_garbage(int fd)

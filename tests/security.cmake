@@ -31,3 +31,7 @@ endforeach()
 usmc_test(hs_reason)
 add_test(NAME hs_reason COMMAND hs_reason)
 set_tests_properties(hs_reason PROPERTIES TIMEOUT 60 LABELS security)
+# The data path under a seccomp filter like OpenSSH's pre-auth sandbox.
+usmc_test(seccomp_data)
+add_test(NAME seccomp_data COMMAND seccomp_data)
+set_tests_properties(seccomp_data PROPERTIES TIMEOUT 120 LABELS security)

@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Wake-ups: doorbells that cannot be lost, and bytes that cannot pass for them.
+ *
+ * A waiter sleeps in poll() on the connection's TCP socket, which carries
+ * nothing but doorbells: one byte the peer writes after publishing, when
+ * it sees that we wait.  The protocol, for every waiter (a blocking read
+ * or write, poll, epoll, in any thread of any process holding the socket):
+ *
+ *  1. arm: bump want_data / want_space in our CDC area, then a full fence;
+ *  2. read the peer's doorbell count (its CDC area's bells): seen;
+ *  3. register (thread id, seen) in one of the connection's sleeper slots;
+ *  4. read doorbells, but never past the seen of any registered sleeper;
+ *  5. look at the rings: ready, or
+ *  6. poll() the TCP socket, with no timeout but the caller's;
+ *  7. unregister, read the doorbells it has now seen, and look again.
+ *
+ * The peer publishes its cursor or flags, fences, reads want_*, and for a
+ * bump it has not rung for it counts the bell (bells + 1) and then writes
+ * its byte.  A change that step 5 missed was published after the look,
+ * so its bell has a number past seen (had step 2 seen the count, step 5
+ * would have seen the change), and no one reads that bell before the
+ * sleeper unregisters: a drainer either saw the registration, or read its
+ * count before the registration and so only bells whose change step 5
+ * sees.  So a sleeper finds its TCP socket readable for as long as there
+ * is a change it has not looked at, whichever thread or process reads
+ * doorbells meanwhile, and wakes within the kernel's wake-up of the write:
+ * no wait needs a timeout to make progress.  More sleepers than slots
+ * (USMC_SLEEPERS on one connection at once) are the one inexact case:
+ * those sleep a millisecond at a time.
+ *
+ * Reading doorbells is counted: each side publishes how many of the
+ * peer's it read (bells_read).  Bytes past the peer's count, or bytes that
+ * are not doorbells, are data that reached the socket outside usmc: the
+ * connection resets (USMC_DECL_FOREIGN_BYTES) rather than drop them.  A
+ * side stops ringing while CDC_BELLS_OUTSTANDING_MAX of its doorbells are
+ * unread, so its blocking write() of one never waits.
+ *
+ * Only read(), write() and poll() touch the TCP socket here: what a
+ * seccomp sandbox such as OpenSSH's allows.  A write to a reset socket
+ * raises SIGPIPE once its error was taken (or at once when the reset
+ * follows the peer's FIN), so no doorbell is written after the peer
+ * closed, after its FIN or once the TCP connection ended, and a write
+ * that meets a reset records it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_poll.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+
+/* Set when a registration found no slot: the caller sleeps briefly. */
+static __thread bool wake_inexact;
+
+static uint32_t wake_tid(void)
+{
+	static __thread pid_t tid, tid_pid;
+	pid_t pid = usmc_pid();
+
+	/* A forked child's thread has an id of its own. */
+	if (tid_pid != pid) {
+		tid = (pid_t)syscall(SYS_gettid);
+		tid_pid = pid;
+	}
+	return (uint32_t)tid;
+}
+
+static uint32_t peer_bells(const struct usmc_conn *conn)
+{
+	return atomic_load_explicit(&conn->rx.cdc->bells, memory_order_seq_cst);
+}
+
+/* Registers this thread as asleep on conn, having seen the peer's bells up to seen. */
+static void sleeper_register(struct usmc_conn *conn, uint32_t seen)
+{
+	uint64_t me = (uint64_t)wake_tid() << 32;
+	uint64_t v = me | seen;
+
+	for (int i = 0; i < USMC_SLEEPERS; i++) {
+		if ((atomic_load(&conn->sh->sleepers[i]) & ~0xffffffffull) == me) {
+			atomic_store(&conn->sh->sleepers[i], v);
+			return;
+		}
+	}
+	for (int i = 0; i < USMC_SLEEPERS; i++) {
+		uint64_t free_slot = 0;
+
+		if (atomic_compare_exchange_strong(&conn->sh->sleepers[i], &free_slot, v))
+			return;
+	}
+	wake_inexact = true;
+}
+
+void usmc_conn_disarm(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t me = (uint64_t)wake_tid() << 32;
+
+	for (int i = 0; i < USMC_SLEEPERS; i++) {
+		uint64_t v = atomic_load(&conn->sh->sleepers[i]);
+
+		if ((v & ~0xffffffffull) == me)
+			atomic_compare_exchange_strong(&conn->sh->sleepers[i], &v, 0);
+	}
+}
+
+bool usmc_wake_inexact(void)
+{
+	bool was = wake_inexact;
+
+	wake_inexact = false;
+	return was;
+}
+
+/* How many of the peer's bells up to seen may be read now: none a sleeper has not seen. */
+static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
+{
+	uint32_t limit = seen, owed;
+
+	for (int i = 0; i < USMC_SLEEPERS; i++) {
+		uint64_t v = atomic_load(&conn->sh->sleepers[i]);
+
+		if (v && (int32_t)((uint32_t)v - limit) < 0)
+			limit = (uint32_t)v;
+	}
+	owed = limit - atomic_load(&conn->tx.cdc->bells_read);
+	return (int32_t)owed > 0 ? owed : 0;
+}
+
+/*
+ * Reads the doorbells owed, without blocking: read() only once poll()
+ * says the socket is readable, and only by the drainer of the moment.
+ */
+static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int *err)
+{
+	struct usmc_conn *conn = s->conn;
+	char buf[64];
+
+	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
+	for (int i = 0; i < 64; i++) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		uint32_t owed = bells_owed(conn, seen);
+		bool probe = false;
+		size_t want;
+		ssize_t n;
+
+		if (usmc_sys.poll(&p, 1, 0) <= 0)
+			return CDC_TCP_OPEN;
+		if (!owed) {
+			/* Readable with every bell sent read: no bell, but what? */
+			if (peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read))
+				return CDC_TCP_OPEN; /* bells a sleeper has yet to see */
+			probe = true;
+			owed = 1;
+		}
+		want = owed < sizeof(buf) ? owed : sizeof(buf);
+		int state;
+
+		n = usmc_sys.read(s->fd, buf, want);
+		if (n > 0 && (probe || !cdc_all_bells(buf, (size_t)n)))
+			return CDC_TCP_ALIEN;
+		if (n > 0) {
+			atomic_fetch_add(&conn->tx.cdc->bells_read, (uint32_t)n);
+			if ((size_t)n < want)
+				return CDC_TCP_OPEN;
+			continue;
+		}
+		if ((state = cdc_read_end(n, err)) >= 0)
+			return (enum cdc_tcp_state)state;
+	}
+	return CDC_TCP_OPEN;
+}
+
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen);
+
+/* The TCP connection under a shared-memory one ended: record how. */
+static void conn_tcp_ended(struct usmc_sock *s, int state, int err)
+{
+	struct usmc_conn *conn = s->conn;
+
+	atomic_store(&conn->sh->tcp_err, err);
+	atomic_store(&conn->sh->tcp_state, state);
+	/*
+	 * An orderly close may still end in a TCP reset (doorbells left
+	 * unread): the peer's flags, set before its close, tell the two apart.
+	 */
+	if (usmc_conn_refresh(conn) == 0 &&
+	    !(atomic_load(&conn->sh->peer_flags) & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) &&
+	    (state == CDC_TCP_RESET || conn->sh->tx_cons_seen < conn->sh->tx_prod))
+		/* Gone without closing, leaving our data unread: TCP would reset. */
+		usmc_conn_set_reset(conn, state == CDC_TCP_RESET && err ? err : ECONNRESET);
+}
+
+/*
+ * After the peer's FIN the kernel socket reads end of file even once a
+ * reset followed (data we sent reached the closed peer); the reset shows
+ * only as POLLERR, and a read takes its error.
+ */
+static int tcp_reset_after_eof(struct usmc_sock *s)
+{
+	struct usmc_conn_shared *sh = s->conn->sh;
+	struct pollfd p = { .fd = s->fd };
+	char c;
+
+	if (usmc_sys.poll(&p, 1, 0) <= 0 || !(p.revents & POLLERR))
+		return CDC_TCP_EOF;
+	/* Past the FIN a read never blocks: the error, or end of file again. */
+	atomic_store(&sh->tcp_err, usmc_sys.read(s->fd, &c, 1) < 0 ? errno : EPIPE);
+	atomic_store(&sh->tcp_state, CDC_TCP_RESET);
+	return CDC_TCP_RESET;
+}
+
+int usmc_conn_drain(struct usmc_sock *s)
+{
+	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn)) : CDC_TCP_OPEN;
+}
+
+void usmc_conn_settle(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t avail;
+	uint32_t seen;
+
+	if (!conn->rx_mapped || peer_bells(conn) == atomic_load(&conn->tx.cdc->bells_read))
+		return;
+	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	seen = peer_bells(conn);
+	if (usmc_rx_avail(s, &avail) == 0 && !avail)
+		conn_drain_upto(s, seen);
+}
+
+/* Reads the doorbells up to the seen-th, and those that sleepers have seen. */
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t me = wake_tid(), idle = 0;
+	int err = 0, state;
+
+	state = atomic_load(&conn->sh->tcp_state);
+	if (state == CDC_TCP_EOF)
+		return tcp_reset_after_eof(s);
+	if (state != CDC_TCP_OPEN)
+		return state;
+	/* Another thread reads the doorbells now: its caller looks at the rings after. */
+	if (!atomic_compare_exchange_strong(&conn->sh->drainer, &idle, me))
+		return CDC_TCP_OPEN;
+	state = drain_counted(s, seen, &err);
+	atomic_store(&conn->sh->drainer, 0);
+	if (state == CDC_TCP_OPEN)
+		return state;
+	if (state == CDC_TCP_ALIEN) {
+		/* Data that reached the socket outside usmc cannot be put in order: say so. */
+		s->reason = USMC_DECL_FOREIGN_BYTES;
+		usmc_conn_abort(s);
+		return CDC_TCP_OPEN;
+	}
+	conn_tcp_ended(s, state, err);
+	return state;
+}
+
+void usmc_conn_ring(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
+
+	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
+		return;
+	if (conn->rx_mapped) {
+		uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+		uint32_t unread = atomic_load(&conn->tx.cdc->bells) -
+				  atomic_load_explicit(&conn->rx.cdc->bells_read, memory_order_relaxed);
+
+		/* A peer that closed waits for nothing, and its socket answers a write with a reset. */
+		if ((atomic_load(&conn->sh->peer_flags) |
+		     atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed)) & closed)
+			return;
+		if (unread >= CDC_BELLS_OUTSTANDING_MAX)
+			return;
+	}
+	/*
+	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
+	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
+	 * by a peer that closed.
+	 */
+	if (usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return;
+	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+		conn_tcp_ended(s, CDC_TCP_RESET, errno);
+	}
+	usmc_stats_add(USMC_STAT_BELLS, 1);
+}
+
+void usmc_conn_arm(struct usmc_sock *s, short events)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (events & POLLIN)
+		atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
+	if (events & POLLOUT)
+		atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (conn->rx_mapped)
+		sleeper_register(conn, peer_bells(conn));
+	usmc_conn_drain(s);
+}
+
+/* Signals a fault raises in the thread that faults: they do not cut a wait short. */
+static bool fault_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
+/*
+ * Whether the kernel would restart a socket call that a signal handler
+ * interrupted: poll does not tell which signal came, so every handler
+ * installed must have SA_RESTART.
+ */
+static bool signals_restart(void)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+
+		if (sig == SIGKILL || sig == SIGSTOP || fault_signal(sig) || sigaction(sig, NULL, &sa))
+			continue;
+		if (!(sa.sa_flags & SA_SIGINFO) &&
+		    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
+/* Whether a blocking read (POLLIN) or write (POLLOUT) can go on. */
+static bool sleep_ready(struct usmc_sock *s, short events)
+{
+	struct conn_view v;
+
+	if (usmc_conn_view(s, &v) < 0)
+		return true;
+	/* Any byte: the read takes it, whatever SO_RCVLOWAT asks of a wake-up. */
+	if ((events & POLLIN) && v.avail)
+		return true;
+	return usmc_conn_view_revents(s, &v, events) != 0;
+}
+
+int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	int rc;
+
+	usmc_conn_arm(s, events);
+	if (sleep_ready(s, events)) {
+		usmc_conn_disarm(s);
+		usmc_wake_inexact();
+		return 0;
+	}
+	if (usmc_wake_inexact() && (timeout_ms < 0 || timeout_ms > 1))
+		timeout_ms = 1;
+	rc = usmc_sys.poll(&p, 1, timeout_ms);
+	usmc_conn_disarm(s);
+	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
+	if (rc < 0 && errno == EINTR && timeout_ms < 0 && signals_restart())
+		return 0;
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		usmc_conn_drain(s);
+	return 0;
+}
