@@ -65,7 +65,7 @@ static uint32_t wake_tid(void)
 
 	/* A forked child's thread has an id of its own. */
 	if (tid_pid != pid) {
-		tid = (pid_t)syscall(SYS_gettid);
+		tid = (pid_t)usmc_sys.syscall(SYS_gettid);
 		tid_pid = pid;
 	}
 	return (uint32_t)tid;
