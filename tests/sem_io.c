@@ -263,9 +263,11 @@ static void peek_client(struct sem_end *e)
 static void peek_server(struct sem_end *e)
 {
 	uint8_t buf[PEEK_LEN];
+	struct usmc_info before, after;
 	ssize_t first, second;
 
 	CHECK(sem_wait_for(e->fd, POLLIN) & POLLIN);
+	CHECK(usmc_info(e->fd, &before, sizeof(before)) == 0);
 	first = usmc_recv(e->fd, buf, PEEK_LEN / 2, MSG_PEEK);
 	CHECK(first > 0 && first <= PEEK_LEN / 2);
 	sem_check_pattern(buf, (size_t)first, 51, 0);
@@ -274,8 +276,14 @@ static void peek_server(struct sem_end *e)
 	second = usmc_recv(e->fd, buf, PEEK_LEN, MSG_PEEK);
 	CHECK(second >= first && second <= PEEK_LEN);
 	sem_check_pattern(buf, (size_t)second, 51, 0);
-	/* What was peeked is still there for the read. */
+	/* Peeked bytes are not received yet: the counters say so. */
+	CHECK(usmc_info(e->fd, &after, sizeof(after)) == 0);
+	CHECK(after.bytes_received == before.bytes_received);
+	/* What was peeked is still there for the read, and counted once read. */
 	sem_recv_pattern(e->fd, 51, 0, PEEK_LEN);
+	CHECK(usmc_info(e->fd, &after, sizeof(after)) == 0);
+	CHECK(after.bytes_received ==
+	      before.bytes_received + (after.mode == USMC_MODE_SMCD ? PEEK_LEN : 0));
 }
 
 #define WAITALL_PIECES 4

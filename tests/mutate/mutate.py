@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Mutation testing of src/: one small bug at a time, each against the
+tests named to catch it.
+
+Each mutant in mutants.txt names a file, an exact snippet of it and its
+replacement, and a CTest regex.  The tree is copied to a scratch
+directory and configured as BUILD_DIR is; for each mutant the snippet is
+replaced (it must occur exactly once, else the mutant is "stale": the
+code moved on and the list must follow), the targets its tests run are
+rebuilt, its tests run under a time limit (a hang counts as killed) and
+the file is restored.  A mutant whose tests all pass survived.
+
+    mutate.py BUILD_DIR [--only ID,ID] [--list FILE] [--timeout S] [--keep]
+
+Exit status: 0 if every mutant was applied, built and killed.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CACHE_VARS = ("CMAKE_BUILD_TYPE", "CMAKE_C_COMPILER", "USMC_SANITIZE", "USMC_FUZZ",
+              "USMC_KERNEL")
+
+
+class Mutant:
+    def __init__(self, ident, line):
+        self.id = ident
+        self.line = line
+        self.file = None
+        self.tests = None
+        self.what = ""
+        self.old = []
+        self.new = []
+
+    def check(self):
+        if not self.file or not self.tests or not self.old:
+            sys.exit("%s:%d: mutant %s needs file:, tests: and '-' lines"
+                     % ("mutants", self.line, self.id))
+
+
+def parse(path):
+    """== ID, then file:, tests:, what:, '- ' original and '+ ' new lines."""
+    mutants, cur = [], None
+    with open(path) as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.rstrip("\n")
+            if line.startswith("=="):
+                cur = Mutant(line[2:].strip(), n)
+                mutants.append(cur)
+            elif cur is None or not line or line.startswith("#"):
+                continue
+            elif line.startswith("-"):
+                cur.old.append(line[2:])
+            elif line.startswith("+"):
+                cur.new.append(line[2:])
+            else:
+                key, _, val = line.partition(":")
+                if key not in ("file", "tests", "what"):
+                    sys.exit("%s:%d: unknown field %r" % (path, n, key))
+                setattr(cur, key, val.strip())
+    ids = set()
+    for m in mutants:
+        m.check()
+        if m.id in ids:
+            sys.exit("%s: mutant %s listed twice" % (path, m.id))
+        ids.add(m.id)
+    return mutants
+
+
+def apply(tree, m):
+    """Replaces the snippet; returns the original text, or None if stale."""
+    path = os.path.join(tree, m.file)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    old, new = "\n".join(m.old) + "\n", "\n".join(m.new) + ("\n" if m.new else "")
+    if text.count(old) != 1:
+        return None
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
+    return text
+
+
+def restore(tree, m, text):
+    with open(os.path.join(tree, m.file), "w") as f:
+        f.write(text)
+
+
+def run(cmd, timeout=None, **kw):
+    """Runs cmd in a session of its own, killed whole at the timeout."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True, text=True, **kw)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        return None, out
+
+
+def cache_args(build_dir):
+    args = []
+    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+        for line in f:
+            m = re.match(r"([A-Z_]+):[A-Z]+=(.*)$", line.strip())
+            if m and m.group(1) in CACHE_VARS:
+                args.append("-D%s=%s" % (m.group(1), m.group(2)))
+    return args
+
+
+def test_targets(build, regex):
+    """Tests matching regex, and the targets (executables of this build) they run."""
+    rc, out = run(["ctest", "-N", "-V", "-R", regex], cwd=build)
+    names = re.findall(r"^\s*Test\s+#\d+: (\S+)", out, re.M)
+    targets = set()
+    for cmd in re.findall(r"Test command: (.*)$", out, re.M):
+        for word in cmd.split():
+            word = word.strip('"')
+            if word == build:
+                return names, None  # a test that takes the whole build
+            if word.startswith(build + "/"):
+                name = re.sub(r"^lib|\.so[.0-9]*$|\.a$", "", os.path.basename(word))
+                targets.add(name)
+    return names, targets
+
+
+def build(build_dir, targets):
+    """Builds the targets, or everything if some are no target's name."""
+    cmd = ["nice", "cmake", "--build", build_dir, "-j2"]
+    if targets:
+        rc, out = run(cmd + ["--target"] + sorted(targets))
+        if rc == 0:
+            return 0, out
+    return run(cmd)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("build_dir")
+    ap.add_argument("--list", default=os.path.join(HERE, "mutants.txt"))
+    ap.add_argument("--only", help="comma-separated mutant ids")
+    ap.add_argument("--timeout", type=int, default=180,
+                    help="seconds for one mutant's tests; a hang counts as killed")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch tree")
+    a = ap.parse_args()
+
+    mutants = parse(a.list)
+    if a.only:
+        want = a.only.split(",")
+        unknown = set(want) - {m.id for m in mutants}
+        if unknown:
+            sys.exit("unknown mutant(s): " + ", ".join(sorted(unknown)))
+        mutants = [m for m in mutants if m.id in want]
+    build_dir = os.path.abspath(a.build_dir)
+    scratch = tempfile.mkdtemp(prefix="usmc-mutate.")
+    tree, bdir = os.path.join(scratch, "src"), os.path.join(scratch, "build")
+    start = time.time()
+    try:
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
+                               cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-C", ROOT, "--null", "-T", "-", "-cf", "-"], input=files,
+                       check=True, stdout=open(os.path.join(scratch, "tree.tar"), "wb"))
+        os.mkdir(tree)
+        subprocess.run(["tar", "-C", tree, "-xf", os.path.join(scratch, "tree.tar")],
+                       check=True)
+        rc, out = run(["cmake", "-S", tree, "-B", bdir] + cache_args(build_dir))
+        if rc != 0:
+            sys.exit("configure failed:\n" + out)
+        plan, every = [], set()
+        for m in mutants:
+            names, targets = test_targets(bdir, m.tests)
+            plan.append((m, names, targets))
+            every = None if every is None or targets is None else every | targets
+        rc, out = build(bdir, every)
+        if rc != 0:
+            sys.exit("the unmutated tree does not build:\n" + out[-3000:])
+        print("mutating %d: tree in %s, built in %.0f s" % (len(mutants), scratch,
+                                                         time.time() - start), flush=True)
+        results = {"killed": [], "survived": [], "stale": [], "no-build": [], "no-tests": []}
+        for m, names, targets in plan:
+            t0 = time.time()
+            if not names:
+                status, detail = "no-tests", m.tests
+            else:
+                orig = apply(tree, m)
+                if orig is None:
+                    status, detail = "stale", "snippet not found exactly once in " + m.file
+                else:
+                    try:
+                        rc, out = build(bdir, targets)
+                        if rc != 0:
+                            status, detail = "no-build", out.strip().splitlines()[-1:]
+                        else:
+                            rc, out = run(["ctest", "--output-on-failure", "-j2",
+                                           "--stop-on-failure", "-R", m.tests],
+                                          timeout=a.timeout, cwd=bdir)
+                            if rc is None:
+                                status, detail = "killed", "hung past %d s" % a.timeout
+                            elif rc != 0:
+                                failed = re.findall(r"^\s*\d+ - (\S+)", out, re.M)
+                                status, detail = "killed", "by " + " ".join(failed[:4])
+                            else:
+                                status, detail = "survived", "%d test(s) passed" % len(names)
+                    finally:
+                        restore(tree, m, orig)
+            results[status].append(m)
+            print("%-9s %-28s %4.0f s  %s" % (status, m.id, time.time() - t0, detail),
+                  flush=True)
+        # Leave the scratch build as the unmutated tree.
+        build(bdir, every)
+        killed, survived = len(results["killed"]), len(results["survived"])
+        scored = killed + survived
+        print("\nscore: %d of %d killed (%.1f%%); %d stale, %d not built, %d without tests; "
+              "%.0f s" % (killed, scored, 100.0 * killed / scored if scored else 0.0,
+                          len(results["stale"]), len(results["no-build"]),
+                          len(results["no-tests"]), time.time() - start))
+        for status in ("survived", "stale", "no-build", "no-tests"):
+            for m in results[status]:
+                print("%s: %s (%s): %s" % (status, m.id, m.file, m.what))
+        return 0 if killed == len(mutants) else 1
+    finally:
+        if a.keep:
+            print("kept " + scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
