@@ -5,11 +5,13 @@
  * one-byte over-read or over-write faults under AddressSanitizer; without
  * it, the error flag and the values read still tell.  Then every CLC
  * message type, encoded into a block of its exact length, parses, and
- * each of its prefixes is refused.
+ * each of its prefixes is refused; each check of the parser and of an RMB
+ * description is tried on its own, at its limit.
  */
 #include <string.h>
 
 #include "harness.h"
+#include "usmc_cdc.h"
 #include "usmc_clc.h"
 #include "usmc_reader.h"
 
@@ -146,11 +148,85 @@ static void check_clc(void)
 	}
 }
 
+/* Parses a copy of enc (len bytes) with byte at changed to val, length field kept. */
+static uint32_t parse_changed(const uint8_t *enc, size_t len, size_t at, uint8_t val)
+{
+	uint8_t *buf = exact_copy(enc, len);
+	struct clc_msg out;
+	uint32_t rc;
+
+	buf[at] = val;
+	rc = clc_msg_parse(buf, len, &out);
+	free(buf);
+	return rc;
+}
+
+/* Each check of the parser on its own, on an otherwise good Decline. */
+static void check_clc_fields(void)
+{
+	struct clc_msg m = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = 1,
+			     .decline = { .reason = USMC_DECL_CNFERR } };
+	uint8_t enc[CLC_MAX_MSG_SIZE + 1];
+	int len = clc_msg_encode(&m, enc, sizeof(enc) - 1);
+	uint8_t *buf;
+	struct clc_msg out;
+
+	CHECK(len > 0 && parse_changed(enc, (size_t)len, 0, enc[0]) == 0);
+	CHECK(parse_changed(enc, (size_t)len, 7, CLC_VERSION + 1) == USMC_DECL_VERSMISMAT);
+	CHECK(parse_changed(enc, (size_t)len, 0, 0) == USMC_DECL_SYNCERR);           /* eyecatcher */
+	CHECK(parse_changed(enc, (size_t)len, 6, (uint8_t)(len - 1)) == USMC_DECL_SYNCERR);
+	CHECK(parse_changed(enc, (size_t)len, 6, (uint8_t)(len + 1)) == USMC_DECL_SYNCERR);
+	CHECK(parse_changed(enc, (size_t)len, (size_t)len - 1, 0) == USMC_DECL_SYNCERR); /* trailer */
+	CHECK(parse_changed(enc, (size_t)len, (size_t)len - 5, 2) == USMC_DECL_SYNCERR); /* flags */
+	/* A reason of 0 is no Decline. */
+	CHECK(parse_changed(enc, (size_t)len, (size_t)len - 9, 0) == USMC_DECL_SYNCERR);
+	/* One byte more than the message, counted by the length field: refused. */
+	enc[len] = enc[len - 1];
+	memmove(enc + len - 4, enc + len - 3, 4);
+	enc[len - 4] = 0;
+	enc[6] = (uint8_t)(len + 1);
+	buf = exact_copy(enc, (size_t)len + 1);
+	CHECK(clc_msg_parse(buf, (size_t)len + 1, &out) == USMC_DECL_SYNCERR);
+	free(buf);
+}
+
+/* The RMB descriptions the handshake accepts, at each limit. */
+static void check_rmb_desc(void)
+{
+	const struct clc_rmb_desc good = { .seg_len = 1 << 20, .slot_off = 1024,
+					   .rmb_size = 1 << 14 };
+	struct clc_rmb_desc d = good;
+
+	CHECK(clc_rmb_desc_valid(&d));
+	d.slot_off = (1 << 20) - CDC_SLOT_HDR - (1 << 14); /* ends exactly at the segment's end */
+	CHECK(clc_rmb_desc_valid(&d));
+	d.slot_off += CDC_SLOT_HDR;
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.slot_off = 1024 + CDC_SLOT_HDR / 2; /* the CDC area unaligned */
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.rmb_size = CLC_RMB_MIN / 2;
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.rmb_size = CLC_RMB_MAX, d.seg_len = CLC_RMB_MAX + 4096, d.slot_off = 0;
+	CHECK(clc_rmb_desc_valid(&d));
+	d.rmb_size = CLC_RMB_MAX * 2, d.seg_len = CLC_RMB_MAX * 2 + 4096;
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.rmb_size = (1 << 14) + (1 << 13); /* no power of two */
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.seg_len = CLC_SEG_MAX;
+	CHECK(clc_rmb_desc_valid(&d));
+	d.seg_len = CLC_SEG_MAX + 4096;
+	CHECK(!clc_rmb_desc_valid(&d));
+	d = good, d.new_seg = 2;
+	CHECK(!clc_rmb_desc_valid(&d));
+}
+
 int main(void)
 {
 	check_reads();
 	check_writes();
 	check_clc();
+	check_clc_fields();
+	check_rmb_desc();
 	printf("reader: ok\n");
 	return 0;
 }

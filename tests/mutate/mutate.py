@@ -12,6 +12,7 @@ rebuilt, its tests run under a time limit (a hang counts as killed) and
 the file is restored.  A mutant whose tests all pass survived.
 
     mutate.py BUILD_DIR [--only ID,ID] [--list FILE] [--timeout S] [--keep]
+    mutate.py --check     (lists stale mutants, builds nothing)
 
 Exit status: 0 if every mutant was applied, built and killed.
 """
@@ -148,7 +149,9 @@ def build(build_dir, targets):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("build_dir")
+    ap.add_argument("build_dir", nargs="?")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that each snippet is found exactly once")
     ap.add_argument("--list", default=os.path.join(HERE, "mutants.txt"))
     ap.add_argument("--only", help="comma-separated mutant ids")
     ap.add_argument("--timeout", type=int, default=180,
@@ -163,6 +166,19 @@ def main():
         if unknown:
             sys.exit("unknown mutant(s): " + ", ".join(sorted(unknown)))
         mutants = [m for m in mutants if m.id in want]
+    if a.check:
+        stale = 0
+        for m in mutants:
+            path = os.path.join(ROOT, m.file)
+            text = open(path).read() if os.path.exists(path) else ""
+            n = text.count("\n".join(m.old) + "\n")
+            if n != 1:
+                stale += 1
+                print("stale: %s (%s): snippet found %d times" % (m.id, m.file, n))
+        print("%d mutants, %d stale" % (len(mutants), stale))
+        return 1 if stale else 0
+    if not a.build_dir:
+        ap.error("BUILD_DIR is needed")
     build_dir = os.path.abspath(a.build_dir)
     scratch = tempfile.mkdtemp(prefix="usmc-mutate.")
     tree, bdir = os.path.join(scratch, "src"), os.path.join(scratch, "build")
