@@ -9,3 +9,13 @@ endforeach()
 # Peers of two users: TCP unless both name each other (needs root).
 usmc_test(cross_user)
 add_test(NAME cross_user COMMAND cross_user)
+
+# The mutation runner, on three mutants its tests must catch: a smoke check
+# of tests/mutate/run.sh (the whole list takes minutes: see docs/SECURITY.md).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_FOUND)
+  add_test(NAME mutate_smoke
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mutate/mutate.py
+                   ${PROJECT_BINARY_DIR} --only reader_overread,policy_port_hi,peek_counted)
+  set_tests_properties(mutate_smoke PROPERTIES LABELS slow TIMEOUT 900)
+endif()

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,6 +112,63 @@ def run(cmd, timeout=None, **kw):
         return None, out
 
 
+def copy_tree(dest):
+    """The source tree as it is: git's files (tracked or new), else all but builds."""
+    git = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                         capture_output=True)
+    if git.returncode != 0:
+        shutil.copytree(ROOT, dest, symlinks=True,
+                        ignore=shutil.ignore_patterns("build*", ".git"))
+        return
+    for name in git.stdout.decode().split("\0"):
+        src = os.path.join(ROOT, name)
+        if name and os.path.isfile(src):
+            os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, name))
+
+
+def kill_session(sid):
+    """Kills every process of the session ctest led, tests in groups of their own included."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def run_tests(build, regex, timeout):
+    """Runs the tests; stops at the first failure.  Returns (status, detail)."""
+    p = subprocess.Popen(["ctest", "-j2", "-R", regex], cwd=build, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True, text=True)
+    deadline = time.time() + timeout
+    timer = threading.Timer(timeout, kill_session, (p.pid,))
+    timer.start()
+    failed, passed = None, 0
+    try:
+        for line in p.stdout:
+            m = re.search(r"Test +#\d+: (\S+) \.*\s*(\*\*\*|Exception|Failed|Not Run)", line)
+            if m:
+                failed = m.group(1)
+                break
+            if re.search(r"Test +#\d+: \S+ \.*\s*Passed", line):
+                passed += 1
+    finally:
+        timer.cancel()
+        kill_session(p.pid)
+        p.stdout.close()
+        p.wait()
+    if failed:
+        return "killed", "by " + failed
+    if time.time() >= deadline:
+        return "killed", "hung past %d s" % timeout
+    if p.returncode != 0:
+        return "killed", "ctest exited %d" % p.returncode
+    return "survived", "%d test(s) passed" % passed
+
+
 def cache_args(build_dir):
     args = []
     with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
@@ -184,13 +242,7 @@ def main():
     tree, bdir = os.path.join(scratch, "src"), os.path.join(scratch, "build")
     start = time.time()
     try:
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
-                               cwd=ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-C", ROOT, "--null", "-T", "-", "-cf", "-"], input=files,
-                       check=True, stdout=open(os.path.join(scratch, "tree.tar"), "wb"))
-        os.mkdir(tree)
-        subprocess.run(["tar", "-C", tree, "-xf", os.path.join(scratch, "tree.tar")],
-                       check=True)
+        copy_tree(tree)
         rc, out = run(["cmake", "-S", tree, "-B", bdir] + cache_args(build_dir))
         if rc != 0:
             sys.exit("configure failed:\n" + out)
@@ -217,18 +269,10 @@ def main():
                     try:
                         rc, out = build(bdir, targets)
                         if rc != 0:
-                            status, detail = "no-build", out.strip().splitlines()[-1:]
+                            errors = [l for l in out.splitlines() if "error" in l]
+                            status, detail = "no-build", (errors or ["?"])[0].strip()
                         else:
-                            rc, out = run(["ctest", "--output-on-failure", "-j2",
-                                           "--stop-on-failure", "-R", m.tests],
-                                          timeout=a.timeout, cwd=bdir)
-                            if rc is None:
-                                status, detail = "killed", "hung past %d s" % a.timeout
-                            elif rc != 0:
-                                failed = re.findall(r"^\s*\d+ - (\S+)", out, re.M)
-                                status, detail = "killed", "by " + " ".join(failed[:4])
-                            else:
-                                status, detail = "survived", "%d test(s) passed" % len(names)
+                            status, detail = run_tests(bdir, m.tests, a.timeout)
                     finally:
                         restore(tree, m, orig)
             results[status].append(m)
