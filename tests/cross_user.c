@@ -140,18 +140,8 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* The parent makes no usmc call: each child opens its own user's registry. */
 	for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
-		pid_t srv, cli;
-		uint16_t port;
-
 		cur = &rounds[i];
-		h_chan_open(&port_chan);
-		srv = h_fork(server, NULL);
-		port = (uint16_t)h_chan_recv(&port_chan);
-		cli = h_fork(client, (void *)(uintptr_t)port);
-		CHECK(h_wait_ok(cli));
-		CHECK(h_wait_ok(srv));
-		close(port_chan.rd);
-		close(port_chan.wr);
+		h_run_pair(server, client, &port_chan);
 	}
 	printf("cross_user: ok\n");
 	return 0;
