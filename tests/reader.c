@@ -180,10 +180,8 @@ static void check_clc_fields(void)
 	CHECK(parse_changed(enc, (size_t)len, (size_t)len - 5, 2) == USMC_DECL_SYNCERR); /* flags */
 	/* A reason of 0 is no Decline. */
 	CHECK(parse_changed(enc, (size_t)len, (size_t)len - 9, 0) == USMC_DECL_SYNCERR);
-	/* One byte more than the message, counted by the length field: refused. */
-	enc[len] = enc[len - 1];
-	memmove(enc + len - 4, enc + len - 3, 4);
-	enc[len - 4] = 0;
+	/* A byte after the trailer, counted by the length field: refused. */
+	enc[len] = 0;
 	enc[6] = (uint8_t)(len + 1);
 	buf = exact_copy(enc, (size_t)len + 1);
 	CHECK(clc_msg_parse(buf, (size_t)len + 1, &out) == USMC_DECL_SYNCERR);
@@ -200,7 +198,9 @@ static void check_rmb_desc(void)
 	CHECK(clc_rmb_desc_valid(&d));
 	d.slot_off = (1 << 20) - CDC_SLOT_HDR - (1 << 14); /* ends exactly at the segment's end */
 	CHECK(clc_rmb_desc_valid(&d));
-	d.slot_off += CDC_SLOT_HDR;
+	d.seg_len -= 1; /* one byte short of the ring's end */
+	CHECK(!clc_rmb_desc_valid(&d));
+	d.seg_len += 1, d.slot_off += CDC_SLOT_HDR;
 	CHECK(!clc_rmb_desc_valid(&d));
 	d = good, d.slot_off = 1024 + CDC_SLOT_HDR / 2; /* the CDC area unaligned */
 	CHECK(!clc_rmb_desc_valid(&d));

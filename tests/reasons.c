@@ -5,7 +5,7 @@
  * environment before its first usmc call, as a program started so would.
  * Other cases are pinned where they are made: the policy (policy), another
  * user (cross_user), a refused memfd (exhaust_memfd_*), a shared listener
- * (fork_listener), a server that never answers (crash_rounds).
+ * (fork_listener).
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -17,7 +17,8 @@
 struct side {
 	enum h_kind kind;
 	const char *env;   /* NAME=VALUE set before the first usmc call, or NULL */
-	uint32_t reason;   /* the fallback reason this end must record */
+	uint32_t reason;   /* the fallback reason this end must record (0: not checked) */
+	bool raw_accept;   /* a usmc listener whose accept() is the kernel's: no answer comes */
 };
 
 struct round {
@@ -34,6 +35,9 @@ static const struct round rounds[] = {
 	  { H_USMC, NULL, USMC_DECL_PEERNOSMC } },
 	{ "client policy tcp", { H_USMC, NULL, USMC_DECL_PEERNOSMC },
 	  { H_USMC, "USMC_POLICY=tcp *", USMC_DECL_POLICY } },
+	/* The server holds the connection and never answers: the client gives up, replays. */
+	{ "server that never answers", { H_USMC, NULL, 0, true },
+	  { H_USMC, "USMC_CLC_TIMEOUT_MS=100", USMC_DECL_TIMEOUT_CLC } },
 };
 
 static const struct round *cur;
@@ -57,7 +61,7 @@ static void check_reason(int fd, const struct side *side, const char *end)
 	struct usmc_info info;
 
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
-	if (side->kind == H_PLAIN)
+	if (side->kind == H_PLAIN || !side->reason)
 		return;
 	if (info.mode != USMC_MODE_FALLBACK || info.fallback_reason != side->reason)
 		fprintf(stderr, "%s: %s: %s 0x%08x, want fallback 0x%08x\n", cur->what, end,
@@ -75,7 +79,7 @@ static int server(void *arg)
 	set_env(cur->server.env);
 	lfd = h_listen(AF_INET, cur->server.kind, &port);
 	h_chan_send(&port_chan, port);
-	fd = usmc_accept(lfd, NULL, NULL);
+	fd = cur->server.raw_accept ? accept(lfd, NULL, NULL) : usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
 	h_read_all(fd, &b, 1);
 	CHECK(b == 'x');
