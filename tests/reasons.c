@@ -19,6 +19,7 @@ struct side {
 	const char *env;   /* NAME=VALUE set before the first usmc call, or NULL */
 	uint32_t reason;   /* the fallback reason this end must record (0: not checked) */
 	bool raw_accept;   /* a usmc listener whose accept() is the kernel's: no answer comes */
+	bool closes;       /* (server) closes the connection at once, unread */
 };
 
 struct round {
@@ -38,10 +39,13 @@ static const struct round rounds[] = {
 	/* The server holds the connection and never answers: the client gives up, replays. */
 	{ "server that never answers", { H_USMC, NULL, 0, true },
 	  { H_USMC, "USMC_CLC_TIMEOUT_MS=100", USMC_DECL_TIMEOUT_CLC } },
+	/* Nor will it, once its end of TCP is closed: the client need not wait for that. */
+	{ "server that closes unanswered", { H_USMC, NULL, 0, true, true },
+	  { H_USMC, "USMC_CLC_TIMEOUT_MS=60000", USMC_DECL_PEERNOSMC } },
 };
 
 static const struct round *cur;
-static struct h_chan port_chan;
+static struct h_chan port_chan, client_done;
 
 static void set_env(const char *env)
 {
@@ -81,6 +85,13 @@ static int server(void *arg)
 	h_chan_send(&port_chan, port);
 	fd = cur->server.raw_accept ? accept(lfd, NULL, NULL) : usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
+	if (cur->server.closes) {
+		/* The listener, and with it the channel, stays until the client has seen it. */
+		CHECK(close(fd) == 0);
+		h_chan_recv(&client_done);
+		CHECK(usmc_close(lfd) == 0);
+		return 0;
+	}
 	h_read_all(fd, &b, 1);
 	CHECK(b == 'x');
 	h_write_all(fd, "y", 1);
@@ -97,10 +108,16 @@ static int client(void *arg)
 	set_env(cur->client.env);
 	fd = h_connect(AF_INET, cur->client.kind, (uint16_t)(uintptr_t)arg);
 	h_write_all(fd, "x", 1);
-	h_read_all(fd, &b, 1);
-	CHECK(b == 'y');
+	if (cur->server.closes) {
+		/* End of file or a reset, as TCP gives it, well within the CLC timeout. */
+		CHECK(usmc_read(fd, &b, 1) <= 0);
+	} else {
+		h_read_all(fd, &b, 1);
+		CHECK(b == 'y');
+	}
 	check_reason(fd, &cur->client, "client");
 	CHECK(usmc_close(fd) == 0);
+	h_chan_send(&client_done, 1);
 	return 0;
 }
 
@@ -126,7 +143,10 @@ int main(void)
 	/* The parent makes no usmc call: each child reads its own environment. */
 	for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
 		cur = &rounds[i];
+		h_chan_open(&client_done);
 		h_run_pair(server, client, &port_chan);
+		close(client_done.rd);
+		close(client_done.wr);
 		printf("%-30s ok\n", cur->what);
 	}
 	CHECK(h_wait_ok(h_fork(family_mismatch, NULL)));
