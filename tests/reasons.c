@@ -138,6 +138,67 @@ static int family_mismatch(void *arg)
 	return 0;
 }
 
+static struct h_chan ready;
+
+static int early_client(void *arg)
+{
+	enum h_kind kind = (enum h_kind)(uintptr_t)arg & 1;
+	uint16_t port = (uint16_t)((uintptr_t)arg >> 1);
+	char mine = kind == H_USMC ? 'a' : 'p', b;
+	int fd = h_connect(AF_INET, kind, port);
+
+	h_chan_send(&ready, 1);
+	h_write_all(fd, &mine, 1);
+	h_read_all(fd, &b, 1);
+	CHECK(b == mine - 'a' + 'A');
+	if (kind == H_USMC)
+		h_check_mode(fd, USMC_MODE_SMCD);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+/*
+ * A plain client accepted while a usmc client's Proposal waits for the
+ * same port: the cookie tells them apart, and each gets its own mode.
+ */
+static int plain_before_proposer(void *arg)
+{
+	struct usmc_info info;
+	pid_t plain, smc;
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	char b;
+
+	(void)arg;
+	h_chan_open(&ready);
+	plain = h_fork(early_client, (void *)(uintptr_t)((uintptr_t)port << 1 | H_PLAIN));
+	h_chan_recv(&ready);
+	smc = h_fork(early_client, (void *)(uintptr_t)((uintptr_t)port << 1 | H_USMC));
+	h_chan_recv(&ready);
+	/* Both connected, the plain one first: it comes first out of accept(). */
+	for (char want = 'p';; want = 'a') {
+		fd = usmc_accept(lfd, NULL, NULL);
+		CHECK(fd >= 0);
+		h_read_all(fd, &b, 1);
+		if (b != want)
+			fprintf(stderr, "read '%c' where the %s client wrote '%c'\n", b,
+				want == 'p' ? "plain" : "usmc", want);
+		CHECK(b == want);
+		b = (char)(want - 'a' + 'A');
+		h_write_all(fd, &b, 1);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+		CHECK(want == 'p' ? info.mode == USMC_MODE_FALLBACK &&
+					    info.fallback_reason == USMC_DECL_PEERNOSMC
+				  : info.mode == USMC_MODE_SMCD);
+		CHECK(usmc_close(fd) == 0);
+		if (want == 'a')
+			break;
+	}
+	CHECK(h_wait_ok(plain) && h_wait_ok(smc));
+	CHECK(usmc_close(lfd) == 0);
+	return 0;
+}
+
 int main(void)
 {
 	/* The parent makes no usmc call: each child reads its own environment. */
@@ -150,6 +211,8 @@ int main(void)
 		printf("%-30s ok\n", cur->what);
 	}
 	CHECK(h_wait_ok(h_fork(family_mismatch, NULL)));
-	printf("%-30s ok\nreasons: ok\n", "IPv6 socket, IPv4 address");
+	printf("%-30s ok\n", "IPv6 socket, IPv4 address");
+	CHECK(h_wait_ok(h_fork(plain_before_proposer, NULL)));
+	printf("%-30s ok\nreasons: ok\n", "plain client before a proposer");
 	return 0;
 }
