@@ -4,22 +4,39 @@
  * unless both ends' policies name each other ("allow-user"): then it is
  * shared memory, otherwise TCP with the reason recorded and every byte
  * intact.  Runs the peers as two unprivileged uids, so it needs root.
+ *
+ * Cookies are no secret: an allowed user may propose with the cookie of a
+ * socket of another user.  One round does so (its socket is made while the
+ * client runs as a third user), and the server must see that the socket it
+ * accepted is not the proposer's user's and decline.
+ *
+ * Channel names are anyone's to take: in the last round a third user,
+ * allowed by the client too, holds the server's channel name first.  The
+ * client must see that the channel is not the server's user's, and the
+ * squatter must get no byte of the handshake.
  */
 #include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "usmc_core.h"
 
 #define SERVER_UID 64001
 #define CLIENT_UID 64002
+#define THIRD_UID 64003
 #define BYTES (1 << 20)
 
 struct round {
 	const char *server_policy;
 	const char *client_policy;
 	int mode;           /* expected on both ends */
+	uint32_t client_reason; /* the client's fallback reason, exactly */
+	enum { PLAIN_ROUND, THIRD_SOCKET, SQUATTER } twist;
 	const char *what;
 	uint32_t reason;    /* the client's fallback reason */
 };
@@ -31,16 +48,26 @@ struct round {
  * its reason (0x03000002).
  */
 static const struct round rounds[] = {
-	{ "", "", USMC_MODE_FALLBACK, "nobody allowed", USMC_DECL_PEERNOSMC },
-	{ "allow-user 64002", "", USMC_MODE_FALLBACK, "only the server allows", USMC_DECL_PEERNOSMC },
-	{ "", "allow-user 64001", USMC_MODE_FALLBACK, "only the client allows", USMC_DECL_PEERNOSMC },
-	{ "allow-user 64003", "allow-user 64001", USMC_MODE_FALLBACK,
-	  "the server allows someone else", USMC_DECL_FOREIGN },
-	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, "both allow each other", 0 },
-	{ "allow-user 64099, 64002", "allow-user 64001", USMC_MODE_SMCD, "one of a list", 0 },
+	{ "", "", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC, PLAIN_ROUND, "nobody allowed" },
+	{ "allow-user 64002", "", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC, PLAIN_ROUND,
+	  "only the server allows" },
+	{ "", "allow-user 64001", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC, PLAIN_ROUND,
+	  "only the client allows" },
+	/* The server's channel takes other users, and declines the one it does not allow. */
+	{ "allow-user 64003", "allow-user 64001", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN, PLAIN_ROUND,
+	  "the server allows someone else" },
+	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, 0, PLAIN_ROUND,
+	  "both allow each other" },
+	{ "allow-user 64099, 64002", "allow-user 64001", USMC_MODE_SMCD, 0, PLAIN_ROUND,
+	  "one of a list" },
+	{ "allow-user 64002", "allow-user 64001", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN,
+	  THIRD_SOCKET, "a socket of a third user" },
+	/* The squatter's channel is refused, and the third user has no listener of its own. */
+	{ "allow-user 64002", "allow-user 64001 64003", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC,
+	  SQUATTER, "a squatter of the channel name" },
 };
 
-static struct h_chan port_chan;
+static struct h_chan port_chan, squatted;
 static const struct round *cur;
 
 static void become(uid_t uid, const char *policy)
@@ -51,6 +78,20 @@ static void become(uid_t uid, const char *policy)
 	CHECK(setenv("USMC_POLICY", policy, 1) == 0);
 }
 
+/* A usmc socket owned by THIRD_UID (sock_diag shows its uid), for the client's use. */
+static int third_user_socket(void)
+{
+	int fd;
+
+	CHECK(setresgid(THIRD_UID, THIRD_UID, 0) == 0);
+	CHECK(setresuid(THIRD_UID, THIRD_UID, 0) == 0);
+	fd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
+	CHECK(fd >= 0);
+	CHECK(setresuid(0, 0, 0) == 0);
+	CHECK(setresgid(0, 0, 0) == 0);
+	return fd;
+}
+
 static int server(void *arg)
 {
 	uint64_t sum, len, reply[2];
@@ -59,7 +100,21 @@ static int server(void *arg)
 
 	(void)arg;
 	become(SERVER_UID, cur->server_policy);
-	lfd = h_listen(AF_INET, H_USMC, &port);
+	if (cur->twist == SQUATTER) {
+		/* The port first, the listen (and its channel) once the squatter holds the name. */
+		struct sockaddr_storage ss;
+		socklen_t len = h_loopback(AF_INET, 0, &ss);
+
+		lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
+		CHECK(lfd >= 0 && usmc_bind(lfd, (struct sockaddr *)&ss, len) == 0);
+		CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		h_chan_send(&port_chan, port);
+		h_chan_recv(&squatted);
+		CHECK(usmc_listen(lfd, 16) == 0);
+	} else {
+		lfd = h_listen(AF_INET, H_USMC, &port);
+	}
 	h_chan_send(&port_chan, port);
 	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
@@ -80,8 +135,18 @@ static int client(void *arg)
 	struct usmc_info info;
 	int fd;
 
-	become(CLIENT_UID, cur->client_policy);
-	fd = h_connect(AF_INET, H_USMC, port);
+	if (cur->twist == THIRD_SOCKET) {
+		struct sockaddr_storage ss;
+		socklen_t len = h_loopback(AF_INET, port, &ss);
+
+		CHECK(setenv("USMC_POLICY", cur->client_policy, 1) == 0);
+		fd = third_user_socket();
+		become(CLIENT_UID, cur->client_policy);
+		CHECK(usmc_connect(fd, (struct sockaddr *)&ss, len) == 0);
+	} else {
+		become(CLIENT_UID, cur->client_policy);
+		fd = h_connect(AF_INET, H_USMC, port);
+	}
 	h_pattern(buf, sizeof(buf), port, 0);
 	sum = h_fnv(H_FNV_INIT, buf, sizeof(buf));
 	h_write_all(fd, buf, sizeof(buf));
@@ -89,14 +154,62 @@ static int client(void *arg)
 	h_read_all(fd, reply, sizeof(reply));
 	CHECK(reply[0] == sizeof(buf) && reply[1] == sum);
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
-	CHECK(info.mode == cur->mode);
-	CHECK(info.fallback_reason == cur->reason);
 	printf("%-32s %s", cur->what, usmc_mode_str(info.mode));
 	if (info.mode == USMC_MODE_FALLBACK)
-		printf(" (%s)", usmc_reason_str(info.fallback_reason));
+		printf(" (%s, 0x%08x)", usmc_reason_str(info.fallback_reason), info.fallback_reason);
 	printf(", %d bytes intact\n", BYTES);
+	CHECK(info.mode == cur->mode);
+	CHECK(info.fallback_reason == cur->client_reason);
 	CHECK(usmc_close(fd) == 0);
 	return 0;
+}
+
+/*
+ * Holds the server's channel name as THIRD_UID and takes one connection:
+ * fails if a byte of the handshake comes through it.
+ */
+static int squatter(void *arg)
+{
+	struct sockaddr_un sun;
+	socklen_t len = reg_listener_addr(SERVER_UID, (uint16_t)(uintptr_t)arg, true, &sun);
+	struct pollfd p;
+	char buf[256];
+	ssize_t n;
+	int lfd, fd;
+
+	become(THIRD_UID, "allow-user 64002");
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sun, len) == 0 && listen(lfd, 4) == 0);
+	h_chan_send(&squatted, 1);
+	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	if (poll(&p, 1, 10000) != 1)
+		return 0; /* nobody came: nothing leaked */
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	n = poll(&p, 1, 10000) == 1 ? recv(fd, buf, sizeof(buf), MSG_DONTWAIT) : 0;
+	if (n > 0)
+		fprintf(stderr, "squatter: %zd bytes of a handshake reached the wrong user\n", n);
+	CHECK(n <= 0);
+	return 0;
+}
+
+/* The server waits for the squatter to hold its channel name, then listens. */
+static void squatted_round(void)
+{
+	pid_t srv, cli, sq;
+	uint16_t port;
+
+	h_chan_open(&port_chan);
+	h_chan_open(&squatted);
+	srv = h_fork(server, NULL);
+	port = (uint16_t)h_chan_recv(&port_chan);
+	sq = h_fork(squatter, (void *)(uintptr_t)port);
+	CHECK(h_chan_recv(&port_chan) == port);
+	cli = h_fork(client, (void *)(uintptr_t)port);
+	CHECK(h_wait_ok(cli));
+	CHECK(h_wait_ok(srv));
+	CHECK(h_wait_ok(sq));
 }
 
 int main(void)
@@ -108,18 +221,11 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* The parent makes no usmc call: each child opens its own user's registry. */
 	for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
-		pid_t srv, cli;
-		uint16_t port;
-
 		cur = &rounds[i];
-		h_chan_open(&port_chan);
-		srv = h_fork(server, NULL);
-		port = (uint16_t)h_chan_recv(&port_chan);
-		cli = h_fork(client, (void *)(uintptr_t)port);
-		CHECK(h_wait_ok(cli));
-		CHECK(h_wait_ok(srv));
-		close(port_chan.rd);
-		close(port_chan.wr);
+		if (cur->twist == SQUATTER)
+			squatted_round();
+		else
+			h_run_pair(server, client, &port_chan);
 	}
 	printf("cross_user: ok\n");
 	return 0;

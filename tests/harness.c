@@ -142,6 +142,21 @@ void h_chan_open(struct h_chan *c)
 	c->wr = p[1];
 }
 
+void h_run_pair(int (*server)(void *), int (*client)(void *), struct h_chan *port_chan)
+{
+	pid_t srv, cli;
+	uint16_t port;
+
+	h_chan_open(port_chan);
+	srv = h_fork(server, NULL);
+	port = (uint16_t)h_chan_recv(port_chan);
+	cli = h_fork(client, (void *)(uintptr_t)port);
+	CHECK(h_wait_ok(cli));
+	CHECK(h_wait_ok(srv));
+	close(port_chan->rd);
+	close(port_chan->wr);
+}
+
 void h_chan_send(struct h_chan *c, uint64_t v)
 {
 	CHECK(write(c->wr, &v, sizeof(v)) == sizeof(v));

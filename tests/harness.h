@@ -63,6 +63,12 @@ struct h_chan {
 void h_chan_open(struct h_chan *c);
 void h_chan_send(struct h_chan *c, uint64_t v);
 uint64_t h_chan_recv(struct h_chan *c);
+/*
+ * One server child and one client child, forked from a parent that makes
+ * no usmc call: the server sends its port through *port_chan (opened
+ * here), the client gets it as its argument.  Fails unless both exit 0.
+ */
+void h_run_pair(int (*server)(void *), int (*client)(void *), struct h_chan *port_chan);
 
 /* Deterministic test data: byte i of stream seed. */
 void h_pattern(uint8_t *buf, size_t len, uint64_t seed, uint64_t offset);

@@ -572,6 +572,13 @@ static void hostile_write_map(int fd)
  * (its own state is in a memfd the peer never gets), so only what the
  * peer itself reads is garbage, and its own library resets the connection.
  */
+/* A byte on the TCP stream that is no doorbell: data past the rings, lost unless reset. */
+static void hostile_tcp_alien(int fd)
+{
+	CHECK(send(fd, "x", 1, MSG_NOSIGNAL) == 1);
+	say(&from_hostile, STEP_ATTACKED);
+}
+
 static void hostile_scribble(int fd)
 {
 	struct usmc_conn *conn = own_conn(fd);
@@ -610,6 +617,7 @@ static const struct hostile_case cases[] = {
 	{ "sealed", hostile_keeps_quiet, victim_sealed },
 	{ "peer_write_map", hostile_write_map, victim_nothing },
 	{ "peer_scribble", hostile_scribble, victim_wait_reset },
+	{ "tcp_alien", hostile_tcp_alien, victim_wait_reset },
 };
 
 static const struct hostile_case *the_case;

@@ -55,6 +55,13 @@ static void check_rules(void)
 	inet_pton(AF_INET6, "::1", &sa6.sin6_addr);
 	CHECK(usmc_rule_parse(&r, "tcp [::1]:22") && usmc_rule_matches(&r, (struct sockaddr *)&sa6));
 	CHECK(usmc_rule_parse(&r, "tcp ::/0") && usmc_rule_matches(&r, (struct sockaddr *)&sa6));
+	/* A rule of one family never matches an address of the other, whatever its bytes. */
+	inet_pton(AF_INET6, "a00::1", &sa6.sin6_addr);
+	CHECK(usmc_rule_parse(&r, "tcp 10.0.0.0/8") && !usmc_rule_matches(&r, (struct sockaddr *)&sa6));
+	CHECK(!matches("tcp a00::/8", "10.1.2.3", 80));
+	/* An IPv4 address in IPv6 clothes is IPv4. */
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &sa6.sin6_addr);
+	CHECK(usmc_rule_parse(&r, "tcp 10.0.0.0/8") && usmc_rule_matches(&r, (struct sockaddr *)&sa6));
 	CHECK(!usmc_rule_parse(&r, "maybe 1.2.3.4"));
 	CHECK(!usmc_rule_parse(&r, "tcp 1.2.3.4/33"));
 	CHECK(!usmc_rule_parse(&r, "tcp 1.2.3.4:0"));

@@ -34,7 +34,7 @@ set(MiB64 67108864)
 foreach(loop blocking poll epoll epoll-et select)
   preload_test(shm_${loop} --server usmc --client usmc --loop ${loop} --size ${MiB64} --lo shm)
 endforeach()
-preload_test(shm_ipv6 --server usmc --client usmc --family 6 --loop epoll --size 4194304)
+preload_test(shm_ipv6 --server usmc --client usmc --family 6 --loop epoll --size 4194304 --lo shm)
 # One end under usmc-run, either way round, and neither: TCP.
 preload_test(fallback_client --server plain --client usmc --loop poll --size ${MiB64} --lo tcp)
 preload_test(fallback_server --server usmc --client plain --loop epoll-et --size ${MiB64} --lo tcp)

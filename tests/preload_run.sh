@@ -98,8 +98,12 @@ fits() {
 }
 
 # The connection's own count holds the stream exactly, with no headers.
+# Shared memory must be proven by it: a client that does not say fails.
 conn_fits() {
-	[ -z "$conn_tcp" ] && return 0
+	if [ -z "$conn_tcp" ]; then
+		[ "$lo" = tcp ]
+		return
+	fi
 	case $lo in
 	tcp) [ "$conn_tcp" -ge "$moved" ] ;;
 	shm) fits "$conn_tcp" ;;

@@ -1,7 +1,7 @@
 # A hostile peer against the shared-memory path: one entry per attack.
 usmc_test(hostile_peer)
 foreach(attack prod_beyond prod_backwards wrap_jump prod_overfull cons_ahead cons_backwards
-        abort_flip garbage_hints silence sealed peer_write_map peer_scribble)
+        abort_flip garbage_hints silence sealed peer_write_map peer_scribble tcp_alien)
   add_test(NAME hostile_${attack} COMMAND hostile_peer --case ${attack})
   set_tests_properties(hostile_${attack} PROPERTIES TIMEOUT 60)
 endforeach()
@@ -35,3 +35,12 @@ set_tests_properties(hs_reason PROPERTIES TIMEOUT 60 LABELS security)
 usmc_test(seccomp_data)
 add_test(NAME seccomp_data COMMAND seccomp_data)
 set_tests_properties(seccomp_data PROPERTIES TIMEOUT 120 LABELS security)
+# The mutation runner, on three mutants its tests must catch: a smoke check
+# of tests/mutate/run.sh (the whole list takes minutes: see docs/SECURITY.md).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_FOUND)
+  add_test(NAME mutate_smoke
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mutate/mutate.py
+                   ${PROJECT_BINARY_DIR} --only reader_overread,policy_port_hi,peek_counted)
+  set_tests_properties(mutate_smoke PROPERTIES LABELS slow TIMEOUT 900)
+endif()

@@ -3,10 +3,14 @@
  * Data calls: non-blocking reads and writes, short reads, scatter and
  * gather, sendmsg and recvmsg, MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT.
  */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "sem.h"
+#include "usmc_stats.h"
 
 enum { GO = 1, DRAINED };
 
@@ -260,12 +264,41 @@ static void peek_client(struct sem_end *e)
 	sem_send_pattern(e->fd, 51, 0, PEEK_LEN);
 }
 
+/*
+ * The user's bytes_received counter (usmc-stat -s), or 0 if there is none.
+ * Only meaningful where the test has a registry directory of its own
+ * (USMC_REGISTRY_DIR), which no other process counts in.
+ */
+static uint64_t counted_received(void)
+{
+	struct usmc_stats_file *f;
+	char path[256];
+	uint64_t n;
+	int fd;
+
+	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	CHECK(f != MAP_FAILED);
+	n = usmc_stats_total(f, USMC_STAT_BYTES_RECEIVED);
+	munmap(f, sizeof(*f));
+	return n;
+}
+
 static void peek_server(struct sem_end *e)
 {
 	uint8_t buf[PEEK_LEN];
+	struct usmc_info before, after;
 	ssize_t first, second;
 
 	CHECK(sem_wait_for(e->fd, POLLIN) & POLLIN);
+	bool own_counters = getenv("USMC_REGISTRY_DIR") != NULL;
+	uint64_t counted = counted_received();
+
+	CHECK(usmc_info(e->fd, &before, sizeof(before)) == 0);
 	first = usmc_recv(e->fd, buf, PEEK_LEN / 2, MSG_PEEK);
 	CHECK(first > 0 && first <= PEEK_LEN / 2);
 	sem_check_pattern(buf, (size_t)first, 51, 0);
@@ -274,8 +307,17 @@ static void peek_server(struct sem_end *e)
 	second = usmc_recv(e->fd, buf, PEEK_LEN, MSG_PEEK);
 	CHECK(second >= first && second <= PEEK_LEN);
 	sem_check_pattern(buf, (size_t)second, 51, 0);
-	/* What was peeked is still there for the read. */
+	/* Peeked bytes are not received yet: the counters say so. */
+	CHECK(usmc_info(e->fd, &after, sizeof(after)) == 0);
+	CHECK(after.bytes_received == before.bytes_received);
+	CHECK(!own_counters || counted_received() == counted);
+	/* What was peeked is still there for the read, and counted once read. */
 	sem_recv_pattern(e->fd, 51, 0, PEEK_LEN);
+	CHECK(usmc_info(e->fd, &after, sizeof(after)) == 0);
+	CHECK(after.bytes_received ==
+	      before.bytes_received + (after.mode == USMC_MODE_SMCD ? PEEK_LEN : 0));
+	CHECK(!own_counters ||
+	      counted_received() == counted + (after.mode == USMC_MODE_SMCD ? PEEK_LEN : 0));
 }
 
 #define WAITALL_PIECES 4

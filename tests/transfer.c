@@ -3,7 +3,8 @@
  * One connection, one stream of --size bytes in random write and read
  * sizes, checked by length and checksum; the server answers with what it
  * counted.  Runs --way tcp, fallback, fallback-server or smc, IPv4 or 6,
- * blocking or --nonblock.
+ * blocking or --nonblock.  With --exact every write is --chunk bytes, for
+ * the boundaries of a ring (USMC_BUFSIZE) and of its producer limit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,7 @@ static struct h_opts opts;
 static uint64_t size = 1 << 20;
 static uint64_t seed = 1;
 static size_t chunk_max = 65536;
-static bool nonblock;
+static bool nonblock, exact;
 static struct h_chan chan;
 
 static void set_nonblock(int fd)
@@ -40,7 +41,7 @@ static int server(void *arg)
 	CHECK(fd >= 0);
 	if (nonblock)
 		set_nonblock(fd);
-	len = h_read_to_eof(fd, &sum, chunk_max, &rng);
+	len = h_read_to_eof(fd, &sum, chunk_max, exact ? NULL : &rng);
 	h_check_mode(fd, h_expected_mode(opts.server, opts.client));
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
 	if (info.mode == USMC_MODE_SMCD)
@@ -71,6 +72,8 @@ int main(int argc, char **argv)
 			chunk_max = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--nonblock"))
 			nonblock = true;
+		else if (!strcmp(argv[i], "--exact"))
+			exact = true;
 	}
 	rng = seed;
 	h_chan_open(&chan);
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
 	buf = malloc(chunk_max);
 	CHECK(buf);
 	while (off < size) {
-		size_t n = 1 + h_rand(&rng) % chunk_max;
+		size_t n = exact ? chunk_max : 1 + h_rand(&rng) % chunk_max;
 
 		if (n > size - off)
 			n = size - off;

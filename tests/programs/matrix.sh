@@ -20,8 +20,9 @@
 #            memcached iperf3 openssl sockperf (default: all)
 #   MATRIX_MODES="smc fallback"   the modes to run
 #   MATRIX_INSTALL=0              never install missing packages
-# Exit status: 0 every row ok (skipped rows included), 1 a row failed,
-# 77 skipped as a whole (USMC_MATRIX_SKIP says why).
+# Exit status: 0 every row that ran ok, and at least one ran; 1 a row failed,
+# or none ran for another reason; 77 skipped as a whole, saying why
+# (USMC_MATRIX_SKIP, or no program's packages installable).
 
 set -u
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
@@ -102,6 +103,8 @@ trap 'exit 130' INT TERM
 
 rows=()
 failed=0
+ran=0
+uninstallable=
 
 # ---- helpers used by the cases ----------------------------------------------
 
@@ -457,6 +460,7 @@ print(s["smcd_sockets"], s["bytes_sent"], s["bytes_received"])' "$d/sample.json"
 		fi
 	fi
 	[ $result = ok ] || failed=1
+	ran=$((ran + 1))
 	rows+=("$(printf '%-16s %-9s %-5s %12s %12s %5s %5s %12s %4ss  %s' "$prog" "$mode" "$result" \
 		"$sent" "$recv" "$conns" "$fb" "$((sent_seen + recv_seen))" $((SECONDS - start)) "$note")")
 	echo "${rows[-1]}"
@@ -472,6 +476,7 @@ for prog in $programs; do
 		installed "$p" || missing_pkgs="$missing_pkgs $p"
 	done
 	if [ -n "$missing_pkgs" ]; then
+		uninstallable="$uninstallable$missing_pkgs"
 		rows+=("$(printf '%-16s %-9s %-5s  package not installable:%s' "$prog" - SKIP "$missing_pkgs")")
 		echo "${rows[-1]}"
 		continue
@@ -488,4 +493,12 @@ printf '%s\n' "${rows[@]}"
 echo "shm_sent/shm_recv: bytes sent and received through shared memory by both ends (usmc-stat -s);"
 echo "smcd: connections counted at either end; fallb: fallbacks counted;"
 echo "server_seen: bytes of the server's SMCD sockets sampled in usmc-stat --json while the client ran"
+if [ "$ran" -eq 0 ]; then
+	if [ -n "$uninstallable" ]; then
+		echo "skipped: no row ran: no program's packages are installable:$uninstallable"
+		exit 77
+	fi
+	echo "FAIL: no row ran" >&2
+	exit 1
+fi
 exit $failed

@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Mutation testing of src/: one small bug at a time, each against the
+tests named to catch it.
+
+Each mutant in mutants.txt names a file, an exact snippet of it and its
+replacement, and a CTest regex.  The tree is copied to a scratch
+directory and configured as BUILD_DIR is; for each mutant the snippet is
+replaced (it must occur exactly once, else the mutant is "stale": the
+code moved on and the list must follow), the targets its tests run are
+rebuilt, its tests run under a time limit (a hang counts as killed) and
+the file is restored.  A mutant whose tests all pass survived.
+
+    mutate.py BUILD_DIR [--only ID,ID] [--list FILE] [--timeout S] [--keep]
+    mutate.py --check     (lists stale mutants, builds nothing)
+
+Exit status: 0 if every mutant was applied, built and killed.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CACHE_VARS = ("CMAKE_BUILD_TYPE", "CMAKE_C_COMPILER", "USMC_SANITIZE", "USMC_FUZZ",
+              "USMC_KERNEL")
+
+
+class Mutant:
+    def __init__(self, ident, line):
+        self.id = ident
+        self.line = line
+        self.file = None
+        self.tests = None
+        self.what = ""
+        self.old = []
+        self.new = []
+
+    def check(self):
+        if not self.file or not self.tests or not self.old:
+            sys.exit("%s:%d: mutant %s needs file:, tests: and '-' lines"
+                     % ("mutants", self.line, self.id))
+
+
+def parse(path):
+    """== ID, then file:, tests:, what:, '- ' original and '+ ' new lines."""
+    mutants, cur = [], None
+    with open(path) as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.rstrip("\n")
+            if line.startswith("=="):
+                cur = Mutant(line[2:].strip(), n)
+                mutants.append(cur)
+            elif cur is None or not line or line.startswith("#"):
+                continue
+            elif line.startswith("-"):
+                cur.old.append(line[2:])
+            elif line.startswith("+"):
+                cur.new.append(line[2:])
+            else:
+                key, _, val = line.partition(":")
+                if key not in ("file", "tests", "what"):
+                    sys.exit("%s:%d: unknown field %r" % (path, n, key))
+                setattr(cur, key, val.strip())
+    ids = set()
+    for m in mutants:
+        m.check()
+        if m.id in ids:
+            sys.exit("%s: mutant %s listed twice" % (path, m.id))
+        ids.add(m.id)
+    return mutants
+
+
+def apply(tree, m):
+    """Replaces the snippet; returns the original text, or None if stale."""
+    path = os.path.join(tree, m.file)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    old, new = "\n".join(m.old) + "\n", "\n".join(m.new) + ("\n" if m.new else "")
+    if text.count(old) != 1:
+        return None
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
+    return text
+
+
+def restore(tree, m, text):
+    with open(os.path.join(tree, m.file), "w") as f:
+        f.write(text)
+
+
+def run(cmd, timeout=None, **kw):
+    """Runs cmd in a session of its own, killed whole at the timeout."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True, text=True, **kw)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        return None, out
+
+
+def copy_tree(dest):
+    """The source tree as it is: git's files (tracked or new), else all but builds."""
+    git = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                         capture_output=True)
+    if git.returncode != 0:
+        shutil.copytree(ROOT, dest, symlinks=True,
+                        ignore=shutil.ignore_patterns("build*", ".git"))
+        return
+    for name in git.stdout.decode().split("\0"):
+        src = os.path.join(ROOT, name)
+        if name and os.path.isfile(src):
+            os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, name))
+
+
+def kill_session(sid):
+    """Kills every process of the session ctest led, tests in groups of their own included."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def run_tests(build, regex, timeout):
+    """Runs the tests; stops at the first failure.  Returns (status, detail)."""
+    p = subprocess.Popen(["ctest", "-j2", "-R", regex], cwd=build, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True, text=True)
+    deadline = time.time() + timeout
+    timer = threading.Timer(timeout, kill_session, (p.pid,))
+    timer.start()
+    failed, passed = None, 0
+    try:
+        for line in p.stdout:
+            m = re.search(r"Test +#\d+: (\S+) \.*\s*(\*\*\*|Exception|Failed|Not Run)", line)
+            if m:
+                failed = m.group(1)
+                break
+            if re.search(r"Test +#\d+: \S+ \.*\s*Passed", line):
+                passed += 1
+    finally:
+        timer.cancel()
+        kill_session(p.pid)
+        p.stdout.close()
+        p.wait()
+    if failed:
+        return "killed", "by " + failed
+    if time.time() >= deadline:
+        return "killed", "hung past %d s" % timeout
+    if p.returncode != 0:
+        return "killed", "ctest exited %d" % p.returncode
+    return "survived", "%d test(s) passed" % passed
+
+
+def cache_args(build_dir):
+    args = []
+    with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+        for line in f:
+            m = re.match(r"([A-Z_]+):[A-Z]+=(.*)$", line.strip())
+            if m and m.group(1) in CACHE_VARS:
+                args.append("-D%s=%s" % (m.group(1), m.group(2)))
+    return args
+
+
+def test_targets(build, regex):
+    """Tests matching regex, and the targets (executables of this build) they run."""
+    rc, out = run(["ctest", "-N", "-V", "-R", regex], cwd=build)
+    names = re.findall(r"^\s*Test\s+#\d+: (\S+)", out, re.M)
+    targets = set()
+    for cmd in re.findall(r"Test command: (.*)$", out, re.M):
+        for word in cmd.split():
+            word = word.strip('"')
+            if word == build:
+                return names, None  # a test that takes the whole build
+            if word.startswith(build + "/"):
+                name = re.sub(r"^lib|\.so[.0-9]*$|\.a$", "", os.path.basename(word))
+                targets.add(name)
+    return names, targets
+
+
+def build(build_dir, targets):
+    """Builds the targets, or everything if some are no target's name."""
+    cmd = ["nice", "cmake", "--build", build_dir, "-j2"]
+    if targets:
+        rc, out = run(cmd + ["--target"] + sorted(targets))
+        if rc == 0:
+            return 0, out
+    return run(cmd)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("build_dir", nargs="?")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that each snippet is found exactly once")
+    ap.add_argument("--list", default=os.path.join(HERE, "mutants.txt"))
+    ap.add_argument("--only", help="comma-separated mutant ids")
+    ap.add_argument("--timeout", type=int, default=180,
+                    help="seconds for one mutant's tests; a hang counts as killed")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch tree")
+    a = ap.parse_args()
+
+    mutants = parse(a.list)
+    if a.only:
+        want = a.only.split(",")
+        unknown = set(want) - {m.id for m in mutants}
+        if unknown:
+            sys.exit("unknown mutant(s): " + ", ".join(sorted(unknown)))
+        mutants = [m for m in mutants if m.id in want]
+    if a.check:
+        stale = 0
+        for m in mutants:
+            path = os.path.join(ROOT, m.file)
+            text = open(path).read() if os.path.exists(path) else ""
+            n = text.count("\n".join(m.old) + "\n")
+            if n != 1:
+                stale += 1
+                print("stale: %s (%s): snippet found %d times" % (m.id, m.file, n))
+        print("%d mutants, %d stale" % (len(mutants), stale))
+        return 1 if stale else 0
+    if not a.build_dir:
+        ap.error("BUILD_DIR is needed")
+    build_dir = os.path.abspath(a.build_dir)
+    scratch = tempfile.mkdtemp(prefix="usmc-mutate.")
+    tree, bdir = os.path.join(scratch, "src"), os.path.join(scratch, "build")
+    start = time.time()
+    try:
+        copy_tree(tree)
+        rc, out = run(["cmake", "-S", tree, "-B", bdir] + cache_args(build_dir))
+        if rc != 0:
+            sys.exit("configure failed:\n" + out)
+        plan, every = [], set()
+        for m in mutants:
+            names, targets = test_targets(bdir, m.tests)
+            plan.append((m, names, targets))
+            every = None if every is None or targets is None else every | targets
+        rc, out = build(bdir, every)
+        if rc != 0:
+            sys.exit("the unmutated tree does not build:\n" + out[-3000:])
+        print("mutating %d: tree in %s, built in %.0f s" % (len(mutants), scratch,
+                                                         time.time() - start), flush=True)
+        results = {"killed": [], "survived": [], "stale": [], "no-build": [], "no-tests": []}
+        for m, names, targets in plan:
+            t0 = time.time()
+            if not names:
+                status, detail = "no-tests", m.tests
+            else:
+                orig = apply(tree, m)
+                if orig is None:
+                    status, detail = "stale", "snippet not found exactly once in " + m.file
+                else:
+                    try:
+                        rc, out = build(bdir, targets)
+                        if rc != 0:
+                            errors = [l for l in out.splitlines() if "error" in l]
+                            status, detail = "no-build", (errors or ["?"])[0].strip()
+                        else:
+                            status, detail = run_tests(bdir, m.tests, a.timeout)
+                    finally:
+                        restore(tree, m, orig)
+            results[status].append(m)
+            print("%-9s %-28s %4.0f s  %s" % (status, m.id, time.time() - t0, detail),
+                  flush=True)
+        # Leave the scratch build as the unmutated tree.
+        build(bdir, every)
+        killed, survived = len(results["killed"]), len(results["survived"])
+        scored = killed + survived
+        print("\nscore: %d of %d killed (%.1f%%); %d stale, %d not built, %d without tests; "
+              "%.0f s" % (killed, scored, 100.0 * killed / scored if scored else 0.0,
+                          len(results["stale"]), len(results["no-build"]),
+                          len(results["no-tests"]), time.time() - start))
+        for status in ("survived", "stale", "no-build", "no-tests"):
+            for m in results[status]:
+                print("%s: %s (%s): %s" % (status, m.id, m.file, m.what))
+        return 0 if killed == len(mutants) else 1
+    finally:
+        if a.keep:
+            print("kept " + scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
