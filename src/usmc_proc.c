@@ -19,6 +19,12 @@
 /* Bounds the walk of a fork tree: a server with more children is rare. */
 #define TREE_MAX 4096
 
+struct fd_list {
+	int *fds;
+	int n, cap;
+	bool failed;
+};
+
 bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg)
 {
 	char dir[64], path[400], link[256];
@@ -46,19 +52,65 @@ bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg)
 	return stopped;
 }
 
-static bool is_the_socket(int fd, const char *link, const char *path, void *arg)
+static bool note_fd(int fd, const char *link, const char *path, void *arg)
 {
-	(void)fd;
+	struct fd_list *l = arg;
+
+	(void)link;
 	(void)path;
-	return !strcmp(link, arg);
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 64;
+		int *fds = realloc(l->fds, (size_t)cap * sizeof(*fds));
+
+		if (!fds) {
+			l->failed = true;
+			return true;
+		}
+		l->fds = fds, l->cap = cap;
+	}
+	l->fds[l->n++] = fd;
+	return false;
 }
 
+static bool fd_is(pid_t pid, int fd, const char *want)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	return !strcmp(link, want);
+}
+
+/*
+ * A scan of a live process's descriptors is no snapshot: it may look at
+ * 0 and 1 before an inetd-style child dup2()s the socket there, and at
+ * the socket's old number after the child closed it, and see it nowhere.
+ * So the numbers are listed first and then looked at from the highest
+ * down, which sees a socket moved down either at its old number or at
+ * its new one, and again from the lowest up, for a socket moved up.
+ */
 bool proc_holds_socket(pid_t pid, unsigned long inode)
 {
+	struct fd_list l = { 0 };
 	char want[32];
+	bool found = false;
 
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
-	return proc_for_each_fd(pid, is_the_socket, want);
+	proc_for_each_fd(pid, note_fd, &l);
+	if (l.failed) {
+		free(l.fds);
+		return true; /* cannot tell: keep the connection open for the others */
+	}
+	for (int i = l.n - 1; i >= 0 && !found; i--)
+		found = fd_is(pid, l.fds[i], want);
+	for (int i = 0; i < l.n && !found; i++)
+		found = fd_is(pid, l.fds[i], want);
+	free(l.fds);
+	return found;
 }
 
 /* Appends the children of every thread of pid to the list. */
