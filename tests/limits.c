@@ -203,20 +203,39 @@ static bool write_file(const char *dir, const char *name, const char *text)
 	return f && fputs(text, f) >= 0 && fclose(f) == 0;
 }
 
-/* A cgroup v2 memory cgroup of memory.max bytes under the root, or exit 77 saying why. */
-static void memcg_create(uint64_t max)
+/* Where a cgroup hierarchy of type (cgroup2, or cgroup with option opt) is mounted, or "". */
+static void cgroup_mount(const char *want_type, const char *opt, char *mnt, size_t len)
 {
-	char line[1024], mnt[256] = "", type[64], ctl[256] = "", path[600], text[32];
+	char line[1024], type[64], point[256], super[512];
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 
+	mnt[0] = 0;
 	while (f && !mnt[0] && fgets(line, sizeof(line), f)) {
 		const char *dash = strstr(line, " - ");
 
-		if (dash && sscanf(dash + 3, "%63s", type) == 1 && !strcmp(type, "cgroup2"))
-			RCHECK(sscanf(line, "%*s %*s %*s %*s %255s", mnt) == 1);
+		if (!dash || sscanf(dash + 3, "%63s %*s %511s", type, super) != 2 ||
+		    strcmp(type, want_type) || (opt && !strstr(super, opt)) ||
+		    sscanf(line, "%*s %*s %*s %*s %255s", point) != 1)
+			continue;
+		snprintf(mnt, len, "%s", point);
 	}
 	if (f)
 		fclose(f);
+}
+
+static bool memcg_v1; /* memory.limit_in_bytes and memory.oom_control, not v2's files */
+
+/*
+ * A memory cgroup of max bytes under the root of the memory controller's
+ * hierarchy, v2 or else v1 (as on hosts that still mount it), or exit 77
+ * saying why.
+ */
+static void memcg_create(uint64_t max)
+{
+	char mnt[256], ctl[256] = "", path[600], text[32];
+	FILE *f;
+
+	cgroup_mount("cgroup2", NULL, mnt, sizeof(mnt));
 	snprintf(path, sizeof(path), "%s/cgroup.controllers", mnt);
 	f = mnt[0] ? fopen(path, "re") : NULL;
 	if (f && !fgets(ctl, sizeof(ctl), f))
@@ -224,20 +243,30 @@ static void memcg_create(uint64_t max)
 	if (f)
 		fclose(f);
 	if (!strstr(ctl, "memory")) {
-		printf("skipped: no cgroup v2 memory controller here (%s)\n",
-		       mnt[0] ? "cgroup2 is mounted without it" : "no cgroup2 mount");
-		exit(SKIP);
+		cgroup_mount("cgroup", "memory", mnt, sizeof(mnt));
+		if (!mnt[0]) {
+			printf("skipped: no memory controller here, in cgroup v2 or v1\n");
+			exit(SKIP);
+		}
+		memcg_v1 = true;
+	} else {
+		write_file(mnt, "cgroup.subtree_control", "+memory");
 	}
-	write_file(mnt, "cgroup.subtree_control", "+memory");
 	snprintf(memcg_dir, sizeof(memcg_dir), "%s/usmc-limits-%d", mnt, (int)getpid());
 	snprintf(text, sizeof(text), "%llu", (unsigned long long)max);
-	if (mkdir(memcg_dir, 0755) || !write_file(memcg_dir, "memory.max", text)) {
+	if (mkdir(memcg_dir, 0755) ||
+	    !write_file(memcg_dir, memcg_v1 ? "memory.limit_in_bytes" : "memory.max", text)) {
 		printf("skipped: cannot make a memory cgroup in %s (%s): needs root\n", mnt,
 		       strerror(errno));
 		rmdir(memcg_dir);
 		exit(SKIP);
 	}
-	write_file(memcg_dir, "memory.swap.max", "0");
+	if (memcg_v1)
+		write_file(memcg_dir, "memory.memsw.limit_in_bytes", text); /* where swap is counted */
+	else
+		write_file(memcg_dir, "memory.swap.max", "0");
+	printf("memory cgroup %s (v%d), %llu bytes\n", memcg_dir, memcg_v1 ? 1 : 2,
+	       (unsigned long long)max);
 }
 
 static uint64_t memcg_oom_kills(void)
@@ -246,7 +275,8 @@ static uint64_t memcg_oom_kills(void)
 	unsigned long long n = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/memory.events", memcg_dir);
+	snprintf(path, sizeof(path), "%s/%s", memcg_dir,
+		 memcg_v1 ? "memory.oom_control" : "memory.events");
 	f = fopen(path, "re");
 	RCHECK(f);
 	while (fgets(line, sizeof(line), f))
