@@ -21,6 +21,14 @@
 
 /* Room left beside the ring: the connection's TCP buffers, the process's other needs. */
 #define CHARGE_MARGIN (2u << 20)
+/*
+ * A ring is charged a piece at a time, the room looked at before each:
+ * the look and the charge are not one step, and the processes of a
+ * cgroup (a client and its server) charge at once.  Pieces small beside
+ * the margin keep what several of them take between a look and a charge
+ * inside it.
+ */
+#define CHARGE_PIECE (256u << 10)
 
 static struct {
 	char dir[PATH_MAX]; /* our memory cgroup's directory */
@@ -137,9 +145,14 @@ uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)
 	usmc_once(&memcg_once, &memcg_done, memcg_find);
 	if (memcg.found && memcg_room() < len + CHARGE_MARGIN)
 		return USMC_DECL_MEM;
-	/* A signal interrupts it; what it allocated stays, so go on. */
-	while (fallocate(fd, 0, (off_t)off, (off_t)len))
-		if (errno != EINTR)
-			return USMC_DECL_MEM;
+	for (uint64_t done = 0, piece; done < len; done += piece) {
+		piece = len - done < CHARGE_PIECE ? len - done : CHARGE_PIECE;
+		if (done && memcg.found && memcg_room() < piece + CHARGE_MARGIN)
+			return USMC_DECL_MEM; /* what was charged stays with the slot */
+		/* A signal interrupts it; what it allocated stays, so go on. */
+		while (fallocate(fd, 0, (off_t)(off + done), (off_t)piece))
+			if (errno != EINTR)
+				return USMC_DECL_MEM;
+	}
 	return 0;
 }
