@@ -32,30 +32,7 @@ echo "deb_check: built $(cd "$work" && ls ./*.deb | grep -vc dbgsym) packages, l
 dpkg -i "$work"/libusmc0_*.deb "$work"/libusmc-dev_*.deb "$work"/usmc-tools_*.deb >/dev/null
 
 # A C program against the installed library, found by pkg-config alone.
-cat >"$work/hello.c" <<'C'
-#include <arpa/inet.h>
-#include <string.h>
-#include <usmc.h>
-
-int main(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	struct usmc_info info;
-	char buf[6] = "";
-	int l = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), c, s;
-
-	if (usmc_bind(l, (struct sockaddr *)&a, len) || usmc_listen(l, 8) ||
-	    getsockname(l, (struct sockaddr *)&a, &len))
-		return 1;
-	c = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
-	if (usmc_connect(c, (struct sockaddr *)&a, len) || (s = usmc_accept(l, NULL, NULL)) < 0)
-		return 2;
-	if (usmc_write(c, "hello", 5) != 5 || usmc_read(s, buf, 5) != 5 || strcmp(buf, "hello"))
-		return 3;
-	return usmc_info(s, &info, sizeof(info)) || info.mode != USMC_MODE_SMCD ? 4 : 0;
-}
-C
+cp "$src/tests/install_hello.c" "$work/hello.c"
 # shellcheck disable=SC2046
 cc -Wall -Werror -o "$work/hello" "$work/hello.c" $(pkg-config --cflags --libs usmc)
 USMC_REGISTRY_DIR=$reg "$work/hello"
