@@ -3,11 +3,16 @@
 """Small pieces of the program matrix (matrix.sh).
 
   helper.py port                          a free loopback TCP port
-  helper.py sample STAT PID OUT STOPFILE  polls `usmc-stat --json -p PID` until
-                                          STOPFILE exists; writes the largest
-                                          SMCD byte counts seen to OUT
-  helper.py counters STAT                 `usmc-stat -s --json` as
-                                          "conns fallbacks sent received"
+  helper.py sample STAT PID OUT STOPFILE  polls `STAT --json` for the sockets
+                                          of PID and the processes below it
+                                          until STOPFILE exists; writes the
+                                          largest SMCD byte counts seen to OUT
+  helper.py sampled OUT                   what sample wrote, as
+                                          "sockets sent received"
+  helper.py counters STAT...              `STAT -s --json` summed over each STAT
+                                          as "conns fallbacks sent received
+                                          reason,reason..."
+  (STAT: the usmc-stat command line, as one word list)
   helper.py memcache PORT SEED            sets, gets and multi-gets known values
   helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
   helper.py lines PATH COUNT SEED         COUNT lines of reproducible text
@@ -16,6 +21,7 @@
 import json
 import os
 import random
+import shlex
 import socket
 import subprocess
 import sys
@@ -28,6 +34,24 @@ def free_port():
         print(s.getsockname()[1])
 
 
+def descendants(pid):
+    """PID and every process below it: a server's forked workers."""
+    parent = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
 def sample(stat, pid, out, stopfile):
     """Keeps the largest counts of each SMCD socket of PID while it lives."""
     best = {}
@@ -35,9 +59,10 @@ def sample(stat, pid, out, stopfile):
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
-            text = subprocess.run([stat, "--json", "-p", pid], capture_output=True,
+            text = subprocess.run(shlex.split(stat) + ["--json"], capture_output=True,
                                   text=True, timeout=10).stdout
-            socks = json.loads(text).get("sockets", [])
+            tree = descendants(int(pid))
+            socks = [s for s in json.loads(text).get("sockets", []) if s.get("pid") in tree]
         except (subprocess.SubprocessError, ValueError):
             socks = []
         for s in socks:
@@ -58,14 +83,29 @@ def sample(stat, pid, out, stopfile):
                    "modes": sorted(modes)}, f)
 
 
-def counters(stat):
-    r = subprocess.run([stat, "-s", "--json"], capture_output=True, text=True, timeout=10)
+def counters(*stats):
+    """The counters summed over each STAT command line (one per user)."""
+    total, reasons = [0, 0, 0, 0], set()
+    for stat in stats:
+        r = subprocess.run(shlex.split(stat) + ["-s", "--json"], capture_output=True, text=True,
+                           timeout=10)
+        try:
+            j = json.loads(r.stdout)
+            c = j["counters"]
+            reasons |= set(j.get("fallbacks_by_reason", {}))
+        except (ValueError, KeyError):
+            continue  # no usmc process of this user ran: no counters file
+        for i, k in enumerate(("smcd_connections", "fallbacks", "bytes_sent", "bytes_received")):
+            total[i] += c.get(k, 0)
+    print(*total, ",".join(sorted(reasons)))
+
+
+def sampled(path):
     try:
-        c = json.loads(r.stdout)["counters"]
-    except (ValueError, KeyError):
-        c = {}  # no usmc process ran: no counters file
-    print(c.get("smcd_connections", 0), c.get("fallbacks", 0), c.get("bytes_sent", 0),
-          c.get("bytes_received", 0))
+        s = json.load(open(path))
+    except (OSError, ValueError):
+        s = {"smcd_sockets": 0, "bytes_sent": 0, "bytes_received": 0}
+    print(s["smcd_sockets"], s["bytes_sent"], s["bytes_received"])
 
 
 def recv_until(sock, end):
@@ -143,8 +183,10 @@ def main(argv):
         free_port()
     elif cmd == "sample":
         sample(*argv[2:6])
+    elif cmd == "sampled":
+        sampled(argv[2])
     elif cmd == "counters":
-        counters(argv[2])
+        counters(*argv[2:])
     elif cmd == "memcache":
         memcache(int(argv[2]), int(argv[3]))
     elif cmd == "wwwfile":
