@@ -156,3 +156,60 @@ pg_work() {
 		fail "pgbench -C: $(grep -E 'processed|failed' "$d/bench.log" | tr '\n' ' ')" || return 1
 	note="pgbench -C -S: 200/200 transactions, a connection each"
 }
+
+# lighttpd with Debian's lighttpd.conf (its modules, the Debian
+# include_shell of enabled configuration and mime types), the row's
+# document root, port and files; as root it stays root.
+case_lighttpd() {
+	local l=$d/lighttpd
+	mkdir -p "$l/log" "$l/cache" "$l/upload"
+	sed -e "s|^server.document-root.*|server.document-root = \"$d/www\"|" \
+		-e "s|^server.port.*|server.port = $port|" \
+		-e "s|^server.errorlog.*|server.errorlog = \"$l/log/error.log\"|" \
+		-e "s|^server.pid-file.*|server.pid-file = \"$l/lighttpd.pid\"|" \
+		-e "s|^server.upload-dirs.*|server.upload-dirs = ( \"$l/upload\" )|" \
+		-e "s|^server.username.*||" -e "s|^server.groupname.*||" \
+		-e "s|/var/cache/lighttpd|$l/cache|" /etc/lighttpd/lighttpd.conf >"$l/lighttpd.conf"
+	echo "server.bind = \"127.0.0.1\"" >>"$l/lighttpd.conf"
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	chmod -R a+rX "$d/www"
+	start_server lighttpd -D -f "$l/lighttpd.conf" || return 1
+	with_sampler http_work || return 1
+	note="$(lighttpd -v | sed -n '1s/ - .*//p'): $note"
+}
+
+# An rsync daemon (rsyncd.conf with one module), rsync pushing a tree of
+# 200 files and 16 MiB, then pulling it into a fresh directory.
+case_rsync() {
+	mkdir -p "$d/mod" "$d/tree/a/b"
+	local i
+	for i in $(seq 200); do
+		$HELPER wwwfile "$d/tree/a/f$i" $((i * 97)) "$i"
+	done
+	$HELPER wwwfile "$d/tree/a/b/big" $((16 << 20)) 5
+	cat >"$d/rsyncd.conf" <<EOC
+pid file = $d/rsyncd.pid
+use chroot = no
+[mod]
+	path = $d/mod
+	read only = no
+	uid = root
+	gid = root
+EOC
+	start_server rsync --daemon --no-detach --address=127.0.0.1 --port="$port" \
+		--config="$d/rsyncd.conf" || return 1
+	with_sampler rsync_work || return 1
+	diff -r "$d/tree" "$d/back" >"$d/diff.out" 2>&1 || fail "rsync: the tree pulled back differs: $(head -n 2 "$d/diff.out")" || return 1
+	(cd "$d/tree" && find . -type f -exec sha256sum {} + | sort) >"$d/sums.want"
+	(cd "$d/back" && find . -type f -exec sha256sum {} + | sort) >"$d/sums.got"
+	same_file "$d/sums.want" "$d/sums.got" "sha256 of each file" || return 1
+	note="rsync push and pull of 201 files, 16.9 MB, sha256 of each equal"
+}
+
+rsync_work() {
+	client rsync -a "$d/tree/" "rsync://127.0.0.1:$port/mod/" >"$d/client.log" 2>&1 ||
+		fail "rsync push: $(tail -n 2 "$d/client.log")" || return 1
+	client rsync -a "rsync://127.0.0.1:$port/mod/" "$d/back/" >"$d/client.log" 2>&1 ||
+		fail "rsync pull: $(tail -n 2 "$d/client.log")" || return 1
+}

@@ -17,10 +17,18 @@
   helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
   helper.py lines PATH COUNT SEED         COUNT lines of reproducible text
   helper.py strip-http IN OUT             the body of an HTTP response
+  helper.py echo PORT CONNS SIZE SEED     CONNS connections one after the other,
+                                          each sending SIZE bytes to an echo
+                                          server and checking what comes back
+                                          (the first pauses 0.6 s halfway)
+  helper.py asyncio-echo PORT             an asyncio echo server
 """
 import json
 import os
+import asyncio
+import hashlib
 import random
+import select
 import shlex
 import socket
 import subprocess
@@ -177,6 +185,68 @@ def strip_http(src, dst):
     open(dst, "wb").write(body)
 
 
+def echo(port, conns, size, seed):
+    """Writes while it reads, so that neither side's buffers can fill."""
+    total = spurious = 0
+    for c in range(conns):
+        data = random.Random(seed + c).randbytes(size)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setblocking(False)
+        sent, got, paused = 0, hashlib.sha256(), False
+        back = 0
+        deadline = time.monotonic() + 30
+        while back < size:
+            if time.monotonic() > deadline:
+                raise SystemExit("echo: connection %d: %d of %d bytes back after 30 s"
+                                 % (c, back, size))
+            r, w, _ = select.select([s], [s] if sent < size else [], [], 1)
+            if c == 0 and sent >= size // 2 and not paused:
+                # The first connection stays open a while, to be seen.
+                time.sleep(0.6)
+                paused = True
+            try:
+                if w:
+                    sent += s.send(data[sent:sent + (1 << 18)])
+                    if sent == size:
+                        s.shutdown(socket.SHUT_WR)
+                chunk = s.recv(1 << 20) if r else None
+            except BlockingIOError:
+                # select() may report a socket ready that is not: counted.
+                spurious += 1
+                continue
+            if r:
+                if not chunk:
+                    raise SystemExit("echo: connection %d closed after %d of %d bytes"
+                                     % (c, back, size))
+                got.update(chunk)
+                back += len(chunk)
+        s.setblocking(True)
+        if s.recv(1):
+            raise SystemExit("echo: connection %d: more bytes than sent" % c)
+        s.close()
+        if got.digest() != hashlib.sha256(data).digest():
+            raise SystemExit("echo: connection %d: sha256 of the %d bytes back differs" % (c, size))
+        total += size
+    print("%d connections, %d bytes echoed, sha256 equal%s" % (
+        conns, total, ", %d EAGAIN after select" % spurious if spurious else ""))
+
+
+def asyncio_echo(port):
+    async def handle(reader, writer):
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def serve():
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "port":
@@ -193,6 +263,10 @@ def main(argv):
         wwwfile(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "lines":
         lines(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "echo":
+        echo(*(int(a) for a in argv[2:6]))
+    elif cmd == "asyncio-echo":
+        asyncio_echo(int(argv[2]))
     elif cmd == "strip-http":
         strip_http(argv[2], argv[3])
     else:
