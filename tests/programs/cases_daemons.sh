@@ -183,10 +183,7 @@ case_lighttpd() {
 # 200 files and 16 MiB, then pulling it into a fresh directory.
 case_rsync() {
 	mkdir -p "$d/mod" "$d/tree/a/b"
-	local i
-	for i in $(seq 200); do
-		$HELPER wwwfile "$d/tree/a/f$i" $((i * 97)) "$i"
-	done
+	$HELPER tree "$d/tree/a" 200
 	$HELPER wwwfile "$d/tree/a/b/big" $((16 << 20)) 5
 	cat >"$d/rsyncd.conf" <<EOC
 pid file = $d/rsyncd.pid

@@ -15,6 +15,8 @@
   (STAT: the usmc-stat command line, as one word list)
   helper.py memcache PORT SEED            sets, gets and multi-gets known values
   helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
+  helper.py tree DIR COUNT                DIR/fI of I*97 reproducible bytes
+                                          for I in 1..COUNT
   helper.py lines PATH COUNT SEED         COUNT lines of reproducible text
   helper.py strip-http IN OUT             the body of an HTTP response
   helper.py echo PORT CONNS SIZE SEED     CONNS connections one after the other,
@@ -169,6 +171,11 @@ def wwwfile(path, size, seed):
         f.write(random.Random(seed).randbytes(size))
 
 
+def tree(path, count):
+    for i in range(1, count + 1):
+        wwwfile(os.path.join(path, "f%d" % i), i * 97, i)
+
+
 def lines(path, count, seed):
     rnd = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -261,6 +268,8 @@ def main(argv):
         memcache(int(argv[2]), int(argv[3]))
     elif cmd == "wwwfile":
         wwwfile(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "tree":
+        tree(argv[2], int(argv[3]))
     elif cmd == "lines":
         lines(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "echo":

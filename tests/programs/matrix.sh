@@ -44,7 +44,9 @@ shift
 build=$(cd "$build" && pwd)
 RUN=$build/tools/usmc-run
 STAT=$build/tools/usmc-stat
-HELPER="python3 $here/helper.py"
+# The interpreter itself, once: a version manager's shim costs a shell per call.
+PY=$(python3 -c 'import sys; print(sys.executable)') || exit 2
+HELPER="$PY $here/helper.py"
 PATH=$PATH:/usr/sbin:/sbin
 for t in "$RUN" "$STAT"; do
 	[ -x "$t" ] || { echo "matrix: $t is missing; build first" >&2; exit 2; }
@@ -198,7 +200,7 @@ with_sampler() {
 	local t0=$EPOCHREALTIME
 	"$@"
 	local rc=$?
-	wtime=$(python3 -c "print($wtime + $EPOCHREALTIME - $t0)")
+	wtime=$($PY -c "print($wtime + $EPOCHREALTIME - $t0)")
 	touch "$d/stop"
 	wait "$sp"
 	return $rc
@@ -289,7 +291,7 @@ run_row() {
 	fi
 	local ratio=- flag=
 	if [ -n "${tcp_time:-}" ] && [ "$mode" != tcp ]; then
-		read -r ratio flag < <(python3 -c "
+		read -r ratio flag < <($PY -c "
 r = $wtime / max($tcp_time, 1e-3)
 print('%.2f' % r, 'SLOWER' if r > 1.10 else '')")
 	fi
