@@ -44,11 +44,11 @@ case_sshd() {
 
 ssh_work() {
 	client ssh "${sshopt[@]}" -p "$port" root@127.0.0.1 sha256sum <"$d/up" >"$d/sum" 2>"$d/client.log" ||
-		fail "ssh: $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+		fail "ssh: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
 	client scp "${sshopt[@]}" -P "$port" "$d/up" "root@127.0.0.1:$d/up.there" 2>"$d/client.log" ||
-		fail "scp up: $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+		fail "scp up: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
 	client scp "${sshopt[@]}" -P "$port" "root@127.0.0.1:$d/up.there" "$d/down" 2>"$d/client.log" ||
-		fail "scp down: $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+		fail "scp down: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
 }
 
 # apache2 with Debian's apache2.conf, its enabled modules and configuration
