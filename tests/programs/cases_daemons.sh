@@ -210,3 +210,56 @@ rsync_work() {
 	client rsync -a "rsync://127.0.0.1:$port/mod/" "$d/back/" >"$d/client.log" 2>&1 ||
 		fail "rsync pull: $(tail -n 2 "$d/client.log")" || return 1
 }
+
+# nginx in the shape of Debian's nginx.conf and sites-available/default: a
+# master and `worker_processes auto` workers as www-data, sendfile on,
+# tcp_nopush, gzip, the default listen on IPv4 and IPv6; in the foreground,
+# and told to keep USMC_REGISTRY_DIR, which it would clear.
+case_nginx_shipped() {
+	local n=$d/nginx
+	mkdir -p "$n"
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	chmod -R a+rX "$d/www"
+	cat >"$n/nginx.conf" <<EOC
+user www-data;
+worker_processes auto;
+daemon off;
+env USMC_REGISTRY_DIR;
+pid $n/nginx.pid;
+error_log $n/error.log;
+events {
+	worker_connections 768;
+}
+http {
+	sendfile on;
+	tcp_nopush on;
+	types_hash_max_size 2048;
+	include /etc/nginx/mime.types;
+	default_type application/octet-stream;
+	access_log $n/access.log;
+	gzip on;
+	client_body_temp_path $n/body;
+	proxy_temp_path $n/proxy;
+	fastcgi_temp_path $n/fastcgi;
+	uwsgi_temp_path $n/uwsgi;
+	scgi_temp_path $n/scgi;
+	server {
+		listen $port default_server;
+		listen [::]:$port default_server;
+		root $d/www;
+		index index.html index.htm;
+		server_name _;
+		location / {
+			try_files \$uri \$uri/ =404;
+		}
+	}
+}
+EOC
+	chmod 1777 "$d/reg"
+	row_users=www-data
+	tcp_why="the workers accept on one listener they share (0x03000006)"
+	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1
+	with_sampler http_work || return 1
+	note="nginx master and workers, sendfile on: $note"
+}
