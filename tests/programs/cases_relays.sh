@@ -126,3 +126,58 @@ EOC
 	[ $rc = 0 ] || return 1
 	note="haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p') tcp splice-auto: $note"
 }
+
+# redis replication: a master (the server) and a replica started as a client
+# of it (under usmc-run where clients are).  A 4 MiB value and 1000 keys
+# before the replica starts travel in the full synchronization (Redis 7: a
+# forked child writes the snapshot to the socket), 1000 more keys written
+# while it starts; all are read back from the replica.
+case_redis_replication() {
+	# Without the 5 s wait for more replicas before a diskless sync.
+	start_server redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+		--dir "$d" --protected-mode no --repl-diskless-sync-delay 0 || return 1
+	$HELPER wwwfile "$d/raw" $((3 << 20)) 3
+	base64 -w0 <"$d/raw" >"$d/value"
+	client redis-cli -p "$port" -x SET blob <"$d/value" >"$d/set.out" 2>&1 &&
+		grep -qx OK "$d/set.out" || fail "SET blob: $(cat "$d/set.out")" || return 1
+	local i
+	for i in $(seq 2000); do echo "SET key:$i value-$i-$RANDOM$RANDOM"; done >"$d/cmds"
+	head -n 1000 "$d/cmds" | client redis-cli -p "$port" >/dev/null 2>&1 || fail "SET 1000 keys" || return 1
+	rport=$($HELPER port)
+	with_sampler redis_replica_work || return 1
+	note="replica: a 4 MiB value and 1000 keys before it started, 1000 while it started, all equal"
+}
+
+redis_replica_work() {
+	timeout -k 2 60 $(wrap "$mode" client) redis-server --bind 127.0.0.1 --port "$rport" --save "" \
+		--appendonly no --dir "$d" --protected-mode no --replicaof 127.0.0.1 "$port" \
+		--dbfilename replica.rdb >"$d/replica.log" 2>&1 &
+	local r=$!
+	pids+=("$r")
+	tail -n +1001 "$d/cmds" | client redis-cli -p "$port" >/dev/null 2>&1 || fail "SET 1000 more keys" || return 1
+	# The replica serves the reads of it: under usmc-run only where servers are.
+	local reader=env
+	[ "$mode" = smc ] && reader=$RUN
+	# Synchronized: the link is up, and the replica has the master's offset.
+	local want= up= i
+	for i in $(seq 300); do
+		if timeout 10 $reader redis-cli -p "$rport" INFO replication 2>/dev/null |
+			grep -q '^master_link_status:up'; then
+			[ -n "$want" ] || want=$(client redis-cli -p "$port" INFO replication |
+				tr -d '\r' | sed -n 's/^master_repl_offset:\([0-9]*\)$/\1/p')
+			up=$(timeout 10 $reader redis-cli -p "$rport" INFO replication 2>/dev/null | tr -d '\r' |
+				sed -n 's/^slave_repl_offset:\([0-9]*\)$/\1/p')
+			[ -n "$up" ] && [ -n "$want" ] && [ "$up" -ge "$want" ] && break
+		fi
+		sleep 0.1
+	done
+	[ "$i" -lt 300 ] ||
+		{ kill "$r"; fail "the replica reached offset ${up:-none} of ${want:-?} in 30 s: $(tail -n 2 "$d/replica.log" | tr '\n' ' ')"; return 1; }
+	timeout -k 2 30 $reader redis-cli -p "$rport" --raw GET blob >"$d/get.out" 2>&1
+	{ cat "$d/value"; echo; } >"$d/get.want"
+	sed -n 's/^SET \([^ ]*\) .*/GET \1/p' "$d/cmds" | timeout -k 2 30 $reader redis-cli -p "$rport" >"$d/keys.out" 2>&1
+	sed -n 's/^SET [^ ]* //p' "$d/cmds" >"$d/keys.want"
+	kill "$r"
+	same_file "$d/get.want" "$d/get.out" "GET blob from the replica" || return 1
+	same_file "$d/keys.want" "$d/keys.out" "2000 GETs from the replica" || return 1
+}

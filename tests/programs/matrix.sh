@@ -54,7 +54,7 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync
-	haproxy socat python-asyncio node java"
+	haproxy socat python-asyncio node java redis-replication"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
 modes=${modes//fallback/client-only}
@@ -65,7 +65,7 @@ packages_of() {
 	python-http) echo python3 curl ;;
 	nginx-curl) echo nginx curl ;;
 	nginx-wrk) echo nginx wrk ;;
-	redis-cli) echo redis-server redis-tools ;;
+	redis-cli | redis-replication) echo redis-server redis-tools ;;
 	redis-benchmark) echo redis-server redis-tools ;;
 	memcached) echo memcached libmemcached-tools ;;
 	iperf3) echo iperf3 ;;
