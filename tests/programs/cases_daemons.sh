@@ -263,3 +263,23 @@ EOC
 	with_sampler http_work || return 1
 	note="nginx master and workers, sendfile on: $note"
 }
+
+# dnsmasq (dnsmasq-base; Debian's dnsmasq.conf sets nothing) answering from
+# a hosts file of 200 names, asked over TCP by dig: a connection per query,
+# each served by a child dnsmasq forks for it.  It stays root: its user
+# would be another user than dig's.
+case_dnsmasq() {
+	local i
+	for i in $(seq 200); do
+		echo "10.$((i / 250)).$((i % 250)).$((i % 7 + 1)) host$i.matrix.test"
+	done >"$d/hosts"
+	cut -d' ' -f1 "$d/hosts" >"$d/want"
+	sed 's/.* \(.*\)/\1 A/' "$d/hosts" >"$d/queries"
+	start_server dnsmasq -k --conf-file=/dev/null --user=root --port="$port" \
+		--listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+		--addn-hosts="$d/hosts" --pid-file="$d/dnsmasq.pid" || return 1
+	with_sampler client dig +tcp +short +tries=1 +time=5 -p "$port" @127.0.0.1 -f "$d/queries" \
+		>"$d/got" 2>"$d/client.log" || fail "dig: $(tail -n 2 "$d/client.log")" || return 1
+	same_file "$d/want" "$d/got" "200 answers" || return 1
+	note="dig +tcp: 200 queries, a connection each, answers equal"
+}

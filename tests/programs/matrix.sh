@@ -53,7 +53,7 @@ for t in "$RUN" "$STAT"; do
 done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
-	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync
+	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
 	haproxy socat python-asyncio node java redis-replication"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
@@ -74,6 +74,7 @@ packages_of() {
 	sshd) echo openssh-server openssh-client ;;
 	apache2-event | apache2-prefork) echo apache2 curl ;;
 	nginx-shipped) echo nginx curl ;;
+	dnsmasq) echo dnsmasq-base bind9-dnsutils ;;
 	postgresql) echo postgresql ;;
 	lighttpd) echo lighttpd curl ;;
 	rsync) echo rsync ;;
