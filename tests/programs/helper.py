@@ -62,6 +62,14 @@ def descendants(pid):
     return tree
 
 
+def usmc_mapped(pid):
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libusmc" in f.read()
+    except OSError:
+        return False
+
+
 def sample(stat, pid, out, stopfile):
     """Keeps the largest counts of each SMCD socket of PID while it lives."""
     best = {}
@@ -69,11 +77,19 @@ def sample(stat, pid, out, stopfile):
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
-            text = subprocess.run(shlex.split(stat) + ["--json"], capture_output=True,
-                                  text=True, timeout=10).stdout
-            tree = descendants(int(pid))
-            socks = [s for s in json.loads(text).get("sockets", []) if s.get("pid") in tree]
-        except (subprocess.SubprocessError, ValueError):
+            socks = []
+            # One process at a time: another user of the machine whose socket
+            # table is odd must not spoil the list of ours.
+            for p in sorted(descendants(int(pid))):
+                if not usmc_mapped(p):
+                    continue
+                text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
+                                      capture_output=True, text=True, timeout=10).stdout
+                try:
+                    socks += json.loads(text).get("sockets", [])
+                except ValueError:
+                    pass
+        except subprocess.SubprocessError:
             socks = []
         for s in socks:
             modes.add(s["mode"])
