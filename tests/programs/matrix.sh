@@ -30,8 +30,9 @@
 #   MATRIX_TIMING=0               no plain TCP run to time against
 #   MATRIX_INSTALL=0              never install missing packages
 #   MATRIX_TABLE=FILE             also append the rows to FILE, as Markdown
-# Exit status: 0 every row ok (skipped rows included), 1 a row failed or
-# every row was skipped, 77 skipped as a whole (USMC_MATRIX_SKIP says why).
+# Exit status: 0 every row that ran ok, and at least one ran; 1 a row failed,
+# or none ran for another reason; 77 skipped as a whole, saying why
+# (USMC_MATRIX_SKIP, or no program's packages installable).
 
 set -u
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
@@ -132,6 +133,7 @@ trap 'exit 130' INT TERM
 rows=()
 failed=0
 ran=0
+uninstallable=
 
 # ---- helpers used by the cases ----------------------------------------------
 
@@ -324,6 +326,7 @@ for prog in $programs; do
 		installed "$p" || missing_pkgs="$missing_pkgs $p"
 	done
 	if [ -n "$missing_pkgs" ]; then
+		uninstallable="$uninstallable$missing_pkgs"
 		rows+=("$(printf '%-16s %-11s %-5s  package not installable:%s' "$prog" - SKIP "$missing_pkgs")")
 		echo "${rows[-1]}"
 		continue
@@ -346,8 +349,12 @@ echo "path: shm when the counters show shared-memory connections and bytes, else
 echo "shm_bytes: bytes sent and received through shared memory by both ends (usmc-stat -s);"
 echo "tcp_s: the workload's seconds with both ends plain; usmc_s: in this mode; ratio usmc_s/tcp_s"
 echo "(SLOWER above 1.10, never a failure); reasons: fallback reason codes counted (usmc-stat -s)"
-if [ $ran -eq 0 ]; then
-	echo "matrix: every row was skipped"
+if [ "$ran" -eq 0 ]; then
+	if [ -n "$uninstallable" ]; then
+		echo "skipped: no row ran: no program's packages are installable:$uninstallable"
+		exit 77
+	fi
+	echo "FAIL: no row ran" >&2
 	exit 1
 fi
 exit $failed
