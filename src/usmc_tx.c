@@ -245,5 +245,8 @@ int usmc_tx_replay(struct usmc_sock *s)
 			return -1;
 		pos += (uint64_t)n;
 	}
+	/* Those bytes went through TCP after all: shared memory's counts drop them. */
+	atomic_fetch_sub_explicit(&conn->diag->bytes_sent, pos, memory_order_relaxed);
+	usmc_stats_add(USMC_STAT_BYTES_SENT, -pos);
 	return 0;
 }

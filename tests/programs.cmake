@@ -1,7 +1,11 @@
-# Real programs from Debian's packages under usmc-run (tests/programs/matrix.sh):
-# each pair with both ends under usmc-run (shared memory) and with a plain
-# server (fallback).  Missing packages are installed when possible; a
-# program whose package cannot be installed is reported as skipped.
+# Real programs from Debian's packages under usmc-run (tests/programs/matrix.sh),
+# in their packages' configurations where they have one, each three ways:
+# both ends under usmc-run (smc), a usmc-run server with plain clients
+# (server-only), a plain server with usmc-run clients (client-only), and
+# timed against both ends plain.  Missing packages are installed when
+# possible; a program whose package cannot be installed is reported as
+# skipped, and a group none of whose programs can be installed is skipped.  One entry per
+# group of programs, each well under its TIMEOUT on two busy cores.
 # Debian's programs carry no sanitizer runtime for an instrumented preload
 # library, so a sanitizer build skips the matrix.
 find_program(USMC_BASH bash)
@@ -10,10 +14,20 @@ if(USMC_BASH)
   if(USMC_SANITIZE)
     set(USMC_MATRIX_SKIP "an instrumented libusmc-preload.so needs a sanitizer runtime the packaged programs lack")
   endif()
-  add_test(NAME programs_matrix
-           COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/matrix.sh ${PROJECT_BINARY_DIR})
-  set_tests_properties(programs_matrix PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
-                       ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+  set(USMC_MATRIX_GROUPS
+      "programs_matrix=python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf"
+      "programs_matrix_daemons=nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq"
+      "programs_matrix_relays=haproxy socat python-asyncio node java redis-replication")
+  foreach(group IN LISTS USMC_MATRIX_GROUPS)
+    string(REPLACE "=" ";" group "${group}")
+    list(GET group 0 name)
+    list(GET group 1 progs)
+    separate_arguments(progs UNIX_COMMAND "${progs}")
+    add_test(NAME ${name}
+             COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/matrix.sh ${PROJECT_BINARY_DIR} ${progs})
+    set_tests_properties(${name} PROPERTIES TIMEOUT 900 RUN_SERIAL TRUE SKIP_RETURN_CODE 77
+                         LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+  endforeach()
 endif()
 
 # nginx in Debian's shipped configuration (master and workers, sendfile on,

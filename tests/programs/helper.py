@@ -3,19 +3,35 @@
 """Small pieces of the program matrix (matrix.sh).
 
   helper.py port                          a free loopback TCP port
-  helper.py sample STAT PID OUT STOPFILE  polls `usmc-stat --json -p PID` until
-                                          STOPFILE exists; writes the largest
-                                          SMCD byte counts seen to OUT
-  helper.py counters STAT                 `usmc-stat -s --json` as
-                                          "conns fallbacks sent received"
+  helper.py sample STAT PID OUT STOPFILE  polls `STAT --json` for the sockets
+                                          of PID and the processes below it
+                                          until STOPFILE exists; writes the
+                                          largest SMCD byte counts seen to OUT
+  helper.py sampled OUT                   what sample wrote, as
+                                          "sockets sent received"
+  helper.py counters STAT...              `STAT -s --json` summed over each STAT
+                                          as "conns fallbacks sent received
+                                          reason,reason..."
+  (STAT: the usmc-stat command line, as one word list)
   helper.py memcache PORT SEED            sets, gets and multi-gets known values
   helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
+  helper.py tree DIR COUNT                DIR/fI of I*97 reproducible bytes
+                                          for I in 1..COUNT
   helper.py lines PATH COUNT SEED         COUNT lines of reproducible text
   helper.py strip-http IN OUT             the body of an HTTP response
+  helper.py echo PORT CONNS SIZE SEED     CONNS connections one after the other,
+                                          each sending SIZE bytes to an echo
+                                          server and checking what comes back
+                                          (the first pauses 0.6 s halfway)
+  helper.py asyncio-echo PORT             an asyncio echo server
 """
 import json
 import os
+import asyncio
+import hashlib
 import random
+import select
+import shlex
 import socket
 import subprocess
 import sys
@@ -28,6 +44,32 @@ def free_port():
         print(s.getsockname()[1])
 
 
+def descendants(pid):
+    """PID and every process below it: a server's forked workers."""
+    parent = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return tree
+
+
+def usmc_mapped(pid):
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libusmc" in f.read()
+    except OSError:
+        return False
+
+
 def sample(stat, pid, out, stopfile):
     """Keeps the largest counts of each SMCD socket of PID while it lives."""
     best = {}
@@ -35,10 +77,19 @@ def sample(stat, pid, out, stopfile):
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
-            text = subprocess.run([stat, "--json", "-p", pid], capture_output=True,
-                                  text=True, timeout=10).stdout
-            socks = json.loads(text).get("sockets", [])
-        except (subprocess.SubprocessError, ValueError):
+            socks = []
+            # One process at a time: another user of the machine whose socket
+            # table is odd must not spoil the list of ours.
+            for p in sorted(descendants(int(pid))):
+                if not usmc_mapped(p):
+                    continue
+                text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
+                                      capture_output=True, text=True, timeout=10).stdout
+                try:
+                    socks += json.loads(text).get("sockets", [])
+                except ValueError:
+                    pass
+        except subprocess.SubprocessError:
             socks = []
         for s in socks:
             modes.add(s["mode"])
@@ -58,14 +109,29 @@ def sample(stat, pid, out, stopfile):
                    "modes": sorted(modes)}, f)
 
 
-def counters(stat):
-    r = subprocess.run([stat, "-s", "--json"], capture_output=True, text=True, timeout=10)
+def counters(*stats):
+    """The counters summed over each STAT command line (one per user)."""
+    total, reasons = [0, 0, 0, 0], set()
+    for stat in stats:
+        r = subprocess.run(shlex.split(stat) + ["-s", "--json"], capture_output=True, text=True,
+                           timeout=10)
+        try:
+            j = json.loads(r.stdout)
+            c = j["counters"]
+            reasons |= set(j.get("fallbacks_by_reason", {}))
+        except (ValueError, KeyError):
+            continue  # no usmc process of this user ran: no counters file
+        for i, k in enumerate(("smcd_connections", "fallbacks", "bytes_sent", "bytes_received")):
+            total[i] += c.get(k, 0)
+    print(*total, ",".join(sorted(reasons)))
+
+
+def sampled(path):
     try:
-        c = json.loads(r.stdout)["counters"]
-    except (ValueError, KeyError):
-        c = {}  # no usmc process ran: no counters file
-    print(c.get("smcd_connections", 0), c.get("fallbacks", 0), c.get("bytes_sent", 0),
-          c.get("bytes_received", 0))
+        s = json.load(open(path))
+    except (OSError, ValueError):
+        s = {"smcd_sockets": 0, "bytes_sent": 0, "bytes_received": 0}
+    print(s["smcd_sockets"], s["bytes_sent"], s["bytes_received"])
 
 
 def recv_until(sock, end):
@@ -121,6 +187,11 @@ def wwwfile(path, size, seed):
         f.write(random.Random(seed).randbytes(size))
 
 
+def tree(path, count):
+    for i in range(1, count + 1):
+        wwwfile(os.path.join(path, "f%d" % i), i * 97, i)
+
+
 def lines(path, count, seed):
     rnd = random.Random(seed)
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -137,20 +208,90 @@ def strip_http(src, dst):
     open(dst, "wb").write(body)
 
 
+def echo(port, conns, size, seed):
+    """Writes while it reads, so that neither side's buffers can fill."""
+    total = spurious = 0
+    for c in range(conns):
+        data = random.Random(seed + c).randbytes(size)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setblocking(False)
+        sent, got, paused = 0, hashlib.sha256(), False
+        back = 0
+        deadline = time.monotonic() + 30
+        while back < size:
+            if time.monotonic() > deadline:
+                raise SystemExit("echo: connection %d: %d of %d bytes back after 30 s"
+                                 % (c, back, size))
+            r, w, _ = select.select([s], [s] if sent < size else [], [], 1)
+            if c == 0 and sent >= size // 2 and not paused:
+                # The first connection stays open a while, to be seen.
+                time.sleep(0.6)
+                paused = True
+            try:
+                if w:
+                    sent += s.send(data[sent:sent + (1 << 18)])
+                    if sent == size:
+                        s.shutdown(socket.SHUT_WR)
+                chunk = s.recv(1 << 20) if r else None
+            except BlockingIOError:
+                # select() may report a socket ready that is not: counted.
+                spurious += 1
+                continue
+            if r:
+                if not chunk:
+                    raise SystemExit("echo: connection %d closed after %d of %d bytes"
+                                     % (c, back, size))
+                got.update(chunk)
+                back += len(chunk)
+        s.setblocking(True)
+        if s.recv(1):
+            raise SystemExit("echo: connection %d: more bytes than sent" % c)
+        s.close()
+        if got.digest() != hashlib.sha256(data).digest():
+            raise SystemExit("echo: connection %d: sha256 of the %d bytes back differs" % (c, size))
+        total += size
+    print("%d connections, %d bytes echoed, sha256 equal%s" % (
+        conns, total, ", %d EAGAIN after select" % spurious if spurious else ""))
+
+
+def asyncio_echo(port):
+    async def handle(reader, writer):
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def serve():
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "port":
         free_port()
     elif cmd == "sample":
         sample(*argv[2:6])
+    elif cmd == "sampled":
+        sampled(argv[2])
     elif cmd == "counters":
-        counters(argv[2])
+        counters(*argv[2:])
     elif cmd == "memcache":
         memcache(int(argv[2]), int(argv[3]))
     elif cmd == "wwwfile":
         wwwfile(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "tree":
+        tree(argv[2], int(argv[3]))
     elif cmd == "lines":
         lines(argv[2], int(argv[3]), int(argv[4]))
+    elif cmd == "echo":
+        echo(*(int(a) for a in argv[2:6]))
+    elif cmd == "asyncio-echo":
+        asyncio_echo(int(argv[2]))
     elif cmd == "strip-http":
         strip_http(argv[2], argv[3])
     else:

@@ -1,0 +1,285 @@
+# SPDX-License-Identifier: MIT
+#
+# Daemons of the matrix in the configuration their Debian package ships
+# (sourced by matrix.sh): sshd, apache2, postgresql, lighttpd, rsync.  Only
+# paths, the port and what a throwaway instance needs differ from the
+# package's files.  Each case runs with $mode, $d (its directory) and $port,
+# and leaves $note (what it checked, or why it failed).
+
+# sshd with Debian's sshd_config (privilege separation, the seccomp sandbox
+# of the pre-authentication child, PAM), a generated host key and a key for
+# root in the row's directory; ssh runs a command on 20 MB, scp copies it
+# there and back.
+case_sshd() {
+	local s=$d/ssh
+	mkdir -p "$s" /run/sshd
+	chmod 700 "$s"
+	ssh-keygen -q -t ed25519 -N '' -f "$s/host" && ssh-keygen -q -t ed25519 -N '' -f "$s/id" ||
+		fail "ssh-keygen failed" || return 1
+	cp "$s/id.pub" "$s/authorized_keys"
+	# sshd takes the first value it reads of an option: these come first.
+	{
+		echo "ListenAddress 127.0.0.1"
+		echo "HostKey $s/host"
+		echo "PidFile $s/sshd.pid"
+		echo "AuthorizedKeysFile $s/authorized_keys"
+		echo "PermitRootLogin prohibit-password"
+		# The keys live under /tmp, which is writable by all.
+		echo "StrictModes no"
+		cat /etc/ssh/sshd_config
+	} >"$s/sshd_config"
+	start_server "$(command -v sshd)" -D -e -f "$s/sshd_config" -p "$port" || return 1
+	$HELPER wwwfile "$d/up" 20000000 7
+	sshopt=(-i "$s/id" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+		-o BatchMode=yes -o LogLevel=ERROR)
+	with_sampler ssh_work || return 1
+	local want
+	want=$(sha256sum <"$d/up" | cut -d' ' -f1)
+	[ "$(cut -d' ' -f1 "$d/sum")" = "$want" ] ||
+		fail "ssh sha256sum: $(head -c 100 "$d/sum"), $want expected" || return 1
+	same_file "$d/up" "$d/up.there" "scp up" || return 1
+	same_file "$d/up" "$d/down" "scp down" || return 1
+	note="ssh sha256sum <20 MB, scp 20 MB up and down, sha256 equal"
+}
+
+ssh_work() {
+	client ssh "${sshopt[@]}" -p "$port" root@127.0.0.1 sha256sum <"$d/up" >"$d/sum" 2>"$d/client.log" ||
+		fail "ssh: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+	client scp "${sshopt[@]}" -P "$port" "$d/up" "root@127.0.0.1:$d/up.there" 2>"$d/client.log" ||
+		fail "scp up: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+	client scp "${sshopt[@]}" -P "$port" "root@127.0.0.1:$d/up.there" "$d/down" 2>"$d/client.log" ||
+		fail "scp down: exit $? $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+}
+
+# apache2 with Debian's apache2.conf, its enabled modules and configuration
+# (AcceptFilter http data, the compiled-in default on Linux), the MPM given,
+# workers as www-data; a temp ServerRoot with the row's port and document
+# root.  Three GETs of 16 MiB on one connection, then 20 connections of one
+# GET each.
+apache_row() {
+	local a=$d/apache mpm=$1
+	mkdir -p "$a/run" "$a/lock" "$a/log" "$a/sites-enabled" "$a/mods-enabled"
+	cp /etc/apache2/apache2.conf /etc/apache2/envvars "$a/"
+	ln -s /etc/apache2/mods-available "$a/mods-available"
+	ln -s /etc/apache2/conf-enabled "$a/conf-enabled"
+	cp -P /etc/apache2/mods-enabled/* "$a/mods-enabled/"
+	rm -f "$a"/mods-enabled/mpm_*
+	ln -s "../mods-available/mpm_$mpm.load" "../mods-available/mpm_$mpm.conf" "$a/mods-enabled/" 2>/dev/null
+	echo "Listen 127.0.0.1:$port" >"$a/ports.conf"
+	cat >"$a/sites-enabled/000-default.conf" <<EOC
+<VirtualHost *:$port>
+	ServerAdmin webmaster@localhost
+	DocumentRoot $d/www
+	ErrorLog \${APACHE_LOG_DIR}/error.log
+	CustomLog \${APACHE_LOG_DIR}/access.log combined
+</VirtualHost>
+<Directory $d/www/>
+	Require all granted
+</Directory>
+EOC
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	chmod -R a+rX "$d/www"
+	# The workers, as www-data, write their registry and counters here.
+	chmod 1777 "$d/reg"
+	row_users=www-data
+	tcp_why="the workers accept on one listener they share (0x03000006)"
+	start_server env APACHE_RUN_USER=www-data APACHE_RUN_GROUP=www-data \
+		APACHE_PID_FILE="$a/run/apache2.pid" APACHE_RUN_DIR="$a/run" APACHE_LOCK_DIR="$a/lock" \
+		APACHE_LOG_DIR="$a/log" LANG=C apache2 -d "$a" -f "$a/apache2.conf" -DFOREGROUND || return 1
+	with_sampler http_work || return 1
+	note="$(apachectl -v 2>/dev/null | sed -n 's/^Server version: //p') mpm_$mpm: $note"
+}
+
+# http_work: 3 GETs of www/blob on one connection, 20 connections of one
+# GET of www/small each, every body checked.
+http_work() {
+	local u=http://127.0.0.1:$port i args=()
+	client curl -sS --fail --max-time 25 -o "$d/got1" "$u/blob" -o "$d/got2" "$u/blob" \
+		-o "$d/got3" "$u/blob" 2>"$d/client.log" || fail "curl: $(cat "$d/client.log")" || return 1
+	for i in 1 2 3; do
+		same_file "$d/www/blob" "$d/got$i" "GET /blob #$i" || return 1
+	done
+	for i in $(seq 20); do
+		args+=(-o "$d/small$i" "$u/small")
+	done
+	client curl -sS --fail --max-time 25 -H 'Connection: close' "${args[@]}" 2>"$d/client.log" ||
+		fail "curl: $(cat "$d/client.log")" || return 1
+	for i in $(seq 20); do
+		same_file "$d/www/small" "$d/small$i" "GET /small #$i" || return 1
+	done
+	note="3 GETs of 16 MiB on one connection, 20 connections of 64 KiB, sha256 equal"
+}
+
+case_apache2_event() {
+	apache_row event
+}
+
+case_apache2_prefork() {
+	apache_row prefork
+}
+
+# postgresql: a cluster made by initdb (the configuration Debian's
+# pg_createcluster starts from) as the postgres user, TCP on 127.0.0.1;
+# server and clients run as postgres.  psql copies 20000 lines in and out (read back in order),
+# pgbench -C makes a connection per transaction.
+case_postgresql() {
+	local bin
+	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+	[ -x "$bin/initdb" ] || fail "no initdb" || return 1
+	id postgres >/dev/null 2>&1 || fail "no postgres user" || return 1
+	mkdir -p "$d/pg"
+	chown postgres: "$d/pg" "$d/reg"
+	as_user="runuser -u postgres --"
+	$as_user "$bin/initdb" -D "$d/pg/data" -A trust -U postgres >"$d/initdb.log" 2>&1 ||
+		fail "initdb: $(tail -n 2 "$d/initdb.log")" || return 1
+	start_server "$bin/postgres" -D "$d/pg/data" -c listen_addresses=127.0.0.1 -p "$port" \
+		-c unix_socket_directories="$d/pg" || return 1
+	$HELPER lines "$d/lines" 20000 9
+	chmod a+r "$d/lines"
+	chmod 777 "$d"
+	with_sampler pg_work || return 1
+	same_file "$d/lines" "$d/lines.out" "COPY in and out" || return 1
+	note="psql COPY of 20000 lines in and out, sha256 equal; $note"
+}
+
+pg_work() {
+	local psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres postgres)
+	client "${psql[@]}" -c 'CREATE TABLE t (line text)' -c "\\copy t FROM '$d/lines'" \
+		-c "\\copy (SELECT line FROM t ORDER BY line) TO '$d/lines.out'" >"$d/client.log" 2>&1 ||
+		fail "psql: $(tail -n 2 "$d/client.log")" || return 1
+	client pgbench -q -i -s 1 -h 127.0.0.1 -p "$port" -U postgres postgres >"$d/bench.log" 2>&1 ||
+		fail "pgbench -i: $(tail -n 2 "$d/bench.log")" || return 1
+	client pgbench -C -c 4 -j 2 -t 50 -S -h 127.0.0.1 -p "$port" -U postgres postgres \
+		>"$d/bench.log" 2>&1 || fail "pgbench -C: $(tail -n 2 "$d/bench.log")" || return 1
+	grep -q 'number of transactions actually processed: 200/200' "$d/bench.log" ||
+		fail "pgbench -C: $(grep -E 'processed|failed' "$d/bench.log" | tr '\n' ' ')" || return 1
+	note="pgbench -C -S: 200/200 transactions, a connection each"
+}
+
+# lighttpd with Debian's lighttpd.conf (its modules, the Debian
+# include_shell of enabled configuration and mime types), the row's
+# document root, port and files; as root it stays root.
+case_lighttpd() {
+	local l=$d/lighttpd
+	mkdir -p "$l/log" "$l/cache" "$l/upload"
+	sed -e "s|^server.document-root.*|server.document-root = \"$d/www\"|" \
+		-e "s|^server.port.*|server.port = $port|" \
+		-e "s|^server.errorlog.*|server.errorlog = \"$l/log/error.log\"|" \
+		-e "s|^server.pid-file.*|server.pid-file = \"$l/lighttpd.pid\"|" \
+		-e "s|^server.upload-dirs.*|server.upload-dirs = ( \"$l/upload\" )|" \
+		-e "s|^server.username.*||" -e "s|^server.groupname.*||" \
+		-e "s|/var/cache/lighttpd|$l/cache|" /etc/lighttpd/lighttpd.conf >"$l/lighttpd.conf"
+	echo "server.bind = \"127.0.0.1\"" >>"$l/lighttpd.conf"
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	chmod -R a+rX "$d/www"
+	start_server lighttpd -D -f "$l/lighttpd.conf" || return 1
+	with_sampler http_work || return 1
+	note="$(lighttpd -v | sed -n '1s/ - .*//p'): $note"
+}
+
+# An rsync daemon (rsyncd.conf with one module), rsync pushing a tree of
+# 200 files and 16 MiB, then pulling it into a fresh directory.
+case_rsync() {
+	mkdir -p "$d/mod" "$d/tree/a/b"
+	$HELPER tree "$d/tree/a" 200
+	$HELPER wwwfile "$d/tree/a/b/big" $((16 << 20)) 5
+	cat >"$d/rsyncd.conf" <<EOC
+pid file = $d/rsyncd.pid
+use chroot = no
+[mod]
+	path = $d/mod
+	read only = no
+	uid = root
+	gid = root
+EOC
+	start_server rsync --daemon --no-detach --address=127.0.0.1 --port="$port" \
+		--config="$d/rsyncd.conf" || return 1
+	with_sampler rsync_work || return 1
+	diff -r "$d/tree" "$d/back" >"$d/diff.out" 2>&1 || fail "rsync: the tree pulled back differs: $(head -n 2 "$d/diff.out")" || return 1
+	(cd "$d/tree" && find . -type f -exec sha256sum {} + | sort) >"$d/sums.want"
+	(cd "$d/back" && find . -type f -exec sha256sum {} + | sort) >"$d/sums.got"
+	same_file "$d/sums.want" "$d/sums.got" "sha256 of each file" || return 1
+	note="rsync push and pull of 201 files, 16.9 MB, sha256 of each equal"
+}
+
+rsync_work() {
+	client rsync -a "$d/tree/" "rsync://127.0.0.1:$port/mod/" >"$d/client.log" 2>&1 ||
+		fail "rsync push: $(tail -n 2 "$d/client.log")" || return 1
+	client rsync -a "rsync://127.0.0.1:$port/mod/" "$d/back/" >"$d/client.log" 2>&1 ||
+		fail "rsync pull: $(tail -n 2 "$d/client.log")" || return 1
+}
+
+# nginx in the shape of Debian's nginx.conf and sites-available/default: a
+# master and `worker_processes auto` workers as www-data, sendfile on,
+# tcp_nopush, gzip, the default listen on IPv4 and IPv6; in the foreground,
+# and told to keep USMC_REGISTRY_DIR, which it would clear.
+case_nginx_shipped() {
+	local n=$d/nginx
+	mkdir -p "$n"
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	chmod -R a+rX "$d/www"
+	cat >"$n/nginx.conf" <<EOC
+user www-data;
+worker_processes auto;
+daemon off;
+env USMC_REGISTRY_DIR;
+pid $n/nginx.pid;
+error_log $n/error.log;
+events {
+	worker_connections 768;
+}
+http {
+	sendfile on;
+	tcp_nopush on;
+	types_hash_max_size 2048;
+	include /etc/nginx/mime.types;
+	default_type application/octet-stream;
+	access_log $n/access.log;
+	gzip on;
+	client_body_temp_path $n/body;
+	proxy_temp_path $n/proxy;
+	fastcgi_temp_path $n/fastcgi;
+	uwsgi_temp_path $n/uwsgi;
+	scgi_temp_path $n/scgi;
+	server {
+		listen $port default_server;
+		listen [::]:$port default_server;
+		root $d/www;
+		index index.html index.htm;
+		server_name _;
+		location / {
+			try_files \$uri \$uri/ =404;
+		}
+	}
+}
+EOC
+	chmod 1777 "$d/reg"
+	row_users=www-data
+	tcp_why="the workers accept on one listener they share (0x03000006)"
+	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1
+	with_sampler http_work || return 1
+	note="nginx master and workers, sendfile on: $note"
+}
+
+# dnsmasq (dnsmasq-base; Debian's dnsmasq.conf sets nothing) answering from
+# a hosts file of 200 names, asked over TCP by dig: a connection per query,
+# each served by a child dnsmasq forks for it.  It stays root: its user
+# would be another user than dig's.
+case_dnsmasq() {
+	local i
+	for i in $(seq 200); do
+		echo "10.$((i / 250)).$((i % 250)).$((i % 7 + 1)) host$i.matrix.test"
+	done >"$d/hosts"
+	cut -d' ' -f1 "$d/hosts" >"$d/want"
+	sed 's/.* \(.*\)/\1 A/' "$d/hosts" >"$d/queries"
+	start_server dnsmasq -k --conf-file=/dev/null --user=root --port="$port" \
+		--listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+		--addn-hosts="$d/hosts" --pid-file="$d/dnsmasq.pid" || return 1
+	with_sampler client dig +tcp +short +tries=1 +time=5 -p "$port" @127.0.0.1 -f "$d/queries" \
+		>"$d/got" 2>"$d/client.log" || fail "dig: $(tail -n 2 "$d/client.log")" || return 1
+	same_file "$d/want" "$d/got" "200 answers" || return 1
+	note="dig +tcp: 200 queries, a connection each, answers equal"
+}

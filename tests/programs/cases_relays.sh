@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: MIT
+#
+# Relays and application servers of the matrix (sourced by matrix.sh):
+# haproxy, socat, a python asyncio server, node, a Java server.  Each case
+# runs with $mode, $d (its directory) and $port, and leaves $note (what it
+# checked, or why it failed).
+
+# echo_work: 8 connections of 2 MB each through the echo server at $port.
+echo_work() {
+	client $HELPER echo "$port" 8 2000000 11 >"$d/client.out" 2>&1 ||
+		fail "$(tail -n 2 "$d/client.out" | tr '\n' ' ')" || return 1
+	note=$(tail -n 1 "$d/client.out")
+}
+
+# socat in fork mode: a child per connection, echoing through a pipe.
+case_socat() {
+	start_server socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" PIPE || return 1
+	with_sampler echo_work || return 1
+	note="socat fork: $note"
+}
+
+case_python_asyncio() {
+	start_server $HELPER asyncio-echo "$port" || return 1
+	with_sampler echo_work || return 1
+	note="asyncio: $note"
+}
+
+# A Java echo server, a thread per connection (compiled with javac).
+case_java() {
+	mkdir -p "$d/java"
+	cat >"$d/java/Echo.java" <<'EOJ'
+import java.io.*;
+import java.net.*;
+
+public class Echo {
+    public static void main(String[] args) throws IOException {
+        ServerSocket ss = new ServerSocket(Integer.parseInt(args[0]), 50,
+                                           InetAddress.getByName("127.0.0.1"));
+        for (;;) {
+            Socket s = ss.accept();
+            new Thread(() -> {
+                try (s) {
+                    InputStream in = s.getInputStream();
+                    OutputStream out = s.getOutputStream();
+                    byte[] buf = new byte[65536];
+                    int n;
+                    while ((n = in.read(buf)) > 0)
+                        out.write(buf, 0, n);
+                } catch (IOException e) {
+                    System.err.println(e);
+                }
+            }).start();
+        }
+    }
+}
+EOJ
+	javac -d "$d/java" "$d/java/Echo.java" 2>"$d/javac.log" ||
+		fail "javac: $(head -n 3 "$d/javac.log")" || return 1
+	start_server java -cp "$d/java" Echo "$port" || return 1
+	with_sampler echo_work || return 1
+	note="java threads: $note"
+}
+
+# node's http module serving files from www.
+case_node() {
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	cat >"$d/server.js" <<'EOJ'
+const http = require('http'), fs = require('fs'), path = require('path');
+const [root, port] = process.argv.slice(2);
+http.createServer((req, res) => {
+	const f = path.join(root, path.basename(req.url));
+	fs.stat(f, (err, st) => {
+		if (err) { res.writeHead(404); res.end(); return; }
+		res.writeHead(200, { 'Content-Length': st.size });
+		fs.createReadStream(f).pipe(res);
+	});
+}).listen(Number(port), '127.0.0.1');
+EOJ
+	start_server node "$d/server.js" "$d/www" "$port" || return 1
+	with_sampler http_work || return 1
+	note="node $(node --version): $note"
+}
+
+# haproxy with the defaults of Debian's haproxy.cfg, in TCP mode with
+# splice-auto, in front of a python HTTP server (started the same way as
+# haproxy).  Without chroot, user and daemon: the row's registry and port.
+case_haproxy() {
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	# The backend runs under usmc-run only when every end does: in the
+	# other modes haproxy's two sides are those of the mode.
+	local bport=$port m=$mode
+	[ "$mode" = smc ] || mode=tcp
+	start_server python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport"
+	local rc=$? backend=$spid
+	mode=$m
+	[ $rc = 0 ] || return 1
+	# haproxy's listener has SO_REUSEPORT: its front connections stay TCP,
+	# those to the backend are usmc's.
+	mixed_why="the front listener has SO_REUSEPORT (0x03000005); haproxy to its backend in shared memory"
+	port=$($HELPER port)
+	cat >"$d/haproxy.cfg" <<EOC
+global
+	stats timeout 30s
+
+defaults
+	mode	tcp
+	option	dontlognull
+	option	splice-auto
+	timeout connect 5000
+	timeout client  50000
+	timeout server  50000
+
+frontend front
+	bind 127.0.0.1:$port
+	default_backend back
+
+backend back
+	server python 127.0.0.1:$bport
+EOC
+	start_server haproxy -db -f "$d/haproxy.cfg" || { kill "$backend"; return 1; }
+	with_sampler http_work
+	rc=$?
+	kill "$backend" 2>/dev/null
+	[ $rc = 0 ] || return 1
+	note="haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p') tcp splice-auto: $note"
+}
+
+# redis replication: a master (the server) and a replica started as a client
+# of it (under usmc-run where clients are).  A 4 MiB value and 1000 keys
+# before the replica starts travel in the full synchronization (Redis 7: a
+# forked child writes the snapshot to the socket), 1000 more keys written
+# while it starts; all are read back from the replica.
+case_redis_replication() {
+	# Without the 5 s wait for more replicas before a diskless sync.
+	start_server redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+		--dir "$d" --protected-mode no --repl-diskless-sync-delay 0 || return 1
+	$HELPER wwwfile "$d/raw" $((3 << 20)) 3
+	base64 -w0 <"$d/raw" >"$d/value"
+	client redis-cli -p "$port" -x SET blob <"$d/value" >"$d/set.out" 2>&1 &&
+		grep -qx OK "$d/set.out" || fail "SET blob: $(cat "$d/set.out")" || return 1
+	local i
+	for i in $(seq 2000); do echo "SET key:$i value-$i-$RANDOM$RANDOM"; done >"$d/cmds"
+	head -n 1000 "$d/cmds" | client redis-cli -p "$port" >/dev/null 2>&1 || fail "SET 1000 keys" || return 1
+	rport=$($HELPER port)
+	with_sampler redis_replica_work || return 1
+	note="replica: a 4 MiB value and 1000 keys before it started, 1000 while it started, all equal"
+}
+
+redis_replica_work() {
+	timeout -k 2 60 $(wrap "$mode" client) redis-server --bind 127.0.0.1 --port "$rport" --save "" \
+		--appendonly no --dir "$d" --protected-mode no --replicaof 127.0.0.1 "$port" \
+		--dbfilename replica.rdb >"$d/replica.log" 2>&1 &
+	local r=$!
+	pids+=("$r")
+	tail -n +1001 "$d/cmds" | client redis-cli -p "$port" >/dev/null 2>&1 || fail "SET 1000 more keys" || return 1
+	# The replica serves the reads of it: under usmc-run only where servers are.
+	local reader=env
+	[ "$mode" = smc ] && reader=$RUN
+	# Synchronized: the link is up, and the replica has the master's offset.
+	local want= up= i
+	for i in $(seq 300); do
+		if timeout 10 $reader redis-cli -p "$rport" INFO replication 2>/dev/null |
+			grep -q '^master_link_status:up'; then
+			[ -n "$want" ] || want=$(client redis-cli -p "$port" INFO replication |
+				tr -d '\r' | sed -n 's/^master_repl_offset:\([0-9]*\)$/\1/p')
+			up=$(timeout 10 $reader redis-cli -p "$rport" INFO replication 2>/dev/null | tr -d '\r' |
+				sed -n 's/^slave_repl_offset:\([0-9]*\)$/\1/p')
+			[ -n "$up" ] && [ -n "$want" ] && [ "$up" -ge "$want" ] && break
+		fi
+		sleep 0.1
+	done
+	[ "$i" -lt 300 ] ||
+		{ kill "$r"; fail "the replica reached offset ${up:-none} of ${want:-?} in 30 s: $(tail -n 2 "$d/replica.log" | tr '\n' ' ')"; return 1; }
+	timeout -k 2 30 $reader redis-cli -p "$rport" --raw GET blob >"$d/get.out" 2>&1
+	{ cat "$d/value"; echo; } >"$d/get.want"
+	sed -n 's/^SET \([^ ]*\) .*/GET \1/p' "$d/cmds" | timeout -k 2 30 $reader redis-cli -p "$rport" >"$d/keys.out" 2>&1
+	sed -n 's/^SET [^ ]* //p' "$d/cmds" >"$d/keys.want"
+	kill "$r"
+	same_file "$d/get.want" "$d/get.out" "GET blob from the replica" || return 1
+	same_file "$d/keys.want" "$d/keys.out" "2000 GETs from the replica" || return 1
+}
