@@ -49,8 +49,9 @@ common() {
 }
 
 check_usmc_run() {
-	usage_error "--check-policy takes one FILE" "$tool" --check-policy
-	usage_error "--enable takes one UNIT" "$tool" --enable
+	usage_error "--check-policy needs a value" "$tool" --check-policy
+	usage_error "--enable needs a value" "$tool" --enable
+	usage_error "--enable takes one UNIT and nothing else" "$tool" --enable a b
 	usage_error "'a/b' is not a unit name" "$tool" --disable a/b
 }
 

@@ -22,6 +22,7 @@
  * then in the library directory it was configured for.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -35,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "usmc_cli.h"
 #include "usmc_policy_file.h"
 
 
@@ -309,43 +311,43 @@ static int unit_enable(const char *unit, bool enable)
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "kernel", no_argument, NULL, 'k' },
+		{ "check-policy", required_argument, NULL, 'P' },
+		{ "enable", required_argument, NULL, 'E' },
+		{ "disable", required_argument, NULL, 'D' },
+		{ 0 },
+	};
 	char lib[PATH_MAX];
 	bool kernel = false;
-	int first = 1;
+	int c, first;
 
-	if (first < argc && (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help"))) {
-		usage(stdout);
-		return 0;
-	}
-	if (first < argc && !strcmp(argv[first], "--version")) {
-		printf("usmc-run (usmc) %s\n", USMC_VERSION);
-		return 0;
-	}
-	if (first < argc && (!strcmp(argv[first], "--enable") || !strcmp(argv[first], "--disable"))) {
-		if (argc != 3) {
-			fprintf(stderr, "usmc-run: %s takes one UNIT\n", argv[first]);
-			return EXIT_USAGE;
+	/* '+': the options end at PROGRAM, whose own options are its own. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			return usmc_cli_version("usmc-run");
+		case 'k':
+			kernel = true;
+			break;
+		case 'P':
+		case 'E':
+		case 'D':
+			if (optind != argc || kernel)
+				return usmc_cli_usage_error("usmc-run", "%s takes one %s and nothing else",
+							    argv[optind - 2], c == 'P' ? "FILE" : "UNIT");
+			return c == 'P' ? check_policy(optarg) : unit_enable(optarg, c == 'E');
+		default:
+			return usmc_cli_bad_option("usmc-run", argv, c);
 		}
-		return unit_enable(argv[2], !strcmp(argv[first], "--enable"));
 	}
-	if (first < argc && !strcmp(argv[first], "--check-policy")) {
-		if (argc != 3) {
-			fprintf(stderr, "usmc-run: --check-policy takes one FILE, or - for standard "
-				"input\n");
-			return EXIT_USAGE;
-		}
-		return check_policy(argv[2]);
-	}
-	if (first < argc && !strcmp(argv[first], "--kernel")) {
-		kernel = true;
-		first++;
-	}
-	if (first < argc && !strcmp(argv[first], "--"))
-		first++;
-	else if (first < argc && argv[first][0] == '-') {
-		fprintf(stderr, "usmc-run: unknown option %s (try usmc-run --help)\n", argv[first]);
-		return EXIT_USAGE;
-	}
+	first = optind;
 	if (first >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;

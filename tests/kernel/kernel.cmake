@@ -1,6 +1,8 @@
-# Programs for the kernel SMC tests.  Those run in a VM, started by
-# tests/kernel/run-vm-tests.sh, and are not CTest entries; here CTest only
-# checks usmc-stat --kernel on this host.
+# Programs for the kernel SMC tests.  Those run in a VM with Debian's 6.12
+# kernel, started by tests/kernel/run-vm-tests.sh, which CTest runs as one
+# entry labelled vm (ctest -L vm): it needs root and qemu, builds its own
+# image and tree, and takes minutes.  Beside it CTest checks usmc-stat
+# --kernel on this host.
 
 # smc_peer is static so that it runs in the VM whatever its libc, and so
 # that it is "an unmodified static binary" to the BPF tests.
@@ -22,3 +24,8 @@ target_link_libraries(smc_ctl PRIVATE usmc_static)
 
 add_test(NAME kernel_stat_host
          COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/stat_host.sh $<TARGET_FILE:usmc-stat>)
+
+if(NOT USMC_SANITIZE)
+  add_test(NAME kernel_vm COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run-vm-tests.sh)
+  set_tests_properties(kernel_vm PROPERTIES LABELS "vm;needs-root;slow" TIMEOUT 1800 RUN_SERIAL TRUE)
+endif()
