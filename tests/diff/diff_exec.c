@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "diff.h"
@@ -437,6 +438,80 @@ static void exec_fail_server(struct end *e)
 	send_pattern(e->fd, 48, 0, 20000);
 }
 
+/* ---- socket state set before an exec holds in the new image ---- */
+
+/*
+ * The new image reads with nothing coming: end of file after SHUT_RD, the
+ * timeout's EAGAIN after SO_RCVTIMEO.  A backstop, not a clock: a read
+ * that never ends by itself is ended by a byte, and the transcripts differ.
+ */
+static void exec_read_ends_client(struct end *e)
+{
+	uint64_t v;
+
+	greet(e);
+	if (!hear_within(e, WAIT_MS, &v)) {
+		say("the read did not end by itself: sending a byte to end it");
+		send_pattern(e->fd, 53, 0, 1);
+		v = hear(e);
+	}
+	say("the new image read: %llu", (unsigned long long)v);
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_shut_rd_server(struct end *e)
+{
+	greet(e);
+	say_rc("shutdown(SHUT_RD)", shutdown(e->fd, SHUT_RD));
+	exec_step(e, "after_shut_rd", e->fd);
+}
+
+static void exec_rcvtimeo_server(struct end *e)
+{
+	struct timeval tv = { 0, 200000 };
+
+	greet(e);
+	say_rc("setsockopt(SO_RCVTIMEO 0.2 s)",
+	       setsockopt(e->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	exec_step(e, "after_rcvtimeo", e->fd);
+}
+
+static void read_after_exec(struct end *e)
+{
+	char c;
+
+	say_rc("read after the exec", read(e->fd, &c, 1));
+	tell(e, 1);
+}
+
+/* SO_LINGER {1, 0} before the exec: the new image's close resets. */
+static void exec_linger_client(struct end *e)
+{
+	char c;
+
+	greet(e);
+	tell(e, 1);
+	wait_for(e->fd, POLLIN);
+	say_rc("read", read(e->fd, &c, 1));
+}
+
+static void exec_linger_server(struct end *e)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	greet(e);
+	say_rc("setsockopt(SO_LINGER {1, 0})",
+	       setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	exec_step(e, "after_linger", e->fd);
+}
+
+static void after_linger(struct end *e)
+{
+	expect(e, 1);
+	say_rc("close", close(e->fd));
+	e->fd = -1;
+}
+
 const struct diff_case exec_cases[] = {
 	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
 	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
@@ -453,6 +528,9 @@ const struct diff_case exec_cases[] = {
 	{ "exec_chain", service_client, exec_chain_server, .conns = 1 },
 	{ "exec_shut_wr", exec_shut_wr_client, exec_shut_wr_server, .conns = 1 },
 	{ "exec_spawn_parent", spawn_then_parent_client, spawn_then_parent_server, .conns = 1 },
+	{ "exec_shut_rd", exec_read_ends_client, exec_shut_rd_server, .conns = 1 },
+	{ "exec_rcvtimeo", exec_read_ends_client, exec_rcvtimeo_server, .conns = 1 },
+	{ "exec_linger", exec_linger_client, exec_linger_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -466,6 +544,9 @@ static const struct {
 	{ "chain_mid", chain_mid_after },
 	{ "exec_again", exec_again },
 	{ "after_shut_wr", after_shut_wr },
+	{ "after_shut_rd", read_after_exec },
+	{ "after_rcvtimeo", read_after_exec },
+	{ "after_linger", after_linger },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
