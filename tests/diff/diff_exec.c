@@ -512,6 +512,38 @@ static void after_linger(struct end *e)
 	e->fd = -1;
 }
 
+/* SO_RCVLOWAT before the exec: the new image's poll waits for that many bytes. */
+static void exec_rcvlowat_client(struct end *e)
+{
+	greet(e);
+	expect(e, 1);
+	send_pattern(e->fd, 54, 0, 5);
+	tell(e, 2);
+	expect(e, 3);
+	send_pattern(e->fd, 54, 5, 5);
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_rcvlowat_server(struct end *e)
+{
+	int lowat = 10;
+
+	greet(e);
+	say_rc("setsockopt(SO_RCVLOWAT 10)",
+	       setsockopt(e->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)));
+	exec_step(e, "after_rcvlowat", e->fd);
+}
+
+static void after_rcvlowat(struct end *e)
+{
+	tell(e, 1);
+	expect(e, 2);
+	say_mask("poll with 5 bytes of 10", poll_now(e->fd, POLLIN));
+	tell(e, 3);
+	wait_for(e->fd, POLLIN);
+	recv_pattern(e->fd, 54, 0, 10, "10 bytes");
+}
+
 const struct diff_case exec_cases[] = {
 	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
 	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
@@ -531,6 +563,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_shut_rd", exec_read_ends_client, exec_shut_rd_server, .conns = 1 },
 	{ "exec_rcvtimeo", exec_read_ends_client, exec_rcvtimeo_server, .conns = 1 },
 	{ "exec_linger", exec_linger_client, exec_linger_server, .conns = 1 },
+	{ "exec_rcvlowat", exec_rcvlowat_client, exec_rcvlowat_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -547,6 +580,7 @@ static const struct {
 	{ "after_shut_rd", read_after_exec },
 	{ "after_rcvtimeo", read_after_exec },
 	{ "after_linger", after_linger },
+	{ "after_rcvlowat", after_rcvlowat },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
