@@ -466,14 +466,21 @@ static void exec_shut_rd_server(struct end *e)
 	exec_step(e, "after_shut_rd", e->fd);
 }
 
+/* Sets a socket option, then runs step in a new image. */
+static void opt_then_exec(struct end *e, const char *what, int opt, const void *val,
+			  socklen_t len, const char *step)
+{
+	greet(e);
+	say_rc(what, setsockopt(e->fd, SOL_SOCKET, opt, val, len));
+	exec_step(e, step, e->fd);
+}
+
 static void exec_rcvtimeo_server(struct end *e)
 {
 	struct timeval tv = { 0, 200000 };
 
-	greet(e);
-	say_rc("setsockopt(SO_RCVTIMEO 0.2 s)",
-	       setsockopt(e->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
-	exec_step(e, "after_rcvtimeo", e->fd);
+	opt_then_exec(e, "setsockopt(SO_RCVTIMEO 0.2 s)", SO_RCVTIMEO, &tv, sizeof(tv),
+		      "after_rcvtimeo");
 }
 
 static void read_after_exec(struct end *e)
@@ -499,10 +506,8 @@ static void exec_linger_server(struct end *e)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	greet(e);
-	say_rc("setsockopt(SO_LINGER {1, 0})",
-	       setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
-	exec_step(e, "after_linger", e->fd);
+	opt_then_exec(e, "setsockopt(SO_LINGER {1, 0})", SO_LINGER, &lg, sizeof(lg),
+		      "after_linger");
 }
 
 static void after_linger(struct end *e)
@@ -528,10 +533,8 @@ static void exec_rcvlowat_server(struct end *e)
 {
 	int lowat = 10;
 
-	greet(e);
-	say_rc("setsockopt(SO_RCVLOWAT 10)",
-	       setsockopt(e->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)));
-	exec_step(e, "after_rcvlowat", e->fd);
+	opt_then_exec(e, "setsockopt(SO_RCVLOWAT 10)", SO_RCVLOWAT, &lowat, sizeof(lowat),
+		      "after_rcvlowat");
 }
 
 static void after_rcvlowat(struct end *e)
