@@ -223,6 +223,10 @@ static void spawn_then_parent_client(struct end *e)
 {
 	send_pattern(e->fd, 42, 0, 70000);
 	recv_pattern(e->fd, 43, 0, 70000, "the child's part");
+	/* The child's close is no end of the connection: the parent holds it. */
+	expect(e, 1);
+	say_mask("once the child ended", poll_now(e->fd, ALL_EVENTS));
+	tell(e, 2);
 	recv_pattern(e->fd, 52, 0, 50000, "the parent's part, after the child ended");
 	recv_to_eof(e->fd, "then");
 }
@@ -230,6 +234,8 @@ static void spawn_then_parent_client(struct end *e)
 static void spawn_then_parent_server(struct end *e)
 {
 	reap(spawn_step(e, "service", e->fd));
+	tell(e, 1);
+	expect(e, 2);
 	send_pattern(e->fd, 52, 0, 50000);
 	say("the parent wrote 50000 bytes after its child");
 }
