@@ -579,6 +579,13 @@ static void hostile_tcp_alien(int fd)
 	say(&from_hostile, STEP_ATTACKED);
 }
 
+/* The same byte, counted as a doorbell is first: only what it is tells it apart. */
+static void hostile_tcp_alien_counted(int fd)
+{
+	atomic_fetch_add(&own_conn(fd)->tx.cdc->bells, 1);
+	hostile_tcp_alien(fd);
+}
+
 static void hostile_scribble(int fd)
 {
 	struct usmc_conn *conn = own_conn(fd);
@@ -618,6 +625,7 @@ static const struct hostile_case cases[] = {
 	{ "peer_write_map", hostile_write_map, victim_nothing },
 	{ "peer_scribble", hostile_scribble, victim_wait_reset },
 	{ "tcp_alien", hostile_tcp_alien, victim_wait_reset },
+	{ "tcp_alien_counted", hostile_tcp_alien_counted, victim_wait_reset },
 };
 
 static const struct hostile_case *the_case;

@@ -1,9 +1,10 @@
 # A hostile peer against the shared-memory path: one entry per attack.
 usmc_test(hostile_peer)
 foreach(attack prod_beyond prod_backwards wrap_jump prod_overfull cons_ahead cons_backwards
-        abort_flip garbage_hints silence sealed peer_write_map peer_scribble tcp_alien)
+        abort_flip garbage_hints silence sealed peer_write_map peer_scribble tcp_alien
+        tcp_alien_counted)
   add_test(NAME hostile_${attack} COMMAND hostile_peer --case ${attack})
-  set_tests_properties(hostile_${attack} PROPERTIES TIMEOUT 60)
+  set_tests_properties(hostile_${attack} PROPERTIES TIMEOUT 60 LABELS security)
 endforeach()
 
 # Peers of two users: TCP unless both name each other (needs root).

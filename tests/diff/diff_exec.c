@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "diff.h"
@@ -222,6 +223,10 @@ static void spawn_then_parent_client(struct end *e)
 {
 	send_pattern(e->fd, 42, 0, 70000);
 	recv_pattern(e->fd, 43, 0, 70000, "the child's part");
+	/* The child's close is no end of the connection: the parent holds it. */
+	expect(e, 1);
+	say_mask("once the child ended", poll_now(e->fd, ALL_EVENTS));
+	tell(e, 2);
 	recv_pattern(e->fd, 52, 0, 50000, "the parent's part, after the child ended");
 	recv_to_eof(e->fd, "then");
 }
@@ -229,6 +234,8 @@ static void spawn_then_parent_client(struct end *e)
 static void spawn_then_parent_server(struct end *e)
 {
 	reap(spawn_step(e, "service", e->fd));
+	tell(e, 1);
+	expect(e, 2);
 	send_pattern(e->fd, 52, 0, 50000);
 	say("the parent wrote 50000 bytes after its child");
 }
@@ -437,6 +444,115 @@ static void exec_fail_server(struct end *e)
 	send_pattern(e->fd, 48, 0, 20000);
 }
 
+/* ---- socket state set before an exec holds in the new image ---- */
+
+/*
+ * The new image reads with nothing coming: end of file after SHUT_RD, the
+ * timeout's EAGAIN after SO_RCVTIMEO.  A backstop, not a clock: a read
+ * that never ends by itself is ended by a byte, and the transcripts differ.
+ */
+static void exec_read_ends_client(struct end *e)
+{
+	uint64_t v;
+
+	greet(e);
+	if (!hear_within(e, WAIT_MS, &v)) {
+		say("the read did not end by itself: sending a byte to end it");
+		send_pattern(e->fd, 53, 0, 1);
+		v = hear(e);
+	}
+	say("the new image read: %llu", (unsigned long long)v);
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_shut_rd_server(struct end *e)
+{
+	greet(e);
+	say_rc("shutdown(SHUT_RD)", shutdown(e->fd, SHUT_RD));
+	exec_step(e, "after_shut_rd", e->fd);
+}
+
+/* Sets a socket option, then runs step in a new image. */
+static void opt_then_exec(struct end *e, const char *what, int opt, const void *val,
+			  socklen_t len, const char *step)
+{
+	greet(e);
+	say_rc(what, setsockopt(e->fd, SOL_SOCKET, opt, val, len));
+	exec_step(e, step, e->fd);
+}
+
+static void exec_rcvtimeo_server(struct end *e)
+{
+	struct timeval tv = { 0, 200000 };
+
+	opt_then_exec(e, "setsockopt(SO_RCVTIMEO 0.2 s)", SO_RCVTIMEO, &tv, sizeof(tv),
+		      "after_rcvtimeo");
+}
+
+static void read_after_exec(struct end *e)
+{
+	char c;
+
+	say_rc("read after the exec", read(e->fd, &c, 1));
+	tell(e, 1);
+}
+
+/* SO_LINGER {1, 0} before the exec: the new image's close resets. */
+static void exec_linger_client(struct end *e)
+{
+	char c;
+
+	greet(e);
+	tell(e, 1);
+	wait_for(e->fd, POLLIN);
+	say_rc("read", read(e->fd, &c, 1));
+}
+
+static void exec_linger_server(struct end *e)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	opt_then_exec(e, "setsockopt(SO_LINGER {1, 0})", SO_LINGER, &lg, sizeof(lg),
+		      "after_linger");
+}
+
+static void after_linger(struct end *e)
+{
+	expect(e, 1);
+	say_rc("close", close(e->fd));
+	e->fd = -1;
+}
+
+/* SO_RCVLOWAT before the exec: the new image's poll waits for that many bytes. */
+static void exec_rcvlowat_client(struct end *e)
+{
+	greet(e);
+	expect(e, 1);
+	send_pattern(e->fd, 54, 0, 5);
+	tell(e, 2);
+	expect(e, 3);
+	send_pattern(e->fd, 54, 5, 5);
+	recv_to_eof(e->fd, "then");
+}
+
+static void exec_rcvlowat_server(struct end *e)
+{
+	int lowat = 10;
+
+	opt_then_exec(e, "setsockopt(SO_RCVLOWAT 10)", SO_RCVLOWAT, &lowat, sizeof(lowat),
+		      "after_rcvlowat");
+}
+
+static void after_rcvlowat(struct end *e)
+{
+	tell(e, 1);
+	expect(e, 2);
+	say_mask("poll with 5 bytes of 10", poll_now(e->fd, POLLIN));
+	tell(e, 3);
+	wait_for(e->fd, POLLIN);
+	recv_pattern(e->fd, 54, 0, 10, "10 bytes");
+}
+
 const struct diff_case exec_cases[] = {
 	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
 	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
@@ -453,6 +569,10 @@ const struct diff_case exec_cases[] = {
 	{ "exec_chain", service_client, exec_chain_server, .conns = 1 },
 	{ "exec_shut_wr", exec_shut_wr_client, exec_shut_wr_server, .conns = 1 },
 	{ "exec_spawn_parent", spawn_then_parent_client, spawn_then_parent_server, .conns = 1 },
+	{ "exec_shut_rd", exec_read_ends_client, exec_shut_rd_server, .conns = 1 },
+	{ "exec_rcvtimeo", exec_read_ends_client, exec_rcvtimeo_server, .conns = 1 },
+	{ "exec_linger", exec_linger_client, exec_linger_server, .conns = 1 },
+	{ "exec_rcvlowat", exec_rcvlowat_client, exec_rcvlowat_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -466,6 +586,10 @@ static const struct {
 	{ "chain_mid", chain_mid_after },
 	{ "exec_again", exec_again },
 	{ "after_shut_wr", after_shut_wr },
+	{ "after_shut_rd", read_after_exec },
+	{ "after_rcvtimeo", read_after_exec },
+	{ "after_linger", after_linger },
+	{ "after_rcvlowat", after_rcvlowat },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };
