@@ -68,7 +68,6 @@ struct cdc_area {
 	_Atomic uint32_t gen;        /* bumped each time the slot is reused */
 	_Atomic uint32_t bells;      /* doorbells sent, each counted before its byte */
 	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
-	_Atomic uint32_t ringing;    /* nonzero while the owner may write a doorbell */
 };
 
 /*

@@ -52,8 +52,7 @@ static void close_publish(struct usmc_sock *s)
 		usmc_conn_abort(s);
 	} else {
 		publish_flags(s, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
-		/* Unread doorbells would turn the kernel's FIN into a reset: the last one too. */
-		usmc_conn_wait_ringer(s);
+		/* Unread doorbells would turn the kernel's FIN into a reset. */
 		usmc_conn_drain(s);
 	}
 }
@@ -101,43 +100,12 @@ static unsigned long sock_inode(int fd)
 	return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
-/*
- * Whether another process of the fork tree still holds the socket, for
- * our last close of it.  A scan of the others' descriptors and our own
- * close are not one step: a parent and its child closing at once could
- * each see the other still holding it, and neither would end the
- * connection.  So each first says in the connection's shared state that
- * it is closing, and one that says so does not count as a holder: of
- * two closing at once, at least one ends the connection (both may, which
- * is harmless: the end is published twice, the doorbells drained twice).
- */
-static bool held_by_another(struct usmc_conn *conn, int fd)
-{
-	pid_t self = usmc_pid(), skip[USMC_DEPARTING];
-	int n = 0;
-
-	for (int i = 0; i < USMC_DEPARTING; i++) {
-		int32_t none = 0;
-
-		if (atomic_load(&conn->sh->departing[i]) == self ||
-		    atomic_compare_exchange_strong(&conn->sh->departing[i], &none, self))
-			break;
-	}
-	for (int i = 0; i < USMC_DEPARTING; i++) {
-		int32_t pid = atomic_load(&conn->sh->departing[i]);
-
-		if (pid && pid != self)
-			skip[n++] = pid;
-	}
-	return proc_tree_holds_socket_but(conn->lgr->owner_pid, sock_inode(fd), skip, n);
-}
-
 /* The last close of an SMC connection in this process: see close_conn_held_elsewhere. */
 static void close_conn_last_here(struct usmc_sock *s, int fd)
 {
 	struct usmc_conn *conn = s->conn;
 
-	if (conn->forked && held_by_another(conn, fd)) {
+	if (conn->forked && proc_tree_holds_socket(conn->lgr->owner_pid, sock_inode(fd))) {
 		close_conn_held_elsewhere(s);
 	} else if (conn->lgr->owner_pid != usmc_pid()) {
 		/* The last holder, forked: the link group's bookkeeping is the owner's. */

@@ -141,19 +141,6 @@ static void add_children(pid_t pid, pid_t *list, int *n)
 
 bool proc_tree_holds_socket(pid_t root, unsigned long inode)
 {
-	return proc_tree_holds_socket_but(root, inode, NULL, 0);
-}
-
-static bool listed(pid_t pid, const pid_t *skip, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (skip[i] == pid)
-			return true;
-	return false;
-}
-
-bool proc_tree_holds_socket_but(pid_t root, unsigned long inode, const pid_t *skip, int nskip)
-{
 	pid_t self = getpid(), *list = malloc(TREE_MAX * sizeof(*list));
 	bool found = false;
 	int n = 0;
@@ -171,8 +158,7 @@ bool proc_tree_holds_socket_but(pid_t root, unsigned long inode, const pid_t *sk
 			seen = list[j] == list[i];
 		if (seen)
 			continue;
-		found = list[i] != self && !listed(list[i], skip, nskip) &&
-			proc_holds_socket(list[i], inode);
+		found = list[i] != self && proc_holds_socket(list[i], inode);
 		add_children(list[i], list, &n);
 	}
 	free(list);

@@ -15,7 +15,5 @@ bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
 bool proc_holds_socket(pid_t pid, unsigned long inode);
 /* Whether a process of the fork tree under root, or under us, other than us holds it. */
 bool proc_tree_holds_socket(pid_t root, unsigned long inode);
-/* The same, but processes listed in skip (n of them) do not count. */
-bool proc_tree_holds_socket_but(pid_t root, unsigned long inode, const pid_t *skip, int n);
 
 #endif

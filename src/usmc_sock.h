@@ -29,8 +29,6 @@ enum sock_state {
 
 /* Threads of all the processes holding a connection that sleep on it at once, exactly. */
 #define USMC_SLEEPERS 8
-/* Holders of one connection that may be closing it at the same moment, told apart. */
-#define USMC_DEPARTING 8
 
 /*
  * A connection's own state: cursors, locks, errors.  It lives in its
@@ -59,8 +57,6 @@ struct usmc_conn_shared {
 	_Atomic uint32_t drainer; /* the thread reading doorbells now, or 0 */
 	/* Threads asleep on the TCP socket, and the peer's bells each had seen: usmc_wake.c. */
 	_Atomic uint64_t sleepers[USMC_SLEEPERS];
-	/* Processes of the fork tree in their last close of the socket: usmc_close.c. */
-	_Atomic int32_t departing[USMC_DEPARTING];
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
@@ -257,8 +253,6 @@ void usmc_epoll_fd_closed(int fd, int other_fd);
 /* usmc_poll.c */
 /* Drains doorbells, recording a closed or reset TCP connection. */
 int usmc_conn_drain(struct usmc_sock *s);
-/* After our closed flag: waits (bounded) for a doorbell the peer is writing to land. */
-void usmc_conn_wait_ringer(struct usmc_sock *s);
 /* Spins a little while for POLLIN or POLLOUT; true if it came. */
 bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);

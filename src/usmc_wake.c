@@ -45,7 +45,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -273,14 +272,6 @@ void usmc_conn_ring(struct usmc_sock *s)
 
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return;
-	/*
-	 * Said before the look at the peer's flags, and taken back after the
-	 * byte: a peer that closes publishes its flag and then waits for this
-	 * to clear before it reads the last doorbells and closes its socket,
-	 * so no doorbell reaches that socket after its close, where it would
-	 * turn the FIN into a reset (usmc_conn_wait_ringer).
-	 */
-	atomic_store_explicit(&conn->tx.cdc->ringing, 1, memory_order_seq_cst);
 	if (conn->rx_mapped) {
 		uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
 		uint32_t unread = atomic_load(&conn->tx.cdc->bells) -
@@ -288,10 +279,10 @@ void usmc_conn_ring(struct usmc_sock *s)
 
 		/* A peer that closed waits for nothing, and its socket answers a write with a reset. */
 		if ((atomic_load(&conn->sh->peer_flags) |
-		     atomic_load_explicit(&conn->rx.cdc->flags, memory_order_seq_cst)) & closed)
-			goto out;
+		     atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed)) & closed)
+			return;
 		if (unread >= CDC_BELLS_OUTSTANDING_MAX)
-			goto out;
+			return;
 	}
 	/*
 	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
@@ -299,40 +290,11 @@ void usmc_conn_ring(struct usmc_sock *s)
 	 * by a peer that closed.
 	 */
 	if (usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-		goto out;
+		return;
 	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	}
 	usmc_stats_add(USMC_STAT_BELLS, 1);
-out:
-	atomic_store_explicit(&conn->tx.cdc->ringing, 0, memory_order_release);
-}
-
-/*
- * After our closed flag is published: waits until the peer is not in the
- * middle of a doorbell, so that the drain that follows reads its last one.
- * Bounded: a peer stopped or killed inside usmc_conn_ring, or one that
- * lies, costs this close at most RINGER_WAIT_MS.
- */
-#define RINGER_WAIT_MS 100
-
-void usmc_conn_wait_ringer(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	int64_t deadline = 0;
-
-	if (!conn->rx_mapped)
-		return;
-	atomic_thread_fence(memory_order_seq_cst);
-	while (atomic_load_explicit(&conn->rx.cdc->ringing, memory_order_seq_cst)) {
-		int64_t now = usmc_now_ms();
-
-		if (!deadline)
-			deadline = now + RINGER_WAIT_MS;
-		if (now >= deadline)
-			return;
-		sched_yield();
-	}
 }
 
 void usmc_conn_arm(struct usmc_sock *s, short events)
