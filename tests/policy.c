@@ -4,6 +4,8 @@
  * before connect() whether to try SMC or go straight to TCP.
  */
 #include <arpa/inet.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ static const char *policy;
 /* For a client: what else its environment says (USMC_POLICY is unset if file is). */
 static const char *policy_file, *extra_name, *extra_value;
 static char log_path[] = "/tmp/usmc-policy-log-XXXXXX";
+static char self_path[PATH_MAX];
 static char stderr_path[] = "/tmp/usmc-policy-err-XXXXXX";
 
 static struct sockaddr_in v4(const char *addr, uint16_t p)
@@ -243,12 +246,13 @@ static int exec_client(void *arg)
 	fd = open(stderr_path, O_WRONLY | O_TRUNC);
 	CHECK(fd >= 0 && dup2(fd, STDERR_FILENO) == STDERR_FILENO);
 	close(fd);
-	execl("/proc/self/exe", "policy", "--client", portbuf, expect, (char *)NULL);
+	execl(self_path, "policy", "--client", portbuf, expect, (char *)NULL);
 	return 127;
 }
 
 static void try_setting(int lfd, const char *name, const char *value, int expect)
 {
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
 	struct stat st;
 	pid_t pid;
 	uint8_t b;
@@ -256,6 +260,8 @@ static void try_setting(int lfd, const char *name, const char *value, int expect
 
 	extra_name = name, extra_value = value;
 	pid = h_fork(exec_client, (void *)(intptr_t)expect);
+	/* A client that could not be run must not leave us waiting. */
+	CHECK(poll(&p, 1, 60000) == 1);
 	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
 	h_read_all(fd, &b, 1);
@@ -326,8 +332,11 @@ int main(int argc, char **argv)
 {
 	int lfd;
 
+
 	if (argc == 4 && !strcmp(argv[1], "--client"))
 		return client_main(argv);
+	/* Our own program, as run: under valgrind /proc/self/exe is valgrind's. */
+	CHECK(realpath(argv[0], self_path));
 
 	CHECK(mkstemp(log_path) >= 0);
 	CHECK(mkstemp(stderr_path) >= 0);
