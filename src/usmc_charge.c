@@ -5,9 +5,17 @@
  * the middle of a transfer, past the cgroup's limit, they bring the OOM
  * killer.  So a slot's pages are allocated (fallocate) when the slot is
  * first taken, before the Proposal or Accept that offers it, and only if
- * the cgroup and its ancestors have room for them and some to spare: a
- * charge past memory.max kills even from a system call, it does not fail.
- * No room means fallback (0x01010000), before any byte moves.
+ * the cgroup and its ancestors have room for them and a reserve to spare:
+ * a charge past memory.max kills even from a system call, it does not
+ * fail.  No room means fallback (0x01010000), before any byte moves.
+ *
+ * The reserve is the application's, not ours: the memory it would have
+ * had under TCP to grow into after its connections are up.  It is a part
+ * of each limit (an eighth, at least 4 MiB), for the whole cgroup rather
+ * than for one process: a client and its server in one cgroup both charge
+ * down to it, and then both go on allocating.  Page cache that can be
+ * dropped (inactive files) counts as room, as the kernel would reclaim it
+ * before it killed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,13 +27,16 @@
 #include "usmc.h"
 #include "usmc_core.h"
 
-/* Room left beside the ring: the connection's TCP buffers, the process's other needs. */
-#define CHARGE_MARGIN (2u << 20)
+/* The least reserve a limit keeps; a larger limit keeps a part of itself. */
+#define CHARGE_RESERVE_MIN (4u << 20)
+#define CHARGE_RESERVE_SHIFT 3
+/* v1 writes no limit as the largest page count it has, v2 as "max". */
+#define CHARGE_NO_LIMIT (1ull << 62)
 /*
  * A ring is charged a piece at a time, the room looked at before each:
  * the look and the charge are not one step, and the processes of a
  * cgroup (a client and its server) charge at once.  Pieces small beside
- * the margin keep what several of them take between a look and a charge
+ * the reserve keep what several of them take between a look and a charge
  * inside it.
  */
 #define CHARGE_PIECE (256u << 10)
@@ -116,7 +127,28 @@ static bool read_u64(const char *dir, const char *name, uint64_t *v)
 	return sscanf(buf, "%lu", (unsigned long *)v) == 1;
 }
 
-/* The least room under a memory limit from our cgroup up to the root. */
+/* Page cache of a cgroup that reclaim drops first: inactive files, its subtree's. */
+static uint64_t memcg_reclaimable(const char *dir)
+{
+	char path[PATH_MAX + 32], line[128];
+	const char *key = memcg.v2 ? "inactive_file " : "total_inactive_file ";
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)) && sscanf(line + strlen(key), "%llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * The least room beyond its reserve that a memory limit leaves, from our
+ * cgroup up to the root; 0 where some limit is into its reserve.
+ */
 static uint64_t memcg_room(void)
 {
 	char dir[PATH_MAX];
@@ -128,9 +160,13 @@ static uint64_t memcg_room(void)
 		char *slash;
 
 		if (read_u64(dir, memcg.v2 ? "memory.max" : "memory.limit_in_bytes", &max) &&
-		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur)) {
-			uint64_t left = max > cur ? max - cur : 0;
+		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur) &&
+		    max < CHARGE_NO_LIMIT) {
+			uint64_t reserve = max >> CHARGE_RESERVE_SHIFT, cache = memcg_reclaimable(dir);
+			uint64_t used = cur > cache ? cur - cache : 0, left;
 
+			reserve = reserve > CHARGE_RESERVE_MIN ? reserve : CHARGE_RESERVE_MIN;
+			left = max > used + reserve ? max - used - reserve : 0;
 			room = left < room ? left : room;
 		}
 		slash = strrchr(dir, '/');
@@ -142,17 +178,23 @@ static uint64_t memcg_room(void)
 
 uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)
 {
+	uint64_t done = 0, piece;
+
 	usmc_once(&memcg_once, &memcg_done, memcg_find);
-	if (memcg.found && memcg_room() < len + CHARGE_MARGIN)
+	if (memcg.found && memcg_room() < len)
 		return USMC_DECL_MEM;
-	for (uint64_t done = 0, piece; done < len; done += piece) {
+	for (; done < len; done += piece) {
 		piece = len - done < CHARGE_PIECE ? len - done : CHARGE_PIECE;
-		if (done && memcg.found && memcg_room() < piece + CHARGE_MARGIN)
-			return USMC_DECL_MEM; /* what was charged stays with the slot */
+		if (done && memcg.found && memcg_room() < piece)
+			goto undo;
 		/* A signal interrupts it; what it allocated stays, so go on. */
 		while (fallocate(fd, 0, (off_t)(off + done), (off_t)piece))
 			if (errno != EINTR)
-				return USMC_DECL_MEM;
+				goto undo;
 	}
 	return 0;
+undo:
+	/* What was charged goes back to the application, whose memory it is. */
+	fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)done);
+	return USMC_DECL_MEM;
 }

@@ -66,7 +66,8 @@ void *usmc_shared_file_map(const char *path, size_t len);
 
 /*
  * Allocates len bytes of a memfd from off, charging them to our memory
- * cgroup now, if it has room for them: 0, or USMC_DECL_MEM.
+ * cgroup now, if it has room for them beside the reserve it keeps for the
+ * application: 0, or USMC_DECL_MEM with nothing kept.
  */
 uint32_t usmc_charge(int fd, uint64_t off, uint64_t len);
 

@@ -9,8 +9,8 @@
  *                               the brim (needs root: a private mount namespace)
  *   limits --case nofile N L    N connections at once, RLIMIT_NOFILE L on both sides
  *   limits --case full_table    the client's descriptor table filled before the Accept
- *   limits --case memcg         8 MiB rings in a cgroup v2 memory cgroup that holds
- *                               TCP's buffers, not all rings (needs root)
+ *   limits --case memcg         8 MiB rings in a memory cgroup (v2, else v1) that
+ *                               holds TCP's buffers, not all rings (needs root)
  *
  * Exit 77: the host cannot run the case (printed why).
  */
@@ -190,6 +190,12 @@ static void case_full_table(void)
 #define MEMCG_CONNS 8
 #define MEMCG_BYTES (16u << 20) /* per connection: twice its 8 MiB ring */
 #define MEMCG_MAX (48u << 20)
+/*
+ * What the client goes on to allocate once its connections are up: the
+ * reserve a cgroup keeps from rings (an eighth of memory.max, 6 MiB here),
+ * less a piece (256 KiB) that each side may charge in a race.
+ */
+#define MEMCG_GROW ((6u << 20) - (512u << 10))
 
 static char memcg_dir[512];
 
@@ -285,6 +291,21 @@ static uint64_t memcg_oom_kills(void)
 	return n;
 }
 
+/* The cgroup's memory in use now, by the kernel's count. */
+static uint64_t memcg_usage(void)
+{
+	char path[600];
+	unsigned long long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", memcg_dir,
+		 memcg_v1 ? "memory.usage_in_bytes" : "memory.current");
+	f = fopen(path, "re");
+	RCHECK(f && fscanf(f, "%llu", &n) == 1);
+	fclose(f);
+	return n;
+}
+
 static void memcg_join(void)
 {
 	char pid[16];
@@ -310,6 +331,20 @@ static int memcg_mode(int fd, enum h_kind kind)
 	return info.mode == USMC_MODE_SMCD;
 }
 
+/*
+ * The application's memory grows after its connections are up, with its
+ * rings still held: what it would have had under TCP must still be there.
+ */
+static void memcg_grow(void)
+{
+	volatile uint8_t *more = malloc(MEMCG_GROW);
+
+	RCHECK(more);
+	for (size_t i = 0; i < MEMCG_GROW; i += 4096)
+		more[i] = 1;
+	free((void *)more);
+}
+
 static uint16_t memcg_port;
 
 static int memcg_server(void *arg)
@@ -320,6 +355,7 @@ static int memcg_server(void *arg)
 
 	RCHECK(buf);
 	memcg_join();
+	memset(buf, 0, 1 << 20); /* the application's memory before its connections */
 	lfd = h_listen(AF_INET, kind, &memcg_port);
 	h_chan_send(&to_parent, memcg_port);
 	for (int i = 0; i < MEMCG_CONNS; i++)
@@ -337,6 +373,7 @@ static int memcg_server(void *arg)
 	for (int i = 0; i < MEMCG_CONNS; i++)
 		RCHECK(usmc_close(fds[i]) == 0);
 	printf("  server: %d of %d in shared memory\n", smc, MEMCG_CONNS);
+	fflush(stdout);
 	return 0;
 }
 
@@ -348,6 +385,7 @@ static int memcg_client(void *arg)
 
 	RCHECK(buf);
 	memcg_join();
+	memset(buf, 0, 1 << 20);
 	for (int i = 0; i < MEMCG_CONNS; i++)
 		fds[i] = h_connect(AF_INET, kind, memcg_port);
 	for (int i = 0; i < MEMCG_CONNS; i++) {
@@ -365,10 +403,19 @@ static int memcg_client(void *arg)
 		else
 			fallback += kind == H_USMC;
 	}
+	/*
+	 * The kernel's count says the room is there before it is taken: a
+	 * cgroup a little over its limit may still get by through reclaim,
+	 * which would hide a reserve too small.
+	 */
+	printf("  in use before growing: %llu KiB\n", (unsigned long long)memcg_usage() >> 10);
+	RCHECK(kind == H_PLAIN || memcg_usage() + MEMCG_GROW <= MEMCG_MAX);
+	memcg_grow();
 	for (int i = 0; i < MEMCG_CONNS; i++)
 		RCHECK(usmc_close(fds[i]) == 0);
 	printf("  client: %d of %d in shared memory, %d fell back (0x%08x)\n", smc, MEMCG_CONNS,
 	       fallback, USMC_DECL_MEM);
+	fflush(stdout);
 	/* The rings of all of them cannot fit: some must have fallen back. */
 	RCHECK(kind == H_PLAIN || fallback > 0);
 	return 0;
@@ -377,7 +424,8 @@ static int memcg_client(void *arg)
 /*
  * Connections of 8 MiB rings, all open at once, in a cgroup whose
  * memory.max holds TCP's buffers but not every ring: TCP first, then
- * usmc, which must fall back for the rings that do not fit, not be killed.
+ * usmc, which must fall back for the rings that do not fit, not be killed,
+ * and leave both sides room to grow by what they could under TCP.
  */
 static void case_memcg(void)
 {
