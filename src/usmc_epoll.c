@@ -34,7 +34,7 @@ struct ep_entry {
 	int fd;
 	struct epoll_event ev;
 	bool nested;         /* fd is an epoll set itself */
-	bool kernel_quiet;   /* the kernel entry no longer asks for EPOLLIN */
+	uint32_t kernel;     /* the events the kernel's entry asks for (ep_kernel_events) */
 	bool fresh;          /* added or modified: what is ready now is an edge */
 	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
 	struct conn_view last; /* edge-triggered: the state last reported */
@@ -79,7 +79,8 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
-static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested)
+static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
+		     uint32_t kernel)
 {
 	struct ep_entry **pp, *e;
 
@@ -100,7 +101,7 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 		if (e) {
 			e->ev = *ev;
 			e->nested = nested;
-			e->kernel_quiet = false;
+			e->kernel = kernel;
 			e->fresh = true;
 			e->disarmed = false;
 		}
@@ -143,6 +144,26 @@ static bool is_epoll_set(int fd)
 	return !strcmp(link, "anon_inode:[eventpoll]");
 }
 
+/*
+ * What the kernel's entry of a usmc socket asks for.  Doorbells arrive as
+ * EPOLLIN, whatever the program asked for.  In shared memory the room to
+ * write is the ring's, not the kernel socket's, which always has room: a
+ * doorbell tells when the ring's grows, and a kernel EPOLLOUT would wake
+ * every wait for nothing.  After the peer's FIN the kernel socket stays
+ * readable: then only errors and hang-ups, which the kernel always reports.
+ */
+static uint32_t ep_kernel_events(struct usmc_sock *s, const struct epoll_event *ev)
+{
+	uint32_t k = ev->events | EPOLLIN;
+
+	if (s->state == SOCK_SMC) {
+		k &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
+		if (atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
+			k &= ~(uint32_t)EPOLLIN;
+	}
+	return k;
+}
+
 int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
@@ -152,21 +173,18 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0)
 			return -1;
 		if (op == EPOLL_CTL_DEL || is_epoll_set(fd))
-			ep_track(epfd, op, fd, event, true);
+			ep_track(epfd, op, fd, event, true, 0);
 		return 0;
 	}
 	if (event) {
-		/* Doorbells arrive as POLLIN, whatever the program asked for. */
 		kev = *event;
-		kev.events |= EPOLLIN;
-		if (s->state == SOCK_SMC && atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
-			kev.events &= ~EPOLLIN;
+		kev.events = ep_kernel_events(s, event);
 		if (usmc_sys.epoll_ctl(epfd, op, fd, &kev) < 0)
 			return -1;
 	} else if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0) {
 		return -1;
 	}
-	ep_track(epfd, op, fd, event, false);
+	ep_track(epfd, op, fd, event, false, event ? kev.events : 0);
 	return 0;
 }
 
@@ -287,35 +305,21 @@ static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
 }
 
 /*
- * After the peer's FIN the kernel socket stays readable, and a level
- * triggered kernel entry would wake every wait: from then on it asks only
- * for what the kernel always reports, errors and hang-ups.
+ * The kernel's entry asks again for what ep_kernel_events says now: the
+ * connection moved into shared memory or past the peer's FIN since it was
+ * set.  A one-shot entry that fired for nothing is armed again, or the
+ * next doorbell would wake no one.
  */
-static void ep_quiet_after_eof(int epfd, struct usmc_sock *s, struct ep_entry *e)
+static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bool fired_for_nothing)
 {
 	struct epoll_event kev = e->ev;
+	bool rearm = fired_for_nothing && (e->ev.events & EPOLLONESHOT) && !e->disarmed;
 
-	if (e->kernel_quiet || atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN)
+	kev.events = ep_kernel_events(s, &e->ev);
+	if (kev.events == e->kernel && !rearm)
 		return;
-	kev.events &= ~EPOLLIN;
 	if (usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev) == 0)
-		e->kernel_quiet = true;
-}
-
-/*
- * A one-shot kernel entry fired for a doorbell that announced nothing new:
- * armed again, or the next doorbell would wake no one.
- */
-static void ep_rearm_kernel(int epfd, struct usmc_sock *s, struct ep_entry *e)
-{
-	struct epoll_event kev = e->ev;
-
-	if (!(e->ev.events & EPOLLONESHOT) || e->disarmed)
-		return;
-	kev.events |= EPOLLIN;
-	if (e->kernel_quiet || atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
-		kev.events &= ~EPOLLIN;
-	usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev);
+		e->kernel = kev.events;
 }
 
 /* Replaces the kernel's word on usmc descriptors by theirs. */
@@ -333,12 +337,10 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 			af_resolve(s, false);
 		if (s && s->state == SOCK_SMC) {
 			usmc_conn_drain(s);
-			ep_quiet_after_eof(epfd, s, e);
 			events[i].events = ep_entry_events(s, e, true);
-			if (!events[i].events) {
-				ep_rearm_kernel(epfd, s, e);
+			ep_kernel_sync(epfd, s, e, !events[i].events);
+			if (!events[i].events)
 				continue;
-			}
 		}
 		events[out++] = events[i];
 	}

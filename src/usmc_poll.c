@@ -225,6 +225,16 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 	return usmc_conn_view_revents(s, &v, events);
 }
 
+/*
+ * Before the server's answer, what we write waits in our ring: once it is
+ * full, the socket is not writable, whatever the kernel socket says, until
+ * the answer comes (on the link group's channel, which poll watches).
+ */
+static bool proposed_ring_full(const struct usmc_sock *s)
+{
+	return s->state == SOCK_PROPOSED && s->conn->sh->tx_prod >= s->conn->tx.size;
+}
+
 /* Readiness of one usmc descriptor that needs more than the kernel's word. */
 static short sock_revents(struct usmc_sock *s, short events, short kernel)
 {
@@ -234,7 +244,9 @@ static short sock_revents(struct usmc_sock *s, short events, short kernel)
 	case SOCK_SMC:
 		return usmc_conn_revents(s, events);
 	case SOCK_PROPOSED:
-		/* Writable once connected: the data waits in our ring. */
+		/* Writable once connected and while our ring has room. */
+		if (proposed_ring_full(s))
+			kernel &= ~(POLLOUT | POLLWRNORM);
 		return kernel & (POLLOUT | POLLWRNORM | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP);
 	default:
 		return kernel;
@@ -336,6 +348,8 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 			k[i].events = kernel_events(socks[i]);
 		else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr)
 			k[nk++] = (struct pollfd){ .fd = socks[i]->conn->lgr->chan, .events = POLLIN };
+		if (socks[i] && proposed_ring_full(socks[i]))
+			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
 	/* Awake: no doorbell is kept for us any more, and we read those we see. */

@@ -16,7 +16,7 @@ set(USMC_DIFF_CASES
   linger_reset close_unread so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
   fork_write fork_both fork_early
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
-  select_many listen_poll shut_rd
+  select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
   epoll_fd_reuse epoll_exclusive
   eintr sa_restart rcvtimeo rcvlowat

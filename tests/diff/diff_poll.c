@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <time.h>
 
 #include "diff.h"
 
@@ -343,6 +344,128 @@ static void listen_poll_server(struct end *e)
 	send_pattern(e->fd, 53, 0, 100);
 }
 
+/* ---- a full send path waits quietly ---- */
+
+#define FULL_TOTAL (8u << 20) /* more than any send path holds: buffers, or a ring */
+#define FULL_WAIT_MS 300
+
+/* Writes the stream from *off until EAGAIN (non-blocking); fatal on another error. */
+static void fill_until_eagain(int fd, uint64_t seed, size_t *off)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		ssize_t n;
+
+		pattern(buf, sizeof(buf), seed, *off);
+		n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0)
+			fatal("send while filling");
+		*off += (size_t)n;
+	}
+}
+
+/* The thread's CPU time, in ms. */
+static long thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A wait for POLLOUT on a send path that is full and stays full: nothing
+ * to report for FULL_WAIT_MS, and no CPU spent on it (a wait that the
+ * kernel socket's room woke again and again would spend the whole time).
+ */
+static void say_full_wait(const char *what, int fd, int ep)
+{
+	struct epoll_event ev;
+	long cpu = thread_cpu_ms();
+	int n;
+
+	if (ep >= 0) {
+		n = epoll_wait(ep, &ev, 1, FULL_WAIT_MS);
+	} else {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+		n = poll(&p, 1, FULL_WAIT_MS);
+	}
+	cpu = thread_cpu_ms() - cpu;
+	say("%s: %d ready, %s", what, n, cpu < FULL_WAIT_MS / 10 ? "quiet" : "busy");
+	if (cpu >= FULL_WAIT_MS / 10)
+		say("  (%ld ms of CPU in a wait of %d ms)", cpu, FULL_WAIT_MS);
+}
+
+/* Then the rest of the stream, blocking, and the end of it. */
+static void full_finish(struct end *e, size_t off)
+{
+	set_nonblock(e->fd, false);
+	tell(e, GO);
+	send_pattern(e->fd, 54, off, FULL_TOTAL - off);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	recv_pattern(e->fd, 55, 0, 100, "reply");
+}
+
+/*
+ * Before the server accepts: what the client writes waits (in TCP's
+ * buffers, or in its ring before the server's answer) until it is full,
+ * and then poll and select do not call the socket writable.
+ */
+static void full_before_accept_client(struct end *e)
+{
+	struct timeval tv = { 0, FULL_WAIT_MS * 1000 };
+	size_t off = 0;
+	fd_set wr;
+
+	e->fd = connect_to(e);
+	set_nonblock(e->fd, true);
+	fill_until_eagain(e->fd, 54, &off);
+	say("filled until EAGAIN");
+	say_full_wait("poll(POLLOUT), nobody accepted", e->fd, -1);
+	FD_ZERO(&wr);
+	FD_SET(e->fd, &wr);
+	say_rc("select(write), nobody accepted", select(e->fd + 1, NULL, &wr, NULL, &tv));
+	full_finish(e, off);
+}
+
+static void full_server(struct end *e)
+{
+	expect(e, GO);
+	if (e->fd < 0)
+		e->fd = accept_one(e);
+	recv_pattern(e->fd, 54, 0, FULL_TOTAL, "stream");
+	send_pattern(e->fd, 55, 0, 100);
+}
+
+/* In the connection: epoll, level-triggered, asked for EPOLLOUT while the peer reads nothing. */
+static void full_epoll_client(struct end *e)
+{
+	struct epoll_event ev = { .events = EPOLLOUT };
+	size_t off = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e->fd, &ev) < 0)
+		fatal("epoll");
+	greet(e);
+	set_nonblock(e->fd, true);
+	fill_until_eagain(e->fd, 54, &off);
+	say("filled until EAGAIN");
+	say_full_wait("epoll_wait(EPOLLOUT), the peer reads nothing", e->fd, ep);
+	say_full_wait("poll(POLLOUT), the peer reads nothing", e->fd, -1);
+	close(ep);
+	full_finish(e, off);
+}
+
+static void full_epoll_server(struct end *e)
+{
+	greet(e);
+	full_server(e);
+}
+
 const struct diff_case poll_cases[] = {
 	{ "poll_masks", poll_client, poll_server, .conns = 1 },
 	{ "select_masks", select_client, select_server, .conns = 1 },
@@ -352,5 +475,8 @@ const struct diff_case poll_cases[] = {
 	{ "epoll_peer_close", peer_close_client, epoll_close_server, .conns = 1 },
 	{ "select_many", select_many_client, select_many_server, .raw = true, .conns = MANY },
 	{ "listen_poll", listen_poll_client, listen_poll_server, .raw = true, .conns = 1 },
+	{ "poll_full_before_accept", full_before_accept_client, full_server, .raw = true,
+	  .conns = 1 },
+	{ "epoll_out_full", full_epoll_client, full_epoll_server, .conns = 1 },
 	{ NULL },
 };
