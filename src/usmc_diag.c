@@ -123,3 +123,53 @@ void usmc_diag_free(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slo
 	if (i < atomic_load_explicit(&free_hint, memory_order_relaxed))
 		atomic_store_explicit(&free_hint, i, memory_order_relaxed);
 }
+
+/*
+ * After fork, in the child: the table it inherited is its parent's (the
+ * mapping is shared), and a socket it holds must be listed in its own, or
+ * a connection the parent closed its copy of, such as a server's that
+ * forks a child for each client, would vanish from usmc-stat while it
+ * lives on.  The child is one thread: the lock a parent's thread may have
+ * held at the fork is made anew.
+ */
+void usmc_diag_after_fork(void)
+{
+	pthread_mutex_init(&diag_lock, NULL);
+}
+
+/* Whether d is a slot of the table this process owns. */
+static bool slot_is_ours(const struct usmc_diag_sock *d)
+{
+	struct usmc_diag_table *t = atomic_load_explicit(&table, memory_order_relaxed);
+
+	return t && d >= t->sock && d < t->sock + USMC_DIAG_SLOTS &&
+	       atomic_load_explicit(&table_pid, memory_order_relaxed) == usmc_pid();
+}
+
+void usmc_diag_snapshot(const struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot)
+{
+	if (!d || d == private_slot)
+		return;
+	memcpy(private_slot, d, sizeof(*private_slot));
+	private_slot->bytes_sent = atomic_load(&d->bytes_sent);
+	private_slot->bytes_received = atomic_load(&d->bytes_received);
+	atomic_store(&private_slot->state, atomic_load(&d->state));
+}
+
+struct usmc_diag_sock *usmc_diag_adopt(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot)
+{
+	struct usmc_diag_sock copy, *mine;
+
+	/* A private slot was copied with the child's memory: it is the child's already. */
+	if (!d || d == private_slot || slot_is_ours(d))
+		return d;
+	memcpy(&copy, private_slot, sizeof(copy));
+	mine = usmc_diag_alloc(copy.fd, private_slot);
+	if (mine == private_slot)
+		memcpy(mine, &copy, sizeof(copy));
+	else
+		memcpy((char *)mine + sizeof(mine->state), (char *)&copy + sizeof(copy.state),
+		       sizeof(copy) - sizeof(copy.state));
+	atomic_store_explicit(&mine->state, atomic_load(&copy.state), memory_order_release);
+	return mine;
+}

@@ -233,9 +233,12 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 
 /*
  * fork() shares every connection with the child, as it shares the kernel
- * socket: from then on a close must look for the other holders.
+ * socket: from then on a close must look for the other holders.  The
+ * socket's usmc-stat slot is copied as it is now into its private slot,
+ * which fork copies to the child: the table itself is shared memory, where
+ * the parent's close may free the slot before the child looks.
  */
-static void mark_connections_forked(void)
+static void before_fork(void)
 {
 	for (int c = 0; c < FDTAB_CHUNKS; c++) {
 		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
@@ -243,15 +246,41 @@ static void mark_connections_forked(void)
 		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
 			struct usmc_sock *s = atomic_load(&chunk[i]);
 
-			if (s && s->conn)
+			if (!s)
+				continue;
+			if (s->conn)
 				s->conn->forked = true;
+			usmc_diag_snapshot(s->diag, &s->diag_private);
+		}
+	}
+}
+
+/* In the child: its sockets are listed in its own usmc-stat table, from the copies. */
+static void adopt_diag_slots(void)
+{
+	usmc_diag_after_fork();
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			struct usmc_diag_sock *old;
+
+			if (!s)
+				continue;
+			old = s->diag;
+			s->diag = usmc_diag_adopt(old, &s->diag_private);
+			if (s->conn && s->conn->diag == old)
+				s->conn->diag = s->diag;
 		}
 	}
 }
 
 static void watch_fork(void)
 {
-	pthread_atfork(mark_connections_forked, NULL, NULL);
+	/* Child handlers run in the order they were set: the pid is forgotten first. */
+	(void)usmc_pid();
+	pthread_atfork(before_fork, NULL, adopt_diag_slots);
 }
 
 void usmc_fd_watch_fork(void)

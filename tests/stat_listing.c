@@ -3,7 +3,8 @@
  * What a user sees from outside: usmc-stat lists the sockets of a live
  * process with their modes, reasons and bytes; ss -tp shows the fallback
  * connection with its process; and a large shared-memory transfer leaves
- * its TCP connection almost idle.
+ * its TCP connection almost idle.  A connection a forked child holds
+ * after its parent closed its copy is listed under the child.
  *
  *   stat_listing PATH-TO-usmc-stat
  */
@@ -106,12 +107,31 @@ static void read_exact(int fd, size_t len, uint64_t seed)
 	free(want);
 }
 
+/* A forked child that holds fd until a byte comes on *go, then closes it. */
+static pid_t fork_holder(int fd, int *go)
+{
+	int p[2];
+	char c;
+	pid_t pid;
+
+	CHECK(pipe(p) == 0);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 && usmc_close(fd) == 0 ? 0 : 1);
+	}
+	close(p[0]);
+	*go = p[1];
+	return pid;
+}
+
 int main(int argc, char **argv)
 {
 	char cmd[512], needle[64], *out;
-	int lfd, smc_fd, plain_fd;
+	int lfd, smc_fd, plain_fd, holder_go;
 	uint64_t tcp_moved;
-	pid_t smc_pid, plain_pid;
+	pid_t smc_pid, plain_pid, holder_pid;
 	struct usmc_info info;
 
 	CHECK(argc == 2);
@@ -152,10 +172,21 @@ int main(int argc, char **argv)
 	snprintf(needle, sizeof(needle), "pid=%d,fd=%d", (int)getpid(), plain_fd);
 	CHECK(strstr(out, needle));
 
+	holder_pid = fork_holder(smc_fd, &holder_go);
+	CHECK(usmc_close(smc_fd) == 0);
+	snprintf(cmd, sizeof(cmd), "%s --json -p %d", argv[1], (int)holder_pid);
+	out = run(cmd);
+	fprintf(stderr, "the forked child, its parent's copy closed:\n%s", out);
+	CHECK(strstr(out, "\"mode\": \"SMCD\""));
+	snprintf(needle, sizeof(needle), "\"bytes_received\": %u", SMC_BYTES);
+	CHECK(strstr(out, needle));
+	CHECK(write(holder_go, "x", 1) == 1);
+	CHECK(h_wait_ok(holder_pid));
+
 	h_chan_send(&done, 1);
 	h_chan_send(&done, 1);
 	CHECK(h_wait_ok(smc_pid) && h_wait_ok(plain_pid));
-	CHECK(usmc_close(smc_fd) == 0 && usmc_close(plain_fd) == 0 && usmc_close(lfd) == 0);
+	CHECK(usmc_close(plain_fd) == 0 && usmc_close(lfd) == 0);
 	snprintf(cmd, sizeof(cmd), "%s -s", argv[1]);
 	CHECK(strstr(run(cmd), "smcd_connections"));
 	printf("usmc-stat, ss and the connection's TCP counters agree: ok\n");
