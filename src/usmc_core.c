@@ -316,6 +316,15 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
+	/*
+	 * Most looks find nothing: a peek, which installs no descriptor, says
+	 * so without giving up the spare and making it again.
+	 */
+	do
+		n = usmc_sys.recv(lgr->chan, buf, 1, MSG_DONTWAIT | MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
 	lgr_spare_release(lgr);
 	do
 		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
