@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "usmc_capture.h"
+#include "usmc_lock.h"
 #include "usmc_log.h"
 #include "usmc_sys.h"
 
@@ -231,7 +232,7 @@ void usmc_capture(int fd, bool sent, uint64_t pos, const struct iovec *iov, int 
 		return;
 	while (i < iovcnt && skip >= iov[i].iov_len)
 		skip -= iov[i++].iov_len;
-	pthread_mutex_lock(&cap.lock);
+	usmc_mutex_lock(&cap.lock, LOCK_CAPTURE);
 	while (len && i < iovcnt && file_ready()) {
 		size_t n = 0;
 
@@ -250,5 +251,5 @@ void usmc_capture(int fd, bool sent, uint64_t pos, const struct iovec *iov, int 
 		put_segment(&e, (uint32_t)(ISN + pos), chunk, n);
 		pos += n, len -= n;
 	}
-	pthread_mutex_unlock(&cap.lock);
+	usmc_mutex_unlock(&cap.lock, LOCK_CAPTURE);
 }

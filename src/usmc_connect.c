@@ -334,7 +334,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 	uint32_t reason = conn->hs_reason;
 	bool by_peer = !conn->hs_local;
 
-	conn_lock(&conn->sh->tx_lock);
+	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	usmc_tx_replay(s);
 	if (s->shut_wr)
 		usmc_sys.shutdown(s->fd, SHUT_WR);
@@ -343,7 +343,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 	conn->rx_mapped = false;
 	s->conn = NULL;
 	usmc_sock_fallback(s, reason, by_peer);
-	pthread_mutex_unlock(&conn->sh->tx_lock);
+	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	af_conn_release(conn);
 	usmc_unlock();
 }

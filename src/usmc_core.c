@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_lock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
@@ -33,17 +35,32 @@ struct lgr_backlog {
 #define LGR_BACKLOG_MAX 4096
 
 static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+#ifdef USMC_LOCK_ORDER
+__thread uint32_t usmc_locks_held;
+
+void usmc_lock_order_broken(enum usmc_lock_rank taking)
+{
+	char msg[96];
+	int held = 31 - __builtin_clz(usmc_locks_held);
+	int n = snprintf(msg, sizeof(msg), "usmc: lock order broken: rank %d taken holding rank %d\n",
+			 (int)taking, held);
+
+	usmc_sys.write(2, msg, (size_t)n);
+	abort();
+}
+#endif
 static struct usmc_lgr *lgr_list;
 static uint32_t lgr_next_id = 1;
 
 void usmc_lock(void)
 {
-	pthread_mutex_lock(&usmc_mutex);
+	usmc_mutex_lock(&usmc_mutex, LOCK_CORE);
 }
 
 void usmc_unlock(void)
 {
-	pthread_mutex_unlock(&usmc_mutex);
+	usmc_mutex_unlock(&usmc_mutex, LOCK_CORE);
 }
 
 static pid_t cached_pid;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "usmc_core.h"
+#include "usmc_lock.h"
 #include "usmc_sys.h"
 
 /* table_pid is stored after table: a reader that sees its pid sees its table. */
@@ -63,13 +64,13 @@ static struct usmc_diag_table *table_get(void)
 
 	if (atomic_load_explicit(&table_pid, memory_order_acquire) == pid)
 		return atomic_load_explicit(&table, memory_order_relaxed);
-	pthread_mutex_lock(&diag_lock);
+	usmc_mutex_lock(&diag_lock, LOCK_DIAG);
 	if (atomic_load_explicit(&table_pid, memory_order_relaxed) != pid) {
 		atomic_store_explicit(&table, table_create(), memory_order_relaxed);
 		atomic_store_explicit(&free_hint, 0, memory_order_relaxed);
 		atomic_store_explicit(&table_pid, pid, memory_order_release);
 	}
-	pthread_mutex_unlock(&diag_lock);
+	usmc_mutex_unlock(&diag_lock, LOCK_DIAG);
 	return atomic_load_explicit(&table, memory_order_relaxed);
 }
 

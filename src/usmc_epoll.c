@@ -84,7 +84,7 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 {
 	struct ep_entry **pp, *e;
 
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (pp = &ep_entries; (e = *pp); pp = &e->next)
 		if (e->epfd == epfd && e->fd == fd)
 			break;
@@ -106,7 +106,7 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 			e->disarmed = false;
 		}
 	}
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
 void usmc_epoll_fd_closed(int fd, int other_fd)
@@ -116,7 +116,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	/* Every close of the program passes here: most find no entry at all. */
 	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return;
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (pp = &ep_entries; (e = *pp);) {
 		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
 		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
@@ -128,7 +128,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 			e->fd = other_fd;
 		pp = &e->next;
 	}
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
 static bool is_epoll_set(int fd)
@@ -236,9 +236,9 @@ static void ep_set_disarm(int epfd, int depth)
 
 void usmc_epoll_set_disarm(int fd)
 {
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	ep_set_disarm(fd, 0);
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
 /* An entry that is a set inside this one: readable when the inner set has something. */
@@ -258,10 +258,10 @@ int usmc_epoll_set_poll(int fd)
 
 	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return -1;
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	if (ep_has_smc_locked(fd, 0))
 		ready = ep_set_ready(fd, true, 1);
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return ready;
 }
 
@@ -270,7 +270,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 {
 	int n = 0;
 
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
 		struct usmc_sock *s;
 		uint32_t rev;
@@ -292,7 +292,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 		events[n].data = e->ev.data;
 		n++;
 	}
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return n;
 }
 
@@ -327,7 +327,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
 	int out = 0;
 
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (int i = 0; i < n; i++) {
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
@@ -344,7 +344,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		}
 		events[out++] = events[i];
 	}
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return out;
 }
 
@@ -380,9 +380,9 @@ static bool ep_has_smc(int epfd)
 
 	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return false;
-	pthread_mutex_lock(&ep_lock);
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
-	pthread_mutex_unlock(&ep_lock);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return found;
 }
 

@@ -220,7 +220,7 @@ static void policy_load(void)
 {
 	const char *env = getenv("USMC_POLICY");
 
-	pthread_mutex_lock(&src.lock);
+	usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
 	if (env) {
 		publish(env, strlen(env), "USMC_POLICY");
 	} else {
@@ -229,7 +229,7 @@ static void policy_load(void)
 		file_refresh(true);
 		atomic_store(&src.next_look, coarse_seconds() + POLICY_LOOK_SECONDS);
 	}
-	pthread_mutex_unlock(&src.lock);
+	usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
 }
 
 /* The table in force; a file that changed is read again, at most once a second. */
@@ -242,9 +242,9 @@ static const struct usmc_policy *policy_now(void)
 
 		if (now >= next && atomic_compare_exchange_strong(&src.next_look, &next,
 								  now + POLICY_LOOK_SECONDS)) {
-			pthread_mutex_lock(&src.lock);
+			usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
 			file_refresh(false);
-			pthread_mutex_unlock(&src.lock);
+			usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
 		}
 	}
 	return &atomic_load_explicit(&table, memory_order_acquire)->p;
@@ -414,13 +414,13 @@ bool usmc_addr_is_local(const struct sockaddr *sa)
 	if (family == AF_INET6 && (!memcmp(addr, lo6, 16) || !memcmp(addr, any6, 16)))
 		return true;
 	now = time(NULL);
-	pthread_mutex_lock(&local.lock);
+	usmc_mutex_lock(&local.lock, LOCK_POLICY_LOCAL);
 	if (now - local.loaded >= 2) {
 		local_refresh();
 		local.loaded = now;
 	}
 	for (int i = 0; i < local.n && !found; i++)
 		found = same_host_addr(&local.addr[i], family, addr);
-	pthread_mutex_unlock(&local.lock);
+	usmc_mutex_unlock(&local.lock, LOCK_POLICY_LOCAL);
 	return found;
 }

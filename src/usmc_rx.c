@@ -90,7 +90,7 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 	struct usmc_conn *conn = s->conn;
 	int rc = 0;
 
-	conn_lock(&conn->sh->rx_lock);
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
 		rc = -1;
@@ -100,7 +100,7 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 		v->avail = v->rx_prod - conn->sh->rx_cons;
 		v->space = conn->tx.size - (conn->sh->tx_prod - v->tx_cons);
 	}
-	pthread_mutex_unlock(&conn->sh->rx_lock);
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	return rc;
 }
 
@@ -188,7 +188,7 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	uint64_t avail;
 	size_t n = 0;
 
-	conn_lock(&conn->sh->rx_lock);
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (usmc_conn_refresh(conn) < 0) {
 		usmc_conn_abort(s);
 	} else {
@@ -213,7 +213,7 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 			}
 		}
 	}
-	pthread_mutex_unlock(&conn->sh->rx_lock);
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	return n;
 }
 

@@ -18,6 +18,7 @@
 #include "usmc_config.h"
 #include "usmc_core.h"
 #include "usmc_diag.h"
+#include "usmc_lock.h"
 
 enum sock_state {
 	SOCK_PLAIN = 0, /* every call is the system call (fallback) */
@@ -207,13 +208,6 @@ int usmc_close_conn(struct usmc_sock *s);
 void usmc_exit_drain(void);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
-
-/* Takes a connection lock; a process that died holding it left published state only. */
-static inline void conn_lock(pthread_mutex_t *m)
-{
-	if (pthread_mutex_lock(m) == EOWNERDEAD)
-		pthread_mutex_consistent(m);
-}
 
 /*
  * Publishes connection state flags in our CDC area, for the peer, and

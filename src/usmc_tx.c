@@ -144,11 +144,11 @@ void usmc_tx_notify(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
-	conn_lock(&conn->sh->tx_lock);
+	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	/* Data, or a shutdown, that nobody was rung for. */
 	if (conn->sh->tx_prod || atomic_load(&conn->sh->flags_out))
 		tx_produced(s, 0);
-	pthread_mutex_unlock(&conn->sh->tx_lock);
+	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 }
 
 ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
@@ -179,9 +179,9 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 			n = tx_kernel_rest(s->fd, iov, iovcnt, sent, flags);
 			return n < 0 ? (sent ? (ssize_t)sent : -1) : (ssize_t)(sent + (size_t)n);
 		}
-		conn_lock(&conn->sh->tx_lock);
+		conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
 		n = tx_fill(s, iov, iovcnt, sent, total - sent);
-		pthread_mutex_unlock(&conn->sh->tx_lock);
+		usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 		if (n < 0) {
 			if (sent)
 				return (ssize_t)sent;

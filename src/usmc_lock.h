@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The library's locks, and the one order they are taken in.
+ *
+ * A thread takes a lock only while it holds none of the same or a higher
+ * rank.  The ranks, lowest (taken first) to highest:
+ *
+ *   LOCK_EPOLL         ep_lock (usmc_epoll.c): which usmc sockets are in
+ *                      which epoll sets.  Held while the set's sockets
+ *                      are looked at, which may settle a handshake.
+ *   LOCK_CONN_TX       a connection's tx_lock (usmc_conn_shared, process-
+ *                      shared and robust): the writes into our ring; a
+ *                      Decline's replay into TCP holds it.  A write looks
+ *                      at the peer's consumer cursor under:
+ *   LOCK_CONN_RX       the connection's rx_lock (likewise): the reads of
+ *                      the peer's ring, and the refresh of both cursors.
+ *   LOCK_CORE          usmc_lock() (usmc_core.c): link groups, their
+ *                      channels, the handshakes in progress, the lists of
+ *                      Proposals and connections.
+ *   LOCK_DIAG          diag_lock (usmc_diag.c): making this process's
+ *                      usmc-stat table.
+ *   LOCK_POLICY_SRC    the policy file's state (usmc_policy.c).
+ *   LOCK_POLICY_LOCAL  the cache of local addresses (usmc_policy.c).
+ *   LOCK_CAPTURE       the capture file (usmc_capture.c).
+ *
+ * Two connections' locks are never held at once.  State that no lock
+ * guards is either the thread's own, set once (pthread_once, usmc_once),
+ * or atomic; the descriptor table (usmc_fd.c) is read without a lock and
+ * changed by atomic exchange.
+ *
+ * A debug build (CMAKE_BUILD_TYPE Debug, which the sanitizer build is)
+ * checks the order at every lock and aborts naming the two ranks.
+ */
+#ifndef USMC_LOCK_H
+#define USMC_LOCK_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+enum usmc_lock_rank {
+	LOCK_EPOLL = 1,
+	LOCK_CONN_TX,
+	LOCK_CONN_RX,
+	LOCK_CORE,
+	LOCK_DIAG,
+	LOCK_POLICY_SRC,
+	LOCK_POLICY_LOCAL,
+	LOCK_CAPTURE,
+};
+
+#ifdef USMC_LOCK_ORDER
+extern __thread uint32_t usmc_locks_held; /* a bit for each rank this thread holds */
+void usmc_lock_order_broken(enum usmc_lock_rank taking);
+
+static inline void lock_rank_take(enum usmc_lock_rank r)
+{
+	if (usmc_locks_held >> r)
+		usmc_lock_order_broken(r);
+	usmc_locks_held |= 1u << r;
+}
+
+static inline void lock_rank_drop(enum usmc_lock_rank r)
+{
+	usmc_locks_held &= ~(1u << r);
+}
+#else
+static inline void lock_rank_take(enum usmc_lock_rank r)
+{
+	(void)r;
+}
+
+static inline void lock_rank_drop(enum usmc_lock_rank r)
+{
+	(void)r;
+}
+#endif
+
+static inline void usmc_mutex_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
+{
+	lock_rank_take(r);
+	pthread_mutex_lock(m);
+}
+
+static inline void usmc_mutex_unlock(pthread_mutex_t *m, enum usmc_lock_rank r)
+{
+	pthread_mutex_unlock(m);
+	lock_rank_drop(r);
+}
+
+/* A connection's lock; a process that died holding it left published state only. */
+static inline void conn_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
+{
+	lock_rank_take(r);
+	if (pthread_mutex_lock(m) == EOWNERDEAD)
+		pthread_mutex_consistent(m);
+}
+
+#endif /* USMC_LOCK_H */
