@@ -308,7 +308,14 @@ void usmc_conn_arm(struct usmc_sock *s, short events)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (conn->rx_mapped)
 		sleeper_register(conn, peer_bells(conn));
-	usmc_conn_drain(s);
+	/*
+	 * Only doorbells the peer counted need reading before the sleep: with
+	 * none owed, a look at the socket (a system call for each connection
+	 * an epoll set holds) would find nothing, and anything else there, an
+	 * end or bytes that are no doorbell, wakes the sleep and is read then.
+	 */
+	if (conn->rx_mapped && peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read))
+		usmc_conn_drain(s);
 }
 
 /* Signals a fault raises in the thread that faults: they do not cut a wait short. */
