@@ -37,11 +37,24 @@ struct ep_entry {
 	uint32_t kernel;     /* the events the kernel's entry asks for (ep_kernel_events) */
 	bool fresh;          /* added or modified: what is ready now is an edge */
 	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
+	bool quiet;          /* armed as key, looked at after, and nothing to report */
+	uint32_t key;        /* its sleeper's key (usmc_wake.c): top bit set, no thread id */
 	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *next;
 };
 
+/*
+ * A wait looks only at the entries that may have something to report.  An
+ * entry found with nothing, once armed under its own key, is quiet: the
+ * peer rings for whatever it does next, and its doorbell wakes the kernel's
+ * wait, so that the entry is looked at again only then (ep_filter), or
+ * after a change of our own (usmc_epoll_fd_changed).  Its registration as
+ * a sleeper stays until then, so that no other reader takes that
+ * doorbell.  So a wait costs what its ready entries cost, not what all of
+ * them do.
+ */
 static struct ep_entry *ep_entries;
+static uint32_t ep_next_key;
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
@@ -79,6 +92,16 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
+/* The entry is looked at again: its sleeper's registration ends. */
+static void ep_unquiet(struct ep_entry *e, struct usmc_sock *s)
+{
+	if (!e->quiet)
+		return;
+	e->quiet = false;
+	if (s && s->conn)
+		usmc_conn_disarm_as(s, e->key);
+}
+
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
@@ -88,6 +111,8 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 	for (pp = &ep_entries; (e = *pp); pp = &e->next)
 		if (e->epfd == epfd && e->fd == fd)
 			break;
+	if (e)
+		ep_unquiet(e, usmc_sock_active(fd));
 	if (op == EPOLL_CTL_DEL && e) {
 		*pp = e->next;
 		free(e);
@@ -95,6 +120,7 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 		if (!e && (e = calloc(1, sizeof(*e)))) {
 			e->epfd = epfd;
 			e->fd = fd;
+			e->key = 0x80000000u | (++ep_next_key & 0x7fffffffu);
 			e->next = ep_entries;
 			ep_entries = e;
 		}
@@ -120,6 +146,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	for (pp = &ep_entries; (e = *pp);) {
 		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
 		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
+			ep_unquiet(e, usmc_sock_active(e->fd));
 			*pp = e->next;
 			free(e);
 			continue;
@@ -128,6 +155,20 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 			e->fd = other_fd;
 		pp = &e->next;
 	}
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+}
+
+void usmc_epoll_fd_changed(int fd)
+{
+	struct usmc_sock *s;
+
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED) || !(s = usmc_sock_active(fd)))
+		return;
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	/* Under any of the socket's descriptors. */
+	for (struct ep_entry *e = ep_entries; e; e = e->next)
+		if (e->quiet && usmc_sock_active(e->fd) == s)
+			ep_unquiet(e, s);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
@@ -273,6 +314,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
 		struct usmc_sock *s;
+		bool registered;
 		uint32_t rev;
 
 		if (e->epfd != epfd)
@@ -280,11 +322,16 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 		if (e->nested) {
 			rev = ep_nested_events(e, arm);
 		} else {
-			if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
+			if (e->quiet || e->disarmed || !(s = usmc_sock_active(e->fd)) ||
+			    s->state != SOCK_SMC)
 				continue;
-			if (arm)
-				usmc_conn_arm(s, (short)e->ev.events);
+			registered = arm && usmc_conn_arm_as(s, (short)e->ev.events, e->key);
 			rev = ep_entry_events(s, e, true);
+			/* Armed and nothing to report: quiet until its doorbell. */
+			if (registered && !rev)
+				e->quiet = true;
+			else if (arm)
+				usmc_conn_disarm_as(s, e->key);
 		}
 		if (!rev)
 			continue;
@@ -336,6 +383,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
 			af_resolve(s, false);
 		if (s && s->state == SOCK_SMC) {
+			ep_unquiet(e, s);
 			usmc_conn_drain(s);
 			events[i].events = ep_entry_events(s, e, true);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
@@ -403,7 +451,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (!n)
 			n = ep_ready_now(epfd, events, maxevents, true);
 		if (n) {
-			usmc_epoll_set_disarm(epfd);
 			usmc_wake_inexact();
 			return n;
 		}
@@ -411,7 +458,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			left = 1;
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
 		n = usmc_sys.epoll_wait(epfd, events, maxevents, left);
-		usmc_epoll_set_disarm(epfd);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);
