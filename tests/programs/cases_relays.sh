@@ -5,6 +5,19 @@
 # runs with $mode, $d (its directory) and $port, and leaves $note (what it
 # checked, or why it failed).
 
+# start_backend CMD...: starts the server behind a relay on $port, under
+# usmc-run only when every end is (smc): in the other modes the relay's two
+# sides are those of the mode.  Sets backend, its process.
+start_backend() {
+	local m=$mode rc
+	[ "$mode" = smc ] || mode=tcp
+	start_server "$@"
+	rc=$?
+	mode=$m
+	backend=$spid
+	return $rc
+}
+
 # echo_work: 8 connections of 2 MB each through the echo server at $port.
 echo_work() {
 	client $HELPER echo "$port" 8 2000000 11 >"$d/client.out" 2>&1 ||
@@ -88,14 +101,8 @@ EOJ
 case_haproxy() {
 	www
 	$HELPER wwwfile "$d/www/small" 65536 2
-	# The backend runs under usmc-run only when every end does: in the
-	# other modes haproxy's two sides are those of the mode.
-	local bport=$port m=$mode
-	[ "$mode" = smc ] || mode=tcp
-	start_server python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport"
-	local rc=$? backend=$spid
-	mode=$m
-	[ $rc = 0 ] || return 1
+	local bport=$port rc backend
+	start_backend python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport" || return 1
 	# haproxy's listener has SO_REUSEPORT: its front connections stay TCP,
 	# those to the backend are usmc's.
 	mixed_why="the front listener has SO_REUSEPORT (0x03000005); haproxy to its backend in shared memory"

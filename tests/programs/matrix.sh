@@ -55,7 +55,7 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
-	haproxy socat python-asyncio node java redis-replication"
+	haproxy socat python-asyncio node java redis-replication stunnel squid varnish mariadb"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
 modes=${modes//fallback/client-only}
@@ -84,6 +84,10 @@ packages_of() {
 	python-asyncio) echo python3 ;;
 	node) echo nodejs curl ;;
 	java) echo openjdk-17-jdk-headless ;;
+	stunnel) echo stunnel4 openssl python3 ;;
+	squid) echo squid curl python3 ;;
+	varnish) echo varnish curl python3 ;;
+	mariadb) echo mariadb-server mariadb-client ;;
 	*) echo "matrix: unknown program $1" >&2; exit 2 ;;
 	esac
 }
@@ -145,12 +149,14 @@ wrap() {
 	esac
 }
 
-# [server_in=FILE] start_server CMD...: starts the server of this row (under
-# usmc-run when the mode says so, as $as_user when a case sets it), bounded
-# to 120 s, and waits until $port listens.  Sets spid, the server process.
+# [server_in=FILE] [side=client] start_server CMD...: starts the server of
+# this row (under usmc-run when the mode says so for the server, or for the
+# client with side=client: a relay on the client's side), as $as_user when a
+# case sets it, bounded to 120 s, and waits until $port listens.  Sets spid,
+# the server process.
 start_server() {
 	# A background command's stdin is /dev/null unless redirected on it.
-	timeout -k 2 120 $as_user $(wrap "$mode" server) "$@" <>"${server_in:-/dev/null}" \
+	timeout -k 2 120 $as_user $(wrap "$mode" "${side:-server}") "$@" <>"${server_in:-/dev/null}" \
 		>>"$d/server.out" 2>>"$d/server.log" &
 	local t=$!
 	pids+=("$t")
@@ -233,7 +239,13 @@ done
 # and does not fail the matrix, and shows ok once the cause is gone.
 known_failure() {
 	case $1-$2 in
-	none) ;;
+	stunnel-smc)
+		echo "stunnel 5.68 takes POLLHUP on the service's socket as its end when it had not asked to read" \
+			"(its buffer toward TLS full), and drops what the socket still holds; the kernel reports" \
+			"POLLHUP so too, shared memory's smaller buffers make that moment frequent (docs/PROGRAMS.md)" ;;
+	squid-server-only)
+		echo "usmc never runs in squid's worker (exec'd in secure-execution mode, LD_PRELOAD ignored):" \
+			"no fallback to count" ;;
 	esac
 }
 
@@ -273,7 +285,7 @@ run_row() {
 	: >"$d/server.log"
 	: >"$d/server.out"
 	port=$($HELPER port)
-	note= spid= as_user= row_users= tcp_why= mixed_why= wtime=0
+	note= spid= as_user= row_users= tcp_why= mixed_why= wtime=0 http_via= origin_port=
 	local result=ok
 	$fn || result=FAIL
 	stop_server
