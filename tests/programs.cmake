@@ -4,7 +4,7 @@
 # (server-only), a plain server with usmc-run clients (client-only), and
 # timed against both ends plain.  Missing packages are installed when
 # possible; a program whose package cannot be installed is reported as
-# skipped, and a group none of whose programs can be installed is skipped.  One entry per
+# skipped, and a group none of whose programs can be installed fails.  One entry per
 # group of programs, each well under its TIMEOUT on two busy cores.
 # Debian's programs carry no sanitizer runtime for an instrumented preload
 # library, so a sanitizer build skips the matrix.
