@@ -8,14 +8,6 @@
 # sides are those of the mode.  Each case runs with $mode, $d (its
 # directory) and $port, and leaves $note (what it checked, or why it failed).
 
-# stop_backends PID...: ends the servers a case started before its last.
-stop_backends() {
-	local p
-	for p in "$@"; do
-		kill "$p" 2>/dev/null
-	done
-}
-
 # stunnel4 as the package runs it (stunnel4 FILE.conf; the package ships no
 # tunnel, its sample's options): a TLS server tunnel in front of an echo
 # service, and a TLS client tunnel (client = yes, verifyChain, checkHost) in
@@ -71,11 +63,8 @@ EOC
 # proxy, in front of a python HTTP server; curl through it.  Only the port
 # and the paths of the pid file, logs and core dumps are the row's.
 case_squid() {
-	local s=$d/squid bport=$port backend
-	www
-	$HELPER wwwfile "$d/www/small" 65536 2
-	start_backend python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport" || return 1
-	port=$($HELPER port)
+	local s=$d/squid bport backend
+	http_backend || return 1
 	mkdir -p "$s"
 	chown proxy: "$s"
 	{
@@ -95,10 +84,7 @@ case_squid() {
 	squid --foreground -z -f "$s/squid.conf" >>"$d/server.log" 2>&1
 	start_server squid --foreground -sYC -f "$s/squid.conf" || { stop_backends "$backend"; return 1; }
 	http_via=http://127.0.0.1:$port origin_port=$bport
-	with_sampler http_work
-	local rc=$?
-	stop_backends "$backend"
-	[ $rc = 0 ] || return 1
+	relay_http_work || return 1
 	note="$(squid -v | sed -n '1s/.*Version \([^ ]*\).*/squid \1/p'): $note"
 }
 
@@ -107,11 +93,8 @@ case_squid() {
 # malloc,256m) and its default.vcl, in front of a python HTTP server; only
 # the ports and the working directory (-n) are the row's.
 case_varnish() {
-	local v=$d/varnish bport=$port backend
-	www
-	$HELPER wwwfile "$d/www/small" 65536 2
-	start_backend python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport" || return 1
-	port=$($HELPER port)
+	local v=$d/varnish bport backend
+	http_backend || return 1
 	mkdir -p "$v"
 	sed -e "s|\.port = \"8080\";|.port = \"$bport\";|" /etc/varnish/default.vcl >"$v/default.vcl"
 	chmod 1777 "$d/reg"
@@ -120,10 +103,7 @@ case_varnish() {
 	start_server varnishd -j unix,user=vcache -F -a ":$port" -T "localhost:$($HELPER port)" \
 		-f "$v/default.vcl" -S /etc/varnish/secret -s malloc,256m -n "$v/work" ||
 		{ stop_backends "$backend"; return 1; }
-	with_sampler http_work
-	local rc=$?
-	stop_backends "$backend"
-	[ $rc = 0 ] || return 1
+	relay_http_work || return 1
 	note="$(varnishd -V 2>&1 | sed -n '1s/.*(\(varnish-[^ ]*\).*/\1/p'): $note"
 }
 
