@@ -369,7 +369,8 @@ echo "(SLOWER above 1.10, never a failure); reasons: fallback reason codes count
 # A matrix of skipped rows tested nothing: that fails, naming what could
 # not be installed.  Only USMC_MATRIX_SKIP skips it as a whole.
 if [ "$ran" -eq 0 ]; then
-	[ -n "$uninstallable" ] && uninstallable=": no program's packages are installable:$uninstallable"
+	[ -n "$uninstallable" ] &&
+		uninstallable=": no program's packages are installable: $(printf '%s\n' $uninstallable | sort -u | xargs)"
 	echo "FAIL: no row ran$uninstallable" >&2
 	exit 1
 fi
