@@ -4,7 +4,7 @@
 # (server-only), a plain server with usmc-run clients (client-only), and
 # timed against both ends plain.  Missing packages are installed when
 # possible; a program whose package cannot be installed is reported as
-# skipped, and a group none of whose programs can be installed is skipped.  One entry per
+# skipped, and a group none of whose programs can be installed fails.  One entry per
 # group of programs, each well under its TIMEOUT on two busy cores.
 # Debian's programs carry no sanitizer runtime for an instrumented preload
 # library, so a sanitizer build skips the matrix.
@@ -17,7 +17,8 @@ if(USMC_BASH)
   set(USMC_MATRIX_GROUPS
       "programs_matrix=python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf"
       "programs_matrix_daemons=nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq"
-      "programs_matrix_relays=haproxy socat python-asyncio node java redis-replication")
+      "programs_matrix_relays=haproxy socat python-asyncio node java redis-replication"
+      "programs_matrix_services=stunnel squid varnish mariadb")
   foreach(group IN LISTS USMC_MATRIX_GROUPS)
     string(REPLACE "=" ";" group "${group}")
     list(GET group 0 name)

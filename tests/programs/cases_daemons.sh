@@ -92,10 +92,12 @@ EOC
 }
 
 # http_work: 3 GETs of www/blob on one connection, 20 connections of one
-# GET of www/small each, every body checked.
+# GET of www/small each, every body checked.  Through the proxy $http_via
+# to the server at $origin_port when a case sets them.
 http_work() {
-	local u=http://127.0.0.1:$port i args=()
-	client curl -sS --fail --max-time 25 -o "$d/got1" "$u/blob" -o "$d/got2" "$u/blob" \
+	local u=http://127.0.0.1:${origin_port:-$port} i args=()
+	[ -n "$http_via" ] && args=(-x "$http_via")
+	client curl -sS --fail --max-time 25 "${args[@]}" -o "$d/got1" "$u/blob" -o "$d/got2" "$u/blob" \
 		-o "$d/got3" "$u/blob" 2>"$d/client.log" || fail "curl: $(cat "$d/client.log")" || return 1
 	for i in 1 2 3; do
 		same_file "$d/www/blob" "$d/got$i" "GET /blob #$i" || return 1

@@ -5,6 +5,46 @@
 # runs with $mode, $d (its directory) and $port, and leaves $note (what it
 # checked, or why it failed).
 
+# start_backend CMD...: starts the server behind a relay on $port, under
+# usmc-run only when every end is (smc): in the other modes the relay's two
+# sides are those of the mode.  Sets backend, its process.
+start_backend() {
+	local m=$mode rc
+	[ "$mode" = smc ] || mode=tcp
+	start_server "$@"
+	rc=$?
+	mode=$m
+	backend=$spid
+	return $rc
+}
+
+# stop_backends PID...: ends the servers a case started before its last.
+stop_backends() {
+	local p
+	for p in "$@"; do
+		kill "$p" 2>/dev/null
+	done
+}
+
+# http_backend: the files of http_work served by python's http.server on
+# $port behind a relay (start_backend); sets bport to that port, and port
+# to a fresh one for the relay.
+http_backend() {
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	bport=$port
+	start_backend python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport" || return 1
+	port=$($HELPER port)
+}
+
+# relay_http_work: http_work through the relay, then the backend ends.
+relay_http_work() {
+	with_sampler http_work
+	local rc=$?
+	stop_backends "$backend"
+	return $rc
+}
+
 # echo_work: 8 connections of 2 MB each through the echo server at $port.
 echo_work() {
 	client $HELPER echo "$port" 8 2000000 11 >"$d/client.out" 2>&1 ||
@@ -86,20 +126,11 @@ EOJ
 # splice-auto, in front of a python HTTP server (started the same way as
 # haproxy).  Without chroot, user and daemon: the row's registry and port.
 case_haproxy() {
-	www
-	$HELPER wwwfile "$d/www/small" 65536 2
-	# The backend runs under usmc-run only when every end does: in the
-	# other modes haproxy's two sides are those of the mode.
-	local bport=$port m=$mode
-	[ "$mode" = smc ] || mode=tcp
-	start_server python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$bport"
-	local rc=$? backend=$spid
-	mode=$m
-	[ $rc = 0 ] || return 1
+	local bport backend
+	http_backend || return 1
 	# haproxy's listener has SO_REUSEPORT: its front connections stay TCP,
 	# those to the backend are usmc's.
 	mixed_why="the front listener has SO_REUSEPORT (0x03000005); haproxy to its backend in shared memory"
-	port=$($HELPER port)
 	cat >"$d/haproxy.cfg" <<EOC
 global
 	stats timeout 30s
@@ -119,11 +150,8 @@ frontend front
 backend back
 	server python 127.0.0.1:$bport
 EOC
-	start_server haproxy -db -f "$d/haproxy.cfg" || { kill "$backend"; return 1; }
-	with_sampler http_work
-	rc=$?
-	kill "$backend" 2>/dev/null
-	[ $rc = 0 ] || return 1
+	start_server haproxy -db -f "$d/haproxy.cfg" || { stop_backends "$backend"; return 1; }
+	relay_http_work || return 1
 	note="haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p') tcp splice-auto: $note"
 }
 

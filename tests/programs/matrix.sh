@@ -31,8 +31,8 @@
 #   MATRIX_INSTALL=0              never install missing packages
 #   MATRIX_TABLE=FILE             also append the rows to FILE, as Markdown
 # Exit status: 0 every row that ran ok, and at least one ran; 1 a row failed,
-# or none ran for another reason; 77 skipped as a whole, saying why
-# (USMC_MATRIX_SKIP, or no program's packages installable).
+# or none ran (every row skipped: no package installable); 77 skipped as a
+# whole, saying why (USMC_MATRIX_SKIP).
 
 set -u
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
@@ -55,7 +55,7 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
-	haproxy socat python-asyncio node java redis-replication"
+	haproxy socat python-asyncio node java redis-replication stunnel squid varnish mariadb"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
 modes=${modes//fallback/client-only}
@@ -84,6 +84,10 @@ packages_of() {
 	python-asyncio) echo python3 ;;
 	node) echo nodejs curl ;;
 	java) echo openjdk-17-jdk-headless ;;
+	stunnel) echo stunnel4 openssl python3 ;;
+	squid) echo squid curl python3 ;;
+	varnish) echo varnish curl python3 ;;
+	mariadb) echo mariadb-server mariadb-client ;;
 	*) echo "matrix: unknown program $1" >&2; exit 2 ;;
 	esac
 }
@@ -145,12 +149,14 @@ wrap() {
 	esac
 }
 
-# [server_in=FILE] start_server CMD...: starts the server of this row (under
-# usmc-run when the mode says so, as $as_user when a case sets it), bounded
-# to 120 s, and waits until $port listens.  Sets spid, the server process.
+# [server_in=FILE] [side=client] start_server CMD...: starts the server of
+# this row (under usmc-run when the mode says so for the server, or for the
+# client with side=client: a relay on the client's side), as $as_user when a
+# case sets it, bounded to 120 s, and waits until $port listens.  Sets spid,
+# the server process.
 start_server() {
 	# A background command's stdin is /dev/null unless redirected on it.
-	timeout -k 2 120 $as_user $(wrap "$mode" server) "$@" <>"${server_in:-/dev/null}" \
+	timeout -k 2 120 $as_user $(wrap "$mode" "${side:-server}") "$@" <>"${server_in:-/dev/null}" \
 		>>"$d/server.out" 2>>"$d/server.log" &
 	local t=$!
 	pids+=("$t")
@@ -228,12 +234,23 @@ done
 
 # ---- the matrix -----------------------------------------------------------------
 
-# known_failure PROGRAM MODE: why a row fails today for a cause in usmc,
-# not in the matrix.  Such a row still runs; it shows KNOWN instead of FAIL
-# and does not fail the matrix, and shows ok once the cause is gone.
+# known_failure PROGRAM MODE: why a row fails today for a cause outside
+# the matrix (in usmc, or a program's bug that usmc's timing brings out),
+# given the failure's note: only that failure is known.  Such a row still
+# runs; it shows KNOWN instead of FAIL and does not fail the matrix, and
+# shows ok once the cause is gone.
 known_failure() {
 	case $1-$2 in
-	none) ;;
+	stunnel-smc)
+		# The tail of a connection short, nothing else.
+		[[ $note == "echo: connection "*" closed after "*" of 2000000 bytes"* ]] &&
+			echo "stunnel 5.68 takes POLLHUP on the service's socket as its end when it had not asked" \
+				"to read (its buffer toward TLS full) and drops what the socket still holds; plain TCP" \
+				"does the same with 32 KiB socket buffers, 256 KiB rings make it frequent (docs/PROGRAMS.md)" ;;
+	squid-server-only)
+		[ "$note" = "no fallback counted: did usmc run?" ] &&
+			echo "usmc never runs in squid's worker (exec'd in secure-execution mode, LD_PRELOAD ignored):" \
+				"no fallback to count" ;;
 	esac
 }
 
@@ -273,7 +290,7 @@ run_row() {
 	: >"$d/server.log"
 	: >"$d/server.out"
 	port=$($HELPER port)
-	note= spid= as_user= row_users= tcp_why= mixed_why= wtime=0
+	note= spid= as_user= row_users= tcp_why= mixed_why= wtime=0 http_via= origin_port=
 	local result=ok
 	$fn || result=FAIL
 	stop_server
@@ -349,12 +366,12 @@ echo "path: shm when the counters show shared-memory connections and bytes, else
 echo "shm_bytes: bytes sent and received through shared memory by both ends (usmc-stat -s);"
 echo "tcp_s: the workload's seconds with both ends plain; usmc_s: in this mode; ratio usmc_s/tcp_s"
 echo "(SLOWER above 1.10, never a failure); reasons: fallback reason codes counted (usmc-stat -s)"
+# A matrix of skipped rows tested nothing: that fails, naming what could
+# not be installed.  Only USMC_MATRIX_SKIP skips it as a whole.
 if [ "$ran" -eq 0 ]; then
-	if [ -n "$uninstallable" ]; then
-		echo "skipped: no row ran: no program's packages are installable:$uninstallable"
-		exit 77
-	fi
-	echo "FAIL: no row ran" >&2
+	[ -n "$uninstallable" ] &&
+		uninstallable=": no program's packages are installable: $(printf '%s\n' $uninstallable | sort -u | xargs)"
+	echo "FAIL: no row ran$uninstallable" >&2
 	exit 1
 fi
 exit $failed
