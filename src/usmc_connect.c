@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -318,6 +319,9 @@ static void cli_finish_accept(struct usmc_sock *s)
 		af_send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
 	usmc_unlock();
 	af_set_nodelay(s->fd);
+	/* A cork set while we proposed would hold the doorbells back (usmc_setsockopt). */
+	if (s->cork)
+		usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
 	usmc_sock_set_state(s, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	if (!conn->rx_mapped) {

@@ -204,7 +204,7 @@ static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn, b
 		.sndtimeo_ms = s->sndtimeo_ms,
 		.rcvlowat = s->rcvlowat,
 		.flags = (s->linger_reset ? EXEC_LINGER_RESET : 0) | (s->shut_wr ? EXEC_SHUT_WR : 0) |
-			 (s->shut_rd ? EXEC_SHUT_RD : 0) |
+			 (s->shut_rd ? EXEC_SHUT_RD : 0) | (s->cork ? EXEC_CORK : 0) |
 			 (conn->forked || spawn ? EXEC_FORKED : 0),
 		.tx_seg = conn->tx.seg->id,
 		.tx_slot = conn->tx.slot,
@@ -480,6 +480,7 @@ static void sock_settings(struct usmc_sock *s, const struct exec_sock *e)
 	s->linger_reset = e->flags & EXEC_LINGER_RESET;
 	s->shut_wr = e->flags & EXEC_SHUT_WR;
 	s->shut_rd = e->flags & EXEC_SHUT_RD;
+	s->cork = e->flags & EXEC_CORK;
 }
 
 /* The connection's rings, from segments adopted before; false if one is missing. */

@@ -71,6 +71,7 @@ struct exec_lgr {
 #define EXEC_SHUT_WR 0x2u
 #define EXEC_SHUT_RD 0x4u
 #define EXEC_FORKED 0x8u
+#define EXEC_CORK 0x10u
 
 struct exec_sock {
 	uint64_t inode; /* the TCP socket, whatever descriptor it ends up on */

@@ -204,6 +204,8 @@ static void remember_option(struct usmc_sock *s, int level, int name, const void
 		s->rcvbuf = v;
 	else if (level == IPPROTO_TCP && name == TCP_NODELAY)
 		s->nodelay = v != 0;
+	else if (level == IPPROTO_TCP && name == TCP_CORK)
+		s->cork = v != 0;
 	else if (level == SOL_SOCKET && name == SO_BUSY_POLL)
 		s->busy_poll_us = v > 0 ? v : 0;
 	else if (level == SOL_SOCKET && name == SO_RCVLOWAT) {
@@ -226,8 +228,12 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	/* A fallback socket stays one: nothing of its options is needed later. */
 	if (!s || s->state == SOCK_PLAIN)
 		return usmc_sys.setsockopt(fd, level, name, val, len);
-	/* In shared memory the kernel socket keeps TCP_NODELAY for the doorbells. */
-	if (s->state == SOCK_SMC && level == IPPROTO_TCP && name == TCP_NODELAY) {
+	/*
+	 * In shared memory the kernel socket carries only doorbells: it keeps
+	 * TCP_NODELAY, and no TCP_CORK, which would hold each doorbell back
+	 * for up to 200 ms (nginx's tcp_nopush corks every sendfile).
+	 */
+	if (s->state == SOCK_SMC && level == IPPROTO_TCP && (name == TCP_NODELAY || name == TCP_CORK)) {
 		int rc = val && len >= (socklen_t)sizeof(int) ? 0 : (errno = EINVAL, -1);
 
 		if (rc == 0)
@@ -274,6 +280,8 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
 		v = s->nodelay;
+	else if (level == IPPROTO_TCP && name == TCP_CORK && s->state == SOCK_SMC)
+		v = s->cork;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->state == SOCK_SMC)
 		v = conn_so_error(s);
 	else if (level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && s->state == SOCK_LISTEN)

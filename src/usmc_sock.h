@@ -103,6 +103,7 @@ struct usmc_sock {
 	int sndbuf;              /* SO_SNDBUF / SO_RCVBUF as the program set them */
 	int rcvbuf;
 	int nodelay;             /* TCP_NODELAY as the program set it */
+	bool cork;               /* TCP_CORK as the program set it (kept from the kernel in SMC) */
 	int defer_accept;        /* a usmc listener's TCP_DEFER_ACCEPT, kept from the kernel */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
 	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
