@@ -45,9 +45,12 @@ static const uint32_t no_registry[] = { USMC_DECL_ENV, USMC_DECL_PEERNOSMC };
 
 /*
  * Each limit from one free descriptor up: usmc connections where TCP ones
- * fit, minus the descriptors usmc keeps: the link group's channel and its spare, the
- * socket table usmc-stat reads, our segment's two memfds (its read-only
- * copy for the peer while the handshake runs) and the peer's segment.
+ * fit, minus the three descriptors usmc keeps whatever the mode: the link
+ * group's channel and its spare, and the socket table usmc-stat reads.
+ * So few free descriptors are less than the eighth of the limit a new
+ * segment must leave (at least 16): every connection here stays TCP, and
+ * a segment made anyway (three more descriptors: ours, its slots' state,
+ * the peer's) would take descriptors the program's next socket() needs.
  */
 static void case_nofile_client(void)
 {
@@ -63,7 +66,7 @@ static void case_nofile_client(void)
 		made_usmc = run_pair(&usmc);
 		made_tcp = run_pair(&tcp);
 		printf("  connections made: usmc %d, plain TCP %d\n", made_usmc, made_tcp);
-		RCHECK(made_usmc <= made_tcp && made_usmc >= made_tcp - 6);
+		RCHECK(made_usmc <= made_tcp && made_usmc >= made_tcp - 3);
 	}
 }
 
