@@ -317,19 +317,29 @@ static void plain_poll_in(int fd)
 	CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN));
 }
 
+/* A listener, a client child running fn, and its connection in shared memory. */
+static int accept_client(int (*fn)(uint16_t, struct link *), struct link *l, int *lfd, pid_t *pid)
+{
+	uint16_t port;
+	int fd;
+
+	*lfd = h_listen(AF_INET, H_USMC, &port);
+	h_chan_open(&l->to_client);
+	*pid = fork_client(fn, port, l);
+	fd = usmc_accept(*lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	return fd;
+}
+
 static void plain_poll(void)
 {
 	struct link l;
-	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	int lfd, fd;
 	uint8_t buf[8], want[4];
 	pid_t pid;
 
-	h_chan_open(&l.to_client);
-	pid = fork_client(plain_poll_client, port, &l);
-	fd = usmc_accept(lfd, NULL, NULL);
-	CHECK(fd >= 0);
-	h_check_mode(fd, USMC_MODE_SMCD);
+	fd = accept_client(plain_poll_client, &l, &lfd, &pid);
 	h_pattern(want, 4, 11, 0);
 	plain_poll_in(fd);
 	CHECK(usmc_recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == 2 && !memcmp(buf, want, 2));
@@ -421,8 +431,7 @@ static size_t read_until_eagain(int fd, uint64_t *sum)
 static void poll_then_plain(void)
 {
 	struct link l;
-	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	int lfd, fd;
 	struct pollfd p;
 	uint8_t want[REARM_A + REARM_B];
 	uint64_t sum = H_FNV_INIT;
@@ -430,11 +439,7 @@ static void poll_then_plain(void)
 	int64_t t0;
 	pid_t pid;
 
-	h_chan_open(&l.to_client);
-	pid = fork_client(rearm_writer, port, &l);
-	fd = usmc_accept(lfd, NULL, NULL);
-	CHECK(fd >= 0);
-	h_check_mode(fd, USMC_MODE_SMCD);
+	fd = accept_client(rearm_writer, &l, &lfd, &pid);
 	h_pattern(want, sizeof(want), 13, 0);
 	h_chan_send(&l.to_client, 1);
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
