@@ -173,6 +173,7 @@ struct usmc_lgr *lgr_first(void);
  * exec: mapped from their descriptors, which they own from now on (closed
  * on failure too).  NULL if a descriptor is not what it should be.
  */
+bool lgr_give_back_fds(void);
 struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
 			       uint32_t rmb_size, uint32_t nslots, bool sent);
 struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);

@@ -147,15 +147,23 @@ static bool describe_segs(const struct usmc_lgr *lgr, struct exec_lgr *l)
 	l->lseg = calloc(l->nlseg ? l->nlseg : 1, sizeof(*l->lseg));
 	if (!l->rseg || !l->lseg)
 		return false;
-	for (uint32_t id = 0, k = 0; id < LGR_MAX_SEGS; id++)
+	for (uint32_t id = 0, k = 0; id < LGR_MAX_SEGS; id++) {
+		if (lgr->rseg[id] && lgr->rseg[id]->fd < 0) {
+			errno = EMFILE;
+			return false;
+		}
 		if (lgr->rseg[id])
 			l->rseg[k++] = (struct exec_rseg){ id, lgr->rseg[id]->fd, lgr->rseg[id]->len };
+	}
 	for (uint32_t i = 0; i < l->nlseg; i++) {
 		const struct usmc_seg *seg = lgr->lseg[i];
 		struct exec_lseg *e = &l->lseg[i];
 
-		if (!seg)
+		/* Its descriptors went to the program at EMFILE: nothing to map again. */
+		if (!seg || seg->fd < 0) {
+			errno = seg ? EMFILE : errno;
 			return false;
+		}
 		*e = (struct exec_lseg){ .fd = seg->fd, .own_fd = seg->own_fd, .len = seg->len,
 					 .rmb_size = seg->rmb_size, .nslots = seg->nslots,
 					 .sent = seg->sent };
@@ -317,7 +325,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	bool vforked = usmc_vfork_child();
 	struct pick *picks;
 	uint32_t n;
-	int rc;
+	int rc, err;
 
 	*p = (struct usmc_exec_prep){ .fd = -1 };
 	/*
@@ -336,7 +344,9 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	}
 	usmc_lock();
 	picks = pick_socks(&n, vforked ? &child : NULL);
+	errno = ENOMEM;
 	rc = picks ? describe(picks, n, spawn, vforked, &st) : n ? -1 : 1;
+	err = rc < 0 ? errno : ENOMEM;
 	if (rc == 0 && vforked) {
 		/* Nothing to undo but closing what the child opened: an exec failure ends it. */
 		rc = exec_child_reopen(&st) && (p->fd = write_state(&st)) >= 0 ? 0 : -1;
@@ -350,7 +360,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	exec_state_free(&st);
 	if (rc < 0) {
 		usmc_exec_undo(p);
-		errno = ENOMEM;
+		errno = err;
 		return -1;
 	}
 	return 0;

@@ -104,10 +104,13 @@ int usmc_socket(int domain, int type, int protocol)
 	}
 	smc = (domain == AF_INET || domain == AF_INET6) && base == SOCK_STREAM &&
 	      (protocol == 0 || protocol == IPPROTO_TCP || protocol == IPPROTO_SMC);
-	if (!smc)
-		return usmc_sys.socket(domain, type, protocol);
-	fd = usmc_sys.socket(domain, type, IPPROTO_TCP);
-	if (fd < 0)
+	if (smc)
+		protocol = IPPROTO_TCP;
+	fd = usmc_sys.socket(domain, type, protocol);
+	/* What our segments keep only for later is the program's when it runs out. */
+	if (fd < 0 && errno == EMFILE && lgr_give_back_fds())
+		fd = usmc_sys.socket(domain, type, protocol);
+	if (fd < 0 || !smc)
 		return fd;
 	s = usmc_sock_new(fd, domain);
 	if (s && usmc_config()->disabled)
@@ -160,6 +163,10 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	if (!ls)
 		return usmc_sys.accept4(fd, addr, len, flags);
 	nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+	if (nfd < 0 && errno == EMFILE && lgr_give_back_fds()) {
+		peer_len = sizeof(peer);
+		nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+	}
 	if (nfd < 0)
 		return nfd;
 	if (addr && len) {

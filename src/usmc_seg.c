@@ -215,12 +215,54 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 
 _Static_assert(SEG_MAX_SLOTS <= 64, "a bit of usmc_seg.charged for each slot");
 
+/* A free slot; of a segment whose descriptor was given back, only one charged already. */
 static int seg_find_slot(struct usmc_seg *seg)
 {
 	for (uint32_t i = 0; i < seg->nslots; i++)
-		if (seg->slot_state[i] == SLOT_FREE || slot_reclaim(seg, i))
+		if ((seg->fd >= 0 || (seg->charged & (1ull << i))) &&
+		    (seg->slot_state[i] == SLOT_FREE || slot_reclaim(seg, i)))
 			return (int)i;
 	return -1;
+}
+
+/*
+ * The program's socket() or accept() met EMFILE: it gets the descriptors
+ * that segments both sides have mapped keep only for later (ours serve
+ * the charge of a slot not used yet; all of them an exec's handover).
+ * Their mappings stay, and so do the connections on them; what the
+ * program does with the descriptors is what TCP would do with them.
+ * Without its descriptor a segment lends only slots charged already
+ * (new connections stay TCP, as so near the limit they would), and an
+ * exec cannot hand its link group over: it fails with EMFILE.  Each link
+ * group keeps its channel and its spare, which a handshake under way may
+ * need.  True if any descriptor was closed.
+ */
+bool lgr_give_back_fds(void)
+{
+	bool freed = false;
+
+	usmc_lock();
+	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
+		for (uint32_t i = 0; i < LGR_MAX_SEGS; i++) {
+			struct usmc_seg *l = i < lgr->nlseg ? lgr->lseg[i] : NULL, *r = lgr->rseg[i];
+
+			if (l && l->sent && l->fd >= 0) {
+				fd_close_if(l->own_fd);
+				usmc_sys.close(l->fd);
+				l->fd = l->own_fd = -1;
+				freed = true;
+			}
+			if (r && r->fd >= 0) {
+				usmc_sys.close(r->fd);
+				r->fd = -1;
+				freed = true;
+			}
+		}
+		/* The spare first: the peer's next segment must find a number. */
+		lgr_spare_take(lgr);
+	}
+	usmc_unlock();
+	return freed;
 }
 
 void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)

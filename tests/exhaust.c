@@ -7,6 +7,8 @@
  *
  *   exhaust --case nofile_client   low RLIMIT_NOFILE in the client
  *   exhaust --case nofile_server   low RLIMIT_NOFILE in the server
+ *   exhaust --case nofile_files    low RLIMIT_NOFILE in the client, which then
+ *                                  needs descriptors of its own
  *   exhaust --case memfd_client_eperm | memfd_client_enosys |
  *                  memfd_server_eperm | memfd_server_enosys
  *                                  memfd_create refused by a seccomp filter
@@ -45,9 +47,10 @@ static const uint32_t no_registry[] = { USMC_DECL_ENV, USMC_DECL_PEERNOSMC };
 
 /*
  * Each limit from one free descriptor up: usmc connections where TCP ones
- * fit, minus the descriptors usmc keeps: the link group's channel and its spare, the
- * socket table usmc-stat reads, our segment's two memfds (its read-only
- * copy for the peer while the handshake runs) and the peer's segment.
+ * fit, minus the three descriptors usmc keeps whatever the mode: the link
+ * group's channel and its spare, and the socket table usmc-stat reads.
+ * So few free descriptors are less than the eighth of the limit a new
+ * segment must leave (at least 16): every connection here stays TCP.
  */
 static void case_nofile_client(void)
 {
@@ -63,7 +66,30 @@ static void case_nofile_client(void)
 		made_usmc = run_pair(&usmc);
 		made_tcp = run_pair(&tcp);
 		printf("  connections made: usmc %d, plain TCP %d\n", made_usmc, made_tcp);
-		RCHECK(made_usmc <= made_tcp && made_usmc >= made_tcp - 6);
+		RCHECK(made_usmc <= made_tcp && made_usmc >= made_tcp - 3);
+	}
+}
+
+/*
+ * Two connections with a few descriptors free, then the program opens
+ * descriptors of its own (dup, which usmc never sees) until EMFILE: it
+ * gets as many as with plain TCP, less usmc's three.  A new segment with
+ * less than an eighth of the limit free would take three more.
+ */
+static void case_nofile_files(void)
+{
+	for (int extra = 6; extra <= 12; extra++) {
+		struct setup usmc = { .client = { H_USMC, extra, .smc_ok = true, ALLOW(no_room) },
+				      .server = { H_USMC, .smc_ok = true, ALLOW(no_room) },
+				      .nconns = 2, .count_files = true };
+		struct setup tcp = usmc;
+
+		tcp.client.kind = H_PLAIN;
+		printf("RLIMIT_NOFILE %d above the open descriptors, 2 connections:\n", extra);
+		RCHECK(run_pair(&usmc) == 2 && run_pair(&tcp) == 2);
+		printf("  descriptors the program got after them: usmc %d, plain TCP %d\n", usmc.files,
+		       tcp.files);
+		RCHECK(usmc.files <= tcp.files && usmc.files >= tcp.files - 3);
 	}
 }
 
@@ -219,6 +245,8 @@ int main(int argc, char **argv)
 		case_nofile_client();
 	else if (!strcmp(c, "nofile_server"))
 		case_nofile_server();
+	else if (!strcmp(c, "nofile_files"))
+		case_nofile_files();
 	else if (!strncmp(c, "memfd_", 6))
 		case_memfd(strstr(c, "client") != NULL, strstr(c, "eperm") ? EPERM : ENOSYS);
 	else if (!strcmp(c, "registry"))
@@ -228,7 +256,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(c, "many"))
 		case_many(argc > 3 ? atoi(argv[3]) : 10000);
 	else {
-		fprintf(stderr, "usage: exhaust --case nofile_client|nofile_server|memfd_{client,server}_"
+		fprintf(stderr, "usage: exhaust --case nofile_client|nofile_server|nofile_files|memfd_{client,server}_"
 				"{eperm,enosys}|registry|close_early|many [N]\n");
 		return 2;
 	}

@@ -276,6 +276,10 @@ static int client_run(const struct setup *st, struct tally *t)
 		client_check(fds[i], (uint32_t)i);
 		tally_add(t, fds[i]);
 	}
+	/* What the program still gets for itself, past usmc's own calls. */
+	for (int fd; st->count_files && (fd = dup(0)) >= 0;)
+		t->files++;
+	RCHECK(!st->count_files || errno == EMFILE);
 	for (int i = 0; i < made; i++)
 		RCHECK(usmc_close(fds[i]) == 0);
 	free(fds);
@@ -293,6 +297,8 @@ static int client(void *arg)
 	made = client_run(st, &t);
 	tally_print(st->client.kind == H_USMC ? "usmc client" : "plain client", &t);
 	h_chan_send(&to_parent, (uint64_t)made);
+	if (st->count_files)
+		h_chan_send(&to_parent, (uint64_t)t.files);
 	fflush(stdout);
 	tally_check(&t, &st->client);
 	return 0;
@@ -312,6 +318,8 @@ int run_pair(struct setup *st)
 	cli = h_fork(client, st);
 	fprintf(stderr, "server %d, client %d\n", (int)srv, (int)cli);
 	made = (int)h_chan_recv(&to_parent);
+	if (st->count_files)
+		st->files = (int)h_chan_recv(&to_parent);
 	robust_reap_ok(cli);
 	for (int i = made; i < st->nconns; i++) {
 		int fd = h_connect(AF_INET, H_PLAIN, st->port);

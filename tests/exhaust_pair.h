@@ -28,12 +28,14 @@ struct setup {
 	struct side client, server;
 	int nconns;
 	bool concurrent;    /* open all, then exchange; else one after the other */
+	bool count_files;   /* then the client opens descriptors until EMFILE ... */
+	int files;          /* ... and run_pair says how many it got */
 	uint16_t port;
 };
 
 /* Modes and reasons one side saw. */
 struct tally {
-	int smc, fallback, refused;
+	int smc, fallback, refused, files;
 	uint32_t lgr;       /* the link group of the first shared-memory connection */
 	bool lgr_mixed;     /* another one appeared */
 	uint32_t reasons[8];

@@ -123,16 +123,19 @@ static const uint32_t no_fd[] = { USMC_DECL_ENV, USMC_DECL_MEM, USMC_DECL_PEERNO
 				  USMC_DECL_PEERDECL };
 
 /*
- * n connections open at once at a descriptor limit that TCP fits in with
- * room to spare and usmc only if it keeps few descriptors of its own:
- * those that do not fit fall back before their first byte, and no
- * connection fails.
+ * n connections open at once at a descriptor limit that plain TCP fits in
+ * (which is run first, to show it): usmc fits too, whatever its segments
+ * hold, as long as the limit leaves it its few fixed descriptors.  Those
+ * that do not get a segment fall back before their first byte; when the
+ * table fills, the segments' descriptors go to the program's socket()
+ * and accept(); no connection fails.
  */
 static void case_nofile(int n, int limit)
 {
 	struct setup st = { .client = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
 			    .server = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
 			    .nconns = n, .concurrent = true };
+	struct setup tcp = st;
 	struct rlimit rl;
 
 	RCHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
@@ -141,6 +144,9 @@ static void case_nofile(int n, int limit)
 		       (unsigned long long)rl.rlim_max, limit);
 		exit(SKIP);
 	}
+	tcp.client.kind = tcp.server.kind = H_PLAIN;
+	printf("%d plain TCP connections at RLIMIT_NOFILE %d:\n", n, limit);
+	RCHECK(run_pair(&tcp) == n);
 	printf("%d connections at RLIMIT_NOFILE %d:\n", n, limit);
 	RCHECK(run_pair(&st) == n);
 }

@@ -10,6 +10,10 @@
  * taken, the peer punches holes while the victim reads: zeros, no signal.
  *
  *   peer_segment
+ *   peer_segment --huge-pool   with a pool of huge pages (made for the run,
+ *                              as root, if there is none), so that only
+ *                              the check of the file system refuses the
+ *                              hugetlb memfd; exit 77 if none can be had
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -110,13 +114,67 @@ static int hostile(void *arg)
 	return 0;
 }
 
-int main(void)
+#define HUGE_POOL "/proc/sys/vm/nr_hugepages"
+
+static long huge_before = -1;
+static pid_t huge_owner;
+
+static long huge_pages(void)
+{
+	FILE *f = fopen(HUGE_POOL, "re");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+static bool huge_set(long n)
+{
+	FILE *f = fopen(HUGE_POOL, "we");
+
+	return f && fprintf(f, "%ld\n", n) > 0 && fclose(f) == 0;
+}
+
+static void huge_restore(void)
+{
+	if (huge_before >= 0 && getpid() == huge_owner)
+		huge_set(huge_before);
+}
+
+/* Two huge pages for the run: the victim's check then meets a hugetlb memfd mmap would take. */
+static void huge_pool(void)
+{
+	long n = huge_pages();
+
+	if (n > 0)
+		return;
+	huge_owner = getpid();
+	if (n < 0 || !huge_set(2)) {
+		printf("skipped: no pool of huge pages, and none can be made here (%s)\n",
+		       strerror(errno));
+		exit(77);
+	}
+	huge_before = n;
+	atexit(huge_restore);
+	if (huge_pages() < 1) {
+		printf("skipped: the kernel gave no huge page\n");
+		exit(77);
+	}
+}
+
+int main(int argc, char **argv)
 {
 	struct usmc_lgr *lgr;
 	struct usmc_ring ring;
 	volatile uint8_t sum = 0;
 	pid_t pid;
 
+	if (argc > 1 && !strcmp(argv[1], "--huge-pool"))
+		huge_pool();
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) == 0);
 	pid = h_fork(hostile, NULL);
 	lgr = lgr_new(pair[0], LGR_CLIENT, pid, getuid());

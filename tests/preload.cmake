@@ -57,6 +57,15 @@ if(NOT USMC_PRELOAD_SKIP)
 endif()
 add_test(NAME preload_calls_tcp COMMAND preload_calls --expect tcp)
 
+# A program that runs out of descriptors, then execs with a connection in
+# shared memory: socket() gets usmc's segment descriptors, the exec EMFILE.
+add_executable(preload_exec_emfile preload_exec_emfile.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_exec_emfile COMMAND $<TARGET_FILE:usmc-run>
+           $<TARGET_FILE:preload_exec_emfile>)
+  set_tests_properties(preload_exec_emfile PROPERTIES LABELS security TIMEOUT 60)
+endif()
+
 # A program of Linux's AF_SMC: shared memory under usmc-run, the kernel's
 # AF_SMC (or EAFNOSUPPORT) without it.
 add_executable(preload_af_smc preload_af_smc.c)

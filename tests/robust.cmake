@@ -16,6 +16,8 @@ foreach(case nofile_client nofile_server memfd_client_eperm memfd_client_enosys
   add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
   set_tests_properties(exhaust_${case} PROPERTIES TIMEOUT 60)
 endforeach()
+add_test(NAME exhaust_nofile_files COMMAND exhaust --case nofile_files)
+set_tests_properties(exhaust_nofile_files PROPERTIES TIMEOUT 60 LABELS security)
 usmc_test(load)
 add_test(NAME load_60s COMMAND load --seconds 60 --clients 4 --conns 16)
 set_tests_properties(load_60s PROPERTIES TIMEOUT 240)
@@ -29,8 +31,9 @@ set_tests_properties(limits_shm_full PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
 add_test(NAME limits_nofile_1000_at_1100 COMMAND limits --case nofile 1000 1100)
 add_test(NAME limits_nofile_900_at_1024 COMMAND limits --case nofile 900 1024)
 add_test(NAME limits_nofile_1000_at_1060 COMMAND limits --case nofile 1000 1060)
+add_test(NAME limits_nofile_1000_at_1020 COMMAND limits --case nofile 1000 1020)
 set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
-                     limits_nofile_1000_at_1060 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     limits_nofile_1000_at_1060 limits_nofile_1000_at_1020 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS security)
 add_test(NAME limits_full_table COMMAND limits --case full_table)
 set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)

@@ -22,6 +22,10 @@ endforeach()
 usmc_test(peer_segment)
 add_test(NAME peer_segment COMMAND peer_segment)
 set_tests_properties(peer_segment PROPERTIES TIMEOUT 60 LABELS security)
+# With huge pages, a sealed hugetlb memfd maps: only the file system check refuses it.
+add_test(NAME peer_segment_huge_pool COMMAND peer_segment --huge-pool)
+set_tests_properties(peer_segment_huge_pool PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77
+                     LABELS "security;needs-root" RUN_SERIAL TRUE)
 # Other processes against a listener's channel (another user: needs root).
 usmc_test(hostile_user)
 foreach(case backlog squat churn idle proposals)

@@ -21,6 +21,13 @@
  *       A program's own poll() on a fresh accepted descriptor wakes for
  *       the peer's first bytes, and again for more after a read that
  *       found the ring empty (EAGAIN).
+ *   wakeup --case poll_then_plain
+ *       usmc_poll() sleeps and wakes for the peer's write, the reads that
+ *       follow take its bytes and end in EAGAIN, and then the program's
+ *       own poll() sleeps: the peer's next write must wake it (the EAGAIN
+ *       asked for that doorbell; the poll's request was answered already).
+ *       The writer writes each time only once the reader sleeps, and the
+ *       reader must wake within 2 s, where a lost doorbell never wakes it.
  *
  * Each case runs ROUNDS connections; the worst wake-up is reported and
  * must stay under WAKE_MAX_MS.  A lost doorbell shows as a wait of
@@ -310,19 +317,29 @@ static void plain_poll_in(int fd)
 	CHECK(poll(&p, 1, 5000) == 1 && (p.revents & POLLIN));
 }
 
+/* A listener, a client child running fn, and its connection in shared memory. */
+static int accept_client(int (*fn)(uint16_t, struct link *), struct link *l, int *lfd, pid_t *pid)
+{
+	uint16_t port;
+	int fd;
+
+	*lfd = h_listen(AF_INET, H_USMC, &port);
+	h_chan_open(&l->to_client);
+	*pid = fork_client(fn, port, l);
+	fd = usmc_accept(*lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	return fd;
+}
+
 static void plain_poll(void)
 {
 	struct link l;
-	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	int lfd, fd;
 	uint8_t buf[8], want[4];
 	pid_t pid;
 
-	h_chan_open(&l.to_client);
-	pid = fork_client(plain_poll_client, port, &l);
-	fd = usmc_accept(lfd, NULL, NULL);
-	CHECK(fd >= 0);
-	h_check_mode(fd, USMC_MODE_SMCD);
+	fd = accept_client(plain_poll_client, &l, &lfd, &pid);
 	h_pattern(want, 4, 11, 0);
 	plain_poll_in(fd);
 	CHECK(usmc_recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == 2 && !memcmp(buf, want, 2));
@@ -334,6 +351,123 @@ static void plain_poll(void)
 	CHECK(h_wait_ok(pid));
 	CHECK(usmc_close(fd) == 0);
 	printf("plain poll(): woke for the first bytes and for more\n");
+}
+
+/* ---- usmc_poll, then the program's own poll() ---- */
+
+#define REARM_A 3000
+#define REARM_B 5000
+
+/* Waits until pid sleeps in poll (state S; the wait channel says poll where it is shown). */
+static void wait_asleep_in_poll(pid_t pid)
+{
+	char path[64], buf[512];
+	int asleep = 0;
+
+	for (int i = 0; i < 5000 && asleep < 3; i++) {
+		FILE *f;
+		char *paren;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		f = fopen(path, "re");
+		CHECK(f && fgets(buf, sizeof(buf), f));
+		fclose(f);
+		paren = strrchr(buf, ')');
+		CHECK(paren);
+		if (paren[2] == 'S') {
+			snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+			f = fopen(path, "re");
+			buf[0] = 0;
+			if (f) {
+				if (!fgets(buf, sizeof(buf), f))
+					buf[0] = 0;
+				fclose(f);
+			}
+			/* Three looks in a row, 2 ms apart: not a passing pause. */
+			asleep = !buf[0] || !strcmp(buf, "0") || strstr(buf, "poll") ? asleep + 1 : 0;
+		} else {
+			asleep = 0;
+		}
+		usleep(2000);
+	}
+	CHECK(asleep == 3);
+}
+
+static int rearm_writer(uint16_t port, struct link *l)
+{
+	int fd = h_connect(AF_INET, H_USMC, port);
+	uint8_t buf[REARM_B];
+
+	settle(fd);
+	CHECK(h_chan_recv(&l->to_client) == 1); /* the reader goes into usmc_poll */
+	wait_asleep_in_poll(getppid());
+	h_pattern(buf, REARM_A, 13, 0);
+	h_write_all(fd, buf, REARM_A);
+	CHECK(h_chan_recv(&l->to_client) == 2); /* the reader goes into poll() */
+	wait_asleep_in_poll(getppid());
+	h_pattern(buf, REARM_B, 13, REARM_A);
+	h_write_all(fd, buf, REARM_B);
+	CHECK(h_chan_recv(&l->to_client) == 3);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+/* Reads what is there until EAGAIN; returns how many bytes, adding them to *sum. */
+static size_t read_until_eagain(int fd, uint64_t *sum)
+{
+	uint8_t buf[8192];
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = usmc_recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		*sum = h_fnv(*sum, buf, (size_t)n);
+		got += (size_t)n;
+	}
+	CHECK(n < 0 && errno == EAGAIN);
+	return got;
+}
+
+static void poll_then_plain(void)
+{
+	struct link l;
+	int lfd, fd;
+	struct pollfd p;
+	uint8_t want[REARM_A + REARM_B];
+	uint64_t sum = H_FNV_INIT;
+	size_t got;
+	int64_t t0;
+	pid_t pid;
+
+	fd = accept_client(rearm_writer, &l, &lfd, &pid);
+	h_pattern(want, sizeof(want), 13, 0);
+	h_chan_send(&l.to_client, 1);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	CHECK(usmc_poll(&p, 1, 5000) == 1 && (p.revents & POLLIN));
+	got = read_until_eagain(fd, &sum);
+	/* All of the first write, or the rest of it wakes the poll() below. */
+	while (got < REARM_A) {
+		CHECK(usmc_poll(&p, 1, 5000) == 1);
+		got += read_until_eagain(fd, &sum);
+	}
+	CHECK(got == REARM_A && sum == h_fnv(H_FNV_INIT, want, REARM_A));
+	h_chan_send(&l.to_client, 2);
+	t0 = now_us();
+	if (poll(&p, 1, 2000) != 1)
+		fprintf(stderr, "poll() did not wake for the write in %.0f ms\n",
+			(double)(now_us() - t0) / 1000);
+	CHECK(p.revents & POLLIN);
+	while (got < sizeof(want)) {
+		got += read_until_eagain(fd, &sum);
+		if (got < sizeof(want))
+			CHECK(poll(&p, 1, 2000) == 1);
+	}
+	CHECK(got == sizeof(want) && sum == h_fnv(H_FNV_INIT, want, sizeof(want)));
+	h_chan_send(&l.to_client, 3);
+	CHECK(h_wait_ok(pid));
+	CHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	printf("poll() after usmc_poll and EAGAIN: woke for the next write, %zu bytes checked\n",
+	       got);
 }
 
 /* ---- a byte that reaches the TCP socket outside usmc ---- */
@@ -395,6 +529,8 @@ int main(int argc, char **argv)
 	setenv("USMC_SPIN_US", "0", 1);
 	if (!strcmp(wake_case, "plain_poll"))
 		plain_poll();
+	else if (!strcmp(wake_case, "poll_then_plain"))
+		poll_then_plain();
 	else if (!strcmp(wake_case, "foreign"))
 		foreign();
 	else

@@ -102,6 +102,8 @@ void expect(struct end *e, uint64_t v);
 socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss);
 /* A connected socket toward the case's listener, or fatal. */
 int connect_to(struct end *e);
+/* A listener on the loopback address, its port in *port, or fatal. */
+int listen_any(int family, uint16_t *port);
 /* The next connection on the case's listener, or fatal. */
 int accept_one(struct end *e);
 /* A TCP socket of the family (type may carry SOCK_NONBLOCK), or fatal. */

@@ -553,6 +553,56 @@ static void after_rcvlowat(struct end *e)
 	recv_pattern(e->fd, 54, 0, 10, "10 bytes");
 }
 
+/*
+ * The new image of a connecting end closes a connection whose last bytes
+ * the peer has not read yet, then connects to the same peer process
+ * again: the new connection must not take the place of the first one's
+ * bytes, which the peer reads after the second connection's.
+ */
+static void exec_reconnect_client(struct end *e)
+{
+	int first, second;
+
+	e->lfd = listen_any(AF_INET, &e->port);
+	/* Once for the connect, once for the new image's. */
+	tell(e, e->port);
+	tell(e, e->port);
+	first = accept_one(e);
+	e->fd = first;
+	greet(e);
+	expect(e, 1);
+	second = accept_one(e);
+	expect(e, 2);
+	recv_to_eof(first, "the first connection");
+	recv_to_eof(second, "the second connection");
+	close(second);
+	close(e->lfd);
+	e->lfd = -1;
+}
+
+static void exec_reconnect_server(struct end *e)
+{
+	e->port = (uint16_t)hear(e);
+	e->fd = connect_to(e);
+	greet(e);
+	exec_step(e, "reconnect_after", e->fd);
+}
+
+static void reconnect_after(struct end *e)
+{
+	e->family = AF_INET;
+	send_pattern(e->fd, 55, 0, 30000);
+	say_rc("close with the bytes unread", close(e->fd));
+	tell(e, 1);
+	e->port = (uint16_t)hear(e);
+	e->fd = connect_to(e);
+	/* The same stream's next bytes: a checksum tells the two apart. */
+	send_pattern(e->fd, 55, 30000, 30000);
+	say_rc("close the second", close(e->fd));
+	e->fd = -1;
+	tell(e, 2);
+}
+
 const struct diff_case exec_cases[] = {
 	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
 	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
@@ -573,6 +623,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_rcvtimeo", exec_read_ends_client, exec_rcvtimeo_server, .conns = 1 },
 	{ "exec_linger", exec_linger_client, exec_linger_server, .conns = 1 },
 	{ "exec_rcvlowat", exec_rcvlowat_client, exec_rcvlowat_server, .conns = 1 },
+	{ "exec_reconnect", exec_reconnect_client, exec_reconnect_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
 
@@ -590,6 +641,7 @@ static const struct {
 	{ "after_rcvtimeo", read_after_exec },
 	{ "after_linger", after_linger },
 	{ "after_rcvlowat", after_rcvlowat },
+	{ "reconnect_after", reconnect_after },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
 };

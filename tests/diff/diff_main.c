@@ -261,7 +261,7 @@ int accept_one(struct end *e)
 	return fd;
 }
 
-static int listen_any(int family, uint16_t *port)
+int listen_any(int family, uint16_t *port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = loopback(family, 0, &ss);

@@ -14,7 +14,12 @@ the file is restored.  A mutant whose tests all pass survived.
     mutate.py BUILD_DIR [--only ID,ID] [--list FILE] [--timeout S] [--keep]
     mutate.py --check     (lists stale mutants, builds nothing)
 
-Exit status: 0 if every mutant was applied, built and killed.
+A mutant may carry "equivalent: REASON": no test can tell it from the
+code (it changes nothing observable).  It is run all the same; if it
+survives, the score is given both ways, strict and without it.
+
+Exit status: 0 if every mutant was applied, built and killed (or
+survived and is marked equivalent).
 """
 import argparse
 import os
@@ -40,6 +45,7 @@ class Mutant:
         self.file = None
         self.tests = None
         self.what = ""
+        self.equivalent = ""
         self.old = []
         self.new = []
 
@@ -50,7 +56,7 @@ class Mutant:
 
 
 def parse(path):
-    """== ID, then file:, tests:, what:, '- ' original and '+ ' new lines."""
+    """== ID, then file:, tests:, what:, equivalent:, '- ' original and '+ ' new lines."""
     mutants, cur = [], None
     with open(path) as f:
         for n, raw in enumerate(f, 1):
@@ -66,7 +72,7 @@ def parse(path):
                 cur.new.append(line[2:])
             else:
                 key, _, val = line.partition(":")
-                if key not in ("file", "tests", "what"):
+                if key not in ("file", "tests", "what", "equivalent"):
                     sys.exit("%s:%d: unknown field %r" % (path, n, key))
                 setattr(cur, key, val.strip())
     ids = set()
@@ -282,14 +288,21 @@ def main():
         build(bdir, every)
         killed, survived = len(results["killed"]), len(results["survived"])
         scored = killed + survived
+        equivalent = sum(1 for m in results["survived"] if m.equivalent)
         print("\nscore: %d of %d killed (%.1f%%); %d stale, %d not built, %d without tests; "
               "%.0f s" % (killed, scored, 100.0 * killed / scored if scored else 0.0,
                           len(results["stale"]), len(results["no-build"]),
                           len(results["no-tests"]), time.time() - start))
+        if equivalent:
+            rest = scored - equivalent
+            print("without the %d surviving mutant(s) marked equivalent: %d of %d killed (%.1f%%)"
+                  % (equivalent, killed, rest, 100.0 * killed / rest if rest else 0.0))
         for status in ("survived", "stale", "no-build", "no-tests"):
             for m in results[status]:
                 print("%s: %s (%s): %s" % (status, m.id, m.file, m.what))
-        return 0 if killed == len(mutants) else 1
+                if status == "survived" and m.equivalent:
+                    print("    equivalent: " + m.equivalent)
+        return 0 if killed + equivalent == len(mutants) else 1
     finally:
         if a.keep:
             print("kept " + scratch)
