@@ -4,14 +4,16 @@
  * of what it waits for, with the spin off (USMC_SPIN_US=0), so that the
  * doorbell is all that can wake it.
  *
- *   wakeup --case data|shutdown|space --drainer none|thread|fork
+ *   wakeup --case data|shutdown|space --drainer none|thread|fork [--corked]
  *       data:     the server blocks in read(); the client writes a byte.
  *       shutdown: the server blocks in read(); the client shuts down.
  *       space:    the server fills its ring and blocks in write(); the
  *                 client reads, freeing room.
  *       With a drainer, another thread of the server, or a process it
  *       forked, polls the same socket without pause meanwhile, reading
- *       the doorbells as fast as they come.
+ *       the doorbells as fast as they come.  With --corked the client
+ *       sets TCP_CORK on its socket first, as nginx's tcp_nopush does:
+ *       its doorbells must not wait for the cork's 200 ms.
  *   wakeup --case foreign
  *       A byte the client writes to the TCP socket past usmc (a raw
  *       syscall), whether or not it looks like a doorbell, resets the
@@ -33,6 +35,8 @@
  * must stay under WAKE_MAX_MS.  A lost doorbell shows as a wait of
  * seconds.  Every byte moved is checked.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -54,6 +58,7 @@
 #define ACT_DELAY_MS 10 /* the client acts this long after the server blocks */
 
 static const char *wake_case = "data", *drainer = "none";
+static bool corked;
 
 static int64_t now_us(void)
 {
@@ -206,6 +211,8 @@ static void client_round(int fd, struct link *l)
 	int64_t acted;
 
 	settle(fd);
+	if (corked)
+		CHECK(usmc_setsockopt(fd, IPPROTO_TCP, TCP_CORK, &(int){ 1 }, sizeof(int)) == 0);
 	filled = (size_t)h_chan_recv(&l->to_client);
 	usleep(ACT_DELAY_MS * 1000);
 	if (!strcmp(wake_case, "data")) {
@@ -519,11 +526,13 @@ static void foreign(void)
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--case"))
-			wake_case = argv[i + 1];
-		else if (!strcmp(argv[i], "--drainer"))
-			drainer = argv[i + 1];
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--case") && i + 1 < argc)
+			wake_case = argv[++i];
+		else if (!strcmp(argv[i], "--drainer") && i + 1 < argc)
+			drainer = argv[++i];
+		else if (!strcmp(argv[i], "--corked"))
+			corked = true;
 	}
 	/* The doorbell alone must wake a waiter: no spin may find the answer first. */
 	setenv("USMC_SPIN_US", "0", 1);
