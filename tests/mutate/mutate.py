@@ -95,14 +95,23 @@ def apply(tree, m):
     old, new = "\n".join(m.old) + "\n", "\n".join(m.new) + ("\n" if m.new else "")
     if text.count(old) != 1:
         return None
-    with open(path, "w") as f:
-        f.write(text.replace(old, new))
+    write_newer(path, text.replace(old, new))
     return text
 
 
-def restore(tree, m, text):
-    with open(os.path.join(tree, m.file), "w") as f:
+def write_newer(path, text):
+    """Writes text, dated a second ahead: the kernel's file times are coarser
+    than a build is quick, and an object made in the same tick as its
+    source was written would pass for up to date, keeping the mutant
+    before (or the code before the mutant)."""
+    with open(path, "w") as f:
         f.write(text)
+    later = time.time() + 1
+    os.utime(path, (later, later))
+
+
+def restore(tree, m, text):
+    write_newer(os.path.join(tree, m.file), text)
 
 
 def run(cmd, timeout=None, **kw):
