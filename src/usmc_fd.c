@@ -230,33 +230,3 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 	}
 	return usmc_sys.close_range(first, last, flags);
 }
-
-/*
- * fork() shares every connection with the child, as it shares the kernel
- * socket: from then on a close must look for the other holders.
- */
-static void mark_connections_forked(void)
-{
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			if (s && s->conn)
-				s->conn->forked = true;
-		}
-	}
-}
-
-static void watch_fork(void)
-{
-	pthread_atfork(mark_connections_forked, NULL, NULL);
-}
-
-void usmc_fd_watch_fork(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, watch_fork);
-}
