@@ -40,6 +40,26 @@ int usmc_shutdown_conn(struct usmc_sock *s, int how)
 	return 0;
 }
 
+/*
+ * An orderly close: the flags go to the peer at once, and into our own
+ * copy of them, which lets the link group's owner give the slot to a new
+ * connection, only after our last touch of the connection's state.  The
+ * last holder may be a forked child, still draining when its parent
+ * accepts the next connection.
+ */
+static void close_orderly(struct usmc_sock *s)
+{
+	const uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
+	struct usmc_conn *conn = s->conn;
+
+	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	usmc_conn_ring(s);
+	/* Unread doorbells would turn the kernel's FIN into a reset. */
+	usmc_conn_drain(s);
+	atomic_fetch_or(&conn->sh->flags_out, flags);
+}
+
 /* Tells the peer how the connection ends: an orderly close, or a reset. */
 static void close_publish(struct usmc_sock *s)
 {
@@ -47,13 +67,10 @@ static void close_publish(struct usmc_sock *s)
 	uint64_t unread = 0;
 
 	usmc_rx_avail(s, &unread);
-	if (conn->sh->aborted || unread || s->linger_reset) {
+	if (conn->sh->aborted || unread || s->linger_reset)
 		usmc_conn_abort(s);
-	} else {
-		publish_flags(s, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
-		/* Unread doorbells would turn the kernel's FIN into a reset. */
-		usmc_conn_drain(s);
-	}
+	else
+		close_orderly(s);
 }
 
 int usmc_close_conn(struct usmc_sock *s)

@@ -535,7 +535,7 @@ static bool conn_rings(struct usmc_conn *conn, const struct exec_sock *e)
 	conn->rx_mapped = true;
 	conn->peer_gen = e->peer_gen;
 	conn->token = e->token;
-	atomic_store(&conn->holds, (e->flags & EXEC_HELD) != 0);
+	usmc_holders_adopt(conn, (e->flags & EXEC_HELD) != 0);
 	return true;
 }
 

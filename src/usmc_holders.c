@@ -38,16 +38,22 @@
  * A holder that never ends its hold (killed with -9, an _exit() without
  * close, a program exec'd without usmc) leaves the count above zero for
  * good.  So a closer whose decrement leaves holders looks in /proc
- * whether any process of the fork tree still holds the socket, and only
- * if none does, acts as the last.  Both a counted last holder and one
- * that found nobody may end the connection: publishing the close and
- * draining twice is harmless.  A count too high is safe (the look in /proc
- * decides), one too low is not (a close would end the connection under a
- * holder still using it), so wherever a process cannot be sure, it counts
- * one more: a failed fork, a spawn that failed with more connections than
- * it recorded, a hold the exec could not hand over.  Left to /proc,
- * several holders closing at once with such a stale count may each still
- * see the other, and the end is then the kernel's alone.
+ * whether any process of the fork tree still holds the socket; if none
+ * does, it takes the rest of the count to zero itself, unless it changed
+ * meanwhile, and is the last.  Exactly one process ends the connection:
+ * the owner of the link group frees the slot when it is the last, and
+ * the slot may then carry a new connection at once, so a second "last"
+ * would publish into a stranger's state.  For the same reason the count
+ * carries the slot's generation (its CDC area's gen when the connection
+ * began): a count of a slot reused since is no longer this connection's.
+ *
+ * A count too high is safe (the look in /proc decides), one too low is
+ * not (a close would end the connection under a holder still using it),
+ * so wherever a process cannot be sure, it counts one more: a failed
+ * fork, a spawn that failed with more connections than it recorded, a
+ * hold the exec could not hand over.  Left to /proc, several holders
+ * closing at once with such a stale count may each still see the other,
+ * and the end is then the kernel's alone.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -60,42 +66,80 @@ static pthread_rwlock_t holders_lock = PTHREAD_RWLOCK_INITIALIZER;
 static sigset_t fork_mask;  /* the forking thread's signal mask */
 static uint32_t fork_count; /* forks since this image started; glibc runs one at a time */
 
-/* One more holder, unless the connection has ended (the count is zero). */
-static bool holders_add(struct usmc_conn_shared *sh)
-{
-	uint32_t n = atomic_load(&sh->holders);
+/* The count word: the slot's generation, and the number of holders. */
+#define HOLDERS(gen, n) ((uint64_t)(gen) << 32 | (n))
+#define HOLDERS_GONE UINT32_MAX /* the slot carries another connection now */
 
-	while (n && !atomic_compare_exchange_weak(&sh->holders, &n, n + 1))
+/* One more holder, unless the connection has ended (its count is zero or gone). */
+static bool holders_add(struct usmc_conn *conn)
+{
+	uint64_t w = atomic_load(&conn->sh->holders);
+
+	while (w >> 32 == conn->holders_gen && (uint32_t)w &&
+	       !atomic_compare_exchange_weak(&conn->sh->holders, &w, w + 1))
 		;
-	return n != 0;
+	return w >> 32 == conn->holders_gen && (uint32_t)w;
 }
 
-/* One holder fewer, never below floor: how many are left. */
-static uint32_t holders_sub(struct usmc_conn_shared *sh, uint32_t floor)
+/* One holder fewer, never below floor: how many are left, or HOLDERS_GONE. */
+static uint32_t holders_sub(struct usmc_conn *conn, uint32_t floor)
 {
-	uint32_t n = atomic_load(&sh->holders);
+	uint64_t w = atomic_load(&conn->sh->holders);
 
-	while (n > floor && !atomic_compare_exchange_weak(&sh->holders, &n, n - 1))
+	while (w >> 32 == conn->holders_gen && (uint32_t)w > floor &&
+	       !atomic_compare_exchange_weak(&conn->sh->holders, &w, w - 1))
 		;
-	return n > floor ? n - 1 : n;
+	if (w >> 32 != conn->holders_gen)
+		return HOLDERS_GONE;
+	return (uint32_t)w > floor ? (uint32_t)w - 1 : (uint32_t)w;
+}
+
+/*
+ * left holders are counted, and none may be alive: if /proc shows no
+ * other process holding the socket, the rest of the count goes to zero
+ * and we are the last, unless another holder's decrement came first.
+ */
+static bool holders_claim(struct usmc_conn *conn, unsigned long inode, uint32_t left)
+{
+	for (;;) {
+		uint64_t w = HOLDERS(conn->holders_gen, left);
+
+		if (proc_tree_holds_socket(conn->lgr->owner_pid, inode))
+			return false;
+		if (atomic_compare_exchange_strong(&conn->sh->holders, &w,
+						   HOLDERS(conn->holders_gen, 0)))
+			return true;
+		if (w >> 32 != conn->holders_gen || !(uint32_t)w)
+			return false;
+		left = (uint32_t)w;
+	}
 }
 
 void usmc_holders_init(struct usmc_conn *conn)
 {
-	atomic_store(&conn->sh->holders, 1);
+	conn->holders_gen = atomic_load(&conn->tx.cdc->gen);
+	atomic_store(&conn->sh->holders, HOLDERS(conn->holders_gen, 1));
 	atomic_store(&conn->holds, true);
 	usmc_holders_watch_fork();
 }
 
+void usmc_holders_adopt(struct usmc_conn *conn, bool holds)
+{
+	conn->holders_gen = (uint32_t)(atomic_load(&conn->sh->holders) >> 32);
+	atomic_store(&conn->holds, holds);
+}
+
 bool usmc_holder_last(struct usmc_conn *conn, unsigned long inode)
 {
-	bool last;
+	bool last = false;
+	uint32_t left;
 
 	usmc_holders_enter();
 	/* A process whose hold has ended, or was never counted, leaves the end to the holders. */
-	last = conn->sh && atomic_exchange(&conn->holds, false) &&
-	       (holders_sub(conn->sh, 0) == 0 ||
-		!proc_tree_holds_socket(conn->lgr->owner_pid, inode));
+	if (conn->sh && atomic_exchange(&conn->holds, false)) {
+		left = holders_sub(conn, 0);
+		last = left == 0 || (left != HOLDERS_GONE && holders_claim(conn, inode, left));
+	}
 	usmc_holders_leave();
 	return last;
 }
@@ -104,7 +148,7 @@ void usmc_holder_drop(struct usmc_conn *conn)
 {
 	usmc_holders_enter();
 	if (conn->sh && atomic_exchange(&conn->holds, false))
-		holders_sub(conn->sh, 0);
+		holders_sub(conn, 0);
 	usmc_holders_leave();
 }
 
@@ -120,13 +164,13 @@ void usmc_holders_leave(void)
 
 bool usmc_holder_add(struct usmc_conn *conn)
 {
-	return holders_add(conn->sh);
+	return holders_add(conn);
 }
 
 void usmc_holder_sub(struct usmc_conn *conn)
 {
 	/* The spawning process holds it still: the count never reaches zero here. */
-	holders_sub(conn->sh, 1);
+	holders_sub(conn, 1);
 }
 
 /* Calls fn for each connection of the descriptor table, once per socket. */
@@ -148,14 +192,14 @@ static void each_conn(void (*fn)(struct usmc_conn *conn))
 static void count_for_child(struct usmc_conn *conn)
 {
 	conn->fork_seen = fork_count;
-	holders_add(conn->sh);
+	holders_add(conn);
 }
 
 /* In the child: a connection the prepare handler did not count. */
 static void count_self(struct usmc_conn *conn)
 {
 	conn->fork_seen = fork_count;
-	if (!holders_add(conn->sh))
+	if (!holders_add(conn))
 		atomic_store(&conn->holds, false);
 }
 

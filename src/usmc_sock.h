@@ -57,8 +57,8 @@ struct usmc_conn_shared {
 	_Atomic uint32_t drainer; /* the thread reading doorbells now, or 0 */
 	/* Threads asleep on the TCP socket, and the peer's bells each had seen: usmc_wake.c. */
 	_Atomic uint64_t sleepers[USMC_SLEEPERS];
-	/* The processes that hold the connection, counted: usmc_holders.c. */
-	_Atomic uint32_t holders;
+	/* The processes that hold the connection, counted, and the slot's gen: usmc_holders.c. */
+	_Atomic uint64_t holders;
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
@@ -73,6 +73,7 @@ struct usmc_conn {
 	struct usmc_conn_shared *sh; /* in tx's slot header, once tx exists */
 	bool rx_mapped;      /* the client learns it from the Accept */
 	_Atomic bool holds;  /* this process is one of sh->holders (usmc_holders.c) */
+	uint32_t holders_gen; /* the slot's generation, in sh->holders */
 	uint32_t fork_seen;  /* the fork whose prepare handler counted it */
 	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
 	/* client handshake */
@@ -249,6 +250,8 @@ static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
  * shared state.  A new connection has this process as its one holder.
  */
 void usmc_holders_init(struct usmc_conn *conn);
+/* A connection an exec handed over: held by this image or not. */
+void usmc_holders_adopt(struct usmc_conn *conn, bool holds);
 /*
  * Ends this process's hold of the connection (once; the socket's inode
  * for the look in /proc): true if it was the last holder, which ends the
