@@ -386,7 +386,8 @@ static void exec_cloexec_client(struct end *e)
 	close(second);
 }
 
-static void exec_cloexec_server(struct end *e)
+/* The client's second connection, once it says it made it, close-on-exec. */
+static int accept_cloexec(struct end *e)
 {
 	int second;
 
@@ -394,6 +395,13 @@ static void exec_cloexec_server(struct end *e)
 	second = accept_one(e);
 	if (fcntl(second, F_SETFD, FD_CLOEXEC))
 		fatal("fcntl");
+	return second;
+}
+
+static void exec_cloexec_server(struct end *e)
+{
+	int second = accept_cloexec(e);
+
 	send_pattern(second, 44, 0, 50000);
 	send_pattern(e->fd, 45, 0, 30000);
 	exec_step(e, "exec_cloexec_after", e->fd);
@@ -426,12 +434,8 @@ static void spawn_cloexec_client(struct end *e)
 
 static void spawn_cloexec_server(struct end *e)
 {
-	int second;
+	int second = accept_cloexec(e);
 
-	expect(e, 1);
-	second = accept_one(e);
-	if (fcntl(second, F_SETFD, FD_CLOEXEC))
-		fatal("fcntl");
 	spawn_server(e);
 	tell(e, 2);
 	expect(e, 3);
