@@ -74,7 +74,7 @@ void af_conn_shared_init(struct usmc_conn *conn)
 	pthread_mutex_init(&sh->rx_lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	conn->sh = sh;
-	usmc_fd_watch_fork();
+	usmc_holders_init(conn);
 }
 
 /* Gives the connection's ring and link group reference back. */

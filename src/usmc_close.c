@@ -15,7 +15,6 @@
 #include "usmc.h"
 #include "usmc_exec.h"
 #include "usmc_poll.h"
-#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
@@ -41,6 +40,26 @@ int usmc_shutdown_conn(struct usmc_sock *s, int how)
 	return 0;
 }
 
+/*
+ * An orderly close: the flags go to the peer at once, and into our own
+ * copy of them, which lets the link group's owner give the slot to a new
+ * connection, only after our last touch of the connection's state.  The
+ * last holder may be a forked child, still draining when its parent
+ * accepts the next connection.
+ */
+static void close_orderly(struct usmc_sock *s)
+{
+	const uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
+	struct usmc_conn *conn = s->conn;
+
+	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	usmc_conn_ring(s);
+	/* Unread doorbells would turn the kernel's FIN into a reset. */
+	usmc_conn_drain(s);
+	atomic_fetch_or(&conn->sh->flags_out, flags);
+}
+
 /* Tells the peer how the connection ends: an orderly close, or a reset. */
 static void close_publish(struct usmc_sock *s)
 {
@@ -48,13 +67,10 @@ static void close_publish(struct usmc_sock *s)
 	uint64_t unread = 0;
 
 	usmc_rx_avail(s, &unread);
-	if (conn->sh->aborted || unread || s->linger_reset) {
+	if (conn->sh->aborted || unread || s->linger_reset)
 		usmc_conn_abort(s);
-	} else {
-		publish_flags(s, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
-		/* Unread doorbells would turn the kernel's FIN into a reset. */
-		usmc_conn_drain(s);
-	}
+	else
+		close_orderly(s);
 }
 
 int usmc_close_conn(struct usmc_sock *s)
@@ -100,12 +116,15 @@ static unsigned long sock_inode(int fd)
 	return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
-/* The last close of an SMC connection in this process: see close_conn_held_elsewhere. */
+/*
+ * The last close of an SMC connection in this process: the end of its
+ * hold, and of the connection if it was the last holder (usmc_holders.c).
+ */
 static void close_conn_last_here(struct usmc_sock *s, int fd)
 {
 	struct usmc_conn *conn = s->conn;
 
-	if (conn->forked && proc_tree_holds_socket(conn->lgr->owner_pid, sock_inode(fd))) {
+	if (!usmc_holder_last(conn, sock_inode(fd))) {
 		close_conn_held_elsewhere(s);
 	} else if (conn->lgr->owner_pid != usmc_pid()) {
 		/* The last holder, forked: the link group's bookkeeping is the owner's. */
@@ -163,6 +182,7 @@ void usmc_release_fd(int fd)
 	}
 	/* A handshake is settled by the process that proposed, in a fork's parent. */
 	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
+		usmc_holder_drop(s->conn);
 		usmc_conn_free(s->conn);
 		s->conn = NULL;
 		usmc_sock_forget(fd);
@@ -173,24 +193,38 @@ void usmc_release_fd(int fd)
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)
-		usmc_close_conn(s);
+		close_conn_last_here(s, fd);
 	usmc_sock_forget(fd);
 }
 
 int usmc_close(int fd)
 {
+	struct usmc_sock *s = usmc_sock_get(fd);
+	/* A fork meanwhile would give the child the descriptor without its count. */
+	bool guard = s && atomic_load(&s->state) == SOCK_SMC;
+	int rc;
+
+	if (guard)
+		usmc_holders_enter();
 	usmc_release_fd(fd);
-	return usmc_sys.close(fd);
+	rc = usmc_sys.close(fd);
+	if (guard)
+		usmc_holders_leave();
+	return rc;
 }
 
 /*
- * At exit the kernel closes the descriptors without usmc: doorbells left
- * unread on a connection's TCP socket would turn its FIN into a reset, so
- * the connection's last holder drains them first, as close() does.  Only
- * that: other threads may still be inside a call on the socket.
+ * At exit the kernel closes the descriptors without usmc: the process's
+ * holds end here, and doorbells left unread on a connection's TCP socket
+ * would turn its FIN into a reset, so the connection's last holder drains
+ * them first, as close() does.  Only that: other threads may still be
+ * inside a call on the socket.
  */
 void usmc_exit_drain(void)
 {
+	/* A vfork child's exit: the table and the holds are its parent's. */
+	if (usmc_vfork_child())
+		return;
 	for (int c = 0; c < FDTAB_CHUNKS; c++) {
 		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
 
@@ -200,10 +234,8 @@ void usmc_exit_drain(void)
 
 			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 				continue;
-			if (s->conn->forked &&
-			    proc_tree_holds_socket(s->conn->lgr->owner_pid, sock_inode(fd)))
-				continue;
-			usmc_conn_drain(s);
+			if (usmc_holder_last(s->conn, sock_inode(fd)))
+				usmc_conn_drain(s);
 		}
 	}
 }

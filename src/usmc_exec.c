@@ -195,7 +195,7 @@ static void describe_lgr(const struct usmc_lgr *lgr, bool spawn, struct exec_lgr
 	l->port = lgr->port;
 }
 
-static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn, bool vforked,
+static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool held, bool vforked,
 			  struct exec_sock *e)
 {
 	const struct usmc_conn *conn = s->conn;
@@ -213,7 +213,7 @@ static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn, b
 		.rcvlowat = s->rcvlowat,
 		.flags = (s->linger_reset ? EXEC_LINGER_RESET : 0) | (s->shut_wr ? EXEC_SHUT_WR : 0) |
 			 (s->shut_rd ? EXEC_SHUT_RD : 0) | (s->cork ? EXEC_CORK : 0) |
-			 (conn->forked || spawn ? EXEC_FORKED : 0),
+			 (held ? EXEC_HELD : 0),
 		.tx_seg = conn->tx.seg->id,
 		.tx_slot = conn->tx.slot,
 		.rx_seg = conn->rx.seg->id,
@@ -224,8 +224,27 @@ static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool spawn, b
 	};
 }
 
+/*
+ * Whether the new image holds the connection (usmc_holders.c): after an
+ * exec, where this process did; a spawned program, where it inherits the
+ * socket, and then it is counted now, before it exists.
+ */
+static bool new_image_holds(const struct pick *p, bool spawn, struct usmc_exec_prep *prep)
+{
+	struct usmc_conn *conn = p->s->conn;
+
+	if (!spawn)
+		return atomic_load(&conn->holds);
+	if (!p->inherit || !usmc_holder_add(conn))
+		return false;
+	if (prep->ncounted < EXEC_COUNTED_MAX)
+		prep->counted[prep->ncounted++] = conn;
+	return true;
+}
+
 /* The link groups of inherited sockets, and all their connections. */
-static int describe(struct pick *p, uint32_t n, bool spawn, bool vforked, struct exec_state *st)
+static int describe(struct pick *p, uint32_t n, bool spawn, bool vforked, struct exec_state *st,
+		    struct usmc_exec_prep *prep)
 {
 	struct usmc_lgr *lgrs[EXEC_MAX_LGRS];
 	uint32_t nlgr = 0;
@@ -255,9 +274,8 @@ static int describe(struct pick *p, uint32_t n, bool spawn, bool vforked, struct
 
 		if (l < 0)
 			continue;
-		if (spawn && p[i].inherit)
-			p[i].s->conn->forked = true; /* the spawned program holds it too */
-		describe_sock(p[i].s, (uint32_t)l, spawn, vforked, &st->sock[st->nsock++]);
+		describe_sock(p[i].s, (uint32_t)l, new_image_holds(&p[i], spawn, prep), vforked,
+			      &st->sock[st->nsock++]);
 	}
 	return nlgr ? 0 : 1;
 }
@@ -345,7 +363,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	usmc_lock();
 	picks = pick_socks(&n, vforked ? &child : NULL);
 	errno = ENOMEM;
-	rc = picks ? describe(picks, n, spawn, vforked, &st) : n ? -1 : 1;
+	rc = picks ? describe(picks, n, spawn, vforked, &st, p) : n ? -1 : 1;
 	err = rc < 0 ? errno : ENOMEM;
 	if (rc == 0 && vforked) {
 		/* Nothing to undo but closing what the child opened: an exec failure ends it. */
@@ -364,6 +382,27 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 		return -1;
 	}
 	return 0;
+}
+
+void usmc_exec_uncount(struct usmc_exec_prep *p)
+{
+	/* Only connections still in the table: one closed meanwhile may be freed. */
+	for (int c = 0; p->ncounted && c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+
+			for (uint32_t k = 0; s && s->conn && k < p->ncounted; k++) {
+				if (p->counted[k] == s->conn) {
+					usmc_holder_sub(s->conn);
+					p->counted[k] = p->counted[--p->ncounted];
+					break;
+				}
+			}
+		}
+	}
+	p->ncounted = 0;
 }
 
 void usmc_exec_undo(struct usmc_exec_prep *p)
@@ -507,13 +546,13 @@ static bool conn_rings(struct usmc_conn *conn, const struct exec_sock *e)
 	conn->rx_mapped = true;
 	conn->peer_gen = e->peer_gen;
 	conn->token = e->token;
-	conn->forked = e->flags & EXEC_FORKED;
+	usmc_holders_adopt(conn, (e->flags & EXEC_HELD) != 0);
 	return true;
 }
 
 /*
- * A connection whose descriptors the exec closed: what close() would
- * have done, unless a forked process still holds it.
+ * A connection whose descriptors the exec closed: the end of the
+ * process's hold, and what close() would have done if it was the last.
  */
 static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
 {
@@ -522,7 +561,7 @@ static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
 
 	if (!conn_rings(&conn, e))
 		return;
-	if (conn.forked) {
+	if (!usmc_holder_last(&conn, e->inode)) {
 		lgr_ring_give_away(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
 		return;
 	}
@@ -564,7 +603,7 @@ static void adopt_sock(struct usmc_lgr *lgr, const struct exec_sock *e, const st
 	lgr->refs++;
 	sock_settings(s, e);
 	s->conn = conn;
-	usmc_fd_watch_fork();
+	usmc_holders_watch_fork();
 	usmc_sock_set_state(s, SOCK_SMC);
 }
 

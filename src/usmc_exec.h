@@ -70,7 +70,7 @@ struct exec_lgr {
 #define EXEC_LINGER_RESET 0x1u
 #define EXEC_SHUT_WR 0x2u
 #define EXEC_SHUT_RD 0x4u
-#define EXEC_FORKED 0x8u
+#define EXEC_HELD 0x8u /* the new image is one of the holders (usmc_holders.c) */
 #define EXEC_CORK 0x10u
 
 struct exec_sock {
@@ -105,11 +105,23 @@ size_t exec_state_encode(const struct exec_state *st, void *buf, size_t cap);
 void exec_state_free(struct exec_state *st);
 
 /* usmc_exec.c */
+struct usmc_conn;
+
+/* Connections a spawn counts a holder of that it can take back if it fails. */
+#define EXEC_COUNTED_MAX 64
+
 struct usmc_exec_prep {
 	int fd;        /* the memfd with the state, -1 if there is nothing to hand over */
 	int nkept;     /* descriptors made to survive the exec */
 	int *kept;
 	pid_t spawned; /* 0: exec of this process; else posix_spawn */
+	/*
+	 * A spawn's: connections counted for the program (in the prep itself,
+	 * which a vfork child keeps on its stack; past the limit a failed
+	 * spawn leaves the count one too high, which is safe).
+	 */
+	uint32_t ncounted;
+	struct usmc_conn *counted[EXEC_COUNTED_MAX];
 };
 
 /*
@@ -118,6 +130,8 @@ struct usmc_exec_prep {
  * cannot; the call must then fail as the exec would have.
  */
 int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn);
+/* The exec or the spawn failed: the program it counted as a holder is none. */
+void usmc_exec_uncount(struct usmc_exec_prep *p);
 /* The exec failed, or the spawn is done: everything back as it was. */
 void usmc_exec_undo(struct usmc_exec_prep *p);
 /* In the new image: takes over what USMC_EXEC_FD names, if anything. */

@@ -137,6 +137,8 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	s->domain = domain;
 	s->state = SOCK_INIT;
 	s->diag = usmc_diag_alloc(fd, &s->diag_private);
+	/* A forked child lists the socket in its own usmc-stat table. */
+	usmc_fd_watch_fork();
 	if (!fdtab_set(fd, s)) {
 		usmc_diag_free(s->diag, &s->diag_private);
 		sock_free(s);
@@ -232,11 +234,10 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 }
 
 /*
- * fork() shares every connection with the child, as it shares the kernel
- * socket: from then on a close must look for the other holders.  The
- * socket's usmc-stat slot is copied as it is now into its private slot,
- * which fork copies to the child: the table itself is shared memory, where
- * the parent's close may free the slot before the child looks.
+ * Before fork, each socket's usmc-stat slot is copied as it is now into
+ * its private slot, which fork copies to the child: the table itself is
+ * shared memory, where the parent's close may free the slot before the
+ * child looks.  (Who holds a connection is counted in usmc_holders.c.)
  */
 static void before_fork(void)
 {
@@ -246,11 +247,8 @@ static void before_fork(void)
 		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
 			struct usmc_sock *s = atomic_load(&chunk[i]);
 
-			if (!s)
-				continue;
-			if (s->conn)
-				s->conn->forked = true;
-			usmc_diag_snapshot(s->diag, &s->diag_private);
+			if (s)
+				usmc_diag_snapshot(s->diag, &s->diag_private);
 		}
 	}
 }

@@ -3,7 +3,11 @@
  * The library's locks, and the one order they are taken in.
  *
  * A thread takes a lock only while it holds none of the same or a higher
- * rank.  The ranks, lowest (taken first) to highest:
+ * rank.  Before all of them comes holders_lock (usmc_holders.c), a
+ * read-write lock: fork() takes it to write, so that a child gets each
+ * connection with its count of holders; a close, and the end of a hold,
+ * read it, around whatever they take next.  The ranks, lowest (taken
+ * first) to highest:
  *
  *   LOCK_EPOLL         ep_lock (usmc_epoll.c): which usmc sockets are in
  *                      which epoll sets.  Held while the set's sockets

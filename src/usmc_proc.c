@@ -9,6 +9,7 @@
  * connections that went through a fork.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,17 +94,19 @@ static bool fd_is(pid_t pid, int fd, const char *want)
  * down, which sees a socket moved down either at its old number or at
  * its new one, and again from the lowest up, for a socket moved up.
  */
-bool proc_holds_socket(pid_t pid, unsigned long inode)
+static bool holds_socket(pid_t pid, unsigned long inode, bool unseen_holds)
 {
 	struct fd_list l = { 0 };
 	char want[32];
 	bool found = false;
 
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	errno = 0;
 	proc_for_each_fd(pid, note_fd, &l);
-	if (l.failed) {
+	/* Cannot tell: keep the connection open for the others. */
+	if (l.failed || (unseen_holds && !l.n && (errno == EACCES || errno == EPERM))) {
 		free(l.fds);
-		return true; /* cannot tell: keep the connection open for the others */
+		return true;
 	}
 	for (int i = l.n - 1; i >= 0 && !found; i--)
 		found = fd_is(pid, l.fds[i], want);
@@ -111,6 +114,11 @@ bool proc_holds_socket(pid_t pid, unsigned long inode)
 		found = fd_is(pid, l.fds[i], want);
 	free(l.fds);
 	return found;
+}
+
+bool proc_holds_socket(pid_t pid, unsigned long inode)
+{
+	return holds_socket(pid, inode, false);
 }
 
 /* Appends the children of every thread of pid to the list. */
@@ -158,7 +166,12 @@ bool proc_tree_holds_socket(pid_t root, unsigned long inode)
 			seen = list[j] == list[i];
 		if (seen)
 			continue;
-		found = list[i] != self && proc_holds_socket(list[i], inode);
+		/*
+		 * A process we may not look at (another user's, or we are in a
+		 * seccomp sandbox such as OpenSSH's, which answers EACCES) may
+		 * hold it: nothing seen is no proof of nothing.
+		 */
+		found = list[i] != self && holds_socket(list[i], inode, true);
 		add_children(list[i], list, &n);
 	}
 	free(list);

@@ -13,7 +13,10 @@ typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg
 bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
 /* Whether process pid holds the socket with this inode (false if we cannot tell). */
 bool proc_holds_socket(pid_t pid, unsigned long inode);
-/* Whether a process of the fork tree under root, or under us, other than us holds it. */
+/*
+ * Whether a process of the fork tree under root, or under us, other than
+ * us holds it; true also where we cannot tell (a process we may not look at).
+ */
 bool proc_tree_holds_socket(pid_t root, unsigned long inode);
 
 #endif

@@ -58,6 +58,8 @@ struct usmc_conn_shared {
 	_Atomic uint32_t drainer; /* the thread reading doorbells now, or 0 */
 	/* Threads asleep on the TCP socket, and the peer's bells each had seen: usmc_wake.c. */
 	_Atomic uint64_t sleepers[USMC_SLEEPERS];
+	/* The processes that hold the connection, counted, and the slot's gen: usmc_holders.c. */
+	_Atomic uint64_t holders;
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
@@ -71,7 +73,9 @@ struct usmc_conn {
 	struct usmc_ring rx; /* the peer's, mapped read-only */
 	struct usmc_conn_shared *sh; /* in tx's slot header, once tx exists */
 	bool rx_mapped;      /* the client learns it from the Accept */
-	bool forked;         /* a fork may have shared it with another process */
+	_Atomic bool holds;  /* this process is one of sh->holders (usmc_holders.c) */
+	uint32_t holders_gen; /* the slot's generation, in sh->holders */
+	uint32_t fork_seen;  /* the fork whose prepare handler counted it */
 	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
 	/* client handshake */
 	uint64_t token;
@@ -148,8 +152,6 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 }
 
 struct usmc_sock *usmc_sock_new(int fd, int domain);
-/* From the first connection on, fork() marks connections as shared. */
-void usmc_fd_watch_fork(void);
 /* Names s by one more descriptor, as dup does; false if the table has no room. */
 bool usmc_sock_alias(struct usmc_sock *s, int fd);
 /* Drops fd's entry; true if it was the socket's last descriptor (freed). */
@@ -205,7 +207,7 @@ int usmc_tx_replay(struct usmc_sock *s);
 
 /* usmc_close.c */
 int usmc_close_conn(struct usmc_sock *s);
-/* Before the process exits: drains the doorbells of connections no other process holds. */
+/* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
@@ -237,6 +239,36 @@ static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
 	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
 	return flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed);
 }
+
+/*
+ * usmc_holders.c: the processes holding a connection, counted in its
+ * shared state.  A new connection has this process as its one holder.
+ */
+void usmc_holders_init(struct usmc_conn *conn);
+/* A connection an exec handed over: held by this image or not. */
+void usmc_holders_adopt(struct usmc_conn *conn, bool holds);
+/*
+ * Ends this process's hold of the connection (once; the socket's inode
+ * for the look in /proc): true if it was the last holder, which ends the
+ * connection for the peer.
+ */
+bool usmc_holder_last(struct usmc_conn *conn, unsigned long inode);
+/* Ends this process's hold, the connection going on or not (a handshake's). */
+void usmc_holder_drop(struct usmc_conn *conn);
+/*
+ * Around a close: no fork counts the connection's holders meanwhile, so
+ * a child has both the descriptor and its count, or neither.
+ */
+void usmc_holders_enter(void);
+void usmc_holders_leave(void);
+/* A program about to be spawned with the connection: counted; false if it ended. */
+bool usmc_holder_add(struct usmc_conn *conn);
+/* A spawn that failed: takes back a count usmc_holder_add made. */
+void usmc_holder_sub(struct usmc_conn *conn);
+/* From the first connection on, fork() counts the child as a holder of each. */
+void usmc_holders_watch_fork(void);
+/* Sets the fork handlers that give a forked child its own usmc-stat slots (usmc_fd.c). */
+void usmc_fd_watch_fork(void);
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
 /*

@@ -19,10 +19,20 @@
  *       middle of it; the parent writes its own and closes.  The peer reads
  *       every record intact: the child's up to some point, then all of the
  *       parent's.
+ *   fork_conn --case close_race [--rounds N]
+ *       The server forks a child per connection and both close their copy
+ *       at the same moment, with the client's shutdown doorbell unread in
+ *       the TCP socket.  One of them is the last holder and must drain it:
+ *       the client reads EOF every round, never ECONNRESET.  A guess at the
+ *       last holder from /proc (each looking whether the other still holds
+ *       the socket) fails about one round in a hundred: 1000 rounds.
  * Every byte is checked; every connection stays in shared memory.
  */
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -262,6 +272,97 @@ static void case_holder_killed(void)
 	CHECK(usmc_close(lfd) == 0);
 }
 
+/* ---- close_race ---- */
+
+static int race_rounds, race_round;
+static _Atomic int *race_go; /* shared: the round whose two holders may close */
+
+/* A client that fails leaves the server's two holders waiting for nothing: they fail too. */
+static void race_abandon(void)
+{
+	atomic_store(race_go, -1);
+}
+
+static int race_client(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+	int eofs = 0, resets = 0;
+
+	atexit(race_abandon);
+	for (int i = 1; i <= race_rounds; i++) {
+		int fd = h_connect(AF_INET, H_USMC, port);
+		uint8_t b = 'x';
+		ssize_t n;
+
+		/* A byte each way: the connection is in shared memory, nothing left unread. */
+		h_write_all(fd, &b, 1);
+		h_read_all(fd, &b, 1);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		/* Rings the server's doorbell, which nobody reads before the closes. */
+		CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+		atomic_store(race_go, i);
+		n = usmc_read(fd, &b, 1);
+		if (n == 0)
+			eofs++;
+		else if (n < 0 && errno == ECONNRESET)
+			resets++;
+		else
+			CHECK(!"EOF or reset");
+		CHECK(usmc_close(fd) == 0);
+	}
+	printf("close_race: %d rounds, %d EOF, %d reset\n", race_rounds, eofs, resets);
+	fflush(stdout);
+	CHECK(resets == 0);
+	return 0;
+}
+
+/* Both holders wait for the client's doorbell, then close at once. */
+static void race_close(int fd, int round)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	while (atomic_load(race_go) != round)
+		CHECK(atomic_load(race_go) != -1);
+	CHECK(poll(&p, 1, -1) == 1); /* the kernel's poll: the doorbell is in */
+	CHECK(usmc_close(fd) == 0);
+}
+
+static int race_child(void *arg)
+{
+	race_close((int)(intptr_t)arg, race_round);
+	return 0;
+}
+
+static void case_close_race(int rounds)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port);
+	pid_t client;
+
+	race_go = mmap(NULL, sizeof(*race_go), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+	CHECK(race_go != MAP_FAILED);
+	race_rounds = rounds;
+	client = h_fork(race_client, (void *)(uintptr_t)port);
+	for (int i = 1, child = 0; i <= rounds; i++) {
+		int fd = usmc_accept(lfd, NULL, NULL);
+		uint8_t b;
+
+		CHECK(fd >= 0);
+		/* The last round's child may still be closing: its slot may be this one's. */
+		CHECK(!child || h_wait_ok(child));
+		h_read_all(fd, &b, 1);
+		h_write_all(fd, &b, 1);
+		race_round = i;
+		child = h_fork(race_child, (void *)(intptr_t)fd);
+		race_close(fd, i);
+		if (i == rounds)
+			CHECK(h_wait_ok(child));
+	}
+	CHECK(h_wait_ok(client));
+	CHECK(usmc_close(lfd) == 0);
+}
+
 /* ---- client_handoff ---- */
 
 static int inherited_sfd, inherited_lfd;
@@ -320,8 +421,11 @@ int main(int argc, char **argv)
 		case_client_handoff();
 	else if (!strcmp(c, "holder_killed"))
 		case_holder_killed();
+	else if (!strcmp(c, "close_race"))
+		case_close_race(rounds);
 	else {
-		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff|holder_killed\n");
+		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff|"
+				"holder_killed|close_race [--rounds N]\n");
 		return 2;
 	}
 	return 0;

@@ -172,6 +172,7 @@ static int with_handover(bool spawn, const char *target, bool search, char *cons
 		return call(ctx, envp);
 	/* A program that cannot take the connections over gets them ended, not doorbells. */
 	if (!preload_target_adopts(target, search)) {
+		usmc_exec_uncount(&p);
 		usmc_exec_undo(&p);
 		usmc_exec_break_inherited();
 		return call(ctx, envp);
@@ -185,6 +186,9 @@ static int with_handover(bool spawn, const char *target, bool search, char *cons
 		rc = call(ctx, e.env);
 	}
 	err = errno;
+	/* An exec that returns failed; so did a spawn that did not return 0. */
+	if (!spawn || rc)
+		usmc_exec_uncount(&p);
 	usmc_exec_undo(&p);
 	errno = err;
 	return rc;
@@ -337,7 +341,7 @@ static int call_system(void *ctx, char *const env[])
 	environ = (char **)env;
 	a->status = next.system(a->command);
 	environ = saved;
-	return 0;
+	return a->status == -1 ? -1 : 0; /* -1: no shell was spawned */
 }
 
 static int call_popen(void *ctx, char *const env[])
@@ -348,7 +352,7 @@ static int call_popen(void *ctx, char *const env[])
 	environ = (char **)env;
 	a->stream = next.popen(a->command, a->mode);
 	environ = saved;
-	return 0;
+	return a->stream ? 0 : -1;
 }
 
 EXPORT int system(const char *command)

@@ -21,7 +21,8 @@ set(USMC_DIFF_CASES
   epoll_fd_reuse epoll_exclusive
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
-  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_fail exec_stdio
+  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail
+  exec_stdio
   exec_twice exec_chain exec_shut_wr exec_spawn_parent exec_shut_rd exec_rcvtimeo exec_linger
   exec_rcvlowat exec_reconnect
   exec_vfork exec_vfork_sh exec_system exec_popen

@@ -386,7 +386,8 @@ static void exec_cloexec_client(struct end *e)
 	close(second);
 }
 
-static void exec_cloexec_server(struct end *e)
+/* The client's second connection, once it says it made it, close-on-exec. */
+static int accept_cloexec(struct end *e)
 {
 	int second;
 
@@ -394,6 +395,13 @@ static void exec_cloexec_server(struct end *e)
 	second = accept_one(e);
 	if (fcntl(second, F_SETFD, FD_CLOEXEC))
 		fatal("fcntl");
+	return second;
+}
+
+static void exec_cloexec_server(struct end *e)
+{
+	int second = accept_cloexec(e);
+
 	send_pattern(second, 44, 0, 50000);
 	send_pattern(e->fd, 45, 0, 30000);
 	exec_step(e, "exec_cloexec_after", e->fd);
@@ -403,6 +411,36 @@ static void exec_cloexec_after(struct end *e)
 {
 	send_pattern(e->fd, 45, 30000, 50000);
 	say("the inherited socket: 50000 more written");
+}
+
+/*
+ * A child spawned with one connection, beside a close-on-exec one the
+ * parent writes on once the child ended: the child was never a holder of
+ * that one, and its end is the parent's close alone.
+ */
+static void spawn_cloexec_client(struct end *e)
+{
+	int second = connect_to(e);
+
+	tell(e, 1);
+	service_client(e);
+	expect(e, 2);
+	say_mask("the parent's socket once the child ended", poll_now(second, ALL_EVENTS));
+	tell(e, 3);
+	recv_pattern(second, 44, 0, 50000, "the parent's socket, after its child ended");
+	recv_to_eof(second, "then");
+	close(second);
+}
+
+static void spawn_cloexec_server(struct end *e)
+{
+	int second = accept_cloexec(e);
+
+	spawn_server(e);
+	tell(e, 2);
+	expect(e, 3);
+	send_pattern(second, 44, 0, 50000);
+	say_rc("close", close(second));
 }
 
 /* Only the close-on-exec socket: nothing to hand over. */
@@ -609,6 +647,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_spawn", service_client, spawn_server, .conns = 1 },
 	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },
 	{ "exec_only_cloexec", exec_only_cloexec_client, exec_only_cloexec_server, .conns = 1 },
+	{ "exec_spawn_cloexec", spawn_cloexec_client, spawn_cloexec_server, .conns = 2 },
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
 	{ "exec_vfork", service_client, exec_vfork_server, .conns = 1 },
 	{ "exec_vfork_sh", echo_client, exec_vfork_sh_server, .conns = 1 },
