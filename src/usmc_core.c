@@ -329,11 +329,6 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
 	/*
-	 * A peer that closed its end with our messages unread leaves us a
-	 * reset, which the kernel reports before the messages it sent us
-	 * first (an Accept, say): take those, then the end of file.
-	 */
-	/*
 	 * Most looks find nothing: a peek, which installs no descriptor, says
 	 * so without giving up the spare and making it again.
 	 */
@@ -342,6 +337,11 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
+	/*
+	 * A peer that closed its end with our messages unread leaves us a
+	 * reset, which the kernel reports before the messages it sent us
+	 * first (an Accept, say): take those, then the end of file.
+	 */
 	lgr_spare_release(lgr);
 	do
 		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
