@@ -30,9 +30,12 @@
 #   MATRIX_TIMING=0               no plain TCP run to time against
 #   MATRIX_INSTALL=0              never install missing packages
 #   MATRIX_TABLE=FILE             also append the rows to FILE, as Markdown
-# Exit status: 0 every row that ran ok, and at least one ran; 1 a row failed,
-# or none ran (every row skipped: no package installable); 77 skipped as a
-# whole, saying why (USMC_MATRIX_SKIP).
+#   MATRIX_ALLOW_MISSING=1        rows whose packages cannot be installed are
+#                                 skipped (by default that fails the run: a
+#                                 row skipped in CI would hide its program)
+# Exit status: 0 every row ran ok (or, with MATRIX_ALLOW_MISSING=1, at least
+# one ran and the rest could not be installed); 1 a row failed, or could not
+# be installed; 77 skipped as a whole, saying why (USMC_MATRIX_SKIP).
 
 set -u
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
@@ -368,6 +371,11 @@ echo "tcp_s: the workload's seconds with both ends plain; usmc_s: in this mode; 
 echo "(SLOWER above 1.10, never a failure); reasons: fallback reason codes counted (usmc-stat -s)"
 # A matrix of skipped rows tested nothing: that fails, naming what could
 # not be installed.  Only USMC_MATRIX_SKIP skips it as a whole.
+if [ -n "$uninstallable" ] && [ "${MATRIX_ALLOW_MISSING:-0}" != 1 ]; then
+	echo "FAIL: rows skipped, their packages not installable:" \
+		"$(printf '%s\n' $uninstallable | sort -u | xargs) (MATRIX_ALLOW_MISSING=1 accepts that)" >&2
+	failed=1
+fi
 if [ "$ran" -eq 0 ]; then
 	[ -n "$uninstallable" ] &&
 		uninstallable=": no program's packages are installable: $(printf '%s\n' $uninstallable | sort -u | xargs)"
