@@ -145,14 +145,24 @@ static uint64_t memcg_reclaimable(const char *dir)
 	return v;
 }
 
+/* Room beyond its reserve under a limit of max with cur in use, less cache if counted. */
+static uint64_t limit_room(uint64_t max, uint64_t cur, uint64_t cache)
+{
+	uint64_t reserve = max >> CHARGE_RESERVE_SHIFT, used = cur > cache ? cur - cache : 0;
+
+	reserve = reserve > CHARGE_RESERVE_MIN ? reserve : CHARGE_RESERVE_MIN;
+	return max > used + reserve ? max - used - reserve : 0;
+}
+
 /*
- * The least room beyond its reserve that a memory limit leaves, from our
- * cgroup up to the root; 0 where some limit is into its reserve.
+ * Whether every memory limit from our cgroup up to the root leaves want
+ * bytes beyond its reserve.  A level without a limit costs one file, and
+ * the page cache (memory.stat) is read only where the plain count falls
+ * short: a charge comes a piece at a time, each piece looked at again.
  */
-static uint64_t memcg_room(void)
+static bool memcg_has_room(uint64_t want)
 {
 	char dir[PATH_MAX];
-	uint64_t room = UINT64_MAX;
 
 	snprintf(dir, sizeof(dir), "%s", memcg.dir);
 	for (;;) {
@@ -160,18 +170,14 @@ static uint64_t memcg_room(void)
 		char *slash;
 
 		if (read_u64(dir, memcg.v2 ? "memory.max" : "memory.limit_in_bytes", &max) &&
+		    max < CHARGE_NO_LIMIT &&
 		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur) &&
-		    max < CHARGE_NO_LIMIT) {
-			uint64_t reserve = max >> CHARGE_RESERVE_SHIFT, cache = memcg_reclaimable(dir);
-			uint64_t used = cur > cache ? cur - cache : 0, left;
-
-			reserve = reserve > CHARGE_RESERVE_MIN ? reserve : CHARGE_RESERVE_MIN;
-			left = max > used + reserve ? max - used - reserve : 0;
-			room = left < room ? left : room;
-		}
+		    limit_room(max, cur, 0) < want &&
+		    limit_room(max, cur, memcg_reclaimable(dir)) < want)
+			return false;
 		slash = strrchr(dir, '/');
 		if (!slash || (size_t)(slash - dir) < memcg.root_len)
-			return room;
+			return true;
 		*slash = 0;
 	}
 }
@@ -181,11 +187,11 @@ uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)
 	uint64_t done = 0, piece;
 
 	usmc_once(&memcg_once, &memcg_done, memcg_find);
-	if (memcg.found && memcg_room() < len)
+	if (memcg.found && !memcg_has_room(len))
 		return USMC_DECL_MEM;
 	for (; done < len; done += piece) {
 		piece = len - done < CHARGE_PIECE ? len - done : CHARGE_PIECE;
-		if (done && memcg.found && memcg_room() < piece)
+		if (done && memcg.found && !memcg_has_room(piece))
 			goto undo;
 		/* A signal interrupts it; what it allocated stays, so go on. */
 		while (fallocate(fd, 0, (off_t)(off + done), (off_t)piece))
