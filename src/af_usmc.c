@@ -41,6 +41,7 @@ static struct srv_proposal *proposals;
 static _Atomic unsigned proposals_pending;
 static struct usmc_conn *cli_pending;
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
+static pthread_once_t listeners_once = PTHREAD_ONCE_INIT;
 
 /* ---- connections ---- */
 
@@ -121,12 +122,42 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 
 /* ---- listeners ---- */
 
+bool af_listener_shared(const struct usmc_listener *l)
+{
+	struct reg_port *reg = reg_port(l->port);
+
+	return reg && (atomic_load_explicit(&reg->flags, memory_order_relaxed) & REG_SHARED);
+}
+
+/* Ours, or inherited and shared with the process that made it. */
 static struct usmc_listener *listener_find(uint16_t port)
 {
 	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->port == port && l->owner == usmc_pid())
+		if (l->port == port && (l->owner == usmc_pid() || af_listener_shared(l)))
 			return l;
 	return NULL;
+}
+
+/*
+ * A forked child holds our listeners, and prefork servers accept in
+ * children: from now on each Proposal toward their ports comes on a
+ * channel of its own, which whichever holder accepts the connection can
+ * find (usmc_queue.c).  A client that read the registry before this goes
+ * the old way, to the listener's creator.
+ */
+static void listeners_forked(void)
+{
+	for (struct usmc_listener *l = listeners; l; l = l->next) {
+		struct reg_port *reg = reg_port(l->port);
+
+		if (reg && atomic_load(&reg->pid) == l->owner)
+			atomic_fetch_or(&reg->flags, REG_SHARED);
+	}
+}
+
+static void listeners_watch_fork(void)
+{
+	pthread_atfork(NULL, NULL, listeners_forked);
 }
 
 static uint16_t sock_port(int fd)
@@ -194,10 +225,12 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->ufd_users = usmc_policy_other_users(&other_users) ? af_channel_listen(port, true) : -1;
 	l->port = port;
 	l->owner = usmc_pid();
+	l->uid = getuid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
+	pthread_once(&listeners_once, listeners_watch_fork);
 	atomic_store(&reg->flags, 0);
 	atomic_store(&reg->pid, (int32_t)usmc_pid());
 	s->listener = l;

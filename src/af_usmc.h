@@ -17,6 +17,7 @@
 struct usmc_listener {
 	uint16_t port;
 	pid_t owner;    /* a forked child must leave the channels to its parent */
+	uid_t uid;      /* whose name the Unix listener has */
 	int ufd;        /* the Unix listener clients find us by */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
 	int refs;       /* TCP listeners of this process on the port */
@@ -51,6 +52,19 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 void af_pump(void);
 /* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
 int af_channel_listen(uint16_t port, bool other_users);
+/* Why a channel from cred may not become a link group (usmc_chan.c); 0 if it may. */
+uint32_t af_channel_admit(int fd, const struct ucred *cred, bool oneshot);
+/* Refuses a channel with a Decline of the whole link group, and closes it. */
+void af_channel_refuse(int fd, uint32_t reason);
+/* Whether several processes hold the listener (REG_SHARED). */
+bool af_listener_shared(const struct usmc_listener *l);
+/*
+ * usmc_queue.c: the link group of the channel in the shared backlog whose
+ * Proposal names cookie, or NULL once it is nowhere to be found.
+ */
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
+/* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
+bool af_queue_none_pending(struct reg_port *reg);
 /* Only the link groups we have. */
 void af_pump_lgrs(void);
 /*

@@ -67,8 +67,12 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 #define CHAN_MAX           1024
 #define CHAN_ACCEPT_BATCH  16
 
-/* Why the channel fd, from cred, may not become a link group; 0 if it may. */
-static uint32_t channel_admit(int fd, const struct ucred *cred)
+/*
+ * Why the channel fd, from cred, may not become a link group; 0 if it may.
+ * A shared listener's channels serve one connection each: they count
+ * toward the limit in all only.
+ */
+uint32_t af_channel_admit(int fd, const struct ucred *cred, bool oneshot)
 {
 	struct rlimit rl;
 	int total = 0, of_peer = 0;
@@ -83,9 +87,9 @@ static uint32_t channel_admit(int fd, const struct ucred *cred)
 		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))
 			continue;
 		total++;
-		of_peer += lgr->peer_pid == cred->pid;
+		of_peer += !lgr->oneshot && lgr->peer_pid == cred->pid;
 	}
-	return total < CHAN_MAX && of_peer < CHAN_PER_PEER ? 0 : USMC_DECL_CHAN_BUSY;
+	return total < CHAN_MAX && (oneshot || of_peer < CHAN_PER_PEER) ? 0 : USMC_DECL_CHAN_BUSY;
 }
 
 /*
@@ -93,7 +97,7 @@ static uint32_t channel_admit(int fd, const struct ucred *cred)
  * that its client falls back with our reason, then closes it.  Never
  * waits: a channel that takes nothing now is closed all the same.
  */
-static void channel_refuse(int fd, uint32_t reason)
+void af_channel_refuse(int fd, uint32_t reason)
 {
 	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION };
 	uint8_t buf[CLC_MAX_MSG_SIZE];
@@ -135,11 +139,11 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			usmc_sys.close(fd);
 			continue;
 		}
-		refused = channel_admit(fd, &cred);
+		refused = af_channel_admit(fd, &cred, false);
 		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			refused = USMC_DECL_MEM;
 		if (refused)
-			channel_refuse(fd, refused);
+			af_channel_refuse(fd, refused);
 		else
 			made++;
 	}
@@ -171,7 +175,8 @@ int af_accept_channels(struct usmc_listener *l, bool *more)
 	int budget = CHAN_ACCEPT_BATCH, made;
 
 	*more = false;
-	if (l->owner != usmc_pid())
+	/* A shared listener's backlog holds channels for whoever accepts: usmc_queue.c. */
+	if (l->owner != usmc_pid() || af_listener_shared(l))
 		return 0;
 	channels_reap_idle();
 	if (l->ufd < 0)

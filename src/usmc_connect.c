@@ -41,7 +41,7 @@ static struct usmc_lgr *cli_lgr_find(uint16_t port, uid_t uid, int32_t pid)
 	struct usmc_lgr *lgr;
 
 	for (lgr = lgr_first(); lgr; lgr = lgr->next)
-		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr) &&
+		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr) && !lgr->oneshot &&
 		    lgr->peer_uid == uid && (!pid || lgr->peer_pid == pid))
 			return lgr;
 	return NULL;
@@ -162,6 +162,33 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 	return lgr;
 }
 
+/*
+ * A channel of this connection's own to a shared listener, whose holders
+ * share its backlog: whichever accepts the connection finds the Proposal
+ * there (usmc_queue.c).  Called and returns with our lock held.
+ */
+static struct usmc_lgr *cli_lgr_oneshot(uint16_t port, uint32_t *reason)
+{
+	struct usmc_lgr *lgr;
+	struct ucred cred;
+	int fd;
+
+	usmc_unlock();
+	fd = cli_chan_open(port, getuid(), &cred, reason);
+	usmc_lock();
+	if (fd < 0)
+		return NULL;
+	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
+	if (!lgr) {
+		usmc_sys.close(fd);
+		*reason = USMC_DECL_MEM;
+		return NULL;
+	}
+	lgr->port = port;
+	lgr->oneshot = true;
+	return lgr;
+}
+
 static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
 			     uint16_t *port)
 {
@@ -199,7 +226,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	struct usmc_lgr *lgr;
 	uint32_t reason = 0;
 	const uid_t *other_users;
-	bool own_user;
+	bool own_user, oneshot;
 	int new_fd;
 
 	if (!reg)
@@ -207,8 +234,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	own_user = atomic_load(&reg->pid) != 0;
 	if (!own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
-	if (own_user && (atomic_load(&reg->flags) & REG_SHARED))
-		return USMC_DECL_LISTENSHARED;
+	oneshot = own_user && (atomic_load(&reg->flags) & REG_SHARED);
 	if (own_user && (atomic_load(&reg->flags) & REG_REUSEPORT)) {
 		int32_t pid = atomic_load(&reg->pid);
 
@@ -225,12 +251,12 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = cli_lgr_get(port, reg, own_user, &reason);
+	lgr = oneshot ? cli_lgr_oneshot(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
 	 */
-	if (lgr && ++lgr->unread_answers >= 32) {
+	if (lgr && !oneshot && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
 		if (!af_pump_lgr(lgr))
 			lgr = cli_lgr_get(port, reg, own_user, &reason);
@@ -246,12 +272,18 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		msg.token = conn->token = ++next_token;
 		if (lgr_send(lgr, &msg, new_fd) < 0) {
 			lgr_ring_free(lgr, &conn->tx, NULL, 0);
-			af_lgr_fail(lgr);
+			af_lgr_fail(lgr); /* and gone, if it was this connection's */
+			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
 		}
 	}
 	if (reason) {
 		usmc_conn_free(conn);
+		/* A channel made for this connection goes with it. */
+		if (lgr && oneshot) {
+			lgr->refs++;
+			lgr_put(lgr);
+		}
 		usmc_unlock();
 		return reason;
 	}
@@ -260,7 +292,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	af_cli_pending_add(conn);
 	/* After the message: a server that sees the count finds the Proposal. */
 	if (own_user)
-		atomic_fetch_add(&reg->proposals, 1);
+		atomic_fetch_add(oneshot ? &reg->queued : &reg->proposals, 1);
 	usmc_unlock();
 	s->conn = conn;
 	usmc_sock_set_state(s, SOCK_PROPOSED);
@@ -385,7 +417,11 @@ static int hs_answer(struct usmc_conn *conn)
 	int result;
 
 	usmc_lock();
-	af_pump();
+	/* A channel of its own holds the answer: the others need not be read for it. */
+	if (conn->lgr->oneshot)
+		af_pump_lgr(conn->lgr);
+	else
+		af_pump();
 	result = conn->hs_result;
 	usmc_unlock();
 	return result;
@@ -431,7 +467,7 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
 	struct reg_port *reg = conn->lgr->peer_uid == getuid() ? reg_port(conn->lgr->port) : NULL;
 	/* Workers accept on the listener: the one that got ours cannot answer. */
-	bool shared = reg && (atomic_load(&reg->flags) & REG_SHARED);
+	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
 	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
 	enum server_end end;
 

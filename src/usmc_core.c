@@ -172,11 +172,14 @@ static bool chan_hung_up(int chan)
 /*
  * Drops a reference.  A link group goes with its last connection once its
  * peer is gone; an idle one to a live peer stays, for the next connection.
+ * A one-connection channel goes with its connection.
  */
 void lgr_put(struct usmc_lgr *lgr)
 {
 	if (--lgr->refs)
 		return;
+	if (lgr->oneshot && lgr->owner_pid == usmc_pid())
+		lgr->dead = true;
 	if (!lgr->dead && lgr->owner_pid == usmc_pid() && chan_hung_up(lgr->chan))
 		lgr->dead = true;
 	if (lgr->dead)

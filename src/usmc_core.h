@@ -41,12 +41,18 @@ struct reg_port {
 	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
 	_Atomic uint32_t proposals; /* Proposals sent toward this port */
 	_Atomic uint32_t flags;     /* REG_* */
+	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
+	_Atomic uint32_t queued;    /* Proposals put into it */
+	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
+	_Atomic uint32_t holding;   /* processes holding entries taken from it */
+	_Atomic uint32_t handed;    /* entries a holder put back or refused */
 };
 
 /*
- * Other processes accept on the listener (a prefork server's workers):
- * the Proposal would reach the listener's creator, which does not get the
- * connection, so clients go straight to TCP.
+ * Several processes hold the listener (a prefork server's workers, after
+ * fork): whichever accepts a connection must find its Proposal, so each
+ * Proposal comes on a channel of its own, into the Unix listener's
+ * backlog that all of them share (usmc_queue.c).
  */
 #define REG_SHARED 1u
 /*
@@ -149,6 +155,7 @@ struct usmc_lgr {
 	uint32_t backlog_len;
 	int64_t born;      /* server: when its channel was taken */
 	bool proposed;     /* server: a Proposal came on it */
+	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct usmc_lgr *next;
 };

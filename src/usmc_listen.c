@@ -226,33 +226,34 @@ static struct srv_proposal *srv_find(struct usmc_listener *l, struct usmc_sock *
 	return *cookie ? af_srv_take(l->port, NULL, 0, *cookie) : NULL;
 }
 
-static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
-			      const struct sockaddr *peer)
+/*
+ * The Proposal of the connection ns, taken: from the channels we have and
+ * take (our own listener), or from the backlog the listener's holders
+ * share (usmc_queue.c).  NULL if there is none.
+ */
+static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port *reg,
+				       struct usmc_sock *ns, const struct sockaddr *peer,
+				       uint32_t *uid)
 {
-	struct usmc_listener *l = ls->listener;
-	struct reg_port *reg = reg_port(l->port);
-	struct srv_proposal *p;
+	struct srv_proposal *p = NULL;
 	uint64_t cookie = 0;
-	uint32_t reason, uid = 0;
+	bool mine = l->owner == usmc_pid();
 
-	if (!usmc_addr_is_local(peer))
-		return USMC_DECL_NOSMCDEV;
-	if (l->owner != usmc_pid()) {
-		/* The listener's channels are its creator's: let clients know. */
-		if (reg && atomic_load(&reg->pid) == l->owner)
-			atomic_fetch_or(&reg->flags, REG_SHARED);
-		return USMC_DECL_LISTENSHARED;
+	/* A forked holder reads no channel but the one it takes for this connection. */
+	if (mine) {
+		af_pump_lgrs();
+		p = srv_find(l, ns, peer, &cookie, uid);
 	}
-	/*
-	 * No Proposal was sent toward the port since we last looked: a plain
-	 * client, told without the lock.  Clients of other users cannot count
-	 * theirs in our registry.
-	 */
-	if (af_srv_none_pending(l, reg))
-		return USMC_DECL_PEERNOSMC;
-	usmc_lock();
-	af_pump_lgrs();
-	p = srv_find(l, ns, peer, &cookie, &uid);
+	if (!p && af_listener_shared(l)) {
+		struct usmc_lgr *lgr;
+
+		if (!cookie)
+			cookie = af_peer_socket_diag(ns->fd, peer, NULL, uid);
+		lgr = cookie ? af_queue_find(l, reg, cookie) : NULL;
+		if (lgr && af_pump_lgr(lgr))
+			p = af_srv_take(l->port, NULL, 0, cookie);
+		return p;
+	}
 	/*
 	 * New channels only if ours is not on one we have, a batch at a time:
 	 * anyone may fill the queue.  More only while Proposals of our own
@@ -264,12 +265,43 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 
 		if (af_accept_channels(l, &more) > 0) {
 			af_pump_lgrs();
-			p = srv_find(l, ns, peer, &cookie, &uid);
+			p = srv_find(l, ns, peer, &cookie, uid);
 		}
 		if (!more || !reg ||
 		    atomic_load(&reg->proposals) == atomic_load_explicit(&l->seen, memory_order_acquire))
 			break;
 	}
+	return p;
+}
+
+static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
+			      const struct sockaddr *peer)
+{
+	struct usmc_listener *l = ls->listener;
+	struct reg_port *reg = reg_port(l->port);
+	struct srv_proposal *p;
+	uint32_t reason, uid = 0;
+	bool shared = af_listener_shared(l);
+
+	if (!usmc_addr_is_local(peer))
+		return USMC_DECL_NOSMCDEV;
+	if (l->owner != usmc_pid() && (!shared || !reg)) {
+		/* Inherited some other way than fork: let clients know. */
+		if (reg && atomic_load(&reg->pid) == l->owner)
+			atomic_fetch_or(&reg->flags, REG_SHARED);
+		return USMC_DECL_LISTENSHARED;
+	}
+	/*
+	 * No Proposal was sent toward the port since we last looked: a plain
+	 * client, told without the lock.  Clients of other users cannot count
+	 * theirs in our registry.
+	 */
+	if (shared ? af_queue_none_pending(reg) &&
+			     (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
+		   : af_srv_none_pending(l, reg))
+		return USMC_DECL_PEERNOSMC;
+	usmc_lock();
+	p = srv_lookup(l, reg, ns, peer, &uid);
 	if (!p)
 		reason = USMC_DECL_PEERNOSMC;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */

@@ -70,7 +70,7 @@ static void reg_open(void)
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.2", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.3", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
 }

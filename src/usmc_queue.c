@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A shared listener's queue: how whichever process accepts a TCP
+ * connection finds its Proposal (docs/HANDSHAKE.md).
+ *
+ * Every process holding the TCP listener (a prefork server's master and
+ * workers) holds its Unix listener too, inherited with it, and so shares
+ * that listener's backlog.  A client of a shared listener connects a
+ * channel of its own for each connection, sends its Proposal there, and
+ * only then connects on TCP: by the time any holder accepts the TCP
+ * connection, the channel with its Proposal is in the backlog, or in the
+ * hands of a holder that is looking through it.
+ *
+ * A holder that accepted a connection takes entries from the backlog and
+ * peeks at each one's first message without taking it: the one whose
+ * Proposal names the cookie of the peer of its TCP socket becomes its
+ * link group.  Others go back into the backlog before it returns, each
+ * on a carrier: a connection of ours to the same Unix listener carrying
+ * the channel (SCM_RIGHTS), which needs nobody else to run.  Holders
+ * count themselves in the registry while they hold entries, so that one
+ * that finds nothing waits, for microseconds, while another still holds
+ * what it looks for.
+ *
+ * The answer belongs to whoever takes the Proposal out of its channel:
+ * the kernel gives a message to one reader only.  The holder that
+ * accepted the connection takes it and answers Accept or Decline.  Any
+ * holder may instead refuse a channel it cannot put back, or one whose
+ * client has withdrawn (a message queued behind the Proposal), and the
+ * client then gets that refusal as its answer: both ends stay TCP, since
+ * the accepting holder will never find the Proposal.
+ */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+/* A carrier's message; the channel it carries comes with it. */
+static const char carrier_magic[8] = "usmcPASS";
+
+/* Entries looked at per look, and held at once: the backlog is anyone's to fill. */
+#define QUEUE_LOOK_MAX 256
+#define QUEUE_HOLD_MAX 64
+/* Carriers inside carriers: one holder took another's before it was written. */
+#define QUEUE_NEST_MAX 4
+
+enum entry_kind { ENTRY_JUNK, ENTRY_EMPTY, ENTRY_CARRIER, ENTRY_PROPOSAL };
+
+/* What an entry's first message is, left where it is; *more if others follow it. */
+static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more)
+{
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	int inq = 0;
+	ssize_t n;
+
+	/* Without room for descriptors, a peek takes none: they stay with the message. */
+	do
+		n = usmc_sys.recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? ENTRY_EMPTY : ENTRY_JUNK;
+	if (n == sizeof(carrier_magic) && !memcmp(buf, carrier_magic, sizeof(carrier_magic)))
+		return ENTRY_CARRIER;
+	if (n == 0 || clc_msg_parse(buf, (size_t)n, msg) || msg->type != CLC_PROPOSAL)
+		return ENTRY_JUNK;
+	/* A seqpacket socket's SIOCINQ counts every queued message. */
+	*more = usmc_sys.ioctl(fd, SIOCINQ, &inq) == 0 && inq > n;
+	return ENTRY_PROPOSAL;
+}
+
+/* The channel a carrier brings, or -1; the carrier is closed. */
+static int carrier_open(int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], tag[sizeof(carrier_magic)];
+	struct iovec iov = { .iov_base = tag, .iov_len = sizeof(tag) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int ch = -1, type = 0, acc = 1;
+	socklen_t len = sizeof(type);
+	ssize_t n;
+
+	do
+		n = usmc_sys.recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	usmc_sys.close(fd);
+	c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)) && !(mh.msg_flags & MSG_CTRUNC))
+		memcpy(&ch, CMSG_DATA(c), sizeof(int));
+	if (ch < 0)
+		return -1;
+	/* Anyone may send a carrier: what it brings must be a connected channel. */
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_SEQPACKET ||
+	    usmc_sys.getsockopt(ch, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || acc) {
+		usmc_sys.close(ch);
+		return -1;
+	}
+	return ch;
+}
+
+/* Puts a channel back into the backlog on a carrier; false if it cannot. */
+static bool carrier_send(struct usmc_listener *l, int ch)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	struct sockaddr_un sun;
+	socklen_t sun_len = reg_listener_addr(l->uid, l->port, false, &sun);
+	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &ch, sizeof(int));
+	/* A message may go on a connection not yet accepted: it waits with it. */
+	ok = fd >= 0 && usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len) == 0 &&
+	     usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(carrier_magic);
+	if (fd >= 0)
+		usmc_sys.close(fd);
+	return ok;
+}
+
+/*
+ * Lets go of a held entry: back into the backlog, or refused (the client
+ * falls back, and so does whoever accepted its connection, which will
+ * not find the Proposal any more).
+ */
+static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch, bool proposal)
+{
+	if (carrier_send(l, ch)) {
+		usmc_sys.close(ch);
+	} else {
+		af_channel_refuse(ch, USMC_DECL_CHAN_BUSY);
+		if (proposal)
+			atomic_fetch_add(&reg->settled, 1);
+	}
+	atomic_fetch_add(&reg->handed, 1);
+}
+
+/* The next entry of the backlog, carriers opened: a channel, or -1 once it is empty. */
+static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc_msg *msg,
+		      bool *more)
+{
+	for (;;) {
+		int fd = usmc_sys.accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0 && errno == EINTR)
+			continue;
+		if (fd < 0)
+			return -1;
+		for (int depth = 0; fd >= 0; depth++) {
+			*kind = entry_peek(fd, msg, more);
+			if (*kind != ENTRY_CARRIER)
+				return fd;
+			fd = depth < QUEUE_NEST_MAX ? carrier_open(fd) : (usmc_sys.close(fd), -1);
+		}
+	}
+}
+
+/* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
+static struct usmc_lgr *entry_adopt(struct reg_port *reg, int ch)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct usmc_lgr *lgr;
+	uint32_t refused;
+
+	atomic_fetch_add(&reg->settled, 1);
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		usmc_sys.close(ch);
+		return NULL;
+	}
+	refused = af_channel_admit(ch, &cred, true);
+	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
+	if (!lgr) {
+		af_channel_refuse(ch, refused ? refused : USMC_DECL_MEM);
+		return NULL;
+	}
+	lgr->oneshot = true;
+	lgr->port = 0;
+	return lgr;
+}
+
+/*
+ * One pass through the backlog: the link group of the channel whose
+ * Proposal names cookie, or NULL; *whole if the pass saw the backlog to
+ * its end without holding anything back it could not look at.
+ */
+static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg,
+				   uint64_t cookie, bool *whole)
+{
+	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
+	struct usmc_lgr *found = NULL;
+	struct clc_msg msg;
+	enum entry_kind kind;
+	bool more;
+
+	*whole = false;
+	atomic_fetch_add(&reg->holding, 1);
+	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
+		more = false;
+		ch = entry_next(l, &kind, &msg, &more);
+		if (ch < 0) {
+			*whole = true;
+			break;
+		}
+		if (kind == ENTRY_JUNK) {
+			usmc_sys.close(ch);
+		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
+			   msg.proposal.dst.port == l->port) {
+			found = entry_adopt(reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && more) {
+			/* Withdrawn (or worse) and not ours: answered here, and so settled. */
+			af_channel_refuse(ch, USMC_DECL_TIMEOUT_CLC);
+			atomic_fetch_add(&reg->settled, 1);
+		} else if (nheld < QUEUE_HOLD_MAX) {
+			held[nheld++] = ch;
+		} else {
+			entry_release(l, reg, ch, kind == ENTRY_PROPOSAL);
+		}
+	}
+	if (nheld)
+		*whole = false;
+	/* Entries without a Proposal yet go back too: their clients are about to write it. */
+	for (int i = 0; i < nheld; i++) {
+		more = false;
+		entry_release(l, reg, held[i], entry_peek(held[i], &msg, &more) == ENTRY_PROPOSAL);
+	}
+	atomic_fetch_sub(&reg->holding, 1);
+	return found;
+}
+
+/* How long an accept waits for another holder to hand back what it holds. */
+#define QUEUE_WAIT_MS 100
+
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+{
+	int64_t deadline = usmc_now_ms() + QUEUE_WAIT_MS;
+	struct usmc_lgr *lgr;
+	bool whole;
+
+	if (l->ufd < 0)
+		return NULL;
+	for (;;) {
+		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
+		struct pollfd p = { .fd = l->ufd, .events = POLLIN };
+
+		lgr = queue_look(l, reg, cookie, &whole);
+		/*
+		 * Not there, and nobody else held an entry while we looked, nor
+		 * handed one back since: the Proposal is nowhere (the client is
+		 * plain, or another holder refused its channel).
+		 */
+		if (lgr || (whole && !holding && !atomic_load(&reg->holding) &&
+			    handed == atomic_load(&reg->handed)))
+			break;
+		if (usmc_now_ms() >= deadline)
+			break;
+		/* What another holder hands back comes into the backlog and wakes us. */
+		usmc_sys.poll(&p, 1, 1);
+	}
+	return lgr;
+}
+
+bool af_queue_none_pending(struct reg_port *reg)
+{
+	return atomic_load_explicit(&reg->queued, memory_order_acquire) ==
+		       atomic_load_explicit(&reg->settled, memory_order_acquire) &&
+	       !atomic_load_explicit(&reg->holding, memory_order_acquire);
+}
