@@ -52,8 +52,11 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 void af_pump(void);
 /* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
 int af_channel_listen(uint16_t port, bool other_users);
-/* Why a channel from cred may not become a link group (usmc_chan.c); 0 if it may. */
-uint32_t af_channel_admit(int fd, const struct ucred *cred, bool oneshot);
+/*
+ * Why a channel from cred may not become a link group (usmc_chan.c); 0 if
+ * it may.  shared: the listener whose shared backlog it came from, or NULL.
+ */
+uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared);
 /* Refuses a channel with a Decline of the whole link group, and closes it. */
 void af_channel_refuse(int fd, uint32_t reason);
 /* Whether several processes hold the listener (REG_SHARED). */

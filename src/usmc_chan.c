@@ -70,14 +70,16 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 /*
  * Why the channel fd, from cred, may not become a link group; 0 if it may.
  * A shared listener's channels serve one connection each: they count
- * toward the limit in all only.
+ * toward the limit in all only.  Their clients may also be of the user
+ * who made the listener, which handed it to us (a master that runs as
+ * root, its workers as another user): only a privileged process can.
  */
-uint32_t af_channel_admit(int fd, const struct ucred *cred, bool oneshot)
+uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared)
 {
 	struct rlimit rl;
 	int total = 0, of_peer = 0;
 
-	if (!usmc_peer_user_allowed(cred->uid))
+	if (!(shared && cred->uid == shared->uid) && !usmc_peer_user_allowed(cred->uid))
 		return USMC_DECL_FOREIGN;
 	/* Descriptors come lowest first: a number this high means the table is nearly full. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
@@ -89,7 +91,7 @@ uint32_t af_channel_admit(int fd, const struct ucred *cred, bool oneshot)
 		total++;
 		of_peer += !lgr->oneshot && lgr->peer_pid == cred->pid;
 	}
-	return total < CHAN_MAX && (oneshot || of_peer < CHAN_PER_PEER) ? 0 : USMC_DECL_CHAN_BUSY;
+	return total < CHAN_MAX && (shared || of_peer < CHAN_PER_PEER) ? 0 : USMC_DECL_CHAN_BUSY;
 }
 
 /*
@@ -139,7 +141,7 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			usmc_sys.close(fd);
 			continue;
 		}
-		refused = af_channel_admit(fd, &cred, false);
+		refused = af_channel_admit(fd, &cred, NULL);
 		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			refused = USMC_DECL_MEM;
 		if (refused)

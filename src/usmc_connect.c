@@ -129,13 +129,16 @@ static int cli_chan_open_any(uint16_t port, struct reg_port *reg, bool own_user,
 
 /*
  * The link group for a Proposal toward the port: one we have, or a new
- * one.  Called and returns with our lock held, which it drops while it
- * connects.
+ * one.  A shared listener's (oneshot) is always new, a channel of this
+ * connection's own: the listener's holders share its backlog, and
+ * whichever accepts the connection finds the Proposal there
+ * (usmc_queue.c).  Called and returns with our lock held, which it drops
+ * while it connects.
  */
 static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_user,
-				    uint32_t *reason)
+				    bool oneshot, uint32_t *reason)
 {
-	struct usmc_lgr *lgr = cli_lgr_lookup(port, reg, own_user);
+	struct usmc_lgr *lgr = oneshot ? NULL : cli_lgr_lookup(port, reg, own_user);
 	struct ucred cred;
 	int fd;
 
@@ -147,7 +150,7 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 	if (fd < 0)
 		return NULL;
 	/* Another thread of ours made one meanwhile: one link group per peer is enough. */
-	lgr = cli_lgr_lookup(port, reg, own_user);
+	lgr = oneshot ? NULL : cli_lgr_lookup(port, reg, own_user);
 	if (lgr) {
 		usmc_sys.close(fd);
 		return lgr;
@@ -159,33 +162,7 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 		return NULL;
 	}
 	lgr->port = port;
-	return lgr;
-}
-
-/*
- * A channel of this connection's own to a shared listener, whose holders
- * share its backlog: whichever accepts the connection finds the Proposal
- * there (usmc_queue.c).  Called and returns with our lock held.
- */
-static struct usmc_lgr *cli_lgr_oneshot(uint16_t port, uint32_t *reason)
-{
-	struct usmc_lgr *lgr;
-	struct ucred cred;
-	int fd;
-
-	usmc_unlock();
-	fd = cli_chan_open(port, getuid(), &cred, reason);
-	usmc_lock();
-	if (fd < 0)
-		return NULL;
-	lgr = lgr_new(fd, LGR_CLIENT, cred.pid, cred.uid);
-	if (!lgr) {
-		usmc_sys.close(fd);
-		*reason = USMC_DECL_MEM;
-		return NULL;
-	}
-	lgr->port = port;
-	lgr->oneshot = true;
+	lgr->oneshot = oneshot;
 	return lgr;
 }
 
@@ -251,7 +228,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = oneshot ? cli_lgr_oneshot(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
+	lgr = cli_lgr_get(port, reg, own_user, oneshot, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -259,7 +236,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (lgr && !oneshot && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
 		if (!af_pump_lgr(lgr))
-			lgr = cli_lgr_get(port, reg, own_user, &reason);
+			lgr = cli_lgr_get(port, reg, own_user, false, &reason);
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)

@@ -171,7 +171,7 @@ static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc
 }
 
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
-static struct usmc_lgr *entry_adopt(struct reg_port *reg, int ch)
+static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *reg, int ch)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -183,7 +183,7 @@ static struct usmc_lgr *entry_adopt(struct reg_port *reg, int ch)
 		usmc_sys.close(ch);
 		return NULL;
 	}
-	refused = af_channel_admit(ch, &cred, true);
+	refused = af_channel_admit(ch, &cred, l);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
 		af_channel_refuse(ch, refused ? refused : USMC_DECL_MEM);
@@ -221,7 +221,7 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 			usmc_sys.close(ch);
 		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
 			   msg.proposal.dst.port == l->port) {
-			found = entry_adopt(reg, ch);
+			found = entry_adopt(l, reg, ch);
 		} else if (kind == ENTRY_PROPOSAL && more) {
 			/* Withdrawn (or worse) and not ours: answered here, and so settled. */
 			af_channel_refuse(ch, USMC_DECL_TIMEOUT_CLC);

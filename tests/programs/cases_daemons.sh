@@ -83,7 +83,6 @@ EOC
 	# The workers, as www-data, write their registry and counters here.
 	chmod 1777 "$d/reg"
 	row_users=www-data
-	tcp_why="the workers accept on one listener they share (0x03000006)"
 	start_server env APACHE_RUN_USER=www-data APACHE_RUN_GROUP=www-data \
 		APACHE_PID_FILE="$a/run/apache2.pid" APACHE_RUN_DIR="$a/run" APACHE_LOCK_DIR="$a/lock" \
 		APACHE_LOG_DIR="$a/log" LANG=C apache2 -d "$a" -f "$a/apache2.conf" -DFOREGROUND || return 1
@@ -260,7 +259,6 @@ http {
 EOC
 	chmod 1777 "$d/reg"
 	row_users=www-data
-	tcp_why="the workers accept on one listener they share (0x03000006)"
 	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1
 	with_sampler http_work || return 1
 	note="nginx master and workers, sendfile on: $note"
