@@ -139,11 +139,12 @@ static struct usmc_listener *listener_find(uint16_t port)
 }
 
 /*
- * A forked child holds our listeners, and prefork servers accept in
+ * A forked child will hold our listeners, and prefork servers accept in
  * children: from now on each Proposal toward their ports comes on a
  * channel of its own, which whichever holder accepts the connection can
- * find (usmc_queue.c).  A client that read the registry before this goes
- * the old way, to the listener's creator.
+ * find (usmc_queue.c).  Marked before the fork, so that no connection the
+ * child may accept was proposed the old way, to the listener's creator,
+ * after the fork; one proposed before it may have been (docs/HANDSHAKE.md).
  */
 static void listeners_forked(void)
 {
@@ -157,7 +158,7 @@ static void listeners_forked(void)
 
 static void listeners_watch_fork(void)
 {
-	pthread_atfork(NULL, NULL, listeners_forked);
+	pthread_atfork(listeners_forked, NULL, NULL);
 }
 
 static uint16_t sock_port(int fd)

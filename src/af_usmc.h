@@ -66,6 +66,11 @@ bool af_listener_shared(const struct usmc_listener *l);
  * Proposal names cookie, or NULL once it is nowhere to be found.
  */
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
+/*
+ * Puts the channel ch into the backlog of uid's Unix listener of the port,
+ * on a carrier: 0, or why not; *cred names the listener's creator.
+ */
+uint32_t af_carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred);
 /* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
 bool af_queue_none_pending(struct reg_port *reg);
 /* Only the link groups we have. */

@@ -129,16 +129,13 @@ static int cli_chan_open_any(uint16_t port, struct reg_port *reg, bool own_user,
 
 /*
  * The link group for a Proposal toward the port: one we have, or a new
- * one.  A shared listener's (oneshot) is always new, a channel of this
- * connection's own: the listener's holders share its backlog, and
- * whichever accepts the connection finds the Proposal there
- * (usmc_queue.c).  Called and returns with our lock held, which it drops
- * while it connects.
+ * one.  Called and returns with our lock held, which it drops while it
+ * connects.
  */
 static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_user,
-				    bool oneshot, uint32_t *reason)
+				    uint32_t *reason)
 {
-	struct usmc_lgr *lgr = oneshot ? NULL : cli_lgr_lookup(port, reg, own_user);
+	struct usmc_lgr *lgr = cli_lgr_lookup(port, reg, own_user);
 	struct ucred cred;
 	int fd;
 
@@ -150,7 +147,7 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 	if (fd < 0)
 		return NULL;
 	/* Another thread of ours made one meanwhile: one link group per peer is enough. */
-	lgr = oneshot ? NULL : cli_lgr_lookup(port, reg, own_user);
+	lgr = cli_lgr_lookup(port, reg, own_user);
 	if (lgr) {
 		usmc_sys.close(fd);
 		return lgr;
@@ -162,8 +159,64 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 		return NULL;
 	}
 	lgr->port = port;
-	lgr->oneshot = oneshot;
 	return lgr;
+}
+
+/*
+ * A channel of this connection's own toward a shared listener, whose
+ * holders share its backlog (usmc_queue.c): a socketpair, whose server
+ * end goes into the backlog once the Proposal is in it (cli_lgr_post).
+ * We keep that end too: reading the Proposal back out of it withdraws it
+ * for certain, since then no holder ever can.
+ */
+static struct usmc_lgr *cli_lgr_pair(uint16_t port, uint32_t *reason)
+{
+	struct usmc_lgr *lgr;
+	int sv[2];
+
+	if (usmc_sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
+		*reason = usmc_env_fail("socketpair(AF_UNIX)");
+		return NULL;
+	}
+	lgr = lgr_new(sv[0], LGR_CLIENT, 0, getuid());
+	if (!lgr) {
+		usmc_sys.close(sv[0]);
+		usmc_sys.close(sv[1]);
+		*reason = USMC_DECL_MEM;
+		return NULL;
+	}
+	lgr->port = port;
+	lgr->oneshot = true;
+	lgr->taker = sv[1];
+	return lgr;
+}
+
+/* Puts the server end of a pair's channel, the Proposal in it, into the listener's backlog. */
+static uint32_t cli_lgr_post(struct usmc_lgr *lgr, struct reg_port *reg)
+{
+	int32_t pid = atomic_load(&reg->pid);
+	struct ucred cred;
+	uint32_t reason = af_carrier_send(getuid(), lgr->port, lgr->taker, &cred);
+
+	if (!reason)
+		lgr->peer_pid = cred.pid;
+	/* The listener died without closing: clear its registry entry. */
+	if (reason == USMC_DECL_PEERNOSMC)
+		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+	return reason;
+}
+
+/* Reads our Proposal back out of the server's end: true if no holder had taken it. */
+static bool cli_lgr_take_back(struct usmc_lgr *lgr)
+{
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	ssize_t n;
+
+	/* No room for descriptors: the ring's memfd that came with it is dropped. */
+	do
+		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n > 0;
 }
 
 static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
@@ -228,7 +281,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = cli_lgr_get(port, reg, own_user, oneshot, &reason);
+	lgr = oneshot ? cli_lgr_pair(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -236,7 +289,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (lgr && !oneshot && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
 		if (!af_pump_lgr(lgr))
-			lgr = cli_lgr_get(port, reg, own_user, false, &reason);
+			lgr = cli_lgr_get(port, reg, own_user, &reason);
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
@@ -252,6 +305,9 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 			af_lgr_fail(lgr); /* and gone, if it was this connection's */
 			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
+		} else if (oneshot && (reason = cli_lgr_post(lgr, reg))) {
+			/* Nobody but us holds the Proposal: it ends here. */
+			lgr_ring_free(lgr, &conn->tx, NULL, 0);
 		}
 	}
 	if (reason) {
@@ -416,15 +472,22 @@ static bool hs_settle_locally(struct usmc_conn *conn, uint32_t reason, bool rese
 
 /*
  * Withdraws the Proposal (usmc_clc.h) once, and reads the channel: true if
- * an answer is in.
+ * an answer is in, or the Proposal was taken back (a shared listener's).
  */
 static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
 {
 	bool answered;
 
 	usmc_lock();
+	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && cli_lgr_take_back(conn->lgr)) {
+		/* No holder took it, and none ever can: TCP on both ends, for certain. */
+		usmc_unlock();
+		return hs_settle_locally(conn, reason, false);
+	}
 	if (!conn->hs_withdrawn_at) {
-		af_send_withdraw(conn->lgr, conn->token, reason);
+		/* A holder of a shared listener took it: its answer is on the way. */
+		if (!conn->lgr->oneshot)
+			af_send_withdraw(conn->lgr, conn->token, reason);
 		conn->hs_withdrawn_at = now;
 	}
 	af_pump();
@@ -453,8 +516,12 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 	if (now < conn->hs_check_at && !shared)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
-	/* Withdrawn and still no answer: the server is stopped inside its answer. */
-	if (conn->hs_withdrawn_at)
+	/*
+	 * Withdrawn and still no answer: the server is stopped inside its
+	 * answer.  A shared listener's Proposal is withdrawn at once: whoever
+	 * took it has the connection, or refuses it.
+	 */
+	if (conn->hs_withdrawn_at || conn->lgr->oneshot)
 		return hs_withdraw(conn, reason, now) ||
 		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
 			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));

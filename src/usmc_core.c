@@ -108,6 +108,7 @@ struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t pee
 	lgr->peer_uid = peer_uid;
 	lgr->owner_pid = usmc_pid();
 	lgr->spare = -1;
+	lgr->taker = -1;
 	lgr->born = usmc_now_ms();
 	lgr->backlog_tail = &lgr->backlog;
 	lgr->next = lgr_list;
@@ -150,6 +151,8 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 	}
 	if (lgr->chan >= 0)
 		usmc_sys.close(lgr->chan);
+	if (lgr->taker >= 0)
+		usmc_sys.close(lgr->taker);
 	lgr_spare_release(lgr);
 	free(lgr);
 }

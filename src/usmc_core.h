@@ -156,6 +156,7 @@ struct usmc_lgr {
 	int64_t born;      /* server: when its channel was taken */
 	bool proposed;     /* server: a Proposal came on it */
 	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
+	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct usmc_lgr *next;
 };

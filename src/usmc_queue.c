@@ -5,11 +5,12 @@
  *
  * Every process holding the TCP listener (a prefork server's master and
  * workers) holds its Unix listener too, inherited with it, and so shares
- * that listener's backlog.  A client of a shared listener connects a
- * channel of its own for each connection, sends its Proposal there, and
- * only then connects on TCP: by the time any holder accepts the TCP
- * connection, the channel with its Proposal is in the backlog, or in the
- * hands of a holder that is looking through it.
+ * that listener's backlog.  A client of a shared listener makes a
+ * channel of its own for each connection (a socketpair), writes its
+ * Proposal there, puts the server's end into the backlog on a carrier
+ * (below), and only then connects on TCP: by the time any holder accepts
+ * the TCP connection, the channel with its Proposal is in the backlog, or
+ * in the hands of a holder that is looking through it.
  *
  * A holder that accepted a connection takes entries from the backlog and
  * peeks at each one's first message without taking it: the one whose
@@ -24,10 +25,11 @@
  * The answer belongs to whoever takes the Proposal out of its channel:
  * the kernel gives a message to one reader only.  The holder that
  * accepted the connection takes it and answers Accept or Decline.  Any
- * holder may instead refuse a channel it cannot put back, or one whose
- * client has withdrawn (a message queued behind the Proposal), and the
- * client then gets that refusal as its answer: both ends stay TCP, since
- * the accepting holder will never find the Proposal.
+ * holder may instead refuse a channel it cannot put back, and the client
+ * then gets that refusal as its answer: both ends stay TCP, since the
+ * accepting holder will never find the Proposal.  The client keeps the
+ * server's end too, and withdraws by taking its Proposal back out of it
+ * (usmc_connect.c): if it can, no holder ever will.
  */
 #include <errno.h>
 #include <linux/sockios.h>
@@ -39,6 +41,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -108,8 +111,12 @@ static int carrier_open(int fd)
 	return ch;
 }
 
-/* Puts a channel back into the backlog on a carrier; false if it cannot. */
-static bool carrier_send(struct usmc_listener *l, int ch)
+/*
+ * Puts a channel into the backlog of the Unix listener of uid's port, on a
+ * carrier: 0, or why not.  The listener must be uid's, which *cred, from
+ * SO_PEERCRED, then names: abstract names are anyone's to take.
+ */
+uint32_t af_carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
@@ -117,20 +124,26 @@ static bool carrier_send(struct usmc_listener *l, int ch)
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(l->uid, l->port, false, &sun);
+	socklen_t sun_len = reg_listener_addr(uid, port, false, &sun), len = sizeof(*cred);
 	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	bool ok;
+	uint32_t reason = 0;
 
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &ch, sizeof(int));
+	if (fd < 0)
+		return usmc_env_fail("socket(AF_UNIX)");
+	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
+	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len))
+		reason = errno == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
+	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid)
+		reason = USMC_DECL_FOREIGN;
 	/* A message may go on a connection not yet accepted: it waits with it. */
-	ok = fd >= 0 && usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len) == 0 &&
-	     usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(carrier_magic);
-	if (fd >= 0)
-		usmc_sys.close(fd);
-	return ok;
+	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
+		reason = USMC_DECL_CHAN_BUSY;
+	usmc_sys.close(fd);
+	return reason;
 }
 
 /*
@@ -140,7 +153,9 @@ static bool carrier_send(struct usmc_listener *l, int ch)
  */
 static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch, bool proposal)
 {
-	if (carrier_send(l, ch)) {
+	struct ucred cred;
+
+	if (!af_carrier_send(l->uid, l->port, ch, &cred)) {
 		usmc_sys.close(ch);
 	} else {
 		af_channel_refuse(ch, USMC_DECL_CHAN_BUSY);
@@ -223,7 +238,7 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 			   msg.proposal.dst.port == l->port) {
 			found = entry_adopt(l, reg, ch);
 		} else if (kind == ENTRY_PROPOSAL && more) {
-			/* Withdrawn (or worse) and not ours: answered here, and so settled. */
+			/* Not ours, and more behind it, which no client sends: refused, and so settled. */
 			af_channel_refuse(ch, USMC_DECL_TIMEOUT_CLC);
 			atomic_fetch_add(&reg->settled, 1);
 		} else if (nheld < QUEUE_HOLD_MAX) {

@@ -32,6 +32,7 @@
 /* X(return type, name, parameter types) */
 #define USMC_SYS_CALLS(X)                                                                     \
 	X(int, socket, (int, int, int))                                                       \
+	X(int, socketpair, (int, int, int, int *))                                            \
 	X(int, bind, (int, const struct sockaddr *, socklen_t))                               \
 	X(int, listen, (int, int))                                                            \
 	X(int, connect, (int, const struct sockaddr *, socklen_t))                            \

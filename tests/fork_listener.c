@@ -6,6 +6,12 @@
  * (usmc_queue.c): every connection is in shared memory on both ends,
  * every byte arrives, and no handshake waits for a CLC timeout, which the
  * counters of the test's own registry directory show.
+ *
+ * --plain-worker: the one child accepts with the kernel's accept(), as a
+ * process that holds the listener without usmc would.  Nobody takes the
+ * Proposals: each client takes its own back out of the channel after a
+ * CLC timeout and falls back (0x02030000), both ends TCP, bytes intact,
+ * never a reset.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #define ROUNDS 25
 
 static int lfd;
+static bool plain_worker;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
@@ -30,11 +37,12 @@ static int worker(void *arg)
 	(void)arg;
 	for (int served = 0;; served++) {
 		uint64_t sum, len, reply[2];
-		int fd = usmc_accept(lfd, NULL, NULL);
+		int fd = plain_worker ? accept(lfd, NULL, NULL) : usmc_accept(lfd, NULL, NULL);
 
 		CHECK(fd >= 0);
 		len = h_read_to_eof(fd, &sum, 8192, NULL);
-		h_check_mode(fd, USMC_MODE_SMCD);
+		if (!plain_worker)
+			h_check_mode(fd, USMC_MODE_SMCD);
 		reply[0] = len;
 		reply[1] = sum;
 		h_write_all(fd, reply, sizeof(reply));
@@ -62,10 +70,15 @@ static void round_trip(uint16_t port, size_t len, uint64_t seed)
 	h_read_all(fd, reply, sizeof(reply));
 	CHECK(reply[0] == len && reply[1] == sum);
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
-	if (info.mode != USMC_MODE_SMCD)
+	if (info.mode != (plain_worker ? USMC_MODE_FALLBACK : USMC_MODE_SMCD) ||
+	    (plain_worker && info.fallback_reason != USMC_DECL_TIMEOUT_CLC))
 		fprintf(stderr, "client: mode %d, reason %s\n", info.mode,
 			usmc_reason_str(info.fallback_reason));
-	CHECK(info.mode == USMC_MODE_SMCD);
+	if (plain_worker)
+		CHECK(info.mode == USMC_MODE_FALLBACK &&
+		      info.fallback_reason == USMC_DECL_TIMEOUT_CLC);
+	else
+		CHECK(info.mode == USMC_MODE_SMCD);
 	CHECK(usmc_close(fd) == 0);
 }
 
@@ -100,19 +113,40 @@ static void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
 	munmap(f, sizeof(*f));
 }
 
-int main(void)
+/* A plain worker and one client at a time: each Proposal waits out its CLC timeout. */
+static void main_plain_worker(uint16_t port)
+{
+	uint64_t smc, fallbacks, clc_timeouts;
+	pid_t w = h_fork(worker, NULL);
+
+	for (int i = 0; i < 3; i++)
+		round_trip(port, 1 + (size_t)i * 40000, (uint64_t)i);
+	round_trip(port, 0, 0);
+	CHECK(h_wait_ok(w));
+	counters(&smc, &fallbacks, &clc_timeouts);
+	CHECK(smc == 0 && clc_timeouts == 4);
+	printf("listener accepted on by a plain child: each client took its Proposal back "
+	       "after a CLC timeout, both ends TCP, bytes intact: ok\n");
+}
+
+int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/usmc-fork-listener-XXXXXX";
 	pid_t workers[WORKERS], clients[CLIENTS];
 	uint64_t smc, fallbacks, clc_timeouts;
 	uint16_t port;
 
+	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
 	/* Long: a connection whose Proposal nobody finds would show, and fail. */
-	setenv("USMC_CLC_TIMEOUT_MS", "5000", 1);
+	setenv("USMC_CLC_TIMEOUT_MS", plain_worker ? "100" : "5000", 1);
 	lfd = h_listen(AF_INET, H_USMC, &port);
+	if (plain_worker) {
+		main_plain_worker(port);
+		return 0;
+	}
 	for (int i = 0; i < WORKERS; i++)
 		workers[i] = h_fork(worker, NULL);
 	/* Clients at once, each connecting again and again: the workers accept side by side. */
