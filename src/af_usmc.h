@@ -67,10 +67,14 @@ bool af_listener_shared(const struct usmc_listener *l);
  */
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
 /*
- * Puts the channel ch into the backlog of uid's Unix listener of the port,
- * on a carrier: 0, or why not; *cred names the listener's creator.
+ * The client's side of a shared listener's backlog (usmc_queue.c): a link
+ * group of the connection's own, a socketpair whose server end we keep;
+ * putting that end, the Proposal in it, into the backlog (0, or why not);
+ * and reading the Proposal back out of it (true if no holder had taken it).
  */
-uint32_t af_carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred);
+struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
+uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
+bool af_queue_take_back(struct usmc_lgr *lgr);
 /* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
 bool af_queue_none_pending(struct reg_port *reg);
 /* Only the link groups we have. */

@@ -162,63 +162,6 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 	return lgr;
 }
 
-/*
- * A channel of this connection's own toward a shared listener, whose
- * holders share its backlog (usmc_queue.c): a socketpair, whose server
- * end goes into the backlog once the Proposal is in it (cli_lgr_post).
- * We keep that end too: reading the Proposal back out of it withdraws it
- * for certain, since then no holder ever can.
- */
-static struct usmc_lgr *cli_lgr_pair(uint16_t port, uint32_t *reason)
-{
-	struct usmc_lgr *lgr;
-	int sv[2];
-
-	if (usmc_sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
-		*reason = usmc_env_fail("socketpair(AF_UNIX)");
-		return NULL;
-	}
-	lgr = lgr_new(sv[0], LGR_CLIENT, 0, getuid());
-	if (!lgr) {
-		usmc_sys.close(sv[0]);
-		usmc_sys.close(sv[1]);
-		*reason = USMC_DECL_MEM;
-		return NULL;
-	}
-	lgr->port = port;
-	lgr->oneshot = true;
-	lgr->taker = sv[1];
-	return lgr;
-}
-
-/* Puts the server end of a pair's channel, the Proposal in it, into the listener's backlog. */
-static uint32_t cli_lgr_post(struct usmc_lgr *lgr, struct reg_port *reg)
-{
-	int32_t pid = atomic_load(&reg->pid);
-	struct ucred cred;
-	uint32_t reason = af_carrier_send(getuid(), lgr->port, lgr->taker, &cred);
-
-	if (!reason)
-		lgr->peer_pid = cred.pid;
-	/* The listener died without closing: clear its registry entry. */
-	if (reason == USMC_DECL_PEERNOSMC)
-		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-	return reason;
-}
-
-/* Reads our Proposal back out of the server's end: true if no holder had taken it. */
-static bool cli_lgr_take_back(struct usmc_lgr *lgr)
-{
-	uint8_t buf[CLC_MAX_MSG_SIZE];
-	ssize_t n;
-
-	/* No room for descriptors: the ring's memfd that came with it is dropped. */
-	do
-		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	return n > 0;
-}
-
 static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
 			     uint16_t *port)
 {
@@ -281,7 +224,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	clc_addr_from(&msg.proposal.dst, addr);
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
-	lgr = oneshot ? cli_lgr_pair(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
+	lgr = oneshot ? af_queue_pair(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -305,7 +248,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 			af_lgr_fail(lgr); /* and gone, if it was this connection's */
 			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
-		} else if (oneshot && (reason = cli_lgr_post(lgr, reg))) {
+		} else if (oneshot && (reason = af_queue_post(lgr, reg))) {
 			/* Nobody but us holds the Proposal: it ends here. */
 			lgr_ring_free(lgr, &conn->tx, NULL, 0);
 		}
@@ -479,7 +422,7 @@ static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
 	bool answered;
 
 	usmc_lock();
-	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && cli_lgr_take_back(conn->lgr)) {
+	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && af_queue_take_back(conn->lgr)) {
 		/* No holder took it, and none ever can: TCP on both ends, for certain. */
 		usmc_unlock();
 		return hs_settle_locally(conn, reason, false);

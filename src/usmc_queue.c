@@ -116,7 +116,7 @@ static int carrier_open(int fd)
  * carrier: 0, or why not.  The listener must be uid's, which *cred, from
  * SO_PEERCRED, then names: abstract names are anyone's to take.
  */
-uint32_t af_carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
+static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
@@ -146,6 +146,67 @@ uint32_t af_carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
 	return reason;
 }
 
+/* ---- the client's side ---- */
+
+/*
+ * A channel of this connection's own toward a shared listener, whose
+ * holders share its backlog (usmc_queue.c): a socketpair, whose server
+ * end goes into the backlog once the Proposal is in it (af_queue_post).
+ * We keep that end too: reading the Proposal back out of it withdraws it
+ * for certain, since then no holder ever can.
+ */
+struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
+{
+	struct usmc_lgr *lgr;
+	int sv[2];
+
+	if (usmc_sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
+		*reason = usmc_env_fail("socketpair(AF_UNIX)");
+		return NULL;
+	}
+	lgr = lgr_new(sv[0], LGR_CLIENT, 0, getuid());
+	if (!lgr) {
+		usmc_sys.close(sv[0]);
+		usmc_sys.close(sv[1]);
+		*reason = USMC_DECL_MEM;
+		return NULL;
+	}
+	lgr->port = port;
+	lgr->oneshot = true;
+	lgr->taker = sv[1];
+	return lgr;
+}
+
+/* Puts the server end of a pair's channel, the Proposal in it, into the listener's backlog. */
+uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
+{
+	int32_t pid = atomic_load(&reg->pid);
+	struct ucred cred;
+	uint32_t reason = carrier_send(getuid(), lgr->port, lgr->taker, &cred);
+
+	if (!reason)
+		lgr->peer_pid = cred.pid;
+	/* The listener died without closing: clear its registry entry. */
+	if (reason == USMC_DECL_PEERNOSMC)
+		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
+	return reason;
+}
+
+/* Reads our Proposal back out of the server's end: true if no holder had taken it. */
+bool af_queue_take_back(struct usmc_lgr *lgr)
+{
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	ssize_t n;
+
+	/* No room for descriptors: the ring's memfd that came with it is dropped. */
+	do
+		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n > 0;
+}
+
+/* ---- the holders' side ---- */
+
 /*
  * Lets go of a held entry: back into the backlog, or refused (the client
  * falls back, and so does whoever accepted its connection, which will
@@ -155,7 +216,7 @@ static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch,
 {
 	struct ucred cred;
 
-	if (!af_carrier_send(l->uid, l->port, ch, &cred)) {
+	if (!carrier_send(l->uid, l->port, ch, &cred)) {
 		usmc_sys.close(ch);
 	} else {
 		af_channel_refuse(ch, USMC_DECL_CHAN_BUSY);
