@@ -199,9 +199,14 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 	ssize_t n;
 
 	/* No room for descriptors: the ring's memfd that came with it is dropped. */
+	struct reg_port *reg = reg_port(lgr->port);
+
 	do
 		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	/* Out of the backlog's count: accepts of plain clients need not look for it. */
+	if (n > 0 && reg)
+		atomic_fetch_add(&reg->settled, 1);
 	return n > 0;
 }
 
@@ -310,7 +315,11 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 	}
 	if (nheld)
 		*whole = false;
-	/* Entries without a Proposal yet go back too: their clients are about to write it. */
+	/*
+	 * Entries without a message go back too: carriers not written yet,
+	 * whose senders are about to, or channels whose client just took its
+	 * Proposal back, and closes them soon.
+	 */
 	for (int i = 0; i < nheld; i++) {
 		more = false;
 		entry_release(l, reg, held[i], entry_peek(held[i], &msg, &more) == ENTRY_PROPOSAL);
