@@ -57,8 +57,8 @@ int af_channel_listen(uint16_t port, bool other_users);
  * it may.  shared: the listener whose shared backlog it came from, or NULL.
  */
 uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared);
-/* Refuses a channel with a Decline of the whole link group, and closes it. */
-void af_channel_refuse(int fd, uint32_t reason);
+/* Refuses a channel with a Decline of the whole link group (token 0) or of token; closes it. */
+void af_channel_refuse(int fd, uint64_t token, uint32_t reason);
 /* Whether several processes hold the listener (REG_SHARED). */
 bool af_listener_shared(const struct usmc_listener *l);
 /*

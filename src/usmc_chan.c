@@ -95,13 +95,14 @@ uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_li
 }
 
 /*
- * Refuses a channel with a Decline for the whole link group (token 0), so
- * that its client falls back with our reason, then closes it.  Never
- * waits: a channel that takes nothing now is closed all the same.
+ * Refuses a channel with a Decline for the whole link group (token 0), or
+ * for the one Proposal token, so that its client falls back with our
+ * reason, then closes it.  Never waits: a channel that takes nothing now
+ * is closed all the same.
  */
-void af_channel_refuse(int fd, uint32_t reason)
+void af_channel_refuse(int fd, uint64_t token, uint32_t reason)
 {
-	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION };
+	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = token };
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	int len;
 
@@ -145,7 +146,7 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			refused = USMC_DECL_MEM;
 		if (refused)
-			af_channel_refuse(fd, refused);
+			af_channel_refuse(fd, 0, refused);
 		else
 			made++;
 	}

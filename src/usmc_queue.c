@@ -195,12 +195,11 @@ uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 /* Reads our Proposal back out of the server's end: true if no holder had taken it. */
 bool af_queue_take_back(struct usmc_lgr *lgr)
 {
+	struct reg_port *reg = reg_port(lgr->port);
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	ssize_t n;
 
 	/* No room for descriptors: the ring's memfd that came with it is dropped. */
-	struct reg_port *reg = reg_port(lgr->port);
-
 	do
 		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
@@ -213,21 +212,42 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 /* ---- the holders' side ---- */
 
 /*
+ * Refuses a channel: takes its Proposal out, so that no holder can take
+ * it any more, answers it with a Decline for reason, and closes it.  The
+ * client falls back, and so does whoever accepted its connection, which
+ * will not find the Proposal.  Counted as settled if there was one.
+ */
+static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
+{
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	struct clc_msg p;
+	ssize_t n;
+
+	/* No room for descriptors: the ring's memfd that came with it is dropped. */
+	do
+		n = usmc_sys.recv(ch, buf, sizeof(buf), MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0 && !clc_msg_parse(buf, (size_t)n, &p) && p.type == CLC_PROPOSAL) {
+		atomic_fetch_add(&reg->settled, 1);
+		af_channel_refuse(ch, p.token, reason);
+	} else {
+		usmc_sys.close(ch);
+	}
+}
+
+/*
  * Lets go of a held entry: back into the backlog, or refused (the client
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
-static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch, bool proposal)
+static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch)
 {
 	struct ucred cred;
 
-	if (!carrier_send(l->uid, l->port, ch, &cred)) {
+	if (!carrier_send(l->uid, l->port, ch, &cred))
 		usmc_sys.close(ch);
-	} else {
-		af_channel_refuse(ch, USMC_DECL_CHAN_BUSY);
-		if (proposal)
-			atomic_fetch_add(&reg->settled, 1);
-	}
+	else
+		entry_refuse(reg, ch, USMC_DECL_CHAN_BUSY);
 	atomic_fetch_add(&reg->handed, 1);
 }
 
@@ -259,19 +279,19 @@ static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *re
 	struct usmc_lgr *lgr;
 	uint32_t refused;
 
-	atomic_fetch_add(&reg->settled, 1);
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
-		usmc_sys.close(ch);
+		entry_refuse(reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
 	refused = af_channel_admit(ch, &cred, l);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
-		af_channel_refuse(ch, refused ? refused : USMC_DECL_MEM);
+		entry_refuse(reg, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
+	/* Read by the caller's pump: out of the backlog's count. */
+	atomic_fetch_add(&reg->settled, 1);
 	lgr->oneshot = true;
-	lgr->port = 0;
 	return lgr;
 }
 
@@ -304,13 +324,12 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 			   msg.proposal.dst.port == l->port) {
 			found = entry_adopt(l, reg, ch);
 		} else if (kind == ENTRY_PROPOSAL && more) {
-			/* Not ours, and more behind it, which no client sends: refused, and so settled. */
-			af_channel_refuse(ch, USMC_DECL_TIMEOUT_CLC);
-			atomic_fetch_add(&reg->settled, 1);
+			/* Not ours, and more behind it, which no client sends: refused. */
+			entry_refuse(reg, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
 			held[nheld++] = ch;
 		} else {
-			entry_release(l, reg, ch, kind == ENTRY_PROPOSAL);
+			entry_release(l, reg, ch);
 		}
 	}
 	if (nheld)
@@ -320,20 +339,21 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 	 * whose senders are about to, or channels whose client just took its
 	 * Proposal back, and closes them soon.
 	 */
-	for (int i = 0; i < nheld; i++) {
-		more = false;
-		entry_release(l, reg, held[i], entry_peek(held[i], &msg, &more) == ENTRY_PROPOSAL);
-	}
+	for (int i = 0; i < nheld; i++)
+		entry_release(l, reg, held[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }
 
-/* How long an accept waits for another holder to hand back what it holds. */
-#define QUEUE_WAIT_MS 100
-
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
 {
-	int64_t deadline = usmc_now_ms() + QUEUE_WAIT_MS;
+	/*
+	 * Another holder hands back what it holds within microseconds of
+	 * taking it, unless it loses its CPU meanwhile: on a loaded machine
+	 * that is tens of milliseconds, and more.  Wait for it as long as the
+	 * client waits for our answer before it takes its Proposal back.
+	 */
+	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
 	struct usmc_lgr *lgr;
 	bool whole;
 
