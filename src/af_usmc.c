@@ -41,7 +41,6 @@ static struct srv_proposal *proposals;
 static _Atomic unsigned proposals_pending;
 static struct usmc_conn *cli_pending;
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
-static pthread_once_t listeners_once = PTHREAD_ONCE_INIT;
 
 /* ---- connections ---- */
 
@@ -139,26 +138,28 @@ static struct usmc_listener *listener_find(uint16_t port)
 }
 
 /*
- * A forked child will hold our listeners, and prefork servers accept in
- * children: from now on each Proposal toward their ports comes on a
- * channel of its own, which whichever holder accepts the connection can
- * find (usmc_queue.c).  Marked before the fork, so that no connection the
- * child may accept was proposed the old way, to the listener's creator,
- * after the fork; one proposed before it may have been (docs/HANDSHAKE.md).
+ * A process that did not make the listener is about to accept from it:
+ * a prefork worker waiting on the listener it inherited from its master.
+ * From now on each Proposal toward the port comes on a channel of its
+ * own, which whichever holder accepts the connection can find
+ * (usmc_queue.c).  Marked when a worker first waits or accepts, not at
+ * the fork: a server that forks after accept (postgresql, dnsmasq, sshd)
+ * has children that never accept, and its connections keep the link
+ * groups they share with the listener's creator.  A connection proposed
+ * before the mark went to the creator, and falls back after one CLC
+ * timeout if a worker accepts it (docs/HANDSHAKE.md).
  */
-static void listeners_forked(void)
+void af_listener_claim(struct usmc_sock *ls)
 {
-	for (struct usmc_listener *l = listeners; l; l = l->next) {
-		struct reg_port *reg = reg_port(l->port);
+	struct usmc_listener *l = ls->listener;
+	struct reg_port *reg;
 
-		if (reg && atomic_load(&reg->pid) == l->owner)
-			atomic_fetch_or(&reg->flags, REG_SHARED);
-	}
-}
-
-static void listeners_watch_fork(void)
-{
-	pthread_atfork(listeners_forked, NULL, NULL);
+	if (!l || l->owner == usmc_pid() || l->claimed == usmc_pid())
+		return;
+	l->claimed = usmc_pid();
+	reg = reg_port(l->port);
+	if (reg && atomic_load(&reg->pid) == l->owner)
+		atomic_fetch_or(&reg->flags, REG_SHARED);
 }
 
 static uint16_t sock_port(int fd)
@@ -231,7 +232,6 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
-	pthread_once(&listeners_once, listeners_watch_fork);
 	atomic_store(&reg->flags, 0);
 	atomic_store(&reg->pid, (int32_t)usmc_pid());
 	s->listener = l;

@@ -17,6 +17,7 @@
 struct usmc_listener {
 	uint16_t port;
 	pid_t owner;    /* a forked child must leave the channels to its parent */
+	pid_t claimed;  /* a process not the owner that waited on it, marking it shared */
 	uid_t uid;      /* whose name the Unix listener has */
 	int ufd;        /* the Unix listener clients find us by */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */

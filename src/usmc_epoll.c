@@ -176,6 +176,8 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			ep_track(epfd, op, fd, event, true, 0);
 		return 0;
 	}
+	if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_LISTEN)
+		af_listener_claim(s);
 	if (event) {
 		kev = *event;
 		kev.events = ep_kernel_events(s, event);

@@ -151,6 +151,23 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 												: NULL;
 }
 
+void af_listener_claim(struct usmc_sock *ls);
+
+/*
+ * usmc_sock_active for a descriptor the program waits on or accepts
+ * from: a listener it waits on in a process that did not make it (a
+ * prefork worker) is claimed first (af_listener_claim).
+ */
+static inline struct usmc_sock *usmc_sock_waited(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	int state = s ? atomic_load_explicit(&s->state, memory_order_acquire) : SOCK_PLAIN;
+
+	if (state == SOCK_LISTEN)
+		af_listener_claim(s);
+	return state >= SOCK_PROPOSED ? s : NULL;
+}
+
 struct usmc_sock *usmc_sock_new(int fd, int domain);
 /* Names s by one more descriptor, as dup does; false if the table has no room. */
 bool usmc_sock_alias(struct usmc_sock *s, int fd);
