@@ -240,12 +240,17 @@ static uint32_t listener_register(struct usmc_sock *s)
 
 int af_listen(struct usmc_sock *s, int backlog)
 {
-	uint32_t reason;
-
 	if (usmc_sys.listen(s->fd, backlog) < 0)
 		return -1;
-	if (s->state == SOCK_LISTEN)
-		return 0;
+	if (s->state != SOCK_LISTEN)
+		af_listener_open(s);
+	return 0;
+}
+
+void af_listener_open(struct usmc_sock *s)
+{
+	uint32_t reason;
+
 	/* The policy names users, and NSS must not run under our lock: read it now. */
 	usmc_peer_user_allowed(getuid());
 	usmc_lock();
@@ -258,7 +263,6 @@ int af_listen(struct usmc_sock *s, int backlog)
 		af_listener_defer_take(s);
 		usmc_sock_set_state(s, SOCK_LISTEN);
 	}
-	return 0;
 }
 
 void af_listener_close(struct usmc_sock *s)
