@@ -10,7 +10,8 @@
  *       LISTEN_PID, and execs CMD, as systemd-socket-activate does.
  *   listen_adopt server N blocking|poll
  *       Accepts N connections on descriptor 3, one after the other
- *       (poll: waits for each with poll first); reads each to its end and
+ *       (poll: waits for each with poll, then accept4; blocking: accept);
+ *       reads each to its end and
  *       answers its length and checksum.
  *   listen_adopt client PORT_FILE N SIZE
  *       N connections of SIZE pattern bytes each, checked by the answer.
@@ -123,7 +124,8 @@ static int server(int conns, bool use_poll)
 
 		if (use_poll)
 			CHECK(poll(&p, 1, 30000) == 1);
-		fd = accept(3, NULL, NULL);
+		/* Both entries: accept4 after a poll, as event loops do. */
+		fd = use_poll ? accept4(3, NULL, NULL, SOCK_CLOEXEC) : accept(3, NULL, NULL);
 		CHECK(fd >= 0);
 		while ((r = read(fd, buf, sizeof(buf))) != 0) {
 			if (r < 0 && errno == EINTR)
