@@ -184,24 +184,20 @@ static uint32_t listener_register(struct usmc_sock *s)
 	socklen_t len = sizeof(reuseport);
 
 	reg = reg_port(port);
-	/*
-	 * With SO_REUSEPORT another process may get the connection we propose
-	 * for.  Unless a usmc listener has the port, the registry says so, for
-	 * clients to fall back with this reason rather than "not usmc".
-	 */
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
-		int32_t pid = reg ? atomic_load(&reg->pid) : 0;
-
-		/* Not over a live usmc listener's entry (on another address of the port). */
-		if (port && reg &&
-		    (!pid || (atomic_load(&reg->flags) & REG_REUSEPORT) ||
-		     (kill(pid, 0) && errno == ESRCH)) &&
-		    atomic_compare_exchange_strong(&reg->pid, &pid, (int32_t)usmc_pid()))
-			atomic_store(&reg->flags, REG_REUSEPORT);
-		return USMC_DECL_SOCKOPT;
-	}
 	if (!port || !reg)
 		return usmc_env_fail("registry");
+	/*
+	 * With SO_REUSEPORT other processes may get the connections: a member
+	 * of the group (usmc_reuseport.c), unless a usmc listener without it
+	 * has the port, on another address.
+	 */
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
+		int32_t pid = atomic_load(&reg->pid);
+
+		if (pid && !(atomic_load(&reg->flags) & REG_REUSEPORT) &&
+		    (kill(pid, 0) == 0 || errno != ESRCH))
+			return USMC_DECL_SOCKOPT;
+	}
 	if (!af_diag_available())
 		return usmc_env_fail("sock_diag");
 	l = listener_find(port);
@@ -213,9 +209,15 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return USMC_DECL_MEM;
-	l->ufd = af_channel_listen(port, false);
+	l->port = port;
+	if (reuseport) {
+		l->ufd = af_member_join(l, reg);
+	} else {
+		l->uaddr_len = reg_listener_addr(getuid(), port, false, &l->uaddr);
+		l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
+	}
 	if (l->ufd < 0) {
-		uint32_t reason = usmc_env_fail("channel listen");
+		uint32_t reason = reuseport ? USMC_DECL_SOCKOPT : usmc_env_fail("channel listen");
 
 		free(l);
 		return reason;
@@ -224,16 +226,19 @@ static uint32_t listener_register(struct usmc_sock *s)
 	 * Clients of other users knock only where this name exists, so one
 	 * that allows nobody never leaves them waiting for an answer.
 	 */
-	l->ufd_users = usmc_policy_other_users(&other_users) ? af_channel_listen(port, true) : -1;
-	l->port = port;
+	l->ufd_users = !reuseport && usmc_policy_other_users(&other_users)
+			       ? af_channel_listen(port, true)
+			       : -1;
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
-	atomic_store(&reg->flags, 0);
-	atomic_store(&reg->pid, (int32_t)usmc_pid());
+	if (!reuseport) {
+		atomic_store(&reg->flags, 0);
+		atomic_store(&reg->pid, (int32_t)usmc_pid());
+	}
 	s->listener = l;
 	return 0;
 }
@@ -283,7 +288,9 @@ void af_listener_close(struct usmc_sock *s)
 			}
 		}
 		reg = reg_port(l->port);
-		if (reg)
+		if (reg && l->member)
+			af_member_leave(reg);
+		else if (reg)
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		if (l->ufd >= 0)
 			usmc_sys.close(l->ufd);

@@ -208,15 +208,6 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (!own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
 	oneshot = own_user && (atomic_load(&reg->flags) & REG_SHARED);
-	if (own_user && (atomic_load(&reg->flags) & REG_REUSEPORT)) {
-		int32_t pid = atomic_load(&reg->pid);
-
-		/* Gone: nobody clears the entry of a plain listener but us. */
-		if (kill(pid, 0) == 0 || errno != ESRCH)
-			return USMC_DECL_SOCKOPT;
-		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-		return USMC_DECL_PEERNOSMC;
-	}
 	/* Only now: clearing the message costs a plain peer's connection for nothing. */
 	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))

@@ -111,20 +111,15 @@ static int carrier_open(int fd)
 	return ch;
 }
 
-/*
- * Puts a channel into the backlog of the Unix listener of uid's port, on a
- * carrier: 0, or why not.  The listener must be uid's, which *cred, from
- * SO_PEERCRED, then names: abstract names are anyone's to take.
- */
-static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 struct ucred *cred)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(uid, port, false, &sun), len = sizeof(*cred);
+	socklen_t len = sizeof(*cred);
 	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint32_t reason = 0;
 
@@ -135,7 +130,7 @@ static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cre
 	if (fd < 0)
 		return usmc_env_fail("socket(AF_UNIX)");
 	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
-	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len))
+	if (usmc_sys.connect(fd, (const struct sockaddr *)sun, sun_len))
 		reason = errno == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
 	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid)
 		reason = USMC_DECL_FOREIGN;
@@ -181,9 +176,15 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 {
 	int32_t pid = atomic_load(&reg->pid);
+	struct sockaddr_un sun;
+	socklen_t sun_len;
 	struct ucred cred;
-	uint32_t reason = carrier_send(getuid(), lgr->port, lgr->taker, &cred);
+	uint32_t reason;
 
+	if (atomic_load(&reg->flags) & REG_REUSEPORT)
+		return af_member_post(reg, lgr->port, lgr->taker, &lgr->peer_pid);
+	sun_len = reg_listener_addr(getuid(), lgr->port, false, &sun);
+	reason = af_carrier_send(&sun, sun_len, getuid(), lgr->taker, &cred);
 	if (!reason)
 		lgr->peer_pid = cred.pid;
 	/* The listener died without closing: clear its registry entry. */
@@ -244,7 +245,7 @@ static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch)
 {
 	struct ucred cred;
 
-	if (!carrier_send(l->uid, l->port, ch, &cred))
+	if (!af_carrier_send(&l->uaddr, l->uaddr_len, l->uid, ch, &cred))
 		usmc_sys.close(ch);
 	else
 		entry_refuse(reg, ch, USMC_DECL_CHAN_BUSY);
@@ -264,6 +265,13 @@ static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc
 			return -1;
 		for (int depth = 0; fd >= 0; depth++) {
 			*kind = entry_peek(fd, msg, more);
+			/*
+			 * A channel comes on a carrier only with its Proposal in it:
+			 * without, it was answered or taken back (the other members'
+			 * copies of an SO_REUSEPORT group's), and is dropped.
+			 */
+			if (*kind == ENTRY_EMPTY && depth > 0)
+				*kind = ENTRY_JUNK;
 			if (*kind != ENTRY_CARRIER)
 				return fd;
 			fd = depth < QUEUE_NEST_MAX ? carrier_open(fd) : (usmc_sys.close(fd), -1);

@@ -24,6 +24,9 @@
                                           server and checking what comes back
                                           (the first pauses 0.6 s halfway)
   helper.py asyncio-echo PORT             an asyncio echo server
+  helper.py reuseport-http DIR PORT N     N processes serving DIR over HTTP,
+                                          each with a listener of its own on
+                                          PORT (SO_REUSEPORT)
 """
 import json
 import os
@@ -270,6 +273,35 @@ def asyncio_echo(port):
     asyncio.run(serve())
 
 
+def reuseport_http(root, port, n):
+    import functools
+    import http.server
+    import signal
+
+    class Server(http.server.ThreadingHTTPServer):
+        def server_bind(self):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            super().server_bind()
+
+    children = []
+    for _ in range(n - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = None
+            break
+        children.append(pid)
+
+    def stop(*_):
+        for pid in children or []:
+            os.kill(pid, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+    handler.log_message = lambda *a: None
+    Server(("127.0.0.1", port), handler).serve_forever()
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "port":
@@ -292,6 +324,8 @@ def main(argv):
         echo(*(int(a) for a in argv[2:6]))
     elif cmd == "asyncio-echo":
         asyncio_echo(int(argv[2]))
+    elif cmd == "reuseport-http":
+        reuseport_http(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "strip-http":
         strip_http(argv[2], argv[3])
     else:
