@@ -95,6 +95,13 @@ struct reg_port *reg_port(uint16_t port);
  * other_users, the one for clients of the users its policy allows.
  */
 socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
+/*
+ * Whose registry this process has: its user's when it first looked, kept
+ * by a child that changes its user after a fork (a root master's workers,
+ * which inherit the mapping).  Its listeners are that user's, and a
+ * client looks for them, and checks their names, as that user's.
+ */
+uid_t reg_owner(void);
 /* The Unix name of the queue of member pid of the port's SO_REUSEPORT group. */
 socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *sun);
 

@@ -159,7 +159,7 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 		*reason = usmc_env_fail("socketpair(AF_UNIX)");
 		return NULL;
 	}
-	lgr = lgr_new(sv[0], LGR_CLIENT, 0, getuid());
+	lgr = lgr_new(sv[0], LGR_CLIENT, 0, reg_owner());
 	if (!lgr) {
 		usmc_sys.close(sv[0]);
 		usmc_sys.close(sv[1]);
@@ -183,8 +183,8 @@ uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 
 	if (atomic_load(&reg->flags) & REG_REUSEPORT)
 		return af_member_post(reg, lgr->port, lgr->taker, &lgr->peer_pid);
-	sun_len = reg_listener_addr(getuid(), lgr->port, false, &sun);
-	reason = af_carrier_send(&sun, sun_len, getuid(), lgr->taker, &cred);
+	sun_len = reg_listener_addr(reg_owner(), lgr->port, false, &sun);
+	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, &cred);
 	if (!reason)
 		lgr->peer_pid = cred.pid;
 	/* The listener died without closing: clear its registry entry. */

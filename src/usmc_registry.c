@@ -22,6 +22,7 @@
 #define REG_PORTS 65536
 
 static struct reg_port *reg_map;
+static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
 
@@ -73,6 +74,13 @@ static void reg_open(void)
 	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.4", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
+	reg_uid = getuid();
+}
+
+uid_t reg_owner(void)
+{
+	usmc_once(&reg_once, &reg_done, reg_open);
+	return reg_uid;
 }
 
 struct reg_port *reg_port(uint16_t port)

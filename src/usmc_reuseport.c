@@ -93,8 +93,8 @@ uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *pe
 
 		if (!pid)
 			continue;
-		len = reg_member_addr(getuid(), port, pid, &sun);
-		r = af_carrier_send(&sun, len, getuid(), ch, &cred);
+		len = reg_member_addr(reg_owner(), port, pid, &sun);
+		r = af_carrier_send(&sun, len, reg_owner(), ch, &cred);
 		if (!r) {
 			sent = true;
 			*peer_pid = cred.pid;
