@@ -406,12 +406,12 @@ static bool ep_has_smc_locked(int epfd, int depth)
 	return false;
 }
 
-/* If not, epoll is the kernel's alone. */
-static bool ep_has_smc(int epfd)
+/* If not, epoll is the kernel's alone.  surely: even if no entry was seen without the lock. */
+static bool ep_has_smc(int epfd, bool surely)
 {
 	bool found;
 
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!surely && !__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return false;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
@@ -425,14 +425,16 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	int n;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (!ep_has_smc(epfd)) {
+	if (!ep_has_smc(epfd, false)) {
 		n = usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
 		/*
 		 * Another thread may have added a connection in shared memory
 		 * meanwhile (ep_ctl_ready): the kernel's word on it is a doorbell
 		 * or a kick, and it has to be replaced by the connection's own.
+		 * Under the lock, which the adding thread holds until the entry
+		 * is tracked.
 		 */
-		if (n <= 0 || !ep_has_smc(epfd))
+		if (n <= 0 || !ep_has_smc(epfd, true))
 			return n;
 		n = ep_filter(epfd, events, n);
 		if (n || usmc_remaining_ms(timeout, &start) == 0)
