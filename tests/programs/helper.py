@@ -80,18 +80,26 @@ def sample(stat, pid, out, stopfile):
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
-            socks = []
-            # One process at a time: another user of the machine whose socket
-            # table is odd must not spoil the list of ours.
-            for p in sorted(descendants(int(pid))):
-                if not usmc_mapped(p):
-                    continue
-                text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
-                                      capture_output=True, text=True, timeout=10).stdout
-                try:
-                    socks += json.loads(text).get("sockets", [])
-                except ValueError:
-                    pass
+            ours = descendants(int(pid))
+            # One look at every process, quick enough to see connections
+            # that last a fraction of a second on a loaded machine; one
+            # process at a time only if that list is spoilt (another user's
+            # odd socket table must not hide ours).
+            text = subprocess.run(shlex.split(stat) + ["--json"], capture_output=True,
+                                  text=True, timeout=10).stdout
+            try:
+                socks = [s for s in json.loads(text).get("sockets", []) if s.get("pid") in ours]
+            except ValueError:
+                socks = []
+                for p in sorted(ours):
+                    if not usmc_mapped(p):
+                        continue
+                    text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
+                                          capture_output=True, text=True, timeout=10).stdout
+                    try:
+                        socks += json.loads(text).get("sockets", [])
+                    except ValueError:
+                        pass
         except subprocess.SubprocessError:
             socks = []
         for s in socks:
