@@ -213,12 +213,26 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 /* ---- the holders' side ---- */
 
 /*
+ * A backlog a holder looks through: the listener's own, where clients of
+ * its user put channels on carriers and count them in the registry; or
+ * the one clients of other users that policy allows connect to, each
+ * channel straight, uncounted (they cannot write our registry).
+ */
+struct backlog {
+	int fd;
+	struct sockaddr_un addr; /* where entries go back */
+	socklen_t len;
+	bool counted;            /* its Proposals are counted in the registry */
+	bool drop_empty;         /* an empty carried channel was answered elsewhere */
+};
+
+/*
  * Refuses a channel: takes its Proposal out, so that no holder can take
  * it any more, answers it with a Decline for reason, and closes it.  The
  * client falls back, and so does whoever accepted its connection, which
  * will not find the Proposal.  Counted as settled if there was one.
  */
-static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
+static void entry_refuse(const struct backlog *b, struct reg_port *reg, int ch, uint32_t reason)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct clc_msg p;
@@ -229,7 +243,8 @@ static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
 		n = usmc_sys.recv(ch, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n > 0 && !clc_msg_parse(buf, (size_t)n, &p) && p.type == CLC_PROPOSAL) {
-		atomic_fetch_add(&reg->settled, 1);
+		if (b->counted)
+			atomic_fetch_add(&reg->settled, 1);
 		af_channel_refuse(ch, p.token, reason);
 	} else {
 		usmc_sys.close(ch);
@@ -241,23 +256,24 @@ static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
-static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch)
+static void entry_release(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
+			  int ch)
 {
 	struct ucred cred;
 
-	if (!af_carrier_send(&l->uaddr, l->uaddr_len, l->uid, ch, &cred))
+	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, &cred))
 		usmc_sys.close(ch);
 	else
-		entry_refuse(reg, ch, USMC_DECL_CHAN_BUSY);
+		entry_refuse(b, reg, ch, USMC_DECL_CHAN_BUSY);
 	atomic_fetch_add(&reg->handed, 1);
 }
 
 /* The next entry of the backlog, carriers opened: a channel, or -1 once it is empty. */
-static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc_msg *msg,
+static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
 		      bool *more)
 {
 	for (;;) {
-		int fd = usmc_sys.accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0 && errno == EINTR)
 			continue;
@@ -266,11 +282,11 @@ static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc
 		for (int depth = 0; fd >= 0; depth++) {
 			*kind = entry_peek(fd, msg, more);
 			/*
-			 * A channel comes on a carrier only with its Proposal in it:
-			 * without, it was answered or taken back (the other members'
-			 * copies of an SO_REUSEPORT group's), and is dropped.
+			 * A client puts a channel on a carrier only with its Proposal
+			 * in it: without, it was answered or taken back (the other
+			 * members' copies of an SO_REUSEPORT group's), and is dropped.
 			 */
-			if (*kind == ENTRY_EMPTY && depth > 0)
+			if (*kind == ENTRY_EMPTY && depth > 0 && b->drop_empty)
 				*kind = ENTRY_JUNK;
 			if (*kind != ENTRY_CARRIER)
 				return fd;
@@ -280,7 +296,8 @@ static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc
 }
 
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
-static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *reg, int ch)
+static struct usmc_lgr *entry_adopt(const struct backlog *b, struct usmc_listener *l,
+				    struct reg_port *reg, int ch)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -288,17 +305,18 @@ static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *re
 	uint32_t refused;
 
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
-		entry_refuse(reg, ch, USMC_DECL_INTERR);
+		entry_refuse(b, reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
 	refused = af_channel_admit(ch, &cred, l);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
-		entry_refuse(reg, ch, refused ? refused : USMC_DECL_MEM);
+		entry_refuse(b, reg, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
 	/* Read by the caller's pump: out of the backlog's count. */
-	atomic_fetch_add(&reg->settled, 1);
+	if (b->counted)
+		atomic_fetch_add(&reg->settled, 1);
 	lgr->oneshot = true;
 	return lgr;
 }
@@ -308,8 +326,8 @@ static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *re
  * Proposal names cookie, or NULL; *whole if the pass saw the backlog to
  * its end without holding anything back it could not look at.
  */
-static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg,
-				   uint64_t cookie, bool *whole)
+static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener *l,
+				   struct reg_port *reg, uint64_t cookie, bool *whole)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
 	struct usmc_lgr *found = NULL;
@@ -321,7 +339,7 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 	atomic_fetch_add(&reg->holding, 1);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		more = false;
-		ch = entry_next(l, &kind, &msg, &more);
+		ch = entry_next(b, &kind, &msg, &more);
 		if (ch < 0) {
 			*whole = true;
 			break;
@@ -330,14 +348,14 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 			usmc_sys.close(ch);
 		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
 			   msg.proposal.dst.port == l->port) {
-			found = entry_adopt(l, reg, ch);
-		} else if (kind == ENTRY_PROPOSAL && more) {
+			found = entry_adopt(b, l, reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && more && b->counted) {
 			/* Not ours, and more behind it, which no client sends: refused. */
-			entry_refuse(reg, ch, USMC_DECL_SYNCERR);
+			entry_refuse(b, reg, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
 			held[nheld++] = ch;
 		} else {
-			entry_release(l, reg, ch);
+			entry_release(b, l, reg, ch);
 		}
 	}
 	if (nheld)
@@ -348,7 +366,7 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_release(l, reg, held[i]);
+		entry_release(b, l, reg, held[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }
@@ -362,16 +380,26 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 	 * client waits for our answer before it takes its Proposal back.
 	 */
 	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
-	struct usmc_lgr *lgr;
+	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
+				  .counted = true, .drop_empty = l->member },
+				{ .fd = l->ufd_users } };
+	struct usmc_lgr *lgr = NULL;
 	bool whole;
 
 	if (l->ufd < 0)
 		return NULL;
+	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
 	for (;;) {
 		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
-		struct pollfd p = { .fd = l->ufd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = l->ufd, .events = POLLIN },
+				       { .fd = l->ufd_users, .events = POLLIN } };
+		bool whole_users = true;
 
-		lgr = queue_look(l, reg, cookie, &whole);
+		lgr = queue_look(&b[0], l, reg, cookie, &whole);
+		/* Clients of other users, allowed by policy, connect their channels there. */
+		if (!lgr && l->ufd_users >= 0)
+			lgr = queue_look(&b[1], l, reg, cookie, &whole_users);
+		whole &= whole_users;
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
 		 * handed one back since: the Proposal is nowhere (the client is
@@ -382,8 +410,8 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 			break;
 		if (usmc_now_ms() >= deadline)
 			break;
-		/* What another holder hands back comes into the backlog and wakes us. */
-		usmc_sys.poll(&p, 1, 1);
+		/* What another holder hands back comes into a backlog and wakes us. */
+		usmc_sys.poll(p, l->ufd_users >= 0 ? 2 : 1, 1);
 	}
 	return lgr;
 }
