@@ -31,6 +31,7 @@ enum transport {
 enum test_kind {
 	T_CONNRATE,
 	T_CONNRATE0,
+	T_CONNRATE_PREFORK,
 	T_PINGPONG,
 	T_PINGPONG_EPOLL,
 	T_STREAM,
@@ -84,6 +85,8 @@ void fail(struct side_result *r, const char *what);
 /* tests.c: the client and server bodies, run in their own processes */
 void client_run(const struct job *j, uint16_t port, struct side_result *r);
 void server_run(const struct job *j, int lfd, int stop_fd, struct side_result *r);
+/* connrate-prefork: the workers, waiting on the listener, before its port is told. */
+void server_prefork(const struct job *j, int lfd, int stop_fd, struct side_result *r);
 
 /* limit.c: what the machine allows */
 struct limits {

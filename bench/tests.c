@@ -7,18 +7,25 @@
  *   connrate0  connect, then wait for the server's close: no payload.  The
  *              client waits so that it cannot outrun accept(): a full
  *              accept queue drops SYNs, and a dropped SYN costs a second.
+ *   connrate-prefork  connrate against a prefork server: PREFORK_WORKERS
+ *              processes forked after listen() accept on the listener
+ *              they inherited, as nginx's and apache2's workers do
  *   pingpong   msg_size bytes there and back, one at a time, timed each
  *   stream     writes of msg_size bytes for the duration; the server
  *              counts (and with verify checksums) and answers with that
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -40,7 +47,7 @@ static uint64_t fnv(uint64_t h, const void *buf, size_t len)
 static void connrate_client(const struct job *j, uint16_t port, struct side_result *r)
 {
 	char msg[64] = "request", reply[64];
-	bool payload = j->test == T_CONNRATE;
+	bool payload = j->test != T_CONNRATE0;
 	double start = now_sec(), end = start + j->duration, t = start;
 	uint64_t n = 0;
 
@@ -91,18 +98,77 @@ static void connrate_server(const struct job *j, int lfd, int stop_fd, struct si
 			continue;
 		}
 		fd = usmc_accept(lfd, NULL, NULL);
+		/* Another worker took it (the prefork server's listener does not block). */
+		if (fd < 0 && errno == EAGAIN)
+			continue;
 		if (fd < 0) {
 			fail(r, "accept");
 			return;
 		}
 		set_nodelay(j, fd);
-		if (j->test == T_CONNRATE &&
+		if (j->test != T_CONNRATE0 &&
 		    (read_all(fd, buf, sizeof(buf)) < 0 || write_all(fd, buf, sizeof(buf)) < 0))
 			fail(r, "response");
 		check_mode(fd, j, true, r);
 		usmc_close(fd);
 		r->count++;
 	}
+}
+
+#define PREFORK_WORKERS 2
+
+/* The prefork server's workers, and the connections they served, counted in shared memory. */
+static pid_t prefork_pid[PREFORK_WORKERS];
+static _Atomic uint64_t *prefork_served;
+
+/*
+ * Forks the workers, which wait on the listener they inherited (as a
+ * prefork server's do as they start) before the client learns the port.
+ */
+void server_prefork(const struct job *j, int lfd, int stop_fd, struct side_result *r)
+{
+	int ready[2];
+	char c;
+
+	prefork_served = mmap(NULL, sizeof(*prefork_served), PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	/* Every worker wakes for a connection, one gets it: the others must not block in accept. */
+	if (prefork_served == MAP_FAILED || pipe(ready) ||
+	    usmc_fcntl(lfd, F_SETFL, usmc_fcntl(lfd, F_GETFL) | O_NONBLOCK) < 0) {
+		fail(r, "prefork");
+		return;
+	}
+	for (int i = 0; i < PREFORK_WORKERS; i++) {
+		prefork_pid[i] = fork();
+		if (prefork_pid[i] == 0) {
+			struct side_result wr = { .ok = 1 };
+			struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+			usmc_poll(&p, 1, 0);
+			if (write(ready[1], "", 1) != 1)
+				_exit(1);
+			connrate_server(j, lfd, stop_fd, &wr);
+			atomic_fetch_add(prefork_served, wr.count);
+			_exit(wr.ok ? 0 : 1);
+		}
+		if (prefork_pid[i] < 0 || read(ready[0], &c, 1) != 1)
+			fail(r, "fork");
+	}
+	close(ready[0]);
+	close(ready[1]);
+}
+
+/* The master: waits for its workers, which end with the stop pipe. */
+static void connrate_prefork_server(struct side_result *r)
+{
+	int status;
+
+	for (int i = 0; i < PREFORK_WORKERS; i++)
+		if (prefork_pid[i] > 0 && (waitpid(prefork_pid[i], &status, 0) != prefork_pid[i] ||
+					   !WIFEXITED(status) || WEXITSTATUS(status) != 0))
+			fail(r, "a worker failed");
+	if (prefork_served != MAP_FAILED && prefork_served)
+		r->count = atomic_load(prefork_served);
 }
 
 /* ---- pingpong ---- */
@@ -431,6 +497,7 @@ void client_run(const struct job *j, uint16_t port, struct side_result *r)
 	switch (j->test) {
 	case T_CONNRATE:
 	case T_CONNRATE0:
+	case T_CONNRATE_PREFORK:
 		connrate_client(j, port, r);
 		break;
 	case T_PINGPONG:
@@ -449,6 +516,9 @@ void server_run(const struct job *j, int lfd, int stop_fd, struct side_result *r
 	case T_CONNRATE:
 	case T_CONNRATE0:
 		connrate_server(j, lfd, stop_fd, r);
+		break;
+	case T_CONNRATE_PREFORK:
+		connrate_prefork_server(r);
 		break;
 	case T_PINGPONG:
 	case T_PINGPONG_EPOLL:

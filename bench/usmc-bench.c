@@ -35,6 +35,7 @@
 
 static const char *const test_names[T_COUNT] = {
 	[T_CONNRATE] = "connrate",	 [T_CONNRATE0] = "connrate0",
+	[T_CONNRATE_PREFORK] = "connrate-prefork",
 	[T_PINGPONG] = "pingpong",	 [T_PINGPONG_EPOLL] = "pingpong-epoll",
 	[T_STREAM] = "stream",		 [T_STREAM_X4] = "stream-x4",
 	[T_LIMIT] = "limit",		 [T_MEMORY] = "memory",
@@ -78,8 +79,9 @@ static void usage(FILE *f)
 		   "  --quick            3 runs of 0.15 s, tests connrate,pingpong,stream,limit\n"
 		   "  --runs N           interleaved runs, 1..%d (default 5)\n"
 		   "  --duration S       seconds per measurement, up to 600 (default 1)\n"
-		   "  --tests LIST       comma-separated, of connrate,connrate0,pingpong,\n"
-		   "                     pingpong-epoll,stream,stream-x4,limit,memory (default all)\n"
+		   "  --tests LIST       comma-separated, of connrate,connrate0,connrate-prefork,\n"
+		   "                     pingpong,pingpong-epoll,stream,stream-x4,limit,memory\n"
+		   "                     (default all)\n"
 		   "  --transports LIST  comma-separated, of tcp,unix,fallback,fallback-server,smc\n"
 		   "                     (default all)\n"
 		   "  --verify           checksum every byte of the stream tests\n"
@@ -145,7 +147,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	for (int i = 0; i < TR_COUNT; i++)
 		trnames[i] = transport_name(i);
 	*o = (struct options){ .runs = 5, .duration = 1.0 };
-	parse_list("--tests", "connrate,connrate0,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
+	parse_list("--tests",
+		   "connrate,connrate0,connrate-prefork,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
 		   test_names, T_COUNT, o->tests);
 	for (int i = 0; i < TR_COUNT; i++)
 		o->trs[i] = true;
@@ -238,7 +241,9 @@ static void add_case(enum test_kind test, size_t size, int conns)
 	switch (test) {
 	case T_CONNRATE:
 	case T_CONNRATE0:
-		snprintf(variant, sizeof(variant), "%s", test == T_CONNRATE ? "64B each way" : "no data");
+	case T_CONNRATE_PREFORK:
+		snprintf(variant, sizeof(variant), "%s",
+			 test == T_CONNRATE0 ? "no data" : "64B each way");
 		c->fig[0] = add_figure(name, variant, "rate", "conn/s", size, 1);
 		break;
 	case T_PINGPONG:
@@ -261,6 +266,8 @@ static void plan(const struct options *o)
 		add_case(T_CONNRATE, 64, 1);
 	if (o->tests[T_CONNRATE0])
 		add_case(T_CONNRATE0, 0, 1);
+	if (o->tests[T_CONNRATE_PREFORK])
+		add_case(T_CONNRATE_PREFORK, 64, 1);
 	for (int t = T_PINGPONG; t <= T_PINGPONG_EPOLL; t++) {
 		if (!o->tests[t])
 			continue;
@@ -330,6 +337,8 @@ static pid_t spawn_server(const struct job *j, struct job_pipes *p)
 	lfd = bench_listen(j, &port);
 	if (lfd < 0)
 		fail(&r, "listen");
+	if (lfd >= 0 && j->test == T_CONNRATE_PREFORK)
+		server_prefork(j, lfd, p->stop[0], &r);
 	if (write(p->port[1], &port, sizeof(port)) != sizeof(port))
 		_exit(1);
 	if (lfd >= 0) {
@@ -424,7 +433,8 @@ static void measure(const struct options *o, const struct bench_case *c, enum tr
 	bool fresh_ns, ok;
 
 	snprintf(j.unix_path, sizeof(j.unix_path), "usmc-bench/%d/%d", (int)getpid(), seq++);
-	fresh_ns = (c->test == T_CONNRATE || c->test == T_CONNRATE0) && netns_fresh_enter();
+	fresh_ns = (c->test == T_CONNRATE || c->test == T_CONNRATE0 ||
+		    c->test == T_CONNRATE_PREFORK) && netns_fresh_enter();
 	ok = run_job(&j, &cli, &srv);
 	if (fresh_ns)
 		netns_leave();
