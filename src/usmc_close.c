@@ -140,6 +140,8 @@ int usmc_shutdown(int fd, int how)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
 
+	if (s)
+		usmc_epoll_fd_changed(fd);
 	if (s && s->state == SOCK_PROPOSED) {
 		if (how == SHUT_RD || how == SHUT_RDWR)
 			s->shut_rd = true;

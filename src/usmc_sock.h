@@ -276,6 +276,8 @@ bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
  * socket's last) or follow other_fd, and those of an epoll set it was.
  */
 void usmc_epoll_fd_closed(int fd, int other_fd);
+/* Our own change to the socket (a shutdown): its epoll entries look at it again. */
+void usmc_epoll_fd_changed(int fd);
 
 /* usmc_poll.c */
 /* Drains doorbells, recording a closed or reset TCP connection. */
