@@ -78,19 +78,28 @@ struct ep_entry *ep_table_find(int epfd, int fd)
 	return NULL;
 }
 
+/* Links e into the active list between prev and next (NULL: an end). */
+static void active_link(struct ep_entry *e, struct ep_entry *prev, struct ep_entry *next)
+{
+	e->act_prev = prev;
+	e->act_next = next;
+	if (prev)
+		prev->act_next = e;
+	else
+		active = e;
+	if (next)
+		next->act_prev = e;
+	else
+		active_tail = e;
+}
+
 void ep_table_set_active(struct ep_entry *e, bool on)
 {
 	if (e->active == on)
 		return;
 	e->active = on;
 	if (on) {
-		e->act_prev = NULL;
-		e->act_next = active;
-		if (active)
-			active->act_prev = e;
-		else
-			active_tail = e;
-		active = e;
+		active_link(e, NULL, active);
 		return;
 	}
 	if (e->act_prev)
@@ -109,13 +118,7 @@ void ep_table_requeue(struct ep_entry *e)
 		return;
 	ep_table_set_active(e, false);
 	e->active = true;
-	e->act_next = NULL;
-	e->act_prev = active_tail;
-	if (active_tail)
-		active_tail->act_next = e;
-	else
-		active = e;
-	active_tail = e;
+	active_link(e, active_tail, NULL);
 }
 
 struct ep_entry *ep_table_add(int epfd, int fd)
