@@ -79,14 +79,48 @@ static void ep_unquiet(struct ep_entry *e, struct usmc_sock *s)
 		return;
 	e->quiet = false;
 	ep_table_set_active(e, true);
-	if (s && s->conn)
+	if (s && s->conn) {
 		usmc_conn_disarm_as(s, e->key);
+		atomic_fetch_sub_explicit(&s->ep_quiet, 1, memory_order_relaxed);
+	}
 }
 
-static void ep_quiet(struct ep_entry *e)
+static void ep_quiet(struct ep_entry *e, struct usmc_sock *s)
 {
 	e->quiet = true;
 	ep_table_set_active(e, false);
+	atomic_fetch_add_explicit(&s->ep_quiet, 1, memory_order_relaxed);
+}
+
+/*
+ * A quiet entry's registration keeps the doorbells past what it saw from
+ * every other reader, for as long as it is quiet: another wait on the
+ * same connection (a blocking read, poll, a second set) would find the
+ * TCP socket readable with doorbells it may not read, and spin until the
+ * set's next wait.  So such a wait first lets the quiet entries of this
+ * process go, those of sets no thread waits on now: they are active
+ * again, looked at by their set's next wait, and no wait on their set is
+ * left asleep on the doorbells they held (a thread counts as waiting from
+ * the start of usmc_epoll_wait, before any arming).  Entries of another
+ * process, or of a set a thread waits on, keep theirs.  Called with
+ * ep_lock.
+ */
+static void ep_release_locked(struct usmc_sock *s)
+{
+	if (!atomic_load_explicit(&s->ep_quiet, memory_order_relaxed))
+		return;
+	for (struct ep_entry *e = ep_table_all(); e; e = e->all_next)
+		if (e->quiet && !ep_table_waited(e->epfd) && usmc_sock_active(e->fd) == s)
+			ep_unquiet(e, s);
+}
+
+void usmc_epoll_release(struct usmc_sock *s)
+{
+	if (!atomic_load_explicit(&s->ep_quiet, memory_order_relaxed))
+		return;
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	ep_release_locked(s);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
@@ -329,11 +363,13 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 			}
 			if (s->state != SOCK_SMC)
 				continue;
+			if (arm)
+				ep_release_locked(s);
 			registered = arm && usmc_conn_arm_as(s, (short)e->ev.events, e->key);
 			rev = ep_entry_events(s, e, true);
 			/* Armed and nothing to report: quiet until its doorbell. */
 			if (registered && !rev)
-				ep_quiet(e);
+				ep_quiet(e, s);
 			else if (arm)
 				usmc_conn_disarm_as(s, e->key);
 		}
@@ -478,13 +514,11 @@ static bool ep_has_smc(int epfd)
  */
 static __thread bool kernel_owed;
 
-int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+static int ep_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
 	struct timespec start;
 	int n;
 
-	if (!ep_has_smc(epfd))
-		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
@@ -519,4 +553,26 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}
+}
+
+/* The set counts as waited on for the whole call, before any arming: ep_release_locked. */
+static void ep_waiting(int epfd, bool in)
+{
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	ep_table_waiting(epfd, in);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+}
+
+int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+	int n, err;
+
+	if (!ep_has_smc(epfd))
+		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
+	ep_waiting(epfd, true);
+	n = ep_wait(epfd, events, maxevents, timeout);
+	err = errno;
+	ep_waiting(epfd, false);
+	errno = err;
+	return n;
 }

@@ -20,6 +20,7 @@ static uint32_t next_key;
 struct ep_set_count {
 	int epfd;
 	unsigned n;
+	unsigned waiters; /* threads in a wait on the set now */
 	struct ep_set_count *next;
 };
 static struct ep_set_count *sets[EP_BUCKETS];
@@ -184,12 +185,32 @@ struct ep_entry *ep_table_by_data(int epfd, const struct epoll_event *ev)
 	return NULL;
 }
 
-bool ep_table_has_set(int epfd)
+static struct ep_set_count *set_find(int epfd)
 {
 	for (struct ep_set_count *c = sets[fd_bucket(epfd)]; c; c = c->next)
 		if (c->epfd == epfd)
-			return true;
-	return false;
+			return c;
+	return NULL;
+}
+
+bool ep_table_has_set(int epfd)
+{
+	return set_find(epfd) != NULL;
+}
+
+void ep_table_waiting(int epfd, bool in)
+{
+	struct ep_set_count *c = set_find(epfd);
+
+	if (c && (in || c->waiters))
+		c->waiters += in ? 1 : -1u;
+}
+
+bool ep_table_waited(int epfd)
+{
+	struct ep_set_count *c = set_find(epfd);
+
+	return c && c->waiters;
 }
 
 struct ep_entry *ep_table_all(void)

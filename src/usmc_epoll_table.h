@@ -61,6 +61,9 @@ void ep_table_set_active(struct ep_entry *e, bool active);
 void ep_table_requeue(struct ep_entry *e);
 /* Whether epfd has any entry. */
 bool ep_table_has_set(int epfd);
+/* A thread begins (in) or ends a wait on epfd; whether one is in a wait on it now. */
+void ep_table_waiting(int epfd, bool in);
+bool ep_table_waited(int epfd);
 
 /* Walks: every entry, the active ones, those of one descriptor (check e->fd). */
 struct ep_entry *ep_table_all(void);

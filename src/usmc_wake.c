@@ -381,6 +381,7 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	int rc;
 
+	usmc_epoll_release(s);
 	usmc_conn_arm(s, events);
 	if (sleep_ready(s, events)) {
 		usmc_conn_disarm(s);
