@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_core.h"
 #include "usmc_epoll_table.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
@@ -102,15 +103,17 @@ static void ep_quiet(struct ep_entry *e, struct usmc_sock *s)
  * again, looked at by their set's next wait, and no wait on their set is
  * left asleep on the doorbells they held (a thread counts as waiting from
  * the start of usmc_epoll_wait, before any arming).  Entries of another
- * process, or of a set a thread waits on, keep theirs.  Called with
- * ep_lock.
+ * process (a forked child's copies of its parent's among them, whose
+ * registrations are the parent's), or of a set a thread waits on, keep
+ * theirs.  Called with ep_lock.
  */
 static void ep_release_locked(struct usmc_sock *s)
 {
 	if (!atomic_load_explicit(&s->ep_quiet, memory_order_relaxed))
 		return;
 	for (struct ep_entry *e = ep_table_all(); e; e = e->all_next)
-		if (e->quiet && !ep_table_waited(e->epfd) && usmc_sock_active(e->fd) == s)
+		if (e->quiet && e->pid == usmc_pid() && !ep_table_waited(e->epfd) &&
+		    usmc_sock_active(e->fd) == s)
 			ep_unquiet(e, s);
 }
 

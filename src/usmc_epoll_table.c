@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "usmc_core.h"
+
 #define EP_BUCKETS 4096 /* a power of two */
 
 static struct ep_entry *all, *active, *active_tail;
@@ -131,6 +133,7 @@ struct ep_entry *ep_table_add(int epfd, int fd)
 	e->epfd = epfd;
 	e->fd = fd;
 	e->key = 0x80000000u | (++next_key & 0x7fffffffu);
+	e->pid = usmc_pid();
 	e->all_next = all;
 	if (all)
 		all->all_prev = e;

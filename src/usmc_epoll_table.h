@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/types.h>
 
 #include "usmc_sock.h"
 
@@ -33,6 +34,7 @@ struct ep_entry {
 	bool active;         /* on the active list */
 	uint32_t key;        /* its sleeper's key (usmc_wake.c): top bit set, no thread id */
 	uint32_t round;      /* the round of a wait that last reported it (usmc_epoll.c) */
+	pid_t pid;           /* the process that made it: a forked child has a copy */
 	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *all_next, *all_prev;
 	struct ep_entry *fd_next;   /* the chain of its descriptor's bucket */
