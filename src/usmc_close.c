@@ -139,8 +139,11 @@ static void close_conn_last_here(struct usmc_sock *s, int fd)
 int usmc_shutdown(int fd, int how)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
+	int rc = 0;
 
-	if (s && s->state == SOCK_PROPOSED) {
+	if (!s)
+		return usmc_sys.shutdown(fd, how);
+	if (s->state == SOCK_PROPOSED) {
 		if (how == SHUT_RD || how == SHUT_RDWR)
 			s->shut_rd = true;
 		if (how == SHUT_WR || how == SHUT_RDWR) {
@@ -148,11 +151,15 @@ int usmc_shutdown(int fd, int how)
 			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
 		}
 		af_resolve(s, false);
-		return 0;
+	} else {
+		rc = usmc_shutdown_conn(s, how);
 	}
-	if (!s)
-		return usmc_sys.shutdown(fd, how);
-	return usmc_shutdown_conn(s, how);
+	/*
+	 * After the change: a wait in another thread that armed the socket's
+	 * entries before it would otherwise leave them quiet on what it saw.
+	 */
+	usmc_epoll_fd_changed(fd);
+	return rc;
 }
 
 void usmc_release_fd(int fd)
