@@ -236,6 +236,8 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->next = listeners;
 	listeners = l;
 	if (!reuseport) {
+		/* What earlier listeners of the port left unread is nobody's now. */
+		atomic_store(&reg->read, l->seen);
 		atomic_store(&reg->flags, 0);
 		atomic_store(&reg->pid, (int32_t)usmc_pid());
 	}
@@ -363,6 +365,23 @@ void af_listener_close(struct usmc_sock *s)
 /* Proposals listed at once, in all: a peer that never connects costs bounded memory. */
 #define PROPOSALS_MAX      65536
 
+/*
+ * A Proposal its client counted in the registry's proposals (one sent
+ * straight to the listener) is read: counted as seen by this process and
+ * as read by the listener's holders.  Those that came through a shared
+ * listener's queue are counted there (queued, settled).
+ */
+static void proposal_read(const struct usmc_lgr *lgr, struct usmc_listener *l)
+{
+	struct reg_port *reg = reg_port(l->port);
+
+	if (lgr->oneshot && !lgr->direct)
+		return;
+	atomic_fetch_add_explicit(&l->seen, 1, memory_order_release);
+	if (reg && lgr->peer_uid == reg_owner())
+		atomic_fetch_add_explicit(&reg->read, 1, memory_order_release);
+}
+
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
 	struct usmc_listener *l = listener_find(msg->proposal.dst.port);
@@ -389,7 +408,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	if (reason) {
 		free(p);
 		af_send_decline(lgr, msg->token, reason);
-		atomic_fetch_add_explicit(&l->seen, 1, memory_order_release);
+		proposal_read(lgr, l);
 		return;
 	}
 	p->lgr = lgr;
@@ -402,7 +421,7 @@ static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	lgr->refs++;
 	/* Listed before counted as seen: see af_srv_none_pending. */
 	atomic_fetch_add_explicit(&proposals_pending, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&l->seen, 1, memory_order_release);
+	proposal_read(lgr, l);
 }
 
 struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,

@@ -83,11 +83,12 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
 uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
 /*
  * Puts channel ch into the backlog of the Unix listener at sun, on a
- * carrier: 0, or why not.  The listener must be uid's, which *cred, from
+ * carrier: 0, or why not.  counted: its client counted its Proposal in
+ * the registry (queued).  The listener must be uid's, which *cred, from
  * SO_PEERCRED, then names: abstract names are anyone's to take.
  */
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
-			 struct ucred *cred);
+			 bool counted, struct ucred *cred);
 /*
  * SO_REUSEPORT groups (usmc_reuseport.c).  join: takes a member slot of
  * the port and binds this process's own queue as l->ufd; -1 if it cannot.

@@ -42,7 +42,8 @@
 
 struct reg_port {
 	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
-	_Atomic uint32_t proposals; /* Proposals sent toward this port */
+	_Atomic uint32_t proposals; /* Proposals sent toward this port straight to its listener */
+	_Atomic uint32_t read;      /* of them, read by the listener or one of its holders */
 	_Atomic uint32_t flags;     /* REG_* */
 	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
 	_Atomic uint32_t queued;    /* Proposals put into it */
@@ -175,6 +176,7 @@ struct usmc_lgr {
 	int64_t born;      /* server: when its channel was taken */
 	bool proposed;     /* server: a Proposal came on it */
 	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
+	bool direct;       /* server, oneshot: its client proposed straight, counted in proposals */
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct usmc_lgr *next;

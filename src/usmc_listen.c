@@ -294,9 +294,15 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	/*
 	 * No Proposal was sent toward the port since we last looked: a plain
 	 * client, told without the lock.  Clients of other users cannot count
-	 * theirs in our registry.
+	 * theirs in our registry.  A holder that is not the listener's maker
+	 * also looks once for those proposed straight to the maker's Unix
+	 * listener before the listener was marked shared (the first clients
+	 * of a prefork server whose workers were still starting): the maker
+	 * does not read them when it does not accept, and they wait in the
+	 * backlog the holders share.
 	 */
 	if (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
+			     atomic_load(&reg->proposals) == atomic_load(&reg->read) &&
 			     (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
 		   : af_srv_none_pending(l, reg))
 		return USMC_DECL_PEERNOSMC;

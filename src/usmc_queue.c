@@ -47,8 +47,14 @@
 #include "usmc_sys.h"
 #include "af_usmc.h"
 
-/* A carrier's message; the channel it carries comes with it. */
+/*
+ * A carrier's message; the channel it carries comes with it.  PASS: its
+ * Proposal was counted in the registry (queued) by its client; PASU: not
+ * (a client of another user, or one that proposed before the listener was
+ * marked shared, straight to its Unix listener), so not settled either.
+ */
 static const char carrier_magic[8] = "usmcPASS";
+static const char carrier_uncounted[8] = "usmcPASU";
 
 /* Entries looked at per look, and held at once: the backlog is anyone's to fill. */
 #define QUEUE_LOOK_MAX 256
@@ -59,7 +65,7 @@ static const char carrier_magic[8] = "usmcPASS";
 enum entry_kind { ENTRY_JUNK, ENTRY_EMPTY, ENTRY_CARRIER, ENTRY_PROPOSAL };
 
 /* What an entry's first message is, left where it is; *more if others follow it. */
-static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more)
+static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more, bool *counted)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	int inq = 0;
@@ -71,8 +77,11 @@ static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN ? ENTRY_EMPTY : ENTRY_JUNK;
-	if (n == sizeof(carrier_magic) && !memcmp(buf, carrier_magic, sizeof(carrier_magic)))
+	if (n == sizeof(carrier_magic) && (!memcmp(buf, carrier_magic, sizeof(carrier_magic)) ||
+					   !memcmp(buf, carrier_uncounted, sizeof(carrier_uncounted)))) {
+		*counted = !memcmp(buf, carrier_magic, sizeof(carrier_magic));
 		return ENTRY_CARRIER;
+	}
 	if (n == 0 || clc_msg_parse(buf, (size_t)n, msg) || msg->type != CLC_PROPOSAL)
 		return ENTRY_JUNK;
 	/* A seqpacket socket's SIOCINQ counts every queued message. */
@@ -112,10 +121,11 @@ static int carrier_open(int fd)
 }
 
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
-			 struct ucred *cred)
+			 bool counted, struct ucred *cred)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
+	struct iovec iov = { .iov_base = (void *)(counted ? carrier_magic : carrier_uncounted),
+			     .iov_len = sizeof(carrier_magic) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -184,7 +194,7 @@ uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 	if (atomic_load(&reg->flags) & REG_REUSEPORT)
 		return af_member_post(reg, lgr->port, lgr->taker, &lgr->peer_pid);
 	sun_len = reg_listener_addr(reg_owner(), lgr->port, false, &sun);
-	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, &cred);
+	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, true, &cred);
 	if (!reason)
 		lgr->peer_pid = cred.pid;
 	/* The listener died without closing: clear its registry entry. */
@@ -222,7 +232,7 @@ struct backlog {
 	int fd;
 	struct sockaddr_un addr; /* where entries go back */
 	socklen_t len;
-	bool counted;            /* its Proposals are counted in the registry */
+	bool counted;            /* PASS carriers here bring Proposals counted in the registry */
 	bool drop_empty;         /* an empty carried channel was answered elsewhere */
 };
 
@@ -230,9 +240,10 @@ struct backlog {
  * Refuses a channel: takes its Proposal out, so that no holder can take
  * it any more, answers it with a Decline for reason, and closes it.  The
  * client falls back, and so does whoever accepted its connection, which
- * will not find the Proposal.  Counted as settled if there was one.
+ * will not find the Proposal.  Counted as settled if there was one and
+ * its client counted it.
  */
-static void entry_refuse(const struct backlog *b, struct reg_port *reg, int ch, uint32_t reason)
+static void entry_refuse(bool counted, struct reg_port *reg, int ch, uint32_t reason)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct clc_msg p;
@@ -243,7 +254,7 @@ static void entry_refuse(const struct backlog *b, struct reg_port *reg, int ch, 
 		n = usmc_sys.recv(ch, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n > 0 && !clc_msg_parse(buf, (size_t)n, &p) && p.type == CLC_PROPOSAL) {
-		if (b->counted)
+		if (counted)
 			atomic_fetch_add(&reg->settled, 1);
 		af_channel_refuse(ch, p.token, reason);
 	} else {
@@ -257,20 +268,24 @@ static void entry_refuse(const struct backlog *b, struct reg_port *reg, int ch, 
  * not find the Proposal any more).
  */
 static void entry_release(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
-			  int ch)
+			  int ch, bool counted)
 {
 	struct ucred cred;
 
-	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, &cred))
+	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred))
 		usmc_sys.close(ch);
 	else
-		entry_refuse(b, reg, ch, USMC_DECL_CHAN_BUSY);
+		entry_refuse(counted, reg, ch, USMC_DECL_CHAN_BUSY);
 	atomic_fetch_add(&reg->handed, 1);
 }
 
-/* The next entry of the backlog, carriers opened: a channel, or -1 once it is empty. */
+/*
+ * The next entry of the backlog, carriers opened: a channel, or -1 once
+ * it is empty.  *counted if its client counted its Proposal (it came on a
+ * PASS carrier into the listener's own backlog).
+ */
 static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
-		      bool *more)
+		      bool *more, bool *counted)
 {
 	for (;;) {
 		int fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -279,8 +294,12 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 			continue;
 		if (fd < 0)
 			return -1;
+		*counted = false;
 		for (int depth = 0; fd >= 0; depth++) {
-			*kind = entry_peek(fd, msg, more);
+			bool pass = false;
+
+			*kind = entry_peek(fd, msg, more, &pass);
+			*counted = b->counted && pass;
 			/*
 			 * A client puts a channel on a carrier only with its Proposal
 			 * in it: without, it was answered or taken back (the other
@@ -296,7 +315,7 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 }
 
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
-static struct usmc_lgr *entry_adopt(const struct backlog *b, struct usmc_listener *l,
+static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struct usmc_listener *l,
 				    struct reg_port *reg, int ch)
 {
 	struct ucred cred;
@@ -305,19 +324,20 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, struct usmc_listene
 	uint32_t refused;
 
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
-		entry_refuse(b, reg, ch, USMC_DECL_INTERR);
+		entry_refuse(counted, reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
 	refused = af_channel_admit(ch, &cred, l);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
-		entry_refuse(b, reg, ch, refused ? refused : USMC_DECL_MEM);
+		entry_refuse(counted, reg, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
-	/* Read by the caller's pump: out of the backlog's count. */
-	if (b->counted)
+	/* Read by the caller's pump: out of the backlog's count, or of the listener's. */
+	if (counted)
 		atomic_fetch_add(&reg->settled, 1);
 	lgr->oneshot = true;
+	lgr->direct = !counted && b->counted;
 	return lgr;
 }
 
@@ -330,16 +350,17 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 				   struct reg_port *reg, uint64_t cookie, bool *whole)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
+	bool held_counted[QUEUE_HOLD_MAX];
 	struct usmc_lgr *found = NULL;
 	struct clc_msg msg;
 	enum entry_kind kind;
-	bool more;
+	bool more, counted;
 
 	*whole = false;
 	atomic_fetch_add(&reg->holding, 1);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		more = false;
-		ch = entry_next(b, &kind, &msg, &more);
+		ch = entry_next(b, &kind, &msg, &more, &counted);
 		if (ch < 0) {
 			*whole = true;
 			break;
@@ -348,14 +369,15 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 			usmc_sys.close(ch);
 		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
 			   msg.proposal.dst.port == l->port) {
-			found = entry_adopt(b, l, reg, ch);
-		} else if (kind == ENTRY_PROPOSAL && more && b->counted) {
+			found = entry_adopt(b, counted, l, reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && more && counted) {
 			/* Not ours, and more behind it, which no client sends: refused. */
-			entry_refuse(b, reg, ch, USMC_DECL_SYNCERR);
+			entry_refuse(counted, reg, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
+			held_counted[nheld] = counted;
 			held[nheld++] = ch;
 		} else {
-			entry_release(b, l, reg, ch);
+			entry_release(b, l, reg, ch, counted);
 		}
 	}
 	if (nheld)
@@ -366,7 +388,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_release(b, l, reg, held[i]);
+		entry_release(b, l, reg, held[i], held_counted[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }

@@ -94,7 +94,7 @@ uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *pe
 		if (!pid)
 			continue;
 		len = reg_member_addr(reg_owner(), port, pid, &sun);
-		r = af_carrier_send(&sun, len, reg_owner(), ch, &cred);
+		r = af_carrier_send(&sun, len, reg_owner(), ch, true, &cred);
 		if (!r) {
 			sent = true;
 			*peer_pid = cred.pid;

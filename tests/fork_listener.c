@@ -8,6 +8,12 @@
  * every byte arrives, and no handshake waits for a CLC timeout, which the
  * counters of the test's own registry directory show.
  *
+ * --early-clients: the clients connect before the workers start, as the
+ * first clients of a prefork server whose workers are still starting: their
+ * Proposals go straight to the listener's maker, which never accepts, and
+ * a worker must find them in the backlog it shares with the maker all the
+ * same.
+ *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
  * Proposals: each client takes its own back out of the channel after a
@@ -30,7 +36,7 @@
 #define ROUNDS 25
 
 static int lfd;
-static bool plain_worker;
+static bool plain_worker, early_clients;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
@@ -140,6 +146,7 @@ int main(int argc, char **argv)
 	uint16_t port;
 
 	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
+	early_clients = argc > 1 && !strcmp(argv[1], "--early-clients");
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
@@ -150,11 +157,18 @@ int main(int argc, char **argv)
 		main_plain_worker(port);
 		return 0;
 	}
-	for (int i = 0; i < WORKERS; i++)
-		workers[i] = h_fork(worker, NULL);
+	if (!early_clients)
+		for (int i = 0; i < WORKERS; i++)
+			workers[i] = h_fork(worker, NULL);
 	/* Clients at once, each connecting again and again: the workers accept side by side. */
 	for (int i = 0; i < CLIENTS; i++)
 		clients[i] = h_fork(client, (void *)(uintptr_t)port);
+	if (early_clients) {
+		/* Every client's first Proposal is out, to the maker, before a worker waits. */
+		usleep(300 * 1000);
+		for (int i = 0; i < WORKERS; i++)
+			workers[i] = h_fork(worker, NULL);
+	}
 	for (int i = 0; i < CLIENTS; i++)
 		CHECK(h_wait_ok(clients[i]));
 	/* One empty connection ends each worker. */

@@ -72,7 +72,7 @@ static void sparse_files(const char *dir)
 	int fd;
 
 	RCHECK(stat("/proc/self/ns/net", &st) == 0);
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.3", dir, (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.4", dir, (unsigned)getuid(),
 		 (unsigned long)st.st_ino);
 	fd = open(path, O_RDWR | O_CREAT, 0600);
 	RCHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && close(fd) == 0);
@@ -105,12 +105,12 @@ static void case_shm_full(void)
 	private_tmpfs(empty, "256k");
 	fill(empty);
 	pair_both_servers(empty, false, "registry on a full tmpfs");
-	private_tmpfs(sparse, "2m");
+	private_tmpfs(sparse, "4m");
 	sparse_files(sparse);
 	fill(sparse);
 	pair_both_servers(sparse, false, "sparse registry and counters, tmpfs full");
 	/* Made while there was room: its pages are there, so a full tmpfs changes nothing. */
-	private_tmpfs(early, "2m");
+	private_tmpfs(early, "4m");
 	pair_both_servers(early, true, "registry made with room");
 	fill(early);
 	pair_both_servers(early, true, "registry made with room, tmpfs full since");
