@@ -6,6 +6,7 @@
  * the listeners' channels.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -89,28 +90,30 @@ struct reg_port *reg_port(uint16_t port)
 	return reg_map ? &reg_map[port] : NULL;
 }
 
-socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *addr)
+/* An abstract Unix name, usmc/<uid>/<port> and what follows. */
+__attribute__((format(printf, 2, 3))) static socklen_t reg_name(void *addr, const char *fmt, ...)
 {
 	struct sockaddr_un *sun = addr;
+	va_list ap;
 	int n;
 
 	memset(sun, 0, sizeof(*sun));
 	sun->sun_family = AF_UNIX;
-	/* Abstract: it vanishes with the process, so no entry outlives it. */
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u%s", (unsigned)uid,
-		     (unsigned)port, other_users ? "/users" : "");
+	va_start(ap, fmt);
+	n = vsnprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, fmt, ap);
+	va_end(ap);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *addr)
+{
+	/* Abstract: it vanishes with the process, so no entry outlives it. */
+	return reg_name(addr, "usmc/%u/%u%s", (unsigned)uid, (unsigned)port,
+			other_users ? "/users" : "");
 }
 
 socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *addr)
 {
-	struct sockaddr_un *sun = addr;
-	int n;
-
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u/m%d", (unsigned)uid,
-		     (unsigned)port, (int)pid);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	return reg_name(addr, "usmc/%u/%u/m%d", (unsigned)uid, (unsigned)port, (int)pid);
 }
 

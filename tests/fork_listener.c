@@ -28,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
-#include "usmc_stats.h"
 
 #define WORKERS 3
 #define CLIENTS 4
@@ -98,28 +98,6 @@ static int client(void *arg)
 	for (int i = 0; i < ROUNDS; i++)
 		round_trip(port, 1 + (size_t)(getpid() * 7919u + i * 104729u) % 100000, (uint64_t)i);
 	return 0;
-}
-
-/* The counters of this test's registry directory: SMC connections, and fallbacks. */
-static void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
-{
-	struct usmc_stats_file *f;
-	char path[256];
-	int fd;
-
-	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	CHECK(fd >= 0);
-	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	CHECK(f != MAP_FAILED);
-	*smc = usmc_stats_total(f, USMC_STAT_SMC_CONNS);
-	*fallbacks = usmc_stats_total(f, USMC_STAT_FALLBACKS);
-	*clc_timeouts = 0;
-	for (int i = 0; i < USMC_STATS_REASONS; i++)
-		if (f->fallback[i].reason == USMC_DECL_TIMEOUT_CLC)
-			*clc_timeouts = f->fallback[i].count;
-	munmap(f, sizeof(*f));
 }
 
 /* A plain worker and one client at a time: each Proposal waits out its CLC timeout. */

@@ -35,23 +35,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, \
-				#c, strerror(errno));                                     \
-			exit(1);                                                          \
-		}                                                                         \
-	} while (0)
+#include "plain.h"
 
 #define CHUNK 65536
-
-static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
-{
-	while (n--)
-		h = (h ^ *p++) * 0x100000001b3ull;
-	return h;
-}
 
 static void pattern(uint8_t *buf, size_t n, uint64_t seed, uint64_t off)
 {
@@ -117,7 +103,7 @@ static int server(int conns, bool use_poll)
 	static uint8_t buf[CHUNK];
 
 	for (int i = 0; i < conns; i++) {
-		uint64_t reply[2] = { 0, 0xcbf29ce484222325ull };
+		uint64_t reply[2] = { 0, FNV_INIT };
 		struct pollfd p = { .fd = 3, .events = POLLIN };
 		int fd;
 		ssize_t r;
@@ -153,7 +139,7 @@ static int client(const char *port_file, int conns, size_t size, int shm_after)
 	fclose(f);
 	sin.sin_port = htons((uint16_t)port);
 	for (int i = 0; i < conns; i++) {
-		uint64_t sum = 0xcbf29ce484222325ull, reply[2], carried;
+		uint64_t sum = FNV_INIT, reply[2], carried;
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		size_t off = 0;
 		ssize_t r;

@@ -28,14 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, \
-				#c, strerror(errno));                                     \
-			exit(1);                                                          \
-		}                                                                         \
-	} while (0)
+#include "plain.h"
 
 static volatile sig_atomic_t got_usr2, got_quit;
 
@@ -53,7 +46,7 @@ static void serve(int lfd)
 
 	signal(SIGTERM, SIG_DFL);
 	for (;;) {
-		uint64_t reply[2] = { 0, 0xcbf29ce484222325ull };
+		uint64_t reply[2] = { 0, FNV_INIT };
 		int fd = accept(lfd, NULL, NULL);
 		ssize_t r;
 
@@ -65,8 +58,7 @@ static void serve(int lfd)
 				continue;
 			CHECK(r > 0);
 			reply[0] += (uint64_t)r;
-			for (ssize_t i = 0; i < r; i++)
-				reply[1] = (reply[1] ^ buf[i]) * 0x100000001b3ull;
+			reply[1] = fnv(reply[1], buf, (size_t)r);
 		}
 		CHECK(write(fd, reply, sizeof(reply)) == (ssize_t)sizeof(reply));
 		CHECK(close(fd) == 0);

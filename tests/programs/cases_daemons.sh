@@ -6,6 +6,9 @@
 # package's files.  Each case runs with $mode, $d (its directory) and $port,
 # and leaves $note (what it checked, or why it failed).
 
+# shellcheck source=nginx_shipped_conf.sh
+. "$here/nginx_shipped_conf.sh"
+
 # sshd with Debian's sshd_config (privilege separation, the seccomp sandbox
 # of the pre-authentication child, PAM), a generated host key and a key for
 # root in the row's directory; ssh runs a command on 20 MB, scp copies it
@@ -228,30 +231,7 @@ case_nginx_shipped() {
 	www
 	$HELPER wwwfile "$d/www/small" 65536 2
 	chmod -R a+rX "$d/www"
-	cat >"$n/nginx.conf" <<EOC
-user www-data;
-worker_processes auto;
-daemon off;
-env USMC_REGISTRY_DIR;
-pid $n/nginx.pid;
-error_log $n/error.log;
-events {
-	worker_connections 768;
-}
-http {
-	sendfile on;
-	tcp_nopush on;
-	types_hash_max_size 2048;
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	access_log $n/access.log;
-	gzip on;
-	client_body_temp_path $n/body;
-	proxy_temp_path $n/proxy;
-	fastcgi_temp_path $n/fastcgi;
-	uwsgi_temp_path $n/uwsgi;
-	scgi_temp_path $n/scgi;
-	server {
+	nginx_shipped_conf "$n" off "	server {
 		listen $port default_server;
 		listen [::]:$port default_server;
 		root $d/www;
@@ -260,9 +240,7 @@ http {
 		location / {
 			try_files \$uri \$uri/ =404;
 		}
-	}
-}
-EOC
+	}"
 	chmod 1777 "$d/reg"
 	row_users=www-data
 	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1

@@ -6,6 +6,9 @@
 # directory) and $port, and leaves $note (what it checked, or why it
 # failed).
 
+# shellcheck source=nginx_shipped_conf.sh
+. "$here/nginx_shipped_conf.sh"
+
 # php-fpm with Debian's php-fpm.conf and pool www.conf (a root master,
 # pm dynamic, workers as www-data) listening on TCP, as the pool's
 # `listen = 127.0.0.1:9000` example has it, on a port of the row's;
@@ -32,28 +35,7 @@ EOC
 	row_users=www-data
 	start_backend php-fpm8.2 --nodaemonize --fpm-config "$f/php-fpm.conf" || return 1
 	port=$($HELPER port)
-	cat >"$n/nginx.conf" <<EOC
-user www-data;
-worker_processes auto;
-daemon off;
-env USMC_REGISTRY_DIR;
-pid $n/nginx.pid;
-error_log $n/error.log;
-events {
-	worker_connections 768;
-}
-http {
-	sendfile on;
-	tcp_nopush on;
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	access_log $n/access.log;
-	client_body_temp_path $n/body;
-	proxy_temp_path $n/proxy;
-	fastcgi_temp_path $n/fastcgi;
-	uwsgi_temp_path $n/uwsgi;
-	scgi_temp_path $n/scgi;
-	server {
+	nginx_shipped_conf "$n" off "	server {
 		listen $port default_server;
 		root $d/www;
 		location / {
@@ -61,9 +43,7 @@ http {
 			fastcgi_param SCRIPT_FILENAME $d/www/serve.php;
 			fastcgi_pass 127.0.0.1:$fport;
 		}
-	}
-}
-EOC
+	}"
 	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1
 	relay_http_work || return 1
 	note="nginx to php-fpm over TCP: $note"

@@ -66,30 +66,9 @@ python3 "$here/helper.py" wwwfile "$d/www/big.bin" $((16 << 20)) 3
 echo '<html><body>usmc</body></html>' >"$d/www/index.html"
 chmod -R a+rX "$d/www"
 
-user=
-[ "$(id -u)" -eq 0 ] && id www-data >/dev/null 2>&1 && user="user www-data;"
-cat >"$d/nginx.conf" <<EOF
-$user
-worker_processes auto;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events {
-	worker_connections 768;
-}
-http {
-	sendfile on;
-	tcp_nopush on;
-	types_hash_max_size 2048;
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	access_log $d/access.log;
-	gzip on;
-	client_body_temp_path $d/body;
-	proxy_temp_path $d/proxy;
-	fastcgi_temp_path $d/fastcgi;
-	uwsgi_temp_path $d/uwsgi;
-	scgi_temp_path $d/scgi;
-	server {
+# shellcheck source=nginx_shipped_conf.sh
+. "$here/nginx_shipped_conf.sh"
+nginx_shipped_conf "$d" on "	server {
 		listen $port default_server;
 		listen [::]:$port default_server;
 		root $d/www;
@@ -98,9 +77,7 @@ http {
 		location / {
 			try_files \$uri \$uri/ =404;
 		}
-	}
-}
-EOF
+	}"
 
 failed=0
 fail() {

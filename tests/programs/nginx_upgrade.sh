@@ -15,6 +15,8 @@
 # Exit status: 0 ok, 1 a check failed, 77 skipped (nginx or curl missing,
 # or USMC_MATRIX_SKIP says why).
 set -u
+# shellcheck source=nginx_shipped_conf.sh
+. "$(dirname "$0")/nginx_shipped_conf.sh"
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
 	echo "skipped: $USMC_MATRIX_SKIP"
 	exit 77
@@ -50,32 +52,10 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 head -c $((4 << 20)) /dev/urandom >"$d/www/blob"
 chmod -R a+rX "$d/www"
 sum=$(sha256sum <"$d/www/blob" | cut -d' ' -f1)
-cat >"$n/nginx.conf" <<EOC
-user www-data;
-worker_processes auto;
-env USMC_REGISTRY_DIR;
-pid $n/nginx.pid;
-error_log $n/error.log;
-events {
-	worker_connections 768;
-}
-http {
-	sendfile on;
-	tcp_nopush on;
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	access_log off;
-	client_body_temp_path $n/body;
-	proxy_temp_path $n/proxy;
-	fastcgi_temp_path $n/fastcgi;
-	uwsgi_temp_path $n/uwsgi;
-	scgi_temp_path $n/scgi;
-	server {
+nginx_shipped_conf "$n" on "	server {
 		listen $port default_server;
 		root $d/www;
-	}
-}
-EOC
+	}"
 
 # load N OUT: N GETs one after the other, each checked; "ok bad" into OUT.
 load() {

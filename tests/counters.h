@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The counters of a test's own registry directory (USMC_REGISTRY_DIR), as
+ * usmc-stat -s reads them: connection ends in shared memory, fallbacks,
+ * and fallbacks for a CLC timeout.
+ */
+#ifndef USMC_TEST_COUNTERS_H
+#define USMC_TEST_COUNTERS_H
+
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "harness.h"
+#include "usmc_stats.h"
+
+static inline void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
+{
+	struct usmc_stats_file *f;
+	char path[256];
+	int fd;
+
+	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	CHECK(f != MAP_FAILED);
+	*smc = usmc_stats_total(f, USMC_STAT_SMC_CONNS);
+	*fallbacks = usmc_stats_total(f, USMC_STAT_FALLBACKS);
+	*clc_timeouts = 0;
+	for (int i = 0; i < USMC_STATS_REASONS; i++)
+		if (f->fallback[i].reason == USMC_DECL_TIMEOUT_CLC)
+			*clc_timeouts = f->fallback[i].count;
+	munmap(f, sizeof(*f));
+}
+
+#endif
