@@ -277,14 +277,16 @@ int exec_state_parse(const void *buf, size_t len, struct exec_state *st)
 		goto bad;
 	for (uint32_t i = 0; i < st->nlisten; i++) {
 		struct exec_listen *l = &st->listen[i];
+		uint8_t member;
 
 		l->inode = usmc_read_be64(&r);
 		l->ufd = (int)usmc_read_be32(&r);
 		l->port = usmc_read_be16(&r);
 		l->owner = (pid_t)usmc_read_be32(&r);
 		l->uid = (uid_t)usmc_read_be32(&r);
-		l->member = usmc_read_u8(&r) != 0;
-		if (r.err || l->ufd < 0 || !l->port || l->owner <= 0)
+		member = usmc_read_u8(&r);
+		l->member = member == 1;
+		if (r.err || l->ufd < 0 || !l->port || l->owner <= 0 || member > 1)
 			goto bad;
 	}
 	return 0;
