@@ -8,6 +8,11 @@
  *       Listens on 127.0.0.1 (an ephemeral port, written to PORT_FILE),
  *       puts the listener on descriptor 3, sets LISTEN_FDS=1 and
  *       LISTEN_PID, and execs CMD, as systemd-socket-activate does.
+ *   listen_adopt pass SOCK_PATH PORT_FILE
+ *       Listens as activate does, and hands the listener to the first
+ *       process that connects to the Unix socket SOCK_PATH (SCM_RIGHTS).
+ *   listen_adopt receive SOCK_PATH N blocking|poll
+ *       Takes the listener pass hands over, then serves as server does.
  *   listen_adopt server N blocking|poll
  *       Accepts N connections on descriptor 3, one after the other
  *       (poll: waits for each with poll, then accept4; blocking: accept);
@@ -33,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "plain.h"
@@ -70,12 +76,12 @@ static uint64_t tcp_carried(int fd)
 	return ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
 }
 
-static int activate(const char *port_file, char **cmd)
+/* A TCP listener on 127.0.0.1, on descriptor 3, its port written to port_file. */
+static void make_listener(const char *port_file)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	char pid[32];
 	FILE *f;
 
 	CHECK(fd >= 0);
@@ -86,16 +92,76 @@ static int activate(const char *port_file, char **cmd)
 		CHECK(dup2(fd, 3) == 3);
 		CHECK(close(fd) == 0);
 	}
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	setenv("LISTEN_FDS", "1", 1);
-	setenv("LISTEN_PID", pid, 1);
 	f = fopen(port_file, "w");
 	CHECK(f);
 	fprintf(f, "%u\n", (unsigned)ntohs(sin.sin_port));
 	CHECK(fclose(f) == 0);
+}
+
+static int activate(const char *port_file, char **cmd)
+{
+	char pid[32];
+
+	make_listener(port_file);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	setenv("LISTEN_FDS", "1", 1);
+	setenv("LISTEN_PID", pid, 1);
 	execvp(cmd[0], cmd);
 	perror("execvp");
 	return 127;
+}
+
+/* Hands the listener to the first process that connects to sock_path (SCM_RIGHTS). */
+static int pass(const char *sock_path, const char *port_file)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = "L", .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	int u = socket(AF_UNIX, SOCK_STREAM, 0), fd, lfd = 3;
+
+	make_listener(port_file);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
+	CHECK(u >= 0 && bind(u, (struct sockaddr *)&sun, sizeof(sun)) == 0 && listen(u, 1) == 0);
+	fd = accept(u, NULL, NULL);
+	CHECK(fd >= 0);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &lfd, sizeof(int));
+	CHECK(sendmsg(fd, &mh, 0) == 1);
+	CHECK(close(fd) == 0 && close(u) == 0 && close(lfd) == 0);
+	return 0;
+}
+
+/* Takes the listener pass() hands over, onto descriptor 3. */
+static void receive(const char *sock_path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char cbuf[CMSG_SPACE(sizeof(int))], b;
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int u = socket(AF_UNIX, SOCK_STREAM, 0), lfd = -1;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
+	CHECK(u >= 0);
+	for (int i = 0; connect(u, (struct sockaddr *)&sun, sizeof(sun)); i++) {
+		CHECK(i < 200);
+		usleep(50 * 1000);
+	}
+	CHECK(recvmsg(u, &mh, 0) == 1);
+	c = CMSG_FIRSTHDR(&mh);
+	CHECK(c && c->cmsg_type == SCM_RIGHTS);
+	memcpy(&lfd, CMSG_DATA(c), sizeof(int));
+	CHECK(close(u) == 0);
+	if (lfd != 3) {
+		CHECK(dup2(lfd, 3) == 3);
+		CHECK(close(lfd) == 0);
+	}
 }
 
 static int server(int conns, bool use_poll)
@@ -178,10 +244,17 @@ int main(int argc, char **argv)
 		return activate(argv[2], argv + 3);
 	if (argc == 4 && !strcmp(argv[1], "server"))
 		return server(atoi(argv[2]), !strcmp(argv[3], "poll"));
+	if (argc == 4 && !strcmp(argv[1], "pass"))
+		return pass(argv[2], argv[3]);
+	if (argc == 5 && !strcmp(argv[1], "receive")) {
+		receive(argv[2]);
+		return server(atoi(argv[3]), !strcmp(argv[4], "poll"));
+	}
 	if (argc >= 5 && !strcmp(argv[1], "client"))
 		return client(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 0),
 			      argc == 7 && !strcmp(argv[5], "--shm-after") ? atoi(argv[6]) : -1);
 	fprintf(stderr, "usage: listen_adopt activate PORT_FILE CMD...|server N blocking|poll|"
+			"pass SOCK_PATH PORT_FILE|receive SOCK_PATH N blocking|poll|"
 			"client PORT_FILE N SIZE [--shm-after K]\n");
 	return 2;
 }

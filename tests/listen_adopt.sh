@@ -60,6 +60,28 @@ way usmc usmc --shm-after 1
 way usmc plain
 way plain usmc
 
+# SCM_RIGHTS: a plain process makes the listener and passes it to the server.
+rm -f "$tmp/port" "$tmp/pass.sock"
+"$prog" pass "$tmp/pass.sock" "$tmp/port" &
+passer=$!
+"$run" "$prog" receive "$tmp/pass.sock" $CONNS "$loop" &
+server_pid=$!
+for _ in $(seq 100); do
+	[ -s "$tmp/port" ] && break
+	sleep 0.05
+done
+"$run" "$prog" client "$tmp/port" $CONNS $SIZE --shm-after 1
+client_rc=$?
+wait "$server_pid"
+server_rc=$?
+wait "$passer"
+server_pid=
+if [ $client_rc != 0 ] || [ $server_rc != 0 ]; then
+	echo "FAIL: a listener passed with SCM_RIGHTS: client exited $client_rc, server $server_rc" >&2
+	exit 1
+fi
+echo "ok: a listener passed with SCM_RIGHTS, server and client usmc"
+
 # The real thing: systemd-socket-activate listens, and execs the server at
 # the first connection, with the environment it is told to pass on.
 if ! command -v systemd-socket-activate >/dev/null; then
