@@ -150,6 +150,8 @@ struct usmc_lgr {
 	int64_t born;      /* server: when its channel was taken */
 	bool proposed;     /* server: a Proposal came on it */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
+	/* What its connections' spins taught, receiving and sending: usmc_poll.c */
+	_Atomic uint8_t spin_misses[2];
 	struct usmc_lgr *next;
 };
 
