@@ -137,6 +137,7 @@ struct usmc_lgr {
 	uid_t peer_uid;
 	pid_t owner_pid;   /* a forked child must not use its parent's channel */
 	uint16_t port;     /* client: the listener port that found the peer */
+	bool own_user;     /* client: that listener is our own user's (its registry entry is ours) */
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
 	uint32_t unread_answers; /* client: Proposals sent since we last read */

@@ -201,7 +201,7 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 		 * either it sees these bytes, or we see the Accept now and ring.
 		 */
 		if (n && s->state == SOCK_PROPOSED)
-			af_resolve(s, false);
+			af_resolve_if_answered(s);
 		if (sent == total)
 			return (ssize_t)sent;
 		if (n)
