@@ -51,9 +51,13 @@ static void close_orderly(struct usmc_sock *s)
 	const uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
 	struct usmc_conn *conn = s->conn;
 
+	/*
+	 * No doorbell: the kernel's close follows at once, and its FIN wakes
+	 * any sleeper of the peer's (it polls the TCP socket for input), whose
+	 * drain finds the end and, before it, these flags.
+	 */
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	usmc_conn_ring(s);
 	/* Unread doorbells would turn the kernel's FIN into a reset. */
 	usmc_conn_drain(s);
 	atomic_fetch_or(&conn->sh->flags_out, flags);
