@@ -107,6 +107,13 @@ static bool holders_claim(struct usmc_conn *conn, int fd, unsigned long inode, u
 	/* Asked for only here: most closes are the only holder's. */
 	if (!inode && fd >= 0 && fstat(fd, &st) == 0)
 		inode = (unsigned long)st.st_ino;
+	/*
+	 * A forking server's close of what it handed to a child: that child is
+	 * proof enough, where the whole tree's look reads every descriptor of
+	 * every other child first (postgres: about 330 links per connection).
+	 */
+	if (fd >= 0 && inode && proc_child_holds_socket_at(fd, inode))
+		return false;
 	for (;;) {
 		uint64_t w = HOLDERS(conn->holders_gen, left);
 
