@@ -502,7 +502,25 @@ static void cli_finish_reset(struct usmc_sock *s)
 	usmc_sock_fallback(s, USMC_DECL_TIMEOUT_CLC, false);
 }
 
-static int hs_settle(struct usmc_sock *s, int result);
+/* Ends the handshake with its answer. */
+static int hs_settle(struct usmc_sock *s, int result)
+{
+	struct usmc_conn *conn = s->conn;
+
+	/* Threads of ours may hold the same answer: one settles it, the others wait. */
+	if (atomic_exchange(&s->hs_settling, true)) {
+		while (atomic_load(&s->state) == SOCK_PROPOSED)
+			sched_yield();
+		return 0;
+	}
+	if (result == CLC_ACCEPT)
+		cli_finish_accept(s);
+	else if (conn->hs_reset)
+		cli_finish_reset(s);
+	else
+		cli_finish_decline(s);
+	return 0;
+}
 
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
 static int resolve_until(struct usmc_sock *s, int64_t deadline)
@@ -554,26 +572,6 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		look_tcp = p[0].revents != 0;
 	}
 	return hs_settle(s, result);
-}
-
-/* Ends the handshake with its answer. */
-static int hs_settle(struct usmc_sock *s, int result)
-{
-	struct usmc_conn *conn = s->conn;
-
-	/* Threads of ours may hold the same answer: one settles it, the others wait. */
-	if (atomic_exchange(&s->hs_settling, true)) {
-		while (atomic_load(&s->state) == SOCK_PROPOSED)
-			sched_yield();
-		return 0;
-	}
-	if (result == CLC_ACCEPT)
-		cli_finish_accept(s);
-	else if (conn->hs_reset)
-		cli_finish_reset(s);
-	else
-		cli_finish_decline(s);
-	return 0;
 }
 
 int af_resolve(struct usmc_sock *s, bool wait)
