@@ -19,6 +19,11 @@
  *       middle of it; the parent writes its own and closes.  The peer reads
  *       every record intact: the child's up to some point, then all of the
  *       parent's.
+ *   fork_conn --case killed_holders [--rounds N]
+ *       A forking server's child, holding the connection, is killed (-9)
+ *       before the parent closes its copy, 80 times: the parent ends each
+ *       connection (the client reads EOF) and its ring is reused, more
+ *       rounds than a segment has slots without a new segment.
  *   fork_conn --case close_race [--rounds N]
  *       The server forks a child per connection and both close their copy
  *       at the same moment, with the client's shutdown doorbell unread in
@@ -139,6 +144,70 @@ static void case_handoff(int rounds)
 	CHECK(maps_last <= maps_first);
 	CHECK(usmc_close(lfd) == 0);
 	printf("handoff: %d connections served by forked children after the parent's close, "
+	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
+}
+
+/* ---- killed_holders: a forking server whose children die without a word ---- */
+
+static int one_byte_client(void *arg)
+{
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+
+	for (int i = 0; i < handoff_rounds; i++) {
+		int fd = h_connect(AF_INET, H_USMC, port);
+		uint8_t b = (uint8_t)i;
+
+		h_write_all(fd, &b, 1);
+		expect_eof(fd);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		CHECK(usmc_close(fd) == 0);
+	}
+	return 0;
+}
+
+static int hold_until_killed(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+/*
+ * Each child is killed (-9) holding the connection, before the parent's
+ * close: the parent, whose close leaves the dead child counted, must find
+ * that no child holds the socket, end the connection and free its ring.
+ * More rounds than a segment has slots: a ring kept for a holder that is
+ * gone shows as a new segment.
+ */
+static void case_killed_holders(int rounds)
+{
+	int maps_first = 0, maps_last = 0, status;
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port);
+	pid_t client;
+
+	handoff_rounds = rounds;
+	client = h_fork(one_byte_client, (void *)(uintptr_t)port);
+	for (int i = 0; i < rounds; i++) {
+		int fd = usmc_accept(lfd, NULL, NULL);
+		pid_t child;
+		uint8_t b;
+
+		CHECK(fd >= 0);
+		h_read_all(fd, &b, 1);
+		CHECK(b == (uint8_t)i);
+		child = h_fork(hold_until_killed, NULL);
+		CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
+		CHECK(usmc_close(fd) == 0);
+		if (i == 0)
+			maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
+		maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
+	}
+	CHECK(h_wait_ok(client));
+	CHECK(maps_last <= maps_first);
+	CHECK(usmc_close(lfd) == 0);
+	printf("killed_holders: %d connections ended by the parent after their holder was killed, "
 	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
 }
 
@@ -423,9 +492,11 @@ int main(int argc, char **argv)
 		case_holder_killed();
 	else if (!strcmp(c, "close_race"))
 		case_close_race(rounds);
+	else if (!strcmp(c, "killed_holders"))
+		case_killed_holders(argc > 4 ? rounds : 80);
 	else {
 		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff|"
-				"holder_killed|close_race [--rounds N]\n");
+				"holder_killed|close_race [--rounds N]|killed_holders [--rounds N]\n");
 		return 2;
 	}
 	return 0;
