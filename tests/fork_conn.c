@@ -117,36 +117,6 @@ static int serve_and_exit(void *arg)
 	return 0;
 }
 
-static void case_handoff(int rounds)
-{
-	int maps_first = 0, maps_last = 0;
-	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port);
-	pid_t client;
-
-	handoff_rounds = rounds;
-	client = h_fork(handoff_client, (void *)(uintptr_t)port);
-
-	for (int i = 0; i < rounds; i++) {
-		int fd = usmc_accept(lfd, NULL, NULL);
-		pid_t child;
-
-		CHECK(fd >= 0);
-		h_check_mode(fd, USMC_MODE_SMCD);
-		child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
-		CHECK(usmc_close(fd) == 0);
-		CHECK(h_wait_ok(child));
-		if (i == 0)
-			maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
-		maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
-	}
-	CHECK(h_wait_ok(client));
-	CHECK(maps_last <= maps_first);
-	CHECK(usmc_close(lfd) == 0);
-	printf("handoff: %d connections served by forked children after the parent's close, "
-	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
-}
-
 /* ---- killed_holders: a forking server whose children die without a word ---- */
 
 static int one_byte_client(void *arg)
@@ -174,39 +144,63 @@ static int hold_until_killed(void *arg)
 }
 
 /*
- * Each child is killed (-9) holding the connection, before the parent's
- * close: the parent, whose close leaves the dead child counted, must find
- * that no child holds the socket, end the connection and free its ring.
- * More rounds than a segment has slots: a ring kept for a holder that is
- * gone shows as a new segment.
+ * A forking server: each connection goes to a child and the parent closes
+ * its copy.  The child serves the request and exits, or (killed) is
+ * killed (-9) holding the connection before the parent's close: then the
+ * parent, whose close leaves the dead child counted, must find that no
+ * child holds the socket, end the connection and free its ring.  Either
+ * way the rings are reused: the segment mappings do not grow, over more
+ * rounds than a segment has slots for the killed case.
  */
-static void case_killed_holders(int rounds)
+static void forking_server(int rounds, bool killed, int *maps_first, int *maps_last)
 {
-	int maps_first = 0, maps_last = 0, status;
 	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port);
+	int lfd = h_listen(AF_INET, H_USMC, &port), status;
 	pid_t client;
 
 	handoff_rounds = rounds;
-	client = h_fork(one_byte_client, (void *)(uintptr_t)port);
+	client = h_fork(killed ? one_byte_client : handoff_client, (void *)(uintptr_t)port);
 	for (int i = 0; i < rounds; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 		pid_t child;
 		uint8_t b;
 
 		CHECK(fd >= 0);
-		h_read_all(fd, &b, 1);
-		CHECK(b == (uint8_t)i);
-		child = h_fork(hold_until_killed, NULL);
-		CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
-		CHECK(usmc_close(fd) == 0);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		if (killed) {
+			h_read_all(fd, &b, 1);
+			CHECK(b == (uint8_t)i);
+			child = h_fork(hold_until_killed, NULL);
+			CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
+			CHECK(usmc_close(fd) == 0);
+		} else {
+			child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
+			CHECK(usmc_close(fd) == 0);
+			CHECK(h_wait_ok(child));
+		}
 		if (i == 0)
-			maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
-		maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
+			*maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
+		*maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
 	}
 	CHECK(h_wait_ok(client));
-	CHECK(maps_last <= maps_first);
+	CHECK(*maps_last <= *maps_first);
 	CHECK(usmc_close(lfd) == 0);
+}
+
+static void case_handoff(int rounds)
+{
+	int maps_first = 0, maps_last = 0;
+
+	forking_server(rounds, false, &maps_first, &maps_last);
+	printf("handoff: %d connections served by forked children after the parent's close, "
+	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
+}
+
+static void case_killed_holders(int rounds)
+{
+	int maps_first = 0, maps_last = 0;
+
+	forking_server(rounds, true, &maps_first, &maps_last);
 	printf("killed_holders: %d connections ended by the parent after their holder was killed, "
 	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
 }
