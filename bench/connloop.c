@@ -4,7 +4,7 @@
  * connrate makes them, for counting what one connection costs under
  * strace -c or callgrind (usmc-bench runs for a time, not a count).
  *
- *   usmc-connloop TRANSPORT N [PAYLOAD]
+ *   usmc-connloop TRANSPORT N [PAYLOAD [rusage]]
  *
  * TRANSPORT: tcp, fallback (usmc client), fallback-server (usmc server)
  * or smc; PAYLOAD: 64 (default, a request and a response) or 0 (connect
@@ -16,10 +16,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+
+static bool want_rusage;
+
+static void print_rusage(const char *side)
+{
+	struct rusage ru;
+
+	if (!want_rusage || getrusage(RUSAGE_SELF, &ru))
+		return;
+	fprintf(stderr, "%s: voluntary %ld involuntary %ld user_us %ld sys_us %ld\n", side,
+		ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec,
+		ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec);
+}
 
 static int serve(const struct job *j, int lfd, long n)
 {
@@ -38,6 +52,7 @@ static int serve(const struct job *j, int lfd, long n)
 		check_mode(fd, j, true, &r);
 		usmc_close(fd);
 	}
+	print_rusage("server");
 	return r.ok && !r.mode_wrong ? 0 : 1;
 }
 
@@ -59,6 +74,7 @@ static int run_client(const struct job *j, uint16_t port, long n)
 		check_mode(fd, j, false, &r);
 		usmc_close(fd);
 	}
+	print_rusage("client");
 	return r.ok && !r.mode_wrong ? 0 : 1;
 }
 
@@ -99,8 +115,9 @@ int main(int argc, char **argv)
 
 	if (argc >= 4)
 		j.msg_size = (size_t)atol(argv[3]) ? 64 : 0;
+	want_rusage = argc >= 5 && !strcmp(argv[4], "rusage");
 	if (tr < 0 || tr == TR_UNIX || n <= 0) {
-		fprintf(stderr, "usage: usmc-connloop tcp|fallback|fallback-server|smc N [64|0]\n");
+		fprintf(stderr, "usage: usmc-connloop tcp|fallback|fallback-server|smc N [64|0 [rusage]]\n");
 		return 2;
 	}
 	j.tr = (enum transport)tr;

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -52,9 +51,13 @@ static void close_orderly(struct usmc_sock *s)
 	const uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
 	struct usmc_conn *conn = s->conn;
 
+	/*
+	 * No doorbell: the kernel's close follows at once, and its FIN wakes
+	 * any sleeper of the peer's (it polls the TCP socket for input), whose
+	 * drain finds the end and, before it, these flags.
+	 */
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
-	usmc_conn_ring(s);
 	/* Unread doorbells would turn the kernel's FIN into a reset. */
 	usmc_conn_drain(s);
 	atomic_fetch_or(&conn->sh->flags_out, flags);
@@ -109,13 +112,6 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
 	usmc_conn_free(conn);
 }
 
-static unsigned long sock_inode(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
-}
-
 /*
  * The last close of an SMC connection in this process: the end of its
  * hold, and of the connection if it was the last holder (usmc_holders.c).
@@ -124,7 +120,7 @@ static void close_conn_last_here(struct usmc_sock *s, int fd)
 {
 	struct usmc_conn *conn = s->conn;
 
-	if (!usmc_holder_last(conn, sock_inode(fd))) {
+	if (!usmc_holder_last(conn, fd, 0)) {
 		close_conn_held_elsewhere(s);
 	} else if (conn->lgr->owner_pid != usmc_pid()) {
 		/* The last holder, forked: the link group's bookkeeping is the owner's. */
@@ -240,7 +236,7 @@ void usmc_exit_drain(void)
 
 			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 				continue;
-			if (usmc_holder_last(s->conn, sock_inode(fd)))
+			if (usmc_holder_last(s->conn, fd, 0))
 				usmc_conn_drain(s);
 		}
 	}

@@ -159,6 +159,7 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 		return NULL;
 	}
 	lgr->port = port;
+	lgr->own_user = own_user;
 	return lgr;
 }
 
@@ -317,7 +318,9 @@ static void cli_finish_accept(struct usmc_sock *s)
 	if (!conn->rx_mapped)
 		af_send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
 	usmc_unlock();
-	af_set_nodelay(s->fd);
+	/* Set by the program before the Accept, the option reached the kernel already. */
+	if (!s->nodelay)
+		af_set_nodelay(s->fd);
 	/* A cork set while we proposed would hold the doorbells back (usmc_setsockopt). */
 	if (s->cork)
 		usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
@@ -439,15 +442,19 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
-	struct reg_port *reg = conn->lgr->peer_uid == reg_owner() ? reg_port(conn->lgr->port) : NULL;
-	/* Workers accept on the listener: the one that got ours cannot answer. */
+	struct reg_port *reg = conn->lgr->own_user ? reg_port(conn->lgr->port) : NULL;
+	/*
+	 * Proposed straight to a listener that workers then marked shared: a
+	 * worker that got the connection finds the Proposal in the backlog
+	 * they share (usmc_listen.c), within a CLC timeout as any answer.
+	 */
 	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
 	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
 	enum server_end end;
 
 	if (!conn->hs_check_at)
 		conn->hs_check_at = now + timeout;
-	if (now < conn->hs_check_at && !shared)
+	if (now < conn->hs_check_at)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
 	/*
@@ -469,11 +476,9 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 		/*
 		 * The kernel gives an accepted socket its inode before it installs
 		 * the descriptor in the server's table: "elsewhere" may only mean
-		 * that the server is inside accept().  Believe it at the next look,
-		 * or at once if a worker marked the listener shared.
+		 * that the server is inside accept().  Believe it at the next look.
 		 */
-		if (!shared)
-			return false;
+		return false;
 	}
 	/*
 	 * Accepted by the process that has our Proposal, which answers within
@@ -513,12 +518,34 @@ static void cli_finish_reset(struct usmc_sock *s)
 	usmc_sock_fallback(s, USMC_DECL_TIMEOUT_CLC, false);
 }
 
+/* Ends the handshake with its answer. */
+static int hs_settle(struct usmc_sock *s, int result)
+{
+	struct usmc_conn *conn = s->conn;
+
+	/* Threads of ours may hold the same answer: one settles it, the others wait. */
+	if (atomic_exchange(&s->hs_settling, true)) {
+		while (atomic_load(&s->state) == SOCK_PROPOSED)
+			sched_yield();
+		return 0;
+	}
+	if (result == CLC_ACCEPT)
+		cli_finish_accept(s);
+	else if (conn->hs_reset)
+		cli_finish_reset(s);
+	else
+		cli_finish_decline(s);
+	return 0;
+}
+
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
 static int resolve_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
 	/* Wakes for the checks of hs_give_up_if_orphaned, even with short timeouts. */
 	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
+	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
+	bool look_tcp = deadline == 0;
 	int result;
 
 	/*
@@ -537,7 +564,7 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		result = hs_answer(conn);
 		if (result)
 			break;
-		if (tcp_gone(s->fd)) {
+		if (look_tcp && tcp_gone(s->fd)) {
 			/* An answer comes before anything the server does on TCP: look once more. */
 			result = hs_answer(conn);
 			if (result)
@@ -558,25 +585,22 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		}
 		if (usmc_sys.poll(p, 2, slice) < 0)
 			return -1;
+		look_tcp = p[0].revents != 0;
 	}
-	/* Threads of ours may hold the same answer: one settles it, the others wait. */
-	if (atomic_exchange(&s->hs_settling, true)) {
-		while (atomic_load(&s->state) == SOCK_PROPOSED)
-			sched_yield();
-		return 0;
-	}
-	if (result == CLC_ACCEPT)
-		cli_finish_accept(s);
-	else if (conn->hs_reset)
-		cli_finish_reset(s);
-	else
-		cli_finish_decline(s);
-	return 0;
+	return hs_settle(s, result);
 }
 
 int af_resolve(struct usmc_sock *s, bool wait)
 {
 	return resolve_until(s, wait ? INT64_MAX : 0);
+}
+
+void af_resolve_if_answered(struct usmc_sock *s)
+{
+	int result;
+
+	if (s->conn->lgr->owner_pid == usmc_pid() && (result = hs_answer(s->conn)))
+		hs_settle(s, result);
 }
 
 /*

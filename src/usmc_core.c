@@ -192,6 +192,9 @@ void lgr_put(struct usmc_lgr *lgr)
 /* ---- the channel ---- */
 
 static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
+static ssize_t chan_peek(int chan, uint8_t *buf, struct msghdr *mh);
+static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, struct clc_msg *msg,
+		     int *fd, uint32_t *reason);
 
 /* Keeps what arrives while we wait, for lgr_recv to hand out in order. */
 static void backlog_fill(struct usmc_lgr *lgr)
@@ -335,33 +338,58 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
 	/*
-	 * Most looks find nothing: a peek, which installs no descriptor, says
-	 * so without giving up the spare and making it again.
+	 * Most looks find nothing, and most messages bring no descriptor (a
+	 * ring reused): a peek without room for control data installs none,
+	 * and says MSG_CTRUNC of a message that brings one.  Only that one
+	 * needs the spare given up and made again.
 	 */
 	do
-		n = usmc_sys.recv(lgr->chan, buf, 1, MSG_DONTWAIT | MSG_PEEK);
+		n = chan_peek(lgr->chan, buf, &mh);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
+	if (n > 0 && !(mh.msg_flags & MSG_CTRUNC))
+		return chan_take(lgr, &mh, buf, msg, fd, reason);
 	/*
 	 * A peer that closed its end with our messages unread leaves us a
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
 	lgr_spare_release(lgr);
-	do
-		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+	n = chan_take(lgr, &mh, buf, msg, fd, reason);
 	lgr_spare_take(lgr);
+	return n;
+}
+
+/* Peeks at the next message's first byte, with no room for its descriptors. */
+static ssize_t chan_peek(int chan, uint8_t *buf, struct msghdr *mh)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = 1 };
+	struct msghdr peek = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n = usmc_sys.recvmsg(chan, &peek, MSG_DONTWAIT | MSG_PEEK);
+
+	mh->msg_flags = peek.msg_flags;
+	return n;
+}
+
+/* Receives the next message (1), none (0), or finds the channel gone (-1). */
+static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, struct clc_msg *msg,
+		     int *fd, uint32_t *reason)
+{
+	ssize_t n;
+
+	do
+		n = usmc_sys.recvmsg(lgr->chan, mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n <= 0) {
 		lgr->dead = true;
 		return -1;
 	}
-	*fd = take_fds(&mh);
-	*reason = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? USMC_DECL_SYNCERR
-							    : clc_msg_parse(buf, (size_t)n, msg);
+	*fd = take_fds(mh);
+	*reason = (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? USMC_DECL_SYNCERR
+							     : clc_msg_parse(buf, (size_t)n, msg);
 	if (*reason) {
 		msg->type = 0;
 		if (*fd >= 0)

@@ -163,6 +163,7 @@ struct usmc_lgr {
 	uid_t peer_uid;
 	pid_t owner_pid;   /* a forked child must not use its parent's channel */
 	uint16_t port;     /* client: the listener port that found the peer */
+	bool own_user;     /* client: that listener is our own user's (its registry entry is ours) */
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
 	uint32_t unread_answers; /* client: Proposals sent since we last read */
@@ -179,6 +180,8 @@ struct usmc_lgr {
 	bool direct;       /* server, oneshot: its client proposed straight, counted in proposals */
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
+	/* What its connections' spins taught, receiving and sending: usmc_poll.c */
+	_Atomic uint8_t spin_misses[2];
 	struct usmc_lgr *next;
 };
 

@@ -565,7 +565,7 @@ static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
 
 	if (!conn_rings(&conn, e))
 		return;
-	if (!usmc_holder_last(&conn, e->inode)) {
+	if (!usmc_holder_last(&conn, -1, e->inode)) {
 		lgr_ring_give_away(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
 		return;
 	}

@@ -57,6 +57,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -99,8 +100,20 @@ static uint32_t holders_sub(struct usmc_conn *conn, uint32_t floor)
  * other process holding the socket, the rest of the count goes to zero
  * and we are the last, unless another holder's decrement came first.
  */
-static bool holders_claim(struct usmc_conn *conn, unsigned long inode, uint32_t left)
+static bool holders_claim(struct usmc_conn *conn, int fd, unsigned long inode, uint32_t left)
 {
+	struct stat st;
+
+	/* Asked for only here: most closes are the only holder's. */
+	if (!inode && fd >= 0 && fstat(fd, &st) == 0)
+		inode = (unsigned long)st.st_ino;
+	/*
+	 * A forking server's close of what it handed to a child: that child is
+	 * proof enough, where the whole tree's look reads every descriptor of
+	 * every other child first (postgres: about 330 links per connection).
+	 */
+	if (fd >= 0 && inode && proc_child_holds_socket_at(fd, inode))
+		return false;
 	for (;;) {
 		uint64_t w = HOLDERS(conn->holders_gen, left);
 
@@ -129,7 +142,7 @@ void usmc_holders_adopt(struct usmc_conn *conn, bool holds)
 	atomic_store(&conn->holds, holds);
 }
 
-bool usmc_holder_last(struct usmc_conn *conn, unsigned long inode)
+bool usmc_holder_last(struct usmc_conn *conn, int fd, unsigned long inode)
 {
 	bool last = false;
 	uint32_t left;
@@ -138,7 +151,7 @@ bool usmc_holder_last(struct usmc_conn *conn, unsigned long inode)
 	/* A process whose hold has ended, or was never counted, leaves the end to the holders. */
 	if (conn->sh && atomic_exchange(&conn->holds, false)) {
 		left = holders_sub(conn, 0);
-		last = left == 0 || (left != HOLDERS_GONE && holders_claim(conn, inode, left));
+		last = left == 0 || (left != HOLDERS_GONE && holders_claim(conn, fd, inode, left));
 	}
 	usmc_holders_leave();
 	return last;

@@ -77,12 +77,22 @@ static bool spin_ready(struct usmc_sock *s, short events)
 #define SPIN_SHORT_SHIFT 6  /* a short spin: 1/64 of the full one */
 #define SPIN_PROBE 64
 
-/* This wait's spin in ns; *full if it spins in full and teaches the average. */
-static long spin_limit(struct usmc_spin_hist *h, int spin_us, bool *full)
+/*
+ * This wait's spin in ns; *full if it spins in full and teaches the
+ * average.  A connection's first wait starts from what the spins of the
+ * link group's earlier connections taught: short connections wait two or
+ * three times each, too few to learn anything of their own, and the
+ * same pair of processes on the same CPUs answers alike.
+ */
+static long spin_limit(struct usmc_spin_hist *h, _Atomic uint8_t *prior, int spin_us, bool *full)
 {
-	uint8_t misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
 	uint8_t waits = (uint8_t)(atomic_load_explicit(&h->waits, memory_order_relaxed) + 1);
+	uint8_t misses;
 
+	if (waits == 1 && prior)
+		atomic_store_explicit(&h->misses, atomic_load_explicit(prior, memory_order_relaxed),
+				      memory_order_relaxed);
+	misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
 	atomic_store_explicit(&h->waits, waits, memory_order_relaxed);
 	*full = spin_us > usmc_config()->spin_us || misses < SPIN_MISS_LIMIT ||
 		waits % SPIN_PROBE == 0;
@@ -90,27 +100,38 @@ static long spin_limit(struct usmc_spin_hist *h, int spin_us, bool *full)
 }
 
 /* A running average: each full spin weighs 1/8, a miss as 256. */
-static void spin_outcome(struct usmc_spin_hist *h, bool full, bool ready)
+static void spin_average(_Atomic uint8_t *avg, bool ready)
 {
-	int misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
+	int misses = atomic_load_explicit(avg, memory_order_relaxed);
 
+	misses += ((ready ? 0 : 256) - misses) / 8;
+	atomic_store_explicit(avg, (uint8_t)(misses > 255 ? 255 : misses), memory_order_relaxed);
+}
+
+static void spin_outcome(struct usmc_spin_hist *h, _Atomic uint8_t *prior, bool full, bool ready)
+{
 	if (!full)
 		return;
-	misses += ((ready ? 0 : 256) - misses) / 8;
-	atomic_store_explicit(&h->misses, (uint8_t)(misses > 255 ? 255 : misses), memory_order_relaxed);
+	spin_average(&h->misses, ready);
+	if (prior)
+		spin_average(prior, ready);
 }
 
 /*
  * Between full looks (locks, cursor validation) the spin only compares
  * the peer's published words; a full look every 64 rounds catches what
- * changes on our side.
+ * changes on our side.  *in_time: the answer came within the limit.  One
+ * that came later came while we were off the CPU, most often because the
+ * peer needed this CPU to answer: that spin cost the peer its CPU, and
+ * teaches a miss.
  */
-static bool spin_for(struct usmc_sock *s, short events, long limit_ns)
+static bool spin_for(struct usmc_sock *s, short events, long limit_ns, bool *in_time)
 {
 	struct peer_words w = { 0 };
 	struct timespec start;
 	long next_drain = 1000000;
 
+	*in_time = true;
 	peer_moved(s->conn, &w);
 	if (spin_ready(s, events))
 		return true;
@@ -120,11 +141,11 @@ static bool spin_for(struct usmc_sock *s, short events, long limit_ns)
 
 		for (int i = 0; i < 64; i++) {
 			if (peer_moved(s->conn, &w) && spin_ready(s, events))
-				return true;
+				goto ready;
 			cpu_relax();
 		}
 		if (spin_ready(s, events))
-			return true;
+			goto ready;
 		ns = elapsed_ns(&start);
 		if (ns >= limit_ns)
 			return false;
@@ -134,20 +155,25 @@ static bool spin_for(struct usmc_sock *s, short events, long limit_ns)
 			next_drain = ns + 1000000;
 		}
 	}
+ready:
+	*in_time = elapsed_ns(&start) <= limit_ns;
+	return true;
 }
 
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
-	struct usmc_spin_hist *h = &s->spin[(events & POLLOUT) ? 1 : 0];
+	int dir = (events & POLLOUT) ? 1 : 0;
+	struct usmc_spin_hist *h = &s->spin[dir];
+	_Atomic uint8_t *prior = s->conn->lgr ? &s->conn->lgr->spin_misses[dir] : NULL;
 	int spin_us = usmc_spin_us(s);
 	long limit_ns;
-	bool full, ready;
+	bool full, ready, in_time;
 
 	if (spin_us <= 0)
 		return false;
-	limit_ns = spin_limit(h, spin_us, &full);
-	ready = spin_for(s, events, limit_ns);
-	spin_outcome(h, full, ready);
+	limit_ns = spin_limit(h, prior, spin_us, &full);
+	ready = spin_for(s, events, limit_ns, &in_time);
+	spin_outcome(h, prior, full, ready && in_time);
 	return ready;
 }
 
@@ -300,7 +326,7 @@ int usmc_spin_ready(int (*check)(void *), void *arg)
 
 	if (spin_us <= 0)
 		return 0;
-	limit_ns = spin_limit(&hist, spin_us, &full);
+	limit_ns = spin_limit(&hist, NULL, spin_us, &full);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	do {
 		n = check(arg);
@@ -308,7 +334,8 @@ int usmc_spin_ready(int (*check)(void *), void *arg)
 			break;
 		cpu_relax();
 	} while (elapsed_ns(&start) < limit_ns);
-	spin_outcome(&hist, full, n != 0);
+	/* An answer found late came while we were off the CPU: see spin_for. */
+	spin_outcome(&hist, NULL, full, n != 0 && elapsed_ns(&start) <= limit_ns);
 	return n;
 }
 

@@ -147,6 +147,30 @@ static void add_children(pid_t pid, pid_t *list, int *n)
 		closedir(d);
 }
 
+/*
+ * A forking server closes each connection right after its fork, often
+ * before the child has run: the child has the socket at the same number,
+ * since its table is a copy.  The kernel lists a process's children in
+ * the order they were made: the newest, most likely the holder, is
+ * looked at first, one link per child.
+ */
+bool proc_child_holds_socket_at(int fd, unsigned long inode)
+{
+	pid_t *list = malloc(TREE_MAX * sizeof(*list));
+	char want[32];
+	bool found = false;
+	int n = 0;
+
+	if (!list)
+		return false;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	add_children(getpid(), list, &n);
+	while (n > 0 && !found)
+		found = fd_is(list[--n], fd, want);
+	free(list);
+	return found;
+}
+
 bool proc_tree_holds_socket(pid_t root, unsigned long inode)
 {
 	pid_t self = getpid(), *list = malloc(TREE_MAX * sizeof(*list));

@@ -13,6 +13,8 @@ typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg
 bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
 /* Whether process pid holds the socket with this inode (false if we cannot tell). */
 bool proc_holds_socket(pid_t pid, unsigned long inode);
+/* Whether one of our own children holds the socket at our descriptor's number. */
+bool proc_child_holds_socket_at(int fd, unsigned long inode);
 /*
  * Whether a process of the fork tree under root, or under us, other than
  * us holds it; true also where we cannot tell (a process we may not look at).

@@ -218,6 +218,8 @@ struct usmc_sock *af_listener_adopt(int fd);
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* Waits (or not) for the Accept or Decline of a proposed connection. */
 int af_resolve(struct usmc_sock *s, bool wait);
+/* Settles the handshake if its answer is in already: one look at the channel. */
+void af_resolve_if_answered(struct usmc_sock *s);
 /* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
 void af_resolve_before_close(struct usmc_sock *s);
 void af_listener_close(struct usmc_sock *s);
@@ -284,11 +286,11 @@ void usmc_holders_init(struct usmc_conn *conn);
 /* A connection an exec handed over: held by this image or not. */
 void usmc_holders_adopt(struct usmc_conn *conn, bool holds);
 /*
- * Ends this process's hold of the connection (once; the socket's inode
- * for the look in /proc): true if it was the last holder, which ends the
- * connection for the peer.
+ * Ends this process's hold of the connection (once; the socket's inode,
+ * or 0 for fd's, for the look in /proc): true if it was the last holder,
+ * which ends the connection for the peer.
  */
-bool usmc_holder_last(struct usmc_conn *conn, unsigned long inode);
+bool usmc_holder_last(struct usmc_conn *conn, int fd, unsigned long inode);
 /* Ends this process's hold, the connection going on or not (a handshake's). */
 void usmc_holder_drop(struct usmc_conn *conn);
 /*

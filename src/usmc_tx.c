@@ -25,6 +25,14 @@ int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 	return 0;
 }
 
+/* The peer has consumed everything we produced (its cursor validated). */
+static bool tx_peer_read_all(struct usmc_sock *s)
+{
+	struct conn_view v;
+
+	return usmc_conn_amounts(s, &v) == 0 && v.tx_cons == s->conn->sh->tx_prod;
+}
+
 /* Publishes the producer cursor and rings the peer if it waits for data. */
 static void tx_produced(struct usmc_sock *s, size_t n)
 {
@@ -43,8 +51,13 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 	/*
 	 * The first data rings whether or not the peer waits: a program may
 	 * poll() a new connection's descriptor before any read of usmc's has
-	 * armed it.
+	 * armed it.  Unless the peer read it all already (what a client wrote
+	 * before it learnt of the Accept, which the server read at once):
+	 * then nobody is left to wake for it, and a read of the peer's that
+	 * finds nothing more arms it as any later one does.
 	 */
+	if (!conn->sh->rung_first && conn->sh->tx_prod && tx_peer_read_all(s))
+		conn->sh->rung_first = true;
 	if (want != conn->sh->rung_data || (!conn->sh->rung_first && conn->sh->tx_prod)) {
 		conn->sh->rung_data = want;
 		conn->sh->rung_first = true;
@@ -201,7 +214,7 @@ ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 		 * either it sees these bytes, or we see the Accept now and ring.
 		 */
 		if (n && s->state == SOCK_PROPOSED)
-			af_resolve(s, false);
+			af_resolve_if_answered(s);
 		if (sent == total)
 			return (ssize_t)sent;
 		if (n)

@@ -21,6 +21,11 @@
  *       middle of it; the parent writes its own and closes.  The peer reads
  *       every record intact: the child's up to some point, then all of the
  *       parent's.
+ *   fork_conn --case killed_holders [--rounds N]
+ *       A forking server's child, holding the connection, is killed (-9)
+ *       before the parent closes its copy, 80 times: the parent ends each
+ *       connection (the client reads EOF) and its ring is reused, more
+ *       rounds than a segment has slots without a new segment.
  *   fork_conn --case close_race [--rounds N]
  *       The server forks a child per connection and both close their copy
  *       at the same moment, with the client's shutdown doorbell unread in
@@ -114,41 +119,102 @@ static int serve_and_exit(void *arg)
 	return 0;
 }
 
-static void case_handoff(int rounds)
+/* ---- killed_holders: a forking server whose children die without a word ---- */
+
+static int one_byte_client(void *arg)
 {
-	int maps_first = 0, maps_last = 0;
-	uint32_t lgr_first = 0;
+	uint16_t port = (uint16_t)(uintptr_t)arg;
+
+	for (int i = 0; i < handoff_rounds; i++) {
+		int fd = h_connect(AF_INET, H_USMC, port);
+		uint8_t b = (uint8_t)i;
+
+		h_write_all(fd, &b, 1);
+		expect_eof(fd);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		CHECK(usmc_close(fd) == 0);
+	}
+	return 0;
+}
+
+static int hold_until_killed(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return 0;
+}
+
+/*
+ * A forking server: each connection goes to a child and the parent closes
+ * its copy.  The child serves the request and exits, or (killed) is
+ * killed (-9) holding the connection before the parent's close: then the
+ * parent, whose close leaves the dead child counted, must find that no
+ * child holds the socket, end the connection and free its ring.  Either
+ * way the rings are reused: the segment mappings do not grow, over more
+ * rounds than a segment has slots for the killed case.
+ */
+static void forking_server(int rounds, bool killed, int *maps_first, int *maps_last,
+			   uint32_t *lgr_first)
+{
 	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port);
+	int lfd = h_listen(AF_INET, H_USMC, &port), status;
 	pid_t client;
 
 	handoff_rounds = rounds;
-	client = h_fork(handoff_client, (void *)(uintptr_t)port);
-
+	client = h_fork(killed ? one_byte_client : handoff_client, (void *)(uintptr_t)port);
 	for (int i = 0; i < rounds; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 		struct usmc_info info;
 		pid_t child;
+		uint8_t b;
 
 		CHECK(fd >= 0);
 		h_check_mode(fd, USMC_MODE_SMCD);
+		/* Its children never accept: one link group with the client, whatever it forks. */
 		CHECK(usmc_info(fd, &info, sizeof(info)) == 0 && info.lgr_id);
 		if (i == 0)
-			lgr_first = info.lgr_id;
-		CHECK(info.lgr_id == lgr_first);
-		child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
-		CHECK(usmc_close(fd) == 0);
-		CHECK(h_wait_ok(child));
+			*lgr_first = info.lgr_id;
+		CHECK(info.lgr_id == *lgr_first);
+		if (killed) {
+			h_read_all(fd, &b, 1);
+			CHECK(b == (uint8_t)i);
+			child = h_fork(hold_until_killed, NULL);
+			CHECK(kill(child, SIGKILL) == 0 && waitpid(child, &status, 0) == child);
+			CHECK(usmc_close(fd) == 0);
+		} else {
+			child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
+			CHECK(usmc_close(fd) == 0);
+			CHECK(h_wait_ok(child));
+		}
 		if (i == 0)
-			maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
-		maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
+			*maps_first = h_count_lines("/proc/self/maps", "usmc-seg");
+		*maps_last = h_count_lines("/proc/self/maps", "usmc-seg");
 	}
 	CHECK(h_wait_ok(client));
-	CHECK(maps_last <= maps_first);
+	CHECK(*maps_last <= *maps_first);
 	CHECK(usmc_close(lfd) == 0);
+}
+
+static void case_handoff(int rounds)
+{
+	int maps_first = 0, maps_last = 0;
+	uint32_t lgr = 0;
+
+	forking_server(rounds, false, &maps_first, &maps_last, &lgr);
 	printf("handoff: %d connections served by forked children after the parent's close, "
-	       "all in link group %u, segment mappings %d then %d: ok\n", rounds, lgr_first,
-	       maps_first, maps_last);
+	       "all in link group %u, segment mappings %d then %d: ok\n", rounds, lgr, maps_first,
+	       maps_last);
+}
+
+static void case_killed_holders(int rounds)
+{
+	int maps_first = 0, maps_last = 0;
+	uint32_t lgr = 0;
+
+	forking_server(rounds, true, &maps_first, &maps_last, &lgr);
+	printf("killed_holders: %d connections ended by the parent after their holder was killed, "
+	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
 }
 
 /* ---- both_write ---- */
@@ -432,9 +498,11 @@ int main(int argc, char **argv)
 		case_holder_killed();
 	else if (!strcmp(c, "close_race"))
 		case_close_race(rounds);
+	else if (!strcmp(c, "killed_holders"))
+		case_killed_holders(argc > 4 ? rounds : 80);
 	else {
 		fprintf(stderr, "usage: fork_conn --case handoff [--rounds N]|both_write|client_handoff|"
-				"holder_killed|close_race [--rounds N]\n");
+				"holder_killed|close_race [--rounds N]|killed_holders [--rounds N]\n");
 		return 2;
 	}
 	return 0;
