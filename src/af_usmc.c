@@ -30,6 +30,7 @@
 
 #include "usmc.h"
 #include "usmc_log.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -224,6 +225,8 @@ static uint32_t listener_register(struct usmc_sock *s)
 	 * that allows nobody never leaves them waiting for an answer.
 	 */
 	l->ufd_users = usmc_policy_other_users(&other_users) ? af_channel_listen(port, true) : -1;
+	/* Clients of other network namespaces find it in the rendezvous directory, if there is one. */
+	l->rfd = rdv_listen(port, &l->rfd_ino);
 	l->port = port;
 	l->owner = usmc_pid();
 	l->uid = getuid();
@@ -285,6 +288,12 @@ void af_listener_close(struct usmc_sock *s)
 			usmc_sys.close(l->ufd);
 		if (l->ufd_users >= 0)
 			usmc_sys.close(l->ufd_users);
+		if (l->rfd >= 0) {
+			usmc_sys.close(l->rfd);
+			/* A path outlives its process: the creator removes it; forked holders leave it. */
+			if (l->owner == me)
+				rdv_unlisten(l->port, l->rfd_ino);
+		}
 		/* Proposals for the port stay until their link group goes. */
 		free(l);
 	}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "usmc_sock.h"
 
@@ -20,6 +21,8 @@ struct usmc_listener {
 	uid_t uid;      /* whose name the Unix listener has */
 	int ufd;        /* the Unix listener clients find us by */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
+	int rfd;        /* the one in the rendezvous directory (other namespaces), or -1 */
+	ino_t rfd_ino;  /* its socket file, removed by the creator's last close */
 	int refs;       /* TCP listeners of this process on the port */
 	_Atomic uint32_t seen; /* Proposals read for the port */
 	struct usmc_listener *next;
@@ -67,6 +70,19 @@ bool af_listener_shared(const struct usmc_listener *l);
  */
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
 /*
+ * The same in the rendezvous directory's backlog (usmc_rendezvous.c): the
+ * channel whose Proposal's TCP socket proves to be the other end of the
+ * accepted socket acc, and its cookie; *snat if a Proposal was refused
+ * because a source NAT rewrote its address on the way to us.
+ */
+struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
+				   uint64_t *cookie, bool *snat);
+/* Something may wait in that backlog; needs no lock. */
+bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
+/* Puts channel ch into the backlog of the Unix listener at sun, of user uid, on a carrier. */
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 struct ucred *cred);
+/*
  * The client's side of a shared listener's backlog (usmc_queue.c): a link
  * group of the connection's own, a socketpair whose server end we keep;
  * putting that end, the Proposal in it, into the backlog (0, or why not);
@@ -108,6 +124,9 @@ bool af_diag_available(void);
  */
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
+/* The same for the socket of our namespace whose address is local and whose peer is remote. */
+uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+			uint32_t *inode, uint32_t *uid);
 /*
  * Takes TCP_DEFER_ACCEPT off a usmc listener's kernel socket and keeps it
  * in s->defer_accept, as the kernel reported it (see usmc_listen.c).

@@ -42,6 +42,7 @@
 
 #include "usmc.h"
 #include "usmc_log.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -112,19 +113,20 @@ static int carrier_open(int fd)
 }
 
 /*
- * Puts a channel into the backlog of the Unix listener of uid's port, on a
+ * Puts a channel into the backlog of the Unix listener at sun, on a
  * carrier: 0, or why not.  The listener must be uid's, which *cred, from
- * SO_PEERCRED, then names: abstract names are anyone's to take.
+ * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
+ * user namespace an unmapped user shows as the overflow uid.
  */
-static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 struct ucred *cred)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)carrier_magic, .iov_len = sizeof(carrier_magic) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(uid, port, false, &sun), len = sizeof(*cred);
+	socklen_t len = sizeof(*cred);
 	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint32_t reason = 0;
 
@@ -135,15 +137,25 @@ static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cre
 	if (fd < 0)
 		return usmc_env_fail("socket(AF_UNIX)");
 	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
-	if (usmc_sys.connect(fd, (struct sockaddr *)&sun, sun_len))
+	if (usmc_sys.connect(fd, (const struct sockaddr *)sun, sun_len))
 		reason = errno == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
-	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid)
+	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid ||
+		 !rdv_uid_mapped(cred->uid))
 		reason = USMC_DECL_FOREIGN;
 	/* A message may go on a connection not yet accepted: it waits with it. */
 	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
 		reason = USMC_DECL_CHAN_BUSY;
 	usmc_sys.close(fd);
 	return reason;
+}
+
+/* The same into the backlog of the Unix listener of uid's port in our namespace. */
+static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
+{
+	struct sockaddr_un sun;
+	socklen_t sun_len = reg_listener_addr(uid, port, false, &sun);
+
+	return af_carrier_send(&sun, sun_len, uid, ch, cred);
 }
 
 /* ---- the client's side ---- */
@@ -204,7 +216,7 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	/* Out of the backlog's count: accepts of plain clients need not look for it. */
-	if (n > 0 && reg)
+	if (n > 0 && reg && !lgr->rdv)
 		atomic_fetch_add(&reg->settled, 1);
 	return n > 0;
 }
@@ -212,12 +224,28 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 /* ---- the holders' side ---- */
 
 /*
+ * What a look goes through: the listener's backlog in our namespace, or
+ * (rdv) the one in the rendezvous directory, whose clients are in other
+ * namespaces and never count in our registry's queued; and what it looks
+ * for: the Proposal naming cookie, or (acc >= 0) the one whose TCP socket
+ * proves to be the other end of the accepted socket acc.
+ */
+struct queue_look {
+	struct usmc_listener *l;
+	struct reg_port *reg;
+	bool rdv;
+	int acc;
+	uint64_t cookie; /* rdv: set to the proven Proposal's */
+	bool snat;       /* rdv: a Proposal refused for a source NAT */
+};
+
+/*
  * Refuses a channel: takes its Proposal out, so that no holder can take
  * it any more, answers it with a Decline for reason, and closes it.  The
  * client falls back, and so does whoever accepted its connection, which
  * will not find the Proposal.  Counted as settled if there was one.
  */
-static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
+static void entry_refuse(struct queue_look *q, int ch, uint32_t reason)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct clc_msg p;
@@ -228,7 +256,8 @@ static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
 		n = usmc_sys.recv(ch, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n > 0 && !clc_msg_parse(buf, (size_t)n, &p) && p.type == CLC_PROPOSAL) {
-		atomic_fetch_add(&reg->settled, 1);
+		if (!q->rdv)
+			atomic_fetch_add(&q->reg->settled, 1);
 		af_channel_refuse(ch, p.token, reason);
 	} else {
 		usmc_sys.close(ch);
@@ -240,23 +269,27 @@ static void entry_refuse(struct reg_port *reg, int ch, uint32_t reason)
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
-static void entry_release(struct usmc_listener *l, struct reg_port *reg, int ch)
+static void entry_release(struct queue_look *q, int ch)
 {
+	struct sockaddr_un sun;
+	socklen_t len = q->rdv ? rdv_listener_addr(q->l->port, &sun)
+			       : reg_listener_addr(q->l->uid, q->l->port, false, &sun);
 	struct ucred cred;
 
-	if (!carrier_send(l->uid, l->port, ch, &cred))
+	if (!af_carrier_send(&sun, len, q->l->uid, ch, &cred))
 		usmc_sys.close(ch);
 	else
-		entry_refuse(reg, ch, USMC_DECL_CHAN_BUSY);
-	atomic_fetch_add(&reg->handed, 1);
+		entry_refuse(q, ch, USMC_DECL_CHAN_BUSY);
+	atomic_fetch_add(&q->reg->handed, 1);
 }
 
 /* The next entry of the backlog, carriers opened: a channel, or -1 once it is empty. */
-static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc_msg *msg,
+static int entry_next(struct queue_look *q, enum entry_kind *kind, struct clc_msg *msg,
 		      bool *more)
 {
 	for (;;) {
-		int fd = usmc_sys.accept4(l->ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(q->rdv ? q->l->rfd : q->l->ufd, NULL, NULL,
+					  SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0 && errno == EINTR)
 			continue;
@@ -272,64 +305,83 @@ static int entry_next(struct usmc_listener *l, enum entry_kind *kind, struct clc
 }
 
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
-static struct usmc_lgr *entry_adopt(struct usmc_listener *l, struct reg_port *reg, int ch)
+static struct usmc_lgr *entry_adopt(struct queue_look *q, int ch, const struct ucred *cred)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	struct usmc_lgr *lgr;
-	uint32_t refused;
+	uint32_t refused = af_channel_admit(ch, cred, q->l);
+	struct usmc_lgr *lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred->pid, cred->uid);
 
-	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
-		entry_refuse(reg, ch, USMC_DECL_INTERR);
-		return NULL;
-	}
-	refused = af_channel_admit(ch, &cred, l);
-	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
-		entry_refuse(reg, ch, refused ? refused : USMC_DECL_MEM);
+		entry_refuse(q, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
 	/* Read by the caller's pump: out of the backlog's count. */
-	atomic_fetch_add(&reg->settled, 1);
+	if (!q->rdv)
+		atomic_fetch_add(&q->reg->settled, 1);
 	lgr->oneshot = true;
 	return lgr;
 }
 
 /*
+ * Whether the Proposal msg in channel ch is the one q looks for: by its
+ * cookie, or by the proof its TCP socket gives (usmc_rendezvous.c).  A
+ * Proposal whose connection came through a source NAT is refused.
+ */
+static bool entry_match(struct queue_look *q, int ch, const struct clc_msg *msg,
+			struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+	enum rdv_proof proof;
+
+	if (msg->proposal.dst.port != q->l->port ||
+	    usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, cred, &len))
+		return false;
+	if (q->acc < 0)
+		return msg->proposal.cookie == q->cookie;
+	proof = rdv_prove(ch, msg, cred->uid, q->acc);
+	if (proof == PROOF_YES)
+		q->cookie = msg->proposal.cookie;
+	return proof == PROOF_YES || (proof == PROOF_SNAT && (q->snat = true, false));
+}
+
+/*
  * One pass through the backlog: the link group of the channel whose
- * Proposal names cookie, or NULL; *whole if the pass saw the backlog to
+ * Proposal q looks for, or NULL; *whole if the pass saw the backlog to
  * its end without holding anything back it could not look at.
  */
-static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg,
-				   uint64_t cookie, bool *whole)
+static struct usmc_lgr *queue_look(struct queue_look *q, bool *whole)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
 	struct usmc_lgr *found = NULL;
+	struct reg_port *reg = q->reg;
 	struct clc_msg msg;
+	struct ucred cred;
 	enum entry_kind kind;
-	bool more;
+	bool more, snat;
 
 	*whole = false;
 	atomic_fetch_add(&reg->holding, 1);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		more = false;
-		ch = entry_next(l, &kind, &msg, &more);
+		ch = entry_next(q, &kind, &msg, &more);
 		if (ch < 0) {
 			*whole = true;
 			break;
 		}
+		snat = q->snat;
 		if (kind == ENTRY_JUNK) {
 			usmc_sys.close(ch);
-		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
-			   msg.proposal.dst.port == l->port) {
-			found = entry_adopt(l, reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && entry_match(q, ch, &msg, &cred)) {
+			found = entry_adopt(q, ch, &cred);
+		} else if (kind == ENTRY_PROPOSAL && q->snat && !snat) {
+			/* Its client waits for an answer nobody can give: it falls back now. */
+			entry_refuse(q, ch, USMC_DECL_SNAT);
 		} else if (kind == ENTRY_PROPOSAL && more) {
 			/* Not ours, and more behind it, which no client sends: refused. */
-			entry_refuse(reg, ch, USMC_DECL_SYNCERR);
+			entry_refuse(q, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
 			held[nheld++] = ch;
 		} else {
-			entry_release(l, reg, ch);
+			entry_release(q, ch);
 		}
 	}
 	if (nheld)
@@ -340,12 +392,12 @@ static struct usmc_lgr *queue_look(struct usmc_listener *l, struct reg_port *reg
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_release(l, reg, held[i]);
+		entry_release(q, held[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }
 
-struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+static struct usmc_lgr *queue_find(struct queue_look *q)
 {
 	/*
 	 * Another holder hands back what it holds within microseconds of
@@ -357,13 +409,16 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 	struct usmc_lgr *lgr;
 	bool whole;
 
-	if (l->ufd < 0)
+	struct usmc_listener *l = q->l;
+	struct reg_port *reg = q->reg;
+
+	if ((q->rdv ? l->rfd : l->ufd) < 0)
 		return NULL;
 	for (;;) {
 		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
-		struct pollfd p = { .fd = l->ufd, .events = POLLIN };
+		struct pollfd p = { .fd = q->rdv ? l->rfd : l->ufd, .events = POLLIN };
 
-		lgr = queue_look(l, reg, cookie, &whole);
+		lgr = queue_look(q, &whole);
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
 		 * handed one back since: the Proposal is nowhere (the client is
@@ -378,6 +433,31 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 		usmc_sys.poll(&p, 1, 1);
 	}
 	return lgr;
+}
+
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+{
+	struct queue_look q = { .l = l, .reg = reg, .acc = -1, .cookie = cookie };
+
+	return queue_find(&q);
+}
+
+struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
+				   uint64_t *cookie, bool *snat)
+{
+	struct queue_look q = { .l = l, .reg = reg, .rdv = true, .acc = acc };
+	struct usmc_lgr *lgr = queue_find(&q);
+
+	*cookie = q.cookie;
+	*snat = q.snat;
+	return lgr;
+}
+
+bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg)
+{
+	struct pollfd p = { .fd = l->rfd, .events = POLLIN };
+
+	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || atomic_load(&reg->holding));
 }
 
 bool af_queue_none_pending(struct reg_port *reg)

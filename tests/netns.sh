@@ -1,0 +1,158 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Shared memory between network namespaces of one host, through the
+# rendezvous directory: builds a topology with ip netns, veth pairs, a
+# bridge and nft, runs a usmc server and a usmc client as nobody in two
+# namespaces, and checks the bytes (length and checksum, on both ends),
+# the mode and reason each end reports, and what crossed the veth.
+#
+#   netns.sh TOPOLOGY NETNS_PEER
+#   routed  client ns A -- veth -- router ns R -- veth -- server ns B
+#   bridge  A and B each with a veth leg on a bridge in R
+#   dnat    routed, the client dials R's address, which R's nft maps to B
+#   masq    routed, and R masquerades A's connections to B: the client
+#           falls back with 0x03000007, the bytes cross the veth intact
+# Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
+set -euo pipefail
+
+topo=$1
+peer=$2
+size=${NETNS_SIZE:-8388608}
+conns=3
+port=7411
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
+if [ "$topo" = dnat ] || [ "$topo" = masq ]; then
+	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
+fi
+
+tag=um$$
+A=${tag}a B=${tag}b R=${tag}r
+work=$(mktemp -d)
+rdv=$work/rdv
+mkdir -m 1777 "$rdv"
+chmod 1777 "$work"
+
+cleanup() {
+	for ns in $A $B $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
+	for ns in $A $B $R; do ip netns del "$ns" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+as_nobody() {
+	local ns=$1; shift
+	ip netns exec "$ns" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		env USMC_RENDEZVOUS_DIR="$rdv" USMC_RENDEZVOUS_NAT="${nat:-}" \
+		USMC_CLC_TIMEOUT_MS="${USMC_CLC_TIMEOUT_MS:-2000}" "$@"
+}
+
+for ns in $A $B $R; do
+	ip netns add "$ns"
+	nsx "$ns" ip link set lo up
+done
+nsx $R sysctl -qw net.ipv4.ip_forward=1
+
+case $topo in
+routed|dnat|masq)
+	# Made in their namespaces: no name in ours, which parallel runs share.
+	ip link add va netns $A type veth peer name vra netns $R
+	ip link add vb netns $B type veth peer name vrb netns $R
+	nsx $A ip addr add 10.31.1.2/24 dev va
+	nsx $R ip addr add 10.31.1.1/24 dev vra
+	nsx $B ip addr add 10.31.2.2/24 dev vb
+	nsx $R ip addr add 10.31.2.1/24 dev vrb
+	for l in va:$A vb:$B vra:$R vrb:$R; do nsx "${l#*:}" ip link set "${l%%:*}" up; done
+	nsx $A ip route add default via 10.31.1.1
+	nsx $B ip route add default via 10.31.2.1
+	dst=10.31.2.2
+	;;
+bridge)
+	nsx $R ip link add br0 type bridge
+	nsx $R ip link set br0 up
+	# Made in their namespaces: no name in ours, which parallel runs share.
+	ip link add va netns $A type veth peer name vra netns $R
+	ip link add vb netns $B type veth peer name vrb netns $R
+	nsx $R ip link set vra master br0
+	nsx $R ip link set vrb master br0
+	nsx $A ip addr add 10.31.3.2/24 dev va
+	nsx $B ip addr add 10.31.3.3/24 dev vb
+	for l in va:$A vb:$B vra:$R vrb:$R; do nsx "${l#*:}" ip link set "${l%%:*}" up; done
+	dst=10.31.3.3
+	;;
+*)
+	echo "unknown topology $topo"; exit 2 ;;
+esac
+
+case $topo in
+dnat)
+	# A service address on R, mapped to the server as docker -p or kube-proxy do.
+	nsx $R ip addr add 10.31.9.9/32 dev lo
+	nsx $A ip route add 10.31.9.9/32 via 10.31.1.1
+	nsx $R nft -f - <<-EOF
+	table ip usmc_test {
+		chain pre { type nat hook prerouting priority -100; ip daddr 10.31.9.9 tcp dport $port dnat to 10.31.2.2:$port; }
+	}
+	EOF
+	dst=10.31.9.9
+	nat=10.31.9.0/24
+	;;
+masq)
+	nsx $R nft -f - <<-EOF
+	table ip usmc_test {
+		chain post { type nat hook postrouting priority 100; oifname "vrb" masquerade; }
+	}
+	EOF
+	;;
+esac
+
+
+veth_bytes() {
+	local rx tx
+	rx=$(nsx $A cat /sys/class/net/va/statistics/rx_bytes)
+	tx=$(nsx $A cat /sys/class/net/va/statistics/tx_bytes)
+	echo $((rx + tx))
+}
+
+as_nobody $B "$peer" server $port $conns "$work/ready" >"$work/server.out" 2>"$work/server.err" &
+spid=$!
+for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
+[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
+ls -l "$rdv"
+
+before=$(veth_bytes)
+for i in $(seq $conns); do
+	as_nobody $A "$peer" client "$dst" $port "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" || {
+		echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
+done
+wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
+after=$(veth_bytes)
+moved=$((after - before))
+
+cat "$work/client.out" "$work/server.out"
+echo "veth va: $moved bytes for $conns connections of $size bytes"
+
+fail=0
+if [ "$topo" = masq ]; then
+	want_mode=TCP want_reason=0x03000007
+else
+	want_mode=SMCD want_reason=0x00000000
+fi
+for who in client server; do
+	n=$(grep -c "^$who mode=$want_mode reason=$want_reason len=$size " "$work/$who.out" || true)
+	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode ($want_reason)"; fail=1; }
+done
+# Each connection's length and checksum, as the client sent them, counted by the server.
+if ! diff <(awk '{print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then
+	echo "FAIL: the server counted other bytes than the clients sent"; fail=1
+fi
+if [ "$want_mode" = SMCD ]; then
+	# Shared memory: the handshake and a few doorbells cross the veth, not the data.
+	[ "$moved" -lt $((conns * size / 64)) ] || { echo "FAIL: $moved bytes crossed the veth"; fail=1; }
+else
+	[ "$moved" -ge $((conns * size)) ] || { echo "FAIL: only $moved bytes crossed the veth"; fail=1; }
+fi
+[ $fail = 0 ] && echo "PASS: $topo"
+exit $fail
