@@ -6,17 +6,20 @@
 # namespaces, and checks the bytes (length and checksum, on both ends),
 # the mode and reason each end reports, and what crossed the veth.
 #
-#   netns.sh TOPOLOGY NETNS_PEER
+#   netns.sh TOPOLOGY NETNS_PEER [USMC_STAT]
 #   routed  client ns A -- veth -- router ns R -- veth -- server ns B
 #   bridge  A and B each with a veth leg on a bridge in R
 #   dnat    routed, the client dials R's address, which R's nft maps to B
 #   masq    routed, and R masquerades A's connections to B: the client
 #           falls back with 0x03000007, the bytes cross the veth intact
+#   user    routed, the client runs as another user (daemon): it finds no
+#           listener of its own user and stays TCP (0x03030000)
 # Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
 set -euo pipefail
 
 topo=$1
 peer=$2
+stat=${3:-}
 size=${NETNS_SIZE:-8388608}
 conns=3
 port=7411
@@ -43,9 +46,9 @@ trap cleanup EXIT
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 as_nobody() {
-	local ns=$1; shift
-	ip netns exec "$ns" setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		env USMC_RENDEZVOUS_DIR="$rdv" USMC_RENDEZVOUS_NAT="${nat:-}" \
+	local ns=$1 user=${as_user:-nobody}; shift
+	ip netns exec "$ns" setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups \
+		env USMC_RENDEZVOUS_DIR="$rdv" USMC_RENDEZVOUS_NAT="${nat:-}" NETNS_HOLD="${hold:-}" \
 		USMC_CLC_TIMEOUT_MS="${USMC_CLC_TIMEOUT_MS:-2000}" "$@"
 }
 
@@ -56,7 +59,7 @@ done
 nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 case $topo in
-routed|dnat|masq)
+routed|dnat|masq|user)
 	# Made in their namespaces: no name in ours, which parallel runs share.
 	ip link add va netns $A type veth peer name vra netns $R
 	ip link add vb netns $B type veth peer name vrb netns $R
@@ -122,10 +125,34 @@ for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 [ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
 ls -l "$rdv"
 
+# usmc-stat, run in our namespace, lists both ends with their own addresses and namespaces.
+stat_check() {
+	local out=$work/stat.out
+	for _ in $(seq 500); do [ -e "$hold.held" ] && break; sleep 0.02; done
+	"$stat" -W -P $port >"$out" 2>&1 || true
+	touch "$hold"
+	cat "$out"
+	for ns in $A $B; do
+		local ino
+		ino=$(stat -L -c %i /run/netns/"$ns")
+		grep -q " $want_mode .*netns:$ino\$" "$out" || { echo "FAIL: usmc-stat: no $want_mode socket in $ns ($ino)"; return 1; }
+	done
+}
+
+case $topo in
+masq) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
+user) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
+*) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
+esac
+fail=0
 before=$(veth_bytes)
 for i in $(seq $conns); do
-	as_nobody $A "$peer" client "$dst" $port "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" || {
-		echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
+	hold=
+	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
+	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "$peer" client "$dst" $port "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
+	cpid=$!
+	[ -n "$hold" ] && { stat_check || fail=1; }
+	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
 done
 wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
 after=$(veth_bytes)
@@ -134,15 +161,10 @@ moved=$((after - before))
 cat "$work/client.out" "$work/server.out"
 echo "veth va: $moved bytes for $conns connections of $size bytes"
 
-fail=0
-if [ "$topo" = masq ]; then
-	want_mode=TCP want_reason=0x03000007
-else
-	want_mode=SMCD want_reason=0x00000000
-fi
 for who in client server; do
-	n=$(grep -c "^$who mode=$want_mode reason=$want_reason len=$size " "$work/$who.out" || true)
-	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode ($want_reason)"; fail=1; }
+	want=want_$who
+	n=$(grep -c "^$who mode=$want_mode reason=${!want} len=$size " "$work/$who.out" || true)
+	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode (${!want})"; fail=1; }
 done
 # Each connection's length and checksum, as the client sent them, counted by the server.
 if ! diff <(awk '{print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then

@@ -5,13 +5,17 @@
  *
  *   netns_peer server PORT COUNT READYFILE
  *     listens on every address, writes READYFILE once it does, and serves
- *     COUNT connections one after the other: reads to EOF, answers the
- *     length and checksum it counted.
+ *     COUNT connections one after the other: reads the length the client
+ *     announces and that many bytes, answers the length and checksum it
+ *     counted, and closes after the client.
  *   netns_peer client ADDR PORT SIZE SEED
- *     sends SIZE bytes of stream SEED, reads the answer and checks it.
+ *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
+ *     checks it.
  *
  * Each end prints one line per connection: its mode, fallback reason,
- * length and checksum, which the script compares.
+ * length and checksum, which the script compares.  With NETNS_HOLD=FILE
+ * the client creates FILE.held once it has the answer and closes only
+ * when FILE exists, so that usmc-stat sees both ends open.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,13 +49,24 @@ static int server(uint16_t port, int count, const char *ready)
 	CHECK(fd >= 0);
 	close(fd);
 	for (int i = 0; i < count; i++) {
-		uint64_t reply[2];
+		uint64_t reply[2], size;
+		uint8_t buf[65536];
 
 		fd = usmc_accept(lfd, NULL, NULL);
 		CHECK(fd >= 0);
-		reply[0] = h_read_to_eof(fd, &reply[1], 65536, NULL);
+		h_read_all(fd, &size, sizeof(size));
+		reply[1] = H_FNV_INIT;
+		for (reply[0] = 0; reply[0] < size;) {
+			size_t n = size - reply[0] < sizeof(buf) ? (size_t)(size - reply[0]) : sizeof(buf);
+
+			h_read_all(fd, buf, n);
+			reply[1] = h_fnv(reply[1], buf, n);
+			reply[0] += n;
+		}
 		h_write_all(fd, reply, sizeof(reply));
 		report("server", fd, reply[0], reply[1]);
+		/* Open until the client closes: both ends stay for usmc-stat. */
+		CHECK(h_read_to_eof(fd, &size, 16, NULL) == 0);
 		CHECK(usmc_close(fd) == 0);
 	}
 	CHECK(usmc_close(lfd) == 0);
@@ -62,17 +77,26 @@ static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
 	uint64_t sum, reply[2];
+	const char *hold = getenv("NETNS_HOLD");
 	int fd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
 
 	CHECK(fd >= 0);
 	CHECK(inet_pton(AF_INET, addr, &sin.sin_addr) == 1);
 	CHECK(usmc_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	h_write_all(fd, &size, sizeof(size));
 	sum = h_write_stream(fd, size, seed, 65536, NULL);
-	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
 	h_read_all(fd, reply, sizeof(reply));
 	report("client", fd, size, sum);
 	CHECK(reply[0] == size);
 	CHECK(reply[1] == sum);
+	if (hold && *hold) {
+		char held[256];
+
+		snprintf(held, sizeof(held), "%s.held", hold);
+		CHECK(close(open(held, O_WRONLY | O_CREAT, 0644)) == 0);
+		for (int i = 0; i < 2000 && access(hold, F_OK); i++)
+			usleep(10000);
+	}
 	CHECK(usmc_close(fd) == 0);
 	return 0;
 }
