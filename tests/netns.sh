@@ -12,6 +12,8 @@
 #   dnat    routed, the client dials R's address, which R's nft maps to B
 #   masq    routed, and R masquerades A's connections to B: the client
 #           falls back with 0x03000007, the bytes cross the veth intact
+#   prefork routed, and three forked workers of the server accept on its
+#           listener, as a prefork server's do
 #   user    routed, the client runs as another user (daemon): it finds no
 #           listener of its own user and stays TCP (0x03030000)
 # Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
@@ -59,7 +61,7 @@ done
 nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 case $topo in
-routed|dnat|masq|user)
+routed|dnat|masq|user|prefork)
 	# Made in their namespaces: no name in ours, which parallel runs share.
 	ip link add va netns $A type veth peer name vra netns $R
 	ip link add vb netns $B type veth peer name vrb netns $R
@@ -119,7 +121,8 @@ veth_bytes() {
 	echo $((rx + tx))
 }
 
-as_nobody $B "$peer" server $port $conns "$work/ready" >"$work/server.out" 2>"$work/server.err" &
+workers=$([ "$topo" = prefork ] && echo 3 || echo 0)
+as_nobody $B "$peer" server $port $conns "$work/ready" $workers >"$work/server.out" 2>"$work/server.err" &
 spid=$!
 for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 [ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
@@ -154,7 +157,19 @@ for i in $(seq $conns); do
 	[ -n "$hold" ] && { stat_check || fail=1; }
 	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
 done
-wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
+if [ "$workers" != 0 ]; then
+	# Workers serve until killed: once each connection is reported.
+	for _ in $(seq 250); do
+		[ "$(grep -c '^server' "$work/server.out")" -ge $conns ] && break
+		sleep 0.02
+	done
+	ip netns pids $B | xargs -r kill
+	wait $spid || true
+	# (ip netns exec reports the signal that ended the server.)
+	if grep -qv "^Terminated$" "$work/server.err"; then echo "FAIL: server"; cat "$work/server.err"; exit 1; fi
+else
+	wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
+fi
 after=$(veth_bytes)
 moved=$((after - before))
 

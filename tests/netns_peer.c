@@ -3,11 +3,13 @@
  * One end of a transfer between network namespaces, for tests/netns.sh,
  * which builds the topology and runs each end in its own namespace.
  *
- *   netns_peer server PORT COUNT READYFILE
+ *   netns_peer server PORT COUNT READYFILE [WORKERS]
  *     listens on every address, writes READYFILE once it does, and serves
  *     COUNT connections one after the other: reads the length the client
  *     announces and that many bytes, answers the length and checksum it
- *     counted, and closes after the client.
+ *     counted, and closes after the client.  With WORKERS, that many
+ *     forked workers accept on the listener, as a prefork server's do,
+ *     until they are killed.
  *   netns_peer client ADDR PORT SIZE SEED
  *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
  *     checks it.
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -36,23 +39,13 @@ static void report(const char *who, int fd, uint64_t len, uint64_t sum)
 	fflush(stdout);
 }
 
-static int server(uint16_t port, int count, const char *ready)
+static void serve(int lfd, int count)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), one = 1, fd;
-
-	CHECK(lfd >= 0);
-	CHECK(usmc_setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
-	CHECK(usmc_bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-	CHECK(usmc_listen(lfd, 16) == 0);
-	fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	close(fd);
 	for (int i = 0; i < count; i++) {
 		uint64_t reply[2], size;
 		uint8_t buf[65536];
+		int fd = usmc_accept(lfd, NULL, NULL);
 
-		fd = usmc_accept(lfd, NULL, NULL);
 		CHECK(fd >= 0);
 		h_read_all(fd, &size, sizeof(size));
 		reply[1] = H_FNV_INIT;
@@ -69,6 +62,33 @@ static int server(uint16_t port, int count, const char *ready)
 		CHECK(h_read_to_eof(fd, &size, 16, NULL) == 0);
 		CHECK(usmc_close(fd) == 0);
 	}
+}
+
+static int server(uint16_t port, int count, const char *ready, int workers)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), one = 1, fd;
+
+	CHECK(lfd >= 0);
+	CHECK(usmc_setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+	CHECK(usmc_bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	CHECK(usmc_listen(lfd, 16) == 0);
+	for (int w = 0; w < workers; w++) {
+		if (fork() == 0) {
+			serve(lfd, INT32_MAX);
+			_exit(0);
+		}
+	}
+	fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	close(fd);
+	if (workers) {
+		/* The workers hold the listener; they serve until they are killed. */
+		while (wait(NULL) > 0)
+			;
+		return 0;
+	}
+	serve(lfd, count);
 	CHECK(usmc_close(lfd) == 0);
 	return 0;
 }
@@ -103,12 +123,13 @@ static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-	if (argc == 5 && !strcmp(argv[1], "server"))
-		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4]);
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "server"))
+		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4],
+			      argc == 6 ? atoi(argv[5]) : 0);
 	if (argc == 6 && !strcmp(argv[1], "client"))
 		return client(argv[2], (uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 0),
 			      strtoull(argv[5], NULL, 0));
-	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE\n"
+	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE [WORKERS]\n"
 			"       netns_peer client ADDR PORT SIZE SEED\n");
 	return 2;
 }
