@@ -221,7 +221,8 @@ static void rdv_list_addrs(void)
 	fd = open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
-	if (write(fd, list, (size_t)n * 16) != (ssize_t)n * 16 || rename(tmp.sun_path, dst.sun_path))
+	if (usmc_sys.write(fd, list, (size_t)n * 16) != (ssize_t)n * 16 ||
+	    rename(tmp.sun_path, dst.sun_path))
 		unlink(tmp.sun_path);
 	usmc_sys.close(fd);
 }
@@ -289,7 +290,7 @@ static bool ns_has(const char *ns, const uint8_t a[16])
 	if (fd < 0)
 		return false;
 	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == getuid())
-		n = read(fd, list, sizeof(list));
+		n = usmc_sys.read(fd, list, sizeof(list));
 	usmc_sys.close(fd);
 	for (ssize_t i = 0; i + 1 <= n / 16; i++)
 		if (!memcmp(list[i], a, 16))
