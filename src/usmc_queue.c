@@ -340,7 +340,9 @@ static bool entry_match(struct queue_look *q, int ch, const struct clc_msg *msg,
 	proof = rdv_prove(ch, msg, cred->uid, q->acc);
 	if (proof == PROOF_YES)
 		q->cookie = msg->proposal.cookie;
-	return proof == PROOF_YES || (proof == PROOF_SNAT && (q->snat = true, false));
+	if (proof == PROOF_SNAT)
+		q->snat = true;
+	return proof == PROOF_YES;
 }
 
 /*

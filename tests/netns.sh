@@ -72,7 +72,8 @@ ls -l "$rdv"
 # usmc-stat, run in our namespace, lists both ends with their own addresses and namespaces.
 stat_check() {
 	local out=$work/stat.out
-	for _ in $(seq 500); do [ -e "$hold.held" ] && break; sleep 0.02; done
+	for _ in $(seq 1500); do [ -e "$hold.held" ] && break; sleep 0.02; done
+	[ -e "$hold.held" ] || { echo "FAIL: the client did not get its answer within 30 s"; touch "$hold"; return 1; }
 	"$stat" -W -P $port >"$out" 2>&1 || true
 	touch "$hold"
 	cat "$out"
