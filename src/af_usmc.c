@@ -42,7 +42,6 @@ static struct srv_proposal *proposals;
 static _Atomic unsigned proposals_pending;
 static struct usmc_conn *cli_pending;
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
-static pthread_once_t listeners_once = PTHREAD_ONCE_INIT;
 
 /* ---- connections ---- */
 
@@ -140,26 +139,28 @@ static struct usmc_listener *listener_find(uint16_t port)
 }
 
 /*
- * A forked child will hold our listeners, and prefork servers accept in
- * children: from now on each Proposal toward their ports comes on a
- * channel of its own, which whichever holder accepts the connection can
- * find (usmc_queue.c).  Marked before the fork, so that no connection the
- * child may accept was proposed the old way, to the listener's creator,
- * after the fork; one proposed before it may have been (docs/HANDSHAKE.md).
+ * A process that did not make the listener is about to accept from it:
+ * a prefork worker waiting on the listener it inherited from its master.
+ * From now on each Proposal toward the port comes on a channel of its
+ * own, which whichever holder accepts the connection can find
+ * (usmc_queue.c).  Marked when a worker first waits or accepts, not at
+ * the fork: a server that forks after accept (postgresql, dnsmasq, sshd)
+ * has children that never accept, and its connections keep the link
+ * groups they share with the listener's creator.  A connection proposed
+ * before the mark went to the creator, and falls back after one CLC
+ * timeout if a worker accepts it (docs/HANDSHAKE.md).
  */
-static void listeners_forked(void)
+void af_listener_claim(struct usmc_sock *ls)
 {
-	for (struct usmc_listener *l = listeners; l; l = l->next) {
-		struct reg_port *reg = reg_port(l->port);
+	struct usmc_listener *l = ls->listener;
+	struct reg_port *reg;
 
-		if (reg && atomic_load(&reg->pid) == l->owner)
-			atomic_fetch_or(&reg->flags, REG_SHARED);
-	}
-}
-
-static void listeners_watch_fork(void)
-{
-	pthread_atfork(listeners_forked, NULL, NULL);
+	if (!l || l->owner == usmc_pid() || l->claimed == usmc_pid())
+		return;
+	l->claimed = usmc_pid();
+	reg = reg_port(l->port);
+	if (reg && atomic_load(&reg->pid) == l->owner)
+		atomic_fetch_or(&reg->flags, REG_SHARED);
 }
 
 static uint16_t sock_port(int fd)
@@ -184,24 +185,20 @@ static uint32_t listener_register(struct usmc_sock *s)
 	socklen_t len = sizeof(reuseport);
 
 	reg = reg_port(port);
-	/*
-	 * With SO_REUSEPORT another process may get the connection we propose
-	 * for.  Unless a usmc listener has the port, the registry says so, for
-	 * clients to fall back with this reason rather than "not usmc".
-	 */
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
-		int32_t pid = reg ? atomic_load(&reg->pid) : 0;
-
-		/* Not over a live usmc listener's entry (on another address of the port). */
-		if (port && reg &&
-		    (!pid || (atomic_load(&reg->flags) & REG_REUSEPORT) ||
-		     (kill(pid, 0) && errno == ESRCH)) &&
-		    atomic_compare_exchange_strong(&reg->pid, &pid, (int32_t)usmc_pid()))
-			atomic_store(&reg->flags, REG_REUSEPORT);
-		return USMC_DECL_SOCKOPT;
-	}
 	if (!port || !reg)
 		return usmc_env_fail("registry");
+	/*
+	 * With SO_REUSEPORT other processes may get the connections: a member
+	 * of the group (usmc_reuseport.c), unless a usmc listener without it
+	 * has the port, on another address.
+	 */
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
+		int32_t pid = atomic_load(&reg->pid);
+
+		if (pid && !(atomic_load(&reg->flags) & REG_REUSEPORT) &&
+		    (kill(pid, 0) == 0 || errno != ESRCH))
+			return USMC_DECL_SOCKOPT;
+	}
 	if (!af_diag_available())
 		return usmc_env_fail("sock_diag");
 	l = listener_find(port);
@@ -213,9 +210,15 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return USMC_DECL_MEM;
-	l->ufd = af_channel_listen(port, false);
+	l->port = port;
+	if (reuseport) {
+		l->ufd = af_member_join(l, reg);
+	} else {
+		l->uaddr_len = reg_listener_addr(getuid(), port, false, &l->uaddr);
+		l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
+	}
 	if (l->ufd < 0) {
-		uint32_t reason = usmc_env_fail("channel listen");
+		uint32_t reason = reuseport ? USMC_DECL_SOCKOPT : usmc_env_fail("channel listen");
 
 		free(l);
 		return reason;
@@ -224,31 +227,42 @@ static uint32_t listener_register(struct usmc_sock *s)
 	 * Clients of other users knock only where this name exists, so one
 	 * that allows nobody never leaves them waiting for an answer.
 	 */
-	l->ufd_users = usmc_policy_other_users(&other_users) ? af_channel_listen(port, true) : -1;
-	/* Clients of other network namespaces find it in the rendezvous directory, if there is one. */
-	l->rfd = rdv_listen(port, &l->rfd_ino);
-	l->port = port;
+	l->ufd_users = !reuseport && usmc_policy_other_users(&other_users)
+			       ? af_channel_listen(port, true)
+			       : -1;
+	/*
+	 * Clients of other network namespaces find it in the rendezvous
+	 * directory, if there is one; not a member of an SO_REUSEPORT group,
+	 * whose other members could not find what is put there.
+	 */
+	l->rfd = reuseport ? -1 : rdv_listen(port, &l->rfd_ino);
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
-	pthread_once(&listeners_once, listeners_watch_fork);
-	atomic_store(&reg->flags, 0);
-	atomic_store(&reg->pid, (int32_t)usmc_pid());
+	if (!reuseport) {
+		atomic_store(&reg->flags, 0);
+		atomic_store(&reg->pid, (int32_t)usmc_pid());
+	}
 	s->listener = l;
 	return 0;
 }
 
 int af_listen(struct usmc_sock *s, int backlog)
 {
-	uint32_t reason;
-
 	if (usmc_sys.listen(s->fd, backlog) < 0)
 		return -1;
-	if (s->state == SOCK_LISTEN)
-		return 0;
+	if (s->state != SOCK_LISTEN)
+		af_listener_open(s);
+	return 0;
+}
+
+void af_listener_open(struct usmc_sock *s)
+{
+	uint32_t reason;
+
 	/* The policy names users, and NSS must not run under our lock: read it now. */
 	usmc_peer_user_allowed(getuid());
 	usmc_lock();
@@ -261,7 +275,6 @@ int af_listen(struct usmc_sock *s, int backlog)
 		af_listener_defer_take(s);
 		usmc_sock_set_state(s, SOCK_LISTEN);
 	}
-	return 0;
 }
 
 void af_listener_close(struct usmc_sock *s)
@@ -282,7 +295,9 @@ void af_listener_close(struct usmc_sock *s)
 			}
 		}
 		reg = reg_port(l->port);
-		if (reg)
+		if (reg && l->member)
+			af_member_leave(reg);
+		else if (reg)
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		if (l->ufd >= 0)
 			usmc_sys.close(l->ufd);

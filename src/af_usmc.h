@@ -18,8 +18,12 @@
 struct usmc_listener {
 	uint16_t port;
 	pid_t owner;    /* a forked child must leave the channels to its parent */
+	pid_t claimed;  /* a process not the owner that waited on it, marking it shared */
 	uid_t uid;      /* whose name the Unix listener has */
 	int ufd;        /* the Unix listener clients find us by */
+	struct sockaddr_un uaddr; /* its name, where entries go back (usmc_queue.c) */
+	socklen_t uaddr_len;
+	bool member;    /* of an SO_REUSEPORT group: ufd is this process's own queue */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
 	int rfd;        /* the one in the rendezvous directory (other namespaces), or -1 */
 	ino_t rfd_ino;  /* its socket file, removed by the creator's last close */
@@ -55,6 +59,8 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 void af_pump(void);
 /* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
 int af_channel_listen(uint16_t port, bool other_users);
+/* A Unix listener bound to sun, for channels and carriers; -1 if it cannot be. */
+int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len);
 /*
  * Why a channel from cred may not become a link group (usmc_chan.c); 0 if
  * it may.  shared: the listener whose shared backlog it came from, or NULL.
@@ -79,9 +85,6 @@ struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg
 				   uint64_t *cookie, bool *snat);
 /* Something may wait in that backlog; needs no lock. */
 bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
-/* Puts channel ch into the backlog of the Unix listener at sun, of user uid, on a carrier. */
-uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
-			 struct ucred *cred);
 /*
  * The client's side of a shared listener's backlog (usmc_queue.c): a link
  * group of the connection's own, a socketpair whose server end we keep;
@@ -90,6 +93,23 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
  */
 struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
 uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
+/*
+ * Puts channel ch into the backlog of the Unix listener at sun, on a
+ * carrier: 0, or why not.  The listener must be uid's, which *cred, from
+ * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
+ * user namespace an unmapped user shows as the overflow uid.
+ */
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 struct ucred *cred);
+/*
+ * SO_REUSEPORT groups (usmc_reuseport.c).  join: takes a member slot of
+ * the port and binds this process's own queue as l->ufd; -1 if it cannot.
+ * leave: gives them back.  post: puts channel ch into every member's
+ * queue; 0 if one took it.
+ */
+int af_member_join(struct usmc_listener *l, struct reg_port *reg);
+void af_member_leave(struct reg_port *reg);
+uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid);
 bool af_queue_take_back(struct usmc_lgr *lgr);
 /* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
 bool af_queue_none_pending(struct reg_port *reg);

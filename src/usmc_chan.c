@@ -21,10 +21,15 @@
 int af_channel_listen(uint16_t port, bool other_users)
 {
 	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(getuid(), port, other_users, &sun);
+
+	return af_channel_listen_at(&sun, reg_listener_addr(getuid(), port, other_users, &sun));
+}
+
+int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len)
+{
 	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (fd >= 0 && (usmc_sys.bind(fd, (struct sockaddr *)&sun, sun_len) ||
+	if (fd >= 0 && (usmc_sys.bind(fd, (const struct sockaddr *)sun, sun_len) ||
 			usmc_sys.listen(fd, SOMAXCONN))) {
 		usmc_sys.close(fd);
 		fd = -1;
@@ -47,6 +52,10 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
 
 	if (*ufd >= 0)
 		usmc_sys.close(*ufd);
+	if (l->member) {
+		*ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
+		return;
+	}
 	*ufd = af_channel_listen(l->port, other_users);
 	if (other_users || !reg)
 		return;

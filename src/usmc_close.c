@@ -163,6 +163,7 @@ void usmc_release_fd(int fd)
 	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
 		return;
 	if (!s) {
+		usmc_fd_mark_not_listener(fd, false);
 		usmc_epoll_fd_closed(fd, -1);
 		return;
 	}

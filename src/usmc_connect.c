@@ -56,7 +56,7 @@ static struct usmc_lgr *cli_lgr_find(uint16_t port, uid_t uid, int32_t pid)
 static int cli_chan_open(uint16_t port, uid_t uid, struct ucred *cred, uint32_t *reason)
 {
 	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(uid, port, uid != getuid(), &sun);
+	socklen_t sun_len = reg_listener_addr(uid, port, uid != reg_owner(), &sun);
 	socklen_t len = sizeof(*cred);
 	int fd, err;
 
@@ -75,7 +75,7 @@ static int cli_chan_open(uint16_t port, uid_t uid, struct ucred *cred, uint32_t 
 	}
 	/* Abstract names are anyone's to take: the name's owner must be who it says. */
 	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid ||
-	    !usmc_peer_user_allowed(cred->uid)) {
+	    (uid != reg_owner() && !usmc_peer_user_allowed(cred->uid))) {
 		usmc_sys.close(fd);
 		*reason = USMC_DECL_FOREIGN;
 		return -1;
@@ -97,7 +97,7 @@ static struct usmc_lgr *cli_lgr_lookup(uint16_t port, struct reg_port *reg, bool
 	struct usmc_lgr *lgr = NULL;
 
 	if (own_user)
-		return cli_lgr_find(port, getuid(), atomic_load(&reg->pid));
+		return cli_lgr_find(port, reg_owner(), atomic_load(&reg->pid));
 	for (int i = 0; i < n && !lgr; i++)
 		lgr = cli_lgr_find(port, uids[i], 0);
 	return lgr;
@@ -112,7 +112,7 @@ static int cli_chan_open_any(uint16_t port, struct reg_port *reg, bool own_user,
 	int n, fd = -1;
 
 	if (own_user) {
-		fd = cli_chan_open(port, getuid(), cred, reason);
+		fd = cli_chan_open(port, reg_owner(), cred, reason);
 		/* The listener died without closing: clear its registry entry. */
 		if (fd < 0 && *reason == USMC_DECL_PEERNOSMC && (errno == ECONNREFUSED || errno == ENOENT))
 			atomic_compare_exchange_strong(&reg->pid, &pid, 0);
@@ -219,15 +219,6 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (!remote && !own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
 	oneshot = remote || (own_user && (atomic_load(&reg->flags) & REG_SHARED));
-	if (own_user && (atomic_load(&reg->flags) & REG_REUSEPORT)) {
-		int32_t pid = atomic_load(&reg->pid);
-
-		/* Gone: nobody clears the entry of a plain listener but us. */
-		if (kill(pid, 0) == 0 || errno != ESRCH)
-			return USMC_DECL_SOCKOPT;
-		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-		return USMC_DECL_PEERNOSMC;
-	}
 	/* Only now: clearing the message costs a plain peer's connection for nothing. */
 	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
@@ -464,7 +455,7 @@ static bool hs_give_up_if_orphaned(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
-	struct reg_port *reg = conn->lgr->peer_uid == getuid() ? reg_port(conn->lgr->port) : NULL;
+	struct reg_port *reg = conn->lgr->peer_uid == reg_owner() ? reg_port(conn->lgr->port) : NULL;
 	/* Workers accept on the listener: the one that got ours cannot answer. */
 	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
 	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;

@@ -37,6 +37,9 @@
 #define SEG_MAX_SLOTS 64
 
 /* One registry entry per TCP port. */
+/* Processes of one SO_REUSEPORT group that get shared memory: a few. */
+#define REG_MEMBERS 4
+
 struct reg_port {
 	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
 	_Atomic uint32_t proposals; /* Proposals sent toward this port */
@@ -46,6 +49,8 @@ struct reg_port {
 	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
 	_Atomic uint32_t holding;   /* processes holding entries taken from it */
 	_Atomic uint32_t handed;    /* entries a holder put back or refused */
+	/* The processes of an SO_REUSEPORT group (REG_REUSEPORT), each its own queue: */
+	_Atomic int32_t members[REG_MEMBERS];
 };
 
 /*
@@ -61,7 +66,12 @@ struct reg_port {
  * has taken all it holds.
  */
 #define REG_KNOCK 2u
-/* The port's listener is plain for SO_REUSEPORT (0x03000005): no channel. */
+/*
+ * The port's listeners are an SO_REUSEPORT group: the kernel gives each
+ * connection to one member, so each member has a queue of its own
+ * (reg_member_addr) and a client puts its channel into every member's
+ * (usmc_queue.c).  Set with REG_SHARED.
+ */
 #define REG_REUSEPORT 4u
 
 /*
@@ -88,6 +98,15 @@ struct reg_port *reg_port(uint16_t port);
  * other_users, the one for clients of the users its policy allows.
  */
 socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
+/*
+ * Whose registry this process has: its user's when it first looked, kept
+ * by a child that changes its user after a fork (a root master's workers,
+ * which inherit the mapping).  Its listeners are that user's, and a
+ * client looks for them, and checks their names, as that user's.
+ */
+uid_t reg_owner(void);
+/* The Unix name of the queue of member pid of the port's SO_REUSEPORT group. */
+socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *sun);
 
 /*
  * SLOT_GIVEN: we let go of the connection while a forked process still

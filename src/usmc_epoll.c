@@ -79,12 +79,11 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
-static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
-		     uint32_t kernel)
+static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
+			    uint32_t kernel)
 {
 	struct ep_entry **pp, *e;
 
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (pp = &ep_entries; (e = *pp); pp = &e->next)
 		if (e->epfd == epfd && e->fd == fd)
 			break;
@@ -106,6 +105,13 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 			e->disarmed = false;
 		}
 	}
+}
+
+static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
+		     uint32_t kernel)
+{
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	ep_track_locked(epfd, op, fd, ev, nested, kernel);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
@@ -164,10 +170,32 @@ static uint32_t ep_kernel_events(struct usmc_sock *s, const struct epoll_event *
 	return k;
 }
 
+/*
+ * An entry added or changed while another thread sleeps in epoll_wait on
+ * the set was not armed by that sleep, and the kernel reports it only on
+ * a doorbell: a connection that is ready now (a ring with room, data read
+ * from the ring but not by the program) would wait for a change that may
+ * never come (apache2's event MPM hands a connection whose write found a
+ * full ring to its listener thread's wait).  So the peer is asked to ring
+ * at its next change, and an entry ready now asks the kernel for EPOLLOUT
+ * once, which the kernel socket always has: the sleeper wakes and looks,
+ * and ep_kernel_sync takes the EPOLLOUT off again.
+ */
+static bool ep_ctl_ready(struct usmc_sock *s, const struct epoll_event *event)
+{
+	short events = (short)(event->events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP));
+
+	if (s->state != SOCK_SMC)
+		return false;
+	usmc_conn_want(s, events);
+	return usmc_conn_revents(s, events) != 0;
+}
+
 int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 	struct epoll_event kev;
+	int rc;
 
 	if (!s) {
 		if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0)
@@ -176,16 +204,21 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			ep_track(epfd, op, fd, event, true, 0);
 		return 0;
 	}
+	if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_LISTEN)
+		af_listener_claim(s);
 	if (event) {
 		kev = *event;
 		kev.events = ep_kernel_events(s, event);
-		if (usmc_sys.epoll_ctl(epfd, op, fd, &kev) < 0)
-			return -1;
-	} else if (usmc_sys.epoll_ctl(epfd, op, fd, event) < 0) {
-		return -1;
+		if (op != EPOLL_CTL_DEL && ep_ctl_ready(s, event))
+			kev.events |= EPOLLOUT;
 	}
-	ep_track(epfd, op, fd, event, false, event ? kev.events : 0);
-	return 0;
+	/* A waiter the kernel wakes for this entry finds it tracked (ep_filter). */
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	rc = usmc_sys.epoll_ctl(epfd, op, fd, event ? &kev : event);
+	if (rc == 0)
+		ep_track_locked(epfd, op, fd, event, false, event ? kev.events : 0);
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	return rc;
 }
 
 /* The kernel lets epoll sets nest this deep. */
@@ -373,12 +406,12 @@ static bool ep_has_smc_locked(int epfd, int depth)
 	return false;
 }
 
-/* If not, epoll is the kernel's alone. */
-static bool ep_has_smc(int epfd)
+/* If not, epoll is the kernel's alone.  surely: even if no entry was seen without the lock. */
+static bool ep_has_smc(int epfd, bool surely)
 {
 	bool found;
 
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!surely && !__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return false;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
@@ -391,9 +424,22 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	struct timespec start;
 	int n;
 
-	if (!ep_has_smc(epfd))
-		return usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
 	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (!ep_has_smc(epfd, false)) {
+		n = usmc_sys.epoll_wait(epfd, events, maxevents, timeout);
+		/*
+		 * Another thread may have added a connection in shared memory
+		 * meanwhile (ep_ctl_ready): the kernel's word on it is a doorbell
+		 * or a kick, and it has to be replaced by the connection's own.
+		 * Under the lock, which the adding thread holds until the entry
+		 * is tracked.
+		 */
+		if (n <= 0 || !ep_has_smc(epfd, true))
+			return n;
+		n = ep_filter(epfd, events, n);
+		if (n || usmc_remaining_ms(timeout, &start) == 0)
+			return n;
+	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
 

@@ -39,6 +39,33 @@ static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
 }
 
 /*
+ * Descriptors found to be no TCP listener by accept()'s look for
+ * listeners usmc did not make (af_listener_adopt): looked at once.
+ * Cleared when usmc sees the descriptor closed or replaced; a mark left
+ * by a close it did not see only keeps a later listener TCP.
+ */
+#define NOT_LISTENER_FDS 65536
+static _Atomic uint64_t not_listener[NOT_LISTENER_FDS / 64];
+
+void usmc_fd_mark_not_listener(int fd, bool on)
+{
+	uint64_t bit = 1ull << (fd % 64);
+
+	if ((unsigned)fd >= NOT_LISTENER_FDS)
+		return;
+	if (on)
+		atomic_fetch_or(&not_listener[fd / 64], bit);
+	else if (atomic_load_explicit(&not_listener[fd / 64], memory_order_relaxed) & bit)
+		atomic_fetch_and(&not_listener[fd / 64], ~bit);
+}
+
+bool usmc_fd_not_listener(int fd)
+{
+	return (unsigned)fd < NOT_LISTENER_FDS &&
+	       (atomic_load_explicit(&not_listener[fd / 64], memory_order_relaxed) >> (fd % 64) & 1);
+}
+
+/*
  * One socket's memory kept for the next: short connections, one after
  * the other, then cost neither malloc nor free.
  */

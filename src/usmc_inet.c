@@ -162,6 +162,8 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 
 	if (!ls)
 		return usmc_sys.accept4(fd, addr, len, flags);
+	if (atomic_load(&ls->state) == SOCK_LISTEN)
+		af_listener_claim(ls);
 	nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
 	if (nfd < 0 && errno == EMFILE && lgr_give_back_fds()) {
 		peer_len = sizeof(peer);

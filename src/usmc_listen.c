@@ -364,6 +364,49 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	return 0;
 }
 
+/*
+ * Listeners that reach a process some other way than its own listen():
+ * systemd socket activation and inetd `wait` services (given at exec),
+ * SCM_RIGHTS, a binary upgrade's new master.  The first accept makes
+ * such a TCP listener a usmc listener, as listen() would have: clients
+ * that connect after it propose, those before it were TCP.
+ */
+struct usmc_sock *af_listener_adopt(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(int);
+	int acc = 0, proto = 0;
+	struct usmc_sock *s;
+	bool mine = false;
+
+	if (usmc_fd_not_listener(fd))
+		return NULL;
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || !acc)
+		return NULL; /* accept() says why */
+	len = sizeof(ss);
+	if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &(socklen_t){ sizeof(int) }) ||
+	    proto != IPPROTO_TCP || usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len) ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		usmc_fd_mark_not_listener(fd, true);
+		return NULL;
+	}
+	/* Two threads may accept on it at once: one makes the socket. */
+	usmc_lock();
+	s = usmc_sock_get(fd);
+	if (!s && (s = usmc_sock_new(fd, ss.ss_family)))
+		mine = true;
+	usmc_unlock();
+	if (!mine)
+		return s;
+	if (usmc_config()->disabled)
+		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
+	else if (usmc_plain_reason())
+		usmc_sock_fallback(s, usmc_plain_reason(), false);
+	else
+		af_listener_open(s);
+	return s;
+}
+
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct usmc_sock *ns;

@@ -423,7 +423,7 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 	if (nfds > 16 && !(socks = calloc(nfds, sizeof(*socks))))
 		return usmc_sys.poll(fds, nfds, timeout);
 	for (nfds_t i = 0; i < nfds; i++) {
-		socks[i] = fds[i].fd >= 0 ? usmc_sock_active(fds[i].fd) : NULL;
+		socks[i] = fds[i].fd >= 0 ? usmc_sock_waited(fds[i].fd) : NULL;
 		any |= socks[i] != NULL;
 	}
 	if (!any) {

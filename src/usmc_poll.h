@@ -14,6 +14,8 @@
  * those we have.  Look at the rings after, and disarm once awake.
  */
 void usmc_conn_arm(struct usmc_sock *s, short events);
+/* Step 1 of the arm alone: the peer's next change of what events ask for rings once. */
+void usmc_conn_want(struct usmc_sock *s, short events);
 void usmc_conn_disarm(struct usmc_sock *s);
 /* Whether an arm since the last call found no sleeper slot: then sleep 1 ms at most. */
 bool usmc_wake_inexact(void);

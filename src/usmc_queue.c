@@ -112,12 +112,6 @@ static int carrier_open(int fd)
 	return ch;
 }
 
-/*
- * Puts a channel into the backlog of the Unix listener at sun, on a
- * carrier: 0, or why not.  The listener must be uid's, which *cred, from
- * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
- * user namespace an unmapped user shows as the overflow uid.
- */
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
 			 struct ucred *cred)
 {
@@ -149,15 +143,6 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
 	return reason;
 }
 
-/* The same into the backlog of the Unix listener of uid's port in our namespace. */
-static uint32_t carrier_send(uid_t uid, uint16_t port, int ch, struct ucred *cred)
-{
-	struct sockaddr_un sun;
-	socklen_t sun_len = reg_listener_addr(uid, port, false, &sun);
-
-	return af_carrier_send(&sun, sun_len, uid, ch, cred);
-}
-
 /* ---- the client's side ---- */
 
 /*
@@ -176,7 +161,7 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 		*reason = usmc_env_fail("socketpair(AF_UNIX)");
 		return NULL;
 	}
-	lgr = lgr_new(sv[0], LGR_CLIENT, 0, getuid());
+	lgr = lgr_new(sv[0], LGR_CLIENT, 0, reg_owner());
 	if (!lgr) {
 		usmc_sys.close(sv[0]);
 		usmc_sys.close(sv[1]);
@@ -193,9 +178,15 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 {
 	int32_t pid = atomic_load(&reg->pid);
+	struct sockaddr_un sun;
+	socklen_t sun_len;
 	struct ucred cred;
-	uint32_t reason = carrier_send(getuid(), lgr->port, lgr->taker, &cred);
+	uint32_t reason;
 
+	if (atomic_load(&reg->flags) & REG_REUSEPORT)
+		return af_member_post(reg, lgr->port, lgr->taker, &lgr->peer_pid);
+	sun_len = reg_listener_addr(reg_owner(), lgr->port, false, &sun);
+	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, &cred);
 	if (!reason)
 		lgr->peer_pid = cred.pid;
 	/* The listener died without closing: clear its registry entry. */
@@ -271,12 +262,16 @@ static void entry_refuse(struct queue_look *q, int ch, uint32_t reason)
  */
 static void entry_release(struct queue_look *q, int ch)
 {
-	struct sockaddr_un sun;
-	socklen_t len = q->rdv ? rdv_listener_addr(q->l->port, &sun)
-			       : reg_listener_addr(q->l->uid, q->l->port, false, &sun);
+	const struct sockaddr_un *sun = &q->l->uaddr;
+	socklen_t len = q->l->uaddr_len;
+	struct sockaddr_un rdv_sun;
 	struct ucred cred;
 
-	if (!af_carrier_send(&sun, len, q->l->uid, ch, &cred))
+	if (q->rdv) {
+		len = rdv_listener_addr(q->l->port, &rdv_sun);
+		sun = &rdv_sun;
+	}
+	if (!af_carrier_send(sun, len, q->l->uid, ch, &cred))
 		usmc_sys.close(ch);
 	else
 		entry_refuse(q, ch, USMC_DECL_CHAN_BUSY);
@@ -297,6 +292,13 @@ static int entry_next(struct queue_look *q, enum entry_kind *kind, struct clc_ms
 			return -1;
 		for (int depth = 0; fd >= 0; depth++) {
 			*kind = entry_peek(fd, msg, more);
+			/*
+			 * A channel comes on a carrier only with its Proposal in it:
+			 * without, it was answered or taken back (the other members'
+			 * copies of an SO_REUSEPORT group's), and is dropped.
+			 */
+			if (*kind == ENTRY_EMPTY && depth > 0)
+				*kind = ENTRY_JUNK;
 			if (*kind != ENTRY_CARRIER)
 				return fd;
 			fd = depth < QUEUE_NEST_MAX ? carrier_open(fd) : (usmc_sys.close(fd), -1);

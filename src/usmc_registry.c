@@ -22,6 +22,7 @@
 #define REG_PORTS 65536
 
 static struct reg_port *reg_map;
+static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
 
@@ -70,9 +71,16 @@ static void reg_open(void)
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.3", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.4", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 usmc_netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
+	reg_uid = getuid();
+}
+
+uid_t reg_owner(void)
+{
+	usmc_once(&reg_once, &reg_done, reg_open);
+	return reg_uid;
 }
 
 struct reg_port *reg_port(uint16_t port)
@@ -91,6 +99,18 @@ socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *ad
 	/* Abstract: it vanishes with the process, so no entry outlives it. */
 	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u%s", (unsigned)uid,
 		     (unsigned)port, other_users ? "/users" : "");
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *addr)
+{
+	struct sockaddr_un *sun = addr;
+	int n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = snprintf(sun->sun_path + 1, sizeof(sun->sun_path) - 1, "usmc/%u/%u/m%d", (unsigned)uid,
+		     (unsigned)port, (int)pid);
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 

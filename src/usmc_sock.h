@@ -151,7 +151,27 @@ static inline struct usmc_sock *usmc_sock_active(int fd)
 												: NULL;
 }
 
+void af_listener_claim(struct usmc_sock *ls);
+
+/*
+ * usmc_sock_active for a descriptor the program waits on or accepts
+ * from: a listener it waits on in a process that did not make it (a
+ * prefork worker) is claimed first (af_listener_claim).
+ */
+static inline struct usmc_sock *usmc_sock_waited(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	int state = s ? atomic_load_explicit(&s->state, memory_order_acquire) : SOCK_PLAIN;
+
+	if (state == SOCK_LISTEN)
+		af_listener_claim(s);
+	return state >= SOCK_PROPOSED ? s : NULL;
+}
+
 struct usmc_sock *usmc_sock_new(int fd, int domain);
+/* Whether accept() found fd to be no TCP listener (af_listener_adopt); on/off. */
+void usmc_fd_mark_not_listener(int fd, bool on);
+bool usmc_fd_not_listener(int fd);
 /* Names s by one more descriptor, as dup does; false if the table has no room. */
 bool usmc_sock_alias(struct usmc_sock *s, int fd);
 /* Drops fd's entry; true if it was the socket's last descriptor (freed). */
@@ -179,6 +199,14 @@ int usmc_spin_us(const struct usmc_sock *s);
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
 int af_listen(struct usmc_sock *s, int backlog);
+/* Makes a listening socket a usmc listener, or TCP with the reason why. */
+void af_listener_open(struct usmc_sock *s);
+/*
+ * A TCP listener this process did not make with usmc (systemd socket
+ * activation, inetd, SCM_RIGHTS, exec): made a usmc listener at its
+ * first accept.  The socket, or NULL for anything else.
+ */
+struct usmc_sock *af_listener_adopt(int fd);
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* Waits (or not) for the Accept or Decline of a proposed connection. */
 int af_resolve(struct usmc_sock *s, bool wait);

@@ -297,7 +297,7 @@ void usmc_conn_ring(struct usmc_sock *s)
 	usmc_stats_add(USMC_STAT_BELLS, 1);
 }
 
-void usmc_conn_arm(struct usmc_sock *s, short events)
+void usmc_conn_want(struct usmc_sock *s, short events)
 {
 	struct usmc_conn *conn = s->conn;
 
@@ -306,6 +306,13 @@ void usmc_conn_arm(struct usmc_sock *s, short events)
 	if (events & POLLOUT)
 		atomic_fetch_add_explicit(&conn->tx.cdc->want_space, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void usmc_conn_arm(struct usmc_sock *s, short events)
+{
+	struct usmc_conn *conn = s->conn;
+
+	usmc_conn_want(s, events);
 	if (conn->rx_mapped)
 		sleeper_register(conn, peer_bells(conn));
 	/*

@@ -6,7 +6,9 @@
  *       The server accepts, forks a child per connection and closes its
  *       own copy at once, as forking servers do; the child serves.  Over
  *       N rounds the server's segment mappings must not grow: the slots
- *       given to children come back.
+ *       given to children come back.  Its children never accept, so
+ *       every connection stays in the one link group the two processes
+ *       share (forking marks no listener shared).
  *   fork_conn --case both_write
  *       Parent and child both write records on one connection, then both
  *       close; the peer reads every record intact and EOF only after the
@@ -115,6 +117,7 @@ static int serve_and_exit(void *arg)
 static void case_handoff(int rounds)
 {
 	int maps_first = 0, maps_last = 0;
+	uint32_t lgr_first = 0;
 	uint16_t port;
 	int lfd = h_listen(AF_INET, H_USMC, &port);
 	pid_t client;
@@ -124,10 +127,15 @@ static void case_handoff(int rounds)
 
 	for (int i = 0; i < rounds; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
+		struct usmc_info info;
 		pid_t child;
 
 		CHECK(fd >= 0);
 		h_check_mode(fd, USMC_MODE_SMCD);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0 && info.lgr_id);
+		if (i == 0)
+			lgr_first = info.lgr_id;
+		CHECK(info.lgr_id == lgr_first);
 		child = h_fork(serve_and_exit, (void *)(intptr_t)fd);
 		CHECK(usmc_close(fd) == 0);
 		CHECK(h_wait_ok(child));
@@ -139,7 +147,8 @@ static void case_handoff(int rounds)
 	CHECK(maps_last <= maps_first);
 	CHECK(usmc_close(lfd) == 0);
 	printf("handoff: %d connections served by forked children after the parent's close, "
-	       "segment mappings %d then %d: ok\n", rounds, maps_first, maps_last);
+	       "all in link group %u, segment mappings %d then %d: ok\n", rounds, lgr_first,
+	       maps_first, maps_last);
 }
 
 /* ---- both_write ---- */

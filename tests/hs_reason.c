@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * The client learns the server's reason for TCP, not "peer did not
- * indicate SMC" (0x03010000), where the server is a usmc process that
- * declines.  (Refused link groups of other users: tests/cross_user.c.)
+ * What a client learns of a port's server from the registry, and how
+ * that ends with the server.  (The server's own reasons for TCP, a
+ * Decline of another user's link group: tests/cross_user.c.)
  *
- *   - a listener with SO_REUSEPORT: 0x03000005 on both ends;
- *   - once that process is gone, a plain server on the same port: the
- *     client says 0x03010000 again.
+ *   - a listener with SO_REUSEPORT, an SO_REUSEPORT group of one: shared
+ *     memory on both ends (usmc_reuseport.c);
+ *   - once that process is gone without closing it, a plain server on the
+ *     same port: the client finds the member's queue gone and says
+ *     0x03010000 at once.
  */
 #include <netinet/in.h>
 #include <string.h>
@@ -41,7 +43,9 @@ static int server(void *arg)
 	h_chan_send(&chan, ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
-	CHECK(reason_of(fd) == (port ? 0 : USMC_DECL_SOCKOPT));
+	CHECK(reason_of(fd) == 0);
+	if (!port)
+		h_check_mode(fd, USMC_MODE_SMCD);
 	reply[0] = h_read_to_eof(fd, &sum, 65536, NULL);
 	reply[1] = sum;
 	h_write_all(fd, reply, sizeof(reply));
@@ -63,6 +67,8 @@ static uint32_t client(uint16_t port)
 	h_read_all(fd, reply, sizeof(reply));
 	CHECK(reply[0] == sizeof(buf) && reply[1] == h_fnv(H_FNV_INIT, buf, sizeof(buf)));
 	reason = reason_of(fd);
+	if (!reason)
+		h_check_mode(fd, USMC_MODE_SMCD);
 	usmc_close(fd);
 	return reason;
 }
@@ -78,7 +84,7 @@ int main(void)
 	port = (uint16_t)h_chan_recv(&chan);
 	r = client(port);
 	printf("SO_REUSEPORT listener: client's reason 0x%08x (%s)\n", r, usmc_reason_str(r));
-	CHECK(r == USMC_DECL_SOCKOPT);
+	CHECK(r == 0);
 	CHECK(h_wait_ok(pid));
 	pid = h_fork(server, (void *)(uintptr_t)port);
 	CHECK(h_chan_recv(&chan) == port);

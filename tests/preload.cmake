@@ -43,6 +43,16 @@ preload_test(tcp --server plain --client plain --loop blocking --size ${MiB64} -
 preload_test(static_server --server static --client usmc --loop epoll --size 16777216 --lo tcp)
 preload_test(static_client --server usmc --client static --loop poll --size 16777216 --lo tcp)
 
+# A listener given at exec (systemd socket activation, inetd): made a usmc
+# listener at the first accept of the program that did not make it.
+add_executable(listen_adopt listen_adopt.c)
+foreach(loop blocking poll)
+  add_test(NAME preload_listen_adopt_${loop} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/listen_adopt.sh
+           $<TARGET_FILE:usmc-run> $<TARGET_FILE:listen_adopt> ${loop})
+  set_tests_properties(preload_listen_adopt_${loop} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60
+                       LABELS unit ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
+endforeach()
+
 add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
          $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>)
 set_tests_properties(preload_cli PROPERTIES

@@ -93,15 +93,26 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return usmc_connect(fd, addr, len);
 }
 
+/*
+ * Under usmc-run every TCP listener is meant to be a usmc one, also one
+ * the program did not make itself: systemd or inetd gave it at exec,
+ * another process passed it.  Its first accept makes it one
+ * (af_listener_adopt).  The library's own usmc_accept leaves a plain
+ * socket plain.
+ */
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	bound();
+	if (!usmc_sock_get(fd))
+		af_listener_adopt(fd);
 	return usmc_accept(fd, addr, len);
 }
 
 EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	bound();
+	if (!usmc_sock_get(fd))
+		af_listener_adopt(fd);
 	return usmc_accept4(fd, addr, len, flags);
 }
 

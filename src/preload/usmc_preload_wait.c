@@ -46,7 +46,7 @@ static bool in_set(const fd_set *set, int fd)
 bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *ex)
 {
 	for (int fd = 0; fd < nfds; fd++)
-		if ((in_set(rd, fd) || in_set(wr, fd) || in_set(ex, fd)) && usmc_sock_active(fd))
+		if ((in_set(rd, fd) || in_set(wr, fd) || in_set(ex, fd)) && usmc_sock_waited(fd))
 			return true;
 	return false;
 }
@@ -54,7 +54,7 @@ bool sets_hold_usmc(int nfds, const fd_set *rd, const fd_set *wr, const fd_set *
 bool pollset_holds_usmc(const struct pollfd *fds, nfds_t nfds)
 {
 	for (nfds_t i = 0; i < nfds; i++)
-		if (fds[i].fd >= 0 && usmc_sock_active(fds[i].fd))
+		if (fds[i].fd >= 0 && usmc_sock_waited(fds[i].fd))
 			return true;
 	return false;
 }

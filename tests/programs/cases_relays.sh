@@ -122,15 +122,25 @@ EOJ
 	note="node $(node --version): $note"
 }
 
+# An SO_REUSEPORT group of two processes (python's http.server, each
+# with a listener of its own on the port), as Go and Rust servers make:
+# the kernel spreads the connections over both.
+case_python_reuseport() {
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	start_server $HELPER reuseport-http "$d/www" "$port" 2 || return 1
+	with_sampler http_work || return 1
+	note="two python processes, SO_REUSEPORT: $note"
+}
+
 # haproxy with the defaults of Debian's haproxy.cfg, in TCP mode with
 # splice-auto, in front of a python HTTP server (started the same way as
 # haproxy).  Without chroot, user and daemon: the row's registry and port.
 case_haproxy() {
 	local bport backend
 	http_backend || return 1
-	# haproxy's listener has SO_REUSEPORT: its front connections stay TCP,
-	# those to the backend are usmc's.
-	mixed_why="the front listener has SO_REUSEPORT (0x03000005); haproxy to its backend in shared memory"
+	# haproxy's listener has SO_REUSEPORT: a group of one member, whose
+	# front connections are in shared memory as those to the backend are.
 	cat >"$d/haproxy.cfg" <<EOC
 global
 	stats timeout 30s

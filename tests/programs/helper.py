@@ -24,6 +24,9 @@
                                           server and checking what comes back
                                           (the first pauses 0.6 s halfway)
   helper.py asyncio-echo PORT             an asyncio echo server
+  helper.py reuseport-http DIR PORT N     N processes serving DIR over HTTP,
+                                          each with a listener of its own on
+                                          PORT (SO_REUSEPORT)
 """
 import json
 import os
@@ -77,18 +80,26 @@ def sample(stat, pid, out, stopfile):
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
-            socks = []
-            # One process at a time: another user of the machine whose socket
-            # table is odd must not spoil the list of ours.
-            for p in sorted(descendants(int(pid))):
-                if not usmc_mapped(p):
-                    continue
-                text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
-                                      capture_output=True, text=True, timeout=10).stdout
-                try:
-                    socks += json.loads(text).get("sockets", [])
-                except ValueError:
-                    pass
+            ours = descendants(int(pid))
+            # One look at every process, quick enough to see connections
+            # that last a fraction of a second on a loaded machine; one
+            # process at a time only if that list is spoilt (another user's
+            # odd socket table must not hide ours).
+            text = subprocess.run(shlex.split(stat) + ["--json"], capture_output=True,
+                                  text=True, timeout=10).stdout
+            try:
+                socks = [s for s in json.loads(text).get("sockets", []) if s.get("pid") in ours]
+            except ValueError:
+                socks = []
+                for p in sorted(ours):
+                    if not usmc_mapped(p):
+                        continue
+                    text = subprocess.run(shlex.split(stat) + ["--json", "-p", str(p)],
+                                          capture_output=True, text=True, timeout=10).stdout
+                    try:
+                        socks += json.loads(text).get("sockets", [])
+                    except ValueError:
+                        pass
         except subprocess.SubprocessError:
             socks = []
         for s in socks:
@@ -270,6 +281,35 @@ def asyncio_echo(port):
     asyncio.run(serve())
 
 
+def reuseport_http(root, port, n):
+    import functools
+    import http.server
+    import signal
+
+    class Server(http.server.ThreadingHTTPServer):
+        def server_bind(self):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            super().server_bind()
+
+    children = []
+    for _ in range(n - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = None
+            break
+        children.append(pid)
+
+    def stop(*_):
+        for pid in children or []:
+            os.kill(pid, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+    handler.log_message = lambda *a: None
+    Server(("127.0.0.1", port), handler).serve_forever()
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "port":
@@ -292,6 +332,8 @@ def main(argv):
         echo(*(int(a) for a in argv[2:6]))
     elif cmd == "asyncio-echo":
         asyncio_echo(int(argv[2]))
+    elif cmd == "reuseport-http":
+        reuseport_http(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "strip-http":
         strip_http(argv[2], argv[3])
     else:

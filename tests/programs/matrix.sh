@@ -58,7 +58,7 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
-	haproxy socat python-asyncio node java redis-replication stunnel squid varnish mariadb"
+	lemp gunicorn haproxy python-reuseport socat python-asyncio node java redis-replication stunnel squid varnish mariadb"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
 modes=${modes//fallback/client-only}
@@ -85,6 +85,9 @@ packages_of() {
 	haproxy) echo haproxy curl python3 ;;
 	socat) echo socat ;;
 	python-asyncio) echo python3 ;;
+	python-reuseport) echo python3 curl ;;
+	lemp) echo nginx php-fpm curl ;;
+	gunicorn) echo gunicorn curl ;;
 	node) echo nodejs curl ;;
 	java) echo openjdk-17-jdk-headless ;;
 	stunnel) echo stunnel4 openssl python3 ;;

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SO_REUSEPORT groups: listeners of several processes on one port.
+ *
+ * The kernel gives each connection to one member of the group, by a hash
+ * of its 4-tuple that no client can know beforehand.  So each member
+ * process binds a queue of its own, @usmc/<uid>/<port>/m<pid>, and lists
+ * its pid in the port's registry entry (REG_MEMBERS at most); a client of
+ * the group puts the server's end of its connection's channel into every
+ * member's queue (usmc_queue.c).  Whichever member gets the TCP
+ * connection finds the Proposal and takes it, once: a message has one
+ * reader.  The copies in the other queues are empty then, and whoever
+ * looks at one next drops it.  A member that forks shares its queue with
+ * its children, as any listener's holders share theirs.
+ *
+ * The kernel lets only sockets of one effective user into a group, so
+ * members are of one user.  A member that finds no free slot stays TCP
+ * (0x03000005), and its clients, proposing to the others, take their
+ * Proposals back after a CLC timeout.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+#include "af_usmc.h"
+
+static bool member_alive(int32_t pid)
+{
+	return pid && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+int af_member_join(struct usmc_listener *l, struct reg_port *reg)
+{
+	int32_t me = (int32_t)usmc_pid(), pid;
+	int slot = -1;
+
+	for (int i = 0; i < REG_MEMBERS && slot < 0; i++) {
+		pid = atomic_load(&reg->members[i]);
+		/* The slot of a member that died without leaving is free. */
+		if ((pid == 0 || (pid != me && !member_alive(pid))) &&
+		    atomic_compare_exchange_strong(&reg->members[i], &pid, me))
+			slot = i;
+	}
+	if (slot < 0)
+		return -1;
+	l->uaddr_len = reg_member_addr(getuid(), l->port, me, &l->uaddr);
+	l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
+	if (l->ufd < 0) {
+		atomic_compare_exchange_strong(&reg->members[slot], &me, 0);
+		return -1;
+	}
+	l->member = true;
+	/* Clients look at the flags once they see a pid: flags first. */
+	atomic_fetch_or(&reg->flags, REG_REUSEPORT | REG_SHARED);
+	pid = atomic_load(&reg->pid);
+	if (!member_alive(pid) || !(atomic_load(&reg->flags) & REG_REUSEPORT))
+		atomic_store(&reg->pid, me);
+	return l->ufd;
+}
+
+void af_member_leave(struct reg_port *reg)
+{
+	int32_t me = (int32_t)usmc_pid(), other = 0;
+
+	for (int i = 0; i < REG_MEMBERS; i++) {
+		int32_t pid = me;
+
+		if (!atomic_compare_exchange_strong(&reg->members[i], &pid, 0) && member_alive(pid))
+			other = pid;
+	}
+	/* The entry names a member while there is one: clients find the group by it. */
+	if (!atomic_compare_exchange_strong(&reg->pid, &me, other) || other)
+		return;
+	atomic_fetch_and(&reg->flags, ~(REG_REUSEPORT | REG_SHARED));
+}
+
+uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid)
+{
+	uint32_t reason = USMC_DECL_PEERNOSMC;
+	bool sent = false;
+
+	for (int i = 0; i < REG_MEMBERS; i++) {
+		int32_t pid = atomic_load(&reg->members[i]);
+		struct sockaddr_un sun;
+		socklen_t len;
+		struct ucred cred;
+		uint32_t r;
+
+		if (!pid)
+			continue;
+		len = reg_member_addr(reg_owner(), port, pid, &sun);
+		r = af_carrier_send(&sun, len, reg_owner(), ch, &cred);
+		if (!r) {
+			sent = true;
+			*peer_pid = cred.pid;
+		} else if (r == USMC_DECL_PEERNOSMC) {
+			/* Its queue is gone with it. */
+			atomic_compare_exchange_strong(&reg->members[i], &pid, 0);
+		} else {
+			reason = r;
+		}
+	}
+	return sent ? 0 : reason;
+}

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+/*
+ * An SO_REUSEPORT group: MEMBERS processes, each with a listener of its
+ * own on one port, as haproxy, nginx `reuseport` and most Go and Rust
+ * servers make them.  The kernel gives each connection to one member; the
+ * member that gets it finds its Proposal in its own queue, where the
+ * client put it as into every member's (usmc_reuseport.c).  Every
+ * connection is in shared memory on both ends, every byte arrives, no
+ * handshake waits for a CLC timeout, and every member serves some
+ * connections, which the counters of the test's own registry directory
+ * and the members' own counts show.
+ */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "usmc_stats.h"
+
+#define MEMBERS 3
+#define CLIENTS 4
+#define ROUNDS 30
+
+static struct h_chan port_chan, ready_chan;
+static int stop_pipe[2];
+static uint16_t port;
+
+static int member_listen(uint16_t want)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = h_loopback(AF_INET, want, &ss);
+	int fd = h_socket(AF_INET, H_USMC, 0), one = 1;
+
+	CHECK(usmc_setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0);
+	CHECK(usmc_bind(fd, (struct sockaddr *)&ss, len) == 0);
+	CHECK(usmc_listen(fd, 64) == 0);
+	len = sizeof(ss);
+	CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
+	return fd;
+}
+
+/* Echoes length and checksum of each connection until the stop pipe closes. */
+static int member(void *arg)
+{
+	int lfd = member_listen((uint16_t)(uintptr_t)arg), served = 0;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	CHECK(getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
+	if (!arg)
+		h_chan_send(&port_chan, ntohs(sin.sin_port));
+	h_chan_send(&ready_chan, 1);
+	close(stop_pipe[1]);
+	for (;;) {
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+				       { .fd = stop_pipe[0], .events = POLLIN } };
+		uint64_t sum, reply[2];
+		int fd;
+
+		CHECK(usmc_poll(p, 2, -1) > 0);
+		if (!(p[0].revents & POLLIN))
+			break;
+		fd = usmc_accept(lfd, NULL, NULL);
+		CHECK(fd >= 0);
+		reply[0] = h_read_to_eof(fd, &sum, 8192, NULL);
+		reply[1] = sum;
+		h_check_mode(fd, USMC_MODE_SMCD);
+		h_write_all(fd, reply, sizeof(reply));
+		CHECK(usmc_close(fd) == 0);
+		served++;
+	}
+	printf("member %d: %d connections\n", (int)getpid(), served);
+	fflush(stdout);
+	CHECK(usmc_close(lfd) == 0);
+	/* A group whose members all served: the test proves a member's queue each. */
+	return served > 0 ? 0 : 3;
+}
+
+static int client(void *arg)
+{
+	static uint8_t buf[100000];
+
+	(void)arg;
+	for (int i = 0; i < ROUNDS; i++) {
+		size_t len = 1 + (size_t)(getpid() * 7919u + (unsigned)i * 104729u) % sizeof(buf);
+		uint64_t reply[2], sum;
+		int fd = h_connect(AF_INET, H_USMC, port);
+
+		h_pattern(buf, len, (uint64_t)i, 0);
+		sum = h_fnv(H_FNV_INIT, buf, len);
+		h_write_all(fd, buf, len);
+		CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+		h_read_all(fd, reply, sizeof(reply));
+		CHECK(reply[0] == len && reply[1] == sum);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		CHECK(usmc_close(fd) == 0);
+	}
+	return 0;
+}
+
+static void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
+{
+	struct usmc_stats_file *f;
+	char path[256];
+	int fd;
+
+	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	CHECK(f != MAP_FAILED);
+	*smc = usmc_stats_total(f, USMC_STAT_SMC_CONNS);
+	*fallbacks = usmc_stats_total(f, USMC_STAT_FALLBACKS);
+	*clc_timeouts = 0;
+	for (int i = 0; i < USMC_STATS_REASONS; i++)
+		if (f->fallback[i].reason == USMC_DECL_TIMEOUT_CLC)
+			*clc_timeouts = f->fallback[i].count;
+	munmap(f, sizeof(*f));
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/usmc-reuseport-XXXXXX";
+	pid_t members[MEMBERS], clients[CLIENTS];
+	uint64_t smc, fallbacks, clc_timeouts;
+
+	CHECK(mkdtemp(dir));
+	setenv("USMC_REGISTRY_DIR", dir, 1);
+	/* Long: a connection whose Proposal no member finds would show, and fail. */
+	setenv("USMC_CLC_TIMEOUT_MS", "5000", 1);
+	h_chan_open(&port_chan);
+	h_chan_open(&ready_chan);
+	CHECK(pipe(stop_pipe) == 0);
+	members[0] = h_fork(member, NULL);
+	port = (uint16_t)h_chan_recv(&port_chan);
+	for (int i = 1; i < MEMBERS; i++)
+		members[i] = h_fork(member, (void *)(uintptr_t)port);
+	for (int i = 0; i < MEMBERS; i++)
+		h_chan_recv(&ready_chan);
+	for (int i = 0; i < CLIENTS; i++)
+		clients[i] = h_fork(client, NULL);
+	for (int i = 0; i < CLIENTS; i++)
+		CHECK(h_wait_ok(clients[i]));
+	/* The members end when the stop pipe's last writer is gone. */
+	close(stop_pipe[1]);
+	for (int i = 0; i < MEMBERS; i++)
+		CHECK(h_wait_ok(members[i]));
+	counters(&smc, &fallbacks, &clc_timeouts);
+	printf("counters: %llu SMC connection ends, %llu fallbacks, %llu CLC timeouts\n",
+	       (unsigned long long)smc, (unsigned long long)fallbacks,
+	       (unsigned long long)clc_timeouts);
+	CHECK(smc == 2 * CLIENTS * ROUNDS);
+	CHECK(fallbacks == 0 && clc_timeouts == 0);
+	printf("SO_REUSEPORT group of %d processes: %d connections in shared memory on both ends, "
+	       "each member served some, bytes intact, no CLC timeout: ok\n",
+	       MEMBERS, CLIENTS * ROUNDS);
+	return 0;
+}
