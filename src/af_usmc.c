@@ -277,6 +277,57 @@ void af_listener_open(struct usmc_sock *s)
 	}
 }
 
+bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid, bool member)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct usmc_listener *l;
+	struct reg_port *reg = reg_port(port);
+	struct usmc_sock *s;
+
+	if (!reg || usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len) ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || sock_port(fd) != port)
+		return false;
+	for (l = listeners; l && !(l->port == port && l->ufd == ufd); l = l->next)
+		;
+	if (!l) {
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return false;
+		l->port = port;
+		l->owner = owner;
+		l->uid = uid;
+		l->ufd = ufd;
+		l->ufd_users = -1;
+		l->member = member;
+		l->uaddr_len = member ? reg_member_addr(uid, port, owner, &l->uaddr)
+				      : reg_listener_addr(uid, port, false, &l->uaddr);
+		l->seen = atomic_load(&reg->proposals);
+		l->next = listeners;
+		listeners = l;
+	}
+	s = usmc_sock_new(fd, ss.ss_family);
+	if (!s) {
+		if (!l->refs) {
+			listeners = l->next;
+			free(l);
+		}
+		return false;
+	}
+	l->refs++;
+	s->listener = l;
+	usmc_sock_set_state(s, SOCK_LISTEN);
+	return true;
+}
+
+bool af_listener_ufd_held(int ufd)
+{
+	for (struct usmc_listener *l = listeners; l; l = l->next)
+		if (l->ufd == ufd)
+			return true;
+	return false;
+}
+
 void af_listener_close(struct usmc_sock *s)
 {
 	struct usmc_listener *l = s->listener, **pp;
@@ -295,9 +346,14 @@ void af_listener_close(struct usmc_sock *s)
 			}
 		}
 		reg = reg_port(l->port);
+		/*
+		 * A shared listener's other holders (its workers, a new image
+		 * after exec) may go on with the name: its clients clear the
+		 * entry when they find the name gone (usmc_queue.c).
+		 */
 		if (reg && l->member)
 			af_member_leave(reg);
-		else if (reg)
+		else if (reg && !(atomic_load(&reg->flags) & REG_SHARED))
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		if (l->ufd >= 0)
 			usmc_sys.close(l->ufd);

@@ -47,7 +47,7 @@ static int pick_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool fd_inherited(int fd)
+bool exec_fd_inherited(int fd)
 {
 	int fl = usmc_sys.fcntl(fd, F_GETFD);
 
@@ -63,7 +63,7 @@ static void settle_inherited(void)
 		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
 			struct usmc_sock *s = atomic_load(&chunk[i]);
 
-			if (s && s->state == SOCK_PROPOSED && fd_inherited(c * FDTAB_CHUNK + i))
+			if (s && s->state == SOCK_PROPOSED && exec_fd_inherited(c * FDTAB_CHUNK + i))
 				af_resolve(s, true);
 		}
 	}
@@ -97,7 +97,7 @@ static struct pick *pick_socks(uint32_t *n, const struct exec_child *child)
 				p = grown;
 			}
 			p[(*n)++] = (struct pick){ s, child ? exec_child_holds(child, c * FDTAB_CHUNK + i)
-							    : fd_inherited(c * FDTAB_CHUNK + i) };
+							    : exec_fd_inherited(c * FDTAB_CHUNK + i) };
 		}
 	}
 	if (!*n)
@@ -315,13 +315,17 @@ static bool keep_open(struct usmc_exec_prep *p, int fd)
 /* Clears close-on-exec of every descriptor the new image will map or use. */
 static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *st)
 {
-	size_t n = 0;
+	size_t n = st->nlisten;
 
 	for (uint32_t i = 0; i < st->nlgr; i++)
 		n += 1 + st->lgr[i].nrseg + 2 * (size_t)st->lgr[i].nlseg;
 	p->kept = malloc((n ? n : 1) * sizeof(int));
 	if (!p->kept)
 		return false;
+	/* A Unix listener two TCP listeners share is kept once. */
+	for (uint32_t i = 0; i < st->nlisten; i++)
+		if (!exec_fd_inherited(st->listen[i].ufd) && !keep_open(p, st->listen[i].ufd))
+			return false;
 	for (uint32_t i = 0; i < st->nlgr; i++) {
 		const struct exec_lgr *l = &st->lgr[i];
 		bool ok = keep_open(p, l->chan);
@@ -364,6 +368,11 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	picks = pick_socks(&n, vforked ? &child : NULL);
 	errno = ENOMEM;
 	rc = picks ? describe(picks, n, spawn, vforked, &st, p) : n ? -1 : 1;
+	/* Listeners go along with a plain exec (nginx's binary upgrade), not into a spawn. */
+	if (rc >= 0 && !spawn && !exec_listen_describe(&st))
+		rc = -1;
+	else if (rc == 1 && st.nlisten)
+		rc = 0;
 	err = rc < 0 ? errno : ENOMEM;
 	if (rc == 0 && vforked) {
 		/* Nothing to undo but closing what the child opened: an exec failure ends it. */
@@ -416,11 +425,6 @@ void usmc_exec_undo(struct usmc_exec_prep *p)
 }
 
 /* ---- in the new image ---- */
-
-struct fd_inode {
-	int fd;
-	uint64_t inode;
-};
 
 struct inherited {
 	struct fd_inode *v;
@@ -652,6 +656,7 @@ void usmc_exec_adopt(void)
 		lgrs[i] = adopt_lgr(&st.lgr[i]);
 	for (uint32_t i = 0; i < st.nsock; i++)
 		adopt_sock(lgrs ? lgrs[st.sock[i].lgr] : NULL, &st.sock[i], &in);
+	exec_listen_adopt(&st, in.v, in.n);
 	/* A link group that came along for nothing goes (refs 0). */
 	for (uint32_t i = 0; lgrs && i < st.nlgr; i++)
 		if (lgrs[i] && (lgrs[i]->dead || lgrs[i]->owner_pid != usmc_pid()) && !lgrs[i]->refs)

@@ -85,12 +85,26 @@ struct exec_sock {
 	uint64_t token;
 };
 
+/* A usmc listener the new image inherits, with its Unix listener (usmc_exec_listen.c). */
+struct exec_listen {
+	uint64_t inode; /* the TCP listener */
+	int ufd;        /* its Unix listener, kept open across the exec */
+	uint16_t port;
+	pid_t owner;    /* the process that made it */
+	uid_t uid;
+	bool member;    /* of an SO_REUSEPORT group: ufd is the owner's own queue */
+};
+
+#define EXEC_MAX_LISTENS 1024
+
 struct exec_state {
 	pid_t writer;
 	uint32_t nlgr;
 	uint32_t nsock;
+	uint32_t nlisten;
 	struct exec_lgr *lgr;
 	struct exec_sock *sock;
+	struct exec_listen *listen;
 };
 
 /*
@@ -106,6 +120,22 @@ void exec_state_free(struct exec_state *st);
 
 /* usmc_exec.c */
 struct usmc_conn;
+
+/* Whether fd stays open across an exec. */
+bool exec_fd_inherited(int fd);
+
+/*
+ * usmc_exec_listen.c, under usmc_lock.  describe: the listeners whose TCP
+ * socket the new image inherits, into st->listen; false if out of memory.
+ * adopt: makes them usmc listeners again in the new image, the TCP socket
+ * found by its inode among the descriptors (fd, inode) it has.
+ */
+bool exec_listen_describe(struct exec_state *st);
+struct fd_inode {
+	int fd;
+	uint64_t inode;
+};
+void exec_listen_adopt(const struct exec_state *st, const struct fd_inode *v, uint32_t n);
 
 /* Connections a spawn counts a holder of that it can take back if it fails. */
 #define EXEC_COUNTED_MAX 64

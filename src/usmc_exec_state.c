@@ -2,9 +2,9 @@
 /*
  * The state handed over across exec, as bytes (see usmc_exec.h).
  *
- * Layout, big-endian: "usmcexe1", the writer's pid, the link group and
+ * Layout, big-endian: "usmcexe2", the writer's pid, the link group and
  * connection counts; each link group with its peer's segments, then its
- * own with their slots; then the connections.  Everything is read through
+ * own with their slots; then the connections; then the listeners, counted.  Everything is read through
  * usmc_reader, and checked before anything is mapped from it.
  */
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 #include "usmc_exec.h"
 #include "usmc_reader.h"
 
-static const char exec_magic[8] = "usmcexe1";
+static const char exec_magic[8] = "usmcexe2";
 
 static void write_lgr(struct usmc_writer *w, const struct exec_lgr *l)
 {
@@ -68,6 +68,16 @@ static void write_sock(struct usmc_writer *w, const struct exec_sock *s)
 	usmc_write_be64(w, s->token);
 }
 
+static void write_listen(struct usmc_writer *w, const struct exec_listen *l)
+{
+	usmc_write_be64(w, l->inode);
+	usmc_write_be32(w, (uint32_t)l->ufd);
+	usmc_write_be16(w, l->port);
+	usmc_write_be32(w, (uint32_t)l->owner);
+	usmc_write_be32(w, (uint32_t)l->uid);
+	usmc_write_u8(w, l->member);
+}
+
 /* Bytes of each record, as written above. */
 #define HDR_BYTES 20
 #define LGR_BYTES 30
@@ -75,10 +85,11 @@ static void write_sock(struct usmc_writer *w, const struct exec_sock *s)
 #define LSEG_BYTES 17
 #define SLOT_BYTES 13
 #define SOCK_BYTES 80
+#define LISTEN_BYTES 23
 
 size_t exec_state_size(const struct exec_state *st)
 {
-	size_t n = HDR_BYTES + (size_t)st->nsock * SOCK_BYTES;
+	size_t n = HDR_BYTES + 4 + (size_t)st->nsock * SOCK_BYTES + (size_t)st->nlisten * LISTEN_BYTES;
 
 	for (uint32_t i = 0; i < st->nlgr; i++) {
 		const struct exec_lgr *l = &st->lgr[i];
@@ -103,6 +114,9 @@ size_t exec_state_encode(const struct exec_state *st, void *buf, size_t cap)
 		write_lgr(&w, &st->lgr[i]);
 	for (uint32_t i = 0; i < st->nsock; i++)
 		write_sock(&w, &st->sock[i]);
+	usmc_write_be32(&w, st->nlisten);
+	for (uint32_t i = 0; i < st->nlisten; i++)
+		write_listen(&w, &st->listen[i]);
 	return w.err ? 0 : w.off;
 }
 
@@ -254,8 +268,25 @@ int exec_state_parse(const void *buf, size_t len, struct exec_state *st)
 	for (uint32_t i = 0; i < st->nsock; i++)
 		if (!read_sock(&r, st, &st->sock[i]))
 			goto bad;
-	if (usmc_reader_left(&r) != 0)
+	st->nlisten = usmc_read_be32(&r);
+	if (r.err || st->nlisten > EXEC_MAX_LISTENS ||
+	    usmc_reader_left(&r) != (size_t)st->nlisten * LISTEN_BYTES)
 		goto bad;
+	st->listen = calloc(st->nlisten ? st->nlisten : 1, sizeof(*st->listen));
+	if (!st->listen)
+		goto bad;
+	for (uint32_t i = 0; i < st->nlisten; i++) {
+		struct exec_listen *l = &st->listen[i];
+
+		l->inode = usmc_read_be64(&r);
+		l->ufd = (int)usmc_read_be32(&r);
+		l->port = usmc_read_be16(&r);
+		l->owner = (pid_t)usmc_read_be32(&r);
+		l->uid = (uid_t)usmc_read_be32(&r);
+		l->member = usmc_read_u8(&r) != 0;
+		if (r.err || l->ufd < 0 || !l->port || l->owner <= 0)
+			goto bad;
+	}
 	return 0;
 bad:
 	exec_state_free(st);
@@ -270,5 +301,6 @@ void exec_state_free(struct exec_state *st)
 	}
 	free(st->lgr);
 	free(st->sock);
+	free(st->listen);
 	memset(st, 0, sizeof(*st));
 }

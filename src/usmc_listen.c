@@ -334,7 +334,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	 * client, told without the lock.  Clients of other users cannot count
 	 * theirs in our registry.
 	 */
-	if (!remote && (shared ? af_queue_none_pending(reg) &&
+	if (!remote && (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
 					 (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
 			       : af_srv_none_pending(l, reg)))
 		return USMC_DECL_PEERNOSMC;

@@ -215,19 +215,19 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 /* ---- the holders' side ---- */
 
 /*
- * What a look goes through: the listener's backlog in our namespace, or
- * (rdv) the one in the rendezvous directory, whose clients are in other
- * namespaces and never count in our registry's queued; and what it looks
- * for: the Proposal naming cookie, or (acc >= 0) the one whose TCP socket
- * proves to be the other end of the accepted socket acc.
+ * A backlog a holder looks through: the listener's own, where clients of
+ * its user put channels on carriers and count them in the registry; the
+ * one clients of other users that policy allows connect to, each channel
+ * straight, uncounted (they cannot write our registry); or the one in the
+ * rendezvous directory, where clients of other network namespaces put
+ * theirs on carriers, uncounted (usmc_rendezvous.c).
  */
-struct queue_look {
-	struct usmc_listener *l;
-	struct reg_port *reg;
-	bool rdv;
-	int acc;
-	uint64_t cookie; /* rdv: set to the proven Proposal's */
-	bool snat;       /* rdv: a Proposal refused for a source NAT */
+struct backlog {
+	int fd;
+	struct sockaddr_un addr; /* where entries go back */
+	socklen_t len;
+	bool counted;            /* its Proposals are counted in the registry */
+	bool drop_empty;         /* an empty carried channel was answered elsewhere */
 };
 
 /*
@@ -236,7 +236,7 @@ struct queue_look {
  * client falls back, and so does whoever accepted its connection, which
  * will not find the Proposal.  Counted as settled if there was one.
  */
-static void entry_refuse(struct queue_look *q, int ch, uint32_t reason)
+static void entry_refuse(const struct backlog *b, struct reg_port *reg, int ch, uint32_t reason)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct clc_msg p;
@@ -247,8 +247,8 @@ static void entry_refuse(struct queue_look *q, int ch, uint32_t reason)
 		n = usmc_sys.recv(ch, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n > 0 && !clc_msg_parse(buf, (size_t)n, &p) && p.type == CLC_PROPOSAL) {
-		if (!q->rdv)
-			atomic_fetch_add(&q->reg->settled, 1);
+		if (b->counted)
+			atomic_fetch_add(&reg->settled, 1);
 		af_channel_refuse(ch, p.token, reason);
 	} else {
 		usmc_sys.close(ch);
@@ -260,31 +260,24 @@ static void entry_refuse(struct queue_look *q, int ch, uint32_t reason)
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
-static void entry_release(struct queue_look *q, int ch)
+static void entry_release(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
+			  int ch)
 {
-	const struct sockaddr_un *sun = &q->l->uaddr;
-	socklen_t len = q->l->uaddr_len;
-	struct sockaddr_un rdv_sun;
 	struct ucred cred;
 
-	if (q->rdv) {
-		len = rdv_listener_addr(q->l->port, &rdv_sun);
-		sun = &rdv_sun;
-	}
-	if (!af_carrier_send(sun, len, q->l->uid, ch, &cred))
+	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, &cred))
 		usmc_sys.close(ch);
 	else
-		entry_refuse(q, ch, USMC_DECL_CHAN_BUSY);
-	atomic_fetch_add(&q->reg->handed, 1);
+		entry_refuse(b, reg, ch, USMC_DECL_CHAN_BUSY);
+	atomic_fetch_add(&reg->handed, 1);
 }
 
 /* The next entry of the backlog, carriers opened: a channel, or -1 once it is empty. */
-static int entry_next(struct queue_look *q, enum entry_kind *kind, struct clc_msg *msg,
+static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
 		      bool *more)
 {
 	for (;;) {
-		int fd = usmc_sys.accept4(q->rdv ? q->l->rfd : q->l->ufd, NULL, NULL,
-					  SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0 && errno == EINTR)
 			continue;
@@ -293,11 +286,11 @@ static int entry_next(struct queue_look *q, enum entry_kind *kind, struct clc_ms
 		for (int depth = 0; fd >= 0; depth++) {
 			*kind = entry_peek(fd, msg, more);
 			/*
-			 * A channel comes on a carrier only with its Proposal in it:
-			 * without, it was answered or taken back (the other members'
-			 * copies of an SO_REUSEPORT group's), and is dropped.
+			 * A client puts a channel on a carrier only with its Proposal
+			 * in it: without, it was answered or taken back (the other
+			 * members' copies of an SO_REUSEPORT group's), and is dropped.
 			 */
-			if (*kind == ENTRY_EMPTY && depth > 0)
+			if (*kind == ENTRY_EMPTY && depth > 0 && b->drop_empty)
 				*kind = ENTRY_JUNK;
 			if (*kind != ENTRY_CARRIER)
 				return fd;
@@ -306,59 +299,77 @@ static int entry_next(struct queue_look *q, enum entry_kind *kind, struct clc_ms
 	}
 }
 
-/* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
-static struct usmc_lgr *entry_adopt(struct queue_look *q, int ch, const struct ucred *cred)
-{
-	uint32_t refused = af_channel_admit(ch, cred, q->l);
-	struct usmc_lgr *lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred->pid, cred->uid);
+/*
+ * What a look looks for: the Proposal naming cookie, or (acc >= 0) the one
+ * whose TCP socket proves to be the other end of the accepted socket acc
+ * (usmc_rendezvous.c), whose cookie it then sets; snat once it refused a
+ * Proposal whose connection came through a source NAT.
+ */
+struct wanted {
+	uint64_t cookie;
+	int acc;
+	bool snat;
+};
 
+/* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */
+static bool entry_match(struct wanted *w, const struct usmc_listener *l, int ch,
+			const struct clc_msg *msg)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	enum rdv_proof proof;
+
+	if (msg->proposal.dst.port != l->port)
+		return false;
+	if (w->acc < 0)
+		return msg->proposal.cookie == w->cookie;
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	proof = rdv_prove(ch, msg, cred.uid, w->acc);
+	if (proof == PROOF_YES)
+		w->cookie = msg->proposal.cookie;
+	if (proof == PROOF_SNAT)
+		w->snat = true;
+	return proof == PROOF_YES;
+}
+
+/* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
+static struct usmc_lgr *entry_adopt(const struct backlog *b, struct usmc_listener *l,
+				    struct reg_port *reg, int ch)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct usmc_lgr *lgr;
+	uint32_t refused;
+
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		entry_refuse(b, reg, ch, USMC_DECL_INTERR);
+		return NULL;
+	}
+	refused = af_channel_admit(ch, &cred, l);
+	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
-		entry_refuse(q, ch, refused ? refused : USMC_DECL_MEM);
+		entry_refuse(b, reg, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
 	/* Read by the caller's pump: out of the backlog's count. */
-	if (!q->rdv)
-		atomic_fetch_add(&q->reg->settled, 1);
+	if (b->counted)
+		atomic_fetch_add(&reg->settled, 1);
 	lgr->oneshot = true;
 	return lgr;
 }
 
 /*
- * Whether the Proposal msg in channel ch is the one q looks for: by its
- * cookie, or by the proof its TCP socket gives (usmc_rendezvous.c).  A
- * Proposal whose connection came through a source NAT is refused.
- */
-static bool entry_match(struct queue_look *q, int ch, const struct clc_msg *msg,
-			struct ucred *cred)
-{
-	socklen_t len = sizeof(*cred);
-	enum rdv_proof proof;
-
-	if (msg->proposal.dst.port != q->l->port ||
-	    usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, cred, &len))
-		return false;
-	if (q->acc < 0)
-		return msg->proposal.cookie == q->cookie;
-	proof = rdv_prove(ch, msg, cred->uid, q->acc);
-	if (proof == PROOF_YES)
-		q->cookie = msg->proposal.cookie;
-	if (proof == PROOF_SNAT)
-		q->snat = true;
-	return proof == PROOF_YES;
-}
-
-/*
  * One pass through the backlog: the link group of the channel whose
- * Proposal q looks for, or NULL; *whole if the pass saw the backlog to
+ * Proposal w looks for, or NULL; *whole if the pass saw the backlog to
  * its end without holding anything back it could not look at.
  */
-static struct usmc_lgr *queue_look(struct queue_look *q, bool *whole)
+static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener *l,
+				   struct reg_port *reg, struct wanted *w, bool *whole)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
 	struct usmc_lgr *found = NULL;
-	struct reg_port *reg = q->reg;
 	struct clc_msg msg;
-	struct ucred cred;
 	enum entry_kind kind;
 	bool more, snat;
 
@@ -366,26 +377,26 @@ static struct usmc_lgr *queue_look(struct queue_look *q, bool *whole)
 	atomic_fetch_add(&reg->holding, 1);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		more = false;
-		ch = entry_next(q, &kind, &msg, &more);
+		ch = entry_next(b, &kind, &msg, &more);
 		if (ch < 0) {
 			*whole = true;
 			break;
 		}
-		snat = q->snat;
+		snat = w->snat;
 		if (kind == ENTRY_JUNK) {
 			usmc_sys.close(ch);
-		} else if (kind == ENTRY_PROPOSAL && entry_match(q, ch, &msg, &cred)) {
-			found = entry_adopt(q, ch, &cred);
-		} else if (kind == ENTRY_PROPOSAL && q->snat && !snat) {
+		} else if (kind == ENTRY_PROPOSAL && entry_match(w, l, ch, &msg)) {
+			found = entry_adopt(b, l, reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && w->snat && !snat) {
 			/* Its client waits for an answer nobody can give: it falls back now. */
-			entry_refuse(q, ch, USMC_DECL_SNAT);
-		} else if (kind == ENTRY_PROPOSAL && more) {
+			entry_refuse(b, reg, ch, USMC_DECL_SNAT);
+		} else if (kind == ENTRY_PROPOSAL && more && b->counted) {
 			/* Not ours, and more behind it, which no client sends: refused. */
-			entry_refuse(q, ch, USMC_DECL_SYNCERR);
+			entry_refuse(b, reg, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
 			held[nheld++] = ch;
 		} else {
-			entry_release(q, ch);
+			entry_release(b, l, reg, ch);
 		}
 	}
 	if (nheld)
@@ -396,12 +407,14 @@ static struct usmc_lgr *queue_look(struct queue_look *q, bool *whole)
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_release(q, held[i]);
+		entry_release(b, l, reg, held[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }
 
-static struct usmc_lgr *queue_find(struct queue_look *q)
+/* Looks through backlogs b (one or two) for the Proposal w looks for (see af_queue_find). */
+static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg,
+				   const struct backlog *b, int nb, struct wanted *w)
 {
 	/*
 	 * Another holder hands back what it holds within microseconds of
@@ -410,19 +423,22 @@ static struct usmc_lgr *queue_find(struct queue_look *q)
 	 * client waits for our answer before it takes its Proposal back.
 	 */
 	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
-	struct usmc_lgr *lgr;
+	struct usmc_lgr *lgr = NULL;
 	bool whole;
 
-	struct usmc_listener *l = q->l;
-	struct reg_port *reg = q->reg;
-
-	if ((q->rdv ? l->rfd : l->ufd) < 0)
+	if (b[0].fd < 0)
 		return NULL;
 	for (;;) {
 		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
-		struct pollfd p = { .fd = q->rdv ? l->rfd : l->ufd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
+				       { .fd = nb > 1 ? b[1].fd : -1, .events = POLLIN } };
+		bool whole_users = true;
 
-		lgr = queue_look(q, &whole);
+		lgr = queue_look(&b[0], l, reg, w, &whole);
+		/* Clients of other users, allowed by policy, connect their channels there. */
+		if (!lgr && nb > 1 && b[1].fd >= 0)
+			lgr = queue_look(&b[1], l, reg, w, &whole_users);
+		whole &= whole_users;
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
 		 * handed one back since: the Proposal is nowhere (the client is
@@ -433,27 +449,35 @@ static struct usmc_lgr *queue_find(struct queue_look *q)
 			break;
 		if (usmc_now_ms() >= deadline)
 			break;
-		/* What another holder hands back comes into the backlog and wakes us. */
-		usmc_sys.poll(&p, 1, 1);
+		/* What another holder hands back comes into a backlog and wakes us. */
+		usmc_sys.poll(p, nb > 1 && b[1].fd >= 0 ? 2 : 1, 1);
 	}
 	return lgr;
 }
 
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
 {
-	struct queue_look q = { .l = l, .reg = reg, .acc = -1, .cookie = cookie };
+	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
+				  .counted = true, .drop_empty = l->member },
+				{ .fd = l->ufd_users } };
+	struct wanted w = { .cookie = cookie, .acc = -1 };
 
-	return queue_find(&q);
+	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
+	return queue_find(l, reg, b, 2, &w);
 }
 
 struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
 				   uint64_t *cookie, bool *snat)
 {
-	struct queue_look q = { .l = l, .reg = reg, .rdv = true, .acc = acc };
-	struct usmc_lgr *lgr = queue_find(&q);
+	/* An empty carried channel was answered by a listener of another namespace it went to too. */
+	struct backlog b = { .fd = l->rfd, .drop_empty = true };
+	struct wanted w = { .acc = acc };
+	struct usmc_lgr *lgr;
 
-	*cookie = q.cookie;
-	*snat = q.snat;
+	b.len = rdv_listener_addr(l->port, &b.addr);
+	lgr = queue_find(l, reg, &b, 1, &w);
+	*cookie = w.cookie;
+	*snat = w.snat;
 	return lgr;
 }
 

@@ -199,6 +199,13 @@ int usmc_spin_us(const struct usmc_sock *s);
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
 int af_listen(struct usmc_sock *s, int backlog);
+/*
+ * A listener handed over across exec (usmc_exec_listen.c): fd, the TCP
+ * listener, with ufd, its Unix listener, made by owner.  false if not.
+ * ufd_held: whether a listener of this process has ufd.
+ */
+bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid, bool member);
+bool af_listener_ufd_held(int ufd);
 /* Makes a listening socket a usmc listener, or TCP with the reason why. */
 void af_listener_open(struct usmc_sock *s);
 /*

@@ -10,6 +10,10 @@
  * client runs as a third user), and the server must see that the socket it
  * accepted is not the proposer's user's and decline.
  *
+ * A prefork server's worker accepts on the listener it inherited: the
+ * allowed client of the other user gets shared memory from it as from the
+ * listener's maker, without waiting out a CLC timeout.
+ *
  * Channel names are anyone's to take: in the last round a third user,
  * allowed by the client too, holds the server's channel name first.  The
  * client must see that the channel is not the server's user's, and the
@@ -36,7 +40,7 @@ struct round {
 	const char *client_policy;
 	int mode;           /* expected on both ends */
 	uint32_t client_reason; /* the client's fallback reason, exactly */
-	enum { PLAIN_ROUND, THIRD_SOCKET, SQUATTER } twist;
+	enum { PLAIN_ROUND, THIRD_SOCKET, PREFORK, SQUATTER } twist;
 	const char *what;
 	uint32_t reason;    /* the client's fallback reason */
 };
@@ -62,6 +66,8 @@ static const struct round rounds[] = {
 	  "one of a list" },
 	{ "allow-user 64002", "allow-user 64001", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN,
 	  THIRD_SOCKET, "a socket of a third user" },
+	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, 0, PREFORK,
+	  "a prefork server's worker" },
 	/* The squatter's channel is refused, and the third user has no listener of its own. */
 	{ "allow-user 64002", "allow-user 64001 64003", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC,
 	  SQUATTER, "a squatter of the channel name" },
@@ -92,11 +98,26 @@ static int third_user_socket(void)
 	return fd;
 }
 
+/* Accepts one connection and echoes its length and checksum. */
+static int serve_one(void *arg)
+{
+	int lfd = (int)(intptr_t)arg, fd = usmc_accept(lfd, NULL, NULL);
+	uint64_t sum, len, reply[2];
+
+	CHECK(fd >= 0);
+	len = h_read_to_eof(fd, &sum, 65536, NULL);
+	reply[0] = len;
+	reply[1] = sum;
+	h_write_all(fd, reply, sizeof(reply));
+	h_check_mode(fd, cur->mode);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
 static int server(void *arg)
 {
-	uint64_t sum, len, reply[2];
 	uint16_t port;
-	int lfd, fd;
+	int lfd;
 
 	(void)arg;
 	become(SERVER_UID, cur->server_policy);
@@ -115,15 +136,18 @@ static int server(void *arg)
 	} else {
 		lfd = h_listen(AF_INET, H_USMC, &port);
 	}
-	h_chan_send(&port_chan, port);
-	fd = usmc_accept(lfd, NULL, NULL);
-	CHECK(fd >= 0);
-	len = h_read_to_eof(fd, &sum, 65536, NULL);
-	reply[0] = len;
-	reply[1] = sum;
-	h_write_all(fd, reply, sizeof(reply));
-	h_check_mode(fd, cur->mode);
-	CHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	if (cur->twist == PREFORK) {
+		/* The worker waits in accept before the client may connect. */
+		pid_t w = h_fork(serve_one, (void *)(intptr_t)lfd);
+
+		usleep(100 * 1000);
+		h_chan_send(&port_chan, port);
+		CHECK(h_wait_ok(w));
+	} else {
+		h_chan_send(&port_chan, port);
+		CHECK(serve_one((void *)(intptr_t)lfd) == 0);
+	}
+	CHECK(usmc_close(lfd) == 0);
 	return 0;
 }
 

@@ -3,7 +3,8 @@
  * A listener made before fork() and accepted on by several children at
  * once, as prefork servers do.  Whichever child accepts a connection
  * finds its Proposal in the backlog the children share with the parent
- * (usmc_queue.c): every connection is in shared memory on both ends,
+ * (usmc_queue.c): every connection is in shared memory on both ends (its
+ * client's TCP socket, by the kernel's count, carried almost none of it),
  * every byte arrives, and no handshake waits for a CLC timeout, which the
  * counters of the test's own registry directory show.
  *
@@ -79,6 +80,8 @@ static void round_trip(uint16_t port, size_t len, uint64_t seed)
 		      info.fallback_reason == USMC_DECL_TIMEOUT_CLC);
 	else
 		CHECK(info.mode == USMC_MODE_SMCD);
+	if (!plain_worker)
+		h_check_shm_carried(fd, len + sizeof(reply));
 	CHECK(usmc_close(fd) == 0);
 }
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -290,6 +291,27 @@ void h_check_mode(int fd, int mode)
 			fd, usmc_mode_str(info.mode), usmc_mode_str(mode), info.fallback_reason,
 			usmc_reason_str(info.fallback_reason));
 	CHECK(info.mode == mode);
+}
+
+uint64_t h_tcp_carried(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	/* The kernel's own count, whatever usmc says of the connection. */
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+	return ti.tcpi_bytes_acked + ti.tcpi_bytes_received;
+}
+
+void h_check_shm_carried(int fd, uint64_t moved)
+{
+	uint64_t carried = h_tcp_carried(fd);
+
+	if (carried > 64 + moved / 8)
+		fprintf(stderr, "[%d] fd %d: its TCP carried %llu bytes of %llu moved\n", (int)getpid(),
+			fd, (unsigned long long)carried, (unsigned long long)moved);
+	CHECK(carried <= 64 + moved / 8);
 }
 
 int h_count_lines(const char *path, const char *needle)

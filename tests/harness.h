@@ -91,6 +91,13 @@ uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng);
 uint64_t h_write_stream(int fd, uint64_t size, uint64_t seed, size_t chunk_max, uint64_t *rng);
 
 void h_check_mode(int fd, int mode);
+/* What the connection's kernel TCP socket carried, both ways (TCP_INFO). */
+uint64_t h_tcp_carried(int fd);
+/*
+ * Shared memory proven without asking usmc: of moved bytes, the TCP
+ * socket carried no more than an eighth (doorbells, 64 bytes of slack).
+ */
+void h_check_shm_carried(int fd, uint64_t moved);
 
 /* Lines of a text file that contain needle (to count mappings, names). */
 int h_count_lines(const char *path, const char *needle);

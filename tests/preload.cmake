@@ -53,6 +53,13 @@ foreach(loop blocking poll)
                        LABELS unit ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
 endforeach()
 
+# nginx's binary upgrade: a listener handed to a new image by exec.
+add_executable(listen_exec listen_exec.c)
+add_test(NAME preload_listen_exec COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/listen_exec.sh
+         $<TARGET_FILE:usmc-run> $<TARGET_FILE:listen_exec> $<TARGET_FILE:listen_adopt>)
+set_tests_properties(preload_listen_exec PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60
+                     LABELS unit ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
+
 add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
          $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>)
 set_tests_properties(preload_cli PROPERTIES

@@ -40,6 +40,15 @@ if(USMC_BASH)
                        LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
 endif()
 
+# nginx's binary upgrade (USR2, then QUIT to the old master) under load:
+# no GET fails, nothing falls back, shared memory after it.
+if(USMC_BASH)
+  add_test(NAME programs_nginx_upgrade
+           COMMAND ${USMC_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/programs/nginx_upgrade.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(programs_nginx_upgrade PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                       LABELS programs ENVIRONMENT "USMC_MATRIX_SKIP=${USMC_MATRIX_SKIP}")
+endif()
+
 # git daemon and git clone over git:// (tests/programs/git_daemon.sh): both
 # ends under usmc-run (an exec chain on the daemon's side), and each alone.
 if(USMC_BASH)

@@ -5,7 +5,9 @@
  * servers make them.  The kernel gives each connection to one member; the
  * member that gets it finds its Proposal in its own queue, where the
  * client put it as into every member's (usmc_reuseport.c).  Every
- * connection is in shared memory on both ends, every byte arrives, no
+ * connection is in shared memory on both ends (and the client's TCP
+ * socket, by the kernel's count, carried almost none of its bytes), every
+ * byte arrives, no
  * handshake waits for a CLC timeout, and every member serves some
  * connections, which the counters of the test's own registry directory
  * and the members' own counts show.
@@ -98,6 +100,7 @@ static int client(void *arg)
 		h_read_all(fd, reply, sizeof(reply));
 		CHECK(reply[0] == len && reply[1] == sum);
 		h_check_mode(fd, USMC_MODE_SMCD);
+		h_check_shm_carried(fd, len + sizeof(reply));
 		CHECK(usmc_close(fd) == 0);
 	}
 	return 0;
