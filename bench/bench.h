@@ -11,6 +11,7 @@
 #ifndef USMC_BENCH_H
 #define USMC_BENCH_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +109,11 @@ double median(double *v, int n);                     /* sorts v */
 
 /* netns.c: a network namespace per connection-rate measurement */
 bool netns_fresh_enter(void); /* false: stays in the namespace it is in */
+/*
+ * With USMC_BENCH_NETNS: enters the server's or the client's namespace
+ * and gives the address to listen on or to dial; false without it.
+ */
+bool netns_cross_enter(bool server, struct in_addr *addr);
 void netns_leave(void);
 void netns_cleanup(void);     /* at the end: namespaces kept, registries made */
 

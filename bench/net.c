@@ -92,12 +92,18 @@ static int make_socket(const struct job *j, bool server)
 	return socket(AF_INET, SOCK_STREAM, 0);
 }
 
-static void loopback(struct sockaddr_in *sin, uint16_t port)
+/*
+ * Loopback, or between two namespaces the address the side's namespace
+ * gives (netns.c), which the side enters first: a socket is made in the
+ * namespace of its maker.
+ */
+static void loopback(struct sockaddr_in *sin, uint16_t port, bool server)
 {
 	memset(sin, 0, sizeof(*sin));
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(port);
-	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!netns_cross_enter(server, &sin->sin_addr))
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 }
 
 /* Port 0: a fresh port per run, so no TIME_WAIT of an earlier run is in the way. */
@@ -105,17 +111,18 @@ int bench_listen(const struct job *j, uint16_t *port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd = make_socket(j, true);
+	int fd;
 
-	if (fd < 0)
-		return -1;
 	if (j->tr == TR_UNIX) {
 		len = unix_addr(j, (struct sockaddr_un *)&ss);
 		*port = 0;
 	} else {
-		loopback((struct sockaddr_in *)&ss, 0);
+		loopback((struct sockaddr_in *)&ss, 0, true);
 		len = sizeof(struct sockaddr_in);
 	}
+	fd = make_socket(j, true);
+	if (fd < 0)
+		return -1;
 	if (usmc_bind(fd, (struct sockaddr *)&ss, len) < 0 || usmc_listen(fd, 1024) < 0)
 		goto fail;
 	if (j->tr != TR_UNIX) {
@@ -134,16 +141,17 @@ int bench_connect(const struct job *j, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd = make_socket(j, false);
+	int fd;
 
-	if (fd < 0)
-		return -1;
 	if (j->tr == TR_UNIX) {
 		len = unix_addr(j, (struct sockaddr_un *)&ss);
 	} else {
-		loopback((struct sockaddr_in *)&ss, port);
+		loopback((struct sockaddr_in *)&ss, port, false);
 		len = sizeof(struct sockaddr_in);
 	}
+	fd = make_socket(j, false);
+	if (fd < 0)
+		return -1;
 	if (usmc_connect(fd, (struct sockaddr *)&ss, len) < 0) {
 		usmc_close(fd);
 		return -1;

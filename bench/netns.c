@@ -14,7 +14,13 @@
  * kernel tears it down empty, rather than during a later measurement.
  * Without the privilege to make one, the benchmark stays in its own
  * namespace, on a fresh port per measurement.
+ *
+ * USMC_BENCH_NETNS="SERVER_NS CLIENT_NS ADDR" measures between two
+ * namespaces instead (bench/netns-bench.sh makes them): the server end
+ * enters the namespace file SERVER_NS (/run/netns/NAME) and listens on
+ * every address, the client end enters CLIENT_NS and dials ADDR.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -65,12 +71,59 @@ static void registry_dir_setup(void)
 	setenv("USMC_REGISTRY_DIR", made_dir, 1);
 }
 
+static struct {
+	bool read, on;
+	char ns[2][128];
+	struct in_addr addr;
+} cross;
+
+static bool cross_load(void)
+{
+	const char *v = getenv("USMC_BENCH_NETNS");
+	char addr[64];
+
+	if (cross.read)
+		return cross.on;
+	cross.read = true;
+	if (!v)
+		return false;
+	if (sscanf(v, "%127s %127s %63s", cross.ns[0], cross.ns[1], addr) != 3 ||
+	    inet_pton(AF_INET, addr, &cross.addr) != 1) {
+		fprintf(stderr, "usmc-bench: USMC_BENCH_NETNS=\"%s\" is not SERVER_NS CLIENT_NS ADDR\n",
+			v);
+		exit(2);
+	}
+	cross.on = true;
+	return true;
+}
+
+bool netns_cross_enter(bool server, struct in_addr *addr)
+{
+	static pid_t entered; /* once per process: each end is one */
+	int fd;
+
+	if (!cross_load())
+		return false;
+	if (entered != getpid()) {
+		fd = open(cross.ns[server ? 0 : 1], O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWNET)) {
+			fprintf(stderr, "usmc-bench: cannot enter %s: %m\n", cross.ns[server ? 0 : 1]);
+			_exit(1);
+		}
+		close(fd);
+		entered = getpid();
+	}
+	*addr = server ? (struct in_addr){ .s_addr = htonl(INADDR_ANY) } : cross.addr;
+	return true;
+}
+
 bool netns_fresh_enter(void)
 {
 	static bool refused;
 	int fd;
 
-	if (refused)
+	/* Between two namespaces given: those. */
+	if (refused || cross_load())
 		return false;
 	if (home_ns < 0) {
 		home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);

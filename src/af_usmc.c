@@ -30,6 +30,7 @@
 
 #include "usmc.h"
 #include "usmc_log.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -229,6 +230,12 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->ufd_users = !reuseport && usmc_policy_other_users(&other_users)
 			       ? af_channel_listen(port, true)
 			       : -1;
+	/*
+	 * Clients of other network namespaces find it in the rendezvous
+	 * directory, if there is one; not a member of an SO_REUSEPORT group,
+	 * whose other members could not find what is put there.
+	 */
+	l->rfd = reuseport ? -1 : rdv_listen(port, &l->rfd_ino);
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
@@ -354,6 +361,12 @@ void af_listener_close(struct usmc_sock *s)
 			usmc_sys.close(l->ufd);
 		if (l->ufd_users >= 0)
 			usmc_sys.close(l->ufd_users);
+		if (l->rfd >= 0) {
+			usmc_sys.close(l->rfd);
+			/* A path outlives its process: the creator removes it; forked holders leave it. */
+			if (l->owner == me)
+				rdv_unlisten(l->port, l->rfd_ino);
+		}
 		/* Proposals for the port stay until their link group goes. */
 		free(l);
 	}

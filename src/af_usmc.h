@@ -25,6 +25,8 @@ struct usmc_listener {
 	socklen_t uaddr_len;
 	bool member;    /* of an SO_REUSEPORT group: ufd is this process's own queue */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
+	int rfd;        /* the one in the rendezvous directory (other namespaces), or -1 */
+	ino_t rfd_ino;  /* its socket file, removed by the creator's last close */
 	int refs;       /* TCP listeners of this process on the port */
 	_Atomic uint32_t seen; /* Proposals read for the port */
 	struct usmc_listener *next;
@@ -74,6 +76,16 @@ bool af_listener_shared(const struct usmc_listener *l);
  */
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
 /*
+ * The same in the rendezvous directory's backlog (usmc_rendezvous.c): the
+ * channel whose Proposal's TCP socket proves to be the other end of the
+ * accepted socket acc, and its cookie; *snat if a Proposal was refused
+ * because a source NAT rewrote its address on the way to us.
+ */
+struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
+				   uint64_t *cookie, bool *snat);
+/* Something may wait in that backlog; needs no lock. */
+bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
+/*
  * The client's side of a shared listener's backlog (usmc_queue.c): a link
  * group of the connection's own, a socketpair whose server end we keep;
  * putting that end, the Proposal in it, into the backlog (0, or why not);
@@ -85,7 +97,8 @@ uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
  * Puts channel ch into the backlog of the Unix listener at sun, on a
  * carrier: 0, or why not.  counted: its client counted its Proposal in
  * the registry (queued).  The listener must be uid's, which *cred, from
- * SO_PEERCRED, then names: abstract names are anyone's to take.
+ * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
+ * user namespace an unmapped user shows as the overflow uid.
  */
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
 			 bool counted, struct ucred *cred);
@@ -132,6 +145,9 @@ bool af_diag_available(void);
  */
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
+/* The same for the socket of our namespace whose address is local and whose peer is remote. */
+uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+			uint32_t *inode, uint32_t *uid);
 /*
  * Takes TCP_DEFER_ACCEPT off a usmc listener's kernel socket and keeps it
  * in s->defer_accept, as the kernel reported it (see usmc_listen.c).

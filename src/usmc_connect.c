@@ -28,6 +28,7 @@
 #include "usmc.h"
 #include "usmc_proc.h"
 #include "usmc_log.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -164,7 +165,7 @@ static struct usmc_lgr *cli_lgr_get(uint16_t port, struct reg_port *reg, bool ow
 }
 
 static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len,
-			     uint16_t *port)
+			     uint16_t *port, bool *remote)
 {
 	if (!addr || addr->sa_family != s->domain ||
 	    len < (addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
@@ -172,7 +173,9 @@ static uint32_t cli_precheck(struct usmc_sock *s, const struct sockaddr *addr, s
 		return USMC_DECL_CNFERR;
 	if (!usmc_policy_allows(addr))
 		return USMC_DECL_POLICY;
-	if (!usmc_addr_is_local(addr))
+	/* Not ours: perhaps another network namespace's, through the rendezvous directory. */
+	*remote = !usmc_addr_is_local(addr);
+	if (*remote && !rdv_enabled())
 		return USMC_DECL_NOSMCDEV;
 	*port = ntohs(addr->sa_family == AF_INET ? ((const struct sockaddr_in *)addr)->sin_port
 						 : ((const struct sockaddr_in6 *)addr)->sin6_port);
@@ -191,7 +194,8 @@ static void clc_addr_from(struct clc_addr *a, const struct sockaddr *sa)
 	}
 }
 
-static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, uint16_t port)
+static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, uint16_t port,
+			    bool remote)
 {
 	struct clc_msg msg;
 	struct reg_port *reg = reg_port(port);
@@ -200,15 +204,22 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	struct usmc_lgr *lgr;
 	uint32_t reason = 0;
 	const uid_t *other_users;
+	struct rdv_targets targets;
 	bool own_user, oneshot;
 	int new_fd;
 
 	if (!reg)
 		return usmc_env_fail("registry");
-	own_user = atomic_load(&reg->pid) != 0;
-	if (!own_user && !usmc_policy_other_users(&other_users))
+	/*
+	 * Toward another namespace, as toward a shared listener: a channel of
+	 * our own in the backlog of each listener that may have the connection.
+	 */
+	if (remote && (reason = rdv_targets_find(addr, port, &targets)))
+		return reason;
+	own_user = !remote && atomic_load(&reg->pid) != 0;
+	if (!remote && !own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
-	oneshot = own_user && (atomic_load(&reg->flags) & REG_SHARED);
+	oneshot = remote || (own_user && (atomic_load(&reg->flags) & REG_SHARED));
 	/* Only now: clearing the message costs a plain peer's connection for nothing. */
 	msg = (struct clc_msg){ .type = CLC_PROPOSAL, .version = CLC_VERSION };
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &msg.proposal.cookie, &len))
@@ -217,6 +228,8 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
 	lgr = oneshot ? af_queue_pair(port, &reason) : cli_lgr_get(port, reg, own_user, &reason);
+	if (lgr && remote)
+		lgr->rdv = true;
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.
@@ -235,12 +248,14 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	if (conn && !reason) {
 		af_conn_shared_init(conn);
 		msg.token = conn->token = ++next_token;
-		if (lgr_send(lgr, &msg, new_fd) < 0) {
+		/* Across namespaces our TCP socket goes with it: the proof that it is ours. */
+		if ((remote ? lgr_send2(lgr, &msg, new_fd, s->fd) : lgr_send(lgr, &msg, new_fd)) < 0) {
 			lgr_ring_free(lgr, &conn->tx, NULL, 0);
 			af_lgr_fail(lgr); /* and gone, if it was this connection's */
 			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
-		} else if (oneshot && (reason = af_queue_post(lgr, reg))) {
+		} else if (oneshot &&
+			   (reason = remote ? rdv_post(lgr, &targets) : af_queue_post(lgr, reg))) {
 			/* Nobody but us holds the Proposal: it ends here. */
 			lgr_ring_free(lgr, &conn->tx, NULL, 0);
 		}
@@ -285,11 +300,12 @@ static void cli_abandon(struct usmc_sock *s)
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 {
 	uint16_t port = 0;
-	uint32_t reason = cli_precheck(s, addr, len, &port);
+	bool remote = false;
+	uint32_t reason = cli_precheck(s, addr, len, &port, &remote);
 	int rc, err;
 
 	if (!reason)
-		reason = cli_propose(s, addr, port);
+		reason = cli_propose(s, addr, port, remote);
 	if (reason) {
 		usmc_sock_fallback(s, reason, false);
 		return usmc_sys.connect(s->fd, addr, len);

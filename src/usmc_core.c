@@ -231,22 +231,30 @@ static bool chan_wait_writable(struct usmc_lgr *lgr, int64_t *deadline)
 	return !lgr->dead && (p.revents & (POLLOUT | POLLIN));
 }
 
-static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, bool wait);
+static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, int fd2,
+			 bool wait);
 
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
-	return lgr_send_mode(lgr, msg, fd, true);
+	return lgr_send_mode(lgr, msg, fd, -1, true);
+}
+
+int lgr_send2(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, int fd2)
+{
+	return lgr_send_mode(lgr, msg, fd, fd2, true);
 }
 
 int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg)
 {
-	return lgr_send_mode(lgr, msg, -1, false);
+	return lgr_send_mode(lgr, msg, -1, -1, false);
 }
 
-static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, bool wait)
+static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, int fd2,
+			 bool wait)
 {
 	int64_t deadline = 0;
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	int fds[2] = { fd, fd2 }, nfds = fd2 >= 0 ? 2 : 1;
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct iovec iov = { .iov_base = buf };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -259,12 +267,12 @@ static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd
 		struct cmsghdr *c;
 
 		mh.msg_control = cbuf;
-		mh.msg_controllen = sizeof(cbuf);
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
 	while (usmc_sys.sendmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		if (errno == EINTR)

@@ -88,6 +88,9 @@ void *usmc_shared_file_map(const char *path, size_t len);
  */
 uint32_t usmc_charge(int fd, uint64_t off, uint64_t len);
 
+/* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
+unsigned long usmc_netns_inode(void);
+
 /* The registry entry of a port, or NULL if there is no registry. */
 struct reg_port *reg_port(uint16_t port);
 
@@ -179,6 +182,7 @@ struct usmc_lgr {
 	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
 	bool direct;       /* server, oneshot: its client proposed straight, counted in proposals */
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
+	bool rdv;          /* client, oneshot: toward listeners of other namespaces (usmc_rendezvous.c) */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	/* What its connections' spins taught, receiving and sending: usmc_poll.c */
 	_Atomic uint8_t spin_misses[2];
@@ -269,6 +273,8 @@ bool lgr_spare_take(struct usmc_lgr *lgr);
 
 /* Sends one CLC message, with fd attached unless it is -1. */
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);
+/* The same with a second descriptor: a Proposal across namespaces carries our TCP socket. */
+int lgr_send2(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, int fd2);
 
 /* Sends a message that may be dropped (Confirm) if the channel is full now. */
 int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg);

@@ -106,12 +106,21 @@ static ssize_t diag_recv_answer(struct nlmsghdr *h, size_t size, uint32_t seq)
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 				 uint32_t *uid)
 {
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+
+	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen))
+		return 0;
+	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
+}
+
+uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+			uint32_t *inode, uint32_t *uid)
+{
 	struct {
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
 	} rq = { 0 };
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
 	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	union {
 		struct nlmsghdr h;
@@ -120,7 +129,7 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	struct inet_diag_msg *m;
 	ssize_t n;
 
-	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen) || !af_diag_available())
+	if (!af_diag_available())
 		return 0;
 	rq.nlh.nlmsg_len = sizeof(rq);
 	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -130,7 +139,7 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	rq.req.idiag_states = ~0u;
 	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, peer, (struct sockaddr *)&local))
+	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, local, remote))
 		return 0;
 	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
 		return 0;
@@ -138,6 +147,9 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return 0;
 	m = NLMSG_DATA(&rsp.h);
+	/* Without a connection of that 4-tuple the kernel answers with the listener of its port. */
+	if (m->idiag_state == TCP_LISTEN)
+		return 0;
 	if (inode)
 		*inode = m->idiag_inode;
 	if (uid)
@@ -274,6 +286,28 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 	return p;
 }
 
+/*
+ * The Proposal of a client of another network namespace, taken: from the
+ * rendezvous directory's backlog, which every holder of the listener
+ * shares, proven by the TCP socket that came with it (usmc_rendezvous.c).
+ */
+static struct srv_proposal *srv_lookup_rdv(struct usmc_listener *l, struct reg_port *reg,
+					   struct usmc_sock *ns, uint32_t *uid, uint32_t *reason)
+{
+	struct srv_proposal *p = NULL;
+	uint64_t cookie = 0;
+	bool snat = false;
+	struct usmc_lgr *lgr = af_queue_find_rdv(l, reg, ns->fd, &cookie, &snat);
+
+	if (lgr && af_pump_lgr(lgr))
+		p = af_srv_take(l->port, NULL, 0, cookie);
+	/* The proof was of the proposer's user's socket. */
+	if (p)
+		*uid = (uint32_t)p->lgr->peer_uid;
+	*reason = snat ? USMC_DECL_SNAT : USMC_DECL_PEERNOSMC;
+	return p;
+}
+
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			      const struct sockaddr *peer)
 {
@@ -281,11 +315,15 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	struct reg_port *reg = reg_port(l->port);
 	struct srv_proposal *p;
 	uint32_t reason, uid = 0;
-	bool shared = af_listener_shared(l);
+	bool shared = af_listener_shared(l), remote = !usmc_addr_is_local(peer);
 
-	if (!usmc_addr_is_local(peer))
-		return USMC_DECL_NOSMCDEV;
-	if (l->owner != usmc_pid() && (!shared || !reg)) {
+	if (remote) {
+		/* Another namespace's client: only through the rendezvous directory. */
+		if (l->rfd < 0 || !reg)
+			return USMC_DECL_NOSMCDEV;
+		if (!af_queue_rdv_pending(l, reg))
+			return USMC_DECL_PEERNOSMC;
+	} else if (l->owner != usmc_pid() && (!shared || !reg)) {
 		/* Inherited some other way than fork: let clients know. */
 		if (reg && atomic_load(&reg->pid) == l->owner)
 			atomic_fetch_or(&reg->flags, REG_SHARED);
@@ -301,19 +339,18 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	 * does not read them when it does not accept, and they wait in the
 	 * backlog the holders share.
 	 */
-	if (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
-			     atomic_load(&reg->proposals) == atomic_load(&reg->read) &&
-			     (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
-		   : af_srv_none_pending(l, reg))
+	if (!remote && (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
+					 atomic_load(&reg->proposals) == atomic_load(&reg->read) &&
+					 (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
+			       : af_srv_none_pending(l, reg)))
 		return USMC_DECL_PEERNOSMC;
 	usmc_lock();
-	p = srv_lookup(l, reg, ns, peer, &uid);
-	if (!p)
-		reason = USMC_DECL_PEERNOSMC;
+	reason = USMC_DECL_PEERNOSMC;
+	p = remote ? srv_lookup_rdv(l, reg, ns, &uid, &reason) : srv_lookup(l, reg, ns, peer, &uid);
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
-	else if (uid != (uint32_t)p->lgr->peer_uid)
+	if (p && uid != (uint32_t)p->lgr->peer_uid)
 		reason = USMC_DECL_FOREIGN;
-	else
+	else if (p)
 		reason = usmc_plain_reason(); /* this process uses io_uring */
 	if (p && reason) {
 		af_send_decline(p->lgr, p->token, reason);

@@ -42,6 +42,7 @@
 
 #include "usmc.h"
 #include "usmc_log.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -142,7 +143,8 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
 	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
 	if (usmc_sys.connect(fd, (const struct sockaddr *)sun, sun_len))
 		reason = errno == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
-	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid)
+	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid ||
+		 !rdv_uid_mapped(cred->uid))
 		reason = USMC_DECL_FOREIGN;
 	/* A message may go on a connection not yet accepted: it waits with it. */
 	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
@@ -215,7 +217,7 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	/* Out of the backlog's count: accepts of plain clients need not look for it. */
-	if (n > 0 && reg)
+	if (n > 0 && reg && !lgr->rdv)
 		atomic_fetch_add(&reg->settled, 1);
 	return n > 0;
 }
@@ -224,9 +226,11 @@ bool af_queue_take_back(struct usmc_lgr *lgr)
 
 /*
  * A backlog a holder looks through: the listener's own, where clients of
- * its user put channels on carriers and count them in the registry; or
- * the one clients of other users that policy allows connect to, each
- * channel straight, uncounted (they cannot write our registry).
+ * its user put channels on carriers and count them in the registry; the
+ * one clients of other users that policy allows connect to, each channel
+ * straight, uncounted (they cannot write our registry); or the one in the
+ * rendezvous directory, where clients of other network namespaces put
+ * theirs on carriers, uncounted (usmc_rendezvous.c).
  */
 struct backlog {
 	int fd;
@@ -314,6 +318,40 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 	}
 }
 
+/*
+ * What a look looks for: the Proposal naming cookie, or (acc >= 0) the one
+ * whose TCP socket proves to be the other end of the accepted socket acc
+ * (usmc_rendezvous.c), whose cookie it then sets; snat once it refused a
+ * Proposal whose connection came through a source NAT.
+ */
+struct wanted {
+	uint64_t cookie;
+	int acc;
+	bool snat;
+};
+
+/* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */
+static bool entry_match(struct wanted *w, const struct usmc_listener *l, int ch,
+			const struct clc_msg *msg)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	enum rdv_proof proof;
+
+	if (msg->proposal.dst.port != l->port)
+		return false;
+	if (w->acc < 0)
+		return msg->proposal.cookie == w->cookie;
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	proof = rdv_prove(ch, msg, cred.uid, w->acc);
+	if (proof == PROOF_YES)
+		w->cookie = msg->proposal.cookie;
+	if (proof == PROOF_SNAT)
+		w->snat = true;
+	return proof == PROOF_YES;
+}
+
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
 static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struct usmc_listener *l,
 				    struct reg_port *reg, int ch)
@@ -343,18 +381,18 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 
 /*
  * One pass through the backlog: the link group of the channel whose
- * Proposal names cookie, or NULL; *whole if the pass saw the backlog to
+ * Proposal w looks for, or NULL; *whole if the pass saw the backlog to
  * its end without holding anything back it could not look at.
  */
 static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener *l,
-				   struct reg_port *reg, uint64_t cookie, bool *whole)
+				   struct reg_port *reg, struct wanted *w, bool *whole)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
 	bool held_counted[QUEUE_HOLD_MAX];
 	struct usmc_lgr *found = NULL;
 	struct clc_msg msg;
 	enum entry_kind kind;
-	bool more, counted;
+	bool more, counted, snat;
 
 	*whole = false;
 	atomic_fetch_add(&reg->holding, 1);
@@ -365,11 +403,14 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 			*whole = true;
 			break;
 		}
+		snat = w->snat;
 		if (kind == ENTRY_JUNK) {
 			usmc_sys.close(ch);
-		} else if (kind == ENTRY_PROPOSAL && msg.proposal.cookie == cookie &&
-			   msg.proposal.dst.port == l->port) {
+		} else if (kind == ENTRY_PROPOSAL && entry_match(w, l, ch, &msg)) {
 			found = entry_adopt(b, counted, l, reg, ch);
+		} else if (kind == ENTRY_PROPOSAL && w->snat && !snat) {
+			/* Its client waits for an answer nobody can give: it falls back now. */
+			entry_refuse(counted, reg, ch, USMC_DECL_SNAT);
 		} else if (kind == ENTRY_PROPOSAL && more && counted) {
 			/* Not ours, and more behind it, which no client sends: refused. */
 			entry_refuse(counted, reg, ch, USMC_DECL_SYNCERR);
@@ -393,7 +434,9 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	return found;
 }
 
-struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+/* Looks through backlogs b (one or two) for the Proposal w looks for (see af_queue_find). */
+static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg,
+				   const struct backlog *b, int nb, struct wanted *w)
 {
 	/*
 	 * Another holder hands back what it holds within microseconds of
@@ -402,25 +445,21 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 	 * client waits for our answer before it takes its Proposal back.
 	 */
 	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
-	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
-				  .counted = true, .drop_empty = l->member },
-				{ .fd = l->ufd_users } };
 	struct usmc_lgr *lgr = NULL;
 	bool whole;
 
-	if (l->ufd < 0)
+	if (b[0].fd < 0)
 		return NULL;
-	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
 	for (;;) {
 		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
-		struct pollfd p[2] = { { .fd = l->ufd, .events = POLLIN },
-				       { .fd = l->ufd_users, .events = POLLIN } };
+		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
+				       { .fd = nb > 1 ? b[1].fd : -1, .events = POLLIN } };
 		bool whole_users = true;
 
-		lgr = queue_look(&b[0], l, reg, cookie, &whole);
+		lgr = queue_look(&b[0], l, reg, w, &whole);
 		/* Clients of other users, allowed by policy, connect their channels there. */
-		if (!lgr && l->ufd_users >= 0)
-			lgr = queue_look(&b[1], l, reg, cookie, &whole_users);
+		if (!lgr && nb > 1 && b[1].fd >= 0)
+			lgr = queue_look(&b[1], l, reg, w, &whole_users);
 		whole &= whole_users;
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
@@ -433,9 +472,42 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 		if (usmc_now_ms() >= deadline)
 			break;
 		/* What another holder hands back comes into a backlog and wakes us. */
-		usmc_sys.poll(p, l->ufd_users >= 0 ? 2 : 1, 1);
+		usmc_sys.poll(p, nb > 1 && b[1].fd >= 0 ? 2 : 1, 1);
 	}
 	return lgr;
+}
+
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+{
+	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
+				  .counted = true, .drop_empty = l->member },
+				{ .fd = l->ufd_users } };
+	struct wanted w = { .cookie = cookie, .acc = -1 };
+
+	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
+	return queue_find(l, reg, b, 2, &w);
+}
+
+struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
+				   uint64_t *cookie, bool *snat)
+{
+	/* An empty carried channel was answered by a listener of another namespace it went to too. */
+	struct backlog b = { .fd = l->rfd, .drop_empty = true };
+	struct wanted w = { .acc = acc };
+	struct usmc_lgr *lgr;
+
+	b.len = rdv_listener_addr(l->port, &b.addr);
+	lgr = queue_find(l, reg, &b, 1, &w);
+	*cookie = w.cookie;
+	*snat = w.snat;
+	return lgr;
+}
+
+bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg)
+{
+	struct pollfd p = { .fd = l->rfd, .events = POLLIN };
+
+	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || atomic_load(&reg->holding));
 }
 
 bool af_queue_none_pending(struct reg_port *reg)

@@ -27,7 +27,7 @@ static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
 
-static unsigned long netns_inode(void)
+unsigned long usmc_netns_inode(void)
 {
 	struct stat st;
 
@@ -73,7 +73,7 @@ static void reg_open(void)
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.4", dir ? dir : "/dev/shm", (unsigned)getuid(),
-		 netns_inode());
+		 usmc_netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
 	reg_uid = getuid();
 }

@@ -87,3 +87,15 @@ add_test(NAME wakeup_plain_poll COMMAND wakeup --case plain_poll)
 set_tests_properties(wakeup_plain_poll PROPERTIES TIMEOUT 60 LABELS unit)
 add_test(NAME wakeup_poll_then_plain COMMAND wakeup --case poll_then_plain)
 set_tests_properties(wakeup_poll_then_plain PROPERTIES TIMEOUT 60 LABELS unit)
+# Between network namespaces, through the rendezvous directory: each topology
+# built with ip netns, veth pairs, a bridge and nft (root), the peers as nobody.
+usmc_test(netns_peer)
+foreach(topo routed bridge dnat masq prefork user)
+  add_test(NAME netns_${topo} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/netns.sh ${topo} $<TARGET_FILE:netns_peer>
+           $<TARGET_FILE:usmc-stat>)
+  set(labels "needs-root;programs")
+  if(topo STREQUAL "user")
+    set(labels "needs-root;security")
+  endif()
+  set_tests_properties(netns_${topo} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS "${labels}")
+endforeach()

@@ -261,6 +261,26 @@ uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng)
 	return total;
 }
 
+uint64_t h_write_stream(int fd, uint64_t size, uint64_t seed, size_t chunk_max, uint64_t *rng)
+{
+	uint8_t *buf = malloc(chunk_max);
+	uint64_t sum = H_FNV_INIT, off = 0;
+
+	CHECK(buf);
+	while (off < size) {
+		size_t n = rng ? 1 + h_rand(rng) % chunk_max : chunk_max;
+
+		if (n > size - off)
+			n = size - off;
+		h_pattern(buf, n, seed, off);
+		sum = h_fnv(sum, buf, n);
+		h_write_all(fd, buf, n);
+		off += n;
+	}
+	free(buf);
+	return sum;
+}
+
 void h_check_mode(int fd, int mode)
 {
 	struct usmc_info info;

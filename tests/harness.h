@@ -84,6 +84,11 @@ void h_write_all(int fd, const void *buf, size_t len);
 void h_read_all(int fd, void *buf, size_t len);
 /* Reads to EOF, returning the length and the checksum. */
 uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng);
+/*
+ * Writes size bytes of stream seed in writes of chunk_max bytes, or of
+ * random sizes up to it if rng is set; returns their checksum.
+ */
+uint64_t h_write_stream(int fd, uint64_t size, uint64_t seed, size_t chunk_max, uint64_t *rng);
 
 void h_check_mode(int fd, int mode);
 /* What the connection's kernel TCP socket carried, both ways (TCP_INFO). */

@@ -56,9 +56,8 @@ static int server(void *arg)
 
 int main(int argc, char **argv)
 {
-	uint64_t rng, sum = H_FNV_INIT, reply[2], off = 0;
+	uint64_t rng, sum, reply[2];
 	struct usmc_info info;
-	uint8_t *buf;
 	pid_t pid;
 	int fd;
 
@@ -81,18 +80,7 @@ int main(int argc, char **argv)
 	fd = h_connect(opts.family, opts.client, (uint16_t)h_chan_recv(&chan));
 	if (nonblock)
 		set_nonblock(fd);
-	buf = malloc(chunk_max);
-	CHECK(buf);
-	while (off < size) {
-		size_t n = exact ? chunk_max : 1 + h_rand(&rng) % chunk_max;
-
-		if (n > size - off)
-			n = size - off;
-		h_pattern(buf, n, seed, off);
-		sum = h_fnv(sum, buf, n);
-		h_write_all(fd, buf, n);
-		off += n;
-	}
+	sum = h_write_stream(fd, size, seed, chunk_max, exact ? NULL : &rng);
 	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
 	h_read_all(fd, reply, sizeof(reply));
 	h_check_mode(fd, h_expected_mode(opts.client, opts.server));
@@ -106,7 +94,6 @@ int main(int argc, char **argv)
 	CHECK(reply[0] == size && reply[1] == sum);
 	CHECK(usmc_close(fd) == 0);
 	CHECK(h_wait_ok(pid));
-	free(buf);
 	printf("transfer %s ipv%d %llu bytes%s: ok\n", h_way_name(&opts),
 	       opts.family == AF_INET ? 4 : 6, (unsigned long long)size, nonblock ? " nonblock" : "");
 	return 0;

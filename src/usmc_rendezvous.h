@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rendezvous directory: handshakes between network namespaces of one
+ * host (usmc_rendezvous.c, docs/SECURITY.md "Across network namespaces").
+ */
+#ifndef USMC_RENDEZVOUS_H
+#define USMC_RENDEZVOUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "usmc_clc.h"
+
+struct usmc_lgr;
+
+/* Listeners of other namespaces a Proposal goes to, at most. */
+#define RDV_TARGETS_MAX 8
+
+struct rdv_targets {
+	int n;
+	struct sockaddr_un sun[RDV_TARGETS_MAX];
+	socklen_t len[RDV_TARGETS_MAX];
+};
+
+/* Whether the directory is configured and there (USMC_RENDEZVOUS_DIR, else /run/usmc). */
+bool rdv_enabled(void);
+/* False for the overflow uid in a user namespace: the stand-in of an unmapped user. */
+bool rdv_uid_mapped(uid_t uid);
+/*
+ * Binds the port's Unix listener in the directory, beside the abstract
+ * one, and lists our namespace's addresses there: its descriptor, or -1
+ * (*ino: the socket file's inode, for rdv_unlisten).
+ */
+int rdv_listen(uint16_t port, ino_t *ino);
+void rdv_unlisten(uint16_t port, ino_t ino);
+/* The address of our own namespace's Unix listener of port in the directory. */
+socklen_t rdv_listener_addr(uint16_t port, struct sockaddr_un *sun);
+/*
+ * The client: listeners of other namespaces that may hold the other end
+ * of a connection to dst (0), or why there are none.
+ */
+uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t);
+/* Puts the server's end of a pair's channel into each target's backlog: 0 if one took it. */
+uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t);
+
+/*
+ * The holder: whether the Proposal msg waiting in channel ch, from user
+ * uid, is for the accepted TCP socket acc.  The descriptors that came
+ * with it (its ring's and the proposer's TCP socket) are looked at
+ * without taking the message.
+ */
+enum rdv_proof { PROOF_NO, PROOF_YES, PROOF_SNAT };
+enum rdv_proof rdv_prove(int ch, const struct clc_msg *msg, uid_t uid, int acc);
+
+#endif /* USMC_RENDEZVOUS_H */

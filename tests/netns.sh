@@ -1,0 +1,137 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Shared memory between network namespaces of one host, through the
+# rendezvous directory: builds a topology with ip netns, veth pairs, a
+# bridge and nft, runs a usmc server and a usmc client as nobody in two
+# namespaces, and checks the bytes (length and checksum, on both ends),
+# the mode and reason each end reports, and what crossed the veth.
+#
+#   netns.sh TOPOLOGY NETNS_PEER [USMC_STAT]
+#   routed  client ns A -- veth -- router ns R -- veth -- server ns B
+#   bridge  A and B each with a veth leg on a bridge in R
+#   dnat    routed, the client dials R's address, which R's nft maps to B
+#   masq    routed, and R masquerades A's connections to B: the client
+#           falls back with 0x03000007, the bytes cross the veth intact
+#   prefork routed, and three forked workers of the server accept on its
+#           listener, as a prefork server's do
+#   user    routed, the client runs as another user (daemon): it finds no
+#           listener of its own user and stays TCP (0x03030000)
+# Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
+set -euo pipefail
+
+topo=$1
+peer=$2
+stat=${3:-}
+size=${NETNS_SIZE:-8388608}
+conns=3
+port=7411
+
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
+if [ "$topo" = dnat ] || [ "$topo" = masq ]; then
+	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
+fi
+
+. "$(dirname "$0")/netns_topo.sh"
+tag=um$$
+A=${tag}a B=${tag}b R=${tag}r
+work=$(mktemp -d)
+rdv=$work/rdv
+mkdir -m 1777 "$rdv"
+chmod 1777 "$work"
+
+cleanup() {
+	netns_topo_cleanup
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+as_nobody() {
+	local ns=$1 user=${as_user:-nobody}; shift
+	ip netns exec "$ns" setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups \
+		env USMC_RENDEZVOUS_DIR="$rdv" USMC_RENDEZVOUS_NAT="${nat:-}" NETNS_HOLD="${hold:-}" \
+		USMC_CLC_TIMEOUT_MS="${USMC_CLC_TIMEOUT_MS:-2000}" "$@"
+}
+
+netns_topo_build "$topo"
+
+veth_bytes() {
+	local rx tx
+	rx=$(nsx $A cat /sys/class/net/va/statistics/rx_bytes)
+	tx=$(nsx $A cat /sys/class/net/va/statistics/tx_bytes)
+	echo $((rx + tx))
+}
+
+workers=$([ "$topo" = prefork ] && echo 3 || echo 0)
+as_nobody $B "$peer" server $port $conns "$work/ready" $workers >"$work/server.out" 2>"$work/server.err" &
+spid=$!
+for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
+[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
+ls -l "$rdv"
+
+# usmc-stat, run in our namespace, lists both ends with their own addresses and namespaces.
+stat_check() {
+	local out=$work/stat.out
+	for _ in $(seq 1500); do [ -e "$hold.held" ] && break; sleep 0.02; done
+	[ -e "$hold.held" ] || { echo "FAIL: the client did not get its answer within 30 s"; touch "$hold"; return 1; }
+	"$stat" -W -P $port >"$out" 2>&1 || true
+	touch "$hold"
+	cat "$out"
+	for ns in $A $B; do
+		local ino
+		ino=$(stat -L -c %i /run/netns/"$ns")
+		grep -q " $want_mode .*netns:$ino\$" "$out" || { echo "FAIL: usmc-stat: no $want_mode socket in $ns ($ino)"; return 1; }
+	done
+}
+
+case $topo in
+masq) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
+user) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
+*) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
+esac
+fail=0
+before=$(veth_bytes)
+for i in $(seq $conns); do
+	hold=
+	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
+	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "$peer" client "$dst" $port "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
+	cpid=$!
+	[ -n "$hold" ] && { stat_check || fail=1; }
+	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
+done
+if [ "$workers" != 0 ]; then
+	# Workers serve until killed: once each connection is reported.
+	for _ in $(seq 250); do
+		[ "$(grep -c '^server' "$work/server.out")" -ge $conns ] && break
+		sleep 0.02
+	done
+	ip netns pids $B | xargs -r kill
+	wait $spid || true
+	# (ip netns exec reports the signal that ended the server.)
+	if grep -qv "^Terminated$" "$work/server.err"; then echo "FAIL: server"; cat "$work/server.err"; exit 1; fi
+else
+	wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
+fi
+after=$(veth_bytes)
+moved=$((after - before))
+
+cat "$work/client.out" "$work/server.out"
+echo "veth va: $moved bytes for $conns connections of $size bytes"
+
+for who in client server; do
+	want=want_$who
+	n=$(grep -c "^$who mode=$want_mode reason=${!want} len=$size " "$work/$who.out" || true)
+	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode (${!want})"; fail=1; }
+done
+# Each connection's length and checksum, as the client sent them, counted by the server.
+if ! diff <(awk '{print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then
+	echo "FAIL: the server counted other bytes than the clients sent"; fail=1
+fi
+if [ "$want_mode" = SMCD ]; then
+	# Shared memory: the handshake and a few doorbells cross the veth, not the data.
+	[ "$moved" -lt $((conns * size / 64)) ] || { echo "FAIL: $moved bytes crossed the veth"; fail=1; }
+else
+	[ "$moved" -ge $((conns * size)) ] || { echo "FAIL: only $moved bytes crossed the veth"; fail=1; }
+fi
+[ $fail = 0 ] && echo "PASS: $topo"
+exit $fail

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One end of a transfer between network namespaces, for tests/netns.sh,
+ * which builds the topology and runs each end in its own namespace.
+ *
+ *   netns_peer server PORT COUNT READYFILE [WORKERS]
+ *     listens on every address, writes READYFILE once it does, and serves
+ *     COUNT connections one after the other: reads the length the client
+ *     announces and that many bytes, answers the length and checksum it
+ *     counted, and closes after the client.  With WORKERS, that many
+ *     forked workers accept on the listener, as a prefork server's do,
+ *     until they are killed.
+ *   netns_peer client ADDR PORT SIZE SEED
+ *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
+ *     checks it.
+ *
+ * Each end prints one line per connection: its mode, fallback reason,
+ * length and checksum, which the script compares.  With NETNS_HOLD=FILE
+ * the client creates FILE.held once it has the answer and closes only
+ * when FILE exists, so that usmc-stat sees both ends open.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+
+static void report(const char *who, int fd, uint64_t len, uint64_t sum)
+{
+	struct usmc_info info;
+
+	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	printf("%s mode=%s reason=0x%08x len=%llu sum=%016llx shm_bytes=%llu\n", who,
+	       usmc_mode_str(info.mode), info.fallback_reason, (unsigned long long)len,
+	       (unsigned long long)sum,
+	       (unsigned long long)(info.bytes_sent + info.bytes_received));
+	fflush(stdout);
+}
+
+static void serve(int lfd, int count)
+{
+	for (int i = 0; i < count; i++) {
+		uint64_t reply[2], size;
+		uint8_t buf[65536];
+		int fd = usmc_accept(lfd, NULL, NULL);
+
+		CHECK(fd >= 0);
+		h_read_all(fd, &size, sizeof(size));
+		reply[1] = H_FNV_INIT;
+		for (reply[0] = 0; reply[0] < size;) {
+			size_t n = size - reply[0] < sizeof(buf) ? (size_t)(size - reply[0]) : sizeof(buf);
+
+			h_read_all(fd, buf, n);
+			reply[1] = h_fnv(reply[1], buf, n);
+			reply[0] += n;
+		}
+		h_write_all(fd, reply, sizeof(reply));
+		report("server", fd, reply[0], reply[1]);
+		/* Open until the client closes: both ends stay for usmc-stat. */
+		CHECK(h_read_to_eof(fd, &size, 16, NULL) == 0);
+		CHECK(usmc_close(fd) == 0);
+	}
+}
+
+static int server(uint16_t port, int count, const char *ready, int workers)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), one = 1, fd;
+
+	CHECK(lfd >= 0);
+	CHECK(usmc_setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+	CHECK(usmc_bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	CHECK(usmc_listen(lfd, 16) == 0);
+	for (int w = 0; w < workers; w++) {
+		if (fork() == 0) {
+			serve(lfd, INT32_MAX);
+			_exit(0);
+		}
+	}
+	fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	close(fd);
+	if (workers) {
+		/* The workers hold the listener; they serve until they are killed. */
+		while (wait(NULL) > 0)
+			;
+		return 0;
+	}
+	serve(lfd, count);
+	CHECK(usmc_close(lfd) == 0);
+	return 0;
+}
+
+static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	uint64_t sum, reply[2];
+	const char *hold = getenv("NETNS_HOLD");
+	int fd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
+
+	CHECK(fd >= 0);
+	CHECK(inet_pton(AF_INET, addr, &sin.sin_addr) == 1);
+	CHECK(usmc_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	h_write_all(fd, &size, sizeof(size));
+	sum = h_write_stream(fd, size, seed, 65536, NULL);
+	h_read_all(fd, reply, sizeof(reply));
+	report("client", fd, size, sum);
+	CHECK(reply[0] == size);
+	CHECK(reply[1] == sum);
+	if (hold && *hold) {
+		char held[256];
+
+		snprintf(held, sizeof(held), "%s.held", hold);
+		CHECK(close(open(held, O_WRONLY | O_CREAT, 0644)) == 0);
+		for (int i = 0; i < 2000 && access(hold, F_OK); i++)
+			usleep(10000);
+	}
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "server"))
+		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4],
+			      argc == 6 ? atoi(argv[5]) : 0);
+	if (argc == 6 && !strcmp(argv[1], "client"))
+		return client(argv[2], (uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 0),
+			      strtoull(argv[5], NULL, 0));
+	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE [WORKERS]\n"
+			"       netns_peer client ADDR PORT SIZE SEED\n");
+	return 2;
+}
