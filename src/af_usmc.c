@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The handshake (net/smc's af_smc.c): connections, listeners, and the pump
- * that reads what the link groups' channels hold.  The client's side is in
- * usmc_connect.c, the server's in usmc_listen.c, the listener's channels
- * and what they may cost in usmc_chan.c.
+ * The handshake (net/smc's af_smc.c): connections and the pump that reads
+ * what the link groups' channels hold.  The client's side is in
+ * usmc_connect.c, the server's in usmc_listen.c, listeners and who holds
+ * them in usmc_listener.c, the listener's channels and what they may cost
+ * in usmc_chan.c.
  *
  * Client: if the registry shows a usmc listener on the destination port
  * of a local address, find or make the link group to its process, send a
@@ -36,7 +37,6 @@
 #include "usmc_sys.h"
 #include "af_usmc.h"
 
-static struct usmc_listener *listeners;
 static struct srv_proposal *proposals;
 /* Entries of proposals, for af_srv_none_pending without the lock. */
 static _Atomic unsigned proposals_pending;
@@ -120,259 +120,6 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 	send_decline(lgr, token, reason, CLC_DECL_WITHDRAW);
 }
 
-/* ---- listeners ---- */
-
-bool af_listener_shared(const struct usmc_listener *l)
-{
-	struct reg_port *reg = reg_port(l->port);
-
-	return reg && (atomic_load_explicit(&reg->flags, memory_order_relaxed) & REG_SHARED);
-}
-
-/* Ours, or inherited and shared with the process that made it. */
-static struct usmc_listener *listener_find(uint16_t port)
-{
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->port == port && (l->owner == usmc_pid() || af_listener_shared(l)))
-			return l;
-	return NULL;
-}
-
-/*
- * A process that did not make the listener is about to accept from it:
- * a prefork worker waiting on the listener it inherited from its master.
- * From now on each Proposal toward the port comes on a channel of its
- * own, which whichever holder accepts the connection can find
- * (usmc_queue.c).  Marked when a worker first waits or accepts, not at
- * the fork: a server that forks after accept (postgresql, dnsmasq, sshd)
- * has children that never accept, and its connections keep the link
- * groups they share with the listener's creator.  A connection proposed
- * before the mark went to the creator, and falls back after one CLC
- * timeout if a worker accepts it (docs/HANDSHAKE.md).
- */
-void af_listener_claim(struct usmc_sock *ls)
-{
-	struct usmc_listener *l = ls->listener;
-	struct reg_port *reg;
-
-	if (!l || l->owner == usmc_pid() || l->claimed == usmc_pid())
-		return;
-	l->claimed = usmc_pid();
-	reg = reg_port(l->port);
-	if (reg && atomic_load(&reg->pid) == l->owner)
-		atomic_fetch_or(&reg->flags, REG_SHARED);
-}
-
-static uint16_t sock_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len))
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-}
-
-static uint32_t listener_register(struct usmc_sock *s)
-{
-	const uid_t *other_users;
-	struct reg_port *reg;
-	struct usmc_listener *l;
-	uint16_t port = sock_port(s->fd);
-	int reuseport = 0;
-	socklen_t len = sizeof(reuseport);
-
-	reg = reg_port(port);
-	if (!port || !reg)
-		return usmc_env_fail("registry");
-	/*
-	 * With SO_REUSEPORT other processes may get the connections: a member
-	 * of the group (usmc_reuseport.c), unless a usmc listener without it
-	 * has the port, on another address.
-	 */
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len) == 0 && reuseport) {
-		int32_t pid = atomic_load(&reg->pid);
-
-		if (pid && !(atomic_load(&reg->flags) & REG_REUSEPORT) &&
-		    (kill(pid, 0) == 0 || errno != ESRCH))
-			return USMC_DECL_SOCKOPT;
-	}
-	if (!af_diag_available())
-		return usmc_env_fail("sock_diag");
-	l = listener_find(port);
-	if (l) {
-		l->refs++;
-		s->listener = l;
-		return 0;
-	}
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return USMC_DECL_MEM;
-	l->port = port;
-	if (reuseport) {
-		l->ufd = af_member_join(l, reg);
-	} else {
-		l->uaddr_len = reg_listener_addr(getuid(), port, false, &l->uaddr);
-		l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
-	}
-	if (l->ufd < 0) {
-		uint32_t reason = reuseport ? USMC_DECL_SOCKOPT : usmc_env_fail("channel listen");
-
-		free(l);
-		return reason;
-	}
-	/*
-	 * Clients of other users knock only where this name exists, so one
-	 * that allows nobody never leaves them waiting for an answer.
-	 */
-	l->ufd_users = !reuseport && usmc_policy_other_users(&other_users)
-			       ? af_channel_listen(port, true)
-			       : -1;
-	/*
-	 * Clients of other network namespaces find it in the rendezvous
-	 * directory, if there is one; not a member of an SO_REUSEPORT group,
-	 * whose other members could not find what is put there.
-	 */
-	l->rfd = reuseport ? -1 : rdv_listen(port, &l->rfd_ino);
-	l->owner = usmc_pid();
-	l->uid = getuid();
-	l->refs = 1;
-	l->seen = atomic_load(&reg->proposals);
-	l->next = listeners;
-	listeners = l;
-	if (!reuseport) {
-		/* What earlier listeners of the port left unread is nobody's now. */
-		atomic_store(&reg->read, l->seen);
-		atomic_store(&reg->flags, 0);
-		atomic_store(&reg->pid, (int32_t)usmc_pid());
-	}
-	s->listener = l;
-	return 0;
-}
-
-int af_listen(struct usmc_sock *s, int backlog)
-{
-	if (usmc_sys.listen(s->fd, backlog) < 0)
-		return -1;
-	if (s->state != SOCK_LISTEN)
-		af_listener_open(s);
-	return 0;
-}
-
-void af_listener_open(struct usmc_sock *s)
-{
-	uint32_t reason;
-
-	/* The policy names users, and NSS must not run under our lock: read it now. */
-	usmc_peer_user_allowed(getuid());
-	usmc_lock();
-	reason = listener_register(s);
-	usmc_unlock();
-	if (reason) {
-		s->reason = reason;
-		usmc_sock_set_state(s, SOCK_PLAIN);
-	} else {
-		af_listener_defer_take(s);
-		usmc_sock_set_state(s, SOCK_LISTEN);
-	}
-}
-
-bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid, bool member)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	struct usmc_listener *l;
-	struct reg_port *reg = reg_port(port);
-	struct usmc_sock *s;
-
-	if (!reg || usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len) ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) || sock_port(fd) != port)
-		return false;
-	for (l = listeners; l && !(l->port == port && l->ufd == ufd); l = l->next)
-		;
-	if (!l) {
-		l = calloc(1, sizeof(*l));
-		if (!l)
-			return false;
-		l->port = port;
-		l->owner = owner;
-		l->uid = uid;
-		l->ufd = ufd;
-		l->ufd_users = -1;
-		l->member = member;
-		l->uaddr_len = member ? reg_member_addr(uid, port, owner, &l->uaddr)
-				      : reg_listener_addr(uid, port, false, &l->uaddr);
-		l->seen = atomic_load(&reg->proposals);
-		l->next = listeners;
-		listeners = l;
-	}
-	s = usmc_sock_new(fd, ss.ss_family);
-	if (!s) {
-		if (!l->refs) {
-			listeners = l->next;
-			free(l);
-		}
-		return false;
-	}
-	l->refs++;
-	s->listener = l;
-	usmc_sock_set_state(s, SOCK_LISTEN);
-	return true;
-}
-
-bool af_listener_ufd_held(int ufd)
-{
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		if (l->ufd == ufd)
-			return true;
-	return false;
-}
-
-void af_listener_close(struct usmc_sock *s)
-{
-	struct usmc_listener *l = s->listener, **pp;
-	struct reg_port *reg;
-	int32_t me = (int32_t)usmc_pid();
-
-	if (!l)
-		return;
-	usmc_lock();
-	s->listener = NULL;
-	if (--l->refs == 0) {
-		for (pp = &listeners; *pp; pp = &(*pp)->next) {
-			if (*pp == l) {
-				*pp = l->next;
-				break;
-			}
-		}
-		reg = reg_port(l->port);
-		/*
-		 * A shared listener's other holders (its workers, a new image
-		 * after exec) may go on with the name: its clients clear the
-		 * entry when they find the name gone (usmc_queue.c).
-		 */
-		if (reg && l->member)
-			af_member_leave(reg);
-		else if (reg && !(atomic_load(&reg->flags) & REG_SHARED))
-			atomic_compare_exchange_strong(&reg->pid, &me, 0);
-		if (l->ufd >= 0)
-			usmc_sys.close(l->ufd);
-		if (l->ufd_users >= 0)
-			usmc_sys.close(l->ufd_users);
-		if (l->rfd >= 0) {
-			usmc_sys.close(l->rfd);
-			/* A path outlives its process: the creator removes it; forked holders leave it. */
-			if (l->owner == me)
-				rdv_unlisten(l->port, l->rfd_ino);
-		}
-		/* Proposals for the port stay until their link group goes. */
-		free(l);
-	}
-	usmc_unlock();
-}
-
 /* ---- the pump: everything the channels hold ---- */
 
 /* Proposals listed at once, in all: a peer that never connects costs bounded memory. */
@@ -397,7 +144,7 @@ static void proposal_read(const struct usmc_lgr *lgr, struct usmc_listener *l)
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
-	struct usmc_listener *l = listener_find(msg->proposal.dst.port);
+	struct usmc_listener *l = af_listener_find(msg->proposal.dst.port);
 	struct srv_proposal *p;
 	uint32_t reason;
 
@@ -666,10 +413,7 @@ void af_pump_lgrs(void)
 
 void af_pump(void)
 {
-	bool more;
-
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		af_accept_channels(l, &more);
+	af_listeners_accept_channels();
 	af_pump_lgrs();
 }
 

@@ -68,6 +68,10 @@ int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len);
 uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared);
 /* Refuses a channel with a Decline of the whole link group (token 0) or of token; closes it. */
 void af_channel_refuse(int fd, uint64_t token, uint32_t reason);
+/* usmc_listener.c: this process's listener of port, if it may take its Proposals; NULL. */
+struct usmc_listener *af_listener_find(uint16_t port);
+/* Takes what the listeners' Unix listeners hold (af_accept_channels), for each. */
+void af_listeners_accept_channels(void);
 /* Whether several processes hold the listener (REG_SHARED). */
 bool af_listener_shared(const struct usmc_listener *l);
 /*
