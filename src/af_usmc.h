@@ -68,6 +68,13 @@ int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len);
 uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared);
 /* Refuses a channel with a Decline of the whole link group (token 0) or of token; closes it. */
 void af_channel_refuse(int fd, uint64_t token, uint32_t reason);
+/*
+ * usmc_connect_lgr.c: the link group for a Proposal toward port, one we
+ * have or a new one; NULL with *reason.  Called and returns with our lock
+ * held, which it drops while it connects.
+ */
+struct usmc_lgr *af_cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_user,
+				uint32_t *reason);
 /* usmc_listener.c: this process's listener of port, if it may take its Proposals; NULL. */
 struct usmc_listener *af_listener_find(uint16_t port);
 /* Takes what the listeners' Unix listeners hold (af_accept_channels), for each. */
