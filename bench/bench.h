@@ -35,7 +35,6 @@ enum test_kind {
 	T_CONNRATE_PREFORK,
 	T_PINGPONG,
 	T_PINGPONG_EPOLL,
-	T_PINGPONG_IDLE, /* pingpong-epoll beside PINGPONG_IDLE_CONNS idle connections */
 	T_STREAM,
 	T_STREAM_X4,
 	T_LIMIT,

@@ -228,51 +228,19 @@ static int ep_io(int ep, int fd, void *buf, size_t len, bool rd)
 	return 0;
 }
 
-/*
- * pingpong-idle: this many connections, opened first, sit idle in each
- * end's epoll set beside the busy one, as a server's keep-alive clients
- * do.  Below a default descriptor limit of 1,024 with room to spare.
- */
-#define PINGPONG_IDLE_CONNS 800
-
-/* The epoll set of a pingpong end, or -1 for the blocking variant; idle holds its idle ones. */
-static int pingpong_epoll(const struct job *j, int fd, const int *idle)
+/* The epoll set of a pingpong end, or -1 for the blocking variant. */
+static int pingpong_epoll(const struct job *j, int fd)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
 	int ep;
 
-	if (j->test != T_PINGPONG_EPOLL && j->test != T_PINGPONG_IDLE)
+	if (j->test != T_PINGPONG_EPOLL)
 		return -1;
 	set_nonblock(fd);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep >= 0)
 		usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-	for (int i = 0; ep >= 0 && idle && i < PINGPONG_IDLE_CONNS; i++) {
-		struct epoll_event iev = { .events = EPOLLIN, .data.fd = idle[i] };
-
-		usmc_epoll_ctl(ep, EPOLL_CTL_ADD, idle[i], &iev);
-	}
 	return ep;
-}
-
-/* The idle connections of pingpong-idle: connected (lfd < 0) or accepted; NULL if none. */
-static int *pingpong_idle_open(const struct job *j, uint16_t port, int lfd)
-{
-	int *idle;
-
-	if (j->test != T_PINGPONG_IDLE || !(idle = malloc(PINGPONG_IDLE_CONNS * sizeof(int))))
-		return NULL;
-	for (int i = 0; i < PINGPONG_IDLE_CONNS; i++)
-		idle[i] = lfd < 0 ? bench_connect(j, port) : usmc_accept(lfd, NULL, NULL);
-	return idle;
-}
-
-static void pingpong_idle_close(int *idle)
-{
-	for (int i = 0; idle && i < PINGPONG_IDLE_CONNS; i++)
-		if (idle[i] >= 0)
-			usmc_close(idle[i]);
-	free(idle);
 }
 
 static void pingpong_rounds(const struct job *j, int fd, int ep, char *msg, char *reply,
@@ -306,7 +274,6 @@ static void pingpong_client(const struct job *j, uint16_t port, struct side_resu
 {
 	struct samples s = { 0 };
 	char *msg = calloc(1, j->msg_size), *reply = malloc(j->msg_size);
-	int *idle = pingpong_idle_open(j, port, -1);
 	int fd = bench_connect(j, port), ep;
 
 	if (fd < 0 || !msg || !reply) {
@@ -314,11 +281,10 @@ static void pingpong_client(const struct job *j, uint16_t port, struct side_resu
 		return;
 	}
 	set_nodelay(j, fd);
-	ep = pingpong_epoll(j, fd, idle);
+	ep = pingpong_epoll(j, fd);
 	pingpong_rounds(j, fd, ep, msg, reply, r, &s);
 	check_mode(fd, j, false, r);
 	usmc_close(fd);
-	pingpong_idle_close(idle);
 	if (ep >= 0)
 		close(ep);
 	r->count = s.n;
@@ -334,7 +300,6 @@ static void pingpong_client(const struct job *j, uint16_t port, struct side_resu
 static void pingpong_server(const struct job *j, int lfd, struct side_result *r)
 {
 	char *buf = malloc(j->msg_size);
-	int *idle = pingpong_idle_open(j, 0, lfd);
 	int fd = usmc_accept(lfd, NULL, NULL), ep;
 
 	if (fd < 0 || !buf) {
@@ -342,7 +307,7 @@ static void pingpong_server(const struct job *j, int lfd, struct side_result *r)
 		return;
 	}
 	set_nodelay(j, fd);
-	ep = pingpong_epoll(j, fd, idle);
+	ep = pingpong_epoll(j, fd);
 	/* The client's close ends the loop with EOF. */
 	while (ep_io(ep, fd, buf, j->msg_size, true) == 0) {
 		if (ep_io(ep, fd, buf, j->msg_size, false) < 0)
@@ -351,7 +316,6 @@ static void pingpong_server(const struct job *j, int lfd, struct side_result *r)
 	}
 	check_mode(fd, j, true, r);
 	usmc_close(fd);
-	pingpong_idle_close(idle);
 	if (ep >= 0)
 		close(ep);
 	free(buf);
@@ -538,7 +502,6 @@ void client_run(const struct job *j, uint16_t port, struct side_result *r)
 		break;
 	case T_PINGPONG:
 	case T_PINGPONG_EPOLL:
-	case T_PINGPONG_IDLE:
 		pingpong_client(j, port, r);
 		break;
 	default:
@@ -559,7 +522,6 @@ void server_run(const struct job *j, int lfd, int stop_fd, struct side_result *r
 		break;
 	case T_PINGPONG:
 	case T_PINGPONG_EPOLL:
-	case T_PINGPONG_IDLE:
 		pingpong_server(j, lfd, r);
 		break;
 	default:

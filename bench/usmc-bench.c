@@ -37,7 +37,6 @@ static const char *const test_names[T_COUNT] = {
 	[T_CONNRATE] = "connrate",	 [T_CONNRATE0] = "connrate0",
 	[T_CONNRATE_PREFORK] = "connrate-prefork",
 	[T_PINGPONG] = "pingpong",	 [T_PINGPONG_EPOLL] = "pingpong-epoll",
-	[T_PINGPONG_IDLE] = "pingpong-idle",
 	[T_STREAM] = "stream",		 [T_STREAM_X4] = "stream-x4",
 	[T_LIMIT] = "limit",		 [T_MEMORY] = "memory",
 };
@@ -81,8 +80,7 @@ static void usage(FILE *f)
 		   "  --runs N           interleaved runs, 1..%d (default 5)\n"
 		   "  --duration S       seconds per measurement, up to 600 (default 1)\n"
 		   "  --tests LIST       comma-separated, of connrate,connrate0,connrate-prefork,\n"
-		   "                     pingpong,pingpong-epoll,pingpong-idle,stream,stream-x4,\n"
-		   "                     limit,memory\n"
+		   "                     pingpong,pingpong-epoll,stream,stream-x4,limit,memory\n"
 		   "                     (default all)\n"
 		   "  --transports LIST  comma-separated, of tcp,unix,fallback,fallback-server,smc\n"
 		   "                     (default all)\n"
@@ -150,8 +148,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		trnames[i] = transport_name(i);
 	*o = (struct options){ .runs = 5, .duration = 1.0 };
 	parse_list("--tests",
-		   "connrate,connrate0,connrate-prefork,pingpong,pingpong-epoll,pingpong-idle,stream,"
-		   "stream-x4,limit,memory",
+		   "connrate,connrate0,connrate-prefork,pingpong,pingpong-epoll,stream,stream-x4,limit,memory",
 		   test_names, T_COUNT, o->tests);
 	for (int i = 0; i < TR_COUNT; i++)
 		o->trs[i] = true;
@@ -251,7 +248,6 @@ static void add_case(enum test_kind test, size_t size, int conns)
 		break;
 	case T_PINGPONG:
 	case T_PINGPONG_EPOLL:
-	case T_PINGPONG_IDLE:
 		c->fig[0] = add_figure(name, sz, "p50", "us", size, 1);
 		c->fig[1] = add_figure(name, sz, "p99", "us", size, 1);
 		break;
@@ -272,7 +268,7 @@ static void plan(const struct options *o)
 		add_case(T_CONNRATE0, 0, 1);
 	if (o->tests[T_CONNRATE_PREFORK])
 		add_case(T_CONNRATE_PREFORK, 64, 1);
-	for (int t = T_PINGPONG; t <= T_PINGPONG_IDLE; t++) {
+	for (int t = T_PINGPONG; t <= T_PINGPONG_EPOLL; t++) {
 		if (!o->tests[t])
 			continue;
 		add_case(t, 64, 1);
@@ -450,8 +446,7 @@ static void measure(const struct options *o, const struct bench_case *c, enum tr
 	}
 	warn_mode(&j, &cli, false);
 	warn_mode(&j, &srv, true);
-	if (c->test != T_PINGPONG && c->test != T_PINGPONG_EPOLL && c->test != T_PINGPONG_IDLE &&
-	    cli.count != srv.count) {
+	if (c->test != T_PINGPONG && c->test != T_PINGPONG_EPOLL && cli.count != srv.count) {
 		failures++;
 		fprintf(stderr, "ERROR: %s over %s: the client counted %llu, the server %llu\n",
 			test_names[c->test], transport_name(tr), (unsigned long long)cli.count,

@@ -135,11 +135,8 @@ static void close_conn_last_here(struct usmc_sock *s, int fd)
 int usmc_shutdown(int fd, int how)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
-	int rc = 0;
 
-	if (!s)
-		return usmc_sys.shutdown(fd, how);
-	if (s->state == SOCK_PROPOSED) {
+	if (s && s->state == SOCK_PROPOSED) {
 		if (how == SHUT_RD || how == SHUT_RDWR)
 			s->shut_rd = true;
 		if (how == SHUT_WR || how == SHUT_RDWR) {
@@ -147,15 +144,11 @@ int usmc_shutdown(int fd, int how)
 			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
 		}
 		af_resolve(s, false);
-	} else {
-		rc = usmc_shutdown_conn(s, how);
+		return 0;
 	}
-	/*
-	 * After the change: a wait in another thread that armed the socket's
-	 * entries before it would otherwise leave them quiet on what it saw.
-	 */
-	usmc_epoll_fd_changed(fd);
-	return rc;
+	if (!s)
+		return usmc_sys.shutdown(fd, how);
+	return usmc_shutdown_conn(s, how);
 }
 
 void usmc_release_fd(int fd)

@@ -20,22 +20,28 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_core.h"
-#include "usmc_epoll_table.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
 /*
- * A wait looks only at the entries that may have something to report.  An
- * entry found with nothing, once armed under its own key, is quiet: the
- * peer rings for whatever it does next, and its doorbell wakes the kernel's
- * wait, so that the entry is looked at again only then (ep_filter), or
- * after a change of our own (usmc_epoll_fd_changed).  Its registration as
- * a sleeper stays until then, so that no other reader takes that
- * doorbell.  So a wait costs what its ready entries cost, not what all of
- * them do.
+ * An edge-triggered entry reports when the connection's state moved since
+ * its last report: the doorbell that made the kernel's edge may have been
+ * drained already.
  */
+struct ep_entry {
+	int epfd;
+	int fd;
+	struct epoll_event ev;
+	bool nested;         /* fd is an epoll set itself */
+	uint32_t kernel;     /* the events the kernel's entry asks for (ep_kernel_events) */
+	bool fresh;          /* added or modified: what is ready now is an edge */
+	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
+	struct conn_view last; /* edge-triggered: the state last reported */
+	struct ep_entry *next;
+};
+
+static struct ep_entry *ep_entries;
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
@@ -73,74 +79,26 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
-/* The entry is looked at again: its sleeper's registration ends. */
-static void ep_unquiet(struct ep_entry *e, struct usmc_sock *s)
-{
-	if (!e->quiet)
-		return;
-	e->quiet = false;
-	ep_table_set_active(e, true);
-	if (s && s->conn) {
-		usmc_conn_disarm_as(s, e->key);
-		atomic_fetch_sub_explicit(&s->ep_quiet, 1, memory_order_relaxed);
-	}
-}
-
-static void ep_quiet(struct ep_entry *e, struct usmc_sock *s)
-{
-	e->quiet = true;
-	ep_table_set_active(e, false);
-	atomic_fetch_add_explicit(&s->ep_quiet, 1, memory_order_relaxed);
-}
-
-/*
- * A quiet entry's registration keeps the doorbells past what it saw from
- * every other reader, for as long as it is quiet: another wait on the
- * same connection (a blocking read, poll, a second set) would find the
- * TCP socket readable with doorbells it may not read, and spin until the
- * set's next wait.  So such a wait first lets the quiet entries of this
- * process go, those of sets no thread waits on now: they are active
- * again, looked at by their set's next wait, and no wait on their set is
- * left asleep on the doorbells they held (a thread counts as waiting from
- * the start of usmc_epoll_wait, before any arming).  Entries of another
- * process (a forked child's copies of its parent's among them, whose
- * registrations are the parent's), or of a set a thread waits on, keep
- * theirs.  Called with ep_lock.
- */
-static void ep_release_locked(struct usmc_sock *s)
-{
-	if (!atomic_load_explicit(&s->ep_quiet, memory_order_relaxed))
-		return;
-	for (struct ep_entry *e = ep_table_all(); e; e = e->all_next)
-		if (e->quiet && e->pid == usmc_pid() && !ep_table_waited(e->epfd) &&
-		    usmc_sock_active(e->fd) == s)
-			ep_unquiet(e, s);
-}
-
-void usmc_epoll_release(struct usmc_sock *s)
-{
-	if (!atomic_load_explicit(&s->ep_quiet, memory_order_relaxed))
-		return;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	ep_release_locked(s);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-}
-
 static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 			    uint32_t kernel)
 {
-	struct ep_entry *e = ep_table_find(epfd, fd);
+	struct ep_entry **pp, *e;
 
-	if (e)
-		ep_unquiet(e, usmc_sock_active(fd));
+	for (pp = &ep_entries; (e = *pp); pp = &e->next)
+		if (e->epfd == epfd && e->fd == fd)
+			break;
 	if (op == EPOLL_CTL_DEL && e) {
-		ep_table_remove(e);
+		*pp = e->next;
+		free(e);
 	} else if (op != EPOLL_CTL_DEL && ev) {
-		if (!e)
-			e = ep_table_add(epfd, fd);
+		if (!e && (e = calloc(1, sizeof(*e)))) {
+			e->epfd = epfd;
+			e->fd = fd;
+			e->next = ep_entries;
+			ep_entries = e;
+		}
 		if (e) {
-			ep_table_set_event(e, ev);
-			ep_table_set_active(e, true);
+			e->ev = *ev;
 			e->nested = nested;
 			e->kernel = kernel;
 			e->fresh = true;
@@ -159,47 +117,23 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 
 void usmc_epoll_fd_closed(int fd, int other_fd)
 {
-	struct ep_entry *e, *next;
+	struct ep_entry **pp, *e;
 
 	/* Every close of the program passes here: most find no entry at all. */
-	if (ep_table_empty())
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	/* The kernel drops an entry with its file's last descriptor, a set with its own. */
-	for (e = ep_table_of_fd(fd); e; e = next) {
-		next = e->fd_next;
-		if (e->fd != fd)
+	for (pp = &ep_entries; (e = *pp);) {
+		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
+		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
+			*pp = e->next;
+			free(e);
 			continue;
-		if (other_fd < 0) {
-			ep_unquiet(e, usmc_sock_active(fd));
-			ep_table_remove(e);
-		} else {
-			ep_table_move_fd(e, other_fd);
 		}
+		if (e->fd == fd)
+			e->fd = other_fd;
+		pp = &e->next;
 	}
-	if (ep_table_has_set(fd)) {
-		for (e = ep_table_all(); e; e = next) {
-			next = e->all_next;
-			if (e->epfd != fd)
-				continue;
-			ep_unquiet(e, usmc_sock_active(e->fd));
-			ep_table_remove(e);
-		}
-	}
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-}
-
-void usmc_epoll_fd_changed(int fd)
-{
-	struct usmc_sock *s;
-
-	if (ep_table_empty() || !(s = usmc_sock_active(fd)))
-		return;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	/* Under any of the socket's descriptors: rare, a walk of all will do. */
-	for (struct ep_entry *e = ep_table_all(); e; e = e->all_next)
-		if (e->quiet && usmc_sock_active(e->fd) == s)
-			ep_unquiet(e, s);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
@@ -300,7 +234,7 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 {
 	bool ready = false;
 
-	for (struct ep_entry *e = ep_table_all(); e && depth < EP_MAX_NESTING; e = e->all_next) {
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
 		struct usmc_sock *s;
 
 		if (e->epfd != epfd)
@@ -321,7 +255,7 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 /* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
 static void ep_set_disarm(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_table_all(); e && depth < EP_MAX_NESTING; e = e->all_next) {
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
 		struct usmc_sock *s;
 
 		if (e->epfd != epfd)
@@ -348,14 +282,14 @@ static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 
 bool usmc_epoll_tracking(void)
 {
-	return !ep_table_empty();
+	return __atomic_load_n(&ep_entries, __ATOMIC_RELAXED) != NULL;
 }
 
 int usmc_epoll_set_poll(int fd)
 {
 	int ready = -1;
 
-	if (ep_table_empty())
+	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return -1;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	if (ep_has_smc_locked(fd, 0))
@@ -364,60 +298,43 @@ int usmc_epoll_set_poll(int fd)
 	return ready;
 }
 
-/*
- * usmc descriptors with something to report now; armed first if asked.
- * Only the active entries are looked at: those found quiet wait for their
- * doorbell, and those of sockets usmc no longer answers for (plain TCP, a
- * listener) leave the list for good.  Entries the round reported already
- * (from the kernel's events) are passed over; those it reports now go to
- * the end of the list.
- */
-static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
-			uint32_t round)
+/* usmc descriptors with something to report now; armed first if asked. */
+static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
-	struct ep_entry *e, *next;
 	int n = 0;
 
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (e = ep_table_active(); e && n < maxevents; e = next) {
+	for (struct ep_entry *e = ep_entries; e && n < maxevents; e = e->next) {
 		struct usmc_sock *s;
-		bool registered;
 		uint32_t rev;
 
-		next = e->act_next;
-		if (e->epfd != epfd || e->round == round)
+		if (e->epfd != epfd)
 			continue;
 		if (e->nested) {
 			rev = ep_nested_events(e, arm);
 		} else {
-			s = usmc_sock_active(e->fd);
-			/* A fired one-shot entry waits for its EPOLL_CTL_MOD, which puts it back. */
-			if (!s || s->state == SOCK_PLAIN || s->state == SOCK_LISTEN || e->disarmed) {
-				ep_table_set_active(e, false);
-				continue;
-			}
-			if (s->state != SOCK_SMC)
+			if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
 				continue;
 			if (arm)
-				ep_release_locked(s);
-			registered = arm && usmc_conn_arm_as(s, (short)e->ev.events, e->key);
+				usmc_conn_arm(s, (short)e->ev.events);
 			rev = ep_entry_events(s, e, true);
-			/* Armed and nothing to report: quiet until its doorbell. */
-			if (registered && !rev)
-				ep_quiet(e, s);
-			else if (arm)
-				usmc_conn_disarm_as(s, e->key);
 		}
 		if (!rev)
 			continue;
 		events[n].events = rev;
 		events[n].data = e->ev.data;
 		n++;
-		e->round = round;
-		ep_table_requeue(e);
 	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return n;
+}
+
+static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
+{
+	for (struct ep_entry *e = ep_entries; e; e = e->next)
+		if (e->epfd == epfd && !memcmp(&e->ev.data, &ev->data, sizeof(ev->data)))
+			return e;
+	return NULL;
 }
 
 /*
@@ -438,89 +355,49 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 		e->kernel = kev.events;
 }
 
-/*
- * Replaces the kernel's word on usmc descriptors by theirs.  An entry the
- * round reported already is not reported twice; its doorbell is read all
- * the same.
- */
-static int ep_filter(int epfd, struct epoll_event *events, int n, uint32_t round)
+/* Replaces the kernel's word on usmc descriptors by theirs. */
+static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
 	int out = 0;
 
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	for (int i = 0; i < n; i++) {
-		struct ep_entry *e = ep_table_by_data(epfd, &events[i]);
-		struct usmc_sock *s = e && !e->nested ? usmc_sock_active(e->fd) : NULL;
+		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
+		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
 
 		/* The Accept's doorbell is no data: settle the handshake, then look. */
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
 			af_resolve(s, false);
 		if (s && s->state == SOCK_SMC) {
-			ep_unquiet(e, s);
 			usmc_conn_drain(s);
-			if (e->round == round)
-				continue;
 			events[i].events = ep_entry_events(s, e, true);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
 			if (!events[i].events)
 				continue;
-		} else if (e && e->nested && e->round == round) {
-			continue;
 		}
-		if (e)
-			e->round = round;
 		events[out++] = events[i];
 	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return out;
 }
 
-/*
- * What the kernel has ready now, without waiting, filtered.  A wait that
- * finds usmc descriptors ready looks at the kernel's too, as the kernel's
- * epoll_wait would report both: a quiet entry is looked at again only
- * through the doorbell the kernel reports, and a set with a connection
- * that is always ready (writable, say) would otherwise never call the
- * kernel, and never see that doorbell, nor any other descriptor's event.
- */
-static int ep_kernel_now(int epfd, struct epoll_event *events, int maxevents, uint32_t round)
-{
-	int n = usmc_sys.epoll_wait(epfd, events, maxevents, 0);
-
-	return n > 0 ? ep_filter(epfd, events, n, round) : 0;
-}
-
-/* A round of a wait: what it reports, each entry once. */
-static uint32_t ep_new_round(void)
-{
-	static uint32_t rounds;
-	uint32_t r;
-
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	if (!(r = ++rounds))
-		r = ++rounds;
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-	return r;
-}
-
 struct ep_set {
 	int epfd;
 	struct epoll_event *events;
 	int maxevents;
-	uint32_t round;
 };
 
 static int ep_check(void *arg)
 {
 	struct ep_set *set = arg;
 
-	return ep_ready_now(set->epfd, set->events, set->maxevents, false, set->round);
+	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
 }
 
 /* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
 static bool ep_has_smc_locked(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_table_all(); e && depth < EP_MAX_NESTING; e = e->all_next) {
+	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
 		if (e->epfd != epfd)
 			continue;
 		if (e->nested ? ep_has_smc_locked(e->fd, depth + 1) : usmc_sock_active(e->fd) != NULL)
@@ -529,82 +406,23 @@ static bool ep_has_smc_locked(int epfd, int depth)
 	return false;
 }
 
-/*
- * If the set has no entry of ours, epoll is the kernel's alone.  surely:
- * look under the lock even if the table looked empty without it.
- */
+/* If not, epoll is the kernel's alone.  surely: even if no entry was seen without the lock. */
 static bool ep_has_smc(int epfd, bool surely)
 {
 	bool found;
 
-	if (!surely && ep_table_empty())
+	if (!surely && !__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return false;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	found = ep_table_has_set(epfd);
+	found = ep_has_smc_locked(epfd, 0);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return found;
-}
-
-/*
- * Set when a wait's usmc descriptors filled its events and left the
- * kernel's unread: the thread's next wait reads the kernel's first, so
- * that neither side waits for the other for more than one call.
- */
-static __thread bool kernel_owed;
-
-static int ep_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-{
-	struct timespec start;
-	int n;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		int left = usmc_remaining_ms(timeout, &start);
-		uint32_t round = ep_new_round();
-		bool kernel_first = kernel_owed && maxevents > 0;
-
-		n = 0;
-		if (kernel_first) {
-			kernel_owed = false;
-			n = ep_kernel_now(epfd, events, maxevents, round);
-		}
-		n += ep_ready_now(epfd, events + n, maxevents - n, false, round);
-		if (!n && timeout != 0)
-			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents, round });
-		if (!n)
-			n = ep_ready_now(epfd, events, maxevents, true, round);
-		if (n) {
-			if (!kernel_first && n < maxevents)
-				n += ep_kernel_now(epfd, events + n, maxevents - n, round);
-			else if (!kernel_first)
-				kernel_owed = true;
-			usmc_wake_inexact();
-			return n;
-		}
-		if (usmc_wake_inexact() && (left < 0 || left > 1))
-			left = 1;
-		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
-		n = usmc_sys.epoll_wait(epfd, events, maxevents, left);
-		if (n < 0)
-			return n;
-		n = ep_filter(epfd, events, n, round);
-		if (n || usmc_remaining_ms(timeout, &start) == 0)
-			return n;
-	}
-}
-
-/* The set counts as waited on for the whole call, before any arming: ep_release_locked. */
-static void ep_waiting(int epfd, bool in)
-{
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	ep_table_waiting(epfd, in);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
 int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
 	struct timespec start;
-	int n, err;
+	int n;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (!ep_has_smc(epfd, false)) {
@@ -614,19 +432,36 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		 * meanwhile (ep_ctl_ready): the kernel's word on it is a doorbell
 		 * or a kick, and it has to be replaced by the connection's own.
 		 * Under the lock, which the adding thread holds until the entry
-		 * is tracked.  A wait the filter leaves empty goes on with what
-		 * is left of its timeout.
+		 * is tracked.
 		 */
 		if (n <= 0 || !ep_has_smc(epfd, true))
 			return n;
-		n = ep_filter(epfd, events, n, ep_new_round());
-		if (n || (timeout = usmc_remaining_ms(timeout, &start)) == 0)
+		n = ep_filter(epfd, events, n);
+		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}
-	ep_waiting(epfd, true);
-	n = ep_wait(epfd, events, maxevents, timeout);
-	err = errno;
-	ep_waiting(epfd, false);
-	errno = err;
-	return n;
+	for (;;) {
+		int left = usmc_remaining_ms(timeout, &start);
+
+		n = ep_ready_now(epfd, events, maxevents, false);
+		if (!n && timeout != 0)
+			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
+		if (!n)
+			n = ep_ready_now(epfd, events, maxevents, true);
+		if (n) {
+			usmc_epoll_set_disarm(epfd);
+			usmc_wake_inexact();
+			return n;
+		}
+		if (usmc_wake_inexact() && (left < 0 || left > 1))
+			left = 1;
+		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
+		n = usmc_sys.epoll_wait(epfd, events, maxevents, left);
+		usmc_epoll_set_disarm(epfd);
+		if (n < 0)
+			return n;
+		n = ep_filter(epfd, events, n);
+		if (n || usmc_remaining_ms(timeout, &start) == 0)
+			return n;
+	}
 }

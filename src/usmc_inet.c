@@ -216,11 +216,8 @@ static void remember_option(struct usmc_sock *s, int level, int name, const void
 		s->cork = v != 0;
 	else if (level == SOL_SOCKET && name == SO_BUSY_POLL)
 		s->busy_poll_us = v > 0 ? v : 0;
-	else if (level == SOL_SOCKET && name == SO_RCVLOWAT) {
+	else if (level == SOL_SOCKET && name == SO_RCVLOWAT)
 		s->rcvlowat = v;
-		/* Data short of the old mark may be enough now, with no doorbell to say so. */
-		usmc_epoll_fd_changed(s->fd);
-	}
 	else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
 		 len >= (socklen_t)sizeof(struct timeval))
 		remember_timeout(s, name, val);

@@ -299,10 +299,8 @@ static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **so
 	for (nfds_t i = 0; i < nfds; i++) {
 		if (!socks[i])
 			continue;
-		if (arm && socks[i]->state == SOCK_SMC) {
-			usmc_epoll_release(socks[i]);
+		if (arm && socks[i]->state == SOCK_SMC)
 			usmc_conn_arm(socks[i], fds[i].events);
-		}
 		fds[i].revents = socks[i]->state == SOCK_SMC || socks[i]->state == SOCK_PROPOSED
 					 ? sock_revents(socks[i], fds[i].events, 0)
 					 : 0;

@@ -17,13 +17,6 @@ void usmc_conn_arm(struct usmc_sock *s, short events);
 /* Step 1 of the arm alone: the peer's next change of what events ask for rings once. */
 void usmc_conn_want(struct usmc_sock *s, short events);
 void usmc_conn_disarm(struct usmc_sock *s);
-/*
- * The same for a sleeper that is no thread: an epoll entry, which stays
- * armed while it waits in its set (key: see usmc_epoll.c).  False if it
- * found no sleeper slot: then it cannot rely on its doorbell.
- */
-bool usmc_conn_arm_as(struct usmc_sock *s, short events, uint32_t key);
-void usmc_conn_disarm_as(struct usmc_sock *s, uint32_t key);
 /* Whether an arm since the last call found no sleeper slot: then sleep 1 ms at most. */
 bool usmc_wake_inexact(void);
 /* usmc_conn_disarm for the sockets of an epoll set, and of sets inside it. */

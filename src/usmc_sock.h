@@ -117,7 +117,6 @@ struct usmc_sock {
 	bool shut_wr;
 	bool shut_rd;
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
-	_Atomic int ep_quiet;    /* this process's quiet epoll entries of it (usmc_epoll.c) */
 	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
 	struct usmc_conn *conn;
@@ -314,14 +313,6 @@ bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
  * socket's last) or follow other_fd, and those of an epoll set it was.
  */
 void usmc_epoll_fd_closed(int fd, int other_fd);
-/* Our own change to the socket (a shutdown): its epoll entries look at it again. */
-void usmc_epoll_fd_changed(int fd);
-/*
- * A thread is about to wait on the socket outside epoll (a blocking read
- * or write, poll): the quiet entries of sets no thread waits on now let
- * their doorbells go (usmc_epoll.c).
- */
-void usmc_epoll_release(struct usmc_sock *s);
 
 /* usmc_poll.c */
 /* Drains doorbells, recording a closed or reset TCP connection. */

@@ -76,36 +76,31 @@ static uint32_t peer_bells(const struct usmc_conn *conn)
 	return atomic_load_explicit(&conn->rx.cdc->bells, memory_order_seq_cst);
 }
 
-/*
- * Registers key as asleep on conn, having seen the peer's bells up to
- * seen.  A key is a thread's id, or an epoll entry's (usmc_epoll.c, with
- * the top bit set, which no thread id has).
- */
-static bool sleeper_register(struct usmc_conn *conn, uint32_t key, uint32_t seen)
+/* Registers this thread as asleep on conn, having seen the peer's bells up to seen. */
+static void sleeper_register(struct usmc_conn *conn, uint32_t seen)
 {
-	uint64_t me = (uint64_t)key << 32;
+	uint64_t me = (uint64_t)wake_tid() << 32;
 	uint64_t v = me | seen;
 
 	for (int i = 0; i < USMC_SLEEPERS; i++) {
 		if ((atomic_load(&conn->sh->sleepers[i]) & ~0xffffffffull) == me) {
 			atomic_store(&conn->sh->sleepers[i], v);
-			return true;
+			return;
 		}
 	}
 	for (int i = 0; i < USMC_SLEEPERS; i++) {
 		uint64_t free_slot = 0;
 
 		if (atomic_compare_exchange_strong(&conn->sh->sleepers[i], &free_slot, v))
-			return true;
+			return;
 	}
 	wake_inexact = true;
-	return false;
 }
 
-void usmc_conn_disarm_as(struct usmc_sock *s, uint32_t key)
+void usmc_conn_disarm(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	uint64_t me = (uint64_t)key << 32;
+	uint64_t me = (uint64_t)wake_tid() << 32;
 
 	for (int i = 0; i < USMC_SLEEPERS; i++) {
 		uint64_t v = atomic_load(&conn->sh->sleepers[i]);
@@ -113,11 +108,6 @@ void usmc_conn_disarm_as(struct usmc_sock *s, uint32_t key)
 		if ((v & ~0xffffffffull) == me)
 			atomic_compare_exchange_strong(&conn->sh->sleepers[i], &v, 0);
 	}
-}
-
-void usmc_conn_disarm(struct usmc_sock *s)
-{
-	usmc_conn_disarm_as(s, wake_tid());
 }
 
 bool usmc_wake_inexact(void)
@@ -318,14 +308,13 @@ void usmc_conn_want(struct usmc_sock *s, short events)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-bool usmc_conn_arm_as(struct usmc_sock *s, short events, uint32_t key)
+void usmc_conn_arm(struct usmc_sock *s, short events)
 {
 	struct usmc_conn *conn = s->conn;
-	bool registered = false;
 
 	usmc_conn_want(s, events);
 	if (conn->rx_mapped)
-		registered = sleeper_register(conn, key, peer_bells(conn));
+		sleeper_register(conn, peer_bells(conn));
 	/*
 	 * Only doorbells the peer counted need reading before the sleep: with
 	 * none owed, a look at the socket (a system call for each connection
@@ -334,12 +323,6 @@ bool usmc_conn_arm_as(struct usmc_sock *s, short events, uint32_t key)
 	 */
 	if (conn->rx_mapped && peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read))
 		usmc_conn_drain(s);
-	return registered;
-}
-
-void usmc_conn_arm(struct usmc_sock *s, short events)
-{
-	(void)usmc_conn_arm_as(s, events, wake_tid());
 }
 
 /* Signals a fault raises in the thread that faults: they do not cut a wait short. */
@@ -388,7 +371,6 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	int rc;
 
-	usmc_epoll_release(s);
 	usmc_conn_arm(s, events);
 	if (sleep_ready(s, events)) {
 		usmc_conn_disarm(s);
