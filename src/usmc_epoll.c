@@ -419,41 +419,6 @@ static bool ep_has_smc(int epfd, bool surely)
 	return found;
 }
 
-/*
- * What the kernel has ready now for the descriptors usmc does not look at
- * itself (pipes, timers, plain sockets): a wait that found connections in
- * shared memory ready would otherwise return them without ever asking the
- * kernel, and a connection that stays ready (a ring with room, wanted
- * level-triggered) would keep every other descriptor of the set from
- * being reported.  The kernel's word on our own connections is only a
- * doorbell here: read, and not reported (their readiness was looked at).
- */
-static int ep_kernel_plain(int epfd, struct epoll_event *events, int room)
-{
-	int n = room > 0 ? usmc_sys.epoll_wait(epfd, events, room, 0) : 0, kept = 0;
-
-	if (n <= 0)
-		return 0;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (int i = 0; i < n; i++) {
-		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
-		struct usmc_sock *s = e && !e->nested ? usmc_sock_active(e->fd) : NULL;
-
-		if (s && s->state == SOCK_SMC)
-			usmc_conn_drain(s);
-		if (!e)
-			events[kept++] = events[i];
-	}
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-	return kept;
-}
-
-/*
- * Set when a wait's connections filled its events, so that the kernel was
- * not asked: the thread's next wait asks it first.
- */
-static __thread bool kernel_owed;
-
 int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
 	struct timespec start;
@@ -475,12 +440,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}
-	if (kernel_owed) {
-		kernel_owed = false;
-		n = ep_kernel_plain(epfd, events, maxevents);
-		if (n)
-			return n;
-	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
 
@@ -492,10 +451,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (n) {
 			usmc_epoll_set_disarm(epfd);
 			usmc_wake_inexact();
-			if (n < maxevents)
-				n += ep_kernel_plain(epfd, events + n, maxevents - n);
-			else
-				kernel_owed = true;
 			return n;
 		}
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
