@@ -55,11 +55,15 @@ int af_member_join(struct usmc_listener *l, struct reg_port *reg)
 		return -1;
 	}
 	l->member = true;
-	/* Clients look at the flags once they see a pid: flags first. */
+	/*
+	 * Clients look at the flags once they see a pid: flags first.  The
+	 * entry names a live member already, or nobody (listener_register
+	 * left a live listener without SO_REUSEPORT alone).
+	 */
 	atomic_fetch_or(&reg->flags, REG_REUSEPORT | REG_SHARED);
 	pid = atomic_load(&reg->pid);
-	if (!member_alive(pid) || !(atomic_load(&reg->flags) & REG_REUSEPORT))
-		atomic_store(&reg->pid, me);
+	if (!member_alive(pid))
+		atomic_compare_exchange_strong(&reg->pid, &pid, me);
 	return l->ufd;
 }
 

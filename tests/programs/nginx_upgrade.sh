@@ -23,7 +23,14 @@ if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
 fi
 build=$(cd "${1:?usage: nginx_upgrade.sh BUILD_DIR}" && pwd)
 RUN=$build/tools/usmc-run STAT=$build/tools/usmc-stat
+# Installed as nginx_shipped.sh installs them, so that a fresh machine runs this too.
 for p in nginx curl; do
+	if ! command -v "$p" >/dev/null && [ ! -x "/usr/sbin/$p" ] && [ "$(id -u)" -eq 0 ] &&
+		[ "${MATRIX_INSTALL:-1}" != 0 ]; then
+		timeout 300 apt-get update -qq >/dev/null 2>&1
+		DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq \
+			--no-install-recommends nginx curl >/dev/null 2>&1
+	fi
 	command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || { echo "skipped: $p is not installed"; exit 77; }
 done
 
