@@ -104,11 +104,13 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		lgr->rdv = true;
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
-	 * or the server, whose channel toward us is full, waits on us.
+	 * or the server, whose channel toward us is full, waits on us.  A
+	 * server that does not accept as fast leaves our Proposals unread: the
+	 * next go on another link group (lgr_crowded).
 	 */
 	if (lgr && !oneshot && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
-		if (!af_pump_lgr(lgr))
+		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;

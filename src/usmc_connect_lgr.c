@@ -16,14 +16,18 @@
 #include "usmc_sys.h"
 #include "af_usmc.h"
 
-/* A usable link group to the listener of a port run by uid (and by pid, if not 0). */
+/*
+ * A usable link group to the listener of a port run by uid (and by pid, if
+ * not 0), whose channel has room for our Proposals.
+ */
 static struct usmc_lgr *cli_lgr_find(uint16_t port, uid_t uid, int32_t pid)
 {
 	struct usmc_lgr *lgr;
 
 	for (lgr = lgr_first(); lgr; lgr = lgr->next)
 		if (lgr->role == LGR_CLIENT && lgr->port == port && lgr_usable(lgr) && !lgr->oneshot &&
-		    lgr->peer_uid == uid && (!pid || lgr->peer_pid == pid))
+		    lgr->peer_uid == uid && (!pid || lgr->peer_pid == pid) &&
+		    (!lgr->crowded || !lgr_crowded(lgr)))
 			return lgr;
 	return NULL;
 }
@@ -127,7 +131,7 @@ struct usmc_lgr *af_cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_us
 	usmc_lock();
 	if (fd < 0)
 		return NULL;
-	/* Another thread of ours made one meanwhile: one link group per peer is enough. */
+	/* Another thread of ours made one meanwhile: one link group with room is enough. */
 	lgr = cli_lgr_lookup(port, reg, own_user);
 	if (lgr) {
 		usmc_sys.close(fd);

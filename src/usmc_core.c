@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -212,6 +214,45 @@ static void backlog_fill(struct usmc_lgr *lgr)
 		lgr->backlog_tail = &b->next;
 		lgr->backlog_len++;
 	}
+}
+
+int lgr_watched_chan(struct usmc_lgr *lgr)
+{
+	/*
+	 * Read without the lock: a stale view costs one look too many or too
+	 * few, and the channel itself lives as long as the connection's
+	 * reference.  A server's channel brings Proposals, which its accept()
+	 * takes when the program wants them.
+	 */
+	if (!lgr || lgr->role != LGR_CLIENT || lgr->oneshot || lgr->dead || lgr->hung_up ||
+	    lgr->owner_pid != usmc_pid() || lgr->backlog_len >= LGR_BACKLOG_MAX)
+		return -1;
+	return lgr->chan;
+}
+
+void lgr_take_in(struct usmc_lgr *lgr, short revents)
+{
+	usmc_lock();
+	if (lgr_watched_chan(lgr) >= 0) {
+		backlog_fill(lgr);
+		/* The end stays in the channel, after what came before it. */
+		if (revents & (POLLHUP | POLLERR))
+			lgr->hung_up = true;
+	}
+	usmc_unlock();
+}
+
+bool lgr_crowded(struct usmc_lgr *lgr)
+{
+	int queued = 0, sndbuf = 0;
+	socklen_t len = sizeof(sndbuf);
+
+	/* For a Unix socket SIOCOUTQ counts what the peer has not read, as SO_SNDBUF limits it. */
+	if (usmc_sys.ioctl(lgr->chan, SIOCOUTQ, &queued) ||
+	    usmc_sys.getsockopt(lgr->chan, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
+		queued = sndbuf = 0;
+	lgr->crowded = queued > sndbuf / 4 * 3;
+	return lgr->crowded;
 }
 
 /* Waits until the channel takes a message or the deadline (set on first use) passes. */

@@ -170,6 +170,8 @@ struct usmc_lgr {
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
 	uint32_t unread_answers; /* client: Proposals sent since we last read */
+	bool hung_up;      /* a wait saw the channel's end: lgr_recv reports it, waits look no more */
+	bool crowded;      /* client: the server has not read half of what the channel holds */
 	_Atomic int spare; /* a descriptor kept for the next one the peer sends us, or -1 */
 	uint32_t nlseg;
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
@@ -285,6 +287,28 @@ int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg);
  * malformed message sets *reason and returns 1 with msg->type 0.
  */
 int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
+
+/*
+ * The channel a wait of ours reads beside its connection, or -1.  A
+ * client's channel brings the answers to its Proposals, and a server
+ * whose channel toward us is full waits on us, in accept(), for a CLC
+ * timeout, then gives the link group up: any wait of ours keeps taking
+ * them in, as the kernel takes CLC messages in whatever its process does.
+ */
+int lgr_watched_chan(struct usmc_lgr *lgr);
+/* Takes in what came on a watched channel (poll said so), for lgr_recv to hand out. */
+void lgr_take_in(struct usmc_lgr *lgr, short revents);
+
+/*
+ * Whether the peer has left more than three quarters of what our channel
+ * toward it can hold unread (lgr->crowded, looked at again).  A server
+ * reads Proposals only as it accepts, and a burst of connections to a busy
+ * one would fill the channel, a smaller backlog than its listener's (some
+ * 270 messages): the client's next Proposals go on another link group, as
+ * net/smc opens one when a link group is full.  Looked at every 32
+ * Proposals, which the quarter left has room for.
+ */
+bool lgr_crowded(struct usmc_lgr *lgr);
 
 /* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
 int usmc_clc_timeout_ms(void);

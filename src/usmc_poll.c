@@ -360,10 +360,24 @@ static short kernel_events(struct usmc_sock *s)
 	return atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0;
 }
 
+/* Adds the channel of lgr to the kernel's set once; its index, or -1. */
+static nfds_t watch_chan(struct pollfd *k, nfds_t nfds, nfds_t *nk, int chan)
+{
+	if (chan < 0)
+		return (nfds_t)-1;
+	for (nfds_t j = nfds; j < *nk; j++)
+		if (k[j].fd == chan)
+			return j;
+	k[*nk] = (struct pollfd){ .fd = chan, .events = POLLIN };
+	return (*nk)++;
+}
+
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
 {
-	struct pollfd *k = calloc(nfds * 2 + 1, sizeof(*k));
-	nfds_t nk = nfds;
+	/* One allocation: the kernel's set, and per entry past nfds the link group it takes in for. */
+	struct pollfd *k = calloc(1, (nfds * 2 + 1) * sizeof(*k) + (nfds + 1) * sizeof(void *));
+	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 1) : NULL;
+	nfds_t nk = nfds, j;
 	int rc, ready = 0;
 
 	if (!k)
@@ -371,10 +385,15 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 	for (nfds_t i = 0; i < nfds; i++) {
 		k[i] = fds[i];
 		k[i].revents = 0;
-		if (socks[i] && socks[i]->state == SOCK_SMC)
+		if (socks[i] && socks[i]->state == SOCK_SMC) {
 			k[i].events = kernel_events(socks[i]);
-		else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr)
-			k[nk++] = (struct pollfd){ .fd = socks[i]->conn->lgr->chan, .events = POLLIN };
+			/* Answers to the process's other Proposals: usmc_core.h, lgr_watched_chan. */
+			j = watch_chan(k, nfds, &nk, lgr_watched_chan(socks[i]->conn->lgr));
+			if (j != (nfds_t)-1 && !taken[j - nfds])
+				taken[j - nfds] = socks[i]->conn->lgr;
+		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
+			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
+		}
 		if (socks[i] && proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
@@ -387,6 +406,9 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		free(k);
 		return -1;
 	}
+	for (j = nfds; j < nk; j++)
+		if (taken[j - nfds] && k[j].revents)
+			lgr_take_in(taken[j - nfds], k[j].revents);
 	for (nfds_t i = 0; i < nfds; i++) {
 		if (!socks[i]) {
 			fds[i].revents = k[i].revents;

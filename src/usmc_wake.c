@@ -368,7 +368,9 @@ static bool sleep_ready(struct usmc_sock *s, short events)
 
 int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 {
-	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	struct usmc_lgr *lgr = s->conn->lgr;
+	struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
+			       { .fd = lgr_watched_chan(lgr), .events = POLLIN } };
 	int rc;
 
 	usmc_conn_arm(s, events);
@@ -379,14 +381,16 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	}
 	if (usmc_wake_inexact() && (timeout_ms < 0 || timeout_ms > 1))
 		timeout_ms = 1;
-	rc = usmc_sys.poll(&p, 1, timeout_ms);
+	rc = usmc_sys.poll(p, p[1].fd >= 0 ? 2 : 1, timeout_ms);
 	usmc_conn_disarm(s);
 	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
 	if (rc < 0 && errno == EINTR && timeout_ms < 0 && signals_restart())
 		return 0;
 	if (rc < 0)
 		return -1;
-	if (rc > 0)
+	if (rc > 0 && p[1].revents)
+		lgr_take_in(lgr, p[1].revents);
+	if (rc > 0 && p[0].revents)
 		usmc_conn_drain(s);
 	return 0;
 }

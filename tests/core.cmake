@@ -1,6 +1,10 @@
 # Link groups, crashes, the socket lister and policy.
 usmc_test(lgr_reuse)
 add_test(NAME lgr_reuse_1000 COMMAND lgr_reuse 1000)
+usmc_test(answers_unread)
+add_test(NAME answers_unread_read COMMAND answers_unread --read)
+add_test(NAME answers_unread_poll COMMAND answers_unread --poll)
+add_test(NAME answers_unread_burst COMMAND answers_unread --burst)
 usmc_test(kill_peer)
 foreach(victim client server server-before-accept)
   add_test(NAME kill_${victim} COMMAND kill_peer --kill ${victim} --rounds 10)
