@@ -198,15 +198,23 @@ static ssize_t chan_peek(int chan, uint8_t *buf, struct msghdr *mh);
 static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, struct clc_msg *msg,
 		     int *fd, uint32_t *reason);
 
-/* Keeps what arrives while we wait, for lgr_recv to hand out in order. */
+/*
+ * Keeps what arrives while we wait, for lgr_recv to hand out in order.
+ * The channel's end is not taken: the link group stays alive until
+ * lgr_recv has handed out what came before the end, and then finds the
+ * end again (a closed channel reads as closed every time).
+ */
 static void backlog_fill(struct usmc_lgr *lgr)
 {
+	bool dead = lgr->dead;
+
 	while (lgr->backlog_len < LGR_BACKLOG_MAX) {
 		struct lgr_backlog *b = calloc(1, sizeof(*b));
 
 		if (!b)
 			return;
 		if (chan_recv(lgr, &b->msg, &b->fd, &b->reason) <= 0) {
+			lgr->dead = dead;
 			free(b);
 			return;
 		}
@@ -235,7 +243,7 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents)
 	usmc_lock();
 	if (lgr_watched_chan(lgr) >= 0) {
 		backlog_fill(lgr);
-		/* The end stays in the channel, after what came before it. */
+		/* The end stays in the channel, after what came before it: no more looks. */
 		if (revents & (POLLHUP | POLLERR))
 			lgr->hung_up = true;
 	}

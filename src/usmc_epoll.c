@@ -419,6 +419,40 @@ static bool ep_has_smc(int epfd, bool surely)
 	return found;
 }
 
+/*
+ * What the kernel has ready now, beside the n events found in shared
+ * memory: a wait that found connections ready would otherwise return them
+ * without asking the kernel, and a connection that stays ready (a ring
+ * with room, wanted level-triggered) would keep every other descriptor of
+ * the set (pipes, timers, plain and fallback sockets) from ever being
+ * reported.  The kernel's word goes through ep_filter as at any wait; a
+ * connection or nested set reported already is dropped, its doorbell read.
+ * Returns the events now in events[0..).
+ */
+static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxevents)
+{
+	int k = usmc_sys.epoll_wait(epfd, events + n, maxevents - n, 0), kept = n;
+
+	if (k <= 0)
+		return n;
+	k = ep_filter(epfd, events + n, k);
+	for (int i = n; i < n + k; i++) {
+		bool dup = false;
+
+		for (int j = 0; j < n && !dup; j++)
+			dup = !memcmp(&events[j].data, &events[i].data, sizeof(events[i].data));
+		if (!dup)
+			events[kept++] = events[i];
+	}
+	return kept;
+}
+
+/*
+ * Set when a wait's connections filled its events, so that the kernel was
+ * not asked: the thread's next wait asks it first.
+ */
+static __thread bool kernel_owed;
+
 int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
 	struct timespec start;
@@ -440,6 +474,12 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}
+	if (kernel_owed) {
+		kernel_owed = false;
+		n = ep_merge_kernel(epfd, events, 0, maxevents);
+		if (n)
+			return n;
+	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
 
@@ -451,6 +491,10 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (n) {
 			usmc_epoll_set_disarm(epfd);
 			usmc_wake_inexact();
+			if (n < maxevents)
+				n = ep_merge_kernel(epfd, events, n, maxevents);
+			else
+				kernel_owed = true;
 			return n;
 		}
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
