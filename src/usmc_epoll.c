@@ -426,7 +426,8 @@ static bool ep_has_smc(int epfd, bool surely)
  * with room, wanted level-triggered) would keep every other descriptor of
  * the set (pipes, timers, plain and fallback sockets) from ever being
  * reported.  The kernel's word goes through ep_filter as at any wait; a
- * connection or nested set reported already is dropped, its doorbell read.
+ * connection or nested set reported already is reported once, with both
+ * looks' events.
  * Returns the events now in events[0..).
  */
 static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxevents)
@@ -437,11 +438,18 @@ static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxe
 		return n;
 	k = ep_filter(epfd, events + n, k);
 	for (int i = n; i < n + k; i++) {
-		bool dup = false;
+		int j = 0;
 
-		for (int j = 0; j < n && !dup; j++)
-			dup = !memcmp(&events[j].data, &events[i].data, sizeof(events[i].data));
-		if (!dup)
+		while (j < n && memcmp(&events[j].data, &events[i].data, sizeof(events[i].data)))
+			j++;
+		/*
+		 * Reported already: what the filter found now joins that report.
+		 * An edge it used up (the ring moved since the first look) must
+		 * be reported, or an edge-triggered waiter would never hear of it.
+		 */
+		if (j < n)
+			events[j].events |= events[i].events;
+		else
 			events[kept++] = events[i];
 	}
 	return kept;

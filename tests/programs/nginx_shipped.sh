@@ -94,7 +94,12 @@ for _ in $(seq 100); do
 done
 master=$(cat "$d/nginx.pid" 2>/dev/null)
 [ -n "$master" ] || { echo "FAIL: no pid file: $(tail -n 3 "$d/error.log")"; exit 1; }
-workers=$(pgrep -P "$master" | tr '\n' ' ')
+# The master writes its pid file before it forks its workers.
+for _ in $(seq 100); do
+	workers=$(pgrep -P "$master" | tr '\n' ' ')
+	[ -n "$workers" ] && break
+	sleep 0.1
+done
 [ -n "$workers" ] || fail "the master has no workers"
 for w in $workers; do
 	grep -q libusmc-preload /proc/"$w"/maps 2>/dev/null || fail "worker $w does not run under usmc-run"
