@@ -155,6 +155,17 @@ static uint64_t limit_room(uint64_t max, uint64_t cur, uint64_t cache)
 }
 
 /*
+ * Until when (usmc_now_ms) no level of our cgroup had a limit when last
+ * looked at.  Most machines have none, and a connection whose rings take
+ * new pages charges a few times, each look a file a level: the answer is
+ * kept for a second.  A limit set within that second is seen at the next
+ * look after it; lowering a limit below what a cgroup uses brings
+ * reclaim and the OOM killer whatever we do.
+ */
+#define CHARGE_UNLIMITED_MS 1000
+static _Atomic int64_t memcg_unlimited_until;
+
+/*
  * Whether every memory limit from our cgroup up to the root leaves want
  * bytes beyond its reserve.  A level without a limit costs one file, and
  * the page cache (memory.stat) is read only where the plain count falls
@@ -162,24 +173,34 @@ static uint64_t limit_room(uint64_t max, uint64_t cur, uint64_t cache)
  */
 static bool memcg_has_room(uint64_t want)
 {
+	int64_t now = usmc_now_ms();
+	bool limited = false;
 	char dir[PATH_MAX];
 
+	if (now < atomic_load_explicit(&memcg_unlimited_until, memory_order_relaxed))
+		return true;
 	snprintf(dir, sizeof(dir), "%s", memcg.dir);
 	for (;;) {
 		uint64_t max, cur;
 		char *slash;
 
 		if (read_u64(dir, memcg.v2 ? "memory.max" : "memory.limit_in_bytes", &max) &&
-		    max < CHARGE_NO_LIMIT &&
-		    read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur) &&
-		    limit_room(max, cur, 0) < want &&
-		    limit_room(max, cur, memcg_reclaimable(dir)) < want)
-			return false;
+		    max < CHARGE_NO_LIMIT) {
+			limited = true;
+			if (read_u64(dir, memcg.v2 ? "memory.current" : "memory.usage_in_bytes", &cur) &&
+			    limit_room(max, cur, 0) < want &&
+			    limit_room(max, cur, memcg_reclaimable(dir)) < want)
+				return false;
+		}
 		slash = strrchr(dir, '/');
 		if (!slash || (size_t)(slash - dir) < memcg.root_len)
-			return true;
+			break;
 		*slash = 0;
 	}
+	if (!limited)
+		atomic_store_explicit(&memcg_unlimited_until, now + CHARGE_UNLIMITED_MS,
+				      memory_order_relaxed);
+	return true;
 }
 
 uint32_t usmc_charge(int fd, uint64_t off, uint64_t len)

@@ -36,8 +36,13 @@ struct setup {
 /* Modes and reasons one side saw. */
 struct tally {
 	int smc, fallback, refused, files;
-	uint32_t lgr;       /* the link group of the first shared-memory connection */
-	bool lgr_mixed;     /* another one appeared */
+	/*
+	 * The link groups the shared-memory connections are in: one, or, for a
+	 * burst the server accepts slower than it comes, one more for every
+	 * few hundred Proposals it had not read (lgr_crowded).
+	 */
+	uint32_t lgrs[64];
+	int nlgrs;          /* distinct ones, up to 64 (65: more) */
 	uint32_t reasons[8];
 	int reason_count[8];
 };
