@@ -11,8 +11,9 @@
 # marked "(fallback!)".
 #
 # usage: bench/programs.sh BUILD_DIR [PROGRAM...]
-#   PROGRAM: iperf3 sockperf redis nginx (default: all)
+#   PROGRAM: iperf3 sockperf redis nginx nginx_conns (default: all)
 #   ROUNDS=3   rounds (the median is taken over them)
+#   CONNS="10 100 1000"  nginx_conns's levels of concurrency
 # The programs come from Debian's packages (iperf3 sockperf redis-server
 # redis-tools nginx wrk); tests/programs/matrix.sh installs them.
 
@@ -24,7 +25,7 @@ RUN=$build/tools/usmc-run
 STAT=$build/tools/usmc-stat
 HELPER="python3 $here/../tests/programs/helper.py"
 rounds=${ROUNDS:-3}
-programs=${*:-iperf3 sockperf redis nginx}
+programs=${*:-iperf3 sockperf redis nginx nginx_conns}
 for t in "$RUN" "$STAT"; do
 	[ -x "$t" ] || { echo "programs: $t is missing; build first" >&2; exit 2; }
 done
@@ -146,6 +147,38 @@ bench_nginx() {
 	done
 }
 
+# Keep-alive at scale: wrk with CONNS connections (default 10 100 1000; add
+# 10000 on a host with the memory), 1 KiB responses, 3 s each, one nginx
+# worker as above with room for them.  Each level gives requests per
+# second, the 99th percentile latency, and the requests that wrk's 2 s
+# timeout ended.
+bench_nginx_conns() {
+	local c
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	for c in ${CONNS:-10 100 1000}; do
+		nginx_conf
+		sed -i "s/worker_connections 256;/worker_connections $((c + 64));/; s/^worker_processes 1;/&\nworker_rlimit_nofile $((2 * c + 1024));/" \
+			"$d/nginx/nginx.conf"
+		start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
+		client wrk -t 2 -c "$c" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$c.out" 2>&1
+		stop_server
+		python3 - "$d/wrk$c.out" "$c" <<'PYEOF'
+import re, sys
+text, c = open(sys.argv[1]).read(), sys.argv[2]
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
+p99 = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
+tmo = re.search(r"timeout (\d+)", text)
+if rps:
+    print("nginx-c%s-rps %s" % (c, rps.group(1)))
+if p99:
+    print("nginx-c%s-p99 %.3f" % (c, float(p99.group(1)) * unit[p99.group(2)]))
+print("nginx-c%s-timeouts %s" % (c, tmo.group(1) if tmo else 0))
+PYEOF
+		port=$($HELPER port)
+	done
+}
+
 # measure PROGRAM: one round of it in $mode; appends to $work/results.
 measure() {
 	d=$work/$1-$mode-$round
@@ -188,6 +221,10 @@ units = {"iperf3-P1": ("iperf3 -t 2, 1 stream", "Gbit/s", False),
          "redis-GET": ("redis-benchmark -c 16 -d 64 GET", "req/s", False),
          "nginx-wrk-1k": ("wrk -t 2 -c 16 -d 2s, nginx 1 KiB", "req/s", False),
          "nginx-wrk-64k": ("wrk -t 2 -c 16 -d 2s, nginx 64 KiB", "req/s", False)}
+for c in (10, 100, 1000, 10000):
+    units["nginx-c%d-rps" % c] = ("wrk -c %d -d 3s, nginx 1 KiB keep-alive" % c, "req/s", False)
+    units["nginx-c%d-p99" % c] = ("wrk -c %d, latency p99" % c, "ms", True)
+    units["nginx-c%d-timeouts" % c] = ("wrk -c %d, requests past 2 s" % c, "requests", True)
 runs, flagged = {}, set()
 for line in open(sys.argv[1]):
     f = line.split()

@@ -215,6 +215,8 @@ redis_replica_work() {
 	{ cat "$d/value"; echo; } >"$d/get.want"
 	sed -n 's/^SET \([^ ]*\) .*/GET \1/p' "$d/cmds" | timeout -k 2 30 $reader redis-cli -p "$rport" >"$d/keys.out" 2>&1
 	sed -n 's/^SET [^ ]* //p' "$d/cmds" >"$d/keys.want"
+	# The link lives as long as the replica: until the sampler has seen it.
+	sampler_looked
 	kill "$r"
 	same_file "$d/get.want" "$d/get.out" "GET blob from the replica" || return 1
 	same_file "$d/keys.want" "$d/keys.out" "2000 GETs from the replica" || return 1

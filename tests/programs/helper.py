@@ -77,6 +77,7 @@ def sample(stat, pid, out, stopfile):
     """Keeps the largest counts of each SMCD socket of PID while it lives."""
     best = {}
     modes = set()
+    looks = 0
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
@@ -112,6 +113,11 @@ def sample(stat, pid, out, stopfile):
         if not os.path.exists(stopfile + ".ready"):
             # The client starts only now: a slow first look must not miss its run.
             open(stopfile + ".ready", "w").close()
+        # How many looks are done, for a workload that waits for one (sampler_looked).
+        looks += 1
+        with open(stopfile + ".looks.tmp", "w") as f:
+            f.write("%d\n" % looks)
+        os.replace(stopfile + ".looks.tmp", stopfile + ".looks")
         time.sleep(0.02)
     with open(out, "w") as f:
         json.dump({"smcd_sockets": len(best),

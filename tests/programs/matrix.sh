@@ -203,7 +203,7 @@ client() {
 # with_sampler CMD...: runs CMD while the sampler watches the row's sockets,
 # and adds the time CMD took to $wtime.
 with_sampler() {
-	rm -f "$d/stop" "$d/stop.ready"
+	rm -f "$d/stop" "$d/stop.ready" "$d/stop.looks"
 	# The row's processes, both ends: usmc-stat does not list a connection
 	# that a forked child (socat fork, rsync) holds once its parent closed it.
 	$HELPER sample "$as_user $STAT" $$ "$d/sample.json" "$d/stop" &
@@ -220,6 +220,20 @@ with_sampler() {
 	touch "$d/stop"
 	wait "$sp"
 	return $rc
+}
+
+# sampler_looked: returns once the sampler has looked at the processes
+# after this call (a whole look begun after it; at most 20 s): a workload
+# whose connection lives only a fraction of a second on a loaded machine
+# holds it open until then.  The wait decides no result.
+sampler_looked() {
+	local f="$d/stop.looks" n i
+	n=$(cat "$f" 2>/dev/null || echo 0)
+	for i in $(seq 400); do
+		[ "$(cat "$f" 2>/dev/null || echo 0)" -ge $((n + 2)) ] && return 0
+		sleep 0.05
+	done
+	return 0
 }
 
 fail() {
