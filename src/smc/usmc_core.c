@@ -38,20 +38,6 @@ struct lgr_backlog {
 
 static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-#ifdef USMC_LOCK_ORDER
-__thread uint32_t usmc_locks_held;
-
-void usmc_lock_order_broken(enum usmc_lock_rank taking)
-{
-	char msg[96];
-	int held = 31 - __builtin_clz(usmc_locks_held);
-	int n = snprintf(msg, sizeof(msg), "usmc: lock order broken: rank %d taken holding rank %d\n",
-			 (int)taking, held);
-
-	usmc_sys.write(2, msg, (size_t)n);
-	abort();
-}
-#endif
 static struct usmc_lgr *lgr_list;
 static uint32_t lgr_next_id = 1;
 
