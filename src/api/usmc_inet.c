@@ -31,11 +31,6 @@ int usmc_spin_us(const struct usmc_sock *s)
 	return s && s->busy_poll_us > us ? s->busy_poll_us : us;
 }
 
-int usmc_clc_timeout_ms(void)
-{
-	return usmc_config()->clc_timeout_ms;
-}
-
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
 {
 	switch (state) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_config.h"
 #include "usmc_lock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

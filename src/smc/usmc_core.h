@@ -310,9 +310,6 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents);
  */
 bool lgr_crowded(struct usmc_lgr *lgr);
 
-/* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
-int usmc_clc_timeout_ms(void);
-
 /* This process's id, without a system call; right again after fork(). */
 pid_t usmc_pid(void);
 
