@@ -52,28 +52,6 @@ void usmc_unlock(void)
 	usmc_mutex_unlock(&usmc_mutex, LOCK_CORE);
 }
 
-static pid_t cached_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
-static _Atomic bool pid_once_done;
-
-static void pid_forget(void)
-{
-	cached_pid = 0;
-}
-
-static void pid_watch_fork(void)
-{
-	pthread_atfork(NULL, NULL, pid_forget);
-}
-
-pid_t usmc_pid(void)
-{
-	usmc_once(&pid_once, &pid_once_done, pid_watch_fork);
-	if (!cached_pid)
-		cached_pid = getpid();
-	return cached_pid;
-}
-
 int64_t usmc_now_ms(void)
 {
 	struct timespec ts;

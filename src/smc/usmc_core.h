@@ -26,6 +26,8 @@
 
 #include "usmc_cdc.h"
 #include "usmc_clc.h"
+#include "usmc_lock.h"
+#include "usmc_proc.h"
 
 #define LGR_MAX_SEGS 4096
 /*
@@ -309,21 +311,6 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents);
  * Proposals, which the quarter left has room for.
  */
 bool lgr_crowded(struct usmc_lgr *lgr);
-
-/* This process's id, without a system call; right again after fork(). */
-pid_t usmc_pid(void);
-
-/*
- * pthread_once for the hot paths: once done, a flag spares them the
- * call (a fallback connection goes through several of these).
- */
-static inline void usmc_once(pthread_once_t *once, _Atomic bool *done, void (*init)(void))
-{
-	if (atomic_load_explicit(done, memory_order_acquire))
-		return;
-	pthread_once(once, init);
-	atomic_store_explicit(done, true, memory_order_release);
-}
 
 /* Milliseconds on the monotonic clock. */
 int64_t usmc_now_ms(void);
