@@ -78,12 +78,6 @@ struct reg_port {
 #define REG_REUSEPORT 4u
 
 /*
- * A shared mapping of len bytes of a file of this user's (the registry,
- * the counters), its pages allocated; NULL if that cannot be.
- */
-void *usmc_shared_file_map(const char *path, size_t len);
-
-/*
  * Allocates len bytes of a memfd from off, charging them to our memory
  * cgroup now, if it has room for them beside the reserve it keeps for the
  * application: 0, or USMC_DECL_MEM with nothing kept.
