@@ -23,14 +23,6 @@
 #include "usmc_sys.h"
 #include "af_usmc.h"
 
-int usmc_spin_us(const struct usmc_sock *s)
-{
-	const struct usmc_config *c = usmc_config();
-	int us = c->spin_us > c->busy_poll_us ? c->spin_us : c->busy_poll_us;
-
-	return s && s->busy_poll_us > us ? s->busy_poll_us : us;
-}
-
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
 {
 	switch (state) {

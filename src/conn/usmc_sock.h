@@ -192,9 +192,10 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
 void usmc_plain_from_now(uint32_t reason);
 uint32_t usmc_plain_reason(void);
 
-/* Configuration read once from the environment. */
-/* usmc_config.h: the settings; how long a waiter on s (NULL: any) spins, in µs. */
+/* usmc_wait.c: how long a waiter on s (NULL: any) spins, in µs (the settings: usmc_config.h). */
 int usmc_spin_us(const struct usmc_sock *s);
+/* A short spin before sleeping: check() returns how many are ready; the spin ends with it. */
+int usmc_spin_ready(int (*check)(void *), void *arg);
 
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
@@ -314,9 +315,9 @@ bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
  */
 void usmc_epoll_fd_closed(int fd, int other_fd);
 
-/* usmc_poll.c */
-/* Drains doorbells, recording a closed or reset TCP connection. */
+/* usmc_wake.c: drains doorbells, recording a closed or reset TCP connection. */
 int usmc_conn_drain(struct usmc_sock *s);
+/* usmc_wait.c */
 /* Spins a little while for POLLIN or POLLOUT; true if it came. */
 bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);
