@@ -180,7 +180,7 @@ bool usmc_sock_forget(int fd);
 void usmc_release_fd(int fd);
 int usmc_fcntl_dupfd(int fd, int cmd, int min);
 
-/* Moves a socket to a new state, for the program and for usmc-stat. */
+/* usmc_sock.c: moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
