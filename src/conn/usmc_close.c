@@ -8,6 +8,7 @@
  * would from TCP.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,6 +75,11 @@ static void close_publish(struct usmc_sock *s)
 		usmc_conn_abort(s);
 	else
 		close_orderly(s);
+}
+
+void usmc_conn_free(struct usmc_conn *conn)
+{
+	free(conn);
 }
 
 int usmc_close_conn(struct usmc_sock *s)

@@ -57,11 +57,6 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 	return conn;
 }
 
-void usmc_conn_free(struct usmc_conn *conn)
-{
-	free(conn);
-}
-
 /* The ring exists: its slot's own state takes the connection's. */
 void af_conn_shared_init(struct usmc_conn *conn)
 {
