@@ -84,6 +84,25 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return af_connect(s, addr, len);
 }
 
+int usmc_shutdown(int fd, int how)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+
+	if (s && s->state == SOCK_PROPOSED) {
+		if (how == SHUT_RD || how == SHUT_RDWR)
+			s->shut_rd = true;
+		if (how == SHUT_WR || how == SHUT_RDWR) {
+			s->shut_wr = true;
+			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
+		}
+		af_resolve(s, false);
+		return 0;
+	}
+	if (!s)
+		return usmc_sys.shutdown(fd, how);
+	return usmc_shutdown_conn(s, how);
+}
+
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	struct usmc_sock *ls = usmc_sock_get(fd);

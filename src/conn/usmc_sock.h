@@ -245,7 +245,12 @@ int usmc_tx_replay(struct usmc_sock *s);
 
 /* usmc_close.c */
 int usmc_close_conn(struct usmc_sock *s);
-/* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
+/*
+ * The last close of an SMC connection in this process (descriptor fd):
+ * the end of its hold, and of the connection if it was the last holder.
+ */
+void usmc_close_conn_last(struct usmc_sock *s, int fd);
+/* usmc_fd.c: before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
