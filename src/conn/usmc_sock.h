@@ -223,7 +223,14 @@ void af_resolve_if_answered(struct usmc_sock *s);
 /* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
 void af_resolve_before_close(struct usmc_sock *s);
 void af_listener_close(struct usmc_sock *s);
-/* A connection closes: no late Decline may reach it any more (lock held). */
+/*
+ * usmc_conn.c: the connections this process accepted in shared memory,
+ * which a late Confirm or Decline of their client may still reach (lock
+ * held): added at accept, found by link group and token, and forgotten
+ * when one closes (no late Decline may reach it any more).
+ */
+void af_srv_conn_add(struct usmc_conn *conn);
+struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token);
 void af_conn_forget(struct usmc_conn *conn);
 /* Closing before the answer came: the ring stays for the server to read. */
 void af_orphan(struct usmc_sock *s);
