@@ -317,7 +317,7 @@ bool usmc_holder_add(struct usmc_conn *conn);
 void usmc_holder_sub(struct usmc_conn *conn);
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
-/* Sets the fork handlers that give a forked child its own usmc-stat slots (usmc_fd.c). */
+/* Sets the fork handlers that give a forked child its own usmc-stat slots (usmc_fdtab.c). */
 void usmc_fd_watch_fork(void);
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);

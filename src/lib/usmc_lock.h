@@ -29,7 +29,7 @@
  *
  * Two connections' locks are never held at once.  State that no lock
  * guards is either the thread's own, set once (pthread_once, usmc_once),
- * or atomic; the descriptor table (usmc_fd.c) is read without a lock and
+ * or atomic; the descriptor table (usmc_fdtab.c) is read without a lock and
  * changed by atomic exchange.
  *
  * A debug build (CMAKE_BUILD_TYPE Debug, which the sanitizer build is)

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The descriptor table: which descriptors are usmc sockets.
+ *
+ * Several descriptors may name one socket (dup, dup2, dup3, F_DUPFD), as
+ * they name one kernel socket: the entries share one struct usmc_sock,
+ * counted, and the connection ends when its last descriptor is closed.
+ * Internal system calls use s->fd, one of the descriptors still open.
+ * The calls on descriptors are in usmc_fd.c.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "usmc_diag.h"
+#include "usmc_sock.h"
+
+_Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
+
+static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
+{
+	_Atomic(struct usmc_sock *) *_Atomic *slot = &usmc_fdtab[fd >> FDTAB_CHUNK_BITS];
+	_Atomic(struct usmc_sock *) *chunk = atomic_load(slot), *fresh;
+
+	if (chunk || !create)
+		return chunk;
+	fresh = calloc(FDTAB_CHUNK, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	if (!atomic_compare_exchange_strong(slot, &chunk, fresh)) {
+		free(fresh);
+		return chunk;
+	}
+	return fresh;
+}
+
+/*
+ * Descriptors found to be no TCP listener by accept()'s look for
+ * listeners usmc did not make (af_listener_adopt): looked at once.
+ * Cleared when usmc sees the descriptor closed or replaced; a mark left
+ * by a close it did not see only keeps a later listener TCP.
+ */
+#define NOT_LISTENER_FDS 65536
+static _Atomic uint64_t not_listener[NOT_LISTENER_FDS / 64];
+
+void usmc_fd_mark_not_listener(int fd, bool on)
+{
+	uint64_t bit = 1ull << (fd % 64);
+
+	if ((unsigned)fd >= NOT_LISTENER_FDS)
+		return;
+	if (on)
+		atomic_fetch_or(&not_listener[fd / 64], bit);
+	else if (atomic_load_explicit(&not_listener[fd / 64], memory_order_relaxed) & bit)
+		atomic_fetch_and(&not_listener[fd / 64], ~bit);
+}
+
+bool usmc_fd_not_listener(int fd)
+{
+	return (unsigned)fd < NOT_LISTENER_FDS &&
+	       (atomic_load_explicit(&not_listener[fd / 64], memory_order_relaxed) >> (fd % 64) & 1);
+}
+
+/*
+ * One socket's memory kept for the next: short connections, one after
+ * the other, then cost neither malloc nor free.
+ */
+static struct usmc_sock *_Atomic spare_sock;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define USMC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define USMC_ASAN 1
+#endif
+#endif
+
+static struct usmc_sock *sock_alloc(void)
+{
+	struct usmc_sock *s = atomic_exchange(&spare_sock, NULL);
+
+	return s ? s : malloc(sizeof(*s));
+}
+
+static void sock_free(struct usmc_sock *s)
+{
+#ifdef USMC_ASAN
+	free(s); /* ASan sees every use after free */
+#else
+	free(atomic_exchange(&spare_sock, s));
+#endif
+}
+
+static void sock_destroy(struct usmc_sock *s)
+{
+	if (s->conn) {
+		/* Its descriptor was closed behind our back: forget, do not touch. */
+		usmc_lock();
+		af_conn_forget(s->conn);
+		usmc_unlock();
+		usmc_conn_free(s->conn);
+	}
+	usmc_diag_free(s->diag, &s->diag_private);
+	sock_free(s);
+}
+
+/* Another descriptor of the same socket, or -1. */
+static int fdtab_other_fd(const struct usmc_sock *s, int except)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			int fd = c * FDTAB_CHUNK + i;
+
+			if (fd != except && atomic_load(&chunk[i]) == s)
+				return fd;
+		}
+	}
+	return -1;
+}
+
+/* Drops one descriptor's hold on s; true if it was the last. */
+static bool sock_unref(struct usmc_sock *s, int fd)
+{
+	if (atomic_fetch_sub(&s->refs, 1) > 1) {
+		if (s->fd == fd)
+			s->fd = fdtab_other_fd(s, fd);
+		return false;
+	}
+	return true;
+}
+
+/* Points fd at s (or at nothing); a stale entry left there is dropped. */
+static bool fdtab_set(int fd, struct usmc_sock *s)
+{
+	_Atomic(struct usmc_sock *) *chunk;
+	struct usmc_sock *old;
+
+	if ((unsigned)fd >= FDTAB_CHUNK * FDTAB_CHUNKS)
+		return false;
+	chunk = fdtab_chunk(fd, s != NULL);
+	if (!chunk)
+		return false;
+	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
+	if (old && old != s && sock_unref(old, fd))
+		sock_destroy(old);
+	return true;
+}
+
+struct usmc_sock *usmc_sock_new(int fd, int domain)
+{
+	struct usmc_sock *s = sock_alloc();
+
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->refs = 1;
+	s->domain = domain;
+	s->state = SOCK_INIT;
+	s->diag = usmc_diag_alloc(fd, &s->diag_private);
+	/* A forked child lists the socket in its own usmc-stat table. */
+	usmc_fd_watch_fork();
+	if (!fdtab_set(fd, s)) {
+		usmc_diag_free(s->diag, &s->diag_private);
+		sock_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+bool usmc_sock_forget(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	_Atomic(struct usmc_sock *) *chunk;
+
+	if (!s)
+		return false;
+	chunk = fdtab_chunk(fd, false);
+	atomic_store_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], NULL, memory_order_release);
+	if (!sock_unref(s, fd))
+		return false;
+	usmc_diag_free(s->diag, &s->diag_private);
+	sock_free(s);
+	return true;
+}
+
+bool usmc_sock_alias(struct usmc_sock *s, int fd)
+{
+	atomic_fetch_add(&s->refs, 1);
+	if (fdtab_set(fd, s))
+		return true;
+	atomic_fetch_sub(&s->refs, 1);
+	return false;
+}
+
+/*
+ * Before fork, each socket's usmc-stat slot is copied as it is now into
+ * its private slot, which fork copies to the child: the table itself is
+ * shared memory, where the parent's close may free the slot before the
+ * child looks.  (Who holds a connection is counted in usmc_holders.c.)
+ */
+static void before_fork(void)
+{
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+
+			if (s)
+				usmc_diag_snapshot(s->diag, &s->diag_private);
+		}
+	}
+}
+
+/* In the child: its sockets are listed in its own usmc-stat table, from the copies. */
+static void adopt_diag_slots(void)
+{
+	usmc_diag_after_fork();
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			struct usmc_diag_sock *old;
+
+			if (!s)
+				continue;
+			old = s->diag;
+			s->diag = usmc_diag_adopt(old, &s->diag_private);
+			if (s->conn && s->conn->diag == old)
+				s->conn->diag = s->diag;
+		}
+	}
+}
+
+static void watch_fork(void)
+{
+	/* Child handlers run in the order they were set: the pid is forgotten first. */
+	(void)usmc_pid();
+	pthread_atfork(before_fork, NULL, adopt_diag_slots);
+}
+
+void usmc_fd_watch_fork(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, watch_fork);
+}
