@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "../src/usmc_cli.h"
+#include "../tools/usmc_cli.h"
 
 #ifndef USMC_BENCH_PLOT_SCRIPT
 #define USMC_BENCH_PLOT_SCRIPT "plot.sh"

@@ -36,7 +36,7 @@ for o in $objs; do
 	hits=$(nm -u "$o" | names | grep -xF "$exported" | tr '\n' ' ')
 	if [ -n "$hits" ]; then
 		echo "$(basename "$o") calls interposed names directly: $hits"
-		echo "    (call them through usmc_sys, src/usmc_sys.h)"
+		echo "    (call them through usmc_sys, src/lib/usmc_sys.h)"
 		failed=1
 	fi
 done

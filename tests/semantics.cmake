@@ -2,7 +2,7 @@
 # end plain) and as usmc through shared memory, over IPv4 and IPv6.
 add_executable(semantics semantics.c sem_io.c sem_close.c sem_poll.c sem_opts.c)
 target_link_libraries(semantics PRIVATE usmc_harness)
-target_include_directories(semantics PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(semantics PRIVATE ${USMC_INCLUDE_DIRS})
 
 set(USMC_SEM_CASES
   nonblock dontwait partial_read readv_writev sendmsg_recvmsg peek waitall waitall_eof

@@ -18,7 +18,7 @@ add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_stdio.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_target.c)
 target_include_directories(usmc-preload PRIVATE ${PROJECT_SOURCE_DIR}/include
-                           ${PROJECT_SOURCE_DIR}/src)
+                           ${USMC_INCLUDE_DIRS})
 set_target_properties(usmc-preload PROPERTIES C_VISIBILITY_PRESET hidden
                       LINK_DEPENDS ${USMC_PRELOAD_MAP}
                       VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
@@ -35,7 +35,7 @@ target_compile_definitions(usmc-run PRIVATE
   USMC_PRIVATE_DIR="${CMAKE_INSTALL_PREFIX}/${USMC_PRIVATE_DIR}")
 add_dependencies(usmc-run usmc-preload)
 # For --check-policy: the policy file's reader, as the library has it.
-target_include_directories(usmc-run PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(usmc-run PRIVATE ${USMC_INCLUDE_DIRS})
 target_link_libraries(usmc-run PRIVATE usmc_static)
 
 install(TARGETS usmc-run RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)

@@ -5,5 +5,5 @@ add_executable(usmc-stat ${CMAKE_CURRENT_SOURCE_DIR}/usmc-stat.c
                ${CMAKE_CURRENT_SOURCE_DIR}/smc_netlink.c
                ${CMAKE_CURRENT_SOURCE_DIR}/json_out.c)
 target_link_libraries(usmc-stat PRIVATE usmc_static)
-target_include_directories(usmc-stat PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(usmc-stat PRIVATE ${USMC_INCLUDE_DIRS})
 install(TARGETS usmc-stat RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)

@@ -19,7 +19,7 @@ add_executable(smc_ctl ${CMAKE_CURRENT_LIST_DIR}/smc_ctl.c
                ${PROJECT_SOURCE_DIR}/tools/stat_kernel.c
                ${PROJECT_SOURCE_DIR}/tools/json_out.c
                ${PROJECT_SOURCE_DIR}/tools/smc_netlink.c)
-target_include_directories(smc_ctl PRIVATE ${PROJECT_SOURCE_DIR}/tools ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(smc_ctl PRIVATE ${PROJECT_SOURCE_DIR}/tools ${USMC_INCLUDE_DIRS})
 target_link_libraries(smc_ctl PRIVATE usmc_static)
 
 add_test(NAME kernel_stat_host

@@ -5,6 +5,7 @@
  * stop a connection.
  */
 #include "usmc_core.h"
+#include "usmc_shared_file.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 

@@ -117,6 +117,11 @@ const struct usmc_config *usmc_config(void)
 	return &config;
 }
 
+int usmc_clc_timeout_ms(void)
+{
+	return usmc_config()->clc_timeout_ms;
+}
+
 uint32_t usmc_ring_size(int wish)
 {
 	uint32_t size = CLC_RMB_MIN;

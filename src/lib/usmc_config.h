@@ -20,6 +20,9 @@ struct usmc_config {
 
 const struct usmc_config *usmc_config(void);
 
+/* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
+int usmc_clc_timeout_ms(void);
+
 /* Ring size for a wish in bytes, a power of two in the CLC's range (0: the default). */
 uint32_t usmc_ring_size(int wish);
 

@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* This process's id, without a system call; right again after fork(). */
+pid_t usmc_pid(void);
+
 /* Called with a descriptor's number, what its link names and its /proc path; true stops. */
 typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg);
 

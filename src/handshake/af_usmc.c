@@ -41,7 +41,6 @@ static struct srv_proposal *proposals;
 /* Entries of proposals, for af_srv_none_pending without the lock. */
 static _Atomic unsigned proposals_pending;
 static struct usmc_conn *cli_pending;
-static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 
 /* ---- connections ---- */
 
@@ -55,11 +54,6 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 	conn->diag = s->diag;
 	conn->lgr = lgr;
 	return conn;
-}
-
-void usmc_conn_free(struct usmc_conn *conn)
-{
-	free(conn);
 }
 
 /* The ring exists: its slot's own state takes the connection's. */
@@ -263,21 +257,13 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	}
 }
 
-static struct usmc_conn *srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
-{
-	for (struct usmc_conn *c = srv_conns; c; c = c->hs_next)
-		if (c->lgr == lgr && c->token == token)
-			return c;
-	return NULL;
-}
-
 /*
  * The client is in shared memory for good: no Decline can follow.  usmc's
  * own clients do not send it (see cli_finish_accept); it is understood.
  */
 static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 {
-	struct usmc_conn *conn = srv_conn_find(lgr, msg->token);
+	struct usmc_conn *conn = af_srv_conn_find(lgr, msg->token);
 
 	if (conn)
 		af_conn_forget(conn);
@@ -303,7 +289,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		if (withdraw)
 			return;
 		/* The client could not map our ring: this connection can only fail, loudly. */
-		conn = srv_conn_find(lgr, msg->token);
+		conn = af_srv_conn_find(lgr, msg->token);
 		if (conn && conn->sock)
 			usmc_conn_abort(conn->sock);
 		return;
@@ -421,20 +407,4 @@ void af_cli_pending_add(struct usmc_conn *conn)
 {
 	conn->hs_next = cli_pending;
 	cli_pending = conn;
-}
-
-void af_srv_conn_add(struct usmc_conn *conn)
-{
-	conn->hs_next = srv_conns;
-	srv_conns = conn;
-}
-
-void af_conn_forget(struct usmc_conn *conn)
-{
-	for (struct usmc_conn **pp = &srv_conns, *c; (c = *pp); pp = &c->hs_next) {
-		if (c == conn) {
-			*pp = c->hs_next;
-			return;
-		}
-	}
 }

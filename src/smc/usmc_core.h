@@ -26,6 +26,8 @@
 
 #include "usmc_cdc.h"
 #include "usmc_clc.h"
+#include "usmc_lock.h"
+#include "usmc_proc.h"
 
 #define LGR_MAX_SEGS 4096
 /*
@@ -74,12 +76,6 @@ struct reg_port {
  * (usmc_queue.c).  Set with REG_SHARED.
  */
 #define REG_REUSEPORT 4u
-
-/*
- * A shared mapping of len bytes of a file of this user's (the registry,
- * the counters), its pages allocated; NULL if that cannot be.
- */
-void *usmc_shared_file_map(const char *path, size_t len);
 
 /*
  * Allocates len bytes of a memfd from off, charging them to our memory
@@ -309,24 +305,6 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents);
  * Proposals, which the quarter left has room for.
  */
 bool lgr_crowded(struct usmc_lgr *lgr);
-
-/* How long a CLC exchange may wait for the peer (USMC_CLC_TIMEOUT_MS). */
-int usmc_clc_timeout_ms(void);
-
-/* This process's id, without a system call; right again after fork(). */
-pid_t usmc_pid(void);
-
-/*
- * pthread_once for the hot paths: once done, a flag spares them the
- * call (a fallback connection goes through several of these).
- */
-static inline void usmc_once(pthread_once_t *once, _Atomic bool *done, void (*init)(void))
-{
-	if (atomic_load_explicit(done, memory_order_acquire))
-		return;
-	pthread_once(once, init);
-	atomic_store_explicit(done, true, memory_order_release);
-}
 
 /* Milliseconds on the monotonic clock. */
 int64_t usmc_now_ms(void);

@@ -6,18 +6,17 @@
  * they name one kernel socket: the entries share one struct usmc_sock,
  * counted, and the connection ends when its last descriptor is closed.
  * Internal system calls use s->fd, one of the descriptors still open.
+ * The calls on descriptors are in usmc_fd.c.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/close_range.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "usmc.h"
-#include "usmc_exec.h"
+#include "usmc_diag.h"
 #include "usmc_sock.h"
-#include "usmc_sys.h"
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
 
@@ -197,67 +196,6 @@ bool usmc_sock_alias(struct usmc_sock *s, int fd)
 		return true;
 	atomic_fetch_sub(&s->refs, 1);
 	return false;
-}
-
-/* A new descriptor for the socket of fd, as dup made it. */
-static int adopt(int fd, int newfd)
-{
-	struct usmc_sock *s = usmc_sock_get(fd);
-
-	if (newfd >= 0 && s && !usmc_vfork_child())
-		usmc_sock_alias(s, newfd);
-	return newfd;
-}
-
-int usmc_dup(int fd)
-{
-	return adopt(fd, usmc_sys.dup(fd));
-}
-
-int usmc_fcntl_dupfd(int fd, int cmd, int min)
-{
-	return adopt(fd, usmc_sys.fcntl(fd, cmd, min));
-}
-
-/* dup2 and dup3 close the target first: usmc must let go of it too. */
-static int dup_onto(int oldfd, int newfd, int flags, bool three)
-{
-	int rc;
-
-	if (oldfd == newfd)
-		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
-	if (usmc_sys.fcntl(oldfd, F_GETFD) < 0)
-		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
-	usmc_release_fd(newfd);
-	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
-	return adopt(oldfd, rc);
-}
-
-int usmc_dup2(int oldfd, int newfd)
-{
-	return dup_onto(oldfd, newfd, 0, false);
-}
-
-int usmc_dup3(int oldfd, int newfd, int flags)
-{
-	return dup_onto(oldfd, newfd, flags, true);
-}
-
-int usmc_close_range(unsigned int first, unsigned int last, int flags)
-{
-	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-		for (int c = 0; c < FDTAB_CHUNKS; c++) {
-			_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-			for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-				unsigned int fd = (unsigned int)(c * FDTAB_CHUNK + i);
-
-				if (fd >= first && fd <= last && atomic_load(&chunk[i]))
-					usmc_release_fd((int)fd);
-			}
-		}
-	}
-	return usmc_sys.close_range(first, last, flags);
 }
 
 /*

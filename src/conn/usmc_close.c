@@ -8,6 +8,7 @@
  * would from TCP.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,6 +77,11 @@ static void close_publish(struct usmc_sock *s)
 		close_orderly(s);
 }
 
+void usmc_conn_free(struct usmc_conn *conn)
+{
+	free(conn);
+}
+
 int usmc_close_conn(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
@@ -116,7 +122,7 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
  * The last close of an SMC connection in this process: the end of its
  * hold, and of the connection if it was the last holder (usmc_holders.c).
  */
-static void close_conn_last_here(struct usmc_sock *s, int fd)
+void usmc_close_conn_last(struct usmc_sock *s, int fd)
 {
 	struct usmc_conn *conn = s->conn;
 
@@ -129,108 +135,5 @@ static void close_conn_last_here(struct usmc_sock *s, int fd)
 		usmc_conn_free(conn);
 	} else {
 		usmc_close_conn(s);
-	}
-}
-
-int usmc_shutdown(int fd, int how)
-{
-	struct usmc_sock *s = usmc_sock_active(fd);
-
-	if (s && s->state == SOCK_PROPOSED) {
-		if (how == SHUT_RD || how == SHUT_RDWR)
-			s->shut_rd = true;
-		if (how == SHUT_WR || how == SHUT_RDWR) {
-			s->shut_wr = true;
-			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
-		}
-		af_resolve(s, false);
-		return 0;
-	}
-	if (!s)
-		return usmc_sys.shutdown(fd, how);
-	return usmc_shutdown_conn(s, how);
-}
-
-void usmc_release_fd(int fd)
-{
-	struct usmc_sock *s = usmc_sock_get(fd);
-
-	/* A vfork child's descriptors are not those usmc's tables (its parent's) name. */
-	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
-		return;
-	if (!s) {
-		usmc_fd_mark_not_listener(fd, false);
-		usmc_epoll_fd_closed(fd, -1);
-		return;
-	}
-	/* Another descriptor still names the socket: the connection goes on. */
-	if (atomic_load(&s->refs) > 1) {
-		usmc_sock_forget(fd);
-		usmc_epoll_fd_closed(fd, s->fd);
-		return;
-	}
-	usmc_epoll_fd_closed(fd, -1);
-	if (s->state == SOCK_SMC) {
-		close_conn_last_here(s, fd);
-		usmc_sock_forget(fd);
-		return;
-	}
-	/* A handshake is settled by the process that proposed, in a fork's parent. */
-	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
-		usmc_holder_drop(s->conn);
-		usmc_conn_free(s->conn);
-		s->conn = NULL;
-		usmc_sock_forget(fd);
-		return;
-	}
-	if (s->state == SOCK_PROPOSED)
-		af_resolve_before_close(s);
-	if (s->state == SOCK_LISTEN)
-		af_listener_close(s);
-	else if (s->state == SOCK_SMC)
-		close_conn_last_here(s, fd);
-	usmc_sock_forget(fd);
-}
-
-int usmc_close(int fd)
-{
-	struct usmc_sock *s = usmc_sock_get(fd);
-	/* A fork meanwhile would give the child the descriptor without its count. */
-	bool guard = s && atomic_load(&s->state) == SOCK_SMC;
-	int rc;
-
-	if (guard)
-		usmc_holders_enter();
-	usmc_release_fd(fd);
-	rc = usmc_sys.close(fd);
-	if (guard)
-		usmc_holders_leave();
-	return rc;
-}
-
-/*
- * At exit the kernel closes the descriptors without usmc: the process's
- * holds end here, and doorbells left unread on a connection's TCP socket
- * would turn its FIN into a reset, so the connection's last holder drains
- * them first, as close() does.  Only that: other threads may still be
- * inside a call on the socket.
- */
-void usmc_exit_drain(void)
-{
-	/* A vfork child's exit: the table and the holds are its parent's. */
-	if (usmc_vfork_child())
-		return;
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			int fd = c * FDTAB_CHUNK + i;
-
-			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
-				continue;
-			if (usmc_holder_last(s->conn, fd, 0))
-				usmc_conn_drain(s);
-		}
 	}
 }

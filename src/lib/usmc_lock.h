@@ -29,7 +29,7 @@
  *
  * Two connections' locks are never held at once.  State that no lock
  * guards is either the thread's own, set once (pthread_once, usmc_once),
- * or atomic; the descriptor table (usmc_fd.c) is read without a lock and
+ * or atomic; the descriptor table (usmc_fdtab.c) is read without a lock and
  * changed by atomic exchange.
  *
  * A debug build (CMAKE_BUILD_TYPE Debug, which the sanitizer build is)
@@ -40,6 +40,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum usmc_lock_rank {
@@ -90,6 +92,18 @@ static inline void usmc_mutex_unlock(pthread_mutex_t *m, enum usmc_lock_rank r)
 {
 	pthread_mutex_unlock(m);
 	lock_rank_drop(r);
+}
+
+/*
+ * pthread_once for the hot paths: once done, a flag spares them the
+ * call (a fallback connection goes through several of these).
+ */
+static inline void usmc_once(pthread_once_t *once, _Atomic bool *done, void (*init)(void))
+{
+	if (atomic_load_explicit(done, memory_order_acquire))
+		return;
+	pthread_once(once, init);
+	atomic_store_explicit(done, true, memory_order_release);
 }
 
 /* A connection's lock; a process that died holding it left published state only. */

@@ -143,7 +143,6 @@ struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t t
 bool af_srv_has(uint16_t port);
 /* True if a client toward l can only be plain; needs no lock. */
 bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg);
-void af_srv_conn_add(struct usmc_conn *conn);
 
 struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink);
 void af_cli_pending_add(struct usmc_conn *conn);

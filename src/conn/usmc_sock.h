@@ -180,7 +180,7 @@ bool usmc_sock_forget(int fd);
 void usmc_release_fd(int fd);
 int usmc_fcntl_dupfd(int fd, int cmd, int min);
 
-/* Moves a socket to a new state, for the program and for usmc-stat. */
+/* usmc_sock.c: moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 
 /* Records why a socket is plain TCP, and counts it. */
@@ -192,9 +192,10 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
 void usmc_plain_from_now(uint32_t reason);
 uint32_t usmc_plain_reason(void);
 
-/* Configuration read once from the environment. */
-/* usmc_config.h: the settings; how long a waiter on s (NULL: any) spins, in µs. */
+/* usmc_wait.c: how long a waiter on s (NULL: any) spins, in µs (the settings: usmc_config.h). */
 int usmc_spin_us(const struct usmc_sock *s);
+/* A short spin before sleeping: check() returns how many are ready; the spin ends with it. */
+int usmc_spin_ready(int (*check)(void *), void *arg);
 
 /* af_usmc.c: the handshake */
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
@@ -222,7 +223,14 @@ void af_resolve_if_answered(struct usmc_sock *s);
 /* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
 void af_resolve_before_close(struct usmc_sock *s);
 void af_listener_close(struct usmc_sock *s);
-/* A connection closes: no late Decline may reach it any more (lock held). */
+/*
+ * usmc_conn.c: the connections this process accepted in shared memory,
+ * which a late Confirm or Decline of their client may still reach (lock
+ * held): added at accept, found by link group and token, and forgotten
+ * when one closes (no late Decline may reach it any more).
+ */
+void af_srv_conn_add(struct usmc_conn *conn);
+struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token);
 void af_conn_forget(struct usmc_conn *conn);
 /* Closing before the answer came: the ring stays for the server to read. */
 void af_orphan(struct usmc_sock *s);
@@ -244,7 +252,12 @@ int usmc_tx_replay(struct usmc_sock *s);
 
 /* usmc_close.c */
 int usmc_close_conn(struct usmc_sock *s);
-/* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
+/*
+ * The last close of an SMC connection in this process (descriptor fd):
+ * the end of its hold, and of the connection if it was the last holder.
+ */
+void usmc_close_conn_last(struct usmc_sock *s, int fd);
+/* usmc_fd.c: before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
@@ -304,7 +317,7 @@ bool usmc_holder_add(struct usmc_conn *conn);
 void usmc_holder_sub(struct usmc_conn *conn);
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
-/* Sets the fork handlers that give a forked child its own usmc-stat slots (usmc_fd.c). */
+/* Sets the fork handlers that give a forked child its own usmc-stat slots (usmc_fdtab.c). */
 void usmc_fd_watch_fork(void);
 
 bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
@@ -314,9 +327,9 @@ bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
  */
 void usmc_epoll_fd_closed(int fd, int other_fd);
 
-/* usmc_poll.c */
-/* Drains doorbells, recording a closed or reset TCP connection. */
+/* usmc_wake.c: drains doorbells, recording a closed or reset TCP connection. */
 int usmc_conn_drain(struct usmc_sock *s);
+/* usmc_wait.c */
 /* Spins a little while for POLLIN or POLLOUT; true if it came. */
 bool usmc_spin_until_ready(struct usmc_sock *s, short events);
 short usmc_conn_revents(struct usmc_sock *s, short events);

@@ -1,24 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * Readiness and waiting.
- *
- * The kernel socket of a shared-memory connection carries only doorbells,
- * so its own readiness is a hint: readable means "look at the rings".
- * These functions turn the hint into TCP's exact answer: POLLIN when the
- * peer's ring has data or the peer is done, POLLOUT when ours has room.
+ * Waiting on a connection: what it is ready for, taken from one view of
+ * its state, and the spin before a sleep (the sleep itself: usmc_wake.c).
  */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
-#include "usmc.h"
-#include "usmc_poll.h"
+#include "usmc_config.h"
 #include "usmc_sock.h"
-#include "usmc_sys.h"
+
+int usmc_spin_us(const struct usmc_sock *s)
+{
+	const struct usmc_config *c = usmc_config();
+	int us = c->spin_us > c->busy_poll_us ? c->spin_us : c->busy_poll_us;
+
+	return s && s->busy_poll_us > us ? s->busy_poll_us : us;
+}
 
 static inline void cpu_relax(void)
 {
@@ -252,64 +253,6 @@ short usmc_conn_revents(struct usmc_sock *s, short events)
 }
 
 /*
- * Before the server's answer, what we write waits in our ring: once it is
- * full, the socket is not writable, whatever the kernel socket says, until
- * the answer comes (on the link group's channel, which poll watches).
- */
-static bool proposed_ring_full(const struct usmc_sock *s)
-{
-	return s->state == SOCK_PROPOSED && s->conn->sh->tx_prod >= s->conn->tx.size;
-}
-
-/* Readiness of one usmc descriptor that needs more than the kernel's word. */
-static short sock_revents(struct usmc_sock *s, short events, short kernel)
-{
-	if (s->state == SOCK_PROPOSED)
-		af_resolve(s, false);
-	switch ((int)s->state) {
-	case SOCK_SMC:
-		return usmc_conn_revents(s, events);
-	case SOCK_PROPOSED:
-		/* Writable once connected and while our ring has room. */
-		if (proposed_ring_full(s))
-			kernel &= ~(POLLOUT | POLLWRNORM);
-		return kernel & (POLLOUT | POLLWRNORM | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP);
-	default:
-		return kernel;
-	}
-}
-
-int usmc_remaining_ms(int timeout, const struct timespec *start)
-{
-	struct timespec now;
-	long ms;
-
-	if (timeout < 0)
-		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-	return ms >= timeout ? 0 : (int)(timeout - ms);
-}
-
-/* One pass over the usmc descriptors: how many are ready without waiting. */
-static int poll_usmc_pass(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, bool arm)
-{
-	int ready = 0;
-
-	for (nfds_t i = 0; i < nfds; i++) {
-		if (!socks[i])
-			continue;
-		if (arm && socks[i]->state == SOCK_SMC)
-			usmc_conn_arm(socks[i], fds[i].events);
-		fds[i].revents = socks[i]->state == SOCK_SMC || socks[i]->state == SOCK_PROPOSED
-					 ? sock_revents(socks[i], fds[i].events, 0)
-					 : 0;
-		ready += fds[i].revents != 0;
-	}
-	return ready;
-}
-
-/*
  * A short spin before sleeping: a busy peer answers within microseconds.
  * check() returns how many descriptors are ready; the spin ends with it.
  */
@@ -335,178 +278,4 @@ int usmc_spin_ready(int (*check)(void *), void *arg)
 	/* An answer found late came while we were off the CPU: see spin_for. */
 	spin_outcome(&hist, NULL, full, n != 0 && elapsed_ns(&start) <= limit_ns);
 	return n;
-}
-
-struct poll_set {
-	struct pollfd *fds;
-	nfds_t nfds;
-	struct usmc_sock **socks;
-};
-
-static int poll_check(void *arg)
-{
-	struct poll_set *set = arg;
-
-	return poll_usmc_pass(set->fds, set->nfds, set->socks, false);
-}
-
-/*
- * What to ask the kernel socket of a shared-memory connection: doorbells
- * while it is open; after the peer's FIN, which stays readable, only the
- * errors and hang-ups the kernel always reports.
- */
-static short kernel_events(struct usmc_sock *s)
-{
-	return atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0;
-}
-
-/* Adds the channel of lgr to the kernel's set once; its index, or -1. */
-static nfds_t watch_chan(struct pollfd *k, nfds_t nfds, nfds_t *nk, int chan)
-{
-	if (chan < 0)
-		return (nfds_t)-1;
-	for (nfds_t j = nfds; j < *nk; j++)
-		if (k[j].fd == chan)
-			return j;
-	k[*nk] = (struct pollfd){ .fd = chan, .events = POLLIN };
-	return (*nk)++;
-}
-
-static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
-{
-	/* One allocation: the kernel's set, and per entry past nfds the link group it takes in for. */
-	struct pollfd *k = calloc(1, (nfds * 2 + 1) * sizeof(*k) + (nfds + 1) * sizeof(void *));
-	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 1) : NULL;
-	nfds_t nk = nfds, j;
-	int rc, ready = 0;
-
-	if (!k)
-		return usmc_sys.poll(fds, nfds, timeout);
-	for (nfds_t i = 0; i < nfds; i++) {
-		k[i] = fds[i];
-		k[i].revents = 0;
-		if (socks[i] && socks[i]->state == SOCK_SMC) {
-			k[i].events = kernel_events(socks[i]);
-			/* Answers to the process's other Proposals: usmc_core.h, lgr_watched_chan. */
-			j = watch_chan(k, nfds, &nk, lgr_watched_chan(socks[i]->conn->lgr));
-			if (j != (nfds_t)-1 && !taken[j - nfds])
-				taken[j - nfds] = socks[i]->conn->lgr;
-		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
-			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
-		}
-		if (socks[i] && proposed_ring_full(socks[i]))
-			k[i].events &= ~(POLLOUT | POLLWRNORM);
-	}
-	rc = usmc_sys.poll(k, nk, timeout);
-	/* Awake: no doorbell is kept for us any more, and we read those we see. */
-	for (nfds_t i = 0; i < nfds; i++)
-		if (socks[i] && socks[i]->state == SOCK_SMC)
-			usmc_conn_disarm(socks[i]);
-	if (rc < 0) {
-		free(k);
-		return -1;
-	}
-	for (j = nfds; j < nk; j++)
-		if (taken[j - nfds] && k[j].revents)
-			lgr_take_in(taken[j - nfds], k[j].revents);
-	for (nfds_t i = 0; i < nfds; i++) {
-		if (!socks[i]) {
-			fds[i].revents = k[i].revents;
-		} else {
-			if (socks[i]->state == SOCK_SMC && k[i].revents)
-				usmc_conn_drain(socks[i]);
-			fds[i].revents = sock_revents(socks[i], fds[i].events, k[i].revents);
-		}
-		ready += fds[i].revents != 0;
-	}
-	free(k);
-	return ready;
-}
-
-static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
-
-/*
- * Epoll sets among the descriptors answer for the usmc sockets they hold:
- * those with something to report are readable now, whatever the kernel
- * says of them.
- */
-int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
-{
-	/* Per descriptor: -1 no set of ours, 0 a set armed, 1 a set ready. */
-	signed char stack[16], *set_state = stack;
-	int sets = 0, rc;
-
-	/* The common case: no epoll set holds a usmc socket, nothing to look at. */
-	if (!usmc_epoll_tracking())
-		return poll_sockets(fds, nfds, timeout);
-	if (nfds > 16 && !(set_state = calloc(nfds, sizeof(*set_state))))
-		return poll_sockets(fds, nfds, timeout);
-	for (nfds_t i = 0; i < nfds; i++) {
-		set_state[i] = fds[i].fd >= 0 && !usmc_sock_active(fds[i].fd) &&
-				       (fds[i].events & POLLIN)
-			       ? (signed char)usmc_epoll_set_poll(fds[i].fd)
-			       : -1;
-		sets += set_state[i] == 1;
-	}
-	rc = poll_sockets(fds, nfds, sets ? 0 : timeout);
-	for (nfds_t i = 0; i < nfds; i++) {
-		if (set_state[i] >= 0)
-			usmc_epoll_set_disarm(fds[i].fd);
-		if (rc < 0 || set_state[i] != 1)
-			continue;
-		rc += !fds[i].revents;
-		fds[i].revents |= POLLIN;
-	}
-	if (set_state != stack)
-		free(set_state);
-	return rc;
-}
-
-static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
-{
-	struct usmc_sock *stack[16], **socks = stack;
-	struct timespec start;
-	bool any = false;
-	int rc;
-
-	if (nfds > 16 && !(socks = calloc(nfds, sizeof(*socks))))
-		return usmc_sys.poll(fds, nfds, timeout);
-	for (nfds_t i = 0; i < nfds; i++) {
-		socks[i] = fds[i].fd >= 0 ? usmc_sock_waited(fds[i].fd) : NULL;
-		any |= socks[i] != NULL;
-	}
-	if (!any) {
-		rc = usmc_sys.poll(fds, nfds, timeout);
-		goto out;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		int left = usmc_remaining_ms(timeout, &start);
-
-		rc = poll_usmc_pass(fds, nfds, socks, false);
-		if (!rc && timeout != 0)
-			rc = usmc_spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
-		if (!rc)
-			rc = poll_usmc_pass(fds, nfds, socks, true);
-		if (rc) {
-			/* Merge what the other descriptors have, without waiting. */
-			usmc_wake_inexact();
-			rc = poll_kernel(fds, nfds, socks, 0);
-			break;
-		}
-		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
-		if (usmc_wake_inexact() && (left < 0 || left > 1))
-			left = 1;
-		rc = poll_kernel(fds, nfds, socks, left);
-		if (rc != 0 || left == 0)
-			break;
-		if (usmc_remaining_ms(timeout, &start) == 0) {
-			rc = 0;
-			break;
-		}
-	}
-out:
-	if (socks != stack)
-		free(socks);
-	return rc;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_config.h"
 #include "usmc_lock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -38,20 +39,6 @@ struct lgr_backlog {
 
 static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-#ifdef USMC_LOCK_ORDER
-__thread uint32_t usmc_locks_held;
-
-void usmc_lock_order_broken(enum usmc_lock_rank taking)
-{
-	char msg[96];
-	int held = 31 - __builtin_clz(usmc_locks_held);
-	int n = snprintf(msg, sizeof(msg), "usmc: lock order broken: rank %d taken holding rank %d\n",
-			 (int)taking, held);
-
-	usmc_sys.write(2, msg, (size_t)n);
-	abort();
-}
-#endif
 static struct usmc_lgr *lgr_list;
 static uint32_t lgr_next_id = 1;
 
@@ -63,28 +50,6 @@ void usmc_lock(void)
 void usmc_unlock(void)
 {
 	usmc_mutex_unlock(&usmc_mutex, LOCK_CORE);
-}
-
-static pid_t cached_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
-static _Atomic bool pid_once_done;
-
-static void pid_forget(void)
-{
-	cached_pid = 0;
-}
-
-static void pid_watch_fork(void)
-{
-	pthread_atfork(NULL, NULL, pid_forget);
-}
-
-pid_t usmc_pid(void)
-{
-	usmc_once(&pid_once, &pid_once_done, pid_watch_fork);
-	if (!cached_pid)
-		cached_pid = getpid();
-	return cached_pid;
 }
 
 int64_t usmc_now_ms(void)

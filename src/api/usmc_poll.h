@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* What usmc_poll.c lends to usmc_epoll.c: arming, spinning, timeouts. */
+/* What usmc_poll.c lends to usmc_epoll.c: arming, timeouts (the spin: usmc_wait.c). */
 #ifndef USMC_POLL_H
 #define USMC_POLL_H
 
@@ -21,8 +21,6 @@ void usmc_conn_disarm(struct usmc_sock *s);
 bool usmc_wake_inexact(void);
 /* usmc_conn_disarm for the sockets of an epoll set, and of sets inside it. */
 void usmc_epoll_set_disarm(int fd);
-/* A short spin before sleeping: check() returns how many are ready; the spin ends with it. */
-int usmc_spin_ready(int (*check)(void *), void *arg);
 /* What is left of a poll-style timeout (ms, -1 for none) started at start. */
 int usmc_remaining_ms(int timeout, const struct timespec *start);
 

@@ -6,7 +6,8 @@
  * closes it with its last descriptor.  A shared-memory connection follows:
  * a close publishes the end to the peer only where no other process of the
  * fork tree still holds the socket.  These walks happen only for
- * connections that went through a fork.
+ * connections that went through a fork.  And this process's own id,
+ * which a fork changes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,10 +16,33 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "usmc_lock.h"
 #include "usmc_proc.h"
 
 /* Bounds the walk of a fork tree: a server with more children is rare. */
 #define TREE_MAX 4096
+
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+static _Atomic bool pid_once_done;
+
+static void pid_forget(void)
+{
+	cached_pid = 0;
+}
+
+static void pid_watch_fork(void)
+{
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+pid_t usmc_pid(void)
+{
+	usmc_once(&pid_once, &pid_once_done, pid_watch_fork);
+	if (!cached_pid)
+		cached_pid = getpid();
+	return cached_pid;
+}
 
 struct fd_list {
 	int *fds;

@@ -23,61 +23,6 @@
 #include "usmc_sys.h"
 #include "af_usmc.h"
 
-int usmc_spin_us(const struct usmc_sock *s)
-{
-	const struct usmc_config *c = usmc_config();
-	int us = c->spin_us > c->busy_poll_us ? c->spin_us : c->busy_poll_us;
-
-	return s && s->busy_poll_us > us ? s->busy_poll_us : us;
-}
-
-int usmc_clc_timeout_ms(void)
-{
-	return usmc_config()->clc_timeout_ms;
-}
-
-static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
-{
-	switch (state) {
-	case SOCK_LISTEN:
-		return DIAG_LISTEN;
-	case SOCK_PROPOSED:
-		return DIAG_HANDSHAKE;
-	case SOCK_SMC:
-		return DIAG_SMCD;
-	case SOCK_PLAIN:
-		return s->reason ? DIAG_FALLBACK : DIAG_OPEN;
-	default:
-		return DIAG_OPEN;
-	}
-}
-
-void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
-{
-	struct usmc_diag_sock *d = s->diag;
-	struct usmc_conn *conn = s->conn;
-
-	if (state == SOCK_SMC && conn) {
-		d->lgr_id = conn->lgr->id;
-		d->peer_pid = conn->lgr->peer_pid;
-		d->rmb_size = conn->tx.size;
-		d->peer_rmb_size = conn->rx_mapped ? conn->rx.size : 0;
-	}
-	d->reason = s->reason;
-	d->by_peer = s->reason_by_peer;
-	atomic_store_explicit(&d->state, diag_state(s, state), memory_order_release);
-	atomic_store(&s->state, state);
-}
-
-void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
-{
-	s->reason = reason;
-	s->reason_by_peer = by_peer;
-	usmc_sock_set_state(s, SOCK_PLAIN);
-	usmc_stats_fallback(reason);
-	usmc_log_fallback(s->fd, reason, by_peer);
-}
-
 /*
  * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),
  * are usmc sockets of AF_INET or AF_INET6, whether or not the kernel has
@@ -85,9 +30,6 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer)
  */
 #define SMCPROTO_SMC 0
 #define SMCPROTO_SMC6 1
-
-/* Set: every socket made from now on is plain TCP, for this reason. */
-static _Atomic uint32_t plain_from_now;
 
 int usmc_socket(int domain, int type, int protocol)
 {
@@ -119,16 +61,6 @@ int usmc_socket(int domain, int type, int protocol)
 	return fd;
 }
 
-void usmc_plain_from_now(uint32_t reason)
-{
-	atomic_store(&plain_from_now, reason);
-}
-
-uint32_t usmc_plain_reason(void)
-{
-	return atomic_load(&plain_from_now);
-}
-
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	return usmc_sys.bind(fd, addr, len);
@@ -150,6 +82,25 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!s || s->state != SOCK_INIT)
 		return usmc_sys.connect(fd, addr, len);
 	return af_connect(s, addr, len);
+}
+
+int usmc_shutdown(int fd, int how)
+{
+	struct usmc_sock *s = usmc_sock_active(fd);
+
+	if (s && s->state == SOCK_PROPOSED) {
+		if (how == SHUT_RD || how == SHUT_RDWR)
+			s->shut_rd = true;
+		if (how == SHUT_WR || how == SHUT_RDWR) {
+			s->shut_wr = true;
+			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
+		}
+		af_resolve(s, false);
+		return 0;
+	}
+	if (!s)
+		return usmc_sys.shutdown(fd, how);
+	return usmc_shutdown_conn(s, how);
 }
 
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
@@ -397,53 +348,5 @@ const char *usmc_mode_str(int mode)
 		return "TCP";
 	default:
 		return "none";
-	}
-}
-
-const char *usmc_reason_str(uint32_t reason)
-{
-	switch (reason) {
-	case 0:
-		return "none";
-	case USMC_DECL_MEM:
-		return "insufficient memory resources";
-	case USMC_DECL_TIMEOUT_CLC:
-		return "CLC handshake timed out";
-	case USMC_DECL_CHAN_BUSY:
-		return "listener's handshake channel busy";
-	case USMC_DECL_CNFERR:
-		return "configuration error";
-	case USMC_DECL_POLICY:
-		return "policy selects TCP";
-	case USMC_DECL_FOREIGN:
-		return "peer runs as another user";
-	case USMC_DECL_ENV:
-		return "environment refuses shared memory";
-	case USMC_DECL_DISABLED:
-		return "usmc disabled";
-	case USMC_DECL_SOCKOPT:
-		return "socket option rules out SMC";
-	case USMC_DECL_LISTENSHARED:
-		return "listener shared by several processes";
-	case USMC_DECL_SNAT:
-		return "source address translated on the way";
-	case USMC_DECL_PEERNOSMC:
-		return "peer did not indicate SMC";
-	case USMC_DECL_NOSMCDEV:
-		return "peer not on this host";
-	case USMC_DECL_VERSMISMAT:
-		return "SMC version mismatch";
-	case USMC_DECL_MAX_DMB:
-		return "buffer limit reached";
-	case USMC_DECL_SYNCERR:
-		return "synchronization error";
-	case USMC_DECL_FOREIGN_BYTES:
-		return "bytes on the TCP stream outside usmc";
-	case USMC_DECL_PEERDECL:
-		return "peer declined during handshake";
-	case USMC_DECL_INTERR:
-		return "internal error";
-	default:
-		return "unknown reason";
 	}
 }

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The calls on descriptors: dup, dup2, dup3, F_DUPFD, close and
+ * close_range, over the descriptor table (usmc_fdtab.c).  close() ends
+ * an entry, and with the socket's last its connection (usmc_close.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_exec.h"
+#include "usmc_poll.h"
+#include "usmc_sock.h"
+#include "usmc_sys.h"
+
+/* A new descriptor for the socket of fd, as dup made it. */
+static int adopt(int fd, int newfd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	if (newfd >= 0 && s && !usmc_vfork_child())
+		usmc_sock_alias(s, newfd);
+	return newfd;
+}
+
+int usmc_dup(int fd)
+{
+	return adopt(fd, usmc_sys.dup(fd));
+}
+
+int usmc_fcntl_dupfd(int fd, int cmd, int min)
+{
+	return adopt(fd, usmc_sys.fcntl(fd, cmd, min));
+}
+
+/* dup2 and dup3 close the target first: usmc must let go of it too. */
+static int dup_onto(int oldfd, int newfd, int flags, bool three)
+{
+	int rc;
+
+	if (oldfd == newfd)
+		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
+	if (usmc_sys.fcntl(oldfd, F_GETFD) < 0)
+		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
+	usmc_release_fd(newfd);
+	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
+	return adopt(oldfd, rc);
+}
+
+int usmc_dup2(int oldfd, int newfd)
+{
+	return dup_onto(oldfd, newfd, 0, false);
+}
+
+int usmc_dup3(int oldfd, int newfd, int flags)
+{
+	return dup_onto(oldfd, newfd, flags, true);
+}
+
+int usmc_close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
+		for (int c = 0; c < FDTAB_CHUNKS; c++) {
+			_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+			for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+				unsigned int fd = (unsigned int)(c * FDTAB_CHUNK + i);
+
+				if (fd >= first && fd <= last && atomic_load(&chunk[i]))
+					usmc_release_fd((int)fd);
+			}
+		}
+	}
+	return usmc_sys.close_range(first, last, flags);
+}
+
+void usmc_release_fd(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	/* A vfork child's descriptors are not those usmc's tables (its parent's) name. */
+	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
+		return;
+	if (!s) {
+		usmc_fd_mark_not_listener(fd, false);
+		usmc_epoll_fd_closed(fd, -1);
+		return;
+	}
+	/* Another descriptor still names the socket: the connection goes on. */
+	if (atomic_load(&s->refs) > 1) {
+		usmc_sock_forget(fd);
+		usmc_epoll_fd_closed(fd, s->fd);
+		return;
+	}
+	usmc_epoll_fd_closed(fd, -1);
+	if (s->state == SOCK_SMC) {
+		usmc_close_conn_last(s, fd);
+		usmc_sock_forget(fd);
+		return;
+	}
+	/* A handshake is settled by the process that proposed, in a fork's parent. */
+	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
+		usmc_holder_drop(s->conn);
+		usmc_conn_free(s->conn);
+		s->conn = NULL;
+		usmc_sock_forget(fd);
+		return;
+	}
+	if (s->state == SOCK_PROPOSED)
+		af_resolve_before_close(s);
+	if (s->state == SOCK_LISTEN)
+		af_listener_close(s);
+	else if (s->state == SOCK_SMC)
+		usmc_close_conn_last(s, fd);
+	usmc_sock_forget(fd);
+}
+
+int usmc_close(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	/* A fork meanwhile would give the child the descriptor without its count. */
+	bool guard = s && atomic_load(&s->state) == SOCK_SMC;
+	int rc;
+
+	if (guard)
+		usmc_holders_enter();
+	usmc_release_fd(fd);
+	rc = usmc_sys.close(fd);
+	if (guard)
+		usmc_holders_leave();
+	return rc;
+}
+
+/*
+ * At exit the kernel closes the descriptors without usmc: the process's
+ * holds end here, and doorbells left unread on a connection's TCP socket
+ * would turn its FIN into a reset, so the connection's last holder drains
+ * them first, as close() does.  Only that: other threads may still be
+ * inside a call on the socket.
+ */
+void usmc_exit_drain(void)
+{
+	/* A vfork child's exit: the table and the holds are its parent's. */
+	if (usmc_vfork_child())
+		return;
+	for (int c = 0; c < FDTAB_CHUNKS; c++) {
+		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+
+		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
+			struct usmc_sock *s = atomic_load(&chunk[i]);
+			int fd = c * FDTAB_CHUNK + i;
+
+			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
+				continue;
+			if (usmc_holder_last(s->conn, fd, 0))
+				usmc_conn_drain(s);
+		}
+	}
+}

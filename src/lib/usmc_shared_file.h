@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* Files of this user's that its processes map together: the registry, the counters. */
+#ifndef USMC_SHARED_FILE_H
+#define USMC_SHARED_FILE_H
+
+#include <stddef.h>
+
+/*
+ * A shared mapping of len bytes of a file of this user's (the registry,
+ * the counters), its pages allocated; NULL if that cannot be.
+ */
+void *usmc_shared_file_map(const char *path, size_t len);
+
+#endif
