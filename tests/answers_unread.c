@@ -19,7 +19,6 @@
  */
 #include <poll.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -79,7 +78,6 @@ static int server(void *arg)
 
 int main(int argc, char **argv)
 {
-	struct rlimit rl;
 	int *fds;
 	uint16_t port;
 	pid_t pid;
@@ -92,10 +90,7 @@ int main(int argc, char **argv)
 	mode = !strcmp(argv[1], "--read") ? BY_READ : !strcmp(argv[1], "--poll") ? BY_POLL : BURST;
 	if (argc > 2)
 		nconns = atoi(argv[2]);
-	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-	rl.rlim_cur = rl.rlim_max;
-	CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
-	CHECK(rl.rlim_cur >= (rlim_t)nconns + 64);
+	h_raise_nofile(nconns + 64);
 	fds = calloc((size_t)nconns, sizeof(int));
 	CHECK(fds);
 	h_chan_open(&to_client);

@@ -44,13 +44,7 @@ int main(void)
 
 	CHECK(ep >= 0);
 	lfd = h_listen(AF_INET, H_USMC, &port);
-	w = h_connect(AF_INET, H_USMC, port);
-	r = usmc_accept(lfd, NULL, NULL);
-	CHECK(r >= 0);
-	h_write_all(r, "x", 1);
-	h_read_all(w, &b, 1);
-	h_check_mode(r, USMC_MODE_SMCD);
-	h_check_mode(w, USMC_MODE_SMCD);
+	h_smc_pair(lfd, port, &w, &r);
 	CHECK(usmc_fcntl(r, F_SETFL, usmc_fcntl(r, F_GETFL) | O_NONBLOCK) == 0);
 	/* Nothing to read: the read asks for the peer's next doorbell. */
 	CHECK(usmc_read(r, &b, 1) < 0 && errno == EAGAIN);

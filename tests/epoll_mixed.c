@@ -37,14 +37,7 @@ int main(int argc, char **argv)
 	CHECK(ep >= 0 && pipe(pipefd) == 0);
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	plfd = h_listen(AF_INET, H_PLAIN, &plain_port);
-	c = h_connect(AF_INET, H_USMC, port);
-	a = usmc_accept(lfd, NULL, NULL);
-	CHECK(a >= 0);
-	/* The handshake settles on the client's first read of the server's byte. */
-	h_write_all(a, "x", 1);
-	h_read_all(c, &b, 1);
-	h_check_mode(a, USMC_MODE_SMCD);
-	h_check_mode(c, USMC_MODE_SMCD);
+	h_smc_pair(lfd, port, &c, &a);
 	/* Proposed, not accepted yet: the Accept comes while the set is waited on. */
 	c2 = h_connect(AF_INET, H_USMC, port);
 	c3 = h_connect(AF_INET, H_USMC, plain_port);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -338,4 +339,30 @@ int h_count_fds(void)
 		n += de->d_name[0] != '.';
 	closedir(d);
 	return n - 1; /* the directory's own descriptor */
+}
+
+void h_smc_pair(int lfd, uint16_t port, int *client, int *server)
+{
+	char b;
+
+	*client = h_connect(AF_INET, H_USMC, port);
+	*server = usmc_accept(lfd, NULL, NULL);
+	CHECK(*server >= 0);
+	/* The handshake settles on the client's first read of the server's byte. */
+	h_write_all(*server, "x", 1);
+	h_read_all(*client, &b, 1);
+	h_check_mode(*server, USMC_MODE_SMCD);
+	h_check_mode(*client, USMC_MODE_SMCD);
+}
+
+void h_raise_nofile(int need)
+{
+	struct rlimit rl;
+
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	}
+	CHECK(rl.rlim_cur >= (rlim_t)need);
 }

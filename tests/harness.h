@@ -51,6 +51,15 @@ int h_listen(int family, enum h_kind kind, uint16_t *port);
 int h_connect(int family, enum h_kind kind, uint16_t port);
 int h_connect_flags(int family, enum h_kind kind, uint16_t port, int flags);
 
+/*
+ * A connection in shared memory between two ends of this process on the
+ * listener lfd (port): the client's end in *client, the accepted one in
+ * *server, the handshake settled by a byte from the server.
+ */
+void h_smc_pair(int lfd, uint16_t port, int *client, int *server);
+/* RLIMIT_NOFILE raised to its hard limit, which must allow need. */
+void h_raise_nofile(int need);
+
 /* Runs fn(arg) in a child process that exits with fn's return value. */
 pid_t h_fork(int (*fn)(void *), void *arg);
 /* Waits for the child; true if it exited 0. */

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,23 +19,6 @@ static int nconns = 1000;
 /* Proposals the server accepts before the client makes more: a third of a channel's room. */
 #define BATCH 100
 static struct h_chan to_client, to_server;
-
-static void raise_nofile(int need)
-{
-	struct rlimit rl;
-
-	/*
-	 * As far as the hard limit allows: the connections, and what usmc
-	 * itself holds beside them, which is not what this test is about (a
-	 * user's default soft limit of 1024 is: see exhaust_nofile_*).
-	 */
-	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
-	}
-	CHECK(rl.rlim_cur >= (rlim_t)need);
-}
 
 /* Mappings of usmc segments in this process: ours and the peer's. */
 static int segment_mappings(void)
@@ -152,7 +134,12 @@ int main(int argc, char **argv)
 
 	if (argc > 1)
 		nconns = atoi(argv[1]);
-	raise_nofile(nconns + 64);
+	/*
+	 * As far as the hard limit allows: the connections, and what usmc
+	 * itself holds beside them, which is not what this test is about (a
+	 * user's default soft limit of 1024 is: see exhaust_nofile_*).
+	 */
+	h_raise_nofile(nconns + 64);
 	fds = calloc((size_t)nconns, sizeof(int));
 	CHECK(fds);
 	h_chan_open(&to_client);
