@@ -28,6 +28,55 @@ static bool iov_count_ok(size_t iovcnt, int err)
 	return false;
 }
 
+/*
+ * Into the ring, a pass at a time (usmc_tx.c); between passes the
+ * handshake is settled when its answer is in, or waited for when the ring
+ * is full before it came.
+ */
+static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+	size_t total = 0, sent = 0;
+	int64_t deadline = 0;
+	ssize_t result;
+
+	for (int i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if ((result = usmc_tx_refused(s, flags)))
+		return result;
+	for (;;) {
+		enum tx_pass pass = usmc_tx_pass(s, iov, iovcnt, total, &sent, flags, &result);
+		bool nonblock;
+
+		if (pass == TX_DONE)
+			return result;
+		if (pass == TX_AGAIN)
+			return sock_send_ring(s, iov, iovcnt, flags);
+		/*
+		 * Written before we knew of an Accept, so rung for nobody: the
+		 * server looks at the ring only after sending its Accept, so
+		 * either it sees these bytes, or we see the Accept now and ring.
+		 */
+		if (pass == TX_WROTE && s->state == SOCK_PROPOSED)
+			af_resolve_if_answered(s);
+		if (sent == total)
+			return (ssize_t)sent;
+		if (pass == TX_WROTE)
+			continue;
+		nonblock = usmc_sock_nonblocking(s, flags);
+		if (s->state == SOCK_PROPOSED) {
+			/* Our ring is full before the server answered: wait for the answer. */
+			if (af_resolve(s, !nonblock) == 0)
+				continue;
+		} else if (!nonblock) {
+			if (usmc_tx_wait(s, &deadline) == 0)
+				continue;
+		} else {
+			errno = EAGAIN;
+		}
+		return sent ? (ssize_t)sent : -1;
+	}
+}
+
 static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
@@ -40,7 +89,7 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	return usmc_tx_sendmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+	return sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
 }
 
 static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)

@@ -236,7 +236,21 @@ void af_conn_forget(struct usmc_conn *conn);
 void af_orphan(struct usmc_sock *s);
 
 /* usmc_tx.c, usmc_rx.c */
-ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+/*
+ * A send's steps, which the socket's send call (usmc_io.c) loops over,
+ * settling the handshake between them.  usmc_tx_refused: the answer of a
+ * send the connection takes no more (shut down, reset), or 0.
+ * usmc_tx_pass: one pass over what is left of iov (total bytes, *sent of
+ * them written): TX_DONE with the call's answer in *result (the rest went
+ * to TCP, or it ends here), TX_WROTE when *sent grew, TX_FULL when the
+ * ring had no room, TX_AGAIN when a reset came meanwhile (start over).
+ * usmc_tx_wait: sleeps until the ring has room (0), or -1 with errno.
+ */
+enum tx_pass { TX_DONE, TX_WROTE, TX_FULL, TX_AGAIN };
+ssize_t usmc_tx_refused(struct usmc_sock *s, int flags);
+enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t total,
+			  size_t *sent, int flags, ssize_t *result);
+int usmc_tx_wait(struct usmc_sock *s, int64_t *deadline);
 ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
 int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail);
 int usmc_tx_space(struct usmc_sock *s, uint64_t *space);

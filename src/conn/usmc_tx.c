@@ -82,7 +82,7 @@ static bool tx_peer_gone(struct usmc_conn *conn)
 	       atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 }
 
-static int tx_wait(struct usmc_sock *s, int64_t *deadline)
+int usmc_tx_wait(struct usmc_sock *s, int64_t *deadline)
 {
 	int left = usmc_wait_left(s->sndtimeo_ms, deadline);
 
@@ -164,74 +164,53 @@ void usmc_tx_notify(struct usmc_sock *s)
 	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 }
 
-ssize_t usmc_tx_sendmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+ssize_t usmc_tx_refused(struct usmc_sock *s, int flags)
 {
-	size_t total = 0, sent = 0;
-	int64_t deadline = 0;
+	int err;
 
-	for (int i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
 	if (s->shut_wr)
 		return tx_epipe(flags);
-	if (atomic_load(&s->conn->sh->reset)) {
-		/* As TCP after a reset: the error once, then EPIPE. */
-		int err = atomic_exchange(&s->conn->sh->err, 0);
+	if (!atomic_load(&s->conn->sh->reset))
+		return 0;
+	/* As TCP after a reset: the error once, then EPIPE. */
+	err = atomic_exchange(&s->conn->sh->err, 0);
+	if (!err)
+		return tx_epipe(flags);
+	errno = err;
+	return -1;
+}
 
-		if (!err)
-			return tx_epipe(flags);
-		errno = err;
-		return -1;
-	}
-	for (;;) {
-		struct usmc_conn *conn = s->conn;
-		bool nonblock;
-		ssize_t n;
+enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t total,
+			  size_t *sent, int flags, ssize_t *result)
+{
+	struct usmc_conn *conn = s->conn;
+	ssize_t n;
 
-		if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED) {
-			/* Declined: what we wrote was replayed, the rest goes the same way. */
-			n = tx_kernel_rest(s->fd, iov, iovcnt, sent, flags);
-			return n < 0 ? (sent ? (ssize_t)sent : -1) : (ssize_t)(sent + (size_t)n);
-		}
-		conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
-		n = tx_fill(s, iov, iovcnt, sent, total - sent);
-		usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
-		if (n < 0) {
-			if (sent)
-				return (ssize_t)sent;
-			if (atomic_load(&conn->sh->reset))
-				return usmc_tx_sendmsg(s, iov, iovcnt, flags);
-			/* The peer is gone: the kernel socket gives TCP's own answer. */
-			n = tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
-			/* Its EPIPE reports the error a reset left, as TCP's does. */
-			if (n < 0 && errno == EPIPE)
-				atomic_store(&conn->sh->tcp_err, 0);
-			return n;
-		}
-		sent += (size_t)n;
-		/*
-		 * Written before we knew of an Accept, so rung for nobody: the
-		 * server looks at the ring only after sending its Accept, so
-		 * either it sees these bytes, or we see the Accept now and ring.
-		 */
-		if (n && s->state == SOCK_PROPOSED)
-			af_resolve_if_answered(s);
-		if (sent == total)
-			return (ssize_t)sent;
-		if (n)
-			continue;
-		nonblock = usmc_sock_nonblocking(s, flags);
-		if (s->state == SOCK_PROPOSED) {
-			/* Our ring is full before the server answered: wait for the answer. */
-			if (af_resolve(s, !nonblock) == 0)
-				continue;
-		} else if (!nonblock) {
-			if (tx_wait(s, &deadline) == 0)
-				continue;
-		} else {
-			errno = EAGAIN;
-		}
-		return sent ? (ssize_t)sent : -1;
+	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED) {
+		/* Declined: what we wrote was replayed, the rest goes the same way. */
+		n = tx_kernel_rest(s->fd, iov, iovcnt, *sent, flags);
+		*result = n < 0 ? (*sent ? (ssize_t)*sent : -1) : (ssize_t)(*sent + (size_t)n);
+		return TX_DONE;
 	}
+	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	n = tx_fill(s, iov, iovcnt, *sent, total - *sent);
+	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	if (n < 0) {
+		if (*sent) {
+			*result = (ssize_t)*sent;
+			return TX_DONE;
+		}
+		if (atomic_load(&conn->sh->reset))
+			return TX_AGAIN;
+		/* The peer is gone: the kernel socket gives TCP's own answer. */
+		*result = tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
+		/* Its EPIPE reports the error a reset left, as TCP's does. */
+		if (*result < 0 && errno == EPIPE)
+			atomic_store(&conn->sh->tcp_err, 0);
+		return TX_DONE;
+	}
+	*sent += (size_t)n;
+	return n ? TX_WROTE : TX_FULL;
 }
 
 int usmc_tx_replay(struct usmc_sock *s)
