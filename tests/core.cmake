@@ -115,3 +115,6 @@ add_test(NAME layers
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/layers.sh
                  ${CMAKE_CURRENT_SOURCE_DIR}/layers.allow "$<TARGET_OBJECTS:usmc_obj>")
 set_tests_properties(layers PROPERTIES LABELS unit)
+usmc_test(epoll_fair)
+add_test(NAME epoll_fair COMMAND epoll_fair)
+set_tests_properties(epoll_fair PROPERTIES TIMEOUT 60 LABELS unit)
