@@ -14,7 +14,6 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,12 +94,7 @@ static bool dump_family(struct ns_table *t, int family)
 	rq.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	rq.req.sdiag_family = (uint8_t)family;
 	rq.req.sdiag_protocol = IPPROTO_TCP;
-	/*
-	 * Sockets with a descriptor: TIME-WAIT and request sockets (12:
-	 * TCP_NEW_SYN_RECV) have none, and a busy host has tens of thousands
-	 * of the first, which every look would copy out of the kernel.
-	 */
-	rq.req.idiag_states = ~(1u << TCP_TIME_WAIT | 1u << TCP_SYN_RECV | 1u << 12);
+	rq.req.idiag_states = INET_DIAG_STATES_WITH_FD;
 	if (sendto(fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
 		goto out;
 	while (!done) {

@@ -34,4 +34,13 @@ void inet_forget(void);
 
 const char *inet_state_name(int state);
 
+/*
+ * The TCP states a sock_diag dump asks for: those a socket with a
+ * descriptor can be in.  Not TIME-WAIT or request sockets (3 SYN_RECV,
+ * 12 TCP_NEW_SYN_RECV): a busy host has tens of thousands of the first,
+ * which every look would copy out of the kernel, and no usmc or SMC
+ * socket sits on them.
+ */
+#define INET_DIAG_STATES_WITH_FD (~(1u << 6 | 1u << 3 | 1u << 12))
+
 #endif

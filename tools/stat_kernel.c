@@ -34,6 +34,7 @@
 
 #include "json_out.h"
 #include "smc_netlink.h"
+#include "stat_inet.h"
 #include "stat_kernel.h"
 #include "usmc_proc.h"
 
@@ -248,9 +249,8 @@ static int tcp_diag_cb(struct nlmsghdr *h, void *arg)
 
 static int tcp_dump(int fd, int family, struct vec *tcp)
 {
-	/* Not TIME-WAIT or request sockets (12: TCP_NEW_SYN_RECV): no SMC
-	 * socket sits on those, and they could make a match ambiguous. */
-	uint32_t states = ~(1u << TCP_TIME_WAIT | 1u << TCP_SYN_RECV | 1u << 12);
+	/* Those could also make a match ambiguous. */
+	uint32_t states = INET_DIAG_STATES_WITH_FD;
 	struct {
 		struct nlmsghdr nh;
 		struct inet_diag_req_v2 r;
