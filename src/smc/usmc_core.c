@@ -217,14 +217,17 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents)
 
 bool lgr_crowded(struct usmc_lgr *lgr)
 {
-	int queued = 0, sndbuf = 0;
-	socklen_t len = sizeof(sndbuf);
+	int queued = 0;
+	socklen_t len = sizeof(lgr->chan_sndbuf);
 
+	/* Asked once: nobody changes the channel's SO_SNDBUF. */
+	if (!lgr->chan_sndbuf &&
+	    usmc_sys.getsockopt(lgr->chan, SOL_SOCKET, SO_SNDBUF, &lgr->chan_sndbuf, &len))
+		lgr->chan_sndbuf = 0;
 	/* For a Unix socket SIOCOUTQ counts what the peer has not read, as SO_SNDBUF limits it. */
-	if (usmc_sys.ioctl(lgr->chan, SIOCOUTQ, &queued) ||
-	    usmc_sys.getsockopt(lgr->chan, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
-		queued = sndbuf = 0;
-	lgr->crowded = queued > sndbuf / 4 * 3;
+	if (usmc_sys.ioctl(lgr->chan, SIOCOUTQ, &queued))
+		queued = 0;
+	lgr->crowded = queued > lgr->chan_sndbuf / 4 * 3;
 	return lgr->crowded;
 }
 

@@ -167,7 +167,8 @@ struct usmc_lgr {
 	int refs;          /* connections and handshakes in progress */
 	uint32_t unread_answers; /* client: Proposals sent since we last read */
 	bool hung_up;      /* a wait saw the channel's end: lgr_recv reports it, waits look no more */
-	bool crowded;      /* client: the server has not read half of what the channel holds */
+	bool crowded;      /* client: the server has left most of the channel unread (lgr_crowded) */
+	int chan_sndbuf;   /* client: the channel's SO_SNDBUF, once asked (lgr_crowded) */
 	_Atomic int spare; /* a descriptor kept for the next one the peer sends us, or -1 */
 	uint32_t nlseg;
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
