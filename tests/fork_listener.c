@@ -14,6 +14,12 @@
  * a worker must find them in the backlog it shares with the maker all the
  * same.
  *
+ * --early-pair: the listener's maker connects twice before its one worker
+ * starts, so both Proposals go on one link group to itself; the worker
+ * takes that link group's channel out of the backlog for the first
+ * connection, and so reads the second's Proposal too: it must find it
+ * there when it accepts the second.
+ *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
  * Proposals: each client takes its own back out of the channel after a
@@ -36,7 +42,7 @@
 #define ROUNDS 25
 
 static int lfd;
-static bool plain_worker, early_clients;
+static bool plain_worker, early_clients, early_pair;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
@@ -62,18 +68,25 @@ static int worker(void *arg)
 	}
 }
 
-/* One connection of len bytes; checks the echo and the mode. */
-static void round_trip(uint16_t port, size_t len, uint64_t seed)
+/* Connects and sends len bytes; their checksum in *sum. */
+static int send_half(uint16_t port, size_t len, uint64_t seed, uint64_t *sum)
 {
 	static uint8_t buf[100000];
-	uint64_t reply[2], sum;
-	struct usmc_info info;
 	int fd = h_connect(AF_INET, H_USMC, port);
 
 	h_pattern(buf, len, seed, 0);
-	sum = h_fnv(H_FNV_INIT, buf, len);
+	*sum = h_fnv(H_FNV_INIT, buf, len);
 	h_write_all(fd, buf, len);
 	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+	return fd;
+}
+
+/* Checks a connection's echo and its mode, and closes it. */
+static void check_echo(int fd, size_t len, uint64_t sum)
+{
+	uint64_t reply[2];
+	struct usmc_info info;
+
 	h_read_all(fd, reply, sizeof(reply));
 	CHECK(reply[0] == len && reply[1] == sum);
 	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
@@ -89,6 +102,15 @@ static void round_trip(uint16_t port, size_t len, uint64_t seed)
 	if (!plain_worker)
 		h_check_shm_carried(fd, len + sizeof(reply));
 	CHECK(usmc_close(fd) == 0);
+}
+
+/* One connection of len bytes; checks the echo and the mode. */
+static void round_trip(uint16_t port, size_t len, uint64_t seed)
+{
+	uint64_t sum;
+	int fd = send_half(port, len, seed, &sum);
+
+	check_echo(fd, len, sum);
 }
 
 static int client(void *arg)
@@ -116,6 +138,23 @@ static void main_plain_worker(uint16_t port)
 	       "after a CLC timeout, both ends TCP, bytes intact: ok\n");
 }
 
+/* Two connections of the maker's own, proposed before its worker starts. */
+static void main_early_pair(uint16_t port)
+{
+	uint64_t smc, fallbacks, clc_timeouts, sum_a, sum_b;
+	int a = send_half(port, 30000, 1, &sum_a), b = send_half(port, 40000, 2, &sum_b);
+	pid_t w = h_fork(worker, NULL);
+
+	check_echo(b, 40000, sum_b);
+	check_echo(a, 30000, sum_a);
+	round_trip(port, 0, 0);
+	CHECK(h_wait_ok(w));
+	counters(&smc, &fallbacks, &clc_timeouts);
+	CHECK(smc == 6 && fallbacks == 0);
+	printf("two Proposals on one link group before the worker started: both found by the "
+	       "worker, in shared memory: ok\n");
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/usmc-fork-listener-XXXXXX";
@@ -125,14 +164,15 @@ int main(int argc, char **argv)
 
 	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
 	early_clients = argc > 1 && !strcmp(argv[1], "--early-clients");
+	early_pair = argc > 1 && !strcmp(argv[1], "--early-pair");
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
 	/* Long: a connection whose Proposal nobody finds would show, and fail. */
 	setenv("USMC_CLC_TIMEOUT_MS", plain_worker ? "100" : "5000", 1);
 	lfd = h_listen(AF_INET, H_USMC, &port);
-	if (plain_worker) {
-		main_plain_worker(port);
+	if (plain_worker || early_pair) {
+		(plain_worker ? main_plain_worker : main_early_pair)(port);
 		return 0;
 	}
 	if (!early_clients)

@@ -205,6 +205,11 @@ bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg)
 	       !(atomic_load_explicit(&reg->flags, memory_order_relaxed) & REG_KNOCK);
 }
 
+bool af_srv_none_listed(void)
+{
+	return !atomic_load_explicit(&proposals_pending, memory_order_relaxed);
+}
+
 bool af_srv_has(uint16_t port)
 {
 	for (struct srv_proposal *p = proposals; p; p = p->next)
@@ -397,10 +402,26 @@ void af_pump_lgrs(void)
 	}
 }
 
-void af_pump(void)
+/* The usable link groups of a role, only those adopted from a direct client if direct. */
+static void pump_some(enum lgr_role role, bool direct)
 {
-	af_listeners_accept_channels();
-	af_pump_lgrs();
+	struct usmc_lgr *lgr, *next;
+
+	for (lgr = lgr_first(); lgr; lgr = next) {
+		next = lgr->next;
+		if (lgr->role == role && (!direct || lgr->direct) && lgr_usable(lgr))
+			af_pump_lgr(lgr);
+	}
+}
+
+void af_pump_direct(void)
+{
+	pump_some(LGR_SERVER, true);
+}
+
+void af_pump_answers(void)
+{
+	pump_some(LGR_CLIENT, false);
 }
 
 void af_cli_pending_add(struct usmc_conn *conn)

@@ -55,8 +55,6 @@ void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 /* The client's Decline that withdraws its Proposal (usmc_clc.h): the server answers it. */
 void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
-/* Reads and handles whatever the channels and Unix listeners hold. */
-void af_pump(void);
 /* A listening Unix socket at the port's channel address (usmc_chan.c), or -1. */
 int af_channel_listen(uint16_t port, bool other_users);
 /* A Unix listener bound to sun, for channels and carriers; -1 if it cannot be. */
@@ -77,8 +75,6 @@ struct usmc_lgr *af_cli_lgr_get(uint16_t port, struct reg_port *reg, bool own_us
 				uint32_t *reason);
 /* usmc_listener.c: this process's listener of port, if it may take its Proposals; NULL. */
 struct usmc_listener *af_listener_find(uint16_t port);
-/* Takes what the listeners' Unix listeners hold (af_accept_channels), for each. */
-void af_listeners_accept_channels(void);
 /* Whether several processes hold the listener (REG_SHARED). */
 bool af_listener_shared(const struct usmc_listener *l);
 /*
@@ -127,6 +123,10 @@ bool af_queue_take_back(struct usmc_lgr *lgr);
 bool af_queue_none_pending(struct reg_port *reg);
 /* Only the link groups we have. */
 void af_pump_lgrs(void);
+/* Only the link groups of clients that proposed straight, that a forked holder took (lgr->direct). */
+void af_pump_direct(void);
+/* Only our client link groups: the answers to our Proposals. */
+void af_pump_answers(void);
 /*
  * Takes a bounded number of new channels of l; returns how many became
  * link groups, and *more if our own user's queue may hold others.
@@ -143,6 +143,8 @@ struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t t
 bool af_srv_has(uint16_t port);
 /* True if a client toward l can only be plain; needs no lock. */
 bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg);
+/* True if no Proposal read is waiting for its connection's accept; needs no lock. */
+bool af_srv_none_listed(void);
 
 struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink);
 void af_cli_pending_add(struct usmc_conn *conn);

@@ -277,11 +277,19 @@ static int hs_answer(struct usmc_conn *conn)
 	int result;
 
 	usmc_lock();
-	/* A channel of its own holds the answer: the others need not be read for it. */
+	/*
+	 * A channel of its own holds the answer: the others need not be read
+	 * for it.  Else every client link group's answers: a server whose
+	 * channel toward us is full waits on us.  Never our listeners'
+	 * channels: a Proposal we read there as a listener's maker is ours to
+	 * answer, and once the listener is shared, a worker accepts its
+	 * connection and would never find it (a client that is also the maker
+	 * of the listener it connects to, as prefork servers' masters may be).
+	 */
 	if (conn->lgr->oneshot)
 		af_pump_lgr(conn->lgr);
 	else
-		af_pump();
+		af_pump_answers();
 	result = conn->hs_result;
 	usmc_unlock();
 	return result;
@@ -317,7 +325,7 @@ static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
 			af_send_withdraw(conn->lgr, conn->token, reason);
 		conn->hs_withdrawn_at = now;
 	}
-	af_pump();
+	af_pump_answers();
 	answered = conn->hs_result != 0;
 	usmc_unlock();
 	return answered;

@@ -251,11 +251,17 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 	uint64_t cookie = 0;
 	bool mine = l->owner == usmc_pid();
 
-	/* A forked holder reads no channel but the one it takes for this connection. */
-	if (mine) {
+	/*
+	 * A forked holder reads no channel but those it took: one a
+	 * connection's, or a client's link group that it proposed on straight
+	 * to the maker before the listener was shared, which may bring the
+	 * Proposals of later connections too.
+	 */
+	if (mine)
 		af_pump_lgrs();
-		p = srv_find(l, ns, peer, &cookie, uid);
-	}
+	else
+		af_pump_direct();
+	p = srv_find(l, ns, peer, &cookie, uid);
 	if (!p && af_listener_shared(l)) {
 		struct usmc_lgr *lgr;
 
@@ -341,7 +347,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	 */
 	if (!remote && (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
 					 atomic_load(&reg->proposals) == atomic_load(&reg->read) &&
-					 (l->owner != usmc_pid() || af_srv_none_pending(l, reg))
+					 (l->owner != usmc_pid() ? af_srv_none_listed()
+								   : af_srv_none_pending(l, reg))
 			       : af_srv_none_pending(l, reg)))
 		return USMC_DECL_PEERNOSMC;
 	usmc_lock();

@@ -276,11 +276,3 @@ void af_listener_close(struct usmc_sock *s)
 	}
 	usmc_unlock();
 }
-
-void af_listeners_accept_channels(void)
-{
-	bool more;
-
-	for (struct usmc_listener *l = listeners; l; l = l->next)
-		af_accept_channels(l, &more);
-}
