@@ -2,7 +2,7 @@
 /*
  * The counters of a test's own registry directory (USMC_REGISTRY_DIR), as
  * usmc-stat -s reads them: connection ends in shared memory, fallbacks,
- * and fallbacks for a CLC timeout.
+ * fallbacks for a CLC timeout, and any other counter.
  */
 #ifndef USMC_TEST_COUNTERS_H
 #define USMC_TEST_COUNTERS_H
@@ -13,7 +13,8 @@
 #include "harness.h"
 #include "usmc_stats.h"
 
-static inline void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
+/* The counters file, mapped read-only: munmap(f, sizeof(*f)) when done. */
+static inline struct usmc_stats_file *counters_map(void)
 {
 	struct usmc_stats_file *f;
 	char path[256];
@@ -25,6 +26,23 @@ static inline void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_ti
 	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	CHECK(f != MAP_FAILED);
+	return f;
+}
+
+/* One counter's total. */
+static inline uint64_t counter(enum usmc_stat stat)
+{
+	struct usmc_stats_file *f = counters_map();
+	uint64_t n = usmc_stats_total(f, stat);
+
+	munmap(f, sizeof(*f));
+	return n;
+}
+
+static inline void counters(uint64_t *smc, uint64_t *fallbacks, uint64_t *clc_timeouts)
+{
+	struct usmc_stats_file *f = counters_map();
+
 	*smc = usmc_stats_total(f, USMC_STAT_SMC_CONNS);
 	*fallbacks = usmc_stats_total(f, USMC_STAT_FALLBACKS);
 	*clc_timeouts = 0;

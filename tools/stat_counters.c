@@ -34,6 +34,7 @@ static const char *const stat_names[USMC_STAT_COUNT] = {
 	[USMC_STAT_CLC_SENT] = "clc_messages_sent",
 	[USMC_STAT_CLC_RECEIVED] = "clc_messages_received",
 	[USMC_STAT_ABORTS] = "aborts",
+	[USMC_STAT_SEGMENTS_REUSED] = "segments_reused",
 };
 
 /* The user's counters file, read whole and checked; NULL (said why) if there is none. */

@@ -125,7 +125,7 @@ static void peer_ref(const struct usmc_lgr *lgr, const void *p, struct exec_slot
 	const uint8_t *b = p;
 
 	t->peer_seg = EXEC_NO_SEG;
-	for (uint32_t id = 0; p && id < LGR_MAX_SEGS; id++) {
+	for (uint32_t id = 0; p && id < lgr->nrseg; id++) {
 		const struct usmc_seg *r = lgr->rseg[id];
 
 		if (r && b >= r->base && b < r->base + r->len) {
@@ -138,14 +138,14 @@ static void peer_ref(const struct usmc_lgr *lgr, const void *p, struct exec_slot
 
 static bool describe_segs(const struct usmc_lgr *lgr, struct exec_lgr *l)
 {
-	for (uint32_t id = 0; id < LGR_MAX_SEGS; id++)
+	for (uint32_t id = 0; id < lgr->nrseg; id++)
 		l->nrseg += lgr->rseg[id] != NULL;
 	l->nlseg = lgr->nlseg;
 	l->rseg = calloc(l->nrseg ? l->nrseg : 1, sizeof(*l->rseg));
 	l->lseg = calloc(l->nlseg ? l->nlseg : 1, sizeof(*l->lseg));
 	if (!l->rseg || !l->lseg)
 		return false;
-	for (uint32_t id = 0, k = 0; id < LGR_MAX_SEGS; id++) {
+	for (uint32_t id = 0, k = 0; id < lgr->nrseg; id++) {
 		if (lgr->rseg[id] && lgr->rseg[id]->fd < 0) {
 			errno = EMFILE;
 			return false;

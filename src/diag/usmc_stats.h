@@ -25,6 +25,7 @@ enum usmc_stat {
 	USMC_STAT_CLC_SENT,
 	USMC_STAT_CLC_RECEIVED,
 	USMC_STAT_ABORTS,         /* connections reset for a misbehaving peer */
+	USMC_STAT_SEGMENTS_REUSED, /* a one-connection link group's segment, kept for the next */
 	USMC_STAT_COUNT
 };
 

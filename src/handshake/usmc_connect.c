@@ -102,6 +102,10 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	lgr = oneshot ? af_queue_pair(port, &reason) : af_cli_lgr_get(port, reg, own_user, &reason);
 	if (lgr && remote)
 		lgr->rdv = true;
+	/* Its segment may serve another connection to the same listener's holders. */
+	else if (lgr && oneshot)
+		lgr->reuse = (struct reuse_key){ REUSE_LISTENER, reg_owner(), atomic_load(&reg->pid),
+						 port };
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.  A

@@ -376,6 +376,9 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 		atomic_fetch_add(&reg->settled, 1);
 	lgr->oneshot = true;
 	lgr->direct = !counted && b->counted;
+	/* Its segment may serve this client process again (a pid of another pid namespace is 0). */
+	if (cred.pid > 0)
+		lgr->reuse = (struct reuse_key){ REUSE_PEER, cred.uid, cred.pid, 0 };
 	return lgr;
 }
 

@@ -20,7 +20,8 @@
  *                      the peer's ring, and the refresh of both cursors.
  *   LOCK_CORE          usmc_lock() (usmc_core.c): link groups, their
  *                      channels, the handshakes in progress, the lists of
- *                      Proposals and connections.
+ *                      Proposals and connections, the segments kept for
+ *                      reuse (usmc_seg_reuse.c).
  *   LOCK_DIAG          diag_lock (usmc_diag.c): making this process's
  *                      usmc-stat table.
  *   LOCK_POLICY_SRC    the policy file's state (usmc_policy.c).

@@ -104,10 +104,10 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 			break;
 		}
 	}
-	for (uint32_t i = 0; i < LGR_MAX_SEGS; i++) {
+	for (uint32_t i = 0; i < lgr->nlseg; i++)
 		seg_destroy(lgr->lseg[i]);
+	for (uint32_t i = 0; i < lgr->nrseg; i++)
 		seg_destroy(lgr->rseg[i]);
-	}
 	while (lgr->backlog) {
 		struct lgr_backlog *b = lgr->backlog;
 
@@ -148,8 +148,10 @@ void lgr_put(struct usmc_lgr *lgr)
 {
 	if (--lgr->refs)
 		return;
-	if (lgr->oneshot && lgr->owner_pid == usmc_pid())
+	if (lgr->oneshot && lgr->owner_pid == usmc_pid()) {
+		seg_reuse_keep(lgr);
 		lgr->dead = true;
+	}
 	if (!lgr->dead && lgr->owner_pid == usmc_pid() && chan_hung_up(lgr->chan))
 		lgr->dead = true;
 	if (lgr->dead)

@@ -154,6 +154,23 @@ static inline uint32_t seg_own_flags(const struct usmc_seg *seg, uint32_t slot)
 
 enum lgr_role { LGR_CLIENT = 1, LGR_SERVER = 2 };
 
+/*
+ * Who may read a one-connection link group's segment: its segment is
+ * reused, pages and all, only for another connection toward the same
+ * (usmc_seg_reuse.c).  A server's peer is the client process that made
+ * the channel (SO_PEERCRED); a client's is every holder of the listener,
+ * each of which can take the Proposal's segment out of the backlog they
+ * share.
+ */
+enum reuse_kind { REUSE_NONE = 0, REUSE_PEER, REUSE_LISTENER };
+
+struct reuse_key {
+	enum reuse_kind kind;
+	uid_t uid;
+	pid_t pid;      /* PEER: the client; LISTENER: the registry's listening process */
+	uint16_t port;  /* LISTENER */
+};
+
 struct usmc_lgr {
 	uint32_t id;
 	int chan;          /* Unix seqpacket channel for CLC */
@@ -171,6 +188,7 @@ struct usmc_lgr {
 	int chan_sndbuf;   /* client: the channel's SO_SNDBUF, once asked (lgr_crowded) */
 	_Atomic int spare; /* a descriptor kept for the next one the peer sends us, or -1 */
 	uint32_t nlseg;
+	uint32_t nrseg;     /* one past the highest id in rseg: the walks stop there */
 	struct usmc_seg *lseg[LGR_MAX_SEGS];
 	struct usmc_seg *rseg[LGR_MAX_SEGS];
 	struct lgr_backlog *backlog; /* received while we waited to send */
@@ -183,6 +201,7 @@ struct usmc_lgr {
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
 	bool rdv;          /* client, oneshot: toward listeners of other namespaces (usmc_rendezvous.c) */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
+	struct reuse_key reuse; /* oneshot: whom its segment may serve next */
 	/* What its connections' spins taught, receiving and sending: usmc_poll.c */
 	_Atomic uint8_t spin_misses[2];
 	struct usmc_lgr *next;
@@ -269,6 +288,25 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
  */
 void lgr_spare_release(struct usmc_lgr *lgr);
 bool lgr_spare_take(struct usmc_lgr *lgr);
+
+/*
+ * Whether every slot of our segment is free, or can be freed now that the
+ * peer has closed its side of the connection on it.
+ */
+bool seg_all_free(struct usmc_seg *seg);
+
+/*
+ * A one-connection link group goes with its connection, but its segment,
+ * whose slot pages are allocated and charged, is kept for the next
+ * connection toward the same reader (lgr->reuse), as a link group reuses
+ * a freed ring: called as it goes, it takes the segment, and the peer's
+ * segment that says when ours is free.
+ */
+void seg_reuse_keep(struct usmc_lgr *lgr);
+/* A kept segment of rmb_size slots for the link group, all free, or NULL. */
+struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size);
+/* Unmaps and closes every kept segment (their descriptors are wanted). */
+void seg_reuse_drop_all(void);
 
 /* Sends one CLC message, with fd attached unless it is -1. */
 int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);

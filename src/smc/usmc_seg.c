@@ -182,6 +182,28 @@ fail:
 }
 
 /*
+ * A segment a one-connection link group left, made ours: the peer of
+ * this one gets it again, as a new segment, with a read-only descriptor.
+ */
+static struct usmc_seg *seg_reused(struct usmc_lgr *lgr, uint32_t rmb_size)
+{
+	struct usmc_seg *seg;
+
+	if (lgr->nlseg >= LGR_MAX_SEGS || !(seg = seg_reuse_take(lgr, rmb_size)))
+		return NULL;
+	seg->send_fd = seg_peer_fd(seg->fd);
+	if (seg->send_fd < 0) {
+		seg_destroy(seg);
+		return NULL;
+	}
+	seg->sent = false;
+	seg->id = lgr->nlseg;
+	lgr->lseg[lgr->nlseg++] = seg;
+	usmc_stats_add(USMC_STAT_SEGMENTS_REUSED, 1);
+	return seg;
+}
+
+/*
  * A closing slot is free once the peer's side has closed too; a slot
  * given away once the connection's last holder has closed it.
  */
@@ -210,6 +232,14 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 	seg->slot_state[i] = SLOT_FREE;
 	seg->peer_cdc[i] = NULL;
 	seg->nused--;
+	return true;
+}
+
+bool seg_all_free(struct usmc_seg *seg)
+{
+	for (uint32_t i = 0; i < seg->nslots; i++)
+		if (seg->slot_state[i] != SLOT_FREE && !slot_reclaim(seg, i))
+			return false;
 	return true;
 }
 
@@ -242,9 +272,11 @@ bool lgr_give_back_fds(void)
 	bool freed = false;
 
 	usmc_lock();
+	seg_reuse_drop_all();
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
-		for (uint32_t i = 0; i < LGR_MAX_SEGS; i++) {
-			struct usmc_seg *l = i < lgr->nlseg ? lgr->lseg[i] : NULL, *r = lgr->rseg[i];
+		for (uint32_t i = 0; i < lgr->nlseg || i < lgr->nrseg; i++) {
+			struct usmc_seg *l = i < lgr->nlseg ? lgr->lseg[i] : NULL;
+			struct usmc_seg *r = i < lgr->nrseg ? lgr->rseg[i] : NULL;
 
 			if (l && l->sent && l->fd >= 0) {
 				fd_close_if(l->own_fd);
@@ -328,10 +360,12 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 			slot = seg_find_slot(seg);
 	}
 	if (slot < 0) {
-		seg = seg_create(lgr, size, &reason);
+		seg = seg_reused(lgr, size);
+		if (!seg)
+			seg = seg_create(lgr, size, &reason);
 		if (!seg)
 			return reason;
-		slot = 0;
+		slot = seg_find_slot(seg);
 	}
 	/* Its pages now, or fallback now: not a fault in the middle of a transfer. */
 	if (!(seg->charged & (1ull << slot))) {
@@ -501,6 +535,8 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 		seg->id = desc->seg_id;
 		seg->len = desc->seg_len;
 		lgr->rseg[desc->seg_id] = seg;
+		if (desc->seg_id >= lgr->nrseg)
+			lgr->nrseg = desc->seg_id + 1;
 	}
 	if (!seg || seg->len != desc->seg_len)
 		goto sync_err;
@@ -575,5 +611,7 @@ struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, u
 	seg->id = id;
 	seg->len = len;
 	lgr->rseg[id] = seg;
+	if (id >= lgr->nrseg)
+		lgr->nrseg = id + 1;
 	return seg;
 }
