@@ -161,11 +161,22 @@ ready:
 	return true;
 }
 
+/*
+ * What spins taught across one-connection link groups (a shared
+ * listener's, usmc_queue.c), which live too short to teach their own
+ * connection's first wait anything: the process's connections to and
+ * from shared listeners answer alike.
+ */
+static _Atomic uint8_t oneshot_spin_misses[2];
+
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
 	int dir = (events & POLLOUT) ? 1 : 0;
 	struct usmc_spin_hist *h = &s->spin[dir];
-	_Atomic uint8_t *prior = s->conn->lgr ? &s->conn->lgr->spin_misses[dir] : NULL;
+	struct usmc_lgr *lgr = s->conn->lgr;
+	_Atomic uint8_t *prior = !lgr         ? NULL
+				 : lgr->oneshot ? &oneshot_spin_misses[dir]
+						: &lgr->spin_misses[dir];
 	int spin_us = usmc_spin_us(s);
 	long limit_ns;
 	bool full, ready, in_time;
