@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Link groups and their channel (segments and rings: usmc_seg.c).
+ * Link groups, their spare descriptors and their channel (segments and
+ * rings: usmc_seg.c).
  */
 #include "usmc_core.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -120,7 +122,7 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 		usmc_sys.close(lgr->chan);
 	if (lgr->taker >= 0)
 		usmc_sys.close(lgr->taker);
-	lgr_spare_release(lgr);
+	lgr_spare_return(lgr);
 	free(lgr);
 }
 
@@ -156,6 +158,55 @@ void lgr_put(struct usmc_lgr *lgr)
 		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);
+}
+
+/* ---- spare descriptors ---- */
+
+void lgr_spare_release(struct usmc_lgr *lgr)
+{
+	int fd = atomic_exchange(&lgr->spare, -1);
+
+	if (fd >= 0)
+		usmc_sys.close(fd);
+}
+
+/*
+ * The spare of a link group that went, for the next one: one-connection
+ * link groups (usmc_queue.c) would make and close one each.
+ */
+static _Atomic int spare_kept = -1;
+
+void lgr_spare_return(struct usmc_lgr *lgr)
+{
+	int fd = atomic_exchange(&lgr->spare, -1), none = -1;
+
+	if (fd >= 0 && !atomic_compare_exchange_strong(&spare_kept, &none, fd))
+		usmc_sys.close(fd);
+}
+
+void lgr_spare_kept_close(void)
+{
+	int fd = atomic_exchange(&spare_kept, -1);
+
+	if (fd >= 0)
+		usmc_sys.close(fd);
+}
+
+bool lgr_spare_take(struct usmc_lgr *lgr)
+{
+	int fd, none = -1;
+
+	if (atomic_load(&lgr->spare) >= 0)
+		return true;
+	fd = atomic_exchange(&spare_kept, -1);
+	/* Not a copy of the channel: that would keep it open after we close it. */
+	if (fd < 0)
+		fd = eventfd(0, EFD_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (!atomic_compare_exchange_strong(&lgr->spare, &none, fd))
+		usmc_sys.close(fd);
+	return true;
 }
 
 /* ---- the channel ---- */

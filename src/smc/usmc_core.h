@@ -124,6 +124,7 @@ struct usmc_seg {
 	uint32_t id;
 	bool local;        /* ours (read-write) or the peer's (read-only) */
 	bool sent;         /* local: the peer has it */
+	bool keep_send;    /* local: send_fd stays once sent, for the next peer (usmc_seg_reuse.c) */
 	uint8_t *base;
 	uint32_t len;
 	int fd;            /* the memfd */
@@ -288,6 +289,10 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
  */
 void lgr_spare_release(struct usmc_lgr *lgr);
 bool lgr_spare_take(struct usmc_lgr *lgr);
+/* A link group goes: its spare is kept for the next one's lgr_spare_take. */
+void lgr_spare_return(struct usmc_lgr *lgr);
+/* At EMFILE: the spare kept is one descriptor more for the program. */
+void lgr_spare_kept_close(void);
 
 /*
  * Whether every slot of our segment is free, or can be freed now that the

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -170,6 +169,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 		goto fail;
 	}
 	seg->local = true;
+	seg->keep_send = lgr->reuse.kind != REUSE_NONE;
 	seg->id = lgr->nlseg;
 	seg->rmb_size = rmb_size;
 	seg->slot_size = slot_size;
@@ -191,7 +191,8 @@ static struct usmc_seg *seg_reused(struct usmc_lgr *lgr, uint32_t rmb_size)
 
 	if (lgr->nlseg >= LGR_MAX_SEGS || !(seg = seg_reuse_take(lgr, rmb_size)))
 		return NULL;
-	seg->send_fd = seg_peer_fd(seg->fd);
+	if (seg->send_fd < 0)
+		seg->send_fd = seg_peer_fd(seg->fd);
 	if (seg->send_fd < 0) {
 		seg_destroy(seg);
 		return NULL;
@@ -273,6 +274,7 @@ bool lgr_give_back_fds(void)
 
 	usmc_lock();
 	seg_reuse_drop_all();
+	lgr_spare_kept_close();
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
 		for (uint32_t i = 0; i < lgr->nlseg || i < lgr->nrseg; i++) {
 			struct usmc_seg *l = i < lgr->nlseg ? lgr->lseg[i] : NULL;
@@ -280,8 +282,9 @@ bool lgr_give_back_fds(void)
 
 			if (l && l->sent && l->fd >= 0) {
 				fd_close_if(l->own_fd);
+				fd_close_if(l->send_fd);
 				usmc_sys.close(l->fd);
-				l->fd = l->own_fd = -1;
+				l->fd = l->own_fd = l->send_fd = -1;
 				freed = true;
 			}
 			if (r && r->fd >= 0) {
@@ -315,29 +318,6 @@ void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, u
 	ring->cdc = (struct cdc_area *)(seg->base + off);
 	ring->data = seg->base + off + CDC_SLOT_HDR;
 	ring->size = size;
-}
-
-void lgr_spare_release(struct usmc_lgr *lgr)
-{
-	int fd = atomic_exchange(&lgr->spare, -1);
-
-	if (fd >= 0)
-		usmc_sys.close(fd);
-}
-
-bool lgr_spare_take(struct usmc_lgr *lgr)
-{
-	int fd, none = -1;
-
-	if (atomic_load(&lgr->spare) >= 0)
-		return true;
-	/* Not a copy of the channel: that would keep it open after we close it. */
-	fd = eventfd(0, EFD_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (!atomic_compare_exchange_strong(&lgr->spare, &none, fd))
-		usmc_sys.close(fd);
-	return true;
 }
 
 uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
@@ -434,8 +414,10 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 
 	if (seg && seg->local && !seg->sent) {
 		seg->sent = true;
-		usmc_sys.close(seg->send_fd);
-		seg->send_fd = -1;
+		if (!seg->keep_send) {
+			usmc_sys.close(seg->send_fd);
+			seg->send_fd = -1;
+		}
 	}
 }
 
