@@ -128,6 +128,8 @@ struct usmc_seg {
 	uint8_t *base;
 	uint32_t len;
 	int fd;            /* the memfd */
+	dev_t dev;         /* peer's: its memfd's identity, for mapping it once (usmc_seg_reuse.c) */
+	ino_t ino;
 	int send_fd;       /* local: a read-only descriptor of it for the peer, until sent */
 	int own_fd;        /* local: the memfd of the slots' own state */
 	uint8_t *own;      /* local: its mapping, SEG_OWN_SLOT bytes a slot */
@@ -310,6 +312,12 @@ bool seg_all_free(struct usmc_seg *seg);
 void seg_reuse_keep(struct usmc_lgr *lgr);
 /* A kept segment of rmb_size slots for the link group, all free, or NULL. */
 struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size);
+/*
+ * A kept mapping of the peer's segment dev:ino, of len bytes, whose own
+ * segment kept beside it is free (nothing of ours waits on it): the link
+ * group it was kept with gives it up.  NULL if there is none.
+ */
+struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len);
 /* Unmaps and closes every kept segment (their descriptors are wanted). */
 void seg_reuse_drop_all(void);
 

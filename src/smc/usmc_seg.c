@@ -469,11 +469,10 @@ void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
  * give, is SIGBUS on our read.  On shmem a punched hole reads back as a
  * fresh zero page (docs/SECURITY.md).
  */
-static uint8_t *map_peer_segment(int fd, uint32_t len)
+static uint8_t *map_peer_segment(int fd, uint32_t len, const struct stat *st)
 {
 	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 	struct statfs sfs;
-	struct stat st;
 	void *p;
 	int seals;
 
@@ -482,10 +481,50 @@ static uint8_t *map_peer_segment(int fd, uint32_t len)
 		return NULL;
 	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC)
 		return NULL;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)len)
+	if (!S_ISREG(st->st_mode) || st->st_size < (off_t)len)
 		return NULL;
 	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * The peer's segment of descriptor fd, mapped: again, if a one-connection
+ * link group left a mapping of the same memfd (usmc_seg_reuse.c), which
+ * was checked then and whose seals cannot come off; else checked and
+ * mapped now.  NULL with *reason.  fd is consumed either way.
+ */
+static struct usmc_seg *peer_seg_open(int fd, uint32_t len, uint32_t *reason)
+{
+	struct usmc_seg *seg;
+	struct stat st;
+
+	*reason = USMC_DECL_SYNCERR;
+	if (fstat(fd, &st)) {
+		usmc_sys.close(fd);
+		return NULL;
+	}
+	seg = seg_reuse_peer(st.st_dev, st.st_ino, len);
+	if (seg) {
+		usmc_sys.close(fd);
+		return seg;
+	}
+	seg = seg_alloc();
+	if (!seg) {
+		usmc_sys.close(fd);
+		*reason = USMC_DECL_MEM;
+		return NULL;
+	}
+	/* Kept for an exec'd image of ours to map again. */
+	seg->fd = fd;
+	seg->base = map_peer_segment(fd, len, &st);
+	if (!seg->base) {
+		seg_destroy(seg);
+		return NULL;
+	}
+	seg->len = len;
+	seg->dev = st.st_dev;
+	seg->ino = st.st_ino;
+	return seg;
 }
 
 uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
@@ -498,24 +537,15 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 		goto sync_err;
 	seg = lgr->rseg[desc->seg_id];
 	if (desc->new_seg) {
+		uint32_t reason;
+
 		if (seg)
 			goto sync_err;
-		seg = seg_alloc();
-		if (!seg) {
-			usmc_sys.close(fd);
-			return USMC_DECL_MEM;
-		}
-		seg->base = map_peer_segment(fd, desc->seg_len);
-		if (!seg->base) {
-			usmc_sys.close(fd);
-			free(seg);
-			return USMC_DECL_SYNCERR;
-		}
-		/* Kept for an exec'd image of ours to map again. */
-		seg->fd = fd;
+		seg = peer_seg_open(fd, desc->seg_len, &reason);
 		fd = -1;
+		if (!seg)
+			return reason;
 		seg->id = desc->seg_id;
-		seg->len = desc->seg_len;
 		lgr->rseg[desc->seg_id] = seg;
 		if (desc->seg_id >= lgr->nrseg)
 			lgr->nrseg = desc->seg_id + 1;
@@ -578,6 +608,7 @@ struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int ow
 
 struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len)
 {
+	struct stat st;
 	struct usmc_seg *seg = id < LGR_MAX_SEGS && !lgr->rseg[id] ? seg_alloc() : NULL;
 
 	if (!seg) {
@@ -585,11 +616,13 @@ struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, u
 		return NULL;
 	}
 	seg->fd = fd;
-	seg->base = map_peer_segment(fd, len);
+	seg->base = fstat(fd, &st) ? NULL : map_peer_segment(fd, len, &st);
 	if (!seg->base) {
 		seg_destroy(seg);
 		return NULL;
 	}
+	seg->dev = st.st_dev;
+	seg->ino = st.st_ino;
 	seg->id = id;
 	seg->len = len;
 	lgr->rseg[id] = seg;

@@ -103,12 +103,32 @@ struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size)
 		struct reuse_entry *e = &kept[i];
 		struct usmc_seg *seg = e->lseg;
 
-		if (!key_equal(&e->key, &lgr->reuse) || seg->rmb_size != rmb_size ||
+		if (!seg || !key_equal(&e->key, &lgr->reuse) || seg->rmb_size != rmb_size ||
 		    !seg_all_free(seg))
 			continue;
-		seg_destroy(e->rseg);
-		reuse_remove(i);
+		/* The peer's segment stays, for the answer that may bring it again. */
+		e->lseg = NULL;
+		if (!e->rseg)
+			reuse_remove(i);
 		return seg;
+	}
+	return NULL;
+}
+
+struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len)
+{
+	reuse_drop_foreign();
+	for (unsigned i = 0; i < nkept; i++) {
+		struct reuse_entry *e = &kept[i];
+		struct usmc_seg *rseg = e->rseg;
+
+		if (!rseg || rseg->dev != dev || rseg->ino != ino || rseg->len != len ||
+		    (e->lseg && !seg_all_free(e->lseg)))
+			continue;
+		e->rseg = NULL;
+		if (!e->lseg)
+			reuse_remove(i);
+		return rseg;
 	}
 	return NULL;
 }
