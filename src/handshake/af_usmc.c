@@ -402,26 +402,29 @@ void af_pump_lgrs(void)
 	}
 }
 
-/* The usable link groups of a role, only those adopted from a direct client if direct. */
-static void pump_some(enum lgr_role role, bool direct)
+/*
+ * The usable link groups of a role but skip, only those adopted from a
+ * direct client if direct.
+ */
+static void pump_some(enum lgr_role role, bool direct, const struct usmc_lgr *skip)
 {
 	struct usmc_lgr *lgr, *next;
 
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
-		if (lgr->role == role && (!direct || lgr->direct) && lgr_usable(lgr))
+		if (lgr != skip && lgr->role == role && (!direct || lgr->direct) && lgr_usable(lgr))
 			af_pump_lgr(lgr);
 	}
 }
 
 void af_pump_direct(void)
 {
-	pump_some(LGR_SERVER, true);
+	pump_some(LGR_SERVER, true, NULL);
 }
 
-void af_pump_answers(void)
+void af_pump_answers(const struct usmc_lgr *skip)
 {
-	pump_some(LGR_CLIENT, false);
+	pump_some(LGR_CLIENT, false, skip);
 }
 
 void af_cli_pending_add(struct usmc_conn *conn)

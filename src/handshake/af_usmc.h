@@ -125,8 +125,8 @@ bool af_queue_none_pending(struct reg_port *reg);
 void af_pump_lgrs(void);
 /* Only the link groups of clients that proposed straight, that a forked holder took (lgr->direct). */
 void af_pump_direct(void);
-/* Only our client link groups: the answers to our Proposals. */
-void af_pump_answers(void);
+/* Only our client link groups but skip (or NULL): the answers to our Proposals. */
+void af_pump_answers(const struct usmc_lgr *skip);
 /*
  * Takes a bounded number of new channels of l; returns how many became
  * link groups, and *more if our own user's queue may hold others.

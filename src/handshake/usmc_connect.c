@@ -110,10 +110,12 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.  A
 	 * server that does not accept as fast leaves our Proposals unread: the
-	 * next go on another link group (lgr_crowded).
+	 * next go on another link group (lgr_crowded).  The Accepts of the
+	 * link groups the burst left still come: read them too.
 	 */
 	if (lgr && !oneshot && ++lgr->unread_answers >= 32) {
 		lgr->unread_answers = 0;
+		af_pump_answers(lgr);
 		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
@@ -293,7 +295,7 @@ static int hs_answer(struct usmc_conn *conn)
 	if (conn->lgr->oneshot)
 		af_pump_lgr(conn->lgr);
 	else
-		af_pump_answers();
+		af_pump_answers(NULL);
 	result = conn->hs_result;
 	usmc_unlock();
 	return result;
@@ -329,7 +331,7 @@ static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
 			af_send_withdraw(conn->lgr, conn->token, reason);
 		conn->hs_withdrawn_at = now;
 	}
-	af_pump_answers();
+	af_pump_answers(NULL);
 	answered = conn->hs_result != 0;
 	usmc_unlock();
 	return answered;
