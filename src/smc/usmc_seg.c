@@ -505,7 +505,11 @@ static struct usmc_seg *peer_seg_open(int fd, uint32_t len, uint32_t *reason)
 	}
 	seg = seg_reuse_peer(st.st_dev, st.st_ino, len);
 	if (seg) {
-		usmc_sys.close(fd);
+		/* One descriptor of it is kept, for an exec's handover: this one if it had none. */
+		if (seg->fd < 0)
+			seg->fd = fd;
+		else
+			usmc_sys.close(fd);
 		return seg;
 	}
 	seg = seg_alloc();

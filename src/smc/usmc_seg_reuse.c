@@ -18,9 +18,11 @@
  *
  * A slot is free only once the peer has closed its side: until then it
  * may still read the ring.  So the peer's segment, where its close is
- * published, is kept with ours until ours is taken.  A few segments are
- * kept, the oldest dropped first; a forked child drops its parent's.
- * All of it runs under usmc_lock().
+ * published, is kept with ours; and since the peer keeps its segment for
+ * us too, the next connection's answer most often brings the same memfd
+ * again (its inode tells), whose mapping then serves it, unless ours
+ * still waits on it.  A few segments are kept, the oldest dropped first;
+ * a forked child drops its parent's.  All of it runs under usmc_lock().
  */
 #include <stdlib.h>
 
