@@ -2,7 +2,8 @@
 /*
  * epoll beyond level-triggered readiness: edge-triggered EPOLLIN and
  * EPOLLOUT, EPOLLONESHOT, one descriptor in two sets, a set inside a set,
- * and a descriptor number reused after a close that removed it.
+ * a descriptor number reused after a close that removed it, and an entry
+ * modified with new data.
  */
 #include <stdio.h>
 #include <string.h>
@@ -302,6 +303,48 @@ static void nested_server(struct end *e)
 	close(inner);
 }
 
+/*
+ * ---- EPOLL_CTL_MOD with new data ----
+ * The kernel names an entry by its data.  b's doorbell is still unread
+ * when a's data makes the wait report a at once and ask the kernel beside
+ * it: b, known under its new data, has nothing to read.
+ */
+
+static void mod_data_client(struct end *e)
+{
+	int a = connect_to(e), b = connect_to(e);
+
+	send_pattern(b, 66, 0, 10);
+	tell(e, GO);
+	expect(e, MORE);
+	send_pattern(a, 65, 0, 10);
+	tell(e, MORE);
+	expect(e, DONE);
+	close(a);
+	close(b);
+}
+
+static void mod_data_server(struct end *e)
+{
+	int ep = ep_new(), a = accept_one(e), b = accept_one(e);
+
+	ep_ctl(ep, EPOLL_CTL_ADD, a, EPOLLIN, 11);
+	ep_ctl(ep, EPOLL_CTL_ADD, b, EPOLLIN, 21);
+	ep_ctl(ep, EPOLL_CTL_MOD, a, EPOLLIN, 12);
+	ep_ctl(ep, EPOLL_CTL_MOD, b, EPOLLIN, 22);
+	expect(e, GO);
+	recv_pattern(b, 66, 0, 10, "b, read without a wait");
+	tell(e, MORE);
+	expect(e, MORE);
+	ep_say(ep, WAIT_MS, "a's data came, b's read already");
+	recv_pattern(a, 65, 0, 10, "a");
+	ep_say(ep, 0, "both read");
+	tell(e, DONE);
+	close(a);
+	close(b);
+	close(ep);
+}
+
 /* ---- a descriptor number reused after the close that removed it from a set ---- */
 
 static void reuse_client(struct end *e)
@@ -355,6 +398,7 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_two_sets", two_writes_client, two_sets_server, .conns = 1 },
 	{ "epoll_nested", two_writes_client, nested_server, .conns = 1 },
 	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
+	{ "epoll_mod_data", mod_data_client, mod_data_server, .raw = true, .conns = 2 },
 	{ "epoll_fd_reuse", reuse_client, reuse_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
