@@ -519,6 +519,9 @@ static bool ep_has_smc(int epfd, bool surely)
 	return found;
 }
 
+/* Room on the stack for the index of events ep_merge_kernel merges into. */
+#define EP_INDEX_STACK 256
+
 /*
  * What the kernel has ready now, beside the n events found in shared
  * memory: a wait that found connections ready would otherwise return them
@@ -527,31 +530,80 @@ static bool ep_has_smc(int epfd, bool surely)
  * the set (pipes, timers, plain and fallback sockets) from ever being
  * reported.  The kernel's word goes through ep_filter as at any wait; a
  * connection or nested set reported already is reported once, with both
- * looks' events.
+ * looks' events: found by its data in an index of the n, not by a walk
+ * of them for each of the kernel's events.
  * Returns the events now in events[0..).
  */
+static size_t ep_slot(uint64_t data, size_t size)
+{
+	return (size_t)((data * 0x9e3779b97f4a7c15ull) >> 32) & (size - 1);
+}
+
+/*
+ * The index among events[0..n) of the event with data, or -1.  With
+ * slots (events by data, open addressing, size a power of two over
+ * 2 n), one look; without (no memory), a walk.
+ */
+static int ep_index_find(const int *slots, size_t size, const struct epoll_event *events, int n,
+			 uint64_t data)
+{
+	if (!slots) {
+		for (int j = 0; j < n; j++)
+			if (events[j].data.u64 == data)
+				return j;
+		return -1;
+	}
+	for (size_t i = ep_slot(data, size);; i = (i + 1) & (size - 1))
+		if (slots[i] < 0 || events[slots[i]].data.u64 == data)
+			return slots[i];
+}
+
+static int *ep_index(int *stack, size_t *size, const struct epoll_event *events, int n)
+{
+	int *slots = stack;
+
+	while (*size < 2 * (size_t)n)
+		*size *= 2;
+	if (*size > EP_INDEX_STACK && !(slots = malloc(*size * sizeof(*slots))))
+		return NULL;
+	memset(slots, 0xff, *size * sizeof(*slots));
+	for (int j = 0; j < n; j++) {
+		size_t i = ep_slot(events[j].data.u64, *size);
+
+		while (slots[i] >= 0 && events[slots[i]].data.u64 != events[j].data.u64)
+			i = (i + 1) & (*size - 1);
+		if (slots[i] < 0)
+			slots[i] = j;
+	}
+	return slots;
+}
+
 static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxevents)
 {
 	int k = usmc_sys.epoll_wait(epfd, events + n, maxevents - n, 0), kept = n;
+	int stack[EP_INDEX_STACK], *slots = NULL;
+	size_t size = 16;
 
 	if (k <= 0)
 		return n;
 	k = ep_filter(epfd, events + n, k);
+	if (k && n)
+		slots = ep_index(stack, &size, events, n);
 	for (int i = n; i < n + k; i++) {
-		int j = 0;
+		int j = n ? ep_index_find(slots, size, events, n, events[i].data.u64) : -1;
 
-		while (j < n && memcmp(&events[j].data, &events[i].data, sizeof(events[i].data)))
-			j++;
 		/*
 		 * Reported already: what the filter found now joins that report.
 		 * An edge it used up (the ring moved since the first look) must
 		 * be reported, or an edge-triggered waiter would never hear of it.
 		 */
-		if (j < n)
+		if (j >= 0)
 			events[j].events |= events[i].events;
 		else
 			events[kept++] = events[i];
 	}
+	if (slots != stack)
+		free(slots);
 	return kept;
 }
 
