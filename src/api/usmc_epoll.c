@@ -646,10 +646,14 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
-		if (!n)
-			n = ep_ready_now(epfd, events, maxevents, true);
-		if (n) {
+		/*
+		 * Only a look that armed registered this thread on the set's
+		 * connections: a wait whose first look found one ready does not
+		 * walk them all again to take registrations it never made.
+		 */
+		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
 			usmc_epoll_set_disarm(epfd);
+		if (n) {
 			usmc_wake_inexact();
 			if (n < maxevents)
 				n = ep_merge_kernel(epfd, events, n, maxevents);
