@@ -39,26 +39,47 @@ struct ep_entry {
 	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
 	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *next;
-	struct ep_entry *hnext; /* the next in its bucket of ep_hash */
+	struct ep_entry *hnext; /* the next in its bucket of ep_hash by set and data */
+	struct ep_entry *fnext; /* the next in its bucket of ep_hash by descriptor */
 };
 
 static struct ep_entry *ep_entries;
 static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
- * The entries again, hashed by set and data: what the kernel reports of
- * an entry is its data, and a wait of nginx's at 1,000 connections
- * reports 512 of them, each of which a walk of the list looked for among
- * all.  Without a table (no memory for it) the list is walked.
+ * The entries again, in two hash tables of one allocation.  By set and
+ * data: what the kernel reports of an entry is its data, and a wait of
+ * nginx's at 1,000 connections reports 512 of them, each of which a walk
+ * of the list looked for among all.  By descriptor: every close of the
+ * program asks whether the descriptor is in a set (nginx closes the file
+ * of every response it serves), which a walk of all entries answered.
+ * Without the tables (no memory for them) the list is walked.
  */
-static struct ep_entry **ep_hash;
+static struct ep_entry **ep_hash; /* ep_hash_size buckets by set and data, as many by descriptor */
 static size_t ep_hash_size, ep_count;
 
-static size_t ep_bucket(int epfd, uint64_t data, size_t size)
-{
-	uint64_t k = (data ^ (uint64_t)(uint32_t)epfd << 40) * 0x9e3779b97f4a7c15ull;
+/* The sets that have entries, with how many: a close of one drops them all. */
+struct ep_set_count {
+	int epfd;
+	unsigned entries;
+};
+static struct ep_set_count *ep_sets;
+static size_t ep_nsets, ep_sets_room;
+static bool ep_sets_lost; /* no memory to count one: every close walks the entries */
 
-	return (size_t)(k >> 32) & (size - 1);
+static size_t ep_mix(uint64_t k, size_t size)
+{
+	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 32) & (size - 1);
+}
+
+static struct ep_entry **ep_data_bucket(struct ep_entry **table, size_t size, int epfd, uint64_t data)
+{
+	return &table[ep_mix(data ^ (uint64_t)(uint32_t)epfd << 40, size)];
+}
+
+static struct ep_entry **ep_fd_bucket(struct ep_entry **table, size_t size, int fd)
+{
+	return &table[size + ep_mix((uint32_t)fd, size)];
 }
 
 static void ep_hash_del(struct ep_entry *e)
@@ -67,18 +88,26 @@ static void ep_hash_del(struct ep_entry *e)
 
 	if (!ep_hash)
 		return;
-	for (pp = &ep_hash[ep_bucket(e->epfd, e->ev.data.u64, ep_hash_size)]; *pp; pp = &(*pp)->hnext)
+	for (pp = ep_data_bucket(ep_hash, ep_hash_size, e->epfd, e->ev.data.u64); *pp; pp = &(*pp)->hnext)
 		if (*pp == e) {
 			*pp = e->hnext;
-			return;
+			break;
+		}
+	for (pp = ep_fd_bucket(ep_hash, ep_hash_size, e->fd); *pp; pp = &(*pp)->fnext)
+		if (*pp == e) {
+			*pp = e->fnext;
+			break;
 		}
 }
 
 static void ep_hash_put(struct ep_entry **table, size_t size, struct ep_entry *e)
 {
-	struct ep_entry **b = &table[ep_bucket(e->epfd, e->ev.data.u64, size)];
+	struct ep_entry **b = ep_data_bucket(table, size, e->epfd, e->ev.data.u64);
 
 	e->hnext = *b;
+	*b = e;
+	b = ep_fd_bucket(table, size, e->fd);
+	e->fnext = *b;
 	*b = e;
 }
 
@@ -90,7 +119,7 @@ static void ep_hash_add(struct ep_entry *e)
 
 	while (size < 2 * (ep_count + 1))
 		size *= 2;
-	if (size != ep_hash_size && (table = calloc(size, sizeof(*table)))) {
+	if (size != ep_hash_size && (table = calloc(2 * size, sizeof(*table)))) {
 		for (struct ep_entry *o = ep_entries; o; o = o->next)
 			if (o != e)
 				ep_hash_put(table, size, o);
@@ -102,9 +131,54 @@ static void ep_hash_add(struct ep_entry *e)
 		ep_hash_put(ep_hash, ep_hash_size, e);
 }
 
+static struct ep_set_count *ep_set_find(int epfd)
+{
+	for (size_t i = 0; i < ep_nsets; i++)
+		if (ep_sets[i].epfd == epfd)
+			return &ep_sets[i];
+	return NULL;
+}
+
+static void ep_set_count(int epfd, int delta)
+{
+	struct ep_set_count *c = ep_set_find(epfd), *more;
+
+	if (!c && delta > 0) {
+		if (ep_nsets == ep_sets_room) {
+			size_t room = ep_sets_room ? 2 * ep_sets_room : 4;
+
+			if (!(more = realloc(ep_sets, room * sizeof(*more)))) {
+				ep_sets_lost = true;
+				return;
+			}
+			ep_sets = more;
+			ep_sets_room = room;
+		}
+		c = &ep_sets[ep_nsets++];
+		*c = (struct ep_set_count){ .epfd = epfd };
+	}
+	if (!c)
+		return;
+	c->entries += (unsigned)delta;
+	if (!c->entries)
+		*c = ep_sets[--ep_nsets];
+}
+
+/* Whether closing fd may concern an entry: fd is in a set, or is a set. */
+static bool ep_fd_concerned(int fd)
+{
+	if (!ep_hash || ep_sets_lost || ep_set_find(fd))
+		return true;
+	for (struct ep_entry *e = *ep_fd_bucket(ep_hash, ep_hash_size, fd); e; e = e->fnext)
+		if (e->fd == fd)
+			return true;
+	return false;
+}
+
 static void ep_entry_free(struct ep_entry *e)
 {
 	ep_hash_del(e);
+	ep_set_count(e->epfd, -1);
 	ep_count--;
 	free(e);
 }
@@ -168,6 +242,7 @@ static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *
 			e->next = ep_entries;
 			ep_entries = e;
 			ep_count++;
+			ep_set_count(epfd, 1);
 			ep_hash_add(e);
 		}
 		if (e) {
@@ -196,15 +271,20 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
 		return;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (pp = &ep_entries; (e = *pp);) {
+	/* Most, in no set and no set themselves, need no walk. */
+	pp = ep_fd_concerned(fd) ? &ep_entries : NULL;
+	while (pp && (e = *pp)) {
 		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
 		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
 			*pp = e->next;
 			ep_entry_free(e);
 			continue;
 		}
-		if (e->fd == fd)
+		if (e->fd == fd) {
+			ep_hash_del(e);
 			e->fd = other_fd;
+			ep_hash_add(e);
+		}
 		pp = &e->next;
 	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
@@ -429,7 +509,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 
 static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
 {
-	struct ep_entry *e = ep_hash ? ep_hash[ep_bucket(epfd, ev->data.u64, ep_hash_size)] : ep_entries;
+	struct ep_entry *e = ep_hash ? *ep_data_bucket(ep_hash, ep_hash_size, epfd, ev->data.u64) : ep_entries;
 
 	for (; e; e = ep_hash ? e->hnext : e->next)
 		if (e->epfd == epfd && e->ev.data.u64 == ev->data.u64)

@@ -2,8 +2,8 @@
 /*
  * epoll beyond level-triggered readiness: edge-triggered EPOLLIN and
  * EPOLLOUT, EPOLLONESHOT, one descriptor in two sets, a set inside a set,
- * a descriptor number reused after a close that removed it, and an entry
- * modified with new data.
+ * a descriptor number reused after a close that removed it, a set's number
+ * reused after its close, and an entry modified with new data.
  */
 #include <stdio.h>
 #include <string.h>
@@ -345,6 +345,35 @@ static void mod_data_server(struct end *e)
 	close(ep);
 }
 
+/* ---- a set's number reused after its close: the new set holds nothing ---- */
+
+static void one_write_client(struct end *e)
+{
+	expect(e, GO);
+	send_pattern(e->fd, 67, 0, 10);
+	expect(e, DONE);
+}
+
+static void set_reuse_server(struct end *e)
+{
+	int ep = ep_new(), again;
+
+	ep_ctl(ep, EPOLL_CTL_ADD, e->fd, EPOLLIN, 31);
+	tell(e, GO);
+	ep_say(ep, WAIT_MS, "data came");
+	say_rc("close the set", close(ep));
+	again = ep_new();
+	if (again != ep) {
+		if (dup2(again, ep) != ep)
+			fatal("dup2");
+		close(again);
+	}
+	ep_say(ep, 0, "a new set under its number");
+	recv_pattern(e->fd, 67, 0, 10, "data");
+	tell(e, DONE);
+	close(ep);
+}
+
 /* ---- a descriptor number reused after the close that removed it from a set ---- */
 
 static void reuse_client(struct end *e)
@@ -399,6 +428,7 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_nested", two_writes_client, nested_server, .conns = 1 },
 	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
 	{ "epoll_mod_data", mod_data_client, mod_data_server, .raw = true, .conns = 2 },
+	{ "epoll_set_reuse", one_write_client, set_reuse_server, .conns = 1 },
 	{ "epoll_fd_reuse", reuse_client, reuse_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
