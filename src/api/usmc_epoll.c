@@ -221,12 +221,15 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 			    uint32_t kernel)
 {
-	struct ep_entry **pp, *e;
+	struct ep_entry **pp, *e = ep_hash ? *ep_fd_bucket(ep_hash, ep_hash_size, fd) : ep_entries;
 
-	for (pp = &ep_entries; (e = *pp); pp = &e->next)
+	/* wrk changes its entry for every request: found by descriptor, not by a walk of all. */
+	for (; e; e = ep_hash ? e->fnext : e->next)
 		if (e->epfd == epfd && e->fd == fd)
 			break;
 	if (op == EPOLL_CTL_DEL && e) {
+		for (pp = &ep_entries; *pp != e; pp = &(*pp)->next)
+			;
 		*pp = e->next;
 		ep_entry_free(e);
 	} else if (op != EPOLL_CTL_DEL && ev) {

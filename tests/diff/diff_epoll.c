@@ -2,8 +2,8 @@
 /*
  * epoll beyond level-triggered readiness: edge-triggered EPOLLIN and
  * EPOLLOUT, EPOLLONESHOT, one descriptor in two sets, a set inside a set,
- * a descriptor number reused after a close that removed it, a set's number
- * reused after its close, and an entry modified with new data.
+ * a descriptor number reused after a close that removed it (also from a
+ * copy), a set's number reused after its close, and an entry modified with new data.
  */
 #include <stdio.h>
 #include <string.h>
@@ -419,6 +419,36 @@ static void reuse_server(struct end *e)
 	close(ep);
 }
 
+/* The same, the entry having followed the socket to a copy of its descriptor. */
+static void dup_reuse_server(struct end *e)
+{
+	int ep = ep_new(), first = accept_one(e), copy, second;
+
+	ep_ctl(ep, EPOLL_CTL_ADD, first, EPOLLIN, 41);
+	ep_say(ep, WAIT_MS, "first connection, data came");
+	recv_pattern(first, 63, 0, 10, "first");
+	copy = dup(first);
+	if (copy < 0)
+		fatal("dup");
+	say_rc("close the descriptor added", close(first));
+	ep_say(ep, 0, "the socket open under its copy");
+	say_rc("close the copy", close(copy));
+	tell(e, CLOSED);
+	second = accept_one(e);
+	if (second != copy) {
+		if (dup2(second, copy) != copy)
+			fatal("dup2");
+		close(second);
+	}
+	expect(e, GO);
+	wait_for(copy, POLLIN);
+	ep_say(ep, 0, "the copy's number reused, never added");
+	recv_pattern(copy, 64, 0, 10, "second");
+	close(copy);
+	tell(e, DONE);
+	close(ep);
+}
+
 const struct diff_case epoll_cases[] = {
 	{ "epoll_et_in", et_in_client, et_in_server, .conns = 1 },
 	{ "epoll_et_out", et_out_client, et_out_server, .conns = 1 },
@@ -429,6 +459,7 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
 	{ "epoll_mod_data", mod_data_client, mod_data_server, .raw = true, .conns = 2 },
 	{ "epoll_set_reuse", one_write_client, set_reuse_server, .conns = 1 },
+	{ "epoll_dup_reuse", reuse_client, dup_reuse_server, .raw = true, .conns = 2 },
 	{ "epoll_fd_reuse", reuse_client, reuse_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
