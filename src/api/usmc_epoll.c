@@ -3,7 +3,8 @@
  * epoll over usmc sockets.
  *
  * The kernel's set holds the descriptors; beside it we keep which usmc
- * descriptors were added with which events, to answer for them, as
+ * descriptors were added with which events (usmc_epoll_table.c), to
+ * answer for them, as
  * usmc_poll answers for its descriptors: the kernel socket of a
  * shared-memory connection carries only doorbells.  An epoll set inside
  * another is kept too, so that the outer set answers for the usmc sockets
@@ -20,168 +21,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_epoll_table.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-
-/*
- * An edge-triggered entry reports when the connection's state moved since
- * its last report: the doorbell that made the kernel's edge may have been
- * drained already.
- */
-struct ep_entry {
-	int epfd;
-	int fd;
-	struct epoll_event ev;
-	bool nested;         /* fd is an epoll set itself */
-	uint32_t kernel;     /* the events the kernel's entry asks for (ep_kernel_events) */
-	bool fresh;          /* added or modified: what is ready now is an edge */
-	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
-	struct conn_view last; /* edge-triggered: the state last reported */
-	struct ep_entry *next;
-	struct ep_entry *hnext; /* the next in its bucket of ep_hash by set and data */
-	struct ep_entry *fnext; /* the next in its bucket of ep_hash by descriptor */
-};
-
-static struct ep_entry *ep_entries;
-static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/*
- * The entries again, in two hash tables of one allocation.  By set and
- * data: what the kernel reports of an entry is its data, and a wait of
- * nginx's at 1,000 connections reports 512 of them, each of which a walk
- * of the list looked for among all.  By descriptor: every close of the
- * program asks whether the descriptor is in a set (nginx closes the file
- * of every response it serves), which a walk of all entries answered.
- * Without the tables (no memory for them) the list is walked.
- */
-static struct ep_entry **ep_hash; /* ep_hash_size buckets by set and data, as many by descriptor */
-static size_t ep_hash_size, ep_count;
-
-/* The sets that have entries, with how many: a close of one drops them all. */
-struct ep_set_count {
-	int epfd;
-	unsigned entries;
-};
-static struct ep_set_count *ep_sets;
-static size_t ep_nsets, ep_sets_room;
-static bool ep_sets_lost; /* no memory to count one: every close walks the entries */
-
-static size_t ep_mix(uint64_t k, size_t size)
-{
-	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 32) & (size - 1);
-}
-
-static struct ep_entry **ep_data_bucket(struct ep_entry **table, size_t size, int epfd, uint64_t data)
-{
-	return &table[ep_mix(data ^ (uint64_t)(uint32_t)epfd << 40, size)];
-}
-
-static struct ep_entry **ep_fd_bucket(struct ep_entry **table, size_t size, int fd)
-{
-	return &table[size + ep_mix((uint32_t)fd, size)];
-}
-
-static void ep_hash_del(struct ep_entry *e)
-{
-	struct ep_entry **pp;
-
-	if (!ep_hash)
-		return;
-	for (pp = ep_data_bucket(ep_hash, ep_hash_size, e->epfd, e->ev.data.u64); *pp; pp = &(*pp)->hnext)
-		if (*pp == e) {
-			*pp = e->hnext;
-			break;
-		}
-	for (pp = ep_fd_bucket(ep_hash, ep_hash_size, e->fd); *pp; pp = &(*pp)->fnext)
-		if (*pp == e) {
-			*pp = e->fnext;
-			break;
-		}
-}
-
-static void ep_hash_put(struct ep_entry **table, size_t size, struct ep_entry *e)
-{
-	struct ep_entry **b = ep_data_bucket(table, size, e->epfd, e->ev.data.u64);
-
-	e->hnext = *b;
-	*b = e;
-	b = ep_fd_bucket(table, size, e->fd);
-	e->fnext = *b;
-	*b = e;
-}
-
-/* Twice the entries' number of buckets or more; if the memory is not there, longer chains. */
-static void ep_hash_add(struct ep_entry *e)
-{
-	size_t size = ep_hash_size ? ep_hash_size : 64;
-	struct ep_entry **table;
-
-	while (size < 2 * (ep_count + 1))
-		size *= 2;
-	if (size != ep_hash_size && (table = calloc(2 * size, sizeof(*table)))) {
-		for (struct ep_entry *o = ep_entries; o; o = o->next)
-			if (o != e)
-				ep_hash_put(table, size, o);
-		free(ep_hash);
-		ep_hash = table;
-		ep_hash_size = size;
-	}
-	if (ep_hash)
-		ep_hash_put(ep_hash, ep_hash_size, e);
-}
-
-static struct ep_set_count *ep_set_find(int epfd)
-{
-	for (size_t i = 0; i < ep_nsets; i++)
-		if (ep_sets[i].epfd == epfd)
-			return &ep_sets[i];
-	return NULL;
-}
-
-static void ep_set_count(int epfd, int delta)
-{
-	struct ep_set_count *c = ep_set_find(epfd), *more;
-
-	if (!c && delta > 0) {
-		if (ep_nsets == ep_sets_room) {
-			size_t room = ep_sets_room ? 2 * ep_sets_room : 4;
-
-			if (!(more = realloc(ep_sets, room * sizeof(*more)))) {
-				ep_sets_lost = true;
-				return;
-			}
-			ep_sets = more;
-			ep_sets_room = room;
-		}
-		c = &ep_sets[ep_nsets++];
-		*c = (struct ep_set_count){ .epfd = epfd };
-	}
-	if (!c)
-		return;
-	c->entries += (unsigned)delta;
-	if (!c->entries)
-		*c = ep_sets[--ep_nsets];
-}
-
-/* Whether closing fd may concern an entry: fd is in a set, or is a set. */
-static bool ep_fd_concerned(int fd)
-{
-	if (!ep_hash || ep_sets_lost || ep_set_find(fd))
-		return true;
-	for (struct ep_entry *e = *ep_fd_bucket(ep_hash, ep_hash_size, fd); e; e = e->fnext)
-		if (e->fd == fd)
-			return true;
-	return false;
-}
-
-static void ep_entry_free(struct ep_entry *e)
-{
-	ep_hash_del(e);
-	ep_set_count(e->epfd, -1);
-	ep_count--;
-	free(e);
-}
 
 /*
  * The events to report for an entry now: none, or what is ready.  With
@@ -218,78 +61,11 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
-static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
-			    uint32_t kernel)
-{
-	struct ep_entry **pp, *e = ep_hash ? *ep_fd_bucket(ep_hash, ep_hash_size, fd) : ep_entries;
-
-	/* wrk changes its entry for every request: found by descriptor, not by a walk of all. */
-	for (; e; e = ep_hash ? e->fnext : e->next)
-		if (e->epfd == epfd && e->fd == fd)
-			break;
-	if (op == EPOLL_CTL_DEL && e) {
-		for (pp = &ep_entries; *pp != e; pp = &(*pp)->next)
-			;
-		*pp = e->next;
-		ep_entry_free(e);
-	} else if (op != EPOLL_CTL_DEL && ev) {
-		/* A modified entry is found by its new data from now on. */
-		if (e && e->ev.data.u64 != ev->data.u64) {
-			ep_hash_del(e);
-			e->ev.data = ev->data;
-			ep_hash_add(e);
-		} else if (!e && (e = calloc(1, sizeof(*e)))) {
-			e->epfd = epfd;
-			e->fd = fd;
-			e->ev.data = ev->data;
-			e->next = ep_entries;
-			ep_entries = e;
-			ep_count++;
-			ep_set_count(epfd, 1);
-			ep_hash_add(e);
-		}
-		if (e) {
-			e->ev = *ev;
-			e->nested = nested;
-			e->kernel = kernel;
-			e->fresh = true;
-			e->disarmed = false;
-		}
-	}
-}
-
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	ep_track_locked(epfd, op, fd, ev, nested, kernel);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-}
-
-void usmc_epoll_fd_closed(int fd, int other_fd)
-{
-	struct ep_entry **pp, *e;
-
-	/* Every close of the program passes here: most find no entry at all. */
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
-		return;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	/* Most, in no set and no set themselves, need no walk. */
-	pp = ep_fd_concerned(fd) ? &ep_entries : NULL;
-	while (pp && (e = *pp)) {
-		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
-		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
-			*pp = e->next;
-			ep_entry_free(e);
-			continue;
-		}
-		if (e->fd == fd) {
-			ep_hash_del(e);
-			e->fd = other_fd;
-			ep_hash_add(e);
-		}
-		pp = &e->next;
-	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
@@ -390,11 +166,9 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 {
 	bool ready = false;
 
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested) {
 			ready |= ep_set_ready(e->fd, arm, depth + 1);
 			continue;
@@ -411,11 +185,9 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 /* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
 static void ep_set_disarm(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested)
 			ep_set_disarm(e->fd, depth + 1);
 		else if ((s = usmc_sock_active(e->fd)) && s->state == SOCK_SMC)
@@ -438,14 +210,14 @@ static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 
 bool usmc_epoll_tracking(void)
 {
-	return __atomic_load_n(&ep_entries, __ATOMIC_RELAXED) != NULL;
+	return ep_any();
 }
 
 int usmc_epoll_set_poll(int fd)
 {
 	int ready = -1;
 
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!ep_any())
 		return -1;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	if (ep_has_smc_locked(fd, 0))
@@ -455,39 +227,16 @@ int usmc_epoll_set_poll(int fd)
 }
 
 /* usmc descriptors with something to report now; armed first if asked. */
-/*
- * The entries up to last (the one that filled a wait's events) go to the
- * end of the list: the next wait looks first at those this one had no
- * room for, as the kernel's ready list takes its turns.  Without it, a
- * set with more connections ready than maxevents (nginx's 512 at 1,000
- * busy keep-alive connections) reported the same first ones again and
- * again, and the others' requests waited for seconds.
- */
-static void ep_rotate_after(struct ep_entry *last)
-{
-	struct ep_entry *tail;
-
-	if (!last->next)
-		return;
-	for (tail = last->next; tail->next; tail = tail->next)
-		;
-	tail->next = ep_entries;
-	ep_entries = last->next;
-	last->next = NULL;
-}
-
 static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
 	struct ep_entry *e;
 	int n = 0;
 
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (e = ep_entries; e; e = e->next) {
+	for (e = ep_first(epfd); e; e = e->next) {
 		struct usmc_sock *s;
 		uint32_t rev;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested) {
 			rev = ep_nested_events(e, arm);
 		} else {
@@ -505,19 +254,9 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 			break;
 	}
 	if (e)
-		ep_rotate_after(e);
+		ep_rotate_after(epfd, e);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return n;
-}
-
-static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
-{
-	struct ep_entry *e = ep_hash ? *ep_data_bucket(ep_hash, ep_hash_size, epfd, ev->data.u64) : ep_entries;
-
-	for (; e; e = ep_hash ? e->hnext : e->next)
-		if (e->epfd == epfd && e->ev.data.u64 == ev->data.u64)
-			return e;
-	return NULL;
 }
 
 /*
@@ -580,9 +319,7 @@ static int ep_check(void *arg)
 /* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
 static bool ep_has_smc_locked(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
-		if (e->epfd != epfd)
-			continue;
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		if (e->nested ? ep_has_smc_locked(e->fd, depth + 1) : usmc_sock_active(e->fd) != NULL)
 			return true;
 	}
@@ -594,7 +331,7 @@ static bool ep_has_smc(int epfd, bool surely)
 {
 	bool found;
 
-	if (!surely && !__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!surely && !ep_any())
 		return false;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
