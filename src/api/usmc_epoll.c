@@ -4,9 +4,8 @@
  *
  * The kernel's set holds the descriptors; beside it we keep which usmc
  * descriptors were added with which events (usmc_epoll_table.c), to
- * answer for them, as
- * usmc_poll answers for its descriptors: the kernel socket of a
- * shared-memory connection carries only doorbells.  An epoll set inside
+ * answer for them, as usmc_poll answers for its descriptors: the kernel
+ * socket of a shared-memory connection carries only doorbells.  An epoll set inside
  * another is kept too, so that the outer set answers for the usmc sockets
  * of the inner one.
  */
