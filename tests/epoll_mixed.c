@@ -10,7 +10,8 @@
  * kernel's epoll reports every ready descriptor in turn.  A wait that
  * returned the ready connection without asking the kernel would never
  * report the others; one that asked but kept only the descriptors usmc
- * does not track would lose the two connections' edges for good.
+ * does not track would lose the two connections' edges for good.  No
+ * wait reports a descriptor twice, though both looks may find it.
  *
  *   epoll_mixed --maxevents N
  */
@@ -63,6 +64,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			CHECK(got[i].data.u64 >= CONN && got[i].data.u64 < KINDS);
 			all += !seen[got[i].data.u64]++;
+			/* Once per wait, whether one look found it or both. */
+			for (int j = 0; j < i; j++)
+				CHECK(got[j].data.u64 != got[i].data.u64);
 		}
 	}
 	if (all < KINDS - 1)

@@ -3,9 +3,9 @@
  * epoll over usmc sockets.
  *
  * The kernel's set holds the descriptors; beside it we keep which usmc
- * descriptors were added with which events, to answer for them, as
- * usmc_poll answers for its descriptors: the kernel socket of a
- * shared-memory connection carries only doorbells.  An epoll set inside
+ * descriptors were added with which events (usmc_epoll_table.c), to
+ * answer for them, as usmc_poll answers for its descriptors: the kernel
+ * socket of a shared-memory connection carries only doorbells.  An epoll set inside
  * another is kept too, so that the outer set answers for the usmc sockets
  * of the inner one.
  */
@@ -20,29 +20,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_epoll_table.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-
-/*
- * An edge-triggered entry reports when the connection's state moved since
- * its last report: the doorbell that made the kernel's edge may have been
- * drained already.
- */
-struct ep_entry {
-	int epfd;
-	int fd;
-	struct epoll_event ev;
-	bool nested;         /* fd is an epoll set itself */
-	uint32_t kernel;     /* the events the kernel's entry asks for (ep_kernel_events) */
-	bool fresh;          /* added or modified: what is ready now is an edge */
-	bool disarmed;       /* EPOLLONESHOT fired: silent until modified */
-	struct conn_view last; /* edge-triggered: the state last reported */
-	struct ep_entry *next;
-};
-
-static struct ep_entry *ep_entries;
-static pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The events to report for an entry now: none, or what is ready.  With
@@ -79,61 +60,11 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
-static void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
-			    uint32_t kernel)
-{
-	struct ep_entry **pp, *e;
-
-	for (pp = &ep_entries; (e = *pp); pp = &e->next)
-		if (e->epfd == epfd && e->fd == fd)
-			break;
-	if (op == EPOLL_CTL_DEL && e) {
-		*pp = e->next;
-		free(e);
-	} else if (op != EPOLL_CTL_DEL && ev) {
-		if (!e && (e = calloc(1, sizeof(*e)))) {
-			e->epfd = epfd;
-			e->fd = fd;
-			e->next = ep_entries;
-			ep_entries = e;
-		}
-		if (e) {
-			e->ev = *ev;
-			e->nested = nested;
-			e->kernel = kernel;
-			e->fresh = true;
-			e->disarmed = false;
-		}
-	}
-}
-
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	ep_track_locked(epfd, op, fd, ev, nested, kernel);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
-}
-
-void usmc_epoll_fd_closed(int fd, int other_fd)
-{
-	struct ep_entry **pp, *e;
-
-	/* Every close of the program passes here: most find no entry at all. */
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
-		return;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (pp = &ep_entries; (e = *pp);) {
-		/* The kernel drops an entry with its file's last descriptor, a set with its own. */
-		if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
-			*pp = e->next;
-			free(e);
-			continue;
-		}
-		if (e->fd == fd)
-			e->fd = other_fd;
-		pp = &e->next;
-	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 }
 
@@ -234,11 +165,9 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 {
 	bool ready = false;
 
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested) {
 			ready |= ep_set_ready(e->fd, arm, depth + 1);
 			continue;
@@ -255,11 +184,9 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 /* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
 static void ep_set_disarm(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested)
 			ep_set_disarm(e->fd, depth + 1);
 		else if ((s = usmc_sock_active(e->fd)) && s->state == SOCK_SMC)
@@ -282,14 +209,14 @@ static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 
 bool usmc_epoll_tracking(void)
 {
-	return __atomic_load_n(&ep_entries, __ATOMIC_RELAXED) != NULL;
+	return ep_any();
 }
 
 int usmc_epoll_set_poll(int fd)
 {
 	int ready = -1;
 
-	if (!__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!ep_any())
 		return -1;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	if (ep_has_smc_locked(fd, 0))
@@ -299,39 +226,16 @@ int usmc_epoll_set_poll(int fd)
 }
 
 /* usmc descriptors with something to report now; armed first if asked. */
-/*
- * The entries up to last (the one that filled a wait's events) go to the
- * end of the list: the next wait looks first at those this one had no
- * room for, as the kernel's ready list takes its turns.  Without it, a
- * set with more connections ready than maxevents (nginx's 512 at 1,000
- * busy keep-alive connections) reported the same first ones again and
- * again, and the others' requests waited for seconds.
- */
-static void ep_rotate_after(struct ep_entry *last)
-{
-	struct ep_entry *tail;
-
-	if (!last->next)
-		return;
-	for (tail = last->next; tail->next; tail = tail->next)
-		;
-	tail->next = ep_entries;
-	ep_entries = last->next;
-	last->next = NULL;
-}
-
 static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
 	struct ep_entry *e;
 	int n = 0;
 
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
-	for (e = ep_entries; e; e = e->next) {
+	for (e = ep_first(epfd); e; e = e->next) {
 		struct usmc_sock *s;
 		uint32_t rev;
 
-		if (e->epfd != epfd)
-			continue;
 		if (e->nested) {
 			rev = ep_nested_events(e, arm);
 		} else {
@@ -349,17 +253,9 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 			break;
 	}
 	if (e)
-		ep_rotate_after(e);
+		ep_rotate_after(epfd, e);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return n;
-}
-
-static struct ep_entry *ep_find_by_data(int epfd, const struct epoll_event *ev)
-{
-	for (struct ep_entry *e = ep_entries; e; e = e->next)
-		if (e->epfd == epfd && !memcmp(&e->ev.data, &ev->data, sizeof(ev->data)))
-			return e;
-	return NULL;
 }
 
 /*
@@ -422,9 +318,7 @@ static int ep_check(void *arg)
 /* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
 static bool ep_has_smc_locked(int epfd, int depth)
 {
-	for (struct ep_entry *e = ep_entries; e && depth < EP_MAX_NESTING; e = e->next) {
-		if (e->epfd != epfd)
-			continue;
+	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		if (e->nested ? ep_has_smc_locked(e->fd, depth + 1) : usmc_sock_active(e->fd) != NULL)
 			return true;
 	}
@@ -436,13 +330,16 @@ static bool ep_has_smc(int epfd, bool surely)
 {
 	bool found;
 
-	if (!surely && !__atomic_load_n(&ep_entries, __ATOMIC_RELAXED))
+	if (!surely && !ep_any())
 		return false;
 	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return found;
 }
+
+/* Room on the stack for the index of events ep_merge_kernel merges into. */
+#define EP_INDEX_STACK 256
 
 /*
  * What the kernel has ready now, beside the n events found in shared
@@ -452,31 +349,80 @@ static bool ep_has_smc(int epfd, bool surely)
  * the set (pipes, timers, plain and fallback sockets) from ever being
  * reported.  The kernel's word goes through ep_filter as at any wait; a
  * connection or nested set reported already is reported once, with both
- * looks' events.
+ * looks' events: found by its data in an index of the n, not by a walk
+ * of them for each of the kernel's events.
  * Returns the events now in events[0..).
  */
+static size_t ep_slot(uint64_t data, size_t size)
+{
+	return (size_t)((data * 0x9e3779b97f4a7c15ull) >> 32) & (size - 1);
+}
+
+/*
+ * The index among events[0..n) of the event with data, or -1.  With
+ * slots (events by data, open addressing, size a power of two over
+ * 2 n), one look; without (no memory), a walk.
+ */
+static int ep_index_find(const int *slots, size_t size, const struct epoll_event *events, int n,
+			 uint64_t data)
+{
+	if (!slots) {
+		for (int j = 0; j < n; j++)
+			if (events[j].data.u64 == data)
+				return j;
+		return -1;
+	}
+	for (size_t i = ep_slot(data, size);; i = (i + 1) & (size - 1))
+		if (slots[i] < 0 || events[slots[i]].data.u64 == data)
+			return slots[i];
+}
+
+static int *ep_index(int *stack, size_t *size, const struct epoll_event *events, int n)
+{
+	int *slots = stack;
+
+	while (*size < 2 * (size_t)n)
+		*size *= 2;
+	if (*size > EP_INDEX_STACK && !(slots = malloc(*size * sizeof(*slots))))
+		return NULL;
+	memset(slots, 0xff, *size * sizeof(*slots));
+	for (int j = 0; j < n; j++) {
+		size_t i = ep_slot(events[j].data.u64, *size);
+
+		while (slots[i] >= 0 && events[slots[i]].data.u64 != events[j].data.u64)
+			i = (i + 1) & (*size - 1);
+		if (slots[i] < 0)
+			slots[i] = j;
+	}
+	return slots;
+}
+
 static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxevents)
 {
 	int k = usmc_sys.epoll_wait(epfd, events + n, maxevents - n, 0), kept = n;
+	int stack[EP_INDEX_STACK], *slots = NULL;
+	size_t size = 16;
 
 	if (k <= 0)
 		return n;
 	k = ep_filter(epfd, events + n, k);
+	if (k && n)
+		slots = ep_index(stack, &size, events, n);
 	for (int i = n; i < n + k; i++) {
-		int j = 0;
+		int j = n ? ep_index_find(slots, size, events, n, events[i].data.u64) : -1;
 
-		while (j < n && memcmp(&events[j].data, &events[i].data, sizeof(events[i].data)))
-			j++;
 		/*
 		 * Reported already: what the filter found now joins that report.
 		 * An edge it used up (the ring moved since the first look) must
 		 * be reported, or an edge-triggered waiter would never hear of it.
 		 */
-		if (j < n)
+		if (j >= 0)
 			events[j].events |= events[i].events;
 		else
 			events[kept++] = events[i];
 	}
+	if (slots != stack)
+		free(slots);
 	return kept;
 }
 
@@ -519,10 +465,14 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
-		if (!n)
-			n = ep_ready_now(epfd, events, maxevents, true);
-		if (n) {
+		/*
+		 * Only a look that armed registered this thread on the set's
+		 * connections: a wait whose first look found one ready does not
+		 * walk them all again to take registrations it never made.
+		 */
+		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
 			usmc_epoll_set_disarm(epfd);
+		if (n) {
 			usmc_wake_inexact();
 			if (n < maxevents)
 				n = ep_merge_kernel(epfd, events, n, maxevents);

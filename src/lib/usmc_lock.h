@@ -9,7 +9,7 @@
  * read it, around whatever they take next.  The ranks, lowest (taken
  * first) to highest:
  *
- *   LOCK_EPOLL         ep_lock (usmc_epoll.c): which usmc sockets are in
+ *   LOCK_EPOLL         ep_lock (usmc_epoll_table.c): which usmc sockets are in
  *                      which epoll sets.  Held while the set's sockets
  *                      are looked at, which may settle a handshake.
  *   LOCK_CONN_TX       a connection's tx_lock (usmc_conn_shared, process-

@@ -18,7 +18,8 @@ set(USMC_DIFF_CASES
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
-  epoll_fd_reuse epoll_exclusive
+  epoll_fd_reuse epoll_exclusive epoll_mod_data epoll_set_reuse
+  epoll_dup_reuse
   eintr sa_restart rcvtimeo rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail

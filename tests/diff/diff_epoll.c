@@ -2,7 +2,8 @@
 /*
  * epoll beyond level-triggered readiness: edge-triggered EPOLLIN and
  * EPOLLOUT, EPOLLONESHOT, one descriptor in two sets, a set inside a set,
- * and a descriptor number reused after a close that removed it.
+ * a descriptor number reused after a close that removed it (also from a
+ * copy), a set's number reused after its close, and an entry modified with new data.
  */
 #include <stdio.h>
 #include <string.h>
@@ -302,6 +303,77 @@ static void nested_server(struct end *e)
 	close(inner);
 }
 
+/*
+ * ---- EPOLL_CTL_MOD with new data ----
+ * The kernel names an entry by its data.  b's doorbell is still unread
+ * when a's data makes the wait report a at once and ask the kernel beside
+ * it: b, known under its new data, has nothing to read.
+ */
+
+static void mod_data_client(struct end *e)
+{
+	int a = connect_to(e), b = connect_to(e);
+
+	send_pattern(b, 66, 0, 10);
+	tell(e, GO);
+	expect(e, MORE);
+	send_pattern(a, 65, 0, 10);
+	tell(e, MORE);
+	expect(e, DONE);
+	close(a);
+	close(b);
+}
+
+static void mod_data_server(struct end *e)
+{
+	int ep = ep_new(), a = accept_one(e), b = accept_one(e);
+
+	ep_ctl(ep, EPOLL_CTL_ADD, a, EPOLLIN, 11);
+	ep_ctl(ep, EPOLL_CTL_ADD, b, EPOLLIN, 21);
+	ep_ctl(ep, EPOLL_CTL_MOD, a, EPOLLIN, 12);
+	ep_ctl(ep, EPOLL_CTL_MOD, b, EPOLLIN, 22);
+	expect(e, GO);
+	recv_pattern(b, 66, 0, 10, "b, read without a wait");
+	tell(e, MORE);
+	expect(e, MORE);
+	ep_say(ep, WAIT_MS, "a's data came, b's read already");
+	recv_pattern(a, 65, 0, 10, "a");
+	ep_say(ep, 0, "both read");
+	tell(e, DONE);
+	close(a);
+	close(b);
+	close(ep);
+}
+
+/* ---- a set's number reused after its close: the new set holds nothing ---- */
+
+static void one_write_client(struct end *e)
+{
+	expect(e, GO);
+	send_pattern(e->fd, 67, 0, 10);
+	expect(e, DONE);
+}
+
+static void set_reuse_server(struct end *e)
+{
+	int ep = ep_new(), again;
+
+	ep_ctl(ep, EPOLL_CTL_ADD, e->fd, EPOLLIN, 31);
+	tell(e, GO);
+	ep_say(ep, WAIT_MS, "data came");
+	say_rc("close the set", close(ep));
+	again = ep_new();
+	if (again != ep) {
+		if (dup2(again, ep) != ep)
+			fatal("dup2");
+		close(again);
+	}
+	ep_say(ep, 0, "a new set under its number");
+	recv_pattern(e->fd, 67, 0, 10, "data");
+	tell(e, DONE);
+	close(ep);
+}
+
 /* ---- a descriptor number reused after the close that removed it from a set ---- */
 
 static void reuse_client(struct end *e)
@@ -347,6 +419,36 @@ static void reuse_server(struct end *e)
 	close(ep);
 }
 
+/* The same, the entry having followed the socket to a copy of its descriptor. */
+static void dup_reuse_server(struct end *e)
+{
+	int ep = ep_new(), first = accept_one(e), copy, second;
+
+	ep_ctl(ep, EPOLL_CTL_ADD, first, EPOLLIN, 41);
+	ep_say(ep, WAIT_MS, "first connection, data came");
+	recv_pattern(first, 63, 0, 10, "first");
+	copy = dup(first);
+	if (copy < 0)
+		fatal("dup");
+	say_rc("close the descriptor added", close(first));
+	ep_say(ep, 0, "the socket open under its copy");
+	say_rc("close the copy", close(copy));
+	tell(e, CLOSED);
+	second = accept_one(e);
+	if (second != copy) {
+		if (dup2(second, copy) != copy)
+			fatal("dup2");
+		close(second);
+	}
+	expect(e, GO);
+	wait_for(copy, POLLIN);
+	ep_say(ep, 0, "the copy's number reused, never added");
+	recv_pattern(copy, 64, 0, 10, "second");
+	close(copy);
+	tell(e, DONE);
+	close(ep);
+}
+
 const struct diff_case epoll_cases[] = {
 	{ "epoll_et_in", et_in_client, et_in_server, .conns = 1 },
 	{ "epoll_et_out", et_out_client, et_out_server, .conns = 1 },
@@ -355,6 +457,9 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_two_sets", two_writes_client, two_sets_server, .conns = 1 },
 	{ "epoll_nested", two_writes_client, nested_server, .conns = 1 },
 	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
+	{ "epoll_mod_data", mod_data_client, mod_data_server, .raw = true, .conns = 2 },
+	{ "epoll_set_reuse", one_write_client, set_reuse_server, .conns = 1 },
+	{ "epoll_dup_reuse", reuse_client, dup_reuse_server, .raw = true, .conns = 2 },
 	{ "epoll_fd_reuse", reuse_client, reuse_server, .raw = true, .conns = 2 },
 	{ NULL },
 };
