@@ -11,6 +11,8 @@
  *   limits --case full_table    the client's descriptor table filled before the Accept
  *   limits --case memcg         8 MiB rings in a memory cgroup (v2, else v1) that
  *                               holds TCP's buffers, not all rings (needs root)
+ *   limits --case memcg_later   a limit set on a cgroup that had none, seen by the
+ *                               next ring's charge a second later (needs root)
  *
  * Exit 77: the host cannot run the case (printed why).
  */
@@ -454,6 +456,60 @@ static void case_memcg(void)
 	}
 }
 
+/*
+ * A cgroup without a limit is looked at once a second (usmc_charge.c): a
+ * limit set meanwhile must be seen by the first charge after that second.
+ * One connection while there is none; then a limit that leaves room for
+ * a ring but not beyond the reserve kept for the application; a second
+ * later, the next connection's ring (the next slot of the same segment,
+ * charged only now) must not be charged: the client falls back for want
+ * of memory, with no OOM kill.
+ */
+static int memcg_later_child(void *arg)
+{
+	uint64_t limit;
+	struct usmc_info info;
+	char text[32], b;
+	uint16_t port;
+	int lfd, c1, s1, c2, s2;
+
+	(void)arg;
+	memcg_join();
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	h_smc_pair(lfd, port, &c1, &s1);
+	/* Room for an 8 MiB ring, but not beyond the reserve of an eighth (at least 4 MiB). */
+	limit = memcg_usage() + (10u << 20);
+	snprintf(text, sizeof(text), "%llu", (unsigned long long)limit);
+	RCHECK(write_file(memcg_dir, memcg_v1 ? "memory.limit_in_bytes" : "memory.max", text));
+	usleep(1100 * 1000);
+	c2 = h_connect(AF_INET, H_USMC, port);
+	RCHECK((s2 = usmc_accept(lfd, NULL, NULL)) >= 0);
+	h_write_all(s2, "y", 1);
+	h_read_all(c2, &b, 1);
+	RCHECK(b == 'y');
+	RCHECK(usmc_info(c2, &info, sizeof(info)) == 0);
+	printf("  limit %llu KiB set a second ago: second connection %s (0x%08x)\n",
+	       (unsigned long long)limit >> 10,
+	       info.mode == USMC_MODE_SMCD ? "in shared memory" : "fell back", info.fallback_reason);
+	fflush(stdout);
+	RCHECK(info.mode == USMC_MODE_FALLBACK && info.fallback_reason == USMC_DECL_MEM);
+	for (int fd = 0, fds[] = { c1, s1, c2, s2, lfd }; fd < 5; fd++)
+		RCHECK(usmc_close(fds[fd]) == 0);
+	return 0;
+}
+
+static void case_memcg_later(void)
+{
+	/* No limit yet: written as the largest count (v1) or "max" (v2). */
+	memcg_create(UINT64_MAX >> 1);
+	RCHECK(write_file(memcg_dir, memcg_v1 ? "memory.limit_in_bytes" : "memory.max",
+			  memcg_v1 ? "-1" : "max"));
+	robust_reap_ok(h_fork(memcg_later_child, NULL));
+	printf("  OOM kills: %llu\n", (unsigned long long)memcg_oom_kills());
+	RCHECK(memcg_oom_kills() == 0);
+	RCHECK(rmdir(memcg_dir) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
@@ -465,15 +521,16 @@ int main(int argc, char **argv)
 	setenv("USMC_CLC_TIMEOUT_MS", "2000", 1);
 	if (!strcmp(c, "shm_full")) {
 		case_shm_full();
-	} else if (!strcmp(c, "memcg")) {
+	} else if (!strcmp(c, "memcg") || !strcmp(c, "memcg_later")) {
 		setenv("USMC_BUFSIZE", "8388608", 1);
-		case_memcg();
+		(strcmp(c, "memcg") ? case_memcg_later : case_memcg)();
 	} else if (!strcmp(c, "full_table")) {
 		case_full_table();
 	} else if (!strcmp(c, "nofile") && argc > 4) {
 		case_nofile(atoi(argv[3]), atoi(argv[4]));
 	} else {
-		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | full_table | memcg\n");
+		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | full_table | memcg | "
+				"memcg_later\n");
 		return 2;
 	}
 	printf("%s: ok\n", c);

@@ -38,7 +38,8 @@ set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
 add_test(NAME limits_full_table COMMAND limits --case full_table)
 set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)
 add_test(NAME limits_memcg COMMAND limits --case memcg)
-set_tests_properties(limits_memcg PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+add_test(NAME limits_memcg_later COMMAND limits --case memcg_later)
+set_tests_properties(limits_memcg limits_memcg_later PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS "needs-root;security")
 # A server stalled between taking a Proposal and answering it: both ends
 # agree on the mode, or the connection fails on both.
