@@ -20,9 +20,15 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_connect.h"
+#include "usmc_epoll.h"
+#include "usmc_fdtab.h"
+#include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 /*
  * An edge-triggered entry reports when the connection's state moved since

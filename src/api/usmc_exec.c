@@ -23,12 +23,15 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
 #include "usmc_exec.h"
-#include "usmc_proc.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /* The largest state the new image reads: far more than EXEC_MAX_SOCKS need. */
 /* ---- before the exec ---- */

@@ -25,8 +25,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "usmc_conn.h"
 #include "usmc_exec.h"
+#include "usmc_fdtab.h"
 #include "usmc_proc.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 

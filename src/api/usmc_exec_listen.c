@@ -23,9 +23,10 @@
 
 #include "usmc.h"
 #include "usmc_exec.h"
+#include "usmc_fdtab.h"
+#include "usmc_listener.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 bool exec_listen_describe(struct exec_state *st)
 {

@@ -12,10 +12,17 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_connect.h"
+#include "usmc_epoll.h"
 #include "usmc_exec.h"
-#include "usmc_poll.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
+#include "usmc_listener.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wake.h"
 
 /* A new descriptor for the socket of fd, as dup made it. */
 static int adopt(int fd, int newfd)

@@ -17,11 +17,19 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /*
  * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),

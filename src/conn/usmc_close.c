@@ -13,10 +13,14 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_conn.h"
 #include "usmc_exec.h"
-#include "usmc_poll.h"
+#include "usmc_holders.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wake.h"
 
 static void publish_flags(struct usmc_sock *s, uint32_t flags)
 {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "usmc_sock.h"
+#include "usmc_conn.h"
 
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 

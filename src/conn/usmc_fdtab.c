@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "usmc_close.h"
+#include "usmc_conn.h"
 #include "usmc_diag.h"
+#include "usmc_fdtab.h"
 #include "usmc_sock.h"
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];

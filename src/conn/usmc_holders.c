@@ -59,6 +59,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
 

@@ -4,26 +4,19 @@
  * reading what the peer publishes in its CDC area.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "usmc.h"
 #include "usmc_capture.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
-{
-	int fl;
-
-	if (flags & MSG_DONTWAIT)
-		return true;
-	fl = usmc_sys.fcntl(s->fd, F_GETFL);
-	return fl >= 0 && (fl & O_NONBLOCK);
-}
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 void usmc_conn_abort(struct usmc_sock *s)
 {

@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * The usmc socket's state, as the program and usmc-stat see it, and why a
- * socket is plain TCP (the socket and its table: usmc_sock.h).
+ * The usmc socket's state, as the program and usmc-stat see it, why a
+ * socket is plain TCP, and whether a call on it waits (the socket:
+ * usmc_sock.h; its table: usmc_fdtab.h).
  */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "usmc_diag.h"
 #include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
 static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
 {
@@ -65,4 +69,14 @@ void usmc_plain_from_now(uint32_t reason)
 uint32_t usmc_plain_reason(void)
 {
 	return atomic_load(&plain_from_now);
+}
+
+bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
+{
+	int fl;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	fl = usmc_sys.fcntl(s->fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
 }

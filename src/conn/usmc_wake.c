@@ -50,10 +50,13 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_poll.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 /* Set when a registration found no slot: the caller sleeps briefly. */
 static __thread bool wake_inexact;

@@ -30,8 +30,13 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_conn.h"
+#include "usmc_holders.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

@@ -21,6 +21,15 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_chan.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
+#include "usmc_listener.h"
+#include "usmc_policy.h"
+#include "usmc_queue.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

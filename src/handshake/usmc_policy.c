@@ -27,16 +27,17 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_lock.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
 #include "usmc_policy_file.h"
-#include "usmc_sock.h"
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {

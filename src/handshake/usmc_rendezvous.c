@@ -40,10 +40,11 @@
 
 #include "usmc.h"
 #include "usmc_core.h"
+#include "usmc_listen.h"
 #include "usmc_log.h"
+#include "usmc_queue.h"
 #include "usmc_rendezvous.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 #define RDV_NAT_MAX  16
 #define RDV_ADDR_MAX 64

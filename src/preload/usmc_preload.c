@@ -40,8 +40,9 @@
 
 #include "usmc.h"
 #include "usmc_exec.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_preload.h"
-#include "usmc_sock.h"
 #include "usmc_sys.h"
 
 /* glibc's report of a fortify check that failed; it does not return. */

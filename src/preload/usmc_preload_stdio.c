@@ -45,6 +45,8 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"

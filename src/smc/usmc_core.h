@@ -140,7 +140,7 @@ struct usmc_seg {
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
 };
 
-/* A slot's own state (struct usmc_conn_shared, usmc_sock.h). */
+/* A slot's own state (struct usmc_conn_shared, usmc_conn.h). */
 static inline void *seg_own(const struct usmc_seg *seg, uint32_t slot)
 {
 	return seg->own + (size_t)slot * SEG_OWN_SLOT;
