@@ -299,20 +299,6 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	return 0;
 }
 
-static int sock_mode(const struct usmc_sock *s)
-{
-	switch ((int)s->state) {
-	case SOCK_PROPOSED:
-		return USMC_MODE_HANDSHAKE;
-	case SOCK_SMC:
-		return USMC_MODE_SMCD;
-	case SOCK_PLAIN:
-		return s->reason ? USMC_MODE_FALLBACK : USMC_MODE_NONE;
-	default:
-		return USMC_MODE_NONE;
-	}
-}
-
 int usmc_info(int fd, struct usmc_info *info, size_t size)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
@@ -326,7 +312,7 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	if (s) {
 		if (s->state == SOCK_PROPOSED)
 			af_resolve(s, false);
-		out.mode = sock_mode(s);
+		out.mode = usmc_sock_mode(s);
 		out.fallback_reason = s->reason;
 		out.fallback_by_peer = s->reason_by_peer;
 		if (s->conn) {

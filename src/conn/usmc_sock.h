@@ -57,6 +57,8 @@ struct usmc_sock {
 
 /* Moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
+/* The socket's state as usmc_info tells it (enum usmc_mode). */
+int usmc_sock_mode(const struct usmc_sock *s);
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
