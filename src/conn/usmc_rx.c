@@ -223,7 +223,6 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 
 static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
 {
-	struct usmc_conn *conn = s->conn;
 	size_t total = iov_total(iov, iovcnt), copied = 0;
 	bool peek = flags & MSG_PEEK;
 	bool waitall = (flags & MSG_WAITALL) && !peek;
@@ -252,8 +251,7 @@ static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovc
 			/* Arm the doorbell so that poll on the descriptor stays truthful. */
 			if (usmc_conn_drain(s) != CDC_TCP_OPEN)
 				continue;
-			atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-			atomic_thread_fence(memory_order_seq_cst);
+			usmc_conn_want(s, POLLIN);
 			if (usmc_rx_avail(s, &avail) == 0 && avail)
 				continue;
 			if (copied)

@@ -232,8 +232,7 @@ void usmc_conn_settle(struct usmc_sock *s)
 
 	if (!conn->rx_mapped || peer_bells(conn) == atomic_load(&conn->tx.cdc->bells_read))
 		return;
-	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	usmc_conn_want(s, POLLIN);
 	seen = peer_bells(conn);
 	if (usmc_rx_avail(s, &avail) == 0 && !avail)
 		conn_drain_upto(s, seen);

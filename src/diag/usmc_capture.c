@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_addr.h"
 #include "usmc_capture.h"
 #include "usmc_lock.h"
 #include "usmc_log.h"
@@ -137,26 +138,6 @@ struct endpoints {
 	uint16_t sport, dport; /* network order */
 };
 
-/* An address as IPv4 where it is one (v4-mapped included); its port. */
-static int plain_addr(const struct sockaddr_storage *ss, uint8_t *addr, uint16_t *port)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		memcpy(addr, &in->sin_addr, 4), *port = in->sin_port;
-		return AF_INET;
-	}
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-
-	*port = in6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-		memcpy(addr, &in6->sin6_addr.s6_addr[12], 4);
-		return AF_INET;
-	}
-	memcpy(addr, &in6->sin6_addr, 16);
-	return AF_INET6;
-}
-
 static bool endpoints_of(int fd, bool sent, struct endpoints *e)
 {
 	struct sockaddr_storage l, p;
@@ -168,9 +149,9 @@ static bool endpoints_of(int fd, bool sent, struct endpoints *e)
 	if (usmc_sys.getsockname(fd, (struct sockaddr *)&l, &ll) ||
 	    getpeername(fd, (struct sockaddr *)&p, &pl))
 		return false;
-	lf = plain_addr(&l, la, &lp);
-	pf = plain_addr(&p, pa, &pp);
-	if (lf != pf)
+	lf = usmc_addr_plain((struct sockaddr *)&l, la, &lp);
+	pf = usmc_addr_plain((struct sockaddr *)&p, pa, &pp);
+	if (!lf || lf != pf)
 		return false;
 	if (cap.port && ntohs(lp) != cap.port && ntohs(pp) != cap.port)
 		return false;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_addr.h"
 #include "usmc_chan.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
@@ -61,30 +62,18 @@ bool af_diag_available(void)
 static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const struct sockaddr *peer,
 			 const struct sockaddr *local)
 {
-	const struct sockaddr_in6 *p6 = (const void *)peer, *l6 = (const void *)local;
-	const struct sockaddr_in *p4 = (const void *)peer, *l4 = (const void *)local;
+	uint8_t src[16], dst[16];
+	int pf, lf;
 
-	if (peer->sa_family == AF_INET && local->sa_family == AF_INET) {
-		*family = AF_INET;
-		id->idiag_sport = p4->sin_port;
-		id->idiag_dport = l4->sin_port;
-		memcpy(id->idiag_src, &p4->sin_addr, 4);
-		memcpy(id->idiag_dst, &l4->sin_addr, 4);
-		return true;
-	}
-	if (peer->sa_family != AF_INET6 || local->sa_family != AF_INET6)
+	if (peer->sa_family != local->sa_family)
 		return false;
-	id->idiag_sport = p6->sin6_port;
-	id->idiag_dport = l6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		*family = AF_INET;
-		memcpy(id->idiag_src, &p6->sin6_addr.s6_addr[12], 4);
-		memcpy(id->idiag_dst, &l6->sin6_addr.s6_addr[12], 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(id->idiag_src, &p6->sin6_addr, 16);
-		memcpy(id->idiag_dst, &l6->sin6_addr, 16);
-	}
+	pf = usmc_addr_plain(peer, src, &id->idiag_sport);
+	lf = usmc_addr_plain(local, dst, &id->idiag_dport);
+	if (!pf || pf != lf)
+		return false;
+	*family = (uint8_t)pf;
+	memcpy(id->idiag_src, src, 16);
+	memcpy(id->idiag_dst, dst, 16);
 	return true;
 }
 
