@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +72,10 @@ int usmc_dup3(int oldfd, int newfd, int flags)
 int usmc_close_range(unsigned int first, unsigned int last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-		for (int c = 0; c < FDTAB_CHUNKS; c++) {
-			_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+		int fd = first > INT_MAX ? INT_MAX : (int)first;
 
-			for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-				unsigned int fd = (unsigned int)(c * FDTAB_CHUNK + i);
-
-				if (fd >= first && fd <= last && atomic_load(&chunk[i]))
-					usmc_release_fd((int)fd);
-			}
-		}
+		for (; usmc_fdtab_next(&fd) && (unsigned int)fd <= last; fd++)
+			usmc_release_fd(fd);
 	}
 	return usmc_sys.close_range(first, last, flags);
 }
@@ -151,20 +146,15 @@ int usmc_close(int fd)
  */
 void usmc_exit_drain(void)
 {
+	struct usmc_sock *s;
+
 	/* A vfork child's exit: the table and the holds are its parent's. */
 	if (usmc_vfork_child())
 		return;
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			int fd = c * FDTAB_CHUNK + i;
-
-			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
-				continue;
-			if (usmc_holder_last(s->conn, fd, 0))
-				usmc_conn_drain(s);
-		}
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
+			continue;
+		if (usmc_holder_last(s->conn, fd, 0))
+			usmc_conn_drain(s);
 	}
 }

@@ -48,6 +48,13 @@ bool usmc_fd_not_listener(int fd);
 bool usmc_sock_alias(struct usmc_sock *s, int fd);
 /* Drops fd's entry; true if it was the socket's last descriptor (freed). */
 bool usmc_sock_forget(int fd);
+/*
+ * The table's one walk: the first socket at a descriptor from *fd on,
+ * with *fd set to that descriptor, or NULL past the last.  Every socket:
+ *	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+ * (a socket of several descriptors comes once for each).
+ */
+struct usmc_sock *usmc_fdtab_next(int *fd);
 /* Sets the fork handlers that give a forked child its own usmc-stat slots. */
 void usmc_fd_watch_fork(void);
 

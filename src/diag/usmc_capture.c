@@ -25,6 +25,7 @@
 #include "usmc_capture.h"
 #include "usmc_lock.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sys.h"
 
 #define PCAPNG_SHB 0x0A0D0D0Au
@@ -66,7 +67,7 @@ static void make_path(void)
 
 	for (const char *v = cap.pattern; *v && n + 12 < sizeof(cap.path); v++) {
 		if (v[0] == '%' && v[1] == 'p')
-			n += (size_t)snprintf(cap.path + n, sizeof(cap.path) - n, "%d", (int)getpid()), v++;
+			n += (size_t)snprintf(cap.path + n, sizeof(cap.path) - n, "%d", (int)usmc_pid()), v++;
 		else
 			cap.path[n++] = *v;
 	}
@@ -94,9 +95,9 @@ static bool file_ready(void)
 	static const uint32_t idb[5] = { PCAPNG_IDB, 20, LINKTYPE_RAW, 65535 + 64, 20 };
 	struct stat st;
 
-	if (cap.owner != getpid()) {
+	if (cap.owner != usmc_pid()) {
 		/* A forked child: the descriptor is its parent's file, not to be written. */
-		cap.owner = getpid();
+		cap.owner = usmc_pid();
 		cap.failed = false;
 		cap.fd = -1;
 		make_path();
