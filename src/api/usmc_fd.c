@@ -54,7 +54,7 @@ static int dup_onto(int oldfd, int newfd, int flags, bool three)
 		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
 	if (usmc_sys.fcntl(oldfd, F_GETFD) < 0)
 		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
-	usmc_release_fd(newfd);
+	usmc_fd_close(newfd);
 	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
 	return adopt(oldfd, rc);
 }
@@ -75,12 +75,12 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 		int fd = first > INT_MAX ? INT_MAX : (int)first;
 
 		for (; usmc_fdtab_next(&fd) && (unsigned int)fd <= last; fd++)
-			usmc_release_fd(fd);
+			usmc_fd_close(fd);
 	}
 	return usmc_sys.close_range(first, last, flags);
 }
 
-void usmc_release_fd(int fd)
+void usmc_fd_close(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
@@ -94,14 +94,14 @@ void usmc_release_fd(int fd)
 	}
 	/* Another descriptor still names the socket: the connection goes on. */
 	if (atomic_load(&s->refs) > 1) {
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		usmc_epoll_fd_closed(fd, s->fd);
 		return;
 	}
 	usmc_epoll_fd_closed(fd, -1);
 	if (s->state == SOCK_SMC) {
 		usmc_close_conn_last(s, fd);
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		return;
 	}
 	/* A handshake is settled by the process that proposed, in a fork's parent. */
@@ -109,7 +109,7 @@ void usmc_release_fd(int fd)
 		usmc_holder_drop(s->conn);
 		usmc_conn_free(s->conn);
 		s->conn = NULL;
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		return;
 	}
 	if (s->state == SOCK_PROPOSED)
@@ -118,7 +118,7 @@ void usmc_release_fd(int fd)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)
 		usmc_close_conn_last(s, fd);
-	usmc_sock_forget(fd);
+	usmc_sock_put(fd);
 }
 
 int usmc_close(int fd)
@@ -130,7 +130,7 @@ int usmc_close(int fd)
 
 	if (guard)
 		usmc_holders_enter();
-	usmc_release_fd(fd);
+	usmc_fd_close(fd);
 	rc = usmc_sys.close(fd);
 	if (guard)
 		usmc_holders_leave();

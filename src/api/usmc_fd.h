@@ -8,7 +8,7 @@
 #define USMC_FD_H
 
 /* Everything close() does to a usmc socket but the kernel's close. */
-void usmc_release_fd(int fd);
+void usmc_fd_close(int fd);
 /* fcntl F_DUPFD and F_DUPFD_CLOEXEC: the new descriptor names the socket too. */
 int usmc_fcntl_dupfd(int fd, int cmd, int min);
 

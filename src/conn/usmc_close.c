@@ -93,7 +93,7 @@ int usmc_close_conn(struct usmc_sock *s)
 
 	close_publish(s);
 	usmc_lock();
-	af_conn_forget(conn);
+	af_srv_conn_del(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(lgr);
 	usmc_unlock();
@@ -113,7 +113,7 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
 
 	if (conn->lgr->owner_pid == usmc_pid()) {
 		usmc_lock();
-		af_conn_forget(conn);
+		af_srv_conn_del(conn);
 		lgr_ring_give_away(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 		lgr_put(conn->lgr);
 		usmc_unlock();

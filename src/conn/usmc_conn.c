@@ -25,7 +25,7 @@ struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
 	return NULL;
 }
 
-void af_conn_forget(struct usmc_conn *conn)
+void af_srv_conn_del(struct usmc_conn *conn)
 {
 	for (struct usmc_conn **pp = &srv_conns, *c; (c = *pp); pp = &c->hs_next) {
 		if (c == conn) {

@@ -119,6 +119,6 @@ static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
  */
 void af_srv_conn_add(struct usmc_conn *conn);
 struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token);
-void af_conn_forget(struct usmc_conn *conn);
+void af_srv_conn_del(struct usmc_conn *conn);
 
 #endif /* USMC_CONN_H */

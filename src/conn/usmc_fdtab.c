@@ -102,7 +102,7 @@ static void sock_destroy(struct usmc_sock *s)
 	if (s->conn) {
 		/* Its descriptor was closed behind our back: forget, do not touch. */
 		usmc_lock();
-		af_conn_forget(s->conn);
+		af_srv_conn_del(s->conn);
 		usmc_unlock();
 		usmc_conn_free(s->conn);
 	}
@@ -192,7 +192,7 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	return s;
 }
 
-bool usmc_sock_forget(int fd)
+bool usmc_sock_put(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 	_Atomic(struct usmc_sock *) *chunk;

@@ -46,8 +46,11 @@ void usmc_fd_mark_not_listener(int fd, bool on);
 bool usmc_fd_not_listener(int fd);
 /* Names s by one more descriptor, as dup does; false if the table has no room. */
 bool usmc_sock_alias(struct usmc_sock *s, int fd);
-/* Drops fd's entry; true if it was the socket's last descriptor (freed). */
-bool usmc_sock_forget(int fd);
+/*
+ * Drops fd's entry, the socket's reference from fd: true if it was its
+ * last descriptor (the socket destroyed).
+ */
+bool usmc_sock_put(int fd);
 /*
  * The table's one walk: the first socket at a descriptor from *fd on,
  * with *fd set to that descriptor, or NULL past the last.  Every socket:

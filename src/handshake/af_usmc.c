@@ -271,7 +271,7 @@ static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	struct usmc_conn *conn = af_srv_conn_find(lgr, msg->token);
 
 	if (conn)
-		af_conn_forget(conn);
+		af_srv_conn_del(conn);
 }
 
 static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)

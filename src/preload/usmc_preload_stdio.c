@@ -247,7 +247,7 @@ static void before_reopen(FILE *f)
 	if (fd < 0 || !usmc_sock_get(fd))
 		return;
 	fflush(f);
-	usmc_release_fd(fd);
+	usmc_fd_close(fd);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
