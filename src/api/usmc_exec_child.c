@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #include "usmc_conn.h"
-#include "usmc_exec.h"
+#include "usmc_exec_child.h"
+#include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
 #include "usmc_proc.h"
 #include "usmc_rx.h"

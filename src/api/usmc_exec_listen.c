@@ -23,6 +23,8 @@
 
 #include "usmc.h"
 #include "usmc_exec.h"
+#include "usmc_exec_listen.h"
+#include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
 #include "usmc_listener.h"
 #include "usmc_sock.h"

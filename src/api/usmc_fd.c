@@ -16,7 +16,7 @@
 #include "usmc_close.h"
 #include "usmc_connect.h"
 #include "usmc_epoll.h"
-#include "usmc_exec.h"
+#include "usmc_exec_child.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_holders.h"

@@ -15,7 +15,6 @@
 #include "usmc.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
-#include "usmc_exec.h"
 #include "usmc_holders.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"

@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_exec.h"
+#include "usmc_exec_adopt.h"
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"
 #include "usmc_preload.h"
