@@ -39,6 +39,7 @@
 #include "usmc_rendezvous.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"
+#include "usmc_sockdiag.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 #include "usmc_tx.h"

@@ -27,6 +27,7 @@
 #include "usmc_rendezvous.h"
 #include "usmc_reuseport.h"
 #include "usmc_sock.h"
+#include "usmc_sockdiag.h"
 #include "usmc_sys.h"
 
 static struct usmc_listener *listeners;

@@ -41,10 +41,10 @@
 #include "usmc.h"
 #include "usmc_addr.h"
 #include "usmc_core.h"
-#include "usmc_listen.h"
 #include "usmc_log.h"
 #include "usmc_queue.h"
 #include "usmc_rendezvous.h"
+#include "usmc_sockdiag.h"
 #include "usmc_sys.h"
 
 #define RDV_NAT_MAX  16
