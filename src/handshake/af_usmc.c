@@ -35,6 +35,7 @@
 #include "usmc_holders.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"

@@ -15,6 +15,7 @@
 #include "usmc_conn.h"
 #include "usmc_core.h"
 #include "usmc_listener.h"
+#include "usmc_registry.h"
 #include "usmc_sock.h"
 
 /* A Proposal waiting for its TCP connection to be accepted. */

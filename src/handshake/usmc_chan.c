@@ -17,6 +17,7 @@
 #include "usmc_config.h"
 #include "usmc_listener.h"
 #include "usmc_policy.h"
+#include "usmc_registry.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
 

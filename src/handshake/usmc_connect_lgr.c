@@ -14,6 +14,7 @@
 #include "usmc_connect_lgr.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
+#include "usmc_registry.h"
 #include "usmc_sys.h"
 
 /*

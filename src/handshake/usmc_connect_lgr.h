@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "usmc_core.h"
+#include "usmc_registry.h"
 
 /*
  * The link group for a Proposal toward port, one we have or a new one;

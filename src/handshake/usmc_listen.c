@@ -27,6 +27,7 @@
 #include "usmc_listener.h"
 #include "usmc_policy.h"
 #include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
 #include "usmc_stats.h"

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "usmc_fdtab.h"
+#include "usmc_registry.h"
 
 struct usmc_listener {
 	uint16_t port;

@@ -46,6 +46,7 @@
 #include "usmc_listener.h"
 #include "usmc_log.h"
 #include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_reuseport.h"
 #include "usmc_stats.h"

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "usmc_listener.h"
+#include "usmc_registry.h"
 
 /*
  * The link group of the channel in the shared backlog whose Proposal

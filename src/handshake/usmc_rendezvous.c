@@ -43,6 +43,7 @@
 #include "usmc_core.h"
 #include "usmc_log.h"
 #include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_sockdiag.h"
 #include "usmc_sys.h"

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "usmc_listener.h"
+#include "usmc_registry.h"
 
 /*
  * join: takes a member slot of the port and binds this process's own
