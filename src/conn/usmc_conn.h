@@ -2,9 +2,9 @@
 /*
  * The connection (net/smc's smc_conn): one shared-memory connection as
  * this process holds it, its state in the segment that every holder
- * maps, the peer's flags read from its CDC area, and the connections
- * accepted here that a late answer of their client may still reach
- * (usmc_conn.c).
+ * maps, the peer's flags read from its CDC area; its reset and abort, and
+ * the connections accepted here that a late answer of their client may
+ * still reach (usmc_conn.c).
  */
 #ifndef USMC_CONN_H
 #define USMC_CONN_H
@@ -110,6 +110,14 @@ static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
 	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
 	return flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed);
 }
+
+/*
+ * Aborts the connection (we reset it): the peer reads ECONNRESET, from the
+ * CDC flag and from the TCP reset at close.
+ */
+void usmc_conn_abort(struct usmc_sock *s);
+/* Marks the connection reset, by either side, with err to report once. */
+void usmc_conn_set_reset(struct usmc_conn *conn, int err);
 
 /*
  * The connections this process accepted in shared memory, which a late

@@ -18,30 +18,6 @@
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
-void usmc_conn_abort(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (conn->sh->aborted)
-		return;
-	conn->sh->aborted = true;
-	usmc_conn_set_reset(conn, ECONNRESET);
-	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
-	/* The peer learns it from the flag, and from a reset at close. */
-	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	usmc_conn_ring(s);
-	usmc_stats_add(USMC_STAT_ABORTS, 1);
-}
-
-void usmc_conn_set_reset(struct usmc_conn *conn, int err)
-{
-	bool was = atomic_exchange(&conn->sh->reset, true);
-
-	if (!was)
-		atomic_store(&conn->sh->err, err);
-}
-
 int usmc_conn_refresh(struct usmc_conn *conn)
 {
 	uint64_t pos;

@@ -19,9 +19,6 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail);
 /* Re-reads the peer's cursors and flags; 0, or -1 after aborting. */
 int usmc_conn_refresh(struct usmc_conn *conn);
-void usmc_conn_abort(struct usmc_sock *s);
-/* Marks the connection reset, with err to report once. */
-void usmc_conn_set_reset(struct usmc_conn *conn, int err);
 
 /*
  * Refreshes the cursors once, under the receive lock, and fills the
