@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "usmc_exec.h"
+#include "usmc_exec_state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -29,6 +29,7 @@
 
 #include "harness.h"
 #include "usmc_core.h"
+#include "usmc_registry.h"
 
 #define SERVER_UID 64001
 #define CLIENT_UID 64002

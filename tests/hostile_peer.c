@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 

@@ -34,6 +34,7 @@
 
 #include "robust.h"
 #include "usmc_core.h"
+#include "usmc_registry.h"
 
 #define ATTACKER_UID 64003
 #define PAYLOAD 100000

@@ -20,10 +20,16 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_connect.h"
+#include "usmc_epoll.h"
 #include "usmc_epoll_table.h"
+#include "usmc_fdtab.h"
+#include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 /*
  * The events to report for an entry now: none, or what is ready.  With

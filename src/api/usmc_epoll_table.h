@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 
 #include "usmc_sock.h"
+#include "usmc_wait.h"
 
 /*
  * An edge-triggered entry reports when the connection's state moved since

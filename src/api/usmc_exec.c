@@ -23,12 +23,18 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
 #include "usmc_exec.h"
-#include "usmc_proc.h"
+#include "usmc_exec_child.h"
+#include "usmc_exec_listen.h"
+#include "usmc_exec_state.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /* The largest state the new image reads: far more than EXEC_MAX_SOCKS need. */
 /* ---- before the exec ---- */
@@ -55,16 +61,11 @@ bool exec_fd_inherited(int fd)
 /* Settles the handshakes of inherited sockets: the new image knows no pending ones. */
 static void settle_inherited(void)
 {
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	struct usmc_sock *s;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			if (s && s->state == SOCK_PROPOSED && exec_fd_inherited(c * FDTAB_CHUNK + i))
-				af_resolve(s, true);
-		}
-	}
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		if (s->state == SOCK_PROPOSED && exec_fd_inherited(fd))
+			af_resolve(s, true);
 }
 
 /*
@@ -76,27 +77,20 @@ static struct pick *pick_socks(uint32_t *n, const struct exec_child *child)
 {
 	struct pick *p = NULL, *grown;
 	uint32_t cap = 0, k = 0;
+	struct usmc_sock *s;
 
 	*n = 0;
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			if (!s || s->state != SOCK_SMC || !s->conn || !s->conn->tx.seg ||
-			    !s->conn->rx_mapped)
-				continue;
-			if (*n == cap) {
-				cap = cap ? 2 * cap : 64;
-				grown = realloc(p, cap * sizeof(*p));
-				if (!grown)
-					return free(p), NULL;
-				p = grown;
-			}
-			p[(*n)++] = (struct pick){ s, child ? exec_child_holds(child, c * FDTAB_CHUNK + i)
-							    : exec_fd_inherited(c * FDTAB_CHUNK + i) };
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		if (s->state != SOCK_SMC || !s->conn || !s->conn->tx.seg || !s->conn->rx_mapped)
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(p, cap * sizeof(*p));
+			if (!grown)
+				return free(p), NULL;
+			p = grown;
 		}
+		p[(*n)++] = (struct pick){ s, child ? exec_child_holds(child, fd) : exec_fd_inherited(fd) };
 	}
 	if (!*n)
 		return p;
@@ -393,19 +387,15 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 
 void usmc_exec_uncount(struct usmc_exec_prep *p)
 {
+	struct usmc_sock *s;
+
 	/* Only connections still in the table: one closed meanwhile may be freed. */
-	for (int c = 0; p->ncounted && c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			for (uint32_t k = 0; s && s->conn && k < p->ncounted; k++) {
-				if (p->counted[k] == s->conn) {
-					usmc_holder_sub(s->conn);
-					p->counted[k] = p->counted[--p->ncounted];
-					break;
-				}
+	for (int fd = 0; p->ncounted && (s = usmc_fdtab_next(&fd)); fd++) {
+		for (uint32_t k = 0; s->conn && k < p->ncounted; k++) {
+			if (p->counted[k] == s->conn) {
+				usmc_holder_sub(s->conn);
+				p->counted[k] = p->counted[--p->ncounted];
+				break;
 			}
 		}
 	}

@@ -17,9 +17,15 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_exec.h"
-#include "usmc_proc.h"
+#include "usmc_close.h"
+#include "usmc_conn.h"
+#include "usmc_exec_adopt.h"
+#include "usmc_exec_listen.h"
+#include "usmc_exec_state.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"

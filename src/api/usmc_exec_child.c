@@ -25,8 +25,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "usmc_exec.h"
+#include "usmc_conn.h"
+#include "usmc_exec_child.h"
+#include "usmc_exec_state.h"
+#include "usmc_fdtab.h"
 #include "usmc_proc.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
@@ -160,30 +164,26 @@ void usmc_exec_break_inherited(void)
 {
 	bool vforked = usmc_vfork_child();
 	struct exec_child child = { 0 };
+	struct usmc_sock *s;
 
 	if (vforked && !exec_child_scan(&child)) {
 		exec_child_free(&child);
 		return;
 	}
 	usmc_lock();
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		int at = -1, fl;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			int fd = c * FDTAB_CHUNK + i, fl;
-
-			if (!s || s->state != SOCK_SMC || !s->conn || !s->conn->sh)
-				continue;
-			if (vforked) {
-				fd = child_fd_of(&child, fd);
-			} else {
-				fl = usmc_sys.fcntl(fd, F_GETFD);
-				fd = fl >= 0 && !(fl & FD_CLOEXEC) ? fd : -1;
-			}
-			if (fd >= 0)
-				break_conn(s, fd, vforked);
+		if (s->state != SOCK_SMC || !s->conn || !s->conn->sh)
+			continue;
+		if (vforked) {
+			at = child_fd_of(&child, fd);
+		} else {
+			fl = usmc_sys.fcntl(fd, F_GETFD);
+			at = fl >= 0 && !(fl & FD_CLOEXEC) ? fd : -1;
 		}
+		if (at >= 0)
+			break_conn(s, at, vforked);
 	}
 	usmc_unlock();
 	exec_child_free(&child);

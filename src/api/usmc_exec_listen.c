@@ -23,40 +23,38 @@
 
 #include "usmc.h"
 #include "usmc_exec.h"
+#include "usmc_exec_listen.h"
+#include "usmc_exec_state.h"
+#include "usmc_fdtab.h"
+#include "usmc_listener.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 bool exec_listen_describe(struct exec_state *st)
 {
 	uint32_t cap = 0;
+	struct usmc_sock *s;
 
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		struct usmc_listener *l;
+		struct stat sb;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			int fd = c * FDTAB_CHUNK + i;
-			struct usmc_listener *l;
-			struct stat sb;
+		if (s->state != SOCK_LISTEN || !(l = s->listener) || l->ufd < 0 ||
+		    !exec_fd_inherited(fd) || fstat(fd, &sb) || st->nlisten == EXEC_MAX_LISTENS)
+			continue;
+		if (st->nlisten == cap) {
+			struct exec_listen *grown;
 
-			if (!s || s->state != SOCK_LISTEN || !(l = s->listener) || l->ufd < 0 ||
-			    !exec_fd_inherited(fd) || fstat(fd, &sb) || st->nlisten == EXEC_MAX_LISTENS)
-				continue;
-			if (st->nlisten == cap) {
-				struct exec_listen *grown;
-
-				cap = cap ? 2 * cap : 8;
-				grown = realloc(st->listen, cap * sizeof(*grown));
-				if (!grown)
-					return false;
-				st->listen = grown;
-			}
-			st->listen[st->nlisten++] = (struct exec_listen){
-				.inode = sb.st_ino, .ufd = l->ufd, .port = l->port,
-				.owner = l->owner, .uid = l->uid, .member = l->member,
-			};
+			cap = cap ? 2 * cap : 8;
+			grown = realloc(st->listen, cap * sizeof(*grown));
+			if (!grown)
+				return false;
+			st->listen = grown;
 		}
+		st->listen[st->nlisten++] = (struct exec_listen){
+			.inode = sb.st_ino, .ufd = l->ufd, .port = l->port,
+			.owner = l->owner, .uid = l->uid, .member = l->member,
+		};
 	}
 	return true;
 }

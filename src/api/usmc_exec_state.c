@@ -12,7 +12,7 @@
 
 #include "usmc_cdc.h"
 #include "usmc_clc.h"
-#include "usmc_exec.h"
+#include "usmc_exec_state.h"
 #include "usmc_reader.h"
 
 static const char exec_magic[8] = "usmcexe2";

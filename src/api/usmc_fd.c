@@ -6,16 +6,24 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_exec.h"
-#include "usmc_poll.h"
+#include "usmc_close.h"
+#include "usmc_connect.h"
+#include "usmc_epoll.h"
+#include "usmc_exec_child.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
+#include "usmc_listener.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wake.h"
 
 /* A new descriptor for the socket of fd, as dup made it. */
 static int adopt(int fd, int newfd)
@@ -46,7 +54,7 @@ static int dup_onto(int oldfd, int newfd, int flags, bool three)
 		return three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
 	if (usmc_sys.fcntl(oldfd, F_GETFD) < 0)
 		return -1; /* EBADF, and newfd stays open, as dup2 leaves it */
-	usmc_release_fd(newfd);
+	usmc_fd_close(newfd);
 	rc = three ? usmc_sys.dup3(oldfd, newfd, flags) : usmc_sys.dup2(oldfd, newfd);
 	return adopt(oldfd, rc);
 }
@@ -64,21 +72,15 @@ int usmc_dup3(int oldfd, int newfd, int flags)
 int usmc_close_range(unsigned int first, unsigned int last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
-		for (int c = 0; c < FDTAB_CHUNKS; c++) {
-			_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+		int fd = first > INT_MAX ? INT_MAX : (int)first;
 
-			for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-				unsigned int fd = (unsigned int)(c * FDTAB_CHUNK + i);
-
-				if (fd >= first && fd <= last && atomic_load(&chunk[i]))
-					usmc_release_fd((int)fd);
-			}
-		}
+		for (; usmc_fdtab_next(&fd) && (unsigned int)fd <= last; fd++)
+			usmc_fd_close(fd);
 	}
 	return usmc_sys.close_range(first, last, flags);
 }
 
-void usmc_release_fd(int fd)
+void usmc_fd_close(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
@@ -92,14 +94,14 @@ void usmc_release_fd(int fd)
 	}
 	/* Another descriptor still names the socket: the connection goes on. */
 	if (atomic_load(&s->refs) > 1) {
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		usmc_epoll_fd_closed(fd, s->fd);
 		return;
 	}
 	usmc_epoll_fd_closed(fd, -1);
 	if (s->state == SOCK_SMC) {
 		usmc_close_conn_last(s, fd);
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		return;
 	}
 	/* A handshake is settled by the process that proposed, in a fork's parent. */
@@ -107,7 +109,7 @@ void usmc_release_fd(int fd)
 		usmc_holder_drop(s->conn);
 		usmc_conn_free(s->conn);
 		s->conn = NULL;
-		usmc_sock_forget(fd);
+		usmc_sock_put(fd);
 		return;
 	}
 	if (s->state == SOCK_PROPOSED)
@@ -116,7 +118,7 @@ void usmc_release_fd(int fd)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)
 		usmc_close_conn_last(s, fd);
-	usmc_sock_forget(fd);
+	usmc_sock_put(fd);
 }
 
 int usmc_close(int fd)
@@ -128,7 +130,7 @@ int usmc_close(int fd)
 
 	if (guard)
 		usmc_holders_enter();
-	usmc_release_fd(fd);
+	usmc_fd_close(fd);
 	rc = usmc_sys.close(fd);
 	if (guard)
 		usmc_holders_leave();
@@ -144,20 +146,15 @@ int usmc_close(int fd)
  */
 void usmc_exit_drain(void)
 {
+	struct usmc_sock *s;
+
 	/* A vfork child's exit: the table and the holds are its parent's. */
 	if (usmc_vfork_child())
 		return;
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
-
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			int fd = c * FDTAB_CHUNK + i;
-
-			if (!s || s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
-				continue;
-			if (usmc_holder_last(s->conn, fd, 0))
-				usmc_conn_drain(s);
-		}
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
+			continue;
+		if (usmc_holder_last(s->conn, fd, 0))
+			usmc_conn_drain(s);
 	}
 }

@@ -17,11 +17,19 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /*
  * Linux's SMC sockets, socket(AF_SMC, SOCK_STREAM, SMCPROTO_SMC or _SMC6),
@@ -291,20 +299,6 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	return 0;
 }
 
-static int sock_mode(const struct usmc_sock *s)
-{
-	switch ((int)s->state) {
-	case SOCK_PROPOSED:
-		return USMC_MODE_HANDSHAKE;
-	case SOCK_SMC:
-		return USMC_MODE_SMCD;
-	case SOCK_PLAIN:
-		return s->reason ? USMC_MODE_FALLBACK : USMC_MODE_NONE;
-	default:
-		return USMC_MODE_NONE;
-	}
-}
-
 int usmc_info(int fd, struct usmc_info *info, size_t size)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
@@ -318,7 +312,7 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	if (s) {
 		if (s->state == SOCK_PROPOSED)
 			af_resolve(s, false);
-		out.mode = sock_mode(s);
+		out.mode = usmc_sock_mode(s);
 		out.fallback_reason = s->reason;
 		out.fallback_by_peer = s->reason_by_peer;
 		if (s->conn) {

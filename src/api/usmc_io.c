@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_connect.h"
+#include "usmc_fdtab.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
+#include "usmc_tx.h"
 
 /* The kernel's limits on a vector: readv and writev say EINVAL, the msg calls EMSGSIZE. */
 static bool iov_count_ok(size_t iovcnt, int err)

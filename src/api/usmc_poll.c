@@ -17,9 +17,15 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_connect.h"
+#include "usmc_epoll.h"
+#include "usmc_fdtab.h"
+#include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 /*
  * Before the server's answer, what we write waits in our ring: once it is

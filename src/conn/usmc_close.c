@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_exec.h"
-#include "usmc_poll.h"
+#include "usmc_close.h"
+#include "usmc_conn.h"
+#include "usmc_holders.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wake.h"
 
 static void publish_flags(struct usmc_sock *s, uint32_t flags)
 {
@@ -89,7 +92,7 @@ int usmc_close_conn(struct usmc_sock *s)
 
 	close_publish(s);
 	usmc_lock();
-	af_conn_forget(conn);
+	af_srv_conn_del(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(lgr);
 	usmc_unlock();
@@ -109,7 +112,7 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
 
 	if (conn->lgr->owner_pid == usmc_pid()) {
 		usmc_lock();
-		af_conn_forget(conn);
+		af_srv_conn_del(conn);
 		lgr_ring_give_away(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 		lgr_put(conn->lgr);
 		usmc_unlock();

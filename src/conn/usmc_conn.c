@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
- * The connections this process accepted in shared memory, by token: a
- * late Confirm or Decline of their client finds its connection here until
- * the connection closes.  Under usmc_lock().
+ * The connection: its reset, by either side, and our abort of it (a
+ * close with unread data, SO_LINGER {1, 0}, a peer that broke the
+ * protocol); and the connections this process accepted in shared memory,
+ * by token: a late Confirm or Decline of their client finds its
+ * connection here until the connection closes (under usmc_lock()).
  */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
+#include "usmc_conn.h"
 #include "usmc_sock.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+#include "usmc_wake.h"
 
 static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 
@@ -25,7 +35,7 @@ struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
 	return NULL;
 }
 
-void af_conn_forget(struct usmc_conn *conn)
+void af_srv_conn_del(struct usmc_conn *conn)
 {
 	for (struct usmc_conn **pp = &srv_conns, *c; (c = *pp); pp = &c->hs_next) {
 		if (c == conn) {
@@ -33,4 +43,28 @@ void af_conn_forget(struct usmc_conn *conn)
 			return;
 		}
 	}
+}
+
+void usmc_conn_abort(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (conn->sh->aborted)
+		return;
+	conn->sh->aborted = true;
+	usmc_conn_set_reset(conn, ECONNRESET);
+	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
+	/* The peer learns it from the flag, and from a reset at close. */
+	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	usmc_conn_ring(s);
+	usmc_stats_add(USMC_STAT_ABORTS, 1);
+}
+
+void usmc_conn_set_reset(struct usmc_conn *conn, int err)
+{
+	bool was = atomic_exchange(&conn->sh->reset, true);
+
+	if (!was)
+		atomic_store(&conn->sh->err, err);
 }

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "usmc_close.h"
+#include "usmc_conn.h"
 #include "usmc_diag.h"
+#include "usmc_fdtab.h"
 #include "usmc_sock.h"
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
@@ -99,7 +102,7 @@ static void sock_destroy(struct usmc_sock *s)
 	if (s->conn) {
 		/* Its descriptor was closed behind our back: forget, do not touch. */
 		usmc_lock();
-		af_conn_forget(s->conn);
+		af_srv_conn_del(s->conn);
 		usmc_unlock();
 		usmc_conn_free(s->conn);
 	}
@@ -107,19 +110,35 @@ static void sock_destroy(struct usmc_sock *s)
 	sock_free(s);
 }
 
+struct usmc_sock *usmc_fdtab_next(int *fd)
+{
+	for (int f = *fd; f >= 0 && f < FDTAB_CHUNK * FDTAB_CHUNKS;) {
+		_Atomic(struct usmc_sock *) *chunk = fdtab_chunk(f, false);
+		struct usmc_sock *s;
+
+		if (!chunk) {
+			/* A chunk never made: none of its descriptors is a socket. */
+			f = (f | (FDTAB_CHUNK - 1)) + 1;
+			continue;
+		}
+		s = atomic_load(&chunk[f & (FDTAB_CHUNK - 1)]);
+		if (s) {
+			*fd = f;
+			return s;
+		}
+		f++;
+	}
+	return NULL;
+}
+
 /* Another descriptor of the same socket, or -1. */
 static int fdtab_other_fd(const struct usmc_sock *s, int except)
 {
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	struct usmc_sock *o;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			int fd = c * FDTAB_CHUNK + i;
-
-			if (fd != except && atomic_load(&chunk[i]) == s)
-				return fd;
-		}
-	}
+	for (int fd = 0; (o = usmc_fdtab_next(&fd)); fd++)
+		if (fd != except && o == s)
+			return fd;
 	return -1;
 }
 
@@ -173,7 +192,7 @@ struct usmc_sock *usmc_sock_new(int fd, int domain)
 	return s;
 }
 
-bool usmc_sock_forget(int fd)
+bool usmc_sock_put(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 	_Atomic(struct usmc_sock *) *chunk;
@@ -206,36 +225,24 @@ bool usmc_sock_alias(struct usmc_sock *s, int fd)
  */
 static void before_fork(void)
 {
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	struct usmc_sock *s;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			if (s)
-				usmc_diag_snapshot(s->diag, &s->diag_private);
-		}
-	}
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		usmc_diag_snapshot(s->diag, &s->diag_private);
 }
 
 /* In the child: its sockets are listed in its own usmc-stat table, from the copies. */
 static void adopt_diag_slots(void)
 {
+	struct usmc_sock *s;
+
 	usmc_diag_after_fork();
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		struct usmc_diag_sock *old = s->diag;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-			struct usmc_diag_sock *old;
-
-			if (!s)
-				continue;
-			old = s->diag;
-			s->diag = usmc_diag_adopt(old, &s->diag_private);
-			if (s->conn && s->conn->diag == old)
-				s->conn->diag = s->diag;
-		}
+		s->diag = usmc_diag_adopt(old, &s->diag_private);
+		if (s->conn && s->conn->diag == old)
+			s->conn->diag = s->diag;
 	}
 }
 

@@ -59,6 +59,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
 
@@ -189,17 +192,12 @@ void usmc_holder_sub(struct usmc_conn *conn)
 /* Calls fn for each connection of the descriptor table, once per socket. */
 static void each_conn(void (*fn)(struct usmc_conn *conn))
 {
-	for (int c = 0; c < FDTAB_CHUNKS; c++) {
-		_Atomic(struct usmc_sock *) *chunk = atomic_load(&usmc_fdtab[c]);
+	struct usmc_sock *s;
 
-		for (int i = 0; chunk && i < FDTAB_CHUNK; i++) {
-			struct usmc_sock *s = atomic_load(&chunk[i]);
-
-			if (s && s->conn && s->conn->sh && atomic_load(&s->conn->holds) &&
-			    s->conn->fork_seen != fork_count)
-				fn(s->conn);
-		}
-	}
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		if (s->conn && s->conn->sh && atomic_load(&s->conn->holds) &&
+		    s->conn->fork_seen != fork_count)
+			fn(s->conn);
 }
 
 static void count_for_child(struct usmc_conn *conn)

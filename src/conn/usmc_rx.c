@@ -4,50 +4,19 @@
  * reading what the peer publishes in its CDC area.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "usmc.h"
 #include "usmc_capture.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
-{
-	int fl;
-
-	if (flags & MSG_DONTWAIT)
-		return true;
-	fl = usmc_sys.fcntl(s->fd, F_GETFL);
-	return fl >= 0 && (fl & O_NONBLOCK);
-}
-
-void usmc_conn_abort(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	if (conn->sh->aborted)
-		return;
-	conn->sh->aborted = true;
-	usmc_conn_set_reset(conn, ECONNRESET);
-	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
-	/* The peer learns it from the flag, and from a reset at close. */
-	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	usmc_conn_ring(s);
-	usmc_stats_add(USMC_STAT_ABORTS, 1);
-}
-
-void usmc_conn_set_reset(struct usmc_conn *conn, int err)
-{
-	bool was = atomic_exchange(&conn->sh->reset, true);
-
-	if (!was)
-		atomic_store(&conn->sh->err, err);
-}
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 int usmc_conn_refresh(struct usmc_conn *conn)
 {
@@ -230,7 +199,6 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 
 static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
 {
-	struct usmc_conn *conn = s->conn;
 	size_t total = iov_total(iov, iovcnt), copied = 0;
 	bool peek = flags & MSG_PEEK;
 	bool waitall = (flags & MSG_WAITALL) && !peek;
@@ -259,8 +227,7 @@ static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovc
 			/* Arm the doorbell so that poll on the descriptor stays truthful. */
 			if (usmc_conn_drain(s) != CDC_TCP_OPEN)
 				continue;
-			atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-			atomic_thread_fence(memory_order_seq_cst);
+			usmc_conn_want(s, POLLIN);
 			if (usmc_rx_avail(s, &avail) == 0 && avail)
 				continue;
 			if (copied)

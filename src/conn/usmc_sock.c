@@ -1,31 +1,47 @@
 // SPDX-License-Identifier: MIT
 /*
- * The usmc socket's state, as the program and usmc-stat see it, and why a
- * socket is plain TCP (the socket and its table: usmc_sock.h).
+ * The usmc socket's state, as the program and usmc-stat see it, why a
+ * socket is plain TCP, and whether a call on it waits (the socket:
+ * usmc_sock.h; its table: usmc_fdtab.h).
  */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
+#include "usmc.h"
 #include "usmc_diag.h"
 #include "usmc_log.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
+#include "usmc_sys.h"
 
-static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_state state)
+/* What a socket in a state shows: to usmc-stat (its diag slot) and to the program (usmc_info). */
+struct sock_shown {
+	enum usmc_diag_state diag;
+	enum usmc_mode mode;
+};
+
+static struct sock_shown sock_shown(const struct usmc_sock *s, enum sock_state state)
 {
-	switch (state) {
-	case SOCK_LISTEN:
-		return DIAG_LISTEN;
-	case SOCK_PROPOSED:
-		return DIAG_HANDSHAKE;
-	case SOCK_SMC:
-		return DIAG_SMCD;
-	case SOCK_PLAIN:
-		return s->reason ? DIAG_FALLBACK : DIAG_OPEN;
-	default:
-		return DIAG_OPEN;
-	}
+	static const struct sock_shown shown[] = {
+		[SOCK_PLAIN] = { DIAG_OPEN, USMC_MODE_NONE },
+		[SOCK_INIT] = { DIAG_OPEN, USMC_MODE_NONE },
+		[SOCK_LISTEN] = { DIAG_LISTEN, USMC_MODE_NONE },
+		[SOCK_PROPOSED] = { DIAG_HANDSHAKE, USMC_MODE_HANDSHAKE },
+		[SOCK_SMC] = { DIAG_SMCD, USMC_MODE_SMCD },
+	};
+
+	/* A plain socket with a reason fell back; without one it never tried. */
+	if (state == SOCK_PLAIN && s->reason)
+		return (struct sock_shown){ DIAG_FALLBACK, USMC_MODE_FALLBACK };
+	return (unsigned)state < sizeof(shown) / sizeof(shown[0]) ? shown[state] : shown[SOCK_INIT];
+}
+
+int usmc_sock_mode(const struct usmc_sock *s)
+{
+	return sock_shown(s, atomic_load(&s->state)).mode;
 }
 
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
@@ -41,7 +57,7 @@ void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
 	}
 	d->reason = s->reason;
 	d->by_peer = s->reason_by_peer;
-	atomic_store_explicit(&d->state, diag_state(s, state), memory_order_release);
+	atomic_store_explicit(&d->state, sock_shown(s, state).diag, memory_order_release);
 	atomic_store(&s->state, state);
 }
 
@@ -65,4 +81,14 @@ void usmc_plain_from_now(uint32_t reason)
 uint32_t usmc_plain_reason(void)
 {
 	return atomic_load(&plain_from_now);
+}
+
+bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
+{
+	int fl;
+
+	if (flags & MSG_DONTWAIT)
+		return true;
+	fl = usmc_sys.fcntl(s->fd, F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
 }

@@ -11,9 +11,14 @@
 
 #include "usmc.h"
 #include "usmc_capture.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+#include "usmc_tx.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 int usmc_tx_space(struct usmc_sock *s, uint64_t *space)
 {

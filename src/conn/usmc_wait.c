@@ -11,7 +11,11 @@
 #include <time.h>
 
 #include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 int usmc_spin_us(const struct usmc_sock *s)
 {

@@ -50,10 +50,13 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_poll.h"
+#include "usmc_conn.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+#include "usmc_wait.h"
+#include "usmc_wake.h"
 
 /* Set when a registration found no slot: the caller sleeps briefly. */
 static __thread bool wake_inexact;
@@ -229,8 +232,7 @@ void usmc_conn_settle(struct usmc_sock *s)
 
 	if (!conn->rx_mapped || peer_bells(conn) == atomic_load(&conn->tx.cdc->bells_read))
 		return;
-	atomic_fetch_add_explicit(&conn->tx.cdc->want_data, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
+	usmc_conn_want(s, POLLIN);
 	seen = peer_bells(conn);
 	if (usmc_rx_avail(s, &avail) == 0 && !avail)
 		conn_drain_upto(s, seen);

@@ -21,9 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_addr.h"
 #include "usmc_capture.h"
 #include "usmc_lock.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sys.h"
 
 #define PCAPNG_SHB 0x0A0D0D0Au
@@ -65,7 +67,7 @@ static void make_path(void)
 
 	for (const char *v = cap.pattern; *v && n + 12 < sizeof(cap.path); v++) {
 		if (v[0] == '%' && v[1] == 'p')
-			n += (size_t)snprintf(cap.path + n, sizeof(cap.path) - n, "%d", (int)getpid()), v++;
+			n += (size_t)snprintf(cap.path + n, sizeof(cap.path) - n, "%d", (int)usmc_pid()), v++;
 		else
 			cap.path[n++] = *v;
 	}
@@ -93,9 +95,9 @@ static bool file_ready(void)
 	static const uint32_t idb[5] = { PCAPNG_IDB, 20, LINKTYPE_RAW, 65535 + 64, 20 };
 	struct stat st;
 
-	if (cap.owner != getpid()) {
+	if (cap.owner != usmc_pid()) {
 		/* A forked child: the descriptor is its parent's file, not to be written. */
-		cap.owner = getpid();
+		cap.owner = usmc_pid();
 		cap.failed = false;
 		cap.fd = -1;
 		make_path();
@@ -137,26 +139,6 @@ struct endpoints {
 	uint16_t sport, dport; /* network order */
 };
 
-/* An address as IPv4 where it is one (v4-mapped included); its port. */
-static int plain_addr(const struct sockaddr_storage *ss, uint8_t *addr, uint16_t *port)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		memcpy(addr, &in->sin_addr, 4), *port = in->sin_port;
-		return AF_INET;
-	}
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-
-	*port = in6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-		memcpy(addr, &in6->sin6_addr.s6_addr[12], 4);
-		return AF_INET;
-	}
-	memcpy(addr, &in6->sin6_addr, 16);
-	return AF_INET6;
-}
-
 static bool endpoints_of(int fd, bool sent, struct endpoints *e)
 {
 	struct sockaddr_storage l, p;
@@ -168,9 +150,9 @@ static bool endpoints_of(int fd, bool sent, struct endpoints *e)
 	if (usmc_sys.getsockname(fd, (struct sockaddr *)&l, &ll) ||
 	    getpeername(fd, (struct sockaddr *)&p, &pl))
 		return false;
-	lf = plain_addr(&l, la, &lp);
-	pf = plain_addr(&p, pa, &pp);
-	if (lf != pf)
+	lf = usmc_addr_plain((struct sockaddr *)&l, la, &lp);
+	pf = usmc_addr_plain((struct sockaddr *)&p, pa, &pp);
+	if (!lf || lf != pf)
 		return false;
 	if (cap.port && ntohs(lp) != cap.port && ntohs(pp) != cap.port)
 		return false;

@@ -30,8 +30,14 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
+#include "usmc_conn.h"
+#include "usmc_holders.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -271,7 +277,7 @@ static void on_confirm(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	struct usmc_conn *conn = af_srv_conn_find(lgr, msg->token);
 
 	if (conn)
-		af_conn_forget(conn);
+		af_srv_conn_del(conn);
 }
 
 static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)

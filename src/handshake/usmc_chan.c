@@ -13,7 +13,11 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_sock.h"
+#include "usmc_chan.h"
+#include "usmc_config.h"
+#include "usmc_listener.h"
+#include "usmc_policy.h"
+#include "usmc_registry.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
 

@@ -26,12 +26,24 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_proc.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
+#include "usmc_connect_lgr.h"
+#include "usmc_listen.h"
 #include "usmc_log.h"
+#include "usmc_policy.h"
+#include "usmc_proc.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rx.h"
 #include "usmc_sock.h"
+#include "usmc_sockdiag.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
+#include "usmc_tx.h"
 #include "af_usmc.h"
 
 static uint64_t next_token;

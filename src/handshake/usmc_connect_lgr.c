@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_connect_lgr.h"
 #include "usmc_log.h"
-#include "usmc_sock.h"
+#include "usmc_policy.h"
+#include "usmc_registry.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /*
  * A usable link group to the listener of a port run by uid (and by pid, if

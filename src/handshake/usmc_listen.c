@@ -10,9 +10,6 @@
  * looked, finding that out costs a counter comparison.
  */
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -21,141 +18,21 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_chan.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
+#include "usmc_listener.h"
+#include "usmc_policy.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_sock.h"
+#include "usmc_sockdiag.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
-
-static int diag_fd = -1;
-static pid_t diag_pid;
-static uint32_t diag_seq;
-
-/*
- * One sock_diag socket per process.  A forked child that used its
- * parent's would share one receive queue with it, and each could read the
- * other's answer: a server would take the cookie of the wrong socket, a
- * client the inode of the wrong one.  The child opens its own and leaves
- * the inherited descriptor alone, as it does the parent's usmc-stat table.
- */
-bool af_diag_available(void)
-{
-	if (diag_fd >= 0 && diag_pid != usmc_pid())
-		diag_fd = -1;
-	if (diag_fd < 0) {
-		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-		diag_pid = usmc_pid();
-	}
-	return diag_fd >= 0;
-}
-
-/* sock_diag names a socket by its 4-tuple; v4-mapped peers are IPv4 sockets. */
-static bool diag_fill_id(uint8_t *family, struct inet_diag_sockid *id, const struct sockaddr *peer,
-			 const struct sockaddr *local)
-{
-	const struct sockaddr_in6 *p6 = (const void *)peer, *l6 = (const void *)local;
-	const struct sockaddr_in *p4 = (const void *)peer, *l4 = (const void *)local;
-
-	if (peer->sa_family == AF_INET && local->sa_family == AF_INET) {
-		*family = AF_INET;
-		id->idiag_sport = p4->sin_port;
-		id->idiag_dport = l4->sin_port;
-		memcpy(id->idiag_src, &p4->sin_addr, 4);
-		memcpy(id->idiag_dst, &l4->sin_addr, 4);
-		return true;
-	}
-	if (peer->sa_family != AF_INET6 || local->sa_family != AF_INET6)
-		return false;
-	id->idiag_sport = p6->sin6_port;
-	id->idiag_dport = l6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		*family = AF_INET;
-		memcpy(id->idiag_src, &p6->sin6_addr.s6_addr[12], 4);
-		memcpy(id->idiag_dst, &l6->sin6_addr.s6_addr[12], 4);
-	} else {
-		*family = AF_INET6;
-		memcpy(id->idiag_src, &p6->sin6_addr, 16);
-		memcpy(id->idiag_dst, &l6->sin6_addr, 16);
-	}
-	return true;
-}
-
-/*
- * The answer to request seq.  The kernel answers before sendto returns,
- * so it is queued already: anything before it is the answer to a request
- * whose reader never came back (a signal that jumped away), and is dropped.
- */
-static ssize_t diag_recv_answer(struct nlmsghdr *h, size_t size, uint32_t seq)
-{
-	for (int stale = 0; stale < 64; stale++) {
-		ssize_t n;
-
-		do
-			n = usmc_sys.recv(diag_fd, h, size, MSG_DONTWAIT);
-		while (n < 0 && errno == EINTR);
-		if (n < (ssize_t)sizeof(*h) || h->nlmsg_seq == seq)
-			return n;
-	}
-	return -1;
-}
-
-/*
- * The socket at the other end of a loopback connection, as sock_diag
- * sees it: its cookie, and its inode (0 while it waits to be accepted).
- * Returns the cookie, 0 if the kernel does not say.
- */
-uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
-				 uint32_t *uid)
-{
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
-
-	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen))
-		return 0;
-	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
-}
-
-uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
-			uint32_t *inode, uint32_t *uid)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 req;
-	} rq = { 0 };
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
-	union {
-		struct nlmsghdr h;
-		char buf[1024];
-	} rsp;
-	struct inet_diag_msg *m;
-	ssize_t n;
-
-	if (!af_diag_available())
-		return 0;
-	rq.nlh.nlmsg_len = sizeof(rq);
-	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
-	rq.nlh.nlmsg_seq = ++diag_seq;
-	rq.req.sdiag_protocol = IPPROTO_TCP;
-	rq.req.idiag_states = ~0u;
-	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, local, remote))
-		return 0;
-	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
-		return 0;
-	n = diag_recv_answer(&rsp.h, sizeof(rsp), rq.nlh.nlmsg_seq);
-	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return 0;
-	m = NLMSG_DATA(&rsp.h);
-	/* Without a connection of that 4-tuple the kernel answers with the listener of its port. */
-	if (m->idiag_state == TCP_LISTEN)
-		return 0;
-	if (inode)
-		*inode = m->idiag_inode;
-	if (uid)
-		*uid = m->idiag_uid;
-	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
-}
 
 void af_set_nodelay(int fd)
 {

@@ -18,11 +18,18 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_chan.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_policy.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_reuseport.h"
 #include "usmc_sock.h"
+#include "usmc_sockdiag.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 static struct usmc_listener *listeners;
 

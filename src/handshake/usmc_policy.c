@@ -27,16 +27,18 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_addr.h"
+#include "usmc_lock.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
 #include "usmc_policy_file.h"
-#include "usmc_sock.h"
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {
@@ -263,22 +265,9 @@ bool usmc_rule_matches(const struct usmc_rule *r, const struct sockaddr *sa)
 {
 	uint8_t addr[16];
 	uint16_t port;
-	int family = sa->sa_family;
+	int family = usmc_addr_plain(sa, addr, &port);
 
-	if (family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-	} else {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		port = ntohs(s6->sin6_port);
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			family = AF_INET;
-			memcpy(addr, &s6->sin6_addr.s6_addr[12], 4);
-		} else {
-			memcpy(addr, &s6->sin6_addr, 16);
-		}
-	}
+	port = ntohs(port);
 	if (port < r->port_lo || port > r->port_hi)
 		return false;
 	if (!r->family)
@@ -391,24 +380,13 @@ bool usmc_addr_is_local(const struct sockaddr *sa)
 {
 	static const uint8_t any6[16], lo6[16] = { [15] = 1 };
 	uint8_t addr[16];
-	int family = sa->sa_family;
+	uint16_t port;
+	int family = usmc_addr_plain(sa, addr, &port);
 	bool found = false;
 	time_t now;
 
-	if (family == AF_INET) {
-		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			family = AF_INET;
-			memcpy(addr, &a6->s6_addr[12], 4);
-		} else {
-			memcpy(addr, a6, 16);
-		}
-	} else {
+	if (!family)
 		return false;
-	}
 	if (family == AF_INET && (addr[0] == 127 || !memcmp(addr, any6, 4)))
 		return true;
 	if (family == AF_INET6 && (!memcmp(addr, lo6, 16) || !memcmp(addr, any6, 16)))

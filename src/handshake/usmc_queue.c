@@ -41,12 +41,16 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_chan.h"
+#include "usmc_config.h"
+#include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
-#include "usmc_sock.h"
+#include "usmc_reuseport.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 /*
  * A carrier's message; the channel it carries comes with it.  PASS: its

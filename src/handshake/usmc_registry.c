@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "usmc_core.h"
+#include "usmc_registry.h"
 #include "usmc_shared_file.h"
 #include "usmc_sys.h"
 

@@ -39,11 +39,14 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_addr.h"
 #include "usmc_core.h"
 #include "usmc_log.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_sockdiag.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 #define RDV_NAT_MAX  16
 #define RDV_ADDR_MAX 64
@@ -68,20 +71,14 @@ static _Atomic bool rdv_done;
 static bool addr16(const struct sockaddr *sa, uint8_t out[16], uint16_t *port)
 {
 	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	int family = usmc_addr_plain(sa, out, port);
 
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
+	*port = ntohs(*port);
+	if (family == AF_INET) {
+		memmove(out + 12, out, 4);
 		memcpy(out, mapped, 12);
-		memcpy(out + 12, &s4->sin_addr, 4);
-		*port = ntohs(s4->sin_port);
-		return true;
 	}
-	if (sa->sa_family != AF_INET6)
-		return false;
-	memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	*port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-	return true;
+	return family != 0;
 }
 
 static bool prefix_has(const struct rdv_prefix *p, const uint8_t a[16])

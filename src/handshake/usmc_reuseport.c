@@ -25,9 +25,12 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_sock.h"
+#include "usmc_chan.h"
+#include "usmc_listener.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
+#include "usmc_reuseport.h"
 #include "usmc_sys.h"
-#include "af_usmc.h"
 
 static bool member_alive(int32_t pid)
 {

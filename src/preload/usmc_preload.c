@@ -39,9 +39,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_exec.h"
+#include "usmc_exec_adopt.h"
+#include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_preload.h"
-#include "usmc_sock.h"
 #include "usmc_sys.h"
 
 /* glibc's report of a fortify check that failed; it does not return. */

@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "usmc_exec.h"
+#include "usmc_exec_child.h"
+#include "usmc_exec_state.h"
 #include "usmc_preload.h"
 
 extern char **environ;

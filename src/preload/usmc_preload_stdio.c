@@ -45,6 +45,8 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fd.h"
+#include "usmc_fdtab.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -245,7 +247,7 @@ static void before_reopen(FILE *f)
 	if (fd < 0 || !usmc_sock_get(fd))
 		return;
 	fflush(f);
-	usmc_release_fd(fd);
+	usmc_fd_close(fd);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fdtab.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"

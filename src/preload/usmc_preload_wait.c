@@ -31,8 +31,8 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_listener.h"
 #include "usmc_preload.h"
-#include "usmc_sock.h"
 #include "usmc_sys.h"
 
 /* glibc's report of a fortify check that failed; it does not return. */

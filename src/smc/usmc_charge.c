@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "usmc.h"
+#include "usmc_charge.h"
 #include "usmc_core.h"
 
 /* The least reserve a limit keeps; a larger limit keeps a part of itself. */

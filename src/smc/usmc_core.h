@@ -8,10 +8,8 @@
  * by a closed connection is reused by the next one, so a second
  * connection maps nothing new.
  *
- * The registry (a small shared file per user and network namespace)
- * tells clients which ports have a usmc listener and counts the Proposals
- * sent to each, so neither a plain server nor a plain client pays for a
- * usmc peer that is not there.
+ * usmc_core.c keeps the link groups and their channel, usmc_seg.c the
+ * segments and rings (the charge of their pages: usmc_charge.h).
  */
 #ifndef USMC_CORE_H
 #define USMC_CORE_H
@@ -37,73 +35,6 @@
  * every 64 connections of a link group and size class.
  */
 #define SEG_MAX_SLOTS 64
-
-/* One registry entry per TCP port. */
-/* Processes of one SO_REUSEPORT group that get shared memory: a few. */
-#define REG_MEMBERS 4
-
-struct reg_port {
-	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
-	_Atomic uint32_t proposals; /* Proposals sent toward this port straight to its listener */
-	_Atomic uint32_t read;      /* of them, read by the listener or one of its holders */
-	_Atomic uint32_t flags;     /* REG_* */
-	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
-	_Atomic uint32_t queued;    /* Proposals put into it */
-	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
-	_Atomic uint32_t holding;   /* processes holding entries taken from it */
-	_Atomic uint32_t handed;    /* entries a holder put back or refused */
-	/* The processes of an SO_REUSEPORT group (REG_REUSEPORT), each its own queue: */
-	_Atomic int32_t members[REG_MEMBERS];
-};
-
-/*
- * Several processes hold the listener (a prefork server's workers, after
- * fork): whichever accepts a connection must find its Proposal, so each
- * Proposal comes on a channel of its own, into the Unix listener's
- * backlog that all of them share (usmc_queue.c).
- */
-#define REG_SHARED 1u
-/*
- * A client found the listener's channel full (others fill its backlog):
- * the listener looks at it at its next accept, and clears this once it
- * has taken all it holds.
- */
-#define REG_KNOCK 2u
-/*
- * The port's listeners are an SO_REUSEPORT group: the kernel gives each
- * connection to one member, so each member has a queue of its own
- * (reg_member_addr) and a client puts its channel into every member's
- * (usmc_queue.c).  Set with REG_SHARED.
- */
-#define REG_REUSEPORT 4u
-
-/*
- * Allocates len bytes of a memfd from off, charging them to our memory
- * cgroup now, if it has room for them beside the reserve it keeps for the
- * application: 0, or USMC_DECL_MEM with nothing kept.
- */
-uint32_t usmc_charge(int fd, uint64_t off, uint64_t len);
-
-/* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
-unsigned long usmc_netns_inode(void);
-
-/* The registry entry of a port, or NULL if there is no registry. */
-struct reg_port *reg_port(uint16_t port);
-
-/*
- * The Unix address of the channel of a port's listener run by uid; with
- * other_users, the one for clients of the users its policy allows.
- */
-socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
-/*
- * Whose registry this process has: its user's when it first looked, kept
- * by a child that changes its user after a fork (a root master's workers,
- * which inherit the mapping).  Its listeners are that user's, and a
- * client looks for them, and checks their names, as that user's.
- */
-uid_t reg_owner(void);
-/* The Unix name of the queue of member pid of the port's SO_REUSEPORT group. */
-socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *sun);
 
 /*
  * SLOT_GIVEN: we let go of the connection while a forked process still
@@ -143,7 +74,7 @@ struct usmc_seg {
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
 };
 
-/* A slot's own state (struct usmc_conn_shared, usmc_sock.h). */
+/* A slot's own state (struct usmc_conn_shared, usmc_conn.h). */
 static inline void *seg_own(const struct usmc_seg *seg, uint32_t slot)
 {
 	return seg->own + (size_t)slot * SEG_OWN_SLOT;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_charge.h"
 #include "usmc_log.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The calls on descriptors (usmc_fd.c): dup, dup2, dup3, F_DUPFD, close
+ * and close_range over the descriptor table, and the end of the
+ * process's holds at exit.
+ */
+#ifndef USMC_FD_H
+#define USMC_FD_H
+
+/* Everything close() does to a usmc socket but the kernel's close. */
+void usmc_fd_close(int fd);
+/* fcntl F_DUPFD and F_DUPFD_CLOEXEC: the new descriptor names the socket too. */
+int usmc_fcntl_dupfd(int fd, int cmd, int min);
+
+/* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
+void usmc_exit_drain(void);
+
+#endif /* USMC_FD_H */

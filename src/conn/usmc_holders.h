@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The holders of a connection (usmc_holders.c): the processes of a fork
+ * tree that share it, counted in its shared state, so that the last one
+ * to close it ends it for the peer.
+ */
+#ifndef USMC_HOLDERS_H
+#define USMC_HOLDERS_H
+
+#include <stdbool.h>
+
+#include "usmc_conn.h"
+
+/* A new connection has this process as its one holder. */
+void usmc_holders_init(struct usmc_conn *conn);
+/* A connection an exec handed over: held by this image or not. */
+void usmc_holders_adopt(struct usmc_conn *conn, bool holds);
+/*
+ * Ends this process's hold of the connection (once; the socket's inode,
+ * or 0 for fd's, for the look in /proc): true if it was the last holder,
+ * which ends the connection for the peer.
+ */
+bool usmc_holder_last(struct usmc_conn *conn, int fd, unsigned long inode);
+/* Ends this process's hold, the connection going on or not (a handshake's). */
+void usmc_holder_drop(struct usmc_conn *conn);
+/*
+ * Around a close: no fork counts the connection's holders meanwhile, so
+ * a child has both the descriptor and its count, or neither.
+ */
+void usmc_holders_enter(void);
+void usmc_holders_leave(void);
+/* A program about to be spawned with the connection: counted; false if it ended. */
+bool usmc_holder_add(struct usmc_conn *conn);
+/* A spawn that failed: takes back a count usmc_holder_add made. */
+void usmc_holder_sub(struct usmc_conn *conn);
+/* From the first connection on, fork() counts the child as a holder of each. */
+void usmc_holders_watch_fork(void);
+
+#endif /* USMC_HOLDERS_H */

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The receive path (usmc_rx.c, net/smc's smc_rx): reading out of the
+ * peer's ring, and the peer's cursors and flags read from its CDC area,
+ * which may reset the connection.
+ */
+#ifndef USMC_RX_H
+#define USMC_RX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "usmc_conn.h"
+#include "usmc_sock.h"
+#include "usmc_wait.h"
+
+ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail);
+/* Re-reads the peer's cursors and flags; 0, or -1 after aborting. */
+int usmc_conn_refresh(struct usmc_conn *conn);
+
+/*
+ * Refreshes the cursors once, under the receive lock, and fills the
+ * view's amounts and cursors (avail, space, rx_prod, tx_cons); -1 after
+ * aborting a connection whose peer broke the protocol.
+ */
+int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v);
+
+#endif /* USMC_RX_H */

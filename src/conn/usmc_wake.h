@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Wake-ups (usmc_wake.c): the doorbells a peer rings when it sees us
+ * wait, armed, rung, read and slept on.
+ */
+#ifndef USMC_WAKE_H
+#define USMC_WAKE_H
+
+#include <stdbool.h>
+
+#include "usmc_sock.h"
+
+/* Drains doorbells, recording a closed or reset TCP connection. */
+int usmc_conn_drain(struct usmc_sock *s);
+/*
+ * Sleeps until a blocking read (POLLIN) or write (POLLOUT) may go on: a
+ * doorbell, timeout_ms (-1: none) or a signal; it may return early.
+ * 0, or -1 with errno.
+ */
+int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms);
+/*
+ * After a read: if it emptied the ring while doorbells wait in the TCP
+ * socket, arms and reads them, so that the descriptor is readable again
+ * exactly when new data comes (a program may poll() it, or exit, and
+ * unread doorbells would turn its close into a reset).
+ */
+void usmc_conn_settle(struct usmc_sock *s);
+/* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
+void usmc_conn_ring(struct usmc_sock *s);
+
+/*
+ * Tells the peer we will sleep, so that its next cursor update rings, and
+ * keeps the doorbells we have not seen for us; then reads those we have.
+ * Look at the rings after, and disarm once awake.
+ */
+void usmc_conn_arm(struct usmc_sock *s, short events);
+/* Step 1 of the arm alone: the peer's next change of what events ask for rings once. */
+void usmc_conn_want(struct usmc_sock *s, short events);
+void usmc_conn_disarm(struct usmc_sock *s);
+/* Whether an arm since the last call found no sleeper slot: then sleep 1 ms at most. */
+bool usmc_wake_inexact(void);
+
+#endif /* USMC_WAKE_H */

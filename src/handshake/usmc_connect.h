@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client's handshake (usmc_connect.c): connect() that sends a
+ * Proposal beside the TCP handshake, and the settling of its answer,
+ * Accept or Decline, waited for or not.
+ */
+#ifndef USMC_CONNECT_H
+#define USMC_CONNECT_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "usmc_sock.h"
+
+int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
+/* Waits (or not) for the Accept or Decline of a proposed connection. */
+int af_resolve(struct usmc_sock *s, bool wait);
+/* Settles the handshake if its answer is in already: one look at the channel. */
+void af_resolve_if_answered(struct usmc_sock *s);
+/* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
+void af_resolve_before_close(struct usmc_sock *s);
+/* Closing before the answer came: the ring stays for the server to read. */
+void af_orphan(struct usmc_sock *s);
+
+#endif /* USMC_CONNECT_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared backlog of a listener (usmc_queue.c): the channels of
+ * Proposals toward a port that several processes take from, put there
+ * by the client on a carrier and taken by the server that accepted the
+ * TCP connection.
+ */
+#ifndef USMC_QUEUE_H
+#define USMC_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "usmc_listener.h"
+#include "usmc_registry.h"
+
+/*
+ * The link group of the channel in the shared backlog whose Proposal
+ * names cookie, or NULL once it is nowhere to be found.
+ */
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
+/*
+ * The same in the rendezvous directory's backlog (usmc_rendezvous.c): the
+ * channel whose Proposal's TCP socket proves to be the other end of the
+ * accepted socket acc, and its cookie; *snat if a Proposal was refused
+ * because a source NAT rewrote its address on the way to us.
+ */
+struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
+				   uint64_t *cookie, bool *snat);
+/* Something may wait in that backlog; needs no lock. */
+bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
+/*
+ * The client's side of a shared listener's backlog: a link group of the
+ * connection's own, a socketpair whose server end we keep;
+ * putting that end, the Proposal in it, into the backlog (0, or why not);
+ * and reading the Proposal back out of it (true if no holder had taken it).
+ */
+struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
+uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
+/*
+ * Puts channel ch into the backlog of the Unix listener at sun, on a
+ * carrier: 0, or why not.  counted: its client counted its Proposal in
+ * the registry (queued).  The listener must be uid's, which *cred, from
+ * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
+ * user namespace an unmapped user shows as the overflow uid.
+ */
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 bool counted, struct ucred *cred);
+bool af_queue_take_back(struct usmc_lgr *lgr);
+/* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
+bool af_queue_none_pending(struct reg_port *reg);
+
+#endif /* USMC_QUEUE_H */

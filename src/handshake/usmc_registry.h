@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry (usmc_registry.c): a small shared file per user and
+ * network namespace that tells clients which ports have a usmc listener
+ * and counts the Proposals sent to each, so neither a plain server nor a
+ * plain client pays for a usmc peer that is not there; and the names of
+ * a port's Unix listeners.
+ */
+#ifndef USMC_REGISTRY_H
+#define USMC_REGISTRY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* One registry entry per TCP port. */
+/* Processes of one SO_REUSEPORT group that get shared memory: a few. */
+#define REG_MEMBERS 4
+
+struct reg_port {
+	_Atomic int32_t pid;        /* the usmc process listening, or 0 */
+	_Atomic uint32_t proposals; /* Proposals sent toward this port straight to its listener */
+	_Atomic uint32_t read;      /* of them, read by the listener or one of its holders */
+	_Atomic uint32_t flags;     /* REG_* */
+	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
+	_Atomic uint32_t queued;    /* Proposals put into it */
+	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
+	_Atomic uint32_t holding;   /* processes holding entries taken from it */
+	_Atomic uint32_t handed;    /* entries a holder put back or refused */
+	/* The processes of an SO_REUSEPORT group (REG_REUSEPORT), each its own queue: */
+	_Atomic int32_t members[REG_MEMBERS];
+};
+
+/*
+ * Several processes hold the listener (a prefork server's workers, after
+ * fork): whichever accepts a connection must find its Proposal, so each
+ * Proposal comes on a channel of its own, into the Unix listener's
+ * backlog that all of them share (usmc_queue.c).
+ */
+#define REG_SHARED 1u
+/*
+ * A client found the listener's channel full (others fill its backlog):
+ * the listener looks at it at its next accept, and clears this once it
+ * has taken all it holds.
+ */
+#define REG_KNOCK 2u
+/*
+ * The port's listeners are an SO_REUSEPORT group: the kernel gives each
+ * connection to one member, so each member has a queue of its own
+ * (reg_member_addr) and a client puts its channel into every member's
+ * (usmc_queue.c).  Set with REG_SHARED.
+ */
+#define REG_REUSEPORT 4u
+
+/* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
+unsigned long usmc_netns_inode(void);
+
+/* The registry entry of a port, or NULL if there is no registry. */
+struct reg_port *reg_port(uint16_t port);
+
+/*
+ * The Unix address of the channel of a port's listener run by uid; with
+ * other_users, the one for clients of the users its policy allows.
+ */
+socklen_t reg_listener_addr(uid_t uid, uint16_t port, bool other_users, void *sun);
+/*
+ * Whose registry this process has: its user's when it first looked, kept
+ * by a child that changes its user after a fork (a root master's workers,
+ * which inherit the mapping).  Its listeners are that user's, and a
+ * client looks for them, and checks their names, as that user's.
+ */
+uid_t reg_owner(void);
+/* The Unix name of the queue of member pid of the port's SO_REUSEPORT group. */
+socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *sun);
+
+#endif /* USMC_REGISTRY_H */

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SO_REUSEPORT groups (usmc_reuseport.c): each member process of a port
+ * has its own queue, and a client's channel goes to every member's.
+ */
+#ifndef USMC_REUSEPORT_H
+#define USMC_REUSEPORT_H
+
+#include <stdint.h>
+
+#include "usmc_listener.h"
+#include "usmc_registry.h"
+
+/*
+ * join: takes a member slot of the port and binds this process's own
+ * queue as l->ufd; -1 if it cannot.  leave: gives them back.  post: puts
+ * channel ch into every member's queue; 0 if one took it.
+ */
+int af_member_join(struct usmc_listener *l, struct reg_port *reg);
+void af_member_leave(struct reg_port *reg);
+uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid);
+
+#endif /* USMC_REUSEPORT_H */

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sock_diag client (usmc_sockdiag.c): the kernel socket at the other
+ * end of a loopback connection, by its 4-tuple.  One netlink socket per
+ * process, made again in a forked child.
+ */
+#ifndef USMC_SOCKDIAG_H
+#define USMC_SOCKDIAG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Whether this process has its sock_diag socket (made at the first call). */
+bool af_diag_available(void);
+/*
+ * The socket at the other end of a loopback connection, as sock_diag sees
+ * it: its cookie (0 if the kernel does not say), its inode (0 while it
+ * waits to be accepted) and its owner.
+ */
+uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
+			     uint32_t *uid);
+/* The same for the socket of our namespace whose address is local and whose peer is remote. */
+uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+			uint32_t *inode, uint32_t *uid);
+
+#endif /* USMC_SOCKDIAG_H */
