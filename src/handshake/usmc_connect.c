@@ -112,12 +112,14 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	msg.proposal.rcvbuf = s->rcvbuf > 0 ? usmc_ring_size(s->rcvbuf) : 0;
 	usmc_lock();
 	lgr = oneshot ? af_queue_pair(port, &reason) : af_cli_lgr_get(port, reg, own_user, &reason);
-	if (lgr && remote)
-		lgr->rdv = true;
 	/* Its segment may serve another connection to the same listener's holders. */
-	else if (lgr && oneshot)
+	if (lgr && remote) {
+		lgr->rdv = true;
+		rdv_reuse_key(&targets, port, &lgr->reuse);
+	} else if (lgr && oneshot) {
 		lgr->reuse = (struct reuse_key){ REUSE_LISTENER, reg_owner(), atomic_load(&reg->pid),
-						 port };
+						 port, 0 };
+	}
 	/*
 	 * A burst of connections leaves Accepts unread: read them now and then,
 	 * or the server, whose channel toward us is full, waits on us.  A

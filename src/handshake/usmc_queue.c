@@ -382,7 +382,7 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 	lgr->direct = !counted && b->counted;
 	/* Its segment may serve this client process again (a pid of another pid namespace is 0). */
 	if (cred.pid > 0)
-		lgr->reuse = (struct reuse_key){ REUSE_PEER, cred.uid, cred.pid, 0 };
+		lgr->reuse = (struct reuse_key){ REUSE_PEER, cred.uid, cred.pid, 0, 0 };
 	return lgr;
 }
 

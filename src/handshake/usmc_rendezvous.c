@@ -329,6 +329,15 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 	return t->n ? 0 : USMC_DECL_NOSMCDEV;
 }
 
+void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key)
+{
+	struct stat st;
+
+	if (t->n != 1 || t->sun[0].sun_path[0] == 0 || stat(t->sun[0].sun_path, &st))
+		return;
+	*key = (struct reuse_key){ REUSE_LISTENER, getuid(), 0, port, (uint64_t)st.st_ino };
+}
+
 uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t)
 {
 	uint32_t reason = USMC_DECL_PEERNOSMC;

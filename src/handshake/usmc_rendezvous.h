@@ -15,6 +15,7 @@
 #include "usmc_clc.h"
 
 struct usmc_lgr;
+struct reuse_key;
 
 /* Listeners of other namespaces a Proposal goes to, at most. */
 #define RDV_TARGETS_MAX 8
@@ -43,6 +44,12 @@ socklen_t rdv_listener_addr(uint16_t port, struct sockaddr_un *sun);
  * of a connection to dst (0), or why there are none.
  */
 uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t);
+/*
+ * Whom a client's segment toward the targets may serve next: the holders
+ * of the one listener, told by its socket file (a listener bound there
+ * later is another); none if there are several.
+ */
+void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key);
 /* Puts the server's end of a pair's channel into each target's backlog: 0 if one took it. */
 uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t);
 

@@ -103,6 +103,7 @@ struct reuse_key {
 	uid_t uid;
 	pid_t pid;      /* PEER: the client; LISTENER: the registry's listening process */
 	uint16_t port;  /* LISTENER */
+	uint64_t ino;   /* LISTENER of another namespace: its socket file in the rendezvous directory */
 };
 
 struct usmc_lgr {
