@@ -91,11 +91,11 @@ set_tests_properties(wakeup_poll_then_plain PROPERTIES TIMEOUT 60 LABELS unit)
 # Between network namespaces, through the rendezvous directory: each topology
 # built with ip netns, veth pairs, a bridge and nft (root), the peers as nobody.
 usmc_test(netns_peer)
-foreach(topo routed bridge dnat masq prefork user)
+foreach(topo routed bridge dnat dnatport dnatmasq dnatforeign masq prefork user)
   add_test(NAME netns_${topo} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/netns.sh ${topo} $<TARGET_FILE:netns_peer>
            $<TARGET_FILE:usmc-stat>)
   set(labels "needs-root;programs")
-  if(topo STREQUAL "user")
+  if(topo STREQUAL "user" OR topo STREQUAL "dnatforeign")
     set(labels "needs-root;security")
   endif()
   set_tests_properties(netns_${topo} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS "${labels}")

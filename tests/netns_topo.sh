@@ -15,7 +15,7 @@ netns_topo_cleanup() {
 
 netns_topo_build() {
 	local topo=$1
-	nat=
+	nat= natmap= cport=$port
 	for ns in $A $B $R; do
 		ip netns add "$ns"
 		nsx "$ns" ip link set lo up
@@ -23,7 +23,7 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|masq|user|prefork)
+	routed|dnat|dnatport|dnatmasq|dnatforeign|masq|user|prefork)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -65,6 +65,22 @@ netns_topo_build() {
 		EOF
 		dst=10.31.9.9
 		nat=10.31.9.0/24
+		;;
+	dnatport|dnatmasq|dnatforeign)
+		# A published port, mapped to the server's own: docker -p 8080:$port.
+		cport=8080
+		nsx $R ip addr add 10.31.9.9/32 dev lo
+		nsx $A ip route add 10.31.9.9/32 via 10.31.1.1
+		local masq=
+		[ $topo = dnatmasq ] && masq='chain post { type nat hook postrouting priority 100; oifname "vrb" masquerade; }'
+		nsx $R nft -f - <<-EOF
+		table ip usmc_test {
+			chain pre { type nat hook prerouting priority -100; ip daddr 10.31.9.9 tcp dport $cport dnat to 10.31.2.2:$port; }
+			$masq
+		}
+		EOF
+		dst=10.31.9.9
+		natmap="10.31.9.9:$cport=$port"
 		;;
 	masq)
 		nsx $R nft -f - <<-EOF
