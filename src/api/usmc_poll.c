@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_config.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -168,6 +169,26 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
 
 /*
+ * A Proposal nobody takes (a plain program accepted the connection, a
+ * proxy relays it) gets no answer and rings no doorbell, and a full ring
+ * hides the kernel socket's POLLOUT: a wait on a socket still proposing
+ * wakes as often as a blocking call's wait does, so that its handshake
+ * looks whether anyone can still answer (af_resolve, in sock_revents) and
+ * falls back after a CLC timeout.  How long the wait may sleep.
+ */
+static int proposed_slice(struct usmc_sock **socks, nfds_t nfds, int left)
+{
+	int slice = usmc_clc_timeout_ms() / 4 + 1;
+
+	if (slice > 200)
+		slice = 200;
+	for (nfds_t i = 0; i < nfds; i++)
+		if (socks[i] && socks[i]->state == SOCK_PROPOSED)
+			return left < 0 || left > slice ? slice : left;
+	return left;
+}
+
+/*
  * Epoll sets among the descriptors answer for the usmc sockets they hold:
  * those with something to report are readable now, whatever the kernel
  * says of them.
@@ -239,7 +260,7 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
-		rc = poll_kernel(fds, nfds, socks, left);
+		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left));
 		if (rc != 0 || left == 0)
 			break;
 		if (usmc_remaining_ms(timeout, &start) == 0) {
