@@ -15,6 +15,9 @@
 #           rendezvous directory's port map (usmc-nat, written by root)
 #   dnatmasq  dnatport, and R masquerades too: both ends fall back with
 #           0x03000007
+#   dnatproxy  the published port relayed by a plain program (netns_relay.py)
+#           that connects from the published address, as docker's userland
+#           proxy does: two TCP connections, both ends fall back with 0x03000007
 #   dnatforeign  dnatport, but the port map is another user's (daemon's):
 #           ignored, the client finds no listener (0x03030000)
 #   masq    routed, and R masquerades A's connections to B: the client
@@ -35,7 +38,9 @@ port=7411
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
-if [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ]; then
+if [ "$topo" = dnatproxy ]; then
+	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
+elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -97,7 +102,7 @@ stat_check() {
 }
 
 case $topo in
-masq|dnatmasq) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
+masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac

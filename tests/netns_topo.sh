@@ -23,7 +23,7 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|dnatport|dnatmasq|dnatforeign|masq|user|prefork)
+	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -79,6 +79,21 @@ netns_topo_build() {
 			$masq
 		}
 		EOF
+		dst=10.31.9.9
+		natmap="10.31.9.9:$cport=$port"
+		;;
+	dnatproxy)
+		# docker's userland proxy: a plain relay on the published address and port.
+		cport=8080
+		nsx $R ip addr add 10.31.9.9/32 dev lo
+		nsx $A ip route add 10.31.9.9/32 via 10.31.1.1
+		local ready
+		ready=$(mktemp -u)
+		nsx $R python3 "$(dirname "${BASH_SOURCE[0]}")/netns_relay.py" 10.31.9.9 $cport 10.31.2.2 $port \
+			"$ready" </dev/null >/dev/null 2>&1 &
+		for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.05; done
+		[ -e "$ready" ] || { echo "the relay did not listen"; return 1; }
+		rm -f "$ready"
 		dst=10.31.9.9
 		natmap="10.31.9.9:$cport=$port"
 		;;

@@ -496,6 +496,28 @@ static bool same_clc_addr(const struct sockaddr *x, const struct clc_addr *c)
 	return same_addr(x, (struct sockaddr *)&ss);
 }
 
+/*
+ * Whether a socket that dialled tp from tl may be the other end of the
+ * connection we accepted (al, from ap) with its source rewritten on the
+ * way: it dialled our very address (a masquerade); or, through a
+ * destination NAT, its source port is our peer's (a masquerade keeps a
+ * source port that is free), or our peer is the address it dialled (a
+ * proxy there relayed it: docker's userland proxy connects from the
+ * bridge's address, which a container dials for a published port).  Not
+ * a proof: a refusal only makes the Proposal's connection TCP, whichever
+ * holder it went to.
+ */
+static bool rewritten(const struct sockaddr *tp, const struct sockaddr *tl,
+		      const struct sockaddr *al, const struct sockaddr *ap)
+{
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+
+	if (same_addr(tp, al) || port_of(tl) == port_of(ap))
+		return true;
+	return addr16(tp, a, &pa) && addr16(ap, b, &pb) && !memcmp(a, b, 16);
+}
+
 /* The descriptors that came with the channel's first message, left with it: how many. */
 static int peek_fds(int ch, int fds[2])
 {
@@ -561,15 +583,12 @@ static enum rdv_proof prove(int tcp, const struct clc_msg *msg, uid_t uid, int a
 	if (same_addr((struct sockaddr *)&tl, (struct sockaddr *)&ap))
 		return PROOF_YES;
 	/*
-	 * Dialled our very address, or through a destination NAT came from the
-	 * port our connection's peer has (a masquerade keeps a source port that
-	 * is free), connected, and yet no connection from its address reached
-	 * us: a source NAT rewrote it on the way.  (One of ours that is still
-	 * to be accepted sock_diag would find.)  Not a proof: a refusal only
-	 * makes the Proposal's connection TCP, whichever holder it went to.
+	 * Looks like ours, connected, and yet no connection from its address
+	 * reached us: its source was rewritten on the way.  (One of ours that
+	 * is still to be accepted sock_diag would find.)
 	 */
-	if ((!same_addr((struct sockaddr *)&tp, (struct sockaddr *)&al) &&
-	     port_of((struct sockaddr *)&tl) != port_of((struct sockaddr *)&ap)) ||
+	if (!rewritten((struct sockaddr *)&tp, (struct sockaddr *)&tl, (struct sockaddr *)&al,
+		       (struct sockaddr *)&ap) ||
 	    usmc_sys.getsockopt(tcp, IPPROTO_TCP, TCP_INFO, &ti, &(socklen_t){ sizeof(ti) }) ||
 	    ti.tcpi_state != TCP_ESTABLISHED ||
 	    af_socket_diag((struct sockaddr *)&al, (struct sockaddr *)&tl, NULL, NULL))
