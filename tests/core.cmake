@@ -102,6 +102,14 @@ foreach(topo routed bridge dnat dnatport dnatmasq dnatforeign dnatproxy masq pre
   endif()
   set_tests_properties(netns_${topo} PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77 LABELS "${labels}")
 endforeach()
+# Two docker containers from a local debootstrap image (tests/docker_image.sh),
+# the rendezvous directory bind-mounted into both, usmc-run inside.  Label
+# docker: not in run-tests.sh's passes, as most machines have no docker daemon
+# or no such image; it says why it skips (exit 77).
+add_test(NAME docker_containers COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/docker.sh $<TARGET_FILE:usmc-run>
+         $<TARGET_FILE:preload_echo>)
+set_tests_properties(docker_containers PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS "docker;needs-root")
 usmc_test(epoll_mixed)
 foreach(max 1 16)
   add_test(NAME epoll_mixed_${max} COMMAND epoll_mixed --maxevents ${max})
