@@ -27,7 +27,7 @@
  * full, the socket is not writable, whatever the kernel socket says, until
  * the answer comes (on the link group's channel, which poll watches).
  */
-static bool proposed_ring_full(const struct usmc_sock *s)
+bool usmc_proposed_ring_full(const struct usmc_sock *s)
 {
 	return s->state == SOCK_PROPOSED && s->conn->sh->tx_prod >= s->conn->tx.size;
 }
@@ -42,7 +42,7 @@ static short sock_revents(struct usmc_sock *s, short events, short kernel)
 		return usmc_conn_revents(s, events);
 	case SOCK_PROPOSED:
 		/* Writable once connected and while our ring has room. */
-		if (proposed_ring_full(s))
+		if (usmc_proposed_ring_full(s))
 			kernel &= ~(POLLOUT | POLLWRNORM);
 		return kernel & (POLLOUT | POLLWRNORM | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP);
 	default:
@@ -137,7 +137,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
 			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
 		}
-		if (socks[i] && proposed_ring_full(socks[i]))
+		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
@@ -168,23 +168,21 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 
 static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
 
-/*
- * A Proposal nobody takes (a plain program accepted the connection, a
- * proxy relays it) gets no answer and rings no doorbell, and a full ring
- * hides the kernel socket's POLLOUT: a wait on a socket still proposing
- * wakes as often as a blocking call's wait does, so that its handshake
- * looks whether anyone can still answer (af_resolve, in sock_revents) and
- * falls back after a CLC timeout.  How long the wait may sleep.
- */
-static int proposed_slice(struct usmc_sock **socks, nfds_t nfds, int left)
+int usmc_proposed_wait_ms(int left)
 {
 	int slice = usmc_clc_timeout_ms() / 4 + 1;
 
 	if (slice > 200)
 		slice = 200;
+	return left < 0 || left > slice ? slice : left;
+}
+
+/* How long a wait on socks may sleep: see usmc_proposed_wait_ms. */
+static int proposed_slice(struct usmc_sock **socks, nfds_t nfds, int left)
+{
 	for (nfds_t i = 0; i < nfds; i++)
 		if (socks[i] && socks[i]->state == SOCK_PROPOSED)
-			return left < 0 || left > slice ? slice : left;
+			return usmc_proposed_wait_ms(left);
 	return left;
 }
 

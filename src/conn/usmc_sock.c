@@ -28,10 +28,16 @@ static enum usmc_diag_state diag_state(const struct usmc_sock *s, enum sock_stat
 	}
 }
 
+_Atomic int usmc_socks_proposed;
+
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
 {
 	struct usmc_diag_sock *d = s->diag;
 	struct usmc_conn *conn = s->conn;
+	bool was_proposed = atomic_load(&s->state) == SOCK_PROPOSED;
+
+	if (was_proposed != (state == SOCK_PROPOSED))
+		atomic_fetch_add(&usmc_socks_proposed, was_proposed ? -1 : 1);
 
 	if (state == SOCK_SMC && conn) {
 		d->lgr_id = conn->lgr->id;

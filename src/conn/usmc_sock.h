@@ -182,6 +182,12 @@ int usmc_fcntl_dupfd(int fd, int cmd, int min);
 
 /* usmc_sock.c: moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
+/*
+ * How many sockets are in SOCK_PROPOSED, waiting for their answer: 0 lets
+ * a wait skip looking for them (usmc_epoll.c).  A socket freed in that
+ * state stays counted, which costs such a wait a look, nothing more.
+ */
+extern _Atomic int usmc_socks_proposed;
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
