@@ -122,7 +122,7 @@ if [ "$workers" != 0 ]; then
 		[ "$(grep -c '^server' "$work/server.out")" -ge $conns ] && break
 		sleep 0.02
 	done
-	ip netns pids $B | xargs -r kill
+	netns_our_pids $B | xargs -r kill
 	wait $spid || true
 	# (ip netns exec reports the signal that ended the server.)
 	if grep -qv "^Terminated$" "$work/server.err"; then echo "FAIL: server"; cat "$work/server.err"; exit 1; fi

@@ -8,8 +8,23 @@
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
+# netns_our_pids NS: the processes in NS that this script started.  Not
+# the others: a usmc-stat of another test enters each namespace for a
+# moment to list its sockets, and is not ours to kill.
+netns_our_pids() {
+	local pid p
+	for pid in $(ip netns pids "$1" 2>/dev/null); do
+		p=$pid
+		while [ -n "$p" ] && [ "$p" -gt 1 ] && [ "$p" != $$ ]; do
+			p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)
+		done
+		[ "$p" = $$ ] && echo "$pid"
+	done
+	return 0
+}
+
 netns_topo_cleanup() {
-	for ns in $A $B $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
+	for ns in $A $B $R; do netns_our_pids "$ns" | xargs -r kill -9 2>/dev/null || true; done
 	for ns in $A $B $R; do ip netns del "$ns" 2>/dev/null || true; done
 }
 
