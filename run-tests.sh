@@ -9,7 +9,7 @@
 #   USMC_VM_SKIP=1 ./run-tests.sh   skip the VM, saying so
 #
 # One tier of the suite alone: (cd build && ctest -L unit), or -L needs-root,
-# programs, slow, fuzz, vm (see tests/CMakeLists.txt).
+# programs, slow, fuzz, vm, docker (see tests/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -55,8 +55,9 @@ run_ctest() {
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
-# The VM's kernel SMC tests run last, on their own (label vm).
-run_ctest build "" ctest --output-on-failure -j2 --timeout 300 -LE '^vm$'
+# The VM's kernel SMC tests run last, on their own (label vm); the docker
+# case (label docker) runs only by hand, where a daemon and its image are.
+run_ctest build "" ctest --output-on-failure -j2 --timeout 300 -LE '^(vm|docker)$'
 
 echo "== AddressSanitizer + UBSan build"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSMC_SANITIZE=ON \
@@ -68,7 +69,7 @@ cmake --build build-asan -j"$jobs"
 # differential cases that exec /bin/sh.
 run_ctest build-asan "preload_exec_static diff_exec_vfork_sh diff_exec_system diff_exec_popen" \
 	env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2 --timeout 300 \
-	-LE '^(slow|programs)$'
+	-LE '^(slow|programs|docker)$'
 
 echo "== valgrind memcheck on the core tests"
 valgrind_cases=(

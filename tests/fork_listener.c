@@ -27,8 +27,10 @@
  * never a reset.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -113,6 +115,64 @@ static void round_trip(uint16_t port, size_t len, uint64_t seed)
 	check_echo(fd, len, sum);
 }
 
+/*
+ * A nonblocking client that fills its ring before any answer, then waits
+ * in poll for room: nobody takes its Proposal, so no answer and no
+ * doorbell ever wakes it, and its poll (or epoll_wait, level- or
+ * edge-triggered) must look at the handshake by itself (a CLC timeout,
+ * then TCP), or it sleeps as long as its timeout; nor may a level-triggered
+ * wait report the full ring writable meanwhile.
+ */
+enum waiter { WAIT_POLL, WAIT_EPOLL, WAIT_EPOLL_ET };
+
+static void round_trip_poll(uint16_t port, size_t len, uint64_t seed, enum waiter how)
+{
+	static uint8_t buf[1 << 20];
+	uint64_t reply[2], sum;
+	struct usmc_info info;
+	int fd = h_connect(AF_INET, H_USMC, port), ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLOUT | (how == WAIT_EPOLL_ET ? EPOLLET : 0) };
+	int waits = 0;
+
+	CHECK(len <= sizeof(buf));
+	CHECK(ep >= 0 && usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	h_pattern(buf, len, seed, 0);
+	sum = h_fnv(H_FNV_INIT, buf, len);
+	CHECK(usmc_fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+	for (size_t off = 0; off < len;) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		ssize_t n = usmc_write(fd, buf + off, len - off);
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		CHECK(n < 0 && errno == EAGAIN);
+		/* No timeout: a poll that never looks hangs, and the test's time limit fails it. */
+		if (how != WAIT_POLL)
+			CHECK(usmc_epoll_wait(ep, &ev, 1, -1) == 1);
+		else
+			CHECK(usmc_poll(&p, 1, -1) == 1);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+		waits += info.mode == USMC_MODE_HANDSHAKE;
+	}
+	/*
+	 * Woken during the handshake a few times (a wait wakes every quarter
+	 * CLC timeout to look), not at every turn of a spin through it.
+	 */
+	if (waits > 64)
+		fprintf(stderr, "client: woken %d times for room during the handshake\n", waits);
+	CHECK(waits <= 64);
+	CHECK(close(ep) == 0);
+	CHECK(usmc_fcntl(fd, F_SETFL, 0) == 0);
+	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+	h_read_all(fd, reply, sizeof(reply));
+	CHECK(reply[0] == len && reply[1] == sum);
+	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	CHECK(info.mode == USMC_MODE_FALLBACK && info.fallback_reason == USMC_DECL_TIMEOUT_CLC);
+	CHECK(usmc_close(fd) == 0);
+}
+
 static int client(void *arg)
 {
 	uint16_t port = (uint16_t)(uintptr_t)arg;
@@ -130,10 +190,13 @@ static void main_plain_worker(uint16_t port)
 
 	for (int i = 0; i < 3; i++)
 		round_trip(port, 1 + (size_t)i * 40000, (uint64_t)i);
+	round_trip_poll(port, 1 << 20, 3, WAIT_POLL);
+	round_trip_poll(port, 1 << 20, 4, WAIT_EPOLL);
+	round_trip_poll(port, 1 << 20, 5, WAIT_EPOLL_ET);
 	round_trip(port, 0, 0);
 	CHECK(h_wait_ok(w));
 	counters(&smc, &fallbacks, &clc_timeouts);
-	CHECK(smc == 0 && clc_timeouts == 4);
+	CHECK(smc == 0 && clc_timeouts == 7);
 	printf("listener accepted on by a plain child: each client took its Proposal back "
 	       "after a CLC timeout, both ends TCP, bytes intact: ok\n");
 }

@@ -10,6 +10,16 @@
 #   routed  client ns A -- veth -- router ns R -- veth -- server ns B
 #   bridge  A and B each with a veth leg on a bridge in R
 #   dnat    routed, the client dials R's address, which R's nft maps to B
+#   dnatport  dnat through a published port (8080) that R maps to the
+#           server's (7411), as docker -p 8080:7411 does, named in the
+#           rendezvous directory's port map (usmc-nat, written by root)
+#   dnatmasq  dnatport, and R masquerades too: both ends fall back with
+#           0x03000007
+#   dnatproxy  the published port relayed by a plain program (netns_relay.py)
+#           that connects from the published address, as docker's userland
+#           proxy does: two TCP connections, both ends fall back with 0x03000007
+#   dnatforeign  dnatport, but the port map is another user's (daemon's):
+#           ignored, the client finds no listener (0x03030000)
 #   masq    routed, and R masquerades A's connections to B: the client
 #           falls back with 0x03000007, the bytes cross the veth intact
 #   prefork routed, and three forked workers of the server accept on its
@@ -28,7 +38,9 @@ port=7411
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
-if [ "$topo" = dnat ] || [ "$topo" = masq ]; then
+if [ "$topo" = dnatproxy ]; then
+	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
+elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -54,6 +66,10 @@ as_nobody() {
 }
 
 netns_topo_build "$topo"
+# The operator's port map: root's, read by every namespace that sees the directory.
+[ -z "$natmap" ] || echo "# docker -p, as the operator wrote it
+$natmap" >"$rdv/usmc-nat"
+[ "$topo" != dnatforeign ] || chown daemon "$rdv/usmc-nat"
 
 veth_bytes() {
 	local rx tx
@@ -74,7 +90,8 @@ stat_check() {
 	local out=$work/stat.out
 	for _ in $(seq 1500); do [ -e "$hold.held" ] && break; sleep 0.02; done
 	[ -e "$hold.held" ] || { echo "FAIL: the client did not get its answer within 30 s"; touch "$hold"; return 1; }
-	"$stat" -W -P $port >"$out" 2>&1 || true
+	# (Through a port-changing NAT the client's end shows the port it dialled.)
+	{ "$stat" -W -P $port; [ "$cport" = $port ] || "$stat" -W -P "$cport"; } >"$out" 2>&1 || true
 	touch "$hold"
 	cat "$out"
 	for ns in $A $B; do
@@ -85,8 +102,8 @@ stat_check() {
 }
 
 case $topo in
-masq) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
-user) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
+masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
+user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac
 fail=0
@@ -94,7 +111,7 @@ before=$(veth_bytes)
 for i in $(seq $conns); do
 	hold=
 	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
-	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "$peer" client "$dst" $port "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
+	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
 	cpid=$!
 	[ -n "$hold" ] && { stat_check || fail=1; }
 	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
@@ -105,7 +122,7 @@ if [ "$workers" != 0 ]; then
 		[ "$(grep -c '^server' "$work/server.out")" -ge $conns ] && break
 		sleep 0.02
 	done
-	ip netns pids $B | xargs -r kill
+	netns_our_pids $B | xargs -r kill
 	wait $spid || true
 	# (ip netns exec reports the signal that ended the server.)
 	if grep -qv "^Terminated$" "$work/server.err"; then echo "FAIL: server"; cat "$work/server.err"; exit 1; fi

@@ -8,14 +8,29 @@
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
+# netns_our_pids NS: the processes in NS that this script started.  Not
+# the others: a usmc-stat of another test enters each namespace for a
+# moment to list its sockets, and is not ours to kill.
+netns_our_pids() {
+	local pid p
+	for pid in $(ip netns pids "$1" 2>/dev/null); do
+		p=$pid
+		while [ -n "$p" ] && [ "$p" -gt 1 ] && [ "$p" != $$ ]; do
+			p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)
+		done
+		[ "$p" = $$ ] && echo "$pid"
+	done
+	return 0
+}
+
 netns_topo_cleanup() {
-	for ns in $A $B $R; do ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; done
+	for ns in $A $B $R; do netns_our_pids "$ns" | xargs -r kill -9 2>/dev/null || true; done
 	for ns in $A $B $R; do ip netns del "$ns" 2>/dev/null || true; done
 }
 
 netns_topo_build() {
 	local topo=$1
-	nat=
+	nat= natmap= cport=$port
 	for ns in $A $B $R; do
 		ip netns add "$ns"
 		nsx "$ns" ip link set lo up
@@ -23,7 +38,7 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|masq|user|prefork)
+	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -65,6 +80,37 @@ netns_topo_build() {
 		EOF
 		dst=10.31.9.9
 		nat=10.31.9.0/24
+		;;
+	dnatport|dnatmasq|dnatforeign)
+		# A published port, mapped to the server's own: docker -p 8080:$port.
+		cport=8080
+		nsx $R ip addr add 10.31.9.9/32 dev lo
+		nsx $A ip route add 10.31.9.9/32 via 10.31.1.1
+		local masq=
+		[ $topo = dnatmasq ] && masq='chain post { type nat hook postrouting priority 100; oifname "vrb" masquerade; }'
+		nsx $R nft -f - <<-EOF
+		table ip usmc_test {
+			chain pre { type nat hook prerouting priority -100; ip daddr 10.31.9.9 tcp dport $cport dnat to 10.31.2.2:$port; }
+			$masq
+		}
+		EOF
+		dst=10.31.9.9
+		natmap="10.31.9.9:$cport=$port"
+		;;
+	dnatproxy)
+		# docker's userland proxy: a plain relay on the published address and port.
+		cport=8080
+		nsx $R ip addr add 10.31.9.9/32 dev lo
+		nsx $A ip route add 10.31.9.9/32 via 10.31.1.1
+		local ready
+		ready=$(mktemp -u)
+		nsx $R python3 "$(dirname "${BASH_SOURCE[0]}")/netns_relay.py" 10.31.9.9 $cport 10.31.2.2 $port \
+			"$ready" </dev/null >/dev/null 2>&1 &
+		for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.05; done
+		[ -e "$ready" ] || { echo "the relay did not listen"; return 1; }
+		rm -f "$ready"
+		dst=10.31.9.9
+		natmap="10.31.9.9:$cport=$port"
 		;;
 	masq)
 		nsx $R nft -f - <<-EOF

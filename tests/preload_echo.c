@@ -6,8 +6,9 @@
  * checked variants of read, recv, recvfrom and poll are in play too.
  *
  *   preload_echo server --port-file F --size N [--loop L] [--family 4|6] [--seed S]
- *                       [--chunk C]
+ *                       [--chunk C] [--addr A] [--port P]
  *   preload_echo client --port-file F --size N [--family 4|6] [--seed S] [--chunk C]
+ *                       [--addr A] [--port P]
  *   preload_echo env
  *
  * The client sends N pattern bytes while reading them back; the server
@@ -15,6 +16,11 @@
  * the length and checksum of the echo.  The server loop L is blocking,
  * poll, epoll (level-triggered), epoll-et (edge-triggered, reading and
  * writing until EAGAIN) or select.  "env" prints LD_PRELOAD.
+ *
+ * With --addr the server listens on every address and the client dials A
+ * (another network namespace's, a container's); with --port they use P,
+ * and need no port file.  Each end prints what its connection's TCP
+ * carried: the whole stream, or next to nothing in shared memory.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +51,8 @@
 enum loop { LOOP_BLOCKING, LOOP_POLL, LOOP_EPOLL, LOOP_EPOLL_ET, LOOP_SELECT };
 
 static const char *port_file;
+static const char *addr;
+static uint16_t fixed_port;
 static uint64_t size = 1 << 20;
 static uint64_t seed = 1;
 static int family = AF_INET;
@@ -79,7 +87,8 @@ static void set_nonblock(int fd)
 	CHECK(flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0);
 }
 
-static socklen_t loopback(uint16_t port, struct sockaddr_storage *ss)
+/* The loopback address, or with --addr the one a client dials and every address to listen on. */
+static socklen_t endpoint(uint16_t port, bool listening, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET) {
@@ -87,14 +96,18 @@ static socklen_t loopback(uint16_t port, struct sockaddr_storage *ss)
 
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_addr.s_addr = htonl(addr ? INADDR_ANY : INADDR_LOOPBACK);
+		if (addr && !listening)
+			CHECK(inet_pton(AF_INET, addr, &s4->sin_addr) == 1);
 		return sizeof(*s4);
 	}
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 
 	s6->sin6_family = AF_INET6;
 	s6->sin6_port = htons(port);
-	s6->sin6_addr = in6addr_loopback;
+	s6->sin6_addr = addr ? in6addr_any : in6addr_loopback;
+	if (addr && !listening)
+		CHECK(inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1);
 	return sizeof(*s6);
 }
 
@@ -117,7 +130,7 @@ static void publish_port(uint16_t port)
 static int listen_loopback(void)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(0, &ss);
+	socklen_t len = endpoint(fixed_port, true, &ss);
 	int fd = socket(family, SOCK_STREAM, 0), one = 1;
 
 	CHECK(fd >= 0);
@@ -125,9 +138,28 @@ static int listen_loopback(void)
 	CHECK(bind(fd, (struct sockaddr *)&ss, len) == 0);
 	CHECK(listen(fd, 16) == 0);
 	CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
-	publish_port(ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+	if (port_file)
+		publish_port(ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 					     : ((struct sockaddr_in6 *)&ss)->sin6_port));
 	return fd;
+}
+
+/*
+ * What the kernel's TCP connection itself carried, both ways: the whole
+ * stream over TCP, next to nothing when the data went through shared
+ * memory.  Unlike the loopback counters, no other traffic shows in it.
+ */
+static void report_tcp_bytes(const char *who, int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
+	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return; /* a kernel older than 4.1 does not count them */
+	printf("%s: connection's TCP carried %llu bytes\n", who,
+	       (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
 }
 
 /* What the server holds of one connection. */
@@ -335,6 +367,7 @@ static int server(void)
 			(unsigned long long)e.total, (unsigned long long)size);
 		return 1;
 	}
+	report_tcp_bytes("server", e.fd);
 	CHECK(close(e.fd) == 0);
 	CHECK(close(lfd) == 0);
 	printf("server: echoed %llu bytes, all as sent\n", (unsigned long long)size);
@@ -348,6 +381,8 @@ static uint16_t wait_port(void)
 	struct timespec nap = { 0, 20 * 1000 * 1000 };
 	unsigned port = 0;
 
+	if (fixed_port)
+		return fixed_port;
 	for (int waited = 0; waited < WAIT_MS; waited += 20) {
 		FILE *f = fopen(port_file, "r");
 
@@ -365,7 +400,7 @@ static uint16_t wait_port(void)
 static int connect_loopback(uint16_t port)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(port, &ss);
+	socklen_t len = endpoint(port, false, &ss);
 	int fd = socket(family, SOCK_STREAM, IPPROTO_TCP);
 
 	CHECK(fd >= 0);
@@ -390,24 +425,6 @@ static bool client_send(int fd, uint64_t *sent, uint64_t *sum)
 		return false;
 	CHECK(shutdown(fd, SHUT_WR) == 0);
 	return true;
-}
-
-/*
- * What the kernel's TCP connection itself carried, both ways: the whole
- * stream over TCP, next to nothing when the data went through shared
- * memory.  Unlike the loopback counters, no other traffic shows in it.
- */
-static void report_tcp_bytes(int fd)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	memset(&ti, 0, sizeof(ti));
-	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
-	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
-		return; /* a kernel older than 4.1 does not count them */
-	printf("client: connection's TCP carried %llu bytes\n",
-	       (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
 }
 
 /* Reads what the echo has; true at its end. */
@@ -441,7 +458,7 @@ static int client(void)
 		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
 			eof = client_recv(fd, &received, &echo_sum);
 	}
-	report_tcp_bytes(fd);
+	report_tcp_bytes("client", fd);
 	CHECK(close(fd) == 0);
 	if (received != size || echo_sum != sent_sum) {
 		fprintf(stderr, "client: echo of %llu bytes sum %016llx; sent %llu sum %016llx\n",
@@ -484,13 +501,17 @@ static void parse_options(int argc, char **argv)
 			loop_kind = parse_loop(val);
 		else if (!strcmp(opt, "--chunk"))
 			io_len = strtoull(val, NULL, 0);
+		else if (!strcmp(opt, "--addr"))
+			addr = val;
+		else if (!strcmp(opt, "--port"))
+			fixed_port = (uint16_t)strtoul(val, NULL, 0);
 		else {
 			fprintf(stderr, "unknown option %s\n", opt);
 			exit(2);
 		}
 	}
-	if (!port_file || io_len < 2 || io_len > CHUNK) {
-		fprintf(stderr, "--port-file is required, --chunk between 2 and %d\n", CHUNK);
+	if ((!port_file && !fixed_port) || io_len < 2 || io_len > CHUNK) {
+		fprintf(stderr, "--port-file or --port is required, --chunk between 2 and %d\n", CHUNK);
 		exit(2);
 	}
 }

@@ -295,6 +295,12 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		/* The Accept's doorbell is no data: settle the handshake, then look. */
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
 			af_resolve(s, false);
+		/* The kernel socket is writable; a full ring waiting for the answer is not. */
+		if (s && usmc_proposed_ring_full(s)) {
+			events[i].events &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
+			if (!events[i].events)
+				continue;
+		}
 		if (s && s->state == SOCK_SMC) {
 			usmc_conn_drain(s);
 			events[i].events = ep_entry_events(s, e, true);
@@ -306,6 +312,51 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 	}
 	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
 	return out;
+}
+
+/* Whether the set holds a connection still waiting for its answer (usmc_proposed_wait_ms). */
+static bool ep_has_proposed(int epfd)
+{
+	bool found = false;
+
+	if (!atomic_load_explicit(&usmc_socks_proposed, memory_order_relaxed))
+		return false;
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	for (struct ep_entry *e = ep_first(epfd); e && !found; e = e->next) {
+		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
+
+		found = s && s->state == SOCK_PROPOSED;
+	}
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	return found;
+}
+
+/*
+ * Settles the set's handshakes that wait for their answer, and reports
+ * those it ended in TCP as the kernel finds them now (writable all along:
+ * an edge-triggered entry would see no new edge).  How many events.
+ */
+static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevents)
+{
+	int n = 0;
+
+	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	for (struct ep_entry *e = ep_first(epfd); e && n < maxevents; e = e->next) {
+		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
+		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
+
+		if (!s || s->state != SOCK_PROPOSED || e->disarmed)
+			continue;
+		af_resolve(s, false);
+		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||
+		    usmc_sys.poll(&p, 1, 0) != 1)
+			continue;
+		e->disarmed = (e->ev.events & EPOLLONESHOT) != 0;
+		events[n].events = (uint32_t)p.revents;
+		events[n++].data = e->ev.data;
+	}
+	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	return n;
 }
 
 struct ep_set {
@@ -467,6 +518,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
+		bool proposed;
 
 		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
@@ -488,12 +540,16 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		}
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
+		proposed = ep_has_proposed(epfd);
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
-		n = usmc_sys.epoll_wait(epfd, events, maxevents, left);
+		n = usmc_sys.epoll_wait(epfd, events, maxevents,
+					proposed ? usmc_proposed_wait_ms(left) : left);
 		usmc_epoll_set_disarm(epfd);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);
+		if (!n && proposed)
+			n = ep_settle_proposed(epfd, events, maxevents);
 		if (n || usmc_remaining_ms(timeout, &start) == 0)
 			return n;
 	}

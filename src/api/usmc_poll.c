@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_config.h"
 #include "usmc_connect.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
@@ -32,7 +33,7 @@
  * full, the socket is not writable, whatever the kernel socket says, until
  * the answer comes (on the link group's channel, which poll watches).
  */
-static bool proposed_ring_full(const struct usmc_sock *s)
+bool usmc_proposed_ring_full(const struct usmc_sock *s)
 {
 	return s->state == SOCK_PROPOSED && s->conn->sh->tx_prod >= s->conn->tx.size;
 }
@@ -47,7 +48,7 @@ static short sock_revents(struct usmc_sock *s, short events, short kernel)
 		return usmc_conn_revents(s, events);
 	case SOCK_PROPOSED:
 		/* Writable once connected and while our ring has room. */
-		if (proposed_ring_full(s))
+		if (usmc_proposed_ring_full(s))
 			kernel &= ~(POLLOUT | POLLWRNORM);
 		return kernel & (POLLOUT | POLLWRNORM | POLLERR | POLLHUP) & (events | POLLERR | POLLHUP);
 	default:
@@ -142,7 +143,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
 			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
 		}
-		if (socks[i] && proposed_ring_full(socks[i]))
+		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
@@ -172,6 +173,24 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 }
 
 static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
+
+int usmc_proposed_wait_ms(int left)
+{
+	int slice = usmc_clc_timeout_ms() / 4 + 1;
+
+	if (slice > 200)
+		slice = 200;
+	return left < 0 || left > slice ? slice : left;
+}
+
+/* How long a wait on socks may sleep: see usmc_proposed_wait_ms. */
+static int proposed_slice(struct usmc_sock **socks, nfds_t nfds, int left)
+{
+	for (nfds_t i = 0; i < nfds; i++)
+		if (socks[i] && socks[i]->state == SOCK_PROPOSED)
+			return usmc_proposed_wait_ms(left);
+	return left;
+}
 
 /*
  * Epoll sets among the descriptors answer for the usmc sockets they hold:
@@ -245,7 +264,7 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
-		rc = poll_kernel(fds, nfds, socks, left);
+		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left));
 		if (rc != 0 || left == 0)
 			break;
 		if (usmc_remaining_ms(timeout, &start) == 0) {

@@ -44,10 +44,16 @@ int usmc_sock_mode(const struct usmc_sock *s)
 	return sock_shown(s, atomic_load(&s->state)).mode;
 }
 
+_Atomic int usmc_socks_proposed;
+
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state)
 {
 	struct usmc_diag_sock *d = s->diag;
 	struct usmc_conn *conn = s->conn;
+	bool was_proposed = atomic_load(&s->state) == SOCK_PROPOSED;
+
+	if (was_proposed != (state == SOCK_PROPOSED))
+		atomic_fetch_add(&usmc_socks_proposed, was_proposed ? -1 : 1);
 
 	if (state == SOCK_SMC && conn) {
 		d->lgr_id = conn->lgr->id;

@@ -59,6 +59,12 @@ struct usmc_sock {
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);
 /* The socket's state as usmc_info tells it (enum usmc_mode). */
 int usmc_sock_mode(const struct usmc_sock *s);
+/*
+ * How many sockets are in SOCK_PROPOSED, waiting for their answer: 0 lets
+ * a wait skip looking for them (usmc_epoll.c).  A socket freed in that
+ * state stays counted, which costs such a wait a look, nothing more.
+ */
+extern _Atomic int usmc_socks_proposed;
 
 /* Records why a socket is plain TCP, and counts it. */
 void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);

@@ -144,7 +144,9 @@ static void proposal_read(const struct usmc_lgr *lgr, struct usmc_listener *l)
 
 static void on_proposal(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 {
-	struct usmc_listener *l = af_listener_find(msg->proposal.dst.port);
+	/* One from another namespace was proven for its listener: it names the port it dialled. */
+	struct usmc_listener *l =
+		af_listener_find(lgr->rdv ? lgr->port : msg->proposal.dst.port);
 	struct srv_proposal *p;
 	uint32_t reason;
 

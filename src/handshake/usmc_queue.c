@@ -342,10 +342,9 @@ static bool entry_match(struct wanted *w, const struct usmc_listener *l, int ch,
 	socklen_t len = sizeof(cred);
 	enum rdv_proof proof;
 
-	if (msg->proposal.dst.port != l->port)
-		return false;
 	if (w->acc < 0)
-		return msg->proposal.cookie == w->cookie;
+		return msg->proposal.dst.port == l->port && msg->proposal.cookie == w->cookie;
+	/* By proof: the port it names is the one it dialled, which a destination NAT may change. */
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return false;
 	proof = rdv_prove(ch, msg, cred.uid, w->acc);
@@ -358,7 +357,7 @@ static bool entry_match(struct wanted *w, const struct usmc_listener *l, int ch,
 
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
 static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struct usmc_listener *l,
-				    struct reg_port *reg, int ch)
+				    struct reg_port *reg, int ch, const struct wanted *w)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -383,6 +382,11 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 	/* Its segment may serve this client process again (a pid of another pid namespace is 0). */
 	if (cred.pid > 0)
 		lgr->reuse = (struct reuse_key){ REUSE_PEER, cred.uid, cred.pid, 0, 0 };
+	/* Proven for this listener, whatever port it dialled (usmc_rendezvous.c). */
+	if (w->acc >= 0) {
+		lgr->rdv = true;
+		lgr->port = l->port;
+	}
 	return lgr;
 }
 
@@ -414,7 +418,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 		if (kind == ENTRY_JUNK) {
 			usmc_sys.close(ch);
 		} else if (kind == ENTRY_PROPOSAL && entry_match(w, l, ch, &msg)) {
-			found = entry_adopt(b, counted, l, reg, ch);
+			found = entry_adopt(b, counted, l, reg, ch, w);
 		} else if (kind == ENTRY_PROPOSAL && w->snat && !snat) {
 			/* Its client waits for an answer nobody can give: it falls back now. */
 			entry_refuse(counted, reg, ch, USMC_DECL_SNAT);

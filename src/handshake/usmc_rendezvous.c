@@ -11,9 +11,11 @@
  * lists its namespace's addresses in `usmc-ns-<netns>`.  A client whose
  * destination is not a local address, and is an address listed for a
  * namespace with a listener on its port (a routed veth, a bridge), or
- * lies in a prefix of USMC_RENDEZVOUS_NAT (addresses that a destination
- * NAT maps to this host's namespaces: docker's published ports, a
- * service range), proposes as to a shared listener (usmc_queue.c): on a
+ * lies in a prefix of USMC_RENDEZVOUS_NAT or of the directory's port map
+ * usmc-nat (addresses that a destination NAT maps to this host's
+ * namespaces: docker's published ports, a service range, and the port
+ * each maps to where it changes it), proposes as to a shared listener
+ * (usmc_queue.c): on a
  * channel of its own, whose server end goes into the backlog of each such
  * listener, and with its TCP socket itself beside its ring.
  *
@@ -26,6 +28,7 @@
  * client dialled.  No byte goes into either stream for it.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,17 +53,24 @@
 
 #define RDV_NAT_MAX  16
 #define RDV_ADDR_MAX 64
+#define RDV_PORTS_MAX 4
 
+/* A destination NAT's addresses, and for a port it maps to another, both ports. */
 struct rdv_prefix {
 	uint8_t addr[16]; /* IPv4 as v4-mapped */
 	int bits;
+	uint16_t port, to; /* 0: every port, to itself */
+};
+
+struct rdv_nat {
+	int n;
+	struct rdv_prefix p[RDV_NAT_MAX];
 };
 
 static struct {
 	char dir[56]; /* with a name of ours, within sun_path */
 	bool on;
-	int nnat;
-	struct rdv_prefix nat[RDV_NAT_MAX];
+	struct rdv_nat nat;
 	bool init_userns;
 	uid_t overflow_uid;
 } rdv;
@@ -89,19 +99,48 @@ static bool prefix_has(const struct rdv_prefix *p, const uint8_t a[16])
 	       (!rest || !((p->addr[whole] ^ a[whole]) & (0xff << (8 - rest))));
 }
 
-/* USMC_RENDEZVOUS_NAT: addresses or prefixes, separated by commas or spaces. */
-static void nat_parse(const char *list)
+/* A port of a port map, "8080": false if it is none. */
+static bool port_parse(const char *s, uint16_t *port)
 {
-	char buf[512], *save = NULL;
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	*port = (uint16_t)v;
+	return *s && !*end && v > 0 && v < 65536;
+}
+
+/*
+ * Addresses or prefixes, separated by commas or spaces, each perhaps with
+ * a port map: 10.0.0.0/8, 172.17.0.1:8080=80, [fd00::1]:8080=80 (what
+ * the destination NAT of the published port 8080 maps it to: port 80).
+ */
+static void nat_parse(const char *list, const char *from, struct rdv_nat *nat)
+{
+	char buf[1024], *save = NULL;
 
 	snprintf(buf, sizeof(buf), "%s", list);
-	for (char *tok = strtok_r(buf, ", ", &save); tok && rdv.nnat < RDV_NAT_MAX;
-	     tok = strtok_r(NULL, ", ", &save)) {
-		struct rdv_prefix *p = &rdv.nat[rdv.nnat];
-		char *slash = strchr(tok, '/');
+	for (char *tok = strtok_r(buf, ", \t\n", &save); tok && nat->n < RDV_NAT_MAX;
+	     tok = strtok_r(NULL, ", \t\n", &save)) {
+		struct rdv_prefix *p = &nat->p[nat->n];
+		char *slash, *eq = strchr(tok, '='), *colon;
 		struct in_addr a4;
 		int max = 128;
 
+		p->port = p->to = 0;
+		if (eq) {
+			*eq = 0;
+			colon = strrchr(tok, ':');
+			if (!colon || !port_parse(colon + 1, &p->port) || !port_parse(eq + 1, &p->to)) {
+				usmc_log(USMC_LOG_WARN, "%s: %s has no port map PORT=PORT: ignored", from, tok);
+				continue;
+			}
+			*colon = 0;
+			if (*tok == '[' && colon[-1] == ']') {
+				colon[-1] = 0;
+				tok++;
+			}
+		}
+		slash = strchr(tok, '/');
 		if (slash)
 			*slash = 0;
 		if (inet_pton(AF_INET, tok, &a4) == 1) {
@@ -110,18 +149,72 @@ static void nat_parse(const char *list)
 			memcpy(p->addr + 12, &a4, 4);
 			max = 32;
 		} else if (inet_pton(AF_INET6, tok, p->addr) != 1) {
-			usmc_log(USMC_LOG_WARN, "USMC_RENDEZVOUS_NAT: %s is no address: ignored", tok);
+			usmc_log(USMC_LOG_WARN, "%s: %s is no address: ignored", from, tok);
 			continue;
 		}
 		p->bits = slash ? atoi(slash + 1) : max;
 		if (p->bits < 0 || p->bits > max) {
-			usmc_log(USMC_LOG_WARN, "USMC_RENDEZVOUS_NAT: /%s is no prefix length: ignored",
-				 slash + 1);
+			usmc_log(USMC_LOG_WARN, "%s: /%s is no prefix length: ignored", from, slash + 1);
 			continue;
 		}
 		p->bits += 128 - max;
-		rdv.nnat++;
+		nat->n++;
 	}
+}
+
+/*
+ * The directory's port map, usmc-nat: written by the operator, who knows
+ * the published ports (docker -p, a service's target port), once for every
+ * container that sees the directory.  Read at each look, as containers
+ * come and go; only root's or our own user's, and writable by its owner
+ * alone.  It only says where a Proposal goes: no holder takes one without
+ * the proof (prove), so a wrong map costs shared memory, never a connection.
+ */
+static void nat_file(struct rdv_nat *nat)
+{
+	char buf[1024], path[sizeof(rdv.dir) + 16];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/usmc-nat", rdv.dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (st.st_uid == 0 || st.st_uid == getuid()) &&
+	    !(st.st_mode & 022))
+		n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
+	usmc_sys.close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (char *hash = strchr(buf, '#'); hash; hash = strchr(hash, '#'))
+		while (*hash && *hash != '\n')
+			*hash++ = ' ';
+	nat_parse(buf, path, nat);
+}
+
+/*
+ * The ports whose listeners may hold a connection to a, port dport,
+ * through a destination NAT: dport itself for an address-only prefix, the
+ * port a port map names for it.  How many.
+ */
+static int nat_ports(const struct rdv_nat *nat, const uint8_t a[16], uint16_t dport,
+		     uint16_t ports[RDV_PORTS_MAX], int n)
+{
+	for (int i = 0; i < nat->n && n < RDV_PORTS_MAX; i++) {
+		const struct rdv_prefix *p = &nat->p[i];
+		uint16_t to = p->port ? p->to : dport;
+		bool seen = false;
+
+		if ((p->port && p->port != dport) || !prefix_has(p, a))
+			continue;
+		for (int j = 0; j < n; j++)
+			seen |= ports[j] == to;
+		if (!seen)
+			ports[n++] = to;
+	}
+	return n;
 }
 
 static void rdv_load(void)
@@ -141,7 +234,7 @@ static void rdv_load(void)
 	}
 	snprintf(rdv.dir, sizeof(rdv.dir), "%s", dir);
 	if (nat)
-		nat_parse(nat);
+		nat_parse(nat, "USMC_RENDEZVOUS_NAT", &rdv.nat);
 	/*
 	 * In a user namespace, a peer whose user has no mapping shows as the
 	 * overflow uid, which may also be one of ours: never trusted there.
@@ -295,32 +388,55 @@ static bool ns_has(const char *ns, const uint8_t a[16])
 	return false;
 }
 
+/* The listener of port a directory entry names, "usmc-<port>-<netns>": its netns, or NULL. */
+static const char *listener_ns(const char *name, uint16_t *port)
+{
+	const char *ns;
+	char *end;
+	unsigned long v;
+
+	if (strncmp(name, "usmc-", 5) || !isdigit((unsigned char)name[5]))
+		return NULL;
+	v = strtoul(name + 5, &end, 10);
+	ns = end + 1;
+	if (*end != '-' || !v || v > 65535 || !*ns || strspn(ns, "0123456789") != strlen(ns))
+		return NULL;
+	*port = (uint16_t)v;
+	return ns;
+}
+
 uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t)
 {
-	char prefix[24], own[48];
+	uint16_t nat_to[RDV_PORTS_MAX];
+	struct rdv_nat file = { 0 };
+	char own[24];
 	uint8_t a[16];
 	uint16_t dport;
-	bool nat = false;
+	int nnat;
 	struct dirent *e;
 	DIR *d;
 
 	t->n = 0;
 	if (!rdv_enabled() || !addr16(dst, a, &dport))
 		return USMC_DECL_NOSMCDEV;
-	for (int i = 0; i < rdv.nnat && !nat; i++)
-		nat = prefix_has(&rdv.nat[i], a);
-	snprintf(prefix, sizeof(prefix), "usmc-%u-", (unsigned)port);
-	snprintf(own, sizeof(own), "usmc-%u-%lu", (unsigned)port, usmc_netns_inode());
+	nat_file(&file);
+	nnat = nat_ports(&rdv.nat, a, port, nat_to, 0);
+	nnat = nat_ports(&file, a, port, nat_to, nnat);
+	snprintf(own, sizeof(own), "%lu", usmc_netns_inode());
 	d = opendir(rdv.dir);
 	if (!d)
 		return USMC_DECL_NOSMCDEV;
 	while ((e = readdir(d)) && t->n < RDV_TARGETS_MAX) {
-		const char *ns = e->d_name + strlen(prefix);
+		uint16_t lport;
+		const char *ns = listener_ns(e->d_name, &lport);
+		bool nat = false;
 
-		if (strncmp(e->d_name, prefix, strlen(prefix)) || !strcmp(e->d_name, own) ||
-		    strspn(ns, "0123456789") != strlen(ns) || !*ns)
+		if (!ns || !strcmp(ns, own))
 			continue;
-		if (!nat && !ns_has(ns, a))
+		for (int i = 0; i < nnat; i++)
+			nat |= nat_to[i] == lport;
+		/* Not through a NAT: the namespace has the very address and port we dial. */
+		if (!nat && (lport != port || !ns_has(ns, a)))
 			continue;
 		t->len[t->n] = rdv_addr(e->d_name, &t->sun[t->n]);
 		t->n++;
@@ -363,6 +479,15 @@ static bool same_addr(const struct sockaddr *x, const struct sockaddr *y)
 	return addr16(x, a, &pa) && addr16(y, b, &pb) && pa == pb && !memcmp(a, b, 16);
 }
 
+static uint16_t port_of(const struct sockaddr *sa)
+{
+	uint8_t a[16];
+	uint16_t port = 0;
+
+	addr16(sa, a, &port);
+	return port;
+}
+
 static bool same_clc_addr(const struct sockaddr *x, const struct clc_addr *c)
 {
 	struct sockaddr_storage ss = { .ss_family = c->family };
@@ -375,6 +500,28 @@ static bool same_clc_addr(const struct sockaddr *x, const struct clc_addr *c)
 		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, c->addr, 16);
 	}
 	return same_addr(x, (struct sockaddr *)&ss);
+}
+
+/*
+ * Whether a socket that dialled tp from tl may be the other end of the
+ * connection we accepted (al, from ap) with its source rewritten on the
+ * way: it dialled our very address (a masquerade); or, through a
+ * destination NAT, its source port is our peer's (a masquerade keeps a
+ * source port that is free), or our peer is the address it dialled (a
+ * proxy there relayed it: docker's userland proxy connects from the
+ * bridge's address, which a container dials for a published port).  Not
+ * a proof: a refusal only makes the Proposal's connection TCP, whichever
+ * holder it went to.
+ */
+static bool rewritten(const struct sockaddr *tp, const struct sockaddr *tl,
+		      const struct sockaddr *al, const struct sockaddr *ap)
+{
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+
+	if (same_addr(tp, al) || port_of(tl) == port_of(ap))
+		return true;
+	return addr16(tp, a, &pa) && addr16(ap, b, &pb) && !memcmp(a, b, 16);
 }
 
 /* The descriptors that came with the channel's first message, left with it: how many. */
@@ -442,11 +589,12 @@ static enum rdv_proof prove(int tcp, const struct clc_msg *msg, uid_t uid, int a
 	if (same_addr((struct sockaddr *)&tl, (struct sockaddr *)&ap))
 		return PROOF_YES;
 	/*
-	 * Dialled our very address, connected, and yet no connection from its
-	 * address reached us: a source NAT rewrote it on the way.  (One of
-	 * ours that is still to be accepted sock_diag would find.)
+	 * Looks like ours, connected, and yet no connection from its address
+	 * reached us: its source was rewritten on the way.  (One of ours that
+	 * is still to be accepted sock_diag would find.)
 	 */
-	if (!same_addr((struct sockaddr *)&tp, (struct sockaddr *)&al) ||
+	if (!rewritten((struct sockaddr *)&tp, (struct sockaddr *)&tl, (struct sockaddr *)&al,
+		       (struct sockaddr *)&ap) ||
 	    usmc_sys.getsockopt(tcp, IPPROTO_TCP, TCP_INFO, &ti, &(socklen_t){ sizeof(ti) }) ||
 	    ti.tcpi_state != TCP_ESTABLISHED ||
 	    af_socket_diag((struct sockaddr *)&al, (struct sockaddr *)&tl, NULL, NULL))

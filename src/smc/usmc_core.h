@@ -113,7 +113,7 @@ struct usmc_lgr {
 	pid_t peer_pid;
 	uid_t peer_uid;
 	pid_t owner_pid;   /* a forked child must not use its parent's channel */
-	uint16_t port;     /* client: the listener port that found the peer */
+	uint16_t port;     /* client: the listener port that found the peer; server, rdv: the listener proven for */
 	bool own_user;     /* client: that listener is our own user's (its registry entry is ours) */
 	bool dead;         /* the channel is gone: the peer exited */
 	int refs;          /* connections and handshakes in progress */
@@ -134,7 +134,7 @@ struct usmc_lgr {
 	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
 	bool direct;       /* server, oneshot: its client proposed straight, counted in proposals */
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
-	bool rdv;          /* client, oneshot: toward listeners of other namespaces (usmc_rendezvous.c) */
+	bool rdv;          /* oneshot: with another namespace, through the rendezvous directory */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct reuse_key reuse; /* oneshot: whom its segment may serve next */
 	/* What its connections' spins taught, receiving and sending: usmc_poll.c */

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A plain TCP relay, as docker's userland proxy is, for tests/netns.sh.
+
+    netns_relay.py ADDR PORT TO_ADDR TO_PORT READYFILE
+
+Listens on ADDR:PORT; for each connection, connects to TO_ADDR:TO_PORT
+from ADDR, as docker-proxy connects from the bridge's address, and
+relays both ways, each half-close as it comes.  Creates READYFILE once
+it listens.  Serves until killed.
+"""
+import socket
+import sys
+import threading
+
+
+def pump(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def relay(conn, addr, to):
+    out = socket.create_connection(to, source_address=(addr, 0))
+    ways = [threading.Thread(target=pump, args=(conn, out)),
+            threading.Thread(target=pump, args=(out, conn))]
+    for w in ways:
+        w.start()
+    for w in ways:
+        w.join()
+    conn.close()
+    out.close()
+
+
+def main():
+    addr, port, to_addr, to_port, ready = sys.argv[1:6]
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind((addr, int(port)))
+    lsock.listen(16)
+    open(ready, "w").close()
+    while True:
+        conn, _ = lsock.accept()
+        threading.Thread(target=relay, args=(conn, addr, (to_addr, int(to_port))),
+                         daemon=True).start()
+
+
+main()
