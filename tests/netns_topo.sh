@@ -30,7 +30,7 @@ netns_topo_cleanup() {
 
 netns_topo_build() {
 	local topo=$1
-	nat= natmap= cport=$port
+	nat= natmap= cport=${port:-}
 	for ns in $A $B $R; do
 		ip netns add "$ns"
 		nsx "$ns" ip link set lo up
