@@ -33,6 +33,7 @@
 #include <sys/un.h>
 
 #include "robust.h"
+#include "usmc_channel.h"
 #include "usmc_core.h"
 #include "usmc_registry.h"
 

@@ -24,7 +24,9 @@
 #include <sys/stat.h>
 
 #include "harness.h"
+#include "usmc_channel.h"
 #include "usmc_core.h"
+#include "usmc_seg.h"
 
 #define SEG_LEN (2u << 20) /* a huge page's size, so that hugetlbfs takes it */
 #define RMB 16384

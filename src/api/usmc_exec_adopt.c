@@ -26,6 +26,7 @@
 #include "usmc_holders.h"
 #include "usmc_log.h"
 #include "usmc_proc.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"

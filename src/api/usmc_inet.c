@@ -27,6 +27,7 @@
 #include "usmc_listener.h"
 #include "usmc_log.h"
 #include "usmc_rx.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_channel.h"
 #include "usmc_config.h"
 #include "usmc_connect.h"
 #include "usmc_epoll.h"

@@ -17,6 +17,7 @@
 #include "usmc_conn.h"
 #include "usmc_holders.h"
 #include "usmc_rx.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "usmc_wake.h"

@@ -12,6 +12,7 @@
 #include "usmc_capture.h"
 #include "usmc_conn.h"
 #include "usmc_rx.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

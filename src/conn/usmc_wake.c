@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_channel.h"
 #include "usmc_conn.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_holders.h"
@@ -38,6 +39,7 @@
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rx.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_conn.h"
@@ -39,6 +40,7 @@
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rx.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
 #include "usmc_stats.h"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_channel.h"
 #include "usmc_connect_lgr.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"

@@ -19,6 +19,7 @@
 
 #include "usmc.h"
 #include "usmc_chan.h"
+#include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_conn.h"
@@ -28,6 +29,7 @@
 #include "usmc_policy.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
+#include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
 #include "usmc_stats.h"

@@ -8,8 +8,11 @@
  * by a closed connection is reused by the next one, so a second
  * connection maps nothing new.
  *
- * usmc_core.c keeps the link groups and their channel, usmc_seg.c the
- * segments and rings (the charge of their pages: usmc_charge.h).
+ * The structures of all three are here; their functions are declared
+ * beside their files: usmc_core.c keeps the link groups (this header),
+ * usmc_channel.h their channel, usmc_seg.h the segments and rings (the
+ * peer's: usmc_seg_peer.c; the charge of their pages: usmc_charge.h;
+ * those kept between one-connection link groups: usmc_seg_reuse.h).
  */
 #ifndef USMC_CORE_H
 #define USMC_CORE_H
@@ -157,63 +160,9 @@ void usmc_unlock(void);
 
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
 struct usmc_lgr *lgr_first(void);
-/*
- * Our segment id of the link group, and the peer's, handed over through
- * exec: mapped from their descriptors, which they own from now on (closed
- * on failure too).  NULL if a descriptor is not what it should be.
- */
-bool lgr_give_back_fds(void);
-struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
-			       uint32_t rmb_size, uint32_t nslots, bool sent);
-struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
-/* The ring of a slot of our segment. */
-void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
-/* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
-void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 void lgr_put(struct usmc_lgr *lgr);
-/* Unmaps and closes a segment (with its link group). */
-void seg_destroy(struct usmc_seg *seg);
 void lgr_mark_dead(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
-
-/*
- * Takes a ring of size bytes from the link group's segments, creating a
- * segment if none has room.  *new_fd is the memfd to hand over when the
- * segment is new, else -1.  Returns 0, or a USMC_DECL_* reason.
- */
-uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
-			struct clc_rmb_desc *desc, int *new_fd);
-
-/*
- * Copies n bytes between the ring, at position pos, and the iovec, from
- * byte skip of it on: into the ring or out of it.
- */
-void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
-		   size_t skip, size_t n, bool into_ring);
-
-/* The peer has the ring's segment now. */
-void lgr_ring_handed_over(struct usmc_ring *ring);
-
-/*
- * Gives a ring back.  It is reused only once the peer's side of the
- * connection is closed too, since the peer may still be reading it: when
- * peer_cdc (the peer's ring of the connection, generation peer_gen) says
- * closed, or has moved on to another generation.  NULL: the peer never
- * had the ring, or has closed already.
- */
-void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-		   uint32_t peer_gen);
-/* Like lgr_ring_free, while other processes of a fork still use the ring. */
-void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
-			const struct cdc_area *peer_cdc, uint32_t peer_gen);
-
-/*
- * Maps the peer's ring a CLC message describes, taking fd (the segment's
- * memfd) when the message brought one.  Returns 0 or a USMC_DECL_* reason;
- * fd is consumed either way.
- */
-uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
-			   struct usmc_ring *ring);
 
 /*
  * The link group's spare descriptor: given up just before a message that
@@ -227,68 +176,6 @@ bool lgr_spare_take(struct usmc_lgr *lgr);
 void lgr_spare_return(struct usmc_lgr *lgr);
 /* At EMFILE: the spare kept is one descriptor more for the program. */
 void lgr_spare_kept_close(void);
-
-/*
- * Whether every slot of our segment is free, or can be freed now that the
- * peer has closed its side of the connection on it.
- */
-bool seg_all_free(struct usmc_seg *seg);
-
-/*
- * A one-connection link group goes with its connection, but its segment,
- * whose slot pages are allocated and charged, is kept for the next
- * connection toward the same reader (lgr->reuse), as a link group reuses
- * a freed ring: called as it goes, it takes the segment, and the peer's
- * segment that says when ours is free.
- */
-void seg_reuse_keep(struct usmc_lgr *lgr);
-/* A kept segment of rmb_size slots for the link group, all free, or NULL. */
-struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size);
-/*
- * A kept mapping of the peer's segment dev:ino, of len bytes, whose own
- * segment kept beside it is free (nothing of ours waits on it): the link
- * group it was kept with gives it up.  NULL if there is none.
- */
-struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len);
-/* Unmaps and closes every kept segment (their descriptors are wanted). */
-void seg_reuse_drop_all(void);
-
-/* Sends one CLC message, with fd attached unless it is -1. */
-int lgr_send(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd);
-/* The same with a second descriptor: a Proposal across namespaces carries our TCP socket. */
-int lgr_send2(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd, int fd2);
-
-/* Sends a message that may be dropped (Confirm) if the channel is full now. */
-int lgr_send_try(struct usmc_lgr *lgr, const struct clc_msg *msg);
-
-/*
- * Receives one CLC message without blocking.  Returns 1 with *msg (and
- * *fd, or -1), 0 if none is waiting, -1 if the channel is gone.  A
- * malformed message sets *reason and returns 1 with msg->type 0.
- */
-int lgr_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
-
-/*
- * The channel a wait of ours reads beside its connection, or -1.  A
- * client's channel brings the answers to its Proposals, and a server
- * whose channel toward us is full waits on us, in accept(), for a CLC
- * timeout, then gives the link group up: any wait of ours keeps taking
- * them in, as the kernel takes CLC messages in whatever its process does.
- */
-int lgr_watched_chan(struct usmc_lgr *lgr);
-/* Takes in what came on a watched channel (poll said so), for lgr_recv to hand out. */
-void lgr_take_in(struct usmc_lgr *lgr, short revents);
-
-/*
- * Whether the peer has left more than three quarters of what our channel
- * toward it can hold unread (lgr->crowded, looked at again).  A server
- * reads Proposals only as it accepts, and a burst of connections to a busy
- * one would fill the channel, a smaller backlog than its listener's (some
- * 270 messages): the client's next Proposals go on another link group, as
- * net/smc opens one when a link group is full.  Looked at every 32
- * Proposals, which the quarter left has room for.
- */
-bool lgr_crowded(struct usmc_lgr *lgr);
 
 /* Milliseconds on the monotonic clock. */
 int64_t usmc_now_ms(void);

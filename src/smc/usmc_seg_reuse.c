@@ -27,6 +27,8 @@
 #include <stdlib.h>
 
 #include "usmc_core.h"
+#include "usmc_seg.h"
+#include "usmc_seg_reuse.h"
 
 /* Segments kept at once: a few MiB of pages at most. */
 #define REUSE_MAX 16

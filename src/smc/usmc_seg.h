@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Segments and rings (smc_core.c's buffers): our memfds and the slots
+ * taken from them (usmc_seg.c), the peer's segments we map
+ * (usmc_seg_peer.c), and both handed over through exec.
+ */
+#ifndef USMC_SEG_H
+#define USMC_SEG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "usmc_cdc.h"
+#include "usmc_clc.h"
+#include "usmc_core.h"
+
+/*
+ * Takes a ring of size bytes from the link group's segments, creating a
+ * segment if none has room.  *new_fd is the memfd to hand over when the
+ * segment is new, else -1.  Returns 0, or a USMC_DECL_* reason.
+ */
+uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
+			struct clc_rmb_desc *desc, int *new_fd);
+
+/*
+ * Copies n bytes between the ring, at position pos, and the iovec, from
+ * byte skip of it on: into the ring or out of it.
+ */
+void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
+		   size_t skip, size_t n, bool into_ring);
+
+/* The peer has the ring's segment now. */
+void lgr_ring_handed_over(struct usmc_ring *ring);
+
+/*
+ * Gives a ring back.  It is reused only once the peer's side of the
+ * connection is closed too, since the peer may still be reading it: when
+ * peer_cdc (the peer's ring of the connection, generation peer_gen) says
+ * closed, or has moved on to another generation.  NULL: the peer never
+ * had the ring, or has closed already.
+ */
+void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		   uint32_t peer_gen);
+/* Like lgr_ring_free, while other processes of a fork still use the ring. */
+void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
+			const struct cdc_area *peer_cdc, uint32_t peer_gen);
+
+/*
+ * Maps the peer's ring a CLC message describes, taking fd (the segment's
+ * memfd) when the message brought one.  Returns 0 or a USMC_DECL_* reason;
+ * fd is consumed either way.
+ */
+uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
+			   struct usmc_ring *ring);
+
+/* A segment descriptor with no descriptors and no mappings yet, or NULL. */
+struct usmc_seg *seg_alloc(void);
+/* Unmaps and closes a segment (with its link group). */
+void seg_destroy(struct usmc_seg *seg);
+/*
+ * Our segment id of the link group, and the peer's, handed over through
+ * exec: mapped from their descriptors, which they own from now on (closed
+ * on failure too).  NULL if a descriptor is not what it should be.
+ */
+struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
+			       uint32_t rmb_size, uint32_t nslots, bool sent);
+struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
+/* The ring of a slot of our segment. */
+void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
+/* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
+void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
+
+/*
+ * At EMFILE: the descriptors that segments keep only for later go to the
+ * program; true if any was closed.
+ */
+bool lgr_give_back_fds(void);
+
+/*
+ * Whether every slot of our segment is free, or can be freed now that the
+ * peer has closed its side of the connection on it.
+ */
+bool seg_all_free(struct usmc_seg *seg);
+
+#endif /* USMC_SEG_H */
