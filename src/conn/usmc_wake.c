@@ -271,7 +271,6 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen)
 void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
 
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return;
@@ -292,7 +291,7 @@ void usmc_conn_ring(struct usmc_sock *s)
 	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
 	 * by a peer that closed.
 	 */
-	if (usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+	if (usmc_fd_hung_up(s->fd))
 		return;
 	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);

@@ -285,14 +285,6 @@ static enum server_end server_end_state(struct usmc_sock *s)
 	return proc_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
 }
 
-/* True once the server can no longer answer on this connection. */
-static bool tcp_gone(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
-
-	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
 /* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
 static int hs_answer(struct usmc_conn *conn)
 {
@@ -484,7 +476,7 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		result = hs_answer(conn);
 		if (result)
 			break;
-		if (look_tcp && tcp_gone(s->fd)) {
+		if (look_tcp && usmc_fd_hung_up(s->fd)) {
 			/* An answer comes before anything the server does on TCP: look once more. */
 			result = hs_answer(conn);
 			if (result)

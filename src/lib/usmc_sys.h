@@ -20,6 +20,8 @@
 #ifndef USMC_SYS_H
 #define USMC_SYS_H
 
+#include <stdbool.h>
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -92,5 +94,12 @@ extern struct usmc_sys usmc_sys;
 
 /* Points the table at the definitions that follow usmc's own (preload). */
 void usmc_sys_bind_next(void);
+
+/*
+ * Whether a socket's peer has hung up, or an error waits on it, by a look
+ * that reads nothing (poll): a TCP FIN or reset, a channel's other end
+ * closed.
+ */
+bool usmc_fd_hung_up(int fd);
 
 #endif /* USMC_SYS_H */

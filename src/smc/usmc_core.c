@@ -6,23 +6,11 @@
 #include "usmc_core.h"
 #include "usmc_channel.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <linux/sockios.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "usmc.h"
-#include "usmc_config.h"
-#include "usmc_lock.h"
 #include "usmc_seg.h"
 #include "usmc_seg_reuse.h"
 #include "usmc_stats.h"
@@ -115,14 +103,6 @@ void lgr_mark_dead(struct usmc_lgr *lgr)
 		lgr_destroy(lgr);
 }
 
-/* Whether the peer process has gone, without reading the channel. */
-static bool chan_hung_up(int chan)
-{
-	struct pollfd p = { .fd = chan, .events = POLLRDHUP };
-
-	return usmc_sys.poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
-}
-
 /*
  * Drops a reference.  A link group goes with its last connection once its
  * peer is gone; an idle one to a live peer stays, for the next connection.
@@ -136,7 +116,7 @@ void lgr_put(struct usmc_lgr *lgr)
 		seg_reuse_keep(lgr);
 		lgr->dead = true;
 	}
-	if (!lgr->dead && lgr->owner_pid == usmc_pid() && chan_hung_up(lgr->chan))
+	if (!lgr->dead && lgr->owner_pid == usmc_pid() && usmc_fd_hung_up(lgr->chan))
 		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);
