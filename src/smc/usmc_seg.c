@@ -115,8 +115,10 @@ static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, u
 /*
  * Whether a new segment's three descriptors leave the program an eighth of
  * its descriptor limit (at least 16): near the limit new connections stay
- * TCP, and the descriptors left are the program's.  Counted exactly, once
- * for every 64 connections.
+ * TCP, and the descriptors left are the program's.  Counted exactly, at
+ * each new segment: once for every 64 connections of a link group, and
+ * for a one-connection link group only when no kept segment serves it
+ * (usmc_seg_reuse.c).
  */
 static bool fd_room_for_segment(void)
 {
