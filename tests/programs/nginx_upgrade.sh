@@ -108,14 +108,22 @@ kill -0 "$old" 2>/dev/null && fail "the old master did not quit"
 "$RUN" curl -sS --limit-rate 1M -o "$d/slow" "http://127.0.0.1:$port/blob" &
 slow=$!
 seen=
-for _ in $(seq 40); do
-	seen=$("$STAT" | awk -v p="$port" '$2 == "nginx" && $4 == "ESTAB" && $5 ~ ":"p"$" && $7 == "SMCD"')
+# Looked at for as long as the GET lasts, not a fixed number of times;
+# on a failure, the counters and the last look say what there was.
+while kill -0 "$slow" 2>/dev/null; do
+	"$STAT" >"$d/stat.last" 2>&1
+	seen=$(awk -v p="$port" '$2 == "nginx" && $4 == "ESTAB" && $5 ~ ":"p"$" && $7 == "SMCD"' "$d/stat.last")
 	[ -n "$seen" ] && break
 	sleep 0.1
 done
 wait "$slow" || fail "the GET after the upgrade failed"
 [ "$(sha256sum <"$d/slow" | cut -d' ' -f1)" = "$sum" ] || fail "the GET after the upgrade is not the file"
-[ -n "$seen" ] || fail "no connection of the new master's workers in shared memory"
+if [ -z "$seen" ]; then
+	"$STAT" -s 2>&1 | sed -n '/fallbacks by reason/,$p'
+	echo "usmc-stat's last look during the GET:"
+	awk -v p="$port" 'NR == 1 || $5 ~ ":"p"$" || $6 ~ ":"p"$"' "$d/stat.last"
+	fail "no connection of the new master's workers in shared memory"
+fi
 load 20 "$d/load2"
 read -r ok bad <"$d/load2"
 [ "$bad" = 0 ] || fail "$bad GETs failed after the upgrade"
