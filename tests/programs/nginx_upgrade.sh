@@ -104,8 +104,11 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 kill -0 "$old" 2>/dev/null && fail "the old master did not quit"
-# After it: a GET held open (rate-limited) for usmc-stat to see, and more load.
-"$RUN" curl -sS --limit-rate 1M -o "$d/slow" "http://127.0.0.1:$port/blob" &
+# After it: a GET held open for usmc-stat to see, and more load.  Its
+# reader waits 2 s before it reads: curl blocks on the full pipe, and the
+# connection stays open with data in flight.  (curl's --limit-rate did
+# not hold it: 4 MiB came in milliseconds.)
+( set -o pipefail; "$RUN" curl -sS "http://127.0.0.1:$port/blob" | { sleep 2; cat; } >"$d/slow" ) &
 slow=$!
 seen=
 # Looked at for as long as the GET lasts, not a fixed number of times;
