@@ -27,6 +27,7 @@
 #include "usmc_channel.h"
 #include "usmc_core.h"
 #include "usmc_seg.h"
+#include "usmc_seg_peer.h"
 
 #define SEG_LEN (2u << 20) /* a huge page's size, so that hugetlbfs takes it */
 #define RMB 16384

@@ -241,7 +241,7 @@ const struct inet_entry *inet_find(unsigned long netns, int pid, unsigned long i
 	return NULL;
 }
 
-void inet_forget(void)
+void inet_table_free(void)
 {
 	while (tables) {
 		struct ns_table *t = tables;

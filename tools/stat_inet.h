@@ -29,8 +29,8 @@ unsigned long inet_netns_of(int pid);
  */
 const struct inet_entry *inet_find(unsigned long netns, int pid, unsigned long inode);
 
-/* Forgets what was read, for the next round of a watch. */
-void inet_forget(void);
+/* Frees what was read, for the next round of a watch. */
+void inet_table_free(void);
 
 const char *inet_state_name(int state);
 

@@ -247,7 +247,7 @@ static void list_sockets(void)
 		closedir(proc);
 	if (opt.json)
 		printf("\n]}\n");
-	inet_forget();
+	inet_table_free();
 }
 
 static void usage(FILE *out)

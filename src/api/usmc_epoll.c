@@ -294,7 +294,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 
 		/* The Accept's doorbell is no data: settle the handshake, then look. */
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
-			af_resolve(s, false);
+			af_settle(s, false);
 		/* The kernel socket is writable; a full ring waiting for the answer is not. */
 		if (s && usmc_proposed_ring_full(s)) {
 			events[i].events &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
@@ -347,7 +347,7 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 
 		if (!s || s->state != SOCK_PROPOSED || e->disarmed)
 			continue;
-		af_resolve(s, false);
+		af_settle(s, false);
 		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||
 		    usmc_sys.poll(&p, 1, 0) != 1)
 			continue;

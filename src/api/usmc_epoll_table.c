@@ -148,7 +148,7 @@ static void ep_hash_add(struct ep_entry *e)
 }
 
 /* Unlinks e from its set's list at pp and frees it. */
-static void ep_entry_drop(struct ep_set_list *l, struct ep_entry **pp, struct ep_entry *e)
+static void ep_entry_del(struct ep_set_list *l, struct ep_entry **pp, struct ep_entry *e)
 {
 	*pp = e->next;
 	ep_hash_del(e);
@@ -188,7 +188,7 @@ void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, boo
 		l = ep_set_find(epfd);
 		for (pp = &l->head; *pp != e; pp = &(*pp)->next)
 			;
-		ep_entry_drop(l, pp, e);
+		ep_entry_del(l, pp, e);
 		ep_sets_prune();
 		return;
 	}
@@ -266,7 +266,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		while ((e = *pp)) {
 			/* The kernel drops an entry with its file's last descriptor, a set with its own. */
 			if (e->epfd == fd || (e->fd == fd && other_fd < 0)) {
-				ep_entry_drop(l, pp, e);
+				ep_entry_del(l, pp, e);
 				continue;
 			}
 			if (e->fd == fd) {

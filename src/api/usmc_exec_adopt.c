@@ -27,6 +27,7 @@
 #include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_seg.h"
+#include "usmc_seg_peer.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
@@ -166,7 +167,7 @@ static bool conn_rings(struct usmc_conn *conn, const struct exec_sock *e)
  * A connection whose descriptors the exec closed: the end of the
  * process's hold, and what close() would have done if it was the last.
  */
-static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
+static void conn_closed_by_exec(struct usmc_lgr *lgr, const struct exec_sock *e)
 {
 	struct usmc_conn conn = { .lgr = lgr };
 	uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
@@ -174,7 +175,7 @@ static void close_orphan(struct usmc_lgr *lgr, const struct exec_sock *e)
 	if (!conn_rings(&conn, e))
 		return;
 	if (!usmc_holder_last(&conn, -1, e->inode)) {
-		lgr_ring_give_away(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
+		lgr_ring_put(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
 		return;
 	}
 	/* Unread data: TCP resets the connection on close. */
@@ -201,7 +202,7 @@ static void adopt_sock(struct usmc_lgr *lgr, const struct exec_sock *e, const st
 	}
 	if (!s) {
 		if (lgr)
-			close_orphan(lgr, e);
+			conn_closed_by_exec(lgr, e);
 		return;
 	}
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
@@ -268,7 +269,7 @@ void usmc_exec_adopt(void)
 	/* A link group that came along for nothing goes (refs 0). */
 	for (uint32_t i = 0; lgrs && i < st.nlgr; i++)
 		if (lgrs[i] && (lgrs[i]->dead || lgrs[i]->owner_pid != usmc_pid()) && !lgrs[i]->refs)
-			lgr_mark_dead(lgrs[i]);
+			lgr_terminate(lgrs[i]);
 	usmc_unlock();
 	free(lgrs);
 	free(in.v);

@@ -45,7 +45,7 @@ int usmc_fcntl_dupfd(int fd, int cmd, int min)
 	return adopt(fd, usmc_sys.fcntl(fd, cmd, min));
 }
 
-/* dup2 and dup3 close the target first: usmc must let go of it too. */
+/* dup2 and dup3 close the target first: usmc must put its socket too. */
 static int dup_onto(int oldfd, int newfd, int flags, bool three)
 {
 	int rc;
@@ -106,14 +106,14 @@ void usmc_fd_close(int fd)
 	}
 	/* A handshake is settled by the process that proposed, in a fork's parent. */
 	if (s->conn && s->conn->lgr->owner_pid != usmc_pid()) {
-		usmc_holder_drop(s->conn);
+		usmc_holder_put(s->conn);
 		usmc_conn_free(s->conn);
 		s->conn = NULL;
 		usmc_sock_put(fd);
 		return;
 	}
 	if (s->state == SOCK_PROPOSED)
-		af_resolve_before_close(s);
+		af_settle_before_close(s);
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)

@@ -60,7 +60,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 		 * either it sees these bytes, or we see the Accept now and ring.
 		 */
 		if (pass == TX_WROTE && s->state == SOCK_PROPOSED)
-			af_resolve_if_answered(s);
+			af_settle_if_answered(s);
 		if (sent == total)
 			return (ssize_t)sent;
 		if (pass == TX_WROTE)
@@ -68,7 +68,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 		nonblock = usmc_sock_nonblocking(s, flags);
 		if (s->state == SOCK_PROPOSED) {
 			/* Our ring is full before the server answered: wait for the answer. */
-			if (af_resolve(s, !nonblock) == 0)
+			if (af_settle(s, !nonblock) == 0)
 				continue;
 		} else if (!nonblock) {
 			if (usmc_tx_wait(s, &deadline) == 0)
@@ -83,7 +83,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
-		af_resolve(s, false);
+		af_settle(s, false);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
 		return usmc_sys.sendmsg(s->fd, mh, flags);
 	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
@@ -98,7 +98,7 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 {
 	if (s->state == SOCK_PROPOSED &&
-	    af_resolve(s, !usmc_sock_nonblocking(s, flags)) < 0)
+	    af_settle(s, !usmc_sock_nonblocking(s, flags)) < 0)
 		return -1;
 	if (s->state != SOCK_SMC)
 		return usmc_sys.recvmsg(s->fd, mh, flags);

@@ -43,7 +43,7 @@ bool usmc_proposed_ring_full(const struct usmc_sock *s)
 static short sock_revents(struct usmc_sock *s, short events, short kernel)
 {
 	if (s->state == SOCK_PROPOSED)
-		af_resolve(s, false);
+		af_settle(s, false);
 	switch ((int)s->state) {
 	case SOCK_SMC:
 		return usmc_conn_revents(s, events);

@@ -20,7 +20,7 @@ bool usmc_proposed_ring_full(const struct usmc_sock *s);
  * proxy relays it) gets no answer and rings no doorbell, and a full ring
  * hides the kernel socket's POLLOUT: a wait on a socket still proposing
  * wakes as often as a blocking call's wait does, so that its handshake
- * looks whether anyone can still answer (af_resolve) and falls back after
+ * looks whether anyone can still answer (af_settle) and falls back after
  * a CLC timeout.  How long such a wait of left ms (-1: none) may sleep.
  */
 int usmc_proposed_wait_ms(int left);

@@ -114,7 +114,7 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
 	if (conn->lgr->owner_pid == usmc_pid()) {
 		usmc_lock();
 		af_srv_conn_del(conn);
-		lgr_ring_give_away(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
+		lgr_ring_put(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 		lgr_put(conn->lgr);
 		usmc_unlock();
 	}

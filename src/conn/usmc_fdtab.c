@@ -100,7 +100,7 @@ static void sock_free(struct usmc_sock *s)
 static void sock_destroy(struct usmc_sock *s)
 {
 	if (s->conn) {
-		/* Its descriptor was closed behind our back: forget, do not touch. */
+		/* Its descriptor was closed behind our back: drop the entry, do not touch the descriptor. */
 		usmc_lock();
 		af_srv_conn_del(s->conn);
 		usmc_unlock();

@@ -160,7 +160,7 @@ bool usmc_holder_last(struct usmc_conn *conn, int fd, unsigned long inode)
 	return last;
 }
 
-void usmc_holder_drop(struct usmc_conn *conn)
+void usmc_holder_put(struct usmc_conn *conn)
 {
 	usmc_holders_enter();
 	if (conn->sh && atomic_exchange(&conn->holds, false))

@@ -22,7 +22,7 @@ void usmc_holders_adopt(struct usmc_conn *conn, bool holds);
  */
 bool usmc_holder_last(struct usmc_conn *conn, int fd, unsigned long inode);
 /* Ends this process's hold, the connection going on or not (a handshake's). */
-void usmc_holder_drop(struct usmc_conn *conn);
+void usmc_holder_put(struct usmc_conn *conn);
 /*
  * Around a close: no fork counts the connection's holders meanwhile, so
  * a child has both the descriptor and its count, or neither.

@@ -194,7 +194,7 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 	ssize_t n = rx_recvmsg(s, iov, iovcnt, flags);
 
 	if (n > 0 && !(flags & MSG_PEEK))
-		usmc_conn_settle(s);
+		usmc_conn_drain_seen(s);
 	return n;
 }
 

@@ -225,7 +225,7 @@ int usmc_conn_drain(struct usmc_sock *s)
 	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn)) : CDC_TCP_OPEN;
 }
 
-void usmc_conn_settle(struct usmc_sock *s)
+void usmc_conn_drain_seen(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	uint64_t avail;

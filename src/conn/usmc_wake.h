@@ -24,7 +24,7 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms);
  * exactly when new data comes (a program may poll() it, or exit, and
  * unread doorbells would turn its close into a reset).
  */
-void usmc_conn_settle(struct usmc_sock *s);
+void usmc_conn_drain_seen(struct usmc_sock *s);
 /* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
 void usmc_conn_ring(struct usmc_sock *s);
 

@@ -40,6 +40,7 @@
 #include "usmc_rendezvous.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
+#include "usmc_seg_peer.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -81,7 +82,7 @@ void af_conn_shared_init(struct usmc_conn *conn)
 }
 
 /* Gives the connection's ring and link group reference back. */
-void af_conn_release(struct usmc_conn *conn)
+void af_conn_destroy(struct usmc_conn *conn)
 {
 	lgr_ring_free(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
 	lgr_put(conn->lgr);
@@ -241,10 +242,10 @@ struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink)
 }
 
 /* A client that closed while proposing: settle its ring once the answer comes. */
-static void orphan_settle(struct usmc_conn *conn)
+static void orphan_destroy(struct usmc_conn *conn)
 {
 	af_cli_find(conn->lgr, conn->token, true);
-	af_conn_release(conn);
+	af_conn_destroy(conn);
 }
 
 static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
@@ -268,7 +269,7 @@ static void on_accept(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 		/* Closed while proposing: the server reads what we left, then EOF. */
 		if (reason)
 			af_send_decline(lgr, conn->token, reason);
-		orphan_settle(conn);
+		orphan_destroy(conn);
 	}
 }
 
@@ -320,7 +321,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	conn->hs_result = CLC_DECLINE;
 	conn->hs_reason = msg->decline.reason;
 	if (!conn->sock)
-		orphan_settle(conn);
+		orphan_destroy(conn);
 }
 
 /* The peer process is gone, or broke the protocol. */
@@ -347,12 +348,12 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 		c->hs_result = CLC_DECLINE;
 		c->hs_reason = lgr->refused ? lgr->refused : USMC_DECL_PEERDECL;
 		if (!c->sock)
-			orphan_settle(c);
+			orphan_destroy(c);
 	}
 	lgr->refs--;
 	/* The peer must see the end too, or it would keep proposing to us. */
 	usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
-	lgr_mark_dead(lgr);
+	lgr_terminate(lgr);
 }
 
 /* Handles one message; false if it has no place in the protocol. */

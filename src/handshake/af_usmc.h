@@ -33,7 +33,7 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr);
 /* Sets up the connection's state in its ring's slot header, once the ring exists. */
 void af_conn_shared_init(struct usmc_conn *conn);
 /* Gives the connection's ring and link group reference back, and frees it. */
-void af_conn_release(struct usmc_conn *conn);
+void af_conn_destroy(struct usmc_conn *conn);
 
 /* A CLC message without a ring: Confirm, or Decline with its reason. */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason);

@@ -7,7 +7,7 @@
  * Proposal naming our TCP socket by its cookie, then connect().  The
  * connection is usable at once: what we write waits in our ring until the
  * server reads it, or is replayed into the TCP stream if it declines.
- * The answer is read inside our later calls (af_resolve).  Once the
+ * The answer is read inside our later calls (af_settle).  Once the
  * server may have taken the Proposal, the outcome is the server's word:
  * a client that waited too long withdraws the Proposal and takes the
  * answer, or resets the connection (usmc_clc.h, withdrawal).
@@ -179,7 +179,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 }
 
 /* The TCP connect failed: withdraw the Proposal. */
-static void cli_abandon(struct usmc_sock *s)
+static void cli_withdraw(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
@@ -187,7 +187,7 @@ static void cli_abandon(struct usmc_sock *s)
 	af_cli_find(conn->lgr, conn->token, true);
 	af_send_decline(conn->lgr, conn->token, USMC_DECL_PEERDECL);
 	conn->rx_mapped = false;
-	af_conn_release(conn);
+	af_conn_destroy(conn);
 	usmc_unlock();
 	s->conn = NULL;
 	usmc_sock_set_state(s, SOCK_PLAIN);
@@ -210,7 +210,7 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 	if (rc == 0 || errno == EINPROGRESS || errno == EINTR)
 		return rc;
 	err = errno;
-	cli_abandon(s);
+	cli_withdraw(s);
 	errno = err;
 	return -1;
 }
@@ -222,7 +222,7 @@ static void cli_finish_accept(struct usmc_sock *s)
 	usmc_lock();
 	af_cli_find(conn->lgr, conn->token, true);
 	/*
-	 * A ring we cannot map: the server must let go (a Decline after its
+	 * A ring we cannot map: the server must reset it (a Decline after its
 	 * Accept resets the connection there).  No Confirm follows a good
 	 * Accept: the server reads its channel only when it accepts, and
 	 * Confirms piling up there would block the next Proposal.
@@ -262,7 +262,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 	s->conn = NULL;
 	usmc_sock_fallback(s, reason, by_peer);
 	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
-	af_conn_release(conn);
+	af_conn_destroy(conn);
 	usmc_unlock();
 }
 
@@ -350,7 +350,7 @@ static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
  * quarter of a CLC timeout once one has passed.  True once the handshake
  * is settled (an answer came, or it ends here).
  */
-static bool hs_give_up_if_orphaned(struct usmc_sock *s)
+static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
@@ -451,10 +451,10 @@ static int hs_settle(struct usmc_sock *s, int result)
 }
 
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
-static int resolve_until(struct usmc_sock *s, int64_t deadline)
+static int settle_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
-	/* Wakes for the checks of hs_give_up_if_orphaned, even with short timeouts. */
+	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
 	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
 	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
 	bool look_tcp = deadline == 0;
@@ -487,7 +487,7 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 			conn->hs_local = true;
 			break;
 		}
-		if (hs_give_up_if_orphaned(s)) {
+		if (hs_withdraw_if_unanswered(s)) {
 			result = conn->hs_result;
 			break;
 		}
@@ -502,12 +502,12 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 	return hs_settle(s, result);
 }
 
-int af_resolve(struct usmc_sock *s, bool wait)
+int af_settle(struct usmc_sock *s, bool wait)
 {
-	return resolve_until(s, wait ? INT64_MAX : 0);
+	return settle_until(s, wait ? INT64_MAX : 0);
 }
 
-void af_resolve_if_answered(struct usmc_sock *s)
+void af_settle_if_answered(struct usmc_sock *s)
 {
 	int result;
 
@@ -523,13 +523,13 @@ void af_resolve_if_answered(struct usmc_sock *s)
  * server that does not accept within one keeps the Proposal, as TCP keeps
  * the data of a connection nobody accepts.
  */
-void af_resolve_before_close(struct usmc_sock *s)
+void af_settle_before_close(struct usmc_sock *s)
 {
 	if (s->conn->sh->tx_prod &&
-	    (resolve_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
-	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_resolve(s, true) == 0)))
+	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
+	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle(s, true) == 0)))
 		return;
-	if (s->state == SOCK_PROPOSED && af_resolve(s, false) < 0)
+	if (s->state == SOCK_PROPOSED && af_settle(s, false) < 0)
 		af_orphan(s);
 }
 

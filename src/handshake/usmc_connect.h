@@ -14,11 +14,11 @@
 
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
 /* Waits (or not) for the Accept or Decline of a proposed connection. */
-int af_resolve(struct usmc_sock *s, bool wait);
+int af_settle(struct usmc_sock *s, bool wait);
 /* Settles the handshake if its answer is in already: one look at the channel. */
-void af_resolve_if_answered(struct usmc_sock *s);
+void af_settle_if_answered(struct usmc_sock *s);
 /* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
-void af_resolve_before_close(struct usmc_sock *s);
+void af_settle_before_close(struct usmc_sock *s);
 /* Closing before the answer came: the ring stays for the server to read. */
 void af_orphan(struct usmc_sock *s);
 

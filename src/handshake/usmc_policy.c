@@ -39,6 +39,7 @@
 #include "usmc_log.h"
 #include "usmc_policy.h"
 #include "usmc_policy_file.h"
+#include "usmc_watch.h"
 
 static bool parse_prefix(struct usmc_rule *r, char *addr)
 {
@@ -139,26 +140,15 @@ static struct {
 	struct policy_table *retired;
 	bool from_file;        /* USMC_POLICY not set: the file, which may change */
 	const char *path;
-	struct stat seen;      /* the file as last read (st_ino 0: none) */
-	_Atomic long next_look; /* CLOCK_MONOTONIC_COARSE second of the next stat() */
+	struct usmc_watch watch; /* the file as last read */
 } src = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 static _Atomic bool policy_done;
-
-#define POLICY_LOOK_SECONDS 1
 
 static void warn_stmt(void *arg, int line, const char *what, const char *stmt)
 {
 	usmc_log(USMC_LOG_WARN, "%s line %d: %s: '%.200s' ignored", (const char *)arg, line, what,
 		 stmt);
-}
-
-static long coarse_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long)ts.tv_sec;
 }
 
 static void publish(const char *text, size_t len, const char *origin)
@@ -182,7 +172,7 @@ static void publish(const char *text, size_t len, const char *origin)
 /* With src.lock held: reads the file again if it is not the one last read. */
 static void file_refresh(bool first)
 {
-	struct stat st;
+	struct stat st, before = src.watch.seen;
 	size_t len;
 	char *text;
 
@@ -192,23 +182,20 @@ static void file_refresh(bool first)
 		else if (first && getenv("USMC_POLICY_FILE"))
 			usmc_log(USMC_LOG_WARN, "policy %s does not exist: SMC is tried with every "
 				 "peer", src.path);
-		if (src.seen.st_ino) /* removed: no rules any more */
+		if (usmc_watch_changed(&src.watch, NULL)) /* removed: no rules any more */
 			publish("", 0, src.path);
-		src.seen.st_ino = 0;
 		return;
 	}
-	if (!first && st.st_ino == src.seen.st_ino && st.st_dev == src.seen.st_dev &&
-	    st.st_size == src.seen.st_size && st.st_mtim.tv_sec == src.seen.st_mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == src.seen.st_mtim.tv_nsec)
+	if (!usmc_watch_changed(&src.watch, &st) && !first)
 		return;
 	text = usmc_policy_read(src.path, &len);
 	if (!text) {
 		usmc_log(USMC_LOG_WARN, "policy %s: %s", src.path, strerror(errno));
+		src.watch.seen = before; /* read again at the next look */
 		return;
 	}
 	publish(text, len, src.path);
 	free(text);
-	src.seen = st;
 }
 
 static const char *policy_path(void)
@@ -228,8 +215,8 @@ static void policy_load(void)
 	} else {
 		src.from_file = true;
 		src.path = policy_path();
+		usmc_watch_due(&src.watch);
 		file_refresh(true);
-		atomic_store(&src.next_look, coarse_seconds() + POLICY_LOOK_SECONDS);
 	}
 	usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
 }
@@ -238,16 +225,10 @@ static void policy_load(void)
 static const struct usmc_policy *policy_now(void)
 {
 	usmc_once(&policy_once, &policy_done, policy_load);
-	if (src.from_file) {
-		long now = coarse_seconds(), next = atomic_load_explicit(&src.next_look,
-									 memory_order_relaxed);
-
-		if (now >= next && atomic_compare_exchange_strong(&src.next_look, &next,
-								  now + POLICY_LOOK_SECONDS)) {
-			usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
-			file_refresh(false);
-			usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
-		}
+	if (src.from_file && usmc_watch_due(&src.watch)) {
+		usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
+		file_refresh(false);
+		usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
 	}
 	return &atomic_load_explicit(&table, memory_order_acquire)->p;
 }

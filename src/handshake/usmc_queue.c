@@ -48,6 +48,7 @@
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rendezvous_proof.h"
 #include "usmc_reuseport.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -271,11 +272,11 @@ static void entry_refuse(bool counted, struct reg_port *reg, int ch, uint32_t re
 }
 
 /*
- * Lets go of a held entry: back into the backlog, or refused (the client
+ * Returns a held entry: back into the backlog, or refused (the client
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
-static void entry_release(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
+static void entry_return(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
 			  int ch, bool counted)
 {
 	struct ucred cred;
@@ -429,7 +430,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 			held_counted[nheld] = counted;
 			held[nheld++] = ch;
 		} else {
-			entry_release(b, l, reg, ch, counted);
+			entry_return(b, l, reg, ch, counted);
 		}
 	}
 	if (nheld)
@@ -440,7 +441,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_release(b, l, reg, held[i], held_counted[i]);
+		entry_return(b, l, reg, held[i], held_counted[i]);
 	atomic_fetch_sub(&reg->holding, 1);
 	return found;
 }

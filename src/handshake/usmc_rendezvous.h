@@ -24,6 +24,7 @@ struct rdv_targets {
 	int n;
 	struct sockaddr_un sun[RDV_TARGETS_MAX];
 	socklen_t len[RDV_TARGETS_MAX];
+	uint64_t ino[RDV_TARGETS_MAX]; /* its socket file's, as the directory lists it */
 };
 
 /* Whether the directory is configured and there (USMC_RENDEZVOUS_DIR, else /run/usmc). */
@@ -52,14 +53,5 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key);
 /* Puts the server's end of a pair's channel into each target's backlog: 0 if one took it. */
 uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t);
-
-/*
- * The holder: whether the Proposal msg waiting in channel ch, from user
- * uid, is for the accepted TCP socket acc.  The descriptors that came
- * with it (its ring's and the proposer's TCP socket) are looked at
- * without taking the message.
- */
-enum rdv_proof { PROOF_NO, PROOF_YES, PROOF_SNAT };
-enum rdv_proof rdv_prove(int ch, const struct clc_msg *msg, uid_t uid, int acc);
 
 #endif /* USMC_RENDEZVOUS_H */

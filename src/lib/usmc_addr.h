@@ -8,7 +8,9 @@
 #ifndef USMC_ADDR_H
 #define USMC_ADDR_H
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,6 +43,24 @@ static inline int usmc_addr_plain(const struct sockaddr *sa, uint8_t addr[16], u
 	}
 	memcpy(addr, &s6->sin6_addr, 16);
 	return AF_INET6;
+}
+
+/*
+ * sa's address as 16 bytes, IPv4 v4-mapped, and its port in host order:
+ * false for any other family.  The form the rendezvous directory lists
+ * and compares addresses in.
+ */
+static inline bool usmc_addr16(const struct sockaddr *sa, uint8_t out[16], uint16_t *port)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+	int family = usmc_addr_plain(sa, out, port);
+
+	*port = ntohs(*port);
+	if (family == AF_INET) {
+		memmove(out + 12, out, 4);
+		memcpy(out, mapped, 12);
+	}
+	return family != 0;
 }
 
 #endif /* USMC_ADDR_H */

@@ -24,6 +24,8 @@
  *                      reuse (usmc_seg_reuse.c).
  *   LOCK_DIAG          diag_lock (usmc_diag.c): making this process's
  *                      usmc-stat table.
+ *   LOCK_RDV_NAT       the rendezvous directory's NAT map as last read
+ *                      (usmc_rendezvous_nat.c).
  *   LOCK_POLICY_SRC    the policy file's state (usmc_policy.c).
  *   LOCK_POLICY_LOCAL  the cache of local addresses (usmc_policy.c).
  *   LOCK_CAPTURE       the capture file (usmc_capture.c).
@@ -51,6 +53,7 @@ enum usmc_lock_rank {
 	LOCK_CONN_RX,
 	LOCK_CORE,
 	LOCK_DIAG,
+	LOCK_RDV_NAT,
 	LOCK_POLICY_SRC,
 	LOCK_POLICY_LOCAL,
 	LOCK_CAPTURE,

@@ -26,14 +26,14 @@ static pid_t cached_pid;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 static _Atomic bool pid_once_done;
 
-static void pid_forget(void)
+static void pid_after_fork(void)
 {
 	cached_pid = 0;
 }
 
 static void pid_watch_fork(void)
 {
-	pthread_atfork(NULL, NULL, pid_forget);
+	pthread_atfork(NULL, NULL, pid_after_fork);
 }
 
 pid_t usmc_pid(void)

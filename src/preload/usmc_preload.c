@@ -161,7 +161,7 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	return usmc_close_range(first, last, flags);
 }
 
-/* glibc's closefrom calls its own close_range: usmc must let go of the sockets first. */
+/* glibc's closefrom calls its own close_range: usmc must put the sockets first. */
 EXPORT void closefrom(int lowfd)
 {
 	bound();

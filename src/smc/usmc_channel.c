@@ -259,7 +259,7 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
-	lgr_spare_release(lgr);
+	lgr_spare_close(lgr);
 	n = chan_take(lgr, &mh, buf, msg, fd, reason);
 	lgr_spare_take(lgr);
 	return n;

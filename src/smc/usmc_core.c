@@ -92,11 +92,11 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 		usmc_sys.close(lgr->chan);
 	if (lgr->taker >= 0)
 		usmc_sys.close(lgr->taker);
-	lgr_spare_return(lgr);
+	lgr_spare_keep(lgr);
 	free(lgr);
 }
 
-void lgr_mark_dead(struct usmc_lgr *lgr)
+void lgr_terminate(struct usmc_lgr *lgr)
 {
 	lgr->dead = true;
 	if (lgr->refs == 0)
@@ -124,12 +124,18 @@ void lgr_put(struct usmc_lgr *lgr)
 
 /* ---- spare descriptors ---- */
 
-void lgr_spare_release(struct usmc_lgr *lgr)
+/* Closes the spare a slot holds, if any: the one way a spare is closed. */
+static void spare_close(_Atomic int *slot)
 {
-	int fd = atomic_exchange(&lgr->spare, -1);
+	int fd = atomic_exchange(slot, -1);
 
 	if (fd >= 0)
 		usmc_sys.close(fd);
+}
+
+void lgr_spare_close(struct usmc_lgr *lgr)
+{
+	spare_close(&lgr->spare);
 }
 
 /*
@@ -138,7 +144,7 @@ void lgr_spare_release(struct usmc_lgr *lgr)
  */
 static _Atomic int spare_kept = -1;
 
-void lgr_spare_return(struct usmc_lgr *lgr)
+void lgr_spare_keep(struct usmc_lgr *lgr)
 {
 	int fd = atomic_exchange(&lgr->spare, -1), none = -1;
 
@@ -148,10 +154,7 @@ void lgr_spare_return(struct usmc_lgr *lgr)
 
 void lgr_spare_kept_close(void)
 {
-	int fd = atomic_exchange(&spare_kept, -1);
-
-	if (fd >= 0)
-		usmc_sys.close(fd);
+	spare_close(&spare_kept);
 }
 
 bool lgr_spare_take(struct usmc_lgr *lgr)

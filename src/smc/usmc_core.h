@@ -40,7 +40,7 @@
 #define SEG_MAX_SLOTS 64
 
 /*
- * SLOT_GIVEN: we let go of the connection while a forked process still
+ * SLOT_GIVEN: we put the connection while a forked process still
  * holds it; the slot is free once that one has closed it too.
  */
 enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING, SLOT_GIVEN };
@@ -161,7 +161,8 @@ void usmc_unlock(void);
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
 struct usmc_lgr *lgr_first(void);
 void lgr_put(struct usmc_lgr *lgr);
-void lgr_mark_dead(struct usmc_lgr *lgr);
+/* Its peer is gone (net/smc's smc_lgr_terminate): destroyed with its last put. */
+void lgr_terminate(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
 
 /*
@@ -170,10 +171,10 @@ bool lgr_usable(const struct usmc_lgr *lgr);
  * to put it in at RLIMIT_NOFILE, and taken again after.  Without one no
  * new connection is offered a ring (lgr_ring_alloc).
  */
-void lgr_spare_release(struct usmc_lgr *lgr);
+void lgr_spare_close(struct usmc_lgr *lgr);
 bool lgr_spare_take(struct usmc_lgr *lgr);
 /* A link group goes: its spare is kept for the next one's lgr_spare_take. */
-void lgr_spare_return(struct usmc_lgr *lgr);
+void lgr_spare_keep(struct usmc_lgr *lgr);
 /* At EMFILE: the spare kept is one descriptor more for the program. */
 void lgr_spare_kept_close(void);
 

@@ -208,7 +208,7 @@ static struct usmc_seg *seg_reused(struct usmc_lgr *lgr, uint32_t rmb_size)
 
 /*
  * A closing slot is free once the peer's side has closed too; a slot
- * given away once the connection's last holder has closed it.
+ * in SLOT_GIVEN once the connection's last holder has closed it.
  */
 static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 {
@@ -275,7 +275,7 @@ bool lgr_give_back_fds(void)
 	bool freed = false;
 
 	usmc_lock();
-	seg_reuse_drop_all();
+	seg_reuse_destroy_all();
 	lgr_spare_kept_close();
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
 		for (uint32_t i = 0; i < lgr->nlseg || i < lgr->nrseg; i++) {
@@ -415,7 +415,7 @@ void lgr_ring_handed_over(struct usmc_ring *ring)
 }
 
 /* The ring's slot is no longer ours to write: it waits in state for its reclaim. */
-static struct usmc_seg *slot_let_go(struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+static struct usmc_seg *slot_detach(struct usmc_ring *ring, const struct cdc_area *peer_cdc,
 				    uint32_t peer_gen, enum slot_state state)
 {
 	struct usmc_seg *seg = ring->seg;
@@ -433,7 +433,7 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 		   uint32_t peer_gen)
 {
 	uint32_t slot = ring->slot;
-	struct usmc_seg *seg = slot_let_go(ring, peer_cdc, peer_gen, SLOT_CLOSING);
+	struct usmc_seg *seg = slot_detach(ring, peer_cdc, peer_gen, SLOT_CLOSING);
 
 	(void)lgr;
 	if (!seg)
@@ -447,11 +447,11 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 	}
 }
 
-void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
-			const struct cdc_area *peer_cdc, uint32_t peer_gen)
+void lgr_ring_put(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		  uint32_t peer_gen)
 {
 	(void)lgr;
-	slot_let_go(ring, peer_cdc, peer_gen, SLOT_GIVEN);
+	slot_detach(ring, peer_cdc, peer_gen, SLOT_GIVEN);
 }
 
 /* ---- segments handed over through exec (usmc_exec.c) ---- */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Segments and rings (smc_core.c's buffers): our memfds and the slots
- * taken from them (usmc_seg.c), the peer's segments we map
- * (usmc_seg_peer.c), and both handed over through exec.
+ * taken from them, and ours handed over through exec (usmc_seg.c).  The
+ * peer's segments are usmc_seg_peer.h's.
  */
 #ifndef USMC_SEG_H
 #define USMC_SEG_H
@@ -44,33 +44,22 @@ void lgr_ring_handed_over(struct usmc_ring *ring);
 void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
 		   uint32_t peer_gen);
 /* Like lgr_ring_free, while other processes of a fork still use the ring. */
-void lgr_ring_give_away(struct usmc_lgr *lgr, struct usmc_ring *ring,
-			const struct cdc_area *peer_cdc, uint32_t peer_gen);
-
-/*
- * Maps the peer's ring a CLC message describes, taking fd (the segment's
- * memfd) when the message brought one.  Returns 0 or a USMC_DECL_* reason;
- * fd is consumed either way.
- */
-uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
-			   struct usmc_ring *ring);
+void lgr_ring_put(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
+		  uint32_t peer_gen);
 
 /* A segment descriptor with no descriptors and no mappings yet, or NULL. */
 struct usmc_seg *seg_alloc(void);
 /* Unmaps and closes a segment (with its link group). */
 void seg_destroy(struct usmc_seg *seg);
 /*
- * Our segment id of the link group, and the peer's, handed over through
- * exec: mapped from their descriptors, which they own from now on (closed
+ * Our segment id of the link group, handed over through exec: mapped
+ * from its descriptors, which they own from now on (closed
  * on failure too).  NULL if a descriptor is not what it should be.
  */
 struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
 			       uint32_t rmb_size, uint32_t nslots, bool sent);
-struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
 /* The ring of a slot of our segment. */
 void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
-/* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
-void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 
 /*
  * At EMFILE: the descriptors that segments keep only for later go to the

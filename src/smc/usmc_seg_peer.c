@@ -15,6 +15,7 @@
 
 #include "usmc.h"
 #include "usmc_seg.h"
+#include "usmc_seg_peer.h"
 #include "usmc_seg_reuse.h"
 #include "usmc_sys.h"
 

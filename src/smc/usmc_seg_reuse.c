@@ -58,7 +58,7 @@ static void reuse_remove(unsigned i)
 }
 
 /* Drops entry i: its segments are unmapped and closed. */
-static void reuse_drop(unsigned i)
+static void reuse_destroy(unsigned i)
 {
 	seg_destroy(kept[i].lseg);
 	seg_destroy(kept[i].rseg);
@@ -66,11 +66,11 @@ static void reuse_drop(unsigned i)
 }
 
 /* A forked child has its parent's entries: their segments are the parent's to reuse. */
-static void reuse_drop_foreign(void)
+static void reuse_destroy_foreign(void)
 {
 	for (unsigned i = 0; i < nkept;)
 		if (kept[i].owner != usmc_pid())
-			reuse_drop(i);
+			reuse_destroy(i);
 		else
 			i++;
 }
@@ -88,9 +88,9 @@ void seg_reuse_keep(struct usmc_lgr *lgr)
 			return;
 		rseg = rseg ? rseg : lgr->rseg[i];
 	}
-	reuse_drop_foreign();
+	reuse_destroy_foreign();
 	if (nkept == REUSE_MAX)
-		reuse_drop(0);
+		reuse_destroy(0);
 	kept[nkept++] = (struct reuse_entry){ lgr->reuse, usmc_pid(), lgr->lseg[0], rseg };
 	lgr->lseg[0] = NULL;
 	lgr->nlseg = 0;
@@ -101,7 +101,7 @@ void seg_reuse_keep(struct usmc_lgr *lgr)
 
 struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size)
 {
-	reuse_drop_foreign();
+	reuse_destroy_foreign();
 	if (lgr->reuse.kind == REUSE_NONE)
 		return NULL;
 	for (unsigned i = 0; i < nkept; i++) {
@@ -122,7 +122,7 @@ struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size)
 
 struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len)
 {
-	reuse_drop_foreign();
+	reuse_destroy_foreign();
 	for (unsigned i = 0; i < nkept; i++) {
 		struct reuse_entry *e = &kept[i];
 		struct usmc_seg *rseg = e->rseg;
@@ -138,9 +138,9 @@ struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len)
 	return NULL;
 }
 
-void seg_reuse_drop_all(void)
+void seg_reuse_destroy_all(void)
 {
-	reuse_drop_foreign();
+	reuse_destroy_foreign();
 	while (nkept)
-		reuse_drop(nkept - 1);
+		reuse_destroy(nkept - 1);
 }

@@ -27,6 +27,6 @@ struct usmc_seg *seg_reuse_take(struct usmc_lgr *lgr, uint32_t rmb_size);
  */
 struct usmc_seg *seg_reuse_peer(dev_t dev, ino_t ino, uint32_t len);
 /* Unmaps and closes every kept segment (their descriptors are wanted). */
-void seg_reuse_drop_all(void);
+void seg_reuse_destroy_all(void);
 
 #endif /* USMC_SEG_REUSE_H */

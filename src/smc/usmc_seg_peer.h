@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The peer's segments (usmc_seg_peer.c): memory another process can write
+ * and resize, so each descriptor is checked before it is mapped, and
+ * mapped read-only.
+ */
+#ifndef USMC_SEG_PEER_H
+#define USMC_SEG_PEER_H
+
+#include <stdint.h>
+
+#include "usmc_clc.h"
+#include "usmc_core.h"
+
+/*
+ * Maps the peer's ring a CLC message describes, taking fd (the segment's
+ * memfd) when the message brought one.  Returns 0 or a USMC_DECL_* reason;
+ * fd is consumed either way.
+ */
+uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc, int fd,
+			   struct usmc_ring *ring);
+/*
+ * The peer's segment id of the link group, handed over through exec:
+ * mapped from its descriptor, which it owns from now on (closed on
+ * failure too).  NULL if the descriptor is not what it should be.
+ */
+struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
+/* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
+void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
+
+#endif /* USMC_SEG_PEER_H */
