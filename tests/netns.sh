@@ -26,6 +26,9 @@
 #           listener, as a prefork server's do
 #   user    routed, the client runs as another user (daemon): it finds no
 #           listener of its own user and stays TCP (0x03030000)
+#   reuse   routed, one client process makes the connections one after the
+#           other: from the second on, each reuses the segment the one
+#           before it made toward that listener
 # Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
 set -euo pipefail
 
@@ -40,7 +43,8 @@ port=7411
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
-elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ]; then
+elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
+	[ "$topo" != reuse ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -108,10 +112,17 @@ user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
 esac
 fail=0
 before=$(veth_bytes)
-for i in $(seq $conns); do
+# reuse: one client process, all the connections, with counters of its own.
+clients=$conns per_client=() client_env=()
+if [ "$topo" = reuse ]; then
+	clients=1 per_client=($conns)
+	mkdir -m 0777 "$work/creg"
+	client_env=(env USMC_REGISTRY_DIR="$work/creg")
+fi
+for i in $(seq $clients); do
 	hold=
 	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
-	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
+	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "${client_env[@]}" "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) "${per_client[@]}" >>"$work/client.out" 2>>"$work/client.err" &
 	cpid=$!
 	[ -n "$hold" ] && { stat_check || fail=1; }
 	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
@@ -142,8 +153,14 @@ for who in client server; do
 	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode (${!want})"; fail=1; }
 done
 # Each connection's length and checksum, as the client sent them, counted by the server.
-if ! diff <(awk '{print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then
+if ! diff <(awk '$2 ~ /^mode=/ {print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then
 	echo "FAIL: the server counted other bytes than the clients sent"; fail=1
+fi
+if [ "$topo" = reuse ]; then
+	# The first connection makes the client's segment; each after it finds it free.
+	reused=$(sed -n 's/^client segments_reused=//p' "$work/client.out")
+	[ "${reused:-0}" -ge $((conns - 1)) ] ||
+		{ echo "FAIL: the client reused ${reused:-no} segments in $conns connections"; fail=1; }
 fi
 if [ "$want_mode" = SMCD ]; then
 	# Shared memory: the handshake and a few doorbells cross the veth, not the data.

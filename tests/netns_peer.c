@@ -10,9 +10,13 @@
  *     counted, and closes after the client.  With WORKERS, that many
  *     forked workers accept on the listener, as a prefork server's do,
  *     until they are killed.
- *   netns_peer client ADDR PORT SIZE SEED
+ *   netns_peer client ADDR PORT SIZE SEED [COUNT]
  *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
- *     checks it.
+ *     checks it.  With COUNT, that many connections one after the other
+ *     from this one process, a stream of its own each, each closed only
+ *     after the server's end; then the segments this process reused
+ *     ("client segments_reused=N", from the counters of a
+ *     USMC_REGISTRY_DIR of its own, made for it).
  *
  * Each end prints one line per connection: its mode, fallback reason,
  * length and checksum, which the script compares.  With NETNS_HOLD=FILE
@@ -25,6 +29,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "counters.h"
 #include "harness.h"
 
 static void report(const char *who, int fd, uint64_t len, uint64_t sum)
@@ -93,7 +98,8 @@ static int server(uint16_t port, int count, const char *ready, int workers)
 	return 0;
 }
 
-static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed)
+static void client_conn(const char *addr, uint16_t port, uint64_t size, uint64_t seed,
+			bool server_first)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
 	uint64_t sum, reply[2];
@@ -117,7 +123,21 @@ static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed)
 		for (int i = 0; i < 2000 && access(hold, F_OK); i++)
 			usleep(10000);
 	}
+	if (server_first) {
+		/* The server closes at our EOF: its end is closed once we read its. */
+		CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+		CHECK(h_read_to_eof(fd, reply, sizeof(reply), NULL) == 0);
+	}
 	CHECK(usmc_close(fd) == 0);
+}
+
+static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed, int count)
+{
+	for (int i = 0; i < count; i++)
+		client_conn(addr, port, size, seed + (uint64_t)i * (2654435761ull << 12), count > 1);
+	if (count > 1)
+		printf("client segments_reused=%llu\n",
+		       (unsigned long long)counter(USMC_STAT_SEGMENTS_REUSED));
 	return 0;
 }
 
@@ -126,9 +146,9 @@ int main(int argc, char **argv)
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "server"))
 		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4],
 			      argc == 6 ? atoi(argv[5]) : 0);
-	if (argc == 6 && !strcmp(argv[1], "client"))
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "client"))
 		return client(argv[2], (uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 0),
-			      strtoull(argv[5], NULL, 0));
+			      strtoull(argv[5], NULL, 0), argc == 7 ? atoi(argv[6]) : 1);
 	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE [WORKERS]\n"
 			"       netns_peer client ADDR PORT SIZE SEED\n");
 	return 2;
