@@ -104,9 +104,14 @@ enum reuse_kind { REUSE_NONE = 0, REUSE_PEER, REUSE_LISTENER };
 struct reuse_key {
 	enum reuse_kind kind;
 	uid_t uid;
-	pid_t pid;      /* PEER: the client; LISTENER: the registry's listening process */
+	/*
+	 * PEER: the client.  LISTENER: the process that made the listener, as
+	 * the registry names it; 0 for one of another namespace, which ino
+	 * names instead (its socket file in the rendezvous directory).
+	 */
+	pid_t pid;
 	uint16_t port;  /* LISTENER */
-	uint64_t ino;   /* LISTENER of another namespace: its socket file in the rendezvous directory */
+	uint64_t ino;   /* LISTENER of another namespace */
 };
 
 struct usmc_lgr {
