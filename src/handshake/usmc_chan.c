@@ -7,7 +7,6 @@
  * TCP clients, and idle channels closed.
  */
 #include <errno.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,6 +16,7 @@
 #include "usmc_config.h"
 #include "usmc_listener.h"
 #include "usmc_policy.h"
+#include "usmc_proc.h"
 #include "usmc_registry.h"
 #include "usmc_sys.h"
 #include "af_usmc.h"
@@ -89,14 +89,13 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  */
 uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared)
 {
-	struct rlimit rl;
+	unsigned long limit = usmc_fd_limit();
 	int total = 0, of_peer = 0;
 
 	if (!(shared && cred->uid == shared->uid) && !usmc_peer_user_allowed(cred->uid))
 		return USMC_DECL_FOREIGN;
 	/* Descriptors come lowest first: a number this high means the table is nearly full. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    (rlim_t)fd >= rl.rlim_cur - rl.rlim_cur / 8)
+	if (limit && (unsigned long)fd >= limit - limit / 8)
 		return USMC_DECL_MEM;
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
 		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))

@@ -11,13 +11,16 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "usmc_lock.h"
 #include "usmc_proc.h"
+#include "usmc_watch.h"
 
 /* Bounds the walk of a fork tree: a server with more children is rare. */
 #define TREE_MAX 4096
@@ -42,6 +45,23 @@ pid_t usmc_pid(void)
 	if (!cached_pid)
 		cached_pid = getpid();
 	return cached_pid;
+}
+
+static struct usmc_watch fd_limit_watch;
+static _Atomic unsigned long fd_limit = ULONG_MAX; /* ULONG_MAX: not looked at yet */
+
+unsigned long usmc_fd_limit(void)
+{
+	unsigned long limit = atomic_load(&fd_limit);
+	struct rlimit rl;
+
+	if (limit != ULONG_MAX && !usmc_watch_due(&fd_limit_watch))
+		return limit;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return limit == ULONG_MAX ? 0 : limit;
+	limit = rl.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long)rl.rlim_cur;
+	atomic_store(&fd_limit, limit);
+	return limit;
 }
 
 struct fd_list {

@@ -8,6 +8,14 @@
 
 /* This process's id, without a system call; right again after fork(). */
 pid_t usmc_pid(void);
+/*
+ * RLIMIT_NOFILE's soft limit, 0 for none: looked at again at most once a
+ * second, since every connection to a shared listener asks.  Only for a
+ * hint (a channel's descriptor near the limit): a limit the program
+ * lowered shows within a second, and what must not outgrow it (a new
+ * segment's descriptors) asks the kernel itself.
+ */
+unsigned long usmc_fd_limit(void);
 
 /* Called with a descriptor's number, what its link names and its /proc path; true stops. */
 typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg);
