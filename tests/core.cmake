@@ -127,7 +127,8 @@ set_tests_properties(epoll_edge_race PROPERTIES TIMEOUT 120 LABELS unit)
 # are listed in layers.allow, which only shrinks.
 add_test(NAME layers
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/layers.sh
-                 ${CMAKE_CURRENT_SOURCE_DIR}/layers.allow "$<TARGET_OBJECTS:usmc_obj>")
+                 ${CMAKE_CURRENT_SOURCE_DIR}/layers.allow "$<TARGET_OBJECTS:usmc_obj>"
+                 ${PROJECT_BINARY_DIR}/compile_commands.json)
 set_tests_properties(layers PROPERTIES LABELS unit)
 usmc_test(epoll_fair)
 add_test(NAME epoll_fair COMMAND epoll_fair)

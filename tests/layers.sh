@@ -6,18 +6,29 @@
 #   src/api/ > src/handshake/ > src/conn/ > src/smc/ > src/lib/
 #
 # and src/diag/ beside them: every layer may call it, it calls only lib.
-# From the compiled objects, each reference from one file to a name that
-# another file of a higher layer defines is an upward call.  Each must be
-# in ALLOWLIST, as "caller_file -> callee_file: symbol"; and each line of
-# ALLOWLIST must still occur, so that the list only shrinks.
 #
-# A static inline function of a header is compiled into its caller and is
-# not seen here.
+# Two looks at the library, each arrow to a higher layer is an upward call:
 #
-# usage: layers.sh ALLOWLIST 'OBJ;OBJ;...'
+#  - gcc's call graph (layers_callgraph.py): each call from a function to
+#    another, each placed in the file that defines it, a header for a
+#    static inline function; a line "caller_file:caller -> callee_file:callee";
+#  - nm of the compiled objects: each name one object takes from another
+#    other than by a call (a global, a function's address), as the call
+#    graph sees no such thing; a line "caller_file -> callee_file: symbol".
+#
+# Each upward call must be in ALLOWLIST, and each line of ALLOWLIST must
+# still occur, so that the list only shrinks.  Without a gcc that makes
+# call graphs (nor python3 to read them), nm's look is the only one, and
+# it sees a call from an object to another but not one from a header's
+# static inline function: that is said, and the check goes on with nm.
+#
+# usage: layers.sh ALLOWLIST 'OBJ;OBJ;...' COMPILE_COMMANDS
 set -u
-allow=${1:?usage: layers.sh ALLOWLIST OBJECTS}
-objs=${2:?usage: layers.sh ALLOWLIST OBJECTS}
+usage='usage: layers.sh ALLOWLIST OBJECTS COMPILE_COMMANDS'
+allow=${1:?$usage}
+objs=${2:?$usage}
+ccjson=${3:?$usage}
+here=$(dirname "$0")
 [ -r "$allow" ] || { echo "no allowlist $allow"; exit 1; }
 
 tmp=$(mktemp -d) || exit 1
@@ -44,7 +55,23 @@ done
 IFS=$old_ifs
 [ -s "$tmp/defined" ] || { echo "no objects"; exit 1; }
 
-# caller -> callee: symbol, for every reference that points up.
+# The call graph: unit caller_file caller callee_file callee, a line a call.
+: >"$tmp/calls"
+graph=
+if ! command -v python3 >/dev/null; then
+	echo "note: no python3 to read gcc's call graph: nm's look only," \
+		"blind to calls from a header's static inline functions"
+else
+	python3 "$here/layers_callgraph.py" "$ccjson" "$here/.." "$objs" >"$tmp/calls"
+	case $? in
+	0) graph=yes ;;
+	3) echo "note: no gcc makes call graphs: nm's look only," \
+		"blind to calls from a header's static inline functions" ;;
+	*) echo "no call graph"; exit 1 ;;
+	esac
+fi
+
+# The upward ones, as the lines of ALLOWLIST.
 awk '
 function rank(f) {
 	if (f ~ /^src\/api\//) return 5
@@ -55,15 +82,23 @@ function rank(f) {
 	if (f ~ /^src\/diag\//) return 0
 	return -1
 }
-NR == FNR { where[$1] = $2; next }
-!($2 in where) { next }            # libc and the rest of the system
-{
-	caller = $1; callee = where[$2]
+function up(caller, callee,   rc, re) {
 	rc = rank(caller); re = rank(callee)
 	if (rc < 0 || re < 0) { print "unknown layer: " caller " or " callee > "/dev/stderr"; exit 1 }
-	if (re == 0) next                  # diag: callable from every layer
-	if (rc == 0 ? re > 1 : re > rc) print caller " -> " callee ": " $2
-}' "$tmp/defined" "$tmp/used" | sort -u >"$tmp/up" || exit 1
+	if (re == 0) return 0              # diag: callable from every layer
+	return rc == 0 ? re > 1 : re > rc
+}
+FILENAME == ARGV[1] { where[$1] = $2; next }
+FILENAME == ARGV[2] {
+	called[$1 " " $5] = 1
+	if (up($2, $4)) print $2 ":" $3 " -> " $4 ":" $5
+	next
+}
+!($2 in where) { next }            # libc and the rest of the system
+($1 " " $2) in called { next }     # a call: the call graph has it
+up($1, where[$2]) { print $1 " -> " where[$2] ": " $2 }
+' "$tmp/defined" "$tmp/calls" "$tmp/used" >"$tmp/upward" || exit 1
+sort -u "$tmp/upward" >"$tmp/up"
 
 grep -v '^[[:space:]]*\(#\|$\)' "$allow" | sed 's/[[:space:]]*$//' | sort -u >"$tmp/allowed"
 
@@ -81,6 +116,10 @@ if [ -n "$gone" ]; then
 	echo "$gone" | sed 's/^/    /'
 	failed=1
 fi
-echo "$(wc -l <"$tmp/up") upward calls, $(wc -l <"$tmp/allowed") allowed," \
-	"in $nobjs objects"
+if [ -n "$graph" ]; then
+	seen="gcc's call graph ($(wc -l <"$tmp/calls") calls) and nm of $nobjs objects"
+else
+	seen="nm of $nobjs objects"
+fi
+echo "$(wc -l <"$tmp/up") upward calls, $(wc -l <"$tmp/allowed") allowed, from $seen"
 exit $failed
