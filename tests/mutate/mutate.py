@@ -4,12 +4,13 @@
 tests named to catch it.
 
 Each mutant in mutants.txt names a file, an exact snippet of it and its
-replacement, and a CTest regex.  The tree is copied to a scratch
-directory and configured as BUILD_DIR is; for each mutant the snippet is
-replaced (it must occur exactly once, else the mutant is "stale": the
-code moved on and the list must follow), the targets its tests run are
-rebuilt, its tests run under a time limit (a hang counts as killed) and
-the file is restored.  A mutant whose tests all pass survived.
+replacement (or several such: each "file:" starts another), and a CTest
+regex.  The tree is copied to a scratch directory and configured as
+BUILD_DIR is; for each mutant the snippets are replaced (each must occur
+exactly once, else the mutant is "stale": the code moved on and the list
+must follow), the targets its tests run are rebuilt, its tests run
+under a time limit (a hang counts as killed) and the files are restored.
+A mutant whose tests all pass survived.
 
     mutate.py BUILD_DIR [--only ID,ID] [--list FILE] [--timeout S] [--keep]
     mutate.py --check     (lists stale mutants, builds nothing)
@@ -42,15 +43,17 @@ class Mutant:
     def __init__(self, ident, line):
         self.id = ident
         self.line = line
-        self.file = None
         self.tests = None
         self.what = ""
         self.equivalent = ""
-        self.old = []
-        self.new = []
+        self.hunks = []  # [file, original lines, new lines]: one per "file:"
+
+    @property
+    def file(self):
+        return ",".join(h[0] for h in self.hunks)
 
     def check(self):
-        if not self.file or not self.tests or not self.old:
+        if not self.hunks or not self.tests or not all(h[1] for h in self.hunks):
             sys.exit("%s:%d: mutant %s needs file:, tests: and '-' lines"
                      % ("mutants", self.line, self.id))
 
@@ -66,15 +69,18 @@ def parse(path):
                 mutants.append(cur)
             elif cur is None or not line or line.startswith("#"):
                 continue
-            elif line.startswith("-"):
-                cur.old.append(line[2:])
-            elif line.startswith("+"):
-                cur.new.append(line[2:])
+            elif line.startswith("-") and cur.hunks:
+                cur.hunks[-1][1].append(line[2:])
+            elif line.startswith("+") and cur.hunks:
+                cur.hunks[-1][2].append(line[2:])
             else:
                 key, _, val = line.partition(":")
-                if key not in ("file", "tests", "what", "equivalent"):
+                if key == "file":
+                    cur.hunks.append([val.strip(), [], []])
+                elif key in ("tests", "what", "equivalent"):
+                    setattr(cur, key, val.strip())
+                else:
                     sys.exit("%s:%d: unknown field %r" % (path, n, key))
-                setattr(cur, key, val.strip())
     ids = set()
     for m in mutants:
         m.check()
@@ -84,19 +90,26 @@ def parse(path):
     return mutants
 
 
+def snippet(lines):
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def apply(tree, m):
-    """Replaces the snippet; returns the original text, or None if stale."""
-    path = os.path.join(tree, m.file)
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return None
-    old, new = "\n".join(m.old) + "\n", "\n".join(m.new) + ("\n" if m.new else "")
-    if text.count(old) != 1:
-        return None
-    write_newer(path, text.replace(old, new))
-    return text
+    """Replaces the snippets; returns the original texts, or None if stale."""
+    orig = {}
+    for name, old, new in m.hunks:
+        path = os.path.join(tree, name)
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        if text.count(snippet(old)) != 1:
+            restore(tree, m, orig)
+            return None
+        orig.setdefault(name, text)
+        write_newer(path, text.replace(snippet(old), snippet(new)))
+    return orig
 
 
 def write_newer(path, text):
@@ -110,8 +123,9 @@ def write_newer(path, text):
     os.utime(path, (later, later))
 
 
-def restore(tree, m, text):
-    write_newer(os.path.join(tree, m.file), text)
+def restore(tree, m, orig):
+    for name, text in orig.items():
+        write_newer(os.path.join(tree, name), text)
 
 
 def run(cmd, timeout=None, **kw):
@@ -204,7 +218,14 @@ def test_targets(build, regex):
             word = word.strip('"')
             if word == build:
                 return names, None  # a test that takes the whole build
-            if word.startswith(build + "/"):
+            if not word.startswith(build + "/"):
+                continue
+            obj = re.search(r"/CMakeFiles/([^/]+)\.dir/", word)
+            if obj:
+                targets.add(obj.group(1))  # objects: their target
+            elif os.path.isfile(word) and not os.access(word, os.X_OK):
+                continue  # written by the configure (compile_commands.json)
+            else:
                 name = re.sub(r"^lib|\.so[.0-9]*$|\.a$", "", os.path.basename(word))
                 targets.add(name)
     return names, targets
@@ -242,12 +263,14 @@ def main():
     if a.check:
         stale = 0
         for m in mutants:
-            path = os.path.join(ROOT, m.file)
-            text = open(path).read() if os.path.exists(path) else ""
-            n = text.count("\n".join(m.old) + "\n")
-            if n != 1:
-                stale += 1
-                print("stale: %s (%s): snippet found %d times" % (m.id, m.file, n))
+            for name, old, _ in m.hunks:
+                path = os.path.join(ROOT, name)
+                text = open(path).read() if os.path.exists(path) else ""
+                n = text.count(snippet(old))
+                if n != 1:
+                    stale += 1
+                    print("stale: %s (%s): snippet found %d times" % (m.id, name, n))
+                    break
         print("%d mutants, %d stale" % (len(mutants), stale))
         return 1 if stale else 0
     if not a.build_dir:
