@@ -13,8 +13,8 @@ www() {
 case_python_http() {
 	www
 	start_server python3 -m http.server --bind 127.0.0.1 --directory "$d/www" "$port" || return 1
-	# Rate-limited to keep the connection open about a second, to be seen.
-	with_sampler client curl -sS --fail --limit-rate 16M -o "$d/got" \
+	# Held open until the sampler has looked (held_get), to be seen.
+	with_sampler held_get sampler_looked "$d/got" client curl -sS --fail \
 		"http://127.0.0.1:$port/blob" 2>"$d/client.log" || fail "curl: $(cat "$d/client.log")" || return 1
 	same_file "$d/www/blob" "$d/got" "GET /blob" || return 1
 	note="GET of 16 MiB, sha256 equal"
@@ -57,11 +57,11 @@ start_nginx() {
 
 case_nginx_curl() {
 	start_nginx || return 1
-	# Three requests on one kept-alive connection, the last rate-limited.
-	with_sampler client curl -sS --fail -o "$d/got1" "http://127.0.0.1:$port/blob" \
-		-o "$d/got2" "http://127.0.0.1:$port/blob" \
-		--limit-rate 16M -o "$d/got3" "http://127.0.0.1:$port/blob" \
-		2>"$d/client.log" || fail "curl: $(cat "$d/client.log")" || return 1
+	# Three requests on one kept-alive connection, the last (to stdout)
+	# held open until the sampler has looked (held_get).
+	with_sampler held_get sampler_looked "$d/got3" client curl -sS --fail \
+		-o "$d/got1" "http://127.0.0.1:$port/blob" -o "$d/got2" "http://127.0.0.1:$port/blob" \
+		"http://127.0.0.1:$port/blob" 2>"$d/client.log" || fail "curl: $(cat "$d/client.log")" || return 1
 	for i in 1 2 3; do
 		same_file "$d/www/blob" "$d/got$i" "GET /blob #$i" || return 1
 	done
