@@ -68,7 +68,7 @@ packages_of() {
 	case $1 in
 	python-http) echo python3 curl ;;
 	nginx-curl) echo nginx curl ;;
-	nginx-wrk) echo nginx wrk ;;
+	nginx-wrk) echo nginx wrk curl ;;
 	redis-cli | redis-replication) echo redis-server redis-tools ;;
 	redis-benchmark) echo redis-server redis-tools ;;
 	memcached) echo memcached libmemcached-tools ;;
