@@ -9,6 +9,8 @@
                                           largest SMCD byte counts seen to OUT
   helper.py sampled OUT                   what sample wrote, as
                                           "sockets sent received"
+  helper.py last-look OUT                 the row's connections in sample's
+                                          last look that saw any
   helper.py counters STAT...              `STAT -s --json` summed over each STAT
                                           as "conns fallbacks sent received
                                           reason,reason..."
@@ -78,6 +80,7 @@ def sample(stat, pid, out, stopfile):
     best = {}
     modes = set()
     looks = 0
+    last = []
     deadline = time.monotonic() + 120
     while not os.path.exists(stopfile) and time.monotonic() < deadline:
         try:
@@ -103,6 +106,9 @@ def sample(stat, pid, out, stopfile):
                         pass
         except subprocess.SubprocessError:
             socks = []
+        conns = [s for s in socks if "LISTEN" not in (s["mode"], s["tcp_state"])]
+        if conns:
+            last = conns
         for s in socks:
             modes.add(s["mode"])
             if s["mode"] != "SMCD":
@@ -123,7 +129,7 @@ def sample(stat, pid, out, stopfile):
         json.dump({"smcd_sockets": len(best),
                    "bytes_sent": sum(v[0] for v in best.values()),
                    "bytes_received": sum(v[1] for v in best.values()),
-                   "modes": sorted(modes)}, f)
+                   "modes": sorted(modes), "last": last}, f)
 
 
 def counters(*stats):
@@ -149,6 +155,20 @@ def sampled(path):
     except (OSError, ValueError):
         s = {"smcd_sockets": 0, "bytes_sent": 0, "bytes_received": 0}
     print(s["smcd_sockets"], s["bytes_sent"], s["bytes_received"])
+
+
+def last_look(path):
+    """The connections of the last look that saw any, one a line."""
+    try:
+        last = json.load(open(path)).get("last", [])
+    except (OSError, ValueError):
+        last = []
+    for s in last:
+        print(s["pid"], s["command"], s["tcp_state"], s["local"], s["peer"], s["mode"],
+              "sent %d received %d" % (s["bytes_sent"], s["bytes_received"]),
+              s["fallback_reason_text"] or "")
+    if not last:
+        print("(none of the row's connections was seen)")
 
 
 def recv_until(sock, end):
@@ -324,6 +344,8 @@ def main(argv):
         sample(*argv[2:6])
     elif cmd == "sampled":
         sampled(argv[2])
+    elif cmd == "last-look":
+        last_look(argv[2])
     elif cmd == "counters":
         counters(*argv[2:])
     elif cmd == "memcache":

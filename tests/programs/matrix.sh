@@ -68,7 +68,7 @@ packages_of() {
 	case $1 in
 	python-http) echo python3 curl ;;
 	nginx-curl) echo nginx curl ;;
-	nginx-wrk) echo nginx wrk ;;
+	nginx-wrk) echo nginx wrk curl ;;
 	redis-cli | redis-replication) echo redis-server redis-tools ;;
 	redis-benchmark) echo redis-server redis-tools ;;
 	memcached) echo memcached libmemcached-tools ;;
@@ -236,6 +236,9 @@ sampler_looked() {
 	return 0
 }
 
+# shellcheck source=held_get.sh
+. "$here/held_get.sh"
+
 fail() {
 	note=$*
 	return 1
@@ -352,6 +355,11 @@ print('%.2f' % r, 'SLOWER' if r > 1.10 else '')")
 			"$wtime" "$ratio" "" >>"$MATRIX_TABLE"
 	fi
 	[ $result = ok ] || { echo "--- server log:"; tail -n 5 "$d/server.log" "$d/server.out"; } | cut -c1-300
+	if [[ $note == "usmc-stat never showed"* ]]; then
+		echo "--- counters: $conns SMCD connections, $fb fallbacks${reasons:+ ($reasons)};" \
+			"the sampler's last look at the row's connections:"
+		$HELPER last-look "$d/sample.json" | cut -c1-300
+	fi
 }
 
 header=$(printf '%-16s %-11s %-5s %-4s %12s %8s %8s %6s %-6s %-10s %s' program mode result path \

@@ -17,6 +17,8 @@
 set -u
 # shellcheck source=nginx_shipped_conf.sh
 . "$(dirname "$0")/nginx_shipped_conf.sh"
+# shellcheck source=held_get.sh
+. "$(dirname "$0")/held_get.sh"
 if [ -n "${USMC_MATRIX_SKIP:-}" ]; then
 	echo "skipped: $USMC_MATRIX_SKIP"
 	exit 77
@@ -104,11 +106,9 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 kill -0 "$old" 2>/dev/null && fail "the old master did not quit"
-# After it: a GET held open for usmc-stat to see, and more load.  Its
-# reader waits 2 s before it reads: curl blocks on the full pipe, and the
-# connection stays open with data in flight.  (curl's --limit-rate did
-# not hold it: 4 MiB came in milliseconds.)
-( set -o pipefail; "$RUN" curl -sS "http://127.0.0.1:$port/blob" | { sleep 2; cat; } >"$d/slow" ) &
+# After it: a GET held open for usmc-stat to see (held_get: its reader
+# waits 2 s after the first byte), and more load.
+held_get "sleep 2" "$d/slow" "$RUN" curl -sS "http://127.0.0.1:$port/blob" &
 slow=$!
 seen=
 # Looked at for as long as the GET lasts, not a fixed number of times;
