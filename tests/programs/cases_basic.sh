@@ -103,7 +103,8 @@ EOF
 # sampler has looked (held_get): wrk's connections live a second, which
 # may all pass between two looks of a loaded machine's sampler.
 wrk_work() {
-	held_get sampler_looked "$d/held" client curl -sS --fail "http://127.0.0.1:$port/blob" \
+	# Beside wrk, not before it: its hold is no time to take off wrk's.
+	HELD_ACCOUNT= held_get sampler_looked "$d/held" client curl -sS --fail "http://127.0.0.1:$port/blob" \
 		2>"$d/held.log" &
 	local held=$! rc=0
 	client wrk -t 2 -c 8 -d 1s -s "$d/check.lua" "http://127.0.0.1:$port/small" >"$d/wrk.out" 2>&1 ||

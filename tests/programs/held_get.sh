@@ -11,7 +11,9 @@
 # through unlimited, and 64 KiB or 4 MiB come in milliseconds.)  Without a
 # first byte there is nothing to hold: HOLD is skipped.  The status is
 # CMD's, or the reader's when CMD's is 0 (pipefail); OUT is for the
-# caller to check by length and checksum.
+# caller to check by length and checksum.  With HELD_ACCOUNT set, the
+# seconds HOLD lasted are added to that file, a line each, for a caller
+# that times CMD to leave out (the hold is the test's, not the program's).
 held_get() {
 	local hold=$1 out=$2
 	shift 2
@@ -20,6 +22,12 @@ held_get() {
 		# head -c 1 reads one byte from a pipe, no more; OUT's size says
 		# whether one came.
 		# shellcheck disable=SC2094
-		"$@" | { head -c 1 && [ -s "$out" ] && $hold; cat; } >"$out"
+		"$@" | { head -c 1 && [ -s "$out" ] && held_for "$hold"; cat; } >"$out"
 	)
+}
+
+held_for() {
+	local t0=$EPOCHREALTIME
+	$1
+	[ -z "${HELD_ACCOUNT:-}" ] || echo "$t0 $EPOCHREALTIME" >>"$HELD_ACCOUNT"
 }
