@@ -225,6 +225,21 @@ int usmc_conn_drain(struct usmc_sock *s)
 	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn)) : CDC_TCP_OPEN;
 }
 
+/*
+ * Before the kernel's close: only a doorbell left unread turns its FIN
+ * into a reset, and only one the peer counted can be on the way (it
+ * counts before it writes).  With none owed, a look at the socket would
+ * find nothing of ours: bytes from outside usmc, or the peer's end, are
+ * for the kernel's close to answer, as TCP's would.
+ */
+void usmc_conn_drain_owed(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (conn->rx_mapped && peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read))
+		conn_drain_upto(s, peer_bells(conn));
+}
+
 void usmc_conn_settle(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
