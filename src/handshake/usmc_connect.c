@@ -91,7 +91,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	uint32_t reason = 0;
 	const uid_t *other_users;
 	struct rdv_targets targets;
-	bool own_user, oneshot;
+	bool own_user, oneshot, retried = false;
 	int new_fd;
 
 	if (!reg)
@@ -135,6 +135,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
+again:
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
 		reason = USMC_DECL_MEM;
@@ -150,6 +151,17 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 			af_lgr_fail(lgr); /* and gone, if it was this connection's */
 			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
+			/*
+			 * A link group kept idle learns that its peer went only
+			 * here: the listener may still be there, on a new one.
+			 */
+			if (!oneshot && !retried) {
+				retried = true;
+				usmc_conn_free(conn);
+				reason = 0;
+				lgr = af_cli_lgr_get(port, reg, own_user, &reason);
+				goto again;
+			}
 		} else if (oneshot &&
 			   (reason = remote ? rdv_post(lgr, &targets) : af_queue_post(lgr, reg))) {
 			/* Nobody but us holds the Proposal: it ends here. */
