@@ -47,6 +47,11 @@ void af_pump_lgrs(void);
 void af_pump_direct(void);
 /* Only our client link groups but skip (or NULL): the answers to our Proposals. */
 void af_pump_answers(const struct usmc_lgr *skip);
+/*
+ * The answers that may hold conn's (its own link group's, or all of ours
+ * as af_pump_answers), reading its own link group only up to that answer.
+ */
+void af_pump_answer(const struct usmc_conn *conn);
 /* The same for one link group; false once it failed (and may be gone). */
 bool af_pump_lgr(struct usmc_lgr *lgr);
 /* The peer process is gone, or broke the protocol. */

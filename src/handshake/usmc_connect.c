@@ -312,10 +312,7 @@ static int hs_answer(struct usmc_conn *conn)
 	 * connection and would never find it (a client that is also the maker
 	 * of the listener it connects to, as prefork servers' masters may be).
 	 */
-	if (conn->lgr->oneshot)
-		af_pump_lgr(conn->lgr);
-	else
-		af_pump_answers(NULL);
+	af_pump_answer(conn);
 	result = conn->hs_result;
 	usmc_unlock();
 	return result;
@@ -470,6 +467,13 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
 	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
 	bool look_tcp = deadline == 0;
+	/*
+	 * And reads the channels once its poll says something came, unless a
+	 * read before took the answer in already: right after the Proposal a
+	 * read most often finds nothing, and the poll returns at once for an
+	 * answer that is there.
+	 */
+	bool look = deadline == 0 || conn->hs_result || conn->lgr->backlog;
 	int result;
 
 	/*
@@ -485,7 +489,8 @@ static int resolve_until(struct usmc_sock *s, int64_t deadline)
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };
 
-		result = hs_answer(conn);
+		result = look ? hs_answer(conn) : 0;
+		look = true;
 		if (result)
 			break;
 		if (look_tcp && usmc_fd_hung_up(s->fd)) {
