@@ -380,11 +380,14 @@ static bool dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 
 /*
  * Reads the link group's messages.  With until, its own link group's only
- * up to the answer to its Proposal: a look past it would most often find
- * nothing, and whatever follows keeps the channel readable for the next.
+ * up to the answer to its Proposal; with cut, only up to the first
+ * Proposal it keeps, and then *cut is set.  A look past it would most
+ * often find nothing, and whatever follows keeps the channel readable for
+ * the next.
  */
-static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until)
+static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until, bool *cut)
 {
+	unsigned kept = atomic_load_explicit(&proposals_pending, memory_order_relaxed);
 	struct clc_msg msg;
 	uint32_t reason;
 	int fd, rc = 0;
@@ -398,6 +401,10 @@ static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until)
 			rc = -1;
 			break;
 		}
+		if (cut && atomic_load_explicit(&proposals_pending, memory_order_relaxed) != kept) {
+			*cut = true;
+			break;
+		}
 	}
 	if (rc < 0) {
 		af_lgr_fail(lgr);
@@ -409,7 +416,7 @@ static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until)
 
 bool af_pump_lgr(struct usmc_lgr *lgr)
 {
-	return pump_lgr(lgr, NULL);
+	return pump_lgr(lgr, NULL, NULL);
 }
 
 void af_pump_lgrs(void)
@@ -421,6 +428,19 @@ void af_pump_lgrs(void)
 		if (lgr_usable(lgr))
 			af_pump_lgr(lgr);
 	}
+}
+
+bool af_pump_lgrs_first(void)
+{
+	struct usmc_lgr *lgr, *next;
+	bool cut = false;
+
+	for (lgr = lgr_first(); lgr; lgr = next) {
+		next = lgr->next;
+		if (lgr_usable(lgr))
+			pump_lgr(lgr, NULL, lgr->role == LGR_SERVER ? &cut : NULL);
+	}
+	return cut;
 }
 
 /*
@@ -435,7 +455,7 @@ static void pump_some(enum lgr_role role, bool direct, const struct usmc_lgr *sk
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
 		if (lgr != skip && lgr->role == role && (!direct || lgr->direct) && lgr_usable(lgr))
-			pump_lgr(lgr, until);
+			pump_lgr(lgr, until, NULL);
 	}
 }
 
@@ -452,7 +472,7 @@ void af_pump_answers(const struct usmc_lgr *skip)
 void af_pump_answer(const struct usmc_conn *conn)
 {
 	if (conn->lgr->oneshot)
-		pump_lgr(conn->lgr, conn);
+		pump_lgr(conn->lgr, conn, NULL);
 	else
 		pump_some(LGR_CLIENT, false, NULL, conn);
 }

@@ -43,6 +43,11 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Only the link groups we have. */
 void af_pump_lgrs(void);
+/*
+ * The same, but a server's link group only up to the first Proposal it
+ * brings: true if one was left unread after it (af_pump_lgrs reads on).
+ */
+bool af_pump_lgrs_first(void);
 /* Only the link groups of clients that proposed straight, that a forked holder took (lgr->direct). */
 void af_pump_direct(void);
 /* Only our client link groups but skip (or NULL): the answers to our Proposals. */
