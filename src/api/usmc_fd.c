@@ -155,6 +155,6 @@ void usmc_exit_drain(void)
 		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 			continue;
 		if (usmc_holder_last(s->conn, fd, 0))
-			usmc_conn_drain(s);
+			usmc_conn_drain_owed(s);
 	}
 }

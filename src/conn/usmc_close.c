@@ -64,7 +64,7 @@ static void close_orderly(struct usmc_sock *s)
 	atomic_fetch_or_explicit(&conn->tx.cdc->flags, flags, memory_order_release);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* Unread doorbells would turn the kernel's FIN into a reset. */
-	usmc_conn_drain(s);
+	usmc_conn_drain_owed(s);
 	atomic_fetch_or(&conn->sh->flags_out, flags);
 }
 

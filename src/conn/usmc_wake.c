@@ -140,8 +140,11 @@ static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
 /*
  * Reads the doorbells owed, without blocking: read() only once poll()
  * says the socket is readable, and only by the drainer of the moment.
+ * With upto, nothing more: what follows them (later doorbells, the
+ * peer's end, bytes from outside usmc) keeps the socket readable for the
+ * next wait, whose drain reads it; else a look past them records it now.
  */
-static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int *err)
+static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool upto, int *err)
 {
 	struct usmc_conn *conn = s->conn;
 	char buf[64];
@@ -154,7 +157,7 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int 
 		size_t want;
 		ssize_t n;
 
-		if (usmc_sys.poll(&p, 1, 0) <= 0)
+		if ((upto && !owed) || usmc_sys.poll(&p, 1, 0) <= 0)
 			return CDC_TCP_OPEN;
 		if (!owed) {
 			/* Readable with every bell sent read: no bell, but what? */
@@ -181,7 +184,7 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, int 
 	return CDC_TCP_OPEN;
 }
 
-static int conn_drain_upto(struct usmc_sock *s, uint32_t seen);
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto);
 
 /* The TCP connection under a shared-memory one ended: record how. */
 static void conn_tcp_ended(struct usmc_sock *s, int state, int err)
@@ -222,7 +225,24 @@ static int tcp_reset_after_eof(struct usmc_sock *s)
 
 int usmc_conn_drain(struct usmc_sock *s)
 {
-	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn)) : CDC_TCP_OPEN;
+	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn), false) : CDC_TCP_OPEN;
+}
+
+/*
+ * Before the kernel's close: only a doorbell left unread turns its FIN
+ * into a reset, and only one the peer counted can be on the way (it
+ * counts before it writes).  With none owed, a look at the socket would
+ * find nothing of ours: bytes from outside usmc, or the peer's end, are
+ * for the kernel's close to answer, as TCP's would.
+ */
+void usmc_conn_drain_owed(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	/* An end the kernel socket read already comes after every byte before it. */
+	if (conn->rx_mapped && peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read) &&
+	    atomic_load(&conn->sh->tcp_state) == CDC_TCP_OPEN)
+		conn_drain_upto(s, peer_bells(conn), true);
 }
 
 void usmc_conn_drain_seen(struct usmc_sock *s)
@@ -236,11 +256,14 @@ void usmc_conn_drain_seen(struct usmc_sock *s)
 	usmc_conn_want(s, POLLIN);
 	seen = peer_bells(conn);
 	if (usmc_rx_avail(s, &avail) == 0 && !avail)
-		conn_drain_upto(s, seen);
+		conn_drain_upto(s, seen, true);
 }
 
-/* Reads the doorbells up to the seen-th, and those that sleepers have seen. */
-static int conn_drain_upto(struct usmc_sock *s, uint32_t seen)
+/*
+ * Reads the doorbells up to the seen-th, and those that sleepers have
+ * seen; without upto, what follows them too (drain_counted).
+ */
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto)
 {
 	struct usmc_conn *conn = s->conn;
 	uint32_t me = wake_tid(), idle = 0;
@@ -254,7 +277,7 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen)
 	/* Another thread reads the doorbells now: its caller looks at the rings after. */
 	if (!atomic_compare_exchange_strong(&conn->sh->drainer, &idle, me))
 		return CDC_TCP_OPEN;
-	state = drain_counted(s, seen, &err);
+	state = drain_counted(s, seen, upto, &err);
 	atomic_store(&conn->sh->drainer, 0);
 	if (state == CDC_TCP_OPEN)
 		return state;

@@ -12,6 +12,8 @@
 
 /* Drains doorbells, recording a closed or reset TCP connection. */
 int usmc_conn_drain(struct usmc_sock *s);
+/* Before a close: drains the doorbells the peer counted, if any, and looks at nothing else. */
+void usmc_conn_drain_owed(struct usmc_sock *s);
 /*
  * Sleeps until a blocking read (POLLIN) or write (POLLOUT) may go on: a
  * doorbell, timeout_ms (-1: none) or a signal; it may return early.

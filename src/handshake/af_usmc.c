@@ -379,18 +379,31 @@ static bool dispatch(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd)
 	return true;
 }
 
-bool af_pump_lgr(struct usmc_lgr *lgr)
+/*
+ * Reads the link group's messages.  With until, its own link group's only
+ * up to the answer to its Proposal; with cut, only up to the first
+ * Proposal it keeps, and then *cut is set.  A look past it would most
+ * often find nothing, and whatever follows keeps the channel readable for
+ * the next.
+ */
+static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until, bool *cut)
 {
+	unsigned kept = atomic_load_explicit(&proposals_pending, memory_order_relaxed);
 	struct clc_msg msg;
 	uint32_t reason;
-	int fd, rc;
+	int fd, rc = 0;
 	bool ok = true;
 
 	/* A message may drop the group's last reference: keep it until we are done. */
 	lgr->refs++;
-	while ((rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
+	while (!(until && until->lgr == lgr && until->hs_result) &&
+	       (rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
 		if (reason || !dispatch(lgr, &msg, fd)) {
 			rc = -1;
+			break;
+		}
+		if (cut && atomic_load_explicit(&proposals_pending, memory_order_relaxed) != kept) {
+			*cut = true;
 			break;
 		}
 	}
@@ -400,6 +413,11 @@ bool af_pump_lgr(struct usmc_lgr *lgr)
 	}
 	lgr_put(lgr);
 	return ok;
+}
+
+bool af_pump_lgr(struct usmc_lgr *lgr)
+{
+	return pump_lgr(lgr, NULL, NULL);
 }
 
 void af_pump_lgrs(void)
@@ -413,29 +431,51 @@ void af_pump_lgrs(void)
 	}
 }
 
+bool af_pump_lgrs_first(void)
+{
+	struct usmc_lgr *lgr, *next;
+	bool cut = false;
+
+	for (lgr = lgr_first(); lgr; lgr = next) {
+		next = lgr->next;
+		if (lgr_usable(lgr))
+			pump_lgr(lgr, NULL, lgr->role == LGR_SERVER ? &cut : NULL);
+	}
+	return cut;
+}
+
 /*
  * The usable link groups of a role but skip, only those adopted from a
  * direct client if direct.
  */
-static void pump_some(enum lgr_role role, bool direct, const struct usmc_lgr *skip)
+static void pump_some(enum lgr_role role, bool direct, const struct usmc_lgr *skip,
+		      const struct usmc_conn *until)
 {
 	struct usmc_lgr *lgr, *next;
 
 	for (lgr = lgr_first(); lgr; lgr = next) {
 		next = lgr->next;
 		if (lgr != skip && lgr->role == role && (!direct || lgr->direct) && lgr_usable(lgr))
-			af_pump_lgr(lgr);
+			pump_lgr(lgr, until, NULL);
 	}
 }
 
 void af_pump_direct(void)
 {
-	pump_some(LGR_SERVER, true, NULL);
+	pump_some(LGR_SERVER, true, NULL, NULL);
 }
 
 void af_pump_answers(const struct usmc_lgr *skip)
 {
-	pump_some(LGR_CLIENT, false, skip);
+	pump_some(LGR_CLIENT, false, skip, NULL);
+}
+
+void af_pump_answer(const struct usmc_conn *conn)
+{
+	if (conn->lgr->oneshot)
+		pump_lgr(conn->lgr, conn, NULL);
+	else
+		pump_some(LGR_CLIENT, false, NULL, conn);
 }
 
 void af_cli_pending_add(struct usmc_conn *conn)

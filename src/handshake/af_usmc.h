@@ -43,10 +43,20 @@ void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
 /* Only the link groups we have. */
 void af_pump_lgrs(void);
+/*
+ * The same, but a server's link group only up to the first Proposal it
+ * brings: true if one was left unread after it (af_pump_lgrs reads on).
+ */
+bool af_pump_lgrs_first(void);
 /* Only the link groups of clients that proposed straight, that a forked holder took (lgr->direct). */
 void af_pump_direct(void);
 /* Only our client link groups but skip (or NULL): the answers to our Proposals. */
 void af_pump_answers(const struct usmc_lgr *skip);
+/*
+ * The answers that may hold conn's (its own link group's, or all of ours
+ * as af_pump_answers), reading its own link group only up to that answer.
+ */
+void af_pump_answer(const struct usmc_conn *conn);
 /* The same for one link group; false once it failed (and may be gone). */
 bool af_pump_lgr(struct usmc_lgr *lgr);
 /* The peer process is gone, or broke the protocol. */

@@ -91,7 +91,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	uint32_t reason = 0;
 	const uid_t *other_users;
 	struct rdv_targets targets;
-	bool own_user, oneshot;
+	bool own_user, oneshot, retried = false;
 	int new_fd;
 
 	if (!reg)
@@ -135,6 +135,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
+again:
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
 		reason = USMC_DECL_MEM;
@@ -150,6 +151,17 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 			af_lgr_fail(lgr); /* and gone, if it was this connection's */
 			lgr = NULL;
 			reason = USMC_DECL_PEERNOSMC;
+			/*
+			 * A link group kept idle learns that its peer went only
+			 * here: the listener may still be there, on a new one.
+			 */
+			if (!oneshot && !retried) {
+				retried = true;
+				usmc_conn_free(conn);
+				reason = 0;
+				lgr = af_cli_lgr_get(port, reg, own_user, &reason);
+				goto again;
+			}
 		} else if (oneshot &&
 			   (reason = remote ? rdv_post(lgr, &targets) : af_queue_post(lgr, reg))) {
 			/* Nobody but us holds the Proposal: it ends here. */
@@ -300,10 +312,7 @@ static int hs_answer(struct usmc_conn *conn)
 	 * connection and would never find it (a client that is also the maker
 	 * of the listener it connects to, as prefork servers' masters may be).
 	 */
-	if (conn->lgr->oneshot)
-		af_pump_lgr(conn->lgr);
-	else
-		af_pump_answers(NULL);
+	af_pump_answer(conn);
 	result = conn->hs_result;
 	usmc_unlock();
 	return result;
@@ -458,6 +467,13 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
 	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
 	bool look_tcp = deadline == 0;
+	/*
+	 * And reads the channels once its poll says something came, unless a
+	 * read before took the answer in already: right after the Proposal a
+	 * read most often finds nothing, and the poll returns at once for an
+	 * answer that is there.
+	 */
+	bool look = deadline == 0 || conn->hs_result || conn->lgr->backlog;
 	int result;
 
 	/*
@@ -473,7 +489,8 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };
 
-		result = hs_answer(conn);
+		result = look ? hs_answer(conn) : 0;
+		look = true;
 		if (result)
 			break;
 		if (look_tcp && usmc_fd_hung_up(s->fd)) {

@@ -136,11 +136,16 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 	 * to the maker before the listener was shared, which may bring the
 	 * Proposals of later connections too.
 	 */
-	if (mine)
-		af_pump_lgrs();
-	else
+	if (mine && af_pump_lgrs_first()) {
+		/* Proposals come in the order of their connections: the first is most often ours. */
+		p = srv_find(l, ns, peer, &cookie, uid);
+		if (!p)
+			af_pump_lgrs();
+	} else if (!mine) {
 		af_pump_direct();
-	p = srv_find(l, ns, peer, &cookie, uid);
+	}
+	if (!p)
+		p = srv_find(l, ns, peer, &cookie, uid);
 	if (!p && af_listener_shared(l)) {
 		struct usmc_lgr *lgr;
 

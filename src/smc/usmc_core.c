@@ -104,9 +104,13 @@ void lgr_terminate(struct usmc_lgr *lgr)
 }
 
 /*
- * Drops a reference.  A link group goes with its last connection once its
- * peer is gone; an idle one to a live peer stays, for the next connection.
- * A one-connection channel goes with its connection.
+ * Drops a reference.  A dead link group goes with its last connection; an
+ * idle one stays, for the next connection.  Whether its peer went shows
+ * at the next read of its channel, which finds the end: a server's at its
+ * next accept (it reads all of them), a client's at its next handshake,
+ * or at the Proposal sent on it, which then goes on another.  A look at
+ * the channel here would cost every connection a system call.  A
+ * one-connection channel goes with its connection.
  */
 void lgr_put(struct usmc_lgr *lgr)
 {
@@ -116,8 +120,6 @@ void lgr_put(struct usmc_lgr *lgr)
 		seg_reuse_keep(lgr);
 		lgr->dead = true;
 	}
-	if (!lgr->dead && lgr->owner_pid == usmc_pid() && usmc_fd_hung_up(lgr->chan))
-		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);
 }
