@@ -7,10 +7,10 @@
  *
  * Its counters and the user EID are stat_kernel_genl.c's, SMC's codes in
  * words stat_kernel_codes.c's.  The netlink exchanges themselves are
- * smc_netlink.c's.  Every field of a
- * reply is read only after the length actually received has been checked:
- * there for messages and generic netlink attributes, here with RTA_OK for
- * smc_diag's attributes and rta_copy() for each structure in one.
+ * smc_netlink.c's.  Every field of a reply is read only after the length
+ * actually received has been checked: there for messages and generic
+ * netlink attributes, here with RTA_OK for smc_diag's attributes and
+ * rta_copy() for each structure in one.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
