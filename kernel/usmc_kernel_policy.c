@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include <bpf/libbpf.h>
 
 #include "usmc_kernel.h"
+#include "usmc_kernel_check.h"
 #include "usmc_kernel_maps.h"
 #include "usmc_policy.skel.h"
 
@@ -41,19 +41,6 @@
 #define PIN_COUNT "policy_count"
 #define PIN_STATS "policy_stats"
 #define PIN_OPS "policy_ops"
-
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-}
 
 static void pin_path(char *path, size_t size, const char *name)
 {

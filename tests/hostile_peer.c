@@ -14,45 +14,31 @@
  * byte-exact in both directions.  Every wait is bounded and fails the
  * test when the bound passes.
  *
+ * Here are the processes and the tools the attacks share (hostile_peer.h);
+ * the attacks are hostile_cdc.c's (what the peer publishes) and
+ * hostile_segment.c's (the segments it is passed).
+ *
  *   hostile_peer --case NAME
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "hostile_cdc.h"
+#include "hostile_peer.h"
+#include "hostile_segment.h"
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
-enum role { ROLE_ATTACKED, ROLE_HEALTHY1, ROLE_HEALTHY2, ROLE_OTHER, NROLES };
-
-#define HOSTILE_CONNS 3
-#define HEALTHY_BYTES (1u << 20)
-#define BOUND_MS 10000
-#define CHUNK 65536
-
-/* What the processes tell each other over pipes, outside the connections. */
-enum step {
-	STEP_GO = 1,
-	STEP_SENT,
-	STEP_READ,
-	STEP_SEEN,
-	STEP_ATTACKED,
-	STEP_RESET_SEEN,
-	STEP_WROTE_MORE,
-};
-
-static struct h_chan to_hostile, from_hostile, to_other;
+struct h_chan to_hostile, from_hostile, to_other;
 
 struct hostile_case {
 	const char *name;
@@ -62,7 +48,7 @@ struct hostile_case {
 
 /* ---- small tools ---- */
 
-static int64_t now_ms(void)
+int64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -70,13 +56,13 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void say(struct h_chan *c, enum step step)
+void say(struct h_chan *c, enum step step)
 {
 	h_chan_send(c, step);
 }
 
 /* Waits for one step; a peer that died or hangs fails the test. */
-static void expect(struct h_chan *c, enum step step)
+void expect(struct h_chan *c, enum step step)
 {
 	struct pollfd p = { .fd = c->rd, .events = POLLIN };
 
@@ -84,7 +70,7 @@ static void expect(struct h_chan *c, enum step step)
 	CHECK(h_chan_recv(c) == step);
 }
 
-static bool heard(struct h_chan *c)
+bool heard(struct h_chan *c)
 {
 	struct pollfd p = { .fd = c->rd, .events = POLLIN };
 
@@ -99,9 +85,9 @@ static void wait_ready(int fd, short events)
 }
 
 /* Called between chunks of a transfer, to disturb it. */
-static void (*between_chunks)(int fd);
+void (*between_chunks)(int fd);
 
-static void send_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
+void send_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
 {
 	uint8_t buf[CHUNK];
 
@@ -117,7 +103,7 @@ static void send_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
 }
 
 /* Reads exactly len bytes in random pieces; length and checksum must match. */
-static void recv_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
+void recv_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
 {
 	uint8_t buf[CHUNK], want[CHUNK];
 	uint64_t sum = H_FNV_INIT, expected = H_FNV_INIT, rng = seed * 7 + 1;
@@ -144,7 +130,7 @@ static void recv_pattern(int fd, uint64_t seed, uint64_t off, size_t len)
 }
 
 /* The end of an orderly close: EOF and not one byte more. */
-static void expect_eof(int fd)
+void expect_eof(int fd)
 {
 	char c;
 	ssize_t n;
@@ -158,7 +144,7 @@ static void expect_eof(int fd)
 
 /* ---- the hostile process's view of its own end ---- */
 
-static struct usmc_conn *own_conn(int fd)
+struct usmc_conn *own_conn(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
@@ -166,20 +152,20 @@ static struct usmc_conn *own_conn(int fd)
 	return s->conn;
 }
 
-static void publish_prod(int fd, uint64_t wire)
+void publish_prod(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->prod, wire, memory_order_release);
 	cdc_ring(fd, own_conn(fd)->tx.cdc);
 }
 
-static void publish_cons(int fd, uint64_t wire)
+void publish_cons(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->cons, wire, memory_order_release);
 	cdc_ring(fd, own_conn(fd)->tx.cdc);
 }
 
 /* Our producer cursor as the library last published it. */
-static union cdc_cursor current_prod(int fd)
+union cdc_cursor current_prod(int fd)
 {
 	struct usmc_conn *conn = own_conn(fd);
 	union cdc_cursor c = { .acurs = cdc_cursor_from_pos(conn->tx.size, conn->sh->tx_prod) };
@@ -193,7 +179,7 @@ static union cdc_cursor current_prod(int fd)
  * Reads until ECONNRESET: whatever arrives before must be the attacker's
  * pattern, at most max_bytes of it (what it produced legitimately).
  */
-static uint64_t expect_reset(int fd, uint64_t max_bytes)
+uint64_t expect_reset(int fd, uint64_t max_bytes)
 {
 	uint8_t buf[CHUNK], want[CHUNK];
 	int64_t deadline = now_ms() + BOUND_MS;
@@ -221,7 +207,7 @@ static uint64_t expect_reset(int fd, uint64_t max_bytes)
 }
 
 /* After the reset was reported: writes fail, reads end, nothing more arrives. */
-static void expect_dead(int fd)
+void expect_dead(int fd)
 {
 	char c = 'x';
 	uint8_t buf[256];
@@ -239,378 +225,6 @@ static void expect_dead(int fd)
 			fprintf(stderr, "%zd bytes arrived after the reset was reported\n", n);
 		CHECK(n <= 0);
 	}
-}
-
-/* ---- the cases ---- */
-
-static void hostile_prod_beyond(int fd)
-{
-	union cdc_cursor c = current_prod(fd);
-
-	c.count = own_conn(fd)->tx.size; /* one past the last byte of the ring */
-	publish_prod(fd, c.acurs);
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void victim_wait_reset(int fd)
-{
-	expect(&from_hostile, STEP_ATTACKED);
-	expect_reset(fd, 0);
-	expect_dead(fd);
-}
-
-/* Sends 1000 honest bytes and waits until the victim has read them. */
-static void hostile_honest_prefix(int fd, enum step victim_step)
-{
-	send_pattern(fd, ROLE_ATTACKED, 0, 1000);
-	say(&from_hostile, STEP_SENT);
-	expect(&to_hostile, victim_step);
-}
-
-static void hostile_prod_backwards(int fd)
-{
-	hostile_honest_prefix(fd, STEP_READ);
-	publish_prod(fd, cdc_cursor_from_pos(own_conn(fd)->tx.size, 500));
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void victim_prod_backwards(int fd)
-{
-	expect(&from_hostile, STEP_SENT);
-	recv_pattern(fd, ROLE_ATTACKED, 0, 1000);
-	say(&to_hostile, STEP_READ);
-	expect(&from_hostile, STEP_ATTACKED);
-	expect_reset(fd, 0);
-	expect_dead(fd);
-}
-
-static void hostile_wrap_jump(int fd)
-{
-	union cdc_cursor c = current_prod(fd);
-
-	c.wrap += 2;
-	publish_prod(fd, c.acurs);
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void hostile_prod_overfull(int fd)
-{
-	union cdc_cursor c;
-
-	hostile_honest_prefix(fd, STEP_SEEN);
-	/* One wrap on, but less far than the last count: passes the wrap check only. */
-	c = current_prod(fd);
-	c.wrap += 1;
-	c.count = 500;
-	publish_prod(fd, c.acurs);
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void victim_prod_overfull(int fd)
-{
-	uint8_t buf[1000];
-	int64_t deadline = now_ms() + BOUND_MS;
-
-	expect(&from_hostile, STEP_SENT);
-	/* Peeking makes the victim accept the 1000 bytes without consuming them. */
-	for (;;) {
-		ssize_t n = usmc_recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-
-		if (n == (ssize_t)sizeof(buf))
-			break;
-		CHECK(n > 0 || errno == EAGAIN);
-		CHECK(now_ms() < deadline);
-		usleep(1000);
-	}
-	say(&to_hostile, STEP_SEEN);
-	expect(&from_hostile, STEP_ATTACKED);
-	expect_reset(fd, 0);
-	expect_dead(fd);
-}
-
-/* The victim sends 100 bytes; the hostile side reads them, then lies about it. */
-static void hostile_cons(int fd, int64_t delta)
-{
-	struct usmc_conn *conn = own_conn(fd);
-
-	expect(&to_hostile, STEP_SENT);
-	recv_pattern(fd, ROLE_OTHER + 1, 0, 100);
-	say(&from_hostile, STEP_READ);
-	expect(&to_hostile, STEP_SEEN);
-	publish_cons(fd, cdc_cursor_from_pos(conn->rx.size, (uint64_t)((int64_t)conn->sh->rx_cons + delta)));
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void hostile_cons_ahead(int fd)
-{
-	hostile_cons(fd, 50);
-}
-
-static void hostile_cons_backwards(int fd)
-{
-	hostile_cons(fd, -60);
-}
-
-static void victim_cons(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	char c = 'x';
-
-	send_pattern(fd, ROLE_OTHER + 1, 0, 100);
-	say(&to_hostile, STEP_SENT);
-	expect(&from_hostile, STEP_READ);
-	/* Any look at the connection takes in the honest consumer cursor. */
-	CHECK(usmc_poll(&p, 1, 0) == 1);
-	say(&to_hostile, STEP_SEEN);
-	expect(&from_hostile, STEP_ATTACKED);
-	/*
-	 * A write with room by the cursor last read need not look again; the
-	 * next look at the cursor (here poll) finds it bad and resets.
-	 */
-	CHECK(usmc_poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)));
-	CHECK(usmc_send(fd, &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0);
-	CHECK(errno == ECONNRESET);
-	expect_dead(fd);
-}
-
-/* Produces while the abort flag goes on and off, until the victim has seen it. */
-static void hostile_abort_flip(int fd)
-{
-	struct usmc_conn *conn = own_conn(fd);
-	int64_t deadline = now_ms() + BOUND_MS;
-	uint8_t buf[4096];
-	uint64_t off = 0;
-	ssize_t n;
-
-	say(&from_hostile, STEP_ATTACKED);
-	while (!heard(&to_hostile)) {
-		CHECK(now_ms() < deadline);
-		h_pattern(buf, sizeof(buf), ROLE_ATTACKED, off);
-		n = usmc_send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0)
-			off += (uint64_t)n;
-		atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT);
-		cdc_ring(fd, conn->tx.cdc);
-		usleep(300);
-		atomic_fetch_and(&conn->tx.cdc->flags, ~CDC_PEER_CONN_ABORT);
-		usleep(300);
-	}
-	CHECK(h_chan_recv(&to_hostile) == STEP_RESET_SEEN);
-	/* The flag is off for good now: the victim must not take this as a new life. */
-	h_pattern(buf, sizeof(buf), ROLE_ATTACKED, off);
-	n = usmc_send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
-	CHECK(n > 0);
-	say(&from_hostile, STEP_WROTE_MORE);
-}
-
-static void victim_abort_flip(int fd)
-{
-	expect(&from_hostile, STEP_ATTACKED);
-	expect_reset(fd, UINT64_MAX);
-	say(&to_hostile, STEP_RESET_SEEN);
-	expect(&from_hostile, STEP_WROTE_MORE);
-	expect_dead(fd);
-}
-
-static uint64_t scribble_rng = 0x243f6a8885a308d3ull;
-
-/* Garbage in the fields that are only hints: wait counters and generation. */
-static void scribble(int fd)
-{
-	struct cdc_area *cdc = own_conn(fd)->tx.cdc;
-
-	atomic_store(&cdc->want_data, (uint32_t)h_rand(&scribble_rng));
-	atomic_store(&cdc->want_space, (uint32_t)h_rand(&scribble_rng));
-	atomic_store(&cdc->gen, (uint32_t)h_rand(&scribble_rng));
-	cdc_ring(fd, own_conn(fd)->tx.cdc);
-}
-
-static void hostile_garbage(int fd)
-{
-	between_chunks = scribble;
-	recv_pattern(fd, ROLE_OTHER + 1, 0, HEALTHY_BYTES / 2);
-	send_pattern(fd, ROLE_ATTACKED, 0, HEALTHY_BYTES / 2);
-	between_chunks = NULL;
-	CHECK(usmc_close(fd) == 0);
-}
-
-/* Hints are not cursors: garbage there must not break the connection. */
-static void victim_garbage(int fd)
-{
-	send_pattern(fd, ROLE_OTHER + 1, 0, HEALTHY_BYTES / 2);
-	recv_pattern(fd, ROLE_ATTACKED, 0, HEALTHY_BYTES / 2);
-	expect_eof(fd);
-}
-
-static void hostile_silence(int fd)
-{
-	(void)fd;
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-/* A peer that never produces nor consumes: the victim's own bounds end every wait. */
-static void victim_silence(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
-	uint8_t buf[CHUNK];
-	uint64_t total = 0;
-	ssize_t n;
-
-	expect(&from_hostile, STEP_ATTACKED);
-	memset(buf, 0x5a, sizeof(buf));
-	while ((n = usmc_send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL)) > 0) {
-		total += (uint64_t)n;
-		CHECK(total <= (16u << 20));
-	}
-	CHECK(n < 0 && errno == EAGAIN);
-	CHECK(total > 0);
-	CHECK(usmc_recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN);
-	CHECK(usmc_poll(&p, 1, 300) == 0);
-}
-
-/* ---- descriptors received over the link group's channel ---- */
-
-#define KEPT_MAX 16
-
-static ssize_t (*real_recvmsg)(int, struct msghdr *, int);
-static int kept_fds[KEPT_MAX];
-static int nkept;
-
-/* The library's recvmsg, keeping a duplicate of every descriptor passed. */
-static ssize_t recvmsg_keeping_fds(int fd, struct msghdr *mh, int flags)
-{
-	ssize_t n = real_recvmsg(fd, mh, flags);
-
-	if (n < 0 || !mh->msg_control)
-		return n;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		size_t count;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count && nkept < KEPT_MAX; i++) {
-			int passed;
-
-			memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			kept_fds[nkept] = fcntl(passed, F_DUPFD_CLOEXEC, 0);
-			CHECK(kept_fds[nkept] >= 0);
-			nkept++;
-		}
-	}
-	return n;
-}
-
-static void keep_passed_fds(void)
-{
-	real_recvmsg = usmc_sys.recvmsg;
-	usmc_sys.recvmsg = recvmsg_keeping_fds;
-}
-
-static int count_maps(const char *name, const char *perms)
-{
-	char line[512];
-	int n = 0;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	CHECK(f);
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, name) && strstr(line, perms);
-	fclose(f);
-	return n;
-}
-
-/* The peers' segments as the victim got them: sealed, and mapped read-only. */
-static void victim_sealed(int fd)
-{
-	(void)fd;
-	CHECK(nkept >= 2); /* one segment from each peer process */
-	for (int i = 0; i < nkept; i++) {
-		int seals = fcntl(kept_fds[i], F_GET_SEALS);
-		struct stat st;
-
-		CHECK(seals >= 0);
-		CHECK((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) == (F_SEAL_SHRINK | F_SEAL_GROW));
-		/* What the victim got is read-only; the seals would stop a writable one too. */
-		CHECK((fcntl(kept_fds[i], F_GETFL) & O_ACCMODE) == O_RDONLY);
-		CHECK(ftruncate(kept_fds[i], 0) < 0);
-		CHECK(fstat(kept_fds[i], &st) == 0 && st.st_size > 0);
-		close(kept_fds[i]);
-	}
-	CHECK(count_maps("memfd:usmc-seg", " r--s ") >= 2);
-}
-
-static void hostile_keeps_quiet(int fd)
-{
-	(void)fd;
-}
-
-/*
- * The hostile side holds the victim's memfd for a moment after it is
- * passed: the descriptor it got does not map writable.
- */
-static void hostile_write_map(int fd)
-{
-	(void)fd;
-	CHECK(nkept >= 1);
-	for (int i = 0; i < nkept; i++) {
-		struct stat st;
-		void *p;
-
-		CHECK(fstat(kept_fds[i], &st) == 0 && st.st_size > 0);
-		p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, kept_fds[i], 0);
-		if (p != MAP_FAILED)
-			fprintf(stderr, "the victim's segment (%lld bytes) maps writable in its peer\n",
-				(long long)st.st_size);
-		CHECK(p == MAP_FAILED);
-		close(kept_fds[i]);
-	}
-}
-
-/*
- * A peer of the same user can still open the victim's segment again,
- * writable, through /proc.  It overwrites the victim's CDC area and ring
- * of the attacked connection: the victim reads nothing back from there
- * (its own state is in a memfd the peer never gets), so only what the
- * peer itself reads is garbage, and its own library resets the connection.
- */
-/* A byte on the TCP stream that is no doorbell: data past the rings, lost unless reset. */
-static void hostile_tcp_alien(int fd)
-{
-	CHECK(send(fd, "x", 1, MSG_NOSIGNAL) == 1);
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-/* The same byte, counted as a doorbell is first: only what it is tells it apart. */
-static void hostile_tcp_alien_counted(int fd)
-{
-	atomic_fetch_add(&own_conn(fd)->tx.cdc->bells, 1);
-	hostile_tcp_alien(fd);
-}
-
-static void hostile_scribble(int fd)
-{
-	struct usmc_conn *conn = own_conn(fd);
-	char path[40], b;
-	uint8_t *p;
-	int rw;
-
-	CHECK(nkept >= 1);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", kept_fds[0]);
-	rw = open(path, O_RDWR | O_CLOEXEC);
-	CHECK(rw >= 0);
-	p = mmap(NULL, conn->rx.seg->len, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
-	CHECK(p != MAP_FAILED);
-	memset(p + conn->rx.slot, 0xa5, CDC_SLOT_HDR + conn->rx.size);
-	munmap(p, conn->rx.seg->len);
-	close(rw);
-	CHECK(usmc_recv(fd, &b, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET);
-	say(&from_hostile, STEP_ATTACKED);
-}
-
-static void victim_nothing(int fd)
-{
-	(void)fd;
 }
 
 static const struct hostile_case cases[] = {

@@ -49,6 +49,7 @@ if(TARGET usmc_kernel)
   add_dependencies(usmc-run usmc-run-kernel)
   install(TARGETS usmc-run-kernel RUNTIME DESTINATION ${USMC_PRIVATE_DIR} COMPONENT tools)
   add_executable(usmc-kernel ${CMAKE_CURRENT_SOURCE_DIR}/usmc-kernel.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/kernel_names.c
                  ${CMAKE_CURRENT_SOURCE_DIR}/kernel_policy.c
                  ${CMAKE_CURRENT_SOURCE_DIR}/json_out.c)
   target_link_libraries(usmc-kernel PRIVATE usmc_kernel)

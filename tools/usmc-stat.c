@@ -35,6 +35,7 @@
 #include "stat_counters.h"
 #include "stat_inet.h"
 #include "stat_kernel.h"
+#include "stat_kernel_genl.h"
 
 
 #define PROG "usmc-stat"

@@ -6,6 +6,7 @@
 # nothing of it, so that only usmc-run's preload makes it a usmc program.
 add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/diff_poll.c
                diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c diff/diff_exec.c
+               diff/diff_exec_state.c
                diff/diff_zcopy.c
                diff/diff_stdio.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)

@@ -16,7 +16,8 @@ if(USMC_HAVE_STATIC_LIBC AND NOT USMC_SANITIZE)
 endif()
 
 add_executable(smc_ctl ${CMAKE_CURRENT_LIST_DIR}/smc_ctl.c
-               ${PROJECT_SOURCE_DIR}/tools/stat_kernel.c
+               ${PROJECT_SOURCE_DIR}/tools/stat_kernel_genl.c
+               ${PROJECT_SOURCE_DIR}/tools/stat_kernel_codes.c
                ${PROJECT_SOURCE_DIR}/tools/json_out.c
                ${PROJECT_SOURCE_DIR}/tools/smc_netlink.c)
 target_include_directories(smc_ctl PRIVATE ${PROJECT_SOURCE_DIR}/tools ${USMC_INCLUDE_DIRS})

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "stat_kernel.h"
+#include "stat_kernel_genl.h"
 
 int main(int argc, char **argv)
 {

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: MIT
+/*
+ * exec with an inherited connection (diff_exec.c holds the case table
+ * and starts the new images): what was set on the socket before the exec
+ * holds in the new image.  A shutdown in either direction, SO_RCVTIMEO,
+ * SO_LINGER and SO_RCVLOWAT act there as they would have before; and a
+ * new image that closes a connection with bytes still unread, then
+ * connects to the same peer again, keeps the two streams apart.
+ */
+#include <stdio.h>
+#include <sys/time.h>
+
+#include "diff.h"
+#include "diff_exec.h"
+#include "diff_exec_state.h"
+
+/* ---- shutdown(SHUT_WR), then exec: the new image still may not write ---- */
+
+void exec_shut_wr_client(struct end *e)
+{
+	recv_to_eof(e->fd, "before and after the exec");
+	send_pattern(e->fd, 50, 0, 40000);
+	expect(e, 1);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+}
+
+void exec_shut_wr_server(struct end *e)
+{
+	send_pattern(e->fd, 51, 0, 30000);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	exec_step(e, "after_shut_wr", e->fd);
+}
+
+void after_shut_wr(struct end *e)
+{
+	char c = 'x';
+
+	say_rc("send after SHUT_WR and exec", send(e->fd, &c, 1, MSG_NOSIGNAL));
+	recv_pattern(e->fd, 50, 0, 40000, "the peer's data");
+	tell(e, 1);
+	recv_to_eof(e->fd, "then");
+}
+
+/* ---- socket state set before an exec holds in the new image ---- */
+
+/*
+ * The new image reads with nothing coming: end of file after SHUT_RD, the
+ * timeout's EAGAIN after SO_RCVTIMEO.  A backstop, not a clock: a read
+ * that never ends by itself is ended by a byte, and the transcripts differ.
+ */
+void exec_read_ends_client(struct end *e)
+{
+	uint64_t v;
+
+	greet(e);
+	if (!hear_within(e, WAIT_MS, &v)) {
+		say("the read did not end by itself: sending a byte to end it");
+		send_pattern(e->fd, 53, 0, 1);
+		v = hear(e);
+	}
+	say("the new image read: %llu", (unsigned long long)v);
+	recv_to_eof(e->fd, "then");
+}
+
+void exec_shut_rd_server(struct end *e)
+{
+	greet(e);
+	say_rc("shutdown(SHUT_RD)", shutdown(e->fd, SHUT_RD));
+	exec_step(e, "after_shut_rd", e->fd);
+}
+
+/* Sets a socket option, then runs step in a new image. */
+static void opt_then_exec(struct end *e, const char *what, int opt, const void *val,
+			  socklen_t len, const char *step)
+{
+	greet(e);
+	say_rc(what, setsockopt(e->fd, SOL_SOCKET, opt, val, len));
+	exec_step(e, step, e->fd);
+}
+
+void exec_rcvtimeo_server(struct end *e)
+{
+	struct timeval tv = { 0, 200000 };
+
+	opt_then_exec(e, "setsockopt(SO_RCVTIMEO 0.2 s)", SO_RCVTIMEO, &tv, sizeof(tv),
+		      "after_rcvtimeo");
+}
+
+void read_after_exec(struct end *e)
+{
+	char c;
+
+	say_rc("read after the exec", read(e->fd, &c, 1));
+	tell(e, 1);
+}
+
+/* SO_LINGER {1, 0} before the exec: the new image's close resets. */
+void exec_linger_client(struct end *e)
+{
+	char c;
+
+	greet(e);
+	tell(e, 1);
+	wait_for(e->fd, POLLIN);
+	say_rc("read", read(e->fd, &c, 1));
+}
+
+void exec_linger_server(struct end *e)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	opt_then_exec(e, "setsockopt(SO_LINGER {1, 0})", SO_LINGER, &lg, sizeof(lg),
+		      "after_linger");
+}
+
+void after_linger(struct end *e)
+{
+	expect(e, 1);
+	say_rc("close", close(e->fd));
+	e->fd = -1;
+}
+
+/* SO_RCVLOWAT before the exec: the new image's poll waits for that many bytes. */
+void exec_rcvlowat_client(struct end *e)
+{
+	greet(e);
+	expect(e, 1);
+	send_pattern(e->fd, 54, 0, 5);
+	tell(e, 2);
+	expect(e, 3);
+	send_pattern(e->fd, 54, 5, 5);
+	recv_to_eof(e->fd, "then");
+}
+
+void exec_rcvlowat_server(struct end *e)
+{
+	int lowat = 10;
+
+	opt_then_exec(e, "setsockopt(SO_RCVLOWAT 10)", SO_RCVLOWAT, &lowat, sizeof(lowat),
+		      "after_rcvlowat");
+}
+
+void after_rcvlowat(struct end *e)
+{
+	tell(e, 1);
+	expect(e, 2);
+	say_mask("poll with 5 bytes of 10", poll_now(e->fd, POLLIN));
+	tell(e, 3);
+	wait_for(e->fd, POLLIN);
+	recv_pattern(e->fd, 54, 0, 10, "10 bytes");
+}
+
+/*
+ * The new image of a connecting end closes a connection whose last bytes
+ * the peer has not read yet, then connects to the same peer process
+ * again: the new connection must not take the place of the first one's
+ * bytes, which the peer reads after the second connection's.
+ */
+void exec_reconnect_client(struct end *e)
+{
+	int first, second;
+
+	e->lfd = listen_any(AF_INET, &e->port);
+	/* Once for the connect, once for the new image's. */
+	tell(e, e->port);
+	tell(e, e->port);
+	first = accept_one(e);
+	e->fd = first;
+	greet(e);
+	expect(e, 1);
+	second = accept_one(e);
+	expect(e, 2);
+	recv_to_eof(first, "the first connection");
+	recv_to_eof(second, "the second connection");
+	close(second);
+	close(e->lfd);
+	e->lfd = -1;
+}
+
+void exec_reconnect_server(struct end *e)
+{
+	e->port = (uint16_t)hear(e);
+	e->fd = connect_to(e);
+	greet(e);
+	exec_step(e, "reconnect_after", e->fd);
+}
+
+void reconnect_after(struct end *e)
+{
+	e->family = AF_INET;
+	send_pattern(e->fd, 55, 0, 30000);
+	say_rc("close with the bytes unread", close(e->fd));
+	tell(e, 1);
+	e->port = (uint16_t)hear(e);
+	e->fd = connect_to(e);
+	/* The same stream's next bytes: a checksum tells the two apart. */
+	send_pattern(e->fd, 55, 30000, 30000);
+	say_rc("close the second", close(e->fd));
+	e->fd = -1;
+	tell(e, 2);
+}
