@@ -33,7 +33,8 @@
  * Two connections' locks are never held at once.  State that no lock
  * guards is either the thread's own, set once (pthread_once, usmc_once),
  * or atomic; the descriptor table (usmc_fdtab.c) is read without a lock and
- * changed by atomic exchange.
+ * changed by atomic exchange.  HACKING.md, "Process state", names every
+ * variable of the process and what guards it.
  *
  * A debug build (CMAKE_BUILD_TYPE Debug, which the sanitizer build is)
  * checks the order at every lock and aborts naming the two ranks.
