@@ -236,7 +236,6 @@ static void adopt_diag_slots(void)
 {
 	struct usmc_sock *s;
 
-	usmc_diag_after_fork();
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
 		struct usmc_diag_sock *old = s->diag;
 
