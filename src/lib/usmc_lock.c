@@ -46,16 +46,22 @@ static void locks_fork_child(void)
 	}
 }
 
-/*
- * Set as the library loads, before any thread of ours and before the
- * handlers of usmc_holders.c and usmc_fdtab.c, set at their first use:
- * their prepare handlers run before this one (holders_lock comes before
- * every rank), their child handlers after (adopting the usmc-stat slots
- * takes LOCK_DIAG).
- */
-__attribute__((constructor)) static void locks_watch_fork(void)
+static void locks_watch_fork(void)
 {
 	pthread_atfork(locks_fork_prepare, locks_fork_parent, locks_fork_child);
+}
+
+void usmc_locks_watch_fork(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, locks_watch_fork);
+}
+
+/* As the library loads; usmc_fdtab.c sets the other handlers after these. */
+__attribute__((constructor)) static void locks_watch_fork_at_load(void)
+{
+	usmc_locks_watch_fork();
 }
 
 #ifdef USMC_LOCK_ORDER

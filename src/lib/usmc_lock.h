@@ -98,6 +98,9 @@ static inline void lock_rank_drop(enum usmc_lock_rank r)
  */
 extern pthread_mutex_t usmc_locks[LOCK_CAPTURE + 1];
 
+/* Sets the fork handlers of the locks, once: before any other of the library's. */
+void usmc_locks_watch_fork(void);
+
 static inline void usmc_rank_lock(enum usmc_lock_rank r)
 {
 	lock_rank_take(r);
