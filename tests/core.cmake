@@ -76,6 +76,10 @@ foreach(case handoff both_write client_handoff holder_killed killed_holders)
 endforeach()
 add_test(NAME fork_conn_close_race COMMAND fork_conn --case close_race --rounds 1000)
 set_tests_properties(fork_conn_close_race PROPERTIES TIMEOUT 300 LABELS unit)
+# fork() while other threads hold usmc's locks: the child's calls return.
+usmc_test(fork_threads)
+add_test(NAME fork_threads COMMAND fork_threads --rounds 200)
+set_tests_properties(fork_threads PROPERTIES TIMEOUT 120 LABELS unit)
 usmc_test(wakeup)
 foreach(case data shutdown space)
   foreach(drainer none thread fork)
@@ -137,6 +141,13 @@ add_test(NAME layers
                  ${CMAKE_CURRENT_SOURCE_DIR}/layers.allow "$<TARGET_OBJECTS:usmc_obj>"
                  ${PROJECT_BINARY_DIR}/compile_commands.json)
 set_tests_properties(layers PROPERTIES LABELS unit)
+# Every variable of the process, the library's and the preload's, is in
+# HACKING.md's table "Process state" with what guards it, and every row
+# names one that exists.
+add_test(NAME globals
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/globals.sh ${PROJECT_SOURCE_DIR}/HACKING.md
+                 "$<TARGET_OBJECTS:usmc_obj>;$<TARGET_OBJECTS:usmc-preload>" $<CONFIG>)
+set_tests_properties(globals PROPERTIES LABELS unit)
 usmc_test(epoll_fair)
 add_test(NAME epoll_fair COMMAND epoll_fair)
 set_tests_properties(epoll_fair PROPERTIES TIMEOUT 60 LABELS unit)

@@ -69,9 +69,9 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	ep_track_locked(epfd, op, fd, ev, nested, kernel);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 }
 
 static bool is_epoll_set(int fd)
@@ -150,11 +150,11 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 			kev.events |= EPOLLOUT;
 	}
 	/* A waiter the kernel wakes for this entry finds it tracked (ep_filter). */
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	rc = usmc_sys.epoll_ctl(epfd, op, fd, event ? &kev : event);
 	if (rc == 0)
 		ep_track_locked(epfd, op, fd, event, false, event ? kev.events : 0);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return rc;
 }
 
@@ -165,7 +165,7 @@ static bool ep_has_smc_locked(int epfd, int depth);
 
 /*
  * Whether a set holds a usmc socket with something to report, looking
- * into the sets inside it; nothing is consumed.  Called with ep_lock.
+ * into the sets inside it; nothing is consumed.  Called with LOCK_EPOLL.
  */
 static bool ep_set_ready(int epfd, bool arm, int depth)
 {
@@ -202,9 +202,9 @@ static void ep_set_disarm(int epfd, int depth)
 
 void usmc_epoll_set_disarm(int fd)
 {
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	ep_set_disarm(fd, 0);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 }
 
 /* An entry that is a set inside this one: readable when the inner set has something. */
@@ -224,10 +224,10 @@ int usmc_epoll_set_poll(int fd)
 
 	if (!ep_any())
 		return -1;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	if (ep_has_smc_locked(fd, 0))
 		ready = ep_set_ready(fd, true, 1);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return ready;
 }
 
@@ -237,7 +237,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 	struct ep_entry *e;
 	int n = 0;
 
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	for (e = ep_first(epfd); e; e = e->next) {
 		struct usmc_sock *s;
 		uint32_t rev;
@@ -260,7 +260,7 @@ static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, boo
 	}
 	if (e)
 		ep_rotate_after(epfd, e);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return n;
 }
 
@@ -287,7 +287,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
 	int out = 0;
 
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	for (int i = 0; i < n; i++) {
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
@@ -310,7 +310,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		}
 		events[out++] = events[i];
 	}
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return out;
 }
 
@@ -321,13 +321,13 @@ static bool ep_has_proposed(int epfd)
 
 	if (!atomic_load_explicit(&usmc_socks_proposed, memory_order_relaxed))
 		return false;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	for (struct ep_entry *e = ep_first(epfd); e && !found; e = e->next) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 
 		found = s && s->state == SOCK_PROPOSED;
 	}
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return found;
 }
 
@@ -340,7 +340,7 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 {
 	int n = 0;
 
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	for (struct ep_entry *e = ep_first(epfd); e && n < maxevents; e = e->next) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
@@ -355,7 +355,7 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 		events[n].events = (uint32_t)p.revents;
 		events[n++].data = e->ev.data;
 	}
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return n;
 }
 
@@ -389,9 +389,9 @@ static bool ep_has_smc(int epfd, bool surely)
 
 	if (!surely && !ep_any())
 		return false;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	found = ep_has_smc_locked(epfd, 0);
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 	return found;
 }
 

@@ -14,8 +14,6 @@
 #include "usmc_epoll_table.h"
 #include "usmc_lock.h"
 
-pthread_mutex_t ep_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* A set that has entries, its list in turn order. */
 struct ep_set_list {
 	int epfd;
@@ -257,7 +255,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	/* Every close of the program passes here: most find no entry at all. */
 	if (!ep_any())
 		return;
-	usmc_mutex_lock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_lock(LOCK_EPOLL);
 	/* Most, in no set and no set themselves, need no walk. */
 	for (size_t i = 0, n = ep_fd_concerned(fd) ? ep_nsets : 0; i < n; i++) {
 		struct ep_set_list *l = &ep_sets[i];
@@ -278,5 +276,5 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		}
 	}
 	ep_sets_prune();
-	usmc_mutex_unlock(&ep_lock, LOCK_EPOLL);
+	usmc_rank_unlock(LOCK_EPOLL);
 }

@@ -2,7 +2,7 @@
 /*
  * The entries usmc's epoll keeps beside the kernel's sets (usmc_epoll.c):
  * which usmc descriptors, and which sets inside a set, were added to which
- * set with which events.  Everything here is called with ep_lock held.
+ * set with which events.  Everything here is called with LOCK_EPOLL held.
  */
 #ifndef USMC_EPOLL_TABLE_H
 #define USMC_EPOLL_TABLE_H
@@ -33,8 +33,6 @@ struct ep_entry {
 	struct ep_entry *hnext; /* the next in its bucket by set and data */
 	struct ep_entry *fnext; /* the next in its bucket by descriptor */
 };
-
-extern pthread_mutex_t ep_lock;
 
 /* Follows an epoll_ctl the kernel accepted: the entry is added, changed or dropped. */
 void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,

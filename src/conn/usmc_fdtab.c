@@ -19,6 +19,8 @@
 #include "usmc_conn.h"
 #include "usmc_diag.h"
 #include "usmc_fdtab.h"
+#include "usmc_holders.h"
+#include "usmc_lock.h"
 #include "usmc_sock.h"
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
@@ -236,7 +238,6 @@ static void adopt_diag_slots(void)
 {
 	struct usmc_sock *s;
 
-	usmc_diag_after_fork();
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
 		struct usmc_diag_sock *old = s->diag;
 
@@ -246,11 +247,19 @@ static void adopt_diag_slots(void)
 	}
 }
 
+/*
+ * Prepare handlers run in the reverse of the order they were set, child
+ * handlers in that order: first the locks' (a fork takes them after
+ * holders_lock, and the child makes them anew before it adopts its
+ * usmc-stat slots, which takes LOCK_DIAG), then the pid's (forgotten
+ * first in the child), these, and the holders'.
+ */
 static void watch_fork(void)
 {
-	/* Child handlers run in the order they were set: the pid is forgotten first. */
+	usmc_locks_watch_fork();
 	(void)usmc_pid();
 	pthread_atfork(before_fork, NULL, adopt_diag_slots);
+	usmc_holders_watch_fork();
 }
 
 void usmc_fd_watch_fork(void)
@@ -258,4 +267,14 @@ void usmc_fd_watch_fork(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	pthread_once(&once, watch_fork);
+}
+
+/*
+ * As the library loads.  Set at a first use, under a lock of ours, a
+ * handler would wait for glibc's lock of the handlers, which a fork in
+ * another thread holds while its prepare handlers wait for ours.
+ */
+__attribute__((constructor)) static void watch_fork_at_load(void)
+{
+	usmc_fd_watch_fork();
 }

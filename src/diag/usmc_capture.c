@@ -38,7 +38,6 @@
 bool usmc_capture_on;
 
 static struct {
-	pthread_mutex_t lock;
 	char pattern[256];
 	char path[300];
 	int port;
@@ -47,7 +46,7 @@ static struct {
 	dev_t dev;
 	ino_t ino;
 	bool failed;
-} cap = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+} cap = { .fd = -1 };
 
 void usmc_capture_init(void)
 {
@@ -88,7 +87,7 @@ static bool write_all(const void *buf, size_t len)
 	return true;
 }
 
-/* With cap.lock: the file is ours and open, with its header written. */
+/* With LOCK_CAPTURE held: the file is ours and open, with its header written. */
 static bool file_ready(void)
 {
 	static const uint32_t shb[7] = { PCAPNG_SHB, 28, 0x1A2B3C4D, 1, 0xffffffffu, 0xffffffffu, 28 };
@@ -214,7 +213,7 @@ void usmc_capture(int fd, bool sent, uint64_t pos, const struct iovec *iov, int 
 		return;
 	while (i < iovcnt && skip >= iov[i].iov_len)
 		skip -= iov[i++].iov_len;
-	usmc_mutex_lock(&cap.lock, LOCK_CAPTURE);
+	usmc_rank_lock(LOCK_CAPTURE);
 	while (len && i < iovcnt && file_ready()) {
 		size_t n = 0;
 
@@ -233,5 +232,5 @@ void usmc_capture(int fd, bool sent, uint64_t pos, const struct iovec *iov, int 
 		put_segment(&e, (uint32_t)(ISN + pos), chunk, n);
 		pos += n, len -= n;
 	}
-	usmc_mutex_unlock(&cap.lock, LOCK_CAPTURE);
+	usmc_rank_unlock(LOCK_CAPTURE);
 }

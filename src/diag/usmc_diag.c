@@ -19,7 +19,6 @@
 static struct usmc_diag_table *_Atomic table;
 static _Atomic pid_t table_pid;
 static _Atomic uint32_t free_hint; /* where a free slot may be: only a hint */
-static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t table_bytes(void)
 {
@@ -64,13 +63,13 @@ static struct usmc_diag_table *table_get(void)
 
 	if (atomic_load_explicit(&table_pid, memory_order_acquire) == pid)
 		return atomic_load_explicit(&table, memory_order_relaxed);
-	usmc_mutex_lock(&diag_lock, LOCK_DIAG);
+	usmc_rank_lock(LOCK_DIAG);
 	if (atomic_load_explicit(&table_pid, memory_order_relaxed) != pid) {
 		atomic_store_explicit(&table, table_create(), memory_order_relaxed);
 		atomic_store_explicit(&free_hint, 0, memory_order_relaxed);
 		atomic_store_explicit(&table_pid, pid, memory_order_release);
 	}
-	usmc_mutex_unlock(&diag_lock, LOCK_DIAG);
+	usmc_rank_unlock(LOCK_DIAG);
 	return atomic_load_explicit(&table, memory_order_relaxed);
 }
 
@@ -125,19 +124,6 @@ void usmc_diag_free(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slo
 		atomic_store_explicit(&free_hint, i, memory_order_relaxed);
 }
 
-/*
- * After fork, in the child: the table it inherited is its parent's (the
- * mapping is shared), and a socket it holds must be listed in its own, or
- * a connection the parent closed its copy of, such as a server's that
- * forks a child for each client, would vanish from usmc-stat while it
- * lives on.  The child is one thread: the lock a parent's thread may have
- * held at the fork is made anew.
- */
-void usmc_diag_after_fork(void)
-{
-	pthread_mutex_init(&diag_lock, NULL);
-}
-
 /* Whether d is a slot of the table this process owns. */
 static bool slot_is_ours(const struct usmc_diag_sock *d)
 {
@@ -157,6 +143,13 @@ void usmc_diag_snapshot(const struct usmc_diag_sock *d, struct usmc_diag_sock *p
 	atomic_store(&private_slot->state, atomic_load(&d->state));
 }
 
+/*
+ * After fork, in the child: the table it inherited is its parent's (the
+ * mapping is shared), and a socket it holds must be listed in its own, or
+ * a connection the parent closed its copy of, such as a server's that
+ * forks a child for each client, would vanish from usmc-stat while it
+ * lives on.
+ */
 struct usmc_diag_sock *usmc_diag_adopt(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot)
 {
 	struct usmc_diag_sock copy, *mine;

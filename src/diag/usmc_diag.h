@@ -54,8 +54,6 @@ struct usmc_diag_table {
 /* A slot for a new socket: in the table, or private if there is none. */
 struct usmc_diag_sock *usmc_diag_alloc(int fd, struct usmc_diag_sock *private_slot);
 void usmc_diag_free(struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot);
-/* In a forked child, before any other call here. */
-void usmc_diag_after_fork(void);
 /* Before fork: d as it is now, into the socket's private slot, which the child gets a copy of. */
 void usmc_diag_snapshot(const struct usmc_diag_sock *d, struct usmc_diag_sock *private_slot);
 /* A forked child's own slot for the socket whose slot was d: the snapshot, or d if it is ours. */

@@ -136,12 +136,11 @@ struct policy_table {
 static struct policy_table empty_table;
 static _Atomic(struct policy_table *) table = &empty_table;
 static struct {
-	pthread_mutex_t lock;
 	struct policy_table *retired;
 	bool from_file;        /* USMC_POLICY not set: the file, which may change */
 	const char *path;
 	struct usmc_watch watch; /* the file as last read */
-} src = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} src;
 static pthread_once_t policy_once = PTHREAD_ONCE_INIT;
 static _Atomic bool policy_done;
 
@@ -169,7 +168,7 @@ static void publish(const char *text, size_t len, const char *origin)
 	}
 }
 
-/* With src.lock held: reads the file again if it is not the one last read. */
+/* With LOCK_POLICY_SRC held: reads the file again if it is not the one last read. */
 static void file_refresh(bool first)
 {
 	struct stat st, before = src.watch.seen;
@@ -209,7 +208,7 @@ static void policy_load(void)
 {
 	const char *env = getenv("USMC_POLICY");
 
-	usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
+	usmc_rank_lock(LOCK_POLICY_SRC);
 	if (env) {
 		publish(env, strlen(env), "USMC_POLICY");
 	} else {
@@ -218,7 +217,7 @@ static void policy_load(void)
 		usmc_watch_due(&src.watch);
 		file_refresh(true);
 	}
-	usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
+	usmc_rank_unlock(LOCK_POLICY_SRC);
 }
 
 /* The table in force; a file that changed is read again, at most once a second. */
@@ -226,9 +225,9 @@ static const struct usmc_policy *policy_now(void)
 {
 	usmc_once(&policy_once, &policy_done, policy_load);
 	if (src.from_file && usmc_watch_due(&src.watch)) {
-		usmc_mutex_lock(&src.lock, LOCK_POLICY_SRC);
+		usmc_rank_lock(LOCK_POLICY_SRC);
 		file_refresh(false);
-		usmc_mutex_unlock(&src.lock, LOCK_POLICY_SRC);
+		usmc_rank_unlock(LOCK_POLICY_SRC);
 	}
 	return &atomic_load_explicit(&table, memory_order_acquire)->p;
 }
@@ -324,11 +323,10 @@ int usmc_policy_other_users(const uid_t **uids)
 #define LOCAL_MAX 64
 
 static struct {
-	pthread_mutex_t lock;
 	time_t loaded;
 	int n;
 	struct sockaddr_storage addr[LOCAL_MAX];
-} local = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} local;
 
 static void local_refresh(void)
 {
@@ -373,13 +371,13 @@ bool usmc_addr_is_local(const struct sockaddr *sa)
 	if (family == AF_INET6 && (!memcmp(addr, lo6, 16) || !memcmp(addr, any6, 16)))
 		return true;
 	now = time(NULL);
-	usmc_mutex_lock(&local.lock, LOCK_POLICY_LOCAL);
+	usmc_rank_lock(LOCK_POLICY_LOCAL);
 	if (now - local.loaded >= 2) {
 		local_refresh();
 		local.loaded = now;
 	}
 	for (int i = 0; i < local.n && !found; i++)
 		found = same_host_addr(&local.addr[i], family, addr);
-	usmc_mutex_unlock(&local.lock, LOCK_POLICY_LOCAL);
+	usmc_rank_unlock(LOCK_POLICY_LOCAL);
 	return found;
 }

@@ -102,12 +102,11 @@ void rdv_nat_parse(const char *list, const char *from, struct rdv_nat *nat)
  * so a wrong map costs shared memory, never a connection.
  */
 static struct {
-	pthread_mutex_t lock; /* LOCK_RDV_NAT: all of it */
 	struct usmc_watch watch;
 	struct rdv_nat nat;
-} map = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} map; /* LOCK_RDV_NAT: all of it */
 
-/* With map.lock held: the file as it is now, or no map. */
+/* With LOCK_RDV_NAT held: the file as it is now, or no map. */
 static void map_read(const char *path)
 {
 	char buf[1024];
@@ -144,13 +143,13 @@ void rdv_nat_file(const char *dir, struct rdv_nat *nat)
 {
 	char path[RDV_DIR_MAX + 16];
 
-	usmc_mutex_lock(&map.lock, LOCK_RDV_NAT);
+	usmc_rank_lock(LOCK_RDV_NAT);
 	if (usmc_watch_due(&map.watch)) {
 		snprintf(path, sizeof(path), "%s/usmc-nat", dir);
 		map_read(path);
 	}
 	*nat = map.nat;
-	usmc_mutex_unlock(&map.lock, LOCK_RDV_NAT);
+	usmc_rank_unlock(LOCK_RDV_NAT);
 }
 
 /*

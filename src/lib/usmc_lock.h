@@ -9,8 +9,8 @@
  * read it, around whatever they take next.  The ranks, lowest (taken
  * first) to highest:
  *
- *   LOCK_EPOLL         ep_lock (usmc_epoll_table.c): which usmc sockets are in
- *                      which epoll sets.  Held while the set's sockets
+ *   LOCK_EPOLL         which usmc sockets are in which epoll sets
+ *                      (usmc_epoll_table.c).  Held while the set's sockets
  *                      are looked at, which may settle a handshake.
  *   LOCK_CONN_TX       a connection's tx_lock (usmc_conn_shared, process-
  *                      shared and robust): the writes into our ring; a
@@ -22,8 +22,7 @@
  *                      channels, the handshakes in progress, the lists of
  *                      Proposals and connections, the segments kept for
  *                      reuse (usmc_seg_reuse.c).
- *   LOCK_DIAG          diag_lock (usmc_diag.c): making this process's
- *                      usmc-stat table.
+ *   LOCK_DIAG          making this process's usmc-stat table (usmc_diag.c).
  *   LOCK_RDV_NAT       the rendezvous directory's NAT map as last read
  *                      (usmc_rendezvous_nat.c).
  *   LOCK_POLICY_SRC    the policy file's state (usmc_policy.c).
@@ -33,7 +32,8 @@
  * Two connections' locks are never held at once.  State that no lock
  * guards is either the thread's own, set once (pthread_once, usmc_once),
  * or atomic; the descriptor table (usmc_fdtab.c) is read without a lock and
- * changed by atomic exchange.
+ * changed by atomic exchange.  HACKING.md, "Process state", names every
+ * variable of the process and what guards it.
  *
  * A debug build (CMAKE_BUILD_TYPE Debug, which the sanitizer build is)
  * checks the order at every lock and aborts naming the two ranks.
@@ -86,15 +86,30 @@ static inline void lock_rank_drop(enum usmc_lock_rank r)
 }
 #endif
 
-static inline void usmc_mutex_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
+/*
+ * The process's own lock of each rank (a connection's two are in its
+ * slot, shared with its peer).  They live together so that a fork can
+ * take them all, in order: a lock another thread held at fork() would be
+ * held for good in the child, and its first call to take it would never
+ * return.  The prepare handler (usmc_lock.c, set as the library loads)
+ * takes each, after holders_lock (whose handler, set later, runs first);
+ * the parent gives them back and the child, one thread with their state
+ * whole, makes them anew.
+ */
+extern pthread_mutex_t usmc_locks[LOCK_CAPTURE + 1];
+
+/* Sets the fork handlers of the locks, once: before any other of the library's. */
+void usmc_locks_watch_fork(void);
+
+static inline void usmc_rank_lock(enum usmc_lock_rank r)
 {
 	lock_rank_take(r);
-	pthread_mutex_lock(m);
+	pthread_mutex_lock(&usmc_locks[r]);
 }
 
-static inline void usmc_mutex_unlock(pthread_mutex_t *m, enum usmc_lock_rank r)
+static inline void usmc_rank_unlock(enum usmc_lock_rank r)
 {
-	pthread_mutex_unlock(m);
+	pthread_mutex_unlock(&usmc_locks[r]);
 	lock_rank_drop(r);
 }
 
@@ -116,6 +131,12 @@ static inline void conn_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
 	lock_rank_take(r);
 	if (pthread_mutex_lock(m) == EOWNERDEAD)
 		pthread_mutex_consistent(m);
+}
+
+static inline void usmc_mutex_unlock(pthread_mutex_t *m, enum usmc_lock_rank r)
+{
+	pthread_mutex_unlock(m);
+	lock_rank_drop(r);
 }
 
 #endif /* USMC_LOCK_H */

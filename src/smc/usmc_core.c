@@ -16,19 +16,17 @@
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
-static pthread_mutex_t usmc_mutex = PTHREAD_MUTEX_INITIALIZER;
-
 static struct usmc_lgr *lgr_list;
 static uint32_t lgr_next_id = 1;
 
 void usmc_lock(void)
 {
-	usmc_mutex_lock(&usmc_mutex, LOCK_CORE);
+	usmc_rank_lock(LOCK_CORE);
 }
 
 void usmc_unlock(void)
 {
-	usmc_mutex_unlock(&usmc_mutex, LOCK_CORE);
+	usmc_rank_unlock(LOCK_CORE);
 }
 
 int64_t usmc_now_ms(void)
