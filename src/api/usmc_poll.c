@@ -175,15 +175,6 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 
 static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout);
 
-int usmc_proposed_wait_ms(int left)
-{
-	int slice = usmc_clc_timeout_ms() / 4 + 1;
-
-	if (slice > 200)
-		slice = 200;
-	return left < 0 || left > slice ? slice : left;
-}
-
 /* How long a wait on socks may sleep: see usmc_proposed_wait_ms. */
 static int proposed_slice(struct usmc_sock **socks, nfds_t nfds, int left)
 {

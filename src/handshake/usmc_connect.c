@@ -459,12 +459,21 @@ static int hs_settle(struct usmc_sock *s, int result)
 	return 0;
 }
 
+int usmc_proposed_wait_ms(int left)
+{
+	int slice = usmc_clc_timeout_ms() / 4 + 1;
+
+	if (slice > 200)
+		slice = 200;
+	return left < 0 || left > slice ? slice : left;
+}
+
 /* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
 static int settle_until(struct usmc_sock *s, int64_t deadline)
 {
 	struct usmc_conn *conn = s->conn;
 	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
-	int slice = usmc_clc_timeout_ms() / 4 + 1 < 200 ? usmc_clc_timeout_ms() / 4 + 1 : 200;
+	int slice = usmc_proposed_wait_ms(-1);
 	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
 	bool look_tcp = deadline == 0;
 	/*
