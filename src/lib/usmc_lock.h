@@ -6,7 +6,10 @@
  * rank.  Before all of them comes holders_lock (usmc_holders.c), a
  * read-write lock: fork() takes it to write, so that a child gets each
  * connection with its count of holders; a close, and the end of a hold,
- * read it, around whatever they take next.  The ranks, lowest (taken
+ * read it, around whatever they take next.  (One taker reads it under
+ * LOCK_CORE: the new image's adoption of the connections an exec handed
+ * over (usmc_exec_adopt.c), which runs as the library loads, before the
+ * program can have a thread that forks.)  The ranks, lowest (taken
  * first) to highest:
  *
  *   LOCK_EPOLL         which usmc sockets are in which epoll sets

@@ -25,13 +25,14 @@
 /* Bounds the walk of a fork tree: a server with more children is rare. */
 #define TREE_MAX 4096
 
-static pid_t cached_pid;
+/* Threads may each store it at once, always the same value: relaxed atomics. */
+static _Atomic pid_t cached_pid;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 static _Atomic bool pid_once_done;
 
 static void pid_after_fork(void)
 {
-	cached_pid = 0;
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
 }
 
 static void pid_watch_fork(void)
@@ -41,10 +42,14 @@ static void pid_watch_fork(void)
 
 pid_t usmc_pid(void)
 {
+	pid_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
 	usmc_once(&pid_once, &pid_once_done, pid_watch_fork);
-	if (!cached_pid)
-		cached_pid = getpid();
-	return cached_pid;
+	if (!pid) {
+		pid = getpid();
+		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	}
+	return pid;
 }
 
 static struct usmc_watch fd_limit_watch;
