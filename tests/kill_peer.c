@@ -109,6 +109,8 @@ static void survive(int fd, bool survivor_writes, uint64_t read_so_far)
 	else
 		CHECK(rc == 0 || rc == ECONNRESET);
 	CHECK(usmc_close(fd) == 0);
+	/* The link group went with it: its segments and the peer's are unmapped. */
+	CHECK(h_count_lines("/proc/self/maps", "memfd:usmc-seg") == 0);
 }
 
 static void round_client_dies(void)

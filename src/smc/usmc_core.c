@@ -110,6 +110,12 @@ void lgr_terminate(struct usmc_lgr *lgr)
  * the channel here would cost every connection a system call.  A
  * one-connection channel goes with its connection.
  */
+void lgr_check_peer(struct usmc_lgr *lgr)
+{
+	if (!lgr->dead && lgr->owner_pid == usmc_pid() && usmc_fd_hung_up(lgr->chan))
+		lgr->dead = true;
+}
+
 void lgr_put(struct usmc_lgr *lgr)
 {
 	if (--lgr->refs)
