@@ -28,25 +28,17 @@ tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 # "file name" for each variable the objects define, file as usmc_x.c.
-nobjs=0
+. "$(dirname "$0")/objects.sh"
 : >"$tmp/found"
-old_ifs=$IFS
-IFS=';'
-for o in $objs; do
-	IFS=$old_ifs
-	case $o in
-	*/src/*.o) file=${o##*/} file=${file%.o} ;;
-	*) echo "$o: not an object of a file under src/"; exit 1 ;;
-	esac
-	[ -r "$o" ] || { echo "$o: not built"; exit 1; }
-	nobjs=$((nobjs + 1))
-	nm --defined-only "$o" | awk -v f="$file" '
+: >"$tmp/tls"
+variables_of() {
+	file=${2##*/}
+	nm --defined-only "$1" | awk -v f="$file" '
 	NF == 3 && $2 ~ /^[bBdD]$/ { print f, $3 }' >>"$tmp/found"
-	readelf -sW "$o" | awk -v f="$file" '$4 == "TLS" && $7 != "UND" { print f, $8 }' \
+	readelf -sW "$1" | awk -v f="$file" '$4 == "TLS" && $7 != "UND" { print f, $8 }' \
 		>>"$tmp/tls"
-done
-IFS=$old_ifs
-[ "$nobjs" -gt 0 ] || { echo "no objects"; exit 1; }
+}
+objects_each "$objs" variables_of
 for list in found tls; do
 	touch "$tmp/$list"
 	awk '$2 !~ /^(__|\.)/ {
@@ -102,5 +94,5 @@ complain "rows guarded by \"thread\" whose variable is no __thread" \
 	"$(comm -13 "$tmp/tls" "$tmp/thread_found")"
 complain "__thread variables whose row does not say \"thread\"" "" \
 	"$(comm -23 "$tmp/tls" "$tmp/thread_found")"
-echo "$(wc -l <"$tmp/found") variables ($(wc -l <"$tmp/tls") of them a thread's own) in $nobjs objects, $(wc -l <"$tmp/listed") rows"
+echo "$(wc -l <"$tmp/found") variables ($(wc -l <"$tmp/tls") of them a thread's own) in $objects_n objects, $(wc -l <"$tmp/listed") rows"
 exit $failed

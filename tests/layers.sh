@@ -36,23 +36,14 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Each object as its source file (src/LAYER/FILE.c), with what it defines
 # and what it takes from elsewhere.
-nobjs=0
+. "$here/objects.sh"
 : >"$tmp/defined"
 : >"$tmp/used"
-old_ifs=$IFS
-IFS=';'
-for o in $objs; do
-	IFS=$old_ifs
-	case $o in
-	*/src/*.o) file=src/${o##*/src/} file=${file%.o} ;;
-	*) echo "$o: not an object of a file under src/"; exit 1 ;;
-	esac
-	[ -r "$o" ] || { echo "$o: not built"; exit 1; }
-	nobjs=$((nobjs + 1))
-	nm --defined-only -g "$o" 2>/dev/null | awk -v f="$file" 'NF == 3 { print $3, f }' >>"$tmp/defined"
-	nm -u "$o" | awk -v f="$file" '{ print f, $NF }' >>"$tmp/used"
-done
-IFS=$old_ifs
+names_of() {
+	nm --defined-only -g "$1" 2>/dev/null | awk -v f="$2" 'NF == 3 { print $3, f }' >>"$tmp/defined"
+	nm -u "$1" | awk -v f="$2" '{ print f, $NF }' >>"$tmp/used"
+}
+objects_each "$objs" names_of
 [ -s "$tmp/defined" ] || { echo "no objects"; exit 1; }
 
 # The call graph: unit caller_file caller callee_file callee, a line a call.
@@ -117,9 +108,9 @@ if [ -n "$gone" ]; then
 	failed=1
 fi
 if [ -n "$graph" ]; then
-	seen="gcc's call graph ($(wc -l <"$tmp/calls") calls) and nm of $nobjs objects"
+	seen="gcc's call graph ($(wc -l <"$tmp/calls") calls) and nm of $objects_n objects"
 else
-	seen="nm of $nobjs objects"
+	seen="nm of $objects_n objects"
 fi
 echo "$(wc -l <"$tmp/up") upward calls, $(wc -l <"$tmp/allowed") allowed, from $seen"
 exit $failed
