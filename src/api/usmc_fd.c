@@ -124,8 +124,11 @@ void usmc_fd_close(int fd)
 int usmc_close(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
-	/* A fork meanwhile would give the child the descriptor without its count. */
-	bool guard = s && atomic_load(&s->state) == SOCK_SMC;
+	/*
+	 * A fork meanwhile would give the child the descriptor without its
+	 * count, or walk the table while the socket's state is freed.
+	 */
+	bool guard = s != NULL;
 	int rc;
 
 	if (guard)

@@ -205,8 +205,15 @@ bool usmc_sock_put(int fd)
 	atomic_store_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], NULL, memory_order_release);
 	if (!sock_unref(s, fd))
 		return false;
+	/*
+	 * A fork's prepare handler walks the table with holders_lock written
+	 * (usmc_holders.c), and may hold this socket from before it left the
+	 * table: it is freed only outside that walk.
+	 */
+	usmc_holders_enter();
 	usmc_diag_free(s->diag, &s->diag_private);
 	sock_free(s);
+	usmc_holders_leave();
 	return true;
 }
 
