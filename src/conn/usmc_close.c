@@ -86,34 +86,15 @@ void usmc_conn_free(struct usmc_conn *conn)
 	free(conn);
 }
 
-/*
- * Whether the TCP connection ended while the peer never said it closed:
- * its process was killed, or exec'd without the connection, and its end
- * of the link group's channel may be gone too.
- */
-static bool peer_ended_unsaid(const struct usmc_conn *conn)
-{
-	uint32_t said = atomic_load(&conn->sh->peer_flags);
-
-	if (conn->rx_mapped)
-		said |= atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed);
-	return atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN &&
-	       !(said & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT));
-}
-
 int usmc_close_conn(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	struct usmc_lgr *lgr = conn->lgr;
-	bool look = peer_ended_unsaid(conn);
 
 	close_publish(s);
 	usmc_lock();
 	af_srv_conn_del(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
-	/* An idle link group's peer shows at its next read; a killed one's now. */
-	if (look)
-		lgr_check_peer(lgr);
 	lgr_put(lgr);
 	usmc_unlock();
 	s->conn = NULL;

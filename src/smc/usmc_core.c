@@ -102,20 +102,15 @@ void lgr_terminate(struct usmc_lgr *lgr)
 }
 
 /*
- * Drops a reference.  A dead link group goes with its last connection; an
- * idle one stays, for the next connection.  Whether its peer went shows
- * at the next read of its channel, which finds the end: a server's at its
- * next accept (it reads all of them), a client's at its next handshake,
- * or at the Proposal sent on it, which then goes on another.  A look at
- * the channel here would cost every connection a system call.  A
- * one-connection channel goes with its connection.
+ * Drops a reference.  A link group goes with its last connection once its
+ * peer is gone, which a look at its channel tells (a poll): a process that
+ * made connections to peers that exit would otherwise keep each one's
+ * channel and segments until its next read of them.  An idle one to a
+ * live peer stays, for the next connection; if that peer goes later, the
+ * next read of the channel finds it, and a Proposal that meets the end
+ * goes on another link group.  A one-connection channel goes with its
+ * connection.
  */
-void lgr_check_peer(struct usmc_lgr *lgr)
-{
-	if (!lgr->dead && lgr->owner_pid == usmc_pid() && usmc_fd_hung_up(lgr->chan))
-		lgr->dead = true;
-}
-
 void lgr_put(struct usmc_lgr *lgr)
 {
 	if (--lgr->refs)
@@ -124,6 +119,8 @@ void lgr_put(struct usmc_lgr *lgr)
 		seg_reuse_keep(lgr);
 		lgr->dead = true;
 	}
+	if (!lgr->dead && lgr->owner_pid == usmc_pid() && usmc_fd_hung_up(lgr->chan))
+		lgr->dead = true;
 	if (lgr->dead)
 		lgr_destroy(lgr);
 }

@@ -166,12 +166,6 @@ void usmc_unlock(void);
 struct usmc_lgr *lgr_new(int chan, enum lgr_role role, pid_t peer_pid, uid_t peer_uid);
 struct usmc_lgr *lgr_first(void);
 void lgr_put(struct usmc_lgr *lgr);
-/*
- * Marks the link group dead if its peer's end of the channel is gone: for
- * a connection whose TCP ended without its peer's close (a killed
- * process), whose link group would otherwise wait for its next read.
- */
-void lgr_check_peer(struct usmc_lgr *lgr);
 /* Its peer is gone (net/smc's smc_lgr_terminate): destroyed with its last put. */
 void lgr_terminate(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
