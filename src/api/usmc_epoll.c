@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_epoll.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"

@@ -24,7 +24,7 @@
 
 #include "usmc.h"
 #include "usmc_conn.h"
-#include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_exec.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_listen.h"

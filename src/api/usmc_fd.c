@@ -14,7 +14,7 @@
 
 #include "usmc.h"
 #include "usmc_close.h"
-#include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_epoll.h"
 #include "usmc_exec_child.h"
 #include "usmc_fd.h"

@@ -21,6 +21,7 @@
 #include "usmc_config.h"
 #include "usmc_conn.h"
 #include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"

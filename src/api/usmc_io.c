@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_fdtab.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"

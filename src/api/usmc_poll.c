@@ -19,7 +19,7 @@
 #include "usmc.h"
 #include "usmc_channel.h"
 #include "usmc_config.h"
-#include "usmc_connect.h"
+#include "usmc_settle.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
 #include "usmc_listener.h"

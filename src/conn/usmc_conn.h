@@ -78,6 +78,8 @@ struct usmc_conn {
 	int64_t hs_accepted_at; /* when we first saw our connection accepted */
 	int64_t hs_withdrawn_at; /* when we withdrew the Proposal (usmc_clc.h) */
 	bool hs_reset;          /* no answer to the withdrawal: reset the connection */
+	int hs_slot;            /* its Proposal's place in the registry's list, or -1 */
+	uint64_t hs_slot_tag;
 	struct usmc_conn *hs_next;
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */

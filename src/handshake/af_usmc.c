@@ -2,7 +2,7 @@
 /*
  * The handshake (net/smc's af_smc.c): connections and the pump that reads
  * what the link groups' channels hold.  The client's side is in
- * usmc_connect.c, the server's in usmc_listen.c, listeners and who holds
+ * usmc_connect.c and usmc_settle.c, the server's in usmc_listen.c, listeners and who holds
  * them in usmc_listener.c, the listener's channels and what they may cost
  * in usmc_chan.c.
  *
@@ -62,6 +62,7 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 	conn->sock = s;
 	conn->diag = s->diag;
 	conn->lgr = lgr;
+	conn->hs_slot = -1;
 	return conn;
 }
 

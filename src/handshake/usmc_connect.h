@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The client's handshake (usmc_connect.c): connect() that sends a
- * Proposal beside the TCP handshake, and the settling of its answer,
- * Accept or Decline, waited for or not.
+ * Proposal beside the TCP handshake.  Its answer is settled in
+ * usmc_settle.c.
  */
 #ifndef USMC_CONNECT_H
 #define USMC_CONNECT_H
@@ -13,22 +13,5 @@
 #include "usmc_sock.h"
 
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len);
-/* Waits (or not) for the Accept or Decline of a proposed connection. */
-int af_settle(struct usmc_sock *s, bool wait);
-/* Settles the handshake if its answer is in already: one look at the channel. */
-void af_settle_if_answered(struct usmc_sock *s);
-/* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
-void af_settle_before_close(struct usmc_sock *s);
-/* Closing before the answer came: the ring stays for the server to read. */
-void af_orphan(struct usmc_sock *s);
-/*
- * A Proposal nobody takes (a plain program accepted the connection, a
- * proxy relays it) gets no answer and rings no doorbell, and a full ring
- * hides the kernel socket's POLLOUT: a wait on a socket still proposing
- * wakes as often as a blocking call's wait does, so that its handshake
- * looks whether anyone can still answer (af_settle) and falls back after
- * a CLC timeout.  How long such a wait of left ms (-1: none) may sleep.
- */
-int usmc_proposed_wait_ms(int left);
 
 #endif /* USMC_CONNECT_H */

@@ -124,10 +124,9 @@ static struct srv_proposal *srv_find(struct usmc_listener *l, struct usmc_sock *
  */
 static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port *reg,
 				       struct usmc_sock *ns, const struct sockaddr *peer,
-				       uint32_t *uid)
+				       uint64_t *cookie, uint32_t *uid)
 {
 	struct srv_proposal *p = NULL;
-	uint64_t cookie = 0;
 	bool mine = l->owner == usmc_pid();
 
 	/*
@@ -138,22 +137,22 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 	 */
 	if (mine && af_pump_lgrs_first()) {
 		/* Proposals come in the order of their connections: the first is most often ours. */
-		p = srv_find(l, ns, peer, &cookie, uid);
+		p = srv_find(l, ns, peer, cookie, uid);
 		if (!p)
 			af_pump_lgrs();
 	} else if (!mine) {
 		af_pump_direct();
 	}
 	if (!p)
-		p = srv_find(l, ns, peer, &cookie, uid);
+		p = srv_find(l, ns, peer, cookie, uid);
 	if (!p && af_listener_shared(l)) {
 		struct usmc_lgr *lgr;
 
-		if (!cookie)
-			cookie = af_peer_socket_diag(ns->fd, peer, NULL, uid);
-		lgr = cookie ? af_queue_find(l, reg, cookie) : NULL;
+		if (!*cookie)
+			*cookie = af_peer_socket_diag(ns->fd, peer, NULL, uid);
+		lgr = *cookie ? af_queue_find(l, reg, *cookie) : NULL;
 		if (lgr && af_pump_lgr(lgr))
-			p = af_srv_take(l->port, NULL, 0, cookie);
+			p = af_srv_take(l->port, NULL, 0, *cookie);
 		return p;
 	}
 	/*
@@ -167,7 +166,7 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 
 		if (af_accept_channels(l, &more) > 0) {
 			af_pump_lgrs();
-			p = srv_find(l, ns, peer, &cookie, uid);
+			p = srv_find(l, ns, peer, cookie, uid);
 		}
 		if (!more || !reg ||
 		    atomic_load(&reg->proposals) == atomic_load_explicit(&l->seen, memory_order_acquire))
@@ -198,12 +197,35 @@ static struct srv_proposal *srv_lookup_rdv(struct usmc_listener *l, struct reg_p
 	return p;
 }
 
+/*
+ * A connection whose Proposal went on a link group to another holder of
+ * the listener, which never gets the connection: if its client listed
+ * the Proposal (usmc_registry.h), it is refused there, and the client
+ * woken by its own socket's cookie written into the connection, which
+ * it reads before its program does (usmc_settle.c).  Only a client of
+ * our user that listed that cookie gets those bytes.  The Proposal's
+ * reader drops it once the client withdraws it.
+ */
+static bool srv_refuse_listed(struct usmc_listener *l, struct reg_port *reg, struct usmc_sock *ns,
+			      const struct sockaddr *peer, uint64_t cookie, uint32_t uid)
+{
+	if (reg_slots_none(reg))
+		return false;
+	if (!cookie)
+		cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
+	if (!cookie || uid != reg_owner() || !reg_slot_refuse(l->port, cookie))
+		return false;
+	usmc_sys.send(ns->fd, &cookie, sizeof(cookie), MSG_NOSIGNAL | MSG_DONTWAIT);
+	return true;
+}
+
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			      const struct sockaddr *peer)
 {
 	struct usmc_listener *l = ls->listener;
 	struct reg_port *reg = reg_port(l->port);
 	struct srv_proposal *p;
+	uint64_t cookie = 0;
 	uint32_t reason, uid = 0;
 	bool shared = af_listener_shared(l), remote = !usmc_addr_is_local(peer);
 
@@ -217,6 +239,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		/* Inherited some other way than fork: let clients know. */
 		if (reg && atomic_load(&reg->pid) == l->owner)
 			atomic_fetch_or(&reg->flags, REG_SHARED);
+		srv_refuse_listed(l, reg, ns, peer, 0, 0);
 		return USMC_DECL_LISTENSHARED;
 	}
 	/*
@@ -231,13 +254,19 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	 */
 	if (!remote && (shared ? af_queue_none_pending(reg) && l->ufd_users < 0 &&
 					 atomic_load(&reg->proposals) == atomic_load(&reg->read) &&
+					 reg_slots_none(reg) &&
 					 (l->owner != usmc_pid() ? af_srv_none_listed()
 								   : af_srv_none_pending(l, reg))
 			       : af_srv_none_pending(l, reg)))
 		return USMC_DECL_PEERNOSMC;
 	usmc_lock();
 	reason = USMC_DECL_PEERNOSMC;
-	p = remote ? srv_lookup_rdv(l, reg, ns, &uid, &reason) : srv_lookup(l, reg, ns, peer, &uid);
+	p = remote ? srv_lookup_rdv(l, reg, ns, &uid, &reason)
+		   : srv_lookup(l, reg, ns, peer, &cookie, &uid);
+	/* Another holder has it, if anyone: a listener shared, or taken over since. */
+	if (!p && !remote && (shared || af_listener_shared(l)) &&
+	    srv_refuse_listed(l, reg, ns, peer, cookie, uid))
+		reason = USMC_DECL_LISTENSHARED;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
 	if (p && uid != (uint32_t)p->lgr->peer_uid)
 		reason = USMC_DECL_FOREIGN;

@@ -29,7 +29,7 @@
  * then gets that refusal as its answer: both ends stay TCP, since the
  * accepting holder will never find the Proposal.  The client keeps the
  * server's end too, and withdraws by taking its Proposal back out of it
- * (usmc_connect.c): if it can, no holder ever will.
+ * (usmc_settle.c): if it can, no holder ever will.
  */
 #include <errno.h>
 #include <linux/sockios.h>

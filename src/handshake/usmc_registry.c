@@ -15,16 +15,46 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "usmc_core.h"
+#include "usmc_proc.h"
 #include "usmc_registry.h"
 #include "usmc_shared_file.h"
 #include "usmc_sys.h"
 
 #define REG_PORTS 65536
+/* Proposals listed at once on a user's link groups: a burst of connections' worth. */
+#define REG_SLOTS 4096
+/* Slots looked at from a cookie's place: a full stretch leaves the Proposal unlisted. */
+#define REG_SLOT_PROBE 16
+/*
+ * A listed slot taken this long ago is reclaimed: its client died, or
+ * never touched its socket again.  Without its slot a Proposal still
+ * ends, as any does, by the client's own look after a CLC timeout.  A
+ * refused one only once its client is gone: the client reads the wake
+ * it owes only if it learns of the refusal from its slot.
+ */
+#define REG_SLOT_STALE_S 60
+
+enum { RSLOT_FREE, RSLOT_BUSY, RSLOT_LISTED, RSLOT_REFUSED };
+#define SLOT_STATE(tag) ((tag) & 3u)
+#define SLOT_TAG(seq, state) (((seq) << 2) | (state))
+
+struct reg_slot {
+	_Atomic uint64_t tag;    /* a sequence number above the state: a reused slot never matches */
+	_Atomic uint64_t cookie; /* the Proposal's: its client's TCP socket */
+	_Atomic uint32_t since;  /* when it was taken, in seconds since boot */
+	_Atomic uint32_t port;
+	_Atomic int32_t pid;     /* the client's */
+	uint32_t pad;
+};
 
 static struct reg_port *reg_map;
+/* The list of Proposals follows the ports' entries. */
+#define reg_slots ((struct reg_slot *)(reg_map + REG_PORTS))
 static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
@@ -41,9 +71,10 @@ static void reg_open(void)
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.4", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.5", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 usmc_netns_inode());
-	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port));
+	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port) +
+						       REG_SLOTS * sizeof(struct reg_slot));
 	reg_uid = getuid();
 }
 
@@ -86,3 +117,111 @@ socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *addr)
 	return reg_name(addr, "usmc/%u/%u/m%d", (unsigned)uid, (unsigned)port, (int)pid);
 }
 
+/* ---- Proposals listed by cookie (usmc_registry.h) ---- */
+
+static uint32_t boot_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint32_t)ts.tv_sec;
+}
+
+static uint32_t slot_home(uint64_t cookie)
+{
+	return (uint32_t)((cookie * 0x9e3779b97f4a7c15ull) >> 52) % REG_SLOTS;
+}
+
+/* A slot's list entry ends: its port counts one Proposal fewer. */
+static void slot_unlist(struct reg_slot *sl)
+{
+	uint32_t port = atomic_load(&sl->port);
+
+	if (port < REG_PORTS)
+		atomic_fetch_sub(&reg_map[port].listed, 1);
+}
+
+int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag_out)
+{
+	uint32_t home = slot_home(cookie), now = 0;
+
+	if (!reg_port(port))
+		return -1;
+	for (uint32_t i = 0; i < REG_SLOT_PROBE; i++) {
+		struct reg_slot *sl = &reg_slots[(home + i) % REG_SLOTS];
+		uint64_t tag = atomic_load(&sl->tag), seq = tag >> 2;
+		bool stale = false;
+
+		if (SLOT_STATE(tag) == RSLOT_LISTED || SLOT_STATE(tag) == RSLOT_REFUSED) {
+			if (!now)
+				now = boot_seconds();
+			stale = now - atomic_load(&sl->since) > REG_SLOT_STALE_S &&
+				(SLOT_STATE(tag) == RSLOT_LISTED ||
+				 (kill(atomic_load(&sl->pid), 0) < 0 && errno == ESRCH));
+		}
+		if ((SLOT_STATE(tag) != RSLOT_FREE && !stale) ||
+		    !atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(seq + 1, RSLOT_BUSY)))
+			continue;
+		if (stale)
+			slot_unlist(sl);
+		atomic_store(&sl->cookie, cookie);
+		atomic_store(&sl->port, port);
+		atomic_store(&sl->since, now ? now : boot_seconds());
+		atomic_store(&sl->pid, usmc_pid());
+		/* Counted before listed: a holder that sees no count finds no slot. */
+		atomic_fetch_add(&reg_map[port].listed, 1);
+		*tag_out = SLOT_TAG(seq + 1, RSLOT_LISTED);
+		atomic_store(&sl->tag, *tag_out);
+		return (int)((home + i) % REG_SLOTS);
+	}
+	return -1;
+}
+
+bool reg_slot_refused(int slot, uint64_t tag)
+{
+	return slot >= 0 && atomic_load(&reg_slots[slot].tag) == SLOT_TAG(tag >> 2, RSLOT_REFUSED);
+}
+
+bool reg_slot_put(int *slot, uint64_t tag)
+{
+	uint64_t seq = tag >> 2;
+	struct reg_slot *sl;
+	bool refused;
+
+	if (*slot < 0)
+		return false;
+	sl = &reg_slots[*slot];
+	*slot = -1;
+	refused = !atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(seq, RSLOT_BUSY));
+	/* Reclaimed meanwhile (stale): somebody else's now, and uncounted already. */
+	if (refused && (tag != SLOT_TAG(seq, RSLOT_REFUSED) ||
+			!atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(seq, RSLOT_BUSY))))
+		return false;
+	slot_unlist(sl);
+	atomic_store(&sl->tag, SLOT_TAG(seq, RSLOT_FREE));
+	return refused;
+}
+
+bool reg_slot_refuse(uint16_t port, uint64_t cookie)
+{
+	uint32_t home = slot_home(cookie);
+
+	if (!cookie || reg_slots_none(reg_port(port)))
+		return false;
+	for (uint32_t i = 0; i < REG_SLOT_PROBE; i++) {
+		struct reg_slot *sl = &reg_slots[(home + i) % REG_SLOTS];
+		uint64_t tag = atomic_load(&sl->tag);
+
+		/* The tag again after the cookie: the cookie was the one listed with it. */
+		if (SLOT_STATE(tag) == RSLOT_LISTED && atomic_load(&sl->cookie) == cookie &&
+		    atomic_load(&sl->port) == port &&
+		    atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(tag >> 2, RSLOT_REFUSED)))
+			return true;
+	}
+	return false;
+}
+
+bool reg_slots_none(struct reg_port *reg)
+{
+	return !reg || !atomic_load_explicit(&reg->listed, memory_order_acquire);
+}

@@ -29,6 +29,8 @@ struct reg_port {
 	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
 	_Atomic uint32_t holding;   /* processes holding entries taken from it */
 	_Atomic uint32_t handed;    /* entries a holder put back or refused */
+	/* Proposals on link groups whose client listed them (reg_slot_take), in flight: */
+	_Atomic uint32_t listed;
 	/* The processes of an SO_REUSEPORT group (REG_REUSEPORT), each its own queue: */
 	_Atomic int32_t members[REG_MEMBERS];
 };
@@ -53,6 +55,26 @@ struct reg_port {
  * (usmc_queue.c).  Set with REG_SHARED.
  */
 #define REG_REUSEPORT 4u
+
+/*
+ * A Proposal sent on a link group reaches the one process at its other
+ * end.  Once the listener is shared, another holder may accept its
+ * connection and can never find it: the client lists the Proposal here
+ * by its cookie while it waits for the answer, and that holder marks it
+ * refused instead, then wakes the client through the connection itself
+ * (usmc_listen.c): both ends fall back at once.  A slot is named by its
+ * index and the tag it had when taken, which no later use of it repeats.
+ */
+/* Lists a Proposal toward port by our TCP socket's cookie: its slot, or -1 if the list is full. */
+int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag);
+/* Whether a holder refused the listed Proposal. */
+bool reg_slot_refused(int slot, uint64_t tag);
+/* Takes it off the list (*slot becomes -1): true if a holder refused it, whose wake is on its way. */
+bool reg_slot_put(int *slot, uint64_t tag);
+/* A holder of port without the Proposal of cookie: true if it was listed, and is now refused. */
+bool reg_slot_refuse(uint16_t port, uint64_t cookie);
+/* No Proposal toward the port is listed. */
+bool reg_slots_none(struct reg_port *reg);
 
 /* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
 unsigned long usmc_netns_inode(void);

@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The client's answer (net/smc's smc_connect_clc and what follows it):
+ * waiting for the server's Accept or Decline, inside the program's own
+ * calls, and settling the connection by it: shared memory, or TCP with
+ * what was written meanwhile replayed into the stream.  A Proposal that
+ * nobody can answer any more (its connection went to a holder that never
+ * read it, or to a plain program) is withdrawn, or refused by the holder
+ * that has its connection (usmc_registry.h), so that no wait outlasts a
+ * CLC timeout and both ends always agree.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_channel.h"
+#include "usmc_close.h"
+#include "usmc_config.h"
+#include "usmc_conn.h"
+#include "usmc_connect.h"
+#include "usmc_settle.h"
+#include "usmc_connect_lgr.h"
+#include "usmc_listen.h"
+#include "usmc_log.h"
+#include "usmc_policy.h"
+#include "usmc_proc.h"
+#include "usmc_queue.h"
+#include "usmc_registry.h"
+#include "usmc_rendezvous.h"
+#include "usmc_rx.h"
+#include "usmc_seg.h"
+#include "usmc_sock.h"
+#include "usmc_sockdiag.h"
+#include "usmc_stats.h"
+#include "usmc_sys.h"
+#include "usmc_tx.h"
+#include "af_usmc.h"
+
+static void cli_finish_accept(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	usmc_lock();
+	af_cli_find(conn->lgr, conn->token, true);
+	/*
+	 * A ring we cannot map: the server must reset it (a Decline after its
+	 * Accept resets the connection there).  No Confirm follows a good
+	 * Accept: the server reads its channel only when it accepts, and
+	 * Confirms piling up there would block the next Proposal.
+	 */
+	if (!conn->rx_mapped)
+		af_send_clc(conn->lgr, CLC_DECLINE, conn->token, conn->hs_reason);
+	usmc_unlock();
+	/* Set by the program before the Accept, the option reached the kernel already. */
+	if (!s->nodelay)
+		af_set_nodelay(s->fd);
+	/* A cork set while we proposed would hold the doorbells back (usmc_setsockopt). */
+	if (s->cork)
+		usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
+	usmc_sock_set_state(s, SOCK_SMC);
+	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
+	if (!conn->rx_mapped) {
+		usmc_conn_abort(s);
+		return;
+	}
+	/* What we wrote before the Accept rang nobody: the server may be asleep. */
+	usmc_tx_notify(s);
+}
+
+static void cli_finish_decline(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t reason = conn->hs_reason;
+	bool by_peer = !conn->hs_local;
+
+	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	usmc_tx_replay(s);
+	if (s->shut_wr)
+		usmc_sys.shutdown(s->fd, SHUT_WR);
+	usmc_lock();
+	af_cli_find(conn->lgr, conn->token, true);
+	conn->rx_mapped = false;
+	s->conn = NULL;
+	usmc_sock_fallback(s, reason, by_peer);
+	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	af_conn_destroy(conn);
+	usmc_unlock();
+}
+
+/* Where the server's end of our connection is: see enum server_end. */
+enum server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE };
+
+static enum server_end server_end_state(struct usmc_sock *s)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	uint32_t inode = 0;
+
+	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
+		return END_WAITING;
+	usmc_lock();
+	af_peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
+	usmc_unlock();
+	if (!inode)
+		return END_WAITING; /* still in the accept queue */
+	return proc_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
+}
+
+/* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
+static int hs_answer(struct usmc_conn *conn)
+{
+	int result;
+
+	usmc_lock();
+	/*
+	 * A channel of its own holds the answer: the others need not be read
+	 * for it.  Else every client link group's answers: a server whose
+	 * channel toward us is full waits on us.  Never our listeners'
+	 * channels: a Proposal we read there as a listener's maker is ours to
+	 * answer, and once the listener is shared, a worker accepts its
+	 * connection and would never find it (a client that is also the maker
+	 * of the listener it connects to, as prefork servers' masters may be).
+	 */
+	af_pump_answer(conn);
+	/* The holder that has our connection refused it: no other answer can come. */
+	if (!conn->hs_result && reg_slot_refused(conn->hs_slot, conn->hs_slot_tag))
+		conn->hs_result = CLC_DECLINE;
+	result = conn->hs_result;
+	usmc_unlock();
+	return result;
+}
+
+/*
+ * The holder that accepted our connection refused the Proposal we had
+ * listed (usmc_registry.h), and wrote our socket's cookie into the
+ * connection to wake us, before anything of its program's: read it out
+ * before the program reads.  False if it does not come within a CLC
+ * timeout, or something else does.
+ */
+static bool hs_wake_take(struct usmc_sock *s)
+{
+	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
+	uint64_t cookie = 0, wake = 0;
+	socklen_t len = sizeof(cookie);
+	size_t got = 0;
+
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		return false;
+	while (got < sizeof(wake)) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		ssize_t n = usmc_sys.recv(s->fd, (char *)&wake + got, sizeof(wake) - got,
+					  MSG_DONTWAIT);
+		int64_t left = deadline - usmc_now_ms();
+
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR) || left <= 0)
+			return false;
+		usmc_sys.poll(&p, 1, (int)left);
+	}
+	return wake == cookie;
+}
+
+/*
+ * A holder refused the Proposal we had listed: that is the answer,
+ * whatever else came (an Accept cannot have: only the process that
+ * accepted the connection gives one).  Its wake is read, and the
+ * Proposal's reader is told to drop it.
+ */
+static void hs_take_refusal(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	bool accepted = conn->hs_result == CLC_ACCEPT;
+
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = USMC_DECL_LISTENSHARED;
+	conn->hs_local = true;
+	usmc_lock();
+	af_send_withdraw(conn->lgr, conn->token, USMC_DECL_LISTENSHARED);
+	usmc_unlock();
+	/* Without its wake the stream's start is unknown: the connection fails, loudly. */
+	conn->hs_reset = accepted || !hs_wake_take(s);
+}
+
+/* The Proposal leaves the registry's list as its handshake settles. */
+static void hs_unlist(struct usmc_sock *s)
+{
+	if (reg_slot_put(&s->conn->hs_slot, s->conn->hs_slot_tag))
+		hs_take_refusal(s);
+}
+
+/* The handshake ends here, with no answer from the server. */
+static bool hs_settle_locally(struct usmc_conn *conn, uint32_t reason, bool reset)
+{
+	conn->hs_result = CLC_DECLINE;
+	conn->hs_reason = reason;
+	conn->hs_local = true;
+	conn->hs_reset = reset;
+	return true;
+}
+
+/*
+ * Withdraws the Proposal (usmc_clc.h) once, and reads the channel: true if
+ * an answer is in, or the Proposal was taken back (a shared listener's).
+ */
+static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
+{
+	bool answered;
+
+	usmc_lock();
+	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && af_queue_take_back(conn->lgr)) {
+		/* No holder took it, and none ever can: TCP on both ends, for certain. */
+		usmc_unlock();
+		return hs_settle_locally(conn, reason, false);
+	}
+	if (!conn->hs_withdrawn_at) {
+		/* A holder of a shared listener took it: its answer is on the way. */
+		if (!conn->lgr->oneshot)
+			af_send_withdraw(conn->lgr, conn->token, reason);
+		conn->hs_withdrawn_at = now;
+	}
+	af_pump_answers(NULL);
+	answered = conn->hs_result != 0;
+	usmc_unlock();
+	return answered;
+}
+
+/*
+ * Ends a wait for an answer that cannot come, looking at most every
+ * quarter of a CLC timeout once one has passed.  True once the handshake
+ * is settled (an answer came, or it ends here).
+ */
+static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
+	struct reg_port *reg = conn->lgr->own_user ? reg_port(conn->lgr->port) : NULL;
+	/*
+	 * Proposed straight to a listener that workers then marked shared: a
+	 * worker that got the connection finds the Proposal in the backlog
+	 * they share (usmc_listen.c), within a CLC timeout as any answer.
+	 */
+	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
+	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
+	enum server_end end;
+
+	if (!conn->hs_check_at)
+		conn->hs_check_at = now + timeout;
+	if (now < conn->hs_check_at)
+		return false;
+	conn->hs_check_at = now + timeout / 4 + 1;
+	/*
+	 * Withdrawn and still no answer: the server is stopped inside its
+	 * answer.  A shared listener's Proposal is withdrawn at once: whoever
+	 * took it has the connection, or refuses it.
+	 */
+	if (conn->hs_withdrawn_at || conn->lgr->oneshot)
+		return hs_withdraw(conn, reason, now) ||
+		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
+			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));
+	end = server_end_state(s);
+	if (end == END_WAITING) {
+		conn->hs_accepted_at = 0;
+		return false;
+	}
+	if (!conn->hs_accepted_at) {
+		conn->hs_accepted_at = now;
+		/*
+		 * The kernel gives an accepted socket its inode before it installs
+		 * the descriptor in the server's table: "elsewhere" may only mean
+		 * that the server is inside accept().  Believe it at the next look.
+		 */
+		return false;
+	}
+	/*
+	 * Accepted by the process that has our Proposal, which answers within
+	 * microseconds unless it cannot read it (out of descriptors) or is
+	 * stopped: wait longer, then withdraw.
+	 */
+	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
+		return false;
+	if (hs_withdraw(conn, reason, now))
+		return true;
+	/*
+	 * Accepted elsewhere: the server never had the connection, so it never
+	 * takes the Proposal, and any answer it gave is in already.
+	 */
+	return end == END_ELSEWHERE && hs_settle_locally(conn, reason, false);
+}
+
+/*
+ * No answer to our withdrawal: the server may still take the Proposal
+ * and read our ring.  The ring says reset, and so does TCP (a connect to
+ * AF_UNSPEC sends the reset and leaves ECONNRESET for our next call); the
+ * ring waits for the server's answer as a closed connection's does.
+ */
+static void cli_finish_reset(struct usmc_sock *s)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct usmc_conn *conn = s->conn;
+
+	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
+	usmc_sys.connect(s->fd, &sa, sizeof(sa));
+	usmc_lock();
+	conn->hs_result = 0;
+	conn->sock = NULL;
+	conn->diag = NULL;
+	s->conn = NULL;
+	usmc_unlock();
+	usmc_sock_fallback(s, USMC_DECL_TIMEOUT_CLC, false);
+}
+
+/* Ends the handshake with its answer. */
+static int hs_settle(struct usmc_sock *s, int result)
+{
+	struct usmc_conn *conn = s->conn;
+
+	/* Threads of ours may hold the same answer: one settles it, the others wait. */
+	if (atomic_exchange(&s->hs_settling, true)) {
+		while (atomic_load(&s->state) == SOCK_PROPOSED)
+			sched_yield();
+		return 0;
+	}
+	hs_unlist(s);
+	result = conn->hs_result ? conn->hs_result : result;
+	if (result == CLC_ACCEPT)
+		cli_finish_accept(s);
+	else if (conn->hs_reset)
+		cli_finish_reset(s);
+	else
+		cli_finish_decline(s);
+	return 0;
+}
+
+int usmc_proposed_wait_ms(int left)
+{
+	int slice = usmc_clc_timeout_ms() / 4 + 1;
+
+	if (slice > 200)
+		slice = 200;
+	return left < 0 || left > slice ? slice : left;
+}
+
+/* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
+static int settle_until(struct usmc_sock *s, int64_t deadline)
+{
+	struct usmc_conn *conn = s->conn;
+	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
+	int slice = usmc_proposed_wait_ms(-1);
+	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
+	bool look_tcp = deadline == 0;
+	/*
+	 * And reads the channels once its poll says something came, unless a
+	 * read before took the answer in already: right after the Proposal a
+	 * read most often finds nothing, and the poll returns at once for an
+	 * answer that is there.
+	 */
+	bool look = deadline == 0 || conn->hs_result || conn->lgr->backlog;
+	int result;
+
+	/*
+	 * A forked child shares the connection but not the channel: only the
+	 * process that proposed may settle the handshake.
+	 */
+	if (conn->lgr->owner_pid != usmc_pid()) {
+		errno = EAGAIN;
+		return -1;
+	}
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
+				       { .fd = conn->lgr->chan, .events = POLLIN } };
+
+		result = look ? hs_answer(conn) : 0;
+		look = true;
+		if (result)
+			break;
+		if (look_tcp && usmc_fd_hung_up(s->fd)) {
+			/* An answer comes before anything the server does on TCP: look once more. */
+			result = hs_answer(conn);
+			if (result)
+				break;
+			/* No answer will come: let the kernel tell what happened. */
+			conn->hs_result = result = CLC_DECLINE;
+			conn->hs_reason = USMC_DECL_PEERNOSMC;
+			conn->hs_local = true;
+			break;
+		}
+		if (hs_withdraw_if_unanswered(s)) {
+			result = conn->hs_result;
+			break;
+		}
+		if (usmc_now_ms() >= deadline) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (usmc_sys.poll(p, 2, slice) < 0)
+			return -1;
+		look_tcp = p[0].revents != 0;
+	}
+	return hs_settle(s, result);
+}
+
+int af_settle(struct usmc_sock *s, bool wait)
+{
+	return settle_until(s, wait ? INT64_MAX : 0);
+}
+
+void af_settle_if_answered(struct usmc_sock *s)
+{
+	int result;
+
+	if (s->conn->lgr->owner_pid == usmc_pid() && (result = hs_answer(s->conn)))
+		hs_settle(s, result);
+}
+
+/*
+ * Closing before the answer came: what we wrote is in our ring, and if the
+ * server were to decline, nobody would be left to replay it into TCP.
+ * Wait for the answer: once the server has accepted the connection it
+ * comes, or the wait ends as orphaned, within a few CLC timeouts.  A
+ * server that does not accept within one keeps the Proposal, as TCP keeps
+ * the data of a connection nobody accepts.
+ */
+void af_settle_before_close(struct usmc_sock *s)
+{
+	if (s->conn->sh->tx_prod &&
+	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
+	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle(s, true) == 0)))
+		return;
+	if (s->state == SOCK_PROPOSED && af_settle(s, false) < 0)
+		af_orphan(s);
+}
+
+/* Closing while the answer is pending: the ring stays for the server. */
+void af_orphan(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	/* Refused since we last looked: settled after all, what we wrote replayed. */
+	if (conn->lgr->owner_pid == usmc_pid() && reg_slot_put(&conn->hs_slot, conn->hs_slot_tag)) {
+		hs_take_refusal(s);
+		hs_settle(s, CLC_DECLINE);
+		return;
+	}
+	usmc_lock();
+	conn->sock = NULL;
+	conn->diag = NULL;
+	conn_publish_flags(conn, CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED);
+	s->conn = NULL;
+	usmc_unlock();
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client's answer (usmc_settle.c): the Accept or Decline of a
+ * proposed connection, waited for or not, and what a close does while
+ * it is pending.
+ */
+#ifndef USMC_SETTLE_H
+#define USMC_SETTLE_H
+
+#include <stdbool.h>
+
+#include "usmc_sock.h"
+
+/* Waits (or not) for the Accept or Decline of a proposed connection. */
+int af_settle(struct usmc_sock *s, bool wait);
+/* Settles the handshake if its answer is in already: one look at the channel. */
+void af_settle_if_answered(struct usmc_sock *s);
+/* Closing a socket whose handshake is pending: settles it or leaves it to the server. */
+void af_settle_before_close(struct usmc_sock *s);
+/* Closing before the answer came: the ring stays for the server to read. */
+void af_orphan(struct usmc_sock *s);
+/*
+ * A Proposal nobody takes (a plain program accepted the connection, a
+ * proxy relays it) gets no answer and rings no doorbell, and a full ring
+ * hides the kernel socket's POLLOUT: a wait on a socket still proposing
+ * wakes as often as a blocking call's wait does, so that its handshake
+ * looks whether anyone can still answer (af_settle) and falls back after
+ * a CLC timeout.  How long such a wait of left ms (-1: none) may sleep.
+ */
+int usmc_proposed_wait_ms(int left);
+
+#endif /* USMC_SETTLE_H */
