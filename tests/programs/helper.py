@@ -6,9 +6,12 @@
   helper.py sample STAT PID OUT STOPFILE  polls `STAT --json` for the sockets
                                           of PID and the processes below it
                                           until STOPFILE exists; writes the
-                                          largest SMCD byte counts seen to OUT
-  helper.py sampled OUT                   what sample wrote, as
-                                          "sockets sent received"
+                                          largest SMCD byte counts seen to OUT,
+                                          and what the kernel's TCP carried for
+                                          those sockets (ss, tcp_info)
+  helper.py sampled OUT                   what sample wrote, as "sockets sent
+                                          received tcp_sockets tcp_moved
+                                          tcp_carried"
   helper.py last-look OUT                 the row's connections in sample's
                                           last look that saw any
   helper.py counters STAT...              `STAT -s --json` summed over each STAT
@@ -35,6 +38,7 @@ import os
 import asyncio
 import hashlib
 import random
+import re
 import select
 import shlex
 import socket
@@ -75,9 +79,32 @@ def usmc_mapped(pid):
         return False
 
 
+SS_BYTES = re.compile(r"\b(bytes_acked|bytes_received):(\d+)")
+
+
+def kernel_bytes():
+    """What the kernel's TCP carried for each established socket, by its addresses
+    (tcp_info's bytes_acked and bytes_received, as ss prints them)."""
+    try:
+        text = subprocess.run(["ss", "-Htin", "state", "established"], capture_output=True,
+                              text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    seen, key = {}, None
+    for line in text.splitlines():
+        if not line[:1].isspace():
+            f = line.split()
+            key = (f[2], f[3]) if len(f) >= 4 else None
+        elif key:
+            seen[key] = sum(int(v) for _, v in SS_BYTES.findall(line))
+    return seen
+
+
 def sample(stat, pid, out, stopfile):
-    """Keeps the largest counts of each SMCD socket of PID while it lives."""
+    """Keeps the largest counts of each SMCD socket of PID while it lives, with
+    what its kernel TCP socket carried (an oracle blind to usmc)."""
     best = {}
+    tcp = {}
     modes = set()
     looks = 0
     last = []
@@ -109,6 +136,7 @@ def sample(stat, pid, out, stopfile):
         conns = [s for s in socks if "LISTEN" not in (s["mode"], s["tcp_state"])]
         if conns:
             last = conns
+        kernel = kernel_bytes() if any(s["mode"] == "SMCD" for s in socks) else {}
         for s in socks:
             modes.add(s["mode"])
             if s["mode"] != "SMCD":
@@ -116,6 +144,9 @@ def sample(stat, pid, out, stopfile):
             key = (s["fd"], s["peer"])
             sent, recv = best.get(key, (0, 0))
             best[key] = (max(sent, s["bytes_sent"]), max(recv, s["bytes_received"]))
+            carried = kernel.get((s["local"], s["peer"]))
+            if carried is not None:
+                tcp[key] = max(tcp.get(key, 0), carried)
         if not os.path.exists(stopfile + ".ready"):
             # The client starts only now: a slow first look must not miss its run.
             open(stopfile + ".ready", "w").close()
@@ -129,6 +160,10 @@ def sample(stat, pid, out, stopfile):
         json.dump({"smcd_sockets": len(best),
                    "bytes_sent": sum(v[0] for v in best.values()),
                    "bytes_received": sum(v[1] for v in best.values()),
+                   # The sockets the kernel was asked about: what usmc moved, and TCP carried.
+                   "tcp_sockets": len(tcp),
+                   "tcp_moved": sum(sum(best[k]) for k in tcp),
+                   "tcp_carried": sum(tcp.values()),
                    "modes": sorted(modes), "last": last}, f)
 
 
@@ -153,8 +188,9 @@ def sampled(path):
     try:
         s = json.load(open(path))
     except (OSError, ValueError):
-        s = {"smcd_sockets": 0, "bytes_sent": 0, "bytes_received": 0}
-    print(s["smcd_sockets"], s["bytes_sent"], s["bytes_received"])
+        s = {}
+    print(*(s.get(k, 0) for k in ("smcd_sockets", "bytes_sent", "bytes_received",
+                                  "tcp_sockets", "tcp_moved", "tcp_carried")))
 
 
 def last_look(path):

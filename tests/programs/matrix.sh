@@ -284,9 +284,12 @@ known_failure() {
 	esac
 }
 
-# judge: sets result and note from what usmc-stat saw in this row.
+# judge: sets result and note from what usmc-stat saw in this row, and what
+# the kernel's TCP carried for the SMCD sockets it saw that still lived when
+# ss looked (an eighth at most of what they moved, and 64 bytes a socket:
+# doorbells).
 judge() {
-	local conns=$1 fb=$2 shm=$3 seen=$4 seen_bytes=$5
+	local conns=$1 fb=$2 shm=$3 seen=$4 seen_bytes=$5 tcp_socks=$6 tcp_moved=$7 tcp_carried=$8
 	if [ "$mode" = tcp ]; then
 		[ "$conns" -eq 0 ] && [ "$fb" -eq 0 ] || result=FAIL note="usmc ran in the plain TCP run"
 	elif [ "$mode" = smc ] && [ -n "$mixed_why" ]; then
@@ -302,6 +305,8 @@ judge() {
 			result=FAIL note="counters: $conns SMCD connections, $shm bytes"
 		elif [ "$fb" -ne 0 ]; then
 			result=FAIL note="counters: $fb connections fell back to TCP"
+		elif [ "$tcp_socks" -gt 0 ] && [ $((tcp_carried * 8)) -gt $((tcp_moved + 512 * tcp_socks)) ]; then
+			result=FAIL note="TCP carried $tcp_carried bytes of $tcp_moved moved ($tcp_socks sockets)"
 		fi
 	elif [ "$seen" -ne 0 ] || [ "$conns" -ne 0 ] || [ "$shm" -ne 0 ]; then
 		result=FAIL note="shared memory used: $seen SMCD sockets seen, counters $conns conns, $shm bytes"
@@ -330,9 +335,16 @@ run_row() {
 		stats+=("runuser -u $u -- $STAT")
 	done
 	read -r conns fb sent recv reasons < <($HELPER counters "${stats[@]}")
-	local seen sent_seen recv_seen
-	read -r seen sent_seen recv_seen < <($HELPER sampled "$d/sample.json")
-	[ $result = ok ] && judge "$conns" "$fb" $((sent + recv)) "$seen" $((sent_seen + recv_seen))
+	local seen sent_seen recv_seen tcp_socks tcp_moved tcp_carried
+	read -r seen sent_seen recv_seen tcp_socks tcp_moved tcp_carried < <($HELPER sampled "$d/sample.json")
+	[ $result = ok ] && judge "$conns" "$fb" $((sent + recv)) "$seen" $((sent_seen + recv_seen)) \
+		"$tcp_socks" "$tcp_moved" "$tcp_carried"
+	if [ "$mode" = smc ] && [ "$tcp_socks" -gt 0 ]; then
+		note="${note:+$note; }TCP carried $tcp_carried of $tcp_moved bytes moved ($tcp_socks sockets)"
+	elif [ "$mode" = smc ] && [ "$seen" -gt 0 ]; then
+		# Connections of microseconds end between usmc-stat's look and the kernel's.
+		note="${note:+$note; }no SMCD socket lived until the kernel's look"
+	fi
 	local path=tcp
 	[ "$conns" -gt 0 ] && [ $((sent + recv)) -gt 0 ] && path=shm
 	[ "$mode" = tcp ] && path=-
