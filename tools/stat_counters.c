@@ -35,6 +35,7 @@ static const char *const stat_names[USMC_STAT_COUNT] = {
 	[USMC_STAT_CLC_RECEIVED] = "clc_messages_received",
 	[USMC_STAT_ABORTS] = "aborts",
 	[USMC_STAT_SEGMENTS_REUSED] = "segments_reused",
+	[USMC_STAT_HS_TIMER_WAKEUPS] = "handshake_timer_wakeups",
 };
 
 /* The user's counters file, read whole and checked; NULL (said why) if there is none. */

@@ -27,6 +27,7 @@
 #include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
+#include "usmc_stats.h"
 #include "usmc_sys.h"
 #include "usmc_wait.h"
 #include "usmc_wake.h"
@@ -348,6 +349,8 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 		if (!s || s->state != SOCK_PROPOSED || e->disarmed)
 			continue;
 		af_settle(s, false);
+		if (s->state != SOCK_PROPOSED)
+			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||
 		    usmc_sys.poll(&p, 1, 0) != 1)
 			continue;

@@ -26,6 +26,12 @@ enum usmc_stat {
 	USMC_STAT_CLC_RECEIVED,
 	USMC_STAT_ABORTS,         /* connections reset for a misbehaving peer */
 	USMC_STAT_SEGMENTS_REUSED, /* a one-connection link group's segment, kept for the next */
+	/*
+	 * Handshakes that a wait settled when its time slice ended, not an
+	 * event (usmc_proposed_wait_ms): an answer nothing woke the wait for,
+	 * or a Proposal given up after a CLC timeout.
+	 */
+	USMC_STAT_HS_TIMER_WAKEUPS,
 	USMC_STAT_COUNT
 };
 

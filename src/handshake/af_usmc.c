@@ -90,13 +90,13 @@ void af_conn_destroy(struct usmc_conn *conn)
 	usmc_conn_free(conn);
 }
 
-static void send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason, uint8_t flags)
+static int send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason, uint8_t flags)
 {
 	struct clc_msg msg = { .type = CLC_DECLINE, .version = CLC_VERSION, .token = token };
 
 	msg.decline.reason = reason;
 	msg.decline.flags = flags;
-	lgr_send(lgr, &msg, -1);
+	return lgr_send(lgr, &msg, -1);
 }
 
 /*
@@ -122,6 +122,11 @@ void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
 	send_decline(lgr, token, reason, CLC_DECL_WITHDRAW);
+}
+
+bool af_send_decline_marked(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
+{
+	return send_decline(lgr, token, reason, CLC_DECL_MARKER) >= 0;
 }
 
 /* ---- the pump: everything the channels hold ---- */
@@ -321,6 +326,7 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		return;
 	conn->hs_result = CLC_DECLINE;
 	conn->hs_reason = msg->decline.reason;
+	conn->hs_marker = msg->decline.flags & CLC_DECL_MARKER;
 	if (!conn->sock)
 		orphan_destroy(conn);
 }

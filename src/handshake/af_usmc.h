@@ -38,6 +38,13 @@ void af_conn_destroy(struct usmc_conn *conn);
 /* A CLC message without a ring: Confirm, or Decline with its reason. */
 void af_send_clc(struct usmc_lgr *lgr, uint8_t type, uint64_t token, uint32_t reason);
 void af_send_decline(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
+/*
+ * A Decline after the server accepted the connection, proven its
+ * client's: the server then writes the client's socket cookie into the
+ * connection, a marker that wakes a client waiting on TCP for its answer
+ * (CLC_DECL_MARKER).  False if the Decline did not go: no marker then.
+ */
+bool af_send_decline_marked(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 /* The client's Decline that withdraws its Proposal (usmc_clc.h): the server answers it. */
 void af_send_withdraw(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 

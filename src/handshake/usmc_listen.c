@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -67,6 +68,33 @@ void af_listener_defer_take(struct usmc_sock *s)
 	usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &off, sizeof(off));
 }
 
+/* The marker: the client's socket cookie, ahead of anything of the program's. */
+static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
+{
+	usmc_sys.send(ns->fd, &cookie, sizeof(cookie), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/*
+ * Declines the Proposal of the connection ns, proven its client's or
+ * not, and gives it back.  A proven client gets the marker, which wakes
+ * it if it waits on TCP for its answer, with what it wrote in its ring
+ * to be replayed (CLC_DECL_MARKER); not one that closed without writing,
+ * whose closed socket would answer those bytes with a reset.
+ */
+static void srv_decline(struct usmc_sock *ns, struct srv_proposal *p, uint32_t reason, bool proven)
+{
+	struct pollfd pfd = { .fd = ns->fd, .events = POLLRDHUP };
+	bool marker = proven && (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
+				 !(pfd.revents & (POLLRDHUP | POLLHUP)));
+
+	if (marker && af_send_decline_marked(p->lgr, p->token, reason))
+		srv_mark(ns, p->cookie);
+	else if (!marker)
+		af_send_decline(p->lgr, p->token, reason);
+	lgr_put(p->lgr);
+	free(p);
+}
+
 static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p)
 {
 	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };
@@ -86,10 +114,8 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	}
 	if (reason) {
 		/* The client replays what it wrote into the TCP stream. */
-		af_send_decline(p->lgr, p->token, reason);
 		usmc_conn_free(conn);
-		lgr_put(p->lgr);
-		free(p);
+		srv_decline(ns, p, reason, true);
 		return reason;
 	}
 	lgr_ring_handed_over(&conn->tx);
@@ -215,7 +241,7 @@ static bool srv_refuse_listed(struct usmc_listener *l, struct reg_port *reg, str
 		cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
 	if (!cookie || uid != reg_owner() || !reg_slot_refuse(l->port, cookie))
 		return false;
-	usmc_sys.send(ns->fd, &cookie, sizeof(cookie), MSG_NOSIGNAL | MSG_DONTWAIT);
+	srv_mark(ns, cookie);
 	return true;
 }
 
@@ -273,9 +299,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	else if (p)
 		reason = usmc_plain_reason(); /* this process uses io_uring */
 	if (p && reason) {
-		af_send_decline(p->lgr, p->token, reason);
-		lgr_put(p->lgr);
-		free(p);
+		srv_decline(ns, p, reason, reason != USMC_DECL_FOREIGN);
 	} else if (p) {
 		reason = srv_accept_proposal(ns, p);
 	}

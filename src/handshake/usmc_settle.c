@@ -141,13 +141,14 @@ static int hs_answer(struct usmc_conn *conn)
 }
 
 /*
- * The holder that accepted our connection refused the Proposal we had
- * listed (usmc_registry.h), and wrote our socket's cookie into the
- * connection to wake us, before anything of its program's: read it out
- * before the program reads.  False if it does not come within a CLC
- * timeout, or something else does.
+ * The server's stream starts with our socket's cookie (CLC_DECL_MARKER):
+ * it accepted the connection and declined it, or a holder refused the
+ * Proposal we had listed (usmc_registry.h), and wrote it to wake us
+ * before anything of its program's.  Read out of the stream before the
+ * program reads.  False if it does not come within a CLC timeout, or
+ * something else does.
  */
-static bool hs_wake_take(struct usmc_sock *s)
+static bool hs_marker_take(struct usmc_sock *s)
 {
 	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
 	uint64_t cookie = 0, wake = 0;
@@ -176,22 +177,21 @@ static bool hs_wake_take(struct usmc_sock *s)
 /*
  * A holder refused the Proposal we had listed: that is the answer,
  * whatever else came (an Accept cannot have: only the process that
- * accepted the connection gives one).  Its wake is read, and the
- * Proposal's reader is told to drop it.
+ * accepted the connection gives one, and one that did is loud), and a
+ * marker comes with it.  The Proposal's reader is told to drop it.
  */
 static void hs_take_refusal(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	bool accepted = conn->hs_result == CLC_ACCEPT;
 
+	conn->hs_reset = conn->hs_result == CLC_ACCEPT;
 	conn->hs_result = CLC_DECLINE;
 	conn->hs_reason = USMC_DECL_LISTENSHARED;
 	conn->hs_local = true;
+	conn->hs_marker = true;
 	usmc_lock();
 	af_send_withdraw(conn->lgr, conn->token, USMC_DECL_LISTENSHARED);
 	usmc_unlock();
-	/* Without its wake the stream's start is unknown: the connection fails, loudly. */
-	conn->hs_reset = accepted || !hs_wake_take(s);
 }
 
 /* The Proposal leaves the registry's list as its handshake settles. */
@@ -335,6 +335,9 @@ static int hs_settle(struct usmc_sock *s, int result)
 	}
 	hs_unlist(s);
 	result = conn->hs_result ? conn->hs_result : result;
+	/* Without its marker the stream's start is unknown: the connection fails, loudly. */
+	if (result == CLC_DECLINE && conn->hs_marker && !conn->hs_reset)
+		conn->hs_reset = !hs_marker_take(s);
 	if (result == CLC_ACCEPT)
 		cli_finish_accept(s);
 	else if (conn->hs_reset)
@@ -368,7 +371,8 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 	 * answer that is there.
 	 */
 	bool look = deadline == 0 || conn->hs_result || conn->lgr->backlog;
-	int result;
+	int result, n;
+	bool by_timer = false;
 
 	/*
 	 * A forked child shares the connection but not the channel: only the
@@ -385,8 +389,11 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 
 		result = look ? hs_answer(conn) : 0;
 		look = true;
-		if (result)
+		if (result) {
+			if (by_timer)
+				usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 			break;
+		}
 		if (look_tcp && usmc_fd_hung_up(s->fd)) {
 			/* An answer comes before anything the server does on TCP: look once more. */
 			result = hs_answer(conn);
@@ -399,6 +406,7 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 			break;
 		}
 		if (hs_withdraw_if_unanswered(s)) {
+			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 			result = conn->hs_result;
 			break;
 		}
@@ -406,8 +414,10 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 			errno = EAGAIN;
 			return -1;
 		}
-		if (usmc_sys.poll(p, 2, slice) < 0)
+		n = usmc_sys.poll(p, 2, slice);
+		if (n < 0)
 			return -1;
+		by_timer = n == 0;
 		look_tcp = p[0].revents != 0;
 	}
 	return hs_settle(s, result);

@@ -32,6 +32,19 @@
  * it) never takes the Proposal: the client looks for an answer once more
  * after seeing that, then falls back at once.
  *
+ * The marker.  A client may wait for its answer where only its TCP socket
+ * can wake it (a program's epoll_wait), with what it wrote still in its
+ * ring: a Decline on the channel would not wake it.  So a server that
+ * declines a connection it accepted, proven its client's, sends the
+ * Decline with CLC_DECL_MARKER and then writes the client's socket cookie
+ * into the connection, 8 bytes, before anything of its program's.  The
+ * client reads them out of the stream as it settles, before its program
+ * reads, and replays its ring; a marker that does not come, or does not
+ * match, resets the connection.  The holder that refuses a Proposal
+ * listed in the registry (usmc_registry.h) writes the same marker.  A
+ * client that closed without writing gets none: its closed socket would
+ * answer the bytes with a reset.
+ *
  * The Proposal goes out before the TCP connect, so by the time the server
  * accepts the connection it has the Proposal and decides at once: it asks
  * the kernel (sock_diag) for the cookie of the peer socket and looks for a
@@ -56,7 +69,8 @@
 #define CLC_CONFIRM  0x03
 #define CLC_DECLINE  0x04
 
-#define CLC_VERSION      3 /* 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells */
+/* 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells; 4: the marker */
+#define CLC_VERSION      4
 #define CLC_MAX_MSG_SIZE 128
 #define CLC_HDR_LEN      8
 #define CLC_TRL_LEN      4
@@ -77,7 +91,7 @@ struct clc_rmb_desc {
 };
 
 /* Decline flags */
-#define CLC_DECL_MARKER   0x1 /* a marker byte leads the server's TCP stream */
+#define CLC_DECL_MARKER   0x1 /* the client's socket cookie leads the server's TCP stream */
 #define CLC_DECL_WITHDRAW 0x2 /* the client withdraws its Proposal (see above) */
 
 struct clc_addr {
