@@ -190,7 +190,7 @@ measure() {
 	out=$(bench_"$1")
 	stop_server
 	local conns fb sent recv tag=
-	read -r conns fb sent recv < <($HELPER counters "$STAT")
+	read -r conns fb sent recv _ < <($HELPER counters "$STAT")
 	if [ "$mode" = usmc ] && { [ "$conns" -eq 0 ] || [ "$fb" -ne 0 ]; }; then
 		tag="(fallback!)"
 		echo "programs: $1 under usmc: $conns shared-memory connections, $fb fallbacks" >&2
