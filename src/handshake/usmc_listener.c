@@ -58,8 +58,9 @@ struct usmc_listener *af_listener_find(uint16_t port)
  * the fork: a server that forks after accept (postgresql, dnsmasq, sshd)
  * has children that never accept, and its connections keep the link
  * groups they share with the listener's creator.  A connection proposed
- * before the mark went to the creator, and falls back after one CLC
- * timeout if a worker accepts it (docs/HANDSHAKE.md).
+ * on a link group to the creator before the mark, and accepted by a
+ * worker, falls back at once: the worker refuses it through the
+ * registry's list (docs/HANDSHAKE.md).
  */
 void af_listener_claim(struct usmc_sock *ls)
 {
