@@ -72,19 +72,6 @@ static int server(void *arg)
 	return 0;
 }
 
-/* Sends LEN bytes of stream seed and half-closes: the Proposal is unanswered yet. */
-static int request(uint16_t port, uint64_t seed, uint64_t *sum)
-{
-	static uint8_t buf[LEN];
-	int fd = h_connect(AF_INET, H_USMC, port);
-
-	h_pattern(buf, LEN, seed, 0);
-	*sum = h_fnv(H_FNV_INIT, buf, LEN);
-	h_write_all(fd, buf, LEN);
-	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
-	return fd;
-}
-
 static void reply_check(int fd, uint64_t sum)
 {
 	uint64_t reply[2];
@@ -102,13 +89,13 @@ static int client(void *arg)
 	int ep = epoll_create1(EPOLL_CLOEXEC), fd;
 	uint64_t sum;
 
-	fd = request(port, 1, &sum);
+	fd = h_send_half(port, LEN, 1, &sum);
 	CHECK(ep >= 0 && usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
 	CHECK(usmc_epoll_wait(ep, &ev, 1, -1) == 1);
 	CHECK(close(ep) == 0);
 	reply_check(fd, sum);
 
-	fd = request(port, 2, &sum);
+	fd = h_send_half(port, LEN, 2, &sum);
 	reply_check(fd, sum);
 
 	fd = h_connect(AF_INET, H_USMC, port);

@@ -70,19 +70,6 @@ static int worker(void *arg)
 	}
 }
 
-/* Connects and sends len bytes; their checksum in *sum. */
-static int send_half(uint16_t port, size_t len, uint64_t seed, uint64_t *sum)
-{
-	static uint8_t buf[100000];
-	int fd = h_connect(AF_INET, H_USMC, port);
-
-	h_pattern(buf, len, seed, 0);
-	*sum = h_fnv(H_FNV_INIT, buf, len);
-	h_write_all(fd, buf, len);
-	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
-	return fd;
-}
-
 /* Checks a connection's echo and its mode, and closes it. */
 static void check_echo(int fd, size_t len, uint64_t sum)
 {
@@ -110,7 +97,7 @@ static void check_echo(int fd, size_t len, uint64_t sum)
 static void round_trip(uint16_t port, size_t len, uint64_t seed)
 {
 	uint64_t sum;
-	int fd = send_half(port, len, seed, &sum);
+	int fd = h_send_half(port, len, seed, &sum);
 
 	check_echo(fd, len, sum);
 }
@@ -205,7 +192,7 @@ static void main_plain_worker(uint16_t port)
 static void main_early_pair(uint16_t port)
 {
 	uint64_t smc, fallbacks, clc_timeouts, sum_a, sum_b;
-	int a = send_half(port, 30000, 1, &sum_a), b = send_half(port, 40000, 2, &sum_b);
+	int a = h_send_half(port, 30000, 1, &sum_a), b = h_send_half(port, 40000, 2, &sum_b);
 	pid_t w = h_fork(worker, NULL);
 
 	check_echo(b, 40000, sum_b);

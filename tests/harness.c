@@ -282,6 +282,15 @@ uint64_t h_write_stream(int fd, uint64_t size, uint64_t seed, size_t chunk_max, 
 	return sum;
 }
 
+int h_send_half(uint16_t port, size_t len, uint64_t seed, uint64_t *sum)
+{
+	int fd = h_connect(AF_INET, H_USMC, port);
+
+	*sum = h_write_stream(fd, len, seed, 1 << 16, NULL);
+	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+	return fd;
+}
+
 void h_check_mode(int fd, int mode)
 {
 	struct usmc_info info;

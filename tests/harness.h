@@ -98,6 +98,11 @@ uint64_t h_read_to_eof(int fd, uint64_t *sum, size_t chunk_max, uint64_t *rng);
  * random sizes up to it if rng is set; returns their checksum.
  */
 uint64_t h_write_stream(int fd, uint64_t size, uint64_t seed, size_t chunk_max, uint64_t *rng);
+/*
+ * A usmc connection to the loopback port that sends len bytes of stream
+ * seed and half-closes; its descriptor, their checksum in *sum.
+ */
+int h_send_half(uint16_t port, size_t len, uint64_t seed, uint64_t *sum);
 
 void h_check_mode(int fd, int mode);
 /* What the connection's kernel TCP socket carried, both ways (TCP_INFO). */

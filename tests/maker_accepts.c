@@ -64,19 +64,6 @@ static int worker(void *arg)
 	return 0;
 }
 
-/* Sends len bytes of stream seed and half-closes; their checksum in *sum. */
-static int send_half(uint16_t port, size_t len, uint64_t seed, uint64_t *sum)
-{
-	static uint8_t buf[LEN];
-	int fd = h_connect(AF_INET, H_USMC, port);
-
-	h_pattern(buf, len, seed, 0);
-	*sum = h_fnv(H_FNV_INIT, buf, len);
-	h_write_all(fd, buf, len);
-	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
-	return fd;
-}
-
 static void check_echo(int fd, size_t len, uint64_t sum)
 {
 	uint64_t reply[2];
@@ -93,7 +80,7 @@ static int client(void *arg)
 	(void)arg;
 	/* A link group to the maker for each port, which it accepts alone. */
 	for (int r = 0; r < 2; r++) {
-		fd = send_half(ports[r], 1000, 10 + (uint64_t)r, &sum);
+		fd = h_send_half(ports[r], 1000, 10 + (uint64_t)r, &sum);
 		check_echo(fd, 1000, sum);
 		check_info(fd, USMC_MODE_SMCD, 0, "client, first connection");
 		CHECK(usmc_close(fd) == 0);
@@ -102,7 +89,7 @@ static int client(void *arg)
 	for (int r = 0; r < 2; r++) {
 		h_chan_recv(&to_client);
 		/* Nobody but the maker waited on the listener: it goes on that link group. */
-		fd = send_half(ports[r], LEN, (uint64_t)r, &sum);
+		fd = h_send_half(ports[r], LEN, (uint64_t)r, &sum);
 		h_chan_send(&from_client, 2);
 		if (r == 1) {
 			int ep = epoll_create1(EPOLL_CLOEXEC);
