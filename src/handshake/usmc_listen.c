@@ -239,7 +239,7 @@ static bool srv_refuse_listed(struct usmc_listener *l, struct reg_port *reg, str
 		return false;
 	if (!cookie)
 		cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
-	if (!cookie || uid != reg_owner() || !reg_slot_refuse(l->port, cookie))
+	if (!reg_slot_refuse(l->port, uid == reg_owner() ? cookie : 0))
 		return false;
 	srv_mark(ns, cookie);
 	return true;

@@ -141,6 +141,44 @@ static void slot_unlist(struct reg_slot *sl)
 		atomic_fetch_sub(&reg_map[port].listed, 1);
 }
 
+/* A slot taken so long ago that it is reclaimed (REG_SLOT_STALE_S); *now: seconds, read once. */
+static bool slot_stale(struct reg_slot *sl, uint64_t tag, uint32_t *now)
+{
+	if (SLOT_STATE(tag) != RSLOT_LISTED && SLOT_STATE(tag) != RSLOT_REFUSED)
+		return false;
+	if (!*now)
+		*now = boot_seconds();
+	return *now - atomic_load(&sl->since) > REG_SLOT_STALE_S &&
+	       (SLOT_STATE(tag) == RSLOT_LISTED ||
+		(kill(atomic_load(&sl->pid), 0) < 0 && errno == ESRCH));
+}
+
+/*
+ * A client killed while it proposed leaves its slot listed, and the
+ * port's count above zero, which makes a shared listener look up each
+ * plain client's connection instead of comparing counters.  A holder
+ * that finds nothing listed for its connection while the count says
+ * otherwise reclaims the port's stale slots, once a second at most.
+ */
+static void slots_sweep(uint16_t port)
+{
+	struct reg_port *reg = &reg_map[port];
+	uint32_t now = boot_seconds(), last = atomic_load(&reg->swept);
+
+	if (last == now || !atomic_compare_exchange_strong(&reg->swept, &last, now))
+		return;
+	for (uint32_t i = 0; i < REG_SLOTS; i++) {
+		struct reg_slot *sl = &reg_slots[i];
+		uint64_t tag = atomic_load(&sl->tag);
+
+		if (atomic_load(&sl->port) == port && slot_stale(sl, tag, &now) &&
+		    atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(tag >> 2, RSLOT_BUSY))) {
+			slot_unlist(sl);
+			atomic_store(&sl->tag, SLOT_TAG(tag >> 2, RSLOT_FREE));
+		}
+	}
+}
+
 int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag_out)
 {
 	uint32_t home = slot_home(cookie), now = 0;
@@ -150,15 +188,8 @@ int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag_out)
 	for (uint32_t i = 0; i < REG_SLOT_PROBE; i++) {
 		struct reg_slot *sl = &reg_slots[(home + i) % REG_SLOTS];
 		uint64_t tag = atomic_load(&sl->tag), seq = tag >> 2;
-		bool stale = false;
+		bool stale = SLOT_STATE(tag) != RSLOT_FREE && slot_stale(sl, tag, &now);
 
-		if (SLOT_STATE(tag) == RSLOT_LISTED || SLOT_STATE(tag) == RSLOT_REFUSED) {
-			if (!now)
-				now = boot_seconds();
-			stale = now - atomic_load(&sl->since) > REG_SLOT_STALE_S &&
-				(SLOT_STATE(tag) == RSLOT_LISTED ||
-				 (kill(atomic_load(&sl->pid), 0) < 0 && errno == ESRCH));
-		}
 		if ((SLOT_STATE(tag) != RSLOT_FREE && !stale) ||
 		    !atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(seq + 1, RSLOT_BUSY)))
 			continue;
@@ -206,9 +237,9 @@ bool reg_slot_refuse(uint16_t port, uint64_t cookie)
 {
 	uint32_t home = slot_home(cookie);
 
-	if (!cookie || reg_slots_none(reg_port(port)))
+	if (reg_slots_none(reg_port(port)))
 		return false;
-	for (uint32_t i = 0; i < REG_SLOT_PROBE; i++) {
+	for (uint32_t i = 0; cookie && i < REG_SLOT_PROBE; i++) {
 		struct reg_slot *sl = &reg_slots[(home + i) % REG_SLOTS];
 		uint64_t tag = atomic_load(&sl->tag);
 
@@ -218,6 +249,7 @@ bool reg_slot_refuse(uint16_t port, uint64_t cookie)
 		    atomic_compare_exchange_strong(&sl->tag, &tag, SLOT_TAG(tag >> 2, RSLOT_REFUSED)))
 			return true;
 	}
+	slots_sweep(port);
 	return false;
 }
 

@@ -31,6 +31,7 @@ struct reg_port {
 	_Atomic uint32_t handed;    /* entries a holder put back or refused */
 	/* Proposals on link groups whose client listed them (reg_slot_take), in flight: */
 	_Atomic uint32_t listed;
+	_Atomic uint32_t swept;     /* when a holder last reclaimed its stale slots, in seconds */
 	/* The processes of an SO_REUSEPORT group (REG_REUSEPORT), each its own queue: */
 	_Atomic int32_t members[REG_MEMBERS];
 };
@@ -71,7 +72,11 @@ int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag);
 bool reg_slot_refused(int slot, uint64_t tag);
 /* Takes it off the list (*slot becomes -1): true if a holder refused it, whose wake is on its way. */
 bool reg_slot_put(int *slot, uint64_t tag);
-/* A holder of port without the Proposal of cookie: true if it was listed, and is now refused. */
+/*
+ * A holder of port without the Proposal of cookie: true if it was
+ * listed, and is now refused.  Cookie 0 (a client of another user): only
+ * reclaims the port's stale slots.
+ */
 bool reg_slot_refuse(uint16_t port, uint64_t cookie);
 /* No Proposal toward the port is listed. */
 bool reg_slots_none(struct reg_port *reg);
