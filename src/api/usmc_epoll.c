@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_settle.h"
 #include "usmc_epoll.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
+#include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"

@@ -24,7 +24,6 @@
 
 #include "usmc.h"
 #include "usmc_conn.h"
-#include "usmc_settle.h"
 #include "usmc_exec.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_listen.h"
@@ -33,6 +32,7 @@
 #include "usmc_holders.h"
 #include "usmc_log.h"
 #include "usmc_proc.h"
+#include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 

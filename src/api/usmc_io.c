@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_settle.h"
 #include "usmc_fdtab.h"
 #include "usmc_rx.h"
+#include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "usmc_tx.h"

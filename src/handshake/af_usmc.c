@@ -2,9 +2,9 @@
 /*
  * The handshake (net/smc's af_smc.c): connections and the pump that reads
  * what the link groups' channels hold.  The client's side is in
- * usmc_connect.c and usmc_settle.c, the server's in usmc_listen.c, listeners and who holds
- * them in usmc_listener.c, the listener's channels and what they may cost
- * in usmc_chan.c.
+ * usmc_connect.c and usmc_settle.c, the server's in usmc_listen.c,
+ * listeners and who holds them in usmc_listener.c, the listener's
+ * channels and what they may cost in usmc_chan.c.
  *
  * Client: if the registry shows a usmc listener on the destination port
  * of a local address, find or make the link group to its process, send a
