@@ -11,12 +11,15 @@
  *       worker, closes the listener and exits, as the old master does.
  *   listen_exec new FD PID_FILE
  *       The new master: forks a worker of its own accepting on FD, writes
- *       its pid to PID_FILE, and waits for SIGTERM to end it.
+ *       its pid to PID_FILE, and waits for SIGTERM to end it; then closes
+ *       the listener and writes its pid to PID_FILE.closed if its standard
+ *       input is still open.
  *
  * A worker answers each connection with its length and checksum once the
  * client shut down its side (listen_adopt's client checks them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -125,16 +128,28 @@ static int master(const char *port_file, const char *pid_file)
 	return 0;
 }
 
+/*
+ * The new master also closes the listener it was given before it exits,
+ * and its standard input, a file of its own, must stay open: nothing of
+ * usmc's may close a descriptor it does not own.
+ */
 static int new_master(int lfd, const char *pid_file)
 {
 	pid_t w = worker(lfd);
+	char done[4096];
 
+	close(0);
+	CHECK(open("/dev/null", O_RDONLY) == 0);
 	signal(SIGTERM, on_signal);
 	write_pid(pid_file);
 	while (!got_quit)
 		pause();
 	kill(w, SIGTERM);
 	CHECK(waitpid(w, NULL, 0) == w);
+	CHECK(close(lfd) == 0);
+	CHECK(fcntl(0, F_GETFD) >= 0);
+	snprintf(done, sizeof(done), "%s.closed", pid_file);
+	write_pid(done);
 	return 0;
 }
 

@@ -56,3 +56,6 @@ master=
 phase "the new master's worker alone, the old master gone"
 kill -TERM "$new"
 new=
+# The new master closed the listener, and its own standard input is still open.
+wait_file "$tmp/new.pid.closed"
+echo "ok: the new master's close of the listener left its other descriptors alone"

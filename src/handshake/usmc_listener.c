@@ -213,6 +213,8 @@ bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid,
 		l->uid = uid;
 		l->ufd = ufd;
 		l->ufd_users = -1;
+		/* The directory's listener did not survive the exec (close-on-exec). */
+		l->rfd = -1;
 		l->member = member;
 		l->uaddr_len = member ? reg_member_addr(uid, port, owner, &l->uaddr)
 				      : reg_listener_addr(uid, port, false, &l->uaddr);
