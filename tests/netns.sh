@@ -24,6 +24,10 @@
 #           falls back with 0x03000007, the bytes cross the veth intact
 #   prefork routed, and three forked workers of the server accept on its
 #           listener, as a prefork server's do
+#   reuseport  routed, and the server is two processes with a listener each
+#           on the port, an SO_REUSEPORT group: each binds a queue of its own
+#           in the rendezvous directory, the client posts to both; a name
+#           left by a member that died is cleared as they join
 #   user    routed, the client runs as another user (daemon): it finds no
 #           listener of its own user and stays TCP (0x03030000)
 #   reuse   routed, one client process makes the connections one after the
@@ -44,7 +48,7 @@ command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
-	[ "$topo" != reuse ]; then
+	[ "$topo" != reuse ] && [ "$topo" != reuseport ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -82,12 +86,24 @@ veth_bytes() {
 	echo $((rx + tx))
 }
 
-workers=$([ "$topo" = prefork ] && echo 3 || echo 0)
+workers=0
+[ "$topo" = prefork ] && workers=3
+[ "$topo" = reuseport ] && workers=r2
+if [ "$topo" = reuseport ]; then
+	# A member that died without closing left its name: the next member to join clears it.
+	dead=$rdv/usmc-$port-$(stat -L -c %i /run/netns/"$B")-m999999
+	# Debian's own python3: another user may not reach one in root's PATH.
+	[ -x /usr/bin/python3 ] || { echo "FAIL: /usr/bin/python3 is missing"; exit 1; }
+	setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups /usr/bin/python3 -c \
+		'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1])' "$dead"
+	[ -S "$dead" ] || { echo "FAIL: no dead member's name to clear"; exit 1; }
+fi
 as_nobody $B "$peer" server $port $conns "$work/ready" $workers >"$work/server.out" 2>"$work/server.err" &
 spid=$!
 for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 [ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
 ls -l "$rdv"
+[ "$topo" != reuseport ] || [ ! -e "$dead" ] || { echo "FAIL: a dead member's name stayed"; exit 1; }
 
 # usmc-stat, run in our namespace, lists both ends with their own addresses and namespaces.
 stat_check() {

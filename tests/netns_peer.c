@@ -9,7 +9,9 @@
  *     announces and that many bytes, answers the length and checksum it
  *     counted, and closes after the client.  With WORKERS, that many
  *     forked workers accept on the listener, as a prefork server's do,
- *     until they are killed.
+ *     until they are killed; with rWORKERS, that many processes each with
+ *     a listener of its own on the port (SO_REUSEPORT), as haproxy's or
+ *     Go servers' do.
  *   netns_peer client ADDR PORT SIZE SEED [COUNT]
  *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
  *     checks it.  With COUNT, that many connections one after the other
@@ -69,21 +71,38 @@ static void serve(int lfd, int count)
 	}
 }
 
-static int server(uint16_t port, int count, const char *ready, int workers)
+/* A listener on every address of the port, of an SO_REUSEPORT group or not. */
+static int listener(uint16_t port, bool reuseport)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), one = 1, fd;
+	int lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), one = 1;
 
 	CHECK(lfd >= 0);
-	CHECK(usmc_setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0);
+	CHECK(usmc_setsockopt(lfd, SOL_SOCKET, reuseport ? SO_REUSEPORT : SO_REUSEADDR, &one,
+			      sizeof(one)) == 0);
 	CHECK(usmc_bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
 	CHECK(usmc_listen(lfd, 16) == 0);
+	return lfd;
+}
+
+static int server(uint16_t port, int count, const char *ready, int workers, bool reuseport)
+{
+	int lfd = reuseport ? -1 : listener(port, false), fd;
+	int started[2];
+
+	CHECK(pipe(started) == 0);
 	for (int w = 0; w < workers; w++) {
 		if (fork() == 0) {
+			if (reuseport)
+				lfd = listener(port, true);
+			CHECK(write(started[1], "", 1) == 1);
 			serve(lfd, INT32_MAX);
 			_exit(0);
 		}
 	}
+	/* Every member listens before a client connects. */
+	for (int w = 0; reuseport && w < workers; w++)
+		CHECK(read(started[0], &(char){ 0 }, 1) == 1);
 	fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	CHECK(fd >= 0);
 	close(fd);
@@ -145,11 +164,12 @@ int main(int argc, char **argv)
 {
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "server"))
 		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4],
-			      argc == 6 ? atoi(argv[5]) : 0);
+			      argc == 6 ? atoi(argv[5] + (argv[5][0] == 'r')) : 0,
+			      argc == 6 && argv[5][0] == 'r');
 	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "client"))
 		return client(argv[2], (uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 0),
 			      strtoull(argv[5], NULL, 0), argc == 7 ? atoi(argv[6]) : 1);
-	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE [WORKERS]\n"
+	fprintf(stderr, "usage: netns_peer server PORT COUNT READYFILE [[r]WORKERS]\n"
 			"       netns_peer client ADDR PORT SIZE SEED\n");
 	return 2;
 }

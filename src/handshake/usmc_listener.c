@@ -144,10 +144,10 @@ static uint32_t listener_register(struct usmc_sock *s)
 			       : -1;
 	/*
 	 * Clients of other network namespaces find it in the rendezvous
-	 * directory, if there is one; not a member of an SO_REUSEPORT group,
-	 * whose other members could not find what is put there.
+	 * directory, if there is one; a member of an SO_REUSEPORT group under
+	 * a name of its own, as in the abstract namespace.
 	 */
-	l->rfd = reuseport ? -1 : rdv_listen(port, &l->rfd_ino);
+	l->rfd = rdv_listen(port, reuseport ? (int32_t)usmc_pid() : 0, &l->rfd_ino);
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
@@ -279,7 +279,7 @@ void af_listener_close(struct usmc_sock *s)
 			usmc_sys.close(l->rfd);
 			/* A path outlives its process: the creator removes it; forked holders leave it. */
 			if (l->owner == me)
-				rdv_unlisten(l->port, l->rfd_ino);
+				rdv_unlisten(l->port, l->member ? (int32_t)l->owner : 0, l->rfd_ino);
 		}
 		/* Proposals for the port stay until their link group goes. */
 		free(l);

@@ -508,7 +508,7 @@ struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg
 	struct wanted w = { .acc = acc };
 	struct usmc_lgr *lgr;
 
-	b.len = rdv_listener_addr(l->port, &b.addr);
+	b.len = rdv_listener_addr(l->port, l->member ? (int32_t)l->owner : 0, &b.addr);
 	lgr = queue_find(l, reg, &b, 1, &w);
 	*cookie = w.cookie;
 	*snat = w.snat;

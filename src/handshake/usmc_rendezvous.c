@@ -119,11 +119,15 @@ static socklen_t rdv_addr(const char *name, struct sockaddr_un *sun)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 }
 
-socklen_t rdv_listener_addr(uint16_t port, struct sockaddr_un *sun)
+socklen_t rdv_listener_addr(uint16_t port, int32_t member, struct sockaddr_un *sun)
 {
 	char name[48];
 
-	snprintf(name, sizeof(name), "usmc-%u-%lu", (unsigned)port, usmc_netns_inode());
+	if (member)
+		snprintf(name, sizeof(name), "usmc-%u-%lu-m%d", (unsigned)port, usmc_netns_inode(),
+			 (int)member);
+	else
+		snprintf(name, sizeof(name), "usmc-%u-%lu", (unsigned)port, usmc_netns_inode());
 	return rdv_addr(name, sun);
 }
 
@@ -156,7 +160,50 @@ static void rdv_list_addrs(void)
 	usmc_sys.close(fd);
 }
 
-int rdv_listen(uint16_t port, ino_t *ino)
+/* A socket file of ours that nobody listens on any more (its listener died without closing). */
+static void rdv_drop_if_dead(const struct sockaddr_un *sun, socklen_t len)
+{
+	int probe = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct stat st;
+
+	if (probe >= 0 && !lstat(sun->sun_path, &st) && S_ISSOCK(st.st_mode) &&
+	    st.st_uid == geteuid() && usmc_sys.connect(probe, (const struct sockaddr *)sun, len) &&
+	    errno == ECONNREFUSED)
+		unlink(sun->sun_path);
+	if (probe >= 0)
+		usmc_sys.close(probe);
+}
+
+/*
+ * The names of members of the port's SO_REUSEPORT group in our namespace
+ * whose process died without closing: gone, so that clients no longer
+ * try them.  Each name has its member's pid, which no later member reuses
+ * while the file stays, so a new member clears them as it joins.
+ */
+static void rdv_drop_dead_members(uint16_t port)
+{
+	char prefix[48];
+	struct dirent *e;
+	size_t n;
+	DIR *d = opendir(rdv.dir);
+
+	if (!d)
+		return;
+	n = (size_t)snprintf(prefix, sizeof(prefix), "usmc-%u-%lu-m", (unsigned)port,
+			     usmc_netns_inode());
+	while ((e = readdir(d))) {
+		struct sockaddr_un sun;
+		socklen_t len;
+
+		if (strncmp(e->d_name, prefix, n))
+			continue;
+		len = rdv_addr(e->d_name, &sun);
+		rdv_drop_if_dead(&sun, len);
+	}
+	closedir(d);
+}
+
+int rdv_listen(uint16_t port, int32_t member, ino_t *ino)
 {
 	struct sockaddr_un sun;
 	socklen_t len;
@@ -165,20 +212,15 @@ int rdv_listen(uint16_t port, ino_t *ino)
 
 	if (!rdv_enabled())
 		return -1;
-	len = rdv_listener_addr(port, &sun);
+	len = rdv_listener_addr(port, member, &sun);
 	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (member)
+		rdv_drop_dead_members(port);
 	if (usmc_sys.bind(fd, (struct sockaddr *)&sun, len) && errno == EADDRINUSE) {
-		int probe = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
 		/* Left by a listener that died: ours to take if it is our user's and nobody listens. */
-		if (probe >= 0 && !lstat(sun.sun_path, &st) && S_ISSOCK(st.st_mode) &&
-		    st.st_uid == geteuid() && usmc_sys.connect(probe, (struct sockaddr *)&sun, len) &&
-		    errno == ECONNREFUSED)
-			unlink(sun.sun_path);
-		if (probe >= 0)
-			usmc_sys.close(probe);
+		rdv_drop_if_dead(&sun, len);
 		if (usmc_sys.bind(fd, (struct sockaddr *)&sun, len))
 			goto fail;
 	}
@@ -193,12 +235,12 @@ fail:
 	return -1;
 }
 
-void rdv_unlisten(uint16_t port, ino_t ino)
+void rdv_unlisten(uint16_t port, int32_t member, ino_t ino)
 {
 	struct sockaddr_un sun;
 	struct stat st;
 
-	rdv_listener_addr(port, &sun);
+	rdv_listener_addr(port, member, &sun);
 	if (!lstat(sun.sun_path, &st) && st.st_ino == ino)
 		unlink(sun.sun_path);
 }
@@ -227,21 +269,33 @@ static bool ns_has(const char *ns, const uint8_t a[16])
 	return false;
 }
 
-/* The listener of port a directory entry names, "usmc-<port>-<netns>": its netns, or NULL. */
-static const char *listener_ns(const char *name, uint16_t *port)
+/*
+ * The listener of port a directory entry names, "usmc-<port>-<netns>", or
+ * "usmc-<port>-<netns>-m<pid>" for a member of an SO_REUSEPORT group: its
+ * netns into ns, false if the name is none of those.
+ */
+static bool listener_ns(const char *name, uint16_t *port, char ns[24])
 {
-	const char *ns;
+	size_t digits;
 	char *end;
 	unsigned long v;
 
 	if (strncmp(name, "usmc-", 5) || !isdigit((unsigned char)name[5]))
-		return NULL;
+		return false;
 	v = strtoul(name + 5, &end, 10);
-	ns = end + 1;
-	if (*end != '-' || !v || v > 65535 || !*ns || strspn(ns, "0123456789") != strlen(ns))
-		return NULL;
+	if (*end != '-' || !v || v > 65535)
+		return false;
+	name = end + 1;
+	digits = strspn(name, "0123456789");
+	if (!digits || digits >= 24 ||
+	    (name[digits] && (name[digits] != '-' || name[digits + 1] != 'm' ||
+			      !name[digits + 2] ||
+			      strspn(name + digits + 2, "0123456789") != strlen(name + digits + 2))))
+		return false;
+	memcpy(ns, name, digits);
+	ns[digits] = '\0';
 	*port = (uint16_t)v;
-	return ns;
+	return true;
 }
 
 uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t)
@@ -267,10 +321,10 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 		return USMC_DECL_NOSMCDEV;
 	while ((e = readdir(d)) && t->n < RDV_TARGETS_MAX) {
 		uint16_t lport;
-		const char *ns = listener_ns(e->d_name, &lport);
+		char ns[24];
 		bool nat = false;
 
-		if (!ns || !strcmp(ns, own))
+		if (!listener_ns(e->d_name, &lport, ns) || !strcmp(ns, own))
 			continue;
 		for (int i = 0; i < nnat; i++)
 			nat |= nat_to[i] == lport;

@@ -34,12 +34,15 @@ bool rdv_uid_mapped(uid_t uid);
 /*
  * Binds the port's Unix listener in the directory, beside the abstract
  * one, and lists our namespace's addresses there: its descriptor, or -1
- * (*ino: the socket file's inode, for rdv_unlisten).
+ * (*ino: the socket file's inode, for rdv_unlisten).  A member of an
+ * SO_REUSEPORT group binds one of its own (member: its pid, else 0), as
+ * it does in the abstract namespace: the kernel gives each connection to
+ * one member, and the client puts its channel into every member's.
  */
-int rdv_listen(uint16_t port, ino_t *ino);
-void rdv_unlisten(uint16_t port, ino_t ino);
-/* The address of our own namespace's Unix listener of port in the directory. */
-socklen_t rdv_listener_addr(uint16_t port, struct sockaddr_un *sun);
+int rdv_listen(uint16_t port, int32_t member, ino_t *ino);
+void rdv_unlisten(uint16_t port, int32_t member, ino_t ino);
+/* The address of our own namespace's Unix listener of port (of member) in the directory. */
+socklen_t rdv_listener_addr(uint16_t port, int32_t member, struct sockaddr_un *sun);
 /*
  * The client: listeners of other namespaces that may hold the other end
  * of a connection to dst (0), or why there are none.
