@@ -108,20 +108,31 @@ static void read_exact(int fd, size_t len, uint64_t seed)
 }
 
 /* A forked child that holds fd until a byte comes on *go, then closes it. */
+/*
+ * A child holding fd, once its fork has returned in it: until then (its
+ * fork handlers) usmc-stat may not list it yet, as a process that has not
+ * run cannot be asked.  It closes fd when told on *go.
+ */
 static pid_t fork_holder(int fd, int *go)
 {
-	int p[2];
+	int p[2], up[2];
 	char c;
 	pid_t pid;
 
-	CHECK(pipe(p) == 0);
+	CHECK(pipe(p) == 0 && pipe(up) == 0);
 	pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		close(p[1]);
-		_exit(read(p[0], &c, 1) == 1 && usmc_close(fd) == 0 ? 0 : 1);
+		close(up[0]);
+		if (write(up[1], "", 1) != 1 || read(p[0], &c, 1) != 1)
+			_exit(1);
+		_exit(usmc_close(fd) == 0 ? 0 : 1);
 	}
 	close(p[0]);
+	close(up[1]);
+	CHECK(read(up[0], &c, 1) == 1);
+	close(up[0]);
 	*go = p[1];
 	return pid;
 }
