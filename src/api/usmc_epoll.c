@@ -24,6 +24,7 @@
 #include "usmc_epoll.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
@@ -66,12 +67,32 @@ static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool co
 	return (uint32_t)rev;
 }
 
+/*
+ * LOCK_EPOLL, and whether this thread holds it: a drain of doorbells
+ * under it (ep_filter, an arm) tells ep_drained, which then needs no lock.
+ */
+static __thread bool ep_locked;
+
+static void ep_lock(void)
+{
+	usmc_rank_lock(LOCK_EPOLL);
+	ep_locked = true;
+}
+
+static void ep_unlock(void)
+{
+	ep_locked = false;
+	usmc_rank_unlock(LOCK_EPOLL);
+}
+
+static void ep_watch_drains(void);
+
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	ep_track_locked(epfd, op, fd, ev, nested, kernel);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }
 
 static bool is_epoll_set(int fd)
@@ -149,12 +170,13 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		if (op != EPOLL_CTL_DEL && ep_ctl_ready(s, event))
 			kev.events |= EPOLLOUT;
 	}
+	ep_watch_drains();
 	/* A waiter the kernel wakes for this entry finds it tracked (ep_filter). */
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	rc = usmc_sys.epoll_ctl(epfd, op, fd, event ? &kev : event);
 	if (rc == 0)
 		ep_track_locked(epfd, op, fd, event, false, event ? kev.events : 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return rc;
 }
 
@@ -202,9 +224,9 @@ static void ep_set_disarm(int epfd, int depth)
 
 void usmc_epoll_set_disarm(int fd)
 {
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	ep_set_disarm(fd, 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }
 
 /* An entry that is a set inside this one: readable when the inner set has something. */
@@ -224,44 +246,222 @@ int usmc_epoll_set_poll(int fd)
 
 	if (!ep_any())
 		return -1;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	if (ep_has_smc_locked(fd, 0))
 		ready = ep_set_ready(fd, true, 1);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return ready;
 }
 
-/* usmc descriptors with something to report now; armed first if asked. */
-static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
+/*
+ * Entries looked at by waits, for ever: a test counts them (usmc_epoll_looks).
+ * Relaxed: a count, not a guard.
+ */
+static _Atomic uint64_t ep_looks;
+
+uint64_t usmc_epoll_looks(void)
 {
-	struct ep_entry *e;
-	int n = 0;
+	return atomic_load_explicit(&ep_looks, memory_order_relaxed);
+}
 
-	usmc_rank_lock(LOCK_EPOLL);
-	for (e = ep_first(epfd); e; e = e->next) {
-		struct usmc_sock *s;
-		uint32_t rev;
+/*
+ * The sockets this thread armed for its sleep (a nested set as -fd - 1),
+ * to disarm after it: the ready list they were on changes meanwhile.
+ */
+static __thread struct {
+	int *fds;
+	unsigned n, room;
+	bool all; /* no memory to note one: disarm the whole set */
+} ep_armed;
 
-		if (e->nested) {
-			rev = ep_nested_events(e, arm);
-		} else {
-			if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
-				continue;
-			if (arm)
-				usmc_conn_arm(s, (short)e->ev.events);
+static void ep_armed_note(int fd)
+{
+	if (ep_armed.n == ep_armed.room) {
+		unsigned room = ep_armed.room ? 2 * ep_armed.room : 16;
+		int *more = realloc(ep_armed.fds, room * sizeof(*more));
+
+		if (!more) {
+			ep_armed.all = true;
+			return;
+		}
+		ep_armed.fds = more;
+		ep_armed.room = room;
+	}
+	ep_armed.fds[ep_armed.n++] = fd;
+}
+
+/* Takes back the registrations of this thread's last arming look. */
+static void ep_armed_disarm(int epfd)
+{
+	ep_lock();
+	if (ep_armed.all) {
+		ep_set_disarm(epfd, 0);
+	} else {
+		for (unsigned i = 0; i < ep_armed.n; i++) {
+			int fd = ep_armed.fds[i];
+			struct usmc_sock *s;
+
+			if (fd < 0)
+				ep_set_disarm(-fd - 1, 1);
+			else if ((s = usmc_sock_active(fd)) && s->state == SOCK_SMC)
+				usmc_conn_disarm(s);
+		}
+	}
+	ep_armed.n = 0;
+	ep_armed.all = false;
+	ep_unlock();
+}
+
+/*
+ * Whether an entry stays on its set's ready list whatever a look finds:
+ * a doorbell may come without our ep_drained hearing of it.  A set inside
+ * this one (its own entries are not on our list); a handshake on its way
+ * to shared memory (ep_settle_proposed, af_settle); a connection another
+ * process holds too (after a fork or a spawn), whose drains of doorbells
+ * we do not see; an entry of a dup of the socket's descriptor, which
+ * ep_drained does not find by the socket's.  These are armed for a sleep, as every entry once was.
+ */
+static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
+{
+	return e->nested || e->fd != s->fd || s->state != SOCK_SMC ||
+	       usmc_holders_shared(s->conn);
+}
+
+/*
+ * One entry of the ready list looked at: its events, consumed.  It stays
+ * on the list while it has something to report, and leaves it only after
+ * a look made once the peer was asked to ring at its next change
+ * (usmc_conn_want): a change after that look rings a doorbell, which
+ * either the kernel reports to ep_filter or a drain tells ep_drained,
+ * and both put the entry back.  With arm, an entry that stays is armed
+ * (sleeper registration too): its doorbells stay for our sleep.
+ */
+static uint32_t ep_look(struct ep_entry *e, bool arm)
+{
+	struct usmc_sock *s;
+	uint32_t rev = 0;
+	bool sticky;
+
+	atomic_fetch_add_explicit(&ep_looks, 1, memory_order_relaxed);
+	if (e->nested) {
+		if (arm)
+			ep_armed_note(-e->fd - 1);
+		rev = ep_nested_events(e, arm);
+		ep_ready_requeue(e);
+		return rev;
+	}
+	s = usmc_sock_active(e->fd);
+	/* Plain TCP, a listener: the kernel's entry tells all. */
+	if (!s || s->state == SOCK_PLAIN || s->state == SOCK_LISTEN) {
+		ep_ready_drop(e);
+		return 0;
+	}
+	sticky = ep_sticky(e, s);
+	if (s->state == SOCK_SMC) {
+		if (arm && sticky) {
+			usmc_conn_arm(s, (short)e->ev.events);
+			ep_armed_note(e->fd);
+		}
+		rev = ep_entry_events(s, e, true);
+		if (!rev && !sticky && !e->disarmed) {
+			usmc_conn_want(s, (short)(e->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)));
 			rev = ep_entry_events(s, e, true);
 		}
+	}
+	if (rev || sticky)
+		ep_ready_requeue(e);
+	else
+		ep_ready_drop(e);
+	return rev;
+}
+
+/* A fork or a spawn since the last wait: connections may be shared now. */
+static uint32_t ep_holders_epoch;
+
+/*
+ * usmc descriptors with something to report now, from the set's ready
+ * list: each of its entries looked at once at most, in turn, so that a
+ * wait with less room than ready entries leaves the rest to the next.
+ * Armed first if asked.  *pushes: the list's pushes when the look began.
+ */
+static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
+			uint32_t *pushes)
+{
+	uint32_t epoch = atomic_load(&usmc_holders_epoch);
+	unsigned todo;
+	int n = 0;
+
+	ep_lock();
+	if (epoch != ep_holders_epoch) {
+		ep_ready_push_every();
+		ep_holders_epoch = epoch;
+	}
+	if (pushes)
+		*pushes = ep_set_pushes(epfd);
+	for (todo = ep_ready_count(epfd); todo && n < maxevents; todo--) {
+		struct ep_entry *e = ep_ready_first(epfd);
+		uint32_t rev = ep_look(e, arm);
+
 		if (!rev)
 			continue;
 		events[n].events = rev;
-		events[n].data = e->ev.data;
-		if (++n == maxevents)
-			break;
+		events[n++].data = e->ev.data;
 	}
-	if (e)
-		ep_rotate_after(epfd, e);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return n;
+}
+
+/*
+ * The kernel's entry reports a doorbell at once: it asks for EPOLLOUT,
+ * which the kernel socket has (ep_kernel_sync takes it off again).
+ */
+static void ep_kick(struct ep_entry *e)
+{
+	struct epoll_event kev = e->ev;
+
+	kev.events = e->kernel | EPOLLOUT;
+	if (usmc_sys.epoll_ctl(e->epfd, EPOLL_CTL_MOD, e->fd, &kev) == 0)
+		e->kernel = kev.events;
+}
+
+/*
+ * An entry whose doorbell was read outside its set's look goes on the
+ * ready list; a thread asleep in the kernel's wait on its set would not
+ * see that, and is woken.  Not the set whose ep_filter reads it: that
+ * wait looks at the entry itself.
+ */
+static __thread int ep_filtering = -1;
+
+static void ep_mark(struct ep_entry *e, void *arg)
+{
+	(void)arg;
+	if (ep_ready_push(e) && e->epfd != ep_filtering && ep_set_sleeping(e->epfd, 0))
+		ep_kick(e);
+}
+
+static void ep_drained(struct usmc_sock *s)
+{
+	bool locked = ep_locked;
+
+	if (!ep_any())
+		return;
+	if (!locked)
+		ep_lock();
+	ep_for_fd(s->fd, ep_mark, NULL);
+	if (!locked)
+		ep_unlock();
+}
+
+static pthread_once_t ep_drains_once = PTHREAD_ONCE_INIT;
+
+static void ep_drains_init(void)
+{
+	usmc_wake_drained = ep_drained;
+}
+
+static void ep_watch_drains(void)
+{
+	pthread_once(&ep_drains_once, ep_drains_init);
 }
 
 /*
@@ -282,12 +482,17 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 		e->kernel = kev.events;
 }
 
-/* Replaces the kernel's word on usmc descriptors by theirs. */
+/*
+ * Replaces the kernel's word on usmc descriptors by theirs.  A connection
+ * whose doorbell is read here goes on the ready list: the next look asks
+ * its peer to ring again before it may leave.
+ */
 static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
 	int out = 0;
 
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
+	ep_filtering = epfd;
 	for (int i = 0; i < n; i++) {
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
@@ -303,6 +508,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		}
 		if (s && s->state == SOCK_SMC) {
 			usmc_conn_drain(s);
+			ep_ready_push(e);
 			events[i].events = ep_entry_events(s, e, true);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
 			if (!events[i].events)
@@ -310,7 +516,8 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		}
 		events[out++] = events[i];
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_filtering = -1;
+	ep_unlock();
 	return out;
 }
 
@@ -321,13 +528,14 @@ static bool ep_has_proposed(int epfd)
 
 	if (!atomic_load_explicit(&usmc_socks_proposed, memory_order_relaxed))
 		return false;
-	usmc_rank_lock(LOCK_EPOLL);
-	for (struct ep_entry *e = ep_first(epfd); e && !found; e = e->next) {
+	ep_lock();
+	/* Such an entry stays on the ready list (ep_sticky). */
+	for (struct ep_entry *e = ep_ready_first(epfd); e && !found; e = e->rnext) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 
 		found = s && s->state == SOCK_PROPOSED;
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return found;
 }
 
@@ -340,8 +548,8 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 {
 	int n = 0;
 
-	usmc_rank_lock(LOCK_EPOLL);
-	for (struct ep_entry *e = ep_first(epfd); e && n < maxevents; e = e->next) {
+	ep_lock();
+	for (struct ep_entry *e = ep_ready_first(epfd); e && n < maxevents; e = e->rnext) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
 
@@ -355,21 +563,8 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 		events[n].events = (uint32_t)p.revents;
 		events[n++].data = e->ev.data;
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return n;
-}
-
-struct ep_set {
-	int epfd;
-	struct epoll_event *events;
-	int maxevents;
-};
-
-static int ep_check(void *arg)
-{
-	struct ep_set *set = arg;
-
-	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
 }
 
 /* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
@@ -389,9 +584,9 @@ static bool ep_has_smc(int epfd, bool surely)
 
 	if (!surely && !ep_any())
 		return false;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	found = ep_has_smc_locked(epfd, 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return found;
 }
 
@@ -483,6 +678,48 @@ static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxe
 	return kept;
 }
 
+struct ep_set {
+	int epfd;
+	struct epoll_event *events;
+	int maxevents;
+};
+
+/*
+ * A spin's look: the ready list, and the kernel's set, where the doorbells
+ * of connections off the list come in.
+ */
+static int ep_check(void *arg)
+{
+	struct ep_set *set = arg;
+	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false, NULL);
+
+	return n < set->maxevents ? ep_merge_kernel(set->epfd, set->events, n, set->maxevents) : n;
+}
+
+/*
+ * Before the kernel's wait: counted among the set's sleepers, so that a
+ * drain elsewhere wakes us (ep_mark), unless an entry was put on the
+ * ready list since our look began, which a look must see first.
+ */
+static bool ep_sleep_begin(int epfd, uint32_t pushes)
+{
+	bool sleep;
+
+	ep_lock();
+	sleep = ep_set_pushes(epfd) == pushes;
+	if (sleep)
+		ep_set_sleeping(epfd, 1);
+	ep_unlock();
+	return sleep;
+}
+
+static void ep_sleep_end(int epfd)
+{
+	ep_lock();
+	ep_set_sleeping(epfd, -1);
+	ep_unlock();
+}
+
 /*
  * Set when a wait's connections filled its events, so that the kernel was
  * not asked: the thread's next wait asks it first.
@@ -518,18 +755,18 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
+		uint32_t pushes = 0;
 		bool proposed;
 
-		n = ep_ready_now(epfd, events, maxevents, false);
+		n = ep_ready_now(epfd, events, maxevents, false, NULL);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		/*
-		 * Only a look that armed registered this thread on the set's
-		 * connections: a wait whose first look found one ready does not
-		 * walk them all again to take registrations it never made.
+		 * Only a look that armed registered this thread on the entries
+		 * that stay on the ready list (ep_sticky), which it takes back.
 		 */
-		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
-			usmc_epoll_set_disarm(epfd);
+		if (!n && (n = ep_ready_now(epfd, events, maxevents, true, &pushes)))
+			ep_armed_disarm(epfd);
 		if (n) {
 			usmc_wake_inexact();
 			if (n < maxevents)
@@ -541,10 +778,15 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
 		proposed = ep_has_proposed(epfd);
-		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
+		if (!ep_sleep_begin(epfd, pushes)) {
+			ep_armed_disarm(epfd);
+			continue;
+		}
+		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c, ep_drained). */
 		n = usmc_sys.epoll_wait(epfd, events, maxevents,
 					proposed ? usmc_proposed_wait_ms(left) : left);
-		usmc_epoll_set_disarm(epfd);
+		ep_sleep_end(epfd);
+		ep_armed_disarm(epfd);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);
