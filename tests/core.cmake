@@ -155,3 +155,15 @@ usmc_test(epoll_pipeline)
 add_test(NAME epoll_pipeline COMMAND epoll_pipeline)
 add_test(NAME epoll_pipeline_et COMMAND epoll_pipeline --et)
 set_tests_properties(epoll_pipeline epoll_pipeline_et PROPERTIES TIMEOUT 120 LABELS unit)
+usmc_test(epoll_drained)
+target_link_libraries(epoll_drained PRIVATE pthread)
+add_test(NAME epoll_drained COMMAND epoll_drained)
+add_test(NAME epoll_drained_fork COMMAND epoll_drained --fork)
+set_tests_properties(epoll_drained epoll_drained_fork PROPERTIES TIMEOUT 120 LABELS unit
+                     ENVIRONMENT USMC_BUFSIZE=16384)
+usmc_test(epoll_scale)
+add_test(NAME epoll_scale COMMAND epoll_scale)
+add_test(NAME epoll_scale_et COMMAND epoll_scale --et)
+# Small rings: two thousand connections' worth of them.
+set_tests_properties(epoll_scale epoll_scale_et PROPERTIES TIMEOUT 120 LABELS unit
+                     ENVIRONMENT USMC_BUFSIZE=16384)

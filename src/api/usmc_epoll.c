@@ -7,7 +7,9 @@
  * answer for them, as usmc_poll answers for its descriptors: the kernel
  * socket of a shared-memory connection carries only doorbells.  An epoll set inside
  * another is kept too, so that the outer set answers for the usmc sockets
- * of the inner one.
+ * of the inner one.  A wait looks only at the entries on its set's ready
+ * list (usmc_epoll_ready.c): its work grows with the connections that may
+ * be ready, not with all of them.
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,70 +24,15 @@
 #include "usmc.h"
 #include "usmc_connect.h"
 #include "usmc_epoll.h"
+#include "usmc_epoll_ready.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
-#include "usmc_holders.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "usmc_wait.h"
 #include "usmc_wake.h"
-
-/*
- * The events to report for an entry now: none, or what is ready.  With
- * consume, the report counts: an edge is used up, a one-shot entry fires.
- */
-/* Whether the connection moved between two views, as an edge sees it. */
-static bool ep_edge_moved(const struct conn_view *a, const struct conn_view *b)
-{
-	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
-	       a->tcp_state != b->tcp_state || a->reset != b->reset;
-}
-
-static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)
-{
-	struct conn_view now = { 0 };
-	short rev;
-
-	if (e->disarmed)
-		return 0;
-	/* Readiness and the edge come from one view: an edge is neither lost nor doubled. */
-	if (usmc_conn_view(s, &now) < 0)
-		rev = POLLIN | POLLOUT | POLLERR | POLLHUP;
-	else
-		rev = usmc_conn_view_revents(s, &now, (short)e->ev.events);
-	if (!rev)
-		return 0;
-	if ((e->ev.events & EPOLLET) && !e->fresh && !ep_edge_moved(&now, &e->last))
-		return 0;
-	if (consume) {
-		e->last = now;
-		e->fresh = false;
-		e->disarmed = (e->ev.events & EPOLLONESHOT) != 0;
-	}
-	return (uint32_t)rev;
-}
-
-/*
- * LOCK_EPOLL, and whether this thread holds it: a drain of doorbells
- * under it (ep_filter, an arm) tells ep_drained, which then needs no lock.
- */
-static __thread bool ep_locked;
-
-static void ep_lock(void)
-{
-	usmc_rank_lock(LOCK_EPOLL);
-	ep_locked = true;
-}
-
-static void ep_unlock(void)
-{
-	ep_locked = false;
-	usmc_rank_unlock(LOCK_EPOLL);
-}
-
-static void ep_watch_drains(void);
 
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
@@ -210,7 +157,7 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 }
 
 /* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
-static void ep_set_disarm(int epfd, int depth)
+void ep_set_disarm(int epfd, int depth)
 {
 	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
@@ -230,7 +177,7 @@ void usmc_epoll_set_disarm(int fd)
 }
 
 /* An entry that is a set inside this one: readable when the inner set has something. */
-static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
+uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 {
 	return ep_set_ready(e->fd, arm, 1) ? e->ev.events & (EPOLLIN | EPOLLRDNORM) : 0;
 }
@@ -254,217 +201,6 @@ int usmc_epoll_set_poll(int fd)
 }
 
 /*
- * Entries looked at by waits, for ever: a test counts them (usmc_epoll_looks).
- * Relaxed: a count, not a guard.
- */
-static _Atomic uint64_t ep_looks;
-
-uint64_t usmc_epoll_looks(void)
-{
-	return atomic_load_explicit(&ep_looks, memory_order_relaxed);
-}
-
-/*
- * The sockets this thread armed for its sleep (a nested set as -fd - 1),
- * to disarm after it: the ready list they were on changes meanwhile.
- */
-static __thread struct {
-	int *fds;
-	unsigned n, room;
-	bool all; /* no memory to note one: disarm the whole set */
-} ep_armed;
-
-static void ep_armed_note(int fd)
-{
-	if (ep_armed.n == ep_armed.room) {
-		unsigned room = ep_armed.room ? 2 * ep_armed.room : 16;
-		int *more = realloc(ep_armed.fds, room * sizeof(*more));
-
-		if (!more) {
-			ep_armed.all = true;
-			return;
-		}
-		ep_armed.fds = more;
-		ep_armed.room = room;
-	}
-	ep_armed.fds[ep_armed.n++] = fd;
-}
-
-/* Takes back the registrations of this thread's last arming look. */
-static void ep_armed_disarm(int epfd)
-{
-	ep_lock();
-	if (ep_armed.all) {
-		ep_set_disarm(epfd, 0);
-	} else {
-		for (unsigned i = 0; i < ep_armed.n; i++) {
-			int fd = ep_armed.fds[i];
-			struct usmc_sock *s;
-
-			if (fd < 0)
-				ep_set_disarm(-fd - 1, 1);
-			else if ((s = usmc_sock_active(fd)) && s->state == SOCK_SMC)
-				usmc_conn_disarm(s);
-		}
-	}
-	ep_armed.n = 0;
-	ep_armed.all = false;
-	ep_unlock();
-}
-
-/*
- * Whether an entry stays on its set's ready list whatever a look finds:
- * a doorbell may come without our ep_drained hearing of it.  A set inside
- * this one (its own entries are not on our list); a handshake on its way
- * to shared memory (ep_settle_proposed, af_settle); a connection another
- * process holds too (after a fork or a spawn), whose drains of doorbells
- * we do not see; an entry of a dup of the socket's descriptor, which
- * ep_drained does not find by the socket's.  These are armed for a sleep, as every entry once was.
- */
-static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
-{
-	return e->nested || e->fd != s->fd || s->state != SOCK_SMC ||
-	       usmc_holders_shared(s->conn);
-}
-
-/*
- * One entry of the ready list looked at: its events, consumed.  It stays
- * on the list while it has something to report, and leaves it only after
- * a look made once the peer was asked to ring at its next change
- * (usmc_conn_want): a change after that look rings a doorbell, which
- * either the kernel reports to ep_filter or a drain tells ep_drained,
- * and both put the entry back.  With arm, an entry that stays is armed
- * (sleeper registration too): its doorbells stay for our sleep.
- */
-static uint32_t ep_look(struct ep_entry *e, bool arm)
-{
-	struct usmc_sock *s;
-	uint32_t rev = 0;
-	bool sticky;
-
-	atomic_fetch_add_explicit(&ep_looks, 1, memory_order_relaxed);
-	if (e->nested) {
-		if (arm)
-			ep_armed_note(-e->fd - 1);
-		rev = ep_nested_events(e, arm);
-		ep_ready_requeue(e);
-		return rev;
-	}
-	s = usmc_sock_active(e->fd);
-	/* Plain TCP, a listener: the kernel's entry tells all. */
-	if (!s || s->state == SOCK_PLAIN || s->state == SOCK_LISTEN) {
-		ep_ready_drop(e);
-		return 0;
-	}
-	sticky = ep_sticky(e, s);
-	if (s->state == SOCK_SMC) {
-		if (arm && sticky) {
-			usmc_conn_arm(s, (short)e->ev.events);
-			ep_armed_note(e->fd);
-		}
-		rev = ep_entry_events(s, e, true);
-		if (!rev && !sticky && !e->disarmed) {
-			usmc_conn_want(s, (short)(e->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)));
-			rev = ep_entry_events(s, e, true);
-		}
-	}
-	if (rev || sticky)
-		ep_ready_requeue(e);
-	else
-		ep_ready_drop(e);
-	return rev;
-}
-
-/* A fork or a spawn since the last wait: connections may be shared now. */
-static uint32_t ep_holders_epoch;
-
-/*
- * usmc descriptors with something to report now, from the set's ready
- * list: each of its entries looked at once at most, in turn, so that a
- * wait with less room than ready entries leaves the rest to the next.
- * Armed first if asked.  *pushes: the list's pushes when the look began.
- */
-static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
-			uint32_t *pushes)
-{
-	uint32_t epoch = atomic_load(&usmc_holders_epoch);
-	unsigned todo;
-	int n = 0;
-
-	ep_lock();
-	if (epoch != ep_holders_epoch) {
-		ep_ready_push_every();
-		ep_holders_epoch = epoch;
-	}
-	if (pushes)
-		*pushes = ep_set_pushes(epfd);
-	for (todo = ep_ready_count(epfd); todo && n < maxevents; todo--) {
-		struct ep_entry *e = ep_ready_first(epfd);
-		uint32_t rev = ep_look(e, arm);
-
-		if (!rev)
-			continue;
-		events[n].events = rev;
-		events[n++].data = e->ev.data;
-	}
-	ep_unlock();
-	return n;
-}
-
-/*
- * The kernel's entry reports a doorbell at once: it asks for EPOLLOUT,
- * which the kernel socket has (ep_kernel_sync takes it off again).
- */
-static void ep_kick(struct ep_entry *e)
-{
-	struct epoll_event kev = e->ev;
-
-	kev.events = e->kernel | EPOLLOUT;
-	if (usmc_sys.epoll_ctl(e->epfd, EPOLL_CTL_MOD, e->fd, &kev) == 0)
-		e->kernel = kev.events;
-}
-
-/*
- * An entry whose doorbell was read outside its set's look goes on the
- * ready list; a thread asleep in the kernel's wait on its set would not
- * see that, and is woken.  Not the set whose ep_filter reads it: that
- * wait looks at the entry itself.
- */
-static __thread int ep_filtering = -1;
-
-static void ep_mark(struct ep_entry *e, void *arg)
-{
-	(void)arg;
-	if (ep_ready_push(e) && e->epfd != ep_filtering && ep_set_sleeping(e->epfd, 0))
-		ep_kick(e);
-}
-
-static void ep_drained(struct usmc_sock *s)
-{
-	bool locked = ep_locked;
-
-	if (!ep_any())
-		return;
-	if (!locked)
-		ep_lock();
-	ep_for_fd(s->fd, ep_mark, NULL);
-	if (!locked)
-		ep_unlock();
-}
-
-static pthread_once_t ep_drains_once = PTHREAD_ONCE_INIT;
-
-static void ep_drains_init(void)
-{
-	usmc_wake_drained = ep_drained;
-}
-
-static void ep_watch_drains(void)
-{
-	pthread_once(&ep_drains_once, ep_drains_init);
-}
-
-/*
  * The kernel's entry asks again for what ep_kernel_events says now: the
  * connection moved into shared memory or past the peer's FIN since it was
  * set.  A one-shot entry that fired for nothing is armed again, or the
@@ -484,8 +220,8 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 
 /*
  * Replaces the kernel's word on usmc descriptors by theirs.  A connection
- * whose doorbell is read here goes on the ready list: the next look asks
- * its peer to ring again before it may leave.
+ * whose doorbell is read here goes on the ready list (ep_drained): the
+ * next look asks its peer to ring again before it may leave.
  */
 static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
@@ -507,8 +243,8 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 				continue;
 		}
 		if (s && s->state == SOCK_SMC) {
+			/* What it reads puts the entry on the ready list (ep_drained). */
 			usmc_conn_drain(s);
-			ep_ready_push(e);
 			events[i].events = ep_entry_events(s, e, true);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
 			if (!events[i].events)
@@ -694,30 +430,6 @@ static int ep_check(void *arg)
 	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false, NULL);
 
 	return n < set->maxevents ? ep_merge_kernel(set->epfd, set->events, n, set->maxevents) : n;
-}
-
-/*
- * Before the kernel's wait: counted among the set's sleepers, so that a
- * drain elsewhere wakes us (ep_mark), unless an entry was put on the
- * ready list since our look began, which a look must see first.
- */
-static bool ep_sleep_begin(int epfd, uint32_t pushes)
-{
-	bool sleep;
-
-	ep_lock();
-	sleep = ep_set_pushes(epfd) == pushes;
-	if (sleep)
-		ep_set_sleeping(epfd, 1);
-	ep_unlock();
-	return sleep;
-}
-
-static void ep_sleep_end(int epfd)
-{
-	ep_lock();
-	ep_set_sleeping(epfd, -1);
-	ep_unlock();
 }
 
 /*

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The entries of usmc's epoll (usmc_epoll_table.h), found without walking
- * them all: each set has its own list, in the order its waits take turns,
- * and two hash tables of one allocation find an entry by set and data
+ * them all: each set has its own list of all its entries, and its ready
+ * list (those a wait looks at, in the order waits take turns, as the
+ * kernel's ready list: a set with more ready than a wait has room for
+ * reports each in turn), and two hash tables of one allocation find an entry by set and data
  * (what the kernel reports of it: a wait of nginx's at 1,000 connections
  * reports 512) and by descriptor (epoll_ctl, which wrk calls for every
  * request, and every close of the program, which nginx makes for the file
@@ -28,6 +30,20 @@ struct ep_set_list {
 static struct ep_set_list *ep_sets;
 static size_t ep_nsets, ep_sets_room;
 static size_t ep_count; /* entries of all sets; read without the lock by ep_any */
+
+__thread bool ep_locked;
+
+void ep_lock(void)
+{
+	usmc_rank_lock(LOCK_EPOLL);
+	ep_locked = true;
+}
+
+void ep_unlock(void)
+{
+	ep_locked = false;
+	usmc_rank_unlock(LOCK_EPOLL);
+}
 
 static struct ep_entry **ep_hash; /* ep_hash_size buckets by set and data, as many by descriptor */
 static size_t ep_hash_size;
@@ -228,13 +244,12 @@ void ep_ready_push_every(void)
 unsigned ep_set_sleeping(int epfd, int delta)
 {
 	struct ep_set_list *l = delta > 0 ? ep_set_get(epfd) : ep_set_find(epfd);
-
 	unsigned n;
 
 	if (!l)
 		return 0;
 	n = l->sleeping += (unsigned)delta;
-	if (!n)
+	if (delta < 0 && !n)
 		ep_sets_prune();
 	return n;
 }
@@ -355,7 +370,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	/* Every close of the program passes here: most find no entry at all. */
 	if (!ep_any())
 		return;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	/* Most, in no set and no set themselves, need no walk. */
 	for (size_t i = 0, n = ep_fd_concerned(fd) ? ep_nsets : 0; i < n; i++) {
 		struct ep_set_list *l = &ep_sets[i];
@@ -376,5 +391,5 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		}
 	}
 	ep_sets_prune();
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }

@@ -2,7 +2,8 @@
 /*
  * The entries usmc's epoll keeps beside the kernel's sets (usmc_epoll.c):
  * which usmc descriptors, and which sets inside a set, were added to which
- * set with which events.  Everything here is called with LOCK_EPOLL held.
+ * set with which events.  Everything here but ep_lock is called with
+ * LOCK_EPOLL held.
  */
 #ifndef USMC_EPOLL_TABLE_H
 #define USMC_EPOLL_TABLE_H
@@ -35,6 +36,14 @@ struct ep_entry {
 	struct ep_entry *hnext; /* the next in its bucket by set and data */
 	struct ep_entry *fnext; /* the next in its bucket by descriptor */
 };
+
+/*
+ * LOCK_EPOLL, and whether this thread holds it: a drain of doorbells
+ * under it (ep_filter, an arm) tells ep_drained, which then takes no lock.
+ */
+void ep_lock(void);
+void ep_unlock(void);
+extern __thread bool ep_locked;
 
 /* Follows an epoll_ctl the kernel accepted: the entry is added, changed or dropped. */
 void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
