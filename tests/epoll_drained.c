@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -67,15 +68,30 @@ static bool child_done(void)
 	return read(stop_pipe[0], &b, 1) != -1 || errno != EAGAIN;
 }
 
-/* The peer: told how much is in the ring, lets the wait fall asleep, then reads it all. */
+/* Busy for us microseconds: the doorbell lands anywhere in the wait, its look as its sleep. */
+static void pause_us(unsigned us)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
+/*
+ * The peer: told how much is in the ring, lets the wait go on for a
+ * while, a different while each round, then reads it all.
+ */
 static void *consumer(void *arg)
 {
 	uint64_t upto;
 	uint8_t buf[4096];
+	unsigned round = 0;
 
 	(void)arg;
 	while (read(go[0], &upto, sizeof(upto)) == sizeof(upto) && upto) {
-		usleep(500);
+		pause_us(round++ * 7 % 120);
 		while (read_total < upto) {
 			size_t want = upto - read_total < sizeof(buf) ? upto - read_total : sizeof(buf);
 			ssize_t n = usmc_read(c, buf, want);
@@ -111,7 +127,7 @@ static void fill(void)
 int main(int argc, char **argv)
 {
 	struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 7 };
-	int rounds = 100, ep, lfd;
+	int rounds = 400, ep, lfd;
 	bool forked = false;
 	pthread_t drain_t, cons_t;
 	pid_t child = -1;

@@ -427,7 +427,7 @@ struct ep_set {
 static int ep_check(void *arg)
 {
 	struct ep_set *set = arg;
-	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false, NULL);
+	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false);
 
 	return n < set->maxevents ? ep_merge_kernel(set->epfd, set->events, n, set->maxevents) : n;
 }
@@ -467,17 +467,17 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 	}
 	for (;;) {
 		int left = usmc_remaining_ms(timeout, &start);
-		uint32_t pushes = 0;
 		bool proposed;
 
-		n = ep_ready_now(epfd, events, maxevents, false, NULL);
+		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		/*
 		 * Only a look that armed registered this thread on the entries
 		 * that stay on the ready list (ep_sticky), which it takes back.
+		 * One that found nothing counted it among the set's sleepers.
 		 */
-		if (!n && (n = ep_ready_now(epfd, events, maxevents, true, &pushes)))
+		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
 			ep_armed_disarm(epfd);
 		if (n) {
 			usmc_wake_inexact();
@@ -490,10 +490,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
 		proposed = ep_has_proposed(epfd);
-		if (!ep_sleep_begin(epfd, pushes)) {
-			ep_armed_disarm(epfd);
-			continue;
-		}
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c, ep_drained). */
 		n = usmc_sys.epoll_wait(epfd, events, maxevents,
 					proposed ? usmc_proposed_wait_ms(left) : left);

@@ -193,10 +193,11 @@ static uint32_t ep_holders_epoch;
  * usmc descriptors with something to report now, from the set's ready
  * list: each of its entries looked at once at most, in turn, so that a
  * wait with less room than ready entries leaves the rest to the next.
- * Armed first if asked.  *pushes: the list's pushes when the look began.
+ * Armed first if asked; an arming look that finds nothing counts the
+ * thread among the set's sleepers before it lets the lock go, so that a
+ * drain elsewhere from then on wakes it (ep_mark): ep_sleep_end after.
  */
-int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
-			uint32_t *pushes)
+int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
 	uint32_t epoch = atomic_load(&usmc_holders_epoch);
 	unsigned todo;
@@ -207,8 +208,6 @@ int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
 		ep_ready_push_every();
 		ep_holders_epoch = epoch;
 	}
-	if (pushes)
-		*pushes = ep_set_pushes(epfd);
 	for (todo = ep_ready_count(epfd); todo && n < maxevents; todo--) {
 		struct ep_entry *e = ep_ready_first(epfd);
 		uint32_t rev = ep_look(e, arm);
@@ -218,6 +217,8 @@ int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
 		events[n].events = rev;
 		events[n++].data = e->ev.data;
 	}
+	if (arm && !n)
+		ep_set_sleeping(epfd, 1);
 	ep_unlock();
 	return n;
 }
@@ -273,23 +274,6 @@ static void ep_drains_init(void)
 void ep_watch_drains(void)
 {
 	pthread_once(&ep_drains_once, ep_drains_init);
-}
-
-/*
- * Before the kernel's wait: counted among the set's sleepers, so that a
- * drain elsewhere wakes us (ep_mark), unless an entry was put on the
- * ready list since our look began, which a look must see first.
- */
-bool ep_sleep_begin(int epfd, uint32_t pushes)
-{
-	bool sleep;
-
-	ep_lock();
-	sleep = ep_set_pushes(epfd) == pushes;
-	if (sleep)
-		ep_set_sleeping(epfd, 1);
-	ep_unlock();
-	return sleep;
 }
 
 void ep_sleep_end(int epfd)

@@ -2,8 +2,8 @@
 /*
  * The ready lists of epoll sets and the looks of waits at them
  * (usmc_epoll_ready.c), and what those looks need of usmc_epoll.c.
- * All but ep_watch_drains, ep_armed_disarm and the sleep's two are called
- * with LOCK_EPOLL held.
+ * All but ep_ready_now, ep_watch_drains, ep_armed_disarm and
+ * ep_sleep_end are called with LOCK_EPOLL held.
  */
 #ifndef USMC_EPOLL_READY_H
 #define USMC_EPOLL_READY_H
@@ -28,23 +28,18 @@ void ep_set_disarm(int epfd, int depth);
 /*
  * usmc descriptors with something to report now, from the set's ready
  * list, each entry looked at once at most; armed first if asked (the
- * entries that stay on the list).  *pushes (if not NULL): the list's
- * pushes when the look began, for ep_sleep_begin.  Takes LOCK_EPOLL.
+ * entries that stay on the list).  An arming look that finds nothing
+ * counts the thread among the set's sleepers: ep_sleep_end after the
+ * sleep.  Takes LOCK_EPOLL.
  */
-int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm,
-		 uint32_t *pushes);
+int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm);
 /* Takes back the registrations of this thread's last arming look.  Takes LOCK_EPOLL. */
 void ep_armed_disarm(int epfd);
 /* From the first usmc socket added to a set on, drains elsewhere tell epoll (ep_drained). */
 void ep_watch_drains(void);
 /* The set whose kernel events this thread filters now, or -1: ep_drained wakes none of its sleepers. */
 extern __thread int ep_filtering;
-/*
- * Around the kernel's wait: false if an entry went on the ready list
- * since the look that began with pushes (look again, do not sleep).
- * Both take LOCK_EPOLL.
- */
-bool ep_sleep_begin(int epfd, uint32_t pushes);
+/* After the kernel's wait that an arming look began.  Takes LOCK_EPOLL. */
 void ep_sleep_end(int epfd);
 
 #endif /* USMC_EPOLL_READY_H */

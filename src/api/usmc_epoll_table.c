@@ -24,7 +24,6 @@ struct ep_set_list {
 	struct ep_entry *rhead, *rtail; /* the ready list, in turn order */
 	unsigned ready;                 /* entries on it */
 	unsigned sleeping;              /* threads in the kernel's wait on the set */
-	uint32_t pushes;                /* entries put on the ready list, ever */
 };
 
 static struct ep_set_list *ep_sets;
@@ -180,7 +179,6 @@ bool ep_ready_push(struct ep_entry *e)
 		l->rhead = e;
 	l->rtail = e;
 	l->ready++;
-	l->pushes++;
 	return true;
 }
 
@@ -217,7 +215,6 @@ void ep_ready_requeue(struct ep_entry *e)
 		return;
 	ep_ready_unlink(l, e);
 	ep_ready_push(e);
-	l->pushes--; /* still ready, not newly so */
 }
 
 struct ep_entry *ep_ready_first(int epfd)
@@ -252,13 +249,6 @@ unsigned ep_set_sleeping(int epfd, int delta)
 	if (delta < 0 && !n)
 		ep_sets_prune();
 	return n;
-}
-
-uint32_t ep_set_pushes(int epfd)
-{
-	struct ep_set_list *l = ep_set_find(epfd);
-
-	return l ? l->pushes : 0;
 }
 
 void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg)

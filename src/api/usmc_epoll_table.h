@@ -68,13 +68,8 @@ void ep_ready_requeue(struct ep_entry *e);
 void ep_ready_drop(struct ep_entry *e);
 /* Calls fn for each entry of fd, in any set. */
 void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg);
-/*
- * The threads asleep in the kernel's wait on a set (delta +1, -1, or 0
- * to read), and how many pushes its ready list has had: a wait that
- * looked before a push must not sleep through it.
- */
+/* The threads asleep in the kernel's wait on a set: delta +1, -1, or 0 to read. */
 unsigned ep_set_sleeping(int epfd, int delta);
-uint32_t ep_set_pushes(int epfd);
 /* Every entry of every set goes on its ready list (a fork may share them all now). */
 void ep_ready_push_every(void);
 /* Whether any entry exists: a load without the lock, for the hot paths. */
