@@ -159,7 +159,12 @@ usmc_test(epoll_drained)
 target_link_libraries(epoll_drained PRIVATE pthread)
 add_test(NAME epoll_drained COMMAND epoll_drained)
 add_test(NAME epoll_drained_fork COMMAND epoll_drained --fork)
-set_tests_properties(epoll_drained epoll_drained_fork PROPERTIES TIMEOUT 120 LABELS unit
+add_test(NAME epoll_drained_exclusive COMMAND epoll_drained --exclusive)
+add_test(NAME epoll_drained_dup COMMAND epoll_drained --dup)
+add_test(NAME epoll_drained_fork_et COMMAND epoll_drained --fork --et)
+set_tests_properties(epoll_drained epoll_drained_fork epoll_drained_exclusive epoll_drained_dup
+                     epoll_drained_fork_et PROPERTIES
+                     TIMEOUT 120 LABELS unit
                      ENVIRONMENT USMC_BUFSIZE=16384)
 usmc_test(epoll_scale)
 add_test(NAME epoll_scale COMMAND epoll_scale)

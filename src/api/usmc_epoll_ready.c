@@ -125,17 +125,19 @@ void ep_armed_disarm(int epfd)
 
 /*
  * Whether an entry stays on its set's ready list whatever a look finds:
- * a doorbell may come without our ep_drained hearing of it.  A set inside
- * this one (its own entries are not on our list); a handshake on its way
- * to shared memory (ep_settle_proposed, af_settle); a connection another
- * process holds too (after a fork or a spawn), whose drains of doorbells
- * we do not see; an entry of a dup of the socket's descriptor, which
- * ep_drained does not find by the socket's.  These are armed for a sleep, as every entry once was.
+ * a doorbell may be read without ep_drained hearing of it, or without a
+ * way to wake the set's sleeper.  A set inside this one (its own entries
+ * are not on our list); a handshake on its way to shared memory
+ * (ep_settle_proposed, af_settle); a connection another process holds
+ * too (after a fork or a spawn), whose drains we do not see; an entry of
+ * a dup of the socket's descriptor, which ep_drained does not find by the
+ * socket's; an EPOLLEXCLUSIVE entry, which the kernel lets no one modify
+ * (ep_kick).  These are armed for a sleep, as every entry once was.
  */
 static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
 {
 	return e->nested || e->fd != s->fd || s->state != SOCK_SMC ||
-	       usmc_holders_shared(s->conn);
+	       (e->ev.events & EPOLLEXCLUSIVE) || usmc_holders_shared(s->conn);
 }
 
 /*
