@@ -8,7 +8,8 @@
  * at every connection counted IDLE per wait).  Then a byte on each of a
  * few idle connections, written while they were off the ready list, must
  * still be reported: a look that skipped them without a doorbell to bring
- * them back would lose it.  No time is measured.
+ * them back would lose it, as would our own shutdown of one (level-
+ * triggered: it is readable then, with no doorbell).  No time is measured.
  *
  *   epoll_scale [--et] [--idle N]
  */
@@ -88,6 +89,13 @@ int main(int argc, char **argv)
 
 		CHECK(usmc_write(c[i], &b, 1) == 1);
 		wait_for(ep, a[i], (uint64_t)i);
+	}
+	/* So is our own shutdown of one: no doorbell, and the end of file to read. */
+	if (!et) {
+		struct epoll_event got;
+
+		CHECK(usmc_shutdown(a[idle / 2], SHUT_RD) == 0);
+		CHECK(usmc_epoll_wait(ep, &got, 1, 10000) == 1 && got.data.u64 == (uint64_t)idle / 2);
 	}
 	for (int i = 0; i <= idle; i++)
 		CHECK(usmc_close(a[i]) == 0 && usmc_close(c[i]) == 0);

@@ -266,6 +266,11 @@ static void ep_drained(struct usmc_sock *s)
 		ep_unlock();
 }
 
+void usmc_epoll_sock_changed(struct usmc_sock *s)
+{
+	ep_drained(s);
+}
+
 static pthread_once_t ep_drains_once = PTHREAD_ONCE_INIT;
 
 static void ep_drains_init(void)
