@@ -345,11 +345,15 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 	for (struct ep_entry *e = ep_first(epfd); e && n < maxevents; e = e->next) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
+		struct pollfd tcp = { .fd = e->fd, .events = POLLIN };
+		bool pending;
 
 		if (!s || s->state != SOCK_PROPOSED || e->disarmed)
 			continue;
+		/* Settled with nothing on TCP to wake a wait: the answer came unannounced. */
+		pending = usmc_sys.poll(&tcp, 1, 0) == 1;
 		af_settle(s, false);
-		if (s->state != SOCK_PROPOSED)
+		if (s->state != SOCK_PROPOSED && !pending)
 			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||
 		    usmc_sys.poll(&p, 1, 0) != 1)

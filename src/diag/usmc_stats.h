@@ -28,8 +28,9 @@ enum usmc_stat {
 	USMC_STAT_SEGMENTS_REUSED, /* a one-connection link group's segment, kept for the next */
 	/*
 	 * Handshakes that a wait settled when its time slice ended, not an
-	 * event (usmc_proposed_wait_ms): an answer nothing woke the wait for,
-	 * or a Proposal given up after a CLC timeout.
+	 * event (usmc_proposed_wait_ms): an answer that came with nothing on
+	 * TCP to wake an epoll wait (no Accept's doorbell, no marker), or a
+	 * Proposal given up after a CLC timeout.
 	 */
 	USMC_STAT_HS_TIMER_WAKEUPS,
 	USMC_STAT_COUNT

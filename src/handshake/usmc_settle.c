@@ -372,7 +372,6 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 	 */
 	bool look = deadline == 0 || conn->hs_result || conn->lgr->backlog;
 	int result, n;
-	bool by_timer = false;
 
 	/*
 	 * A forked child shares the connection but not the channel: only the
@@ -389,11 +388,8 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 
 		result = look ? hs_answer(conn) : 0;
 		look = true;
-		if (result) {
-			if (by_timer)
-				usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
+		if (result)
 			break;
-		}
 		if (look_tcp && usmc_fd_hung_up(s->fd)) {
 			/* An answer comes before anything the server does on TCP: look once more. */
 			result = hs_answer(conn);
@@ -414,10 +410,10 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 			errno = EAGAIN;
 			return -1;
 		}
+		/* The channel is watched too: an answer always wakes this wait. */
 		n = usmc_sys.poll(p, 2, slice);
 		if (n < 0)
 			return -1;
-		by_timer = n == 0;
 		look_tcp = p[0].revents != 0;
 	}
 	return hs_settle(s, result);
