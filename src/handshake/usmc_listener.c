@@ -87,6 +87,18 @@ static uint16_t sock_port(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+/* A listener of port with none of its Unix listeners yet. */
+static struct usmc_listener *listener_alloc(uint16_t port)
+{
+	struct usmc_listener *l = calloc(1, sizeof(*l));
+
+	if (l) {
+		l->port = port;
+		l->ufd = l->ufd_users = l->rfd = -1;
+	}
+	return l;
+}
+
 static uint32_t listener_register(struct usmc_sock *s)
 {
 	const uid_t *other_users;
@@ -119,10 +131,9 @@ static uint32_t listener_register(struct usmc_sock *s)
 		s->listener = l;
 		return 0;
 	}
-	l = calloc(1, sizeof(*l));
+	l = listener_alloc(port);
 	if (!l)
 		return USMC_DECL_MEM;
-	l->port = port;
 	if (reuseport) {
 		l->ufd = af_member_join(l, reg);
 	} else {
@@ -205,16 +216,13 @@ bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid,
 	for (l = listeners; l && !(l->port == port && l->ufd == ufd); l = l->next)
 		;
 	if (!l) {
-		l = calloc(1, sizeof(*l));
+		/* Its directory's listener did not survive the exec (close-on-exec). */
+		l = listener_alloc(port);
 		if (!l)
 			return false;
-		l->port = port;
 		l->owner = owner;
 		l->uid = uid;
 		l->ufd = ufd;
-		l->ufd_users = -1;
-		/* The directory's listener did not survive the exec (close-on-exec). */
-		l->rfd = -1;
 		l->member = member;
 		l->uaddr_len = member ? reg_member_addr(uid, port, owner, &l->uaddr)
 				      : reg_listener_addr(uid, port, false, &l->uaddr);

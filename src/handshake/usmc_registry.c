@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "usmc_core.h"
@@ -46,7 +45,7 @@ enum { RSLOT_FREE, RSLOT_BUSY, RSLOT_LISTED, RSLOT_REFUSED };
 struct reg_slot {
 	_Atomic uint64_t tag;    /* a sequence number above the state: a reused slot never matches */
 	_Atomic uint64_t cookie; /* the Proposal's: its client's TCP socket */
-	_Atomic uint32_t since;  /* when it was taken, in seconds since boot */
+	_Atomic uint32_t since;  /* when it was taken, in seconds (now_seconds) */
 	_Atomic uint32_t port;
 	_Atomic int32_t pid;     /* the client's */
 	uint32_t pad;
@@ -119,12 +118,10 @@ socklen_t reg_member_addr(uid_t uid, uint16_t port, int32_t pid, void *addr)
 
 /* ---- Proposals listed by cookie (usmc_registry.h) ---- */
 
-static uint32_t boot_seconds(void)
+/* Seconds on the host's monotonic clock, which every process of it shares. */
+static uint32_t now_seconds(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (uint32_t)ts.tv_sec;
+	return (uint32_t)(usmc_now_ms() / 1000);
 }
 
 static uint32_t slot_home(uint64_t cookie)
@@ -147,7 +144,7 @@ static bool slot_stale(struct reg_slot *sl, uint64_t tag, uint32_t *now)
 	if (SLOT_STATE(tag) != RSLOT_LISTED && SLOT_STATE(tag) != RSLOT_REFUSED)
 		return false;
 	if (!*now)
-		*now = boot_seconds();
+		*now = now_seconds();
 	return *now - atomic_load(&sl->since) > REG_SLOT_STALE_S &&
 	       (SLOT_STATE(tag) == RSLOT_LISTED ||
 		(kill(atomic_load(&sl->pid), 0) < 0 && errno == ESRCH));
@@ -163,7 +160,7 @@ static bool slot_stale(struct reg_slot *sl, uint64_t tag, uint32_t *now)
 static void slots_sweep(uint16_t port)
 {
 	struct reg_port *reg = &reg_map[port];
-	uint32_t now = boot_seconds(), last = atomic_load(&reg->swept);
+	uint32_t now = now_seconds(), last = atomic_load(&reg->swept);
 
 	if (last == now || !atomic_compare_exchange_strong(&reg->swept, &last, now))
 		return;
@@ -197,7 +194,7 @@ int reg_slot_take(uint16_t port, uint64_t cookie, uint64_t *tag_out)
 			slot_unlist(sl);
 		atomic_store(&sl->cookie, cookie);
 		atomic_store(&sl->port, port);
-		atomic_store(&sl->since, now ? now : boot_seconds());
+		atomic_store(&sl->since, now ? now : now_seconds());
 		atomic_store(&sl->pid, usmc_pid());
 		/* Counted before listed: a holder that sees no count finds no slot. */
 		atomic_fetch_add(&reg_map[port].listed, 1);
