@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The CDC area as a hostile peer could write it: a sequence of producer
- * and consumer cursors.  Whatever the peer publishes, the positions we
- * accept never run backwards, never pass their limits, and so never let
- * a read or write leave the ring.
+ * and consumer cursors, and the shifts of the laps to come.  Whatever the
+ * peer publishes, the positions we accept never run backwards, never pass
+ * their limits, and every byte between them lies inside the ring, in a
+ * lap we know the size of.
  */
 #include <assert.h>
 #include <stddef.h>
@@ -12,21 +13,36 @@
 
 #include "usmc_cdc.h"
 
+/* Every position from lo to hi lies in a known lap, inside a ring of 1 << max bytes. */
+static void check_inside(const struct cdc_laps *l, uint64_t lo, uint64_t hi, uint8_t max)
+{
+	while (lo < hi) {
+		uint32_t room, off = cdc_lap_off(l, lo, &room);
+
+		assert(room > 0 && (uint64_t)off + room <= 1ull << max);
+		lo += room < hi - lo ? room : hi - lo;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint32_t ring = 16384u << (size ? data[0] % 10 : 0);
+	uint8_t max = (uint8_t)(CDC_LAP_SHIFT_MIN + (size ? data[0] % 10 : 0));
+	struct cdc_laps rx, tx;
 	uint64_t prod_seen = 0, cons = 0; /* we read the peer's ring */
 	uint64_t tx_prod = 0, tx_cons_seen = 0; /* the peer reads ours */
 
-	for (size_t off = 1; off + 9 <= size; off += 9) {
+	cdc_laps_init(&rx, CDC_LAP_SHIFT_MIN);
+	cdc_laps_init(&tx, CDC_LAP_SHIFT_MIN);
+	for (size_t off = 1; off + 10 <= size; off += 10) {
 		uint64_t wire, pos;
-		uint8_t op = data[off];
+		uint8_t op = data[off], shift = data[off + 9];
 
 		memcpy(&wire, data + off + 1, sizeof(wire));
 		switch (op % 4) {
-		case 0: /* the peer publishes its producer cursor */
-			if (cdc_cursor_advance(ring, prod_seen, wire, cons + ring, &pos) == 0) {
-				assert(pos >= prod_seen && pos - cons <= ring);
+		case 0: /* the peer publishes its producer cursor, and maybe a next lap */
+			if (cdc_cursor_advance(&rx, prod_seen, wire, cons + cdc_lap_capacity(&rx, cons),
+					       shift, max, &pos) == 0) {
+				assert(pos >= prod_seen && pos - cons <= 1ull << max);
 				prod_seen = pos;
 			}
 			break;
@@ -34,22 +50,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cons += (prod_seen - cons) * (wire & 0xff) / 255;
 			break;
 		case 2: /* the peer publishes its consumer cursor of our ring */
-			if (cdc_cursor_advance(ring, tx_cons_seen, wire, tx_prod, &pos) == 0) {
+			if (cdc_cursor_advance(&tx, tx_cons_seen, wire, tx_prod, 0, 0, &pos) == 0) {
 				assert(pos >= tx_cons_seen && pos <= tx_prod);
 				tx_cons_seen = pos;
 			}
 			break;
-		case 3: /* we produce into the space there is */
-			tx_prod += (ring - (tx_prod - tx_cons_seen)) * (wire & 0xff) / 255;
+		case 3: /* we produce into the space there is, lap by lap, growing as we may */
+			for (uint64_t n = (cdc_lap_capacity(&tx, tx_cons_seen) - (tx_prod - tx_cons_seen)) *
+					  (wire & 0xff) / 255;
+			     n;) {
+				uint32_t room;
+
+				cdc_lap_off(&tx, tx_prod, &room);
+				room = room < n ? room : (uint32_t)n;
+				tx_prod += room;
+				n -= room;
+				if (tx_prod == tx.base + cdc_lap_size(&tx))
+					cdc_lap_next(&tx, shift % 2 && tx.shift < max ? max : tx.shift);
+			}
 			break;
 		}
-		/* What we would copy stays inside the ring. */
-		assert(prod_seen - cons <= ring);
-		assert(tx_prod - tx_cons_seen <= ring);
+		/* What we would copy stays inside the ring, in laps we know. */
+		assert(prod_seen - cons <= cdc_lap_capacity(&rx, cons));
+		check_inside(&rx, cons, prod_seen, max);
+		assert(tx_prod - tx_cons_seen <= cdc_lap_capacity(&tx, tx_cons_seen));
+		check_inside(&tx, tx_cons_seen, tx_prod, max);
 		/* Our own cursors survive the round trip through the wire format. */
-		wire = cdc_cursor_from_pos(ring, prod_seen);
-		assert(cdc_cursor_advance(ring, prod_seen, wire, prod_seen, &pos) == 0 &&
-		       pos == prod_seen);
+		{
+			struct cdc_laps copy = rx;
+
+			wire = cdc_cursor_from_pos(&rx, cons);
+			assert(cdc_cursor_advance(&copy, cons, wire, cons, 0, 0, &pos) == 0 &&
+			       pos == cons);
+		}
 	}
 	return 0;
 }

@@ -22,7 +22,7 @@ void hostile_prod_beyond(int fd)
 {
 	union cdc_cursor c = current_prod(fd);
 
-	c.count = own_conn(fd)->tx.size; /* one past the last byte of the ring */
+	c.count = cdc_lap_size(&own_conn(fd)->sh->tx_laps); /* one past the lap's last byte */
 	publish_prod(fd, c.acurs);
 	say(&from_hostile, STEP_ATTACKED);
 }
@@ -45,7 +45,7 @@ static void hostile_honest_prefix(int fd, enum step victim_step)
 void hostile_prod_backwards(int fd)
 {
 	hostile_honest_prefix(fd, STEP_READ);
-	publish_prod(fd, cdc_cursor_from_pos(own_conn(fd)->tx.size, 500));
+	publish_prod(fd, cdc_cursor_from_pos(&own_conn(fd)->sh->tx_laps, 500));
 	say(&from_hostile, STEP_ATTACKED);
 }
 
@@ -57,6 +57,21 @@ void victim_prod_backwards(int fd)
 	expect(&from_hostile, STEP_ATTACKED);
 	expect_reset(fd, 0);
 	expect_dead(fd);
+}
+
+void hostile_lap_beyond(int fd)
+{
+	struct usmc_conn *conn = own_conn(fd);
+	union cdc_cursor c;
+
+	hostile_honest_prefix(fd, STEP_READ);
+	/* The next lap, said to be larger than the ring: its first byte would be in reach. */
+	c = current_prod(fd);
+	c.wrap += 1;
+	c.count = 0;
+	atomic_store(&conn->tx.cdc->lap_shift[1], (uint8_t)(__builtin_ctz(conn->tx.size) + 1));
+	publish_prod(fd, c.acurs);
+	say(&from_hostile, STEP_ATTACKED);
 }
 
 void hostile_wrap_jump(int fd)
@@ -73,10 +88,11 @@ void hostile_prod_overfull(int fd)
 	union cdc_cursor c;
 
 	hostile_honest_prefix(fd, STEP_SEEN);
-	/* One wrap on, but less far than the last count: passes the wrap check only. */
+	/* One lap on, of a size the ring holds, but a lap too far: passes the lap checks only. */
 	c = current_prod(fd);
 	c.wrap += 1;
 	c.count = 500;
+	atomic_store(&own_conn(fd)->tx.cdc->lap_shift[1], own_conn(fd)->sh->tx_laps.shift);
 	publish_prod(fd, c.acurs);
 	say(&from_hostile, STEP_ATTACKED);
 }
@@ -112,7 +128,8 @@ static void hostile_cons(int fd, int64_t delta)
 	recv_pattern(fd, ROLE_OTHER + 1, 0, 100);
 	say(&from_hostile, STEP_READ);
 	expect(&to_hostile, STEP_SEEN);
-	publish_cons(fd, cdc_cursor_from_pos(conn->rx.size, (uint64_t)((int64_t)conn->sh->rx_cons + delta)));
+	publish_cons(fd, cdc_cursor_from_pos(&conn->sh->rx_laps,
+					     (uint64_t)((int64_t)conn->sh->rx_cons + delta)));
 	say(&from_hostile, STEP_ATTACKED);
 }
 

@@ -12,6 +12,8 @@ void hostile_prod_beyond(int fd);
 void hostile_prod_backwards(int fd);
 void hostile_wrap_jump(int fd);
 void hostile_prod_overfull(int fd);
+/* A next lap larger than the ring. */
+void hostile_lap_beyond(int fd);
 void victim_prod_backwards(int fd);
 void victim_prod_overfull(int fd);
 /* The victim waits for the attack and its reset: also for the segment's and the stream's. */

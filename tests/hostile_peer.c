@@ -168,7 +168,7 @@ void publish_cons(int fd, uint64_t wire)
 union cdc_cursor current_prod(int fd)
 {
 	struct usmc_conn *conn = own_conn(fd);
-	union cdc_cursor c = { .acurs = cdc_cursor_from_pos(conn->tx.size, conn->sh->tx_prod) };
+	union cdc_cursor c = { .acurs = cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod) };
 
 	return c;
 }
@@ -232,6 +232,7 @@ static const struct hostile_case cases[] = {
 	{ "prod_backwards", hostile_prod_backwards, victim_prod_backwards },
 	{ "wrap_jump", hostile_wrap_jump, victim_wait_reset },
 	{ "prod_overfull", hostile_prod_overfull, victim_prod_overfull },
+	{ "lap_beyond", hostile_lap_beyond, victim_prod_backwards },
 	{ "cons_ahead", hostile_cons_ahead, victim_cons },
 	{ "cons_backwards", hostile_cons_backwards, victim_cons },
 	{ "abort_flip", hostile_abort_flip, victim_abort_flip },

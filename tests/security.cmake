@@ -1,7 +1,7 @@
 # A hostile peer against the shared-memory path: one entry per attack.
 usmc_test(hostile_peer)
 target_sources(hostile_peer PRIVATE hostile_cdc.c hostile_segment.c)
-foreach(attack prod_beyond prod_backwards wrap_jump prod_overfull cons_ahead cons_backwards
+foreach(attack prod_beyond prod_backwards wrap_jump prod_overfull lap_beyond cons_ahead cons_backwards
         abort_flip garbage_hints silence sealed peer_write_map peer_scribble tcp_alien
         tcp_alien_counted)
   add_test(NAME hostile_${attack} COMMAND hostile_peer --case ${attack})

@@ -36,6 +36,7 @@ static const char *const stat_names[USMC_STAT_COUNT] = {
 	[USMC_STAT_ABORTS] = "aborts",
 	[USMC_STAT_SEGMENTS_REUSED] = "segments_reused",
 	[USMC_STAT_HS_TIMER_WAKEUPS] = "handshake_timer_wakeups",
+	[USMC_STAT_RINGS_GROWN] = "rings_grown",
 };
 
 /* The user's counters file, read whole and checked; NULL (said why) if there is none. */

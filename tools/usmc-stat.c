@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_cdc.h"
 #include "usmc_cli.h"
 #include "usmc_diag.h"
 #include "usmc_proc.h"
@@ -82,13 +83,15 @@ static const char *diag_mode(uint32_t state)
 		       : "-";
 }
 
-/* SMC's cursor notation: wrap count and offset in the ring. */
-static void cursor(char *buf, size_t len, uint64_t bytes, uint32_t ring)
+/* SMC's cursor notation: wrap count and offset in the lap (usmc_cdc.h). */
+static void cursor(char *buf, size_t len, uint64_t wire, uint32_t ring)
 {
+	union cdc_cursor c = { .acurs = wire };
+
 	if (!ring)
 		snprintf(buf, len, "-");
 	else
-		snprintf(buf, len, "%" PRIu64 ":%" PRIu64, bytes / ring, bytes % ring);
+		snprintf(buf, len, "%u:%u", (unsigned)c.wrap, (unsigned)c.count);
 }
 
 static bool wanted(uint32_t state, const struct inet_entry *t)
@@ -145,8 +148,8 @@ static void print_line(int pid, const char *comm, unsigned long netns,
 	if (opt.details) {
 		char txc[32], rxc[32];
 
-		cursor(txc, sizeof(txc), tx, d->peer_rmb_size);
-		cursor(rxc, sizeof(rxc), rx, d->rmb_size);
+		cursor(txc, sizeof(txc), atomic_load(&d->tx_cursor), d->peer_rmb_size);
+		cursor(rxc, sizeof(rxc), atomic_load(&d->rx_cursor), d->rmb_size);
 		printf("%5u %7d %8u %8u %-14s %-14s ", d->lgr_id, d->peer_pid, d->rmb_size,
 		       d->peer_rmb_size, txc, rxc);
 	}

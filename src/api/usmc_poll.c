@@ -36,7 +36,8 @@
  */
 bool usmc_proposed_ring_full(const struct usmc_sock *s)
 {
-	return s->state == SOCK_PROPOSED && s->conn->sh->tx_prod >= s->conn->tx.size;
+	return s->state == SOCK_PROPOSED &&
+	       s->conn->sh->tx_prod >= cdc_lap_capacity(&s->conn->sh->tx_laps, 0);
 }
 
 /* Readiness of one usmc descriptor that needs more than the kernel's word. */

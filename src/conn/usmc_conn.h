@@ -38,6 +38,10 @@ struct usmc_conn_shared {
 	_Atomic uint64_t tx_cons_seen; /* bytes the peer consumed of it, validated */
 	uint64_t rx_cons;      /* bytes we consumed of the peer's ring */
 	uint64_t rx_prod_seen; /* bytes the peer produced into it, validated */
+	/* The laps of our ring (the writer's: tx_lock, and rx_lock to change) and the peer's. */
+	struct cdc_laps tx_laps;
+	struct cdc_laps rx_laps; /* rx_lock; shift 0 until the first look at the peer's */
+	bool tx_full;          /* a write found our ring full in this lap: the next may grow */
 	uint32_t rung_data;    /* the peer's want_data we last rang for */
 	uint32_t rung_space;   /* the peer's want_space we last rang for */
 	_Atomic uint32_t peer_flags; /* CDC_PEER_* latched from the peer */

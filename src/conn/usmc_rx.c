@@ -19,9 +19,32 @@
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
+/*
+ * The peer's first lap, as it published it when it took the ring: a size
+ * the ring can hold, or the peer misbehaves.  (rx_lock held.)
+ */
+static int rx_laps_init(struct usmc_conn *conn)
+{
+	uint8_t shift = atomic_load_explicit(&conn->rx.cdc->lap_shift[0], memory_order_acquire);
+
+	if (shift < CDC_LAP_SHIFT_MIN || shift > 31 || 1u << shift > conn->rx.size)
+		return -1;
+	cdc_laps_init(&conn->sh->rx_laps, shift);
+	return 0;
+}
+
+/* The shift the peer published for the lap after the one we are in, maybe not yet. */
+static uint8_t rx_next_shift(const struct usmc_conn *conn)
+{
+	uint16_t next = (uint16_t)(conn->sh->rx_laps.wrap + 1);
+
+	return atomic_load_explicit(&conn->rx.cdc->lap_shift[next & 1], memory_order_relaxed);
+}
+
 int usmc_conn_refresh(struct usmc_conn *conn)
 {
-	uint64_t pos;
+	struct cdc_laps *cur;
+	uint64_t pos, wire;
 	uint32_t flags;
 
 	if (conn->sh->aborted)
@@ -41,15 +64,21 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 		if (flags & CDC_PEER_CONN_ABORT)
 			usmc_conn_set_reset(conn, ECONNRESET);
 	}
+	if (!conn->sh->rx_laps.shift && rx_laps_init(conn) < 0)
+		return -1;
 	/* The peer reuses its ring only after we closed too: it stays readable. */
-	if (cdc_cursor_advance(conn->rx.size, conn->sh->rx_prod_seen,
-			       atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire),
-			       conn->sh->rx_cons + conn->rx.size, &pos))
+	cur = &conn->sh->rx_laps;
+	/* The cursor first: a next lap's shift is published before the cursors in it. */
+	wire = atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire);
+	if (cdc_cursor_advance(cur, conn->sh->rx_prod_seen, wire,
+			       conn->sh->rx_cons + cdc_lap_capacity(cur, conn->sh->rx_cons),
+			       rx_next_shift(conn), (uint8_t)__builtin_ctz(conn->rx.size), &pos))
 		return -1;
 	conn->sh->rx_prod_seen = pos;
-	if (cdc_cursor_advance(conn->tx.size, conn->sh->tx_cons_seen,
+	/* Our own laps: the consumer is in this one or the one before, never the next. */
+	if (cdc_cursor_advance(&conn->sh->tx_laps, conn->sh->tx_cons_seen,
 			       atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
-			       conn->sh->tx_prod, &pos))
+			       conn->sh->tx_prod, 0, 0, &pos))
 		return -1;
 	atomic_store_explicit(&conn->sh->tx_cons_seen, pos, memory_order_relaxed);
 	return 0;
@@ -68,7 +97,8 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 		v->rx_prod = conn->sh->rx_prod_seen;
 		v->tx_cons = conn->sh->tx_cons_seen;
 		v->avail = v->rx_prod - conn->sh->rx_cons;
-		v->space = conn->tx.size - (conn->sh->tx_prod - v->tx_cons);
+		v->space = cdc_lap_capacity(&conn->sh->tx_laps, v->tx_cons) -
+			   (conn->sh->tx_prod - v->tx_cons);
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	return rc;
@@ -88,12 +118,14 @@ int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
 static void rx_consumed(struct usmc_sock *s, size_t n)
 {
 	struct usmc_conn *conn = s->conn;
+	uint64_t wire;
 	uint32_t want;
 
 	conn->sh->rx_cons += n;
-	atomic_store_explicit(&conn->tx.cdc->cons, cdc_cursor_from_pos(conn->rx.size, conn->sh->rx_cons),
-			      memory_order_release);
+	wire = cdc_cursor_from_pos(&conn->sh->rx_laps, conn->sh->rx_cons);
+	atomic_store_explicit(&conn->tx.cdc->cons, wire, memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_received, n, memory_order_relaxed);
+	atomic_store_explicit(&conn->diag->rx_cursor, wire, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_RECEIVED, n);
 	atomic_thread_fence(memory_order_seq_cst);
 	want = atomic_load_explicit(&conn->rx.cdc->want_space, memory_order_relaxed);
@@ -146,6 +178,23 @@ static int rx_wait(struct usmc_sock *s, int64_t *deadline)
 	return usmc_conn_sleep(s, POLLIN, left);
 }
 
+/* Copies n bytes out of the peer's ring from position pos on, lap by lap. */
+static void rx_copy(const struct usmc_conn *conn, uint64_t pos, const struct iovec *iov,
+		    int iovcnt, size_t skip, size_t n)
+{
+	while (n) {
+		uint32_t room, off = cdc_lap_off(&conn->sh->rx_laps, pos, &room);
+		size_t chunk = n < room ? n : room;
+
+		if (!chunk)
+			return; /* not reached: what was published lies in known laps */
+		ring_copy_iov(&conn->rx, off, iov, iovcnt, skip, chunk, false);
+		pos += chunk;
+		skip += chunk;
+		n -= chunk;
+	}
+}
+
 /*
  * Copies what the ring holds, up to want bytes, under the receive lock;
  * MSG_PEEK leaves it there, MSG_TRUNC discards it without a copy, as TCP.
@@ -166,16 +215,17 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 		n = avail < want ? (size_t)avail : want;
 		if (flags & MSG_PEEK) {
 			if (copy)
-				ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt, skip, n, false);
+				rx_copy(conn, conn->sh->rx_cons, iov, iovcnt, skip, n);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
 			for (size_t done = 0, chunk; done < n; done += chunk) {
-				chunk = n - done < CDC_PUBLISH_CHUNK(conn->rx.size)
-						? n - done
-						: CDC_PUBLISH_CHUNK(conn->rx.size);
+				uint32_t room, most = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->rx_laps));
+
+				cdc_lap_off(&conn->sh->rx_laps, conn->sh->rx_cons, &room);
+				chunk = n - done < most ? n - done : most;
+				chunk = chunk < room ? chunk : room;
 				if (copy)
-					ring_copy_iov(&conn->rx, conn->sh->rx_cons, iov, iovcnt,
-						      skip + done, chunk, false);
+					rx_copy(conn, conn->sh->rx_cons, iov, iovcnt, skip + done, chunk);
 				if (usmc_capture_on && copy)
 					usmc_capture(s->fd, false, conn->sh->rx_cons, iov, iovcnt,
 						     skip + done, chunk);

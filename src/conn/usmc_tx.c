@@ -39,16 +39,52 @@ static bool tx_peer_read_all(struct usmc_sock *s)
 	return usmc_conn_amounts(s, &v) == 0 && v.tx_cons == s->conn->sh->tx_prod;
 }
 
+/* How much a lap grows when its writer found it full: the next is four times as large. */
+#define TX_LAP_GROWTH_SHIFT 2
+
+/*
+ * Our ring's next lap, as we reach the end of this one.  If a write found
+ * this lap full, the reader lags behind us: as TCP's autotuning grows a
+ * send buffer, the next lap takes four times as much of the slot, up to
+ * all of it, if its pages can be had; else it is as long as this one.
+ * Its shift is published before any cursor in it.  (tx_lock held.)
+ */
+static void tx_lap_next(struct usmc_conn *conn)
+{
+	struct cdc_laps *l = &conn->sh->tx_laps;
+	uint8_t shift = l->shift, most = (uint8_t)__builtin_ctz(conn->tx.size);
+
+	if (conn->sh->tx_full && shift < most) {
+		uint8_t grown = shift + TX_LAP_GROWTH_SHIFT < most ? shift + TX_LAP_GROWTH_SHIFT : most;
+
+		if (lgr_ring_grow(&conn->tx, 1u << grown)) {
+			shift = grown;
+			usmc_stats_add(USMC_STAT_RINGS_GROWN, 1);
+		}
+	}
+	conn->sh->tx_full = false;
+	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], shift,
+			      memory_order_release);
+	/* Under rx_lock too: the peer's consumer cursor is read by our laps there. */
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	cdc_lap_next(l, shift);
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+}
+
 /* Publishes the producer cursor and rings the peer if it waits for data. */
 static void tx_produced(struct usmc_sock *s, size_t n)
 {
 	struct usmc_conn *conn = s->conn;
+	uint64_t wire;
 	uint32_t want;
 
 	conn->sh->tx_prod += n;
-	atomic_store_explicit(&conn->tx.cdc->prod, cdc_cursor_from_pos(conn->tx.size, conn->sh->tx_prod),
-			      memory_order_release);
+	if (conn->sh->tx_prod == conn->sh->tx_laps.base + cdc_lap_size(&conn->sh->tx_laps))
+		tx_lap_next(conn);
+	wire = cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod);
+	atomic_store_explicit(&conn->tx.cdc->prod, wire, memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_sent, n, memory_order_relaxed);
+	atomic_store_explicit(&conn->diag->tx_cursor, wire, memory_order_relaxed);
 	usmc_stats_add(USMC_STAT_BYTES_SENT, n);
 	if (!conn->rx_mapped)
 		return; /* the Accept's doorbell will wake the server */
@@ -129,7 +165,8 @@ static bool tx_known_space_suffices(struct usmc_conn *conn, size_t want)
 {
 	uint64_t cons = atomic_load_explicit(&conn->sh->tx_cons_seen, memory_order_relaxed);
 
-	return conn->tx.size - (conn->sh->tx_prod - cons) >= want && !conn_peer_flags_new(conn);
+	return cdc_lap_capacity(&conn->sh->tx_laps, cons) - (conn->sh->tx_prod - cons) >= want &&
+	       !conn_peer_flags_new(conn);
 }
 
 /* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
@@ -147,11 +184,16 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	if (tx_peer_gone(conn))
 		return -1;
 	n = space < want ? (size_t)space : want;
+	if (n < want)
+		conn->sh->tx_full = true;
 	/* Publish as we go, so that the reader copies while we still write. */
 	for (size_t done = 0, chunk; done < n; done += chunk) {
-		chunk = n - done < CDC_PUBLISH_CHUNK(conn->tx.size) ? n - done
-								: CDC_PUBLISH_CHUNK(conn->tx.size);
-		ring_copy_iov(&conn->tx, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk, true);
+		uint32_t room, off = cdc_lap_off(&conn->sh->tx_laps, conn->sh->tx_prod, &room);
+		uint32_t most = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->tx_laps));
+
+		chunk = n - done < most ? n - done : most;
+		chunk = chunk < room ? chunk : room;
+		ring_copy_iov(&conn->tx, off, iov, iovcnt, skip + done, chunk, true);
 		if (usmc_capture_on)
 			usmc_capture(s->fd, true, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk);
 		tx_produced(s, chunk);
@@ -226,8 +268,8 @@ int usmc_tx_replay(struct usmc_sock *s)
 
 	/* The peer declined before reading a byte: all of the ring is unsent. */
 	while (pos < conn->sh->tx_prod) {
-		uint32_t off = (uint32_t)(pos % conn->tx.size);
-		size_t len = conn->tx.size - off;
+		uint32_t room, off = cdc_lap_off(&conn->sh->tx_laps, pos, &room);
+		size_t len = room;
 		ssize_t n;
 
 		if (len > conn->sh->tx_prod - pos)

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define USMC_DIAG_MAGIC 0x75646961u /* "udia" */
-#define USMC_DIAG_VERSION 1
+#define USMC_DIAG_VERSION 2
 #define USMC_DIAG_SLOTS 65536
 #define USMC_DIAG_NAME "usmc-diag"
 
@@ -39,6 +39,9 @@ struct usmc_diag_sock {
 	uint32_t peer_rmb_size;
 	_Atomic uint64_t bytes_sent;     /* through shared memory */
 	_Atomic uint64_t bytes_received;
+	/* SMC's wire cursors (union cdc_cursor) we last published: our producer's, our consumer's. */
+	_Atomic uint64_t tx_cursor;
+	_Atomic uint64_t rx_cursor;
 };
 
 struct usmc_diag_table {

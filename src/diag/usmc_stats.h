@@ -33,6 +33,7 @@ enum usmc_stat {
 	 * Proposal given up after a CLC timeout.
 	 */
 	USMC_STAT_HS_TIMER_WAKEUPS,
+	USMC_STAT_RINGS_GROWN,    /* laps that gave a ring more of its slot, its reader lagging */
 	USMC_STAT_COUNT
 };
 

@@ -78,6 +78,7 @@ void af_conn_shared_init(struct usmc_conn *conn)
 	pthread_mutex_init(&sh->tx_lock, &attr);
 	pthread_mutex_init(&sh->rx_lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	cdc_laps_init(&sh->tx_laps, atomic_load(&conn->tx.cdc->lap_shift[0]));
 	conn->sh = sh;
 	usmc_holders_init(conn);
 }

@@ -135,9 +135,12 @@ again:
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)
 		reason = USMC_DECL_MEM;
-	if (conn)
-		reason = lgr_ring_alloc(lgr, usmc_ring_size(s->sndbuf), &conn->tx, &msg.proposal.rmb,
-					&new_fd);
+	if (conn) {
+		uint32_t size, first;
+
+		usmc_ring_sizes(s->sndbuf, &size, &first);
+		reason = lgr_ring_alloc(lgr, size, first, &conn->tx, &msg.proposal.rmb, &new_fd);
+	}
 	if (conn && !reason) {
 		af_conn_shared_init(conn);
 		msg.token = conn->token = ++next_token;

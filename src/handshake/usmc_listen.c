@@ -99,12 +99,14 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 {
 	struct clc_msg msg = { .type = CLC_ACCEPT, .version = CLC_VERSION, .token = p->token };
 	struct usmc_conn *conn = af_conn_new(ns, p->lgr);
-	uint32_t size = usmc_ring_size(ns->sndbuf), reason;
+	uint32_t size, first, reason;
 	int new_fd;
 
-	if (p->rcvbuf > size && p->rcvbuf <= CLC_RMB_MAX)
-		size = usmc_ring_size((int)p->rcvbuf);
-	reason = conn ? lgr_ring_alloc(p->lgr, size, &conn->tx, &msg.accept.rmb, &new_fd)
+	/* A size either end asked for (our SO_SNDBUF, the client's SO_RCVBUF) is kept. */
+	usmc_ring_sizes(ns->sndbuf, &size, &first);
+	if (p->rcvbuf && p->rcvbuf <= CLC_RMB_MAX && (ns->sndbuf <= 0 || p->rcvbuf > size))
+		size = first = usmc_ring_size((int)(p->rcvbuf > first ? p->rcvbuf : first));
+	reason = conn ? lgr_ring_alloc(p->lgr, size, first, &conn->tx, &msg.accept.rmb, &new_fd)
 		      : USMC_DECL_MEM;
 	if (!reason)
 		af_conn_shared_init(conn);

@@ -105,6 +105,10 @@ static void config_load(void)
 	config.disabled = usmc_env_bool("USMC_DISABLE", false);
 	config.bufsize = usmc_ring_size((int)usmc_env_long("USMC_BUFSIZE", 256 << 10, CLC_RMB_MIN,
 							   CLC_RMB_MAX));
+	/* A ring size asked for stays that size, unless a largest is asked for too. */
+	config.bufsize_max = usmc_ring_size((int)usmc_env_long(
+		"USMC_BUFSIZE_MAX", getenv("USMC_BUFSIZE") ? (long)config.bufsize : 4l << 20,
+		(long)config.bufsize, CLC_RMB_MAX));
 	config.clc_timeout_ms = (int)usmc_env_long("USMC_CLC_TIMEOUT_MS", 2000, 10, 600000);
 	config.spin_us = (int)usmc_env_long("USMC_SPIN_US", 20, 0, 1000000);
 	config.busy_poll_us = (int)usmc_env_long("USMC_BUSY_POLL", 0, 0, 10000000);
@@ -131,4 +135,14 @@ uint32_t usmc_ring_size(int wish)
 	while (size < (uint32_t)wish && size < CLC_RMB_MAX)
 		size <<= 1;
 	return size;
+}
+
+void usmc_ring_sizes(int wish, uint32_t *size, uint32_t *first)
+{
+	if (wish > 0) {
+		*size = *first = usmc_ring_size(wish);
+		return;
+	}
+	*first = usmc_config()->bufsize;
+	*size = usmc_config()->bufsize_max;
 }

@@ -12,7 +12,8 @@
 
 struct usmc_config {
 	bool disabled;        /* USMC_DISABLE */
-	uint32_t bufsize;     /* USMC_BUFSIZE: default ring size */
+	uint32_t bufsize;     /* USMC_BUFSIZE: a ring's first lap, by default */
+	uint32_t bufsize_max; /* USMC_BUFSIZE_MAX: the most later laps may grow to */
 	int clc_timeout_ms;   /* USMC_CLC_TIMEOUT_MS */
 	int spin_us;          /* USMC_SPIN_US: busy wait before sleeping */
 	int busy_poll_us;     /* USMC_BUSY_POLL: spin this long, like SO_BUSY_POLL */
@@ -25,6 +26,12 @@ int usmc_clc_timeout_ms(void);
 
 /* Ring size for a wish in bytes, a power of two in the CLC's range (0: the default). */
 uint32_t usmc_ring_size(int wish);
+/*
+ * A new ring's size and its first lap's: both the wish's if the program
+ * set one (as SO_SNDBUF stops TCP's autotuning), else USMC_BUFSIZE for
+ * the first lap and USMC_BUFSIZE_MAX for the ring.
+ */
+void usmc_ring_sizes(int wish, uint32_t *size, uint32_t *first);
 
 /*
  * One variable: a boolean (1/0, true/false, yes/no, on/off, any case), or

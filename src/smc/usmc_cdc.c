@@ -9,38 +9,81 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos)
+void cdc_laps_init(struct cdc_laps *l, uint8_t shift)
+{
+	*l = (struct cdc_laps){ .shift = shift };
+}
+
+void cdc_lap_next(struct cdc_laps *l, uint8_t shift)
+{
+	l->base += cdc_lap_size(l);
+	l->wrap++;
+	l->prev_shift = l->shift;
+	l->shift = shift;
+}
+
+/* Whether pos lies in the lap before the current one. */
+static bool lap_is_prev(const struct cdc_laps *l, uint64_t pos)
+{
+	return pos < l->base && l->prev_shift;
+}
+
+uint32_t cdc_lap_off(const struct cdc_laps *l, uint64_t pos, uint32_t *room)
+{
+	uint32_t off, size;
+
+	if (lap_is_prev(l, pos)) {
+		size = 1u << l->prev_shift;
+		off = (uint32_t)(pos - (l->base - size));
+	} else {
+		size = cdc_lap_size(l);
+		off = (uint32_t)(pos - l->base);
+	}
+	*room = off < size ? size - off : 0;
+	return off;
+}
+
+uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos)
+{
+	return lap_is_prev(l, pos) ? 1u << l->prev_shift : cdc_lap_size(l);
+}
+
+uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos)
 {
 	union cdc_cursor c = { 0 };
 
-	c.wrap = (uint16_t)(pos / size);
-	c.count = (uint32_t)(pos % size);
+	if (lap_is_prev(l, pos)) {
+		c.wrap = (uint16_t)(l->wrap - 1);
+		c.count = (uint32_t)(pos - (l->base - (1u << l->prev_shift)));
+	} else if (pos - l->base == cdc_lap_size(l)) {
+		c.wrap = (uint16_t)(l->wrap + 1);
+	} else {
+		c.wrap = l->wrap;
+		c.count = (uint32_t)(pos - l->base);
+	}
 	return c.acurs;
 }
 
-int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t limit,
-		       uint64_t *pos)
+int cdc_cursor_advance(struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
+		       uint8_t next_shift, uint8_t max_shift, uint64_t *pos)
 {
 	union cdc_cursor c = { .acurs = wire };
-	uint16_t seen_wrap = (uint16_t)(seen / size);
-	uint32_t seen_count = (uint32_t)(seen % size);
+	bool next_ok = next_shift >= CDC_LAP_SHIFT_MIN && next_shift <= max_shift &&
+		       next_shift >= l->shift;
 	uint64_t next;
 
-	if (c.count >= size)
-		return -1;
-	if (c.wrap == seen_wrap) {
-		if (c.count < seen_count)
-			return -1; /* runs backwards */
-		next = seen + (c.count - seen_count);
-	} else if (c.wrap == (uint16_t)(seen_wrap + 1)) {
-		if (c.count > seen_count)
-			return -1; /* more than one ring ahead */
-		next = seen + (size - seen_count) + c.count;
-	} else {
-		return -1; /* the wrap count jumped */
-	}
-	if (next > limit)
-		return -1;
+	if (c.wrap == l->wrap && c.count < cdc_lap_size(l))
+		next = l->base + c.count;
+	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift && c.count < 1u << l->prev_shift)
+		next = l->base - (1u << l->prev_shift) + c.count;
+	else if (c.wrap == (uint16_t)(l->wrap + 1) && next_ok && c.count < 1u << next_shift)
+		next = l->base + cdc_lap_size(l) + c.count;
+	else
+		return -1; /* another lap, or outside its lap */
+	if (next < seen || next > limit)
+		return -1; /* runs backwards, or more than the ring ahead */
+	if (next >= l->base + cdc_lap_size(l))
+		cdc_lap_next(l, next_shift);
 	*pos = next;
 	return 0;
 }

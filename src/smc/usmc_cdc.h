@@ -14,6 +14,15 @@
  * as one 64-bit atomic.  Locally usmc keeps monotonic 64-bit positions and
  * converts at the boundary.
  *
+ * Laps: a ring's data need not use all of its slot.  Its writer starts it
+ * small and, like TCP's autotuning of a send buffer, may give a later lap
+ * more of the slot, never less: lap w is the first 2^shift bytes of the
+ * slot, and the cursor (w, count) names byte count of lap w, as RFC 7609's
+ * (wrap, count) does of a ring of one size.  The writer publishes each
+ * lap's shift (lap_shift[w & 1]) before any cursor of that lap; it can be
+ * at most one lap ahead of its reader, so two entries suffice, and the
+ * reader takes a lap's shift once, when it first sees the lap.
+ *
  * Doorbell: when one side waits, it bumps want_data or want_space in its
  * CDC area and sleeps on the kernel TCP socket.  The other side, after
  * publishing a cursor, sees the bump, counts the doorbell in its CDC area
@@ -68,6 +77,7 @@ struct cdc_area {
 	_Atomic uint32_t gen;        /* bumped each time the slot is reused */
 	_Atomic uint32_t bells;      /* doorbells sent, each counted before its byte */
 	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
+	_Atomic uint8_t lap_shift[2]; /* lap w of this ring is 1 << lap_shift[w & 1] bytes */
 };
 
 /*
@@ -80,21 +90,61 @@ struct cdc_area {
 
 _Static_assert(sizeof(struct cdc_area) <= CDC_SLOT_HDR, "CDC area fits its slot header");
 
-/* The wire cursor of a monotonic position in a ring of size bytes. */
-uint64_t cdc_cursor_from_pos(uint32_t size, uint64_t pos);
+/* The laps of one ring that a side's positions are in (kept by each side). */
+struct cdc_laps {
+	uint64_t base;      /* the position at which lap wrap begins */
+	uint16_t wrap;      /* the current lap's wrap count */
+	uint8_t shift;      /* the current lap is 1 << shift bytes */
+	uint8_t prev_shift; /* the lap before, which ends at base; 0: none */
+};
+
+static inline uint32_t cdc_lap_size(const struct cdc_laps *l)
+{
+	return 1u << l->shift;
+}
+
+/* The first lap, of 1 << shift bytes. */
+void cdc_laps_init(struct cdc_laps *l, uint8_t shift);
+/* The next lap, of 1 << shift bytes (never fewer than this one's), begins where this one ends. */
+void cdc_lap_next(struct cdc_laps *l, uint8_t shift);
+
+/*
+ * Where position pos (in the current lap or the one before) lies in the
+ * ring, and in *room how many bytes of its lap follow it.
+ */
+uint32_t cdc_lap_off(const struct cdc_laps *l, uint64_t pos, uint32_t *room);
+
+/*
+ * How many bytes the ring can hold unread from position pos of a reader
+ * on: the size of pos's lap, since a writer in the next lap reaches no
+ * byte past the reader's offset before the reader has left that lap.
+ */
+uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos);
+
+/* The wire cursor of a position in the current lap, the one before, or at the lap's end. */
+uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos);
 
 /*
  * Moves a position forward to what a peer-published cursor says.
  *
  * seen is the last position accepted from this cursor, limit the furthest
- * it may legally be (the consumer plus the ring for a producer, the
- * producer for a consumer).  On success *pos gets the new position, with
- * seen <= *pos <= limit, and 0 is returned.  A cursor that runs backwards,
- * jumps more than one wrap, points outside the ring or passes limit
- * returns -1: the peer is misbehaving and the connection must be aborted.
+ * it may legally be (the consumer plus its lap's capacity for a producer,
+ * the producer for a consumer).  The cursor may name the current lap or
+ * the one before; a producer's may name the next lap as well, whose shift
+ * next_shift the peer published (0 for a consumer's cursor: no next lap),
+ * and l then moves on to it.  A shift outside [CDC_LAP_SHIFT_MIN,
+ * max_shift], or smaller than the current lap's, counts as none.
+ *
+ * On success *pos gets the new position, with seen <= *pos <= limit, and
+ * 0 is returned.  A cursor that runs backwards, names another lap, points
+ * outside its lap or passes limit returns -1: the peer is misbehaving and
+ * the connection must be aborted.
  */
-int cdc_cursor_advance(uint32_t size, uint64_t seen, uint64_t wire, uint64_t limit,
-		       uint64_t *pos);
+int cdc_cursor_advance(struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
+		       uint8_t next_shift, uint8_t max_shift, uint64_t *pos);
+
+/* The smallest lap a peer may publish: 16 KiB, CLC's smallest ring. */
+#define CDC_LAP_SHIFT_MIN 14
 
 /*
  * Counts one doorbell in cdc (ours) and writes its byte to the TCP socket:

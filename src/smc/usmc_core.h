@@ -52,7 +52,7 @@ enum slot_state { SLOT_FREE = 0, SLOT_USED, SLOT_CLOSING, SLOT_GIVEN };
  * segment the peer maps.  Both memfds stay open (close-on-exec), so that
  * forked children share them and an exec'd image can map them again.
  */
-#define SEG_OWN_SLOT 256
+#define SEG_OWN_SLOT 512
 
 struct usmc_seg {
 	uint32_t id;
@@ -71,7 +71,7 @@ struct usmc_seg {
 	uint32_t slot_size;
 	uint32_t nslots;
 	uint32_t nused;
-	uint64_t charged;  /* local: slots whose pages are allocated, a bit each */
+	uint32_t *charged; /* local: a slot's ring bytes whose pages are allocated (its header too, if any) */
 	uint8_t *slot_state;                /* local: enum slot_state */
 	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */

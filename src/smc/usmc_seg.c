@@ -53,6 +53,7 @@ void seg_destroy(struct usmc_seg *seg)
 	free(seg->slot_state);
 	free(seg->peer_cdc);
 	free(seg->peer_gen);
+	free(seg->charged);
 	free(seg);
 }
 
@@ -65,7 +66,8 @@ static bool seg_tables_alloc(struct usmc_seg *seg, uint32_t nslots)
 	seg->slot_state = calloc(nslots, 1);
 	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
 	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
-	return seg->slot_state && seg->peer_cdc && seg->peer_gen;
+	seg->charged = calloc(nslots, sizeof(*seg->charged));
+	return seg->slot_state && seg->peer_cdc && seg->peer_gen && seg->charged;
 }
 
 /*
@@ -246,13 +248,14 @@ bool seg_all_free(struct usmc_seg *seg)
 	return true;
 }
 
-_Static_assert(SEG_MAX_SLOTS <= 64, "a bit of usmc_seg.charged for each slot");
-
-/* A free slot; of a segment whose descriptor was given back, only one charged already. */
-static int seg_find_slot(struct usmc_seg *seg)
+/*
+ * A free slot; of a segment whose descriptor was given back, only one
+ * charged already for a first lap of first bytes.
+ */
+static int seg_find_slot(struct usmc_seg *seg, uint32_t first)
 {
 	for (uint32_t i = 0; i < seg->nslots; i++)
-		if ((seg->fd >= 0 || (seg->charged & (1ull << i))) &&
+		if ((seg->fd >= 0 || seg->charged[i] >= first) &&
 		    (seg->slot_state[i] == SLOT_FREE || slot_reclaim(seg, i)))
 			return (int)i;
 	return -1;
@@ -313,8 +316,33 @@ void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot)
 	ring->size = seg->slot_size - CDC_SLOT_HDR;
 }
 
-uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
-			struct clc_rmb_desc *desc, int *new_fd)
+/*
+ * Charges a slot's header and the first bytes of its ring, or more: 0 or
+ * a USMC_DECL_* reason.  For a new connection (fresh), a slot that a lap
+ * of an earlier one grew gives the pages past them back, as TCP's buffers
+ * start small again with a new connection.
+ */
+static uint32_t slot_charge(struct usmc_seg *seg, uint32_t slot, uint32_t bytes, bool fresh)
+{
+	uint64_t off = (uint64_t)slot * seg->slot_size;
+	uint32_t reason;
+
+	if (fresh && seg->charged[slot] > bytes && seg->fd >= 0 &&
+	    !fallocate(seg->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		       (off_t)(off + CDC_SLOT_HDR + bytes), seg->charged[slot] - bytes))
+		seg->charged[slot] = bytes;
+	if (seg->charged[slot] >= bytes)
+		return 0;
+	if (seg->fd < 0)
+		return USMC_DECL_MEM;
+	reason = usmc_charge(seg->fd, off, CDC_SLOT_HDR + (uint64_t)bytes);
+	if (!reason)
+		seg->charged[slot] = bytes;
+	return reason;
+}
+
+uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, uint32_t first,
+			struct usmc_ring *ring, struct clc_rmb_desc *desc, int *new_fd)
 {
 	struct usmc_seg *seg = NULL;
 	uint32_t reason = 0, gen;
@@ -330,7 +358,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	for (uint32_t i = 0; i < lgr->nlseg && slot < 0; i++) {
 		seg = lgr->lseg[i];
 		if (seg->rmb_size == size)
-			slot = seg_find_slot(seg);
+			slot = seg_find_slot(seg, first);
 	}
 	if (slot < 0) {
 		seg = seg_reused(lgr, size);
@@ -338,19 +366,16 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 			seg = seg_create(lgr, size, &reason);
 		if (!seg)
 			return reason;
-		slot = seg_find_slot(seg);
+		slot = seg_find_slot(seg, first);
 	}
 	/* Its pages now, or fallback now: not a fault in the middle of a transfer. */
-	if (!(seg->charged & (1ull << slot))) {
-		reason = usmc_charge(seg->fd, (uint64_t)slot * seg->slot_size, seg->slot_size);
-		if (reason) {
-			if (seg->nused == 0 && !seg->sent && seg->id == lgr->nlseg - 1) {
-				lgr->lseg[--lgr->nlseg] = NULL;
-				seg_destroy(seg);
-			}
-			return reason;
+	reason = slot_charge(seg, (uint32_t)slot, first, true);
+	if (reason) {
+		if (seg->nused == 0 && !seg->sent && seg->id == lgr->nlseg - 1) {
+			lgr->lseg[--lgr->nlseg] = NULL;
+			seg_destroy(seg);
 		}
-		seg->charged |= 1ull << slot;
+		return reason;
 	}
 	seg->slot_state[slot] = SLOT_USED;
 	seg->nused++;
@@ -358,6 +383,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
 	atomic_store(&ring->cdc->gen, gen);
+	atomic_store(&ring->cdc->lap_shift[0], (uint8_t)__builtin_ctz(first));
 	memset(seg_own(seg, (uint32_t)slot), 0, SEG_OWN_SLOT);
 	desc->seg_id = seg->id;
 	desc->seg_len = seg->len;
@@ -368,8 +394,15 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *r
 	return 0;
 }
 
-void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
-		   size_t skip, size_t n, bool into_ring)
+bool lgr_ring_grow(struct usmc_ring *ring, uint32_t bytes)
+{
+	struct usmc_seg *seg = ring->seg;
+
+	return bytes <= ring->size && slot_charge(seg, ring->slot, bytes, false) == 0;
+}
+
+void ring_copy_iov(const struct usmc_ring *ring, uint32_t off, const struct iovec *iov,
+		   int iovcnt, size_t skip, size_t n, bool into_ring)
 {
 	for (int i = 0; i < iovcnt && n; i++) {
 		size_t len = iov[i].iov_len;
@@ -385,19 +418,11 @@ void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iove
 		if (len > n)
 			len = n;
 		n -= len;
-		/* A copy may run past the ring's end and go on at its start. */
-		while (len) {
-			uint32_t off = (uint32_t)(pos % ring->size);
-			size_t chunk = ring->size - off < len ? ring->size - off : len;
-
-			if (into_ring)
-				memcpy(ring->data + off, user, chunk);
-			else
-				memcpy(user, ring->data + off, chunk);
-			user += chunk;
-			pos += chunk;
-			len -= chunk;
-		}
+		if (into_ring)
+			memcpy(ring->data + off, user, len);
+		else
+			memcpy(user, ring->data + off, len);
+		off += (uint32_t)len;
 	}
 }
 

@@ -18,18 +18,26 @@
 
 /*
  * Takes a ring of size bytes from the link group's segments, creating a
- * segment if none has room.  *new_fd is the memfd to hand over when the
- * segment is new, else -1.  Returns 0, or a USMC_DECL_* reason.
+ * segment if none has room, with the pages of its first lap, first bytes
+ * (a power of two, at most size), charged: its lap_shift[0] says so to
+ * the peer.  *new_fd is the memfd to hand over when the segment is new,
+ * else -1.  Returns 0, or a USMC_DECL_* reason.
  */
-uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, struct usmc_ring *ring,
-			struct clc_rmb_desc *desc, int *new_fd);
+uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, uint32_t first,
+			struct usmc_ring *ring, struct clc_rmb_desc *desc, int *new_fd);
 
 /*
- * Copies n bytes between the ring, at position pos, and the iovec, from
- * byte skip of it on: into the ring or out of it.
+ * Charges the pages of the ring's first bytes (a lap to come): whether
+ * they are ours now, and the lap may be that long.
  */
-void ring_copy_iov(const struct usmc_ring *ring, uint64_t pos, const struct iovec *iov, int iovcnt,
-		   size_t skip, size_t n, bool into_ring);
+bool lgr_ring_grow(struct usmc_ring *ring, uint32_t bytes);
+
+/*
+ * Copies n bytes between the ring, at offset off, which has room for
+ * them, and the iovec, from byte skip of it on: into the ring or out of it.
+ */
+void ring_copy_iov(const struct usmc_ring *ring, uint32_t off, const struct iovec *iov,
+		   int iovcnt, size_t skip, size_t n, bool into_ring);
 
 /* The peer has the ring's segment now. */
 void lgr_ring_handed_over(struct usmc_ring *ring);

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Laps (usmc_cdc.h): a ring whose writer finds it full takes four times
+ * as much of its slot from its next lap on, up to all of it, as TCP's
+ * autotuning grows a send buffer; a reader a lap behind a larger one
+ * loses nothing, since the writer reaches no byte past it; a ring whose
+ * program set SO_SNDBUF keeps that size; and a new connection in the
+ * slot starts small again, the pages past its first lap given back.
+ * Both ends are in this process, nonblocking, so that each step is
+ * exact; every byte is checked against its pattern.
+ *
+ *   ring_laps        (USMC_BUFSIZE and USMC_BUFSIZE_MAX unset)
+ */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "harness.h"
+#include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_sock.h"
+
+#define FIRST_SHIFT 18 /* 256 KiB, USMC_BUFSIZE's default */
+#define MAX_SHIFT 22   /* 4 MiB, USMC_BUFSIZE_MAX's */
+
+static uint8_t buf[1 << 20], want[1 << 20];
+
+static struct usmc_conn *conn_of(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+
+	CHECK(s && s->state == SOCK_SMC && s->conn);
+	return s->conn;
+}
+
+/* The bytes of the writer's ring whose pages are allocated. */
+static uint32_t seg_charged(const struct usmc_conn *w)
+{
+	return w->tx.seg->charged[w->tx.slot];
+}
+
+/* Writes the pattern from *sent on until the ring is full: what it took. */
+static size_t fill(int fd, uint64_t *sent)
+{
+	size_t total = 0;
+
+	for (;;) {
+		ssize_t n;
+
+		h_pattern(buf, sizeof(buf), 1, *sent);
+		n = usmc_send(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			CHECK(errno == EAGAIN);
+			return total;
+		}
+		*sent += (uint64_t)n;
+		total += (size_t)n;
+	}
+}
+
+/* Reads up to max bytes (all there are, if 0), each checked: how many. */
+static size_t drain(int fd, uint64_t *got, size_t max)
+{
+	size_t total = 0;
+
+	while (!max || total < max) {
+		size_t len = max && max - total < sizeof(buf) ? max - total : sizeof(buf);
+		ssize_t n = usmc_recv(fd, buf, len, MSG_DONTWAIT);
+
+		if (n < 0) {
+			CHECK(errno == EAGAIN);
+			break;
+		}
+		CHECK(n > 0);
+		h_pattern(want, (size_t)n, 1, *got);
+		CHECK(memcmp(buf, want, (size_t)n) == 0);
+		*got += (uint64_t)n;
+		total += (size_t)n;
+	}
+	return total;
+}
+
+static void pair(int lfd, uint16_t port, int sndbuf, int *c, int *v)
+{
+	char b;
+
+	*c = h_socket(AF_INET, H_USMC, 0);
+	if (sndbuf)
+		CHECK(usmc_setsockopt(*c, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0);
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = h_loopback(AF_INET, port, &ss);
+
+		CHECK(usmc_connect(*c, (struct sockaddr *)&ss, len) == 0);
+	}
+	*v = usmc_accept(lfd, NULL, NULL);
+	CHECK(*v >= 0);
+	h_write_all(*v, "x", 1);
+	h_read_all(*c, &b, 1);
+	h_check_mode(*c, USMC_MODE_SMCD);
+	CHECK(usmc_fcntl(*c, F_SETFL, O_NONBLOCK) == 0 && usmc_fcntl(*v, F_SETFL, O_NONBLOCK) == 0);
+}
+
+int main(void)
+{
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), c, v;
+	uint64_t sent = 0, got = 0;
+	struct usmc_conn *w;
+	struct usmc_seg *seg;
+	uint32_t slot;
+
+	pair(lfd, port, 0, &c, &v);
+	w = conn_of(c);
+	/*
+	 * The first lap fills, by a write it could not take whole: the next
+	 * lap, begun as the writer reaches the end, is four times as large.
+	 */
+	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && seg_charged(w) == 1u << FIRST_SHIFT);
+	CHECK(fill(c, &sent) == 1u << FIRST_SHIFT);
+	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT + 2 && w->sh->tx_laps.wrap == 1 &&
+	      w->sh->tx_laps.base == 1u << FIRST_SHIFT);
+	/* The reader takes 1000 bytes: the writer may write 1000, no more, while the reader is a lap behind. */
+	CHECK(drain(v, &got, 1000) == 1000);
+	CHECK(fill(c, &sent) == 1000);
+	/* The reader, a lap behind, reads the rest of the first lap intact, then the new lap. */
+	CHECK(drain(v, &got, 0) == (1u << FIRST_SHIFT));
+	CHECK(conn_of(v)->sh->rx_laps.shift == FIRST_SHIFT + 2);
+	/* Filled again, it grows to the whole slot, and no further. */
+	for (int round = 0; round < 12; round++) {
+		fill(c, &sent);
+		drain(v, &got, 0);
+	}
+	CHECK(sent == got && w->sh->tx_laps.shift == MAX_SHIFT && w->tx.size == 1u << MAX_SHIFT);
+	CHECK(conn_of(v)->sh->rx_laps.shift == MAX_SHIFT);
+	seg = w->tx.seg;
+	slot = w->tx.slot;
+	CHECK(seg_charged(w) == 1u << MAX_SHIFT);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
+
+	/* A new connection in that slot starts with the first lap's pages only. */
+	pair(lfd, port, 0, &c, &v);
+	w = conn_of(c);
+	CHECK(w->tx.seg == seg && w->tx.slot == slot);
+	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && seg_charged(w) == 1u << FIRST_SHIFT);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
+
+	/* SO_SNDBUF: a ring of that size, filled lap after lap, never grows. */
+	sent = got = 0;
+	pair(lfd, port, 65536, &c, &v);
+	w = conn_of(c);
+	CHECK(w->tx.size == 65536 && w->sh->tx_laps.shift == 16);
+	for (int round = 0; round < 8; round++) {
+		CHECK(fill(c, &sent) > 0);
+		drain(v, &got, 0);
+	}
+	CHECK(sent == got && sent >= 8 * 65536 && w->sh->tx_laps.shift == 16);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0 && usmc_close(lfd) == 0);
+	printf("ring_laps: ok\n");
+	return 0;
+}
