@@ -7,6 +7,7 @@
  * lap we know the size of.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static void check_inside(const struct cdc_laps *l, uint64_t lo, uint64_t hi, uin
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t max = (uint8_t)(CDC_LAP_SHIFT_MIN + (size ? data[0] % 10 : 0));
+	struct cdc_area peer = { 0 };
 	struct cdc_laps rx, tx;
 	uint64_t prod_seen = 0, cons = 0; /* we read the peer's ring */
 	uint64_t tx_prod = 0, tx_cons_seen = 0; /* the peer reads ours */
@@ -39,9 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(&wire, data + off + 1, sizeof(wire));
 		switch (op % 4) {
-		case 0: /* the peer publishes its producer cursor, and maybe a next lap */
-			if (cdc_cursor_advance(&rx, prod_seen, wire, cons + cdc_lap_capacity(&rx, cons),
-					       shift, max, &pos) == 0) {
+		case 0: /* the peer publishes its producer cursor, and maybe its laps' shifts */
+			atomic_store(&peer.lap_shift[shift & 1], shift >> 1);
+			if (cdc_prod_advance(&rx, prod_seen, cons, wire, &peer, max, &pos) == 0) {
 				assert(pos >= prod_seen && pos - cons <= 1ull << max);
 				prod_seen = pos;
 			}
@@ -50,12 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cons += (prod_seen - cons) * (wire & 0xff) / 255;
 			break;
 		case 2: /* the peer publishes its consumer cursor of our ring */
-			if (cdc_cursor_advance(&tx, tx_cons_seen, wire, tx_prod, 0, 0, &pos) == 0) {
+			if (cdc_cons_advance(&tx, tx_cons_seen, wire, tx_prod, &pos) == 0) {
 				assert(pos >= tx_cons_seen && pos <= tx_prod);
 				tx_cons_seen = pos;
 			}
 			break;
-		case 3: /* we produce into the space there is, lap by lap, growing as we may */
+		case 3: /* we produce into the space there is, lap by lap, lengthening as we may */
 			for (uint64_t n = (cdc_lap_capacity(&tx, tx_cons_seen) - (tx_prod - tx_cons_seen)) *
 					  (wire & 0xff) / 255;
 			     n;) {
@@ -65,8 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				room = room < n ? room : (uint32_t)n;
 				tx_prod += room;
 				n -= room;
-				if (tx_prod == tx.base + cdc_lap_size(&tx))
-					cdc_lap_next(&tx, shift % 2 && tx.shift < max ? max : tx.shift);
+				if (tx_prod != tx.base + cdc_lap_size(&tx))
+					continue;
+				if (shift % 2 && tx.shift < max)
+					cdc_lap_lengthen(&tx, max);
+				else
+					cdc_lap_next(&tx, tx.shift);
 			}
 			break;
 		}
@@ -80,8 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct cdc_laps copy = rx;
 
 			wire = cdc_cursor_from_pos(&rx, cons);
-			assert(cdc_cursor_advance(&copy, cons, wire, cons, 0, 0, &pos) == 0 &&
-			       pos == cons);
+			assert(cdc_cons_advance(&copy, cons, wire, cons, &pos) == 0 && pos == cons);
 		}
 	}
 	return 0;

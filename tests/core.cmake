@@ -41,6 +41,8 @@ usmc_test(stat_listing)
 add_test(NAME stat_listing COMMAND stat_listing $<TARGET_FILE:usmc-stat>)
 usmc_test(stat_cli)
 add_test(NAME stat_cli COMMAND stat_cli $<TARGET_FILE:usmc-stat>)
+# Rings of one size, so that the bytes sent wrap one.
+set_tests_properties(stat_cli PROPERTIES ENVIRONMENT USMC_BUFSIZE=256k)
 usmc_test(policy)
 add_test(NAME policy COMMAND policy)
 set_tests_properties(policy PROPERTIES LABELS unit)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Laps (usmc_cdc.h): a ring whose writer finds it full takes four times
- * as much of its slot from its next lap on, up to all of it, as TCP's
- * autotuning grows a send buffer; a reader a lap behind a larger one
+ * Laps (usmc_cdc.h): a ring whose writer finds it full takes all of its
+ * slot from its next lap on, as TCP's autotuning grows a send buffer; a
+ * reader a lap behind a larger one
  * loses nothing, since the writer reaches no byte past it; a ring whose
  * program set SO_SNDBUF keeps that size; and a new connection in the
  * slot starts small again, the pages past its first lap given back.
@@ -56,6 +56,14 @@ static size_t fill(int fd, uint64_t *sent)
 		*sent += (uint64_t)n;
 		total += (size_t)n;
 	}
+}
+
+/* Writes n bytes of the pattern, which must fit. */
+static void send_exactly(int fd, uint64_t *sent, size_t n)
+{
+	h_pattern(buf, n, 1, *sent);
+	CHECK(usmc_send(fd, buf, n, MSG_DONTWAIT) == (ssize_t)n);
+	*sent += n;
 }
 
 /* Reads up to max bytes (all there are, if 0), each checked: how many. */
@@ -113,36 +121,67 @@ int main(void)
 	pair(lfd, port, 0, &c, &v);
 	w = conn_of(c);
 	/*
-	 * The first lap fills, by a write it could not take whole: the next
-	 * lap, begun as the writer reaches the end, is four times as large.
+	 * The first lap fills, by a write it could not take whole, while the
+	 * reader has read nothing: at its end the lap goes on into the whole
+	 * slot, and the writer has the room at once.
 	 */
 	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && seg_charged(w) == 1u << FIRST_SHIFT);
-	CHECK(fill(c, &sent) == 1u << FIRST_SHIFT);
-	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT + 2 && w->sh->tx_laps.wrap == 1 &&
-	      w->sh->tx_laps.base == 1u << FIRST_SHIFT);
-	/* The reader takes 1000 bytes: the writer may write 1000, no more, while the reader is a lap behind. */
+	CHECK(fill(c, &sent) == 1u << MAX_SHIFT);
+	/* At the end of the longer lap the next begins, as long; the writer may fill what is read. */
+	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 1 &&
+	      w->sh->tx_laps.base == 1u << MAX_SHIFT);
 	CHECK(drain(v, &got, 1000) == 1000);
 	CHECK(fill(c, &sent) == 1000);
-	/* The reader, a lap behind, reads the rest of the first lap intact, then the new lap. */
-	CHECK(drain(v, &got, 0) == (1u << FIRST_SHIFT));
-	CHECK(conn_of(v)->sh->rx_laps.shift == FIRST_SHIFT + 2);
-	/* Filled again, it grows to the whole slot, and no further. */
-	for (int round = 0; round < 12; round++) {
+	/* The reader, a lap behind, reads the rest of the first lap intact, then the next. */
+	CHECK(drain(v, &got, 0) == 1u << MAX_SHIFT);
+	CHECK(conn_of(v)->sh->rx_laps.shift == MAX_SHIFT && conn_of(v)->sh->rx_laps.wrap == 1);
+	/* Filled again and again, it grows no further. */
+	for (int round = 0; round < 6; round++) {
 		fill(c, &sent);
 		drain(v, &got, 0);
 	}
 	CHECK(sent == got && w->sh->tx_laps.shift == MAX_SHIFT && w->tx.size == 1u << MAX_SHIFT);
-	CHECK(conn_of(v)->sh->rx_laps.shift == MAX_SHIFT);
 	seg = w->tx.seg;
 	slot = w->tx.slot;
 	CHECK(seg_charged(w) == 1u << MAX_SHIFT);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
-	/* A new connection in that slot starts with the first lap's pages only. */
+	/*
+	 * A new connection in that slot starts with the first lap's pages
+	 * only.  Writes that each fit, with the reader half a lap behind in
+	 * the same lap, lengthen the lap too, before it is full.
+	 */
+	sent = got = 0;
 	pair(lfd, port, 0, &c, &v);
 	w = conn_of(c);
 	CHECK(w->tx.seg == seg && w->tx.slot == slot);
 	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && seg_charged(w) == 1u << FIRST_SHIFT);
+	for (int i = 0; i < 4; i++)
+		send_exactly(c, &sent, 1u << (FIRST_SHIFT - 2));
+	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 0);
+	CHECK(fill(c, &sent) == (1u << MAX_SHIFT) - (1u << FIRST_SHIFT));
+	CHECK(drain(v, &got, 0) == sent);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
+
+	/*
+	 * A writer a lap ahead of its reader that finds the ring full gets
+	 * no room at once; it remembers, and its lap goes on at its end,
+	 * though the reader has caught up by then.
+	 */
+	sent = got = 0;
+	pair(lfd, port, 0, &c, &v);
+	w = conn_of(c);
+	send_exactly(c, &sent, 200 << 10);
+	CHECK(drain(v, &got, 0) == 200 << 10);
+	send_exactly(c, &sent, 100 << 10); /* across the lap's end, 56 KiB behind */
+	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && w->sh->tx_laps.wrap == 1);
+	CHECK(fill(c, &sent) == (1u << FIRST_SHIFT) - (100 << 10));
+	drain(v, &got, 0);
+	CHECK(got == sent && w->sh->tx_laps.shift == FIRST_SHIFT);
+	while (sent < 2u << FIRST_SHIFT)
+		send_exactly(c, &sent, 8 << 10);
+	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 1);
+	CHECK(drain(v, &got, 0) > 0 && got == sent);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
 	/* SO_SNDBUF: a ring of that size, filled lap after lap, never grows. */

@@ -41,7 +41,8 @@ struct usmc_conn_shared {
 	/* The laps of our ring (the writer's: tx_lock, and rx_lock to change) and the peer's. */
 	struct cdc_laps tx_laps;
 	struct cdc_laps rx_laps; /* rx_lock; shift 0 until the first look at the peer's */
-	bool tx_full;          /* a write found our ring full in this lap: the next may grow */
+	bool tx_full;          /* a write found our ring full in this lap: it may grow at its end */
+	bool tx_grow_refused;  /* the pages of a longer lap could not be had: it stays as it is */
 	uint32_t rung_data;    /* the peer's want_data we last rang for */
 	uint32_t rung_space;   /* the peer's want_space we last rang for */
 	_Atomic uint32_t peer_flags; /* CDC_PEER_* latched from the peer */

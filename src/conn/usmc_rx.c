@@ -19,32 +19,9 @@
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
-/*
- * The peer's first lap, as it published it when it took the ring: a size
- * the ring can hold, or the peer misbehaves.  (rx_lock held.)
- */
-static int rx_laps_init(struct usmc_conn *conn)
-{
-	uint8_t shift = atomic_load_explicit(&conn->rx.cdc->lap_shift[0], memory_order_acquire);
-
-	if (shift < CDC_LAP_SHIFT_MIN || shift > 31 || 1u << shift > conn->rx.size)
-		return -1;
-	cdc_laps_init(&conn->sh->rx_laps, shift);
-	return 0;
-}
-
-/* The shift the peer published for the lap after the one we are in, maybe not yet. */
-static uint8_t rx_next_shift(const struct usmc_conn *conn)
-{
-	uint16_t next = (uint16_t)(conn->sh->rx_laps.wrap + 1);
-
-	return atomic_load_explicit(&conn->rx.cdc->lap_shift[next & 1], memory_order_relaxed);
-}
-
 int usmc_conn_refresh(struct usmc_conn *conn)
 {
-	struct cdc_laps *cur;
-	uint64_t pos, wire;
+	uint64_t pos;
 	uint32_t flags;
 
 	if (conn->sh->aborted)
@@ -64,21 +41,20 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 		if (flags & CDC_PEER_CONN_ABORT)
 			usmc_conn_set_reset(conn, ECONNRESET);
 	}
-	if (!conn->sh->rx_laps.shift && rx_laps_init(conn) < 0)
+	/* The peer's first lap, once: published before it handed the ring over. */
+	if (!conn->sh->rx_laps.shift &&
+	    cdc_laps_first(&conn->sh->rx_laps, conn->rx.cdc, (uint8_t)__builtin_ctz(conn->rx.size)))
 		return -1;
 	/* The peer reuses its ring only after we closed too: it stays readable. */
-	cur = &conn->sh->rx_laps;
-	/* The cursor first: a next lap's shift is published before the cursors in it. */
-	wire = atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire);
-	if (cdc_cursor_advance(cur, conn->sh->rx_prod_seen, wire,
-			       conn->sh->rx_cons + cdc_lap_capacity(cur, conn->sh->rx_cons),
-			       rx_next_shift(conn), (uint8_t)__builtin_ctz(conn->rx.size), &pos))
+	if (cdc_prod_advance(&conn->sh->rx_laps, conn->sh->rx_prod_seen, conn->sh->rx_cons,
+			     atomic_load_explicit(&conn->rx.cdc->prod, memory_order_acquire),
+			     conn->rx.cdc, (uint8_t)__builtin_ctz(conn->rx.size), &pos))
 		return -1;
 	conn->sh->rx_prod_seen = pos;
-	/* Our own laps: the consumer is in this one or the one before, never the next. */
-	if (cdc_cursor_advance(&conn->sh->tx_laps, conn->sh->tx_cons_seen,
-			       atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
-			       conn->sh->tx_prod, 0, 0, &pos))
+	/* Our own laps: the consumer is in this one or the one before. */
+	if (cdc_cons_advance(&conn->sh->tx_laps, conn->sh->tx_cons_seen,
+			     atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
+			     conn->sh->tx_prod, &pos))
 		return -1;
 	atomic_store_explicit(&conn->sh->tx_cons_seen, pos, memory_order_relaxed);
 	return 0;
@@ -224,6 +200,8 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 				cdc_lap_off(&conn->sh->rx_laps, conn->sh->rx_cons, &room);
 				chunk = n - done < most ? n - done : most;
 				chunk = chunk < room ? chunk : room;
+				if (!chunk)
+					break; /* not reached: what was published lies in known laps */
 				if (copy)
 					rx_copy(conn, conn->sh->rx_cons, iov, iovcnt, skip + done, chunk);
 				if (usmc_capture_on && copy)

@@ -39,35 +39,66 @@ static bool tx_peer_read_all(struct usmc_sock *s)
 	return usmc_conn_amounts(s, &v) == 0 && v.tx_cons == s->conn->sh->tx_prod;
 }
 
-/* How much a lap grows when its writer found it full: the next is four times as large. */
-#define TX_LAP_GROWTH_SHIFT 2
-
 /*
- * Our ring's next lap, as we reach the end of this one.  If a write found
- * this lap full, the reader lags behind us: as TCP's autotuning grows a
- * send buffer, the next lap takes four times as much of the slot, up to
- * all of it, if its pages can be had; else it is as long as this one.
- * Its shift is published before any cursor in it.  (tx_lock held.)
+ * Our ring grows as TCP's autotuning grows a bulk flow's send buffer,
+ * which on loopback soon has its largest size: when its reader lags, the
+ * lap we write goes on into all of the slot, if its pages can be had.
+ * Only while the reader is in our lap does that give room at once (no
+ * byte of the lap lies past its old end); a writer a lap ahead of its
+ * reader remembers that it found no room, and the lap grows at its end.
+ * A reader that keeps up, a request and its response at a time, leaves
+ * the ring as it is.  (A program that relies on its buffers' room to
+ * take a stream's end, stunnel's relay loop for one, finds what it had
+ * on TCP.)  All under tx_lock.
  */
-static void tx_lap_next(struct usmc_conn *conn)
+
+/* The reader is in our lap, half a lap or more behind us (by its cursor as last read). */
+static bool tx_reader_lags(const struct usmc_conn *conn)
+{
+	const struct cdc_laps *l = &conn->sh->tx_laps;
+	uint64_t cons = atomic_load_explicit(&conn->sh->tx_cons_seen, memory_order_relaxed);
+
+	return cons >= l->base && conn->sh->tx_prod - cons >= cdc_lap_size(l) / 2;
+}
+
+/* Our lap is shorter than the slot, and its pages have not been refused. */
+static bool tx_may_grow(const struct usmc_conn *conn)
+{
+	return conn->sh->tx_laps.shift < __builtin_ctz(conn->tx.size) && !conn->sh->tx_grow_refused;
+}
+
+/* Lengthens our lap into all of the slot, publishing its shift first. */
+static bool tx_lengthen(struct usmc_conn *conn)
 {
 	struct cdc_laps *l = &conn->sh->tx_laps;
-	uint8_t shift = l->shift, most = (uint8_t)__builtin_ctz(conn->tx.size);
+	uint8_t most = (uint8_t)__builtin_ctz(conn->tx.size);
 
-	if (conn->sh->tx_full && shift < most) {
-		uint8_t grown = shift + TX_LAP_GROWTH_SHIFT < most ? shift + TX_LAP_GROWTH_SHIFT : most;
-
-		if (lgr_ring_grow(&conn->tx, 1u << grown)) {
-			shift = grown;
-			usmc_stats_add(USMC_STAT_RINGS_GROWN, 1);
-		}
+	if (!lgr_ring_grow(&conn->tx, conn->tx.size)) {
+		conn->sh->tx_grow_refused = true;
+		return false;
 	}
-	conn->sh->tx_full = false;
-	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], shift,
-			      memory_order_release);
+	atomic_store_explicit(&conn->tx.cdc->lap_shift[l->wrap & 1], most, memory_order_release);
 	/* Under rx_lock too: the peer's consumer cursor is read by our laps there. */
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	cdc_lap_next(l, shift);
+	cdc_lap_lengthen(l, most);
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	usmc_stats_add(USMC_STAT_RINGS_GROWN, 1);
+	return true;
+}
+
+/* At the end of our lap: it goes on if the reader lagged, else the next begins, as long. */
+static void tx_lap_end(struct usmc_conn *conn)
+{
+	struct cdc_laps *l = &conn->sh->tx_laps;
+	bool found_full = conn->sh->tx_full;
+
+	conn->sh->tx_full = false;
+	if ((found_full || tx_reader_lags(conn)) && tx_may_grow(conn) && tx_lengthen(conn))
+		return;
+	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], l->shift,
+			      memory_order_release);
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	cdc_lap_next(l, l->shift);
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 }
 
@@ -80,7 +111,7 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 
 	conn->sh->tx_prod += n;
 	if (conn->sh->tx_prod == conn->sh->tx_laps.base + cdc_lap_size(&conn->sh->tx_laps))
-		tx_lap_next(conn);
+		tx_lap_end(conn);
 	wire = cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod);
 	atomic_store_explicit(&conn->tx.cdc->prod, wire, memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_sent, n, memory_order_relaxed);
@@ -157,16 +188,17 @@ static ssize_t tx_kernel_rest(int fd, const struct iovec *iov, int iovcnt, size_
 
 /*
  * Room in our ring by the peer's consumer cursor as last read: never more
- * than there is.  While it suffices and the peer's flags stand, a write
- * leaves the peer's cursor line alone, which the reader dirties at every
- * read: reading it each time cost a cache miss per write.
+ * than there is.  While it suffices, the peer's flags stand and the ring
+ * need not grow, a write leaves the peer's cursor line alone, which the
+ * reader dirties at every read: reading it each time cost a cache miss
+ * per write.
  */
 static bool tx_known_space_suffices(struct usmc_conn *conn, size_t want)
 {
 	uint64_t cons = atomic_load_explicit(&conn->sh->tx_cons_seen, memory_order_relaxed);
 
 	return cdc_lap_capacity(&conn->sh->tx_laps, cons) - (conn->sh->tx_prod - cons) >= want &&
-	       !conn_peer_flags_new(conn);
+	       !conn_peer_flags_new(conn) && !(tx_may_grow(conn) && tx_reader_lags(conn));
 }
 
 /* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
@@ -175,11 +207,15 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 {
 	struct usmc_conn *conn = s->conn;
 	uint64_t space;
-	size_t n;
+	size_t n, done = 0;
 
 	if (conn->rx_mapped && tx_known_space_suffices(conn, want))
 		space = want;
 	else if (usmc_tx_space(s, &space) < 0)
+		return -1;
+	/* The reader lags, in our lap (its cursor read again just now): room at once. */
+	if (conn->rx_mapped && tx_may_grow(conn) && tx_reader_lags(conn) && tx_lengthen(conn) &&
+	    usmc_tx_space(s, &space) < 0)
 		return -1;
 	if (tx_peer_gone(conn))
 		return -1;
@@ -187,18 +223,21 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	if (n < want)
 		conn->sh->tx_full = true;
 	/* Publish as we go, so that the reader copies while we still write. */
-	for (size_t done = 0, chunk; done < n; done += chunk) {
+	while (done < n) {
 		uint32_t room, off = cdc_lap_off(&conn->sh->tx_laps, conn->sh->tx_prod, &room);
-		uint32_t most = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->tx_laps));
+		size_t chunk = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->tx_laps));
 
-		chunk = n - done < most ? n - done : most;
+		chunk = n - done < chunk ? n - done : chunk;
 		chunk = chunk < room ? chunk : room;
+		if (!chunk)
+			break; /* not reached: the next lap begins as this one ends */
 		ring_copy_iov(&conn->tx, off, iov, iovcnt, skip + done, chunk, true);
 		if (usmc_capture_on)
 			usmc_capture(s->fd, true, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk);
 		tx_produced(s, chunk);
+		done += chunk;
 	}
-	return (ssize_t)n;
+	return (ssize_t)done;
 }
 
 void usmc_tx_notify(struct usmc_sock *s)

@@ -64,26 +64,78 @@ uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos)
 	return c.acurs;
 }
 
-int cdc_cursor_advance(struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
-		       uint8_t next_shift, uint8_t max_shift, uint64_t *pos)
+void cdc_lap_lengthen(struct cdc_laps *l, uint8_t shift)
 {
-	union cdc_cursor c = { .acurs = wire };
-	bool next_ok = next_shift >= CDC_LAP_SHIFT_MIN && next_shift <= max_shift &&
-		       next_shift >= l->shift;
-	uint64_t next;
+	l->shift = shift;
+}
 
+/* A lap's shift as the peer published it, for a lap of at least min bytes' shift. */
+static bool lap_shift_ok(uint8_t shift, uint8_t min, uint8_t max_shift)
+{
+	return shift >= CDC_LAP_SHIFT_MIN && shift >= min && shift <= max_shift;
+}
+
+int cdc_laps_first(struct cdc_laps *l, const struct cdc_area *peer, uint8_t max_shift)
+{
+	uint8_t shift = atomic_load_explicit(&peer->lap_shift[0], memory_order_acquire);
+
+	if (!lap_shift_ok(shift, 0, max_shift))
+		return -1;
+	cdc_laps_init(l, shift);
+	return 0;
+}
+
+/* Where the wire cursor lies by laps l: in the current lap, or the one before. */
+static int lap_pos(const struct cdc_laps *l, union cdc_cursor c, uint64_t *pos)
+{
 	if (c.wrap == l->wrap && c.count < cdc_lap_size(l))
-		next = l->base + c.count;
+		*pos = l->base + c.count;
 	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift && c.count < 1u << l->prev_shift)
-		next = l->base - (1u << l->prev_shift) + c.count;
-	else if (c.wrap == (uint16_t)(l->wrap + 1) && next_ok && c.count < 1u << next_shift)
-		next = l->base + cdc_lap_size(l) + c.count;
+		*pos = l->base - (1u << l->prev_shift) + c.count;
 	else
 		return -1; /* another lap, or outside its lap */
-	if (next < seen || next > limit)
-		return -1; /* runs backwards, or more than the ring ahead */
-	if (next >= l->base + cdc_lap_size(l))
-		cdc_lap_next(l, next_shift);
+	return 0;
+}
+
+int cdc_prod_advance(struct cdc_laps *l, uint64_t seen, uint64_t cons, uint64_t wire,
+		     const struct cdc_area *peer, uint8_t max_shift, uint64_t *pos)
+{
+	union cdc_cursor c = { .acurs = wire };
+	struct cdc_laps n = *l;
+	uint64_t next;
+
+	/* Past the lap we knew, in it or in the next: it may have been lengthened. */
+	if ((c.wrap == l->wrap && c.count >= cdc_lap_size(l)) || c.wrap == (uint16_t)(l->wrap + 1)) {
+		uint8_t shift = atomic_load_explicit(&peer->lap_shift[l->wrap & 1], memory_order_acquire);
+
+		if (lap_shift_ok(shift, l->shift, max_shift))
+			cdc_lap_lengthen(&n, shift);
+	}
+	if (c.wrap == (uint16_t)(l->wrap + 1)) {
+		uint8_t shift = atomic_load_explicit(&peer->lap_shift[c.wrap & 1], memory_order_acquire);
+
+		if (!lap_shift_ok(shift, n.shift, max_shift))
+			return -1;
+		cdc_lap_next(&n, shift);
+	}
+	/* Our own position must lie in a lap we know, as an honest writer's does. */
+	if (lap_pos(&n, c, &next) < 0 || cons < n.base - (n.prev_shift ? 1u << n.prev_shift : 0))
+		return -1;
+	if (next < seen || next < cons || next - cons > cdc_lap_capacity(&n, cons))
+		return -1; /* runs backwards, or more than the ring ahead of us */
+	*l = n;
+	*pos = next;
+	return 0;
+}
+
+int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
+		     uint64_t *pos)
+{
+	union cdc_cursor c = { .acurs = wire };
+	uint64_t next;
+
+	if (lap_pos(l, c, &next) < 0 || next < seen || next > limit)
+		return -1;
 	*pos = next;
 	return 0;
 }

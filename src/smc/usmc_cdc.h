@@ -15,13 +15,18 @@
  * converts at the boundary.
  *
  * Laps: a ring's data need not use all of its slot.  Its writer starts it
- * small and, like TCP's autotuning of a send buffer, may give a later lap
- * more of the slot, never less: lap w is the first 2^shift bytes of the
- * slot, and the cursor (w, count) names byte count of lap w, as RFC 7609's
- * (wrap, count) does of a ring of one size.  The writer publishes each
- * lap's shift (lap_shift[w & 1]) before any cursor of that lap; it can be
- * at most one lap ahead of its reader, so two entries suffice, and the
- * reader takes a lap's shift once, when it first sees the lap.
+ * small and, like TCP's autotuning of a send buffer, may give it more of
+ * the slot, never less: lap w is the first 2^shift bytes of the slot, and
+ * the cursor (w, count) names byte count of lap w, as RFC 7609's (wrap,
+ * count) does of a ring of one size.  The writer publishes each lap's
+ * shift (lap_shift[w & 1]) before any cursor of that lap; it can be at
+ * most one lap ahead of its reader, so two entries suffice.  A writer
+ * that reaches the end of its lap may lengthen that lap rather than
+ * begin the next: the bytes past the old end were never part of it, so
+ * it has room at once, even while its reader has read nothing of the
+ * lap.  It publishes the longer shift before a cursor past the old end,
+ * and the reader takes it when a cursor of its lap says more than the
+ * lap it knew, or a cursor of the next lap says the lap has ended.
  *
  * Doorbell: when one side waits, it bumps want_data or want_space in its
  * CDC area and sleeps on the kernel TCP socket.  The other side, after
@@ -105,8 +110,15 @@ static inline uint32_t cdc_lap_size(const struct cdc_laps *l)
 
 /* The first lap, of 1 << shift bytes. */
 void cdc_laps_init(struct cdc_laps *l, uint8_t shift);
+/*
+ * The peer's first lap, as it published it when it took the ring: 0, or
+ * -1 if the ring mapped (1 << max_shift bytes) cannot hold it.
+ */
+int cdc_laps_first(struct cdc_laps *l, const struct cdc_area *peer, uint8_t max_shift);
 /* The next lap, of 1 << shift bytes (never fewer than this one's), begins where this one ends. */
 void cdc_lap_next(struct cdc_laps *l, uint8_t shift);
+/* The current lap, at its end, goes on to 1 << shift bytes. */
+void cdc_lap_lengthen(struct cdc_laps *l, uint8_t shift);
 
 /*
  * Where position pos (in the current lap or the one before) lies in the
@@ -125,23 +137,29 @@ uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos);
 uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos);
 
 /*
- * Moves a position forward to what a peer-published cursor says.
+ * Moves the position of the peer's producer cursor forward to what it
+ * published, wire; l, the laps of the peer's ring as we know them, moves
+ * on with it (a lap lengthened, the next lap) by the shifts in the peer's
+ * CDC area.  seen is the last position accepted, cons our consumer
+ * position: the producer may be at most its lap's capacity ahead of it.
+ * A shift below CDC_LAP_SHIFT_MIN, above max_shift (the ring mapped) or
+ * shorter than the lap it follows is none.
  *
- * seen is the last position accepted from this cursor, limit the furthest
- * it may legally be (the consumer plus its lap's capacity for a producer,
- * the producer for a consumer).  The cursor may name the current lap or
- * the one before; a producer's may name the next lap as well, whose shift
- * next_shift the peer published (0 for a consumer's cursor: no next lap),
- * and l then moves on to it.  A shift outside [CDC_LAP_SHIFT_MIN,
- * max_shift], or smaller than the current lap's, counts as none.
- *
- * On success *pos gets the new position, with seen <= *pos <= limit, and
- * 0 is returned.  A cursor that runs backwards, names another lap, points
- * outside its lap or passes limit returns -1: the peer is misbehaving and
- * the connection must be aborted.
+ * On success *pos gets the new position, with seen <= *pos, and 0 is
+ * returned.  A cursor that runs backwards, names another lap, points
+ * outside its lap or passes the limit returns -1: the peer is misbehaving
+ * and the connection must be aborted.
  */
-int cdc_cursor_advance(struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
-		       uint8_t next_shift, uint8_t max_shift, uint64_t *pos);
+int cdc_prod_advance(struct cdc_laps *l, uint64_t seen, uint64_t cons, uint64_t wire,
+		     const struct cdc_area *peer, uint8_t max_shift, uint64_t *pos);
+
+/*
+ * The same for the peer's consumer cursor of our ring, whose laps l are
+ * ours: in the current lap or the one before, seen <= *pos <= limit (our
+ * producer position).
+ */
+int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uint64_t limit,
+		     uint64_t *pos);
 
 /* The smallest lap a peer may publish: 16 KiB, CLC's smallest ring. */
 #define CDC_LAP_SHIFT_MIN 14
