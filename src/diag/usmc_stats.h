@@ -33,6 +33,12 @@ enum usmc_stat {
 	 * Proposal given up after a CLC timeout.
 	 */
 	USMC_STAT_HS_TIMER_WAKEUPS,
+	/*
+	 * Execs the kernel runs in secure-execution mode (AT_SECURE) with
+	 * this library in LD_PRELOAD by a path, which the loader then
+	 * ignores: the new image runs without usmc, plain TCP.
+	 */
+	USMC_STAT_EXEC_SECURE,
 	USMC_STAT_COUNT
 };
 
