@@ -133,40 +133,37 @@ static bool ids_differ(bool ids_reset)
 	return ru != eu || rg != eg;
 }
 
-/* The program at path, by PATH's directories if search and it has no slash; false if none. */
-static bool target(const char *path, bool search, const char **file, char *found, size_t cap)
+/*
+ * Whether the program at path (by PATH's directories if search and it has
+ * no slash) loads this library, true if unknown; *secure whether its exec
+ * is secure, false if unknown.
+ */
+static bool judge(const char *path, bool search, bool ids_reset, bool *secure)
 {
-	*file = path;
-	if (!path)
+	char found[PATH_MAX];
+
+	*secure = ids_differ(ids_reset);
+	if (*secure)
 		return false;
-	if (search && !strchr(path, '/')) {
-		if (!path_search(path, found, cap))
-			return false;
-		*file = found;
+	if (path && search && !strchr(path, '/')) {
+		if (!path_search(path, found, sizeof(found)))
+			return true;
+		path = found;
 	}
-	return true;
+	return !path || adopts(path, 0, secure);
 }
 
 bool preload_target_adopts(const char *path, bool search, bool ids_reset)
 {
-	char found[PATH_MAX];
-	const char *file;
-	bool secure = false;
+	bool secure;
 
-	if (ids_differ(ids_reset))
-		return false;
-	return !target(path, search, &file, found, sizeof(found)) || adopts(file, 0, &secure);
+	return judge(path, search, ids_reset, &secure);
 }
 
 bool preload_exec_secure(const char *path, bool search, bool ids_reset)
 {
-	char found[PATH_MAX];
-	const char *file;
-	bool secure = false;
+	bool secure;
 
-	if (ids_differ(ids_reset))
-		return true;
-	if (target(path, search, &file, found, sizeof(found)))
-		adopts(file, 0, &secure);
+	judge(path, search, ids_reset, &secure);
 	return secure;
 }
