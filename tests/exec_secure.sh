@@ -43,7 +43,7 @@ expect() {
 	fi
 }
 
-"$run" "$prog" none true || fail=1
+"$run" "$prog" none "$prog" none || fail=1
 expect 0 "an exec with the same ids"
 "$run" "$prog" uid || fail=1
 expect 0 "ids changed, no exec"
