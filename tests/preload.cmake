@@ -129,3 +129,15 @@ if(USMC_SANITIZE)
 endif()
 set_tests_properties(preload_exec_static PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS unit
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_EXEC_STATIC_SKIP}")
+
+# An exec the kernel runs in secure-execution mode (real and effective ids
+# differ, a set-user-ID file): the loader ignores usmc-run's LD_PRELOAD,
+# usmc counts it (exec_secure), and a listener handed through it is plain
+# TCP to a usmc client at once, its bytes intact.  Needs root.
+add_executable(exec_secure exec_secure.c)
+add_test(NAME preload_exec_secure
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/exec_secure.sh $<TARGET_FILE:usmc-run>
+                 $<TARGET_FILE:usmc-stat> $<TARGET_FILE:exec_secure> $<TARGET_FILE:listen_adopt>)
+set_tests_properties(preload_exec_secure PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60
+                     LABELS "unit;needs-root"
+                     ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")

@@ -27,13 +27,20 @@ int usmc_stats_path(char *buf, size_t len, unsigned uid)
 			USMC_STATS_VERSION);
 }
 
+/*
+ * The file of the user whose files this process makes: its effective
+ * user.  That is its real user but in a process that changed one without
+ * the other (squid's master, real user proxy and effective root, before
+ * it execs its worker): a file it made in the real user's name would be
+ * root's, of no use to it and in the way of that user's processes.
+ */
 static void stats_open(void)
 {
 	struct usmc_stats_file *map;
 	char path[256];
 
-	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
-	map = usmc_shared_file_map(path, sizeof(*stats));
+	usmc_stats_path(path, sizeof(path), (unsigned)geteuid());
+	map = usmc_shared_file_map(path, sizeof(*stats), geteuid());
 	if (!map)
 		return;
 	if (map->magic != USMC_STATS_MAGIC) {

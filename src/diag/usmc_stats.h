@@ -34,6 +34,12 @@ enum usmc_stat {
 	 */
 	USMC_STAT_HS_TIMER_WAKEUPS,
 	USMC_STAT_RINGS_GROWN,    /* laps that gave a ring more of its slot, its reader lagging */
+	/*
+	 * Execs the kernel runs in secure-execution mode (AT_SECURE) with
+	 * this library in LD_PRELOAD by a path, which the loader then
+	 * ignores: the new image runs without usmc, plain TCP.
+	 */
+	USMC_STAT_EXEC_SECURE,
 	USMC_STAT_COUNT
 };
 
@@ -61,7 +67,7 @@ struct usmc_stats_file {
 };
 
 #define USMC_STATS_MAGIC 0x75736d63u /* "usmc" */
-#define USMC_STATS_VERSION 2
+#define USMC_STATS_VERSION 3
 
 void usmc_stats_add(enum usmc_stat stat, uint64_t n);
 /* A counter's total over the slots. */

@@ -73,7 +73,7 @@ static void reg_open(void)
 	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.5", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 usmc_netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port) +
-						       REG_SLOTS * sizeof(struct reg_slot));
+						       REG_SLOTS * sizeof(struct reg_slot), getuid());
 	reg_uid = getuid();
 }
 

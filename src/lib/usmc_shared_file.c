@@ -20,7 +20,7 @@
  * caller goes on without the file.  Only a process of this user can
  * shrink the file afterwards, and that one may as well kill(2) us.
  */
-void *usmc_shared_file_map(const char *path, size_t len)
+void *usmc_shared_file_map(const char *path, size_t len, uid_t owner)
 {
 	struct stat st;
 	void *map;
@@ -30,7 +30,7 @@ void *usmc_shared_file_map(const char *path, size_t len)
 	if (fd < 0)
 		return NULL;
 	/* Someone else's file, or not a plain file: do not trust it. */
-	if (fstat(fd, &st) || st.st_uid != getuid() || !S_ISREG(st.st_mode) ||
+	if (fstat(fd, &st) || st.st_uid != owner || !S_ISREG(st.st_mode) ||
 	    (st.st_mode & 077) || ((size_t)st.st_size < len && ftruncate(fd, (off_t)len)))
 		err = -1;
 	/* A signal (a stop and continue, say) interrupts it; what it allocated stays. */

@@ -31,7 +31,9 @@
 #include "usmc_exec.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_state.h"
+#include "usmc_log.h"
 #include "usmc_preload.h"
+#include "usmc_stats.h"
 
 extern char **environ;
 
@@ -99,6 +101,34 @@ static const char *env_preload(char *const envp[])
 	return NULL;
 }
 
+/*
+ * Whether the new image's LD_PRELOAD names this library by a path, as
+ * usmc-run puts it: the entry a secure exec's loader ignores.  (Only a
+ * set-user-ID library in the standard directories, named without a slash,
+ * would load there; usmc is not installed so, since it would then go into
+ * every set-user-ID program a user starts with that name in LD_PRELOAD.)
+ */
+static bool preload_by_path(char *const envp[])
+{
+	const char *list = env_preload(envp), *self = next.self, *base;
+	size_t len;
+
+	if (!list || !self)
+		return false;
+	base = strrchr(self, '/');
+	base = base ? base + 1 : self;
+	len = strlen(base);
+	while (*list) {
+		size_t n = strcspn(list, ": ");
+		const char *slash = memrchr(list, '/', n);
+
+		if (slash && (size_t)(list + n - slash - 1) == len && !memcmp(slash + 1, base, len))
+			return true;
+		list += n + (list[n] != '\0');
+	}
+	return false;
+}
+
 /* Room LD_PRELOAD's new value needs. */
 static size_t preload_room(char *const envp[])
 {
@@ -161,19 +191,33 @@ typedef int (*exec_call)(void *ctx, char *const env[]);
  * with the state of inherited connections handed over.  -1 with errno if that
  * cannot be written, as an exec that lacks memory.
  */
-static int with_handover(bool spawn, const char *target, bool search, char *const envp[],
-			 exec_call call, void *ctx)
+static int with_handover(bool spawn, const char *target, bool search, bool ids_reset,
+			 char *const envp[], exec_call call, void *ctx)
 {
 	struct usmc_exec_prep p;
+	bool secure;
 	int rc, err;
 
 	preload_bound();
+	/*
+	 * An exec that loses usmc: the new image is plain TCP, and says so in
+	 * the counters, for its connections will count no fallback.  (Not
+	 * logged from a vfork child, whose log line may allocate in its
+	 * parent's memory.)
+	 */
+	secure = preload_by_path(envp) && preload_exec_secure(target, search, ids_reset);
+	if (secure) {
+		usmc_stats_add(USMC_STAT_EXEC_SECURE, 1);
+		if (usmc_log_debug() && !usmc_vfork_child())
+			usmc_log(USMC_LOG_DEBUG, "exec of %s in secure-execution mode: usmc does not "
+				 "run in it (LD_PRELOAD ignored), plain TCP", target ? target : "?");
+	}
 	if (usmc_exec_prepare(&p, spawn))
 		return -1;
 	if (p.fd < 0)
 		return call(ctx, envp);
 	/* A program that cannot take the connections over gets them ended, not doorbells. */
-	if (!preload_target_adopts(target, search)) {
+	if (secure || !preload_target_adopts(target, search, ids_reset)) {
 		usmc_exec_uncount(&p);
 		usmc_exec_undo(&p);
 		usmc_exec_break_inherited();
@@ -247,7 +291,7 @@ EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = path, .argv = argv };
 
-	return with_handover(false, path, false, envp, call_execve, &a);
+	return with_handover(false, path, false, false, envp, call_execve, &a);
 }
 
 EXPORT int execv(const char *path, char *const argv[])
@@ -259,7 +303,7 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	struct exec_args a = { .path = file, .argv = argv };
 
-	return with_handover(false, file, true, envp, call_execvpe, &a);
+	return with_handover(false, file, true, false, envp, call_execvpe, &a);
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
@@ -273,7 +317,7 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 	char target[40];
 
 	snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
-	return with_handover(false, target, false, envp, call_fexecve, &a);
+	return with_handover(false, target, false, false, envp, call_fexecve, &a);
 }
 
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
@@ -288,13 +332,16 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 		snprintf(target, sizeof(target), "/proc/self/fd/%d", dirfd);
 	else
 		snprintf(target, sizeof(target), "/proc/self/fd/%d/%s", dirfd, path);
-	return with_handover(false, target, false, envp, call_execveat, &a);
+	return with_handover(false, target, false, false, envp, call_execveat, &a);
 }
 
 /* posix_spawn reports failure as its return value, not in errno. */
 static int spawn(exec_call call, struct exec_args *a, bool search, char *const envp[])
 {
-	int rc = with_handover(true, a->path, search, envp, call, a);
+	short flags = 0;
+	bool reset = a->attr && !posix_spawnattr_getflags(a->attr, &flags) &&
+		     (flags & POSIX_SPAWN_RESETIDS);
+	int rc = with_handover(true, a->path, search, reset, envp, call, a);
 
 	return rc < 0 ? errno : rc;
 }
@@ -366,7 +413,7 @@ EXPORT int system(const char *command)
 		preload_bound();
 		return next.system(command);
 	}
-	if (with_handover(true, "/bin/sh", false, environ, call_system, &a))
+	if (with_handover(true, "/bin/sh", false, false, environ, call_system, &a))
 		return -1;
 	return a.status;
 }
@@ -375,7 +422,7 @@ EXPORT FILE *popen(const char *command, const char *mode)
 {
 	struct shell_args a = { .command = command, .mode = mode };
 
-	if (with_handover(true, "/bin/sh", false, environ, call_popen, &a))
+	if (with_handover(true, "/bin/sh", false, false, environ, call_popen, &a))
 		return NULL;
 	return a.stream;
 }

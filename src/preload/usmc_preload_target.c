@@ -2,11 +2,15 @@
 /*
  * Whether the program an exec starts will load this library and so take
  * over the shared-memory connections it inherits.  A static binary has no
- * dynamic loader to preload anything; a set-uid, set-gid or capability
- * binary runs in secure mode, where the loader ignores LD_PRELOAD's path.
- * A script is judged by its interpreter.  Such a program would read the
- * doorbell bytes on the TCP socket as data, so usmc ends those connections
- * first (usmc_exec_break_inherited): the program and the peer see errors,
+ * dynamic loader to preload anything.  An exec the kernel runs in
+ * secure-execution mode (AT_SECURE, security/commoncap.c) has a loader
+ * that ignores LD_PRELOAD's entries with a slash, usmc-run's: the
+ * caller's real and effective user or group differ (squid's master execs
+ * its worker so), or the file is set-user-ID or set-group-ID to another
+ * id than ours, or has file capabilities.  A script is judged by its
+ * interpreter.  Such a program would read the doorbell bytes on the TCP
+ * socket as data, so usmc ends those connections first
+ * (usmc_exec_break_inherited): the program and the peer see errors,
  * never a stray byte.
  *
  * Anything that cannot be read here (no such file, no permission) is left
@@ -70,7 +74,8 @@ static bool secure_mode(int fd)
 	return fgetxattr(fd, "security.capability", NULL, 0) > 0;
 }
 
-static bool adopts(const char *path, int depth)
+/* Whether the program at path loads this library; *secure when its exec is secure. */
+static bool adopts(const char *path, int depth, bool *secure)
 {
 	unsigned char head[PATH_MAX < 256 ? PATH_MAX : 256];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -81,6 +86,7 @@ static bool adopts(const char *path, int depth)
 		return true;
 	n = pread(fd, head, sizeof(head) - 1, 0);
 	if (secure_mode(fd)) {
+		*secure = true;
 		ok = false;
 	} else if (n >= SELFMAG && !memcmp(head, ELFMAG, SELFMAG)) {
 		ok = n > EI_CLASS && elf_has_interp(fd, head);
@@ -91,7 +97,7 @@ static bool adopts(const char *path, int depth)
 		p += strspn(p, " \t");
 		end = p + strcspn(p, " \t\n");
 		*end = '\0';
-		ok = !*p || adopts(p, depth + 1);
+		ok = !*p || adopts(p, depth + 1, secure);
 	}
 	usmc_sys.close(fd);
 	return ok;
@@ -116,16 +122,48 @@ static bool path_search(const char *file, char *out, size_t cap)
 	return false;
 }
 
-bool preload_target_adopts(const char *path, bool search)
+/* The caller's real and effective user or group differ, as the exec will keep them. */
+static bool ids_differ(bool ids_reset)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (ids_reset || getresuid(&ru, &eu, &su) || getresgid(&rg, &eg, &sg))
+		return false;
+	return ru != eu || rg != eg;
+}
+
+/*
+ * Whether the program at path (by PATH's directories if search and it has
+ * no slash) loads this library, true if unknown; *secure whether its exec
+ * is secure, false if unknown.
+ */
+static bool judge(const char *path, bool search, bool ids_reset, bool *secure)
 {
 	char found[PATH_MAX];
 
-	if (!path)
-		return true;
-	if (search && !strchr(path, '/')) {
+	*secure = ids_differ(ids_reset);
+	if (*secure)
+		return false;
+	if (path && search && !strchr(path, '/')) {
 		if (!path_search(path, found, sizeof(found)))
 			return true;
 		path = found;
 	}
-	return adopts(path, 0);
+	return !path || adopts(path, 0, secure);
+}
+
+bool preload_target_adopts(const char *path, bool search, bool ids_reset)
+{
+	bool secure;
+
+	return judge(path, search, ids_reset, &secure);
+}
+
+bool preload_exec_secure(const char *path, bool search, bool ids_reset)
+{
+	bool secure;
+
+	judge(path, search, ids_reset, &secure);
+	return secure;
 }

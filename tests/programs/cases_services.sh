@@ -74,12 +74,14 @@ case_squid() {
 		sed -e "s|^http_port 3128|http_port $port|" -e "s|^coredump_dir .*|coredump_dir $s|" \
 			/etc/squid/squid.conf
 	} >"$s/squid.conf"
-	# The workers, as proxy, write their registry and counters here.
+	# The master runs with proxy as its real user: anything of usmc's made
+	# in proxy's name goes here, and proxy's counters are read too.
 	chmod 1777 "$d/reg"
 	row_users=proxy
 	# The master, root, makes proxy its real user and execs the worker:
 	# real and effective user differ, so the loader runs the worker in
-	# secure-execution mode (AT_SECURE) and ignores LD_PRELOAD.
+	# secure-execution mode (AT_SECURE) and ignores LD_PRELOAD; the
+	# master counts that exec (exec_secure), which server-only judges by.
 	tcp_why="squid's worker is exec'd with real user proxy, effective root: the loader's secure mode ignores LD_PRELOAD"
 	squid --foreground -z -f "$s/squid.conf" >>"$d/server.log" 2>&1
 	start_server squid --foreground -sYC -f "$s/squid.conf" || { stop_backends "$backend"; return 1; }

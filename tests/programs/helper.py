@@ -16,7 +16,8 @@
                                           last look that saw any
   helper.py counters STAT...              `STAT -s --json` summed over each STAT
                                           as "conns fallbacks sent received
-                                          timer_settled reason,reason..."
+                                          timer_settled exec_secure
+                                          reason,reason..."
   (STAT: the usmc-stat command line, as one word list)
   helper.py memcache PORT SEED            sets, gets and multi-gets known values
   helper.py wwwfile PATH SIZE SEED        a file of SIZE reproducible bytes
@@ -169,7 +170,7 @@ def sample(stat, pid, out, stopfile):
 
 def counters(*stats):
     """The counters summed over each STAT command line (one per user)."""
-    total, reasons = [0, 0, 0, 0, 0], set()
+    total, reasons = [0, 0, 0, 0, 0, 0], set()
     for stat in stats:
         r = subprocess.run(shlex.split(stat) + ["-s", "--json"], capture_output=True, text=True,
                            timeout=10)
@@ -180,7 +181,7 @@ def counters(*stats):
         except (ValueError, KeyError):
             continue  # no usmc process of this user ran: no counters file
         for i, k in enumerate(("smcd_connections", "fallbacks", "bytes_sent", "bytes_received",
-                               "handshake_timer_wakeups")):
+                               "handshake_timer_wakeups", "exec_secure")):
             total[i] += c.get(k, 0)
     print(*total, ",".join(sorted(reasons)))
 
