@@ -276,7 +276,7 @@ known_failure() {
 		[[ $note == "echo: connection "*" closed after "*" of 2000000 bytes"* ]] &&
 			echo "stunnel 5.68 takes POLLHUP on the service's socket as its end when it had not asked" \
 				"to read (its buffer toward TLS full) and drops what the socket still holds; plain TCP" \
-				"does the same with 32 KiB socket buffers, 256 KiB rings make it frequent (docs/PROGRAMS.md)" ;;
+				"does the same with 32 KiB socket buffers; a ring that has not grown yet (256 KiB) can bring it about (docs/PROGRAMS.md)" ;;
 	esac
 }
 
