@@ -175,6 +175,13 @@ static void growing_laps(void)
 	peer.lap_shift[1] = SHIFT;
 	CHECK(cdc_prod_advance(&l, 4 * RING - 1, 4 * RING - 1, wire(1, 0), &peer, MAX_SHIFT, &pos) <
 	      0);
+	/* A lap before of another size than the current one keeps its own. */
+	l = (struct cdc_laps){ .base = RING, .wrap = 1, .shift = SHIFT + 2, .prev_shift = SHIFT };
+	CHECK(cdc_lap_off(&l, RING - 4, &room) == RING - 4 && room == 4);
+	CHECK(cdc_lap_capacity(&l, RING - 4) == RING && cdc_lap_capacity(&l, RING) == 4 * RING);
+	CHECK(cdc_cursor_from_pos(&l, RING - 4) == wire(0, RING - 4));
+	CHECK(cdc_cons_advance(&l, 0, wire(0, RING - 1), ~0ull, &pos) == 0 && pos == RING - 1);
+	CHECK(cdc_cons_advance(&l, 0, wire(0, RING), ~0ull, &pos) < 0);
 	/* The first lap has none before it. */
 	cdc_laps_init(&l, SHIFT);
 	CHECK(cdc_cons_advance(&l, 0, wire(0xffff, 0), ~0ull, &pos) < 0);
