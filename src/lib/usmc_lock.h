@@ -16,11 +16,14 @@
  *                      (usmc_epoll_table.c).  Held while the set's sockets
  *                      are looked at, which may settle a handshake.
  *   LOCK_CONN_TX       a connection's tx_lock (usmc_conn_shared, process-
- *                      shared and robust): the writes into our ring; a
- *                      Decline's replay into TCP holds it.  A write looks
- *                      at the peer's consumer cursor under:
+ *                      shared and robust): the writes into our ring and
+ *                      its laps; a Decline's replay into TCP holds it.  A
+ *                      write looks at the peer's consumer cursor, and
+ *                      changes our ring's laps, under:
  *   LOCK_CONN_RX       the connection's rx_lock (likewise): the reads of
- *                      the peer's ring, and the refresh of both cursors.
+ *                      the peer's ring, the refresh of both cursors, and
+ *                      both rings' laps (the peer's consumer cursor is
+ *                      read by ours).
  *   LOCK_CORE          usmc_lock() (usmc_core.c): link groups, their
  *                      channels, the handshakes in progress, the lists of
  *                      Proposals and connections, the segments kept for

@@ -21,12 +21,12 @@
  * count) does of a ring of one size.  The writer publishes each lap's
  * shift (lap_shift[w & 1]) before any cursor of that lap; it can be at
  * most one lap ahead of its reader, so two entries suffice.  A writer
- * that reaches the end of its lap may lengthen that lap rather than
- * begin the next: the bytes past the old end were never part of it, so
- * it has room at once, even while its reader has read nothing of the
- * lap.  It publishes the longer shift before a cursor past the old end,
- * and the reader takes it when a cursor of its lap says more than the
- * lap it knew, or a cursor of the next lap says the lap has ended.
+ * whose reader is still in the writer's lap may lengthen that lap, up to
+ * the slot: the bytes past the old end were never part of it, so it has
+ * room at once, even while its reader has read nothing of the lap.  It
+ * publishes the longer shift before a cursor past the old end, and the
+ * reader takes it when a cursor of its lap says more than the lap it
+ * knew, or a cursor of the next lap says the lap has ended.
  *
  * Doorbell: when one side waits, it bumps want_data or want_space in its
  * CDC area and sleeps on the kernel TCP socket.  The other side, after
@@ -117,7 +117,7 @@ void cdc_laps_init(struct cdc_laps *l, uint8_t shift);
 int cdc_laps_first(struct cdc_laps *l, const struct cdc_area *peer, uint8_t max_shift);
 /* The next lap, of 1 << shift bytes (never fewer than this one's), begins where this one ends. */
 void cdc_lap_next(struct cdc_laps *l, uint8_t shift);
-/* The current lap, at its end, goes on to 1 << shift bytes. */
+/* The current lap goes on to 1 << shift bytes (a writer's, only while its reader is in it). */
 void cdc_lap_lengthen(struct cdc_laps *l, uint8_t shift);
 
 /*
