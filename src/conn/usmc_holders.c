@@ -178,9 +178,19 @@ void usmc_holders_leave(void)
 	pthread_rwlock_unlock(&holders_lock);
 }
 
+_Atomic uint32_t usmc_holders_epoch;
+
 bool usmc_holder_add(struct usmc_conn *conn)
 {
+	atomic_fetch_add(&usmc_holders_epoch, 1);
 	return holders_add(conn);
+}
+
+bool usmc_holders_shared(const struct usmc_conn *conn)
+{
+	uint64_t w = atomic_load_explicit(&conn->sh->holders, memory_order_relaxed);
+
+	return w >> 32 != conn->holders_gen || (uint32_t)w != 1;
 }
 
 void usmc_holder_sub(struct usmc_conn *conn)
@@ -226,6 +236,7 @@ static void fork_prepare(void)
 	pthread_sigmask(SIG_BLOCK, &all, &fork_mask);
 	pthread_rwlock_wrlock(&holders_lock);
 	fork_count++;
+	atomic_fetch_add(&usmc_holders_epoch, 1);
 	each_conn(count_for_child);
 }
 

@@ -33,6 +33,13 @@ void usmc_holders_leave(void);
 bool usmc_holder_add(struct usmc_conn *conn);
 /* A spawn that failed: takes back a count usmc_holder_add made. */
 void usmc_holder_sub(struct usmc_conn *conn);
+/*
+ * Whether another process may hold the connection too (a count too high
+ * says yes): its drains of doorbells are not this process's to see.
+ */
+bool usmc_holders_shared(const struct usmc_conn *conn);
+/* Bumped before each fork and spawn that may share connections: a hint, read without a lock. */
+extern _Atomic uint32_t usmc_holders_epoch;
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
 
