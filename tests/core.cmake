@@ -174,6 +174,11 @@ set_tests_properties(epoll_drained epoll_drained_fork epoll_drained_exclusive ep
                      epoll_drained_fork_et PROPERTIES
                      TIMEOUT 120 LABELS unit
                      ENVIRONMENT USMC_BUFSIZE=16384)
+usmc_test(epoll_unseen)
+target_link_libraries(epoll_unseen PRIVATE pthread)
+add_test(NAME epoll_unseen_fork_asleep COMMAND epoll_unseen --fork-asleep)
+set_tests_properties(epoll_unseen_fork_asleep PROPERTIES
+                     TIMEOUT 120 LABELS unit ENVIRONMENT USMC_BUFSIZE=16384)
 usmc_test(epoll_scale)
 add_test(NAME epoll_scale COMMAND epoll_scale)
 add_test(NAME epoll_scale_et COMMAND epoll_scale --et)

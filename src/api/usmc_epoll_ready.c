@@ -271,11 +271,40 @@ void usmc_epoll_sock_changed(struct usmc_sock *s)
 	ep_drained(s);
 }
 
+/*
+ * A thread asleep on the set armed only the entries that stayed on its
+ * ready list; the child about to be forked may read the doorbells of the
+ * others.  Kicked awake, the thread looks again, after the fork's epoch
+ * changed (ep_ready_now): at every entry, and arms those now shared.
+ */
+static void ep_kick_set(int epfd)
+{
+	struct ep_entry *smc = ep_first(epfd);
+
+	/* A connection's TCP socket has EPOLLOUT; a listener's, or a set's, may not. */
+	for (; smc; smc = smc->next) {
+		struct usmc_sock *s = smc->nested ? NULL : usmc_sock_active(smc->fd);
+
+		if (s && s->state == SOCK_SMC)
+			break;
+	}
+	if (smc)
+		ep_kick(smc);
+}
+
+static void ep_forking(void)
+{
+	ep_lock();
+	ep_for_sleeping(ep_kick_set);
+	ep_unlock();
+}
+
 static pthread_once_t ep_drains_once = PTHREAD_ONCE_INIT;
 
 static void ep_drains_init(void)
 {
 	usmc_wake_drained = ep_drained;
+	usmc_holders_forking = ep_forking;
 }
 
 void ep_watch_drains(void)

@@ -238,6 +238,13 @@ void ep_ready_push_every(void)
 			ep_ready_push(e);
 }
 
+void ep_for_sleeping(void (*fn)(int epfd))
+{
+	for (size_t i = 0; i < ep_nsets; i++)
+		if (ep_sets[i].sleeping)
+			fn(ep_sets[i].epfd);
+}
+
 unsigned ep_set_sleeping(int epfd, int delta)
 {
 	struct ep_set_list *l = delta > 0 ? ep_set_get(epfd) : ep_set_find(epfd);

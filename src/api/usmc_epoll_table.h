@@ -72,6 +72,8 @@ void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg);
 unsigned ep_set_sleeping(int epfd, int delta);
 /* Every entry of every set goes on its ready list (a fork may share them all now). */
 void ep_ready_push_every(void);
+/* Calls fn with each set that a thread sleeps on in the kernel's wait. */
+void ep_for_sleeping(void (*fn)(int epfd));
 /* Whether any entry exists: a load without the lock, for the hot paths. */
 bool ep_any(void);
 

@@ -179,6 +179,7 @@ void usmc_holders_leave(void)
 }
 
 _Atomic uint32_t usmc_holders_epoch;
+void (*usmc_holders_forking)(void);
 
 bool usmc_holder_add(struct usmc_conn *conn)
 {
@@ -238,6 +239,8 @@ static void fork_prepare(void)
 	fork_count++;
 	atomic_fetch_add(&usmc_holders_epoch, 1);
 	each_conn(count_for_child);
+	if (usmc_holders_forking)
+		usmc_holders_forking();
 }
 
 static void fork_parent(void)

@@ -40,6 +40,12 @@ void usmc_holder_sub(struct usmc_conn *conn);
 bool usmc_holders_shared(const struct usmc_conn *conn);
 /* Bumped before each fork and spawn that may share connections: a hint, read without a lock. */
 extern _Atomic uint32_t usmc_holders_epoch;
+/*
+ * Set by epoll (usmc_epoll_ready.c): called in a fork's prepare handler,
+ * once the child's counts are taken, so that a thread already asleep on
+ * an epoll set looks again at entries whose doorbells the child may read.
+ */
+extern void (*usmc_holders_forking)(void);
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
 
