@@ -177,7 +177,8 @@ set_tests_properties(epoll_drained epoll_drained_fork epoll_drained_exclusive ep
 usmc_test(epoll_unseen)
 target_link_libraries(epoll_unseen PRIVATE pthread)
 add_test(NAME epoll_unseen_fork_asleep COMMAND epoll_unseen --fork-asleep)
-set_tests_properties(epoll_unseen_fork_asleep PROPERTIES
+add_test(NAME epoll_unseen_abort COMMAND epoll_unseen --abort)
+set_tests_properties(epoll_unseen_fork_asleep epoll_unseen_abort PROPERTIES
                      TIMEOUT 120 LABELS unit ENVIRONMENT USMC_BUFSIZE=16384)
 usmc_test(epoll_scale)
 add_test(NAME epoll_scale COMMAND epoll_scale)

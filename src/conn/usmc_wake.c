@@ -298,6 +298,14 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool t
 	return state == CDC_TCP_ALIEN ? CDC_TCP_OPEN : state;
 }
 
+void usmc_wake_aborted(struct usmc_sock *s)
+{
+	void (*tell)(struct usmc_sock *s) = usmc_wake_drained;
+
+	if (tell)
+		tell(s);
+}
+
 void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;

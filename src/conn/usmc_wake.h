@@ -34,6 +34,12 @@ void usmc_conn_drain_seen(struct usmc_sock *s);
  * Called with no lock of usmc's held, or with LOCK_EPOLL.
  */
 extern void (*usmc_wake_drained)(struct usmc_sock *s);
+/*
+ * A read found the peer's cursors broken and aborted the connection: no
+ * doorbell tells the epoll sets that it is readable and hung up now, so
+ * usmc_wake_drained does.  After the receive lock is let go.
+ */
+void usmc_wake_aborted(struct usmc_sock *s);
 /* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
 void usmc_conn_ring(struct usmc_sock *s);
 
