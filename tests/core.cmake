@@ -178,7 +178,8 @@ usmc_test(epoll_unseen)
 target_link_libraries(epoll_unseen PRIVATE pthread)
 add_test(NAME epoll_unseen_fork_asleep COMMAND epoll_unseen --fork-asleep)
 add_test(NAME epoll_unseen_abort COMMAND epoll_unseen --abort)
-set_tests_properties(epoll_unseen_fork_asleep epoll_unseen_abort PROPERTIES
+add_test(NAME epoll_unseen_forked_exit COMMAND epoll_unseen --forked-exit)
+set_tests_properties(epoll_unseen_fork_asleep epoll_unseen_abort epoll_unseen_forked_exit PROPERTIES
                      TIMEOUT 120 LABELS unit ENVIRONMENT USMC_BUFSIZE=16384)
 usmc_test(epoll_scale)
 add_test(NAME epoll_scale COMMAND epoll_scale)

@@ -40,7 +40,9 @@
 
 #include "harness.h"
 #include "usmc_conn.h"
+#include "usmc_epoll.h"
 #include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_sock.h"
 
 #define WAIT_MS 10000
@@ -235,7 +237,6 @@ static void break_prod(void)
 	cur.acurs = cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod);
 	cur.count = cdc_lap_size(&conn->sh->tx_laps);
 	atomic_store_explicit(&conn->tx.cdc->prod, cur.acurs, memory_order_release);
-	usmc_sock_put(c);
 }
 
 static void abort_read(int rounds)
@@ -279,6 +280,54 @@ static void abort_read(int rounds)
 	printf("%d rounds: a reset a read found is reported by the other sets: ok\n", rounds);
 }
 
+/*
+ * A child holds the connection and exits without ending its hold: its
+ * count stays 2.  Waits of no time on the idle connection, after it is
+ * gone, look at it a few times at most (usmc_epoll_looks), and it still
+ * reports the bytes its peer sends then.
+ */
+static void forked_exit(int rounds)
+{
+	for (int r = 0; r < rounds; r++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 5 }, got;
+		struct usmc_sock *s;
+		uint8_t buf[1000];
+		uint64_t looks;
+		pid_t child;
+		int ep, st;
+
+		new_pair();
+		CHECK((ep = epoll_create1(0)) >= 0);
+		CHECK(usmc_epoll_ctl(ep, EPOLL_CTL_ADD, a, &ev) == 0);
+		settle(ep);
+		CHECK((child = fork()) >= 0);
+		if (child == 0)
+			_exit(0);
+		CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		CHECK((s = usmc_sock_get(a)) && s->conn && usmc_holders_shared(s->conn));
+		looks = usmc_epoll_looks();
+		for (int i = 0; i < 200; i++)
+			CHECK(usmc_epoll_wait(ep, &got, 1, 0) == 0);
+		looks = usmc_epoll_looks() - looks;
+		if (looks > 8)
+			fprintf(stderr, "200 waits looked at the idle connection %llu times\n",
+				(unsigned long long)looks);
+		CHECK(looks <= 8);
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(i + (uint64_t)r);
+		h_write_all(c, buf, sizeof(buf));
+		CHECK(usmc_epoll_wait(ep, &got, 1, WAIT_MS) == 1 && got.data.u64 == 5 &&
+		      (got.events & EPOLLIN));
+		memset(buf, 0, sizeof(buf));
+		h_read_all(a, buf, sizeof(buf));
+		for (size_t i = 0; i < sizeof(buf); i++)
+			CHECK(buf[i] == pattern(i + (uint64_t)r));
+		CHECK(usmc_close(ep) == 0 && usmc_close(a) == 0 && usmc_close(c) == 0);
+	}
+	printf("%d rounds: a connection whose other holder is gone leaves the ready list: ok\n",
+	       rounds);
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = 20;
@@ -293,6 +342,8 @@ int main(int argc, char **argv)
 		fork_asleep(rounds);
 	else if (!strcmp(mode, "--abort"))
 		abort_read(rounds);
+	else if (!strcmp(mode, "--forked-exit"))
+		forked_exit(rounds);
 	else
 		CHECK(!"epoll_unseen --fork-asleep|--abort|--forked-exit [--rounds N]");
 	CHECK(usmc_close(lfd) == 0);

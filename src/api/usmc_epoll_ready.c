@@ -129,7 +129,8 @@ void ep_armed_disarm(int epfd)
  * way to wake the set's sleeper.  A set inside this one (its own entries
  * are not on our list); a handshake on its way to shared memory
  * (ep_settle_proposed, af_settle); a connection another process holds
- * too (after a fork or a spawn), whose drains we do not see; an entry of
+ * too (after a fork or a spawn), whose drains we do not see, until no
+ * other process is seen holding it (usmc_holders_shared_now); an entry of
  * a dup of the socket's descriptor, which ep_drained does not find by the
  * socket's; an EPOLLEXCLUSIVE entry, which the kernel lets no one modify
  * (ep_kick).  These are armed for a sleep, as every entry once was.
@@ -137,7 +138,7 @@ void ep_armed_disarm(int epfd)
 static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
 {
 	return e->nested || e->fd != s->fd || s->state != SOCK_SMC ||
-	       (e->ev.events & EPOLLEXCLUSIVE) || usmc_holders_shared(s->conn);
+	       (e->ev.events & EPOLLEXCLUSIVE) || usmc_holders_shared_now(s->conn, s->fd);
 }
 
 /*

@@ -194,6 +194,43 @@ bool usmc_holders_shared(const struct usmc_conn *conn)
 	return w >> 32 != conn->holders_gen || (uint32_t)w != 1;
 }
 
+/*
+ * The count says shared: if /proc shows no other process holding the
+ * socket, it goes back to one, ours, unless it changed meanwhile (a fork
+ * or a spawn counts its child before the child exists, so a change after
+ * the look is seen here).  A count too high only costs looks; one too
+ * low would end the connection under a holder, so nothing seen in /proc
+ * that cannot be read counts as held (proc_tree_holds_socket).
+ */
+static bool holders_recount(struct usmc_conn *conn, int fd, uint64_t w)
+{
+	struct stat st;
+
+	if (!atomic_load(&conn->holds) || fstat(fd, &st) != 0 ||
+	    proc_tree_holds_socket(conn->lgr->owner_pid, (unsigned long)st.st_ino))
+		return false;
+	return atomic_compare_exchange_strong(&conn->sh->holders, &w,
+					      HOLDERS(conn->holders_gen, 1));
+}
+
+bool usmc_holders_shared_now(struct usmc_conn *conn, int fd)
+{
+	uint64_t w = atomic_load(&conn->sh->holders);
+
+	if (w >> 32 != conn->holders_gen || (uint32_t)w <= 1)
+		return usmc_holders_shared(conn);
+	if (w != conn->recount_word) {
+		conn->recount_word = w;
+		conn->recount_asks = 0;
+		conn->recount_next = 1;
+	}
+	/* Each look in /proc reads every descriptor of the tree: fewer as the sharing lasts. */
+	if (++conn->recount_asks < conn->recount_next)
+		return true;
+	conn->recount_next = 2 * conn->recount_asks;
+	return !holders_recount(conn, fd, w);
+}
+
 void usmc_holder_sub(struct usmc_conn *conn)
 {
 	/* The spawning process holds it still: the count never reaches zero here. */
