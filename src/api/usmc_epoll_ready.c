@@ -202,11 +202,17 @@ static uint32_t ep_holders_epoch;
  */
 int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 {
-	uint32_t epoch = atomic_load(&usmc_holders_epoch);
+	uint32_t epoch;
 	unsigned todo;
 	int n = 0;
 
 	ep_lock();
+	/*
+	 * Read under the lock: a fork bumps it before its prepare handler
+	 * takes the lock to kick the sets' sleepers (ep_forking), so a look
+	 * either sees the fork or counted its thread asleep before the kick.
+	 */
+	epoch = atomic_load(&usmc_holders_epoch);
 	if (epoch != ep_holders_epoch) {
 		ep_ready_push_every();
 		ep_holders_epoch = epoch;
