@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 
 #include "usmc.h"
@@ -80,21 +81,29 @@ uint64_t usmc_epoll_looks(void)
  * to disarm after it: the ready list they were on changes meanwhile.
  */
 static __thread struct {
-	int *fds;
+	int *fds; /* local, or from the heap while more are armed */
+	int local[16];
 	unsigned n, room;
 	bool all; /* no memory to note one: disarm the whole set */
 } ep_armed;
 
 static void ep_armed_note(int fd)
 {
+	if (!ep_armed.fds) {
+		ep_armed.fds = ep_armed.local;
+		ep_armed.room = sizeof(ep_armed.local) / sizeof(ep_armed.local[0]);
+	}
 	if (ep_armed.n == ep_armed.room) {
-		unsigned room = ep_armed.room ? 2 * ep_armed.room : 16;
-		int *more = realloc(ep_armed.fds, room * sizeof(*more));
+		unsigned room = 2 * ep_armed.room;
+		bool heap = ep_armed.fds != ep_armed.local;
+		int *more = realloc(heap ? ep_armed.fds : NULL, room * sizeof(*more));
 
 		if (!more) {
 			ep_armed.all = true;
 			return;
 		}
+		if (!heap)
+			memcpy(more, ep_armed.local, sizeof(ep_armed.local));
 		ep_armed.fds = more;
 		ep_armed.room = room;
 	}
@@ -120,6 +129,10 @@ void ep_armed_disarm(int epfd)
 	}
 	ep_armed.n = 0;
 	ep_armed.all = false;
+	/* The heap's room goes back at once: a thread that exits keeps nothing. */
+	if (ep_armed.fds != ep_armed.local)
+		free(ep_armed.fds);
+	ep_armed.fds = NULL;
 	ep_unlock();
 }
 

@@ -195,22 +195,24 @@ bool usmc_holders_shared(const struct usmc_conn *conn)
 }
 
 /*
- * The count says shared: if /proc shows no other process holding the
- * socket, it goes back to one, ours, unless it changed meanwhile (a fork
- * or a spawn counts its child before the child exists, so a change after
- * the look is seen here).  A count too high only costs looks; one too
- * low would end the connection under a holder, so nothing seen in /proc
- * that cannot be read counts as held (proc_tree_holds_socket).
+ * Whether no other process of the tree holds the socket fd names, by
+ * /proc.  Not while a fork of ours is under way: it counts its child
+ * before the child exists.  The count itself is left as it is: a count
+ * too high only costs looks, and a close makes the same look before it
+ * ends the connection (holders_claim).
  */
-static bool holders_recount(struct usmc_conn *conn, int fd, uint64_t w)
+static bool holders_alone(struct usmc_conn *conn, int fd)
 {
 	struct stat st;
+	bool alone;
 
-	if (!atomic_load(&conn->holds) || fstat(fd, &st) != 0 ||
-	    proc_tree_holds_socket(conn->lgr->owner_pid, (unsigned long)st.st_ino))
+	/* A fork holds the lock to write from its count to the child's birth. */
+	if (pthread_rwlock_tryrdlock(&holders_lock) != 0)
 		return false;
-	return atomic_compare_exchange_strong(&conn->sh->holders, &w,
-					      HOLDERS(conn->holders_gen, 1));
+	alone = atomic_load(&conn->holds) && fstat(fd, &st) == 0 &&
+		!proc_tree_holds_socket(conn->lgr->owner_pid, (unsigned long)st.st_ino);
+	pthread_rwlock_unlock(&holders_lock);
+	return alone;
 }
 
 bool usmc_holders_shared_now(struct usmc_conn *conn, int fd)
@@ -219,16 +221,21 @@ bool usmc_holders_shared_now(struct usmc_conn *conn, int fd)
 
 	if (w >> 32 != conn->holders_gen || (uint32_t)w <= 1)
 		return usmc_holders_shared(conn);
+	/* A new holder changes the count: what /proc showed holds until then. */
 	if (w != conn->recount_word) {
 		conn->recount_word = w;
 		conn->recount_asks = 0;
 		conn->recount_next = 1;
+		conn->recount_alone = false;
 	}
+	if (conn->recount_alone)
+		return false;
 	/* Each look in /proc reads every descriptor of the tree: fewer as the sharing lasts. */
 	if (++conn->recount_asks < conn->recount_next)
 		return true;
 	conn->recount_next = 2 * conn->recount_asks;
-	return !holders_recount(conn, fd, w);
+	conn->recount_alone = holders_alone(conn, fd) && atomic_load(&conn->sh->holders) == w;
+	return !conn->recount_alone;
 }
 
 void usmc_holder_sub(struct usmc_conn *conn)

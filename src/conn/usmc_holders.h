@@ -42,8 +42,9 @@ bool usmc_holders_shared(const struct usmc_conn *conn);
  * As usmc_holders_shared, for a caller that asks again and again while
  * the connection is idle (epoll's look, under LOCK_EPOLL): a count above
  * one is checked in /proc at the 1st, 2nd, 4th, 8th... ask since it last
- * changed, and goes back to one if no other process holds the socket fd
- * names (a holder that exited without ending its hold).
+ * changed, and says not shared, until it changes, once no other process
+ * holds the socket fd names (a holder that exited without ending its
+ * hold).  The count is left as it is.
  */
 bool usmc_holders_shared_now(struct usmc_conn *conn, int fd);
 /* Bumped before each fork and spawn that may share connections: a hint, read without a lock. */
