@@ -5,10 +5,12 @@
  * ring at its next change).
  *
  * --fork-asleep: a thread sleeps in epoll_wait for room in a full ring
- * when its process forks; the child reads the socket again and again
- * (finding nothing, each read drains the doorbells) while the peer reads
- * the ring empty.  The sleeper must wake and report the room: the fork
- * made the connection shared, and the entry must be armed for the child.
+ * when its process forks; the child, which has closed its copy of the
+ * set, reads the ring empty from the peer's end (which rings the
+ * doorbell) and then reads the socket until the doorbell is drained, on
+ * the sleeper's CPU, where the sleeper (SCHED_IDLE) cannot run before it.
+ * The sleeper must wake and report the room: the fork made the
+ * connection shared, and the sleeper must look again and arm it.
  *
  * --abort: two sets watch one connection; the peer's producer cursor runs
  * out of the ring, with no doorbell, and a read finds it and resets the
