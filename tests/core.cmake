@@ -163,3 +163,27 @@ usmc_test(epoll_pipeline)
 add_test(NAME epoll_pipeline COMMAND epoll_pipeline)
 add_test(NAME epoll_pipeline_et COMMAND epoll_pipeline --et)
 set_tests_properties(epoll_pipeline epoll_pipeline_et PROPERTIES TIMEOUT 120 LABELS unit)
+usmc_test(epoll_drained)
+target_link_libraries(epoll_drained PRIVATE pthread)
+add_test(NAME epoll_drained COMMAND epoll_drained)
+add_test(NAME epoll_drained_fork COMMAND epoll_drained --fork)
+add_test(NAME epoll_drained_exclusive COMMAND epoll_drained --exclusive)
+add_test(NAME epoll_drained_dup COMMAND epoll_drained --dup)
+add_test(NAME epoll_drained_fork_et COMMAND epoll_drained --fork --et)
+set_tests_properties(epoll_drained epoll_drained_fork epoll_drained_exclusive epoll_drained_dup
+                     epoll_drained_fork_et PROPERTIES
+                     TIMEOUT 120 LABELS unit
+                     ENVIRONMENT USMC_BUFSIZE=16384)
+usmc_test(epoll_unseen)
+target_link_libraries(epoll_unseen PRIVATE pthread)
+add_test(NAME epoll_unseen_fork_asleep COMMAND epoll_unseen --fork-asleep)
+add_test(NAME epoll_unseen_abort COMMAND epoll_unseen --abort)
+add_test(NAME epoll_unseen_forked_exit COMMAND epoll_unseen --forked-exit)
+set_tests_properties(epoll_unseen_fork_asleep epoll_unseen_abort epoll_unseen_forked_exit PROPERTIES
+                     TIMEOUT 120 LABELS unit ENVIRONMENT USMC_BUFSIZE=16384)
+usmc_test(epoll_scale)
+add_test(NAME epoll_scale COMMAND epoll_scale)
+add_test(NAME epoll_scale_et COMMAND epoll_scale --et)
+# Small rings: two thousand connections' worth of them.
+set_tests_properties(epoll_scale epoll_scale_et PROPERTIES TIMEOUT 120 LABELS unit
+                     ENVIRONMENT USMC_BUFSIZE=16384)

@@ -7,7 +7,9 @@
  * answer for them, as usmc_poll answers for its descriptors: the kernel
  * socket of a shared-memory connection carries only doorbells.  An epoll set inside
  * another is kept too, so that the outer set answers for the usmc sockets
- * of the inner one.
+ * of the inner one.  A wait looks only at the entries on its set's ready
+ * list (usmc_epoll_ready.c): its work grows with the connections that may
+ * be ready, not with all of them.
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 
 #include "usmc.h"
 #include "usmc_epoll.h"
+#include "usmc_epoll_ready.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
 #include "usmc_listener.h"
@@ -32,47 +35,12 @@
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
-/*
- * The events to report for an entry now: none, or what is ready.  With
- * consume, the report counts: an edge is used up, a one-shot entry fires.
- */
-/* Whether the connection moved between two views, as an edge sees it. */
-static bool ep_edge_moved(const struct conn_view *a, const struct conn_view *b)
-{
-	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
-	       a->tcp_state != b->tcp_state || a->reset != b->reset;
-}
-
-static uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)
-{
-	struct conn_view now = { 0 };
-	short rev;
-
-	if (e->disarmed)
-		return 0;
-	/* Readiness and the edge come from one view: an edge is neither lost nor doubled. */
-	if (usmc_conn_view(s, &now) < 0)
-		rev = POLLIN | POLLOUT | POLLERR | POLLHUP;
-	else
-		rev = usmc_conn_view_revents(s, &now, (short)e->ev.events);
-	if (!rev)
-		return 0;
-	if ((e->ev.events & EPOLLET) && !e->fresh && !ep_edge_moved(&now, &e->last))
-		return 0;
-	if (consume) {
-		e->last = now;
-		e->fresh = false;
-		e->disarmed = (e->ev.events & EPOLLONESHOT) != 0;
-	}
-	return (uint32_t)rev;
-}
-
 static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, bool nested,
 		     uint32_t kernel)
 {
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	ep_track_locked(epfd, op, fd, ev, nested, kernel);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }
 
 static bool is_epoll_set(int fd)
@@ -150,12 +118,13 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 		if (op != EPOLL_CTL_DEL && ep_ctl_ready(s, event))
 			kev.events |= EPOLLOUT;
 	}
+	ep_watch_drains();
 	/* A waiter the kernel wakes for this entry finds it tracked (ep_filter). */
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	rc = usmc_sys.epoll_ctl(epfd, op, fd, event ? &kev : event);
 	if (rc == 0)
 		ep_track_locked(epfd, op, fd, event, false, event ? kev.events : 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return rc;
 }
 
@@ -189,7 +158,7 @@ static bool ep_set_ready(int epfd, bool arm, int depth)
 }
 
 /* The sleep on a set is over: its sockets, and those of sets inside, keep no doorbell for us. */
-static void ep_set_disarm(int epfd, int depth)
+void ep_set_disarm(int epfd, int depth)
 {
 	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_first(epfd) : NULL; e; e = e->next) {
 		struct usmc_sock *s;
@@ -203,13 +172,13 @@ static void ep_set_disarm(int epfd, int depth)
 
 void usmc_epoll_set_disarm(int fd)
 {
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	ep_set_disarm(fd, 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }
 
 /* An entry that is a set inside this one: readable when the inner set has something. */
-static uint32_t ep_nested_events(struct ep_entry *e, bool arm)
+uint32_t ep_nested_events(struct ep_entry *e, bool arm)
 {
 	return ep_set_ready(e->fd, arm, 1) ? e->ev.events & (EPOLLIN | EPOLLRDNORM) : 0;
 }
@@ -225,44 +194,11 @@ int usmc_epoll_set_poll(int fd)
 
 	if (!ep_any())
 		return -1;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	if (ep_has_smc_locked(fd, 0))
 		ready = ep_set_ready(fd, true, 1);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return ready;
-}
-
-/* usmc descriptors with something to report now; armed first if asked. */
-static int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
-{
-	struct ep_entry *e;
-	int n = 0;
-
-	usmc_rank_lock(LOCK_EPOLL);
-	for (e = ep_first(epfd); e; e = e->next) {
-		struct usmc_sock *s;
-		uint32_t rev;
-
-		if (e->nested) {
-			rev = ep_nested_events(e, arm);
-		} else {
-			if (!(s = usmc_sock_active(e->fd)) || s->state != SOCK_SMC)
-				continue;
-			if (arm)
-				usmc_conn_arm(s, (short)e->ev.events);
-			rev = ep_entry_events(s, e, true);
-		}
-		if (!rev)
-			continue;
-		events[n].events = rev;
-		events[n].data = e->ev.data;
-		if (++n == maxevents)
-			break;
-	}
-	if (e)
-		ep_rotate_after(epfd, e);
-	usmc_rank_unlock(LOCK_EPOLL);
-	return n;
 }
 
 /*
@@ -283,12 +219,17 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 		e->kernel = kev.events;
 }
 
-/* Replaces the kernel's word on usmc descriptors by theirs. */
+/*
+ * Replaces the kernel's word on usmc descriptors by theirs.  A connection
+ * whose doorbell is read here goes on the ready list (ep_drained): the
+ * next look asks its peer to ring again before it may leave.
+ */
 static int ep_filter(int epfd, struct epoll_event *events, int n)
 {
 	int out = 0;
 
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
+	ep_filtering = epfd;
 	for (int i = 0; i < n; i++) {
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
@@ -303,6 +244,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 				continue;
 		}
 		if (s && s->state == SOCK_SMC) {
+			/* What it reads puts the entry on the ready list (ep_drained). */
 			usmc_conn_drain(s);
 			events[i].events = ep_entry_events(s, e, true);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
@@ -311,7 +253,8 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		}
 		events[out++] = events[i];
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_filtering = -1;
+	ep_unlock();
 	return out;
 }
 
@@ -322,13 +265,14 @@ static bool ep_has_proposed(int epfd)
 
 	if (!atomic_load_explicit(&usmc_socks_proposed, memory_order_relaxed))
 		return false;
-	usmc_rank_lock(LOCK_EPOLL);
-	for (struct ep_entry *e = ep_first(epfd); e && !found; e = e->next) {
+	ep_lock();
+	/* Such an entry stays on the ready list (ep_sticky). */
+	for (struct ep_entry *e = ep_ready_first(epfd); e && !found; e = e->rnext) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 
 		found = s && s->state == SOCK_PROPOSED;
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return found;
 }
 
@@ -341,8 +285,8 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 {
 	int n = 0;
 
-	usmc_rank_lock(LOCK_EPOLL);
-	for (struct ep_entry *e = ep_first(epfd); e && n < maxevents; e = e->next) {
+	ep_lock();
+	for (struct ep_entry *e = ep_ready_first(epfd); e && n < maxevents; e = e->rnext) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
 		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
 		struct pollfd tcp = { .fd = e->fd, .events = POLLIN };
@@ -362,21 +306,8 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 		events[n].events = (uint32_t)p.revents;
 		events[n++].data = e->ev.data;
 	}
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return n;
-}
-
-struct ep_set {
-	int epfd;
-	struct epoll_event *events;
-	int maxevents;
-};
-
-static int ep_check(void *arg)
-{
-	struct ep_set *set = arg;
-
-	return ep_ready_now(set->epfd, set->events, set->maxevents, false);
 }
 
 /* Whether the set holds a connection in or toward shared memory, in it or in a set inside. */
@@ -396,9 +327,9 @@ static bool ep_has_smc(int epfd, bool surely)
 
 	if (!surely && !ep_any())
 		return false;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	found = ep_has_smc_locked(epfd, 0);
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 	return found;
 }
 
@@ -490,6 +421,24 @@ static int ep_merge_kernel(int epfd, struct epoll_event *events, int n, int maxe
 	return kept;
 }
 
+struct ep_set {
+	int epfd;
+	struct epoll_event *events;
+	int maxevents;
+};
+
+/*
+ * A spin's look: the ready list, and the kernel's set, where the doorbells
+ * of connections off the list come in.
+ */
+static int ep_check(void *arg)
+{
+	struct ep_set *set = arg;
+	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false);
+
+	return n < set->maxevents ? ep_merge_kernel(set->epfd, set->events, n, set->maxevents) : n;
+}
+
 /*
  * Set when a wait's connections filled its events, so that the kernel was
  * not asked: the thread's next wait asks it first.
@@ -531,12 +480,12 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		/*
-		 * Only a look that armed registered this thread on the set's
-		 * connections: a wait whose first look found one ready does not
-		 * walk them all again to take registrations it never made.
+		 * Only a look that armed registered this thread on the entries
+		 * that stay on the ready list (ep_sticky), which it takes back.
+		 * One that found nothing counted it among the set's sleepers.
 		 */
 		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
-			usmc_epoll_set_disarm(epfd);
+			ep_armed_disarm(epfd);
 		if (n) {
 			usmc_wake_inexact();
 			if (n < maxevents)
@@ -548,10 +497,11 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
 		proposed = ep_has_proposed(epfd);
-		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
+		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c, ep_drained). */
 		n = usmc_sys.epoll_wait(epfd, events, maxevents,
 					proposed ? usmc_proposed_wait_ms(left) : left);
-		usmc_epoll_set_disarm(epfd);
+		ep_sleep_end(epfd);
+		ep_armed_disarm(epfd);
 		if (n < 0)
 			return n;
 		n = ep_filter(epfd, events, n);

@@ -7,6 +7,7 @@
 #define USMC_EPOLL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * A descriptor is closed: epoll entries of it go (other_fd -1: it was the
@@ -22,6 +23,14 @@ void usmc_epoll_set_disarm(int fd);
  * descriptor.
  */
 int usmc_epoll_set_poll(int fd);
+struct usmc_sock;
+/*
+ * The socket's state changed here without a doorbell (a shutdown): its
+ * entries go on their sets' ready lists, and a sleeper of a set wakes.
+ */
+void usmc_epoll_sock_changed(struct usmc_sock *s);
+/* Entries of ready lists that waits have looked at, in this process, ever. */
+uint64_t usmc_epoll_looks(void);
 /* Whether any epoll entry is tracked at all: a load, for the hot paths. */
 bool usmc_epoll_tracking(void);
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The entries of usmc's epoll (usmc_epoll_table.h), found without walking
- * them all: each set has its own list, in the order its waits take turns,
- * and two hash tables of one allocation find an entry by set and data
+ * them all: each set has its own list of all its entries, and its ready
+ * list (those a wait looks at, in the order waits take turns, as the
+ * kernel's ready list: a set with more ready than a wait has room for
+ * reports each in turn), and two hash tables of one allocation find an entry by set and data
  * (what the kernel reports of it: a wait of nginx's at 1,000 connections
  * reports 512) and by descriptor (epoll_ctl, which wrk calls for every
  * request, and every close of the program, which nginx makes for the file
@@ -14,16 +16,33 @@
 #include "usmc_epoll_table.h"
 #include "usmc_lock.h"
 
-/* A set that has entries, its list in turn order. */
+/* A set that has entries (or a sleeper), its list and its ready list. */
 struct ep_set_list {
 	int epfd;
 	unsigned entries;
 	struct ep_entry *head;
+	struct ep_entry *rhead, *rtail; /* the ready list, in turn order */
+	unsigned ready;                 /* entries on it */
+	unsigned sleeping;              /* threads in the kernel's wait on the set */
 };
 
 static struct ep_set_list *ep_sets;
 static size_t ep_nsets, ep_sets_room;
 static size_t ep_count; /* entries of all sets; read without the lock by ep_any */
+
+__thread bool ep_locked;
+
+void ep_lock(void)
+{
+	usmc_rank_lock(LOCK_EPOLL);
+	ep_locked = true;
+}
+
+void ep_unlock(void)
+{
+	ep_locked = false;
+	usmc_rank_unlock(LOCK_EPOLL);
+}
 
 static struct ep_entry **ep_hash; /* ep_hash_size buckets by set and data, as many by descriptor */
 static size_t ep_hash_size;
@@ -61,11 +80,11 @@ static struct ep_set_list *ep_set_get(int epfd)
 	return l;
 }
 
-/* Sets left without entries go (not during a walk of ep_sets: they move). */
+/* Sets left without entries or sleepers go (not during a walk of ep_sets: they move). */
 static void ep_sets_prune(void)
 {
 	for (size_t i = 0; i < ep_nsets;)
-		if (!ep_sets[i].entries)
+		if (!ep_sets[i].entries && !ep_sets[i].sleeping)
 			ep_sets[i] = ep_sets[--ep_nsets];
 		else
 			i++;
@@ -145,9 +164,122 @@ static void ep_hash_add(struct ep_entry *e)
 		ep_hash_put(ep_hash, ep_hash_size, e);
 }
 
-/* Unlinks e from its set's list at pp and frees it. */
+bool ep_ready_push(struct ep_entry *e)
+{
+	struct ep_set_list *l = ep_set_find(e->epfd);
+
+	if (!l || e->queued)
+		return false;
+	e->queued = true;
+	e->rnext = NULL;
+	e->rprev = l->rtail;
+	if (l->rtail)
+		l->rtail->rnext = e;
+	else
+		l->rhead = e;
+	l->rtail = e;
+	l->ready++;
+	return true;
+}
+
+static void ep_ready_unlink(struct ep_set_list *l, struct ep_entry *e)
+{
+	if (!e->queued)
+		return;
+	if (e->rprev)
+		e->rprev->rnext = e->rnext;
+	else
+		l->rhead = e->rnext;
+	if (e->rnext)
+		e->rnext->rprev = e->rprev;
+	else
+		l->rtail = e->rprev;
+	e->queued = false;
+	e->rprev = e->rnext = NULL;
+	l->ready--;
+}
+
+void ep_ready_drop(struct ep_entry *e)
+{
+	struct ep_set_list *l = ep_set_find(e->epfd);
+
+	if (l)
+		ep_ready_unlink(l, e);
+}
+
+void ep_ready_requeue(struct ep_entry *e)
+{
+	struct ep_set_list *l = ep_set_find(e->epfd);
+
+	if (!l || !e->queued || l->rtail == e)
+		return;
+	ep_ready_unlink(l, e);
+	ep_ready_push(e);
+}
+
+struct ep_entry *ep_ready_first(int epfd)
+{
+	struct ep_set_list *l = ep_set_find(epfd);
+
+	return l ? l->rhead : NULL;
+}
+
+unsigned ep_ready_count(int epfd)
+{
+	struct ep_set_list *l = ep_set_find(epfd);
+
+	return l ? l->ready : 0;
+}
+
+void ep_ready_push_every(void)
+{
+	for (size_t i = 0; i < ep_nsets; i++)
+		for (struct ep_entry *e = ep_sets[i].head; e; e = e->next)
+			ep_ready_push(e);
+}
+
+void ep_for_sleeping(void (*fn)(int epfd))
+{
+	for (size_t i = 0; i < ep_nsets; i++)
+		if (ep_sets[i].sleeping)
+			fn(ep_sets[i].epfd);
+}
+
+unsigned ep_set_sleeping(int epfd, int delta)
+{
+	struct ep_set_list *l = delta > 0 ? ep_set_get(epfd) : ep_set_find(epfd);
+	unsigned n;
+
+	if (!l)
+		return 0;
+	n = l->sleeping += (unsigned)delta;
+	if (delta < 0 && !n)
+		ep_sets_prune();
+	return n;
+}
+
+void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg)
+{
+	struct ep_entry *e, *next;
+
+	if (ep_hash) {
+		for (e = *ep_fd_bucket(ep_hash, ep_hash_size, fd); e; e = next) {
+			next = e->fnext;
+			if (e->fd == fd)
+				fn(e, arg);
+		}
+		return;
+	}
+	for (size_t i = 0; i < ep_nsets; i++)
+		for (e = ep_sets[i].head; e; e = e->next)
+			if (e->fd == fd)
+				fn(e, arg);
+}
+
+/* Unlinks e from its set's lists at pp and frees it. */
 static void ep_entry_del(struct ep_set_list *l, struct ep_entry **pp, struct ep_entry *e)
 {
+	ep_ready_unlink(l, e);
 	*pp = e->next;
 	ep_hash_del(e);
 	l->entries--;
@@ -214,29 +346,9 @@ void ep_track_locked(int epfd, int op, int fd, const struct epoll_event *ev, boo
 		e->kernel = kernel;
 		e->fresh = true;
 		e->disarmed = false;
+		/* Added or changed: the next wait looks at it. */
+		ep_ready_push(e);
 	}
-}
-
-/*
- * The entries up to last (the one that filled a wait's events) go to the
- * end of the set's list: the next wait looks first at those this one had
- * no room for, as the kernel's ready list takes its turns.  Without it, a
- * set with more connections ready than maxevents (nginx's 512 at 1,000
- * busy keep-alive connections) reported the same first ones again and
- * again, and the others' requests waited for seconds.
- */
-void ep_rotate_after(int epfd, struct ep_entry *last)
-{
-	struct ep_set_list *l = ep_set_find(epfd);
-	struct ep_entry *tail;
-
-	if (!l || !last->next)
-		return;
-	for (tail = last->next; tail->next; tail = tail->next)
-		;
-	tail->next = l->head;
-	l->head = last->next;
-	last->next = NULL;
 }
 
 /* Whether closing fd may concern an entry: fd is in a set, or is a set. */
@@ -255,7 +367,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 	/* Every close of the program passes here: most find no entry at all. */
 	if (!ep_any())
 		return;
-	usmc_rank_lock(LOCK_EPOLL);
+	ep_lock();
 	/* Most, in no set and no set themselves, need no walk. */
 	for (size_t i = 0, n = ep_fd_concerned(fd) ? ep_nsets : 0; i < n; i++) {
 		struct ep_set_list *l = &ep_sets[i];
@@ -276,5 +388,5 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		}
 	}
 	ep_sets_prune();
-	usmc_rank_unlock(LOCK_EPOLL);
+	ep_unlock();
 }

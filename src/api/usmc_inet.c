@@ -21,6 +21,7 @@
 #include "usmc_config.h"
 #include "usmc_conn.h"
 #include "usmc_connect.h"
+#include "usmc_epoll.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"
@@ -110,7 +111,11 @@ int usmc_shutdown(int fd, int how)
 	}
 	if (!s)
 		return usmc_sys.shutdown(fd, how);
-	return usmc_shutdown_conn(s, how);
+	if (usmc_shutdown_conn(s, how) < 0)
+		return -1;
+	/* What a wait finds of the socket changed here, with no doorbell: its entries look again. */
+	usmc_epoll_sock_changed(s);
+	return 0;
 }
 
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)

@@ -73,6 +73,13 @@ struct usmc_conn {
 	_Atomic bool holds;  /* this process is one of sh->holders (usmc_holders.c) */
 	uint32_t holders_gen; /* the slot's generation, in sh->holders */
 	uint32_t fork_seen;  /* the fork whose prepare handler counted it */
+	/*
+	 * usmc_holders_shared_now, under LOCK_EPOLL: the count it last saw,
+	 * its asks since, and whether /proc showed no other holder then
+	 */
+	uint64_t recount_word;
+	uint32_t recount_asks, recount_next;
+	bool recount_alone;
 	uint32_t peer_gen;   /* generation of the peer's slot when we met it */
 	/* client handshake */
 	uint64_t token;

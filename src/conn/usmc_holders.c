@@ -178,9 +178,64 @@ void usmc_holders_leave(void)
 	pthread_rwlock_unlock(&holders_lock);
 }
 
+_Atomic uint32_t usmc_holders_epoch;
+void (*usmc_holders_forking)(void);
+
 bool usmc_holder_add(struct usmc_conn *conn)
 {
+	atomic_fetch_add(&usmc_holders_epoch, 1);
 	return holders_add(conn);
+}
+
+bool usmc_holders_shared(const struct usmc_conn *conn)
+{
+	uint64_t w = atomic_load_explicit(&conn->sh->holders, memory_order_relaxed);
+
+	return w >> 32 != conn->holders_gen || (uint32_t)w != 1;
+}
+
+/*
+ * Whether no other process of the tree holds the socket fd names, by
+ * /proc.  Not while a fork of ours is under way: it counts its child
+ * before the child exists.  The count itself is left as it is: a count
+ * too high only costs looks, and a close makes the same look before it
+ * ends the connection (holders_claim).
+ */
+static bool holders_alone(struct usmc_conn *conn, int fd)
+{
+	struct stat st;
+	bool alone;
+
+	/* A fork holds the lock to write from its count to the child's birth. */
+	if (pthread_rwlock_tryrdlock(&holders_lock) != 0)
+		return false;
+	alone = atomic_load(&conn->holds) && fstat(fd, &st) == 0 &&
+		!proc_tree_holds_socket(conn->lgr->owner_pid, (unsigned long)st.st_ino);
+	pthread_rwlock_unlock(&holders_lock);
+	return alone;
+}
+
+bool usmc_holders_shared_now(struct usmc_conn *conn, int fd)
+{
+	uint64_t w = atomic_load(&conn->sh->holders);
+
+	if (w >> 32 != conn->holders_gen || (uint32_t)w <= 1)
+		return usmc_holders_shared(conn);
+	/* A new holder changes the count: what /proc showed holds until then. */
+	if (w != conn->recount_word) {
+		conn->recount_word = w;
+		conn->recount_asks = 0;
+		conn->recount_next = 1;
+		conn->recount_alone = false;
+	}
+	if (conn->recount_alone)
+		return false;
+	/* Each look in /proc reads every descriptor of the tree: fewer as the sharing lasts. */
+	if (++conn->recount_asks < conn->recount_next)
+		return true;
+	conn->recount_next = 2 * conn->recount_asks;
+	conn->recount_alone = holders_alone(conn, fd) && atomic_load(&conn->sh->holders) == w;
+	return !conn->recount_alone;
 }
 
 void usmc_holder_sub(struct usmc_conn *conn)
@@ -226,7 +281,10 @@ static void fork_prepare(void)
 	pthread_sigmask(SIG_BLOCK, &all, &fork_mask);
 	pthread_rwlock_wrlock(&holders_lock);
 	fork_count++;
+	atomic_fetch_add(&usmc_holders_epoch, 1);
 	each_conn(count_for_child);
+	if (usmc_holders_forking)
+		usmc_holders_forking();
 }
 
 static void fork_parent(void)

@@ -33,6 +33,28 @@ void usmc_holders_leave(void);
 bool usmc_holder_add(struct usmc_conn *conn);
 /* A spawn that failed: takes back a count usmc_holder_add made. */
 void usmc_holder_sub(struct usmc_conn *conn);
+/*
+ * Whether another process may hold the connection too (a count too high
+ * says yes): its drains of doorbells are not this process's to see.
+ */
+bool usmc_holders_shared(const struct usmc_conn *conn);
+/*
+ * As usmc_holders_shared, for a caller that asks again and again while
+ * the connection is idle (epoll's look, under LOCK_EPOLL): a count above
+ * one is checked in /proc at the 1st, 2nd, 4th, 8th... ask since it last
+ * changed, and says not shared, until it changes, once no other process
+ * holds the socket fd names (a holder that exited without ending its
+ * hold).  The count is left as it is.
+ */
+bool usmc_holders_shared_now(struct usmc_conn *conn, int fd);
+/* Bumped before each fork and spawn that may share connections: a hint, read without a lock. */
+extern _Atomic uint32_t usmc_holders_epoch;
+/*
+ * Set by epoll (usmc_epoll_ready.c): called in a fork's prepare handler,
+ * once the child's counts are taken, so that a thread already asleep on
+ * an epoll set looks again at entries whose doorbells the child may read.
+ */
+extern void (*usmc_holders_forking)(void);
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
 

@@ -77,6 +77,8 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 			   (conn->sh->tx_prod - v->tx_cons);
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (rc < 0)
+		usmc_wake_aborted(s);
 	return rc;
 }
 
@@ -182,9 +184,11 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	bool copy = !(flags & MSG_TRUNC);
 	uint64_t avail;
 	size_t n = 0;
+	bool broken;
 
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (usmc_conn_refresh(conn) < 0) {
+	broken = usmc_conn_refresh(conn) < 0;
+	if (broken) {
 		usmc_conn_abort(s);
 	} else {
 		avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
@@ -212,6 +216,8 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 		}
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (broken)
+		usmc_wake_aborted(s);
 	return n;
 }
 

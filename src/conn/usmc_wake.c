@@ -184,7 +184,9 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 	return CDC_TCP_OPEN;
 }
 
-static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto);
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool tell);
+
+void (*usmc_wake_drained)(struct usmc_sock *s);
 
 /* The TCP connection under a shared-memory one ended: record how. */
 static void conn_tcp_ended(struct usmc_sock *s, int state, int err)
@@ -225,7 +227,8 @@ static int tcp_reset_after_eof(struct usmc_sock *s)
 
 int usmc_conn_drain(struct usmc_sock *s)
 {
-	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn), false) : CDC_TCP_OPEN;
+	return s->conn->rx_mapped ? conn_drain_upto(s, peer_bells(s->conn), false, true)
+				   : CDC_TCP_OPEN;
 }
 
 /*
@@ -242,7 +245,7 @@ void usmc_conn_drain_owed(struct usmc_sock *s)
 	/* An end the kernel socket read already comes after every byte before it. */
 	if (conn->rx_mapped && peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read) &&
 	    atomic_load(&conn->sh->tcp_state) == CDC_TCP_OPEN)
-		conn_drain_upto(s, peer_bells(conn), true);
+		conn_drain_upto(s, peer_bells(conn), true, false);
 }
 
 void usmc_conn_drain_seen(struct usmc_sock *s)
@@ -256,17 +259,18 @@ void usmc_conn_drain_seen(struct usmc_sock *s)
 	usmc_conn_want(s, POLLIN);
 	seen = peer_bells(conn);
 	if (usmc_rx_avail(s, &avail) == 0 && !avail)
-		conn_drain_upto(s, seen, true);
+		conn_drain_upto(s, seen, true, true);
 }
 
 /*
  * Reads the doorbells up to the seen-th, and those that sleepers have
- * seen; without upto, what follows them too (drain_counted).
+ * seen; without upto, what follows them too (drain_counted).  With tell,
+ * a drain that read any, or found the end, says so (usmc_wake_drained).
  */
-static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto)
+static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool tell)
 {
 	struct usmc_conn *conn = s->conn;
-	uint32_t me = wake_tid(), idle = 0;
+	uint32_t me = wake_tid(), idle = 0, read_before;
 	int err = 0, state;
 
 	state = atomic_load(&conn->sh->tcp_state);
@@ -277,18 +281,29 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto)
 	/* Another thread reads the doorbells now: its caller looks at the rings after. */
 	if (!atomic_compare_exchange_strong(&conn->sh->drainer, &idle, me))
 		return CDC_TCP_OPEN;
+	read_before = atomic_load(&conn->tx.cdc->bells_read);
 	state = drain_counted(s, seen, upto, &err);
 	atomic_store(&conn->sh->drainer, 0);
-	if (state == CDC_TCP_OPEN)
-		return state;
 	if (state == CDC_TCP_ALIEN) {
 		/* Data that reached the socket outside usmc cannot be put in order: say so. */
 		s->reason = USMC_DECL_FOREIGN_BYTES;
 		usmc_conn_abort(s);
-		return CDC_TCP_OPEN;
+	} else if (state != CDC_TCP_OPEN) {
+		conn_tcp_ended(s, state, err);
 	}
-	conn_tcp_ended(s, state, err);
-	return state;
+	/* The doorbells read here no longer make the socket readable to an epoll set: tell it. */
+	if (tell && usmc_wake_drained &&
+	    (state != CDC_TCP_OPEN || atomic_load(&conn->tx.cdc->bells_read) != read_before))
+		usmc_wake_drained(s);
+	return state == CDC_TCP_ALIEN ? CDC_TCP_OPEN : state;
+}
+
+void usmc_wake_aborted(struct usmc_sock *s)
+{
+	void (*tell)(struct usmc_sock *s) = usmc_wake_drained;
+
+	if (tell)
+		tell(s);
 }
 
 void usmc_conn_ring(struct usmc_sock *s)

@@ -27,6 +27,19 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms);
  * unread doorbells would turn its close into a reset).
  */
 void usmc_conn_drain_seen(struct usmc_sock *s);
+/*
+ * Set by epoll (usmc_epoll.c): called after a drain that read doorbells
+ * or found the TCP connection's end, so that an epoll set whose kernel
+ * entry would have reported the doorbell looks at the connection.
+ * Called with no lock of usmc's held, or with LOCK_EPOLL.
+ */
+extern void (*usmc_wake_drained)(struct usmc_sock *s);
+/*
+ * A read found the peer's cursors broken and aborted the connection: no
+ * doorbell tells the epoll sets that it is readable and hung up now, so
+ * usmc_wake_drained does.  After the receive lock is let go.
+ */
+void usmc_wake_aborted(struct usmc_sock *s);
 /* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
 void usmc_conn_ring(struct usmc_sock *s);
 
