@@ -75,6 +75,11 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 		v->avail = v->rx_prod - conn->sh->rx_cons;
 		v->space = cdc_lap_capacity(&conn->sh->tx_laps, v->tx_cons) -
 			   (conn->sh->tx_prod - v->tx_cons);
+		/*
+		 * The peer's flags with any this refresh latched: it read them
+		 * before the cursors, so their data is in the amounts.
+		 */
+		v->flags = atomic_load(&conn->sh->peer_flags);
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (rc < 0)

@@ -215,10 +215,11 @@ int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 
 	/*
 	 * The state first, then the cursors: the peer publishes its data
-	 * before its flags, so a view never shows a flag without the data
-	 * that came before it.
+	 * before its TCP socket ends.  The peer's flags come with the
+	 * cursors, as the refresh latched them (usmc_conn_amounts): a flag
+	 * the peer published before we armed our wait, and rang for no one,
+	 * must be in the view that decides the sleep.
 	 */
-	v->flags = atomic_load(&sh->peer_flags);
 	v->tcp_state = atomic_load(&sh->tcp_state);
 	v->tcp_err = atomic_load(&sh->tcp_err);
 	v->reset = atomic_load(&sh->reset);
