@@ -40,11 +40,11 @@ int preload_stdio_fd_changed(int fd);
 /*
  * usmc_preload_target.c: whether the program at path (searched in PATH
  * if search and it has no slash) loads this library, true if unknown;
- * whether its exec is secure (AT_SECURE), false if unknown.  ids_reset:
+ * in *secure whether its exec is secure (AT_SECURE; such a program never
+ * loads it), false if unknown: one look at the file for both.  ids_reset:
  * a spawn that sets the effective ids to the real ones
  * (POSIX_SPAWN_RESETIDS).
  */
-bool preload_target_adopts(const char *path, bool search, bool ids_reset);
-bool preload_exec_secure(const char *path, bool search, bool ids_reset);
+bool preload_target_adopts(const char *path, bool search, bool ids_reset, bool *secure);
 
 #endif

@@ -195,7 +195,7 @@ static int with_handover(bool spawn, const char *target, bool search, bool ids_r
 			 char *const envp[], exec_call call, void *ctx)
 {
 	struct usmc_exec_prep p;
-	bool secure;
+	bool secure = false, adopts = true, judged = false;
 	int rc, err;
 
 	preload_bound();
@@ -205,7 +205,10 @@ static int with_handover(bool spawn, const char *target, bool search, bool ids_r
 	 * logged from a vfork child, whose log line may allocate in its
 	 * parent's memory.)
 	 */
-	secure = preload_by_path(envp) && preload_exec_secure(target, search, ids_reset);
+	if (preload_by_path(envp)) {
+		adopts = preload_target_adopts(target, search, ids_reset, &secure);
+		judged = true;
+	}
 	if (secure) {
 		usmc_stats_add(USMC_STAT_EXEC_SECURE, 1);
 		if (usmc_log_debug() && !usmc_vfork_child())
@@ -217,7 +220,9 @@ static int with_handover(bool spawn, const char *target, bool search, bool ids_r
 	if (p.fd < 0)
 		return call(ctx, envp);
 	/* A program that cannot take the connections over gets them ended, not doorbells. */
-	if (secure || !preload_target_adopts(target, search, ids_reset)) {
+	if (!judged)
+		adopts = preload_target_adopts(target, search, ids_reset, &secure);
+	if (!adopts) {
 		usmc_exec_uncount(&p);
 		usmc_exec_undo(&p);
 		usmc_exec_break_inherited();

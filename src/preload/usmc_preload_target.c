@@ -133,12 +133,7 @@ static bool ids_differ(bool ids_reset)
 	return ru != eu || rg != eg;
 }
 
-/*
- * Whether the program at path (by PATH's directories if search and it has
- * no slash) loads this library, true if unknown; *secure whether its exec
- * is secure, false if unknown.
- */
-static bool judge(const char *path, bool search, bool ids_reset, bool *secure)
+bool preload_target_adopts(const char *path, bool search, bool ids_reset, bool *secure)
 {
 	char found[PATH_MAX];
 
@@ -151,19 +146,4 @@ static bool judge(const char *path, bool search, bool ids_reset, bool *secure)
 		path = found;
 	}
 	return !path || adopts(path, 0, secure);
-}
-
-bool preload_target_adopts(const char *path, bool search, bool ids_reset)
-{
-	bool secure;
-
-	return judge(path, search, ids_reset, &secure);
-}
-
-bool preload_exec_secure(const char *path, bool search, bool ids_reset)
-{
-	bool secure;
-
-	judge(path, search, ids_reset, &secure);
-	return secure;
 }
