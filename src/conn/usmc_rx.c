@@ -161,21 +161,26 @@ static int rx_wait(struct usmc_sock *s, int64_t *deadline)
 	return usmc_conn_sleep(s, POLLIN, left);
 }
 
-/* Copies n bytes out of the peer's ring from position pos on, lap by lap. */
-static void rx_copy(const struct usmc_conn *conn, uint64_t pos, const struct iovec *iov,
-		    int iovcnt, size_t skip, size_t n)
+/*
+ * Copies up to n bytes out of the peer's ring from position pos on, lap
+ * by lap, without taking them: how many (all, as what was published lies
+ * in laps we know).
+ */
+static size_t rx_peek(const struct usmc_conn *conn, uint64_t pos, const struct iovec *iov,
+		      int iovcnt, size_t skip, size_t n)
 {
-	while (n) {
-		uint32_t room, off = cdc_lap_off(&conn->sh->rx_laps, pos, &room);
-		size_t chunk = n < room ? n : room;
+	size_t done = 0;
+
+	while (done < n) {
+		uint32_t room, off = cdc_lap_off(&conn->sh->rx_laps, pos + done, &room);
+		size_t chunk = n - done < room ? n - done : room;
 
 		if (!chunk)
-			return; /* not reached: what was published lies in known laps */
-		ring_copy_iov(&conn->rx, off, iov, iovcnt, skip, chunk, false);
-		pos += chunk;
-		skip += chunk;
-		n -= chunk;
+			break;
+		ring_copy_iov(&conn->rx, off, iov, iovcnt, skip + done, chunk, false);
+		done += chunk;
 	}
+	return done;
 }
 
 /*
@@ -200,24 +205,28 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 		n = avail < want ? (size_t)avail : want;
 		if (flags & MSG_PEEK) {
 			if (copy)
-				rx_copy(conn, conn->sh->rx_cons, iov, iovcnt, skip, n);
+				n = rx_peek(conn, conn->sh->rx_cons, iov, iovcnt, skip, n);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
-			for (size_t done = 0, chunk; done < n; done += chunk) {
-				uint32_t room, most = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->rx_laps));
+			size_t done = 0;
 
-				cdc_lap_off(&conn->sh->rx_laps, conn->sh->rx_cons, &room);
-				chunk = n - done < most ? n - done : most;
+			while (done < n) {
+				uint32_t room, off = cdc_lap_off(&conn->sh->rx_laps, conn->sh->rx_cons, &room);
+				size_t chunk = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->rx_laps));
+
+				chunk = n - done < chunk ? n - done : chunk;
 				chunk = chunk < room ? chunk : room;
 				if (!chunk)
 					break; /* not reached: what was published lies in known laps */
 				if (copy)
-					rx_copy(conn, conn->sh->rx_cons, iov, iovcnt, skip + done, chunk);
+					ring_copy_iov(&conn->rx, off, iov, iovcnt, skip + done, chunk, false);
 				if (usmc_capture_on && copy)
 					usmc_capture(s->fd, false, conn->sh->rx_cons, iov, iovcnt,
 						     skip + done, chunk);
 				rx_consumed(s, chunk);
+				done += chunk;
 			}
+			n = done;
 		}
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
