@@ -211,11 +211,10 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 			size_t done = 0;
 
 			while (done < n) {
-				uint32_t room, off = cdc_lap_off(&conn->sh->rx_laps, conn->sh->rx_cons, &room);
-				size_t chunk = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->rx_laps));
+				uint32_t off;
+				size_t chunk = cdc_lap_piece(&conn->sh->rx_laps, conn->sh->rx_cons,
+							     n - done, &off);
 
-				chunk = n - done < chunk ? n - done : chunk;
-				chunk = chunk < room ? chunk : room;
 				if (!chunk)
 					break; /* not reached: what was published lies in known laps */
 				if (copy)

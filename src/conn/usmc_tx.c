@@ -224,11 +224,9 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 		conn->sh->tx_full = true;
 	/* Publish as we go, so that the reader copies while we still write. */
 	while (done < n) {
-		uint32_t room, off = cdc_lap_off(&conn->sh->tx_laps, conn->sh->tx_prod, &room);
-		size_t chunk = CDC_PUBLISH_CHUNK(cdc_lap_size(&conn->sh->tx_laps));
+		uint32_t off;
+		size_t chunk = cdc_lap_piece(&conn->sh->tx_laps, conn->sh->tx_prod, n - done, &off);
 
-		chunk = n - done < chunk ? n - done : chunk;
-		chunk = chunk < room ? chunk : room;
 		if (!chunk)
 			break; /* not reached: the next lap begins as this one ends */
 		ring_copy_iov(&conn->tx, off, iov, iovcnt, skip + done, chunk, true);

@@ -43,6 +43,16 @@ uint32_t cdc_lap_off(const struct cdc_laps *l, uint64_t pos, uint32_t *room)
 	return off;
 }
 
+size_t cdc_lap_piece(const struct cdc_laps *l, uint64_t pos, size_t left, uint32_t *off)
+{
+	uint32_t room;
+	size_t most = CDC_PUBLISH_CHUNK(cdc_lap_size(l));
+
+	*off = cdc_lap_off(l, pos, &room);
+	most = most < room ? most : room;
+	return left < most ? left : most;
+}
+
 uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos)
 {
 	return lap_is_prev(l, pos) ? 1u << l->prev_shift : cdc_lap_size(l);

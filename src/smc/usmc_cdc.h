@@ -42,6 +42,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -125,6 +126,14 @@ void cdc_lap_lengthen(struct cdc_laps *l, uint8_t shift);
  * ring, and in *room how many bytes of its lap follow it.
  */
 uint32_t cdc_lap_off(const struct cdc_laps *l, uint64_t pos, uint32_t *room);
+
+/*
+ * The next piece of a copy of left bytes at position pos: its offset in
+ * *off, and its length, up to its lap's end and to a publishing chunk, so
+ * that the other side works on what came before while we copy the rest.
+ * 0 only if pos lies in no lap we know.
+ */
+size_t cdc_lap_piece(const struct cdc_laps *l, uint64_t pos, size_t left, uint32_t *off);
 
 /*
  * How many bytes the ring can hold unread from position pos of a reader
