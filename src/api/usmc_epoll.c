@@ -236,7 +236,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 
 		/* The Accept's doorbell is no data: settle the handshake, then look. */
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
-			af_settle(s, false);
+			af_settle(s, 0);
 		/* The kernel socket is writable; a full ring waiting for the answer is not. */
 		if (s && usmc_proposed_ring_full(s)) {
 			events[i].events &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
@@ -296,7 +296,7 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 			continue;
 		/* Settled with nothing on TCP to wake a wait: the answer came unannounced. */
 		pending = usmc_sys.poll(&tcp, 1, 0) == 1;
-		af_settle(s, false);
+		af_settle(s, 0);
 		if (s->state != SOCK_PROPOSED && !pending)
 			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||

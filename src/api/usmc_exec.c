@@ -65,7 +65,7 @@ static void settle_inherited(void)
 
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
 		if (s->state == SOCK_PROPOSED && exec_fd_inherited(fd))
-			af_settle(s, true);
+			af_settle_fully(s);
 }
 
 /*

@@ -106,7 +106,7 @@ int usmc_shutdown(int fd, int how)
 			s->shut_wr = true;
 			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
 		}
-		af_settle(s, false);
+		af_settle(s, 0);
 		return 0;
 	}
 	if (!s)
@@ -294,7 +294,7 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	arg = va_arg(ap, void *);
 	va_end(ap);
 	s = usmc_sock_active(fd);
-	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_settle(s, false) < 0) {
+	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_settle(s, 0) < 0) {
 		*(int *)arg = 0; /* nothing can have come before the answer */
 		return 0;
 	}
@@ -318,7 +318,7 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 		return -1;
 	if (s) {
 		if (s->state == SOCK_PROPOSED)
-			af_settle(s, false);
+			af_settle(s, 0);
 		out.mode = usmc_sock_mode(s);
 		out.fallback_reason = s->reason;
 		out.fallback_by_peer = s->reason_by_peer;

@@ -21,6 +21,7 @@
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "usmc_tx.h"
+#include "usmc_wait.h"
 
 /* The kernel's limits on a vector: readv and writev say EINVAL, the msg calls EMSGSIZE. */
 static bool iov_count_ok(size_t iovcnt, int err)
@@ -68,7 +69,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 		nonblock = usmc_sock_nonblocking(s, flags);
 		if (s->state == SOCK_PROPOSED) {
 			/* Our ring is full before the server answered: wait for the answer. */
-			if (af_settle(s, !nonblock) == 0)
+			if (af_settle(s, nonblock ? 0 : usmc_wait_left(s->sndtimeo_ms, &deadline)) == 0)
 				continue;
 		} else if (!nonblock) {
 			if (usmc_tx_wait(s, &deadline) == 0)
@@ -83,7 +84,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
-		af_settle(s, false);
+		af_settle(s, 0);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
 		return usmc_sys.sendmsg(s->fd, mh, flags);
 	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
@@ -97,8 +98,11 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 
 static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 {
+	int64_t deadline = 0;
+
+	/* SO_RCVTIMEO bounds the wait for the answer, and then the one for bytes again. */
 	if (s->state == SOCK_PROPOSED &&
-	    af_settle(s, !usmc_sock_nonblocking(s, flags)) < 0)
+	    af_settle(s, usmc_sock_nonblocking(s, flags) ? 0 : usmc_wait_left(s->rcvtimeo_ms, &deadline)) < 0)
 		return -1;
 	if (s->state != SOCK_SMC)
 		return usmc_sys.recvmsg(s->fd, mh, flags);

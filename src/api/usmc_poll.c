@@ -44,7 +44,7 @@ bool usmc_proposed_ring_full(const struct usmc_sock *s)
 static short sock_revents(struct usmc_sock *s, short events, short kernel)
 {
 	if (s->state == SOCK_PROPOSED)
-		af_settle(s, false);
+		af_settle(s, 0);
 	switch ((int)s->state) {
 	case SOCK_SMC:
 		return usmc_conn_revents(s, events);

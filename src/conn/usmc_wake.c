@@ -45,7 +45,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -365,34 +364,6 @@ void usmc_conn_arm(struct usmc_sock *s, short events)
 		usmc_conn_drain(s);
 }
 
-/* Signals a fault raises in the thread that faults: they do not cut a wait short. */
-static bool fault_signal(int sig)
-{
-	return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
-	       sig == SIGTRAP || sig == SIGSYS;
-}
-
-/*
- * Whether the kernel would restart a socket call that a signal handler
- * interrupted: poll does not tell which signal came, so every handler
- * installed must have SA_RESTART.
- */
-static bool signals_restart(void)
-{
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-
-		if (sig == SIGKILL || sig == SIGSTOP || fault_signal(sig) || sigaction(sig, NULL, &sa))
-			continue;
-		if (!(sa.sa_flags & SA_SIGINFO) &&
-		    (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
-			continue;
-		if (!(sa.sa_flags & SA_RESTART))
-			return false;
-	}
-	return true;
-}
-
 /* Whether a blocking read (POLLIN) or write (POLLOUT) can go on. */
 static bool sleep_ready(struct usmc_sock *s, short events)
 {
@@ -411,6 +382,8 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	struct usmc_lgr *lgr = s->conn->lgr;
 	struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 			       { .fd = lgr_watched_chan(lgr), .events = POLLIN } };
+	/* Only a call without a time limit restarts, even if the wait below is short. */
+	bool endless = timeout_ms < 0;
 	int rc;
 
 	usmc_conn_arm(s, events);
@@ -424,7 +397,7 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	rc = usmc_sys.poll(p, p[1].fd >= 0 ? 2 : 1, timeout_ms);
 	usmc_conn_disarm(s);
 	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
-	if (rc < 0 && errno == EINTR && timeout_ms < 0 && signals_restart())
+	if (rc < 0 && errno == EINTR && endless && usmc_signals_restart())
 		return 0;
 	if (rc < 0)
 		return -1;

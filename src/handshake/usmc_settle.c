@@ -356,8 +356,14 @@ int usmc_proposed_wait_ms(int left)
 	return left < 0 || left > slice ? slice : left;
 }
 
-/* Settles the handshake, waiting for the answer until deadline (ms, 0: not at all). */
-static int settle_until(struct usmc_sock *s, int64_t deadline)
+/*
+ * Settles the handshake, waiting for the answer until deadline (ms, 0:
+ * not at all, INT64_MAX: as long as it takes).  The wait of a program's
+ * socket call (as_call) ends on a signal as the kernel's would: EINTR,
+ * unless SA_RESTART restarts a call without a time limit; usmc's own
+ * waits (an exec, a close) go on.
+ */
+static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
 {
 	struct usmc_conn *conn = s->conn;
 	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
@@ -385,6 +391,7 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };
+		int64_t now;
 
 		result = look ? hs_answer(conn) : 0;
 		look = true;
@@ -406,12 +413,15 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 			result = conn->hs_result;
 			break;
 		}
-		if (usmc_now_ms() >= deadline) {
+		if ((now = usmc_now_ms()) >= deadline) {
 			errno = EAGAIN;
 			return -1;
 		}
 		/* The channel is watched too: an answer always wakes this wait. */
-		n = usmc_sys.poll(p, 2, slice);
+		n = usmc_sys.poll(p, 2, deadline - now < slice ? (int)(deadline - now) : slice);
+		if (n < 0 && errno == EINTR &&
+		    (!as_call || (deadline == INT64_MAX && usmc_signals_restart())))
+			continue;
 		if (n < 0)
 			return -1;
 		look_tcp = p[0].revents != 0;
@@ -419,9 +429,15 @@ static int settle_until(struct usmc_sock *s, int64_t deadline)
 	return hs_settle(s, result);
 }
 
-int af_settle(struct usmc_sock *s, bool wait)
+int af_settle(struct usmc_sock *s, int timeout_ms)
 {
-	return settle_until(s, wait ? INT64_MAX : 0);
+	return settle_until(s, timeout_ms < 0 ? INT64_MAX : timeout_ms ? usmc_now_ms() + timeout_ms : 0,
+			    true);
+}
+
+int af_settle_fully(struct usmc_sock *s)
+{
+	return settle_until(s, INT64_MAX, false);
 }
 
 void af_settle_if_answered(struct usmc_sock *s)
@@ -443,10 +459,10 @@ void af_settle_if_answered(struct usmc_sock *s)
 void af_settle_before_close(struct usmc_sock *s)
 {
 	if (s->conn->sh->tx_prod &&
-	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms()) == 0 ||
-	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle(s, true) == 0)))
+	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms(), false) == 0 ||
+	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle_fully(s) == 0)))
 		return;
-	if (s->state == SOCK_PROPOSED && af_settle(s, false) < 0)
+	if (s->state == SOCK_PROPOSED && af_settle(s, 0) < 0)
 		af_orphan(s);
 }
 

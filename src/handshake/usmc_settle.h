@@ -11,8 +11,15 @@
 
 #include "usmc_sock.h"
 
-/* Waits (or not) for the Accept or Decline of a proposed connection. */
-int af_settle(struct usmc_sock *s, bool wait);
+/*
+ * Waits for the Accept or Decline of a proposed connection, as the
+ * program's socket call: up to timeout_ms (-1: as long as it takes, 0:
+ * not at all; then -1 EAGAIN), and a signal ends the wait as it ends the
+ * kernel's (-1 EINTR, unless SA_RESTART restarts a call without a limit).
+ */
+int af_settle(struct usmc_sock *s, int timeout_ms);
+/* The same for usmc's own wait (an exec's): as long as it takes, whatever signals come. */
+int af_settle_fully(struct usmc_sock *s);
 /* Settles the handshake if its answer is in already: one look at the channel. */
 void af_settle_if_answered(struct usmc_sock *s);
 /* Closing a socket whose handshake is pending: settles it or leaves it to the server. */

@@ -102,4 +102,12 @@ void usmc_sys_bind_next(void);
  */
 bool usmc_fd_hung_up(int fd);
 
+/*
+ * Whether the kernel would restart a blocking socket call without a time
+ * limit that a signal handler cut short, where usmc's own wait (a poll,
+ * which the kernel never restarts) saw EINTR: poll does not tell which
+ * signal came, so every handler installed must have SA_RESTART.
+ */
+bool usmc_signals_restart(void);
+
 #endif /* USMC_SYS_H */

@@ -4,7 +4,8 @@
  * interrupted by a handler without SA_RESTART gives EINTR; with
  * SA_RESTART the read goes on and returns the data, while poll still
  * gives EINTR, as the kernel never restarts it; SO_RCVTIMEO ends a read
- * with EAGAIN.
+ * with EAGAIN.  All of it holds as well while the server has not yet
+ * accepted the connection, when usmc waits for the handshake's answer.
  *
  * A helper thread sends SIGUSR1 to the blocked thread again and again
  * until it is done, so a signal that comes before the call starts only
@@ -176,6 +177,39 @@ static void restart_server(struct end *e)
 	tell(e, DONE);
 }
 
+/*
+ * The same before the server accepted: the read waits for the end of the
+ * handshake as long as for the bytes, and SA_RESTART goes on with both.
+ */
+static void restart_unaccepted_client(struct end *e)
+{
+	struct kicker k;
+	uint8_t buf[100];
+	ssize_t n;
+
+	handle_usr1(SA_RESTART);
+	e->fd = connect_to(e);
+	kicker_start(&k, e);
+	/* The server accepts once a few signals came into the read. */
+	atomic_store(&k.go_at, atomic_load(&handled) + 5);
+	n = read(e->fd, buf, sizeof(buf));
+	say_rc("blocking read before accept, signal with SA_RESTART", n);
+	if (n > 0)
+		say("  bytes %s", pattern_ok(buf, (size_t)n, 76, 0) ? "match" : "DIFFER");
+	kicker_stop(&k);
+	if (!k.told)
+		tell(e, GO);
+	expect(e, DONE);
+}
+
+static void restart_unaccepted_server(struct end *e)
+{
+	expect(e, GO);
+	e->fd = accept_one(e);
+	send_pattern(e->fd, 76, 0, 10);
+	tell(e, DONE);
+}
+
 /* ---- SO_RCVTIMEO: the read ends with EAGAIN ---- */
 
 static void rcvtimeo_client(struct end *e)
@@ -214,9 +248,46 @@ static void rcvtimeo_server(struct end *e)
 	send_pattern(e->fd, 75, 0, 10);
 }
 
+/* The same before the server accepted: SO_RCVTIMEO bounds the wait for the handshake too. */
+static void rcvtimeo_unaccepted_client(struct end *e)
+{
+	struct timeval tv = { 0, 200000 };
+	char buf[100];
+
+	e->fd = connect_to(e);
+	say_rc("setsockopt(SO_RCVTIMEO 0.2 s)",
+	       setsockopt(e->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	say_rc("read before accept", read(e->fd, buf, sizeof(buf)));
+	tell(e, READ_DONE);
+	recv_pattern(e->fd, 75, 0, 10, "then the data");
+}
+
+static void rcvtimeo_unaccepted_server(struct end *e)
+{
+	uint64_t v;
+
+	/* The backstop again: accepting and sending end a read that does not end by itself. */
+	if (!hear_within(e, WAIT_MS, &v)) {
+		say("the read did not end by itself: accepting and sending the data to end it");
+		e->fd = accept_one(e);
+		send_pattern(e->fd, 75, 0, 10);
+		v = hear(e);
+	}
+	if (v != READ_DONE)
+		fatal("heard %llu", (unsigned long long)v);
+	if (e->fd < 0) {
+		e->fd = accept_one(e);
+		send_pattern(e->fd, 75, 0, 10);
+	}
+}
+
 const struct diff_case sig_cases[] = {
 	{ "eintr", eintr_client, eintr_server, .conns = 1 },
 	{ "sa_restart", restart_client, restart_server, .conns = 1 },
+	{ "sa_restart_unaccepted", restart_unaccepted_client, restart_unaccepted_server,
+	  .raw = true, .conns = 1 },
 	{ "rcvtimeo", rcvtimeo_client, rcvtimeo_server, .conns = 1 },
+	{ "rcvtimeo_unaccepted", rcvtimeo_unaccepted_client, rcvtimeo_unaccepted_server,
+	  .raw = true, .conns = 1 },
 	{ NULL },
 };
