@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Laps (usmc_cdc.h): a ring whose writer finds it full takes all of its
- * slot from its next lap on, as TCP's autotuning grows a send buffer; a
- * reader a lap behind a larger one
- * loses nothing, since the writer reaches no byte past it; a ring whose
- * program set SO_SNDBUF keeps that size; and a new connection in the
- * slot starts small again, the pages past its first lap given back.
+ * Laps (usmc_cdc.h): a ring whose writer finds it full, or whose reader
+ * lags at the end of a lap, takes all of its slot, as TCP's autotuning
+ * grows a send buffer; a reader a lap behind a larger one loses nothing,
+ * since the writer reaches no byte past it; a ring whose program set
+ * SO_SNDBUF keeps that size; and a new connection in the slot starts
+ * small again, the pages past its first lap given back.
  * Both ends are in this process, nonblocking, so that each step is
  * exact; every byte is checked against its pattern.
  *
@@ -182,6 +182,24 @@ int main(void)
 		send_exactly(c, &sent, 8 << 10);
 	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 1);
 	CHECK(drain(v, &got, 0) > 0 && got == sent);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
+
+	/*
+	 * A reader less than half a lap behind, but behind more than the
+	 * piece that ends the lap: the lap goes on rather than leave the
+	 * writer a lap ahead, with only the lap's room should the reader
+	 * stall.  (Above, a reader that had read all before that piece left
+	 * the lap as it was.)
+	 */
+	sent = got = 0;
+	pair(lfd, port, 0, &c, &v);
+	w = conn_of(c);
+	send_exactly(c, &sent, 200 << 10);
+	CHECK(drain(v, &got, 150 << 10) == 150 << 10);
+	send_exactly(c, &sent, 100 << 10); /* across the lap's end, 50 KiB more behind */
+	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 0);
+	CHECK(fill(c, &sent) == (1u << MAX_SHIFT) - (150 << 10));
+	CHECK(drain(v, &got, 0) == sent - (150 << 10) && got == sent);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
 	/* SO_SNDBUF: a ring of that size, filled lap after lap, never grows. */

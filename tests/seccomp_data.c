@@ -10,6 +10,9 @@
  * installs the filter and echoes what the client sends, waiting with
  * usmc_poll before each read and write, as sshd's child does with ppoll.
  * The client checks every byte; the child must exit 0, not die of SIGSYS.
+ * At the end the client lets the echo lag: a ring whose reader lags
+ * grows, which needs a call (fallocate) such a filter kills for, and must
+ * not grow there.
  */
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -18,6 +21,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -28,6 +32,18 @@
 
 #define TOTAL (1u << 20)
 #define CHUNK 3000
+/*
+ * Then the client lets the child's echo lag: a first part echoed whole,
+ * half of it read, then the second part echoed whole.  The child's ring,
+ * of FIRST_RING, never fills (a write there would then ask whether the
+ * socket blocks, a call the filter kills for), but its reader lags by more
+ * than half of it, and a ring whose reader lags grows.
+ */
+#define FIRST_RING (256 << 10) /* USMC_BUFSIZE's default */
+#define BURST1 (128 << 10)
+#define BURST2 (160 << 10)
+#define BURST (BURST1 + BURST2)
+_Static_assert(BURST - BURST1 / 2 < FIRST_RING, "the child's ring never fills");
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -113,7 +129,7 @@ static void echo(int fd)
 	static uint8_t buf[CHUNK];
 
 	sandbox();
-	for (size_t done = 0; done < TOTAL;) {
+	for (size_t done = 0; done < TOTAL + BURST;) {
 		ssize_t n, w;
 
 		wait_for(fd, POLLIN);
@@ -129,13 +145,22 @@ static void echo(int fd)
 	_exit(0);
 }
 
+/* Waits until n bytes wait to be read: the child has echoed them. */
+static void wait_echoed(int fd, int n)
+{
+	for (int i = 0, avail = 0; avail < n; i++) {
+		CHECK(i < 100000 && usmc_ioctl(fd, FIONREAD, &avail) == 0);
+		usleep(100);
+	}
+}
+
 static int client(void *arg)
 {
 	uint16_t port = *(uint16_t *)arg;
 	int fd = h_connect(AF_INET, H_USMC, port);
-	static uint8_t out[TOTAL], in[TOTAL];
+	static uint8_t out[TOTAL + BURST], in[TOTAL + BURST];
 
-	h_pattern(out, TOTAL, 5, 0);
+	h_pattern(out, TOTAL + BURST, 5, 0);
 	/* Writes and reads in turn, a chunk ahead, so that neither side's ring fills. */
 	for (size_t sent = 0, got = 0; got < TOTAL;) {
 		if (sent < TOTAL && sent - got < 4 * CHUNK) {
@@ -150,7 +175,14 @@ static int client(void *arg)
 		CHECK(n > 0);
 		got += (size_t)n;
 	}
-	CHECK(!memcmp(in, out, TOTAL));
+	/* The burst: a lag that would grow the ring (a charge, fallocate) in the child. */
+	h_write_all(fd, out + TOTAL, BURST1);
+	wait_echoed(fd, BURST1);
+	h_read_all(fd, in + TOTAL, BURST1 / 2);
+	h_write_all(fd, out + TOTAL + BURST1, BURST2);
+	wait_echoed(fd, BURST - BURST1 / 2);
+	h_read_all(fd, in + TOTAL + BURST1 / 2, BURST - BURST1 / 2);
+	CHECK(!memcmp(in, out, TOTAL + BURST));
 	h_check_mode(fd, USMC_MODE_SMCD);
 	CHECK(usmc_close(fd) == 0);
 	return 0;
@@ -176,6 +208,6 @@ int main(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(h_wait_ok(cli));
 	CHECK(usmc_close(fd) == 0);
-	printf("%u bytes echoed both ways by a child under a seccomp filter\n", TOTAL);
+	printf("%u bytes echoed both ways by a child under a seccomp filter\n", TOTAL + BURST);
 	return 0;
 }

@@ -46,8 +46,9 @@ static bool tx_peer_read_all(struct usmc_sock *s)
  * Only while the reader is in our lap does that give room at once (no
  * byte of the lap lies past its old end); a writer a lap ahead of its
  * reader remembers that it found no room, and the lap grows at its end.
- * A reader that keeps up, a request and its response at a time, leaves
- * the ring as it is.  (A program that relies on its buffers' room to
+ * So the end of a lap is where a lag of any size counts: past it, the
+ * writer would be a lap ahead.  A reader that keeps up, a request and its
+ * response at a time, leaves the ring as it is.  (A program that relies on its buffers' room to
  * take a stream's end, stunnel's relay loop for one, finds what it had
  * on TCP.)  All under tx_lock.
  */
@@ -86,14 +87,33 @@ static bool tx_lengthen(struct usmc_conn *conn)
 	return true;
 }
 
-/* At the end of our lap: it goes on if the reader lagged, else the next begins, as long. */
-static void tx_lap_end(struct usmc_conn *conn)
+/*
+ * Whether the reader, by its cursor read again now, has not read what we
+ * published before the piece that ended our lap.  A reader that keeps up
+ * (a request and its response at a time) has read all but that piece; one
+ * that lags, by however little, would leave us a lap ahead of it if we
+ * went on, with only the lap's room for as long as it then stalls, and
+ * the lap cannot grow while it is behind us by a lap.
+ */
+static bool tx_reader_behind(struct usmc_sock *s, size_t piece)
 {
+	uint64_t space;
+
+	return usmc_tx_space(s, &space) == 0 &&
+	       atomic_load_explicit(&s->conn->sh->tx_cons_seen, memory_order_relaxed) <
+		       s->conn->sh->tx_prod - piece;
+}
+
+/* At the end of our lap: it goes on if the reader lagged, else the next begins, as long. */
+static void tx_lap_end(struct usmc_sock *s, size_t piece)
+{
+	struct usmc_conn *conn = s->conn;
 	struct cdc_laps *l = &conn->sh->tx_laps;
 	bool found_full = conn->sh->tx_full;
 
 	conn->sh->tx_full = false;
-	if ((found_full || tx_reader_lags(conn)) && tx_may_grow(conn) && tx_lengthen(conn))
+	if (tx_may_grow(conn) && (found_full || tx_reader_lags(conn) || tx_reader_behind(s, piece)) &&
+	    tx_lengthen(conn))
 		return;
 	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], l->shift,
 			      memory_order_release);
@@ -111,7 +131,7 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 
 	conn->sh->tx_prod += n;
 	if (conn->sh->tx_prod == conn->sh->tx_laps.base + cdc_lap_size(&conn->sh->tx_laps))
-		tx_lap_end(conn);
+		tx_lap_end(s, n);
 	wire = cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod);
 	atomic_store_explicit(&conn->tx.cdc->prod, wire, memory_order_release);
 	atomic_fetch_add_explicit(&conn->diag->bytes_sent, n, memory_order_relaxed);

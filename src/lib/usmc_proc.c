@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "usmc_lock.h"
 #include "usmc_proc.h"
+#include "usmc_sys.h"
 #include "usmc_watch.h"
 
 /* Bounds the walk of a fork tree: a server with more children is rare. */
@@ -218,6 +220,24 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode)
 		found = fd_is(list[--n], fd, want);
 	free(list);
 	return found;
+}
+
+bool proc_seccomp_filtered(void)
+{
+	char buf[4096], *line;
+	int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return true;
+	n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
+	usmc_sys.close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	line = strstr(buf, "\nSeccomp:");
+	/* Mode 0 is none; 1 strict, 2 filter.  A kernel without the line has none. */
+	return line && strtol(line + 9, NULL, 10) != 0;
 }
 
 bool proc_tree_holds_socket(pid_t root, unsigned long inode)

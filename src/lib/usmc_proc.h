@@ -31,5 +31,13 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode);
  * us holds it; true also where we cannot tell (a process we may not look at).
  */
 bool proc_tree_holds_socket(pid_t root, unsigned long inode);
+/*
+ * Whether this thread runs under a seccomp filter, or we cannot tell
+ * (/proc refused, as OpenSSH's sandbox refuses open with EACCES): such a
+ * filter may answer a call it does not list with death (SIGSYS), so
+ * what is not needed is not called there.  One open and read of
+ * /proc/thread-self/status; a filter installed after the look is not seen.
+ */
+bool proc_seccomp_filtered(void);
 
 #endif

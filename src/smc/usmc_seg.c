@@ -19,6 +19,7 @@
 #include "usmc.h"
 #include "usmc_charge.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_seg.h"
 #include "usmc_seg_reuse.h"
 #include "usmc_stats.h"
@@ -398,7 +399,14 @@ bool lgr_ring_grow(struct usmc_ring *ring, uint32_t bytes)
 {
 	struct usmc_seg *seg = ring->seg;
 
-	return bytes <= ring->size && slot_charge(seg, ring->slot, bytes, false) == 0;
+	/*
+	 * A ring grows on the data path, in whichever process writes, and
+	 * its charge needs fallocate: a sandbox that lists only the calls of
+	 * reading and writing (OpenSSH's pre-auth child) would kill the
+	 * process for it.  The ring stays as it is there.
+	 */
+	return bytes <= ring->size && !proc_seccomp_filtered() &&
+	       slot_charge(seg, ring->slot, bytes, false) == 0;
 }
 
 void ring_copy_iov(const struct usmc_ring *ring, uint32_t off, const struct iovec *iov,
