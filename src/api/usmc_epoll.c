@@ -82,10 +82,15 @@ static uint32_t ep_kernel_events(struct usmc_sock *s, const struct epoll_event *
  * a doorbell: a connection that is ready now (a ring with room, data read
  * from the ring but not by the program) would wait for a change that may
  * never come (apache2's event MPM hands a connection whose write found a
- * full ring to its listener thread's wait).  So the peer is asked to ring
- * at its next change, and an entry ready now asks the kernel for EPOLLOUT
- * once, which the kernel socket always has: the sleeper wakes and looks,
- * and ep_kernel_sync takes the EPOLLOUT off again.
+ * full ring to its listener thread's wait).  So an entry ready now asks
+ * the kernel for EPOLLOUT once, which the kernel socket always has: the
+ * sleeper wakes and looks, and ep_kernel_sync takes the EPOLLOUT off
+ * again.  Only an entry not ready asks the peer to ring at its next
+ * change, and looks once more after asking.  One ready now is looked at
+ * by a wait, whose look asks for the ring before the entry leaves the
+ * list (ep_look): asked here, each EPOLLOUT a program adds to write a
+ * request (wrk, ae's loops) would have its peer ring it for the room that
+ * reading the request gives, a doorbell nobody waits for.
  */
 static bool ep_ctl_ready(struct usmc_sock *s, const struct epoll_event *event)
 {
@@ -93,6 +98,8 @@ static bool ep_ctl_ready(struct usmc_sock *s, const struct epoll_event *event)
 
 	if (s->state != SOCK_SMC)
 		return false;
+	if (usmc_conn_revents(s, events))
+		return true;
 	usmc_conn_want(s, events);
 	return usmc_conn_revents(s, events) != 0;
 }
