@@ -48,9 +48,9 @@ static bool tx_peer_read_all(struct usmc_sock *s)
  * reader remembers that it found no room, and the lap grows at its end.
  * So the end of a lap is where a lag of any size counts: past it, the
  * writer would be a lap ahead.  A reader that keeps up, a request and its
- * response at a time, leaves the ring as it is.  (A program that relies on its buffers' room to
- * take a stream's end, stunnel's relay loop for one, finds what it had
- * on TCP.)  All under tx_lock.
+ * response at a time, leaves the ring as it is.  (A program that relies
+ * on its buffers' room to take a stream's end, stunnel's relay loop for
+ * one, finds what it had on TCP.)  All under tx_lock.
  */
 
 /* The reader is in our lap, half a lap or more behind us (by its cursor as last read). */

@@ -7,7 +7,8 @@
  * a close publishes the end to the peer only where no other process of the
  * fork tree still holds the socket.  These walks happen only for
  * connections that went through a fork.  And this process's own id,
- * which a fork changes.
+ * which a fork changes, and whether this thread runs under a seccomp
+ * filter.
  */
 #include <dirent.h>
 #include <errno.h>

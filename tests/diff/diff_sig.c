@@ -146,27 +146,36 @@ static void eintr_server(struct end *e)
 
 /* ---- with SA_RESTART: the read goes on; poll does not ---- */
 
+/*
+ * A blocking read with the kicker started: the peer writes (seed's
+ * pattern) once a few more signals were handled, then says DONE.
+ */
+static void read_restarted(struct kicker *k, struct end *e, const char *what, uint8_t seed)
+{
+	uint8_t buf[100];
+	ssize_t n;
+
+	atomic_store(&k->go_at, atomic_load(&handled) + 5);
+	n = read(e->fd, buf, sizeof(buf));
+	say_rc(what, n);
+	if (n > 0)
+		say("  bytes %s", pattern_ok(buf, (size_t)n, seed, 0) ? "match" : "DIFFER");
+	kicker_stop(k);
+	if (!k->told)
+		tell(e, GO);
+	expect(e, DONE);
+}
+
 static void restart_client(struct end *e)
 {
 	struct pollfd p = { .fd = e->fd, .events = POLLIN };
 	struct kicker k;
-	uint8_t buf[100];
-	ssize_t n;
 
 	handle_usr1(SA_RESTART);
 	send_pattern(e->fd, 72, 0, 100);
 	kicker_start(&k, e);
 	say_rc("poll(-1), signal with SA_RESTART", poll(&p, 1, -1));
-	/* From now on the peer writes once a few more signals were handled. */
-	atomic_store(&k.go_at, atomic_load(&handled) + 5);
-	n = read(e->fd, buf, sizeof(buf));
-	say_rc("blocking read, signal with SA_RESTART", n);
-	if (n > 0)
-		say("  bytes %s", pattern_ok(buf, (size_t)n, 73, 0) ? "match" : "DIFFER");
-	kicker_stop(&k);
-	if (!k.told)
-		tell(e, GO);
-	expect(e, DONE);
+	read_restarted(&k, e, "blocking read, signal with SA_RESTART", 73);
 }
 
 static void restart_server(struct end *e)
@@ -184,22 +193,12 @@ static void restart_server(struct end *e)
 static void restart_unaccepted_client(struct end *e)
 {
 	struct kicker k;
-	uint8_t buf[100];
-	ssize_t n;
 
 	handle_usr1(SA_RESTART);
 	e->fd = connect_to(e);
 	kicker_start(&k, e);
 	/* The server accepts once a few signals came into the read. */
-	atomic_store(&k.go_at, atomic_load(&handled) + 5);
-	n = read(e->fd, buf, sizeof(buf));
-	say_rc("blocking read before accept, signal with SA_RESTART", n);
-	if (n > 0)
-		say("  bytes %s", pattern_ok(buf, (size_t)n, 76, 0) ? "match" : "DIFFER");
-	kicker_stop(&k);
-	if (!k.told)
-		tell(e, GO);
-	expect(e, DONE);
+	read_restarted(&k, e, "blocking read before accept, signal with SA_RESTART", 76);
 }
 
 static void restart_unaccepted_server(struct end *e)
