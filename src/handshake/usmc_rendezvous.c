@@ -205,28 +205,43 @@ static void rdv_drop_dead_members(uint16_t port)
 
 int rdv_listen(uint16_t port, int32_t member, ino_t *ino)
 {
-	struct sockaddr_un sun;
-	socklen_t len;
+	struct sockaddr_un sun, tmp;
+	socklen_t len, tmp_len;
 	struct stat st;
+	char name[48];
 	int fd;
 
 	if (!rdv_enabled())
 		return -1;
 	len = rdv_listener_addr(port, member, &sun);
+	/*
+	 * Bound and listening under a name of our own first, then renamed into
+	 * place: a name in the directory is always listened on.  Bound under
+	 * its own name, a member that had not listened yet refused a connect,
+	 * and another member clearing the names of dead ones took it away.
+	 */
+	snprintf(name, sizeof(name), ".usmc-%u-%lu.%d", (unsigned)port, usmc_netns_inode(),
+		 (int)usmc_pid());
+	tmp_len = rdv_addr(name, &tmp);
 	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (member)
 		rdv_drop_dead_members(port);
-	if (usmc_sys.bind(fd, (struct sockaddr *)&sun, len) && errno == EADDRINUSE) {
-		/* Left by a listener that died: ours to take if it is our user's and nobody listens. */
+	/* Left by a listener that died: ours to take if it is our user's and nobody listens. */
+	if (!lstat(sun.sun_path, &st))
 		rdv_drop_if_dead(&sun, len);
-		if (usmc_sys.bind(fd, (struct sockaddr *)&sun, len))
-			goto fail;
-	}
-	/* Our user's only: the channel carries our TCP socket, which no one else may hold. */
-	if (lstat(sun.sun_path, &st) || chmod(sun.sun_path, 0600) || usmc_sys.listen(fd, SOMAXCONN))
+	if (!lstat(sun.sun_path, &st))
 		goto fail;
+	/* Ours by its pid: one left there is a dead process's of the same pid. */
+	unlink(tmp.sun_path);
+	/* Our user's only: the channel carries our TCP socket, which no one else may hold. */
+	if (usmc_sys.bind(fd, (struct sockaddr *)&tmp, tmp_len) || lstat(tmp.sun_path, &st) ||
+	    chmod(tmp.sun_path, 0600) || usmc_sys.listen(fd, SOMAXCONN) ||
+	    rename(tmp.sun_path, sun.sun_path)) {
+		unlink(tmp.sun_path);
+		goto fail;
+	}
 	*ino = st.st_ino;
 	rdv_list_addrs();
 	return fd;
