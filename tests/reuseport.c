@@ -11,6 +11,11 @@
  * handshake waits for a CLC timeout, and every member serves some
  * connections, which the counters of the test's own registry directory
  * and the members' own counts show.
+ *
+ * Before the group, GHOSTS members of an earlier one filled every member
+ * slot of the port's registry entry and were killed, and nobody reaps
+ * them: zombies, as under an init that reaps late or in a container
+ * without one.  A member that is gone frees its slot, reaped or not.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -27,6 +34,8 @@
 #define MEMBERS 3
 #define CLIENTS 4
 #define ROUNDS 30
+/* Every member slot of a registry entry (REG_MEMBERS). */
+#define GHOSTS 4
 
 static struct h_chan port_chan, ready_chan;
 static int stop_pipe[2];
@@ -83,6 +92,21 @@ static int member(void *arg)
 	return served > 0 ? 0 : 3;
 }
 
+/* A member of the earlier group: listens until killed. */
+static int ghost(void *arg)
+{
+	int lfd = member_listen((uint16_t)(uintptr_t)arg);
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	CHECK(getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
+	if (!arg)
+		h_chan_send(&port_chan, ntohs(sin.sin_port));
+	h_chan_send(&ready_chan, 1);
+	for (;;)
+		pause();
+}
+
 static int client(void *arg)
 {
 	static uint8_t buf[100000];
@@ -109,7 +133,7 @@ static int client(void *arg)
 int main(void)
 {
 	char dir[] = "/tmp/usmc-reuseport-XXXXXX";
-	pid_t members[MEMBERS], clients[CLIENTS];
+	pid_t members[MEMBERS], clients[CLIENTS], ghosts[GHOSTS];
 	uint64_t smc, fallbacks, clc_timeouts;
 
 	CHECK(mkdtemp(dir));
@@ -119,9 +143,20 @@ int main(void)
 	h_chan_open(&port_chan);
 	h_chan_open(&ready_chan);
 	CHECK(pipe(stop_pipe) == 0);
-	members[0] = h_fork(member, NULL);
+	ghosts[0] = h_fork(ghost, NULL);
 	port = (uint16_t)h_chan_recv(&port_chan);
-	for (int i = 1; i < MEMBERS; i++)
+	for (int i = 1; i < GHOSTS; i++)
+		ghosts[i] = h_fork(ghost, (void *)(uintptr_t)port);
+	for (int i = 0; i < GHOSTS; i++)
+		h_chan_recv(&ready_chan);
+	for (int i = 0; i < GHOSTS; i++) {
+		siginfo_t si;
+
+		CHECK(kill(ghosts[i], SIGKILL) == 0);
+		/* Dead, and left unreaped. */
+		CHECK(waitid(P_PID, (id_t)ghosts[i], &si, WEXITED | WNOWAIT) == 0);
+	}
+	for (int i = 0; i < MEMBERS; i++)
 		members[i] = h_fork(member, (void *)(uintptr_t)port);
 	for (int i = 0; i < MEMBERS; i++)
 		h_chan_recv(&ready_chan);
@@ -133,14 +168,16 @@ int main(void)
 	close(stop_pipe[1]);
 	for (int i = 0; i < MEMBERS; i++)
 		CHECK(h_wait_ok(members[i]));
+	for (int i = 0; i < GHOSTS; i++)
+		CHECK(waitpid(ghosts[i], NULL, 0) == ghosts[i]);
 	counters(&smc, &fallbacks, &clc_timeouts);
 	printf("counters: %llu SMC connection ends, %llu fallbacks, %llu CLC timeouts\n",
 	       (unsigned long long)smc, (unsigned long long)fallbacks,
 	       (unsigned long long)clc_timeouts);
 	CHECK(smc == 2 * CLIENTS * ROUNDS);
 	CHECK(fallbacks == 0 && clc_timeouts == 0);
-	printf("SO_REUSEPORT group of %d processes: %d connections in shared memory on both ends, "
+	printf("SO_REUSEPORT group of %d processes after %d unreaped ones: %d connections in shared memory on both ends, "
 	       "each member served some, bytes intact, no CLC timeout: ok\n",
-	       MEMBERS, CLIENTS * ROUNDS);
+	       MEMBERS, GHOSTS, CLIENTS * ROUNDS);
 	return 0;
 }

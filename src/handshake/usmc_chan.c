@@ -41,6 +41,20 @@ int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len)
 	return fd;
 }
 
+bool af_channel_listened(const struct sockaddr_un *sun, socklen_t sun_len)
+{
+	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	bool on;
+
+	/* Without a socket to ask with, nobody is declared gone. */
+	if (fd < 0)
+		return true;
+	/* Refused only where no socket is bound; a full backlog (EAGAIN) is a live one. */
+	on = usmc_sys.connect(fd, (const struct sockaddr *)sun, sun_len) == 0 || errno != ECONNREFUSED;
+	usmc_sys.close(fd);
+	return on;
+}
+
 /*
  * Out of descriptors, we can take no channel, nor so read the Proposals
  * queued behind it: each of their clients would wait for an answer until

@@ -19,6 +19,13 @@ int af_channel_listen(uint16_t port, bool other_users);
 /* A Unix listener bound to sun, for channels and carriers; -1 if it cannot be. */
 int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len);
 /*
+ * Whether a socket listens at sun, asked by connecting and closing at
+ * once: a process's names go with its last descriptor, when it exits,
+ * before anyone reaps it and whatever pid namespace it is in.  The
+ * listener drops the empty channel as it drops any.
+ */
+bool af_channel_listened(const struct sockaddr_un *sun, socklen_t sun_len);
+/*
  * Why a channel from cred may not become a link group; 0 if it may.
  * shared: the listener whose shared backlog it came from, or NULL.
  */

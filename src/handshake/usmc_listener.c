@@ -8,9 +8,7 @@
  *
  * The list of this process's listeners is guarded by usmc_lock().
  */
-#include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -120,7 +118,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 		int32_t pid = atomic_load(&reg->pid);
 
 		if (pid && !(atomic_load(&reg->flags) & REG_REUSEPORT) &&
-		    (kill(pid, 0) == 0 || errno != ESRCH))
+		    af_port_holder_alive(port, pid, false))
 			return USMC_DECL_SOCKOPT;
 	}
 	if (!af_diag_available())
@@ -276,7 +274,7 @@ void af_listener_close(struct usmc_sock *s)
 		 * entry when they find the name gone (usmc_queue.c).
 		 */
 		if (reg && l->member)
-			af_member_leave(reg);
+			af_member_leave(reg, l->port);
 		else if (reg && !(atomic_load(&reg->flags) & REG_SHARED))
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		if (l->ufd >= 0)

@@ -19,7 +19,6 @@
  * Proposals back after a CLC timeout.
  */
 #include <errno.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -32,9 +31,27 @@
 #include "usmc_reuseport.h"
 #include "usmc_sys.h"
 
-static bool member_alive(int32_t pid)
+/*
+ * A member is alive while its queue is listened on.  Not its pid: a
+ * member killed stays a zombie until its parent reaps it (an init that
+ * reaps late, a container without one: for ever), a pid reused by
+ * another user's process answers kill() with EPERM, and a member of
+ * another pid namespace has a pid that means nothing here.
+ */
+static bool member_alive(uint16_t port, int32_t pid)
 {
-	return pid && (kill(pid, 0) == 0 || errno != ESRCH);
+	struct sockaddr_un sun;
+
+	return pid && af_channel_listened(&sun, reg_member_addr(getuid(), port, pid, &sun));
+}
+
+bool af_port_holder_alive(uint16_t port, int32_t pid, bool member)
+{
+	struct sockaddr_un sun;
+
+	if (member)
+		return member_alive(port, pid);
+	return pid && af_channel_listened(&sun, reg_listener_addr(getuid(), port, false, &sun));
 }
 
 int af_member_join(struct usmc_listener *l, struct reg_port *reg)
@@ -42,19 +59,21 @@ int af_member_join(struct usmc_listener *l, struct reg_port *reg)
 	int32_t me = (int32_t)usmc_pid(), pid;
 	int slot = -1;
 
+	/* Our queue first: a slot always names a member that is listened on. */
+	l->uaddr_len = reg_member_addr(getuid(), l->port, me, &l->uaddr);
+	l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
+	if (l->ufd < 0)
+		return -1;
 	for (int i = 0; i < REG_MEMBERS && slot < 0; i++) {
 		pid = atomic_load(&reg->members[i]);
 		/* The slot of a member that died without leaving is free. */
-		if ((pid == 0 || (pid != me && !member_alive(pid))) &&
+		if ((pid == 0 || (pid != me && !member_alive(l->port, pid))) &&
 		    atomic_compare_exchange_strong(&reg->members[i], &pid, me))
 			slot = i;
 	}
-	if (slot < 0)
-		return -1;
-	l->uaddr_len = reg_member_addr(getuid(), l->port, me, &l->uaddr);
-	l->ufd = af_channel_listen_at(&l->uaddr, l->uaddr_len);
-	if (l->ufd < 0) {
-		atomic_compare_exchange_strong(&reg->members[slot], &me, 0);
+	if (slot < 0) {
+		usmc_sys.close(l->ufd);
+		l->ufd = -1;
 		return -1;
 	}
 	l->member = true;
@@ -65,19 +84,19 @@ int af_member_join(struct usmc_listener *l, struct reg_port *reg)
 	 */
 	atomic_fetch_or(&reg->flags, REG_REUSEPORT | REG_SHARED);
 	pid = atomic_load(&reg->pid);
-	if (!member_alive(pid))
+	if (pid != me && !member_alive(l->port, pid))
 		atomic_compare_exchange_strong(&reg->pid, &pid, me);
 	return l->ufd;
 }
 
-void af_member_leave(struct reg_port *reg)
+void af_member_leave(struct reg_port *reg, uint16_t port)
 {
 	int32_t me = (int32_t)usmc_pid(), other = 0;
 
 	for (int i = 0; i < REG_MEMBERS; i++) {
 		int32_t pid = me;
 
-		if (!atomic_compare_exchange_strong(&reg->members[i], &pid, 0) && member_alive(pid))
+		if (!atomic_compare_exchange_strong(&reg->members[i], &pid, 0) && member_alive(port, pid))
 			other = pid;
 	}
 	/* The entry names a member while there is one: clients find the group by it. */

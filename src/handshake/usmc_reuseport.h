@@ -6,6 +6,7 @@
 #ifndef USMC_REUSEPORT_H
 #define USMC_REUSEPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "usmc_listener.h"
@@ -17,7 +18,12 @@
  * channel ch into every member's queue; 0 if one took it.
  */
 int af_member_join(struct usmc_listener *l, struct reg_port *reg);
-void af_member_leave(struct reg_port *reg);
+void af_member_leave(struct reg_port *reg, uint16_t port);
 uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid);
+/*
+ * Whether pid, named by the port's registry entry, still listens there: a
+ * member of its group by its own queue, or the port's listener.
+ */
+bool af_port_holder_alive(uint16_t port, int32_t pid, bool member);
 
 #endif /* USMC_REUSEPORT_H */
