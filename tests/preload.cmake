@@ -83,6 +83,14 @@ if(NOT USMC_PRELOAD_SKIP)
   set_tests_properties(preload_exec_emfile PROPERTIES LABELS security TIMEOUT 60)
 endif()
 
+# sshd's pre-auth child: a seccomp filter installed with prctl() after the
+# socket's first use, a write that finds its ring full.
+add_executable(preload_seccomp preload_seccomp.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_seccomp COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_seccomp>)
+  set_tests_properties(preload_seccomp PROPERTIES LABELS security TIMEOUT 60)
+endif()
+
 # A program of Linux's AF_SMC: shared memory under usmc-run, the kernel's
 # AF_SMC (or EAFNOSUPPORT) without it.
 add_executable(preload_af_smc preload_af_smc.c)

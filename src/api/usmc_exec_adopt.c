@@ -132,6 +132,10 @@ static struct usmc_lgr *adopt_lgr(const struct exec_lgr *l)
 
 static void sock_settings(struct usmc_sock *s, const struct exec_sock *e)
 {
+	int fl = usmc_sys.fcntl(s->fd, F_GETFL);
+
+	/* The description's own, which the exec kept: what a seccomp filter may leave us (usmc_sock.h). */
+	usmc_sock_note_nonblock(s, fl >= 0 && (fl & O_NONBLOCK));
 	s->sndbuf = e->sndbuf;
 	s->rcvbuf = e->rcvbuf;
 	s->nodelay = e->nodelay;

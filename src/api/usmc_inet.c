@@ -65,6 +65,8 @@ int usmc_socket(int domain, int type, int protocol)
 	if (fd < 0 || !smc)
 		return fd;
 	s = usmc_sock_new(fd, domain);
+	if (s)
+		usmc_sock_note_nonblock(s, type & SOCK_NONBLOCK);
 	if (s && usmc_config()->disabled)
 		usmc_sock_fallback(s, USMC_DECL_DISABLED, false);
 	else if (s && usmc_plain_reason())
@@ -141,6 +143,8 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		*len = peer_len;
 	}
 	af_accept(ls, nfd, (struct sockaddr *)&peer, peer_len);
+	if ((ls = usmc_sock_get(nfd)))
+		usmc_sock_note_nonblock(ls, flags & SOCK_NONBLOCK);
 	return nfd;
 }
 
@@ -272,15 +276,21 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 int usmc_fcntl(int fd, int cmd, ...)
 {
+	struct usmc_sock *s;
 	va_list ap;
 	long arg;
+	int rc;
 
 	va_start(ap, cmd);
 	arg = va_arg(ap, long);
 	va_end(ap);
+
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		return usmc_fcntl_dupfd(fd, cmd, (int)arg);
-	return usmc_sys.fcntl(fd, cmd, arg);
+	rc = usmc_sys.fcntl(fd, cmd, arg);
+	if (rc >= 0 && (cmd == F_SETFL || cmd == F_GETFL) && (s = usmc_sock_get(fd)))
+		usmc_sock_note_nonblock(s, (cmd == F_SETFL ? arg : rc) & O_NONBLOCK);
+	return rc;
 }
 
 int usmc_ioctl(int fd, unsigned long request, ...)
@@ -297,6 +307,13 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_settle(s, 0) < 0) {
 		*(int *)arg = 0; /* nothing can have come before the answer */
 		return 0;
+	}
+	if (request == FIONBIO) {
+		int rc = usmc_sys.ioctl(fd, request, arg);
+
+		if (!rc && arg && (s = usmc_sock_get(fd)))
+			usmc_sock_note_nonblock(s, *(int *)arg != 0);
+		return rc;
 	}
 	if (!s || request != FIONREAD || s->state != SOCK_SMC)
 		return usmc_sys.ioctl(fd, request, arg);

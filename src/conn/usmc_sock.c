@@ -13,6 +13,7 @@
 #include "usmc.h"
 #include "usmc_diag.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -89,12 +90,18 @@ uint32_t usmc_plain_reason(void)
 	return atomic_load(&plain_from_now);
 }
 
-bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags)
+bool usmc_sock_nonblocking(struct usmc_sock *s, int flags)
 {
 	int fl;
 
 	if (flags & MSG_DONTWAIT)
 		return true;
-	fl = usmc_sys.fcntl(s->fd, F_GETFL);
-	return fl >= 0 && (fl & O_NONBLOCK);
+	if (!proc_seccomp_filtered(false) && (fl = usmc_sys.fcntl(s->fd, F_GETFL)) >= 0)
+		usmc_sock_note_nonblock(s, fl & O_NONBLOCK);
+	return atomic_load_explicit(&s->nonblock, memory_order_relaxed);
+}
+
+void usmc_sock_note_nonblock(struct usmc_sock *s, bool on)
+{
+	atomic_store_explicit(&s->nonblock, on, memory_order_relaxed);
 }

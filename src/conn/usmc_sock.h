@@ -47,6 +47,7 @@ struct usmc_sock {
 	int rcvlowat;            /* SO_RCVLOWAT: 0 or 1 means any byte */
 	bool shut_wr;
 	bool shut_rd;
+	_Atomic bool nonblock;   /* O_NONBLOCK as last seen or set (usmc_sock_nonblocking) */
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
 	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
@@ -75,7 +76,16 @@ void usmc_sock_fallback(struct usmc_sock *s, uint32_t reason, bool by_peer);
 void usmc_plain_from_now(uint32_t reason);
 uint32_t usmc_plain_reason(void);
 
-/* Whether a call on s with flags returns rather than waits (MSG_DONTWAIT, O_NONBLOCK). */
-bool usmc_sock_nonblocking(const struct usmc_sock *s, int flags);
+/*
+ * Whether a call on s with flags returns rather than waits (MSG_DONTWAIT,
+ * O_NONBLOCK).  O_NONBLOCK is the open file description's, which another
+ * process sharing it may change: asked of the kernel each time, except
+ * under a seccomp filter, where fcntl may be what kills the process
+ * (OpenSSH's pre-auth sandbox); there it is the flag as last seen, or as
+ * set since through socket(), accept4(), fcntl() or ioctl(FIONBIO), which
+ * keep it with usmc_sock_note_nonblock.
+ */
+bool usmc_sock_nonblocking(struct usmc_sock *s, int flags);
+void usmc_sock_note_nonblock(struct usmc_sock *s, bool on);
 
 #endif /* USMC_SOCK_H */

@@ -223,7 +223,21 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode)
 	return found;
 }
 
-bool proc_seccomp_filtered(void)
+/*
+ * A filter never goes away, and a child inherits it: once one is seen or
+ * installed, the process is filtered for good.  "None" holds for the
+ * process that read it; a forked child reads again, since a sandbox is
+ * typically installed right after fork (OpenSSH's pre-auth child).
+ */
+static _Atomic bool seccomp_on;
+static _Atomic pid_t seccomp_none_pid;
+
+void proc_seccomp_note(void)
+{
+	atomic_store_explicit(&seccomp_on, true, memory_order_relaxed);
+}
+
+static bool seccomp_read(void)
 {
 	char buf[4096], *line;
 	int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
@@ -239,6 +253,20 @@ bool proc_seccomp_filtered(void)
 	line = strstr(buf, "\nSeccomp:");
 	/* Mode 0 is none; 1 strict, 2 filter.  A kernel without the line has none. */
 	return line && strtol(line + 9, NULL, 10) != 0;
+}
+
+bool proc_seccomp_filtered(bool fresh)
+{
+	if (atomic_load_explicit(&seccomp_on, memory_order_relaxed))
+		return true;
+	if (!fresh && atomic_load_explicit(&seccomp_none_pid, memory_order_relaxed) == usmc_pid())
+		return false;
+	if (seccomp_read()) {
+		proc_seccomp_note();
+		return true;
+	}
+	atomic_store_explicit(&seccomp_none_pid, usmc_pid(), memory_order_relaxed);
+	return false;
 }
 
 bool proc_tree_holds_socket(pid_t root, unsigned long inode)

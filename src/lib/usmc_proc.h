@@ -32,12 +32,16 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode);
  */
 bool proc_tree_holds_socket(pid_t root, unsigned long inode);
 /*
- * Whether this thread runs under a seccomp filter, or we cannot tell
+ * Whether this process may run under a seccomp filter, or we cannot tell
  * (/proc refused, as OpenSSH's sandbox refuses open with EACCES): such a
- * filter may answer a call it does not list with death (SIGSYS), so
- * what is not needed is not called there.  One open and read of
- * /proc/thread-self/status; a filter installed after the look is not seen.
+ * filter may answer a call it does not list with death (SIGSYS), so what
+ * is not needed is not called there.  fresh: looks at
+ * /proc/thread-self/status (one open and read) unless a filter was seen
+ * already; otherwise the look is made once per process, and a filter the
+ * process installs itself afterwards is seen only through
+ * proc_seccomp_note, which the preload's prctl() and syscall() call.
  */
-bool proc_seccomp_filtered(void);
+bool proc_seccomp_filtered(bool fresh);
+void proc_seccomp_note(void);
 
 #endif

@@ -82,7 +82,8 @@
 	X(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))          \
 	X(int, epoll_pwait2,                                                                  \
 	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
-	X(long, syscall, (long, ...))
+	X(long, syscall, (long, ...))                                                         \
+	X(int, prctl, (int, ...))
 
 #define USMC_SYS_MEMBER(ret, name, params) ret(*name) params;
 struct usmc_sys {

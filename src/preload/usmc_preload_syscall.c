@@ -19,6 +19,11 @@
  * it makes from then on is plain TCP from its start (reason
  * USMC_DECL_ENV); connections already in shared memory stay so.
  *
+ * A seccomp filter may kill the process for a call it does not list
+ * (OpenSSH's pre-auth sandbox kills for fcntl): once the process installs
+ * one, through prctl() or here, usmc makes only the calls it must
+ * (proc_seccomp_filtered).
+ *
  * A call made without libc at all (inline assembly, as in Go) is out of
  * reach: see docs/PROGRAMS.md.
  */
@@ -27,11 +32,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -42,6 +49,7 @@
 #include "usmc.h"
 #include "usmc_fdtab.h"
 #include "usmc_preload.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
@@ -181,6 +189,15 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 		if (rc >= 0)
 			usmc_plain_from_now(USMC_DECL_ENV);
 		return rc;
+	case SYS_seccomp:
+	case SYS_prctl:
+		rc = usmc_sys.syscall(nr, a, b, c, d, e, f);
+		/* A filter's (SECCOMP_SET_MODE_FILTER) may return a listener's descriptor. */
+		if (rc >= 0 && (nr == SYS_seccomp ? a == SECCOMP_SET_MODE_STRICT ||
+							  a == SECCOMP_SET_MODE_FILTER
+						    : a == PR_SET_SECCOMP))
+			proc_seccomp_note();
+		return rc;
 	default:
 		/* dup2 and dup3 onto a usmc descriptor close it: usmc must know. */
 		if (known(a) || ((nr == SYS_dup2 || nr == SYS_dup3) && known(b))) {
@@ -190,6 +207,24 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 		}
 	}
 	return usmc_sys.syscall(nr, a, b, c, d, e, f);
+}
+
+EXPORT int prctl(int option, ...)
+{
+	unsigned long a, b, c, d;
+	va_list ap;
+	int rc;
+
+	/* Four arguments, whatever the option takes, as libc's prctl() reads them. */
+	va_start(ap, option);
+	a = va_arg(ap, unsigned long), b = va_arg(ap, unsigned long);
+	c = va_arg(ap, unsigned long), d = va_arg(ap, unsigned long);
+	va_end(ap);
+	preload_bound();
+	rc = usmc_sys.prctl(option, a, b, c, d);
+	if (rc == 0 && option == PR_SET_SECCOMP)
+		proc_seccomp_note();
+	return rc;
 }
 
 /*

@@ -405,7 +405,7 @@ bool lgr_ring_grow(struct usmc_ring *ring, uint32_t bytes)
 	 * reading and writing (OpenSSH's pre-auth child) would kill the
 	 * process for it.  The ring stays as it is there.
 	 */
-	return bytes <= ring->size && !proc_seccomp_filtered() &&
+	return bytes <= ring->size && !proc_seccomp_filtered(true) &&
 	       slot_charge(seg, ring->slot, bytes, false) == 0;
 }
 
