@@ -90,6 +90,32 @@ static void so_error_reset_server(struct end *e)
 	tell(e, CLOSED);
 }
 
+/* ---- a connection reset before its server accepts it ---- */
+
+static void reset_unaccepted_client(struct end *e)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	e->fd = connect_to(e);
+	say_rc("setsockopt(SO_LINGER {1, 0})",
+	       setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)));
+	say_rc("close before the server accepts", close(e->fd));
+	e->fd = -1;
+	tell(e, GO);
+}
+
+static void reset_unaccepted_server(struct end *e)
+{
+	char c;
+
+	expect(e, GO);
+	e->fd = accept_one(e);
+	say_mask("accepted", poll_now(e->fd, ALL_EVENTS));
+	say_so_error(e->fd);
+	say_rc("read", read(e->fd, &c, 1));
+	say_rc("read again", read(e->fd, &c, 1));
+}
+
 /* ---- close with unread data resets too ---- */
 
 static void close_unread_client(struct end *e)
@@ -395,6 +421,8 @@ const struct diff_case close_cases[] = {
 	{ "linger_reset", linger_reset_client, linger_reset_server, .conns = 1 },
 	{ "so_error_reset", so_error_reset_client, so_error_reset_server, .conns = 1 },
 	{ "close_unread", close_unread_client, close_unread_server, .conns = 1 },
+	{ "reset_unaccepted", reset_unaccepted_client, reset_unaccepted_server, .raw = true,
+	  .fallbacks = 1 },
 	{ "epipe", epipe_client, closing_server, .conns = 1 },
 	{ "sigpipe", sigpipe_client, closing_server, .conns = 1 },
 	{ "sigpipe_shut", sigpipe_shut_client, sigpipe_shut_server, .conns = 1 },
