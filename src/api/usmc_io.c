@@ -100,7 +100,7 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 {
 	int64_t deadline = 0;
 
-	/* SO_RCVTIMEO bounds the wait for the answer, and then the one for bytes again. */
+	/* SO_RCVTIMEO bounds the wait for the answer and the one for bytes together, as one read's. */
 	if (s->state == SOCK_PROPOSED &&
 	    af_settle(s, usmc_sock_nonblocking(s, flags) ? 0
 							 : usmc_wait_left(s->rcvtimeo_ms, &deadline)) < 0)
@@ -116,7 +116,7 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 	mh->msg_namelen = 0;
 	mh->msg_controllen = 0;
 	mh->msg_flags = 0;
-	return usmc_rx_recvmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+	return usmc_rx_recvmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags, &deadline);
 }
 
 ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)

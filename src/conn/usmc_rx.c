@@ -234,25 +234,27 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	return n;
 }
 
-static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
+			  int64_t *deadline);
 
-ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
+			int64_t *deadline)
 {
-	ssize_t n = rx_recvmsg(s, iov, iovcnt, flags);
+	ssize_t n = rx_recvmsg(s, iov, iovcnt, flags, deadline);
 
 	if (n > 0 && !(flags & MSG_PEEK))
 		usmc_conn_drain_seen(s);
 	return n;
 }
 
-static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags)
+static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
+			  int64_t *deadline)
 {
 	size_t total = iov_total(iov, iovcnt), copied = 0;
 	bool peek = flags & MSG_PEEK;
 	bool waitall = (flags & MSG_WAITALL) && !peek;
 	/* SO_RCVLOWAT: a blocking read returns once this much has come. */
 	size_t target = s->rcvlowat > 1 && (size_t)s->rcvlowat < total ? (size_t)s->rcvlowat : 1;
-	int64_t deadline = 0;
 
 	if (total == 0)
 		return 0;
@@ -283,7 +285,7 @@ static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovc
 			errno = EAGAIN;
 			return -1;
 		}
-		if (rx_wait(s, &deadline) < 0)
+		if (rx_wait(s, deadline) < 0)
 			return copied ? (ssize_t)copied : -1;
 	}
 }

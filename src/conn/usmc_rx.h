@@ -15,7 +15,13 @@
 #include "usmc_sock.h"
 #include "usmc_wait.h"
 
-ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags);
+/*
+ * A read of the rings.  *deadline: when SO_RCVTIMEO's wait ends, 0 until
+ * a wait of the call set it (the wait for the handshake's answer, if
+ * any, came out of the same time).
+ */
+ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
+			int64_t *deadline);
 int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail);
 /* Re-reads the peer's cursors and flags; 0, or -1 after aborting. */
 int usmc_conn_refresh(struct usmc_conn *conn);

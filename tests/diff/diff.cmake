@@ -21,7 +21,8 @@ set(USMC_DIFF_CASES
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
   epoll_fd_reuse epoll_exclusive epoll_mod_data epoll_set_reuse
   epoll_dup_reuse
-  eintr sa_restart sa_restart_unaccepted rcvtimeo rcvtimeo_unaccepted rcvlowat
+  eintr sa_restart sa_restart_unaccepted rcvtimeo rcvtimeo_unaccepted rcvtimeo_answer_late
+  rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail
   exec_stdio

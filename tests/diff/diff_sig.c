@@ -280,6 +280,44 @@ static void rcvtimeo_unaccepted_server(struct end *e)
 	}
 }
 
+/*
+ * ---- SO_RCVTIMEO bounds the wait for the answer and for bytes together ----
+ *
+ * The server accepts 0.6 s into the client's read of 1 s, and sends 0.7 s
+ * after that unless the read ended first: it ends at 1 s with EAGAIN, as
+ * TCP's, not 1 s after the answer came, when the data would be there.
+ */
+static void rcvtimeo_answer_late_client(struct end *e)
+{
+	struct timeval tv = { 1, 0 };
+	char buf[100];
+
+	e->fd = connect_to(e);
+	say_rc("setsockopt(SO_RCVTIMEO 1 s)",
+	       setsockopt(e->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
+	tell(e, GO);
+	say_rc("read, accepted 0.6 s into it", read(e->fd, buf, sizeof(buf)));
+	tell(e, READ_DONE);
+	recv_pattern(e->fd, 77, 0, 10, "then the data");
+}
+
+static void rcvtimeo_answer_late_server(struct end *e)
+{
+	uint64_t v;
+
+	expect(e, GO);
+	usleep(600000);
+	e->fd = accept_one(e);
+	if (!hear_within(e, 700, &v)) {
+		send_pattern(e->fd, 77, 0, 10);
+		v = hear(e);
+	} else {
+		send_pattern(e->fd, 77, 0, 10);
+	}
+	if (v != READ_DONE)
+		fatal("heard %llu", (unsigned long long)v);
+}
+
 const struct diff_case sig_cases[] = {
 	{ "eintr", eintr_client, eintr_server, .conns = 1 },
 	{ "sa_restart", restart_client, restart_server, .conns = 1 },
@@ -287,6 +325,8 @@ const struct diff_case sig_cases[] = {
 	  .raw = true, .conns = 1 },
 	{ "rcvtimeo", rcvtimeo_client, rcvtimeo_server, .conns = 1 },
 	{ "rcvtimeo_unaccepted", rcvtimeo_unaccepted_client, rcvtimeo_unaccepted_server,
+	  .raw = true, .conns = 1 },
+	{ "rcvtimeo_answer_late", rcvtimeo_answer_late_client, rcvtimeo_answer_late_server,
 	  .raw = true, .conns = 1 },
 	{ NULL },
 };
