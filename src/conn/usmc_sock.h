@@ -40,6 +40,7 @@ struct usmc_sock {
 	int nodelay;             /* TCP_NODELAY as the program set it */
 	bool cork;               /* TCP_CORK as the program set it (kept from the kernel in SMC) */
 	int defer_accept;        /* a usmc listener's TCP_DEFER_ACCEPT, kept from the kernel */
+	uint16_t outside_port;   /* a listener of an SO_REUSEPORT group with no member slot: its port */
 	bool linger_reset;       /* SO_LINGER {1, 0}: close resets */
 	int busy_poll_us;        /* SO_BUSY_POLL as the program set it */
 	int rcvtimeo_ms;         /* SO_RCVTIMEO, SO_SNDTIMEO: 0 waits for ever */

@@ -183,8 +183,12 @@ again:
 	/* After the message: a server that sees the count finds the Proposal. */
 	if (own_user)
 		atomic_fetch_add(oneshot ? &reg->queued : &reg->proposals, 1);
-	/* Before the connect: whichever holder accepts it may have to refuse it. */
-	if (own_user && !oneshot)
+	/*
+	 * Before the connect: whichever holder accepts it may have to refuse
+	 * it; in an SO_REUSEPORT group, a member that found no slot, which we
+	 * did not propose to.
+	 */
+	if (own_user && (!oneshot || (atomic_load(&reg->flags) & REG_REUSEPORT)))
 		conn->hs_slot = reg_slot_take(port, msg.proposal.cookie, &conn->hs_slot_tag);
 	usmc_unlock();
 	s->conn = conn;

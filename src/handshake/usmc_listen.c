@@ -234,14 +234,14 @@ static struct srv_proposal *srv_lookup_rdv(struct usmc_listener *l, struct reg_p
  * our user that listed that cookie gets those bytes.  The Proposal's
  * reader drops it once the client withdraws it.
  */
-static bool srv_refuse_listed(struct usmc_listener *l, struct reg_port *reg, struct usmc_sock *ns,
+static bool srv_refuse_listed(uint16_t port, struct reg_port *reg, struct usmc_sock *ns,
 			      const struct sockaddr *peer, uint64_t cookie, uint32_t uid)
 {
-	if (reg_slots_none(reg))
+	if (!reg || reg_slots_none(reg))
 		return false;
 	if (!cookie)
 		cookie = af_peer_socket_diag(ns->fd, peer, NULL, &uid);
-	if (!reg_slot_refuse(l->port, uid == reg_owner() ? cookie : 0))
+	if (!reg_slot_refuse(port, uid == reg_owner() ? cookie : 0))
 		return false;
 	srv_mark(ns, cookie);
 	return true;
@@ -267,7 +267,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		/* Inherited some other way than fork: let clients know. */
 		if (reg && atomic_load(&reg->pid) == l->owner)
 			atomic_fetch_or(&reg->flags, REG_SHARED);
-		srv_refuse_listed(l, reg, ns, peer, 0, 0);
+		srv_refuse_listed(l->port, reg, ns, peer, 0, 0);
 		return USMC_DECL_LISTENSHARED;
 	}
 	/*
@@ -293,7 +293,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		   : srv_lookup(l, reg, ns, peer, &cookie, &uid);
 	/* Another holder has it, if anyone: a listener shared, or taken over since. */
 	if (!p && !remote && (shared || af_listener_shared(l)) &&
-	    srv_refuse_listed(l, reg, ns, peer, cookie, uid))
+	    srv_refuse_listed(l->port, reg, ns, peer, cookie, uid))
 		reason = USMC_DECL_LISTENSHARED;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
 	if (p && uid != (uint32_t)p->lgr->peer_uid)
@@ -361,13 +361,23 @@ struct usmc_sock *af_listener_adopt(int fd)
 
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct usmc_sock *ns;
+	struct usmc_sock *ns = NULL;
 	uint32_t reason;
 
 	(void)peer_len;
 	if (ls->state != SOCK_LISTEN) {
 		if (ls->reason && (ns = usmc_sock_new(fd, ls->domain)))
 			usmc_sock_fallback(ns, ls->reason, false);
+		/*
+		 * A member of an SO_REUSEPORT group that found no slot: its
+		 * clients proposed to the members that have one, and listed
+		 * their Proposals; none of those will ever see this connection.
+		 */
+		if (ns && ls->outside_port && usmc_addr_is_local(peer)) {
+			usmc_lock();
+			srv_refuse_listed(ls->outside_port, reg_port(ls->outside_port), ns, peer, 0, 0);
+			usmc_unlock();
+		}
 		return 0;
 	}
 	ns = usmc_sock_new(fd, ls->domain);

@@ -141,6 +141,9 @@ static uint32_t listener_register(struct usmc_sock *s)
 	if (l->ufd < 0) {
 		uint32_t reason = reuseport ? USMC_DECL_SOCKOPT : usmc_env_fail("channel listen");
 
+		/* Its clients proposed to the group's members: it refuses them (usmc_listen.c). */
+		if (reuseport)
+			s->outside_port = port;
 		free(l);
 		return reason;
 	}

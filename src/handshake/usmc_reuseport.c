@@ -15,8 +15,11 @@
  *
  * The kernel lets only sockets of one effective user into a group, so
  * members are of one user.  A member that finds no free slot stays TCP
- * (0x03000005), and its clients, proposing to the others, take their
- * Proposals back after a CLC timeout.
+ * (0x03000005).  The kernel still gives it connections whose clients
+ * proposed to the others: they list their Proposals in the registry
+ * (reg_slot_take), and it refuses each one it accepts at once with the
+ * marker (usmc_listen.c), so both ends are TCP without a CLC timeout.
+ * A member's slot is free once its queue is no longer listened on.
  */
 #include <errno.h>
 #include <sys/socket.h>

@@ -190,7 +190,11 @@ static void hs_take_refusal(struct usmc_sock *s)
 	conn->hs_local = true;
 	conn->hs_marker = true;
 	usmc_lock();
-	af_send_withdraw(conn->lgr, conn->token, USMC_DECL_LISTENSHARED);
+	/* A channel of our own is read back: no holder took the Proposal, as none had the connection. */
+	if (conn->lgr->oneshot)
+		af_queue_take_back(conn->lgr);
+	else
+		af_send_withdraw(conn->lgr, conn->token, USMC_DECL_LISTENSHARED);
 	usmc_unlock();
 }
 
