@@ -15,7 +15,9 @@
  * which needs a call (fallocate) such a filter kills for, and must not
  * grow there.  At the end it stops reading until the child's ring is
  * full: a write that finds it full asks whether the socket blocks, and
- * must not ask the kernel (fcntl) there.
+ * must not ask the kernel (fcntl) there.  Last, a byte written to the
+ * kernel socket behind usmc's back makes the child abort the connection,
+ * which must not set SO_LINGER (setsockopt) there.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -83,6 +85,9 @@ static void echo(int fd)
 		}
 		done += (size_t)n;
 	}
+	/* A byte that reached the TCP socket outside usmc: the connection aborts, as a reset. */
+	wait_for(fd, POLLIN);
+	CHECK(usmc_read(fd, buf, sizeof(buf)) == -1 && errno == ECONNRESET);
 	_exit(0);
 }
 
@@ -130,6 +135,8 @@ static int client(void *arg)
 	h_read_all(fd, in + TOTAL + BURST, FULL);
 	CHECK(!memcmp(in, out, ALL));
 	h_check_mode(fd, USMC_MODE_SMCD);
+	/* Written to the kernel socket, not through usmc: the child must abort, and not die of it. */
+	CHECK(write(fd, "x", 1) == 1);
 	CHECK(usmc_close(fd) == 0);
 	return 0;
 }
@@ -162,7 +169,8 @@ int main(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(h_wait_ok(cli));
 	CHECK(usmc_close(fd) == 0);
-	printf("%u bytes echoed both ways by a child under a seccomp filter, its ring full once\n",
+	printf("%u bytes echoed both ways by a child under a seccomp filter, its ring full once, "
+	       "then an abort\n",
 	       ALL);
 	return 0;
 }

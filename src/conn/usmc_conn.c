@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "usmc_conn.h"
+#include "usmc_proc.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -55,8 +56,13 @@ void usmc_conn_abort(struct usmc_sock *s)
 	conn->sh->aborted = true;
 	usmc_conn_set_reset(conn, ECONNRESET);
 	conn_publish_flags(conn, CDC_PEER_CONN_ABORT);
-	/* The peer learns it from the flag, and from a reset at close. */
-	usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	/*
+	 * The peer learns it from the flag, and from a reset at close; only
+	 * from the flag under a seccomp filter, which may kill for setsockopt
+	 * (OpenSSH's pre-auth sandbox).
+	 */
+	if (!proc_seccomp_filtered(false))
+		usmc_sys.setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	usmc_conn_ring(s);
 	usmc_stats_add(USMC_STAT_ABORTS, 1);
 }
