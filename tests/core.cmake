@@ -37,6 +37,11 @@ set_tests_properties(seg_reuse PROPERTIES LABELS unit)
 usmc_test(reuseport)
 add_test(NAME reuseport COMMAND reuseport)
 set_tests_properties(reuseport PROPERTIES TIMEOUT 120 LABELS unit)
+# The Accept's doorbell: rung for a client that sleeps in epoll, not for one that watches its channel.
+usmc_test(accept_bell)
+add_test(NAME accept_bell COMMAND accept_bell)
+set_tests_properties(accept_bell PROPERTIES TIMEOUT 120 LABELS unit)
+
 # More members than slots: those without one refuse their clients at once.
 add_test(NAME reuseport_crowded COMMAND reuseport 6)
 set_tests_properties(reuseport_crowded PROPERTIES TIMEOUT 120 LABELS unit)

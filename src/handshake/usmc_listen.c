@@ -247,6 +247,25 @@ static bool srv_refuse_listed(uint16_t port, struct reg_port *reg, struct usmc_s
 	return true;
 }
 
+/*
+ * Whether the client waits for our Accept where only its TCP socket can
+ * wake it: a kernel epoll set, which asked (CDC_PEER_WANTS_ANSWER) before
+ * it slept, and looked for the answer after (usmc_epoll.c).  Every other
+ * wait of a client watches the channel the Accept comes on (a blocking
+ * call, usmc_poll), and a program's own wait on the socket learns of the
+ * connection from its data, whose first bytes ring whether or not anyone
+ * asked (usmc_tx.c).
+ */
+static bool srv_client_waits_on_tcp(struct usmc_sock *ns)
+{
+	if (!ns->conn->rx_mapped)
+		return true;
+	/* After the Accept went: a client that asks after this look finds it. */
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&ns->conn->rx.cdc->flags, memory_order_relaxed) &
+	       CDC_PEER_WANTS_ANSWER;
+}
+
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			      const struct sockaddr *peer)
 {
@@ -311,8 +330,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	af_set_nodelay(ns->fd);
 	usmc_sock_set_state(ns, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
-	/* Wakes the client, which may be waiting for our Accept. */
-	cdc_ring(ns->fd, ns->conn->tx.cdc);
+	if (srv_client_waits_on_tcp(ns))
+		cdc_ring(ns->fd, ns->conn->tx.cdc);
 	return 0;
 }
 

@@ -56,6 +56,11 @@
 #define CDC_PEER_DONE_WRITING 0x1u /* shutdown(SHUT_WR): EOF after the data */
 #define CDC_PEER_CONN_CLOSED  0x2u /* the peer closed its socket */
 #define CDC_PEER_CONN_ABORT   0x4u /* the peer reset the connection */
+/*
+ * A client waits for the answer to its Proposal where only a doorbell
+ * wakes it (a kernel epoll set): the server rings one after its Accept.
+ */
+#define CDC_PEER_WANTS_ANSWER 0x8u
 
 union cdc_cursor {
 	struct {
