@@ -58,4 +58,18 @@ static inline socklen_t loopback_addr(int family, uint16_t port, struct sockaddr
 	return sizeof(*a);
 }
 
+/* A TCP listener on the IPv4 loopback address, at an ephemeral port (in *port). */
+static inline int loopback_listen(uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback_addr(AF_INET, 0, &ss);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&ss, len) == 0 && listen(lfd, 8) == 0);
+	len = sizeof(ss);
+	CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
+	*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return lfd;
+}
+
 #endif

@@ -125,8 +125,6 @@ static void client(uint16_t port)
 
 int main(void)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = loopback_addr(AF_INET, 0, &ss);
 	int lfd, fd, sync[2], status;
 	uint16_t port;
 	size_t got;
@@ -144,11 +142,7 @@ int main(void)
 	}
 	close(sync[0]);
 	CHECK(io_uring_queue_init(8, &ring, 0) == 0);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&ss, len) == 0 && listen(lfd, 8) == 0);
-	len = sizeof(ss);
-	CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
-	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	lfd = loopback_listen(&port);
 	CHECK(write(sync[1], &port, sizeof(port)) == sizeof(port));
 	fd = accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);

@@ -127,8 +127,6 @@ static void client(uint16_t port, int go)
 
 int main(void)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = loopback_addr(AF_INET, 0, &ss);
 	int lfd, fd, sync[2], go[2], status;
 	pid_t cli, kid;
 	uint16_t port;
@@ -142,11 +140,7 @@ int main(void)
 		client(port, go[0]);
 		return 0;
 	}
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&ss, len) == 0 && listen(lfd, 8) == 0);
-	len = sizeof(ss);
-	CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
-	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	lfd = loopback_listen(&port);
 	CHECK(write(sync[1], &port, sizeof(port)) == sizeof(port));
 	fd = accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);

@@ -69,10 +69,10 @@ static int member_listen(uint16_t want)
 	return fd;
 }
 
-/* Echoes length and checksum of each connection until the stop pipe closes. */
-static int member(void *arg)
+/* Joins the group at port arg (0: the first, which says its port); says it listens. */
+static int member_join(void *arg)
 {
-	int lfd = member_listen((uint16_t)(uintptr_t)arg), served = 0;
+	int lfd = member_listen((uint16_t)(uintptr_t)arg);
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 
@@ -80,6 +80,14 @@ static int member(void *arg)
 	if (!arg)
 		h_chan_send(&port_chan, ntohs(sin.sin_port));
 	h_chan_send(&ready_chan, 1);
+	return lfd;
+}
+
+/* Echoes length and checksum of each connection until the stop pipe closes. */
+static int member(void *arg)
+{
+	int lfd = member_join(arg), served = 0;
+
 	close(stop_pipe[1]);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
@@ -111,16 +119,12 @@ static int member(void *arg)
 /* A member of the earlier group: listens until killed. */
 static int ghost(void *arg)
 {
-	int lfd = member_listen((uint16_t)(uintptr_t)arg);
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
+	int lfd = member_join(arg);
 
-	CHECK(getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
-	if (!arg)
-		h_chan_send(&port_chan, ntohs(sin.sin_port));
-	h_chan_send(&ready_chan, 1);
-	for (;;)
-		pause();
+	/* Killed while it waits, its listener open. */
+	while (pause() < 0)
+		;
+	return lfd;
 }
 
 static int client(void *arg)
