@@ -122,7 +122,7 @@ int usmc_shutdown(int fd, int how)
 
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	struct usmc_sock *ls = usmc_sock_get(fd);
+	struct usmc_sock *ls = usmc_sock_get(fd), *ns;
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof(peer);
 	int nfd;
@@ -143,8 +143,8 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		*len = peer_len;
 	}
 	af_accept(ls, nfd, (struct sockaddr *)&peer, peer_len);
-	if ((ls = usmc_sock_get(nfd)))
-		usmc_sock_note_nonblock(ls, flags & SOCK_NONBLOCK);
+	if ((ns = usmc_sock_get(nfd)))
+		usmc_sock_note_nonblock(ns, flags & SOCK_NONBLOCK);
 	return nfd;
 }
 
@@ -284,7 +284,6 @@ int usmc_fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, long);
 	va_end(ap);
-
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		return usmc_fcntl_dupfd(fd, cmd, (int)arg);
 	rc = usmc_sys.fcntl(fd, cmd, arg);
