@@ -45,6 +45,9 @@ set_tests_properties(accept_bell PROPERTIES TIMEOUT 120 LABELS unit)
 # More members than slots: those without one refuse their clients at once.
 add_test(NAME reuseport_crowded COMMAND reuseport 6)
 set_tests_properties(reuseport_crowded PROPERTIES TIMEOUT 120 LABELS unit)
+# Then two members with a slot die: those without one take their slots.
+add_test(NAME reuseport_rejoin COMMAND reuseport 6 rejoin)
+set_tests_properties(reuseport_rejoin PROPERTIES TIMEOUT 120 LABELS unit)
 usmc_test(stat_listing)
 add_test(NAME stat_listing COMMAND stat_listing $<TARGET_FILE:usmc-stat>)
 usmc_test(stat_cli)

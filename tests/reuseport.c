@@ -21,6 +21,10 @@
  * if N > 4.  Those that found none stay TCP, and the connections the
  * kernel gives them are TCP on both ends: refused at once, never a CLC
  * timeout.  Each connection's two ends agree on its mode.
+ *
+ * reuseport N rejoin: then two members with a slot are killed, and the
+ * clients come again.  The members without one take the slots freed: a
+ * connection or two each before they do, then shared memory.
  */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -73,13 +77,16 @@ static int member_listen(uint16_t want)
 static int member_join(void *arg)
 {
 	int lfd = member_listen((uint16_t)(uintptr_t)arg);
+	struct usmc_info info;
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 
 	CHECK(getsockname(lfd, (struct sockaddr *)&sin, &len) == 0);
 	if (!arg)
 		h_chan_send(&port_chan, ntohs(sin.sin_port));
-	h_chan_send(&ready_chan, 1);
+	CHECK(usmc_info(lfd, &info, sizeof(info)) == 0);
+	/* Its pid, and whether it found no slot. */
+	h_chan_send(&ready_chan, (uint64_t)getpid() * 2 + (info.mode == USMC_MODE_FALLBACK));
 	return lfd;
 }
 
@@ -153,11 +160,56 @@ static int client(void *arg)
 	return 0;
 }
 
+static void run_clients(void)
+{
+	pid_t clients[CLIENTS];
+
+	for (int i = 0; i < CLIENTS; i++)
+		clients[i] = h_fork(client, NULL);
+	for (int i = 0; i < CLIENTS; i++)
+		CHECK(h_wait_ok(clients[i]));
+}
+
+/*
+ * Kills two members that have a slot, and runs the clients again: the
+ * members without one join in their place, each after a connection or
+ * two that it refused, and every other connection is in shared memory.
+ */
+static void kill_two_slotted(pid_t *members, const uint64_t *ready)
+{
+	uint64_t smc0, fb0, clc0, smc, fb, clc;
+	int killed = 0;
+
+	counters(&smc0, &fb0, &clc0);
+	for (int i = 0; i < members_n && killed < 2; i++) {
+		pid_t pid = (pid_t)(ready[i] / 2);
+
+		if (ready[i] % 2)
+			continue;
+		for (int j = 0; j < members_n; j++) {
+			if (members[j] != pid)
+				continue;
+			CHECK(kill(pid, SIGKILL) == 0 && waitpid(pid, NULL, 0) == pid);
+			members[j] = 0;
+			killed++;
+		}
+	}
+	CHECK(killed == 2);
+	run_clients();
+	counters(&smc, &fb, &clc);
+	printf("after two members with a slot were killed: %llu connections in shared memory, "
+	       "%llu TCP\n", (unsigned long long)(smc - smc0) / 2, (unsigned long long)(fb - fb0) / 2);
+	CHECK(clc == clc0 && smc - smc0 + fb - fb0 == 2 * CLIENTS * ROUNDS);
+	/* At most the connections each had waiting while it joined: the clients', one each. */
+	CHECK(fb - fb0 <= 2 * 2 * CLIENTS);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/usmc-reuseport-XXXXXX";
-	pid_t members[MEMBERS_MAX], clients[CLIENTS], ghosts[GHOSTS];
-	uint64_t smc, fallbacks, clc_timeouts;
+	pid_t members[MEMBERS_MAX], ghosts[GHOSTS];
+	uint64_t smc, fallbacks, clc_timeouts, ready[MEMBERS_MAX];
+	bool rejoin = argc > 2 && !strcmp(argv[2], "rejoin");
 
 	if (argc > 1)
 		members_n = atoi(argv[1]);
@@ -185,15 +237,14 @@ int main(int argc, char **argv)
 	for (int i = 0; i < members_n; i++)
 		members[i] = h_fork(member, (void *)(uintptr_t)port);
 	for (int i = 0; i < members_n; i++)
-		h_chan_recv(&ready_chan);
-	for (int i = 0; i < CLIENTS; i++)
-		clients[i] = h_fork(client, NULL);
-	for (int i = 0; i < CLIENTS; i++)
-		CHECK(h_wait_ok(clients[i]));
+		ready[i] = h_chan_recv(&ready_chan);
+	run_clients();
+	if (rejoin)
+		kill_two_slotted(members, ready);
 	/* The members end when the stop pipe's last writer is gone. */
 	close(stop_pipe[1]);
 	for (int i = 0; i < members_n; i++)
-		CHECK(h_wait_ok(members[i]));
+		CHECK(!members[i] || h_wait_ok(members[i]));
 	for (int i = 0; i < GHOSTS; i++)
 		CHECK(waitpid(ghosts[i], NULL, 0) == ghosts[i]);
 	counters(&smc, &fallbacks, &clc_timeouts);
@@ -203,7 +254,8 @@ int main(int argc, char **argv)
 	CHECK(clc_timeouts == 0);
 	if (members_n > GHOSTS) {
 		/* The kernel gave some connections to the members without a slot. */
-		CHECK(smc + fallbacks == 2 * CLIENTS * ROUNDS && fallbacks > 0 && smc > 0);
+		CHECK(smc + fallbacks == 2 * CLIENTS * ROUNDS * (rejoin ? 2 : 1) && fallbacks > 0 &&
+		      smc > 0);
 		printf("SO_REUSEPORT group of %d processes, %d with a slot: %llu connections in "
 		       "shared memory, %llu TCP on both ends, bytes intact, no CLC timeout: ok\n",
 		       members_n, GHOSTS, (unsigned long long)smc / 2,

@@ -30,6 +30,7 @@
 #include "usmc_policy.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
+#include "usmc_reuseport.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
@@ -378,6 +379,26 @@ struct usmc_sock *af_listener_adopt(int fd)
 	return s;
 }
 
+/*
+ * A member of an SO_REUSEPORT group without a slot joins once one is free
+ * (a member that left), from its next connection on: one thread does.
+ */
+static void srv_outside_rejoin(struct usmc_sock *ls)
+{
+	struct reg_port *reg = reg_port(ls->outside_port);
+	int state = SOCK_PLAIN;
+
+	if (!reg || !af_member_slot_free(reg) ||
+	    !atomic_compare_exchange_strong(&ls->state, &state, SOCK_INIT))
+		return;
+	/* Meanwhile another thread's accepts refuse as before: both stay until it joined. */
+	af_listener_open(ls);
+	if (atomic_load(&ls->state) == SOCK_LISTEN) {
+		ls->outside_port = 0;
+		ls->reason = 0;
+	}
+}
+
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct usmc_sock *ns = NULL;
@@ -397,6 +418,8 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 			srv_refuse_listed(ls->outside_port, reg_port(ls->outside_port), ns, peer, 0, 0);
 			usmc_unlock();
 		}
+		if (ls->outside_port)
+			srv_outside_rejoin(ls);
 		return 0;
 	}
 	ns = usmc_sock_new(fd, ls->domain);

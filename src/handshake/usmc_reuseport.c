@@ -19,7 +19,9 @@
  * proposed to the others: they list their Proposals in the registry
  * (reg_slot_take), and it refuses each one it accepts at once with the
  * marker (usmc_listen.c), so both ends are TCP without a CLC timeout.
- * A member's slot is free once its queue is no longer listened on.
+ * A member's slot is free once its queue is no longer listened on (a
+ * client that finds the queue gone clears it), and a member without one
+ * joins at its first accept after a slot is free.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -90,6 +92,14 @@ int af_member_join(struct usmc_listener *l, struct reg_port *reg)
 	if (pid != me && !member_alive(l->port, pid))
 		atomic_compare_exchange_strong(&reg->pid, &pid, me);
 	return l->ufd;
+}
+
+bool af_member_slot_free(struct reg_port *reg)
+{
+	for (int i = 0; i < REG_MEMBERS; i++)
+		if (!atomic_load_explicit(&reg->members[i], memory_order_relaxed))
+			return true;
+	return false;
 }
 
 void af_member_leave(struct reg_port *reg, uint16_t port)

@@ -25,5 +25,7 @@ uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *pe
  * member of its group by its own queue, or the port's listener.
  */
 bool af_port_holder_alive(uint16_t port, int32_t pid, bool member);
+/* Whether the port's group has a slot nobody holds (a member that left, or one cleared). */
+bool af_member_slot_free(struct reg_port *reg);
 
 #endif /* USMC_REUSEPORT_H */
