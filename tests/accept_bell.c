@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The Accept's doorbell: the server rings it only for a client that waits
- * for the answer where only its TCP socket can wake it, a kernel epoll
- * set, which asked for it before it slept (CDC_PEER_WANTS_ANSWER).
+ * The Accept's doorbell: the server rings it unless its client said it
+ * waits for the answer in a call that watches the channel the answer
+ * comes on (CDC_PEER_WATCHES_CHANNEL: a blocking call, usmc_poll).
  *
  * - epoll, silent server: a client sends its request and waits in
  *   epoll_wait for the reply, which the server sends a while after it

@@ -284,54 +284,6 @@ static bool ep_has_proposed(int epfd)
 }
 
 /*
- * Before a wait sleeps: asks the server of each handshake of the set, and
- * of the sets inside it, that has not asked yet to ring its Accept's
- * doorbell (CDC_PEER_WANTS_ANSWER), then looks for the answer, which may
- * have come before the server saw the request.  True if one settled:
- * look at the set again before sleeping.
- */
-static bool ep_ask_accept_bells_locked(int epfd, int depth)
-{
-	bool settled = false;
-
-	/* Both stay on the ready list (ep_sticky): the look grows with them, not with the set. */
-	for (struct ep_entry *e = depth < EP_MAX_NESTING ? ep_ready_first(epfd) : NULL; e;
-	     e = e->rnext) {
-		struct usmc_sock *s;
-
-		if (e->epfd != epfd)
-			continue;
-		if (e->nested) {
-			settled |= ep_ask_accept_bells_locked(e->fd, depth + 1);
-			continue;
-		}
-		s = usmc_sock_active(e->fd);
-		if (!s || s->state != SOCK_PROPOSED || s->conn->hs_bell_asked)
-			continue;
-		s->conn->hs_bell_asked = true;
-		/* A ring full before the answer waits for room as well. */
-		if (usmc_proposed_ring_full(s))
-			usmc_conn_want(s, POLLOUT);
-		atomic_fetch_or(&s->conn->tx.cdc->flags, CDC_PEER_WANTS_ANSWER);
-		af_settle(s, 0);
-		settled |= s->state != SOCK_PROPOSED;
-	}
-	return settled;
-}
-
-static bool ep_ask_accept_bells(int epfd)
-{
-	bool settled;
-
-	if (!atomic_load_explicit(&usmc_socks_proposed, memory_order_relaxed))
-		return false;
-	ep_lock();
-	settled = ep_ask_accept_bells_locked(epfd, 0);
-	ep_unlock();
-	return settled;
-}
-
-/*
  * Settles the set's handshakes that wait for their answer, and reports
  * those it ended in TCP as the kernel finds them now (writable all along:
  * an edge-triggered entry would see no new edge).  How many events.
@@ -534,9 +486,6 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		n = ep_ready_now(epfd, events, maxevents, false);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
-		/* An answer found now may have made an entry ready: look again. */
-		if (!n && timeout != 0 && ep_ask_accept_bells(epfd))
-			continue;
 		/*
 		 * Only a look that armed registered this thread on the entries
 		 * that stay on the ready list (ep_sticky), which it takes back.

@@ -144,6 +144,10 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 				taken[j - nfds] = socks[i]->conn->lgr;
 		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
 			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
+			/* The channel wakes this wait for the answer: the Accept needs no doorbell. */
+			if (timeout != 0)
+				atomic_fetch_or(&socks[i]->conn->tx.cdc->flags,
+						CDC_PEER_WATCHES_CHANNEL);
 		}
 		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);

@@ -91,7 +91,6 @@ struct usmc_conn {
 	int64_t hs_withdrawn_at; /* when we withdrew the Proposal (usmc_clc.h) */
 	bool hs_reset;          /* no answer to the withdrawal: reset the connection */
 	bool hs_marker;         /* our socket's cookie leads the server's stream (CLC_DECL_MARKER) */
-	bool hs_bell_asked;     /* an epoll wait asked for the Accept's doorbell (usmc_epoll.c) */
 	int hs_slot;            /* its Proposal's place in the registry's list, or -1 */
 	uint64_t hs_slot_tag;
 	struct usmc_conn *hs_next;

@@ -249,22 +249,19 @@ static bool srv_refuse_listed(uint16_t port, struct reg_port *reg, struct usmc_s
 }
 
 /*
- * Whether the client waits for our Accept where only its TCP socket can
- * wake it: a kernel epoll set, which asked (CDC_PEER_WANTS_ANSWER) before
- * it slept, and looked for the answer after (usmc_epoll.c).  Every other
- * wait of a client watches the channel the Accept comes on (a blocking
- * call, usmc_poll), and a program's own wait on the socket learns of the
- * connection from its data, whose first bytes ring whether or not anyone
- * asked (usmc_tx.c).
+ * Whether the client may wait for our Accept where only its TCP socket can
+ * wake it (a kernel epoll set, the program's own poll): unless it said it
+ * waits in a call that watches the channel the Accept comes on
+ * (CDC_PEER_WATCHES_CHANNEL, usmc_settle.c).  A client that says so after
+ * this look finds the Accept there before it sleeps.
  */
 static bool srv_client_waits_on_tcp(struct usmc_sock *ns)
 {
 	if (!ns->conn->rx_mapped)
 		return true;
-	/* After the Accept went: a client that asks after this look finds it. */
 	atomic_thread_fence(memory_order_seq_cst);
-	return atomic_load_explicit(&ns->conn->rx.cdc->flags, memory_order_relaxed) &
-	       CDC_PEER_WANTS_ANSWER;
+	return !(atomic_load_explicit(&ns->conn->rx.cdc->flags, memory_order_relaxed) &
+		 CDC_PEER_WATCHES_CHANNEL);
 }
 
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,

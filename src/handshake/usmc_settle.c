@@ -392,6 +392,12 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
 		return -1;
 	}
 
+	/*
+	 * A wait watches the channel: the server need not ring after its
+	 * Accept (usmc_listen.c).  Said before the look that precedes it.
+	 */
+	if (deadline)
+		atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_WATCHES_CHANNEL);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };

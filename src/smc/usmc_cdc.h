@@ -57,10 +57,11 @@
 #define CDC_PEER_CONN_CLOSED  0x2u /* the peer closed its socket */
 #define CDC_PEER_CONN_ABORT   0x4u /* the peer reset the connection */
 /*
- * A client waits for the answer to its Proposal where only a doorbell
- * wakes it (a kernel epoll set): the server rings one after its Accept.
+ * A client waits for the answer to its Proposal in a call that watches the
+ * channel the answer comes on: the server rings no doorbell after its
+ * Accept (a wait on TCP alone, a kernel epoll set, needs one).
  */
-#define CDC_PEER_WANTS_ANSWER 0x8u
+#define CDC_PEER_WATCHES_CHANNEL 0x8u
 
 union cdc_cursor {
 	struct {
