@@ -118,7 +118,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 		int32_t pid = atomic_load(&reg->pid);
 
 		if (pid && !(atomic_load(&reg->flags) & REG_REUSEPORT) &&
-		    af_port_holder_alive(port, pid, false))
+		    af_listener_alive(port, pid))
 			return USMC_DECL_SOCKOPT;
 	}
 	if (!af_diag_available())

@@ -50,12 +50,10 @@ static bool member_alive(uint16_t port, int32_t pid)
 	return pid && af_channel_listened(&sun, reg_member_addr(getuid(), port, pid, &sun));
 }
 
-bool af_port_holder_alive(uint16_t port, int32_t pid, bool member)
+bool af_listener_alive(uint16_t port, int32_t pid)
 {
 	struct sockaddr_un sun;
 
-	if (member)
-		return member_alive(port, pid);
 	return pid && af_channel_listened(&sun, reg_listener_addr(getuid(), port, false, &sun));
 }
 

@@ -21,10 +21,10 @@ int af_member_join(struct usmc_listener *l, struct reg_port *reg);
 void af_member_leave(struct reg_port *reg, uint16_t port);
 uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid);
 /*
- * Whether pid, named by the port's registry entry, still listens there: a
- * member of its group by its own queue, or the port's listener.
+ * Whether pid, the port's listener by its registry entry, still listens
+ * on its channel (a member of a group is alive while its queue is).
  */
-bool af_port_holder_alive(uint16_t port, int32_t pid, bool member);
+bool af_listener_alive(uint16_t port, int32_t pid);
 /* Whether the port's group has a slot nobody holds (a member that left, or one cleared). */
 bool af_member_slot_free(struct reg_port *reg);
 
