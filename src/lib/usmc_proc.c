@@ -7,7 +7,7 @@
  * a close publishes the end to the peer only where no other process of the
  * fork tree still holds the socket.  These walks happen only for
  * connections that went through a fork.  And this process's own id,
- * which a fork changes, and whether this thread runs under a seccomp
+ * which a fork changes, and whether this process runs under a seccomp
  * filter.
  */
 #include <dirent.h>
@@ -226,7 +226,10 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode)
 /*
  * A filter never goes away, and a child inherits it: once one is seen or
  * installed, the process is filtered for good.  "None" holds for the
- * process that read it; a forked child reads again, since a sandbox is
+ * process that read it.  Preloaded, also for its forked children: every
+ * filter installed through libc passes our prctl() or syscall()
+ * (proc_seccomp_note).  A program linked with the library is not seen
+ * installing one, so its forked child reads again, since a sandbox is
  * typically installed right after fork (OpenSSH's pre-auth child).
  */
 static _Atomic bool seccomp_on;
@@ -257,9 +260,11 @@ static bool seccomp_read(void)
 
 bool proc_seccomp_filtered(bool fresh)
 {
+	pid_t none = atomic_load_explicit(&seccomp_none_pid, memory_order_relaxed);
+
 	if (atomic_load_explicit(&seccomp_on, memory_order_relaxed))
 		return true;
-	if (!fresh && atomic_load_explicit(&seccomp_none_pid, memory_order_relaxed) == usmc_pid())
+	if (!fresh && none && (none == usmc_pid() || usmc_sys_interposed()))
 		return false;
 	if (seccomp_read()) {
 		proc_seccomp_note();

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
@@ -36,9 +37,17 @@ static long sys_missing(void)
 		*(void **)&usmc_sys.name = f ? f : (void *)sys_missing; \
 	} while (0);
 
+static _Atomic bool sys_interposed;
+
 void usmc_sys_bind_next(void)
 {
 	USMC_SYS_CALLS(USMC_SYS_NEXT)
+	atomic_store(&sys_interposed, true);
+}
+
+bool usmc_sys_interposed(void)
+{
+	return atomic_load_explicit(&sys_interposed, memory_order_relaxed);
 }
 
 /* Signals a fault raises in the thread that faults: they do not cut a wait short. */

@@ -95,6 +95,8 @@ extern struct usmc_sys usmc_sys;
 
 /* Points the table at the definitions that follow usmc's own (preload). */
 void usmc_sys_bind_next(void);
+/* Whether it did: the program's libc calls pass usmc's wrappers first. */
+bool usmc_sys_interposed(void);
 
 /*
  * Whether a socket's peer has hung up, or an error waits on it, by a look
