@@ -126,8 +126,17 @@ static int carrier_open(int fd)
 	return ch;
 }
 
+/*
+ * Linux (6.18 and before) queues its Unix garbage collector on a worker
+ * whenever a Unix socket is closed while any Unix socket is in flight
+ * (unix_release_sock, unix_tot_inflight): closed right after its send,
+ * its channel still in flight in it, a carrier cost every connection a
+ * worker's wake-up, and on a busy machine a preemption of the client in
+ * that close().  A client keeps its carriers until its Proposal is
+ * answered; by then the holder that answered has taken the channel out.
+ */
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
-			 bool counted, struct ucred *cred)
+			 bool counted, struct ucred *cred, struct usmc_lgr *keep)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)(counted ? carrier_magic : carrier_uncounted),
@@ -154,7 +163,10 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
 	/* A message may go on a connection not yet accepted: it waits with it. */
 	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
 		reason = USMC_DECL_CHAN_BUSY;
-	usmc_sys.close(fd);
+	if (!reason && keep && keep->ncarriers < LGR_CARRIERS)
+		keep->carriers[keep->ncarriers++] = fd;
+	else
+		usmc_sys.close(fd);
 	return reason;
 }
 
@@ -199,9 +211,9 @@ uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
 	uint32_t reason;
 
 	if (atomic_load(&reg->flags) & REG_REUSEPORT)
-		return af_member_post(reg, lgr->port, lgr->taker, &lgr->peer_pid);
+		return af_member_post(reg, lgr);
 	sun_len = reg_listener_addr(reg_owner(), lgr->port, false, &sun);
-	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, true, &cred);
+	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, true, &cred, lgr);
 	if (!reason)
 		lgr->peer_pid = cred.pid;
 	/* The listener died without closing: clear its registry entry. */
@@ -281,7 +293,7 @@ static void entry_return(const struct backlog *b, struct usmc_listener *l, struc
 {
 	struct ucred cred;
 
-	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred))
+	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred, NULL))
 		usmc_sys.close(ch);
 	else
 		entry_refuse(counted, reg, ch, USMC_DECL_CHAN_BUSY);

@@ -367,7 +367,7 @@ uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t)
 
 	for (int i = 0; i < t->n; i++) {
 		struct ucred cred;
-		uint32_t r = af_carrier_send(&t->sun[i], t->len[i], getuid(), lgr->taker, false, &cred);
+		uint32_t r = af_carrier_send(&t->sun[i], t->len[i], getuid(), lgr->taker, false, &cred, lgr);
 
 		if (!r)
 			posted++;

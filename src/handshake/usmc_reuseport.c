@@ -116,7 +116,7 @@ void af_member_leave(struct reg_port *reg, uint16_t port)
 	atomic_fetch_and(&reg->flags, ~(REG_REUSEPORT | REG_SHARED));
 }
 
-uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid)
+uint32_t af_member_post(struct reg_port *reg, struct usmc_lgr *lgr)
 {
 	uint32_t reason = USMC_DECL_PEERNOSMC;
 	bool sent = false;
@@ -130,11 +130,11 @@ uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *pe
 
 		if (!pid)
 			continue;
-		len = reg_member_addr(reg_owner(), port, pid, &sun);
-		r = af_carrier_send(&sun, len, reg_owner(), ch, true, &cred);
+		len = reg_member_addr(reg_owner(), lgr->port, pid, &sun);
+		r = af_carrier_send(&sun, len, reg_owner(), lgr->taker, true, &cred, lgr);
 		if (!r) {
 			sent = true;
-			*peer_pid = cred.pid;
+			lgr->peer_pid = cred.pid;
 		} else if (r == USMC_DECL_PEERNOSMC) {
 			/* Its queue is gone with it. */
 			atomic_compare_exchange_strong(&reg->members[i], &pid, 0);

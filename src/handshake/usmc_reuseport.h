@@ -15,11 +15,12 @@
 /*
  * join: takes a member slot of the port and binds this process's own
  * queue as l->ufd; -1 if it cannot.  leave: gives them back.  post: puts
- * channel ch into every member's queue; 0 if one took it.
+ * the server's end of a client's channel (lgr->taker) into every member's
+ * queue; 0 if one took it.
  */
 int af_member_join(struct usmc_listener *l, struct reg_port *reg);
 void af_member_leave(struct reg_port *reg, uint16_t port);
-uint32_t af_member_post(struct reg_port *reg, uint16_t port, int ch, int32_t *peer_pid);
+uint32_t af_member_post(struct reg_port *reg, struct usmc_lgr *lgr);
 /*
  * Whether pid, the port's listener by its registry entry, still listens
  * on its channel (a member of a group is alive while its queue is).

@@ -338,6 +338,9 @@ static int hs_settle(struct usmc_sock *s, int result)
 		return 0;
 	}
 	hs_unlist(s);
+	usmc_lock();
+	lgr_carriers_close(conn->lgr);
+	usmc_unlock();
 	result = conn->hs_result ? conn->hs_result : result;
 	/* Without its marker the stream's start is unknown: the connection fails, loudly. */
 	if (result == CLC_DECLINE && conn->hs_marker && !conn->hs_reset)

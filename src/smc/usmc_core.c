@@ -71,6 +71,12 @@ bool lgr_usable(const struct usmc_lgr *lgr)
 	return !lgr->dead && lgr->owner_pid == usmc_pid();
 }
 
+void lgr_carriers_close(struct usmc_lgr *lgr)
+{
+	while (lgr->ncarriers)
+		usmc_sys.close(lgr->carriers[--lgr->ncarriers]);
+}
+
 static void lgr_destroy(struct usmc_lgr *lgr)
 {
 	struct usmc_lgr **pp;
@@ -90,6 +96,7 @@ static void lgr_destroy(struct usmc_lgr *lgr)
 		usmc_sys.close(lgr->chan);
 	if (lgr->taker >= 0)
 		usmc_sys.close(lgr->taker);
+	lgr_carriers_close(lgr);
 	lgr_spare_keep(lgr);
 	free(lgr);
 }

@@ -114,6 +114,13 @@ struct reuse_key {
 	uint64_t ino;   /* LISTENER of another namespace */
 };
 
+/*
+ * The carriers a client keeps until its Proposal is answered: one per
+ * listener it posted to (an SO_REUSEPORT group's members, the rendezvous
+ * directory's listeners of the port), the rest closed at once.
+ */
+#define LGR_CARRIERS 4
+
 struct usmc_lgr {
 	uint32_t id;
 	int chan;          /* Unix seqpacket channel for CLC */
@@ -142,6 +149,8 @@ struct usmc_lgr {
 	bool oneshot;      /* one connection's channel to a shared listener: goes with it */
 	bool direct;       /* server, oneshot: its client proposed straight, counted in proposals */
 	int taker;         /* client, oneshot: the server's end, kept to take the Proposal back */
+	int carriers[LGR_CARRIERS]; /* client, oneshot: what took the server's end there, until settled */
+	uint8_t ncarriers;
 	bool rdv;          /* oneshot: with another namespace, through the rendezvous directory */
 	uint32_t refused;  /* client: the server's reason for refusing the link group */
 	struct reuse_key reuse; /* oneshot: whom its segment may serve next */
@@ -169,6 +178,12 @@ void lgr_put(struct usmc_lgr *lgr);
 /* Its peer is gone (net/smc's smc_lgr_terminate): destroyed with its last put. */
 void lgr_terminate(struct usmc_lgr *lgr);
 bool lgr_usable(const struct usmc_lgr *lgr);
+/*
+ * Closes the carriers kept (af_carrier_send): once the Proposal is
+ * answered, the holder that answered has taken the channel out of its
+ * carrier.
+ */
+void lgr_carriers_close(struct usmc_lgr *lgr);
 
 /*
  * The link group's spare descriptor: given up just before a message that
