@@ -117,9 +117,10 @@ USMC_API int usmc_ioctl(int fd, unsigned long request, ... /* arg */);
  * or process holding the socket reads the doorbell.  Plain poll/epoll on
  * the descriptor wakes for a new connection's first data and for data
  * after a read that returned EAGAIN; it misses data a read left in the
- * buffer, and data a client wrote before it learnt of the server's
- * Accept until its next usmc call; it may report readable with nothing
- * to read.
+ * buffer, a client's first data that its blocking read or usmc_poll was
+ * waiting for when the server's Accept came (that call has it), and data
+ * a client wrote before it learnt of the server's Accept until its next
+ * usmc call; it may report readable with nothing to read.
  */
 USMC_API int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout);
 USMC_API int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);

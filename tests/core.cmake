@@ -41,6 +41,9 @@ set_tests_properties(reuseport PROPERTIES TIMEOUT 120 LABELS unit)
 usmc_test(accept_bell)
 add_test(NAME accept_bell COMMAND accept_bell)
 set_tests_properties(accept_bell PROPERTIES TIMEOUT 120 LABELS unit)
+usmc_test(first_bell)
+add_test(NAME first_bell COMMAND first_bell)
+set_tests_properties(first_bell PROPERTIES TIMEOUT 120 LABELS unit)
 
 # More members than slots: those without one refuse their clients at once.
 add_test(NAME reuseport_crowded COMMAND reuseport 6)

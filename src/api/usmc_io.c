@@ -102,8 +102,8 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 
 	/* SO_RCVTIMEO bounds the wait for the answer and the one for bytes together, as one read's. */
 	if (s->state == SOCK_PROPOSED &&
-	    af_settle(s, usmc_sock_nonblocking(s, flags) ? 0
-							 : usmc_wait_left(s->rcvtimeo_ms, &deadline)) < 0)
+	    af_settle_read(s, usmc_sock_nonblocking(s, flags) ? 0
+							      : usmc_wait_left(s->rcvtimeo_ms, &deadline)) < 0)
 		return -1;
 	if (s->state != SOCK_SMC)
 		return usmc_sys.recvmsg(s->fd, mh, flags);

@@ -125,9 +125,13 @@ static nfds_t watch_chan(struct pollfd *k, nfds_t nfds, nfds_t *nk, int chan)
 
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
 {
-	/* One allocation: the kernel's set, and per entry past nfds the link group it takes in for. */
-	struct pollfd *k = calloc(1, (nfds * 2 + 1) * sizeof(*k) + (nfds + 1) * sizeof(void *));
+	/*
+	 * One allocation: the kernel's set, per entry past nfds the link group
+	 * it takes in for, and per entry whether its server was told we wait.
+	 */
+	struct pollfd *k = calloc(1, (nfds * 2 + 1) * sizeof(*k) + (nfds + 1) * sizeof(void *) + nfds);
 	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 1) : NULL;
+	bool *told = k ? (bool *)(taken + nfds + 1) : NULL;
 	nfds_t nk = nfds, j;
 	int rc, ready = 0;
 
@@ -144,15 +148,28 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 				taken[j - nfds] = socks[i]->conn->lgr;
 		} else if (socks[i] && socks[i]->state == SOCK_PROPOSED && socks[i]->conn->lgr) {
 			watch_chan(k, nfds, &nk, socks[i]->conn->lgr->chan);
-			/* The channel wakes this wait for the answer: the Accept needs no doorbell. */
-			if (timeout != 0)
-				atomic_fetch_or(&socks[i]->conn->tx.cdc->flags,
-						CDC_PEER_WATCHES_CHANNEL);
+			/*
+			 * The channel wakes this wait for the answer: the Accept
+			 * needs no doorbell, nor the first data if POLLIN is
+			 * asked, which sock_revents looks for once settled.
+			 */
+			if (timeout != 0) {
+				af_settle_wait_begin(socks[i], fds[i].events & POLLIN);
+				told[i] = true;
+			}
 		}
 		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (!told[i])
+			continue;
+		af_settle_wait_end(socks[i]);
+		/* An Accept already in is settled: its first data is ours to look at. */
+		if (rc < 0 && socks[i]->state == SOCK_PROPOSED)
+			af_settle_if_answered(socks[i]);
+	}
 	/* Awake: no doorbell is kept for us any more, and we read those we see. */
 	for (nfds_t i = 0; i < nfds; i++)
 		if (socks[i] && socks[i]->state == SOCK_SMC)

@@ -147,9 +147,17 @@ static void tx_produced(struct usmc_sock *s, size_t n)
 	 * armed it.  Unless the peer read it all already (what a client wrote
 	 * before it learnt of the Accept, which the server read at once):
 	 * then nobody is left to wake for it, and a read of the peer's that
-	 * finds nothing more arms it as any later one does.
+	 * finds nothing more arms it as any later one does.  Nor while the
+	 * client waits for our Accept in a call that reads the ring once it
+	 * has it (CDC_PEER_READS_AFTER_ACCEPT, usmc_settle.c): a blocking
+	 * read, usmc_poll for POLLIN.  The fence above orders our cursor
+	 * before that look, as the client's clearing of the flag comes before
+	 * its look at the ring.
 	 */
-	if (!conn->sh->rung_first && conn->sh->tx_prod && tx_peer_read_all(s))
+	if (!conn->sh->rung_first && conn->sh->tx_prod &&
+	    ((atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed) &
+	      CDC_PEER_READS_AFTER_ACCEPT) ||
+	     tx_peer_read_all(s)))
 		conn->sh->rung_first = true;
 	if (want != conn->sh->rung_data || (!conn->sh->rung_first && conn->sh->tx_prod)) {
 		conn->sh->rung_data = want;

@@ -341,6 +341,8 @@ static int hs_settle(struct usmc_sock *s, int result)
 	usmc_lock();
 	lgr_carriers_close(conn->lgr);
 	usmc_unlock();
+	/* Our call reads the ring next, as it said: later data rings as usual. */
+	af_settle_wait_end(s);
 	result = conn->hs_result ? conn->hs_result : result;
 	/* Without its marker the stream's start is unknown: the connection fails, loudly. */
 	if (result == CLC_DECLINE && conn->hs_marker && !conn->hs_reset)
@@ -352,6 +354,34 @@ static int hs_settle(struct usmc_sock *s, int result)
 	else
 		cli_finish_decline(s);
 	return 0;
+}
+
+/*
+ * A wait that told the server it reads the ring once settled
+ * (CDC_PEER_READS_AFTER_ACCEPT) and ends without the answer takes that
+ * back, then looks at the channel once more: a server that saw the flag
+ * before it went had sent its Accept already, and its first data then
+ * rang nobody.  The answer, if one came; the caller settles by it, so
+ * that the ring is looked at (and its data not left to a wait on TCP).
+ */
+static int settle_give_up(struct usmc_sock *s, bool reads)
+{
+	if (!reads)
+		return 0;
+	af_settle_wait_end(s);
+	return hs_answer(s->conn);
+}
+
+void af_settle_wait_begin(struct usmc_sock *s, bool reads)
+{
+	atomic_fetch_or(&s->conn->tx.cdc->flags,
+			CDC_PEER_WATCHES_CHANNEL | (reads ? CDC_PEER_READS_AFTER_ACCEPT : 0));
+}
+
+void af_settle_wait_end(struct usmc_sock *s)
+{
+	atomic_fetch_and(&s->conn->tx.cdc->flags, ~CDC_PEER_READS_AFTER_ACCEPT);
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 int usmc_proposed_wait_ms(int left)
@@ -368,9 +398,10 @@ int usmc_proposed_wait_ms(int left)
  * not at all, INT64_MAX: as long as it takes).  The wait of a program's
  * socket call (as_call) ends on a signal as the kernel's would: EINTR,
  * unless SA_RESTART restarts a call without a time limit; usmc's own
- * waits (an exec, a close) go on.
+ * waits (an exec, a close) go on.  A call that reads the ring once
+ * settled (reads) tells the server it need not ring for its first data.
  */
-static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
+static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call, bool reads)
 {
 	struct usmc_conn *conn = s->conn;
 	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
@@ -400,7 +431,7 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
 	 * Accept (usmc_listen.c).  Said before the look that precedes it.
 	 */
 	if (deadline)
-		atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_WATCHES_CHANNEL);
+		af_settle_wait_begin(s, reads);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
 				       { .fd = conn->lgr->chan, .events = POLLIN } };
@@ -427,6 +458,9 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
 			break;
 		}
 		if ((now = usmc_now_ms()) >= deadline) {
+			/* An Accept that came as we gave up is read now: see settle_give_up. */
+			if ((result = settle_give_up(s, reads)))
+				break;
 			errno = EAGAIN;
 			return -1;
 		}
@@ -435,22 +469,37 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call)
 		if (n < 0 && errno == EINTR &&
 		    (!as_call || (deadline == INT64_MAX && usmc_signals_restart())))
 			continue;
-		if (n < 0)
+		if (n < 0) {
+			int err = errno;
+
+			if ((result = settle_give_up(s, reads)))
+				hs_settle(s, result);
+			errno = err;
 			return -1;
+		}
 		look_tcp = p[0].revents != 0;
 	}
 	return hs_settle(s, result);
 }
 
+static int64_t settle_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? INT64_MAX : timeout_ms ? usmc_now_ms() + timeout_ms : 0;
+}
+
 int af_settle(struct usmc_sock *s, int timeout_ms)
 {
-	return settle_until(s, timeout_ms < 0 ? INT64_MAX : timeout_ms ? usmc_now_ms() + timeout_ms : 0,
-			    true);
+	return settle_until(s, settle_deadline(timeout_ms), true, false);
+}
+
+int af_settle_read(struct usmc_sock *s, int timeout_ms)
+{
+	return settle_until(s, settle_deadline(timeout_ms), true, true);
 }
 
 int af_settle_fully(struct usmc_sock *s)
 {
-	return settle_until(s, INT64_MAX, false);
+	return settle_until(s, INT64_MAX, false, false);
 }
 
 void af_settle_if_answered(struct usmc_sock *s)
@@ -472,7 +521,7 @@ void af_settle_if_answered(struct usmc_sock *s)
 void af_settle_before_close(struct usmc_sock *s)
 {
 	if (s->conn->sh->tx_prod &&
-	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms(), false) == 0 ||
+	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms(), false, false) == 0 ||
 	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle_fully(s) == 0)))
 		return;
 	if (s->state == SOCK_PROPOSED && af_settle(s, 0) < 0)

@@ -18,6 +18,19 @@
  * kernel's (-1 EINTR, unless SA_RESTART restarts a call without a limit).
  */
 int af_settle(struct usmc_sock *s, int timeout_ms);
+/*
+ * The same for a read, which reads the ring once settled: the server's
+ * first data then needs no doorbell (CDC_PEER_READS_AFTER_ACCEPT).
+ */
+int af_settle_read(struct usmc_sock *s, int timeout_ms);
+/*
+ * Around a wait of the program's call that watches the channel the answer
+ * comes on (CDC_PEER_WATCHES_CHANNEL), and, with reads, looks at the ring
+ * once it has the answer (CDC_PEER_READS_AFTER_ACCEPT): end is called
+ * before that look, and before the call gives up.
+ */
+void af_settle_wait_begin(struct usmc_sock *s, bool reads);
+void af_settle_wait_end(struct usmc_sock *s);
 /* The same for usmc's own wait (an exec's): as long as it takes, whatever signals come. */
 int af_settle_fully(struct usmc_sock *s);
 /* Settles the handshake if its answer is in already: one look at the channel. */

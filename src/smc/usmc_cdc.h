@@ -62,6 +62,12 @@
  * Accept (a wait on TCP alone, a kernel epoll set, needs one).
  */
 #define CDC_PEER_WATCHES_CHANNEL 0x8u
+/*
+ * And that call reads, or reports POLLIN from, our ring once it has the
+ * Accept: the server's first data needs no doorbell while this is set
+ * (usmc_tx.c).  Cleared before the call looks at the ring, or gives up.
+ */
+#define CDC_PEER_READS_AFTER_ACCEPT 0x10u
 
 union cdc_cursor {
 	struct {
