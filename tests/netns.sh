@@ -33,6 +33,11 @@
 #   reuse   routed, one client process makes the connections one after the
 #           other: from the second on, each reuses the segment the one
 #           before it made toward that listener
+#   relisten  reuse, but the server is a new process with a new listener
+#           for each connection, bound under the same name right after the
+#           one before closed: each connection finds it (the client's kept
+#           listing of the directory is read again), in shared memory, and
+#           none reuses the segment made toward the listener before
 # Needs root to build the topology (exit 77 otherwise); the peers run as nobody.
 set -euo pipefail
 
@@ -48,7 +53,7 @@ command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
-	[ "$topo" != reuse ] && [ "$topo" != reuseport ]; then
+	[ "$topo" != reuse ] && [ "$topo" != reuseport ] && [ "$topo" != relisten ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -98,10 +103,19 @@ if [ "$topo" = reuseport ]; then
 		'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1])' "$dead"
 	[ -S "$dead" ] || { echo "FAIL: no dead member's name to clear"; exit 1; }
 fi
-as_nobody $B "$peer" server $port $conns "$work/ready" $workers >"$work/server.out" 2>"$work/server.err" &
-spid=$!
-for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
-[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
+# relisten: a server process per connection.
+serve_conns=$conns
+[ "$topo" != relisten ] || serve_conns=1
+start_server() {
+	rm -f "$work/ready"
+	as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
+	spid=$!
+	for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
+	[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
+}
+start_server
+# Long after the listener came: the client's listing of the directory is kept.
+[ "$topo" != relisten ] || sleep 0.3
 ls -l "$rdv"
 [ "$topo" != reuseport ] || [ ! -e "$dead" ] || { echo "FAIL: a dead member's name stayed"; exit 1; }
 
@@ -130,10 +144,11 @@ fail=0
 before=$(veth_bytes)
 # reuse: one client process, all the connections, with counters of its own.
 clients=$conns per_client=() client_env=()
-if [ "$topo" = reuse ]; then
+if [ "$topo" = reuse ] || [ "$topo" = relisten ]; then
 	clients=1 per_client=($conns)
 	mkdir -m 0777 "$work/creg"
 	client_env=(env USMC_REGISTRY_DIR="$work/creg")
+	[ "$topo" != relisten ] || client_env+=(NETNS_BETWEEN="$work/between")
 fi
 for i in $(seq $clients); do
 	hold=
@@ -141,6 +156,16 @@ for i in $(seq $clients); do
 	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "${client_env[@]}" "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) "${per_client[@]}" >>"$work/client.out" 2>>"$work/client.err" &
 	cpid=$!
 	[ -n "$hold" ] && { stat_check || fail=1; }
+	if [ "$topo" = relisten ]; then
+		# Each connection done, its server gone with its listener: the next server listens.
+		for c in $(seq $((conns - 1))); do
+			for _ in $(seq 1500); do [ -e "$work/between.$c" ] && break; sleep 0.02; done
+			[ -e "$work/between.$c" ] || { echo "FAIL: connection $c did not end"; exit 1; }
+			wait $spid || { echo "FAIL: server"; cat "$work/server.err"; exit 1; }
+			start_server
+			touch "$work/between.go.$c"
+		done
+	fi
 	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
 done
 if [ "$workers" != 0 ]; then
@@ -171,6 +196,11 @@ done
 # Each connection's length and checksum, as the client sent them, counted by the server.
 if ! diff <(awk '$2 ~ /^mode=/ {print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then
 	echo "FAIL: the server counted other bytes than the clients sent"; fail=1
+fi
+if [ "$topo" = relisten ]; then
+	# Each listener is another: a segment made toward the one before is not its.
+	reused=$(sed -n 's/^client segments_reused=//p' "$work/client.out")
+	[ "${reused:-x}" = 0 ] || { echo "FAIL: the client reused ${reused:-?} segments toward new listeners"; fail=1; }
 fi
 if [ "$topo" = reuse ]; then
 	# The first connection makes the client's segment; each after it finds it free.

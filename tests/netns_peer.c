@@ -150,10 +150,32 @@ static void client_conn(const char *addr, uint16_t port, uint64_t size, uint64_t
 	CHECK(usmc_close(fd) == 0);
 }
 
+/*
+ * NETNS_BETWEEN=PATH: after each connection but the last, PATH.<i> says it
+ * ended, and the next waits for PATH.go.<i> (the server is replaced meanwhile).
+ */
+static void between(int i)
+{
+	const char *path = getenv("NETNS_BETWEEN");
+	char name[256];
+
+	if (!path || !*path)
+		return;
+	snprintf(name, sizeof(name), "%s.%d", path, i);
+	CHECK(close(open(name, O_WRONLY | O_CREAT, 0644)) == 0);
+	snprintf(name, sizeof(name), "%s.go.%d", path, i);
+	for (int t = 0; t < 3000 && access(name, F_OK); t++)
+		usleep(10000);
+	CHECK(access(name, F_OK) == 0);
+}
+
 static int client(const char *addr, uint16_t port, uint64_t size, uint64_t seed, int count)
 {
-	for (int i = 0; i < count; i++)
+	for (int i = 0; i < count; i++) {
+		if (i)
+			between(i);
 		client_conn(addr, port, size, seed + (uint64_t)i * (2654435761ull << 12), count > 1);
+	}
 	if (count > 1)
 		printf("client segments_reused=%llu\n",
 		       (unsigned long long)counter(USMC_STAT_SEGMENTS_REUSED));

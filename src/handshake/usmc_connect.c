@@ -35,6 +35,7 @@
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rendezvous_list.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"

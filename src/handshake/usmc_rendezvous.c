@@ -22,7 +22,6 @@
  * and ports are read in usmc_rendezvous_nat.c.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +42,6 @@
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_nat.h"
 #include "usmc_sys.h"
-
-#define RDV_ADDR_MAX 64
 
 static struct {
 	char dir[RDV_DIR_MAX];
@@ -104,12 +101,18 @@ bool rdv_enabled(void)
 	return rdv.on;
 }
 
+const char *rdv_dir(const struct rdv_nat **nat)
+{
+	*nat = &rdv.nat;
+	return rdv.dir;
+}
+
 bool rdv_uid_mapped(uid_t uid)
 {
 	return rdv_enabled() ? rdv.init_userns || uid != rdv.overflow_uid : true;
 }
 
-static socklen_t rdv_addr(const char *name, struct sockaddr_un *sun)
+socklen_t rdv_addr(const char *name, struct sockaddr_un *sun)
 {
 	int n;
 
@@ -258,100 +261,6 @@ void rdv_unlisten(uint16_t port, int32_t member, ino_t ino)
 	rdv_listener_addr(port, member, &sun);
 	if (!lstat(sun.sun_path, &st) && st.st_ino == ino)
 		unlink(sun.sun_path);
-}
-
-/* Whether the namespace ns lists the address a, in a file of our own user's. */
-static bool ns_has(const char *ns, const uint8_t a[16])
-{
-	uint8_t list[RDV_ADDR_MAX][16];
-	struct sockaddr_un sun;
-	char name[48];
-	struct stat st;
-	ssize_t n = 0;
-	int fd;
-
-	snprintf(name, sizeof(name), "usmc-ns-%s", ns);
-	rdv_addr(name, &sun);
-	fd = open(sun.sun_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return false;
-	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == getuid())
-		n = usmc_sys.read(fd, list, sizeof(list));
-	usmc_sys.close(fd);
-	for (ssize_t i = 0; i + 1 <= n / 16; i++)
-		if (!memcmp(list[i], a, 16))
-			return true;
-	return false;
-}
-
-/*
- * The listener of port a directory entry names, "usmc-<port>-<netns>", or
- * "usmc-<port>-<netns>-m<pid>" for a member of an SO_REUSEPORT group: its
- * netns into ns, false if the name is none of those.
- */
-static bool listener_ns(const char *name, uint16_t *port, char ns[24])
-{
-	size_t digits;
-	char *end;
-	unsigned long v;
-
-	if (strncmp(name, "usmc-", 5) || !isdigit((unsigned char)name[5]))
-		return false;
-	v = strtoul(name + 5, &end, 10);
-	if (*end != '-' || !v || v > 65535)
-		return false;
-	name = end + 1;
-	digits = strspn(name, "0123456789");
-	if (!digits || digits >= 24 ||
-	    (name[digits] && (name[digits] != '-' || name[digits + 1] != 'm' ||
-			      !name[digits + 2] ||
-			      strspn(name + digits + 2, "0123456789") != strlen(name + digits + 2))))
-		return false;
-	memcpy(ns, name, digits);
-	ns[digits] = '\0';
-	*port = (uint16_t)v;
-	return true;
-}
-
-uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t)
-{
-	uint16_t nat_to[RDV_PORTS_MAX];
-	struct rdv_nat file = { 0 };
-	char own[24];
-	uint8_t a[16];
-	uint16_t dport;
-	int nnat;
-	struct dirent *e;
-	DIR *d;
-
-	t->n = 0;
-	if (!rdv_enabled() || !usmc_addr16(dst, a, &dport))
-		return USMC_DECL_NOSMCDEV;
-	rdv_nat_file(rdv.dir, &file);
-	nnat = rdv_nat_ports(&rdv.nat, a, port, nat_to, 0);
-	nnat = rdv_nat_ports(&file, a, port, nat_to, nnat);
-	snprintf(own, sizeof(own), "%lu", usmc_netns_inode());
-	d = opendir(rdv.dir);
-	if (!d)
-		return USMC_DECL_NOSMCDEV;
-	while ((e = readdir(d)) && t->n < RDV_TARGETS_MAX) {
-		uint16_t lport;
-		char ns[24];
-		bool nat = false;
-
-		if (!listener_ns(e->d_name, &lport, ns) || !strcmp(ns, own))
-			continue;
-		for (int i = 0; i < nnat; i++)
-			nat |= nat_to[i] == lport;
-		/* Not through a NAT: the namespace has the very address and port we dial. */
-		if (!nat && (lport != port || !ns_has(ns, a)))
-			continue;
-		t->len[t->n] = rdv_addr(e->d_name, &t->sun[t->n]);
-		t->ino[t->n] = e->d_ino;
-		t->n++;
-	}
-	closedir(d);
-	return t->n ? 0 : USMC_DECL_NOSMCDEV;
 }
 
 void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key)

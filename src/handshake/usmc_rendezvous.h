@@ -27,8 +27,17 @@ struct rdv_targets {
 	uint64_t ino[RDV_TARGETS_MAX]; /* its socket file's, as the directory lists it */
 };
 
+/* A namespace's addresses, usmc-ns-<netns>, at most. */
+#define RDV_ADDR_MAX 64
+
+struct rdv_nat;
+
 /* Whether the directory is configured and there (USMC_RENDEZVOUS_DIR, else /run/usmc). */
 bool rdv_enabled(void);
+/* Once enabled: the directory, and the prefixes of USMC_RENDEZVOUS_NAT into *nat. */
+const char *rdv_dir(const struct rdv_nat **nat);
+/* The address of an entry of the directory, by its name. */
+socklen_t rdv_addr(const char *name, struct sockaddr_un *sun);
 /* False for the overflow uid in a user namespace: the stand-in of an unmapped user. */
 bool rdv_uid_mapped(uid_t uid);
 /*
@@ -43,11 +52,6 @@ int rdv_listen(uint16_t port, int32_t member, ino_t *ino);
 void rdv_unlisten(uint16_t port, int32_t member, ino_t ino);
 /* The address of our own namespace's Unix listener of port (of member) in the directory. */
 socklen_t rdv_listener_addr(uint16_t port, int32_t member, struct sockaddr_un *sun);
-/*
- * The client: listeners of other namespaces that may hold the other end
- * of a connection to dst (0), or why there are none.
- */
-uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_targets *t);
 /*
  * Whom a client's segment toward the targets may serve next: the holders
  * of the one listener, told by its socket file (a listener bound there

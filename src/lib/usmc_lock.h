@@ -31,6 +31,8 @@
  *   LOCK_DIAG          making this process's usmc-stat table (usmc_diag.c).
  *   LOCK_RDV_NAT       the rendezvous directory's NAT map as last read
  *                      (usmc_rendezvous_nat.c).
+ *   LOCK_RDV_LIST      the rendezvous directory's listing as last read
+ *                      (usmc_rendezvous_list.c).
  *   LOCK_POLICY_SRC    the policy file's state (usmc_policy.c).
  *   LOCK_POLICY_LOCAL  the cache of local addresses (usmc_policy.c).
  *   LOCK_CAPTURE       the capture file (usmc_capture.c).
@@ -60,6 +62,7 @@ enum usmc_lock_rank {
 	LOCK_CORE,
 	LOCK_DIAG,
 	LOCK_RDV_NAT,
+	LOCK_RDV_LIST,
 	LOCK_POLICY_SRC,
 	LOCK_POLICY_LOCAL,
 	LOCK_CAPTURE,
