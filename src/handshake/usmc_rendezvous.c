@@ -266,7 +266,7 @@ void rdv_unlisten(uint16_t port, int32_t member, ino_t ino)
 void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key)
 {
 	if (t->n == 1)
-		*key = (struct reuse_key){ REUSE_LISTENER, getuid(), 0, port, t->ino[0] };
+		*key = (struct reuse_key){ REUSE_LISTENER, getuid(), 0, port, t->file[0] };
 }
 
 uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t)

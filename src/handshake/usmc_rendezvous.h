@@ -24,7 +24,7 @@ struct rdv_targets {
 	int n;
 	struct sockaddr_un sun[RDV_TARGETS_MAX];
 	socklen_t len[RDV_TARGETS_MAX];
-	uint64_t ino[RDV_TARGETS_MAX]; /* its socket file's, as the directory lists it */
+	uint64_t file[RDV_TARGETS_MAX]; /* its socket file, by inode and change time */
 };
 
 /* A namespace's addresses, usmc-ns-<netns>, at most. */

@@ -53,7 +53,7 @@ struct list_ns {
 struct list_listener {
 	uint16_t port;
 	uint8_t ns; /* in listing.ns */
-	uint64_t ino;
+	uint64_t file; /* listener_file */
 	char name[LISTENER_NAME_MAX];
 };
 
@@ -144,12 +144,30 @@ static bool wanted(const struct want *w, uint16_t lport, const struct list_ns *n
 	return false;
 }
 
-static void target_add(struct rdv_targets *t, const char *name, uint64_t ino)
+/*
+ * Which socket file a listener's name is now: its inode number and its
+ * change time (its bind, its rename into the name).  A listener bound
+ * later under the same name may get the inode number of the one before
+ * it, which its clients' segments must not serve (rdv_reuse_key).
+ */
+static uint64_t listener_file(const char *name)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+
+	rdv_addr(name, &sun);
+	if (lstat(sun.sun_path, &st))
+		return 0;
+	return (uint64_t)st.st_ino * 0x9e3779b97f4a7c15ull ^
+	       ((uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec);
+}
+
+static void target_add(struct rdv_targets *t, const char *name, uint64_t file)
 {
 	if (t->n == RDV_TARGETS_MAX)
 		return;
 	t->len[t->n] = rdv_addr(name, &t->sun[t->n]);
-	t->ino[t->n] = ino;
+	t->file[t->n] = file;
 	t->n++;
 }
 
@@ -205,8 +223,8 @@ static void listing_read(const char *dir, const struct stat *st, uid_t uid, unsi
 
 			l->port = lport;
 			l->ns = (uint8_t)k;
-			l->ino = e->d_ino;
 			memcpy(l->name, e->d_name, strlen(e->d_name) + 1);
+			l->file = listener_file(l->name);
 			continue;
 		}
 		full = true;
@@ -216,7 +234,7 @@ static void listing_read(const char *dir, const struct stat *st, uid_t uid, unsi
 			snprintf(other.name, sizeof(other.name), "%s", ns);
 			ns_read(&other);
 			if (wanted(w, lport, &other))
-				target_add(w->t, e->d_name, e->d_ino);
+				target_add(w->t, e->d_name, listener_file(e->d_name));
 		}
 	}
 	closedir(d);
@@ -262,7 +280,7 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 		const struct list_listener *l = &listing.l[i];
 
 		if (wanted(&w, l->port, &listing.ns[l->ns]))
-			target_add(t, l->name, l->ino);
+			target_add(t, l->name, l->file);
 	}
 	usmc_rank_unlock(LOCK_RDV_LIST);
 	return t->n ? 0 : USMC_DECL_NOSMCDEV;

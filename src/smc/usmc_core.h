@@ -106,12 +106,13 @@ struct reuse_key {
 	uid_t uid;
 	/*
 	 * PEER: the client.  LISTENER: the process that made the listener, as
-	 * the registry names it; 0 for one of another namespace, which ino
-	 * names instead (its socket file in the rendezvous directory).
+	 * the registry names it; 0 for one of another namespace, which file
+	 * names instead (its socket file in the rendezvous directory, by
+	 * inode and change time: usmc_rendezvous_list.c).
 	 */
 	pid_t pid;
 	uint16_t port;  /* LISTENER */
-	uint64_t ino;   /* LISTENER of another namespace */
+	uint64_t file;  /* LISTENER of another namespace */
 };
 
 /*

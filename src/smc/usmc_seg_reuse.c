@@ -46,7 +46,7 @@ static unsigned nkept;
 static bool key_equal(const struct reuse_key *a, const struct reuse_key *b)
 {
 	return a->kind == b->kind && a->uid == b->uid && a->pid == b->pid && a->port == b->port &&
-	       a->ino == b->ino;
+	       a->file == b->file;
 }
 
 /* Takes entry i out; the oldest stay first. */
