@@ -38,7 +38,8 @@ struct lgr_backlog {
 #define LGR_BACKLOG_MAX 4096
 
 static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_t *reason);
-static ssize_t chan_peek(int chan, uint8_t *buf, struct msghdr *mh);
+static int chan_take_peeked(struct usmc_lgr *lgr, struct msghdr *mh, const uint8_t *buf, size_t len,
+			    struct clc_msg *msg, int *fd, uint32_t *reason);
 static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, struct clc_msg *msg,
 		     int *fd, uint32_t *reason);
 
@@ -242,38 +243,78 @@ static int chan_recv(struct usmc_lgr *lgr, struct clc_msg *msg, int *fd, uint32_
 	mh.msg_control = cbuf;
 	mh.msg_controllen = sizeof(cbuf);
 	/*
-	 * Most looks find nothing, and most messages bring no descriptor (a
-	 * ring reused): a peek without room for control data installs none,
-	 * and says MSG_CTRUNC of a message that brings one.  Only that one
-	 * needs the spare given up and made again.
+	 * A peek with room for the descriptors a message brings (the peer's
+	 * segment) installs copies of them, which serve once the message is
+	 * taken without room: the kernel drops its own then.  At
+	 * RLIMIT_NOFILE the peek installs none (MSG_CTRUNC), and only then is
+	 * the spare given up for the take, and made again.
 	 */
 	do
-		n = chan_peek(lgr->chan, buf, &mh);
+		n = usmc_sys.recvmsg(lgr->chan, &mh, MSG_DONTWAIT | MSG_PEEK | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n > 0 && !(mh.msg_flags & MSG_CTRUNC))
-		return chan_take(lgr, &mh, buf, msg, fd, reason);
+		return chan_take_peeked(lgr, &mh, buf, (size_t)n, msg, fd, reason);
+	if (n > 0 && (*fd = take_fds(&mh)) >= 0)
+		usmc_sys.close(*fd);
 	/*
 	 * A peer that closed its end with our messages unread leaves us a
 	 * reset, which the kernel reports before the messages it sent us
 	 * first (an Accept, say): take those, then the end of file.
 	 */
+	mh.msg_control = cbuf;
+	mh.msg_controllen = sizeof(cbuf);
 	lgr_spare_close(lgr);
 	n = chan_take(lgr, &mh, buf, msg, fd, reason);
 	lgr_spare_take(lgr);
 	return n;
 }
 
-/* Peeks at the next message's first byte, with no room for its descriptors. */
-static ssize_t chan_peek(int chan, uint8_t *buf, struct msghdr *mh)
+/* What a message taken says: its parse, or why it is none, and its descriptor. */
+static int chan_taken(const uint8_t *buf, size_t n, int flags, struct clc_msg *msg, int *fd,
+		      uint32_t *reason)
 {
-	struct iovec iov = { .iov_base = buf, .iov_len = 1 };
-	struct msghdr peek = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n = usmc_sys.recvmsg(chan, &peek, MSG_DONTWAIT | MSG_PEEK);
+	*reason = (flags & (MSG_TRUNC | MSG_CTRUNC)) ? USMC_DECL_SYNCERR : clc_msg_parse(buf, n, msg);
+	if (*reason) {
+		msg->type = 0;
+		if (*fd >= 0)
+			usmc_sys.close(*fd);
+		*fd = -1;
+	}
+	usmc_stats_add(USMC_STAT_CLC_RECEIVED, 1);
+	return 1;
+}
 
-	mh->msg_flags = peek.msg_flags;
-	return n;
+/*
+ * Takes the message peeked at (len bytes in buf, its descriptors installed
+ * by the peek in mh), without room for its own.  Another reader of the
+ * channel (a client taking its Proposal back out of the server's end it
+ * kept) may have taken it meanwhile: then there is nothing, or what came
+ * after it, whose descriptors are lost, and which says so (SYNCERR).
+ */
+static int chan_take_peeked(struct usmc_lgr *lgr, struct msghdr *mh, const uint8_t *buf, size_t len,
+			    struct clc_msg *msg, int *fd, uint32_t *reason)
+{
+	uint8_t again[CLC_MAX_MSG_SIZE];
+	int flags = mh->msg_flags;
+	ssize_t n;
+
+	*fd = take_fds(mh);
+	do
+		n = usmc_sys.recv(lgr->chan, again, sizeof(again), MSG_DONTWAIT);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+	if (n <= 0 && *fd >= 0)
+		usmc_sys.close(*fd);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n <= 0) {
+		lgr->dead = true;
+		return -1;
+	}
+	if ((size_t)n != len || memcmp(again, buf, len))
+		flags |= MSG_CTRUNC;
+	return chan_taken(buf, len, flags, msg, fd, reason);
 }
 
 /* Receives the next message (1), none (0), or finds the channel gone (-1). */
@@ -292,16 +333,7 @@ static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, stru
 		return -1;
 	}
 	*fd = take_fds(mh);
-	*reason = (mh->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? USMC_DECL_SYNCERR
-							     : clc_msg_parse(buf, (size_t)n, msg);
-	if (*reason) {
-		msg->type = 0;
-		if (*fd >= 0)
-			usmc_sys.close(*fd);
-		*fd = -1;
-	}
-	usmc_stats_add(USMC_STAT_CLC_RECEIVED, 1);
-	return 1;
+	return chan_taken(buf, (size_t)n, mh->msg_flags, msg, fd, reason);
 }
 
 void lgr_backlog_free(struct usmc_lgr *lgr)
