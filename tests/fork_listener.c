@@ -38,6 +38,7 @@
 
 #include "counters.h"
 #include "harness.h"
+#include "usmc_registry.h"
 
 #define WORKERS 3
 #define CLIENTS 4
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/usmc-fork-listener-XXXXXX";
 	pid_t workers[WORKERS], clients[CLIENTS];
 	uint64_t smc, fallbacks, clc_timeouts;
+	struct reg_port *reg;
 	uint16_t port;
 
 	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
@@ -250,6 +252,17 @@ int main(int argc, char **argv)
 	       (unsigned long long)clc_timeouts);
 	CHECK(smc == 2 * (CLIENTS * ROUNDS + WORKERS));
 	CHECK(fallbacks == 0 && clc_timeouts == 0);
+	/*
+	 * Each Proposal its client counted was settled by the worker that took
+	 * it: an accept of a plain client then compares the two counts and
+	 * looks no further (docs/HANDSHAKE.md, "What a plain client costs").
+	 */
+	reg = reg_port(port);
+	CHECK(reg);
+	if (atomic_load(&reg->queued) != atomic_load(&reg->settled))
+		fprintf(stderr, "registry: %u Proposals counted, %u settled\n",
+			(unsigned)atomic_load(&reg->queued), (unsigned)atomic_load(&reg->settled));
+	CHECK(atomic_load(&reg->queued) == atomic_load(&reg->settled));
 	CHECK(usmc_close(lfd) == 0);
 	printf("listener accepted on by %d forked workers: %d connections in shared memory "
 	       "on both ends, bytes intact, no CLC timeout: ok\n",

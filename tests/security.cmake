@@ -33,6 +33,10 @@ foreach(case backlog squat churn idle proposals)
   add_test(NAME hostile_user_${case} COMMAND hostile_user --case ${case})
   set_tests_properties(hostile_user_${case} PROPERTIES TIMEOUT 120 LABELS "security;needs-root")
 endforeach()
+# Junk and a channel out of sync on carriers of a process that speaks no usmc.
+usmc_test(hostile_carrier)
+add_test(NAME hostile_carrier COMMAND hostile_carrier)
+set_tests_properties(hostile_carrier PROPERTIES TIMEOUT 60 LABELS security)
 # The client is told the server's reason for TCP.
 usmc_test(hs_reason)
 add_test(NAME hs_reason COMMAND hs_reason)

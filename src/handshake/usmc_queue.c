@@ -70,11 +70,10 @@ static const char carrier_uncounted[8] = "usmcPASU";
 
 enum entry_kind { ENTRY_JUNK, ENTRY_EMPTY, ENTRY_CARRIER, ENTRY_PROPOSAL };
 
-/* What an entry's first message is, left where it is; *more if others follow it. */
-static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more, bool *counted)
+/* What an entry's first message is, left where it is; *len its length. */
+static enum entry_kind entry_peek(int fd, struct clc_msg *msg, size_t *len, bool *counted)
 {
 	uint8_t buf[CLC_MAX_MSG_SIZE];
-	int inq = 0;
 	ssize_t n;
 
 	/* Without room for descriptors, a peek takes none: they stay with the message. */
@@ -90,9 +89,17 @@ static enum entry_kind entry_peek(int fd, struct clc_msg *msg, bool *more, bool 
 	}
 	if (n == 0 || clc_msg_parse(buf, (size_t)n, msg) || msg->type != CLC_PROPOSAL)
 		return ENTRY_JUNK;
-	/* A seqpacket socket's SIOCINQ counts every queued message. */
-	*more = usmc_sys.ioctl(fd, SIOCINQ, &inq) == 0 && inq > n;
+	*len = (size_t)n;
 	return ENTRY_PROPOSAL;
+}
+
+/* Whether other messages follow an entry's first, of len bytes. */
+static bool entry_more(int fd, size_t len)
+{
+	int inq = 0;
+
+	/* A seqpacket socket's SIOCINQ counts every queued message. */
+	return usmc_sys.ioctl(fd, SIOCINQ, &inq) == 0 && (size_t)inq > len;
 }
 
 /* The channel a carrier brings, or -1; the carrier is closed. */
@@ -103,7 +110,7 @@ static int carrier_open(int fd)
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
-	int ch = -1, type = 0, acc = 1;
+	int ch = -1, type = 0;
 	socklen_t len = sizeof(type);
 	ssize_t n;
 
@@ -117,9 +124,13 @@ static int carrier_open(int fd)
 		memcpy(&ch, CMSG_DATA(c), sizeof(int));
 	if (ch < 0)
 		return -1;
-	/* Anyone may send a carrier: what it brings must be a connected channel. */
-	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_SEQPACKET ||
-	    usmc_sys.getsockopt(ch, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || acc) {
+	/*
+	 * Anyone may send a carrier: what it brings must be a seqpacket
+	 * socket, and a connected one, which a listener or a socket never
+	 * connected is not: the peek that follows gets ENOTCONN from them
+	 * (unix_seqpacket_recvmsg), and they are dropped as junk.
+	 */
+	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_SEQPACKET) {
 		usmc_sys.close(ch);
 		return -1;
 	}
@@ -306,7 +317,7 @@ static void entry_return(const struct backlog *b, struct usmc_listener *l, struc
  * PASS carrier into the listener's own backlog).
  */
 static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
-		      bool *more, bool *counted)
+		      size_t *len, bool *counted)
 {
 	for (;;) {
 		int fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -319,8 +330,10 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 		for (int depth = 0; fd >= 0; depth++) {
 			bool pass = false;
 
-			*kind = entry_peek(fd, msg, more, &pass);
-			*counted = b->counted && pass;
+			*kind = entry_peek(fd, msg, len, &pass);
+			/* What the carrier says of the channel it brings. */
+			if (*kind == ENTRY_CARRIER)
+				*counted = b->counted && pass;
 			/*
 			 * A client puts a channel on a carrier only with its Proposal
 			 * in it: without, it was answered or taken back (the other
@@ -416,13 +429,13 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	struct usmc_lgr *found = NULL;
 	struct clc_msg msg;
 	enum entry_kind kind;
-	bool more, counted, snat;
+	bool counted, snat;
+	size_t len;
 
 	*whole = false;
 	atomic_fetch_add(&reg->holding, 1);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
-		more = false;
-		ch = entry_next(b, &kind, &msg, &more, &counted);
+		ch = entry_next(b, &kind, &msg, &len, &counted);
 		if (ch < 0) {
 			*whole = true;
 			break;
@@ -435,7 +448,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 		} else if (kind == ENTRY_PROPOSAL && w->snat && !snat) {
 			/* Its client waits for an answer nobody can give: it falls back now. */
 			entry_refuse(counted, reg, ch, USMC_DECL_SNAT);
-		} else if (kind == ENTRY_PROPOSAL && more && counted) {
+		} else if (kind == ENTRY_PROPOSAL && entry_more(ch, len)) {
 			/* Not ours, and more behind it, which no client sends: refused. */
 			entry_refuse(counted, reg, ch, USMC_DECL_SYNCERR);
 		} else if (nheld < QUEUE_HOLD_MAX) {
