@@ -430,6 +430,8 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call, boo
 	 * A wait watches the channel: the server need not ring after its
 	 * Accept (usmc_listen.c).  Said before the look that precedes it.
 	 */
+	/* A call that does not wait says nothing, and has nothing to take back. */
+	reads &= deadline != 0;
 	if (deadline)
 		af_settle_wait_begin(s, reads);
 	for (;;) {
