@@ -133,7 +133,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 1) : NULL;
 	bool *told = k ? (bool *)(taken + nfds + 1) : NULL;
 	nfds_t nk = nfds, j;
-	int rc, ready = 0;
+	int rc, err, ready = 0;
 
 	if (!k)
 		return usmc_sys.poll(fds, nfds, timeout);
@@ -162,6 +162,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
 	rc = usmc_sys.poll(k, nk, timeout);
+	err = errno;
 	for (nfds_t i = 0; i < nfds; i++) {
 		if (!told[i])
 			continue;
@@ -170,6 +171,8 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		if (rc < 0 && socks[i]->state == SOCK_PROPOSED)
 			af_settle_if_answered(socks[i]);
 	}
+	/* The poll's own error (EINTR) is what the program gets, not a look's. */
+	errno = err;
 	/* Awake: no doorbell is kept for us any more, and we read those we see. */
 	for (nfds_t i = 0; i < nfds; i++)
 		if (socks[i] && socks[i]->state == SOCK_SMC)
