@@ -179,7 +179,7 @@ static void conn_closed_by_exec(struct usmc_lgr *lgr, const struct exec_sock *e)
 	if (!conn_rings(&conn, e))
 		return;
 	if (!usmc_holder_last(&conn, -1, e->inode)) {
-		lgr_ring_put(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen);
+		lgr_ring_put(lgr, &conn.tx, conn.rx.cdc, conn.peer_gen, NULL);
 		return;
 	}
 	/* Unread data: TCP resets the connection on close. */

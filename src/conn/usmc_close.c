@@ -112,9 +112,17 @@ static void close_conn_held_elsewhere(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 
 	if (conn->lgr->owner_pid == usmc_pid()) {
+		struct slot_holder h = { 0 };
+		socklen_t ll = sizeof(h.local), pl = sizeof(h.peer), cl = sizeof(h.cookie);
+		/* The socket the others hold, told apart from a later one of the same addresses. */
+		bool known = !usmc_sys.getsockname(s->fd, (struct sockaddr *)&h.local, &ll) &&
+			     !getpeername(s->fd, (struct sockaddr *)&h.peer, &pl) &&
+			     !usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &h.cookie, &cl);
+
 		usmc_lock();
 		af_srv_conn_del(conn);
-		lgr_ring_put(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
+		lgr_ring_put(conn->lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen,
+			     known ? &h : NULL);
 		lgr_put(conn->lgr);
 		usmc_unlock();
 	}

@@ -103,6 +103,8 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	uint32_t size, first, reason;
 	int new_fd;
 
+	/* Our children may take this connection and exit without closing it: sock_diag tells. */
+	af_diag_watch_holders();
 	/* A size either end asked for (our SO_SNDBUF, the client's SO_RCVBUF) is kept. */
 	usmc_ring_sizes(ns->sndbuf, &size, &first);
 	if (p->rcvbuf && p->rcvbuf <= CLC_RMB_MAX && (ns->sndbuf <= 0 || p->rcvbuf > size))

@@ -20,6 +20,7 @@
 
 #include "usmc_addr.h"
 #include "usmc_proc.h"
+#include "usmc_seg.h"
 #include "usmc_sockdiag.h"
 #include "usmc_sys.h"
 
@@ -99,8 +100,13 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
 }
 
-uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
-			uint32_t *inode, uint32_t *uid)
+/*
+ * The socket of local and remote: 1 and its message in *m, 0 if there is
+ * none (the kernel says so, or names the port's listener instead), -1 if
+ * sock_diag did not answer.
+ */
+static int socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+		       struct inet_diag_msg *out)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -115,7 +121,7 @@ uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *rem
 	ssize_t n;
 
 	if (!af_diag_available())
-		return 0;
+		return -1;
 	rq.nlh.nlmsg_len = sizeof(rq);
 	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
@@ -125,19 +131,55 @@ uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *rem
 	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, local, remote))
-		return 0;
+		return -1;
 	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
-		return 0;
+		return -1;
 	n = diag_recv_answer(&rsp.h, sizeof(rsp), rq.nlh.nlmsg_seq);
-	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+	if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && rsp.h.nlmsg_type == NLMSG_ERROR &&
+	    ((struct nlmsgerr *)NLMSG_DATA(&rsp.h))->error == -ENOENT)
 		return 0;
+	if (n < (ssize_t)NLMSG_LENGTH(sizeof(*m)) || rsp.h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return -1;
 	m = NLMSG_DATA(&rsp.h);
 	/* Without a connection of that 4-tuple the kernel answers with the listener of its port. */
 	if (m->idiag_state == TCP_LISTEN)
 		return 0;
+	*out = *m;
+	return 1;
+}
+
+uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+			uint32_t *inode, uint32_t *uid)
+{
+	struct inet_diag_msg m;
+
+	if (socket_diag(local, remote, &m) != 1)
+		return 0;
 	if (inode)
-		*inode = m->idiag_inode;
+		*inode = m.idiag_inode;
 	if (uid)
-		*uid = m->idiag_uid;
-	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+		*uid = m.idiag_uid;
+	return (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
+}
+
+/*
+ * No process holds the socket any more: sock_diag knows no socket of its
+ * addresses with its cookie, or that socket was closed (an orphan, whose
+ * inode is 0, while it finishes with its peer).
+ */
+static bool diag_holder_gone(const struct slot_holder *h)
+{
+	struct inet_diag_msg m;
+	int found = socket_diag((const struct sockaddr *)&h->local, (const struct sockaddr *)&h->peer, &m);
+
+	/* No answer is no word: the slot waits. */
+	if (found < 0)
+		return false;
+	return !found || ((uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0]) != h->cookie ||
+	       !m.idiag_inode;
+}
+
+void af_diag_watch_holders(void)
+{
+	atomic_store(&seg_holder_gone, diag_holder_gone);
 }

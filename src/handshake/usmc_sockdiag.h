@@ -23,5 +23,11 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 /* The same for the socket of our namespace whose address is local and whose peer is remote. */
 uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 			uint32_t *inode, uint32_t *uid);
+/*
+ * Lets the segments ask whether a ring given to other processes of a fork
+ * is held still (seg_holder_gone, usmc_seg.h): a listener's process, whose
+ * children may take its connections, sets it.
+ */
+void af_diag_watch_holders(void);
 
 #endif /* USMC_SOCKDIAG_H */

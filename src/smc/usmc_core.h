@@ -75,6 +75,7 @@ struct usmc_seg {
 	uint8_t *slot_state;                /* local: enum slot_state */
 	const struct cdc_area **peer_cdc;   /* local: whose close frees a slot */
 	uint32_t *peer_gen;                 /* local: that peer slot's generation */
+	struct slot_holder **given;         /* local: a SLOT_GIVEN slot's TCP socket, if known */
 };
 
 /* A slot's own state (struct usmc_conn_shared, usmc_conn.h). */

@@ -55,6 +55,10 @@ void seg_destroy(struct usmc_seg *seg)
 	free(seg->peer_cdc);
 	free(seg->peer_gen);
 	free(seg->charged);
+	if (seg->given)
+		for (uint32_t i = 0; i < seg->nslots; i++)
+			free(seg->given[i]);
+	free(seg->given);
 	free(seg);
 }
 
@@ -68,7 +72,8 @@ static bool seg_tables_alloc(struct usmc_seg *seg, uint32_t nslots)
 	seg->peer_cdc = calloc(nslots, sizeof(*seg->peer_cdc));
 	seg->peer_gen = calloc(nslots, sizeof(*seg->peer_gen));
 	seg->charged = calloc(nslots, sizeof(*seg->charged));
-	return seg->slot_state && seg->peer_cdc && seg->peer_gen && seg->charged;
+	seg->given = calloc(nslots, sizeof(*seg->given));
+	return seg->slot_state && seg->peer_cdc && seg->peer_gen && seg->charged && seg->given;
 }
 
 /*
@@ -209,9 +214,30 @@ static struct usmc_seg *seg_reused(struct usmc_lgr *lgr, uint32_t rmb_size)
 	return seg;
 }
 
+bool (*_Atomic seg_holder_gone)(const struct slot_holder *h);
+
+/*
+ * A SLOT_GIVEN slot whose holders exited without closing: its peer
+ * closed (asked first: one look at shared memory, where sock_diag is a
+ * round trip), and no process holds its TCP socket any more.
+ */
+static bool given_gone(struct usmc_seg *seg, uint32_t i)
+{
+	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	bool (*gone)(const struct slot_holder *h) = atomic_load(&seg_holder_gone);
+	const struct cdc_area *peer = seg->peer_cdc[i];
+
+	if (!seg->given[i] || !gone || !peer ||
+	    (!(atomic_load_explicit(&peer->flags, memory_order_acquire) & closed) &&
+	     atomic_load_explicit(&peer->gen, memory_order_relaxed) == seg->peer_gen[i]))
+		return false;
+	return gone(seg->given[i]);
+}
+
 /*
  * A closing slot is free once the peer's side has closed too; a slot
- * in SLOT_GIVEN once the connection's last holder has closed it.
+ * in SLOT_GIVEN once the connection's last holder has closed it, or
+ * exited without closing (given_gone).
  */
 static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 {
@@ -219,8 +245,10 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 	uint32_t flags;
 
 	if (seg->slot_state[i] == SLOT_GIVEN) {
-		if (!(seg_own_flags(seg, i) & closed))
+		if (!(seg_own_flags(seg, i) & closed) && !given_gone(seg, i))
 			return false;
+		free(seg->given[i]);
+		seg->given[i] = NULL;
 		seg->slot_state[i] = SLOT_CLOSING;
 		if (!seg->peer_cdc[i]) {
 			seg->slot_state[i] = SLOT_FREE;
@@ -481,10 +509,17 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 }
 
 void lgr_ring_put(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-		  uint32_t peer_gen)
+		  uint32_t peer_gen, const struct slot_holder *h)
 {
+	uint32_t slot = ring->slot;
+	struct usmc_seg *seg = slot_detach(ring, peer_cdc, peer_gen, SLOT_GIVEN);
+
 	(void)lgr;
-	slot_detach(ring, peer_cdc, peer_gen, SLOT_GIVEN);
+	if (!seg || !h || seg->given[slot])
+		return;
+	seg->given[slot] = malloc(sizeof(*h));
+	if (seg->given[slot])
+		*seg->given[slot] = *h;
 }
 
 /* ---- segments handed over through exec (usmc_exec.c) ---- */

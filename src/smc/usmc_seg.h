@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "usmc_cdc.h"
@@ -51,9 +52,27 @@ void lgr_ring_handed_over(struct usmc_ring *ring);
  */
 void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
 		   uint32_t peer_gen);
-/* Like lgr_ring_free, while other processes of a fork still use the ring. */
+/*
+ * The TCP socket of a connection whose ring other processes of a fork
+ * still use: its addresses and cookie, which sock_diag looks up.
+ */
+struct slot_holder {
+	struct sockaddr_storage local, peer;
+	uint64_t cookie;
+};
+/*
+ * Like lgr_ring_free, while other processes of a fork still use the ring.
+ * Their last close marks it free; one that exits without closing (a
+ * postgres backend, a child of inetd) marks nothing, and the slot is told
+ * free by its socket h instead (seg_holder_gone), once the peer closed.
+ */
 void lgr_ring_put(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cdc_area *peer_cdc,
-		  uint32_t peer_gen);
+		  uint32_t peer_gen, const struct slot_holder *h);
+/*
+ * Whether no process holds socket h any more: it is gone, or closed (set
+ * by the handshake layer, which has sock_diag; NULL until then).
+ */
+extern bool (*_Atomic seg_holder_gone)(const struct slot_holder *h);
 
 /* A segment descriptor with no descriptors and no mappings yet, or NULL. */
 struct usmc_seg *seg_alloc(void);
