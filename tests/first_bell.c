@@ -204,14 +204,12 @@ static void read_filled(int fd, size_t filled)
 
 int main(void)
 {
-	char dir[] = "/tmp/usmc-first-bell-XXXXXX";
 	uint8_t reply[REPLY];
 	uint16_t port;
 	pid_t pid;
 	int lfd;
 
-	CHECK(mkdtemp(dir));
-	setenv("USMC_REGISTRY_DIR", dir, 1);
+	h_registry_own("first-bell");
 	h_chan_open(&to_server);
 	h_chan_open(&to_client);
 	lfd = h_listen(AF_INET, H_USMC, &port);

@@ -43,14 +43,12 @@ static int client(void *arg)
 
 int main(void)
 {
-	char dir[] = "/tmp/usmc-fork-exit-XXXXXX";
 	uint64_t segments;
 	uint16_t port;
 	pid_t cli;
 	int lfd;
 
-	CHECK(mkdtemp(dir));
-	setenv("USMC_REGISTRY_DIR", dir, 1);
+	h_registry_own("fork-exit");
 	h_chan_open(&port_chan);
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	cli = h_fork(client, NULL);

@@ -375,3 +375,12 @@ void h_raise_nofile(int need)
 	}
 	CHECK(rl.rlim_cur >= (rlim_t)need);
 }
+
+void h_registry_own(const char *name)
+{
+	static char dir[64];
+
+	snprintf(dir, sizeof(dir), "/tmp/usmc-%s-XXXXXX", name);
+	CHECK(mkdtemp(dir));
+	CHECK(setenv("USMC_REGISTRY_DIR", dir, 1) == 0);
+}

@@ -117,5 +117,7 @@ void h_check_shm_carried(int fd, uint64_t moved);
 int h_count_lines(const char *path, const char *needle);
 /* Open descriptors of this process. */
 int h_count_fds(void);
+/* A registry directory of the test's own (USMC_REGISTRY_DIR): counters no other test counts in. */
+void h_registry_own(const char *name);
 
 #endif

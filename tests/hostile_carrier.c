@@ -96,7 +96,6 @@ static int proposal_and_more(uint16_t port, int *channel)
 
 int main(void)
 {
-	char dir[] = "/tmp/usmc-hostile-carrier-XXXXXX";
 	uint8_t buf[CLC_MAX_MSG_SIZE];
 	struct sockaddr_un sun;
 	struct pollfd p;
@@ -107,8 +106,7 @@ int main(void)
 	int junk[3], channel, theirs;
 	ssize_t n;
 
-	CHECK(mkdtemp(dir));
-	setenv("USMC_REGISTRY_DIR", dir, 1);
+	h_registry_own("hostile-carrier");
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	h_chan_open(&ready);
 	pid = h_fork(worker, NULL);
