@@ -216,20 +216,26 @@ static struct usmc_seg *seg_reused(struct usmc_lgr *lgr, uint32_t rmb_size)
 
 bool (*_Atomic seg_holder_gone)(const struct slot_holder *h);
 
+/* The peer's side of slot i's connection closed, or its slot moved on to another generation. */
+static bool peer_done(const struct usmc_seg *seg, uint32_t i)
+{
+	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	const struct cdc_area *peer = seg->peer_cdc[i];
+
+	return (atomic_load_explicit(&peer->flags, memory_order_acquire) & closed) ||
+	       atomic_load_explicit(&peer->gen, memory_order_relaxed) != seg->peer_gen[i];
+}
+
 /*
- * A SLOT_GIVEN slot whose holders exited without closing: its peer
- * closed (asked first: one look at shared memory, where sock_diag is a
+ * A SLOT_GIVEN slot whose holders exited without closing: its peer is
+ * done (asked first: one look at shared memory, where sock_diag is a
  * round trip), and no process holds its TCP socket any more.
  */
 static bool given_gone(struct usmc_seg *seg, uint32_t i)
 {
-	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
 	bool (*gone)(const struct slot_holder *h) = atomic_load(&seg_holder_gone);
-	const struct cdc_area *peer = seg->peer_cdc[i];
 
-	if (!seg->given[i] || !gone || !peer ||
-	    (!(atomic_load_explicit(&peer->flags, memory_order_acquire) & closed) &&
-	     atomic_load_explicit(&peer->gen, memory_order_relaxed) == seg->peer_gen[i]))
+	if (!seg->given[i] || !gone || !seg->peer_cdc[i] || !peer_done(seg, i))
 		return false;
 	return gone(seg->given[i]);
 }
@@ -242,7 +248,6 @@ static bool given_gone(struct usmc_seg *seg, uint32_t i)
 static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 {
 	const uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-	uint32_t flags;
 
 	if (seg->slot_state[i] == SLOT_GIVEN) {
 		if (!(seg_own_flags(seg, i) & closed) && !given_gone(seg, i))
@@ -258,10 +263,8 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 	}
 	if (seg->slot_state[i] != SLOT_CLOSING)
 		return false;
-	flags = atomic_load_explicit(&seg->peer_cdc[i]->flags, memory_order_acquire);
-	/* A new generation: the peer closed and reused its slot already. */
-	if (!(flags & closed) &&
-	    atomic_load_explicit(&seg->peer_cdc[i]->gen, memory_order_relaxed) == seg->peer_gen[i])
+	/* (A new generation: the peer closed and reused its slot already.) */
+	if (!peer_done(seg, i))
 		return false;
 	seg->slot_state[i] = SLOT_FREE;
 	seg->peer_cdc[i] = NULL;
