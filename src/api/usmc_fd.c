@@ -23,7 +23,6 @@
 #include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
-#include "usmc_wake.h"
 
 /* A new descriptor for the socket of fd, as dup made it. */
 static int adopt(int fd, int newfd)
@@ -142,10 +141,10 @@ int usmc_close(int fd)
 
 /*
  * At exit the kernel closes the descriptors without usmc: the process's
- * holds end here, and doorbells left unread on a connection's TCP socket
- * would turn its FIN into a reset, so the connection's last holder drains
- * them first, as close() does.  Only that: other threads may still be
- * inside a call on the socket.
+ * holds end here, and the connection's last holder tells the peer how it
+ * ends and drains the doorbells, whose unread bytes would turn the FIN
+ * into a reset, as close() does (usmc_close_at_exit).  Only that: other
+ * threads may still be inside a call on the socket.
  */
 void usmc_exit_drain(void)
 {
@@ -158,6 +157,16 @@ void usmc_exit_drain(void)
 		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 			continue;
 		if (usmc_holder_last(s->conn, fd, 0))
-			usmc_conn_drain_owed(s);
+			usmc_close_at_exit(s);
 	}
+}
+
+/*
+ * A program linked with usmc that exits without closing: the same, after
+ * its own exit handlers (the preload's handler has done it already, and a
+ * hold ends once).
+ */
+__attribute__((destructor)) static void exit_drain_at_unload(void)
+{
+	usmc_exit_drain();
 }
