@@ -24,6 +24,12 @@
  * - orderly: the server writes and exits: the peer reads the data, then
  *   end of file.
  *
+ * In the three doorbell cases the client reads the data only once the
+ * connection has ended, and first asks what TCP would show after the
+ * peer's FIN: usmc_poll readable with POLLRDHUP, neither POLLHUP nor
+ * POLLERR (a reset the doorbell caused is no hang-up: stunnel, say, drops
+ * what it has not read on POLLHUP), and SO_ERROR 0.
+ *
  * The server is a program linked with usmc (no preload): its exit() is
  * seen by the library's own exit handler.  Where the byte meets a closed
  * socket, the client waits for the reset the kernel answers it with
@@ -99,6 +105,15 @@ static void read_data(int fd, enum kind kind)
 	CHECK(h_fnv(H_FNV_INIT, got, sizeof(got)) == h_fnv(H_FNV_INIT, want, sizeof(want)));
 }
 
+/* usmc_poll's answer for all it can say (it settles the handshake too). */
+static short conn_revents(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	CHECK(usmc_poll(&p, 1, 10000) == 1);
+	return p.revents;
+}
+
 /* The reset the kernel answers a byte to a closed socket with. */
 static void wait_reset(int fd)
 {
@@ -131,7 +146,12 @@ static void run(enum kind kind)
 	h_chan_open(&to_client);
 	srv = h_fork(server, (void *)(intptr_t)kind);
 	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&port_chan));
-	read_data(fd, kind);
+	if (kind <= K_BELL_AFTER_CLOSE) {
+		/* The data stays unread until the connection has ended. */
+		CHECK(conn_revents(fd, POLLIN) & POLLIN);
+	} else {
+		read_data(fd, kind);
+	}
 	h_check_mode(fd, USMC_MODE_SMCD);
 	if (kind == K_UNREAD) {
 		uint8_t buf[UNREAD];
@@ -154,6 +174,18 @@ static void run(enum kind kind)
 		ring_raw(fd);
 	if (kind == K_BELL_BEFORE_CLOSE || kind == K_BELL_AFTER_CLOSE)
 		wait_reset(fd);
+	if (kind <= K_BELL_AFTER_CLOSE) {
+		/* What TCP shows after the peer's FIN: readable, no hang-up, no error. */
+		short rev = conn_revents(fd, POLLIN | POLLOUT | POLLRDHUP);
+		int err = -1;
+		socklen_t len = sizeof(err);
+
+		if ((rev & (POLLHUP | POLLERR)) || !(rev & POLLRDHUP))
+			fprintf(stderr, "%s: revents %#x after the end\n", kind_name[kind], rev);
+		CHECK(!(rev & (POLLHUP | POLLERR)) && (rev & POLLIN) && (rev & POLLRDHUP));
+		CHECK(usmc_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0);
+		read_data(fd, kind);
+	}
 	n = usmc_read(fd, &c, 1);
 	if (kind == K_UNREAD) {
 		CHECK(n < 0 && errno == ECONNRESET);

@@ -52,6 +52,7 @@ struct usmc_conn_shared {
 	_Atomic bool reset;    /* reset by either side: reads end, writes get EPIPE */
 	bool aborted;          /* we reset the connection */
 	bool rung_first;       /* the first data has been rung for */
+	_Atomic bool tcp_data;   /* a write went on the TCP socket once the peer was gone */
 	_Atomic uint32_t drainer; /* the thread reading doorbells now, or 0 */
 	/* Threads asleep on the TCP socket, and the peer's bells each had seen: usmc_wake.c. */
 	_Atomic uint64_t sleepers[USMC_SLEEPERS];

@@ -316,6 +316,7 @@ enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovc
 		if (atomic_load(&conn->sh->reset))
 			return TX_AGAIN;
 		/* The peer is gone: the kernel socket gives TCP's own answer. */
+		atomic_store(&conn->sh->tcp_data, true);
 		*result = tx_kernel_rest(s->fd, iov, iovcnt, 0, flags);
 		/* Its EPIPE reports the error a reset left, as TCP's does. */
 		if (*result < 0 && errno == EPIPE)

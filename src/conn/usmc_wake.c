@@ -187,11 +187,37 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool t
 
 void (*usmc_wake_drained)(struct usmc_sock *s);
 
+/*
+ * Whether the peer closed in order (its flags, set before its close) and
+ * nothing but doorbells went on TCP: a reset of the TCP connection is then
+ * our own doorbell's doing, one that reached the peer's socket after its
+ * drain (usmc_close.c), where TCP would have ended with a FIN.  A write
+ * after the peer's close goes on TCP (usmc_tx.c), and its reset is TCP's.
+ */
+static bool tcp_reset_is_ours(struct usmc_conn *conn)
+{
+	uint32_t flags;
+
+	if (atomic_load(&conn->sh->tcp_data) || usmc_conn_refresh(conn) < 0)
+		return false;
+	flags = atomic_load(&conn->sh->peer_flags);
+	return (flags & CDC_PEER_CONN_CLOSED) && !(flags & CDC_PEER_CONN_ABORT);
+}
+
 /* The TCP connection under a shared-memory one ended: record how. */
 static void conn_tcp_ended(struct usmc_sock *s, int state, int err)
 {
 	struct usmc_conn *conn = s->conn;
 
+	/*
+	 * A reset that only our doorbell brought about is the end of file
+	 * TCP would give: no POLLHUP or POLLERR while the peer's last data is
+	 * unread, and no error for SO_ERROR (usmc_inet.c).
+	 */
+	if (state == CDC_TCP_RESET && tcp_reset_is_ours(conn)) {
+		state = CDC_TCP_EOF;
+		err = 0;
+	}
 	atomic_store(&conn->sh->tcp_err, err);
 	atomic_store(&conn->sh->tcp_state, state);
 	/*
@@ -215,11 +241,16 @@ static int tcp_reset_after_eof(struct usmc_sock *s)
 	struct usmc_conn_shared *sh = s->conn->sh;
 	struct pollfd p = { .fd = s->fd };
 	char c;
+	int err;
 
 	if (usmc_sys.poll(&p, 1, 0) <= 0 || !(p.revents & POLLERR))
 		return CDC_TCP_EOF;
 	/* Past the FIN a read never blocks: the error, or end of file again. */
-	atomic_store(&sh->tcp_err, usmc_sys.read(s->fd, &c, 1) < 0 ? errno : EPIPE);
+	err = usmc_sys.read(s->fd, &c, 1) < 0 ? errno : EPIPE;
+	/* Our doorbell met the closed peer: its error is taken, the end stays a FIN. */
+	if (tcp_reset_is_ours(s->conn))
+		return CDC_TCP_EOF;
+	atomic_store(&sh->tcp_err, err);
 	atomic_store(&sh->tcp_state, CDC_TCP_RESET);
 	return CDC_TCP_RESET;
 }
