@@ -109,6 +109,17 @@ USMC_API int usmc_fcntl(int fd, int cmd, ... /* arg */);
 USMC_API int usmc_ioctl(int fd, unsigned long request, ... /* arg */);
 
 /*
+ * Tells usmc that the process has installed a seccomp filter (prctl
+ * PR_SET_SECCOMP, seccomp(2), libseccomp's seccomp_load): from then on
+ * usmc makes only the calls its data path cannot do without (read, write,
+ * poll), since a filter may answer any other with SIGSYS.  usmc sees a
+ * filter by itself in a process that was forked after its last look, and
+ * under usmc-run always; a program linked with usmc that installs one
+ * in a process usmc has already looked at calls this right after.
+ */
+USMC_API void usmc_seccomp_installed(void);
+
+/*
  * Readiness.  In shared-memory mode the kernel socket becomes readable when
  * the peer rings it (a one-byte "doorbell" the peer writes on the idle
  * TCP connection while this side may wait).  usmc_poll and usmc_epoll_wait

@@ -18,6 +18,10 @@
  * must not ask the kernel (fcntl) there.  Last, a byte written to the
  * kernel socket behind usmc's back makes the child abort the connection,
  * which must not set SO_LINGER (setsockopt) there.
+ *
+ * With --no-fork, as a program linked with usmc may do: the process that
+ * accepted and read (usmc looked, and found no filter) installs the
+ * filter itself and tells usmc (usmc_seccomp_installed), then echoes.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -61,11 +65,13 @@ static void wait_for(int fd, short events)
  * The sandboxed child, its socket non-blocking as sshd's: finds nothing to
  * read yet, tells the client to begin, echoes ALL bytes, and exits.
  */
-static void echo(int fd)
+static void echo(int fd, bool tell)
 {
 	static uint8_t buf[CHUNK];
 
 	ssh_sandbox();
+	if (tell)
+		usmc_seccomp_installed();
 	CHECK(usmc_read(fd, buf, sizeof(buf)) == -1 && errno == EAGAIN);
 	h_chan_send(&go, 1);
 	for (size_t done = 0; done < ALL;) {
@@ -141,36 +147,49 @@ static int client(void *arg)
 	return 0;
 }
 
-int main(void)
+/* Accepts the client's connection, and reads once: usmc looks at the process. */
+static int accept_looked(int lfd)
 {
+	int fd = usmc_accept(lfd, NULL, NULL);
+
+	CHECK(fd >= 0);
+	h_check_mode(fd, USMC_MODE_SMCD);
+	CHECK(usmc_fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+	CHECK(usmc_read(fd, &(char){ 0 }, 1) == -1 && errno == EAGAIN);
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	bool no_fork = argc > 1 && !strcmp(argv[1], "--no-fork");
 	uint16_t port;
-	int lfd = h_listen(AF_INET, H_USMC, &port), fd, status;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd = -1, status;
 	pid_t cli, child;
 
 	h_chan_open(&go);
 	cli = h_fork(client, &port);
-	fd = usmc_accept(lfd, NULL, NULL);
-	CHECK(fd >= 0);
-	h_check_mode(fd, USMC_MODE_SMCD);
 	/*
 	 * A read that finds nothing before the fork: usmc has looked at this
 	 * process and found no filter, which its child, filtered after the
-	 * fork, must not take for its own.
+	 * fork, must not take for its own.  Without the fork, the server is
+	 * a child of the test that looks, then installs the filter itself.
 	 */
-	CHECK(usmc_fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
-	CHECK(usmc_read(fd, &(char){ 0 }, 1) == -1 && errno == EAGAIN);
+	if (!no_fork)
+		fd = accept_looked(lfd);
 	child = fork();
 	CHECK(child >= 0);
+	if (child == 0 && no_fork)
+		echo(accept_looked(lfd), true);
 	if (child == 0)
-		echo(fd);
+		echo(fd, false);
 	CHECK(waitpid(child, &status, 0) == child);
 	if (WIFSIGNALED(status))
 		fprintf(stderr, "the sandboxed child died of signal %d\n", WTERMSIG(status));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK(h_wait_ok(cli));
-	CHECK(usmc_close(fd) == 0);
-	printf("%u bytes echoed both ways by a child under a seccomp filter, its ring full once, "
+	CHECK(no_fork || usmc_close(fd) == 0);
+	printf("%u bytes echoed both ways under a seccomp filter, by a %s, its ring full once, "
 	       "then an abort\n",
-	       ALL);
+	       ALL, no_fork ? "process that installed it after usmc looked" : "forked child");
 	return 0;
 }

@@ -44,7 +44,8 @@ set_tests_properties(hs_reason PROPERTIES TIMEOUT 60 LABELS security)
 # The data path under a seccomp filter like OpenSSH's pre-auth sandbox.
 usmc_test(seccomp_data)
 add_test(NAME seccomp_data COMMAND seccomp_data)
-set_tests_properties(seccomp_data PROPERTIES TIMEOUT 120 LABELS security)
+add_test(NAME seccomp_data_no_fork COMMAND seccomp_data --no-fork)
+set_tests_properties(seccomp_data seccomp_data_no_fork PROPERTIES TIMEOUT 120 LABELS security)
 # The mutation runner, on three mutants its tests must catch: a smoke check
 # of tests/mutate/run.sh (the whole list takes minutes: see docs/SECURITY.md).
 find_package(Python3 COMPONENTS Interpreter)

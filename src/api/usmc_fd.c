@@ -163,10 +163,14 @@ void usmc_exit_drain(void)
 
 /*
  * A program linked with usmc that exits without closing: the same, after
- * its own exit handlers (the preload's handler has done it already, and a
- * hold ends once).
+ * its own exit handlers and the destructors of what it links.  Not under
+ * the preload: destructors run before the exit handlers registered ahead
+ * of main, the preload's among them, which flushes the stdio streams on
+ * usmc sockets first (usmc_preload_stdio.c); what a stream flushed after
+ * the end was published would be lost to the peer.
  */
 __attribute__((destructor)) static void exit_drain_at_unload(void)
 {
-	usmc_exit_drain();
+	if (!usmc_sys_interposed())
+		usmc_exit_drain();
 }

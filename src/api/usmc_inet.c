@@ -27,6 +27,7 @@
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_settle.h"
@@ -294,6 +295,11 @@ int usmc_fcntl(int fd, int cmd, ...)
 	if (rc >= 0 && (cmd == F_SETFL || cmd == F_GETFL) && (s = usmc_sock_get(fd)))
 		usmc_sock_note_nonblock(s, (cmd == F_SETFL ? arg : rc) & O_NONBLOCK);
 	return rc;
+}
+
+void usmc_seccomp_installed(void)
+{
+	proc_seccomp_note();
 }
 
 int usmc_ioctl(int fd, unsigned long request, ...)
