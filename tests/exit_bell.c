@@ -2,23 +2,25 @@
 /*
  * A shared-memory connection whose last holder exits without closing it
  * (exit(), no close: an inetd-style service, cat given a socket as its
- * stdin and stdout).  The kernel's close follows usmc's exit handler, and
- * the peer must read what TCP would give it:
+ * stdin and stdout; _exit(), a kill).  The kernel's close follows usmc's
+ * exit handler, if any, and the peer must read what TCP would give it:
  *
  * - bell before exit: the peer's doorbell is in the server's socket when
- *   the server calls exit(): the exit handler reads it, and the kernel's
- *   close is a FIN.
+ *   the server calls exit(): the library's exit handler reads it, and the
+ *   kernel's close is a FIN, with no reset after it (the client looks for
+ *   one for 200 ms).
  * - bell before close: the peer counted a doorbell for a wait the server
  *   had just left, and its byte reaches the server's socket after the
- *   server's exit handler drained, before the kernel's close.  That close
- *   finds a byte unread and resets the TCP connection; the peer must
- *   still read end of file after the data, as from TCP, since the server
- *   had read everything.  The server runs its exit handler, waits until
- *   the byte is in its socket (FIONREAD), then _exit()s: the order is
- *   exact.
+ *   server's exit handler drained, before the kernel's close (as it may
+ *   before any _exit or kill).  That close finds a byte unread and resets
+ *   the TCP connection; the peer must still read end of file after the
+ *   data, as from TCP, since the server had read everything.  The server
+ *   runs its exit handler, waits until the byte is in its socket
+ *   (FIONREAD), then _exit()s: the order is exact.
  * - bell after close: the byte reaches the socket after the kernel's
- *   close (the client writes it once the server has exited), which
- *   answers it with a reset after its FIN: end of file too.
+ *   close (the client writes it once the server has exited and it has
+ *   read the FIN), which answers it with a reset after its FIN: end of
+ *   file too.
  * - unread: the server exits with the peer's last bytes unread: the peer
  *   reads ECONNRESET, as TCP resets a connection closed with data unread.
  * - orderly: the server writes and exits: the peer reads the data, then
@@ -27,14 +29,15 @@
  * In the three doorbell cases the client reads the data only once the
  * connection has ended, and first asks what TCP would show after the
  * peer's FIN: usmc_poll readable with POLLRDHUP, neither POLLHUP nor
- * POLLERR (a reset the doorbell caused is no hang-up: stunnel, say, drops
- * what it has not read on POLLHUP), and SO_ERROR 0.
+ * POLLERR (a reset a doorbell caused is no hang-up: stunnel, say, drops
+ * what it has not read on POLLHUP), and SO_ERROR 0.  Where the byte meets
+ * a closed socket, the client first waits for the reset the kernel
+ * answers it with (POLLERR on the TCP socket), so that the look can only
+ * find the ending.
  *
  * The server is a program linked with usmc (no preload): its exit() is
- * seen by the library's own exit handler.  Where the byte meets a closed
- * socket, the client waits for the reset the kernel answers it with
- * (POLLERR) before it reads, so the read can only find the ending.  Every transfer is checked by length
- * and checksum.
+ * seen by the library's own exit handler.  Every transfer is checked by
+ * length and checksum.
  */
 #include <errno.h>
 #include <poll.h>
@@ -125,6 +128,15 @@ static void wait_reset(int fd)
 	CHECK(p.revents & POLLERR);
 }
 
+/* The kernel's close was a FIN, and no reset follows it. */
+static void no_reset(int fd)
+{
+	struct pollfd p = { .fd = fd };
+
+	CHECK(poll(&p, 1, 200) >= 0);
+	CHECK(!(p.revents & POLLERR));
+}
+
 /* The kernel's own write: the byte a doorbell is. */
 static void ring_raw(int fd)
 {
@@ -170,8 +182,13 @@ static void run(enum kind kind)
 		ring_raw(fd);
 	}
 	CHECK(waitpid(srv, &status, 0) == srv && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	if (kind == K_BELL_AFTER_CLOSE)
+	if (kind == K_BELL_BEFORE_EXIT)
+		no_reset(fd);
+	if (kind == K_BELL_AFTER_CLOSE) {
+		/* The FIN read first (usmc_poll drains it), then the reset. */
+		CHECK(conn_revents(fd, POLLIN) & POLLIN);
 		ring_raw(fd);
+	}
 	if (kind == K_BELL_BEFORE_CLOSE || kind == K_BELL_AFTER_CLOSE)
 		wait_reset(fd);
 	if (kind <= K_BELL_AFTER_CLOSE) {

@@ -23,6 +23,7 @@
 #include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_wake.h"
 
 /* A new descriptor for the socket of fd, as dup made it. */
 static int adopt(int fd, int newfd)
@@ -141,10 +142,12 @@ int usmc_close(int fd)
 
 /*
  * At exit the kernel closes the descriptors without usmc: the process's
- * holds end here, and the connection's last holder tells the peer how it
- * ends and drains the doorbells, whose unread bytes would turn the FIN
- * into a reset, as close() does (usmc_close_at_exit).  Only that: other
- * threads may still be inside a call on the socket.
+ * holds end here, and doorbells left unread on a connection's TCP socket
+ * would turn its FIN into a reset, so the connection's last holder drains
+ * them first, as close() does.  Only that: other threads may still be
+ * inside a call on the socket, writing what the peer reads until the
+ * kernel's FIN.  A doorbell that reaches the socket after the drain still
+ * brings a reset, which the peer tells from TCP's (usmc_wake.c).
  */
 void usmc_exit_drain(void)
 {
@@ -157,17 +160,16 @@ void usmc_exit_drain(void)
 		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 			continue;
 		if (usmc_holder_last(s->conn, fd, 0))
-			usmc_close_at_exit(s);
+			usmc_conn_drain_owed(s);
 	}
 }
 
 /*
  * A program linked with usmc that exits without closing: the same, after
  * its own exit handlers and the destructors of what it links.  Not under
- * the preload: destructors run before the exit handlers registered ahead
- * of main, the preload's among them, which flushes the stdio streams on
- * usmc sockets first (usmc_preload_stdio.c); what a stream flushed after
- * the end was published would be lost to the peer.
+ * the preload, whose exit handler does it once the stdio streams on usmc
+ * sockets are flushed (usmc_preload_stdio.c): destructors run before that
+ * handler, and a process's holds end once.
  */
 __attribute__((destructor)) static void exit_drain_at_unload(void)
 {

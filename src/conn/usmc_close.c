@@ -45,13 +45,13 @@ int usmc_shutdown_conn(struct usmc_sock *s, int how)
 }
 
 /*
- * An orderly close: the flags go to the peer at once, and with done into
- * our own copy of them, which lets the link group's owner give the slot
- * to a new connection, only after our last touch of the connection's
- * state.  The last holder may be a forked child, still draining when its
- * parent accepts the next connection.
+ * An orderly close: the flags go to the peer at once, and into our own
+ * copy of them, which lets the link group's owner give the slot to a new
+ * connection, only after our last touch of the connection's state.  The
+ * last holder may be a forked child, still draining when its parent
+ * accepts the next connection.
  */
-static void close_orderly(struct usmc_sock *s, bool done)
+static void close_orderly(struct usmc_sock *s)
 {
 	const uint32_t flags = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
 	struct usmc_conn *conn = s->conn;
@@ -65,12 +65,11 @@ static void close_orderly(struct usmc_sock *s, bool done)
 	atomic_thread_fence(memory_order_seq_cst);
 	/* Unread doorbells would turn the kernel's FIN into a reset. */
 	usmc_conn_drain_owed(s);
-	if (done)
-		atomic_fetch_or(&conn->sh->flags_out, flags);
+	atomic_fetch_or(&conn->sh->flags_out, flags);
 }
 
 /* Tells the peer how the connection ends: an orderly close, or a reset. */
-static void close_publish(struct usmc_sock *s, bool done)
+static void close_publish(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 	uint64_t unread = 0;
@@ -79,7 +78,7 @@ static void close_publish(struct usmc_sock *s, bool done)
 	if (conn->sh->aborted || unread || s->linger_reset)
 		usmc_conn_abort(s);
 	else
-		close_orderly(s, done);
+		close_orderly(s);
 }
 
 void usmc_conn_free(struct usmc_conn *conn)
@@ -92,7 +91,7 @@ int usmc_close_conn(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 	struct usmc_lgr *lgr = conn->lgr;
 
-	close_publish(s, true);
+	close_publish(s);
 	usmc_lock();
 	af_srv_conn_del(conn);
 	lgr_ring_free(lgr, &conn->tx, conn_peer_cdc(conn), conn->peer_gen);
@@ -101,20 +100,6 @@ int usmc_close_conn(struct usmc_sock *s)
 	s->conn = NULL;
 	usmc_conn_free(conn);
 	return 0;
-}
-
-/*
- * The last holder exits without closing, and the kernel's close follows:
- * the peer learns how the connection ends from the flags, as from a
- * close, since a doorbell it rings after our drain (it counted one for a
- * wait we had just left) meets a closed socket and the kernel answers it
- * with a reset, which only the flags tell from an abort.  The slot stays
- * ours: the owner tells it free once our socket is gone (seg_holder_gone),
- * while other threads may still be inside a call on it.
- */
-void usmc_close_at_exit(struct usmc_sock *s)
-{
-	close_publish(s, false);
 }
 
 /*
@@ -157,7 +142,7 @@ void usmc_close_conn_last(struct usmc_sock *s, int fd)
 		close_conn_held_elsewhere(s);
 	} else if (conn->lgr->owner_pid != usmc_pid()) {
 		/* The last holder, forked: the link group's bookkeeping is the owner's. */
-		close_publish(s, true);
+		close_publish(s);
 		s->conn = NULL;
 		usmc_conn_free(conn);
 	} else {

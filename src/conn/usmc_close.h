@@ -15,8 +15,6 @@ int usmc_close_conn(struct usmc_sock *s);
  * the end of its hold, and of the connection if it was the last holder.
  */
 void usmc_close_conn_last(struct usmc_sock *s, int fd);
-/* The last holder exits without closing: tells the peer how the connection ends. */
-void usmc_close_at_exit(struct usmc_sock *s);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_conn_free(struct usmc_conn *conn);
 

@@ -188,20 +188,21 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool t
 void (*usmc_wake_drained)(struct usmc_sock *s);
 
 /*
- * Whether the peer closed in order (its flags, set before its close) and
- * nothing but doorbells went on TCP: a reset of the TCP connection is then
- * our own doorbell's doing, one that reached the peer's socket after its
- * drain (usmc_close.c), where TCP would have ended with a FIN.  A write
- * after the peer's close goes on TCP (usmc_tx.c), and its reset is TCP's.
+ * Whether a reset of the TCP connection is only our doorbells' doing:
+ * nothing but doorbells went on TCP, and the peer did not abort (its
+ * flags).  The peer's kernel socket then ended with doorbells unread, or
+ * met one after it closed: one that reached it after the drain of its
+ * close or exit, one it never drained (_exit, a kill).  TCP would have
+ * ended that connection with a FIN, or with a reset if our data was
+ * unread, which conn_tcp_ended tells by the ring.  A write after the
+ * peer's close goes on TCP (usmc_tx.c), and the reset it meets is TCP's.
+ * So is one from outside (ss -K on the peer), which reads as the end.
  */
 static bool tcp_reset_is_ours(struct usmc_conn *conn)
 {
-	uint32_t flags;
-
 	if (atomic_load(&conn->sh->tcp_data) || usmc_conn_refresh(conn) < 0)
 		return false;
-	flags = atomic_load(&conn->sh->peer_flags);
-	return (flags & CDC_PEER_CONN_CLOSED) && !(flags & CDC_PEER_CONN_ABORT);
+	return !(atomic_load(&conn->sh->peer_flags) & CDC_PEER_CONN_ABORT);
 }
 
 /* The TCP connection under a shared-memory one ended: record how. */
@@ -210,9 +211,10 @@ static void conn_tcp_ended(struct usmc_sock *s, int state, int err)
 	struct usmc_conn *conn = s->conn;
 
 	/*
-	 * A reset that only our doorbell brought about is the end of file
+	 * A reset that only our doorbells brought about is the end of file
 	 * TCP would give: no POLLHUP or POLLERR while the peer's last data is
-	 * unread, and no error for SO_ERROR (usmc_inet.c).
+	 * unread, and no error for SO_ERROR (usmc_inet.c).  Below, a peer
+	 * gone with our data unread still resets, as TCP's would.
 	 */
 	if (state == CDC_TCP_RESET && tcp_reset_is_ours(conn)) {
 		state = CDC_TCP_EOF;
