@@ -131,7 +131,10 @@ USMC_API void usmc_seccomp_installed(void);
  * buffer, a client's first data that its blocking read or usmc_poll was
  * waiting for when the server's Accept came (that call has it), and data
  * a client wrote before it learnt of the server's Accept until its next
- * usmc call; it may report readable with nothing to read.
+ * usmc call; it may report readable with nothing to read.  The peer's
+ * end (POLLRDHUP, POLLHUP once this side shut down writing) shows as TCP's
+ * FIN would: only once what is unread fits the receive buffer (SO_RCVBUF,
+ * else tcp_rmem's default), since TCP's peer sends its FIN no sooner.
  */
 USMC_API int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout);
 USMC_API int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);

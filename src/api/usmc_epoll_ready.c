@@ -38,7 +38,7 @@
 static bool ep_edge_moved(const struct conn_view *a, const struct conn_view *b)
 {
 	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
-	       a->tcp_state != b->tcp_state || a->reset != b->reset;
+	       a->tcp_state != b->tcp_state || a->reset != b->reset || a->end_shows != b->end_shows;
 }
 
 uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)

@@ -83,7 +83,7 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (rc < 0)
-		usmc_wake_aborted(s);
+		usmc_wake_look_again(s);
 	return rc;
 }
 
@@ -192,9 +192,9 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 {
 	struct usmc_conn *conn = s->conn;
 	bool copy = !(flags & MSG_TRUNC);
-	uint64_t avail;
+	uint64_t avail = 0;
 	size_t n = 0;
-	bool broken;
+	bool broken, end_came = false;
 
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	broken = usmc_conn_refresh(conn) < 0;
@@ -228,9 +228,15 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 			n = done;
 		}
 	}
+	/* The peer's end, unseen while more than TCP could hold was unread, may show now. */
+	if (!broken && !(flags & MSG_PEEK) && n && !usmc_conn_end_fits(s, avail) &&
+	    usmc_conn_end_fits(s, avail - n))
+		end_came = (atomic_load(&conn->sh->peer_flags) &
+			     (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) ||
+			   atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (broken)
-		usmc_wake_aborted(s);
+	if (broken || end_came)
+		usmc_wake_look_again(s);
 	return n;
 }
 

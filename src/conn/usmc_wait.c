@@ -225,24 +225,47 @@ int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 	v->reset = atomic_load(&sh->reset);
 	v->err = atomic_load(&sh->err);
 	/* One refresh: both amounts and their cursors from the same moment. */
-	return usmc_conn_amounts(s, v);
+	if (usmc_conn_amounts(s, v) < 0)
+		return -1;
+	v->end_shows = ((v->flags & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) ||
+			v->tcp_state != CDC_TCP_OPEN) &&
+		       usmc_conn_end_fits(s, v->avail);
+	return 0;
+}
+
+/* tcp_rmem's default, what a TCP socket's receive buffer starts with. */
+#define TCP_RCVBUF_DEFAULT (128u << 10)
+
+/*
+ * Whether the peer's end may show yet, as TCP's FIN would: it follows the
+ * data, and TCP's peer sends it only once what is still unread fits the
+ * receive buffer.  A ring may hold more unread than that (it grows to
+ * megabytes while its reader lags), and a program that takes POLLHUP or
+ * POLLRDHUP for the end of what it will read would then lose more than
+ * it could over TCP (stunnel drops what it has not read on POLLHUP).
+ */
+bool usmc_conn_end_fits(const struct usmc_sock *s, uint64_t avail)
+{
+	uint64_t rcvbuf = s->rcvbuf > 0 ? 2 * (uint64_t)s->rcvbuf : TCP_RCVBUF_DEFAULT;
+
+	return avail <= rcvbuf;
 }
 
 short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events)
 {
-	const uint32_t done = CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED;
+	bool done = v->end_shows && (v->flags & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED));
 	short rev = 0;
 
 	if (v->avail && v->avail >= (uint64_t)s->rcvlowat)
 		rev |= POLLIN | POLLRDNORM;
-	if (v->flags & done)
+	if (done)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
 	if (s->shut_rd)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (v->tcp_state != CDC_TCP_OPEN)
-		rev |= POLLIN | POLLRDNORM | POLLRDHUP | POLLOUT | POLLWRNORM;
+		rev |= POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | (v->end_shows ? POLLRDHUP : 0);
 	/* The kernel socket was reset (our data reached a closed peer): TCP_CLOSE. */
 	if (v->tcp_state == CDC_TCP_RESET) {
 		rev |= POLLHUP;
@@ -254,7 +277,7 @@ short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *
 		if (v->err)
 			rev |= POLLERR;
 	}
-	if ((v->flags & done) && s->shut_wr)
+	if (done && s->shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
 }

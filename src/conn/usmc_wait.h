@@ -32,8 +32,15 @@ struct conn_view {
 	int tcp_err;
 	bool reset;
 	int err;
+	bool end_shows;    /* the peer ended, and its end fits (usmc_conn_end_fits) */
 };
 
+/*
+ * Whether the peer's end may show with avail bytes unread, as TCP's FIN
+ * would: TCP's peer sends it only once what is unread fits the receive
+ * buffer (SO_RCVBUF as the program set it, else tcp_rmem's default).
+ */
+bool usmc_conn_end_fits(const struct usmc_sock *s, uint64_t avail);
 /* Refreshes the cursors and takes the view; -1 if the peer broke the protocol. */
 int usmc_conn_view(struct usmc_sock *s, struct conn_view *v);
 /* usmc_conn_revents of a view taken before. */

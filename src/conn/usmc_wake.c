@@ -330,7 +330,7 @@ static int conn_drain_upto(struct usmc_sock *s, uint32_t seen, bool upto, bool t
 	return state == CDC_TCP_ALIEN ? CDC_TCP_OPEN : state;
 }
 
-void usmc_wake_aborted(struct usmc_sock *s)
+void usmc_wake_look_again(struct usmc_sock *s)
 {
 	void (*tell)(struct usmc_sock *s) = usmc_wake_drained;
 

@@ -35,11 +35,13 @@ void usmc_conn_drain_seen(struct usmc_sock *s);
  */
 extern void (*usmc_wake_drained)(struct usmc_sock *s);
 /*
- * A read found the peer's cursors broken and aborted the connection: no
- * doorbell tells the epoll sets that it is readable and hung up now, so
- * usmc_wake_drained does.  After the receive lock is let go.
+ * A read changed what a wait finds with no doorbell to say so: it found
+ * the peer's cursors broken and aborted the connection (readable and hung
+ * up now), or it made the peer's end fit (usmc_conn_end_fits), as TCP's
+ * FIN would come now.  usmc_wake_drained tells the epoll sets.  After the
+ * receive lock is let go.
  */
-void usmc_wake_aborted(struct usmc_sock *s);
+void usmc_wake_look_again(struct usmc_sock *s);
 /* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
 void usmc_conn_ring(struct usmc_sock *s);
 
