@@ -228,9 +228,9 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
  * SO_ERROR of a shared-memory connection, reported once as TCP does: a
  * reset we saw in shared memory, else an error of the kernel socket that
  * a doorbell drain took.  The kernel's own copy of a reported reset is
- * consumed with it, and so is the error of a reset that came after the
- * peer's orderly close, which only our doorbell caused (usmc_wake.c): the
- * connection ended with TCP's end of file.
+ * consumed with it, and so is the error of a reset that only our
+ * doorbells caused (usmc_wake.c): the connection ended with TCP's end of
+ * file.
  */
 static int conn_so_error(struct usmc_sock *s)
 {
