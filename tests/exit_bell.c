@@ -52,7 +52,14 @@
 #include "usmc_fdtab.h"
 #include "usmc_sock.h"
 
-enum kind { K_BELL_BEFORE_EXIT, K_BELL_BEFORE_CLOSE, K_BELL_AFTER_CLOSE, K_UNREAD, K_ORDERLY, K_KINDS };
+enum kind {
+	K_BELL_BEFORE_EXIT,
+	K_BELL_BEFORE_CLOSE,
+	K_BELL_AFTER_CLOSE,
+	K_UNREAD,
+	K_ORDERLY,
+	K_KINDS
+};
 static const char *const kind_name[K_KINDS] = { "bell before exit", "bell before close",
 						 "bell after close", "unread", "orderly" };
 #define DATA 4096
@@ -68,7 +75,7 @@ static void wait_queued(int fd)
 {
 	int queued = 0;
 
-	while (ioctl(fd, FIONREAD, &queued) == 0 && queued == 0)
+	for (int i = 0; i < 10000 && ioctl(fd, FIONREAD, &queued) == 0 && queued == 0; i++)
 		usleep(1000);
 	CHECK(queued == 1);
 }
@@ -85,7 +92,7 @@ static int server(void *arg)
 	CHECK(fd >= 0);
 	h_pattern(buf, sizeof(buf), kind, 0);
 	h_write_all(fd, buf, sizeof(buf));
-	/* The client has read it all, or written what we leave unread. */
+	/* The client's doorbell is counted, or what we leave unread is written. */
 	CHECK(h_chan_recv(&to_server) == 1);
 	h_check_mode(fd, USMC_MODE_SMCD);
 	if (kind == K_BELL_BEFORE_CLOSE)
