@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * A shared-memory connection whose last holder exits without closing it
- * (exit(), no close: an inetd-style service, cat given a socket as its
- * stdin and stdout; _exit(), a kill).  The kernel's close follows usmc's
- * exit handler, if any, and the peer must read what TCP would give it:
+ * A shared-memory connection whose last holder closes it, or exits without
+ * closing it (exit(), no close: an inetd-style service, cat given a
+ * socket as its stdin and stdout; _exit(), a kill).  The kernel's close
+ * follows usmc's close or exit handler, if any, and the peer must read
+ * what TCP would give it:
  *
+ * - bell before close: the peer's doorbell is in the server's socket when
+ *   the server calls close(): the close reads it, and the kernel's close
+ *   is a FIN, with no reset after it (the client looks for one for
+ *   200 ms: a reset would read as the end, as the cases below show, but
+ *   `ss`, a capture and the peer's kernel would see it).
  * - bell before exit: the peer's doorbell is in the server's socket when
  *   the server calls exit(): the library's exit handler reads it, and the
  *   kernel's close is a FIN, with no reset after it (the client looks for
  *   one for 200 ms).
- * - bell before close: the peer counted a doorbell for a wait the server
+ * - bell after the drain: the peer counted a doorbell for a wait the server
  *   had just left, and its byte reaches the server's socket after the
  *   server's exit handler drained, before the kernel's close (as it may
  *   before any _exit or kill).  That close finds a byte unread and resets
@@ -26,7 +32,7 @@
  * - orderly: the server writes and exits: the peer reads the data, then
  *   end of file.
  *
- * In the three doorbell cases the client reads the data only once the
+ * In the four doorbell cases the client reads the data only once the
  * connection has ended, and first asks what TCP would show after the
  * peer's FIN: usmc_poll readable with POLLRDHUP, neither POLLHUP nor
  * POLLERR (a reset a doorbell caused is no hang-up: stunnel, say, drops
@@ -53,15 +59,17 @@
 #include "usmc_sock.h"
 
 enum kind {
-	K_BELL_BEFORE_EXIT,
 	K_BELL_BEFORE_CLOSE,
+	K_BELL_BEFORE_EXIT,
+	K_BELL_AFTER_DRAIN,
 	K_BELL_AFTER_CLOSE,
 	K_UNREAD,
 	K_ORDERLY,
 	K_KINDS
 };
-static const char *const kind_name[K_KINDS] = { "bell before exit", "bell before close",
-						 "bell after close", "unread", "orderly" };
+static const char *const kind_name[K_KINDS] = { "bell before close", "bell before exit",
+						 "bell after the drain", "bell after close",
+						 "unread", "orderly" };
 #define DATA 4096
 #define UNREAD 100
 
@@ -95,14 +103,16 @@ static int server(void *arg)
 	/* The client's doorbell is counted, or what we leave unread is written. */
 	CHECK(h_chan_recv(&to_server) == 1);
 	h_check_mode(fd, USMC_MODE_SMCD);
-	if (kind == K_BELL_BEFORE_CLOSE)
+	if (kind == K_BELL_AFTER_DRAIN)
 		usmc_exit_drain();
-	if (kind <= K_BELL_BEFORE_CLOSE) {
+	if (kind <= K_BELL_AFTER_DRAIN) {
 		h_chan_send(&to_client, 1);
 		wait_queued(fd);
 	}
-	if (kind == K_BELL_BEFORE_CLOSE)
+	if (kind == K_BELL_AFTER_DRAIN)
 		_exit(0);
+	if (kind == K_BELL_BEFORE_CLOSE)
+		CHECK(usmc_close(fd) == 0);
 	exit(0);
 }
 
@@ -180,23 +190,23 @@ static void run(enum kind kind)
 	}
 	s = usmc_sock_get(fd);
 	CHECK(s && s->conn && s->conn->rx_mapped);
-	/* A doorbell counted before the server's exit, its byte written late. */
+	/* A doorbell counted before the server's close or exit, its byte written late. */
 	if (kind <= K_BELL_AFTER_CLOSE)
 		atomic_fetch_add(&s->conn->tx.cdc->bells, 1);
 	h_chan_send(&to_server, 1);
-	if (kind <= K_BELL_BEFORE_CLOSE) {
+	if (kind <= K_BELL_AFTER_DRAIN) {
 		CHECK(h_chan_recv(&to_client) == 1);
 		ring_raw(fd);
 	}
 	CHECK(waitpid(srv, &status, 0) == srv && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	if (kind == K_BELL_BEFORE_EXIT)
+	if (kind <= K_BELL_BEFORE_EXIT)
 		no_reset(fd);
 	if (kind == K_BELL_AFTER_CLOSE) {
 		/* The FIN read first (usmc_poll drains it), then the reset. */
 		CHECK(conn_revents(fd, POLLIN) & POLLIN);
 		ring_raw(fd);
 	}
-	if (kind == K_BELL_BEFORE_CLOSE || kind == K_BELL_AFTER_CLOSE)
+	if (kind == K_BELL_AFTER_DRAIN || kind == K_BELL_AFTER_CLOSE)
 		wait_reset(fd);
 	if (kind <= K_BELL_AFTER_CLOSE) {
 		/* What TCP shows after the peer's FIN: readable, no hang-up, no error. */
