@@ -174,21 +174,7 @@ static int client(void *arg)
 /* Waits until the process sleeps in poll(), as usmc's waits for the answer do. */
 static void wait_asleep(pid_t pid)
 {
-	char path[64], buf[128];
-
-	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
-	for (int i = 0; i < 100000; i++) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		buf[n] = 0;
-		if (strstr(buf, "poll_schedule_timeout"))
-			return;
-		usleep(100);
-	}
-	CHECK(!"the client never slept in poll()");
+	h_wait_wchan(pid, "poll_schedule_timeout");
 }
 
 /* What the client's ring held, checked. */

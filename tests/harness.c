@@ -384,3 +384,24 @@ void h_registry_own(const char *name)
 	CHECK(mkdtemp(dir));
 	CHECK(setenv("USMC_REGISTRY_DIR", dir, 1) == 0);
 }
+
+void h_wait_wchan(pid_t tid, const char *needle)
+{
+	char path[64], buf[128];
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)tid);
+	for (int i = 0; i < 100000; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		if (strstr(buf, needle))
+			return;
+		usleep(100);
+	}
+	fprintf(stderr, "[%d] %d never slept in %s (wchan %s)\n", (int)getpid(), (int)tid, needle,
+		buf);
+	CHECK(!"asleep");
+}

@@ -119,5 +119,11 @@ int h_count_lines(const char *path, const char *needle);
 int h_count_fds(void);
 /* A registry directory of the test's own (USMC_REGISTRY_DIR): counters no other test counts in. */
 void h_registry_own(const char *name);
+/*
+ * Waits (10 s at most, then fails) until process or thread tid sleeps
+ * where its wchan names needle: "poll_schedule_timeout" for poll(),
+ * "epoll" for epoll_wait() (do_epoll_wait).
+ */
+void h_wait_wchan(pid_t tid, const char *needle);
 
 #endif

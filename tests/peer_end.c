@@ -59,26 +59,6 @@ static void *wait_edge(void *arg)
 	return NULL;
 }
 
-/* Until the thread sleeps in epoll_wait. */
-static void wait_asleep(pid_t tid)
-{
-	char path[64], buf[128];
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
-	for (int i = 0; i < 100000; i++) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		buf[n] = 0;
-		if (strstr(buf, "ep_poll") || strstr(buf, "epoll"))
-			return;
-		usleep(100);
-	}
-	CHECK(!"the waiter never slept in epoll_wait");
-}
-
 int main(void)
 {
 	static uint8_t out[DATA], in[DATA];
@@ -114,7 +94,7 @@ int main(void)
 	CHECK(pthread_create(&waiter, NULL, wait_edge, &edge) == 0);
 	while (!waiter_tid)
 		usleep(100);
-	wait_asleep(waiter_tid);
+	h_wait_wchan(waiter_tid, "epoll");
 	h_read_all(cli, in, FIRST);
 	/* Nothing but the read may wake it: no other wait looks before it is done. */
 	CHECK(pthread_join(waiter, NULL) == 0);
