@@ -20,9 +20,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/syscall.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
