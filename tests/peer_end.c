@@ -16,6 +16,10 @@
  * epoll set sees the same, and one edge-triggered sees the end as a new
  * edge once the read made room for it, as TCP's FIN comes then: a thread
  * asleep in that set's wait (its wchan) while another reads wakes for it.
+ *
+ * Then with SO_RCVLOWAT 256 KiB on the client, which TCP meets by growing
+ * the buffer to twice that: the peer's 200 KiB and its end show at once
+ * (POLLIN, POLLRDHUP), or a wait for more than can ever come would hang.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -106,6 +110,18 @@ int main(void)
 	CHECK((edge & EPOLLRDHUP) && (edge & EPOLLHUP));
 
 	h_read_all(cli, in + FIRST, DATA - FIRST);
+	CHECK(h_fnv(H_FNV_INIT, in, sizeof(in)) == h_fnv(H_FNV_INIT, out, sizeof(out)));
+	CHECK(usmc_read(cli, &c, 1) == 0);
+	CHECK(usmc_close(cli) == 0);
+
+	h_smc_pair(lfd, port, &cli, &srv);
+	CHECK(usmc_setsockopt(cli, SOL_SOCKET, SO_RCVLOWAT, &(int){ 256 << 10 }, sizeof(int)) == 0);
+	h_write_all(srv, out, sizeof(out));
+	CHECK(usmc_close(srv) == 0);
+	rev = revents(cli);
+	printf("%u bytes unread, SO_RCVLOWAT 256 KiB: revents %#x\n", DATA, rev);
+	CHECK((rev & POLLIN) && (rev & POLLRDHUP));
+	h_read_all(cli, in, sizeof(in));
 	CHECK(h_fnv(H_FNV_INIT, in, sizeof(in)) == h_fnv(H_FNV_INIT, out, sizeof(out)));
 	CHECK(usmc_read(cli, &c, 1) == 0);
 	CHECK(usmc_close(cli) == 0);

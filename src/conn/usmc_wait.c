@@ -248,6 +248,9 @@ bool usmc_conn_end_fits(const struct usmc_sock *s, uint64_t avail)
 {
 	uint64_t rcvbuf = s->rcvbuf > 0 ? 2 * (uint64_t)s->rcvbuf : TCP_RCVBUF_DEFAULT;
 
+	/* TCP grows the buffer to twice SO_RCVLOWAT: a wait for that much can end. */
+	if (s->rcvlowat > 0 && 2 * (uint64_t)s->rcvlowat > rcvbuf)
+		rcvbuf = 2 * (uint64_t)s->rcvlowat;
 	return avail <= rcvbuf;
 }
 

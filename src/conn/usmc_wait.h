@@ -38,7 +38,8 @@ struct conn_view {
 /*
  * Whether the peer's end may show with avail bytes unread, as TCP's FIN
  * would: TCP's peer sends it only once what is unread fits the receive
- * buffer (SO_RCVBUF as the program set it, else tcp_rmem's default).
+ * buffer (SO_RCVBUF as the program set it, else tcp_rmem's default, and
+ * at least twice SO_RCVLOWAT, as TCP grows it).
  */
 bool usmc_conn_end_fits(const struct usmc_sock *s, uint64_t avail);
 /* Refreshes the cursors and takes the view; -1 if the peer broke the protocol. */
