@@ -157,15 +157,24 @@ def copy_tree(dest):
 
 
 def kill_session(sid):
-    """Kills every process of the session ctest led, tests in groups of their own included."""
-    for pid in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid:
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
+    """Kills every process of the session ctest led, tests in groups of their own included.
+
+    Again until a look finds none: a process forked while /proc was read
+    (ctest starting its next test, a test its child) escapes one look."""
+    for _ in range(100):
+        found = 0
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and fields[0] != "Z":
+                    os.kill(int(pid), signal.SIGKILL)
+                    found += 1
+            except (OSError, ValueError, IndexError):
+                pass
+        if not found:
+            return
+        time.sleep(0.01)
 
 
 def run_tests(build, regex, timeout):
