@@ -266,11 +266,33 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	return (ssize_t)done;
 }
 
+/*
+ * Takes the send lock.  A holder of the connection that died inside a
+ * write (kill -9 of a forked child) may have counted bytes it had copied
+ * into the ring without publishing them: they are published now, and the
+ * peer rung, as its write would have.  Else the peer waits for them, and
+ * a writer at the end of a lap waits for the peer to leave it: neither
+ * moves again.
+ */
+static void tx_lock(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (!conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX))
+		return;
+	atomic_store_explicit(&conn->tx.cdc->prod,
+			      cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod),
+			      memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (conn->rx_mapped)
+		usmc_conn_ring(s);
+}
+
 void usmc_tx_notify(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
-	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	tx_lock(s);
 	/* Data, or a shutdown, that nobody was rung for. */
 	if (conn->sh->tx_prod || atomic_load(&conn->sh->flags_out))
 		tx_produced(s, 0);
@@ -305,7 +327,7 @@ enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovc
 		*result = n < 0 ? (*sent ? (ssize_t)*sent : -1) : (ssize_t)(*sent + (size_t)n);
 		return TX_DONE;
 	}
-	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
+	tx_lock(s);
 	n = tx_fill(s, iov, iovcnt, *sent, total - *sent);
 	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	if (n < 0) {

@@ -134,12 +134,18 @@ static inline void usmc_once(pthread_once_t *once, _Atomic bool *done, void (*in
 	atomic_store_explicit(done, true, memory_order_release);
 }
 
-/* A connection's lock; a process that died holding it left published state only. */
-static inline void conn_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
+/*
+ * A connection's lock.  True if a process died holding it: the state it
+ * guards may be half changed (a write's cursor counted, not published),
+ * which the caller makes whole (usmc_tx.c).
+ */
+static inline bool conn_lock(pthread_mutex_t *m, enum usmc_lock_rank r)
 {
 	lock_rank_take(r);
-	if (pthread_mutex_lock(m) == EOWNERDEAD)
-		pthread_mutex_consistent(m);
+	if (pthread_mutex_lock(m) != EOWNERDEAD)
+		return false;
+	pthread_mutex_consistent(m);
+	return true;
 }
 
 static inline void usmc_mutex_unlock(pthread_mutex_t *m, enum usmc_lock_rank r)
