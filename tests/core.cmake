@@ -106,6 +106,12 @@ foreach(case handoff both_write client_handoff holder_killed killed_holders)
   add_test(NAME fork_conn_${case} COMMAND fork_conn --case ${case})
   set_tests_properties(fork_conn_${case} PROPERTIES TIMEOUT 120)
 endforeach()
+# A holder killed between counting its bytes and publishing them (ptrace, x86-64).
+usmc_test(killed_mid_write)
+foreach(case lap_end mid_lap)
+  add_test(NAME killed_mid_write_${case} COMMAND killed_mid_write --case ${case})
+  set_tests_properties(killed_mid_write_${case} PROPERTIES TIMEOUT 60 LABELS unit SKIP_RETURN_CODE 77)
+endforeach()
 add_test(NAME fork_conn_close_race COMMAND fork_conn --case close_race --rounds 1000)
 set_tests_properties(fork_conn_close_race PROPERTIES TIMEOUT 300 LABELS unit)
 # fork() while other threads hold usmc's locks: the child's calls return.

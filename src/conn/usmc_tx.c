@@ -272,7 +272,10 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
  * into the ring without publishing them: they are published now, and the
  * peer rung, as its write would have.  Else the peer waits for them, and
  * a writer at the end of a lap waits for the peer to leave it: neither
- * moves again.
+ * moves again.  If its count ended the lap, the next lap is begun first,
+ * as it would have been: a cursor at a lap's end is not one the peer
+ * takes (killed_mid_write).  (The change of lap itself is a few stores
+ * under rx_lock: a death among them is not mended here.)
  */
 static void tx_lock(struct usmc_sock *s)
 {
@@ -280,6 +283,8 @@ static void tx_lock(struct usmc_sock *s)
 
 	if (!conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX))
 		return;
+	if (conn->sh->tx_prod == conn->sh->tx_laps.base + cdc_lap_size(&conn->sh->tx_laps))
+		tx_lap_end(s, 0);
 	atomic_store_explicit(&conn->tx.cdc->prod,
 			      cdc_cursor_from_pos(&conn->sh->tx_laps, conn->sh->tx_prod),
 			      memory_order_release);
