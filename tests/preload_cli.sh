@@ -50,7 +50,8 @@ fi
 wanted="__poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk accept accept4 bind close
 close_range dup dup2 dup3 connect epoll_ctl epoll_pwait epoll_pwait2 epoll_wait fcntl fcntl64 getsockopt ioctl listen poll ppoll
 pselect read readv recv recvfrom recvmmsg recvmsg select send sendfile sendfile64 sendmmsg sendmsg sendto splice setsockopt shutdown
-socket write writev preadv2 pwritev2 preadv64v2 pwritev64v2 syscall prctl closefrom
+socket write writev preadv2 pwritev2 preadv64v2 pwritev64v2 syscall prctl closefrom _Fork clone
+aio_read aio_write aio_read64 aio_write64 lio_listio lio_listio64
 io_uring_setup io_uring_queue_init io_uring_queue_init_params io_uring_queue_init_mem
 __close __connect __dup2 __fcntl __poll __read __select __send __write
 execl execle execlp execv execve execveat execvp execvpe fexecve posix_spawn posix_spawnp

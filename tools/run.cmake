@@ -12,6 +12,7 @@ set(USMC_PRELOAD_MAP ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.map)
 add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_wait.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_aio.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_msgs.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_syscall.c

@@ -36,7 +36,7 @@
 
 bool usmc_vfork_child(void)
 {
-	/* fork resets usmc_pid (pthread_atfork); vfork runs no handler. */
+	/* fork resets usmc_pid (usmc_fork.h); vfork runs no handler. */
 	return (pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid();
 }
 

@@ -176,3 +176,22 @@ __attribute__((destructor)) static void exit_drain_at_unload(void)
 	if (!usmc_sys_interposed())
 		usmc_exit_drain();
 }
+
+int usmc_fd_kernel_io(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	int err = errno;
+
+	if (!s)
+		return 0;
+	usmc_plain_from_now(USMC_DECL_ENV);
+	/* A signal cuts the wait for the answer short; the answer is still to come. */
+	while (atomic_load(&s->state) == SOCK_PROPOSED && af_settle(s, -1) < 0 && errno == EINTR)
+		;
+	if (atomic_load(&s->state) == SOCK_PROPOSED || atomic_load(&s->state) == SOCK_SMC) {
+		errno = ENOSYS;
+		return -1;
+	}
+	errno = err;
+	return 0;
+}

@@ -12,6 +12,16 @@ void usmc_fd_close(int fd);
 /* fcntl F_DUPFD and F_DUPFD_CLOEXEC: the new descriptor names the socket too. */
 int usmc_fcntl_dupfd(int fd, int cmd, int min);
 
+/*
+ * Before a call whose bytes the kernel moves out of usmc's sight (POSIX
+ * AIO, whose threads use libc's internal read and write): 0 if fd is not
+ * a usmc connection, or is plain TCP once a proposed connection's answer
+ * is in; -1 ENOSYS on a shared-memory connection, whose bytes are not in
+ * the kernel socket.  Every later socket of the process is plain TCP
+ * (USMC_DECL_ENV), so that such calls work on them.
+ */
+int usmc_fd_kernel_io(int fd);
+
 /* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);
 

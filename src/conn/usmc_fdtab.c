@@ -19,6 +19,7 @@
 #include "usmc_conn.h"
 #include "usmc_diag.h"
 #include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_holders.h"
 #include "usmc_lock.h"
 #include "usmc_sock.h"
@@ -265,7 +266,7 @@ static void watch_fork(void)
 {
 	usmc_locks_watch_fork();
 	(void)usmc_pid();
-	pthread_atfork(before_fork, NULL, adopt_diag_slots);
+	usmc_fork_watch(before_fork, NULL, adopt_diag_slots);
 	usmc_holders_watch_fork();
 }
 

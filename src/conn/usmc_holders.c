@@ -61,6 +61,7 @@
 
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_holders.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -305,7 +306,7 @@ static void fork_child(void)
 
 static void watch_fork(void)
 {
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	usmc_fork_watch(fork_prepare, fork_parent, fork_child);
 }
 
 void usmc_holders_watch_fork(void)

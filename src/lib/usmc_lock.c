@@ -5,6 +5,7 @@
  * ranks this thread holds, and the abort that names the two ranks out of
  * order.
  */
+#include "usmc_fork.h"
 #include "usmc_lock.h"
 
 #include <stdio.h>
@@ -48,7 +49,7 @@ static void locks_fork_child(void)
 
 static void locks_watch_fork(void)
 {
-	pthread_atfork(locks_fork_prepare, locks_fork_parent, locks_fork_child);
+	usmc_fork_watch(locks_fork_prepare, locks_fork_parent, locks_fork_child);
 }
 
 void usmc_locks_watch_fork(void)

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "usmc_fork.h"
 #include "usmc_lock.h"
 #include "usmc_proc.h"
 #include "usmc_sys.h"
@@ -40,7 +41,7 @@ static void pid_after_fork(void)
 
 static void pid_watch_fork(void)
 {
-	pthread_atfork(NULL, NULL, pid_after_fork);
+	usmc_fork_watch(NULL, NULL, pid_after_fork);
 }
 
 pid_t usmc_pid(void)

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 
+#include <aio.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -83,6 +84,14 @@
 	X(int, epoll_pwait2,                                                                  \
 	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
 	X(long, syscall, (long, ...))                                                         \
+	X(pid_t, _Fork, (void))                                                               \
+	X(int, aio_read, (struct aiocb *))                                                    \
+	X(int, aio_write, (struct aiocb *))                                                   \
+	X(int, aio_read64, (struct aiocb64 *))                                                \
+	X(int, aio_write64, (struct aiocb64 *))                                               \
+	X(int, lio_listio, (int, struct aiocb *const[], int, struct sigevent *))              \
+	X(int, lio_listio64, (int, struct aiocb64 *const[], int, struct sigevent *))          \
+	X(int, clone, (int (*)(void *), void *, int, void *, ...))                            \
 	X(int, prctl, (int, ...))
 
 #define USMC_SYS_MEMBER(ret, name, params) ret(*name) params;

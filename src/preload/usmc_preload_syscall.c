@@ -24,6 +24,12 @@
  * one, through prctl() or here, usmc makes only the calls it must
  * (proc_seccomp_filtered).
  *
+ * A fork that runs no fork handler (_Fork, clone without CLONE_VM, and
+ * SYS_fork, SYS_clone and SYS_clone3 without it) runs usmc's here, as
+ * fork() does through pthread_atfork (usmc_fork.h): its child holds the
+ * process's connections, counted.  A raw exec (SYS_execve, SYS_execveat)
+ * goes to libc's name, which hands the connections over.
+ *
  * A call made without libc at all (inline assembly, as in Go) is out of
  * reach: see docs/PROGRAMS.md.
  */
@@ -32,7 +38,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +56,7 @@
 
 #include "usmc.h"
 #include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_preload.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -86,6 +95,10 @@ static long fd_call(long nr, long a, long b, long c, long d, long e, long f, boo
 		return readv((int)a, (const struct iovec *)b, (int)c);
 	case SYS_writev:
 		return writev((int)a, (const struct iovec *)b, (int)c);
+	case SYS_preadv2: /* the offset's high half (e) is 0 on a 64-bit kernel */
+		return preadv2((int)a, (const struct iovec *)b, (int)c, (off_t)d, (int)f);
+	case SYS_pwritev2:
+		return pwritev2((int)a, (const struct iovec *)b, (int)c, (off_t)d, (int)f);
 	case SYS_recvfrom:
 		return recvfrom((int)a, (void *)b, (size_t)c, (int)d, (struct sockaddr *)e,
 				(socklen_t *)f);
@@ -135,6 +148,96 @@ static long fd_call(long nr, long a, long b, long c, long d, long e, long f, boo
 }
 
 /*
+ * Whether a raw fork copies the process (no CLONE_VM, no CLONE_THREAD)
+ * and its child goes on on the caller's stack, returning from syscall()
+ * as fork's child does: the only kind usmc's handlers can run around.
+ */
+static bool raw_fork_copies(long nr, long a, long b)
+{
+	const struct clone_args *ca = (const struct clone_args *)a;
+
+	switch (nr) {
+	case SYS_fork:
+		return true;
+	case SYS_clone: /* flags, the child's stack, ... */
+		return !(a & (CLONE_VM | CLONE_THREAD)) && !b;
+	case SYS_clone3:
+		return ca && (size_t)b >= CLONE_ARGS_SIZE_VER0 &&
+		       !(ca->flags & (CLONE_VM | CLONE_THREAD)) && !ca->stack;
+	}
+	return false;
+}
+
+/* A fork that runs no handler, with usmc's around it; errno as the fork left it. */
+static long fork_with_handlers(long (*fork_call)(long, long, long, long, long, long, long), long nr,
+			       long a, long b, long c, long d, long e, long f)
+{
+	long rc;
+	int err;
+
+	usmc_fork_before();
+	rc = fork_call(nr, a, b, c, d, e, f);
+	err = errno;
+	usmc_fork_after((pid_t)rc);
+	errno = err;
+	return rc;
+}
+
+static long raw_syscall(long nr, long a, long b, long c, long d, long e, long f)
+{
+	return usmc_sys.syscall(nr, a, b, c, d, e, f);
+}
+
+static long libc_fork(long nr, long a, long b, long c, long d, long e, long f)
+{
+	(void)nr, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f;
+	return usmc_sys._Fork();
+}
+
+EXPORT pid_t _Fork(void)
+{
+	preload_bound();
+	return (pid_t)fork_with_handlers(libc_fork, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/* clone(): the child runs fn on its own stack; without CLONE_VM, usmc's handlers first. */
+struct clone_start {
+	int (*fn)(void *);
+	void *arg;
+};
+
+static int clone_child(void *p)
+{
+	/* The child's copy of the parent's memory: the parent frees its own. */
+	struct clone_start start = *(struct clone_start *)p;
+
+	usmc_fork_after(0);
+	return start.fn(start.arg);
+}
+
+EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	struct clone_start start = { fn, arg };
+	void *ptid, *tls, *ctid;
+	va_list ap;
+	int rc, err;
+
+	/* The three the flags may ask for, read as glibc's clone reads them. */
+	va_start(ap, arg);
+	ptid = va_arg(ap, void *), tls = va_arg(ap, void *), ctid = va_arg(ap, void *);
+	va_end(ap);
+	preload_bound();
+	if (flags & (CLONE_VM | CLONE_THREAD))
+		return usmc_sys.clone(fn, stack, flags, arg, ptid, tls, ctid);
+	usmc_fork_before();
+	rc = usmc_sys.clone(clone_child, stack, flags, &start, ptid, tls, ctid);
+	err = errno;
+	usmc_fork_after(rc < 0 ? -1 : 1);
+	errno = err;
+	return rc;
+}
+
+/*
  * The sixth argument lives on the caller's stack, whether or not it
  * passed one; libc's syscall() reads it as well.  AddressSanitizer would
  * take that read for an overflow.
@@ -177,6 +280,19 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 	case SYS_epoll_pwait:
 		return epoll_pwait((int)a, (struct epoll_event *)b, (int)c, (int)d,
 				   (const sigset_t *)e);
+	case SYS_epoll_pwait2:
+		return epoll_pwait2((int)a, (struct epoll_event *)b, (int)c,
+				    (const struct timespec *)d, (const sigset_t *)e);
+	case SYS_fork:
+	case SYS_clone:
+	case SYS_clone3:
+		if (raw_fork_copies(nr, a, b))
+			return fork_with_handlers(raw_syscall, nr, a, b, c, d, e, f);
+		break;
+	case SYS_execve:
+		return execve((const char *)a, (char *const *)b, (char *const *)c);
+	case SYS_execveat:
+		return execveat((int)a, (const char *)b, (char *const *)c, (char *const *)d, (int)e);
 	case SYS_splice:
 		if (known(a) || known(c))
 			return splice((int)a, (loff_t *)b, (int)c, (loff_t *)d, (size_t)e,

@@ -8,14 +8,15 @@ add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/
                diff/diff_epoll.c diff/diff_sig.c diff/diff_opts.c diff/diff_exec.c
                diff/diff_exec_state.c
                diff/diff_zcopy.c
-               diff/diff_stdio.c)
+               diff/diff_stdio.c
+               diff/diff_async.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
-  fork_write fork_both fork_early
+  fork_write fork_both fork_early fork_handoff fork_underscore fork_sys_fork fork_sys_clone fork_sys_clone3 fork_clone
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
@@ -24,14 +25,14 @@ set(USMC_DIFF_CASES
   eintr sa_restart sa_restart_unaccepted rcvtimeo rcvtimeo_unaccepted rcvtimeo_answer_late
   rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh
-  exec_self exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail
+  exec_self exec_raw exec_raw_at exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail
   exec_stdio
   exec_twice exec_chain exec_shut_wr exec_spawn_parent exec_shut_rd exec_rcvtimeo exec_linger
   exec_rcvlowat exec_reconnect
   exec_vfork exec_vfork_sh exec_system exec_popen
   stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork stdio_std_linebuf
   sendfile_big splice sendfile_from_socket zcopy_plain zcopy_not_tcp fcntl64 aliases
-  closefrom raw_syscall io_uring_plain io_uring_listener)
+  closefrom raw_syscall raw_syscall_v2 aio io_uring_plain io_uring_listener)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes

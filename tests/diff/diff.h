@@ -65,6 +65,7 @@ extern const struct diff_case opt_cases[];
 extern const struct diff_case exec_cases[];
 extern const struct diff_case zcopy_cases[];
 extern const struct diff_case stdio_cases[];
+extern const struct diff_case async_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);

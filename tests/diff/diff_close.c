@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <sys/sendfile.h>
@@ -301,6 +304,98 @@ static void nb_connect_server(struct end *e)
 
 /* ---- fork: parent and child write on the inherited connection ---- */
 
+/*
+ * The ways to fork a process.  Only fork() runs the fork handlers
+ * (pthread_atfork); _Fork, clone without CLONE_VM and the raw system
+ * calls run none, and the child goes on with the connection all the same.
+ */
+enum fork_way { FORK_LIBC, FORK_UNDERSCORE, FORK_SYS_FORK, FORK_SYS_CLONE, FORK_SYS_CLONE3,
+		FORK_CLONE_FN };
+
+static enum fork_way fork_way;
+static struct end *clone_end;
+static int fork_child_steps(struct end *e);
+
+static int clone_fn(void *arg)
+{
+	(void)arg;
+	return fork_child_steps(clone_end);
+}
+
+/* Forks the way asked: 0 in the child, as fork(); clone()'s child runs fork_child_steps and exits. */
+static pid_t fork_by_way(struct end *e)
+{
+	static uint64_t clone_stack[16384];
+	struct clone_args ca = { .exit_signal = SIGCHLD };
+
+	switch (fork_way) {
+	case FORK_LIBC:
+		return fork();
+	case FORK_UNDERSCORE:
+		return _Fork();
+	case FORK_SYS_FORK:
+		return (pid_t)syscall(SYS_fork);
+	case FORK_SYS_CLONE:
+		return (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+	case FORK_SYS_CLONE3:
+		return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+	case FORK_CLONE_FN:
+		clone_end = e;
+		return clone(clone_fn, clone_stack + 16384, SIGCHLD, NULL);
+	}
+	return -1;
+}
+
+/* The pipe on which the parent tells its child that it closed its copy. */
+static int parent_closed[2];
+
+/*
+ * The child writes its message once the parent has closed its copy, and
+ * leaves: the connection is the child's alone by then.
+ */
+static int fork_child_steps(struct end *e)
+{
+	char c;
+
+	if (read(parent_closed[0], &c, 1) != 1)
+		fatal("the parent's word");
+	send_pattern(e->fd, 29, 0, 3000);
+	close(e->fd);
+	return 0;
+}
+
+/* The parent closes its copy first, then the child writes on the connection and closes. */
+static void fork_handoff_steps(struct end *e)
+{
+	int status;
+	pid_t pid;
+
+	send_pattern(e->fd, 28, 0, 500);
+	if (pipe(parent_closed))
+		fatal("pipe");
+	pid = fork_by_way(e);
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0)
+		_exit(fork_child_steps(e));
+	say_rc("parent's close", close(e->fd));
+	e->fd = -1;
+	if (write(parent_closed[1], "", 1) != 1 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status))
+		fatal("the child did not end well");
+	say("child exit %d", WEXITSTATUS(status));
+	close(parent_closed[0]), close(parent_closed[1]);
+}
+
+static void fork_handoff_server(struct end *e)
+{
+	char c;
+
+	recv_pattern(e->fd, 28, 0, 500, "before the fork");
+	recv_pattern(e->fd, 29, 0, 3000, "the child's message, after the parent's close");
+	say_rc("read at EOF", read(e->fd, &c, 1));
+}
+
 static void fork_write_steps(struct end *e)
 {
 	int status;
@@ -331,6 +426,19 @@ static void fork_write_client(struct end *e)
 	greet(e);
 	fork_write_steps(e);
 }
+
+#define FORK_WAY_CLIENT(way, name)             \
+	static void fork_##name##_client(struct end *e) \
+	{                                          \
+		fork_way = way;                    \
+		fork_handoff_steps(e);             \
+	}
+FORK_WAY_CLIENT(FORK_LIBC, libc)
+FORK_WAY_CLIENT(FORK_UNDERSCORE, underscore)
+FORK_WAY_CLIENT(FORK_SYS_FORK, sys_fork)
+FORK_WAY_CLIENT(FORK_SYS_CLONE, sys_clone)
+FORK_WAY_CLIENT(FORK_SYS_CLONE3, sys_clone3)
+FORK_WAY_CLIENT(FORK_CLONE_FN, clone)
 
 /* The fork right after connect(), before the client's first read. */
 static void fork_early_client(struct end *e)
@@ -432,5 +540,11 @@ const struct diff_case close_cases[] = {
 	{ "fork_write", fork_write_client, fork_write_server, .conns = 1 },
 	{ "fork_both", fork_both_client, fork_both_server, .conns = 1 },
 	{ "fork_early", fork_early_client, fork_write_receive, .conns = 1 },
+	{ "fork_handoff", fork_libc_client, fork_handoff_server, .conns = 1 },
+	{ "fork_underscore", fork_underscore_client, fork_handoff_server, .conns = 1 },
+	{ "fork_sys_fork", fork_sys_fork_client, fork_handoff_server, .conns = 1 },
+	{ "fork_sys_clone", fork_sys_clone_client, fork_handoff_server, .conns = 1 },
+	{ "fork_sys_clone3", fork_sys_clone3_client, fork_handoff_server, .conns = 1 },
+	{ "fork_clone", fork_clone_client, fork_handoff_server, .conns = 1 },
 	{ NULL },
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "diff.h"
@@ -29,6 +30,24 @@ void exec_step(struct end *e, const char *step, int fd)
 	snprintf(shear, sizeof(shear), "%d", e->hear);
 	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
 	execl("/proc/self/exe", "usmc_diff", "--resume", step, sfd, stell, shear, slog, (char *)NULL);
+	fatal("exec");
+}
+
+/* The same through syscall(2): SYS_execve (raw_at 0) or SYS_execveat (1). */
+static void exec_step_raw(struct end *e, const char *step, int fd, bool raw_at)
+{
+	char sfd[16], stell[16], shear[16], slog[16];
+	char *argv[] = { "usmc_diff", "--resume", (char *)step, sfd, stell, shear, slog, NULL };
+	extern char **environ;
+
+	snprintf(sfd, sizeof(sfd), "%d", fd);
+	snprintf(stell, sizeof(stell), "%d", e->tell);
+	snprintf(shear, sizeof(shear), "%d", e->hear);
+	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	if (raw_at)
+		syscall(SYS_execveat, AT_FDCWD, "/proc/self/exe", argv, environ, 0);
+	else
+		syscall(SYS_execve, "/proc/self/exe", argv, environ);
 	fatal("exec");
 }
 
@@ -111,6 +130,18 @@ static void exec_self_after(struct end *e)
 	send_pattern(e->fd, 41, 0, 100000);
 	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
 	recv_to_eof(e->fd, "the rest");
+}
+
+static void exec_raw_server(struct end *e)
+{
+	recv_pattern(e->fd, 40, 0, 65536, "before exec");
+	exec_step_raw(e, "exec_self_after", e->fd, false);
+}
+
+static void exec_raw_at_server(struct end *e)
+{
+	recv_pattern(e->fd, 40, 0, 65536, "before exec");
+	exec_step_raw(e, "exec_self_after", e->fd, true);
 }
 
 /* The same again, through a second exec: an adopted connection handed over once more. */
@@ -459,6 +490,8 @@ static void exec_fail_server(struct end *e)
 
 const struct diff_case exec_cases[] = {
 	{ "exec_self", exec_self_client, exec_self_server, .conns = 1 },
+	{ "exec_raw", exec_self_client, exec_raw_server, .conns = 1 },
+	{ "exec_raw_at", exec_self_client, exec_raw_at_server, .conns = 1 },
 	{ "exec_inetd", service_client, exec_inetd_server, .conns = 1 },
 	{ "exec_spawn", service_client, spawn_server, .conns = 1 },
 	{ "exec_cloexec", exec_cloexec_client, exec_cloexec_server, .conns = 2 },

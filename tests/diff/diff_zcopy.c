@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -434,6 +435,57 @@ static void raw_server(struct end *e)
 	say_rc("syscall(SYS_read) at EOF", syscall(SYS_read, e->fd, buf, sizeof(buf)));
 }
 
+/*
+ * The calls of the newer ABI through syscall(2): preadv2 and pwritev2 at
+ * offset -1 (the socket's own position: a read and a write), epoll_pwait2.
+ */
+static long raw_v2(long nr, int fd, uint8_t *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+
+	return syscall(nr, fd, &iov, 1, -1L, 0L, 0L);
+}
+
+static void raw_v2_client(struct end *e)
+{
+	uint8_t buf[4000];
+	size_t got = 0;
+	long n = 0;
+
+	pattern(buf, sizeof(buf), 73, 0);
+	say_rc("syscall(SYS_pwritev2, 4000, offset -1)", raw_v2(SYS_pwritev2, e->fd, buf, sizeof(buf)));
+	while (got < 500 && (n = raw_v2(SYS_preadv2, e->fd, buf + got, 500 - got)) > 0)
+		got += (size_t)n;
+	say("syscall(SYS_preadv2, offset -1): %zu bytes, the last call %ld", got, n);
+	say("  bytes %s", pattern_ok(buf, got, 74, 0) ? "match" : "DIFFER");
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	expect(e, DONE);
+}
+
+static void raw_v2_server(struct end *e)
+{
+	struct timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	uint8_t buf[4000];
+	size_t got = 0;
+	long n = 0;
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, e->fd, &ev))
+		fatal("epoll");
+	say_rc("syscall(SYS_epoll_pwait2)", syscall(SYS_epoll_pwait2, ep, &out, 1, &ts, NULL, 8));
+	say_mask("  events", out.events);
+	while (got < sizeof(buf) && (n = raw_v2(SYS_preadv2, e->fd, buf + got, sizeof(buf) - got)) > 0)
+		got += (size_t)n;
+	say("syscall(SYS_preadv2, offset -1): %zu bytes, the last call %ld", got, n);
+	say("  bytes %s", pattern_ok(buf, got, 73, 0) ? "match" : "DIFFER");
+	pattern(buf, 500, 74, 0);
+	say_rc("syscall(SYS_pwritev2, 500, offset -1)", raw_v2(SYS_pwritev2, e->fd, buf, 500));
+	say_rc("syscall(SYS_preadv2) at EOF", raw_v2(SYS_preadv2, e->fd, buf, 1));
+	close(ep);
+	tell(e, DONE);
+}
+
 /* ---- io_uring: from its setup on, new sockets are plain TCP ---- */
 
 static void ring_setup(void)
@@ -510,6 +562,7 @@ const struct diff_case zcopy_cases[] = {
 	{ "aliases", aliases_client, aliases_server, .conns = 1 },
 	{ "closefrom", closefrom_client, closefrom_server, .conns = 1 },
 	{ "raw_syscall", raw_client, raw_server, .conns = 1 },
+	{ "raw_syscall_v2", raw_v2_client, raw_v2_server, .conns = 1 },
 	{ "io_uring_plain", ring_client, ring_server, .raw = true, .fallbacks = 3 },
 	{ "io_uring_listener", ring_listener_client, ring_listener_server, .raw = true,
 	  .fallbacks = 2 },

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * POSIX AIO on sockets: glibc's threads move the bytes through its
+ * internal read and write, out of the preload's sight.  A program with a
+ * synchronous path for a system without AIO (ENOSYS) reads and writes the
+ * same bytes either way; its next connection takes AIO.
+ */
+#include <aio.h>
+#include <errno.h>
+#include <string.h>
+
+#include "diff.h"
+
+/* One request, waited for; errno as the request ended.  -2: aio_* itself refused it. */
+static ssize_t aio_once(int fd, void *buf, size_t len, bool out)
+{
+	struct aiocb cb;
+	const struct aiocb *list[1] = { &cb };
+	struct timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	int err;
+
+	memset(&cb, 0, sizeof(cb));
+	cb.aio_fildes = fd;
+	cb.aio_buf = buf;
+	cb.aio_nbytes = len;
+	if ((out ? aio_write(&cb) : aio_read(&cb)) < 0)
+		return -2;
+	while ((err = aio_error(&cb)) == EINPROGRESS)
+		if (aio_suspend(list, 1, &ts) < 0 && errno == EAGAIN)
+			fatal("an AIO request still in progress after %d ms", WAIT_MS);
+	errno = err;
+	return aio_return(&cb);
+}
+
+/* All of len through AIO, or through read and write where AIO is not there (ENOSYS). */
+static void aio_all(int fd, uint8_t *buf, size_t len, bool out)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = aio_once(fd, buf + done, len - done, out);
+
+		if (n == -2 && errno == ENOSYS)
+			n = out ? write(fd, buf + done, len - done) : read(fd, buf + done, len - done);
+		if (n <= 0)
+			fatal("%s after %zu of %zu bytes: %zd", out ? "write" : "read", done, len, n);
+		done += (size_t)n;
+	}
+}
+
+static void aio_client(struct end *e)
+{
+	uint8_t buf[4000];
+	int fd;
+
+	pattern(buf, sizeof(buf), 91, 0);
+	aio_all(e->fd, buf, sizeof(buf), true);
+	say("4000 bytes sent");
+	aio_all(e->fd, buf, 500, false);
+	say("the reply: %s", pattern_ok(buf, 500, 92, 0) ? "500 bytes that match" : "DIFFERENT");
+	/* The next connection: AIO itself, whatever the first took. */
+	fd = connect_to(e);
+	pattern(buf, 1000, 93, 0);
+	say("second connection: aio_write of 1000: %zd", aio_once(fd, buf, 1000, true));
+	say_rc("close", close(fd));
+}
+
+static void aio_server(struct end *e)
+{
+	uint8_t buf[4000];
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	aio_all(e->fd, buf, sizeof(buf), false);
+	say("the request: %s", pattern_ok(buf, sizeof(buf), 91, 0) ? "4000 bytes that match" : "DIFFERENT");
+	pattern(buf, 500, 92, 0);
+	aio_all(e->fd, buf, 500, true);
+	fd = accept_one(e);
+	while (got < 1000 && (n = aio_once(fd, buf + got, 1000 - got, false)) > 0)
+		got += (size_t)n;
+	say("second connection: aio_read: %zu bytes, %s", got,
+	    pattern_ok(buf, got, 93, 0) ? "they match" : "DIFFERENT");
+	say_rc("close", close(fd));
+}
+
+const struct diff_case async_cases[] = {
+	{ "aio", aio_client, aio_server, .conns = 1, .fallbacks = 2 },
+	{ NULL },
+};
