@@ -61,7 +61,8 @@ set_tests_properties(preload_listen_exec PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 
                      LABELS unit ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
 
 add_test(NAME preload_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_cli.sh
-         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>)
+         $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_echo> $<TARGET_SONAME_FILE:usmc-preload>
+         ${USMC_PRELOAD_MAP} "$<TARGET_OBJECTS:usmc-preload>")
 set_tests_properties(preload_cli PROPERTIES
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_PRELOAD_SKIP}")
 

@@ -6,7 +6,7 @@
 #
 # usage: preload_cli.sh USMC_RUN PRELOAD_ECHO PRELOAD_LIBRARY
 
-run=$1 echo=$2 lib=$3
+run=$1 echo=$2 lib=$3 map=$4 objs=${5:-}
 failures=0
 
 fail() {
@@ -46,19 +46,23 @@ else
 	expect 0 "^$real_lib:libm.so.6\$" env LD_PRELOAD=libm.so.6 "$run" "$run" "$echo" env
 fi
 
-# Exactly the interposed calls, nothing of usmc's own.
-wanted="__poll_chk __ppoll_chk __read_chk __recv_chk __recvfrom_chk accept accept4 bind close
-close_range dup dup2 dup3 connect epoll_ctl epoll_pwait epoll_pwait2 epoll_wait fcntl fcntl64 getsockopt ioctl listen poll ppoll
-pselect read readv recv recvfrom recvmmsg recvmsg select send sendfile sendfile64 sendmmsg sendmsg sendto splice setsockopt shutdown
-socket write writev preadv2 pwritev2 preadv64v2 pwritev64v2 syscall prctl closefrom _Fork clone
-aio_read aio_write aio_read64 aio_write64 lio_listio lio_listio64
-io_uring_setup io_uring_queue_init io_uring_queue_init_params io_uring_queue_init_mem
-__close __connect __dup2 __fcntl __poll __read __select __send __write
-execl execle execlp execv execve execveat execvp execvpe fexecve posix_spawn posix_spawnp
-system popen fdopen _IO_fdopen dprintf vdprintf __dprintf_chk __vdprintf_chk freopen freopen64"
+# Exactly the names of the version script made from the one list of
+# interposed calls (src/preload/usmc_preload_names.h), nothing of usmc's
+# own: a name listed without its wrapper would be missing here.
+wanted=$(sed -n 's/^[[:space:]]*\([A-Za-z_][A-Za-z_0-9]*\);$/\1/p' "$map" | sort | tr '\n' ' ')
+[ -n "$wanted" ] || fail "no names in $map"
 exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWV]$/ { print $3 }' | sort | tr '\n' ' ')
-wanted=$(echo $wanted | tr ' ' '\n' | sort | tr '\n' ' ')
-[ "$exported" = "$wanted" ] || fail "exported: $exported; wanted: $wanted"
+# And every wrapper (a function of the preload's own objects with default
+# visibility, EXPORT) is listed: one left out would be hidden, silently.
+meant=$(for o in $(echo "$objs" | tr ';' '\n' | grep '/src/preload/'); do
+	readelf -sW "$o" | awk '$4 == "FUNC" && $5 == "GLOBAL" && $6 == "DEFAULT" && $7 != "UND" { print $8 }'
+done | sort -u)
+[ -n "$meant" ] || fail "no wrapper found in the preload's objects: $objs"
+unlisted=$(echo "$meant" | grep -vxF "$(echo $wanted | tr ' ' '\n')" | tr '\n' ' ')
+[ -z "$unlisted" ] || fail "wrappers not in src/preload/usmc_preload_names.h or the table: $unlisted"
+[ "$exported" = "$wanted" ] ||
+	fail "exported but not listed: $(echo $exported | tr ' ' '\n' | grep -vxF "$(echo $wanted | tr ' ' '\n')" | tr '\n' ' ')" \
+		"listed but not exported: $(echo $wanted | tr ' ' '\n' | grep -vxF "$(echo $exported | tr ' ' '\n')" | tr '\n' ' ')"
 
 [ "$failures" = 0 ] || exit 1
 echo "usmc-run command line: ok"

@@ -7,8 +7,23 @@ set(USMC_PRIVATE_DIR ${CMAKE_INSTALL_LIBDIR}/usmc)
 file(RELATIVE_PATH USMC_PRIVATE_RELDIR ${CMAKE_INSTALL_FULL_BINDIR}
      ${CMAKE_INSTALL_PREFIX}/${USMC_PRIVATE_DIR})
 
-# The library's objects plus the wrappers; it exports only the wrapped names.
-set(USMC_PRELOAD_MAP ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.map)
+# The library's objects plus the wrappers; it exports only the wrapped
+# names, by a version script made from the one list of them
+# (src/preload/usmc_preload_names.h with the table of real calls).
+# (A cache entry: the tests read it too.)
+set(USMC_PRELOAD_MAP ${CMAKE_CURRENT_BINARY_DIR}/usmc_preload.map CACHE INTERNAL "")
+add_custom_command(OUTPUT ${USMC_PRELOAD_MAP}
+  COMMAND ${CMAKE_C_COMPILER} -E -P -x c -D_GNU_SOURCE -I${PROJECT_SOURCE_DIR}/src/lib
+          -I${PROJECT_SOURCE_DIR}/src/preload ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_map.in
+          -o ${CMAKE_CURRENT_BINARY_DIR}/usmc_preload_names.i
+  COMMAND ${CMAKE_COMMAND} -DIN=${CMAKE_CURRENT_BINARY_DIR}/usmc_preload_names.i
+          -DOUT=${USMC_PRELOAD_MAP} -P ${CMAKE_CURRENT_SOURCE_DIR}/preload_map.cmake
+  DEPENDS ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_map.in
+          ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_names.h
+          ${PROJECT_SOURCE_DIR}/src/lib/usmc_sys.h ${CMAKE_CURRENT_SOURCE_DIR}/preload_map.cmake
+  COMMENT "Making the preload's version script"
+  VERBATIM)
+add_custom_target(usmc-preload-map DEPENDS ${USMC_PRELOAD_MAP})
 add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_wait.c
@@ -25,6 +40,7 @@ set_target_properties(usmc-preload PROPERTIES C_VISIBILITY_PRESET hidden
                       VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
 target_link_options(usmc-preload PRIVATE -Wl,--version-script=${USMC_PRELOAD_MAP})
 target_link_libraries(usmc-preload PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+add_dependencies(usmc-preload usmc-preload-map)
 
 # usmc-run preloads the library by its SONAME, found beside it in the build
 # tree, then relative to it, so that a moved installation still works, then

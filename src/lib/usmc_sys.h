@@ -12,10 +12,11 @@
  * its binding in both builds; every socket call the preload exports is in
  * it (tests/interposed_names.sh checks both that and that no object of
  * the library names one of them directly), so the preload's wrappers pass
- * what is not usmc's to the same table.  A new interposed call is one
- * line here, one wrapper and one name in the version script.  (A libc
- * that lacks a call gets a stub answering ENOSYS; every entry but the void
- * closefrom returns an int, a long or an ssize_t.)
+ * what is not usmc's to the same table.  The preload's version script is
+ * made from this list (src/preload/usmc_preload_names.h): a new
+ * interposed call is one line here and one wrapper.  (A libc that lacks
+ * a call gets a stub answering ENOSYS; every entry but the void closefrom
+ * returns an int, a long, a pid_t or an ssize_t.)
  */
 #ifndef USMC_SYS_H
 #define USMC_SYS_H
