@@ -29,7 +29,7 @@ timeout -k 5 30 "$RUN" python3 "$here/exec_static.py" client "$(cat "$tmp/port")
 wait $server
 cat "$tmp/client" "$tmp/server.err"
 fail=0
-[ "$(grep -c "^static cat: read 0 bytes, then" "$tmp/server.err")" = 2 ] || fail=1
+[ "$(grep -c "^cat: read 0 bytes, then" "$tmp/server.err")" = 2 ] || fail=1
 [ "$(grep -c "^client ([a-z]*): 0 bytes back, then" "$tmp/client")" = 2 ] || fail=1
 # The peer sees the end as TCP shows a reset: an error, not a quiet EOF.
 [ "$(grep -c "then \(ConnectionResetError\|BrokenPipeError\)" "$tmp/client")" = 2 ] || fail=1

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * A static cat: copies descriptor 0 to 1 and says on stderr how many bytes
- * it read and how reading ended.  Linked statically, it cannot load
- * usmc-run's preload: a shared-memory connection it inherits must end
- * with an error, never give it doorbell bytes (tests/exec_static.sh).
+ * A cat: copies descriptor 0 to 1 and says on stderr how many bytes it
+ * read and how reading ended.  Linked statically (exec_static_cat), it
+ * cannot load usmc-run's preload; linked dynamically and made set-user-ID
+ * to another user (exec_secure_cat), its loader ignores usmc-run's
+ * preload.  A shared-memory connection it inherits must end with an
+ * error, never give it doorbell bytes (tests/exec_static.sh,
+ * tests/exec_setuid.sh).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +24,7 @@ int main(void)
 		if (write(1, buf, (size_t)n) != n)
 			break;
 	}
-	fprintf(stderr, "static cat: read %ld bytes, then %s\n", total,
+	fprintf(stderr, "cat: read %ld bytes, then %s\n", total,
 		n == 0 ? "EOF" : n < 0 ? strerror(errno) : "a failed write");
 	return 0;
 }

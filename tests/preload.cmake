@@ -139,6 +139,18 @@ endif()
 set_tests_properties(preload_exec_static PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS unit
                      ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_EXEC_STATIC_SKIP}")
 
+# The same, through an exec of a dynamic program set-user-ID to nobody:
+# the loader ignores usmc-run's preload there.  Needs root (chown).
+add_executable(exec_secure_cat exec_static_cat.c)
+target_compile_options(exec_secure_cat PRIVATE -fno-sanitize=all)
+target_link_options(exec_secure_cat PRIVATE -fno-sanitize=all)
+add_test(NAME preload_exec_setuid
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/exec_setuid.sh ${PROJECT_BINARY_DIR}
+                 $<TARGET_FILE:exec_secure_cat>)
+set_tests_properties(preload_exec_setuid PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
+                     LABELS "unit;needs-root"
+                     ENVIRONMENT "USMC_PRELOAD_SKIP=${USMC_EXEC_STATIC_SKIP}")
+
 # An exec the kernel runs in secure-execution mode (real and effective ids
 # differ, a set-user-ID file): the loader ignores usmc-run's LD_PRELOAD,
 # usmc counts it (exec_secure), and a listener handed through it is plain
