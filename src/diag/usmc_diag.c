@@ -13,6 +13,7 @@
 
 #include "usmc_core.h"
 #include "usmc_lock.h"
+#include "usmc_proc.h"
 #include "usmc_sys.h"
 
 /* table_pid is stored after table: a reader that sees its pid sees its table. */
@@ -38,6 +39,7 @@ static struct usmc_diag_table *table_create(void)
 
 	if (fd < 0)
 		return NULL;
+	fd = usmc_fd_lift(fd);
 	if (ftruncate(fd, (off_t)table_bytes()) ||
 	    usmc_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
 		usmc_sys.close(fd);

@@ -31,7 +31,7 @@ int af_channel_listen(uint16_t port, bool other_users)
 
 int af_channel_listen_at(const struct sockaddr_un *sun, socklen_t sun_len)
 {
-	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = usmc_fd_lift(usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 
 	if (fd >= 0 && (usmc_sys.bind(fd, (const struct sockaddr *)sun, sun_len) ||
 			usmc_sys.listen(fd, SOMAXCONN))) {
@@ -168,6 +168,7 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			usmc_sys.close(fd);
 			continue;
 		}
+		fd = usmc_fd_lift(fd);
 		refused = af_channel_admit(fd, &cred, NULL);
 		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			refused = USMC_DECL_MEM;

@@ -15,6 +15,7 @@
 #include "usmc_connect_lgr.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
+#include "usmc_proc.h"
 #include "usmc_registry.h"
 #include "usmc_sys.h"
 
@@ -66,7 +67,7 @@ static int cli_chan_open(uint16_t port, uid_t uid, struct ucred *cred, uint32_t 
 		*reason = USMC_DECL_FOREIGN;
 		return -1;
 	}
-	return fd;
+	return usmc_fd_lift(fd);
 }
 
 /*

@@ -45,6 +45,7 @@
 #include "usmc_config.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
@@ -199,6 +200,8 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 		*reason = usmc_env_fail("socketpair(AF_UNIX)");
 		return NULL;
 	}
+	/* Ours for the connection's life; the server's end only until the answer. */
+	sv[0] = usmc_fd_lift(sv[0]);
 	lgr = lgr_new(sv[0], LGR_CLIENT, 0, reg_owner());
 	if (!lgr) {
 		usmc_sys.close(sv[0]);
@@ -394,6 +397,7 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 		entry_refuse(counted, reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
+	ch = usmc_fd_lift(ch);
 	refused = af_channel_admit(ch, &cred, l);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {

@@ -37,6 +37,7 @@
 #include "usmc_addr.h"
 #include "usmc_core.h"
 #include "usmc_log.h"
+#include "usmc_proc.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
@@ -226,7 +227,7 @@ int rdv_listen(uint16_t port, int32_t member, ino_t *ino)
 	snprintf(name, sizeof(name), ".usmc-%u-%lu.%d", (unsigned)port, usmc_netns_inode(),
 		 (int)usmc_pid());
 	tmp_len = rdv_addr(name, &tmp);
-	fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = usmc_fd_lift(usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 	if (fd < 0)
 		return -1;
 	if (member)

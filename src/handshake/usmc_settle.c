@@ -52,6 +52,11 @@ static void cli_finish_accept(struct usmc_sock *s)
 
 	usmc_lock();
 	af_cli_find(conn->lgr, conn->token, true);
+	/* Answered: the Proposal can no longer be taken back, and the server's end is the server's. */
+	if (conn->lgr->oneshot && conn->lgr->taker >= 0) {
+		usmc_sys.close(conn->lgr->taker);
+		conn->lgr->taker = -1;
+	}
 	/*
 	 * A ring we cannot map: the server must reset it (a Decline after its
 	 * Accept resets the connection there).  No Confirm follows a good

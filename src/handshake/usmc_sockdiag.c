@@ -40,7 +40,8 @@ bool af_diag_available(void)
 	if (diag_fd >= 0 && diag_pid != usmc_pid())
 		diag_fd = -1;
 	if (diag_fd < 0) {
-		diag_fd = usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+		diag_fd = usmc_fd_lift(
+			usmc_sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
 		diag_pid = usmc_pid();
 	}
 	return diag_fd >= 0;

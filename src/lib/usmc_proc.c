@@ -275,6 +275,36 @@ bool proc_seccomp_filtered(bool fresh)
 	return false;
 }
 
+/*
+ * Where usmc's own long-lived descriptors go: from half of RLIMIT_NOFILE,
+ * or from 1024 where the limit is 2048 or more (or none), so that the
+ * numbers below stay the program's, as they would be without usmc.
+ * Programs size their tables by the numbers they get: wrk's event loop
+ * takes 10 + 3 descriptors a connection, select() those below
+ * FD_SETSIZE (1024), and a connection to a prefork server keeps about
+ * eight descriptors of usmc's.  A process under a seccomp filter usmc
+ * knows of keeps them where they are (fcntl may be refused); the look
+ * that proc_seccomp_filtered would make is not made here, since it would
+ * stand for the process from then on, and a forked child makes its first
+ * descriptor (usmc-stat's table) before its program can install a
+ * filter (OpenSSH's pre-auth child).
+ */
+int usmc_fd_lift(int fd)
+{
+	unsigned long limit = usmc_fd_limit();
+	unsigned long base = limit == 0 || limit >= 2048 ? 1024 : limit / 2;
+	int high;
+
+	if (fd < 0 || (unsigned long)fd >= base || base < 64 ||
+	    atomic_load_explicit(&seccomp_on, memory_order_relaxed))
+		return fd;
+	high = usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, (int)base);
+	if (high < 0)
+		return fd;
+	usmc_sys.close(fd);
+	return high;
+}
+
 bool proc_tree_holds_socket(pid_t root, unsigned long inode)
 {
 	pid_t self = getpid(), *list = malloc(TREE_MAX * sizeof(*list));

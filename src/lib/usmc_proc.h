@@ -17,6 +17,14 @@ pid_t usmc_pid(void);
  */
 unsigned long usmc_fd_limit(void);
 
+/*
+ * A descriptor usmc keeps as long as a connection or link group (a
+ * segment's memfds, a channel, a spare), moved above the numbers the
+ * program's own take: fd itself if it is there already or nothing is free
+ * up there, else a close-on-exec copy, fd closed.
+ */
+int usmc_fd_lift(int fd);
+
 /* Called with a descriptor's number, what its link names and its /proc path; true stops. */
 typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg);
 

@@ -88,7 +88,7 @@ static int seg_peer_fd(int fd)
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	ro = open(path, O_RDONLY | O_CLOEXEC);
-	return ro >= 0 ? ro : usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return ro >= 0 ? usmc_fd_lift(ro) : usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 /* A shared mapping of a new memfd of len bytes; sealed against resizing if seal. */
@@ -102,6 +102,7 @@ static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, u
 		*reason = errno == ENOMEM ? USMC_DECL_MEM : usmc_env_fail("memfd_create");
 		return NULL;
 	}
+	fd = usmc_fd_lift(fd);
 	/* Only this user may open it again through /proc, whatever the umask. */
 	if (fchmod(fd, 0600) || ftruncate(fd, len) ||
 	    /* Sealed, so the peer can neither shrink it under us (SIGBUS) nor grow it. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_proc.h"
 #include "usmc_seg.h"
 #include "usmc_seg_peer.h"
 #include "usmc_seg_reuse.h"
@@ -74,7 +75,7 @@ static struct usmc_seg *peer_seg_open(int fd, uint32_t len, uint32_t *reason)
 	if (seg) {
 		/* One descriptor of it is kept, for an exec's handover: this one if it had none. */
 		if (seg->fd < 0)
-			seg->fd = fd;
+			seg->fd = usmc_fd_lift(fd);
 		else
 			usmc_sys.close(fd);
 		return seg;
@@ -86,7 +87,7 @@ static struct usmc_seg *peer_seg_open(int fd, uint32_t len, uint32_t *reason)
 		return NULL;
 	}
 	/* Kept for an exec'd image of ours to map again. */
-	seg->fd = fd;
+	seg->fd = fd = usmc_fd_lift(fd);
 	seg->base = map_peer_segment(fd, len, &st);
 	if (!seg->base) {
 		seg_destroy(seg);

@@ -66,6 +66,9 @@ extern const struct diff_case exec_cases[];
 extern const struct diff_case zcopy_cases[];
 extern const struct diff_case stdio_cases[];
 extern const struct diff_case async_cases[];
+extern const struct diff_case alias_cases[];
+extern const struct diff_case exec_way_cases[];
+extern const struct diff_case edge_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);

@@ -20,61 +20,66 @@
 #include "diff_exec.h"
 #include "diff_exec_state.h"
 
+void step_argv(struct step_argv *a, struct end *e, const char *step, int fd)
+{
+	snprintf(a->fd, sizeof(a->fd), "%d", fd);
+	snprintf(a->tell, sizeof(a->tell), "%d", e->tell);
+	snprintf(a->hear, sizeof(a->hear), "%d", e->hear);
+	snprintf(a->log, sizeof(a->log), "%d", diff_log_fd());
+	a->argv[0] = "usmc_diff";
+	a->argv[1] = "--resume";
+	a->argv[2] = (char *)step;
+	a->argv[3] = a->fd;
+	a->argv[4] = a->tell;
+	a->argv[5] = a->hear;
+	a->argv[6] = a->log;
+	a->argv[7] = NULL;
+}
+
 /* Runs this program again as step, on fd, with the other end's pipes and this end's log. */
 void exec_step(struct end *e, const char *step, int fd)
 {
-	char sfd[16], stell[16], shear[16], slog[16];
+	struct step_argv a;
 
-	snprintf(sfd, sizeof(sfd), "%d", fd);
-	snprintf(stell, sizeof(stell), "%d", e->tell);
-	snprintf(shear, sizeof(shear), "%d", e->hear);
-	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
-	execl("/proc/self/exe", "usmc_diff", "--resume", step, sfd, stell, shear, slog, (char *)NULL);
+	step_argv(&a, e, step, fd);
+	execl("/proc/self/exe", a.argv[0], a.argv[1], a.argv[2], a.argv[3], a.argv[4], a.argv[5],
+	      a.argv[6], (char *)NULL);
 	fatal("exec");
 }
 
 /* The same through syscall(2): SYS_execve (raw_at 0) or SYS_execveat (1). */
 static void exec_step_raw(struct end *e, const char *step, int fd, bool raw_at)
 {
-	char sfd[16], stell[16], shear[16], slog[16];
-	char *argv[] = { "usmc_diff", "--resume", (char *)step, sfd, stell, shear, slog, NULL };
-	extern char **environ;
+	struct step_argv a;
 
-	snprintf(sfd, sizeof(sfd), "%d", fd);
-	snprintf(stell, sizeof(stell), "%d", e->tell);
-	snprintf(shear, sizeof(shear), "%d", e->hear);
-	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	step_argv(&a, e, step, fd);
 	if (raw_at)
-		syscall(SYS_execveat, AT_FDCWD, "/proc/self/exe", argv, environ, 0);
+		syscall(SYS_execveat, AT_FDCWD, "/proc/self/exe", a.argv, environ, 0);
 	else
-		syscall(SYS_execve, "/proc/self/exe", argv, environ);
+		syscall(SYS_execve, "/proc/self/exe", a.argv, environ);
 	fatal("exec");
 }
 
-static pid_t spawn_step(struct end *e, const char *step, int fd)
+pid_t spawn_step(struct end *e, const char *step, int fd, spawn_fn spawn, const char *path)
 {
-	char stell[16], shear[16], slog[16];
-	char *argv[] = { "usmc_diff", "--resume", (char *)step, "0", stell, shear, slog, NULL };
 	posix_spawn_file_actions_t fa;
-	extern char **environ;
+	struct step_argv a;
 	pid_t pid;
 
-	snprintf(stell, sizeof(stell), "%d", e->tell);
-	snprintf(shear, sizeof(shear), "%d", e->hear);
-	snprintf(slog, sizeof(slog), "%d", diff_log_fd());
+	step_argv(&a, e, step, 0);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fd, 0);
 	posix_spawn_file_actions_adddup2(&fa, fd, 1);
 	/* The service holds the socket on 0 and 1 only: its close(0) is its last. */
 	if (fd > 1)
 		posix_spawn_file_actions_addclose(&fa, fd);
-	if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ))
+	if (spawn(&pid, path, &fa, NULL, a.argv, environ))
 		fatal("posix_spawn");
 	posix_spawn_file_actions_destroy(&fa);
 	return pid;
 }
 
-static void reap(pid_t pid)
+void reap(pid_t pid)
 {
 	int status;
 
@@ -107,7 +112,7 @@ static pid_t fork_on_stdio(struct end *e, bool in)
 
 /* ---- the same process goes on in a new image ---- */
 
-static void exec_self_client(struct end *e)
+void exec_self_client(struct end *e)
 {
 	send_pattern(e->fd, 40, 0, 65536);
 	expect(e, 1);
@@ -159,7 +164,7 @@ static void exec_again(struct end *e)
 
 /* ---- inetd: a forked child runs the service on descriptors 0 and 1 ---- */
 
-static void service_client(struct end *e)
+void service_client(struct end *e)
 {
 	send_pattern(e->fd, 42, 0, 70000);
 	recv_pattern(e->fd, 43, 0, 70000, "the service's reply");
@@ -183,7 +188,7 @@ static void exec_inetd_server(struct end *e)
 
 static void spawn_server(struct end *e)
 {
-	pid_t pid = spawn_step(e, "service", e->fd);
+	pid_t pid = spawn_step(e, "service", e->fd, posix_spawn, "/proc/self/exe");
 
 	close(e->fd);
 	e->fd = -1;
@@ -239,7 +244,7 @@ static void spawn_then_parent_client(struct end *e)
 
 static void spawn_then_parent_server(struct end *e)
 {
-	reap(spawn_step(e, "service", e->fd));
+	reap(spawn_step(e, "service", e->fd, posix_spawn, "/proc/self/exe"));
 	tell(e, 1);
 	expect(e, 2);
 	send_pattern(e->fd, 52, 0, 50000);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 #include "diff.h"
 
@@ -436,6 +437,68 @@ static void threads_server(struct end *e)
 	say("echoed %zu bytes, sum %08x", total, sum);
 }
 
+/*
+ * Descriptor numbers: a program's sockets are numbered as without usmc,
+ * lowest free first, whatever usmc keeps for each connection (a
+ * prefork server's connections each have a channel and segments of their
+ * own).  Programs size tables by them: wrk's event loop, select().  The
+ * server's listener is accepted on by a forked child, as a prefork
+ * worker does.
+ */
+#define FD_CONNS 3
+
+static void fd_numbers_client(struct end *e)
+{
+	int fds[FD_CONNS];
+	uint8_t buf[100];
+
+	expect(e, GO); /* the worker waits on the listener */
+	for (int i = 0; i < FD_CONNS; i++) {
+		fds[i] = connect_to(e);
+		say("connection %d: descriptor %+d from the first", i + 2, fds[i] - e->fd);
+		send_pattern(fds[i], 95, (uint64_t)i * 100, 100);
+		if (recv(fds[i], buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf))
+			fatal("reply %d", i);
+		say("  reply %s", pattern_ok(buf, sizeof(buf), 96, (uint64_t)i * 100) ? "matches" : "DIFFERS");
+	}
+	say("dup: descriptor %+d from the first", dup(e->fd) - e->fd);
+	for (int i = 0; i < FD_CONNS; i++)
+		close(fds[i]);
+	expect(e, DONE);
+}
+
+static void fd_numbers_server(struct end *e)
+{
+	struct pollfd p = { .fd = e->lfd, .events = POLLIN };
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		uint8_t buf[100];
+		int first = -1;
+
+		poll(&p, 1, 0); /* a worker's first look at the listener it shares */
+		tell(e, GO);
+		for (int i = 0; i < FD_CONNS; i++) {
+			int fd = accept_one(e);
+
+			if (first < 0)
+				first = fd;
+			say("worker: connection %d: descriptor %+d from its first", i + 2, fd - first);
+			if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf) ||
+			    !pattern_ok(buf, sizeof(buf), 95, (uint64_t)i * 100))
+				fatal("request %d", i);
+			send_pattern(fd, 96, (uint64_t)i * 100, 100);
+		}
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		fatal("the worker did not end well");
+	tell(e, DONE);
+}
+
 const struct diff_case io_cases[] = {
 	{ "half_close", half_close_client, half_close_server, .conns = 1 },
 	{ "peek", peek_client, peek_server, .conns = 1 },
@@ -448,5 +511,6 @@ const struct diff_case io_cases[] = {
 	{ "sendfile", sendfile_client, sendfile_server, .conns = 1 },
 	{ "dup", dup_client, dup_server, .conns = 1 },
 	{ "threads", threads_client, threads_server, .conns = 1 },
+	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ NULL },
 };

@@ -2,7 +2,9 @@
 /*
  * stdio on a socket: fdopen streams read with fgets, getline and fread
  * and written with fprintf and fwrite, one "r+" stream each way, dprintf,
- * and a forked child whose stdin and stdout dup2 made the socket.
+ * and a forked child whose stdin and stdout dup2 made the socket; the
+ * other names of these (_IO_fdopen, __dprintf_chk, __vdprintf_chk), and
+ * freopen, which puts a file in place of a socket's stream.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,9 +16,18 @@
 
 #define ROUNDS 300
 
+/* libc's other names of fdopen and its fortified dprintf; its headers do not declare them. */
+extern FILE *_IO_fdopen(int fd, const char *mode);
+extern int __dprintf_chk(int fd, int flag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+extern int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap);
+
+/* fdopen, or what a case puts in its place (_IO_fdopen). */
+static FILE *(*opener)(int fd, const char *mode) = fdopen;
+
 static FILE *open_stream(int fd, const char *mode)
 {
-	FILE *f = fdopen(fd, mode);
+	FILE *f = opener(fd, mode);
 
 	if (!f)
 		fatal("fdopen(%s)", mode);
@@ -317,6 +328,180 @@ static void std_lockstep_server(struct end *e)
 	std_server(e);
 }
 
+/*
+ * ---- _IO_fdopen: fdopen's old name, on the r+ lockstep, once in shared memory ----
+ *
+ * The server's stream is fdopen's: were both ends' streams glibc's own,
+ * they would meet in the kernel's TCP and agree without usmc.
+ */
+
+static void io_fdopen_client(struct end *e)
+{
+	greet(e);
+	opener = _IO_fdopen;
+	errno = 0;
+	say("_IO_fdopen(\"x\"): %s", _IO_fdopen(e->fd, "x") ? "a stream" : errno_name(errno));
+	rw_client(e);
+}
+
+static void io_fdopen_server(struct end *e)
+{
+	greet(e);
+	rw_server(e);
+}
+
+/* ---- freopen: a file in place of a socket's stream, under the socket's number ---- */
+
+static FILE *(*reopener)(const char *path, const char *mode, FILE *f);
+
+enum { REOPENED = 1, READ_ALL };
+
+/* What the stream holds in its buffer when freopen comes: less than any buffer's size. */
+static size_t reopen_text(char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < 20; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "line %d before freopen\n", i);
+	return len;
+}
+
+/*
+ * freopen flushes the stream to the socket, and the socket's end is the
+ * end of the connection; from then on the number is the file's, for the
+ * stream and for every call on the descriptor.
+ */
+static void reopen_steps(struct end *e)
+{
+	char path[] = "/tmp/usmc-diff-XXXXXX", text[1024], back[64];
+	int fd = e->fd, tmp = mkstemp(path);
+	FILE *f, *g;
+	ssize_t n;
+
+	if (tmp < 0)
+		fatal("mkstemp");
+	close(tmp);
+	greet(e);
+	f = open_stream(fd, "w");
+	reopen_text(text, sizeof(text));
+	if (fputs(text, f) == EOF)
+		fatal("fputs");
+	say("%zu bytes in the stream's buffer", strlen(text));
+	g = reopener(path, "w+", f);
+	if (!g)
+		fatal("freopen");
+	e->fd = -1;
+	say("freopen: the same stream %s, the same descriptor %s", g == f ? "yes" : "no",
+	    fileno(g) == fd ? "yes" : "no");
+	tell(e, REOPENED);
+	say_rc("getsockopt(SO_TYPE) on the descriptor",
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
+	fputs("into the file\n", g);
+	say_rc("fflush", fflush(g));
+	say_rc("write(3) on the descriptor", write(fd, "abc", 3));
+	say_rc("lseek to the start", lseek(fd, 0, SEEK_SET));
+	n = read(fd, back, sizeof(back) - 1);
+	say_rc("read the file back", n);
+	back[n > 0 ? n : 0] = '\0';
+	say("  %s", strcmp(back, "into the file\nabc") ? "NOT what was written" : "what was written");
+	say_rc("fclose", fclose(g));
+	unlink(path);
+	expect(e, READ_ALL);
+}
+
+static void reopen_server(struct end *e)
+{
+	char text[1024], got[1024];
+	size_t len = reopen_text(text, sizeof(text)), have = 0;
+	ssize_t n = 0;
+	short ready;
+
+	greet(e);
+	expect(e, REOPENED);
+	while (have < len && (n = read(e->fd, got + have, len - have)) > 0)
+		have += (size_t)n;
+	say("the stream's buffer, which freopen flushed: %zu bytes, %s", have,
+	    have == len && !memcmp(got, text, len) ? "as written" : "NOT as written");
+	/* A bounded wait: a connection freopen did not end gives no end of file. */
+	ready = wait_for(e->fd, POLLIN);
+	say_mask("then", (unsigned)ready);
+	if (ready & POLLIN)
+		say_rc("read", read(e->fd, got, 1));
+	tell(e, READ_ALL);
+}
+
+#define REOPEN_CLIENT(fn)                               \
+	static void fn##_client(struct end *e)         \
+	{                                               \
+		reopener = fn;                          \
+		reopen_steps(e);                        \
+	}
+REOPEN_CLIENT(freopen)
+REOPEN_CLIENT(freopen64)
+
+/* ---- __dprintf_chk and __vdprintf_chk, as _FORTIFY_SOURCE makes dprintf ---- */
+
+#define CHK_LINES 300
+#define CHK_BIG 3000
+
+static char chk_big[CHK_BIG + 1];
+
+static void vdprintf_chk(int fd, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void vdprintf_chk(int fd, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say_rc(what, __vdprintf_chk(fd, 1, fmt, ap));
+	va_end(ap);
+}
+
+/* The client's copy of what the server writes, formatted by snprintf. */
+static size_t chk_text(char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < CHK_LINES; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "chk %d of %s\n", i, "__dprintf_chk");
+	len += (size_t)snprintf(buf + len, cap - len, "%s|%d\n", chk_big, 42);
+	len += (size_t)snprintf(buf + len, cap - len, "%s %x %c\n", "__vdprintf_chk", 0xbeef, '!');
+	len += (size_t)snprintf(buf + len, cap - len, "%s/%s\n", chk_big, chk_big);
+	return len;
+}
+
+static void dprintf_chk_client(struct end *e)
+{
+	static char want[65536], got[65536];
+	size_t len, have = 0;
+	ssize_t n;
+
+	memset(chk_big, 'c', CHK_BIG);
+	len = chk_text(want, sizeof(want));
+	greet(e);
+	while (have < sizeof(got) && (n = read(e->fd, got + have, sizeof(got) - have)) > 0)
+		have += (size_t)n;
+	say("the fortified dprintf output: %zu bytes, %s", have,
+	    have == len && !memcmp(got, want, len) ? "as snprintf formats it" : "NOT as formatted");
+}
+
+static void dprintf_chk_server(struct end *e)
+{
+	int total = 0;
+
+	memset(chk_big, 'c', CHK_BIG);
+	greet(e);
+	for (int i = 0; i < CHK_LINES; i++)
+		total += __dprintf_chk(e->fd, 1, "chk %d of %s\n", i, "__dprintf_chk");
+	say("%d __dprintf_chk lines: %d bytes", CHK_LINES, total);
+	say_rc("__dprintf_chk of 3 KB", __dprintf_chk(e->fd, 2, "%s|%d\n", chk_big, 42));
+	vdprintf_chk(e->fd, "__vdprintf_chk", "%s %x %c\n", "__vdprintf_chk", 0xbeef, '!');
+	vdprintf_chk(e->fd, "__vdprintf_chk of 6 KB", "%s/%s\n", chk_big, chk_big);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	say_rc("__dprintf_chk after SHUT_WR", __dprintf_chk(e->fd, 1, "lost %d\n", 1));
+}
+
 const struct diff_case stdio_cases[] = {
 	{ "stdio_lines", lines_client, lines_server, .conns = 1 },
 	{ "stdio_rw", rw_client, rw_server, .conns = 1 },
@@ -324,5 +509,9 @@ const struct diff_case stdio_cases[] = {
 	{ "stdio_dprintf", dprintf_client, dprintf_server, .conns = 1 },
 	{ "stdio_std_fork", std_client, std_server, .conns = 1 },
 	{ "stdio_std_linebuf", std_lockstep_client, std_lockstep_server, .conns = 1 },
+	{ "stdio_io_fdopen", io_fdopen_client, io_fdopen_server, .conns = 1 },
+	{ "stdio_freopen", freopen_client, reopen_server, .conns = 1 },
+	{ "stdio_freopen64", freopen64_client, reopen_server, .conns = 1 },
+	{ "stdio_dprintf_chk", dprintf_chk_client, dprintf_chk_server, .conns = 1 },
 	{ NULL },
 };
