@@ -20,39 +20,34 @@ case_python_http() {
 	note="GET of 16 MiB, sha256 equal"
 }
 
-nginx_conf() {
-	mkdir -p "$d/nginx"
-	cat >"$d/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-# nginx clears its environment; these are read after it did.
-env USMC_REGISTRY_DIR;
-pid $d/nginx/nginx.pid;
-error_log $d/nginx/error.log;
-events { worker_connections 128; }
-http {
-    access_log off;
-    sendfile ${NGINX_SENDFILE:-on};
-    keepalive_requests 100000;
-    client_body_temp_path $d/nginx/body;
-    proxy_temp_path $d/nginx/proxy;
-    fastcgi_temp_path $d/nginx/fastcgi;
-    uwsgi_temp_path $d/nginx/uwsgi;
-    scgi_temp_path $d/nginx/scgi;
-    types { application/octet-stream blob; }
-    server {
-        listen 127.0.0.1:$port;
-        root $d/www;
-    }
-}
-EOF
-}
+# shellcheck source=nginx_shipped_conf.sh
+. "$here/nginx_shipped_conf.sh"
 
+# nginx in the shape of Debian's nginx.conf (nginx_shipped_conf: a master
+# and `worker_processes auto` workers as www-data, sendfile on, tcp_nopush
+# on, gzip, the package's mime types and access log) with a server in the
+# shape of its sites-available/default: the default listen on IPv4 and
+# IPv6, the row's port and document root.  In the foreground (daemon off,
+# as nginx-shipped), and told to keep USMC_REGISTRY_DIR, which it clears.
 start_nginx() {
+	local n=$d/nginx
+	mkdir -p "$n"
 	www
-	nginx_conf
-	start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log"
+	chmod -R a+rX "$d/www"
+	nginx_shipped_conf "$n" off "	server {
+		listen $port default_server;
+		listen [::]:$port default_server;
+		root $d/www;
+		index index.html index.htm;
+		server_name _;
+		location / {
+			try_files \$uri \$uri/ =404;
+		}
+	}"
+	# The workers, as www-data, write their registry and counters here.
+	chmod 1777 "$d/reg"
+	row_users=www-data
+	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log"
 }
 
 case_nginx_curl() {

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: MIT
 #
 # Daemons of the matrix in the configuration their Debian package ships
-# (sourced by matrix.sh): sshd, apache2, postgresql, lighttpd, rsync.  Only
-# paths, the port and what a throwaway instance needs differ from the
-# package's files.  Each case runs with $mode, $d (its directory) and $port,
-# and leaves $note (what it checked, or why it failed).
+# (sourced by matrix.sh): sshd, apache2, postgresql, lighttpd, rsync, nginx,
+# dnsmasq, git daemon.  Only paths, the port and what a throwaway instance
+# needs differ from the package's files.  Each case runs with $mode, $d (its
+# directory) and $port, and leaves $note (what it checked, or why it failed).
 
 # shellcheck source=nginx_shipped_conf.sh
 . "$here/nginx_shipped_conf.sh"
@@ -129,28 +129,71 @@ case_apache2_prefork() {
 	apache_row prefork
 }
 
-# postgresql: a cluster made by initdb (the configuration Debian's
-# pg_createcluster starts from) as the postgres user, TCP on 127.0.0.1;
-# server and clients run as postgres.  psql copies 20000 lines in and out (read back in order),
-# pgbench -C makes a connection per transaction.
+# postgresql as Debian runs it: a cluster made by pg_createcluster
+# (postgresql-common: /etc/postgresql/VERSION/NAME with the package's
+# postgresql.conf and pg_hba.conf, peer authentication on the Unix socket,
+# scram-sha-256 over TCP, listen_addresses localhost, the socket in
+# /var/run/postgresql), the row's name and port; started as
+# postgresql@.service starts it (pg_ctlcluster as postgres), in the
+# foreground; dropped with pg_dropcluster --stop whatever happened.  A
+# password for postgres is set through the socket (peer), for the clients'
+# TCP.  Server and clients run as postgres.  psql copies 20000 lines in and
+# out (read back in order), pgbench -C makes a connection per transaction.
 case_postgresql() {
-	local bin
-	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-	[ -x "$bin/initdb" ] || fail "no initdb" || return 1
+	local ver name=usmc_matrix_${mode//-/_} rc
+	ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n1)
+	command -v pg_createcluster >/dev/null && [ -n "$ver" ] ||
+		fail "no pg_createcluster or no postgresql version" || return 1
 	id postgres >/dev/null 2>&1 || fail "no postgres user" || return 1
-	mkdir -p "$d/pg"
-	chown postgres: "$d/pg" "$d/reg"
+	# A cluster a run killed before it could drop it.
+	[ -d "/etc/postgresql/$ver/$name" ] && pg_dropcluster --stop "$ver" "$name" >/dev/null 2>&1
+	at_exit+=("pg_dropcluster --stop $ver $name >/dev/null 2>&1")
+	pg_row "$ver" "$name"
+	rc=$?
+	# The server (pg_ctlcluster's postgres) stops with the cluster's drop.
+	if ! pg_dropcluster --stop "$ver" "$name" >"$d/drop.log" 2>&1; then
+		stop_server
+		pg_dropcluster "$ver" "$name" >>"$d/drop.log" 2>&1 ||
+			{ [ $rc = 0 ] && fail "pg_dropcluster $ver $name: $(tail -n 2 "$d/drop.log" | tr '\n' ' ')"; rc=1; }
+	fi
+	return $rc
+}
+
+pg_row() {
+	local ver=$1 name=$2 i
+	chown postgres: "$d/reg"
+	pg_createcluster "$ver" "$name" -p "$port" >"$d/createcluster.log" 2>&1 ||
+		fail "pg_createcluster: $(tail -n 2 "$d/createcluster.log" | tr '\n' ' ')" || return 1
+	# pg_ctlcluster starts postgres with the environment of the cluster's
+	# environment file alone (and LANG), which is where Debian has a
+	# cluster's variables set: the row's registry goes there (as nginx's
+	# `env USMC_REGISTRY_DIR`), and where the mode runs the server under
+	# usmc-run, usmc-run's LD_PRELOAD (the preload adds itself back to an
+	# exec's environment only to hand connections over; pg_ctlcluster has
+	# none).
+	{
+		echo "USMC_REGISTRY_DIR = '$USMC_REGISTRY_DIR'"
+		[ "$(wrap "$mode" server)" = env ] ||
+			echo "LD_PRELOAD = '$("$RUN" env | sed -n 's/^LD_PRELOAD=//p')'"
+	} >>"/etc/postgresql/$ver/$name/environment"
 	as_user="runuser -u postgres --"
-	$as_user "$bin/initdb" -D "$d/pg/data" -A trust -U postgres >"$d/initdb.log" 2>&1 ||
-		fail "initdb: $(tail -n 2 "$d/initdb.log")" || return 1
-	start_server "$bin/postgres" -D "$d/pg/data" -c listen_addresses=127.0.0.1 -p "$port" \
-		-c unix_socket_directories="$d/pg" || return 1
+	start_server pg_ctlcluster --skip-systemctl-redirect --foreground "$ver" "$name" start || return 1
+	for i in $(seq 100); do
+		# Through the socket: a TCP probe would be a plain client of the row.
+		pg_isready -q -p "$port" && break
+		sleep 0.1
+	done
+	local -x PGPASSWORD
+	PGPASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+	runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" \
+		-c "ALTER ROLE postgres PASSWORD '$PGPASSWORD'" >"$d/password.log" 2>&1 ||
+		fail "psql (peer, socket): $(tail -n 2 "$d/password.log" | tr '\n' ' ')" || return 1
 	$HELPER lines "$d/lines" 20000 9
 	chmod a+r "$d/lines"
 	chmod 777 "$d"
 	with_sampler pg_work || return 1
 	same_file "$d/lines" "$d/lines.out" "COPY in and out" || return 1
-	note="psql COPY of 20000 lines in and out, sha256 equal; $note"
+	note="pg_createcluster $ver $name, scram-sha-256: psql COPY of 20000 lines in and out, sha256 equal; $note"
 }
 
 pg_work() {
@@ -269,4 +312,48 @@ case_dnsmasq() {
 		>"$d/got" 2>"$d/client.log" || fail "dig: $(tail -n 2 "$d/client.log")" || return 1
 	same_file "$d/want" "$d/got" "200 answers" || return 1
 	note="dig +tcp: 200 queries, a connection each, answers equal"
+}
+
+# git daemon as Debian's git-daemon-run runs it (its /etc/sv/git-daemon/run:
+# `git-daemon --verbose --reuseaddr --base-path=/var/lib /var/lib/git`, in
+# the foreground; git-daemon-sysvinit passes the same options with
+# --detach, --pid-file and --user), the row's base path and directory in
+# place of /var/lib and /var/lib/git, and its port.  Without chpst's (or
+# --user's) gitdaemon, a user that needs root and the package's postinst:
+# root, like its clients.  As Debian's README.Debian has it, the
+# repository is a bare one in the directory, exported by its
+# git-daemon-export-ok (Debian's daemon has no --export-all).  The daemon
+# forks a `git daemon --serve` per connection through exec, which forks
+# and execs `git upload-pack` on descriptors 0 and 1: an exec chain.
+# git clone over git:// of 3 commits, 13 MiB: HEAD, fsck and every file
+# (sha256) equal.
+case_git_daemon() {
+	local src=$d/src base=$d/base i c head
+	mkdir -p "$base/git"
+	git init -q "$src" || fail "git init" || return 1
+	for c in 1 2 3; do
+		for i in $(seq 20); do
+			$HELPER wwwfile "$src/text$i" $((i * 997 + c)) $((c * 100 + i))
+			base64 -w 76 <"$src/text$i" >"$src/text$i.b64" && mv "$src/text$i.b64" "$src/text$i"
+		done
+		$HELPER wwwfile "$src/blob$c" $((4 << 20)) $((c + 20))
+		git -C "$src" add -A && GIT_AUTHOR_NAME=usmc GIT_AUTHOR_EMAIL=usmc@localhost \
+			GIT_COMMITTER_NAME=usmc GIT_COMMITTER_EMAIL=usmc@localhost \
+			git -C "$src" commit -q -m "commit $c" || fail "git commit $c" || return 1
+	done
+	head=$(git -C "$src" rev-parse HEAD)
+	git clone -q --bare --no-local "$src" "$base/git/repo.git" || fail "git clone --bare" || return 1
+	touch "$base/git/repo.git/git-daemon-export-ok"
+	start_server "$(git --exec-path)/git-daemon" --verbose --reuseaddr --port="$port" \
+		--base-path="$base" "$base/git" || return 1
+	with_sampler client git clone -q "git://127.0.0.1:$port/git/repo.git" "$d/clone" \
+		>"$d/client.log" 2>&1 || fail "git clone: $(tail -n 2 "$d/client.log" | tr '\n' ' ')" || return 1
+	[ "$(git -C "$d/clone" rev-parse HEAD)" = "$head" ] ||
+		fail "git clone: HEAD $(git -C "$d/clone" rev-parse HEAD), $head expected" || return 1
+	git -C "$d/clone" fsck --full --no-progress >"$d/fsck.log" 2>&1 ||
+		fail "git fsck: $(head -n 2 "$d/fsck.log" | tr '\n' ' ')" || return 1
+	(cd "$src" && find . -path ./.git -prune -o -type f -exec sha256sum {} + | sort) >"$d/sums.want"
+	(cd "$d/clone" && find . -path ./.git -prune -o -type f -exec sha256sum {} + | sort) >"$d/sums.got"
+	same_file "$d/sums.want" "$d/sums.got" "sha256 of each file" || return 1
+	note="git $(git --version | sed 's/git version //') daemon: clone of 3 commits, $(($(du -sk "$base/git/repo.git/objects" | cut -f1) / 1024)) MiB of objects: HEAD, fsck and $(wc -l <"$d/sums.want") files equal"
 }

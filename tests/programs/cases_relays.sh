@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 #
 # Relays and application servers of the matrix (sourced by matrix.sh):
-# haproxy, socat, a python asyncio server, node, a Java server.  Each case
-# runs with $mode, $d (its directory) and $port, and leaves $note (what it
-# checked, or why it failed).
+# haproxy, socat (fork and single), a python asyncio server, node, a Java
+# server, redis replication.  Each case runs with $mode, $d (its directory)
+# and $port, and leaves $note (what it checked, or why it failed).
 
 # start_backend CMD...: starts the server behind a relay on $port, under
 # usmc-run only when every end is (smc): in the other modes the relay's two
@@ -45,9 +45,10 @@ relay_http_work() {
 	return $rc
 }
 
-# echo_work: 8 connections of 2 MB each through the echo server at $port.
+# echo_work [CONNS [BYTES]]: CONNS connections (8) of BYTES (2 MB) each,
+# one after the other, through the echo server at $port.
 echo_work() {
-	client $HELPER echo "$port" 8 2000000 11 >"$d/client.out" 2>&1 ||
+	client $HELPER echo "$port" "${1:-8}" "${2:-2000000}" 11 >"$d/client.out" 2>&1 ||
 		fail "$(tail -n 2 "$d/client.out" | tr '\n' ' ')" || return 1
 	note=$(tail -n 1 "$d/client.out")
 }
@@ -57,6 +58,14 @@ case_socat() {
 	start_server socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" PIPE || return 1
 	with_sampler echo_work || return 1
 	note="socat fork: $note"
+}
+
+# socat in its single mode (no fork): it serves one connection, echoing
+# through a pipe, and ends with it.  16 MB, as the fork row's 8 x 2 MB.
+case_socat_single() {
+	start_server socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" PIPE || return 1
+	with_sampler echo_work 1 16000000 || return 1
+	note="socat single: $note"
 }
 
 case_python_asyncio() {
@@ -133,36 +142,46 @@ case_python_reuseport() {
 	note="two python processes, SO_REUSEPORT: $note"
 }
 
-# haproxy with the defaults of Debian's haproxy.cfg, in TCP mode with
-# splice-auto, in front of a python HTTP server (started the same way as
-# haproxy).  Without chroot, user and daemon: the row's registry and port.
+# haproxy as Debian ships it: /etc/haproxy/haproxy.cfg (its global section,
+# and its defaults in `mode http`, with httplog, dontlognull, the timeouts
+# and error files), started as haproxy.service starts it (`-Ws -f CONFIG
+# -p PIDFILE -S MASTER_SOCKET`: a master in the foreground and a worker,
+# chroot /var/lib/haproxy, as user haproxy; `daemon` is ignored in that
+# mode), in front of a python HTTP server (started the same way as haproxy)
+# that curl reaches through it in HTTP.  Only the row's files differ: the
+# stats socket, pid file and master socket in the row's directory, and the
+# frontend and backend appended for the row's ports.
 case_haproxy() {
-	local bport backend
+	local bport backend h=$d/haproxy
+	mkdir -p "$h"
 	http_backend || return 1
-	# haproxy's listener has SO_REUSEPORT: a group of one member, whose
-	# front connections are in shared memory as those to the backend are.
-	cat >"$d/haproxy.cfg" <<EOC
-global
-	stats timeout 30s
-
-defaults
-	mode	tcp
-	option	dontlognull
-	option	splice-auto
-	timeout connect 5000
-	timeout client  50000
-	timeout server  50000
+	{
+		# A throwaway instance: its admin socket in the row's directory,
+		# not the system's /run/haproxy (whose service may run too).
+		sed "s|^\([[:space:]]*stats socket\) /run/haproxy/admin.sock|\1 $h/admin.sock|" \
+			/etc/haproxy/haproxy.cfg
+		cat <<EOC
 
 frontend front
 	bind 127.0.0.1:$port
 	default_backend back
 
 backend back
+	# Added: the shipped file does not splice; the matrix's haproxy row
+	# runs with kernel splicing where haproxy judges it worth it.
+	option	splice-auto
 	server python 127.0.0.1:$bport
 EOC
-	start_server haproxy -db -f "$d/haproxy.cfg" || { stop_backends "$backend"; return 1; }
+	} >"$h/haproxy.cfg"
+	grep -q "stats socket $h/admin.sock" "$h/haproxy.cfg" ||
+		{ stop_backends "$backend"; fail "haproxy.cfg: no stats socket line to rewrite"; return 1; }
+	# The worker, as haproxy, writes its registry and counters here.
+	chmod 1777 "$d/reg"
+	row_users=haproxy
+	start_server haproxy -Ws -f "$h/haproxy.cfg" -p "$h/haproxy.pid" -S "$h/master.sock" ||
+		{ stop_backends "$backend"; return 1; }
 	relay_http_work || return 1
-	note="haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p') tcp splice-auto: $note"
+	note="haproxy $(haproxy -v | sed -n '1s/.*version \([^ ]*\).*/\1/p') as shipped, mode http, splice-auto: $note"
 }
 
 # redis replication: a master (the server) and a replica started as a client

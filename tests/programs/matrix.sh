@@ -58,7 +58,8 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
-	lemp gunicorn haproxy python-reuseport socat python-asyncio node java redis-replication stunnel squid varnish mariadb"
+	lemp gunicorn haproxy python-reuseport socat python-asyncio node java redis-replication stunnel squid varnish mariadb
+	socat-single git-daemon"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
 modes=${modes//fallback/client-only}
@@ -83,7 +84,8 @@ packages_of() {
 	lighttpd) echo lighttpd curl ;;
 	rsync) echo rsync ;;
 	haproxy) echo haproxy curl python3 ;;
-	socat) echo socat ;;
+	socat | socat-single) echo socat ;;
+	git-daemon) echo git ;;
 	python-asyncio) echo python3 ;;
 	python-reuseport) echo python3 curl ;;
 	lemp) echo nginx php-fpm curl ;;
@@ -130,11 +132,17 @@ work=$(mktemp -d /tmp/usmc-matrix.XXXXXX) || exit 2
 # through it; each row's registry stays its own.
 chmod 711 "$work"
 pids=()
+# Commands a case leaves to undo what it made outside $work (a postgresql
+# cluster) if the run ends before the case could: run after the servers end.
+at_exit=()
 cleanup() {
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
+	for c in "${at_exit[@]}"; do
+		eval "$c"
+	done
 	[ -n "${MATRIX_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -208,6 +216,8 @@ with_sampler() {
 	# that a forked child (socat fork, rsync) holds once its parent closed it.
 	$HELPER sample "$as_user $STAT" $$ "$d/sample.json" "$d/stop" &
 	local sp=$! i=0
+	# Ended with the servers if the run is: cleanup's wait would wait for it.
+	pids+=("$sp")
 	# The sampler has looked once before the client starts (bounded: 30 s).
 	while [ ! -e "$d/stop.ready" ] && [ $i -lt 600 ]; do
 		sleep 0.05
@@ -271,6 +281,12 @@ done
 # shows ok once the cause is gone.
 known_failure() {
 	case $1-$2 in
+	haproxy-smc | haproxy-server-only)
+		# The worker's connections TCP and uncounted, bytes intact.
+		[[ $note == *"never showed an SMCD socket"* || $note == *"no fallback counted"* ]] &&
+			echo "Debian's haproxy.cfg chroots the workers to /var/lib/haproxy and runs them as" \
+				"user haproxy: usmc in a worker reaches neither the registry nor its counters there," \
+				"so its connections are TCP, and usmc-stat does not count them (docs/PROGRAMS.md)" ;;
 	stunnel-smc)
 		# The tail of a connection short, nothing else.
 		[[ $note == "echo: connection "*" closed after "*" of 2000000 bytes"* ]] &&
