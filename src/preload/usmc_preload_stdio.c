@@ -21,7 +21,8 @@
  * when descriptors 0, 1 and 2 are usmc sockets as a new image starts (an
  * inetd-style service, handed its connection through exec) or when dup2
  * or dup3 makes them so.  freopen of a stream on a usmc socket closes the
- * socket as close() does before glibc replaces the descriptor.
+ * socket as close() does and opens the file under its number, for the
+ * same stream (glibc's own freopen cannot reopen a fopencookie stream).
  *
  * What cannot work: a stream is byte-oriented only (fopencookie gives it
  * no wide-character part), so fwprintf and its kin on such a stream fail
@@ -37,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdio_ext.h>
@@ -118,13 +120,19 @@ static bool usmc_stream_fd(int fd)
 	return s && atomic_load(&s->state) != SOCK_PLAIN && atomic_load(&s->state) != SOCK_LISTEN;
 }
 
+/* The jump table glibc gives a stream fopencookie makes: set by the first one we make. */
+static const void *_Atomic cookie_jumps;
+
 /* A stream on fd through usmc's calls; mode as fopencookie reads it. */
 static FILE *cookie_stream(int fd, const char *mode)
 {
 	FILE *f = fopencookie((void *)(intptr_t)fd, mode, cookie_calls);
 
-	if (f)
+	if (f) {
 		f->_fileno = fd;
+		atomic_store_explicit(&cookie_jumps, *(const void *const *)(f + 1),
+				      memory_order_relaxed);
+	}
 	return f;
 }
 
@@ -235,6 +243,100 @@ EXPORT int __dprintf_chk(int fd, int flag, const char *fmt, ...)
 
 /* ---- freopen ---- */
 
+/* libio's flag bits in a FILE's _flags (glibc's ABI). */
+#define STREAM_NO_READS 0x0004
+#define STREAM_NO_WRITES 0x0008
+
+/*
+ * Whether f is a stream cookie_stream made: glibc's cookie table right
+ * after the FILE (struct _IO_FILE_plus), and the cookie after it
+ * (struct _IO_cookie_file) the descriptor the stream names.  A program's
+ * own fopencookie stream has another cookie, and _fileno -2.
+ */
+static bool usmc_stream(FILE *f)
+{
+	const void *jumps = atomic_load_explicit(&cookie_jumps, memory_order_relaxed);
+	const void *const *after = (const void *const *)(f + 1);
+
+	return jumps && after[0] == jumps && after[1] == (const void *)(intptr_t)f->_fileno;
+}
+
+/* open()'s flags for a stream's mode, as glibc reads it; -1 for a mode it refuses. */
+static int reopen_flags(const char *mode)
+{
+	int flags;
+
+	switch (mode[0]) {
+	case 'r':
+		flags = O_RDONLY;
+		break;
+	case 'w':
+		flags = O_WRONLY | O_CREAT | O_TRUNC;
+		break;
+	case 'a':
+		flags = O_WRONLY | O_CREAT | O_APPEND;
+		break;
+	default:
+		return -1;
+	}
+	for (int i = 1; i < 7 && mode[i] && mode[i] != ','; i++) {
+		if (mode[i] == '+')
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		else if (mode[i] == 'x')
+			flags |= O_EXCL;
+		else if (mode[i] == 'e')
+			flags |= O_CLOEXEC;
+	}
+	return flags;
+}
+
+/*
+ * glibc's freopen of a stream fopencookie made writes through the
+ * stream's wide-character part, which such a stream lacks (glibc 2.36:
+ * SIGSEGV).  A stream of ours is reopened here as glibc reopens one on a
+ * descriptor: what it holds goes out to the socket, the socket is closed
+ * as close() closes it, and the file is opened under the same descriptor
+ * number, which the same FILE reads and writes from then on (its calls
+ * pass a descriptor usmc does not know to the kernel).  Without a path
+ * glibc would reopen the socket through /proc, which a socket refuses
+ * (ENXIO).  A stream whose file cannot be opened stays, dead (EBADF), as
+ * glibc leaves it; nothing is freed that the program may still close.
+ */
+static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
+{
+	int fd = fileno(f), flags = reopen_flags(mode), nfd = -1, err;
+
+	fflush(f);
+	__fpurge(f);
+	clearerr(f);
+	usmc_fd_close(fd);
+	if (!path)
+		errno = ENXIO;
+	else if (flags < 0)
+		errno = EINVAL;
+	else
+		nfd = open(path, flags, 0666);
+	err = errno;
+	if (nfd >= 0 && nfd != fd &&
+	    (usmc_sys.dup3(nfd, fd, flags & O_CLOEXEC) < 0 || (usmc_sys.close(nfd), false))) {
+		err = errno;
+		usmc_sys.close(nfd);
+		nfd = -1;
+	}
+	if (nfd < 0) {
+		usmc_sys.close(fd);
+		f->_flags |= STREAM_NO_READS | STREAM_NO_WRITES;
+		errno = err;
+		return NULL;
+	}
+	f->_flags &= ~(STREAM_NO_READS | STREAM_NO_WRITES);
+	if ((flags & O_ACCMODE) == O_RDONLY)
+		f->_flags |= STREAM_NO_WRITES;
+	else if ((flags & O_ACCMODE) == O_WRONLY)
+		f->_flags |= STREAM_NO_READS;
+	return f;
+}
+
 /*
  * glibc's freopen replaces the stream's descriptor with its internal
  * dup3, or closes it: for a usmc socket, what close() does goes first,
@@ -253,6 +355,8 @@ static void before_reopen(FILE *f)
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
 	preload_bound();
+	if (f && usmc_stream(f))
+		return reopen_ours(path, mode, f);
 	before_reopen(f);
 	return NEXT_CALL(freopen)(path, mode, f);
 }
@@ -260,6 +364,8 @@ EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
 {
 	preload_bound();
+	if (f && usmc_stream(f))
+		return reopen_ours(path, mode, f);
 	before_reopen(f);
 	return NEXT_CALL(freopen64)(path, mode, f);
 }

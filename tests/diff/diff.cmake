@@ -37,7 +37,7 @@ set(USMC_DIFF_CASES
   aliases_waits aliases_fds
   exec_v exec_vp exec_vpe exec_le exec_lp exec_fexecve exec_execveat exec_spawnp
   stdio_io_fdopen stdio_dprintf_chk
-  splice_epipe)
+  splice_epipe stdio_freopen stdio_freopen64)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes
@@ -47,11 +47,7 @@ set(USMC_DIFF_CASES
 #   oob: send(MSG_OOB) on a shared-memory connection fails with EOPNOTSUPP
 #        where TCP sends the urgent byte; the peer sees no POLLPRI and its
 #        recv(MSG_OOB) answers EINVAL, as TCP's with no urgent data.
-#   stdio_freopen, stdio_freopen64: freopen of a stream on a usmc socket
-#        kills the program (SIGSEGV): the stream is a fopencookie one, and
-#        glibc's freopen (2.36) writes through such a stream's _wide_data,
-#        which fopencookie leaves at (void *)-1.
-set(USMC_DIFF_KNOWN_BUGS oob stdio_freopen stdio_freopen64)
+set(USMC_DIFF_KNOWN_BUGS oob)
 
 # As tests/preload.cmake: gcc's shared sanitizer runtime cannot come
 # before the preload library, so a gcc sanitizer build skips these.
