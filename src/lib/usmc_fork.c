@@ -33,16 +33,25 @@ static unsigned fork_count(void)
 	return atomic_load_explicit(&fork_ready, memory_order_acquire);
 }
 
+/*
+ * The entries whose prepare handlers this thread ran before its fork:
+ * exactly those get their parent or child handler after it, though a
+ * module of another thread may add its own meanwhile (its parent
+ * handler would release what its prepare never took).
+ */
+static __thread unsigned fork_ran;
+
 void usmc_fork_before(void)
 {
-	for (unsigned i = fork_count(); i-- > 0;)
+	fork_ran = fork_count();
+	for (unsigned i = fork_ran; i-- > 0;)
 		if (fork_list[i].prepare)
 			fork_list[i].prepare();
 }
 
 void usmc_fork_after(pid_t pid)
 {
-	unsigned n = fork_count();
+	unsigned n = fork_ran;
 
 	for (unsigned i = 0; i < n; i++) {
 		void (*f)(void) = pid == 0 ? fork_list[i].child : fork_list[i].parent;
