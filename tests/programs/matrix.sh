@@ -225,9 +225,12 @@ with_sampler() {
 	done
 	local t0=$EPOCHREALTIME
 	export HELD_ACCOUNT=$d/held.account
+	# For a workload of helper.py's that holds a connection until the sampler has seen it.
+	export SAMPLER_LOOKS=$d/stop.looks
 	rm -f "$HELD_ACCOUNT"
 	"$@"
 	local rc=$?
+	unset SAMPLER_LOOKS
 	# A GET held for the sampler (held_get) waits for the test: not timed.
 	wtime=$($PY -c "
 import sys
