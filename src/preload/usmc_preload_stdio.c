@@ -249,16 +249,16 @@ EXPORT int __dprintf_chk(int fd, int flag, const char *fmt, ...)
 
 /*
  * Whether f is a stream cookie_stream made: glibc's cookie table right
- * after the FILE (struct _IO_FILE_plus), and the cookie after it
- * (struct _IO_cookie_file) the descriptor the stream names.  A program's
- * own fopencookie stream has another cookie, and _fileno -2.
+ * after the FILE (struct _IO_FILE_plus), and a descriptor in _fileno,
+ * which cookie_stream sets.  A program's own fopencookie stream has
+ * _fileno -2.  (The cookie itself is not looked at: a sanitizer's
+ * fopencookie puts one of its own there.)
  */
 static bool usmc_stream(FILE *f)
 {
 	const void *jumps = atomic_load_explicit(&cookie_jumps, memory_order_relaxed);
-	const void *const *after = (const void *const *)(f + 1);
 
-	return jumps && after[0] == jumps && after[1] == (const void *)(intptr_t)f->_fileno;
+	return jumps && *(const void *const *)(f + 1) == jumps && f->_fileno >= 0;
 }
 
 /* open()'s flags for a stream's mode, as glibc reads it; -1 for a mode it refuses. */
