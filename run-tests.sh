@@ -65,9 +65,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DUSM
 cmake --build build-asan -j"$jobs"
 # The slow tier (long load, the crash mix) and the real programs ran once, above.
 # Under the sanitizers an instrumented preload cannot run in programs that
-# lack their runtime: the static-exec case (Debian's python3) and the three
+# lack their runtime: the static and set-user-ID exec cases (Debian's python3) and the three
 # differential cases that exec /bin/sh.
-run_ctest build-asan "preload_exec_static diff_exec_vfork_sh diff_exec_system diff_exec_popen" \
+run_ctest build-asan "preload_exec_static preload_exec_setuid diff_exec_vfork_sh diff_exec_system diff_exec_popen" \
 	env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 ctest --output-on-failure -j2 --timeout 300 \
 	-LE '^(slow|programs|docker)$'
 
