@@ -92,6 +92,10 @@ set_tests_properties(reasons PROPERTIES LABELS unit TIMEOUT 60)
 usmc_test(dup_fds)
 add_test(NAME dup_fds COMMAND dup_fds)
 # A child per connection that exits without closing it: its ring's slot serves again.
+# Connections handed to a worker with SCM_RIGHTS (a Node.js cluster's primary).
+usmc_test(pass_conn)
+add_test(NAME pass_conn COMMAND pass_conn)
+set_tests_properties(pass_conn PROPERTIES TIMEOUT 60 LABELS unit)
 usmc_test(peer_end)
 add_test(NAME peer_end COMMAND peer_end)
 set_tests_properties(peer_end PROPERTIES TIMEOUT 60 LABELS unit)

@@ -10,10 +10,12 @@
 #include <linux/close_range.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "usmc.h"
 #include "usmc_close.h"
+#include "usmc_conn.h"
 #include "usmc_epoll.h"
 #include "usmc_exec_child.h"
 #include "usmc_fd.h"
@@ -177,21 +179,66 @@ __attribute__((destructor)) static void exit_drain_at_unload(void)
 		usmc_exit_drain();
 }
 
+/* A proposed connection's answer, waited for (a signal does not end the wait); its state then. */
+static int settled_state(struct usmc_sock *s)
+{
+	int err = errno;
+
+	while (atomic_load(&s->state) == SOCK_PROPOSED && af_settle(s, -1) < 0 && errno == EINTR)
+		;
+	errno = err;
+	return atomic_load(&s->state);
+}
+
 int usmc_fd_kernel_io(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
-	int err = errno;
+	int err = errno, state;
 
 	if (!s)
 		return 0;
 	usmc_plain_from_now(USMC_DECL_ENV);
-	/* A signal cuts the wait for the answer short; the answer is still to come. */
-	while (atomic_load(&s->state) == SOCK_PROPOSED && af_settle(s, -1) < 0 && errno == EINTR)
-		;
-	if (atomic_load(&s->state) == SOCK_PROPOSED || atomic_load(&s->state) == SOCK_SMC) {
+	state = settled_state(s);
+	if (state == SOCK_PROPOSED || state == SOCK_SMC) {
 		errno = ENOSYS;
 		return -1;
 	}
 	errno = err;
 	return 0;
+}
+
+/*
+ * A process that hands connections on (Node.js's cluster primary accepts
+ * each connection and passes it to a worker) cannot keep them in shared
+ * memory: the receiver's reads and writes are the kernel's.  What the
+ * first one already moved there is lost to the receiver, so that one is
+ * reset, loudly: the peer reads ECONNRESET at once, and the receiver the
+ * end once the peer closes, after no more than a doorbell the peer rang
+ * as the reset came, never the peer's data.  A listener passed is safe
+ * (its clients' Proposals go unanswered and fall back).
+ */
+void usmc_fd_passing(const struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			struct usmc_sock *s;
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			s = usmc_sock_active(fd);
+			if (!s)
+				continue;
+			usmc_plain_from_now(USMC_DECL_PASSED);
+			if (settled_state(s) == SOCK_SMC && s->conn) {
+				usmc_conn_abort(s);
+				/* Doorbells the peer rang before it saw the end: not the receiver's data. */
+				usmc_conn_drain_owed(s);
+			}
+		}
+	}
 }

@@ -7,6 +7,8 @@
 #ifndef USMC_FD_H
 #define USMC_FD_H
 
+#include <sys/socket.h>
+
 /* Everything close() does to a usmc socket but the kernel's close. */
 void usmc_fd_close(int fd);
 /* fcntl F_DUPFD and F_DUPFD_CLOEXEC: the new descriptor names the socket too. */
@@ -21,6 +23,15 @@ int usmc_fcntl_dupfd(int fd, int cmd, int min);
  * (USMC_DECL_ENV), so that such calls work on them.
  */
 int usmc_fd_kernel_io(int fd);
+
+/*
+ * Before msg goes out: a connection in shared memory among its
+ * descriptors (SCM_RIGHTS) reaches a process that knows nothing of its
+ * rings and would read doorbell bytes as data.  It is reset (both ends
+ * read ECONNRESET, never those bytes), and every later connection of the
+ * process is plain TCP (USMC_DECL_PASSED), which it may hand on.
+ */
+void usmc_fd_passing(const struct msghdr *msg);
 
 /* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_rx.h"
 #include "usmc_settle.h"
@@ -123,6 +124,8 @@ ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct usmc_sock *s = usmc_sock_active(fd);
 
+	if (msg && msg->msg_controllen)
+		usmc_fd_passing(msg);
 	return s ? sock_sendmsg(s, msg, flags) : usmc_sys.sendmsg(fd, msg, flags);
 }
 

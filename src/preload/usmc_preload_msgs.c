@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
@@ -41,8 +42,12 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	unsigned int sent = 0;
 
 	preload_bound();
-	if (!usmc_sock_active(fd))
+	if (!usmc_sock_active(fd)) {
+		for (unsigned int i = 0; i < vlen; i++)
+			if (vec[i].msg_hdr.msg_controllen)
+				usmc_fd_passing(&vec[i].msg_hdr);
 		return usmc_sys.sendmmsg(fd, vec, vlen, flags);
+	}
 	while (sent < vlen) {
 		size_t want = 0;
 		ssize_t n;

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
 #include "usmc_preload.h"
@@ -319,6 +320,14 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 							  a == SECCOMP_SET_MODE_FILTER
 						    : a == PR_SET_SECCOMP))
 			proc_seccomp_note();
+		return rc;
+	case SYS_sendmsg:
+		/* On a socket not usmc's too: the descriptors it passes may be (usmc_fd_passing). */
+		if (!known(a) && b && ((const struct msghdr *)b)->msg_controllen)
+			usmc_fd_passing((const struct msghdr *)b);
+		if (!known(a))
+			break;
+		rc = fd_call(nr, a, b, c, d, e, f, &done);
 		return rc;
 	default:
 		/* dup2 and dup3 onto a usmc descriptor close it: usmc must know. */
