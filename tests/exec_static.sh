@@ -6,8 +6,9 @@
 # the exec, so the program reads no byte (its read fails or sees EOF) and
 # the peer sees the connection end, never doorbell bytes as data.  Both the
 # vfork path (Python's subprocess) and fork + exec are covered.
+# tests/exec_setuid.sh runs it on a set-user-ID program.
 #
-# usage: exec_static.sh BUILD_DIR STATIC_CAT
+# usage: exec_static.sh BUILD_DIR CAT [WHAT]   (WHAT names CAT in the verdict)
 set -u
 [ -n "${USMC_PRELOAD_SKIP:-}" ] && { echo "skipped: $USMC_PRELOAD_SKIP"; exit 77; }
 command -v python3 >/dev/null || { echo "skipped: no python3"; exit 77; }
@@ -33,6 +34,7 @@ fail=0
 [ "$(grep -c "^client ([a-z]*): 0 bytes back, then" "$tmp/client")" = 2 ] || fail=1
 # The peer sees the end as TCP shows a reset: an error, not a quiet EOF.
 [ "$(grep -c "then \(ConnectionResetError\|BrokenPipeError\)" "$tmp/client")" = 2 ] || fail=1
-[ $fail = 0 ] && echo "ok: both connections ended, no byte read by the static program" ||
-	echo "FAIL: the static program or the peer saw bytes, or no error"
+what=${3:-static program}
+[ $fail = 0 ] && echo "ok: both connections ended, no byte read by the $what" ||
+	echo "FAIL: the $what or the peer saw bytes, or no error"
 exit $fail

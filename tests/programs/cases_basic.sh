@@ -33,17 +33,9 @@ start_nginx() {
 	local n=$d/nginx
 	mkdir -p "$n"
 	www
+	$HELPER wwwfile "$d/www/small" 65536 2
 	chmod -R a+rX "$d/www"
-	nginx_shipped_conf "$n" off "	server {
-		listen $port default_server;
-		listen [::]:$port default_server;
-		root $d/www;
-		index index.html index.htm;
-		server_name _;
-		location / {
-			try_files \$uri \$uri/ =404;
-		}
-	}"
+	nginx_shipped_conf "$n" off "$(nginx_default_site "$port" "$d/www")"
 	# The workers, as www-data, write their registry and counters here.
 	chmod 1777 "$d/reg"
 	row_users=www-data
@@ -64,8 +56,6 @@ case_nginx_curl() {
 }
 
 case_nginx_wrk() {
-	www
-	$HELPER wwwfile "$d/www/small" 65536 2
 	start_nginx || return 1
 	cat >"$d/check.lua" <<EOF
 local f = io.open("$d/www/small", "rb")

@@ -6,9 +6,6 @@
 # needs differ from the package's files.  Each case runs with $mode, $d (its
 # directory) and $port, and leaves $note (what it checked, or why it failed).
 
-# shellcheck source=nginx_shipped_conf.sh
-. "$here/nginx_shipped_conf.sh"
-
 # sshd with Debian's sshd_config (privilege separation, the seccomp sandbox
 # of the pre-authentication child, PAM), a generated host key and a key for
 # root in the row's directory; ssh runs a command on 20 MB, scp copies it
@@ -267,29 +264,13 @@ rsync_work() {
 		fail "rsync pull: $(tail -n 2 "$d/client.log")" || return 1
 }
 
-# nginx in the shape of Debian's nginx.conf and sites-available/default: a
-# master and `worker_processes auto` workers as www-data, sendfile on,
-# tcp_nopush, gzip, the default listen on IPv4 and IPv6; in the foreground,
-# and told to keep USMC_REGISTRY_DIR, which it would clear.
+# nginx in the shape of Debian's nginx.conf and sites-available/default
+# (start_nginx, cases_basic.sh): a master and `worker_processes auto`
+# workers as www-data, sendfile on, tcp_nopush, gzip, the default listen
+# on IPv4 and IPv6; in the foreground, and told to keep USMC_REGISTRY_DIR,
+# which it would clear.
 case_nginx_shipped() {
-	local n=$d/nginx
-	mkdir -p "$n"
-	www
-	$HELPER wwwfile "$d/www/small" 65536 2
-	chmod -R a+rX "$d/www"
-	nginx_shipped_conf "$n" off "	server {
-		listen $port default_server;
-		listen [::]:$port default_server;
-		root $d/www;
-		index index.html index.htm;
-		server_name _;
-		location / {
-			try_files \$uri \$uri/ =404;
-		}
-	}"
-	chmod 1777 "$d/reg"
-	row_users=www-data
-	start_server nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || return 1
+	start_nginx || return 1
 	with_sampler http_work || return 1
 	note="nginx master and workers, sendfile on: $note"
 }

@@ -68,16 +68,7 @@ chmod -R a+rX "$d/www"
 
 # shellcheck source=nginx_shipped_conf.sh
 . "$here/nginx_shipped_conf.sh"
-nginx_shipped_conf "$d" on "	server {
-		listen $port default_server;
-		listen [::]:$port default_server;
-		root $d/www;
-		index index.html index.htm;
-		server_name _;
-		location / {
-			try_files \$uri \$uri/ =404;
-		}
-	}"
+nginx_shipped_conf "$d" on "$(nginx_default_site "$port" "$d/www")"
 
 failed=0
 fail() {

@@ -35,3 +35,21 @@ $server
 }
 EOC
 }
+
+# nginx_default_site PORT ROOT: the server block of Debian's
+# sites-available/default (the default listen on IPv4 and IPv6, index,
+# try_files), on PORT, serving ROOT.
+nginx_default_site() {
+	cat <<EOS
+	server {
+		listen $1 default_server;
+		listen [::]:$1 default_server;
+		root $2;
+		index index.html index.htm;
+		server_name _;
+		location / {
+			try_files \$uri \$uri/ =404;
+		}
+	}
+EOS
+}
