@@ -168,8 +168,10 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			usmc_sys.close(fd);
 			continue;
 		}
-		fd = usmc_fd_lift(fd);
+		/* Admitted by the number the kernel gave (how full the table is), then lifted. */
 		refused = af_channel_admit(fd, &cred, NULL);
+		if (!refused)
+			fd = usmc_fd_lift(fd);
 		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
 			refused = USMC_DECL_MEM;
 		if (refused)

@@ -397,8 +397,10 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 		entry_refuse(counted, reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
-	ch = usmc_fd_lift(ch);
+	/* Admitted by the number the kernel gave (how full the table is), then lifted. */
 	refused = af_channel_admit(ch, &cred, l);
+	if (!refused)
+		ch = usmc_fd_lift(ch);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
 	if (!lgr) {
 		entry_refuse(counted, reg, ch, refused ? refused : USMC_DECL_MEM);
