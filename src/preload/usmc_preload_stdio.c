@@ -291,6 +291,21 @@ static int reopen_flags(const char *mode)
 }
 
 /*
+ * glibc's freopen replaces the stream's descriptor with its internal
+ * dup3, or closes it: for a usmc socket, what close() does goes first,
+ * after the stream's buffer went out through usmc.
+ */
+static void before_reopen(FILE *f)
+{
+	int fd = f ? fileno(f) : -1;
+
+	if (fd < 0 || !usmc_sock_get(fd))
+		return;
+	fflush(f);
+	usmc_fd_close(fd);
+}
+
+/*
  * glibc's freopen of a stream fopencookie made writes through the
  * stream's wide-character part, which such a stream lacks (glibc 2.36:
  * SIGSEGV).  A stream of ours is reopened here as glibc reopens one on a
@@ -306,10 +321,9 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 {
 	int fd = fileno(f), flags = reopen_flags(mode), nfd = -1, err;
 
-	fflush(f);
+	before_reopen(f);
 	__fpurge(f);
 	clearerr(f);
-	usmc_fd_close(fd);
 	if (!path)
 		errno = ENXIO;
 	else if (flags < 0)
@@ -335,21 +349,6 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 	else if ((flags & O_ACCMODE) == O_WRONLY)
 		f->_flags |= STREAM_NO_READS;
 	return f;
-}
-
-/*
- * glibc's freopen replaces the stream's descriptor with its internal
- * dup3, or closes it: for a usmc socket, what close() does goes first,
- * after the stream's buffer went out through usmc.
- */
-static void before_reopen(FILE *f)
-{
-	int fd = f ? fileno(f) : -1;
-
-	if (fd < 0 || !usmc_sock_get(fd))
-		return;
-	fflush(f);
-	usmc_fd_close(fd);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)

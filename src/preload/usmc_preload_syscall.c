@@ -261,6 +261,9 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 	d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
 	va_end(ap);
 	preload_bound();
+	/* On a socket not usmc's too: the descriptors it passes may be (usmc_fd_passing). */
+	if (nr == SYS_sendmsg && !known(a) && b && ((const struct msghdr *)b)->msg_controllen)
+		usmc_fd_passing((const struct msghdr *)b);
 	/*
 	 * A wait without a usmc socket stays the kernel's own, which (unlike
 	 * libc's) writes the time left into ppoll's and pselect6's timeout.
@@ -320,14 +323,6 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 							  a == SECCOMP_SET_MODE_FILTER
 						    : a == PR_SET_SECCOMP))
 			proc_seccomp_note();
-		return rc;
-	case SYS_sendmsg:
-		/* On a socket not usmc's too: the descriptors it passes may be (usmc_fd_passing). */
-		if (!known(a) && b && ((const struct msghdr *)b)->msg_controllen)
-			usmc_fd_passing((const struct msghdr *)b);
-		if (!known(a))
-			break;
-		rc = fd_call(nr, a, b, c, d, e, f, &done);
 		return rc;
 	default:
 		/* dup2 and dup3 onto a usmc descriptor close it: usmc must know. */
