@@ -18,11 +18,24 @@
  * allowed by the client too, holds the server's channel name first.  The
  * client must see that the channel is not the server's user's, and the
  * squatter must get no byte of the handshake.
+ *
+ * A process that changed its user after it opened the registry (a master
+ * that runs as the server's user and forks its workers as another: nginx,
+ * haproxy) still finds the server's listener there and proposes to it.
+ * The server does not allow its user: the client, waiting in epoll_wait
+ * for the reply with its request in its ring, must be woken by the
+ * connection itself, as TCP wakes it, not by a timer's look (the
+ * counters' handshake_timer_wakeups, of both users' files, stay as they
+ * were), whether a listener's maker or a prefork worker accepts.  Told so
+ * once, it asks the maker no more (serve_one).
  */
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,6 +43,7 @@
 #include "harness.h"
 #include "usmc_core.h"
 #include "usmc_registry.h"
+#include "usmc_stats.h"
 
 #define SERVER_UID 64001
 #define CLIENT_UID 64002
@@ -41,7 +55,7 @@ struct round {
 	const char *client_policy;
 	int mode;           /* expected on both ends */
 	uint32_t client_reason; /* the client's fallback reason, exactly */
-	enum { PLAIN_ROUND, THIRD_SOCKET, PREFORK, SQUATTER } twist;
+	enum { PLAIN_ROUND, THIRD_SOCKET, PREFORK, SQUATTER, INHERITED, INHERITED_PREFORK } twist;
 	const char *what;
 	uint32_t reason;    /* the client's fallback reason */
 };
@@ -69,6 +83,11 @@ static const struct round rounds[] = {
 	  THIRD_SOCKET, "a socket of a third user" },
 	{ "allow-user 64002", "allow-user 64001", USMC_MODE_SMCD, 0, PREFORK,
 	  "a prefork server's worker" },
+	/* The server's user's registry, opened before the client became another user. */
+	{ "", "", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN, INHERITED,
+	  "the server's registry, inherited" },
+	{ "", "", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN, INHERITED_PREFORK,
+	  "the same, to a prefork worker" },
 	/* The squatter's channel is refused, and the third user has no listener of its own. */
 	{ "allow-user 64002", "allow-user 64001 64003", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC,
 	  SQUATTER, "a squatter of the channel name" },
@@ -99,19 +118,42 @@ static int third_user_socket(void)
 	return fd;
 }
 
-/* Accepts one connection and echoes its length and checksum. */
+static bool inherited(void)
+{
+	return cur->twist == INHERITED || cur->twist == INHERITED_PREFORK;
+}
+
+/*
+ * Accepts the round's connections (two where the client inherited the
+ * registry) and echoes each one's length and checksum.  The first of an
+ * inherited round is declined as another user's.  Its client then knows:
+ * its second connection toward our own listener comes without a
+ * Proposal; one to a prefork worker asks again, on a channel of its own.
+ */
 static int serve_one(void *arg)
 {
-	int lfd = (int)(intptr_t)arg, fd = usmc_accept(lfd, NULL, NULL);
-	uint64_t sum, len, reply[2];
+	int lfd = (int)(intptr_t)arg;
 
-	CHECK(fd >= 0);
-	len = h_read_to_eof(fd, &sum, 65536, NULL);
-	reply[0] = len;
-	reply[1] = sum;
-	h_write_all(fd, reply, sizeof(reply));
-	h_check_mode(fd, cur->mode);
-	CHECK(usmc_close(fd) == 0);
+	for (int i = 0; i < (inherited() ? 2 : 1); i++) {
+		int fd = usmc_accept(lfd, NULL, NULL);
+		uint64_t sum, len, reply[2];
+		struct usmc_info info;
+
+		CHECK(fd >= 0);
+		len = h_read_to_eof(fd, &sum, 65536, NULL);
+		reply[0] = len;
+		reply[1] = sum;
+		h_write_all(fd, reply, sizeof(reply));
+		h_check_mode(fd, cur->mode);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+		if (inherited() && info.fallback_reason !=
+		    (i && cur->twist == INHERITED ? USMC_DECL_PEERNOSMC : USMC_DECL_FOREIGN)) {
+			fprintf(stderr, "%s: server's connection %d: %s\n", cur->what, i,
+				usmc_reason_str(info.fallback_reason));
+			CHECK(0);
+		}
+		CHECK(usmc_close(fd) == 0);
+	}
 	return 0;
 }
 
@@ -137,7 +179,7 @@ static int server(void *arg)
 	} else {
 		lfd = h_listen(AF_INET, H_USMC, &port);
 	}
-	if (cur->twist == PREFORK) {
+	if (cur->twist == PREFORK || cur->twist == INHERITED_PREFORK) {
 		/* The worker waits in accept before the client may connect. */
 		pid_t w = h_fork(serve_one, (void *)(intptr_t)lfd);
 
@@ -152,10 +194,38 @@ static int server(void *arg)
 	return 0;
 }
 
+/* Opens the registry as the server's user (a listener of its own, closed), then becomes ours. */
+static void registry_of_server(void)
+{
+	uint16_t port;
+	int lfd;
+
+	CHECK(setresgid(SERVER_UID, SERVER_UID, 0) == 0);
+	CHECK(setresuid(SERVER_UID, SERVER_UID, 0) == 0);
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	CHECK(usmc_close(lfd) == 0);
+	CHECK(setresuid(0, 0, 0) == 0);
+	CHECK(setresgid(0, 0, 0) == 0);
+	become(CLIENT_UID, cur->client_policy);
+}
+
+/* Waits in epoll_wait, with nothing else to look at, for the reply. */
+static void reply_wait(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CHECK(ep >= 0 && usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	CHECK(usmc_epoll_wait(ep, &ev, 1, -1) == 1);
+	CHECK(close(ep) == 0);
+}
+
 static int client(void *arg)
 {
 	static uint8_t buf[BYTES];
 	uint16_t port = (uint16_t)(uintptr_t)arg;
+	/* A request that fits its ring: it waits there, unanswered, when the client waits. */
+	size_t len = inherited() ? 3000 : sizeof(buf);
 	uint64_t reply[2], sum;
 	struct usmc_info info;
 	int fd;
@@ -168,24 +238,34 @@ static int client(void *arg)
 		fd = third_user_socket();
 		become(CLIENT_UID, cur->client_policy);
 		CHECK(usmc_connect(fd, (struct sockaddr *)&ss, len) == 0);
+	} else if (inherited()) {
+		registry_of_server();
+		fd = h_connect(AF_INET, H_USMC, port);
 	} else {
 		become(CLIENT_UID, cur->client_policy);
 		fd = h_connect(AF_INET, H_USMC, port);
 	}
-	h_pattern(buf, sizeof(buf), port, 0);
-	sum = h_fnv(H_FNV_INIT, buf, sizeof(buf));
-	h_write_all(fd, buf, sizeof(buf));
-	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
-	h_read_all(fd, reply, sizeof(reply));
-	CHECK(reply[0] == sizeof(buf) && reply[1] == sum);
-	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
-	printf("%-32s %s", cur->what, usmc_mode_str(info.mode));
-	if (info.mode == USMC_MODE_FALLBACK)
-		printf(" (%s, 0x%08x)", usmc_reason_str(info.fallback_reason), info.fallback_reason);
-	printf(", %d bytes intact\n", BYTES);
-	CHECK(info.mode == cur->mode);
-	CHECK(info.fallback_reason == cur->client_reason);
-	CHECK(usmc_close(fd) == 0);
+	for (int i = 0; i < (inherited() ? 2 : 1); i++) {
+		if (i)
+			fd = h_connect(AF_INET, H_USMC, port);
+		h_pattern(buf, len, port + i, 0);
+		sum = h_fnv(H_FNV_INIT, buf, len);
+		h_write_all(fd, buf, len);
+		CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+		if (inherited())
+			reply_wait(fd);
+		h_read_all(fd, reply, sizeof(reply));
+		CHECK(reply[0] == len && reply[1] == sum);
+		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+		printf("%-32s %s", i ? "  and again" : cur->what, usmc_mode_str(info.mode));
+		if (info.mode == USMC_MODE_FALLBACK)
+			printf(" (%s, 0x%08x)", usmc_reason_str(info.fallback_reason),
+			       info.fallback_reason);
+		printf(", %zu bytes intact\n", len);
+		CHECK(info.mode == cur->mode);
+		CHECK(info.fallback_reason == cur->client_reason);
+		CHECK(usmc_close(fd) == 0);
+	}
 	return 0;
 }
 
@@ -237,6 +317,29 @@ static void squatted_round(void)
 	CHECK(h_wait_ok(sq));
 }
 
+/* The handshakes that a timer's look settled, in both users' counters. */
+static uint64_t timer_settled(void)
+{
+	uint64_t n = 0;
+
+	for (unsigned uid = SERVER_UID; uid <= CLIENT_UID; uid++) {
+		struct usmc_stats_file *f;
+		char path[256];
+		int fd;
+
+		usmc_stats_path(path, sizeof(path), uid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		CHECK(f != MAP_FAILED);
+		n += usmc_stats_total(f, USMC_STAT_HS_TIMER_WAKEUPS);
+		munmap(f, sizeof(*f));
+	}
+	return n;
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -246,11 +349,18 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* The parent makes no usmc call: each child opens its own user's registry. */
 	for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
+		uint64_t settled = timer_settled();
+
 		cur = &rounds[i];
 		if (cur->twist == SQUATTER)
 			squatted_round();
 		else
 			h_run_pair(server, client, &port_chan);
+		if (inherited() && timer_settled() != settled) {
+			fprintf(stderr, "%s: %llu handshakes settled by a timer's look\n", cur->what,
+				(unsigned long long)(timer_settled() - settled));
+			CHECK(0);
+		}
 	}
 	printf("cross_user: ok\n");
 	return 0;

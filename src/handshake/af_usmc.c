@@ -328,6 +328,12 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	conn->hs_result = CLC_DECLINE;
 	conn->hs_reason = msg->decline.reason;
 	conn->hs_marker = msg->decline.flags & CLC_DECL_MARKER;
+	/*
+	 * Marked, so for our own socket: we are a user the listener does not
+	 * admit (af_channel_admit), and our later connections go as TCP.
+	 */
+	if (conn->hs_marker && msg->decline.reason == USMC_DECL_FOREIGN)
+		lgr->refused = USMC_DECL_FOREIGN;
 	if (!conn->sock)
 		orphan_destroy(conn);
 }

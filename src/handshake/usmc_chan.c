@@ -89,9 +89,11 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  * a peer process, a bounded number in all, never the descriptors the
  * last eighth of the table holds for TCP clients, and a bounded number
  * taken per look, so that a queue others fill costs an accept() little.
+ * Of them, a few held only to refuse their Proposals (af_channel_admit).
  */
 #define CHAN_PER_PEER      64 /* a client has one per port it reaches */
 #define CHAN_MAX           1024
+#define CHAN_REFUSING_MAX  16
 #define CHAN_ACCEPT_BATCH  16
 
 /*
@@ -100,24 +102,42 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  * toward the limit in all only.  Their clients may also be of the user
  * who made the listener, which handed it to us (a master that runs as
  * root, its workers as another user): only a privileged process can.
+ *
+ * A client of a user we do not admit proposes to us only when it holds
+ * our user's registry (a master of ours forked it, and it changed its
+ * user after): it cannot know that we refuse it.  Refused now, on its
+ * channel alone, it would learn it only at its next look there, and a
+ * client that waits on its TCP socket for our reply looks there at a
+ * timer's pace.  So a few such channels become link groups all the same,
+ * with *refuse set: each Proposal on them is declined once its TCP
+ * connection is accepted and proven the proposer's, with the marker that
+ * wakes the client on that socket (usmc_listen.c).  Only past them is the
+ * channel refused at once.
  */
-uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared)
+uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared,
+			  uint32_t *refuse)
 {
+	bool foreign = !(shared && cred->uid == shared->uid) && !usmc_peer_user_allowed(cred->uid);
 	unsigned long limit = usmc_fd_limit();
-	int total = 0, of_peer = 0;
+	int total = 0, of_peer = 0, refusing = 0;
 
-	if (!(shared && cred->uid == shared->uid) && !usmc_peer_user_allowed(cred->uid))
-		return USMC_DECL_FOREIGN;
+	*refuse = 0;
 	/* Descriptors come lowest first: a number this high means the table is nearly full. */
 	if (limit && (unsigned long)fd >= limit - limit / 8)
-		return USMC_DECL_MEM;
+		return foreign ? USMC_DECL_FOREIGN : USMC_DECL_MEM;
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
 		if (lgr->role != LGR_SERVER || !lgr_usable(lgr))
 			continue;
 		total++;
 		of_peer += !lgr->oneshot && lgr->peer_pid == cred->pid;
+		refusing += lgr->refused != 0;
 	}
-	return total < CHAN_MAX && (shared || of_peer < CHAN_PER_PEER) ? 0 : USMC_DECL_CHAN_BUSY;
+	if (total >= CHAN_MAX || (!shared && of_peer >= CHAN_PER_PEER))
+		return foreign ? USMC_DECL_FOREIGN : USMC_DECL_CHAN_BUSY;
+	if (foreign && refusing >= CHAN_REFUSING_MAX)
+		return USMC_DECL_FOREIGN;
+	*refuse = foreign ? USMC_DECL_FOREIGN : 0;
+	return 0;
 }
 
 /*
@@ -149,7 +169,8 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 	int made = 0;
 
 	while (*ufd >= 0 && *budget > 0) {
-		uint32_t refused;
+		struct usmc_lgr *lgr;
+		uint32_t refused, refuse;
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
 		int fd = usmc_sys.accept4(*ufd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -169,10 +190,13 @@ static int accept_channels_of(struct usmc_listener *l, int *ufd, bool other_user
 			continue;
 		}
 		/* Admitted by the number the kernel gave (how full the table is), then lifted. */
-		refused = af_channel_admit(fd, &cred, NULL);
+		refused = af_channel_admit(fd, &cred, NULL, &refuse);
 		if (!refused)
 			fd = usmc_fd_lift(fd);
-		if (!refused && !lgr_new(fd, LGR_SERVER, cred.pid, cred.uid))
+		lgr = refused ? NULL : lgr_new(fd, LGR_SERVER, cred.pid, cred.uid);
+		if (lgr)
+			lgr->refused = refuse;
+		else if (!refused)
 			refused = USMC_DECL_MEM;
 		if (refused)
 			af_channel_refuse(fd, 0, refused);

@@ -29,7 +29,8 @@ bool af_channel_listened(const struct sockaddr_un *sun, socklen_t sun_len);
  * Why a channel from cred may not become a link group; 0 if it may.
  * shared: the listener whose shared backlog it came from, or NULL.
  */
-uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared);
+uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared,
+			  uint32_t *refuse);
 /* Refuses a channel with a Decline of the whole link group (token 0) or of token; closes it. */
 void af_channel_refuse(int fd, uint64_t token, uint32_t reason);
 /*

@@ -132,6 +132,11 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
+	/* Its listener declined us as a user it does not admit, proven: ask no more. */
+	if (lgr && !oneshot && lgr->refused) {
+		reason = lgr->refused;
+		lgr = NULL;
+	}
 again:
 	conn = lgr ? af_conn_new(s, lgr) : NULL;
 	if (lgr && !conn)

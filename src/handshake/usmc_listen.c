@@ -274,7 +274,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	struct srv_proposal *p;
 	uint64_t cookie = 0;
 	uint32_t reason, uid = 0;
-	bool shared = af_listener_shared(l), remote = !usmc_addr_is_local(peer);
+	bool proven, shared = af_listener_shared(l), remote = !usmc_addr_is_local(peer);
 
 	if (remote) {
 		/* Another namespace's client: only through the rendezvous directory. */
@@ -315,12 +315,14 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	    srv_refuse_listed(l->port, reg, ns, peer, cookie, uid))
 		reason = USMC_DECL_LISTENSHARED;
 	/* Cookies are no secret (sock_diag shows them): the socket must be the proposer's user's. */
-	if (p && uid != (uint32_t)p->lgr->peer_uid)
+	proven = p && uid == (uint32_t)p->lgr->peer_uid;
+	if (p && !proven)
 		reason = USMC_DECL_FOREIGN;
 	else if (p)
-		reason = usmc_plain_reason(); /* this process uses io_uring */
+		/* A user we do not admit (af_channel_admit), or this process uses io_uring. */
+		reason = p->lgr->refused ? p->lgr->refused : usmc_plain_reason();
 	if (p && reason) {
-		srv_decline(ns, p, reason, reason != USMC_DECL_FOREIGN);
+		srv_decline(ns, p, reason, proven);
 	} else if (p) {
 		reason = srv_accept_proposal(ns, p);
 	}

@@ -391,14 +391,14 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct usmc_lgr *lgr;
-	uint32_t refused;
+	uint32_t refused, refuse;
 
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 		entry_refuse(counted, reg, ch, USMC_DECL_INTERR);
 		return NULL;
 	}
 	/* Admitted by the number the kernel gave (how full the table is), then lifted. */
-	refused = af_channel_admit(ch, &cred, l);
+	refused = af_channel_admit(ch, &cred, l, &refuse);
 	if (!refused)
 		ch = usmc_fd_lift(ch);
 	lgr = refused ? NULL : lgr_new(ch, LGR_SERVER, cred.pid, cred.uid);
@@ -406,6 +406,7 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 		entry_refuse(counted, reg, ch, refused ? refused : USMC_DECL_MEM);
 		return NULL;
 	}
+	lgr->refused = refuse;
 	/* Read by the caller's pump: out of the backlog's count, or of the listener's. */
 	if (counted)
 		atomic_fetch_add(&reg->settled, 1);

@@ -154,7 +154,13 @@ struct usmc_lgr {
 	int carriers[LGR_CARRIERS]; /* client, oneshot: what took the server's end there, until settled */
 	uint8_t ncarriers;
 	bool rdv;          /* oneshot: with another namespace, through the rendezvous directory */
-	uint32_t refused;  /* client: the server's reason for refusing the link group */
+	/*
+	 * Client: the server's reason for refusing the link group, or us, its
+	 * user (a marked Decline 0x03000002): no Proposal goes on it.  Server:
+	 * the reason each of its Proposals is declined with, once its
+	 * connection is proven (a user we do not admit: af_channel_admit).
+	 */
+	uint32_t refused;
 	struct reuse_key reuse; /* oneshot: whom its segment may serve next */
 	/* What its connections' spins taught, receiving and sending: usmc_poll.c */
 	_Atomic uint8_t spin_misses[2];
