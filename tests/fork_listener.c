@@ -20,6 +20,17 @@
  * connection, and so reads the second's Proposal too: it must find it
  * there when it accepts the second.
  *
+ * --maker-closes: the maker closes its listener as soon as it has forked
+ * its workers, before any of them waits (haproxy's master does so before
+ * it execs itself again): the workers hold the listener, and every
+ * connection is in shared memory all the same.  --maker-closes-reuseport:
+ * the same with SO_REUSEPORT on the listener, as haproxy sets it (a group
+ * of one member, whose queue the workers hold).  --maker-closes-chroot
+ * (root): the workers also chroot to an empty directory before they
+ * accept, as Debian's haproxy.cfg has them do, where there is no /proc and
+ * no counters file: their connections are in shared memory all the same
+ * (both ends' modes; the counters see only the clients' ends).
+ *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
  * Proposals: each client takes its own back out of the channel after a
@@ -45,12 +56,18 @@
 #define ROUNDS 25
 
 static int lfd;
-static bool plain_worker, early_clients, early_pair;
+static bool plain_worker, early_clients, early_pair, maker_closes, reuseport;
+static char *jail;
+static struct h_chan closed;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
 {
 	(void)arg;
+	if (maker_closes)
+		h_chan_recv(&closed);
+	if (jail)
+		CHECK(chroot(jail) == 0 && chdir("/") == 0);
 	for (int served = 0;; served++) {
 		uint64_t sum, len, reply[2];
 		int fd = plain_worker ? accept(lfd, NULL, NULL) : usmc_accept(lfd, NULL, NULL);
@@ -217,19 +234,49 @@ int main(int argc, char **argv)
 	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
 	early_clients = argc > 1 && !strcmp(argv[1], "--early-clients");
 	early_pair = argc > 1 && !strcmp(argv[1], "--early-pair");
+	reuseport = argc > 1 && !strcmp(argv[1], "--maker-closes-reuseport");
+	if (argc > 1 && !strcmp(argv[1], "--maker-closes-chroot")) {
+		static char empty[] = "/tmp/usmc-fork-jail-XXXXXX";
+
+		if (geteuid() != 0) {
+			fprintf(stderr, "fork_listener: --maker-closes-chroot needs root\n");
+			return 77;
+		}
+		CHECK(mkdtemp(empty));
+		jail = empty;
+	}
+	maker_closes = reuseport || jail || (argc > 1 && !strcmp(argv[1], "--maker-closes"));
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
 	/* Long: a connection whose Proposal nobody finds would show, and fail. */
 	setenv("USMC_CLC_TIMEOUT_MS", plain_worker ? "100" : "5000", 1);
-	lfd = h_listen(AF_INET, H_USMC, &port);
+	if (reuseport) {
+		struct sockaddr_storage ss;
+		socklen_t len = h_loopback(AF_INET, 0, &ss);
+		int one = 1;
+
+		lfd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
+		CHECK(lfd >= 0 && usmc_setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == 0);
+		CHECK(usmc_bind(lfd, (struct sockaddr *)&ss, len) == 0 && usmc_listen(lfd, 64) == 0);
+		CHECK(getsockname(lfd, (struct sockaddr *)&ss, &len) == 0);
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	} else {
+		lfd = h_listen(AF_INET, H_USMC, &port);
+	}
 	if (plain_worker || early_pair) {
 		(plain_worker ? main_plain_worker : main_early_pair)(port);
 		return 0;
 	}
+	h_chan_open(&closed);
 	if (!early_clients)
 		for (int i = 0; i < WORKERS; i++)
 			workers[i] = h_fork(worker, NULL);
+	if (maker_closes) {
+		CHECK(usmc_close(lfd) == 0);
+		for (int i = 0; i < WORKERS; i++)
+			h_chan_send(&closed, 1);
+	}
 	/* Clients at once, each connecting again and again: the workers accept side by side. */
 	for (int i = 0; i < CLIENTS; i++)
 		clients[i] = h_fork(client, (void *)(uintptr_t)port);
@@ -250,7 +297,7 @@ int main(int argc, char **argv)
 	printf("counters: %llu SMC connection ends, %llu fallbacks, %llu CLC timeouts\n",
 	       (unsigned long long)smc, (unsigned long long)fallbacks,
 	       (unsigned long long)clc_timeouts);
-	CHECK(smc == 2 * (CLIENTS * ROUNDS + WORKERS));
+	CHECK(smc == (jail ? 1 : 2) * (CLIENTS * ROUNDS + WORKERS));
 	CHECK(fallbacks == 0 && clc_timeouts == 0);
 	/*
 	 * Each Proposal its client counted was settled by the worker that took
@@ -263,7 +310,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "registry: %u Proposals counted, %u settled\n",
 			(unsigned)atomic_load(&reg->queued), (unsigned)atomic_load(&reg->settled));
 	CHECK(atomic_load(&reg->queued) == atomic_load(&reg->settled));
-	CHECK(usmc_close(lfd) == 0);
+	CHECK(maker_closes || usmc_close(lfd) == 0);
 	printf("listener accepted on by %d forked workers: %d connections in shared memory "
 	       "on both ends, bytes intact, no CLC timeout: ok\n",
 	       WORKERS, CLIENTS * ROUNDS + WORKERS);

@@ -18,8 +18,10 @@
 #include "usmc.h"
 #include "usmc_chan.h"
 #include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
+#include "usmc_lock.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
 #include "usmc_registry.h"
@@ -71,6 +73,25 @@ void af_listener_claim(struct usmc_sock *ls)
 	reg = reg_port(l->port);
 	if (reg && atomic_load(&reg->pid) == l->owner)
 		atomic_fetch_or(&reg->flags, REG_SHARED);
+}
+
+/*
+ * The forks this process made, on its parent's side: a listener made
+ * before one may be held by the child.  Counted, not looked up at the
+ * fork, so that the fork handler takes no lock.
+ */
+static _Atomic unsigned forks_made;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+static _Atomic bool forks_done;
+
+static void fork_counted(void)
+{
+	atomic_fetch_add_explicit(&forks_made, 1, memory_order_relaxed);
+}
+
+static void forks_watch(void)
+{
+	usmc_fork_watch(NULL, fork_counted, NULL);
 }
 
 static uint16_t sock_port(int fd)
@@ -163,6 +184,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
+	l->forks = atomic_load_explicit(&forks_made, memory_order_relaxed);
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
@@ -191,6 +213,7 @@ void af_listener_open(struct usmc_sock *s)
 
 	/* The policy names users, and NSS must not run under our lock: read it now. */
 	usmc_peer_user_allowed(getuid());
+	usmc_once(&forks_once, &forks_done, forks_watch);
 	usmc_lock();
 	reason = listener_register(s);
 	usmc_unlock();
@@ -258,6 +281,7 @@ void af_listener_close(struct usmc_sock *s)
 	struct usmc_listener *l = s->listener, **pp;
 	struct reg_port *reg;
 	int32_t me = (int32_t)usmc_pid();
+	bool held;
 
 	if (!l)
 		return;
@@ -272,13 +296,23 @@ void af_listener_close(struct usmc_sock *s)
 		}
 		reg = reg_port(l->port);
 		/*
+		 * Closed by its maker after a fork: the children may hold it,
+		 * and go on with its names.  haproxy's master closes it as soon
+		 * as its workers are made, before any of them waits where
+		 * af_listener_claim would mark it shared.
+		 */
+		held = l->owner == me && l->forks != atomic_load_explicit(&forks_made,
+									    memory_order_relaxed);
+		/*
 		 * A shared listener's other holders (its workers, a new image
 		 * after exec) may go on with the name: its clients clear the
 		 * entry when they find the name gone (usmc_queue.c).
 		 */
-		if (reg && l->member)
+		if (reg && l->member && !held)
 			af_member_leave(reg, l->port);
-		else if (reg && !(atomic_load(&reg->flags) & REG_SHARED))
+		else if (reg && !l->member && held && atomic_load(&reg->pid) == me)
+			atomic_fetch_or(&reg->flags, REG_SHARED);
+		else if (reg && !l->member && !(atomic_load(&reg->flags) & REG_SHARED))
 			atomic_compare_exchange_strong(&reg->pid, &me, 0);
 		if (l->ufd >= 0)
 			usmc_sys.close(l->ufd);
@@ -287,7 +321,7 @@ void af_listener_close(struct usmc_sock *s)
 		if (l->rfd >= 0) {
 			usmc_sys.close(l->rfd);
 			/* A path outlives its process: the creator removes it; forked holders leave it. */
-			if (l->owner == me)
+			if (l->owner == me && !held)
 				rdv_unlisten(l->port, l->member ? (int32_t)l->owner : 0, l->rfd_ino);
 		}
 		/* Proposals for the port stay until their link group goes. */

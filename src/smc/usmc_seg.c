@@ -138,13 +138,23 @@ static bool fd_room_for_segment(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
 		return true;
+	keep = rl.rlim_cur / 8 > 16 ? rl.rlim_cur / 8 : 16;
 	d = opendir("/proc/self/fd");
-	if (!d)
-		return false;
+	if (!d) {
+		/*
+		 * No /proc: a chroot (haproxy's workers as Debian ships them).
+		 * Descriptors come lowest first, so the lowest free number
+		 * tells how full the table is, as a channel's does.
+		 */
+		int probe = open("/", O_PATH | O_CLOEXEC);
+
+		if (probe >= 0)
+			usmc_sys.close(probe);
+		return probe >= 0 && (uint64_t)probe + 3 + keep <= rl.rlim_cur;
+	}
 	while ((de = readdir(d)))
 		open_fds += de->d_name[0] != '.';
 	closedir(d);
-	keep = rl.rlim_cur / 8 > 16 ? rl.rlim_cur / 8 : 16;
 	return open_fds + 3 + keep <= rl.rlim_cur;
 }
 

@@ -284,12 +284,12 @@ done
 # shows ok once the cause is gone.
 known_failure() {
 	case $1-$2 in
-	haproxy-smc | haproxy-server-only)
-		# The worker's connections TCP and uncounted, bytes intact.
-		[[ $note == *"never showed an SMCD socket"* || $note == *"no fallback counted"* ]] &&
-			echo "Debian's haproxy.cfg chroots the workers to /var/lib/haproxy and runs them as" \
-				"user haproxy: usmc in a worker reaches neither the registry nor its counters there," \
-				"so its connections are TCP, and usmc-stat does not count them (docs/PROGRAMS.md)" ;;
+	haproxy-server-only)
+		# The worker's connections TCP, as their clients are plain, and uncounted.
+		[[ $note == *"no fallback counted"* ]] &&
+			echo "Debian's haproxy.cfg chroots the workers to /var/lib/haproxy: the counters file" \
+				"is out of a worker's sight there, so usmc-stat does not count its connections," \
+				"TCP here since their clients are plain (docs/PROGRAMS.md)" ;;
 	stunnel-smc)
 		# The tail of a connection short, nothing else.
 		[[ $note == "echo: connection "*" closed after "*" of 2000000 bytes"* ]] &&
