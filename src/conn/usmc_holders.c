@@ -69,7 +69,7 @@
 /* Readers: closes.  Writer: a fork, from its prepare handler to its end. */
 static pthread_rwlock_t holders_lock = PTHREAD_RWLOCK_INITIALIZER;
 static sigset_t fork_mask;  /* the forking thread's signal mask */
-static uint32_t fork_count; /* forks since this image started; glibc runs one at a time */
+static _Atomic uint32_t fork_count; /* forks since this image started, each counted as it begins */
 
 /* The count word: the slot's generation, and the number of holders. */
 #define HOLDERS(gen, n) ((uint64_t)(gen) << 32 | (n))
@@ -307,6 +307,11 @@ static void fork_child(void)
 static void watch_fork(void)
 {
 	usmc_fork_watch(fork_prepare, fork_parent, fork_child);
+}
+
+uint32_t usmc_holders_forks(void)
+{
+	return atomic_load_explicit(&fork_count, memory_order_relaxed);
 }
 
 void usmc_holders_watch_fork(void)

@@ -48,6 +48,12 @@ bool usmc_holders_shared(const struct usmc_conn *conn);
  */
 bool usmc_holders_shared_now(struct usmc_conn *conn, int fd);
 /* Bumped before each fork and spawn that may share connections: a hint, read without a lock. */
+/*
+ * The forks this image has made, each counted as it begins (its prepare
+ * handler): a listener made before one may be the child's too.
+ */
+uint32_t usmc_holders_forks(void);
+
 extern _Atomic uint32_t usmc_holders_epoch;
 /*
  * Set by epoll (usmc_epoll_ready.c): called in a fork's prepare handler,

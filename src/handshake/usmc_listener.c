@@ -18,10 +18,9 @@
 #include "usmc.h"
 #include "usmc_chan.h"
 #include "usmc_fdtab.h"
-#include "usmc_fork.h"
+#include "usmc_holders.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
-#include "usmc_lock.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
 #include "usmc_registry.h"
@@ -73,25 +72,6 @@ void af_listener_claim(struct usmc_sock *ls)
 	reg = reg_port(l->port);
 	if (reg && atomic_load(&reg->pid) == l->owner)
 		atomic_fetch_or(&reg->flags, REG_SHARED);
-}
-
-/*
- * The forks this process made, on its parent's side: a listener made
- * before one may be held by the child.  Counted, not looked up at the
- * fork, so that the fork handler takes no lock.
- */
-static _Atomic unsigned forks_made;
-static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
-static _Atomic bool forks_done;
-
-static void fork_counted(void)
-{
-	atomic_fetch_add_explicit(&forks_made, 1, memory_order_relaxed);
-}
-
-static void forks_watch(void)
-{
-	usmc_fork_watch(NULL, fork_counted, NULL);
 }
 
 static uint16_t sock_port(int fd)
@@ -184,7 +164,7 @@ static uint32_t listener_register(struct usmc_sock *s)
 	l->owner = usmc_pid();
 	l->uid = getuid();
 	l->refs = 1;
-	l->forks = atomic_load_explicit(&forks_made, memory_order_relaxed);
+	l->forks = usmc_holders_forks();
 	l->seen = atomic_load(&reg->proposals);
 	l->next = listeners;
 	listeners = l;
@@ -213,7 +193,6 @@ void af_listener_open(struct usmc_sock *s)
 
 	/* The policy names users, and NSS must not run under our lock: read it now. */
 	usmc_peer_user_allowed(getuid());
-	usmc_once(&forks_once, &forks_done, forks_watch);
 	usmc_lock();
 	reason = listener_register(s);
 	usmc_unlock();
@@ -301,8 +280,7 @@ void af_listener_close(struct usmc_sock *s)
 		 * as its workers are made, before any of them waits where
 		 * af_listener_claim would mark it shared.
 		 */
-		held = l->owner == me && l->forks != atomic_load_explicit(&forks_made,
-									    memory_order_relaxed);
+		held = l->owner == me && l->forks != usmc_holders_forks();
 		/*
 		 * A shared listener's other holders (its workers, a new image
 		 * after exec) may go on with the name: its clients clear the

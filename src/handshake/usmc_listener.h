@@ -29,7 +29,7 @@ struct usmc_listener {
 	int rfd;        /* the one in the rendezvous directory (other namespaces), or -1 */
 	ino_t rfd_ino;  /* its socket file, removed by the creator's last close */
 	int refs;       /* TCP listeners of this process on the port */
-	unsigned forks; /* the process's forks when it made it: a child since may hold it */
+	uint32_t forks; /* the image's forks when it made it: a child since may hold it */
 	_Atomic uint32_t seen; /* Proposals read for the port */
 	struct usmc_listener *next;
 };
