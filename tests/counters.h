@@ -13,15 +13,20 @@
 #include "harness.h"
 #include "usmc_stats.h"
 
-/* The counters file, mapped read-only: munmap(f, sizeof(*f)) when done. */
-static inline struct usmc_stats_file *counters_map(void)
+/*
+ * The counters file of uid, mapped read-only (munmap(f, sizeof(*f)) when
+ * done); NULL if that user has none and may_lack.
+ */
+static inline struct usmc_stats_file *counters_map_of(unsigned uid, bool may_lack)
 {
 	struct usmc_stats_file *f;
 	char path[256];
 	int fd;
 
-	usmc_stats_path(path, sizeof(path), (unsigned)getuid());
+	usmc_stats_path(path, sizeof(path), uid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && may_lack)
+		return NULL;
 	CHECK(fd >= 0);
 	f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
@@ -29,7 +34,24 @@ static inline struct usmc_stats_file *counters_map(void)
 	return f;
 }
 
-/* One counter's total. */
+/* Our user's counters file, which must be there. */
+static inline struct usmc_stats_file *counters_map(void)
+{
+	return counters_map_of((unsigned)getuid(), false);
+}
+
+/* One counter's total in uid's file: 0 if that user has none. */
+static inline uint64_t counter_of(unsigned uid, enum usmc_stat stat)
+{
+	struct usmc_stats_file *f = counters_map_of(uid, true);
+	uint64_t n = f ? usmc_stats_total(f, stat) : 0;
+
+	if (f)
+		munmap(f, sizeof(*f));
+	return n;
+}
+
+/* One counter's total, in our user's file (which must be there). */
 static inline uint64_t counter(enum usmc_stat stat)
 {
 	struct usmc_stats_file *f = counters_map();

@@ -29,21 +29,19 @@
  * were), whether a listener's maker or a prefork worker accepts.  Told so
  * once, it asks the maker no more (serve_one).
  */
-#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "counters.h"
 #include "harness.h"
 #include "usmc_core.h"
 #include "usmc_registry.h"
-#include "usmc_stats.h"
 
 #define SERVER_UID 64001
 #define CLIENT_UID 64002
@@ -320,24 +318,8 @@ static void squatted_round(void)
 /* The handshakes that a timer's look settled, in both users' counters. */
 static uint64_t timer_settled(void)
 {
-	uint64_t n = 0;
-
-	for (unsigned uid = SERVER_UID; uid <= CLIENT_UID; uid++) {
-		struct usmc_stats_file *f;
-		char path[256];
-		int fd;
-
-		usmc_stats_path(path, sizeof(path), uid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		f = mmap(NULL, sizeof(*f), PROT_READ, MAP_SHARED, fd, 0);
-		close(fd);
-		CHECK(f != MAP_FAILED);
-		n += usmc_stats_total(f, USMC_STAT_HS_TIMER_WAKEUPS);
-		munmap(f, sizeof(*f));
-	}
-	return n;
+	return counter_of(SERVER_UID, USMC_STAT_HS_TIMER_WAKEUPS) +
+	       counter_of(CLIENT_UID, USMC_STAT_HS_TIMER_WAKEUPS);
 }
 
 int main(void)
