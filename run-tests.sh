@@ -35,19 +35,44 @@ fuzz_seconds=${FUZZ_SECONDS:-30}
 # A test that cannot run here exits 77, says why, and CTest counts it
 # skipped, not failed.  So that a skip never hides a regression, each pass
 # names the tests it may skip; any other skip (a package missing, no root,
-# a mount refused) fails the run.
+# a mount refused) fails the run.  Every skip's reason is printed (ctest
+# shows no output of a test it counts skipped).
 #   run_ctest DIR "ALLOWED SKIPS" COMMAND...
 run_ctest() {
-	local dir=$1 allowed=$2 log unexpected
+	local dir=$1 allowed=$2 log skipped unexpected t
 	shift 2
 	log=$(mktemp)
 	(cd "$dir" && "$@") 2>&1 | tee "$log"
-	unexpected=$(sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (Skipped)$/\1/p' "$log" | sort -u |
-		comm -23 - <(printf '%s\n' $allowed | sort -u))
+	skipped=$(sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (Skipped)$/\1/p' "$log" | sort -u)
+	unexpected=$(comm -23 <(printf '%s\n' $skipped) <(printf '%s\n' $allowed | sort -u))
 	rm -f "$log"
+	for t in $skipped; do
+		echo "skipped: $t: $(awk -v t="$t" '
+			$0 ~ "^[0-9]+/[0-9]+ Test: " t "$" { on = 1; next }
+			on && /^<end of output>/ { exit }
+			on && /^Output:/ { out = 1; next }
+			on && out && !/^-+$/ && NF { printf "%s ", $0 }' \
+			"$dir/Testing/Temporary/LastTest.log")"
+	done
 	if [ -n "$unexpected" ]; then
-		echo "skipped where they must run (the reason is in each test's output above):"
+		echo "skipped where they must run:"
 		printf '  %s\n' $unexpected
+		exit 1
+	fi
+}
+
+# Tests that CMake registers only where what they need is found: here
+# they must be (liburing, python3, the kernel tools), or the run fails
+# rather than pass without them.
+#   require_tests DIR NAME...
+require_tests() {
+	local dir=$1 t missing=
+	shift
+	for t in "$@"; do
+		(cd "$dir" && ctest -N -R "^$t\$") | grep -q "Total Tests: 1" || missing="$missing $t"
+	done
+	if [ -n "$missing" ]; then
+		echo "not registered in $dir (what they need was not found):$missing"
 		exit 1
 	fi
 }
@@ -57,6 +82,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 # The VM's kernel SMC tests run last, on their own (label vm); the docker
 # case (label docker) runs only by hand, where a daemon and its image are.
+require_tests build preload_io_uring mutate_smoke programs_matrix install_check kernel_cli_usage kernel_vm
 run_ctest build "" ctest --output-on-failure -j2 --timeout 300 -LE '^(vm|docker)$'
 
 echo "== AddressSanitizer + UBSan build"
@@ -97,8 +123,10 @@ done
 
 if [ "$fuzz_seconds" -gt 0 ]; then
 	echo "== fuzzers, ${fuzz_seconds}s each"
+	fuzzed=0
 	for f in build-asan/fuzz/fuzz_*; do
 		[ -x "$f" ] || continue
+		fuzzed=$((fuzzed + 1))
 		corpus=$(mktemp -d)
 		log=$(mktemp)
 		seeds=fuzz/corpus/$(basename "$f" | sed 's/^fuzz_//')
@@ -111,13 +139,17 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 		echo "$(basename "$f"): $(grep -E 'stat::number_of_executed_units' "$log" | awk '{print $2}') executions, no finding"
 		rm -rf "$corpus" "$log"
 	done
+	[ "$fuzzed" -gt 0 ] || { echo "fuzzers: none was built"; exit 1; }
+else
+	echo "fuzzers skipped: FUZZ_SECONDS=0"
 fi
 echo "== Debian packages: built, lintian, installed, used"
-if [ "$(id -u)" -eq 0 ]; then
-	tests/deb_check.sh .
-else
-	echo "deb_check skipped: installing the packages needs root"
+# Installing the packages needs root, as the needs-root tests above do.
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deb_check: installing the packages needs root"
+	exit 1
 fi
+tests/deb_check.sh .
 
 echo "== kernel SMC in a VM (Debian's 6.12 kernel under qemu)"
 vm_skip=""

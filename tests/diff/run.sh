@@ -19,8 +19,10 @@
 # plain run must leave no counters at all.
 #
 # usage: run.sh [--expect-diff] BUILD_DIR [CASE...]     (no CASE: all of them)
-#   --expect-diff   for cases where usmc is known to differ: DIFF passes,
-#                   and so does "same", with a note (some differences come
+#   --expect-diff   for cases where usmc is known to differ: DIFF passes
+#                   when its changed lines are exactly known/CASE.diff and
+#                   the usmc run took the expected path, and so does "same",
+#                   with a note (some differences come
 #                   and go with timing or with the compiler).  After a fix,
 #                   run.sh BUILD_DIR CASE (without the option) is the check,
 #                   and the case moves to USMC_DIFF_CASES in diff.cmake
@@ -34,6 +36,7 @@ SKIP=77
 RUN_LIMIT=120
 
 mode=compare
+here=$(cd "$(dirname "$0")" && pwd)
 case ${1:-} in
 --expect-diff) mode=expect-diff; shift ;;
 --registered) mode=registered; shift ;;
@@ -142,9 +145,15 @@ run_case() {
 		verdict=diff
 		echo "DIFF $c"
 		sed 's/^/    /' "$d/diff"
-		shm_ok "$conns" "$fallbacks"
+		shm_ok "$conns" "$fallbacks" || verdict=fail
 		echo "    $path"
 		[ -s "$d/usmc.err" ] && show "usmc-run stderr" "$d/usmc.err"
+		# A known difference is exactly the lines tests/diff/known/CASE.diff holds.
+		if [ "$mode" = expect-diff ] &&
+			! grep '^[-+][^-+]' "$d/diff" | cmp -s - "$here/known/$c.diff"; then
+			verdict=fail
+			echo "FAIL $c: not its known difference (tests/diff/known/$c.diff)"
+		fi
 	fi
 	case $mode/$verdict in
 	compare/same | expect-diff/diff) ;;

@@ -184,9 +184,13 @@ def run_tests(build, regex, timeout):
     deadline = time.time() + timeout
     timer = threading.Timer(timeout, kill_session, (p.pid,))
     timer.start()
-    failed, passed = None, 0
+    failed, passed, skipped = None, 0, 0
     try:
         for line in p.stdout:
+            # A skipped test (exit 77) checked nothing: it kills no mutant.
+            if re.search(r"Test +#\d+: \S+ \.*\s*\*\*\*Skipped", line):
+                skipped += 1
+                continue
             m = re.search(r"Test +#\d+: (\S+) \.*\s*(\*\*\*|Exception|Failed|Not Run)", line)
             if m:
                 failed = m.group(1)
@@ -204,7 +208,7 @@ def run_tests(build, regex, timeout):
         return "killed", "hung past %d s" % timeout
     if p.returncode != 0:
         return "killed", "ctest exited %d" % p.returncode
-    return "survived", "%d test(s) passed" % passed
+    return "survived", "%d test(s) passed" % passed + (", %d skipped" % skipped if skipped else "")
 
 
 def cache_args(build_dir):

@@ -180,6 +180,7 @@ EOC
 	row_users=haproxy
 	# The front connections are in shared memory; the back ones join user haproxy to root.
 	mixed_why="the worker runs as user haproxy, the python backend as root: two users, so its back connections stay TCP (0x03000002)"
+	tcp_reasons="0x03000002 0x03010000"
 	start_server haproxy -Ws -f "$h/haproxy.cfg" -p "$h/haproxy.pid" -S "$h/master.sock" ||
 		{ stop_backends "$backend"; return 1; }
 	relay_http_work || return 1

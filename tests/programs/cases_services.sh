@@ -83,6 +83,7 @@ case_squid() {
 	# secure-execution mode (AT_SECURE) and ignores LD_PRELOAD; the
 	# master counts that exec (exec_secure), which server-only judges by.
 	tcp_why="squid's worker is exec'd with real user proxy, effective root: the loader's secure mode ignores LD_PRELOAD"
+	tcp_reasons=0x03010000
 	squid --foreground -z -f "$s/squid.conf" >>"$d/server.log" 2>&1
 	start_server squid --foreground -sYC -f "$s/squid.conf" || { stop_backends "$backend"; return 1; }
 	http_via=http://127.0.0.1:$port origin_port=$bport
@@ -102,6 +103,7 @@ case_varnish() {
 	chmod 1777 "$d/reg"
 	row_users=vcache
 	tcp_why="the cache process runs as vcache, its clients and backend as root: two users stay TCP (0x03010000)"
+	tcp_reasons="0x03000002 0x03010000"
 	start_server varnishd -j unix,user=vcache -F -a ":$port" -T "localhost:$($HELPER port)" \
 		-f "$v/default.vcl" -S /etc/varnish/secret -s malloc,256m -n "$v/work" ||
 		{ stop_backends "$backend"; return 1; }
@@ -130,6 +132,7 @@ case_mariadb() {
 	# InnoDB's asynchronous I/O sets up an io_uring before the listener:
 	# its connections are TCP from the start (0x03000003).
 	tcp_why="mariadbd sets up io_uring (InnoDB's I/O): its sockets stay TCP (0x03000003)"
+	tcp_reasons="0x03000003 0x03010000"
 	start_server mariadbd --datadir="$m/data" --port="$port" --socket="$m/mysqld.sock" \
 		--pid-file="$m/mysqld.pid" || return 1
 	$as_user mariadb -S "$m/mysqld.sock" -e "CREATE USER matrix@'%' IDENTIFIED BY 'matrix';

@@ -6,7 +6,8 @@
 #   smc          server and client under usmc-run: the data must go through
 #                shared memory, or, where the server's architecture keeps its
 #                connections TCP (a case sets tcp_why), be TCP with the
-#                fallback reason usmc-stat -s counted
+#                fallback reasons usmc-stat -s counted, and only those the
+#                case names (tcp_reasons)
 #   server-only  server under usmc-run, plain clients: TCP
 #   client-only  plain server, clients under usmc-run: TCP (also "fallback")
 # and once more with both ends plain (tcp), which only times the workload.
@@ -306,10 +307,12 @@ known_failure() {
 # handshake_timer_wakeups) says so in its note.  A TCP row where usmc ran
 # only in processes that exec'd in secure-execution mode (the counters'
 # exec_secure: the loader ignored LD_PRELOAD, the new image is plain)
-# counts no fallback, and is ok so.
+# counts no fallback, and is ok so.  A row whose case names the fallbacks
+# it has by design (tcp_reasons, with tcp_why or mixed_why) fails on any
+# other reason counted.
 judge() {
 	local conns=$1 fb=$2 shm=$3 seen=$4 seen_bytes=$5 tcp_socks=$6 tcp_moved=$7 tcp_carried=$8
-	local secure=$9
+	local secure=$9 reasons=${10} r
 	if [ "$mode" = tcp ]; then
 		[ "$conns" -eq 0 ] && [ "$fb" -eq 0 ] || result=FAIL note="usmc ran in the plain TCP run"
 	elif [ "$mode" = smc ] && [ -n "$mixed_why" ]; then
@@ -333,6 +336,12 @@ judge() {
 	elif [ "$fb" -eq 0 ] && [ "$secure" -eq 0 ]; then
 		result=FAIL note="no fallback counted: did usmc run?"
 	fi
+	if [ "$result" = ok ] && [ "$mode" = smc ] && [ -n "$tcp_reasons" ]; then
+		for r in ${reasons//,/ }; do
+			[[ " $tcp_reasons " == *" $r "* ]] ||
+				{ result=FAIL note="fallback $r counted: this row's are $tcp_reasons"; break; }
+		done
+	fi
 }
 
 # run_row PROGRAM: runs its case in $mode, judges what usmc-stat saw, adds the row.
@@ -345,7 +354,7 @@ run_row() {
 	: >"$d/server.log"
 	: >"$d/server.out"
 	port=$($HELPER port)
-	note= spid= as_user= row_users= tcp_why= mixed_why= wtime=0 http_via= origin_port=
+	note= spid= as_user= row_users= tcp_why= mixed_why= tcp_reasons= wtime=0 http_via= origin_port=
 	local result=ok
 	$fn || result=FAIL
 	stop_server
@@ -358,7 +367,7 @@ run_row() {
 	local seen sent_seen recv_seen tcp_socks tcp_moved tcp_carried
 	read -r seen sent_seen recv_seen tcp_socks tcp_moved tcp_carried < <($HELPER sampled "$d/sample.json")
 	[ $result = ok ] && judge "$conns" "$fb" $((sent + recv)) "$seen" $((sent_seen + recv_seen)) \
-		"$tcp_socks" "$tcp_moved" "$tcp_carried" "$secure"
+		"$tcp_socks" "$tcp_moved" "$tcp_carried" "$secure" "$reasons"
 	# A handshake a wait settled at the end of a time slice (the counters'
 	# handshake_timer_wakeups): said in the row, which the bytes still decide.
 	[ "$mode" = smc ] && [ "${timer:-0}" -gt 0 ] &&
