@@ -82,7 +82,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 # The VM's kernel SMC tests run last, on their own (label vm); the docker
 # case (label docker) runs only by hand, where a daemon and its image are.
-require_tests build preload_io_uring mutate_smoke programs_matrix install_check kernel_cli_usage kernel_vm
+require_tests build preload_io_uring preload_io_uring_after_accept mutate_smoke programs_matrix install_check kernel_cli_usage kernel_vm
 run_ctest build "" ctest --output-on-failure -j2 --timeout 300 -LE '^(vm|docker)$'
 
 echo "== AddressSanitizer + UBSan build"

@@ -98,6 +98,9 @@ usmc_test(dup_fds)
 add_test(NAME dup_fds COMMAND dup_fds)
 # A child per connection that exits without closing it: its ring's slot serves again.
 # Connections handed to a worker with SCM_RIGHTS (a Node.js cluster's primary).
+usmc_test(accept_first_use)
+add_test(NAME accept_first_use COMMAND accept_first_use)
+set_tests_properties(accept_first_use PROPERTIES TIMEOUT 60 LABELS unit)
 usmc_test(pass_conn)
 add_test(NAME pass_conn COMMAND pass_conn)
 set_tests_properties(pass_conn PROPERTIES TIMEOUT 60 LABELS unit)

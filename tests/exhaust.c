@@ -16,6 +16,8 @@
  *   exhaust --case many [N]        N simultaneous connections, one link group
  *   exhaust --case close_early     the client writes and closes before the
  *                                  server, which cannot make buffers, accepts
+ *   exhaust --case close_orphan    the same, the server accepting only after
+ *                                  the client's close gave up waiting
  *
  * All usmc work happens in children, so that each applies its limit,
  * filter or environment before its first usmc call.
@@ -231,6 +233,51 @@ static void case_close_early(void)
 	printf("closed before the answer, server declined: bytes replayed into TCP\n");
 }
 
+/*
+ * The same, but the server accepts only after the client's close gave up
+ * waiting (a CLC timeout) and left its ring to the server: the server
+ * still cannot make buffers, and nobody is left to replay the bytes into
+ * TCP.  Its end of the connection is reset: its read fails with
+ * ECONNRESET, never an end of file that would hide the lost bytes.
+ */
+static int close_orphan_server(void *arg)
+{
+	struct side *srv = arg;
+	uint16_t port;
+	uint8_t byte;
+	ssize_t n;
+	int lfd, fd;
+
+	side_apply(srv);
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	h_chan_send(&to_parent, port);
+	h_chan_recv(&closing);
+	fd = usmc_accept(lfd, NULL, NULL);
+	RCHECK(fd >= 0);
+	n = usmc_read(fd, &byte, 1);
+	printf("server: read after a Decline nobody replays: %zd (%s)\n", n,
+	       n < 0 ? strerror(errno) : "bytes or the end");
+	RCHECK(n < 0 && errno == ECONNRESET);
+	RCHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	return 0;
+}
+
+static void case_close_orphan(void)
+{
+	struct side srv = { H_USMC, .memfd_errno = EPERM };
+	pid_t pid;
+	int fd;
+
+	h_chan_open(&closing);
+	pid = h_fork(close_orphan_server, &srv);
+	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&to_parent));
+	client_send(fd, 7);
+	RCHECK(usmc_close(fd) == 0);
+	h_chan_send(&closing, 1);
+	RCHECK(h_wait_ok(pid));
+	printf("closed before the answer, declined once the close gave up: reset\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 && !strcmp(argv[1], "--case") ? argv[2] : "";
@@ -253,11 +300,13 @@ int main(int argc, char **argv)
 		case_registry();
 	else if (!strcmp(c, "close_early"))
 		case_close_early();
+	else if (!strcmp(c, "close_orphan"))
+		case_close_orphan();
 	else if (!strcmp(c, "many"))
 		case_many(argc > 3 ? atoi(argv[3]) : 10000);
 	else {
 		fprintf(stderr, "usage: exhaust --case nofile_client|nofile_server|nofile_files|memfd_{client,server}_"
-				"{eperm,enosys}|registry|close_early|many [N]\n");
+				"{eperm,enosys}|registry|close_early|close_orphan|many [N]\n");
 		return 2;
 	}
 	printf("%s: every connection fell back or failed as TCP does, bytes exact: ok\n", c);

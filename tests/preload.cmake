@@ -113,7 +113,9 @@ if(USMC_LIBURING_INCLUDE AND USMC_LIBURING)
   target_link_libraries(preload_io_uring PRIVATE ${USMC_LIBURING})
   if(NOT USMC_PRELOAD_SKIP)
     add_test(NAME preload_io_uring COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring>)
-    set_tests_properties(preload_io_uring PROPERTIES LABELS unit TIMEOUT 60)
+    add_test(NAME preload_io_uring_after_accept
+             COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring> --ring-after-accept)
+    set_tests_properties(preload_io_uring preload_io_uring_after_accept PROPERTIES LABELS unit TIMEOUT 60)
   endif()
 endif()
 

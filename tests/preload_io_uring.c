@@ -10,6 +10,13 @@
  * connection's bytes never are.  Both ends check each other's bytes by
  * length and checksum, and the client's TCP connection (TCP_INFO) must
  * have carried them all.
+ *
+ *   preload_io_uring                      both ends set up their rings first
+ *   preload_io_uring --ring-after-accept  the client uses plain read and
+ *       write (a usmc client, which proposes); the server sets up its ring
+ *       only after its accept, and receives through it: the connection,
+ *       not used yet, is declined then, and the client's request, in its
+ *       ring until then, comes over TCP.
  */
 #include <arpa/inet.h>
 #include <liburing.h>
@@ -25,6 +32,8 @@
 #define REPLY (300 << 10)
 
 static struct io_uring ring;
+/* The client's calls are plain ones, and the server's ring comes after its accept. */
+static bool after_accept;
 
 /* One send or receive through the ring: its result, as the call's. */
 static int ring_io(int fd, void *buf, size_t len, bool send)
@@ -100,6 +109,40 @@ static uint64_t stream_sum(size_t len, unsigned seed)
 	return h;
 }
 
+/* The same with plain calls, which usmc-run takes over: its checksum. */
+static uint64_t plain_send_all(int fd, size_t len, unsigned seed)
+{
+	static uint8_t buf[65536];
+	uint64_t h = FNV_INIT;
+
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
+		ssize_t w;
+
+		fill(buf, n, off, seed);
+		w = write(fd, buf, n);
+		CHECK(w > 0);
+		h = fnv(h, buf, (size_t)w);
+		off += (size_t)w;
+	}
+	return h;
+}
+
+static uint64_t plain_recv_all(int fd, size_t *total)
+{
+	static uint8_t buf[65536];
+	uint64_t h = FNV_INIT;
+	ssize_t n;
+
+	*total = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		h = fnv(h, buf, (size_t)n);
+		*total += (size_t)n;
+	}
+	CHECK(n == 0);
+	return h;
+}
+
 static void client(uint16_t port)
 {
 	struct sockaddr_storage ss;
@@ -109,27 +152,36 @@ static void client(uint16_t port)
 	size_t got;
 	int fd;
 
-	CHECK(io_uring_queue_init(8, &ring, 0) == 0);
+	if (!after_accept)
+		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0);
-	ring_send_all(fd, REQUEST, 1);
-	CHECK(shutdown(fd, SHUT_WR) == 0);
-	CHECK(ring_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
+	if (after_accept) {
+		plain_send_all(fd, REQUEST, 1);
+		CHECK(shutdown(fd, SHUT_WR) == 0);
+		CHECK(plain_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
+	} else {
+		ring_send_all(fd, REQUEST, 1);
+		CHECK(shutdown(fd, SHUT_WR) == 0);
+		CHECK(ring_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
+	}
 	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0);
 	printf("client: %d bytes sent and %d received through io_uring, %llu over TCP\n",
 	       REQUEST, REPLY, (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
 	CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received >= REQUEST + REPLY);
 	close(fd);
-	io_uring_queue_exit(&ring);
+	if (!after_accept)
+		io_uring_queue_exit(&ring);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	int lfd, fd, sync[2], status;
 	uint16_t port;
 	size_t got;
 	pid_t pid;
 
+	after_accept = argc > 1 && !strcmp(argv[1], "--ring-after-accept");
 	alarm(60); /* safety net only */
 	CHECK(pipe(sync) == 0);
 	pid = fork();
@@ -141,11 +193,14 @@ int main(void)
 		return 0;
 	}
 	close(sync[0]);
-	CHECK(io_uring_queue_init(8, &ring, 0) == 0);
+	if (!after_accept)
+		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
 	lfd = loopback_listen(&port);
 	CHECK(write(sync[1], &port, sizeof(port)) == sizeof(port));
 	fd = accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
+	if (after_accept)
+		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
 	CHECK(ring_recv_all(fd, &got) == stream_sum(REQUEST, 1) && got == REQUEST);
 	ring_send_all(fd, REPLY, 2);
 	close(fd);

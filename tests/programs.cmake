@@ -17,7 +17,7 @@ if(USMC_BASH)
   set(USMC_MATRIX_GROUPS
       "programs_matrix=python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf"
       "programs_matrix_daemons=nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq"
-      "programs_matrix_relays=lemp gunicorn haproxy python-reuseport socat python-asyncio node java redis-replication"
+      "programs_matrix_relays=lemp gunicorn haproxy python-reuseport socat python-asyncio node node-cluster java redis-replication"
       "programs_matrix_services=stunnel squid varnish mariadb socat-single git-daemon")
   foreach(group IN LISTS USMC_MATRIX_GROUPS)
     string(REPLACE "=" ";" group "${group}")

@@ -12,7 +12,7 @@ set_tests_properties(crash_exit_unread crash_fork_close PROPERTIES TIMEOUT 60)
 usmc_test(exhaust)
 target_sources(exhaust PRIVATE exhaust_pair.c)
 foreach(case nofile_client nofile_server memfd_client_eperm memfd_client_enosys
-        memfd_server_eperm memfd_server_enosys registry close_early many)
+        memfd_server_eperm memfd_server_enosys registry close_early close_orphan many)
   add_test(NAME exhaust_${case} COMMAND exhaust --case ${case})
   set_tests_properties(exhaust_${case} PROPERTIES TIMEOUT 60)
 endforeach()

@@ -26,6 +26,7 @@
 #include "usmc_epoll_ready.h"
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_settle.h"
@@ -119,6 +120,8 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	}
 	if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_LISTEN)
 		af_listener_claim(s);
+	else if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_ACCEPTING)
+		af_accept_finish(s);
 	if (event) {
 		kev = *event;
 		kev.events = ep_kernel_events(s, event);

@@ -29,6 +29,7 @@
 #include "usmc_epoll_table.h"
 #include "usmc_fdtab.h"
 #include "usmc_holders.h"
+#include "usmc_listen.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 #include "usmc_wait.h"

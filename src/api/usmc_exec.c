@@ -30,6 +30,7 @@
 #include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
 #include "usmc_holders.h"
+#include "usmc_listen.h"
 #include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_settle.h"
@@ -63,6 +64,7 @@ static void settle_inherited(void)
 {
 	struct usmc_sock *s;
 
+	af_accept_finish_all();
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
 		if (s->state == SOCK_PROPOSED && exec_fd_inherited(fd))
 			af_settle_fully(s);

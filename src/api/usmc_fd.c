@@ -21,6 +21,7 @@
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_holders.h"
+#include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"
@@ -101,6 +102,9 @@ void usmc_fd_close(int fd)
 		return;
 	}
 	usmc_epoll_fd_closed(fd, -1);
+	/* Closed unused: answered as it would have been at accept, and closed as any. */
+	if (atomic_load(&s->state) == SOCK_ACCEPTING)
+		af_accept_finish(s);
 	if (s->state == SOCK_SMC) {
 		usmc_close_conn_last(s, fd);
 		usmc_sock_put(fd);
@@ -158,6 +162,7 @@ void usmc_exit_drain(void)
 	/* A vfork child's exit: the table and the holds are its parent's. */
 	if (usmc_vfork_child())
 		return;
+	af_accept_finish_all();
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
 		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 			continue;
@@ -184,6 +189,8 @@ static int settled_state(struct usmc_sock *s)
 {
 	int err = errno;
 
+	if (atomic_load(&s->state) == SOCK_ACCEPTING)
+		af_accept_finish(s);
 	while (atomic_load(&s->state) == SOCK_PROPOSED && af_settle(s, -1) < 0 && errno == EINTR)
 		;
 	errno = err;
@@ -230,10 +237,13 @@ void usmc_fd_passing(const struct msghdr *msg)
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			s = usmc_sock_active(fd);
-			if (!s)
+			s = usmc_sock_get(fd);
+			if (!s || atomic_load(&s->state) < SOCK_ACCEPTING)
 				continue;
 			usmc_plain_from_now(USMC_DECL_PASSED);
+			/* Not used yet: declined, so the receiver has all of it on TCP. */
+			if (atomic_load(&s->state) == SOCK_ACCEPTING && af_accept_finish(s) == SOCK_PLAIN)
+				continue;
 			if (settled_state(s) == SOCK_SMC && s->conn) {
 				usmc_conn_abort(s);
 				/* Doorbells the peer rang before it saw the end: not the receiver's data. */

@@ -249,13 +249,10 @@ static int conn_so_error(struct usmc_sock *s)
 
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
-	struct usmc_sock *s = usmc_sock_active(fd), *l;
+	/* Options ask nothing of a connection not used yet: it stays unanswered. */
+	struct usmc_sock *s = usmc_sock_get(fd);
 	int v;
 
-	/* A usmc listener keeps TCP_DEFER_ACCEPT from the kernel (usmc_listen.c). */
-	if (!s && level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && (l = usmc_sock_get(fd)) &&
-	    atomic_load(&l->state) == SOCK_LISTEN)
-		s = l;
 	if (!s)
 		return usmc_sys.getsockopt(fd, level, name, val, len);
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && s->state == SOCK_SMC)
@@ -312,17 +309,17 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	s = usmc_sock_active(fd);
-	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_settle(s, 0) < 0) {
-		*(int *)arg = 0; /* nothing can have come before the answer */
-		return 0;
-	}
 	if (request == FIONBIO) {
 		int rc = usmc_sys.ioctl(fd, request, arg);
 
 		if (!rc && arg && (s = usmc_sock_get(fd)))
 			usmc_sock_note_nonblock(s, *(int *)arg != 0);
 		return rc;
+	}
+	s = usmc_sock_active(fd);
+	if (s && s->state == SOCK_PROPOSED && request == FIONREAD && af_settle(s, 0) < 0) {
+		*(int *)arg = 0; /* nothing can have come before the answer */
+		return 0;
 	}
 	if (!s || request != FIONREAD || s->state != SOCK_SMC)
 		return usmc_sys.ioctl(fd, request, arg);
@@ -343,6 +340,8 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	if (!s && usmc_sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
 		return -1;
 	if (s) {
+		if (s->state == SOCK_ACCEPTING)
+			af_accept_finish(s);
 		if (s->state == SOCK_PROPOSED)
 			af_settle(s, 0);
 		out.mode = usmc_sock_mode(s);

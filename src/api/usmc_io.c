@@ -17,6 +17,7 @@
 #include "usmc.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_rx.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"

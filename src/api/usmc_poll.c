@@ -21,6 +21,7 @@
 #include "usmc_config.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
 #include "usmc_settle.h"

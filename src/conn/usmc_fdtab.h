@@ -30,15 +30,6 @@ static inline struct usmc_sock *usmc_sock_get(int fd)
 	return atomic_load_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], memory_order_acquire);
 }
 
-/* The socket, if it needs more than the system call: the one fast-path branch. */
-static inline struct usmc_sock *usmc_sock_active(int fd)
-{
-	struct usmc_sock *s = usmc_sock_get(fd);
-
-	return s && atomic_load_explicit(&s->state, memory_order_acquire) >= SOCK_PROPOSED ? s
-												: NULL;
-}
-
 /* A new socket (SOCK_INIT) in fd's entry; NULL if there is no memory for it. */
 struct usmc_sock *usmc_sock_new(int fd, int domain);
 /* Whether accept() found fd to be no TCP listener (af_listener_adopt); on/off. */

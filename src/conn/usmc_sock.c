@@ -30,6 +30,7 @@ static struct sock_shown sock_shown(const struct usmc_sock *s, enum sock_state s
 		[SOCK_PLAIN] = { DIAG_OPEN, USMC_MODE_NONE },
 		[SOCK_INIT] = { DIAG_OPEN, USMC_MODE_NONE },
 		[SOCK_LISTEN] = { DIAG_LISTEN, USMC_MODE_NONE },
+		[SOCK_ACCEPTING] = { DIAG_HANDSHAKE, USMC_MODE_HANDSHAKE },
 		[SOCK_PROPOSED] = { DIAG_HANDSHAKE, USMC_MODE_HANDSHAKE },
 		[SOCK_SMC] = { DIAG_SMCD, USMC_MODE_SMCD },
 	};

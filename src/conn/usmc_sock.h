@@ -14,10 +14,13 @@
 #include "usmc_conn.h"
 #include "usmc_diag.h"
 
+struct srv_proposal;
+
 enum sock_state {
 	SOCK_PLAIN = 0, /* every call is the system call (fallback) */
 	SOCK_INIT,      /* may still try SMC at connect() or listen() */
 	SOCK_LISTEN,    /* a usmc listener */
+	SOCK_ACCEPTING, /* server: Proposal proven, Accept or Decline at the socket's first use */
 	SOCK_PROPOSED,  /* client: Proposal sent, Accept or Decline to come */
 	SOCK_SMC,       /* data through shared memory */
 };
@@ -52,6 +55,7 @@ struct usmc_sock {
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
 	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
+	struct srv_proposal *accepting; /* SOCK_ACCEPTING: the Proposal to answer */
 	struct usmc_conn *conn;
 	struct usmc_diag_sock *diag;
 	struct usmc_diag_sock diag_private; /* when there is no shared table */

@@ -308,9 +308,14 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 			free(p);
 			return;
 		}
-		/* We answered before (usmc_clc.h, withdrawal): the client takes that answer. */
-		if (withdraw)
+		/*
+		 * Held for the connection's first use: declined now.  Else we
+		 * answered before (usmc_clc.h, withdrawal): the client takes that.
+		 */
+		if (withdraw) {
+			af_accepting_withdrawn(lgr, msg->token, msg->decline.reason);
 			return;
+		}
 		/* The client could not map our ring: this connection can only fail, loudly. */
 		conn = af_srv_conn_find(lgr, msg->token);
 		if (conn && conn->sock)
@@ -338,7 +343,12 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		orphan_destroy(conn);
 }
 
-/* The peer process is gone, or broke the protocol. */
+/*
+ * The peer process is gone, or broke the protocol.  A Proposal whose
+ * client closed its socket before the answer (af_orphan) stays: its ring,
+ * mapped already, holds all that client sent and its end, for the accept
+ * of its connection (usmc_listen.c).
+ */
 void af_lgr_fail(struct usmc_lgr *lgr)
 {
 	struct srv_proposal *p;
@@ -346,7 +356,7 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 
 	lgr->refs++;
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
-		if (p->lgr == lgr) {
+		if (p->lgr == lgr && !(atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED)) {
 			*pp = p->next;
 			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			lgr_put(lgr);

@@ -13,6 +13,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +27,7 @@
 #include "usmc_config.h"
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_policy.h"
@@ -69,6 +72,12 @@ void af_listener_defer_take(struct usmc_sock *s)
 	usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &off, sizeof(off));
 }
 
+/* The client closed its socket before our answer (af_orphan): its ring is all it sends. */
+static bool srv_client_closed(const struct srv_proposal *p)
+{
+	return atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED;
+}
+
 /* The marker: the client's socket cookie, ahead of anything of the program's. */
 static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
 {
@@ -80,18 +89,27 @@ static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
  * not, and gives it back.  A proven client gets the marker, which wakes
  * it if it waits on TCP for its answer, with what it wrote in its ring
  * to be replayed (CLC_DECL_MARKER); not one that closed without writing,
- * whose closed socket would answer those bytes with a reset.
+ * whose closed socket would answer those bytes with a reset.  One that
+ * wrote and closed before any answer (af_orphan) replays nothing: our
+ * end is reset, so that the bytes lost show as an error.
  */
 static void srv_decline(struct usmc_sock *ns, struct srv_proposal *p, uint32_t reason, bool proven)
 {
 	struct pollfd pfd = { .fd = ns->fd, .events = POLLRDHUP };
-	bool marker = proven && (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
-				 !(pfd.revents & (POLLRDHUP | POLLHUP)));
+	/* Written, then closed before the answer: nobody replays it. */
+	bool lost = proven && srv_client_closed(p) && atomic_load(&p->ring.cdc->prod);
+	bool marker = proven && !lost &&
+		      (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
+		       !(pfd.revents & (POLLRDHUP | POLLHUP)));
 
 	if (marker && af_send_decline_marked(p->lgr, p->token, reason))
 		srv_mark(ns, p->cookie);
 	else if (!marker)
 		af_send_decline(p->lgr, p->token, reason);
+	/* So the connection fails, loudly: TCP's reset, ECONNRESET for our program's next call. */
+	if (lost)
+		usmc_sys.connect(ns->fd, &(struct sockaddr){ .sa_family = AF_UNSPEC },
+				 sizeof(struct sockaddr));
 	lgr_put(p->lgr);
 	free(p);
 }
@@ -113,7 +131,11 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 		      : USMC_DECL_MEM;
 	if (!reason)
 		af_conn_shared_init(conn);
-	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0) {
+	/*
+	 * A client that closed before the answer may have exited since: its
+	 * ring, mapped already, holds all it wrote and its end.
+	 */
+	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !srv_client_closed(p)) {
 		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;
 	}
@@ -133,6 +155,10 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	ns->conn = conn;
 	return 0;
 }
+
+/* Sockets in SOCK_ACCEPTING: 0 spares a fork the walk of the table. */
+static _Atomic int accepting_count;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* At most the Unix listener's backlog twice over, per accept. */
 #define CHAN_BATCHES_MAX 512
@@ -324,17 +350,112 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	if (p && reason) {
 		srv_decline(ns, p, reason, proven);
 	} else if (p) {
-		reason = srv_accept_proposal(ns, p);
+		/* Answered at the socket's first use (af_accept_finish). */
+		ns->accepting = p;
+		atomic_fetch_add(&accepting_count, 1);
+		usmc_sock_set_state(ns, SOCK_ACCEPTING);
 	}
 	usmc_unlock();
+	return reason;
+}
+
+/*
+ * The Accept goes at the accepted socket's first use, not in accept():
+ * the process may hand the connection on before it reads or writes
+ * (Node.js's cluster primary passes each one to a worker with
+ * SCM_RIGHTS), and a receiver that knows nothing of rings can have the
+ * connection only as TCP.  Decided before any byte moved, a Decline does
+ * that: the client replays what it wrote into the stream.  So the answer
+ * waits for a call that reads, writes or waits on the socket, usmc_info,
+ * a fork, an exec, a close or the exit; a pass, or POSIX AIO, declines
+ * (usmc_plain_from_now set first).  net/smc answers before accept()
+ * returns, where the kernel sees the descriptor passed and needs no such
+ * choice.
+ */
+int af_accept_finish(struct usmc_sock *ns)
+{
+	struct srv_proposal *p;
+	uint32_t reason;
+
+	/* Threads of ours may use the socket at once: one answers, the others wait. */
+	if (atomic_exchange(&ns->hs_settling, true)) {
+		while (atomic_load(&ns->state) == SOCK_ACCEPTING)
+			sched_yield();
+		return atomic_load(&ns->state);
+	}
+	usmc_lock();
+	p = ns->accepting;
+	ns->accepting = NULL;
+	/* A pass, AIO or io_uring since accept(): TCP, which the client replays its ring into. */
+	reason = usmc_plain_reason();
 	if (reason)
-		return reason;
+		srv_decline(ns, p, reason, true);
+	else
+		reason = srv_accept_proposal(ns, p);
+	atomic_fetch_sub(&accepting_count, 1);
+	usmc_unlock();
+	atomic_store(&ns->hs_settling, false);
+	if (reason) {
+		usmc_sock_fallback(ns, reason, false);
+		return SOCK_PLAIN;
+	}
 	af_set_nodelay(ns->fd);
+	/* A cork the program set meanwhile would hold the doorbells back (usmc_setsockopt). */
+	if (ns->cork)
+		usmc_sys.setsockopt(ns->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
 	usmc_sock_set_state(ns, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	if (srv_client_waits_on_tcp(ns))
 		cdc_ring(ns->fd, ns->conn->tx.cdc);
-	return 0;
+	return SOCK_SMC;
+}
+
+/*
+ * The client withdrew a Proposal we hold for a connection not used yet
+ * (it waited two CLC timeouts): declined now, it goes on over TCP.  Under
+ * usmc_lock, which a thread answering the socket waits for: that one
+ * answers instead.
+ */
+bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
+{
+	struct usmc_sock *s;
+	struct srv_proposal *p;
+
+	if (!atomic_load(&accepting_count))
+		return false;
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
+		p = s->accepting;
+		if (atomic_load(&s->state) != SOCK_ACCEPTING || !p || p->lgr != lgr ||
+		    p->token != token)
+			continue;
+		if (atomic_exchange(&s->hs_settling, true))
+			return true;
+		s->accepting = NULL;
+		srv_decline(s, p, reason, true);
+		atomic_fetch_sub(&accepting_count, 1);
+		usmc_sock_fallback(s, reason, true);
+		atomic_store(&s->hs_settling, false);
+		return true;
+	}
+	return false;
+}
+
+/* Before a fork: the child's copy of a link group must not answer what the parent's does. */
+void af_accept_finish_all(void)
+{
+	struct usmc_sock *s;
+
+	if (!atomic_load(&accepting_count))
+		return;
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		if (atomic_load(&s->state) == SOCK_ACCEPTING)
+			af_accept_finish(s);
+}
+
+static void watch_fork(void)
+{
+	/* Added after the locks' handlers, it runs before them, with no lock of ours held. */
+	usmc_fork_watch(af_accept_finish_all, NULL, NULL);
 }
 
 /*
@@ -429,6 +550,8 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 	ns->sndbuf = ls->sndbuf;
 	ns->rcvbuf = ls->rcvbuf;
 	ns->nodelay = ls->nodelay;
+	/* Outside our locks: a fork in another thread holds glibc's while it waits for ours. */
+	pthread_once(&fork_once, watch_fork);
 	reason = srv_handshake(ls, ns, peer);
 	if (reason)
 		usmc_sock_fallback(ns, reason, false);

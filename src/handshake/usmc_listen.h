@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "usmc_fdtab.h"
 #include "usmc_sock.h"
 
 /*
@@ -26,5 +27,33 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 void af_listener_defer_take(struct usmc_sock *s);
 /* Doorbells are single bytes: Nagle would hold them back. */
 void af_set_nodelay(int fd);
+/*
+ * Answers the Proposal of an accepted connection (SOCK_ACCEPTING) at its
+ * first use: an Accept, or a Decline if the process is plain TCP from now
+ * on (usmc_plain_from_now).  The socket's state then, SOCK_SMC or
+ * SOCK_PLAIN.  Every such socket, before a fork: af_accept_finish_all.
+ */
+int af_accept_finish(struct usmc_sock *ns);
+void af_accept_finish_all(void);
+/*
+ * The client withdrew the Proposal of such a socket: declined, the socket
+ * plain TCP.  False if no socket of ours waits to answer it.  Under usmc_lock.
+ */
+struct usmc_lgr;
+bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
+
+/*
+ * The socket, if it needs more than the system call: the one fast-path
+ * branch.  An accepted connection's first use answers its Proposal.
+ */
+static inline struct usmc_sock *usmc_sock_active(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	int state = s ? atomic_load_explicit(&s->state, memory_order_acquire) : SOCK_PLAIN;
+
+	if (state == SOCK_ACCEPTING)
+		state = af_accept_finish(s);
+	return state >= SOCK_PROPOSED ? s : NULL;
+}
 
 #endif /* USMC_LISTEN_H */

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 
 #include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_registry.h"
 
 struct usmc_listener {
@@ -64,6 +65,8 @@ static inline struct usmc_sock *usmc_sock_waited(int fd)
 
 	if (state == SOCK_LISTEN)
 		af_listener_claim(s);
+	else if (state == SOCK_ACCEPTING)
+		state = af_accept_finish(s);
 	return state >= SOCK_PROPOSED ? s : NULL;
 }
 

@@ -519,17 +519,17 @@ void af_settle_if_answered(struct usmc_sock *s)
 
 /*
  * Closing before the answer came: what we wrote is in our ring, and if the
- * server were to decline, nobody would be left to replay it into TCP.
- * Wait for the answer: once the server has accepted the connection it
- * comes, or the wait ends as orphaned, within a few CLC timeouts.  A
- * server that does not accept within one keeps the Proposal, as TCP keeps
- * the data of a connection nobody accepts.
+ * server were to decline, nobody would be left to replay it into TCP.  So
+ * the close waits for the answer, at most a CLC timeout: a server answers
+ * when it first uses the connection it accepted (usmc_listen.c), most
+ * often at once.  Past that the ring stays for the server (af_orphan), as
+ * TCP keeps the data of a connection nobody reads yet: an Accept reads it,
+ * and a server that declines after all resets its end, loudly.
  */
 void af_settle_before_close(struct usmc_sock *s)
 {
 	if (s->conn->sh->tx_prod &&
-	    (settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms(), false, false) == 0 ||
-	     (errno == EAGAIN && server_end_state(s) != END_WAITING && af_settle_fully(s) == 0)))
+	    settle_until(s, usmc_now_ms() + usmc_clc_timeout_ms(), false, false) == 0)
 		return;
 	if (s->state == SOCK_PROPOSED && af_settle(s, 0) < 0)
 		af_orphan(s);

@@ -86,6 +86,7 @@
 	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
 	X(long, syscall, (long, ...))                                                         \
 	X(pid_t, _Fork, (void))                                                               \
+	X(pid_t, vfork, (void))                                                               \
 	X(int, aio_read, (struct aiocb *))                                                    \
 	X(int, aio_write, (struct aiocb *))                                                   \
 	X(int, aio_read64, (struct aiocb64 *))                                                \

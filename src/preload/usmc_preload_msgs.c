@@ -29,6 +29,7 @@
 #include "usmc.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
+#include "usmc_listen.h"
 #include "usmc_preload.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"

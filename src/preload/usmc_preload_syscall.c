@@ -58,6 +58,7 @@
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
+#include "usmc_listen.h"
 #include "usmc_preload.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -169,6 +170,17 @@ static bool raw_fork_copies(long nr, long a, long b)
 	return false;
 }
 
+/*
+ * An io_uring moves bytes out of usmc's sight: every later socket is plain
+ * TCP, and connections accepted but not used yet are declined now, their
+ * bytes still all in their clients' rings (usmc_listen.c).
+ */
+static void took_io_uring(void)
+{
+	usmc_plain_from_now(USMC_DECL_ENV);
+	af_accept_finish_all();
+}
+
 /* A fork that runs no handler, with usmc's around it; errno as the fork left it. */
 static long fork_with_handlers(long (*fork_call)(long, long, long, long, long, long, long), long nr,
 			       long a, long b, long c, long d, long e, long f)
@@ -200,6 +212,51 @@ EXPORT pid_t _Fork(void)
 	preload_bound();
 	return (pid_t)fork_with_handlers(libc_fork, 0, 0, 0, 0, 0, 0, 0);
 }
+
+/*
+ * vfork: the child runs in our memory with a descriptor table of its own,
+ * and a handshake it answered would leave our link groups naming its
+ * descriptors.  So accepted connections not used yet are answered first
+ * (af_accept_finish_all), and then libc's vfork runs in our caller's
+ * frame: the stub jumps to it, since a return through a C function's
+ * frame would find it overwritten by the child.  Elsewhere than x86-64
+ * and AArch64 vfork is not taken over: such a child's exec hands over only
+ * connections in shared memory (docs/PROGRAMS.md).
+ */
+__attribute__((used, visibility("hidden"))) pid_t (*usmc_vfork_next)(void);
+
+__attribute__((used, visibility("hidden"))) void usmc_vfork_before(void)
+{
+	preload_bound();
+	af_accept_finish_all();
+	usmc_vfork_next = usmc_sys.vfork;
+}
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+	".globl vfork\n"
+	".type vfork, @function\n"
+	"vfork:\n"
+	"	endbr64\n"
+	"	subq $8, %rsp\n" /* the call's stack aligned to 16 */
+	"	call usmc_vfork_before\n"
+	"	addq $8, %rsp\n"
+	"	jmp *usmc_vfork_next(%rip)\n"
+	".size vfork, .-vfork\n");
+#elif defined(__aarch64__)
+__asm__(".text\n"
+	".globl vfork\n"
+	".type vfork, %function\n"
+	"vfork:\n"
+	"	stp x29, x30, [sp, #-16]!\n"
+	"	mov x29, sp\n"
+	"	bl usmc_vfork_before\n"
+	"	ldp x29, x30, [sp], #16\n"
+	"	adrp x16, usmc_vfork_next\n"
+	"	ldr x16, [x16, #:lo12:usmc_vfork_next]\n"
+	"	br x16\n"
+	".size vfork, .-vfork\n");
+#endif
 
 /* clone(): the child runs fn on its own stack; without CLONE_VM, usmc's handlers first. */
 struct clone_start {
@@ -313,7 +370,7 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 	case SYS_io_uring_setup:
 		rc = usmc_sys.syscall(nr, a, b, c, d, e, f);
 		if (rc >= 0)
-			usmc_plain_from_now(USMC_DECL_ENV);
+			took_io_uring();
 		return rc;
 	case SYS_seccomp:
 	case SYS_prctl:
@@ -362,7 +419,7 @@ EXPORT int prctl(int option, ...)
 		void *f = dlsym(RTLD_NEXT, #name);                                  \
 		int rc = f ? ((__typeof__(&name))f)(__VA_ARGS__) : -ENOSYS;         \
 		if (rc >= 0)                                                        \
-			usmc_plain_from_now(USMC_DECL_ENV);                         \
+			took_io_uring();                                            \
 		return rc;                                                          \
 	} while (0)
 

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * POSIX AIO on sockets: glibc's threads move the bytes through its
- * internal read and write, out of the preload's sight.  A program with a
- * synchronous path for a system without AIO (ENOSYS) reads and writes the
- * same bytes either way; its next connection takes AIO.
+ * internal read and write, out of the preload's sight.
+ *
+ *   - aio: AIO is each end's first use of the connection, before either
+ *     answered the handshake: the connection is plain TCP from its start,
+ *     and AIO moves its bytes (4 fallbacks: two connections, two ends).
+ *   - aio_in_shm: a greeting first, in shared memory; then AIO fails with
+ *     ENOSYS (a system without AIO), and a program with a synchronous path
+ *     for that reads and writes the same bytes.  Its next connection
+ *     takes AIO.
  */
 #include <aio.h>
 #include <errno.h>
@@ -46,11 +52,13 @@ static void aio_all(int fd, uint8_t *buf, size_t len, bool out)
 	}
 }
 
-static void aio_client(struct end *e)
+static void aio_client_run(struct end *e, bool greeted)
 {
 	uint8_t buf[4000];
 	int fd;
 
+	if (greeted)
+		greet(e);
 	pattern(buf, sizeof(buf), 91, 0);
 	aio_all(e->fd, buf, sizeof(buf), true);
 	say("4000 bytes sent");
@@ -63,13 +71,15 @@ static void aio_client(struct end *e)
 	say_rc("close", close(fd));
 }
 
-static void aio_server(struct end *e)
+static void aio_server_run(struct end *e, bool greeted)
 {
 	uint8_t buf[4000];
 	size_t got = 0;
 	ssize_t n;
 	int fd;
 
+	if (greeted)
+		greet(e);
 	aio_all(e->fd, buf, sizeof(buf), false);
 	say("the request: %s", pattern_ok(buf, sizeof(buf), 91, 0) ? "4000 bytes that match" : "DIFFERENT");
 	pattern(buf, 500, 92, 0);
@@ -82,7 +92,28 @@ static void aio_server(struct end *e)
 	say_rc("close", close(fd));
 }
 
+static void aio_client(struct end *e)
+{
+	aio_client_run(e, false);
+}
+
+static void aio_server(struct end *e)
+{
+	aio_server_run(e, false);
+}
+
+static void aio_in_shm_client(struct end *e)
+{
+	aio_client_run(e, true);
+}
+
+static void aio_in_shm_server(struct end *e)
+{
+	aio_server_run(e, true);
+}
+
 const struct diff_case async_cases[] = {
-	{ "aio", aio_client, aio_server, .conns = 1, .fallbacks = 2 },
+	{ "aio", aio_client, aio_server, .fallbacks = 4 },
+	{ "aio_in_shm", aio_in_shm_client, aio_in_shm_server, .conns = 1, .fallbacks = 2 },
 	{ NULL },
 };

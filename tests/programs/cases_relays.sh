@@ -131,6 +131,37 @@ EOJ
 	note="node $(node --version): $note"
 }
 
+# Node.js's cluster as its documentation starts it: the primary forks two
+# workers and, by its default scheduling on Linux (round-robin), accepts
+# every connection itself and hands it to a worker with SCM_RIGHTS.  The
+# workers know nothing of the rings: each connection is declined before
+# its first use and goes on as TCP, every request answered.
+case_node_cluster() {
+	www
+	$HELPER wwwfile "$d/www/small" 65536 2
+	cat >"$d/server.js" <<'EOJ'
+const cluster = require('cluster'), http = require('http'), fs = require('fs'), path = require('path');
+const [root, port] = process.argv.slice(2);
+if (cluster.isPrimary) {
+	for (let i = 0; i < 2; i++) cluster.fork();
+} else {
+	http.createServer((req, res) => {
+		const f = path.join(root, path.basename(req.url));
+		fs.stat(f, (err, st) => {
+			if (err) { res.writeHead(404); res.end(); return; }
+			res.writeHead(200, { 'Content-Length': st.size });
+			fs.createReadStream(f).pipe(res);
+		});
+	}).listen(Number(port), '127.0.0.1');
+}
+EOJ
+	tcp_why="the cluster's primary hands each connection to a worker (SCM_RIGHTS): declined before its first use, so TCP (0x03000008)"
+	tcp_reasons=0x03000008
+	start_server node "$d/server.js" "$d/www" "$port" || return 1
+	with_sampler http_work || return 1
+	note="node $(node --version), a cluster of 2 workers: $note"
+}
+
 # An SO_REUSEPORT group of two processes (python's http.server, each
 # with a listener of its own on the port), as Go and Rust servers make:
 # the kernel spreads the connections over both.

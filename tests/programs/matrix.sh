@@ -59,7 +59,7 @@ done
 
 all_programs="python-http nginx-curl nginx-wrk redis-cli redis-benchmark memcached iperf3 openssl sockperf
 	nginx-shipped sshd apache2-event apache2-prefork postgresql lighttpd rsync dnsmasq
-	lemp gunicorn haproxy python-reuseport socat python-asyncio node java redis-replication stunnel squid varnish mariadb
+	lemp gunicorn haproxy python-reuseport socat python-asyncio node node-cluster java redis-replication stunnel squid varnish mariadb
 	socat-single git-daemon"
 programs=${*:-$all_programs}
 modes=${MATRIX_MODES:-smc server-only client-only}
@@ -91,7 +91,7 @@ packages_of() {
 	python-reuseport) echo python3 curl ;;
 	lemp) echo nginx php-fpm curl ;;
 	gunicorn) echo gunicorn curl ;;
-	node) echo nodejs curl ;;
+	node | node-cluster) echo nodejs curl ;;
 	java) echo openjdk-17-jdk-headless ;;
 	stunnel) echo stunnel4 openssl python3 ;;
 	squid) echo squid curl python3 ;;
