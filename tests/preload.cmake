@@ -119,6 +119,14 @@ if(USMC_LIBURING_INCLUDE AND USMC_LIBURING)
   endif()
 endif()
 
+# The server's answer at the accepted connection's first use: a connection
+# handed on unused, one its client withdraws, one closed unused.
+add_executable(preload_first_use preload_first_use.c)
+target_link_libraries(preload_first_use PRIVATE Threads::Threads)
+add_test(NAME preload_first_use COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/preload_first_use.sh
+         $<TARGET_FILE:usmc-run> $<TARGET_FILE:usmc-stat> $<TARGET_FILE:preload_first_use>)
+set_tests_properties(preload_first_use PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS unit)
+
 # No object of the library calls an interposed name but through usmc_sys.
 add_test(NAME interposed_names
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/interposed_names.sh

@@ -16,12 +16,14 @@
  *       write (a usmc client, which proposes); the server sets up its ring
  *       only after its accept, and receives through it: the connection,
  *       not used yet, is declined then, and the client's request, in its
- *       ring until then, comes over TCP.
+ *       ring until then, comes over TCP.  The client's TCP socket received
+ *       the Decline's marker ahead of the reply: it did propose.
  */
 #include <arpa/inet.h>
 #include <liburing.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -169,6 +171,9 @@ static void client(uint16_t port)
 	printf("client: %d bytes sent and %d received through io_uring, %llu over TCP\n",
 	       REQUEST, REPLY, (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
 	CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received >= REQUEST + REPLY);
+	/* Proposed, then declined: the marker (our socket's cookie, 8 bytes) came ahead of the reply. */
+	if (after_accept)
+		CHECK(ti.tcpi_bytes_received >= REPLY + 8);
 	close(fd);
 	if (!after_accept)
 		io_uring_queue_exit(&ring);
@@ -182,6 +187,12 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	after_accept = argc > 1 && !strcmp(argv[1], "--ring-after-accept");
+	/* A registry of its own: nobody else's listener or link group on the way. */
+	{
+		static char dir[] = "/tmp/usmc-io_uring-XXXXXX";
+
+		CHECK(mkdtemp(dir) && setenv("USMC_REGISTRY_DIR", dir, 1) == 0);
+	}
 	alarm(60); /* safety net only */
 	CHECK(pipe(sync) == 0);
 	pid = fork();

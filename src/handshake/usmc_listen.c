@@ -360,17 +360,18 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 }
 
 /*
- * The Accept goes at the accepted socket's first use, not in accept():
- * the process may hand the connection on before it reads or writes
- * (Node.js's cluster primary passes each one to a worker with
- * SCM_RIGHTS), and a receiver that knows nothing of rings can have the
- * connection only as TCP.  Decided before any byte moved, a Decline does
- * that: the client replays what it wrote into the stream.  So the answer
- * waits for a call that reads, writes or waits on the socket, usmc_info,
- * a fork, an exec, a close or the exit; a pass, or POSIX AIO, declines
- * (usmc_plain_from_now set first).  net/smc answers before accept()
- * returns, where the kernel sees the descriptor passed and needs no such
- * choice.
+ * Under the preload, the Accept goes at the accepted socket's first use,
+ * not in accept(): the process may hand the connection on before it
+ * reads or writes (Node.js's cluster primary passes each one to a worker
+ * with SCM_RIGHTS), and a receiver that knows nothing of rings can have
+ * the connection only as TCP.  Decided before any byte moved, a Decline
+ * does that: the client replays what it wrote into the stream.  So the
+ * answer waits for a call that reads, writes or waits on the socket,
+ * usmc_info, a fork, a vfork, an exec, a close or the exit; a pass, POSIX
+ * AIO or an io_uring declines (usmc_plain_from_now set first).  A program
+ * that calls usmc_accept itself is answered in it (af_accept).  net/smc
+ * answers before accept() returns: the kernel's SMC socket goes wherever
+ * its descriptor goes, and needs no such choice.
  */
 int af_accept_finish(struct usmc_sock *ns)
 {
@@ -555,5 +556,13 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 	reason = srv_handshake(ls, ns, peer);
 	if (reason)
 		usmc_sock_fallback(ns, reason, false);
+	/*
+	 * A program that calls usmc_accept itself may wait on the descriptor
+	 * in the kernel's own poll (usmc.h, "Readiness"), a first use we would
+	 * not see: it is answered now.  Under the preload every call of the
+	 * program passes ours first.
+	 */
+	else if (!usmc_sys_interposed() && atomic_load(&ns->state) == SOCK_ACCEPTING)
+		af_accept_finish(ns);
 	return 0;
 }
