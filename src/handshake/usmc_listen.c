@@ -378,7 +378,10 @@ int af_accept_finish(struct usmc_sock *ns)
 	struct srv_proposal *p;
 	uint32_t reason;
 
-	/* Threads of ours may use the socket at once: one answers, the others wait. */
+	/*
+	 * Threads of ours may use the socket at once: one answers, the others
+	 * wait.  The flag stays set: a socket is answered once.
+	 */
 	if (atomic_exchange(&ns->hs_settling, true)) {
 		while (atomic_load(&ns->state) == SOCK_ACCEPTING)
 			sched_yield();
@@ -395,7 +398,6 @@ int af_accept_finish(struct usmc_sock *ns)
 		reason = srv_accept_proposal(ns, p);
 	atomic_fetch_sub(&accepting_count, 1);
 	usmc_unlock();
-	atomic_store(&ns->hs_settling, false);
 	if (reason) {
 		usmc_sock_fallback(ns, reason, false);
 		return SOCK_PLAIN;
@@ -435,7 +437,6 @@ bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reaso
 		srv_decline(s, p, reason, true);
 		atomic_fetch_sub(&accepting_count, 1);
 		usmc_sock_fallback(s, reason, true);
-		atomic_store(&s->hs_settling, false);
 		return true;
 	}
 	return false;
