@@ -50,6 +50,11 @@ static void stats_open(void)
 	stats = map;
 }
 
+void usmc_stats_open(void)
+{
+	usmc_once(&stats_once, &stats_done, stats_open);
+}
+
 /* The thread's slot: its id spreads the threads of all processes. */
 static __thread __attribute__((tls_model("initial-exec"))) int thread_slot = -1;
 

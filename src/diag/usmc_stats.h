@@ -70,6 +70,12 @@ struct usmc_stats_file {
 #define USMC_STATS_VERSION 3
 
 void usmc_stats_add(enum usmc_stat stat, uint64_t n);
+/*
+ * Maps the counters file now, as the registry is opened: a process that
+ * changes its root afterwards (haproxy's workers chroot to an empty
+ * directory) still counts where usmc-stat reads, as its forks do.
+ */
+void usmc_stats_open(void);
 /* A counter's total over the slots. */
 uint64_t usmc_stats_total(const struct usmc_stats_file *f, enum usmc_stat stat);
 void usmc_stats_fallback(uint32_t reason);

@@ -22,6 +22,7 @@
 #include "usmc_proc.h"
 #include "usmc_registry.h"
 #include "usmc_shared_file.h"
+#include "usmc_stats.h"
 #include "usmc_sys.h"
 
 #define REG_PORTS 65536
@@ -75,6 +76,7 @@ static void reg_open(void)
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port) +
 						       REG_SLOTS * sizeof(struct reg_slot), getuid());
 	reg_uid = getuid();
+	usmc_stats_open();
 }
 
 uid_t reg_owner(void)

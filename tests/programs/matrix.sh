@@ -285,12 +285,6 @@ done
 # shows ok once the cause is gone.
 known_failure() {
 	case $1-$2 in
-	haproxy-server-only)
-		# The worker's connections TCP, as their clients are plain, and uncounted.
-		[[ $note == *"no fallback counted"* ]] &&
-			echo "Debian's haproxy.cfg chroots the workers to /var/lib/haproxy: the counters file" \
-				"is out of a worker's sight there, so usmc-stat does not count its connections," \
-				"TCP here since their clients are plain (docs/PROGRAMS.md)" ;;
 	stunnel-smc)
 		# The tail of a connection short, nothing else.
 		[[ $note == "echo: connection "*" closed after "*" of 2000000 bytes"* ]] &&
