@@ -288,6 +288,11 @@ int usmc_fcntl(int fd, int cmd, ...)
 	va_end(ap);
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		return usmc_fcntl_dupfd(fd, cmd, (int)arg);
+	/* Signal-driven I/O waits on the kernel socket, out of our sight: a first use. */
+	if ((cmd == F_SETOWN || cmd == F_SETOWN_EX || cmd == F_SETSIG ||
+	     (cmd == F_SETFL && (arg & O_ASYNC))) &&
+	    (s = usmc_sock_get(fd)) && atomic_load(&s->state) == SOCK_ACCEPTING)
+		af_accept_finish(s);
 	rc = usmc_sys.fcntl(fd, cmd, arg);
 	if (rc >= 0 && (cmd == F_SETFL || cmd == F_GETFL) && (s = usmc_sock_get(fd)))
 		usmc_sock_note_nonblock(s, (cmd == F_SETFL ? arg : rc) & O_NONBLOCK);

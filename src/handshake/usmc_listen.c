@@ -366,8 +366,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
  * with SCM_RIGHTS), and a receiver that knows nothing of rings can have
  * the connection only as TCP.  Decided before any byte moved, a Decline
  * does that: the client replays what it wrote into the stream.  So the
- * answer waits for a call that reads, writes or waits on the socket,
- * usmc_info, a fork, a vfork, an exec, a close or the exit; a pass, POSIX
+ * answer waits for a call that reads, writes or waits on the socket (SIGIO
+ * too), usmc_info, a fork, a vfork, an exec, a close or the exit; a pass, POSIX
  * AIO or an io_uring declines (usmc_plain_from_now set first).  A program
  * that calls usmc_accept itself is answered in it (af_accept).  net/smc
  * answers before accept() returns: the kernel's SMC socket goes wherever

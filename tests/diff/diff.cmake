@@ -33,7 +33,7 @@ set(USMC_DIFF_CASES
   exec_vfork exec_vfork_sh exec_system exec_popen
   stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork stdio_std_linebuf
   sendfile_big splice sendfile_from_socket zcopy_plain zcopy_not_tcp fcntl64 aliases
-  closefrom raw_syscall raw_syscall_v2 aio aio_in_shm io_uring_plain io_uring_listener
+  closefrom raw_syscall raw_syscall_v2 aio aio_in_shm sigio io_uring_plain io_uring_listener
   aliases_waits aliases_fds
   exec_v exec_vp exec_vpe exec_le exec_lp exec_fexecve exec_execveat exec_spawnp
   stdio_io_fdopen stdio_dprintf_chk

@@ -10,10 +10,17 @@
  *     ENOSYS (a system without AIO), and a program with a synchronous path
  *     for that reads and writes the same bytes.  Its next connection
  *     takes AIO.
+ *   - sigio: signal-driven I/O.  The server's first call on the accepted
+ *     connection asks for SIGIO (F_SETOWN, O_ASYNC) and then waits for
+ *     the signal in sigtimedwait, out of usmc's sight: the signal must
+ *     come for the request.
  */
 #include <aio.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "diff.h"
 
@@ -112,8 +119,33 @@ static void aio_in_shm_server(struct end *e)
 	aio_server_run(e, true);
 }
 
+/* The request goes once the server asked for SIGIO: the signal comes for bytes that arrive after. */
+static void sigio_client(struct end *e)
+{
+	expect(e, 1);
+	send_pattern(e->fd, 94, 0, 2000);
+	recv_pattern(e->fd, 95, 0, 500, "the reply");
+}
+
+static void sigio_server(struct end *e)
+{
+	struct timespec ts = { .tv_sec = WAIT_MS / 1000 };
+	sigset_t io;
+
+	sigemptyset(&io);
+	sigaddset(&io, SIGIO);
+	sigprocmask(SIG_BLOCK, &io, NULL);
+	say_rc("fcntl(F_SETOWN)", fcntl(e->fd, F_SETOWN, getpid()));
+	say_rc("fcntl(F_SETFL, O_ASYNC)", fcntl(e->fd, F_SETFL, O_ASYNC));
+	tell(e, 1);
+	say("sigtimedwait: %s", sigtimedwait(&io, NULL, &ts) == SIGIO ? "SIGIO" : errno_name(errno));
+	recv_pattern(e->fd, 94, 0, 2000, "the request");
+	send_pattern(e->fd, 95, 0, 500);
+}
+
 const struct diff_case async_cases[] = {
 	{ "aio", aio_client, aio_server, .fallbacks = 4 },
 	{ "aio_in_shm", aio_in_shm_client, aio_in_shm_server, .conns = 1, .fallbacks = 2 },
+	{ "sigio", sigio_client, sigio_server, .conns = 1 },
 	{ NULL },
 };
