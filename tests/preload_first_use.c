@@ -10,7 +10,8 @@
  *       worker with SCM_RIGHTS, as Node.js's cluster does.  The worker
  *       reads exactly the request, by the kernel's count of the bytes its
  *       TCP socket received (tcpi_bytes_received), and answers 64 KiB.
- *       Every connection, the first too: plain TCP, 0x03000008.
+ *       Every connection, the first too: plain TCP, 0x03000008 (the
+ *       client's later ones propose no more: 0x03010000 at the server).
  *   preload_first_use withdrawn
  *       The server leaves its first connection unused while its client
  *       waits for the reply, past two CLC timeouts (USMC_CLC_TIMEOUT_MS,

@@ -334,11 +334,14 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 	conn->hs_reason = msg->decline.reason;
 	conn->hs_marker = msg->decline.flags & CLC_DECL_MARKER;
 	/*
-	 * Marked, so for our own socket: we are a user the listener does not
-	 * admit (af_channel_admit), and our later connections go as TCP.
+	 * Marked, so for our own socket, and for good: we are a user the
+	 * listener does not admit (af_channel_admit), or the process that
+	 * reads this link group hands connections on (usmc_plain_from_now).
+	 * Our later connections go as TCP.
 	 */
-	if (conn->hs_marker && msg->decline.reason == USMC_DECL_FOREIGN)
-		lgr->refused = USMC_DECL_FOREIGN;
+	if (conn->hs_marker && (msg->decline.reason == USMC_DECL_FOREIGN ||
+				msg->decline.reason == USMC_DECL_PASSED))
+		lgr->refused = msg->decline.reason;
 	if (!conn->sock)
 		orphan_destroy(conn);
 }

@@ -132,7 +132,7 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 		if (!af_pump_lgr(lgr) || lgr_crowded(lgr))
 			lgr = af_cli_lgr_get(port, reg, own_user, &reason);
 	}
-	/* Its listener declined us as a user it does not admit, proven: ask no more. */
+	/* Its reader declined us for good (af_usmc.c, on_decline), proven: ask no more. */
 	if (lgr && !oneshot && lgr->refused) {
 		reason = lgr->refused;
 		lgr = NULL;
