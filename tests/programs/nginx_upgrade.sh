@@ -78,8 +78,10 @@ load() {
 
 # The binary nginx execs at USR2 is the one it was started as: a full path.
 "$RUN" /usr/sbin/nginx -p "$n" -c "$n/nginx.conf" -e "$n/error.log" || fail "nginx did not start"
+# Probed under usmc-run too: a plain client's connection counts a fallback
+# in the master's counters, which its workers share.
 for _ in $(seq 100); do
-	[ -s "$n/nginx.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$port/blob" && break
+	[ -s "$n/nginx.pid" ] && "$RUN" curl -s -o /dev/null "http://127.0.0.1:$port/blob" && break
 	sleep 0.05
 done
 old=$(cat "$n/nginx.pid") || fail "no pid file"
