@@ -190,57 +190,19 @@ static void case_many(int n)
 /*
  * The client writes and closes while its Proposal is unanswered; the
  * server, whose memfd_create is refused, accepts only then and declines.
- * The client's close must have waited for that answer and replayed its
- * bytes into TCP.
+ *   - close_early: the server accepts while the client's close waits for
+ *     its answer: the close must have waited and replayed its bytes into
+ *     TCP.
+ *   - close_orphan: the server accepts only after the client's close gave
+ *     up waiting (a CLC timeout) and left its ring to the server: nobody
+ *     is left to replay the bytes into TCP.  The server's end is reset:
+ *     its read fails with ECONNRESET, never an end of file that would
+ *     hide the lost bytes.
  */
 static struct h_chan closing;
+static bool orphaned;
 
-static int close_early_server(void *arg)
-{
-	struct side *srv = arg;
-	uint16_t port;
-	int lfd, fd;
-
-	side_apply(srv);
-	lfd = h_listen(AF_INET, H_USMC, &port);
-	h_chan_send(&to_parent, port);
-	h_chan_recv(&closing);
-	fd = usmc_accept(lfd, NULL, NULL);
-	RCHECK(fd >= 0);
-	serve_one(fd);
-	h_check_mode(fd, USMC_MODE_FALLBACK);
-	RCHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
-	return 0;
-}
-
-static void case_close_early(void)
-{
-	struct side srv = { H_USMC, .memfd_errno = EPERM };
-	struct usmc_info info;
-	pid_t pid;
-	int fd;
-
-	/* Long, so that the server's accept surely comes inside the close. */
-	setenv("USMC_CLC_TIMEOUT_MS", "20000", 1);
-	h_chan_open(&closing);
-	pid = h_fork(close_early_server, &srv);
-	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&to_parent));
-	client_send(fd, 7);
-	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0 && info.mode == USMC_MODE_HANDSHAKE);
-	h_chan_send(&closing, 1);
-	RCHECK(usmc_close(fd) == 0);
-	RCHECK(h_wait_ok(pid));
-	printf("closed before the answer, server declined: bytes replayed into TCP\n");
-}
-
-/*
- * The same, but the server accepts only after the client's close gave up
- * waiting (a CLC timeout) and left its ring to the server: the server
- * still cannot make buffers, and nobody is left to replay the bytes into
- * TCP.  Its end of the connection is reset: its read fails with
- * ECONNRESET, never an end of file that would hide the lost bytes.
- */
-static int close_orphan_server(void *arg)
+static int close_server(void *arg)
 {
 	struct side *srv = arg;
 	uint16_t port;
@@ -254,28 +216,43 @@ static int close_orphan_server(void *arg)
 	h_chan_recv(&closing);
 	fd = usmc_accept(lfd, NULL, NULL);
 	RCHECK(fd >= 0);
-	n = usmc_read(fd, &byte, 1);
-	printf("server: read after a Decline nobody replays: %zd (%s)\n", n,
-	       n < 0 ? strerror(errno) : "bytes or the end");
-	RCHECK(n < 0 && errno == ECONNRESET);
+	if (orphaned) {
+		n = usmc_read(fd, &byte, 1);
+		printf("server: read after a Decline nobody replays: %zd (%s)\n", n,
+		       n < 0 ? strerror(errno) : "bytes or the end");
+		RCHECK(n < 0 && errno == ECONNRESET);
+	} else {
+		serve_one(fd);
+		h_check_mode(fd, USMC_MODE_FALLBACK);
+	}
 	RCHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
 	return 0;
 }
 
-static void case_close_orphan(void)
+static void case_close(bool orphan)
 {
 	struct side srv = { H_USMC, .memfd_errno = EPERM };
+	struct usmc_info info;
 	pid_t pid;
 	int fd;
 
+	orphaned = orphan;
+	/* Long, so that the server's accept surely comes inside the close. */
+	if (!orphan)
+		setenv("USMC_CLC_TIMEOUT_MS", "20000", 1);
 	h_chan_open(&closing);
-	pid = h_fork(close_orphan_server, &srv);
+	pid = h_fork(close_server, &srv);
 	fd = h_connect(AF_INET, H_USMC, (uint16_t)h_chan_recv(&to_parent));
 	client_send(fd, 7);
-	RCHECK(usmc_close(fd) == 0);
+	RCHECK(usmc_info(fd, &info, sizeof(info)) == 0 && info.mode == USMC_MODE_HANDSHAKE);
+	if (orphan)
+		RCHECK(usmc_close(fd) == 0);
 	h_chan_send(&closing, 1);
+	if (!orphan)
+		RCHECK(usmc_close(fd) == 0);
 	RCHECK(h_wait_ok(pid));
-	printf("closed before the answer, declined once the close gave up: reset\n");
+	printf(orphan ? "closed before the answer, declined once the close gave up: reset\n"
+		      : "closed before the answer, server declined: bytes replayed into TCP\n");
 }
 
 int main(int argc, char **argv)
@@ -298,10 +275,8 @@ int main(int argc, char **argv)
 		case_memfd(strstr(c, "client") != NULL, strstr(c, "eperm") ? EPERM : ENOSYS);
 	else if (!strcmp(c, "registry"))
 		case_registry();
-	else if (!strcmp(c, "close_early"))
-		case_close_early();
-	else if (!strcmp(c, "close_orphan"))
-		case_close_orphan();
+	else if (!strcmp(c, "close_early") || !strcmp(c, "close_orphan"))
+		case_close(!strcmp(c, "close_orphan"));
 	else if (!strcmp(c, "many"))
 		case_many(argc > 3 ? atoi(argv[3]) : 10000);
 	else {

@@ -62,18 +62,18 @@ static void fill(uint8_t *buf, size_t len, size_t off, unsigned seed)
 		buf[i] = (uint8_t)((off + i) * 13 + seed + ((off + i) >> 11));
 }
 
-/* Sends len bytes of stream seed through the ring; their checksum. */
-static uint64_t ring_send_all(int fd, size_t len, unsigned seed)
+/* Sends len bytes of stream seed, through the ring or with write(); their checksum. */
+static uint64_t send_all(int fd, size_t len, unsigned seed, bool ring_calls)
 {
 	static uint8_t buf[65536];
 	uint64_t h = FNV_INIT;
 
 	for (size_t off = 0; off < len;) {
 		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
-		int w;
+		ssize_t w;
 
 		fill(buf, n, off, seed);
-		w = ring_io(fd, buf, n, true);
+		w = ring_calls ? ring_io(fd, buf, n, true) : write(fd, buf, n);
 		CHECK(w > 0);
 		h = fnv(h, buf, (size_t)w);
 		off += (size_t)w;
@@ -81,15 +81,15 @@ static uint64_t ring_send_all(int fd, size_t len, unsigned seed)
 	return h;
 }
 
-/* Receives through the ring to EOF; the byte count and checksum. */
-static uint64_t ring_recv_all(int fd, size_t *total)
+/* Receives to EOF, through the ring or with read(); the byte count and checksum. */
+static uint64_t recv_all(int fd, size_t *total, bool ring_calls)
 {
 	static uint8_t buf[65536];
 	uint64_t h = FNV_INIT;
-	int n;
+	ssize_t n;
 
 	*total = 0;
-	while ((n = ring_io(fd, buf, sizeof(buf), false)) > 0) {
+	while ((n = ring_calls ? ring_io(fd, buf, sizeof(buf), false) : read(fd, buf, sizeof(buf))) > 0) {
 		h = fnv(h, buf, (size_t)n);
 		*total += (size_t)n;
 	}
@@ -111,40 +111,6 @@ static uint64_t stream_sum(size_t len, unsigned seed)
 	return h;
 }
 
-/* The same with plain calls, which usmc-run takes over: its checksum. */
-static uint64_t plain_send_all(int fd, size_t len, unsigned seed)
-{
-	static uint8_t buf[65536];
-	uint64_t h = FNV_INIT;
-
-	for (size_t off = 0; off < len;) {
-		size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
-		ssize_t w;
-
-		fill(buf, n, off, seed);
-		w = write(fd, buf, n);
-		CHECK(w > 0);
-		h = fnv(h, buf, (size_t)w);
-		off += (size_t)w;
-	}
-	return h;
-}
-
-static uint64_t plain_recv_all(int fd, size_t *total)
-{
-	static uint8_t buf[65536];
-	uint64_t h = FNV_INIT;
-	ssize_t n;
-
-	*total = 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		h = fnv(h, buf, (size_t)n);
-		*total += (size_t)n;
-	}
-	CHECK(n == 0);
-	return h;
-}
-
 static void client(uint16_t port)
 {
 	struct sockaddr_storage ss;
@@ -158,15 +124,9 @@ static void client(uint16_t port)
 		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0);
-	if (after_accept) {
-		plain_send_all(fd, REQUEST, 1);
-		CHECK(shutdown(fd, SHUT_WR) == 0);
-		CHECK(plain_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
-	} else {
-		ring_send_all(fd, REQUEST, 1);
-		CHECK(shutdown(fd, SHUT_WR) == 0);
-		CHECK(ring_recv_all(fd, &got) == stream_sum(REPLY, 2) && got == REPLY);
-	}
+	send_all(fd, REQUEST, 1, !after_accept);
+	CHECK(shutdown(fd, SHUT_WR) == 0);
+	CHECK(recv_all(fd, &got, !after_accept) == stream_sum(REPLY, 2) && got == REPLY);
 	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0);
 	printf("client: %d bytes sent and %d received through io_uring, %llu over TCP\n",
 	       REQUEST, REPLY, (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
@@ -212,8 +172,8 @@ int main(int argc, char **argv)
 	CHECK(fd >= 0);
 	if (after_accept)
 		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
-	CHECK(ring_recv_all(fd, &got) == stream_sum(REQUEST, 1) && got == REQUEST);
-	ring_send_all(fd, REPLY, 2);
+	CHECK(recv_all(fd, &got, true) == stream_sum(REQUEST, 1) && got == REQUEST);
+	send_all(fd, REPLY, 2, true);
 	close(fd);
 	close(lfd);
 	io_uring_queue_exit(&ring);

@@ -110,22 +110,31 @@ EOJ
 	note="java threads: $note"
 }
 
-# node's http module serving files from www.
+# node's http module serving files from www: the server both node rows run,
+# in one process, or (NODE_WORKERS) in a cluster of that many workers.
+node_server_js() {
+	cat <<'EOJ'
+const cluster = require('cluster'), http = require('http'), fs = require('fs'), path = require('path');
+const [root, port, workers] = process.argv.slice(2);
+if (workers && cluster.isPrimary) {
+	for (let i = 0; i < Number(workers); i++) cluster.fork();
+} else {
+	http.createServer((req, res) => {
+		const f = path.join(root, path.basename(req.url));
+		fs.stat(f, (err, st) => {
+			if (err) { res.writeHead(404); res.end(); return; }
+			res.writeHead(200, { 'Content-Length': st.size });
+			fs.createReadStream(f).pipe(res);
+		});
+	}).listen(Number(port), '127.0.0.1');
+}
+EOJ
+}
+
 case_node() {
 	www
 	$HELPER wwwfile "$d/www/small" 65536 2
-	cat >"$d/server.js" <<'EOJ'
-const http = require('http'), fs = require('fs'), path = require('path');
-const [root, port] = process.argv.slice(2);
-http.createServer((req, res) => {
-	const f = path.join(root, path.basename(req.url));
-	fs.stat(f, (err, st) => {
-		if (err) { res.writeHead(404); res.end(); return; }
-		res.writeHead(200, { 'Content-Length': st.size });
-		fs.createReadStream(f).pipe(res);
-	});
-}).listen(Number(port), '127.0.0.1');
-EOJ
+	node_server_js >"$d/server.js"
 	start_server node "$d/server.js" "$d/www" "$port" || return 1
 	with_sampler http_work || return 1
 	note="node $(node --version): $note"
@@ -139,25 +148,10 @@ EOJ
 case_node_cluster() {
 	www
 	$HELPER wwwfile "$d/www/small" 65536 2
-	cat >"$d/server.js" <<'EOJ'
-const cluster = require('cluster'), http = require('http'), fs = require('fs'), path = require('path');
-const [root, port] = process.argv.slice(2);
-if (cluster.isPrimary) {
-	for (let i = 0; i < 2; i++) cluster.fork();
-} else {
-	http.createServer((req, res) => {
-		const f = path.join(root, path.basename(req.url));
-		fs.stat(f, (err, st) => {
-			if (err) { res.writeHead(404); res.end(); return; }
-			res.writeHead(200, { 'Content-Length': st.size });
-			fs.createReadStream(f).pipe(res);
-		});
-	}).listen(Number(port), '127.0.0.1');
-}
-EOJ
-	tcp_why="the cluster's primary hands each connection to a worker (SCM_RIGHTS): declined before its first use, so TCP (0x03000008)"
-	tcp_reasons=0x03000008
-	start_server node "$d/server.js" "$d/www" "$port" || return 1
+	node_server_js >"$d/server.js"
+	tcp_why="the cluster's primary hands each connection to a worker (SCM_RIGHTS): declined before its first use, so TCP (0x03000008); a client it declined proposes no more there (0x03010000 at the server)"
+	tcp_reasons="0x03000008 0x03010000"
+	start_server node "$d/server.js" "$d/www" "$port" 2 || return 1
 	with_sampler http_work || return 1
 	note="node $(node --version), a cluster of 2 workers: $note"
 }
