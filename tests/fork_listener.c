@@ -25,7 +25,12 @@
  * it execs itself again): the workers hold the listener, and every
  * connection is in shared memory all the same.  --maker-closes-reuseport:
  * the same with SO_REUSEPORT on the listener, as haproxy sets it (a group
- * of one member, whose queue the workers hold).  --maker-closes-chroot
+ * of one member, whose queue the workers hold).  Before the clients, the
+ * maker also connects a carrier to that queue and writes it only once
+ * they are done, as a client preempted between its connect and its write
+ * would: the workers take it at every look and hand it back, inside a
+ * carrier of their own, and must not drop it as an emptied channel (its
+ * write would fail with EPIPE, and such a client fall back).  --maker-closes-chroot
  * (root): the workers also chroot to an empty directory before they
  * accept, as Debian's haproxy.cfg has them do, where there is no /proc and
  * no counters file: their connections are in shared memory all the same
@@ -45,6 +50,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +66,8 @@ static int lfd;
 static bool plain_worker, early_clients, early_pair, maker_closes, reuseport;
 static char *jail;
 static struct h_chan closed;
+/* --maker-closes-reuseport: a carrier to the member's queue, written late. */
+static int late_carrier = -1;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
@@ -278,6 +286,13 @@ int main(int argc, char **argv)
 		for (int i = 0; i < WORKERS; i++)
 			h_chan_send(&closed, 1);
 	}
+	if (reuseport) {
+		struct sockaddr_un sun;
+		socklen_t sun_len = reg_member_addr(getuid(), port, getpid(), &sun);
+
+		late_carrier = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		CHECK(late_carrier >= 0 && connect(late_carrier, (struct sockaddr *)&sun, sun_len) == 0);
+	}
 	/* Clients at once, each connecting again and again: the workers accept side by side. */
 	for (int i = 0; i < CLIENTS; i++)
 		clients[i] = h_fork(client, (void *)(uintptr_t)port);
@@ -289,6 +304,13 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < CLIENTS; i++)
 		CHECK(h_wait_ok(clients[i]));
+	if (reuseport) {
+		ssize_t n = send(late_carrier, "late", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n != 4)
+			fprintf(stderr, "the late carrier's write: %s\n", strerror(errno));
+		CHECK(n == 4 && close(late_carrier) == 0);
+	}
 	/* One empty connection ends each worker. */
 	for (int i = 0; i < WORKERS; i++)
 		round_trip(port, 0, 0);

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <poll.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -101,6 +102,19 @@ static bool entry_more(int fd, size_t len)
 
 	/* A seqpacket socket's SIOCINQ counts every queued message. */
 	return usmc_sys.ioctl(fd, SIOCINQ, &inq) == 0 && (size_t)inq > len;
+}
+
+/*
+ * Whether an entry is a carrier, accepted from a backlog, whose name it
+ * bears; a channel, one end of a socketpair, has none.
+ */
+static bool entry_named(int fd)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+
+	return !usmc_sys.getsockname(fd, (struct sockaddr *)&sun, &len) &&
+	       len > offsetof(struct sockaddr_un, sun_path);
 }
 
 /* The channel a carrier brings, or -1; the carrier is closed. */
@@ -341,8 +355,10 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 			 * A client puts a channel on a carrier only with its Proposal
 			 * in it: without, it was answered or taken back (the other
 			 * members' copies of an SO_REUSEPORT group's), and is dropped.
+			 * Not a carrier that a holder took before its client wrote it
+			 * and handed back inside another: its client writes it next.
 			 */
-			if (*kind == ENTRY_EMPTY && depth > 0 && b->drop_empty)
+			if (*kind == ENTRY_EMPTY && depth > 0 && b->drop_empty && !entry_named(fd))
 				*kind = ENTRY_JUNK;
 			if (*kind != ENTRY_CARRIER)
 				return fd;
