@@ -5,8 +5,8 @@ tests named to catch it.
 
 Each mutant in mutants.txt names a file, an exact snippet of it and its
 replacement (or several such: each "file:" starts another), and a CTest
-regex.  The tree is copied to a scratch directory and configured as
-BUILD_DIR is; for each mutant the snippets are replaced (each must occur
+regex.  The tree is copied to a scratch directory, configured as
+BUILD_DIR is and built whole; for each mutant the snippets are replaced (each must occur
 exactly once, else the mutant is "stale": the code moved on and the list
 must follow), the targets its tests run are rebuilt, its tests run
 under a time limit (a hang counts as killed) and the files are restored.
@@ -300,14 +300,17 @@ def main():
         rc, out = run(["cmake", "-S", tree, "-B", bdir] + cache_args(build_dir))
         if rc != 0:
             sys.exit("configure failed:\n" + out)
+        # Built whole first: ctest names a test's executable only once it
+        # exists, and a test run through usmc-run needs the preload, which
+        # its command does not name.
+        rc, out = build(bdir, None)
+        if rc != 0:
+            sys.exit("the unmutated tree does not build:\n" + out[-3000:])
         plan, every = [], set()
         for m in mutants:
             names, targets = test_targets(bdir, m.tests)
             plan.append((m, names, targets))
             every = None if every is None or targets is None else every | targets
-        rc, out = build(bdir, every)
-        if rc != 0:
-            sys.exit("the unmutated tree does not build:\n" + out[-3000:])
         print("mutating %d: tree in %s, built in %.0f s" % (len(mutants), scratch,
                                                          time.time() - start), flush=True)
         results = {"killed": [], "survived": [], "stale": [], "no-build": [], "no-tests": []}
