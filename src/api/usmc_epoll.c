@@ -120,8 +120,8 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	}
 	if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_LISTEN)
 		af_listener_claim(s);
-	else if (op != EPOLL_CTL_DEL && atomic_load(&s->state) == SOCK_ACCEPTING)
-		af_accept_finish(s);
+	else if (op != EPOLL_CTL_DEL)
+		af_sock_used(s);
 	if (event) {
 		kev = *event;
 		kev.events = ep_kernel_events(s, event);

@@ -102,10 +102,8 @@ void usmc_fd_close(int fd)
 		return;
 	}
 	usmc_epoll_fd_closed(fd, -1);
-	/* Closed unused: answered as it would have been at accept, and closed as any. */
-	if (atomic_load(&s->state) == SOCK_ACCEPTING)
-		af_accept_finish(s);
-	if (s->state == SOCK_SMC) {
+	/* A close is a use: one never used is answered as at accept, then closed as any. */
+	if (af_sock_used(s) == SOCK_SMC) {
 		usmc_close_conn_last(s, fd);
 		usmc_sock_put(fd);
 		return;
@@ -189,8 +187,7 @@ static int settled_state(struct usmc_sock *s)
 {
 	int err = errno;
 
-	if (atomic_load(&s->state) == SOCK_ACCEPTING)
-		af_accept_finish(s);
+	af_sock_used(s);
 	while (atomic_load(&s->state) == SOCK_PROPOSED && af_settle(s, -1) < 0 && errno == EINTR)
 		;
 	errno = err;
@@ -240,10 +237,8 @@ void usmc_fd_passing(const struct msghdr *msg)
 			s = usmc_sock_get(fd);
 			if (!s || atomic_load(&s->state) < SOCK_ACCEPTING)
 				continue;
+			/* Set first: one not used yet is declined, and the receiver has all of it on TCP. */
 			usmc_plain_from_now(USMC_DECL_PASSED);
-			/* Not used yet: declined, so the receiver has all of it on TCP. */
-			if (atomic_load(&s->state) == SOCK_ACCEPTING && af_accept_finish(s) == SOCK_PLAIN)
-				continue;
 			if (settled_state(s) == SOCK_SMC && s->conn) {
 				usmc_conn_abort(s);
 				/* Doorbells the peer rang before it saw the end: not the receiver's data. */

@@ -291,8 +291,8 @@ int usmc_fcntl(int fd, int cmd, ...)
 	/* Signal-driven I/O waits on the kernel socket, out of our sight: a first use. */
 	if ((cmd == F_SETOWN || cmd == F_SETOWN_EX || cmd == F_SETSIG ||
 	     (cmd == F_SETFL && (arg & O_ASYNC))) &&
-	    (s = usmc_sock_get(fd)) && atomic_load(&s->state) == SOCK_ACCEPTING)
-		af_accept_finish(s);
+	    (s = usmc_sock_get(fd)))
+		af_sock_used(s);
 	rc = usmc_sys.fcntl(fd, cmd, arg);
 	if (rc >= 0 && (cmd == F_SETFL || cmd == F_GETFL) && (s = usmc_sock_get(fd)))
 		usmc_sock_note_nonblock(s, (cmd == F_SETFL ? arg : rc) & O_NONBLOCK);
@@ -345,9 +345,7 @@ int usmc_info(int fd, struct usmc_info *info, size_t size)
 	if (!s && usmc_sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
 		return -1;
 	if (s) {
-		if (s->state == SOCK_ACCEPTING)
-			af_accept_finish(s);
-		if (s->state == SOCK_PROPOSED)
+		if (af_sock_used(s) == SOCK_PROPOSED)
 			af_settle(s, 0);
 		out.mode = usmc_sock_mode(s);
 		out.fallback_reason = s->reason;

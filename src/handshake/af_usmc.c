@@ -346,6 +346,11 @@ static void on_decline(struct usmc_lgr *lgr, const struct clc_msg *msg)
 		orphan_destroy(conn);
 }
 
+bool af_proposal_closed(const struct srv_proposal *p)
+{
+	return atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED;
+}
+
 /*
  * The peer process is gone, or broke the protocol.  A Proposal whose
  * client closed its socket before the answer (af_orphan) stays: its ring,
@@ -359,7 +364,7 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 
 	lgr->refs++;
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
-		if (p->lgr == lgr && !(atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED)) {
+		if (p->lgr == lgr && !af_proposal_closed(p)) {
 			*pp = p->next;
 			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			lgr_put(lgr);

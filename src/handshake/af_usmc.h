@@ -29,6 +29,8 @@ struct srv_proposal {
 	struct srv_proposal *next;
 };
 
+/* Its client closed its socket before the answer (af_orphan): its ring holds all it sends. */
+bool af_proposal_closed(const struct srv_proposal *p);
 struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr);
 /* Sets up the connection's state in its ring's slot header, once the ring exists. */
 void af_conn_shared_init(struct usmc_conn *conn);

@@ -72,12 +72,6 @@ void af_listener_defer_take(struct usmc_sock *s)
 	usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &off, sizeof(off));
 }
 
-/* The client closed its socket before our answer (af_orphan): its ring is all it sends. */
-static bool srv_client_closed(const struct srv_proposal *p)
-{
-	return atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED;
-}
-
 /* The marker: the client's socket cookie, ahead of anything of the program's. */
 static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
 {
@@ -97,7 +91,7 @@ static void srv_decline(struct usmc_sock *ns, struct srv_proposal *p, uint32_t r
 {
 	struct pollfd pfd = { .fd = ns->fd, .events = POLLRDHUP };
 	/* Written, then closed before the answer: nobody replays it. */
-	bool lost = proven && srv_client_closed(p) && atomic_load(&p->ring.cdc->prod);
+	bool lost = proven && af_proposal_closed(p) && atomic_load(&p->ring.cdc->prod);
 	bool marker = proven && !lost &&
 		      (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
 		       !(pfd.revents & (POLLRDHUP | POLLHUP)));
@@ -135,7 +129,7 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	 * A client that closed before the answer may have exited since: its
 	 * ring, mapped already, holds all it wrote and its end.
 	 */
-	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !srv_client_closed(p)) {
+	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !af_proposal_closed(p)) {
 		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;
 	}

@@ -42,18 +42,20 @@ void af_accept_finish_all(void);
 struct usmc_lgr;
 bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reason);
 
-/*
- * The socket, if it needs more than the system call: the one fast-path
- * branch.  An accepted connection's first use answers its Proposal.
- */
+/* s's state once it is used: an accepted connection's first use answers its Proposal. */
+static inline int af_sock_used(struct usmc_sock *s)
+{
+	int state = atomic_load_explicit(&s->state, memory_order_acquire);
+
+	return state == SOCK_ACCEPTING ? af_accept_finish(s) : state;
+}
+
+/* The socket, if it needs more than the system call: the one fast-path branch. */
 static inline struct usmc_sock *usmc_sock_active(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
-	int state = s ? atomic_load_explicit(&s->state, memory_order_acquire) : SOCK_PLAIN;
 
-	if (state == SOCK_ACCEPTING)
-		state = af_accept_finish(s);
-	return state >= SOCK_PROPOSED ? s : NULL;
+	return s && af_sock_used(s) >= SOCK_PROPOSED ? s : NULL;
 }
 
 #endif /* USMC_LISTEN_H */

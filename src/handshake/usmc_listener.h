@@ -65,9 +65,7 @@ static inline struct usmc_sock *usmc_sock_waited(int fd)
 
 	if (state == SOCK_LISTEN)
 		af_listener_claim(s);
-	else if (state == SOCK_ACCEPTING)
-		state = af_accept_finish(s);
-	return state >= SOCK_PROPOSED ? s : NULL;
+	return state > SOCK_LISTEN && af_sock_used(s) >= SOCK_PROPOSED ? s : NULL;
 }
 
 #endif /* USMC_LISTENER_H */
