@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -152,6 +151,8 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 
 /* Sockets in SOCK_ACCEPTING: 0 spares a fork the walk of the table. */
 static _Atomic int accepting_count;
+/* A fork's prepare handler ran, and its parent or child handler not yet. */
+static _Atomic bool forking;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 /* At most the Unix listener's backlog twice over, per accept. */
@@ -286,6 +287,40 @@ static bool srv_client_waits_on_tcp(struct usmc_sock *ns)
 		 CDC_PEER_WATCHES_CHANNEL);
 }
 
+/*
+ * Answers ns's Proposal, under usmc_lock, which makes one thread the one
+ * that answers: an Accept, or a Decline if the process is plain TCP from
+ * now on (a pass, AIO or io_uring since accept(): the client replays its
+ * ring into TCP), or for reason if one is given.  The socket's state then.
+ */
+static int srv_answer(struct usmc_sock *ns, uint32_t reason)
+{
+	struct srv_proposal *p = ns->accepting;
+	bool by_peer = reason != 0;
+
+	ns->accepting = NULL;
+	atomic_fetch_sub(&accepting_count, 1);
+	if (!reason)
+		reason = usmc_plain_reason();
+	if (reason)
+		srv_decline(ns, p, reason, true);
+	else
+		reason = srv_accept_proposal(ns, p);
+	if (reason) {
+		usmc_sock_fallback(ns, reason, by_peer);
+		return SOCK_PLAIN;
+	}
+	af_set_nodelay(ns->fd);
+	/* A cork the program set meanwhile would hold the doorbells back (usmc_setsockopt). */
+	if (ns->cork)
+		usmc_sys.setsockopt(ns->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
+	usmc_sock_set_state(ns, SOCK_SMC);
+	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
+	if (srv_client_waits_on_tcp(ns))
+		cdc_ring(ns->fd, ns->conn->tx.cdc);
+	return SOCK_SMC;
+}
+
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 			      const struct sockaddr *peer)
 {
@@ -348,6 +383,13 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		ns->accepting = p;
 		atomic_fetch_add(&accepting_count, 1);
 		usmc_sock_set_state(ns, SOCK_ACCEPTING);
+		/*
+		 * Now, where no first use of the program's would pass usmc (a
+		 * program that calls usmc_accept itself may wait in the kernel's
+		 * own poll, usmc.h "Readiness"), or while a fork is under way.
+		 */
+		if (!usmc_sys_interposed() || atomic_load(&forking))
+			srv_answer(ns, 0);
 	}
 	usmc_unlock();
 	return reason;
@@ -369,49 +411,20 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
  */
 int af_accept_finish(struct usmc_sock *ns)
 {
-	struct srv_proposal *p;
-	uint32_t reason;
+	int state;
 
-	/*
-	 * Threads of ours may use the socket at once: one answers, the others
-	 * wait.  The flag stays set: a socket is answered once.
-	 */
-	if (atomic_exchange(&ns->hs_settling, true)) {
-		while (atomic_load(&ns->state) == SOCK_ACCEPTING)
-			sched_yield();
-		return atomic_load(&ns->state);
-	}
 	usmc_lock();
-	p = ns->accepting;
-	ns->accepting = NULL;
-	/* A pass, AIO or io_uring since accept(): TCP, which the client replays its ring into. */
-	reason = usmc_plain_reason();
-	if (reason)
-		srv_decline(ns, p, reason, true);
-	else
-		reason = srv_accept_proposal(ns, p);
-	atomic_fetch_sub(&accepting_count, 1);
+	state = atomic_load(&ns->state);
+	if (state == SOCK_ACCEPTING)
+		state = srv_answer(ns, 0);
 	usmc_unlock();
-	if (reason) {
-		usmc_sock_fallback(ns, reason, false);
-		return SOCK_PLAIN;
-	}
-	af_set_nodelay(ns->fd);
-	/* A cork the program set meanwhile would hold the doorbells back (usmc_setsockopt). */
-	if (ns->cork)
-		usmc_sys.setsockopt(ns->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));
-	usmc_sock_set_state(ns, SOCK_SMC);
-	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
-	if (srv_client_waits_on_tcp(ns))
-		cdc_ring(ns->fd, ns->conn->tx.cdc);
-	return SOCK_SMC;
+	return state;
 }
 
 /*
  * The client withdrew a Proposal we hold for a connection not used yet
  * (it waited two CLC timeouts): declined now, it goes on over TCP.  Under
- * usmc_lock, which a thread answering the socket waits for: that one
- * answers instead.
+ * usmc_lock, as every answer is.
  */
 bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reason)
 {
@@ -425,18 +438,12 @@ bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reaso
 		if (atomic_load(&s->state) != SOCK_ACCEPTING || !p || p->lgr != lgr ||
 		    p->token != token)
 			continue;
-		if (atomic_exchange(&s->hs_settling, true))
-			return true;
-		s->accepting = NULL;
-		srv_decline(s, p, reason, true);
-		atomic_fetch_sub(&accepting_count, 1);
-		usmc_sock_fallback(s, reason, true);
+		srv_answer(s, reason);
 		return true;
 	}
 	return false;
 }
 
-/* Before a fork: the child's copy of a link group must not answer what the parent's does. */
 void af_accept_finish_all(void)
 {
 	struct usmc_sock *s;
@@ -448,10 +455,27 @@ void af_accept_finish_all(void)
 			af_accept_finish(s);
 }
 
+/*
+ * Before a fork: the child's copy of a link group must not answer what
+ * the parent's does.  Every connection waiting is answered, and one
+ * accepted until the fork has taken usmc_lock (the locks' handler, which
+ * runs after this one) is answered as it is accepted.
+ */
+static void fork_prepare(void)
+{
+	atomic_store(&forking, true);
+	af_accept_finish_all();
+}
+
+static void fork_done(void)
+{
+	atomic_store(&forking, false);
+}
+
 static void watch_fork(void)
 {
 	/* Added after the locks' handlers, it runs before them, with no lock of ours held. */
-	usmc_fork_watch(af_accept_finish_all, NULL, NULL);
+	usmc_fork_watch(fork_prepare, fork_done, fork_done);
 }
 
 /*
@@ -551,13 +575,5 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 	reason = srv_handshake(ls, ns, peer);
 	if (reason)
 		usmc_sock_fallback(ns, reason, false);
-	/*
-	 * A program that calls usmc_accept itself may wait on the descriptor
-	 * in the kernel's own poll (usmc.h, "Readiness"), a first use we would
-	 * not see: it is answered now.  Under the preload every call of the
-	 * program passes ours first.
-	 */
-	else if (!usmc_sys_interposed() && atomic_load(&ns->state) == SOCK_ACCEPTING)
-		af_accept_finish(ns);
 	return 0;
 }

@@ -34,6 +34,13 @@
 #include <time.h>
 
 /* X(return type, name, parameter types) */
+/* Taken over by an assembly stub (usmc_preload_syscall.c), where there is one. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define USMC_SYS_VFORK(X) X(pid_t, vfork, (void))
+#else
+#define USMC_SYS_VFORK(X)
+#endif
+
 #define USMC_SYS_CALLS(X)                                                                     \
 	X(int, socket, (int, int, int))                                                       \
 	X(int, socketpair, (int, int, int, int *))                                            \
@@ -86,7 +93,7 @@
 	  (int, struct epoll_event *, int, const struct timespec *, const sigset_t *))       \
 	X(long, syscall, (long, ...))                                                         \
 	X(pid_t, _Fork, (void))                                                               \
-	X(pid_t, vfork, (void))                                                               \
+	USMC_SYS_VFORK(X)                                                                     \
 	X(int, aio_read, (struct aiocb *))                                                    \
 	X(int, aio_write, (struct aiocb *))                                                   \
 	X(int, aio_read64, (struct aiocb64 *))                                                \

@@ -223,6 +223,7 @@ EXPORT pid_t _Fork(void)
  * and AArch64 vfork is not taken over: such a child's exec hands over only
  * connections in shared memory (docs/PROGRAMS.md).
  */
+#if defined(__x86_64__) || defined(__aarch64__)
 __attribute__((used, visibility("hidden"))) pid_t (*usmc_vfork_next)(void);
 
 __attribute__((used, visibility("hidden"))) void usmc_vfork_before(void)
@@ -231,9 +232,10 @@ __attribute__((used, visibility("hidden"))) void usmc_vfork_before(void)
 	af_accept_finish_all();
 	usmc_vfork_next = usmc_sys.vfork;
 }
+#endif
 
-#if defined(__x86_64__)
-__asm__(".text\n"
+#ifdef __x86_64__
+__asm__(".pushsection .text\n"
 	".globl vfork\n"
 	".type vfork, @function\n"
 	"vfork:\n"
@@ -242,12 +244,14 @@ __asm__(".text\n"
 	"	call usmc_vfork_before\n"
 	"	addq $8, %rsp\n"
 	"	jmp *usmc_vfork_next(%rip)\n"
-	".size vfork, .-vfork\n");
+	".size vfork, .-vfork\n"
+	".popsection\n");
 #elif defined(__aarch64__)
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
 	".globl vfork\n"
 	".type vfork, %function\n"
 	"vfork:\n"
+	"	hint #34\n" /* bti c: a landing pad where branch protection is on */
 	"	stp x29, x30, [sp, #-16]!\n"
 	"	mov x29, sp\n"
 	"	bl usmc_vfork_before\n"
@@ -255,7 +259,8 @@ __asm__(".text\n"
 	"	adrp x16, usmc_vfork_next\n"
 	"	ldr x16, [x16, #:lo12:usmc_vfork_next]\n"
 	"	br x16\n"
-	".size vfork, .-vfork\n");
+	".size vfork, .-vfork\n"
+	".popsection\n");
 #endif
 
 /* clone(): the child runs fn on its own stack; without CLONE_VM, usmc's handlers first. */
