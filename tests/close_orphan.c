@@ -8,48 +8,132 @@
  * reads the ring it mapped at accept(), every byte, then the end, in
  * shared memory.  Checked by length and checksum.
  *
- *   close_orphan
+ *   close_orphan            accepted while the client's socket finishes
+ *                           its FIN_WAIT2, where sock_diag proves it
+ *   close_orphan --late     accepted once that socket is gone (TCP_LINGER2
+ *                           of a second): TCP would still hand over every
+ *                           byte, and so must the ring, matched by the end
+ *                           of the connection the client published; three
+ *                           clients of one address, the first accepted
+ *                           past usmc, so that the others' Proposals are
+ *                           read together, and each must find its own
+ *   close_orphan --dropped  the Proposal of a connection the server never
+ *                           accepted through usmc is dropped, counted, as
+ *                           the listener closes
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
+#include "counters.h"
 #include "harness.h"
 
 #define LEN 3000
 
 static uint16_t port;
+static bool late;
+static struct h_chan to_server;
 
+/* Client n writes a pattern of its own. */
 static int client(void *arg)
 {
 	uint8_t buf[LEN];
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
 	int fd = h_connect(AF_INET, H_USMC, port);
 
-	(void)arg;
-	h_pattern(buf, sizeof(buf), 61, 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+	/* Its socket's FIN_WAIT2 ends a second after the close. */
+	if (late)
+		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
+	h_pattern(buf, sizeof(buf), 61 + ((uint64_t)(uintptr_t)arg << 8), 0);
 	h_write_all(fd, buf, sizeof(buf));
 	CHECK(usmc_close(fd) == 0);
+	h_chan_send(&to_server, ntohs(a.sin_port));
 	return 0;
 }
 
-int main(void)
+/*
+ * Whether /proc/net/tcp lists the client's socket of local port lport
+ * toward the listener, in any state.  Its local port alone is not enough:
+ * a connection of another test to another port may have the same.
+ */
+static bool client_listed(unsigned lport)
+{
+	char line[256], want[48];
+	FILE *f = fopen("/proc/net/tcp", "r");
+	bool found = false;
+
+	CHECK(f != NULL);
+	snprintf(want, sizeof(want), "0100007F:%04X 0100007F:%04X ", lport, port);
+	while (fgets(line, sizeof(line), f))
+		found |= strstr(line, want) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Accepts one connection, which must be in shared memory and bring client n's bytes. */
+static void accept_checked(int lfd, int n)
 {
 	uint8_t want[LEN];
 	uint64_t sum = H_FNV_INIT, len;
-	int lfd, fd;
+	int fd = usmc_accept(lfd, NULL, NULL);
 
-	h_registry_own("close_orphan");
-	CHECK(setenv("USMC_CLC_TIMEOUT_MS", "100", 1) == 0);
-	lfd = h_listen(AF_INET, H_USMC, &port);
-	CHECK(h_wait_ok(h_fork(client, NULL)));
-	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
 	h_check_mode(fd, USMC_MODE_SMCD);
 	len = h_read_to_eof(fd, &sum, 4096, NULL);
-	h_pattern(want, sizeof(want), 61, 0);
+	h_pattern(want, sizeof(want), 61 + ((uint64_t)n << 8), 0);
 	if (len != LEN)
 		fprintf(stderr, "%llu bytes of %d\n", (unsigned long long)len, LEN);
 	CHECK(len == LEN && sum == h_fnv(H_FNV_INIT, want, sizeof(want)));
-	CHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
-	printf("close_orphan: %d bytes, then the end, in shared memory: ok\n", LEN);
+	CHECK(usmc_close(fd) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	bool dropped = argc > 1 && !strcmp(argv[1], "--dropped");
+	unsigned lport[3];
+	int lfd, plain;
+
+	late = argc > 1 && !strcmp(argv[1], "--late");
+	h_registry_own(late ? "close_orphan_late" : dropped ? "close_orphan_dropped"
+							 : "close_orphan");
+	CHECK(setenv("USMC_CLC_TIMEOUT_MS", "100", 1) == 0);
+	h_chan_open(&to_server);
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	/* Three when late, from one address: each connection must get its own client's bytes. */
+	for (int n = 0; n < (late ? 3 : 1); n++) {
+		CHECK(h_wait_ok(h_fork(client, (void *)(uintptr_t)n)));
+		lport[n] = (unsigned)h_chan_recv(&to_server);
+	}
+	/* The FIN_WAIT2 of a second, and the timer's slack. */
+	for (int n = 0; late && n < 3; n++) {
+		for (int i = 0; i < 200 && client_listed(lport[n]); i++)
+			usleep(50 * 1000);
+		CHECK(!client_listed(lport[n]));
+	}
+	if (late || dropped) {
+		/*
+		 * The kernel's accept, past usmc: the first Proposal is never
+		 * matched, and the next accept reads it with the others.
+		 */
+		plain = accept(lfd, NULL, NULL);
+		CHECK(plain >= 0);
+		close(plain);
+	}
+	if (dropped) {
+		CHECK(h_wait_ok(h_fork(client, (void *)(uintptr_t)1)));
+		h_chan_recv(&to_server);
+	}
+	accept_checked(lfd, late || dropped ? 1 : 0);
+	if (late)
+		accept_checked(lfd, 2);
+	CHECK(usmc_close(lfd) == 0);
+	if (late || dropped)
+		CHECK(counter(USMC_STAT_ORPHANS_DROPPED) == 1);
+	printf("close_orphan %s: %d bytes, then the end, in shared memory: ok\n", argc > 1 ? argv[1] : "",
+	       LEN);
 	return 0;
 }

@@ -38,6 +38,7 @@ static const char *const stat_names[USMC_STAT_COUNT] = {
 	[USMC_STAT_HS_TIMER_WAKEUPS] = "handshake_timer_wakeups",
 	[USMC_STAT_RINGS_GROWN] = "rings_grown",
 	[USMC_STAT_EXEC_SECURE] = "exec_secure",
+	[USMC_STAT_ORPHANS_DROPPED] = "orphans_dropped",
 };
 
 /* The user's counters file, read whole and checked; NULL (said why) if there is none. */

@@ -40,6 +40,12 @@ enum usmc_stat {
 	 * ignores: the new image runs without usmc, plain TCP.
 	 */
 	USMC_STAT_EXEC_SECURE,
+	/*
+	 * Proposals of clients that closed before the answer, dropped
+	 * unmatched when the last listener of their port in the process
+	 * closed: their connections were never accepted here.
+	 */
+	USMC_STAT_ORPHANS_DROPPED,
 	USMC_STAT_COUNT
 };
 

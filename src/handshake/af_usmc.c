@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_addr.h"
 #include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
@@ -226,6 +227,46 @@ bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg)
 bool af_srv_none_listed(void)
 {
 	return !atomic_load_explicit(&proposals_pending, memory_order_relaxed);
+}
+
+struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *peer)
+{
+	uint8_t addr[16];
+	uint16_t peer_port;
+
+	if (!usmc_addr16(peer, addr, &peer_port))
+		return NULL;
+	for (struct srv_proposal **pp = &proposals, *p; (p = *pp); pp = &p->next) {
+		struct cdc_tuple t;
+
+		if (p->port != port || !af_proposal_closed(p) || p->lgr->peer_uid != geteuid())
+			continue;
+		/* Read once: the client's memory is its to change. */
+		memcpy(&t, (const void *)&p->ring.cdc->orphan, sizeof(t));
+		if (t.set == 1 && t.port == peer_port && !memcmp(t.addr, addr, sizeof(addr))) {
+			*pp = p->next;
+			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+void af_srv_drop_orphans(uint16_t port)
+{
+	struct srv_proposal *p;
+
+	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
+		if (p->port != port || !af_proposal_closed(p)) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
+		usmc_stats_add(USMC_STAT_ORPHANS_DROPPED, 1);
+		lgr_put(p->lgr);
+		free(p);
+	}
 }
 
 bool af_srv_has(uint16_t port)

@@ -74,6 +74,19 @@ void af_lgr_fail(struct usmc_lgr *lgr);
 /* Takes the Proposal by port and cookie, or (lgr set) by link group and token. */
 struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t token,
 				 uint64_t cookie);
+/*
+ * The Proposal toward port of a client of our own user that closed before
+ * the answer and published its end as peer (af_orphan), taken: its socket
+ * is gone, and with it the cookie a Proposal is proven by.  A process of
+ * our own user could do anything to us anyway: its word is believed.
+ */
+struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *peer);
+/*
+ * Our last listener of port closed: the Proposals of clients that closed
+ * before the answer can never be matched by us (their connections were
+ * reset with the listener, or go to another holder of it), and go.
+ */
+void af_srv_drop_orphans(uint16_t port);
 bool af_srv_has(uint16_t port);
 /* True if a client toward l can only be plain; needs no lock. */
 bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg);

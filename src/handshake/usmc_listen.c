@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -228,6 +229,36 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 }
 
 /*
+ * No socket of the client's is left to prove a Proposal by: the client
+ * closed before our answer, and its socket's FIN_WAIT2 ran out before we
+ * accepted (tcp_fin_timeout; TCP keeps the data of such a connection for
+ * its accept however late).  It published its end of the connection: its
+ * Proposal is taken by that, if nothing came on TCP, where such a client
+ * writes nothing before the answer, but its FIN.
+ */
+static struct srv_proposal *srv_lookup_orphan(struct usmc_listener *l, struct usmc_sock *ns,
+					      const struct sockaddr *peer, uint32_t *uid)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	struct srv_proposal *p;
+	int queued = 0;
+
+	/*
+	 * Closed with a FIN, as such a client's close does: a reset (SO_LINGER
+	 * {1, 0}) throws the data away with TCP too, and the program reads
+	 * ECONNRESET.
+	 */
+	if (!af_srv_has(l->port) || usmc_sys.getsockopt(ns->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    ti.tcpi_state != TCP_CLOSE_WAIT || usmc_sys.ioctl(ns->fd, FIONREAD, &queued) || queued)
+		return NULL;
+	p = af_srv_take_orphan(l->port, peer);
+	if (p)
+		*uid = (uint32_t)p->lgr->peer_uid;
+	return p;
+}
+
+/*
  * The Proposal of a client of another network namespace, taken: from the
  * rendezvous directory's backlog, which every holder of the listener
  * shares, proven by the TCP socket that came with it (usmc_rendezvous.c).
@@ -365,6 +396,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	reason = USMC_DECL_PEERNOSMC;
 	p = remote ? srv_lookup_rdv(l, reg, ns, &uid, &reason)
 		   : srv_lookup(l, reg, ns, peer, &cookie, &uid);
+	if (!p && !remote && !cookie)
+		p = srv_lookup_orphan(l, ns, peer, &uid);
 	/* Another holder has it, if anyone: a listener shared, or taken over since. */
 	if (!p && !remote && (shared || af_listener_shared(l)) &&
 	    srv_refuse_listed(l->port, reg, ns, peer, cookie, uid))

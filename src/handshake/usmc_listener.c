@@ -29,6 +29,7 @@
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
 #include "usmc_sys.h"
+#include "af_usmc.h"
 
 static struct usmc_listener *listeners;
 
@@ -302,7 +303,9 @@ void af_listener_close(struct usmc_sock *s)
 			if (l->owner == me && !held)
 				rdv_unlisten(l->port, l->member ? (int32_t)l->owner : 0, l->rfd_ino);
 		}
-		/* Proposals for the port stay until their link group goes. */
+		/* Proposals for the port stay until their link group goes, orphans until our last listener. */
+		if (!af_listener_find(l->port))
+			af_srv_drop_orphans(l->port);
 		free(l);
 	}
 	usmc_unlock();

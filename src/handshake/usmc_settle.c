@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_addr.h"
 #include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
@@ -535,6 +536,23 @@ void af_settle_before_close(struct usmc_sock *s)
 		af_orphan(s);
 }
 
+/*
+ * Our end of the TCP connection, published with the ring left behind.
+ * The server proves a Proposal by the client's socket (sock_diag gives
+ * its cookie and user), and once we closed ours it lives on only until
+ * the FIN_WAIT2 timeout (tcp_fin_timeout, 60 s by default): a server that
+ * accepts later finds no socket, and matches by this instead.
+ */
+static void orphan_tuple(struct usmc_sock *s, struct cdc_tuple *t)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (!usmc_sys.getsockname(s->fd, (struct sockaddr *)&ss, &len) &&
+	    usmc_addr16((struct sockaddr *)&ss, t->addr, &t->port))
+		t->set = 1;
+}
+
 /* Closing while the answer is pending: the ring stays for the server. */
 void af_orphan(struct usmc_sock *s)
 {
@@ -546,6 +564,7 @@ void af_orphan(struct usmc_sock *s)
 		hs_settle(s, CLC_DECLINE);
 		return;
 	}
+	orphan_tuple(s, &conn->tx.cdc->orphan);
 	usmc_lock();
 	conn->sock = NULL;
 	conn->diag = NULL;

@@ -69,6 +69,17 @@
  */
 #define CDC_PEER_READS_AFTER_ACCEPT 0x10u
 
+/*
+ * A client's end of its TCP connection, as it leaves its ring to the
+ * server unanswered (af_orphan): written once, before CDC_PEER_CONN_CLOSED,
+ * in usmc_addr16's form (IPv4 v4-mapped, port in host order).
+ */
+struct cdc_tuple {
+	uint8_t addr[16];
+	uint16_t port;
+	uint8_t set; /* 1 once published */
+};
+
 union cdc_cursor {
 	struct {
 		uint16_t reserved;
@@ -96,6 +107,7 @@ struct cdc_area {
 	_Atomic uint32_t bells;      /* doorbells sent, each counted before its byte */
 	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
 	_Atomic uint8_t lap_shift[2]; /* lap w of this ring is 1 << lap_shift[w & 1] bytes */
+	struct cdc_tuple orphan;     /* the owner's TCP end, once it closed before the answer */
 };
 
 /*
