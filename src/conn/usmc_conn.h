@@ -58,6 +58,7 @@ struct usmc_conn_shared {
 	_Atomic uint64_t sleepers[USMC_SLEEPERS];
 	/* The processes that hold the connection, counted, and the slot's gen: usmc_holders.c. */
 	_Atomic uint64_t holders;
+	_Atomic int32_t fork_child; /* the last process that took a hold by fork, or 0 */
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&

@@ -58,6 +58,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
@@ -99,6 +100,15 @@ static uint32_t holders_sub(struct usmc_conn *conn, uint32_t floor)
 	return (uint32_t)w > floor ? (uint32_t)w - 1 : (uint32_t)w;
 }
 
+/* The count as it is now, in *left: false if it reached zero (another holder ended it) or is gone. */
+static bool holders_left(struct usmc_conn *conn, uint32_t *left)
+{
+	uint64_t w = atomic_load(&conn->sh->holders);
+
+	*left = (uint32_t)w;
+	return w >> 32 == conn->holders_gen && (uint32_t)w;
+}
+
 /*
  * left holders are counted, and none may be alive: if /proc shows no
  * other process holding the socket, the rest of the count goes to zero
@@ -106,6 +116,7 @@ static uint32_t holders_sub(struct usmc_conn *conn, uint32_t floor)
  */
 static bool holders_claim(struct usmc_conn *conn, int fd, unsigned long inode, uint32_t left)
 {
+	pid_t child = atomic_load_explicit(&conn->sh->fork_child, memory_order_relaxed);
 	struct stat st;
 
 	/* Asked for only here: most closes are the only holder's. */
@@ -115,8 +126,15 @@ static bool holders_claim(struct usmc_conn *conn, int fd, unsigned long inode, u
 	 * A forking server's close of what it handed to a child: that child is
 	 * proof enough, where the whole tree's look reads every descriptor of
 	 * every other child first (postgres: about 330 links per connection).
+	 * The child the connection last went to says where it is (fork_child):
+	 * one link, before the list of our children is read.
 	 */
-	if (fd >= 0 && inode && proc_child_holds_socket_at(fd, inode))
+	if (fd >= 0 && inode &&
+	    ((child > 0 && child != usmc_pid() && proc_pid_holds_socket_at(child, fd, inode)) ||
+	     proc_child_holds_socket_at(fd, inode)))
+		return false;
+	/* The child closed meanwhile, as it often does at once: it was the last. */
+	if (!holders_left(conn, &left))
 		return false;
 	for (;;) {
 		uint64_t w = HOLDERS(conn->holders_gen, left);
@@ -294,13 +312,26 @@ static void fork_parent(void)
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
+/* In the child, me: this process holds the connection now, its parent may look for it. */
+static void note_child(struct usmc_conn *conn, pid_t me)
+{
+	atomic_store_explicit(&conn->sh->fork_child, (int32_t)me, memory_order_relaxed);
+	if (conn->fork_seen != fork_count)
+		count_self(conn);
+}
+
 static void fork_child(void)
 {
 	/* The lock is the parent thread's: the child starts with a fresh one. */
 	pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+	/* Not the cached pid: its own handler may not have run yet. */
+	pid_t me = getpid();
+	struct usmc_sock *s;
 
 	holders_lock = fresh;
-	each_conn(count_self);
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		if (s->conn && s->conn->sh && atomic_load(&s->conn->holds))
+			note_child(s->conn, me);
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 

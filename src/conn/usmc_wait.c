@@ -172,15 +172,26 @@ ready:
  * from shared listeners answer alike.
  */
 static _Atomic uint8_t oneshot_spin_misses[2];
+/*
+ * And across the connections a forked child took from its parent, whose
+ * link group is the parent's: the child's copy of what it taught would
+ * teach nobody, and the parent, which never waits on what it hands on, no
+ * child.  A server that forks a child per connection (dnsmasq, inetd)
+ * waits once per child, mostly for a client that has yet to write: such a
+ * wait starts short, and a child that waits often learns its own
+ * connection's peer by its probes.
+ */
+static _Atomic uint8_t forked_spin_misses[2] = { SPIN_MISS_LIMIT, SPIN_MISS_LIMIT };
 
 bool usmc_spin_until_ready(struct usmc_sock *s, short events)
 {
 	int dir = (events & POLLOUT) ? 1 : 0;
 	struct usmc_spin_hist *h = &s->spin[dir];
 	struct usmc_lgr *lgr = s->conn->lgr;
-	_Atomic uint8_t *prior = !lgr         ? NULL
-				 : lgr->oneshot ? &oneshot_spin_misses[dir]
-						: &lgr->spin_misses[dir];
+	_Atomic uint8_t *prior = !lgr                            ? NULL
+				 : lgr->owner_pid != usmc_pid() ? &forked_spin_misses[dir]
+				 : lgr->oneshot                 ? &oneshot_spin_misses[dir]
+								: &lgr->spin_misses[dir];
 	int spin_us = usmc_spin_us(s);
 	long limit_ns;
 	bool full, ready, in_time;

@@ -207,6 +207,14 @@ static void add_children(pid_t pid, pid_t *list, int *n)
  * the order they were made: the newest, most likely the holder, is
  * looked at first, one link per child.
  */
+bool proc_pid_holds_socket_at(pid_t pid, int fd, unsigned long inode)
+{
+	char want[32];
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	return fd_is(pid, fd, want);
+}
+
 bool proc_child_holds_socket_at(int fd, unsigned long inode)
 {
 	pid_t *list = malloc(TREE_MAX * sizeof(*list));

@@ -32,6 +32,8 @@ typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg
 bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
 /* Whether process pid holds the socket with this inode (false if we cannot tell). */
 bool proc_holds_socket(pid_t pid, unsigned long inode);
+/* Whether process pid holds the socket with this inode at descriptor fd: one link. */
+bool proc_pid_holds_socket_at(pid_t pid, int fd, unsigned long inode);
 /* Whether one of our own children holds the socket at our descriptor's number. */
 bool proc_child_holds_socket_at(int fd, unsigned long inode);
 /*
