@@ -238,6 +238,7 @@ set_tests_properties(epoll_out_bells PROPERTIES LABELS unit)
 usmc_test(epoll_scale)
 add_test(NAME epoll_scale COMMAND epoll_scale)
 add_test(NAME epoll_scale_et COMMAND epoll_scale --et)
+add_test(NAME epoll_scale_never_sleeps COMMAND epoll_scale --never-sleeps)
 # Small rings: two thousand connections' worth of them.
-set_tests_properties(epoll_scale epoll_scale_et PROPERTIES TIMEOUT 120 LABELS unit
+set_tests_properties(epoll_scale epoll_scale_et epoll_scale_never_sleeps PROPERTIES TIMEOUT 120 LABELS unit
                      ENVIRONMENT USMC_BUFSIZE=16384)

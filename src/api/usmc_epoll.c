@@ -444,7 +444,7 @@ struct ep_set {
 static int ep_check(void *arg)
 {
 	struct ep_set *set = arg;
-	int n = ep_ready_now(set->epfd, set->events, set->maxevents, false);
+	int n = ep_ready_now(set->epfd, set->events, set->maxevents, EP_LOOK_SPIN);
 
 	return n < set->maxevents ? ep_merge_kernel(set->epfd, set->events, n, set->maxevents) : n;
 }
@@ -486,7 +486,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		int left = usmc_remaining_ms(timeout, &start);
 		bool proposed;
 
-		n = ep_ready_now(epfd, events, maxevents, false);
+		n = ep_ready_now(epfd, events, maxevents, EP_LOOK_FIRST);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		/*
@@ -494,7 +494,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		 * that stay on the ready list (ep_sticky), which it takes back.
 		 * One that found nothing counted it among the set's sleepers.
 		 */
-		if (!n && (n = ep_ready_now(epfd, events, maxevents, true)))
+		if (!n && (n = ep_ready_now(epfd, events, maxevents, EP_LOOK_ARM)))
 			ep_armed_disarm(epfd);
 		if (n) {
 			usmc_wake_inexact();

@@ -161,11 +161,16 @@ static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
  * a look made once the peer was asked to ring at its next change
  * (usmc_conn_want): a change after that look rings a doorbell, which
  * either the kernel reports to ep_filter or a drain tells ep_drained,
- * and both put the entry back.  With arm, an entry that stays is armed
- * (sleeper registration too): its doorbells stay for our sleep.
+ * and both put the entry back.  The peer is asked only by an arming look
+ * or by a wait's first look at an entry the wait before found idle too
+ * (enum ep_look_kind): asked at every look, a peer that answers within
+ * our spin would ring for every message, a TCP segment each.  An arming
+ * look arms an entry that stays (sleeper registration too): its
+ * doorbells stay for our sleep.
  */
-static uint32_t ep_look(struct ep_entry *e, bool arm)
+static uint32_t ep_look(struct ep_entry *e, enum ep_look_kind kind)
 {
+	bool arm = kind == EP_LOOK_ARM, asked = false;
 	struct usmc_sock *s;
 	uint32_t rev = 0;
 	bool sticky;
@@ -191,15 +196,23 @@ static uint32_t ep_look(struct ep_entry *e, bool arm)
 			ep_armed_note(e->fd);
 		}
 		rev = ep_entry_events(s, e, true);
-		if (!rev && !sticky && !e->disarmed) {
+		if (!rev && !sticky && !e->disarmed &&
+		    (arm || (kind == EP_LOOK_FIRST && e->missed))) {
 			usmc_conn_want(s, (short)(e->ev.events & (EPOLLIN | EPOLLOUT | EPOLLRDHUP)));
+			asked = true;
 			rev = ep_entry_events(s, e, true);
+		} else if (!rev && kind == EP_LOOK_FIRST) {
+			e->missed = true;
 		}
 	}
-	if (rev || sticky)
+	if (rev || sticky || (!asked && !e->disarmed)) {
+		if (rev)
+			e->missed = false;
 		ep_ready_requeue(e);
-	else
+	} else {
+		e->missed = false;
 		ep_ready_drop(e);
+	}
 	return rev;
 }
 
@@ -214,7 +227,7 @@ static uint32_t ep_holders_epoch;
  * thread among the set's sleepers before it lets the lock go, so that a
  * drain elsewhere from then on wakes it (ep_mark): ep_sleep_end after.
  */
-int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
+int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, enum ep_look_kind kind)
 {
 	uint32_t epoch;
 	unsigned todo;
@@ -233,14 +246,14 @@ int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm)
 	}
 	for (todo = ep_ready_count(epfd); todo && n < maxevents; todo--) {
 		struct ep_entry *e = ep_ready_first(epfd);
-		uint32_t rev = ep_look(e, arm);
+		uint32_t rev = ep_look(e, kind);
 
 		if (!rev)
 			continue;
 		events[n].events = rev;
 		events[n++].data = e->ev.data;
 	}
-	if (arm && !n)
+	if (kind == EP_LOOK_ARM && !n)
 		ep_set_sleeping(epfd, 1);
 	ep_unlock();
 	return n;

@@ -26,13 +26,23 @@ uint32_t ep_nested_events(struct ep_entry *e, bool arm);
 void ep_set_disarm(int epfd, int depth);
 
 /*
- * usmc descriptors with something to report now, from the set's ready
- * list, each entry looked at once at most; armed first if asked (the
- * entries that stay on the list).  An arming look that finds nothing
- * counts the thread among the set's sleepers: ep_sleep_end after the
- * sleep.  Takes LOCK_EPOLL.
+ * How a wait looks at its set's ready list: first, when the wait begins;
+ * again and again while it spins; and armed, before it sleeps.  An entry
+ * with nothing to report leaves the list (its peer asked to ring at the
+ * next change) at an arming look, or at the first look of a wait after
+ * the one before found nothing either: a spin that finds what the peer
+ * answers then costs the peer no doorbell.
  */
-int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, bool arm);
+enum ep_look_kind { EP_LOOK_FIRST, EP_LOOK_SPIN, EP_LOOK_ARM };
+
+/*
+ * usmc descriptors with something to report now, from the set's ready
+ * list, each entry looked at once at most; armed first if the look is
+ * EP_LOOK_ARM (the entries that stay on the list).  An arming look that
+ * finds nothing counts the thread among the set's sleepers: ep_sleep_end
+ * after the sleep.  Takes LOCK_EPOLL.
+ */
+int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, enum ep_look_kind kind);
 /* Takes back the registrations of this thread's last arming look.  Takes LOCK_EPOLL. */
 void ep_armed_disarm(int epfd);
 /* From the first usmc socket added to a set on, drains elsewhere tell epoll (ep_drained). */

@@ -32,6 +32,7 @@ struct ep_entry {
 	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *next; /* the next of its set (walks of them all) */
 	bool queued;           /* on its set's ready list */
+	bool missed;           /* a wait's first look found nothing: the next one asks for a doorbell */
 	struct ep_entry *rprev, *rnext; /* its neighbours on the ready list */
 	struct ep_entry *hnext; /* the next in its bucket by set and data */
 	struct ep_entry *fnext; /* the next in its bucket by descriptor */
