@@ -24,7 +24,7 @@ enum usmc_stat {
 	USMC_STAT_SEGMENTS,
 	USMC_STAT_CLC_SENT,
 	USMC_STAT_CLC_RECEIVED,
-	USMC_STAT_ABORTS,         /* connections reset for a misbehaving peer */
+	USMC_STAT_ABORTS,         /* connections reset: a misbehaving peer, a close with unread data or SO_LINGER {1, 0} */
 	USMC_STAT_SEGMENTS_REUSED, /* a one-connection link group's segment, kept for the next */
 	/*
 	 * Handshakes that a wait settled when its time slice ended, not an
