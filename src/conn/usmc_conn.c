@@ -25,7 +25,10 @@ static struct usmc_conn *srv_conns; /* accepted in shared memory, by token */
 void af_srv_conn_add(struct usmc_conn *conn)
 {
 	conn->hs_next = srv_conns;
+	if (srv_conns)
+		srv_conns->hs_pprev = &conn->hs_next;
 	srv_conns = conn;
+	conn->hs_pprev = &srv_conns;
 }
 
 struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
@@ -36,14 +39,15 @@ struct usmc_conn *af_srv_conn_find(struct usmc_lgr *lgr, uint64_t token)
 	return NULL;
 }
 
+/* At every close of a connection accepted here: no walk of the thousands kept open. */
 void af_srv_conn_del(struct usmc_conn *conn)
 {
-	for (struct usmc_conn **pp = &srv_conns, *c; (c = *pp); pp = &c->hs_next) {
-		if (c == conn) {
-			*pp = c->hs_next;
-			return;
-		}
-	}
+	if (!conn->hs_pprev)
+		return;
+	*conn->hs_pprev = conn->hs_next;
+	if (conn->hs_next)
+		conn->hs_next->hs_pprev = conn->hs_pprev;
+	conn->hs_pprev = NULL;
 }
 
 void usmc_conn_abort(struct usmc_sock *s)

@@ -96,6 +96,7 @@ struct usmc_conn {
 	int hs_slot;            /* its Proposal's place in the registry's list, or -1 */
 	uint64_t hs_slot_tag;
 	struct usmc_conn *hs_next;
+	struct usmc_conn **hs_pprev; /* server: where srv_conns points at us, or NULL (usmc_conn.c) */
 	struct usmc_sock *sock;
 	struct usmc_diag_sock *diag; /* the socket's counters, which usmc-stat reads */
 };
