@@ -31,6 +31,7 @@ struct ep_entry {
 	bool disarmed;         /* EPOLLONESHOT fired: silent until modified */
 	struct conn_view last; /* edge-triggered: the state last reported */
 	struct ep_entry *next; /* the next of its set (walks of them all) */
+	struct ep_entry *prev; /* the one before, or NULL at the head: taken out without a walk */
 	bool queued;           /* on its set's ready list */
 	bool missed;           /* a wait's first look found nothing: the next one asks for a doorbell */
 	struct ep_entry *rprev, *rnext; /* its neighbours on the ready list */
