@@ -404,8 +404,12 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		if (ep_hash) {
 			for (e = *ep_fd_bucket(ep_hash, ep_hash_size, fd); e; e = next) {
 				next = e->fnext;
-				if (e->fd == fd)
-					ep_fd_gone(e, other_fd);
+				if (e->fd != fd)
+					continue;
+				ep_fd_gone(e, other_fd);
+				/* A rename may grow the table (one that could not before): again. */
+				if (other_fd >= 0)
+					next = *ep_fd_bucket(ep_hash, ep_hash_size, fd);
 			}
 		} else {
 			for (size_t i = 0; i < ep_nsets; i++)
