@@ -271,9 +271,11 @@ void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg)
 		return;
 	}
 	for (size_t i = 0; i < ep_nsets; i++)
-		for (e = ep_sets[i].head; e; e = e->next)
+		for (e = ep_sets[i].head; e; e = next) {
+			next = e->next;
 			if (e->fd == fd)
 				fn(e, arg);
+		}
 }
 
 /* Unlinks e from its set's lists and frees it. */
@@ -367,24 +369,28 @@ static bool ep_fd_concerned(int fd)
 }
 
 /*
- * An entry whose descriptor fd was closed: the kernel drops it with its
- * file's last descriptor; else it goes on under other_fd, the file's other.
+ * An entry whose descriptor was closed: the kernel drops it with its
+ * file's last descriptor; else it goes on under *other_fd, the file's
+ * other, hashed again in the table as it is (no growth: the count of
+ * entries is the same).
  */
-static void ep_fd_gone(struct ep_entry *e, int other_fd)
+static void ep_fd_gone(struct ep_entry *e, void *other_fd)
 {
-	if (other_fd < 0) {
+	int other = *(int *)other_fd;
+
+	if (other < 0) {
 		ep_entry_del(ep_set_find(e->epfd), e);
 		return;
 	}
 	ep_hash_del(e);
-	e->fd = other_fd;
-	ep_hash_add(e);
+	e->fd = other;
+	if (ep_hash)
+		ep_hash_put(ep_hash, ep_hash_size, e);
 }
 
 void usmc_epoll_fd_closed(int fd, int other_fd)
 {
 	struct ep_set_list *l;
-	struct ep_entry *e, *next;
 
 	/* Every close of the program passes here: most find no entry at all. */
 	if (!ep_any())
@@ -401,24 +407,7 @@ void usmc_epoll_fd_closed(int fd, int other_fd)
 		 * every close of a connection in one was an nginx worker's
 		 * largest cost of the library at 10,000 connections.
 		 */
-		if (ep_hash) {
-			for (e = *ep_fd_bucket(ep_hash, ep_hash_size, fd); e; e = next) {
-				next = e->fnext;
-				if (e->fd != fd)
-					continue;
-				ep_fd_gone(e, other_fd);
-				/* A rename may grow the table (one that could not before): again. */
-				if (other_fd >= 0)
-					next = *ep_fd_bucket(ep_hash, ep_hash_size, fd);
-			}
-		} else {
-			for (size_t i = 0; i < ep_nsets; i++)
-				for (e = ep_sets[i].head; e; e = next) {
-					next = e->next;
-					if (e->fd == fd)
-						ep_fd_gone(e, other_fd);
-				}
-		}
+		ep_for_fd(fd, ep_fd_gone, &other_fd);
 	}
 	ep_sets_prune();
 	ep_unlock();

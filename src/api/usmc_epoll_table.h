@@ -68,7 +68,7 @@ unsigned ep_ready_count(int epfd);
 void ep_ready_requeue(struct ep_entry *e);
 /* e leaves its set's ready list. */
 void ep_ready_drop(struct ep_entry *e);
-/* Calls fn for each entry of fd, in any set. */
+/* Calls fn for each entry of fd, in any set; fn may take its entry out, or rename it. */
 void ep_for_fd(int fd, void (*fn)(struct ep_entry *, void *), void *arg);
 /* The threads asleep in the kernel's wait on a set: delta +1, -1, or 0 to read. */
 unsigned ep_set_sleeping(int epfd, int delta);

@@ -231,6 +231,7 @@ bool af_srv_none_listed(void)
 
 struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *peer)
 {
+	uid_t me = geteuid();
 	uint8_t addr[16];
 	uint16_t peer_port;
 
@@ -239,7 +240,7 @@ struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *pe
 	for (struct srv_proposal **pp = &proposals, *p; (p = *pp); pp = &p->next) {
 		struct cdc_tuple t;
 
-		if (p->port != port || !af_proposal_closed(p) || p->lgr->peer_uid != geteuid())
+		if (p->port != port || !af_proposal_closed(p) || p->lgr->peer_uid != me)
 			continue;
 		/* Read once: the client's memory is its to change. */
 		memcpy(&t, (const void *)&p->ring.cdc->orphan, sizeof(t));
