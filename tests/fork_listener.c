@@ -37,6 +37,17 @@
  * (both ends' modes), and counted, in the file the maker mapped as it
  * opened the registry.
  *
+ * --plain-first: a plain client's connection waits in the backlog ahead of
+ * a usmc client's when the one worker starts to accept.  The worker finds
+ * no Proposal for the first, though the second's is in the backlog it
+ * looks through: it must take the first as plain at once, not look again
+ * and again until a CLC timeout (the usmc client would take its Proposal
+ * back by then, and fall back).  Both connections' bytes arrive, the usmc
+ * one in shared memory.  --dead-holder: the same, and a process that
+ * died while it held entries of the backlog still shows as holding them
+ * in the registry: it holds nothing, and must not make the worker look
+ * again until a CLC timeout either.
+ *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
  * Proposals: each client takes its own back out of the channel after a
@@ -63,9 +74,9 @@
 #define ROUNDS 25
 
 static int lfd;
-static bool plain_worker, early_clients, early_pair, maker_closes, reuseport;
+static bool plain_worker, plain_first, dead_holder, early_clients, early_pair, maker_closes, reuseport;
 static char *jail;
-static struct h_chan closed;
+static struct h_chan closed, go;
 /* --maker-closes-reuseport: a carrier to the member's queue, written late. */
 static int late_carrier = -1;
 
@@ -77,6 +88,8 @@ static int worker(void *arg)
 		h_chan_recv(&closed);
 	if (jail)
 		CHECK(chroot(jail) == 0 && chdir("/") == 0);
+	if (plain_first)
+		h_chan_recv(&go);
 	for (int served = 0;; served++) {
 		uint64_t sum, len, reply[2];
 		int fd = plain_worker ? accept(lfd, NULL, NULL) : usmc_accept(lfd, NULL, NULL);
@@ -84,7 +97,7 @@ static int worker(void *arg)
 		CHECK(fd >= 0);
 		len = h_read_to_eof(fd, &sum, 8192, NULL);
 		if (!plain_worker)
-			h_check_mode(fd, USMC_MODE_SMCD);
+			h_check_mode(fd, plain_first && !served ? USMC_MODE_FALLBACK : USMC_MODE_SMCD);
 		reply[0] = len;
 		reply[1] = sum;
 		h_write_all(fd, reply, sizeof(reply));
@@ -232,6 +245,44 @@ static void main_early_pair(uint16_t port)
 	       "worker, in shared memory: ok\n");
 }
 
+/* A plain client's connection, then a usmc client's, queued before the worker accepts. */
+static void main_plain_first(uint16_t port)
+{
+	static uint8_t buf[20000];
+	uint64_t smc, fallbacks, clc_timeouts, sum_plain, sum, reply[2];
+	int plain = h_connect(AF_INET, H_PLAIN, port), fd;
+	pid_t w;
+
+	h_chan_open(&go);
+	w = h_fork(worker, NULL);
+	if (dead_holder) {
+		/* A holder killed in its look: it shows in the registry, and is gone. */
+		pid_t dead = fork();
+
+		if (!dead) {
+			reg_holder_show(reg_port(port));
+			_exit(0);
+		}
+		CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead);
+	}
+	h_pattern(buf, sizeof(buf), 7, 0);
+	sum_plain = h_fnv(H_FNV_INIT, buf, sizeof(buf));
+	h_write_all(plain, buf, sizeof(buf));
+	CHECK(shutdown(plain, SHUT_WR) == 0);
+	fd = h_send_half(port, 30000, 1, &sum);
+	h_chan_send(&go, 1);
+	h_read_all(plain, reply, sizeof(reply));
+	CHECK(reply[0] == sizeof(buf) && reply[1] == sum_plain);
+	CHECK(close(plain) == 0);
+	check_echo(fd, 30000, sum);
+	round_trip(port, 0, 0);
+	CHECK(h_wait_ok(w));
+	counters(&smc, &fallbacks, &clc_timeouts);
+	CHECK(smc == 4 && fallbacks == 1 && clc_timeouts == 0);
+	printf("a plain client's connection ahead of a usmc client's: taken as plain at once, "
+	       "the usmc one in shared memory: ok\n");
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/usmc-fork-listener-XXXXXX";
@@ -241,6 +292,8 @@ int main(int argc, char **argv)
 	uint16_t port;
 
 	plain_worker = argc > 1 && !strcmp(argv[1], "--plain-worker");
+	dead_holder = argc > 1 && !strcmp(argv[1], "--dead-holder");
+	plain_first = dead_holder || (argc > 1 && !strcmp(argv[1], "--plain-first"));
 	early_clients = argc > 1 && !strcmp(argv[1], "--early-clients");
 	early_pair = argc > 1 && !strcmp(argv[1], "--early-pair");
 	reuseport = argc > 1 && !strcmp(argv[1], "--maker-closes-reuseport");
@@ -273,8 +326,8 @@ int main(int argc, char **argv)
 	} else {
 		lfd = h_listen(AF_INET, H_USMC, &port);
 	}
-	if (plain_worker || early_pair) {
-		(plain_worker ? main_plain_worker : main_early_pair)(port);
+	if (plain_worker || early_pair || plain_first) {
+		(plain_worker ? main_plain_worker : early_pair ? main_early_pair : main_plain_first)(port);
 		return 0;
 	}
 	h_chan_open(&closed);

@@ -74,7 +74,7 @@ static void sparse_files(const char *dir)
 	int fd;
 
 	RCHECK(stat("/proc/self/ns/net", &st) == 0);
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.5", dir, (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.6", dir, (unsigned)getuid(),
 		 (unsigned long)st.st_ino);
 	fd = open(path, O_RDWR | O_CREAT, 0600);
 	RCHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0 && close(fd) == 0);

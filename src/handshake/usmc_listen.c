@@ -173,11 +173,12 @@ static struct srv_proposal *srv_find(struct usmc_listener *l, struct usmc_sock *
 /*
  * The Proposal of the connection ns, taken: from the channels we have and
  * take (our own listener), or from the backlog the listener's holders
- * share (usmc_queue.c).  NULL if there is none.
+ * share (usmc_queue.c).  NULL if there is none, *reason set if the
+ * look waited a CLC timeout for it.
  */
 static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port *reg,
 				       struct usmc_sock *ns, const struct sockaddr *peer,
-				       uint64_t *cookie, uint32_t *uid)
+				       uint64_t *cookie, uint32_t *uid, uint32_t *reason)
 {
 	struct srv_proposal *p = NULL;
 	bool mine = l->owner == usmc_pid();
@@ -203,7 +204,7 @@ static struct srv_proposal *srv_lookup(struct usmc_listener *l, struct reg_port 
 
 		if (!*cookie)
 			*cookie = af_peer_socket_diag(ns->fd, peer, NULL, uid);
-		lgr = *cookie ? af_queue_find(l, reg, *cookie) : NULL;
+		lgr = *cookie ? af_queue_find(l, reg, *cookie, reason) : NULL;
 		if (lgr && af_pump_lgr(lgr))
 			p = af_srv_take(l->port, NULL, 0, *cookie);
 		return p;
@@ -395,7 +396,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 	usmc_lock();
 	reason = USMC_DECL_PEERNOSMC;
 	p = remote ? srv_lookup_rdv(l, reg, ns, &uid, &reason)
-		   : srv_lookup(l, reg, ns, peer, &cookie, &uid);
+		   : srv_lookup(l, reg, ns, peer, &cookie, &uid, &reason);
 	if (!p && !remote && !cookie)
 		p = srv_lookup_orphan(l, ns, peer, &uid);
 	/* Another holder has it, if anyone: a listener shared, or taken over since. */

@@ -377,6 +377,7 @@ struct wanted {
 	uint64_t cookie;
 	int acc;
 	bool snat;
+	bool waited_out; /* the look ran until the CLC timeout */
 };
 
 /* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */
@@ -442,13 +443,19 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
 /*
  * One pass through the backlog: the link group of the channel whose
  * Proposal w looks for, or NULL; *whole if the pass saw the backlog to
- * its end without holding anything back it could not look at.
+ * its end without holding anything back it could not look at.  A
+ * Proposal that is not the one w looks for was looked at: handed back,
+ * it is no reason to look again (the backlog of a shared listener holds
+ * those of the connections behind ours as they come).  *returned counts
+ * the entries the pass handed back.
  */
 static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener *l,
-				   struct reg_port *reg, struct wanted *w, bool *whole)
+				   struct reg_port *reg, struct wanted *w, bool *whole,
+				   uint32_t *returned)
 {
 	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
-	bool held_counted[QUEUE_HOLD_MAX];
+	bool held_counted[QUEUE_HOLD_MAX], unseen = false;
+	int slot;
 	struct usmc_lgr *found = NULL;
 	struct clc_msg msg;
 	enum entry_kind kind;
@@ -456,7 +463,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	size_t len;
 
 	*whole = false;
-	atomic_fetch_add(&reg->holding, 1);
+	slot = reg_holder_show(reg);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		ch = entry_next(b, &kind, &msg, &len, &counted);
 		if (ch < 0) {
@@ -477,11 +484,13 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 		} else if (nheld < QUEUE_HOLD_MAX) {
 			held_counted[nheld] = counted;
 			held[nheld++] = ch;
+			unseen |= kind != ENTRY_PROPOSAL;
 		} else {
 			entry_return(b, l, reg, ch, counted);
+			++*returned;
 		}
 	}
-	if (nheld)
+	if (unseen)
 		*whole = false;
 	/*
 	 * Entries without a message go back too: carriers not written yet,
@@ -490,7 +499,8 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	 */
 	for (int i = 0; i < nheld; i++)
 		entry_return(b, l, reg, held[i], held_counted[i]);
-	atomic_fetch_sub(&reg->holding, 1);
+	*returned += (uint32_t)nheld;
+	reg_holder_hide(reg, slot);
 	return found;
 }
 
@@ -511,41 +521,51 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 	if (b[0].fd < 0)
 		return NULL;
 	for (;;) {
-		uint32_t holding = atomic_load(&reg->holding), handed = atomic_load(&reg->handed);
+		uint32_t handed = atomic_load(&reg->handed);
+		bool holding = reg_holders_any(reg);
 		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
 				       { .fd = nb > 1 ? b[1].fd : -1, .events = POLLIN } };
 		bool whole_users = true;
+		uint32_t returned = 0;
 
-		lgr = queue_look(&b[0], l, reg, w, &whole);
+		lgr = queue_look(&b[0], l, reg, w, &whole, &returned);
 		/* Clients of other users, allowed by policy, connect their channels there. */
 		if (!lgr && nb > 1 && b[1].fd >= 0)
-			lgr = queue_look(&b[1], l, reg, w, &whole_users);
+			lgr = queue_look(&b[1], l, reg, w, &whole_users, &returned);
 		whole &= whole_users;
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
-		 * handed one back since: the Proposal is nowhere (the client is
-		 * plain, or another holder refused its channel).
+		 * handed one back since (ours aside): the Proposal is nowhere
+		 * (the client is plain, or another holder refused its channel).
 		 */
-		if (lgr || (whole && !holding && !atomic_load(&reg->holding) &&
-			    handed == atomic_load(&reg->handed)))
+		if (lgr || (whole && !holding && !reg_holders_any(reg) &&
+			    handed + returned == atomic_load(&reg->handed)))
 			break;
-		if (usmc_now_ms() >= deadline)
+		if (usmc_now_ms() >= deadline) {
+			w->waited_out = true;
 			break;
+		}
 		/* What another holder hands back comes into a backlog and wakes us. */
 		usmc_sys.poll(p, nb > 1 && b[1].fd >= 0 ? 2 : 1, 1);
 	}
 	return lgr;
 }
 
-struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie)
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie,
+			       uint32_t *reason)
 {
 	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
 				  .counted = true, .drop_empty = l->member },
 				{ .fd = l->ufd_users } };
 	struct wanted w = { .cookie = cookie, .acc = -1 };
 
+	struct usmc_lgr *lgr;
+
 	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
-	return queue_find(l, reg, b, 2, &w);
+	lgr = queue_find(l, reg, b, 2, &w);
+	if (!lgr && w.waited_out)
+		*reason = USMC_DECL_TIMEOUT_CLC;
+	return lgr;
 }
 
 struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg, int acc,
@@ -567,12 +587,12 @@ bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg)
 {
 	struct pollfd p = { .fd = l->rfd, .events = POLLIN };
 
-	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || atomic_load(&reg->holding));
+	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || reg_holders_any(reg));
 }
 
 bool af_queue_none_pending(struct reg_port *reg)
 {
 	return atomic_load_explicit(&reg->queued, memory_order_acquire) ==
 		       atomic_load_explicit(&reg->settled, memory_order_acquire) &&
-	       !atomic_load_explicit(&reg->holding, memory_order_acquire);
+	       !reg_holders_any(reg);
 }

@@ -18,9 +18,11 @@
 
 /*
  * The link group of the channel in the shared backlog whose Proposal
- * names cookie, or NULL once it is nowhere to be found.
+ * names cookie, or NULL once it is nowhere to be found (*reason set to
+ * USMC_DECL_TIMEOUT_CLC if the look waited a CLC timeout for it).
  */
-struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie);
+struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie,
+			       uint32_t *reason);
 /*
  * The same in the rendezvous directory's backlog (usmc_rendezvous.c): the
  * channel whose Proposal's TCP socket proves to be the other end of the

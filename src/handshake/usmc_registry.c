@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -52,9 +53,16 @@ struct reg_slot {
 	uint32_t pad;
 };
 
+/* Holders of shared queues (reg_holder_show): (port << 32) | pid, 0 if free. */
+#define REG_HOLDER_SLOTS 1024
+#define REG_HOLDER_PROBE 16
+/* Rounds through a full window before a look goes unseen (reg_holder_show). */
+#define REG_HOLDER_ROUNDS 1000
+
 static struct reg_port *reg_map;
-/* The list of Proposals follows the ports' entries. */
+/* The list of Proposals follows the ports' entries, and the holders follow it. */
 #define reg_slots ((struct reg_slot *)(reg_map + REG_PORTS))
+#define reg_holders ((_Atomic uint64_t *)(reg_slots + REG_SLOTS))
 static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
@@ -71,10 +79,12 @@ static void reg_open(void)
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.5", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.6", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 usmc_netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port) +
-						       REG_SLOTS * sizeof(struct reg_slot), getuid());
+						       REG_SLOTS * sizeof(struct reg_slot) +
+						       REG_HOLDER_SLOTS * sizeof(uint64_t),
+				       getuid());
 	reg_uid = getuid();
 	usmc_stats_open();
 }
@@ -255,4 +265,77 @@ bool reg_slot_refuse(uint16_t port, uint64_t cookie)
 bool reg_slots_none(struct reg_port *reg)
 {
 	return !reg || !atomic_load_explicit(&reg->listed, memory_order_acquire);
+}
+
+/* ---- holders of a shared listener's queue (usmc_registry.h) ---- */
+
+/* EPERM is a live process of a user it switched to. */
+static bool holder_alive(int32_t pid)
+{
+	return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+/* The i-th slot of the port's probe window; *port its number. */
+static _Atomic uint64_t *holder_at(struct reg_port *reg, uint32_t i, uint64_t *port)
+{
+	uint32_t home;
+
+	*port = (uint64_t)(reg - reg_map);
+	/* The top bits of a Fibonacci hash: REG_HOLDER_SLOTS is 1 << 10. */
+	home = (uint32_t)*port * 0x9e3779b9u >> 22;
+	return &reg_holders[(home + i % REG_HOLDER_PROBE) % REG_HOLDER_SLOTS];
+}
+
+int reg_holder_show(struct reg_port *reg)
+{
+	uint32_t me = (uint32_t)usmc_pid();
+
+	for (int round = 0; round < REG_HOLDER_ROUNDS; round++) {
+		for (uint32_t i = 0; i < REG_HOLDER_PROBE; i++) {
+			uint64_t port;
+			_Atomic uint64_t *at = holder_at(reg, i, &port);
+			uint64_t v = atomic_load(at);
+
+			/* Our own pid is stale: our looks take turns under usmc_lock. */
+			if ((!v || (uint32_t)v == me || !holder_alive((int32_t)(uint32_t)v)) &&
+			    atomic_compare_exchange_strong(at, &v, port << 32 | me))
+				return (int)i;
+		}
+		/* Each of them gives its slot up at the end of its look. */
+		sched_yield();
+	}
+	/*
+	 * The window filled with live pids by a process of our user that is
+	 * no holder: we look unseen, and another holder that misses its
+	 * Proposal meanwhile falls back.
+	 */
+	return -1;
+}
+
+void reg_holder_hide(struct reg_port *reg, int slot)
+{
+	uint64_t port;
+
+	if (slot >= 0)
+		atomic_store(holder_at(reg, (uint32_t)slot, &port), 0);
+}
+
+bool reg_holders_any(struct reg_port *reg)
+{
+	bool any = false;
+
+	for (uint32_t i = 0; i < REG_HOLDER_PROBE; i++) {
+		uint64_t port;
+		_Atomic uint64_t *at = holder_at(reg, i, &port);
+		uint64_t v = atomic_load(at);
+		uint32_t pid = (uint32_t)v;
+
+		if (!v || v >> 32 != port)
+			continue;
+		if (pid == (uint32_t)usmc_pid() || holder_alive((int32_t)pid))
+			any = true;
+		else
+			atomic_compare_exchange_strong(at, &v, 0);
+	}
+	return any;
 }

@@ -27,8 +27,7 @@ struct reg_port {
 	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
 	_Atomic uint32_t queued;    /* Proposals put into it */
 	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
-	_Atomic uint32_t holding;   /* processes holding entries taken from it */
-	_Atomic uint32_t handed;    /* entries a holder put back or refused */
+	_Atomic uint32_t handed;    /* entries a holder put back or refused (reg_holder_show) */
 	/* Proposals on link groups whose client listed them (reg_slot_take), in flight: */
 	_Atomic uint32_t listed;
 	_Atomic uint32_t swept;     /* when a holder last reclaimed its stale slots, in seconds */
@@ -80,6 +79,24 @@ bool reg_slot_put(int *slot, uint64_t tag);
 bool reg_slot_refuse(uint16_t port, uint64_t cookie);
 /* No Proposal toward the port is listed. */
 bool reg_slots_none(struct reg_port *reg);
+
+/*
+ * A process shows in the registry while it holds entries taken from a
+ * port's shared queue (usmc_queue.c), by its pid: one killed meanwhile
+ * (the OOM killer, a SIGKILL) holds nothing, where a count would stay up
+ * for good and make every later look for a Proposal that is nowhere wait
+ * a CLC timeout.  A holder killed but not reaped yet (kill(2) finds a
+ * zombie) still shows until its parent reaps it.  A table apart, of a few
+ * slots per port's hash: few processes look at once, and each port's
+ * entry stays small (the registry is allocated whole, for every user and
+ * network namespace).  Under usmc_lock: a process looks at one queue at
+ * a time.  The slot taken, for reg_holder_hide, or -1 if the port's
+ * slots stay full of live pids.
+ */
+int reg_holder_show(struct reg_port *reg);
+void reg_holder_hide(struct reg_port *reg, int slot);
+/* Whether a process holds entries now (ours included); the slots of those gone are freed. */
+bool reg_holders_any(struct reg_port *reg);
 
 /* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
 unsigned long usmc_netns_inode(void);
