@@ -249,22 +249,33 @@ void proc_seccomp_note(void)
 	atomic_store_explicit(&seccomp_on, true, memory_order_relaxed);
 }
 
-static bool seccomp_read(void)
+bool proc_status_number(const char *path, const char *name, long *value)
 {
-	char buf[4096], *line;
-	int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+	char buf[4096], want[32], *line;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
+	*value = 0;
 	if (fd < 0)
-		return true;
+		return false;
 	n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
 	usmc_sys.close(fd);
 	if (n <= 0)
-		return true;
+		return false;
 	buf[n] = 0;
-	line = strstr(buf, "\nSeccomp:");
+	snprintf(want, sizeof(want), "\n%s", name);
+	line = strstr(buf, want);
+	if (line)
+		*value = strtol(line + strlen(want), NULL, 10);
+	return true;
+}
+
+static bool seccomp_read(void)
+{
+	long mode;
+
 	/* Mode 0 is none; 1 strict, 2 filter.  A kernel without the line has none. */
-	return line && strtol(line + 9, NULL, 10) != 0;
+	return !proc_status_number("/proc/thread-self/status", "Seccomp:", &mode) || mode != 0;
 }
 
 bool proc_seccomp_filtered(bool fresh)

@@ -18,6 +18,13 @@ pid_t usmc_pid(void);
 unsigned long usmc_fd_limit(void);
 
 /*
+ * The number after name ("FDSize:") in a /proc status file such as
+ * /proc/self/status: false if the file cannot be read, *value 0 if it has
+ * no such line.
+ */
+bool proc_status_number(const char *path, const char *name, long *value);
+
+/*
  * A descriptor usmc keeps as long as a connection or link group (a
  * segment's memfds, a channel, a spare), moved above the numbers the
  * program's own take: fd itself if it is there already or nothing is free
