@@ -74,7 +74,8 @@
 #define ROUNDS 25
 
 static int lfd;
-static bool plain_worker, plain_first, dead_holder, early_clients, early_pair, maker_closes, reuseport;
+static bool plain_worker, plain_first, dead_holder, early_clients, early_pair, maker_closes;
+static bool reuseport;
 static char *jail;
 static struct h_chan closed, go;
 /* --maker-closes-reuseport: a carrier to the member's queue, written late. */

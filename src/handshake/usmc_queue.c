@@ -558,7 +558,6 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 				  .counted = true, .drop_empty = l->member },
 				{ .fd = l->ufd_users } };
 	struct wanted w = { .cookie = cookie, .acc = -1 };
-
 	struct usmc_lgr *lgr;
 
 	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
