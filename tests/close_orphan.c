@@ -20,21 +20,41 @@
  *   close_orphan --dropped  the Proposal of a connection the server never
  *                           accepted through usmc is dropped, counted, as
  *                           the listener closes
+ *   close_orphan --late-other-user (root)
+ *                           as --late, with a client of another user whom
+ *                           both policies allow: its published end is only
+ *                           its word, which the server does not take, so
+ *                           the connection is TCP and reads the end at once
+ *                           (the bytes that such a client left in its ring
+ *                           are lost: docs/SECURITY.md)
  */
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "counters.h"
 #include "harness.h"
 
 #define LEN 3000
+/* --late-other-user: the users of the server and of the client, as tests/cross_user.c's. */
+#define SERVER_UID 64001
+#define CLIENT_UID 64002
 
 static uint16_t port;
 static bool late;
-static struct h_chan to_server;
+static struct h_chan to_server, port_chan;
+
+static void become(uid_t uid, const char *policy)
+{
+	CHECK(setgroups(0, NULL) == 0);
+	CHECK(setresgid(uid, uid, uid) == 0);
+	CHECK(setresuid(uid, uid, uid) == 0);
+	CHECK(setenv("USMC_POLICY", policy, 1) == 0);
+}
 
 /* Client n writes a pattern of its own. */
 static int client(void *arg)
@@ -91,17 +111,71 @@ static void accept_checked(int lfd, int n)
 	CHECK(usmc_close(fd) == 0);
 }
 
+/* The server, as SERVER_UID: the connection of the other user's late orphan is TCP, and ends. */
+static int other_user_server(void *arg)
+{
+	struct usmc_info info;
+	uint64_t sum = H_FNV_INIT, len;
+	unsigned lport;
+	int lfd, fd;
+
+	(void)arg;
+	become(SERVER_UID, "allow-user 64002");
+	lfd = h_listen(AF_INET, H_USMC, &port);
+	h_chan_send(&port_chan, port);
+	lport = (unsigned)h_chan_recv(&to_server);
+	for (int i = 0; i < 200 && client_listed(lport); i++)
+		usleep(50 * 1000);
+	CHECK(!client_listed(lport));
+	fd = usmc_accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	len = h_read_to_eof(fd, &sum, 4096, NULL);
+	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	if (info.mode != USMC_MODE_FALLBACK || len)
+		fprintf(stderr, "server: mode %s, %llu bytes\n", usmc_mode_str(info.mode),
+			(unsigned long long)len);
+	CHECK(info.mode == USMC_MODE_FALLBACK && len == 0);
+	CHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+	return 0;
+}
+
+static int other_user_client(void *arg)
+{
+	become(CLIENT_UID, "allow-user 64001");
+	return client(arg);
+}
+
+static int main_other_user(void)
+{
+	pid_t server;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "close_orphan: --late-other-user needs root\n");
+		return 77;
+	}
+	h_chan_open(&port_chan);
+	server = h_fork(other_user_server, NULL);
+	port = (uint16_t)h_chan_recv(&port_chan);
+	CHECK(h_wait_ok(h_fork(other_user_client, NULL)));
+	CHECK(h_wait_ok(server));
+	printf("close_orphan --late-other-user: the other user's published end not taken, "
+	       "the connection TCP: ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bool dropped = argc > 1 && !strcmp(argv[1], "--dropped");
 	unsigned lport[3];
 	int lfd, plain;
 
-	late = argc > 1 && !strcmp(argv[1], "--late");
-	h_registry_own(late ? "close_orphan_late" : dropped ? "close_orphan_dropped"
-							 : "close_orphan");
+	late = argc > 1 && !strncmp(argv[1], "--late", 6);
 	CHECK(setenv("USMC_CLC_TIMEOUT_MS", "100", 1) == 0);
 	h_chan_open(&to_server);
+	if (late && !strcmp(argv[1], "--late-other-user"))
+		return main_other_user();
+	h_registry_own(late ? "close_orphan_late" : dropped ? "close_orphan_dropped"
+							 : "close_orphan");
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	/* Three when late, from one address: each connection must get its own client's bytes. */
 	for (int n = 0; n < (late ? 3 : 1); n++) {
