@@ -1,4 +1,7 @@
 # Link groups, crashes, the socket lister and policy.
+usmc_test(rings_many)
+add_test(NAME rings_many COMMAND rings_many)
+set_tests_properties(rings_many PROPERTIES TIMEOUT 120 LABELS unit)
 usmc_test(lgr_reuse)
 add_test(NAME lgr_reuse_1000 COMMAND lgr_reuse 1000)
 usmc_test(answers_unread)
