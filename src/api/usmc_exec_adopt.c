@@ -99,8 +99,7 @@ static bool adopt_segs(struct usmc_lgr *lgr, const struct exec_lgr *l)
 			const struct usmc_seg *r =
 				e->slot[j].peer_seg == EXEC_NO_SEG ? NULL : lgr->rseg[e->slot[j].peer_seg];
 
-			seg->slot_state[j] = e->slot[j].state;
-			seg->nused += e->slot[j].state != SLOT_FREE;
+			seg_slot_adopted(seg, j, e->slot[j].state);
 			seg->peer_cdc[j] = r ? (const void *)(r->base + e->slot[j].peer_off) : NULL;
 			seg->peer_gen[j] = e->slot[j].peer_gen;
 		}

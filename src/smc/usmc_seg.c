@@ -31,6 +31,20 @@ static void fd_close_if(int fd)
 		usmc_sys.close(fd);
 }
 
+/*
+ * Slots of our own segments in use, all link groups of the process: the
+ * sum of their nused, kept beside it, for the first lap of a new ring
+ * (lgr_ring_alloc), which a walk of every link group would cost each
+ * handshake of a prefork worker with thousands of them.  Under LOCK_CORE.
+ */
+static uint32_t rings_used;
+
+static void seg_used(struct usmc_seg *seg, int delta)
+{
+	seg->nused += (uint32_t)delta;
+	rings_used += (uint32_t)delta;
+}
+
 struct usmc_seg *seg_alloc(void)
 {
 	struct usmc_seg *seg = calloc(1, sizeof(*seg));
@@ -44,6 +58,7 @@ void seg_destroy(struct usmc_seg *seg)
 {
 	if (!seg)
 		return;
+	rings_used -= seg->nused;
 	if (seg->base)
 		munmap(seg->base, seg->len);
 	if (seg->own)
@@ -279,7 +294,7 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 		seg->slot_state[i] = SLOT_CLOSING;
 		if (!seg->peer_cdc[i]) {
 			seg->slot_state[i] = SLOT_FREE;
-			seg->nused--;
+			seg_used(seg, -1);
 			return true;
 		}
 	}
@@ -290,7 +305,7 @@ static bool slot_reclaim(struct usmc_seg *seg, uint32_t i)
 		return false;
 	seg->slot_state[i] = SLOT_FREE;
 	seg->peer_cdc[i] = NULL;
-	seg->nused--;
+	seg_used(seg, -1);
 	return true;
 }
 
@@ -398,17 +413,6 @@ static uint32_t slot_charge(struct usmc_seg *seg, uint32_t slot, uint32_t bytes,
 /* Rings in use past which new ones start smaller (lgr_ring_alloc). */
 #define RINGS_MANY 1024
 
-/* Rings of ours in use in the process, all link groups. */
-static uint32_t rings_in_use(void)
-{
-	uint32_t n = 0;
-
-	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next)
-		for (uint32_t i = 0; i < lgr->nlseg; i++)
-			n += lgr->lseg[i]->nused;
-	return n;
-}
-
 uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, uint32_t first,
 			struct usmc_ring *ring, struct clc_rmb_desc *desc, int *new_fd)
 {
@@ -424,7 +428,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, uint32_t first,
 	 * still grows into its slot as its reader lags.  Not a size the
 	 * program set (SO_SNDBUF makes the first lap the ring).
 	 */
-	if (first < size && first / 4 >= CLC_RMB_MIN && rings_in_use() >= RINGS_MANY)
+	if (first < size && first / 4 >= CLC_RMB_MIN && rings_used >= RINGS_MANY)
 		first /= 4;
 
 	/*
@@ -457,7 +461,7 @@ uint32_t lgr_ring_alloc(struct usmc_lgr *lgr, uint32_t size, uint32_t first,
 		return reason;
 	}
 	seg->slot_state[slot] = SLOT_USED;
-	seg->nused++;
+	seg_used(seg, 1);
 	seg_ring(ring, seg, (uint32_t)slot);
 	gen = atomic_load(&ring->cdc->gen) + 1;
 	memset(ring->cdc, 0, CDC_SLOT_HDR);
@@ -552,7 +556,7 @@ void lgr_ring_free(struct usmc_lgr *lgr, struct usmc_ring *ring, const struct cd
 	if (!peer_cdc) {
 		/* The peer never saw this ring. */
 		seg->slot_state[slot] = SLOT_FREE;
-		seg->nused--;
+		seg_used(seg, -1);
 	} else {
 		slot_reclaim(seg, slot);
 	}
@@ -583,6 +587,13 @@ static uint8_t *map_whole(int fd, size_t len, int prot)
 		return NULL;
 	p = mmap(NULL, len, prot, MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+void seg_slot_adopted(struct usmc_seg *seg, uint32_t slot, uint8_t state)
+{
+	seg->slot_state[slot] = state;
+	if (state != SLOT_FREE)
+		seg_used(seg, 1);
 }
 
 struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,

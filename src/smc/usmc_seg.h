@@ -85,6 +85,8 @@ void seg_destroy(struct usmc_seg *seg);
  */
 struct usmc_seg *lgr_adopt_seg(struct usmc_lgr *lgr, uint32_t id, int fd, int own_fd,
 			       uint32_t rmb_size, uint32_t nslots, bool sent);
+/* A slot of a segment adopted through exec takes the state it had there. */
+void seg_slot_adopted(struct usmc_seg *seg, uint32_t slot, uint8_t state);
 /* The ring of a slot of our segment. */
 void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
 
