@@ -28,7 +28,6 @@
  *                           (the bytes that such a client left in its ring
  *                           are lost: docs/SECURITY.md)
  */
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -48,13 +47,6 @@ static uint16_t port;
 static bool late;
 static struct h_chan to_server, port_chan;
 
-static void become(uid_t uid, const char *policy)
-{
-	CHECK(setgroups(0, NULL) == 0);
-	CHECK(setresgid(uid, uid, uid) == 0);
-	CHECK(setresuid(uid, uid, uid) == 0);
-	CHECK(setenv("USMC_POLICY", policy, 1) == 0);
-}
 
 /* Client n writes a pattern of its own. */
 static int client(void *arg)
@@ -120,7 +112,7 @@ static int other_user_server(void *arg)
 	int lfd, fd;
 
 	(void)arg;
-	become(SERVER_UID, "allow-user 64002");
+	h_become(SERVER_UID, "allow-user 64002");
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	h_chan_send(&port_chan, port);
 	lport = (unsigned)h_chan_recv(&to_server);
@@ -141,7 +133,7 @@ static int other_user_server(void *arg)
 
 static int other_user_client(void *arg)
 {
-	become(CLIENT_UID, "allow-user 64001");
+	h_become(CLIENT_UID, "allow-user 64001");
 	return client(arg);
 }
 

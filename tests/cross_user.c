@@ -29,7 +29,6 @@
  * were), whether a listener's maker or a prefork worker accepts.  Told so
  * once, it asks the maker no more (serve_one).
  */
-#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -94,13 +93,6 @@ static const struct round rounds[] = {
 static struct h_chan port_chan, squatted;
 static const struct round *cur;
 
-static void become(uid_t uid, const char *policy)
-{
-	CHECK(setgroups(0, NULL) == 0);
-	CHECK(setresgid(uid, uid, uid) == 0);
-	CHECK(setresuid(uid, uid, uid) == 0);
-	CHECK(setenv("USMC_POLICY", policy, 1) == 0);
-}
 
 /* A usmc socket owned by THIRD_UID (sock_diag shows its uid), for the client's use. */
 static int third_user_socket(void)
@@ -161,7 +153,7 @@ static int server(void *arg)
 	int lfd;
 
 	(void)arg;
-	become(SERVER_UID, cur->server_policy);
+	h_become(SERVER_UID, cur->server_policy);
 	if (cur->twist == SQUATTER) {
 		/* The port first, the listen (and its channel) once the squatter holds the name. */
 		struct sockaddr_storage ss;
@@ -204,7 +196,7 @@ static void registry_of_server(void)
 	CHECK(usmc_close(lfd) == 0);
 	CHECK(setresuid(0, 0, 0) == 0);
 	CHECK(setresgid(0, 0, 0) == 0);
-	become(CLIENT_UID, cur->client_policy);
+	h_become(CLIENT_UID, cur->client_policy);
 }
 
 /* Waits in epoll_wait, with nothing else to look at, for the reply. */
@@ -234,13 +226,13 @@ static int client(void *arg)
 
 		CHECK(setenv("USMC_POLICY", cur->client_policy, 1) == 0);
 		fd = third_user_socket();
-		become(CLIENT_UID, cur->client_policy);
+		h_become(CLIENT_UID, cur->client_policy);
 		CHECK(usmc_connect(fd, (struct sockaddr *)&ss, len) == 0);
 	} else if (inherited()) {
 		registry_of_server();
 		fd = h_connect(AF_INET, H_USMC, port);
 	} else {
-		become(CLIENT_UID, cur->client_policy);
+		h_become(CLIENT_UID, cur->client_policy);
 		fd = h_connect(AF_INET, H_USMC, port);
 	}
 	for (int i = 0; i < (inherited() ? 2 : 1); i++) {
@@ -280,7 +272,7 @@ static int squatter(void *arg)
 	ssize_t n;
 	int lfd, fd;
 
-	become(THIRD_UID, "allow-user 64002");
+	h_become(THIRD_UID, "allow-user 64002");
 	lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
 	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sun, len) == 0 && listen(lfd, 4) == 0);
 	h_chan_send(&squatted, 1);

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -374,6 +375,14 @@ void h_raise_nofile(int need)
 		CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
 	}
 	CHECK(rl.rlim_cur >= (rlim_t)need);
+}
+
+void h_become(uid_t uid, const char *policy)
+{
+	CHECK(setgroups(0, NULL) == 0);
+	CHECK(setresgid(uid, uid, uid) == 0);
+	CHECK(setresuid(uid, uid, uid) == 0);
+	CHECK(setenv("USMC_POLICY", policy, 1) == 0);
 }
 
 void h_registry_own(const char *name)

@@ -119,6 +119,8 @@ int h_count_lines(const char *path, const char *needle);
 int h_count_fds(void);
 /* A registry directory of the test's own (USMC_REGISTRY_DIR): counters no other test counts in. */
 void h_registry_own(const char *name);
+/* Becomes uid (group, supplementary groups and all), with USMC_POLICY policy; needs root. */
+void h_become(uid_t uid, const char *policy);
 /*
  * Waits (10 s at most, then fails) until process or thread tid sleeps
  * where its wchan names needle: "poll_schedule_timeout" for poll(),
