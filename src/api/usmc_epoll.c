@@ -254,9 +254,14 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 				continue;
 		}
 		if (s && s->state == SOCK_SMC) {
+			uint32_t kernel = events[i].events;
+
 			/* What it reads puts the entry on the ready list (ep_drained). */
 			usmc_conn_drain(s);
 			events[i].events = ep_entry_events(s, e, true);
+			/* TCP's urgent byte of a mark read already, or passed (usmc_poll.c). */
+			if ((kernel & EPOLLPRI) && !(events[i].events & EPOLLPRI))
+				cdc_urgent_taken(s->fd);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
 			if (!events[i].events)
 				continue;

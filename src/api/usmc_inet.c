@@ -189,6 +189,8 @@ static void remember_option(struct usmc_sock *s, int level, int name, const void
 		s->busy_poll_us = v > 0 ? v : 0;
 	else if (level == SOL_SOCKET && name == SO_RCVLOWAT)
 		s->rcvlowat = v;
+	else if (level == SOL_SOCKET && name == SO_OOBINLINE)
+		s->oobinline = v != 0;
 	else if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
 		 len >= (socklen_t)sizeof(struct timeval))
 		remember_timeout(s, name, val);
@@ -215,6 +217,15 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 		if (rc == 0)
 			remember_option(s, level, name, val, len);
 		return rc;
+	}
+	/* SO_OOBINLINE is the rings' (usmc_rx.c): the kernel socket carries doorbells. */
+	if (s->state == SOCK_SMC && level == SOL_SOCKET && name == SO_OOBINLINE) {
+		if (!val || len < (socklen_t)sizeof(int)) {
+			errno = EINVAL;
+			return -1;
+		}
+		usmc_rx_set_oobinline(s, *(const int *)val != 0);
+		return 0;
 	}
 	if (usmc_sys.setsockopt(fd, level, name, val, len) < 0)
 		return -1;
@@ -261,6 +272,8 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		v = s->cork;
 	else if (level == SOL_SOCKET && name == SO_ERROR && s->state == SOCK_SMC)
 		v = conn_so_error(s);
+	else if (level == SOL_SOCKET && name == SO_OOBINLINE && s->state == SOCK_SMC)
+		v = s->conn->sh->rx_urg.inline_;
 	else if (level == IPPROTO_TCP && name == TCP_DEFER_ACCEPT && s->state == SOCK_LISTEN)
 		v = s->defer_accept;
 	else
@@ -326,9 +339,15 @@ int usmc_ioctl(int fd, unsigned long request, ...)
 		*(int *)arg = 0; /* nothing can have come before the answer */
 		return 0;
 	}
+	if (s && s->state == SOCK_PROPOSED && request == SIOCATMARK)
+		af_settle(s, 0);
+	if (s && s->state == SOCK_SMC && request == SIOCATMARK) {
+		*(int *)arg = usmc_rx_at_mark(s);
+		return 0;
+	}
 	if (!s || request != FIONREAD || s->state != SOCK_SMC)
 		return usmc_sys.ioctl(fd, request, arg);
-	if (usmc_rx_avail(s, &avail) < 0)
+	if (usmc_rx_inq(s, &avail) < 0)
 		avail = 0;
 	*(int *)arg = avail > INT32_MAX ? INT32_MAX : (int)avail;
 	return 0;

@@ -91,9 +91,21 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 		return usmc_sys.sendmsg(s->fd, mh, flags);
 	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
 		return -1;
-	if (flags & MSG_OOB) {
-		errno = EOPNOTSUPP;
-		return -1;
+	/*
+	 * Urgent data is marked in shared memory, and replayed as plain bytes
+	 * after a Decline: it waits for the answer, as a write into a full
+	 * ring does.
+	 */
+	if ((flags & MSG_OOB) && s->state == SOCK_PROPOSED) {
+		int64_t deadline = 0;
+
+		if (af_settle(s, usmc_sock_nonblocking(s, flags)
+					 ? 0
+					 : usmc_wait_left(s->sndtimeo_ms, &deadline)) < 0 &&
+		    s->state == SOCK_PROPOSED)
+			return -1;
+		if (s->state != SOCK_SMC)
+			return usmc_sys.sendmsg(s->fd, mh, flags);
 	}
 	return sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
 }
@@ -102,6 +114,12 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 {
 	int64_t deadline = 0;
 
+	/* Urgent data never waits: before the answer, none can have come. */
+	if (s->state == SOCK_PROPOSED && (flags & MSG_OOB) && af_settle(s, 0) < 0 &&
+	    s->state == SOCK_PROPOSED) {
+		errno = EINVAL;
+		return -1;
+	}
 	/* SO_RCVTIMEO bounds the wait for the answer and the one for bytes together, as one read's. */
 	if (s->state == SOCK_PROPOSED &&
 	    af_settle_read(s, usmc_sock_nonblocking(s, flags) ? 0
@@ -111,13 +129,11 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 		return usmc_sys.recvmsg(s->fd, mh, flags);
 	if (!iov_count_ok(mh->msg_iovlen, EMSGSIZE))
 		return -1;
-	if (flags & MSG_OOB) {
-		errno = EINVAL;
-		return -1;
-	}
 	mh->msg_namelen = 0;
 	mh->msg_controllen = 0;
 	mh->msg_flags = 0;
+	if (flags & MSG_OOB)
+		return usmc_rx_recv_urgent(s, mh->msg_iov, (int)mh->msg_iovlen, flags, &mh->msg_flags);
 	return usmc_rx_recvmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags, &deadline);
 }
 

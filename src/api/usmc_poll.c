@@ -105,11 +105,13 @@ static int poll_check(void *arg)
 /*
  * What to ask the kernel socket of a shared-memory connection: doorbells
  * while it is open; after the peer's FIN, which stays readable, only the
- * errors and hang-ups the kernel always reports.
+ * errors and hang-ups the kernel always reports.  And POLLPRI if asked:
+ * TCP's urgent byte of an urgent write (cdc_ring_urgent).
  */
-static short kernel_events(struct usmc_sock *s)
+static short kernel_events(struct usmc_sock *s, short events)
 {
-	return atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0;
+	return (short)((atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0) |
+		       (events & POLLPRI));
 }
 
 /* Adds the channel of lgr to the kernel's set once; its index, or -1. */
@@ -142,7 +144,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		k[i] = fds[i];
 		k[i].revents = 0;
 		if (socks[i] && socks[i]->state == SOCK_SMC) {
-			k[i].events = kernel_events(socks[i]);
+			k[i].events = kernel_events(socks[i], fds[i].events);
 			/* Answers to the process's other Proposals: usmc_core.h, lgr_watched_chan. */
 			j = watch_chan(k, nfds, &nk, lgr_watched_chan(socks[i]->conn->lgr));
 			if (j != (nfds_t)-1 && !taken[j - nfds])
@@ -192,6 +194,10 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 			if (socks[i]->state == SOCK_SMC && k[i].revents)
 				usmc_conn_drain(socks[i]);
 			fds[i].revents = sock_revents(socks[i], fds[i].events, k[i].revents);
+			/* TCP's urgent byte of a mark read already, or passed: no longer news. */
+			if (socks[i]->state == SOCK_SMC && (k[i].revents & POLLPRI) &&
+			    !(fds[i].revents & POLLPRI))
+				cdc_urgent_taken(socks[i]->fd);
 		}
 		ready += fds[i].revents != 0;
 	}

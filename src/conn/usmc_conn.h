@@ -59,6 +59,8 @@ struct usmc_conn_shared {
 	/* The processes that hold the connection, counted, and the slot's gen: usmc_holders.c. */
 	_Atomic uint64_t holders;
 	_Atomic int32_t fork_child; /* the last process that took a hold by fork, or 0 */
+	struct cdc_urg rx_urg; /* urgent data from the peer (usmc_rx.c; rx_lock) */
+	_Atomic uint32_t urg_bells_read; /* the peer's urgent doorbells read in the TCP stream */
 };
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&

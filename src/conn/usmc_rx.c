@@ -19,6 +19,24 @@
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
+/*
+ * The peer's urgent mark, read after its producer cursor: it publishes
+ * the mark first, so a cursor that covers an urgent byte comes with its
+ * mark (net/smc's smc_cdc_handle_urg_data_arrival).
+ */
+static void rx_urg_refresh(struct usmc_conn *conn)
+{
+	struct usmc_conn_shared *sh = conn->sh;
+	struct cdc_urg *u = &sh->rx_urg;
+	uint32_t room, off;
+
+	if (!cdc_urg_update(u, atomic_load_explicit(&conn->rx.cdc->urg, memory_order_acquire),
+			    sh->rx_cons, sh->rx_prod_seen))
+		return;
+	off = cdc_lap_off(&sh->rx_laps, u->mark, &room);
+	u->byte = room ? conn->rx.data[off] : 0;
+}
+
 int usmc_conn_refresh(struct usmc_conn *conn)
 {
 	uint64_t pos;
@@ -51,6 +69,7 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 			     conn->rx.cdc, (uint8_t)__builtin_ctz(conn->rx.size), &pos))
 		return -1;
 	conn->sh->rx_prod_seen = pos;
+	rx_urg_refresh(conn);
 	/* Our own laps: the consumer is in this one or the one before. */
 	if (cdc_cons_advance(&conn->sh->tx_laps, conn->sh->tx_cons_seen,
 			     atomic_load_explicit(&conn->rx.cdc->cons, memory_order_acquire),
@@ -80,11 +99,28 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 		 * before the cursors, so their data is in the amounts.
 		 */
 		v->flags = atomic_load(&conn->sh->peer_flags);
+		const struct cdc_urg *u = &conn->sh->rx_urg;
+		bool oob = u->state != CDC_URG_NONE && !u->inline_;
+
+		v->urg_valid = u->state == CDC_URG_VALID;
+		/* A read that begins at an out-of-band urgent byte passes it: TCP's tcp_poll. */
+		v->urg_hidden = v->avail && oob && u->mark == conn->sh->rx_cons;
+		v->inq = oob && u->mark < v->rx_prod ? u->mark - conn->sh->rx_cons : v->avail;
 	}
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (rc < 0)
 		usmc_wake_look_again(s);
 	return rc;
+}
+
+int usmc_rx_inq(struct usmc_sock *s, uint64_t *inq)
+{
+	struct conn_view v;
+
+	if (usmc_conn_amounts(s, &v) < 0)
+		return -1;
+	*inq = v.inq;
+	return 0;
 }
 
 int usmc_rx_avail(struct usmc_sock *s, uint64_t *avail)
@@ -186,26 +222,34 @@ static size_t rx_peek(const struct usmc_conn *conn, uint64_t pos, const struct i
 /*
  * Copies what the ring holds, up to want bytes, under the receive lock;
  * MSG_PEEK leaves it there, MSG_TRUNC discards it without a copy, as TCP.
+ * skip: what the read took already.
  */
 static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t skip,
-		      size_t want, int flags)
+		      size_t want, int flags, bool *at_mark)
 {
 	struct usmc_conn *conn = s->conn;
 	bool copy = !(flags & MSG_TRUNC);
 	uint64_t avail = 0;
 	size_t n = 0;
-	bool broken, end_came = false;
+	bool broken, end_came = false, urg_passed = false;
 
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	broken = usmc_conn_refresh(conn) < 0;
 	if (broken) {
 		usmc_conn_abort(s);
 	} else {
-		avail = conn->sh->rx_prod_seen - conn->sh->rx_cons;
-		n = avail < want ? (size_t)avail : want;
+		uint64_t from = conn->sh->rx_cons, may;
+		bool pass = false;
+
+		avail = conn->sh->rx_prod_seen - from;
+		/* TCP's urgent mark (cdc_urg_limit); an out-of-band urgent byte is passed. */
+		may = cdc_urg_limit(&conn->sh->rx_urg, &from, avail, skip, at_mark, &pass);
+		if (pass && !(flags & MSG_PEEK))
+			rx_consumed(s, 1);
+		n = may < want ? (size_t)may : want;
 		if (flags & MSG_PEEK) {
 			if (copy)
-				n = rx_peek(conn, conn->sh->rx_cons, iov, iovcnt, skip, n);
+				n = rx_peek(conn, from, iov, iovcnt, skip, n);
 		} else {
 			/* Free room as we go, so that the writer refills while we copy. */
 			size_t done = 0;
@@ -226,6 +270,12 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 				done += chunk;
 			}
 			n = done;
+			/* Read past the mark: the urgent byte, unless taken, is gone, as TCP's. */
+			if (conn->sh->rx_urg.state != CDC_URG_NONE &&
+			    conn->sh->rx_cons > conn->sh->rx_urg.mark) {
+				conn->sh->rx_urg.state = CDC_URG_NONE;
+				urg_passed = true;
+			}
 		}
 	}
 	/* The peer's end, unseen while more than TCP could hold was unread, may show now. */
@@ -235,9 +285,80 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 			     (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED)) ||
 			   atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (urg_passed)
+		cdc_urgent_taken(s->fd);
 	if (broken || end_came)
 		usmc_wake_look_again(s);
 	return n;
+}
+
+ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
+			    int *msg_flags)
+{
+	struct usmc_conn *conn = s->conn;
+	size_t total = iov_total(iov, iovcnt);
+	int state = CDC_URG_NONE;
+	bool inline_;
+	uint8_t byte = 0;
+
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (usmc_conn_refresh(conn) < 0) {
+		usmc_conn_abort(s);
+	} else {
+		state = conn->sh->rx_urg.state;
+		byte = conn->sh->rx_urg.byte;
+		if (state == CDC_URG_VALID && !conn->sh->rx_urg.inline_ && !(flags & MSG_PEEK))
+			conn->sh->rx_urg.state = CDC_URG_READ;
+	}
+	inline_ = conn->sh->rx_urg.inline_;
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	/* tcp_recv_urg: nothing to take, or taken already. */
+	if (inline_ || state == CDC_URG_NONE || state == CDC_URG_READ) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (state == CDC_URG_NOTYET) {
+		if (rx_empty_verdict(s) <= 0)
+			return 0;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (!(flags & MSG_PEEK))
+		cdc_urgent_taken(s->fd);
+	*msg_flags |= MSG_OOB;
+	if (!total) {
+		*msg_flags |= MSG_TRUNC;
+		return 0;
+	}
+	for (int i = 0; i < iovcnt && !(flags & MSG_TRUNC); i++) {
+		if (iov[i].iov_len) {
+			*(uint8_t *)iov[i].iov_base = byte;
+			break;
+		}
+	}
+	return 1;
+}
+
+int usmc_rx_at_mark(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	int at;
+
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (usmc_conn_refresh(conn) < 0)
+		usmc_conn_abort(s);
+	at = conn->sh->rx_urg.state != CDC_URG_NONE && conn->sh->rx_urg.mark == conn->sh->rx_cons;
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	return at;
+}
+
+void usmc_rx_set_oobinline(struct usmc_sock *s, bool on)
+{
+	struct usmc_conn *conn = s->conn;
+
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	conn->sh->rx_urg.inline_ = on;
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 }
 
 static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt, int flags,
@@ -266,12 +387,15 @@ static ssize_t rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovc
 		return 0;
 	for (;;) {
 		uint64_t avail;
-		size_t n = rx_take(s, iov, iovcnt, copied, total - copied, flags);
+		bool at_mark = false;
+		size_t n = rx_take(s, iov, iovcnt, copied, total - copied, flags, &at_mark);
 		int verdict;
 
 		if (peek && n)
 			return (ssize_t)n;
 		copied += n;
+		if (at_mark)
+			return (ssize_t)copied;
 		if (copied == total || (copied >= target && !waitall))
 			return (ssize_t)copied;
 		if (n)

@@ -49,6 +49,7 @@ struct usmc_sock {
 	int rcvtimeo_ms;         /* SO_RCVTIMEO, SO_SNDTIMEO: 0 waits for ever */
 	int sndtimeo_ms;
 	int rcvlowat;            /* SO_RCVLOWAT: 0 or 1 means any byte */
+	bool oobinline;          /* SO_OOBINLINE set before shared memory (then: usmc_rx_set_oobinline) */
 	bool shut_wr;
 	bool shut_rd;
 	_Atomic bool nonblock;   /* O_NONBLOCK as last seen or set (usmc_sock_nonblocking) */

@@ -229,9 +229,15 @@ static bool tx_known_space_suffices(struct usmc_conn *conn, size_t want)
 	       !conn_peer_flags_new(conn) && !(tx_may_grow(conn) && tx_reader_lags(conn));
 }
 
-/* Copies what fits into our ring: bytes taken, or -1 if the peer is gone. */
+/*
+ * Copies what fits into our ring: bytes taken, or -1 if the peer is gone.
+ * With MSG_OOB the last byte of the write is urgent, as TCP's: its mark
+ * goes out before the cursor that covers it, and TCP's urgent byte after
+ * (net/smc's urg_data_present).  A write that finds no room for all of
+ * it marks nothing until its last byte goes.
+ */
 static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t skip,
-		       size_t want)
+		       size_t want, int flags)
 {
 	struct usmc_conn *conn = s->conn;
 	uint64_t space;
@@ -260,9 +266,14 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 		ring_copy_iov(&conn->tx, off, iov, iovcnt, skip + done, chunk, true);
 		if (usmc_capture_on)
 			usmc_capture(s->fd, true, conn->sh->tx_prod, iov, iovcnt, skip + done, chunk);
-		tx_produced(s, chunk);
 		done += chunk;
+		if ((flags & MSG_OOB) && done == want)
+			atomic_store_explicit(&conn->tx.cdc->urg, conn->sh->tx_prod + chunk,
+					      memory_order_relaxed);
+		tx_produced(s, chunk);
 	}
+	if ((flags & MSG_OOB) && done && done == want)
+		usmc_conn_ring_urgent(s);
 	return (ssize_t)done;
 }
 
@@ -333,7 +344,7 @@ enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovc
 		return TX_DONE;
 	}
 	tx_lock(s);
-	n = tx_fill(s, iov, iovcnt, *sent, total - *sent);
+	n = tx_fill(s, iov, iovcnt, *sent, total - *sent, flags);
 	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	if (n < 0) {
 		if (*sent) {

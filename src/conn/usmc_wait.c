@@ -268,9 +268,10 @@ bool usmc_conn_end_fits(const struct usmc_sock *s, uint64_t avail)
 short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *v, short events)
 {
 	bool done = v->end_shows && (v->flags & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED));
-	short rev = 0;
+	uint64_t readable = v->avail - v->urg_hidden;
+	short rev = v->urg_valid ? POLLPRI : 0;
 
-	if (v->avail && v->avail >= (uint64_t)s->rcvlowat)
+	if (readable && readable >= (uint64_t)s->rcvlowat)
 		rev |= POLLIN | POLLRDNORM;
 	if (done)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;

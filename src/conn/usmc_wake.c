@@ -143,6 +143,19 @@ static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
  * peer's end, bytes from outside usmc) keeps the socket readable for the
  * next wait, whose drain reads it; else a look past them records it now.
  */
+/*
+ * Whether the peer counted that many more urgent doorbells than we read
+ * in the stream (those its later ones overtook: cdc_ring_urgent).  Most
+ * never show, so the count bounds them only: a byte from outside usmc of
+ * that value can pass for one, on a connection that sent urgent data.
+ */
+static bool urgent_bells_counted(const struct usmc_conn *conn, uint32_t urgent)
+{
+	uint32_t sent = atomic_load(&conn->rx.cdc->urg_bells);
+
+	return sent - atomic_load(&conn->sh->urg_bells_read) >= urgent;
+}
+
 static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool upto, int *err)
 {
 	struct usmc_conn *conn = s->conn;
@@ -169,11 +182,16 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 		int state;
 
 		n = usmc_sys.read(s->fd, buf, want);
-		if (n > 0 && (probe || !cdc_all_bells(buf, (size_t)n)))
-			return CDC_TCP_ALIEN;
 		if (n > 0) {
-			atomic_fetch_add(&conn->tx.cdc->bells_read, (uint32_t)n);
-			if ((size_t)n < want)
+			uint32_t urgent;
+
+			if (!cdc_all_bells(buf, (size_t)n, &urgent) || (probe && !urgent) ||
+			    !urgent_bells_counted(conn, urgent))
+				return CDC_TCP_ALIEN;
+			atomic_fetch_add(&conn->sh->urg_bells_read, urgent);
+			atomic_fetch_add(&conn->tx.cdc->bells_read, (uint32_t)n - urgent);
+			/* An urgent doorbell took a doorbell's place in the read: look again. */
+			if ((size_t)n < want && !urgent)
 				return CDC_TCP_OPEN;
 			continue;
 		}
@@ -338,35 +356,57 @@ void usmc_wake_look_again(struct usmc_sock *s)
 		tell(s);
 }
 
+/*
+ * Whether a byte may go on the TCP socket: not once it ended, nor to a
+ * peer that closed, which waits for nothing and whose socket answers a
+ * write with a reset.
+ */
+static bool ring_allowed(struct usmc_sock *s)
+{
+	struct usmc_conn *conn = s->conn;
+	uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+
+	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
+		return false;
+	if (conn->rx_mapped &&
+	    ((atomic_load(&conn->sh->peer_flags) |
+	      atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed)) & closed))
+		return false;
+	/*
+	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
+	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
+	 * by a peer that closed.
+	 */
+	return !usmc_fd_hung_up(s->fd);
+}
+
 void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return;
-	if (conn->rx_mapped) {
-		uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
-		uint32_t unread = atomic_load(&conn->tx.cdc->bells) -
-				  atomic_load_explicit(&conn->rx.cdc->bells_read, memory_order_relaxed);
-
-		/* A peer that closed waits for nothing, and its socket answers a write with a reset. */
-		if ((atomic_load(&conn->sh->peer_flags) |
-		     atomic_load_explicit(&conn->rx.cdc->flags, memory_order_relaxed)) & closed)
-			return;
-		if (unread >= CDC_BELLS_OUTSTANDING_MAX)
-			return;
-	}
-	/*
-	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
-	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
-	 * by a peer that closed.
-	 */
-	if (usmc_fd_hung_up(s->fd))
+	if (conn->rx_mapped && atomic_load(&conn->tx.cdc->bells) -
+					  atomic_load_explicit(&conn->rx.cdc->bells_read,
+							       memory_order_relaxed) >=
+				      CDC_BELLS_OUTSTANDING_MAX)
+		return;
+	if (!ring_allowed(s))
 		return;
 	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	}
 	usmc_stats_add(USMC_STAT_BELLS, 1);
+}
+
+void usmc_conn_ring_urgent(struct usmc_sock *s)
+{
+	int saved = errno;
+
+	if (s->conn->rx_mapped && ring_allowed(s) && cdc_ring_urgent(s->fd, s->conn->tx.cdc) < 0 &&
+	    (errno == ECONNRESET || errno == EPIPE))
+		conn_tcp_ended(s, CDC_TCP_RESET, errno);
+	errno = saved;
 }
 
 void usmc_conn_want(struct usmc_sock *s, short events)

@@ -44,6 +44,11 @@ extern void (*usmc_wake_drained)(struct usmc_sock *s);
 void usmc_wake_look_again(struct usmc_sock *s);
 /* Rings the peer's doorbell, unless the peer or the TCP connection is gone. */
 void usmc_conn_ring(struct usmc_sock *s);
+/*
+ * After an urgent write's mark is published, TCP's urgent byte, which
+ * gives the peer's process SIGURG and POLLPRI (cdc_ring_urgent).
+ */
+void usmc_conn_ring_urgent(struct usmc_sock *s);
 
 /*
  * Tells the peer we will sleep, so that its next cursor update rings, and

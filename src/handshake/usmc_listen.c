@@ -147,6 +147,8 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	conn->peer_gen = atomic_load(&conn->rx.cdc->gen);
 	free(p);
 	ns->conn = conn;
+	/* SO_OOBINLINE of the listener is the rings' now; nobody else holds them yet. */
+	conn->sh->rx_urg.inline_ = ns->oobinline;
 	return 0;
 }
 
@@ -604,6 +606,7 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 	ns->sndbuf = ls->sndbuf;
 	ns->rcvbuf = ls->rcvbuf;
 	ns->nodelay = ls->nodelay;
+	ns->oobinline = ls->oobinline;
 	/* Outside our locks: a fork in another thread holds glibc's while it waits for ours. */
 	pthread_once(&fork_once, watch_fork);
 	reason = srv_handshake(ls, ns, peer);

@@ -70,6 +70,9 @@ static void cli_finish_accept(struct usmc_sock *s)
 	/* Set by the program before the Accept, the option reached the kernel already. */
 	if (!s->nodelay)
 		af_set_nodelay(s->fd);
+	/* SO_OOBINLINE set before the Accept is the rings' now (usmc_rx.c). */
+	if (s->oobinline)
+		usmc_rx_set_oobinline(s, true);
 	/* A cork set while we proposed would hold the doorbells back (usmc_setsockopt). */
 	if (s->cork)
 		usmc_sys.setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof(int));

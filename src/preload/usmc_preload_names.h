@@ -23,7 +23,8 @@
  * Names taken over that usmc never calls itself, so the table has no
  * entry for them: libc's aliases and fortified forms, which end in the
  * table's calls; the exec family and the spawners, which hand
- * connections over; stdio on sockets; liburing's setup.
+ * connections over; stdio on sockets; liburing's setup; sockatmark,
+ * which is libc's ioctl.
  */
 #define USMC_PRELOAD_MORE(N)                                                                  \
 	N(__read) N(__write) N(__send) N(__connect) N(__close) N(__dup2) N(__fcntl) N(__poll)  \
@@ -32,7 +33,7 @@
 	N(execve) N(execv) N(execvp) N(execvpe) N(execl) N(execlp) N(execle) N(fexecve)       \
 	N(execveat) N(posix_spawn) N(posix_spawnp) N(system) N(popen)                         \
 	N(fdopen) N(_IO_fdopen) N(dprintf) N(vdprintf) N(__dprintf_chk) N(__vdprintf_chk)     \
-	N(freopen) N(freopen64)                                                               \
+	N(freopen) N(freopen64) N(sockatmark)                                                 \
 	N(io_uring_setup) N(io_uring_queue_init) N(io_uring_queue_init_params)                \
 	N(io_uring_queue_init_mem)
 

@@ -152,7 +152,7 @@ int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uin
 
 int cdc_ring(int fd, struct cdc_area *cdc)
 {
-	static const char bell = 1;
+	static const char bell = CDC_BELL;
 	ssize_t n;
 
 	/* Counted first: the peer seeing the byte sees the count. */
@@ -161,11 +161,65 @@ int cdc_ring(int fd, struct cdc_area *cdc)
 	return n < 0 ? -1 : 0;
 }
 
-bool cdc_all_bells(const char *buf, size_t n)
+bool cdc_urg_update(struct cdc_urg *u, uint64_t wire, uint64_t cons, uint64_t prod_seen)
 {
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] != 1)
+	if (wire != u->seen) {
+		u->seen = wire;
+		if (wire > cons) {
+			u->mark = wire - 1;
+			u->state = CDC_URG_NOTYET;
+		}
+	}
+	if (u->state != CDC_URG_NOTYET || u->mark >= prod_seen)
+		return false;
+	u->state = CDC_URG_VALID;
+	return true;
+}
+
+uint64_t cdc_urg_limit(const struct cdc_urg *u, uint64_t *from, uint64_t avail, size_t copied,
+		       bool *at_mark, bool *pass)
+{
+	if (u->state == CDC_URG_NONE || u->mark < *from)
+		return avail;
+	if (u->mark > *from)
+		return u->mark - *from < avail ? u->mark - *from : avail;
+	if (copied) {
+		*at_mark = true;
+		return 0;
+	}
+	if (u->inline_ || !avail)
+		return avail;
+	*pass = true;
+	(*from)++;
+	return avail - 1;
+}
+
+int cdc_ring_urgent(int fd, struct cdc_area *cdc)
+{
+	static const char urgent = CDC_URGENT_BELL;
+
+	atomic_fetch_add_explicit(&cdc->urg_bells, 1, memory_order_seq_cst);
+	return usmc_sys.send(fd, &urgent, 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+void cdc_urgent_taken(int fd)
+{
+	int saved = errno;
+	char c;
+
+	usmc_sys.recv(fd, &c, 1, MSG_OOB | MSG_DONTWAIT);
+	errno = saved;
+}
+
+bool cdc_all_bells(const char *buf, size_t n, uint32_t *urgent)
+{
+	*urgent = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == CDC_URGENT_BELL)
+			(*urgent)++;
+		else if (buf[i] != CDC_BELL)
 			return false;
+	}
 	return true;
 }
 
@@ -176,11 +230,11 @@ enum cdc_tcp_state cdc_drain_bells(int fd, int *err)
 	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = usmc_sys.recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-
+		uint32_t urgent;
 		int state;
 
 		/* Only doorbells travel on TCP; anything else was not meant for the rings. */
-		if (n > 0 && !cdc_all_bells(buf, (size_t)n))
+		if (n > 0 && !cdc_all_bells(buf, (size_t)n, &urgent))
 			return CDC_TCP_ALIEN;
 		if (n > 0 || (state = cdc_read_end(n, err)) < 0)
 			continue;

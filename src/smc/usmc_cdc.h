@@ -108,6 +108,14 @@ struct cdc_area {
 	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
 	_Atomic uint8_t lap_shift[2]; /* lap w of this ring is 1 << lap_shift[w & 1] bytes */
 	struct cdc_tuple orphan;     /* the owner's TCP end, once it closed before the answer */
+	/*
+	 * Urgent data (MSG_OOB), as SMC's urg_data_present: the position just
+	 * past the owner's last urgent byte in this ring, or 0.  Published
+	 * before the producer cursor that covers the byte, so a reader that
+	 * has the byte knows it is urgent.
+	 */
+	_Alignas(8) _Atomic uint64_t urg;
+	_Atomic uint32_t urg_bells;  /* TCP urgent bytes sent (cdc_ring_urgent), each counted first */
 };
 
 /*
@@ -205,6 +213,20 @@ int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uin
  */
 int cdc_ring(int fd, struct cdc_area *cdc);
 
+/*
+ * Counts one urgent doorbell in cdc (ours) and sends it as TCP's urgent
+ * byte, for an urgent write in shared memory whose mark cdc_area.urg
+ * holds: the peer's kernel raises SIGURG and POLLPRI for it, as for TCP's
+ * own, and mostly keeps it out of its stream.  One that a later one
+ * overtook before its reader came to it stays in the stream, as TCP's
+ * does, and so does every one once the kernel socket had SO_OOBINLINE
+ * before shared memory: a byte of its own value, CDC_URGENT_BELL, that
+ * the reader of doorbells counts apart.  0, or -1 with errno.
+ */
+int cdc_ring_urgent(int fd, struct cdc_area *cdc);
+/* Takes TCP's urgent byte that cdc_ring_urgent sent, if it came: its mark is read. */
+void cdc_urgent_taken(int fd);
+
 /* What draining the doorbells found out about the TCP connection. */
 enum cdc_tcp_state {
 	CDC_TCP_OPEN = 0,
@@ -213,8 +235,54 @@ enum cdc_tcp_state {
 	CDC_TCP_ALIEN, /* bytes that are no doorbell: the peer broke the protocol */
 };
 
-/* Whether n bytes read from the TCP socket are all doorbells. */
-bool cdc_all_bells(const char *buf, size_t n);
+/*
+ * Urgent data, as the reader keeps it (TCP's urg_data and urg_seq; net/smc's
+ * urg_state and urg_curs): the peer's last mark, its state and its byte.
+ */
+enum cdc_urg_state {
+	CDC_URG_NONE,   /* none, or read past */
+	CDC_URG_NOTYET, /* marked, the byte not produced yet */
+	CDC_URG_VALID,  /* there, not taken by recv(MSG_OOB) */
+	CDC_URG_READ,   /* taken by recv(MSG_OOB); the read still stops at it */
+};
+
+struct cdc_urg {
+	uint64_t seen;  /* the peer's cdc_area.urg as last read */
+	uint64_t mark;  /* position of the urgent byte */
+	uint8_t state;  /* enum cdc_urg_state */
+	uint8_t byte;
+	bool inline_;   /* SO_OOBINLINE: the byte stays in the stream */
+};
+
+/*
+ * Takes the peer's urgent word, wire, read after its producer cursor,
+ * cons and prod_seen our positions in its ring.  A newer mark takes the
+ * place of the last, as TCP's urgent pointer does; one in what we read
+ * already is ignored, one past what the peer produced waits (NOTYET).
+ * True when the byte at u->mark has just come: the caller reads it into
+ * u->byte (the mark then lies in [cons, prod_seen)).
+ */
+bool cdc_urg_update(struct cdc_urg *u, uint64_t wire, uint64_t cons, uint64_t prod_seen);
+
+/*
+ * How many of the avail bytes from *from on a read may take, as TCP's
+ * tcp_recvmsg: it stops before the urgent byte, and at it once it took
+ * anything (copied: *at_mark); one that begins at it goes past it, which
+ * without SO_OOBINLINE takes it out of the stream: *pass, and *from moves
+ * past it.
+ */
+uint64_t cdc_urg_limit(const struct cdc_urg *u, uint64_t *from, uint64_t avail, size_t copied,
+		       bool *at_mark, bool *pass);
+
+/* The bytes a doorbell and an urgent doorbell are on the TCP stream. */
+#define CDC_BELL        1
+#define CDC_URGENT_BELL 2
+
+/*
+ * Whether n bytes read from the TCP socket are all doorbells or urgent
+ * doorbells; *urgent gets how many are urgent.
+ */
+bool cdc_all_bells(const char *buf, size_t n, uint32_t *urgent);
 /*
  * What a read of the TCP socket that returned n <= 0 (errno set) says of
  * it: an enum cdc_tcp_state (*err for a reset), or -1 to read again.

@@ -69,8 +69,11 @@
 #define CLC_CONFIRM  0x03
 #define CLC_DECLINE  0x04
 
-/* 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells; 4: the marker */
-#define CLC_VERSION      4
+/*
+ * 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells;
+ * 4: the marker; 5: urgent data (cdc_area.urg)
+ */
+#define CLC_VERSION      5
 #define CLC_MAX_MSG_SIZE 128
 #define CLC_HDR_LEN      8
 #define CLC_TRL_LEN      4

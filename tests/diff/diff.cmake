@@ -37,17 +37,16 @@ set(USMC_DIFF_CASES
   aliases_waits aliases_fds
   exec_v exec_vp exec_vpe exec_le exec_lp exec_fexecve exec_execveat exec_spawnp
   stdio_io_fdopen stdio_dprintf_chk
-  splice_epipe stdio_freopen stdio_freopen64)
+  splice_epipe stdio_freopen stdio_freopen64
+  oob urgent_mark urgent_passed urgent_inline urgent_inline_listener urgent_twice)
 
 # Cases where usmc differs from kernel TCP, with what differs.  Each is the
 # test diff_bug_<case>, which shows the difference in its output and passes
 # whether or not it appears (some come and go with timing); it fails only
 # if the case itself is broken.  Once usmc is fixed, `tests/diff/run.sh
 # BUILD_DIR CASE` passes every time: move the case up into USMC_DIFF_CASES.
-#   oob: send(MSG_OOB) on a shared-memory connection fails with EOPNOTSUPP
-#        where TCP sends the urgent byte; the peer sees no POLLPRI and its
-#        recv(MSG_OOB) answers EINVAL, as TCP's with no urgent data.
-set(USMC_DIFF_KNOWN_BUGS oob)
+# None today.
+set(USMC_DIFF_KNOWN_BUGS)
 
 # As tests/preload.cmake: gcc's shared sanitizer runtime cannot come
 # before the preload library, so a gcc sanitizer build skips these.
