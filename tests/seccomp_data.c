@@ -11,6 +11,8 @@
  * usmc_poll before each read and write, as sshd's child does with ppoll.
  * Its first read finds nothing: EAGAIN, asked without fcntl.
  * The client checks every byte; the child must exit 0, not die of SIGSYS.
+ * The client's first byte is urgent (MSG_OOB): the child's read passes
+ * it, which must not take TCP's urgent byte (recv) there.
  * Then the client lets the echo lag: a ring whose reader lags grows,
  * which needs a call (fallocate) such a filter kills for, and must not
  * grow there.  At the end it stops reading until the child's ring is
@@ -114,6 +116,8 @@ static int client(void *arg)
 
 	h_pattern(out, ALL, 5, 0);
 	h_chan_recv(&go);
+	/* Out of band, so never echoed. */
+	CHECK(usmc_send(fd, "!", 1, MSG_OOB) == 1);
 	/* Writes and reads in turn, a chunk ahead, so that neither side's ring fills. */
 	for (size_t sent = 0, got = 0; got < TOTAL;) {
 		if (sent < TOTAL && sent - got < 4 * CHUNK) {

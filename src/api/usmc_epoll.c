@@ -71,6 +71,9 @@ static uint32_t ep_kernel_events(struct usmc_sock *s, const struct epoll_event *
 
 	if (s->state == SOCK_SMC) {
 		k &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
+		/* TCP's urgent byte (usmc_conn_urgent_taken). */
+		if (!usmc_conn_urgent_watched())
+			k &= ~(uint32_t)EPOLLPRI;
 		if (atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
 			k &= ~(uint32_t)EPOLLIN;
 	}
@@ -261,7 +264,7 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 			events[i].events = ep_entry_events(s, e, true);
 			/* TCP's urgent byte of a mark read already, or passed (usmc_poll.c). */
 			if ((kernel & EPOLLPRI) && !(events[i].events & EPOLLPRI))
-				cdc_urgent_taken(s->fd);
+				usmc_conn_urgent_taken(s);
 			ep_kernel_sync(epfd, s, e, !events[i].events);
 			if (!events[i].events)
 				continue;

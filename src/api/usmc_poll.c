@@ -111,7 +111,7 @@ static int poll_check(void *arg)
 static short kernel_events(struct usmc_sock *s, short events)
 {
 	return (short)((atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0) |
-		       (events & POLLPRI));
+		       (usmc_conn_urgent_watched() ? events & POLLPRI : 0));
 }
 
 /* Adds the channel of lgr to the kernel's set once; its index, or -1. */
@@ -197,7 +197,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 			/* TCP's urgent byte of a mark read already, or passed: no longer news. */
 			if (socks[i]->state == SOCK_SMC && (k[i].revents & POLLPRI) &&
 			    !(fds[i].revents & POLLPRI))
-				cdc_urgent_taken(socks[i]->fd);
+				usmc_conn_urgent_taken(socks[i]);
 		}
 		ready += fds[i].revents != 0;
 	}

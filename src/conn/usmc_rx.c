@@ -286,7 +286,7 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 			   atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	if (urg_passed)
-		cdc_urgent_taken(s->fd);
+		usmc_conn_urgent_taken(s);
 	if (broken || end_came)
 		usmc_wake_look_again(s);
 	return n;
@@ -298,11 +298,12 @@ ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int io
 	struct usmc_conn *conn = s->conn;
 	size_t total = iov_total(iov, iovcnt);
 	int state = CDC_URG_NONE;
-	bool inline_;
+	bool inline_, broken;
 	uint8_t byte = 0;
 
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (usmc_conn_refresh(conn) < 0) {
+	broken = usmc_conn_refresh(conn) < 0;
+	if (broken) {
 		usmc_conn_abort(s);
 	} else {
 		state = conn->sh->rx_urg.state;
@@ -312,6 +313,8 @@ ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int io
 	}
 	inline_ = conn->sh->rx_urg.inline_;
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (broken)
+		usmc_wake_look_again(s);
 	/* tcp_recv_urg: nothing to take, or taken already. */
 	if (inline_ || state == CDC_URG_NONE || state == CDC_URG_READ) {
 		errno = EINVAL;
@@ -324,7 +327,7 @@ ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int io
 		return -1;
 	}
 	if (!(flags & MSG_PEEK))
-		cdc_urgent_taken(s->fd);
+		usmc_conn_urgent_taken(s);
 	*msg_flags |= MSG_OOB;
 	if (!total) {
 		*msg_flags |= MSG_TRUNC;
@@ -344,11 +347,16 @@ int usmc_rx_at_mark(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 	int at;
 
+	bool broken;
+
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (usmc_conn_refresh(conn) < 0)
+	broken = usmc_conn_refresh(conn) < 0;
+	if (broken)
 		usmc_conn_abort(s);
 	at = conn->sh->rx_urg.state != CDC_URG_NONE && conn->sh->rx_urg.mark == conn->sh->rx_cons;
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	if (broken)
+		usmc_wake_look_again(s);
 	return at;
 }
 

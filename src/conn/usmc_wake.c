@@ -51,6 +51,7 @@
 #include "usmc.h"
 #include "usmc_channel.h"
 #include "usmc_conn.h"
+#include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
@@ -407,6 +408,17 @@ void usmc_conn_ring_urgent(struct usmc_sock *s)
 	    (errno == ECONNRESET || errno == EPIPE))
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	errno = saved;
+}
+
+bool usmc_conn_urgent_watched(void)
+{
+	return !proc_seccomp_filtered(false);
+}
+
+void usmc_conn_urgent_taken(struct usmc_sock *s)
+{
+	if (usmc_conn_urgent_watched())
+		cdc_urgent_taken(s->fd);
 }
 
 void usmc_conn_want(struct usmc_sock *s, short events)

@@ -49,6 +49,15 @@ void usmc_conn_ring(struct usmc_sock *s);
  * gives the peer's process SIGURG and POLLPRI (cdc_ring_urgent).
  */
 void usmc_conn_ring_urgent(struct usmc_sock *s);
+/*
+ * TCP's urgent byte of a mark that is read or passed now, or that a wait
+ * found stale: taken, so that the kernel socket's POLLPRI ends with the
+ * mark's.  Not under a seccomp filter, which may kill for the recv();
+ * there waits do not ask the kernel for POLLPRI (usmc_conn_urgent_watched)
+ * and see urgent data by the rings alone.
+ */
+void usmc_conn_urgent_taken(struct usmc_sock *s);
+bool usmc_conn_urgent_watched(void);
 
 /*
  * Tells the peer we will sleep, so that its next cursor update rings, and
