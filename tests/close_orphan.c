@@ -67,25 +67,6 @@ static int client(void *arg)
 	return 0;
 }
 
-/*
- * Whether /proc/net/tcp lists the client's socket of local port lport
- * toward the listener, in any state.  Its local port alone is not enough:
- * a connection of another test to another port may have the same.
- */
-static bool client_listed(unsigned lport)
-{
-	char line[256], want[48];
-	FILE *f = fopen("/proc/net/tcp", "r");
-	bool found = false;
-
-	CHECK(f != NULL);
-	snprintf(want, sizeof(want), "0100007F:%04X 0100007F:%04X ", lport, port);
-	while (fgets(line, sizeof(line), f))
-		found |= strstr(line, want) != NULL;
-	fclose(f);
-	return found;
-}
-
 /* Accepts one connection, which must be in shared memory and bring client n's bytes. */
 static void accept_checked(int lfd, int n)
 {
@@ -116,9 +97,9 @@ static int other_user_server(void *arg)
 	lfd = h_listen(AF_INET, H_USMC, &port);
 	h_chan_send(&port_chan, port);
 	lport = (unsigned)h_chan_recv(&to_server);
-	for (int i = 0; i < 200 && client_listed(lport); i++)
+	for (int i = 0; i < 200 && h_tcp_listed(lport, port); i++)
 		usleep(50 * 1000);
-	CHECK(!client_listed(lport));
+	CHECK(!h_tcp_listed(lport, port));
 	fd = usmc_accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
 	len = h_read_to_eof(fd, &sum, 4096, NULL);
@@ -176,9 +157,9 @@ int main(int argc, char **argv)
 	}
 	/* The FIN_WAIT2 of a second, and the timer's slack. */
 	for (int n = 0; late && n < 3; n++) {
-		for (int i = 0; i < 200 && client_listed(lport[n]); i++)
+		for (int i = 0; i < 200 && h_tcp_listed(lport[n], port); i++)
 			usleep(50 * 1000);
-		CHECK(!client_listed(lport[n]));
+		CHECK(!h_tcp_listed(lport[n], port));
 	}
 	if (late || dropped) {
 		/*

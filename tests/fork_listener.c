@@ -48,6 +48,20 @@
  * in the registry: it holds nothing, and must not make the worker look
  * again until a CLC timeout either.
  *
+ * --late-orphan: three clients, one after the other, each propose
+ * straight to the maker (no worker has waited on the listener yet),
+ * write, close and exit; each close waits a CLC timeout for an answer,
+ * then leaves the client's ring to whoever accepts (af_orphan).  The one
+ * worker accepts only once the clients' sockets are gone (their FIN_WAIT2
+ * cut to a second, TCP_LINGER2), so no socket is left to prove a Proposal
+ * by.  TCP hands such a connection's bytes over however late it is
+ * accepted; the worker must find each client's channel in the backlog by
+ * the end of the connection the client published, and read every byte
+ * of its own client, then the end, in shared memory.  --dead-orphan: the
+ * same, accepted while the clients' sockets are still in their FIN_WAIT2,
+ * where sock_diag proves the Proposals: each client's channel has ended
+ * behind its Proposal, which must be taken all the same.
+ *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
  * Proposals: each client takes its own back out of the channel after a
@@ -55,7 +69,10 @@
  * never a reset.
  */
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -75,11 +92,12 @@
 
 static int lfd;
 static bool plain_worker, plain_first, dead_holder, early_clients, early_pair, maker_closes;
-static bool reuseport;
+static bool reuseport, late_orphan, dead_orphan;
 static char *jail;
-static struct h_chan closed, go;
+static struct h_chan closed, go, ready;
 /* --maker-closes-reuseport: a carrier to the member's queue, written late. */
 static int late_carrier = -1;
+static uint16_t port_of_test;
 
 /* Echoes length and checksum of each connection; an empty one ends the worker. */
 static int worker(void *arg)
@@ -284,6 +302,81 @@ static void main_plain_first(uint16_t port)
 	       "the usmc one in shared memory: ok\n");
 }
 
+#define ORPHAN_LEN 3000
+
+#define ORPHANS 3
+
+/* Client n writes bytes of its own and closes (late: with a FIN_WAIT2 of a second). */
+static int orphan_client(void *arg)
+{
+	uint8_t buf[ORPHAN_LEN];
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	int fd = h_connect(AF_INET, H_USMC, port_of_test);
+
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+	if (!dead_orphan)
+		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
+	h_pattern(buf, sizeof(buf), 77 + (uintptr_t)arg, 0);
+	h_write_all(fd, buf, sizeof(buf));
+	CHECK(usmc_close(fd) == 0);
+	h_chan_send(&closed, ntohs(a.sin_port));
+	return 0;
+}
+
+/* The one worker: shares the listener, and once told accepts each client's connection, with its bytes. */
+static int orphan_worker(void *arg)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int fd;
+
+	(void)arg;
+	CHECK(usmc_poll(&p, 1, 0) == 1);
+	h_chan_send(&ready, 1);
+	h_chan_recv(&go);
+	for (int n = 0; n < ORPHANS; n++) {
+		uint8_t want[ORPHAN_LEN];
+		uint64_t sum = H_FNV_INIT;
+
+		fd = usmc_accept(lfd, NULL, NULL);
+		CHECK(fd >= 0);
+		h_check_mode(fd, USMC_MODE_SMCD);
+		h_pattern(want, sizeof(want), 77 + (uint64_t)n, 0);
+		CHECK(h_read_to_eof(fd, &sum, 4096, NULL) == ORPHAN_LEN);
+		CHECK(sum == h_fnv(H_FNV_INIT, want, sizeof(want)));
+		CHECK(usmc_close(fd) == 0);
+	}
+	return 0;
+}
+
+static void main_orphan(uint16_t port)
+{
+	unsigned lport[ORPHANS];
+	pid_t w;
+
+	h_chan_open(&go);
+	h_chan_open(&ready);
+	h_chan_open(&closed);
+	port_of_test = port;
+	for (int n = 0; n < ORPHANS; n++) {
+		CHECK(h_wait_ok(h_fork(orphan_client, (void *)(uintptr_t)n)));
+		lport[n] = (unsigned)h_chan_recv(&closed);
+	}
+	w = h_fork(orphan_worker, NULL);
+	h_chan_recv(&ready);
+	/* The FIN_WAIT2 of a second, and the timer's slack; or still in it. */
+	for (int n = 0; n < ORPHANS; n++) {
+		for (int i = 0; !dead_orphan && i < 200 && h_tcp_listed(lport[n], port); i++)
+			usleep(50 * 1000);
+		CHECK(dead_orphan == h_tcp_listed(lport[n], port));
+	}
+	h_chan_send(&go, 1);
+	CHECK(h_wait_ok(w));
+	printf("a worker accepted %d connections whose clients closed and exited%s: "
+	       "%d bytes each, then the end, in shared memory: ok\n",
+	       ORPHANS, dead_orphan ? "" : ", their sockets gone", ORPHAN_LEN);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/usmc-fork-listener-XXXXXX";
@@ -309,11 +402,13 @@ int main(int argc, char **argv)
 		jail = empty;
 	}
 	maker_closes = reuseport || jail || (argc > 1 && !strcmp(argv[1], "--maker-closes"));
+	dead_orphan = argc > 1 && !strcmp(argv[1], "--dead-orphan");
+	late_orphan = dead_orphan || (argc > 1 && !strcmp(argv[1], "--late-orphan"));
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
 	/* Long: a connection whose Proposal nobody finds would show, and fail. */
-	setenv("USMC_CLC_TIMEOUT_MS", plain_worker ? "100" : "5000", 1);
+	setenv("USMC_CLC_TIMEOUT_MS", plain_worker || late_orphan ? "100" : "5000", 1);
 	if (reuseport) {
 		struct sockaddr_storage ss;
 		socklen_t len = h_loopback(AF_INET, 0, &ss);
@@ -326,6 +421,10 @@ int main(int argc, char **argv)
 		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	} else {
 		lfd = h_listen(AF_INET, H_USMC, &port);
+	}
+	if (late_orphan) {
+		main_orphan(port);
+		return 0;
 	}
 	if (plain_worker || early_pair || plain_first) {
 		(plain_worker ? main_plain_worker : early_pair ? main_early_pair : main_plain_first)(port);

@@ -414,3 +414,17 @@ void h_wait_wchan(pid_t tid, const char *needle)
 		buf);
 	CHECK(!"asleep");
 }
+
+bool h_tcp_listed(unsigned lport, uint16_t port)
+{
+	char line[256], want[48];
+	FILE *f = fopen("/proc/net/tcp", "r");
+	bool found = false;
+
+	CHECK(f != NULL);
+	snprintf(want, sizeof(want), "0100007F:%04X 0100007F:%04X ", lport, port);
+	while (fgets(line, sizeof(line), f))
+		found |= strstr(line, want) != NULL;
+	fclose(f);
+	return found;
+}

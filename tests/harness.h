@@ -127,5 +127,11 @@ void h_become(uid_t uid, const char *policy);
  * "epoll" for epoll_wait() (do_epoll_wait).
  */
 void h_wait_wchan(pid_t tid, const char *needle);
+/*
+ * Whether /proc/net/tcp lists a loopback socket of local port lport toward
+ * port, in any state.  Its local port alone is not enough: a connection of
+ * another test to another port may have the same.
+ */
+bool h_tcp_listed(unsigned lport, uint16_t port);
 
 #endif

@@ -8,6 +8,10 @@
  * side), one sealed only against shrinking, an unsealed one, a plain
  * tmpfs file and a short one are refused with 0x04000000.  In the one
  * taken, the peer punches holes while the victim reads: zeros, no signal.
+ * And the end of its connection that a client which closed before the
+ * answer published in its ring (af_orphan), read without a mapping from a
+ * descriptor not checked yet: a ring names an end only once closed, and
+ * only its own; a short file or a slot past its end names none.
  *
  *   peer_segment
  *   peer_segment --huge-pool   with a pool of huge pages (made for the run,
@@ -169,6 +173,30 @@ static void huge_pool(void)
 	}
 }
 
+static void orphan_ends(void)
+{
+	const uint8_t addr[16] = { [10] = 0xff, [11] = 0xff, 127, 0, 0, 1 }, other[16] = { 1 };
+	struct cdc_area cdc = { .orphan = { .port = 40000, .set = 1 } };
+	struct clc_rmb_desc d = { .slot_off = 4096 };
+	int fd = memfd_create("orphan", MFD_CLOEXEC);
+
+	memcpy(cdc.orphan.addr, addr, sizeof(addr));
+	CHECK(fd >= 0 && pwrite(fd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000)); /* not closed yet */
+	atomic_store(&cdc.flags, CDC_PEER_CONN_CLOSED);
+	CHECK(pwrite(fd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
+	CHECK(seg_peer_orphan_is(fd, &d, addr, 40000));
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40001));
+	CHECK(!seg_peer_orphan_is(fd, &d, other, 40000));
+	d.slot_off = 1u << 30;
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000));
+	d.slot_off = 4096;
+	CHECK(ftruncate(fd, 4096 + 8) == 0 && !seg_peer_orphan_is(fd, &d, addr, 40000));
+	CHECK(!seg_peer_orphan_is(-1, &d, addr, 40000));
+	close(fd);
+	printf("an orphan's published end: read only once closed, only its own, never past the file\n");
+}
+
 int main(int argc, char **argv)
 {
 	struct usmc_lgr *lgr;
@@ -211,6 +239,7 @@ int main(int argc, char **argv)
 	CHECK(h_wait_ok(pid));
 	(void)sum;
 	printf("the peer punched holes in the segment taken while we read it: no signal\n");
+	orphan_ends();
 	printf("peer segments: only sealed shmem memfds mapped: ok\n");
 	return 0;
 }

@@ -42,15 +42,16 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_addr.h"
 #include "usmc_chan.h"
 #include "usmc_config.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_queue.h"
+#include "usmc_queue_match.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
-#include "usmc_rendezvous_proof.h"
 #include "usmc_reuseport.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
@@ -367,40 +368,6 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 	}
 }
 
-/*
- * What a look looks for: the Proposal naming cookie, or (acc >= 0) the one
- * whose TCP socket proves to be the other end of the accepted socket acc
- * (usmc_rendezvous.c), whose cookie it then sets; snat once it refused a
- * Proposal whose connection came through a source NAT.
- */
-struct wanted {
-	uint64_t cookie;
-	int acc;
-	bool snat;
-	bool waited_out; /* the look ran until the CLC timeout */
-};
-
-/* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */
-static bool entry_match(struct wanted *w, const struct usmc_listener *l, int ch,
-			const struct clc_msg *msg)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	enum rdv_proof proof;
-
-	if (w->acc < 0)
-		return msg->proposal.dst.port == l->port && msg->proposal.cookie == w->cookie;
-	/* By proof: the port it names is the one it dialled, which a destination NAT may change. */
-	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len))
-		return false;
-	proof = rdv_prove(ch, msg, cred.uid, w->acc);
-	if (proof == PROOF_YES)
-		w->cookie = msg->proposal.cookie;
-	if (proof == PROOF_SNAT)
-		w->snat = true;
-	return proof == PROOF_YES;
-}
-
 /* A channel whose Proposal is the one we look for becomes a link group: it, or NULL. */
 static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struct usmc_listener *l,
 				    struct reg_port *reg, int ch, const struct wanted *w)
@@ -473,7 +440,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 		snat = w->snat;
 		if (kind == ENTRY_JUNK) {
 			usmc_sys.close(ch);
-		} else if (kind == ENTRY_PROPOSAL && entry_match(w, l, ch, &msg)) {
+		} else if (kind == ENTRY_PROPOSAL && queue_match(w, l, ch, &msg)) {
 			found = entry_adopt(b, counted, l, reg, ch, w);
 		} else if (kind == ENTRY_PROPOSAL && w->snat && !snat) {
 			/* Its client waits for an answer nobody can give: it falls back now. */
@@ -564,6 +531,22 @@ struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, ui
 	lgr = queue_find(l, reg, b, 2, &w);
 	if (!lgr && w.waited_out)
 		*reason = USMC_DECL_TIMEOUT_CLC;
+	return lgr;
+}
+
+struct usmc_lgr *af_queue_find_orphan(struct usmc_listener *l, struct reg_port *reg,
+				      const struct sockaddr *peer, uint64_t *cookie)
+{
+	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
+				  .counted = true, .drop_empty = l->member },
+				{ .fd = -1 } };
+	struct wanted w = { .acc = -1, .orphan = true };
+	struct usmc_lgr *lgr;
+
+	if (!usmc_addr16(peer, w.orphan_addr, &w.orphan_port))
+		return NULL;
+	lgr = queue_find(l, reg, b, 1, &w);
+	*cookie = w.cookie;
 	return lgr;
 }
 

@@ -24,6 +24,13 @@
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie,
 			       uint32_t *reason);
 /*
+ * The same for a connection whose client closed before any answer and
+ * whose socket is gone (usmc_listen.c): the channel of our own user whose
+ * ring the client left names peer as its end (af_orphan), and its cookie.
+ */
+struct usmc_lgr *af_queue_find_orphan(struct usmc_listener *l, struct reg_port *reg,
+				      const struct sockaddr *peer, uint64_t *cookie);
+/*
  * The same in the rendezvous directory's backlog (usmc_rendezvous.c): the
  * channel whose Proposal's TCP socket proves to be the other end of the
  * accepted socket acc, and its cookie; *snat if a Proposal was refused

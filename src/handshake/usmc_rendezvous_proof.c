@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "usmc_addr.h"
+#include "usmc_channel.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_proof.h"
 #include "usmc_sockdiag.h"
@@ -77,39 +78,6 @@ static bool rewritten(const struct sockaddr *tp, const struct sockaddr *tl,
 	return usmc_addr16(tp, a, &pa) && usmc_addr16(ap, b, &pb) && !memcmp(a, b, 16);
 }
 
-/* The descriptors that came with the channel's first message, left with it: how many. */
-static int peek_fds(int ch, int fds[2])
-{
-	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	uint8_t buf[CLC_MAX_MSG_SIZE];
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	int n = 0;
-	ssize_t got;
-
-	/* A peek with room for them installs copies; the message keeps its own. */
-	do
-		got = usmc_sys.recvmsg(ch, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (got < 0 && errno == EINTR);
-	if (got <= 0)
-		return 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (n < 2)
-				fds[n++] = fd;
-			else
-				usmc_sys.close(fd);
-		}
-	}
-	return n;
-}
-
 /*
  * The proof for a passed TCP socket tcp and our accepted socket acc: tcp
  * is a TCP socket of the proposer's user, named by the Proposal's cookie,
@@ -157,7 +125,7 @@ static enum rdv_proof prove(int tcp, const struct clc_msg *msg, uid_t uid, int a
 
 enum rdv_proof rdv_prove(int ch, const struct clc_msg *msg, uid_t uid, int acc)
 {
-	int fds[2] = { -1, -1 }, n = peek_fds(ch, fds);
+	int fds[2] = { -1, -1 }, n = chan_peek_fds(ch, fds, 2);
 	enum rdv_proof r = n == 2 ? prove(fds[1], msg, uid, acc) : PROOF_NO;
 
 	for (int i = 0; i < n; i++)

@@ -336,6 +336,37 @@ static int chan_take(struct usmc_lgr *lgr, struct msghdr *mh, uint8_t *buf, stru
 	return chan_taken(buf, (size_t)n, mh->msg_flags, msg, fd, reason);
 }
 
+int chan_peek_fds(int ch, int *fds, int max)
+{
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
+	uint8_t buf[CLC_MAX_MSG_SIZE];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	int n = 0;
+	ssize_t got;
+
+	do
+		got = usmc_sys.recvmsg(ch, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0)
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = fd;
+			else
+				usmc_sys.close(fd);
+		}
+	}
+	return n;
+}
+
 void lgr_backlog_free(struct usmc_lgr *lgr)
 {
 	while (lgr->backlog) {

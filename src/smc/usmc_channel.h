@@ -50,6 +50,13 @@ void lgr_take_in(struct usmc_lgr *lgr, short revents);
  */
 bool lgr_crowded(struct usmc_lgr *lgr);
 
+/*
+ * Copies of the descriptors that came with the first message waiting on
+ * channel ch, which keeps its own (a peek with room for them): at most
+ * max of them in fds, how many (the rest closed).
+ */
+int chan_peek_fds(int ch, int *fds, int max);
+
 /* Frees what was read while we waited to send, with its descriptors (the link group goes). */
 void lgr_backlog_free(struct usmc_lgr *lgr);
 

@@ -7,7 +7,9 @@
  */
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -19,6 +21,22 @@
 #include "usmc_seg_peer.h"
 #include "usmc_seg_reuse.h"
 #include "usmc_sys.h"
+
+bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
+			uint16_t port)
+{
+	struct cdc_tuple t;
+	uint32_t flags;
+	off_t at = desc->slot_off;
+
+	if (pread(fd, &flags, sizeof(flags), at + offsetof(struct cdc_area, flags)) !=
+		    (ssize_t)sizeof(flags) ||
+	    !(flags & CDC_PEER_CONN_CLOSED) ||
+	    pread(fd, &t, sizeof(t), at + offsetof(struct cdc_area, orphan)) !=
+		    (ssize_t)sizeof(t))
+		return false;
+	return t.set == 1 && t.port == port && !memcmp(t.addr, addr, sizeof(t.addr));
+}
 
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size)
 {

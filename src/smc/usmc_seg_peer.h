@@ -7,6 +7,7 @@
 #ifndef USMC_SEG_PEER_H
 #define USMC_SEG_PEER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "usmc_clc.h"
@@ -25,6 +26,14 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
  * failure too).  NULL if the descriptor is not what it should be.
  */
 struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
+/*
+ * Whether the ring that desc places in fd's segment was left by a client
+ * that closed before any answer (af_orphan), and names addr and port
+ * (usmc_addr16's form) as its end of the connection.  Read with pread(),
+ * nothing mapped: the descriptor is not checked yet.  The client's word.
+ */
+bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
+			uint16_t port);
 /* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 
