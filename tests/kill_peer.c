@@ -6,7 +6,19 @@
  * of what was sent, and afterwards it holds no descriptor, mapping or
  * registry entry more than before the connection.
  *
- *   kill_peer --kill client|server|server-before-accept [--rounds N]
+ *   kill_peer --kill client|server|server-before-accept|client-before-accept|client-channel
+ *             [--rounds N]
+ *
+ * client-before-accept: the client writes, and is killed before the server
+ * accepts, its Proposal unanswered.  TCP would hand over what it wrote and
+ * then the end; so must its ring, which the server maps with the Proposal,
+ * once the client's channel has ended: every byte, then the end.
+ *
+ * client-channel: no kill; the client gives its link group up with its
+ * Proposal unanswered (as it does when the server stops reading its
+ * channel), so the channel ends while the client lives, and it goes on
+ * over TCP, replaying what it wrote.  The server must not take the ring
+ * of that Proposal as a killed client's: every byte once, then the end.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +28,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "af_usmc.h"
+#include "usmc_core.h"
 
 static const char *victim = "client";
 static struct h_chan to_parent, to_child;
@@ -93,6 +107,43 @@ static int child_server(void *arg)
 	return reader(fd, true, 0);
 }
 
+#define EARLY_LEN 3000
+
+/* Writes, says so, and waits for its answer until it is killed. */
+static int child_client_early(void *arg)
+{
+	uint8_t buf[EARLY_LEN];
+	int fd = h_connect(AF_INET, H_USMC, (uint16_t)(uintptr_t)arg);
+
+	h_pattern(buf, sizeof(buf), 5, 0);
+	h_write_all(fd, buf, sizeof(buf));
+	h_chan_send(&to_parent, 1);
+	pause();
+	return 0;
+}
+
+/* Writes, gives its link groups up, and goes on over TCP: its bytes replayed, then its end. */
+static int child_client_gives_up(void *arg)
+{
+	uint8_t buf[EARLY_LEN];
+	int fd = h_connect(AF_INET, H_USMC, (uint16_t)(uintptr_t)arg);
+
+	h_pattern(buf, sizeof(buf), 5, 0);
+	h_write_all(fd, buf, sizeof(buf));
+	usmc_lock();
+	for (struct usmc_lgr *lgr = lgr_first(), *next; lgr; lgr = next) {
+		next = lgr->next;
+		af_lgr_fail(lgr);
+	}
+	usmc_unlock();
+	h_chan_send(&to_parent, 1);
+	h_chan_recv(&to_child);
+	CHECK(usmc_shutdown(fd, SHUT_WR) == 0);
+	h_check_mode(fd, USMC_MODE_FALLBACK);
+	CHECK(usmc_read(fd, buf, 1) == 0);
+	return 0;
+}
+
 static void kill_and_reap(pid_t pid)
 {
 	CHECK(kill(pid, SIGKILL) == 0);
@@ -166,6 +217,33 @@ static void round_server_dies(bool before_accept)
 	CHECK(h_count_lines("/proc/net/unix", name) == 0);
 }
 
+static void round_client_dies_before_accept(bool gives_up)
+{
+	uint8_t want[EARLY_LEN];
+	uint64_t sum = H_FNV_INIT;
+	uint16_t port;
+	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
+	pid_t pid = h_fork(gives_up ? child_client_gives_up : child_client_early,
+			   (void *)(uintptr_t)port);
+
+	h_chan_recv(&to_parent);
+	if (!gives_up)
+		kill_and_reap(pid);
+	fd = usmc_accept(lfd, NULL, NULL);
+	if (gives_up) {
+		h_chan_send(&to_child, 1);
+		h_check_mode(fd, USMC_MODE_FALLBACK);
+	}
+	CHECK(fd >= 0);
+	h_pattern(want, sizeof(want), 5, 0);
+	CHECK(h_read_to_eof(fd, &sum, 4096, NULL) == EARLY_LEN);
+	CHECK(sum == h_fnv(H_FNV_INIT, want, sizeof(want)));
+	CHECK(usmc_close(fd) == 0);
+	CHECK(usmc_close(lfd) == 0);
+	CHECK(!gives_up || h_wait_ok(pid));
+	CHECK(h_count_lines("/proc/self/maps", "memfd:usmc-seg") == 0);
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = 10, fds_before = 0, maps_before = 0;
@@ -188,6 +266,8 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(victim, "client"))
 			round_client_dies();
+		else if (!strncmp(victim, "client-", 7))
+			round_client_dies_before_accept(!strcmp(victim, "client-channel"));
 		else
 			round_server_dies(!strcmp(victim, "server-before-accept"));
 	}

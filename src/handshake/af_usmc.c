@@ -267,7 +267,7 @@ void af_srv_drop_orphans(uint16_t port)
 	struct srv_proposal *p;
 
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
-		if (p->port != port || !af_proposal_closed(p)) {
+		if (p->port != port || !(af_proposal_closed(p) || p->peer_gone)) {
 			pp = &p->next;
 			continue;
 		}
@@ -417,16 +417,22 @@ bool af_proposal_closed(const struct srv_proposal *p)
  * The peer process is gone, or broke the protocol.  A Proposal whose
  * client closed its socket before the answer (af_orphan) stays: its ring,
  * mapped already, holds all that client sent and its end, for the accept
- * of its connection (usmc_listen.c).
+ * of its connection (usmc_listen.c).  So does one whose channel ended
+ * behind it (gone) after its client wrote: the client was killed, or gave
+ * the link group up and goes on over TCP; its connection tells which when
+ * it is accepted.
  */
-void af_lgr_fail(struct usmc_lgr *lgr)
+static void lgr_fail(struct usmc_lgr *lgr, bool gone)
 {
 	struct srv_proposal *p;
 	struct usmc_conn *c, *next;
 
 	lgr->refs++;
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
-		if (p->lgr == lgr && !af_proposal_closed(p)) {
+		/* One that wrote nothing gives the same end over TCP, and pins no memory. */
+		if (p->lgr == lgr && gone && atomic_load(&p->ring.cdc->prod))
+			p->peer_gone = true;
+		if (p->lgr == lgr && !af_proposal_closed(p) && !p->peer_gone) {
 			*pp = p->next;
 			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			lgr_put(lgr);
@@ -450,6 +456,11 @@ void af_lgr_fail(struct usmc_lgr *lgr)
 	/* The peer must see the end too, or it would keep proposing to us. */
 	usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
 	lgr_terminate(lgr);
+}
+
+void af_lgr_fail(struct usmc_lgr *lgr)
+{
+	lgr_fail(lgr, false);
 }
 
 /* Handles one message; false if it has no place in the protocol. */
@@ -495,7 +506,7 @@ static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until, bool *
 	while (!(until && until->lgr == lgr && until->hs_result) &&
 	       (rc = lgr_recv(lgr, &msg, &fd, &reason)) > 0) {
 		if (reason || !dispatch(lgr, &msg, fd)) {
-			rc = -1;
+			rc = -2;
 			break;
 		}
 		if (cut && atomic_load_explicit(&proposals_pending, memory_order_relaxed) != kept) {
@@ -504,7 +515,8 @@ static bool pump_lgr(struct usmc_lgr *lgr, const struct usmc_conn *until, bool *
 		}
 	}
 	if (rc < 0) {
-		af_lgr_fail(lgr);
+		/* The channel ended (-1), or the peer broke the protocol on it (-2). */
+		lgr_fail(lgr, rc == -1 && lgr->role == LGR_SERVER);
 		ok = false;
 	}
 	lgr_put(lgr);

@@ -26,6 +26,7 @@ struct srv_proposal {
 	uint16_t port;
 	uint32_t rcvbuf;
 	struct usmc_ring ring; /* the client's, mapped read-only */
+	bool peer_gone;        /* its channel ended behind it, unanswered (af_lgr_fail) */
 	struct srv_proposal *next;
 };
 

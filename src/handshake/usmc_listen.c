@@ -127,9 +127,13 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 		af_conn_shared_init(conn);
 	/*
 	 * A client that closed before the answer may have exited since: its
-	 * ring, mapped already, holds all it wrote and its end.
+	 * ring, mapped already, holds all it wrote and its end.  So does one
+	 * killed meanwhile, whose channel ended, once its end came with
+	 * nothing on TCP (af_conn_ended_quiet); not one that gave the link
+	 * group up and goes on over TCP.
 	 */
-	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !af_proposal_closed(p)) {
+	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !af_proposal_closed(p) &&
+	    !(p->peer_gone && af_conn_ended_quiet(ns->fd))) {
 		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;
 	}

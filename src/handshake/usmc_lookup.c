@@ -30,6 +30,21 @@
 /* At most the Unix listener's backlog twice over, per accept. */
 #define CHAN_BATCHES_MAX 512
 
+bool af_conn_ended_quiet(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int queued = 0;
+
+	/*
+	 * Closed with a FIN, as such a client's close does: a reset (SO_LINGER
+	 * {1, 0}) throws the data away with TCP too, and the program reads
+	 * ECONNRESET.
+	 */
+	return !usmc_sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) &&
+	       ti.tcpi_state == TCP_CLOSE_WAIT && !usmc_sys.ioctl(fd, FIONREAD, &queued) && !queued;
+}
+
 /* The listed Proposal of the connection ns, taken; the cookie is asked for once. */
 static struct srv_proposal *srv_find(struct usmc_listener *l, struct usmc_sock *ns,
 				     const struct sockaddr *peer, uint64_t *cookie, uint32_t *uid)
@@ -123,21 +138,11 @@ struct srv_proposal *af_lookup(struct usmc_listener *l, struct reg_port *reg, st
 struct srv_proposal *af_lookup_orphan(struct usmc_listener *l, struct reg_port *reg,
 				      struct usmc_sock *ns, const struct sockaddr *peer, uint32_t *uid)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
 	struct srv_proposal *p = NULL;
 	struct usmc_lgr *lgr;
 	uint64_t cookie = 0;
-	int queued = 0;
 
-	/*
-	 * Closed with a FIN, as such a client's close does: a reset (SO_LINGER
-	 * {1, 0}) throws the data away with TCP too, and the program reads
-	 * ECONNRESET.
-	 */
-	if ((!af_srv_has(l->port) && !af_listener_shared(l)) ||
-	    usmc_sys.getsockopt(ns->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    ti.tcpi_state != TCP_CLOSE_WAIT || usmc_sys.ioctl(ns->fd, FIONREAD, &queued) || queued)
+	if ((!af_srv_has(l->port) && !af_listener_shared(l)) || !af_conn_ended_quiet(ns->fd))
 		return NULL;
 	if (af_srv_has(l->port))
 		p = af_srv_take_orphan(l->port, peer);
