@@ -48,22 +48,10 @@ static bool late;
 static struct h_chan to_server, port_chan;
 
 
-/* Client n writes a pattern of its own. */
+/* Client n writes a pattern of its own, and closes (late: its FIN_WAIT2 ends a second after). */
 static int client(void *arg)
 {
-	uint8_t buf[LEN];
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	int fd = h_connect(AF_INET, H_USMC, port);
-
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-	/* Its socket's FIN_WAIT2 ends a second after the close. */
-	if (late)
-		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
-	h_pattern(buf, sizeof(buf), 61 + ((uint64_t)(uintptr_t)arg << 8), 0);
-	h_write_all(fd, buf, sizeof(buf));
-	CHECK(usmc_close(fd) == 0);
-	h_chan_send(&to_server, ntohs(a.sin_port));
+	h_chan_send(&to_server, h_write_close(port, 61 + ((uint64_t)(uintptr_t)arg << 8), LEN, late));
 	return 0;
 }
 

@@ -309,18 +309,7 @@ static void main_plain_first(uint16_t port)
 /* Client n writes bytes of its own and closes (late: with a FIN_WAIT2 of a second). */
 static int orphan_client(void *arg)
 {
-	uint8_t buf[ORPHAN_LEN];
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	int fd = h_connect(AF_INET, H_USMC, port_of_test);
-
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-	if (!dead_orphan)
-		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
-	h_pattern(buf, sizeof(buf), 77 + (uintptr_t)arg, 0);
-	h_write_all(fd, buf, sizeof(buf));
-	CHECK(usmc_close(fd) == 0);
-	h_chan_send(&closed, ntohs(a.sin_port));
+	h_chan_send(&closed, h_write_close(port_of_test, 77 + (uintptr_t)arg, ORPHAN_LEN, !dead_orphan));
 	return 0;
 }
 

@@ -428,3 +428,20 @@ bool h_tcp_listed(unsigned lport, uint16_t port)
 	fclose(f);
 	return found;
 }
+
+unsigned h_write_close(uint16_t port, uint64_t seed, size_t len, bool short_fin_wait2)
+{
+	uint8_t *buf = malloc(len);
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	int fd = h_connect(AF_INET, H_USMC, port);
+
+	CHECK(buf && getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+	if (short_fin_wait2)
+		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
+	h_pattern(buf, len, seed, 0);
+	h_write_all(fd, buf, len);
+	CHECK(usmc_close(fd) == 0);
+	free(buf);
+	return ntohs(a.sin_port);
+}

@@ -133,5 +133,11 @@ void h_wait_wchan(pid_t tid, const char *needle);
  * another test to another port may have the same.
  */
 bool h_tcp_listed(unsigned lport, uint16_t port);
+/*
+ * A usmc client of port that writes len bytes of stream seed and closes
+ * before any answer can have come (short_fin_wait2: its socket's
+ * FIN_WAIT2 ends a second after, TCP_LINGER2): its local port.
+ */
+unsigned h_write_close(uint16_t port, uint64_t seed, size_t len, bool short_fin_wait2);
 
 #endif
