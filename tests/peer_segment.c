@@ -11,7 +11,8 @@
  * And the end of its connection that a client which closed before the
  * answer published in its ring (af_orphan), read without a mapping from a
  * descriptor not checked yet: a ring names an end only once closed, and
- * only its own; a short file or a slot past its end names none.
+ * only its own; a short file, a slot past its end or a descriptor that is
+ * not shmem names none.
  *
  *   peer_segment
  *   peer_segment --huge-pool   with a pool of huge pages (made for the run,
@@ -22,10 +23,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "harness.h"
 #include "usmc_channel.h"
@@ -194,6 +198,22 @@ static void orphan_ends(void)
 	CHECK(ftruncate(fd, 4096 + 8) == 0 && !seg_peer_orphan_is(fd, &d, addr, 40000));
 	CHECK(!seg_peer_orphan_is(-1, &d, addr, 40000));
 	close(fd);
+	/*
+	 * Not shmem: a file of another file system, whose reads could wait
+	 * (FUSE, NFS), here one of /var/tmp with the same bytes.  Skipped
+	 * where /var/tmp is tmpfs.
+	 */
+	{
+		char path[] = "/var/tmp/usmc-orphan-XXXXXX";
+		int ffd = mkstemp(path);
+		struct statfs sfs;
+
+		CHECK(ffd >= 0 && unlink(path) == 0);
+		CHECK(pwrite(ffd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
+		CHECK(fstatfs(ffd, &sfs) == 0);
+		CHECK(sfs.f_type == TMPFS_MAGIC || !seg_peer_orphan_is(ffd, &d, addr, 40000));
+		close(ffd);
+	}
 	printf("an orphan's published end: read only once closed, only its own, never past the file\n");
 }
 

@@ -26,9 +26,14 @@ bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t a
 			uint16_t port)
 {
 	struct cdc_tuple t;
+	struct statfs sfs;
+	struct stat st;
 	uint32_t flags;
 	off_t at = desc->slot_off;
 
+	/* Only shmem is read: a file of a slow or stopped file system would hold us here. */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC)
+		return false;
 	if (pread(fd, &flags, sizeof(flags), at + offsetof(struct cdc_area, flags)) !=
 		    (ssize_t)sizeof(flags) ||
 	    !(flags & CDC_PEER_CONN_CLOSED) ||
