@@ -6,13 +6,17 @@
  * of what was sent, and afterwards it holds no descriptor, mapping or
  * registry entry more than before the connection.
  *
- *   kill_peer --kill client|server|server-before-accept|client-before-accept|client-channel
- *             [--rounds N]
+ *   kill_peer --kill client|server|server-before-accept|client-before-accept|client-channel|
+ *                    client-before-decline [--rounds N]
  *
  * client-before-accept: the client writes, and is killed before the server
  * accepts, its Proposal unanswered.  TCP would hand over what it wrote and
  * then the end; so must its ring, which the server maps with the Proposal,
  * once the client's channel has ended: every byte, then the end.
+ *
+ * client-before-decline: the same, and the server declines the Proposal
+ * (it took to io_uring): nobody is left to replay what the client wrote,
+ * and the server's read reports ECONNRESET, never a quiet end of file.
  *
  * client-channel: no kill; the client gives its link group up with its
  * Proposal unanswered (as it does when the server stops reading its
@@ -30,6 +34,7 @@
 #include "harness.h"
 #include "af_usmc.h"
 #include "usmc_core.h"
+#include "usmc_sock.h"
 
 static const char *victim = "client";
 static struct h_chan to_parent, to_child;
@@ -217,7 +222,7 @@ static void round_server_dies(bool before_accept)
 	CHECK(h_count_lines("/proc/net/unix", name) == 0);
 }
 
-static void round_client_dies_before_accept(bool gives_up)
+static void round_client_dies_before_accept(bool gives_up, bool declines)
 {
 	uint8_t want[EARLY_LEN];
 	uint64_t sum = H_FNV_INIT;
@@ -229,7 +234,18 @@ static void round_client_dies_before_accept(bool gives_up)
 	h_chan_recv(&to_parent);
 	if (!gives_up)
 		kill_and_reap(pid);
+	if (declines)
+		usmc_plain_from_now(USMC_DECL_ENV);
 	fd = usmc_accept(lfd, NULL, NULL);
+	usmc_plain_from_now(0);
+	if (declines) {
+		uint8_t c;
+
+		CHECK(fd >= 0);
+		CHECK(usmc_read(fd, &c, 1) == -1 && errno == ECONNRESET);
+		CHECK(usmc_close(fd) == 0 && usmc_close(lfd) == 0);
+		return;
+	}
 	if (gives_up) {
 		h_chan_send(&to_child, 1);
 		h_check_mode(fd, USMC_MODE_FALLBACK);
@@ -267,7 +283,8 @@ int main(int argc, char **argv)
 		if (!strcmp(victim, "client"))
 			round_client_dies();
 		else if (!strncmp(victim, "client-", 7))
-			round_client_dies_before_accept(!strcmp(victim, "client-channel"));
+			round_client_dies_before_accept(!strcmp(victim, "client-channel"),
+							!strcmp(victim, "client-before-decline"));
 		else
 			round_server_dies(!strcmp(victim, "server-before-accept"));
 	}

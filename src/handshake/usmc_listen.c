@@ -84,14 +84,15 @@ static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
  * it if it waits on TCP for its answer, with what it wrote in its ring
  * to be replayed (CLC_DECL_MARKER); not one that closed without writing,
  * whose closed socket would answer those bytes with a reset.  One that
- * wrote and closed before any answer (af_orphan) replays nothing: our
- * end is reset, so that the bytes lost show as an error.
+ * wrote and closed before any answer (af_orphan), or was killed, replays
+ * nothing: our end is reset, so that the bytes lost show as an error.
  */
 static void srv_decline(struct usmc_sock *ns, struct srv_proposal *p, uint32_t reason, bool proven)
 {
 	struct pollfd pfd = { .fd = ns->fd, .events = POLLRDHUP };
-	/* Written, then closed before the answer: nobody replays it. */
-	bool lost = proven && af_proposal_closed(p) && atomic_load(&p->ring.cdc->prod);
+	/* Written, then closed before the answer, or killed: nobody replays it. */
+	bool lost = proven && atomic_load(&p->ring.cdc->prod) &&
+		    (af_proposal_closed(p) || (p->peer_gone && af_conn_ended_quiet(ns->fd)));
 	bool marker = proven && !lost &&
 		      (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
 		       !(pfd.revents & (POLLRDHUP | POLLHUP)));
