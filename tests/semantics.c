@@ -19,7 +19,7 @@
 /* The whole run, a safety net against a hang: a case takes well under a second. */
 #define SEM_ALARM_S 25
 
-enum { MSG_PORT_BASE = 1u << 20, MSG_ACCEPTED = 0xacce, MSG_DONE = 0xd0e };
+enum { MSG_PORT_BASE = 1u << 20, MSG_ACCEPTED = 0xacce, MSG_CONNECTED = 0xc0e, MSG_DONE = 0xd0e };
 
 static const struct sem_case *const tables[] = {
 	sem_io_cases, sem_close_cases, sem_poll_cases, sem_opt_cases,
@@ -230,6 +230,12 @@ static int server_main(void *arg)
 	CHECK(usmc_close(lfd) == 0);
 	h_check_mode(e->fd, h_expected_mode(e->self, e->peer));
 	sem_tell(e, MSG_ACCEPTED);
+	/*
+	 * A case may reset the connection at once (SO_LINGER {1, 0}): not
+	 * before the client's connect() returned, which the reset would
+	 * otherwise fail with ECONNRESET, over plain TCP too.
+	 */
+	sem_expect(e, MSG_CONNECTED);
 	c->server(e);
 	finish(e);
 	return 0;
@@ -280,6 +286,7 @@ static int run_case(const struct sem_case *c, const struct h_opts *o)
 	CHECK(port > MSG_PORT_BASE && port - MSG_PORT_BASE <= 65535);
 	cli.port = (uint16_t)(port - MSG_PORT_BASE);
 	cli.fd = connect_prepared(&cli, c->prep);
+	sem_tell(&cli, MSG_CONNECTED);
 	sem_expect(&cli, MSG_ACCEPTED);
 	check_client_mode(&cli);
 	c->client(&cli);
