@@ -211,6 +211,8 @@ static void orphan_ends(void)
 		CHECK(ffd >= 0 && unlink(path) == 0);
 		CHECK(pwrite(ffd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
 		CHECK(fstatfs(ffd, &sfs) == 0);
+		if (sfs.f_type == TMPFS_MAGIC)
+			printf("  not checked: /var/tmp is tmpfs here, no other file system at hand\n");
 		CHECK(sfs.f_type == TMPFS_MAGIC || !seg_peer_orphan_is(ffd, &d, addr, 40000));
 		close(ffd);
 	}

@@ -72,7 +72,7 @@ static uint32_t ep_kernel_events(struct usmc_sock *s, const struct epoll_event *
 	if (s->state == SOCK_SMC) {
 		k &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);
 		/* TCP's urgent byte (usmc_conn_urgent_taken). */
-		if (!usmc_conn_urgent_watched())
+		if ((k & EPOLLPRI) && !usmc_conn_urgent_watched())
 			k &= ~(uint32_t)EPOLLPRI;
 		if (atomic_load(&s->conn->sh->tcp_state) != CDC_TCP_OPEN)
 			k &= ~(uint32_t)EPOLLIN;

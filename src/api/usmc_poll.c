@@ -111,7 +111,7 @@ static int poll_check(void *arg)
 static short kernel_events(struct usmc_sock *s, short events)
 {
 	return (short)((atomic_load(&s->conn->sh->tcp_state) == CDC_TCP_OPEN ? POLLIN : 0) |
-		       (usmc_conn_urgent_watched() ? events & POLLPRI : 0));
+		       ((events & POLLPRI) && usmc_conn_urgent_watched() ? POLLPRI : 0));
 }
 
 /* Adds the channel of lgr to the kernel's set once; its index, or -1. */

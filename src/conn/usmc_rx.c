@@ -28,10 +28,13 @@ static void rx_urg_refresh(struct usmc_conn *conn)
 {
 	struct usmc_conn_shared *sh = conn->sh;
 	struct cdc_urg *u = &sh->rx_urg;
+	uint64_t urg = atomic_load_explicit(&conn->rx.cdc->urg, memory_order_acquire);
 	uint32_t room, off;
 
-	if (!cdc_urg_update(u, atomic_load_explicit(&conn->rx.cdc->urg, memory_order_acquire),
-			    sh->rx_cons, sh->rx_prod_seen))
+	/* At every refresh: most connections never see a mark. */
+	if (urg == u->seen && u->state != CDC_URG_NOTYET)
+		return;
+	if (!cdc_urg_update(u, urg, sh->rx_cons, sh->rx_prod_seen))
 		return;
 	off = cdc_lap_off(&sh->rx_laps, u->mark, &room);
 	u->byte = room ? conn->rx.data[off] : 0;
@@ -243,7 +246,9 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 
 		avail = conn->sh->rx_prod_seen - from;
 		/* TCP's urgent mark (cdc_urg_limit); an out-of-band urgent byte is passed. */
-		may = cdc_urg_limit(&conn->sh->rx_urg, &from, avail, skip, at_mark, &pass);
+		may = conn->sh->rx_urg.state == CDC_URG_NONE
+			      ? avail
+			      : cdc_urg_limit(&conn->sh->rx_urg, &from, avail, skip, at_mark, &pass);
 		if (pass && !(flags & MSG_PEEK))
 			rx_consumed(s, 1);
 		n = may < want ? (size_t)may : want;

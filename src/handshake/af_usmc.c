@@ -253,7 +253,7 @@ struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *pe
 			continue;
 		/* Read once: the client's memory is its to change. */
 		memcpy(&t, (const void *)&p->ring.cdc->orphan, sizeof(t));
-		if (t.set == 1 && t.port == peer_port && !memcmp(t.addr, addr, sizeof(addr))) {
+		if (cdc_tuple_is(&t, addr, peer_port)) {
 			*pp = p->next;
 			atomic_fetch_sub_explicit(&proposals_pending, 1, memory_order_relaxed);
 			return p;

@@ -167,8 +167,8 @@ struct srv_proposal *af_lookup_rdv(struct usmc_listener *l, struct reg_port *reg
 	bool snat = false;
 	struct usmc_lgr *lgr = af_queue_find_rdv(l, reg, ns->fd, &cookie, &snat);
 
-	if (lgr && af_pump_lgr(lgr))
-		p = af_srv_take(l->port, NULL, 0, cookie);
+	if (lgr)
+		p = srv_pump_take(l, lgr, cookie);
 	/* The proof was of the proposer's user's socket. */
 	if (p)
 		*uid = (uint32_t)p->lgr->peer_uid;

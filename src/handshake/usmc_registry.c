@@ -275,25 +275,28 @@ static bool holder_alive(int32_t pid)
 	return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
-/* The i-th slot of the port's probe window; *port its number. */
-static _Atomic uint64_t *holder_at(struct reg_port *reg, uint32_t i, uint64_t *port)
+/* The port's probe window: its first slot's index, and *port its number. */
+static uint32_t holder_home(struct reg_port *reg, uint64_t *port)
 {
-	uint32_t home;
-
 	*port = (uint64_t)(reg - reg_map);
 	/* The top bits of a Fibonacci hash: REG_HOLDER_SLOTS is 1 << 10. */
-	home = (uint32_t)*port * 0x9e3779b9u >> 22;
+	return (uint32_t)*port * 0x9e3779b9u >> 22;
+}
+
+static _Atomic uint64_t *holder_at(uint32_t home, uint32_t i)
+{
 	return &reg_holders[(home + i % REG_HOLDER_PROBE) % REG_HOLDER_SLOTS];
 }
 
 int reg_holder_show(struct reg_port *reg)
 {
 	uint32_t me = (uint32_t)usmc_pid();
+	uint64_t port;
+	uint32_t home = holder_home(reg, &port);
 
 	for (int round = 0; round < REG_HOLDER_ROUNDS; round++) {
 		for (uint32_t i = 0; i < REG_HOLDER_PROBE; i++) {
-			uint64_t port;
-			_Atomic uint64_t *at = holder_at(reg, i, &port);
+			_Atomic uint64_t *at = holder_at(home, i);
 			uint64_t v = atomic_load(at);
 
 			/* Our own pid is stale: our looks take turns under usmc_lock. */
@@ -317,16 +320,17 @@ void reg_holder_hide(struct reg_port *reg, int slot)
 	uint64_t port;
 
 	if (slot >= 0)
-		atomic_store(holder_at(reg, (uint32_t)slot, &port), 0);
+		atomic_store(holder_at(holder_home(reg, &port), (uint32_t)slot), 0);
 }
 
 bool reg_holders_any(struct reg_port *reg)
 {
 	bool any = false;
+	uint64_t port;
+	uint32_t home = holder_home(reg, &port);
 
 	for (uint32_t i = 0; i < REG_HOLDER_PROBE; i++) {
-		uint64_t port;
-		_Atomic uint64_t *at = holder_at(reg, i, &port);
+		_Atomic uint64_t *at = holder_at(home, i);
 		uint64_t v = atomic_load(at);
 		uint32_t pid = (uint32_t)v;
 

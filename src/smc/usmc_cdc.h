@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 /* Bytes before an RMB's data: the CDC area and room to grow. */
@@ -79,6 +80,12 @@ struct cdc_tuple {
 	uint16_t port;
 	uint8_t set; /* 1 once published */
 };
+
+/* Whether t, a copy of the peer's, was published and names addr and port. */
+static inline bool cdc_tuple_is(const struct cdc_tuple *t, const uint8_t addr[16], uint16_t port)
+{
+	return t->set == 1 && t->port == port && !memcmp(t->addr, addr, sizeof(t->addr));
+}
 
 union cdc_cursor {
 	struct {

@@ -188,27 +188,33 @@ static int lgr_send_mode(struct usmc_lgr *lgr, const struct clc_msg *msg, int fd
 	return 0;
 }
 
+/* The first max descriptors passed with a message, in fds; the others closed.  How many. */
+static int passed_fds(struct msghdr *mh, int *fds, int max)
+{
+	int n = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (n < max)
+				fds[n++] = fd;
+			else
+				usmc_sys.close(fd);
+		}
+	}
+	return n;
+}
+
 /* Takes the first passed descriptor and closes any others. */
 static int take_fds(struct msghdr *mh)
 {
 	int keep = -1;
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		size_t n;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (keep < 0)
-				keep = fd;
-			else
-				usmc_sys.close(fd);
-		}
-	}
+	passed_fds(mh, &keep, 1);
 	return keep;
 }
 
@@ -343,28 +349,12 @@ int chan_peek_fds(int ch, int *fds, int max)
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
-	int n = 0;
 	ssize_t got;
 
 	do
 		got = usmc_sys.recvmsg(ch, &mh, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (got < 0 && errno == EINTR);
-	if (got <= 0)
-		return 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (n < max)
-				fds[n++] = fd;
-			else
-				usmc_sys.close(fd);
-		}
-	}
-	return n;
+	return got > 0 ? passed_fds(&mh, fds, max) : 0;
 }
 
 void lgr_backlog_free(struct usmc_lgr *lgr)

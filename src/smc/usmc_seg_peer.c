@@ -40,7 +40,7 @@ bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t a
 	    pread(fd, &t, sizeof(t), at + offsetof(struct cdc_area, orphan)) !=
 		    (ssize_t)sizeof(t))
 		return false;
-	return t.set == 1 && t.port == port && !memcmp(t.addr, addr, sizeof(t.addr));
+	return cdc_tuple_is(&t, addr, port);
 }
 
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size)
