@@ -12,8 +12,10 @@
 
 #include "usmc_config.h"
 #include "usmc_conn.h"
+#include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"
+#include "usmc_stats.h"
 #include "usmc_wait.h"
 #include "usmc_wake.h"
 
@@ -83,6 +85,23 @@ static bool spin_ready(struct usmc_sock *s, short events)
 #define SPIN_PROBE 64
 
 /*
+ * A full spin while every CPU has work takes a CPU that another task
+ * waits for, as the kernel's busy polling would were it not to stop at
+ * need_resched(): often the peer, or a thread of our own that has the
+ * answer to deliver.  The spin then stays short, and the wait sleeps.
+ * Measured spins cannot tell this: the spinner holds its CPU until its
+ * slice ends, its spin succeeds, and the task it kept waiting pays a
+ * scheduler tick (BENCHMARKS.md, "Spinning on a busy machine").
+ */
+static bool spin_takes_cpu(void)
+{
+	if (!proc_cpus_busy())
+		return false;
+	usmc_stats_add(USMC_STAT_SPINS_SHORTENED, 1);
+	return true;
+}
+
+/*
  * This wait's spin in ns; *full if it spins in full and teaches the
  * average.  A connection's first wait starts from what the spins of the
  * link group's earlier connections taught: short connections wait two or
@@ -99,8 +118,8 @@ static long spin_limit(struct usmc_spin_hist *h, _Atomic uint8_t *prior, int spi
 				      memory_order_relaxed);
 	misses = atomic_load_explicit(&h->misses, memory_order_relaxed);
 	atomic_store_explicit(&h->waits, waits, memory_order_relaxed);
-	*full = spin_us > usmc_config()->spin_us || misses < SPIN_MISS_LIMIT ||
-		waits % SPIN_PROBE == 0;
+	*full = spin_us > usmc_config()->spin_us ||
+		((misses < SPIN_MISS_LIMIT || waits % SPIN_PROBE == 0) && !spin_takes_cpu());
 	return (long)spin_us * 1000 >> (*full ? 0 : SPIN_SHORT_SHIFT);
 }
 

@@ -46,6 +46,12 @@ enum usmc_stat {
 	 * closed: their connections were never accepted here.
 	 */
 	USMC_STAT_ORPHANS_DROPPED,
+	/*
+	 * Waits that would have spun in full and spun short, every CPU
+	 * having work (usmc_wait.c): the spin would have kept one from a
+	 * task waiting for it.
+	 */
+	USMC_STAT_SPINS_SHORTENED,
 	USMC_STAT_COUNT
 };
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "usmc_fork.h"
@@ -292,6 +293,64 @@ bool proc_seccomp_filtered(bool fresh)
 	}
 	atomic_store_explicit(&seccomp_none_pid, usmc_pid(), memory_order_relaxed);
 	return false;
+}
+
+#define CPUS_LOOK_NS 1000000
+static _Atomic int64_t cpus_looked_ns; /* CLOCK_MONOTONIC of the last look */
+static _Atomic bool cpus_busy;
+static _Atomic long cpus_online;
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* "0.52 0.58 0.59 3/245 1234": the runnable tasks come before the '/'. */
+static bool cpus_read_busy(void)
+{
+	long online = atomic_load_explicit(&cpus_online, memory_order_relaxed);
+	char buf[128], *slash;
+	int fd;
+	ssize_t n;
+
+	if (proc_seccomp_filtered(false))
+		return false;
+	if (!online) {
+		online = sysconf(_SC_NPROCESSORS_ONLN);
+		atomic_store_explicit(&cpus_online, online, memory_order_relaxed);
+	}
+	fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
+	usmc_sys.close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	slash = strchr(buf, '/');
+	if (!slash)
+		return false;
+	while (slash > buf && slash[-1] != ' ')
+		slash--;
+	return online > 0 && strtol(slash, NULL, 10) > online;
+}
+
+bool proc_cpus_busy(void)
+{
+	int64_t now = monotonic_ns();
+	int64_t then = atomic_load_explicit(&cpus_looked_ns, memory_order_relaxed);
+	bool busy;
+
+	/* One thread looks; the others take what the last look found. */
+	if (now - then < CPUS_LOOK_NS ||
+	    !atomic_compare_exchange_strong(&cpus_looked_ns, &then, now))
+		return atomic_load_explicit(&cpus_busy, memory_order_relaxed);
+	busy = cpus_read_busy();
+	atomic_store_explicit(&cpus_busy, busy, memory_order_relaxed);
+	return busy;
 }
 
 /*

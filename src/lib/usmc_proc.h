@@ -60,5 +60,14 @@ bool proc_tree_holds_socket(pid_t root, unsigned long inode);
  */
 bool proc_seccomp_filtered(bool fresh);
 void proc_seccomp_note(void);
+/*
+ * Whether every CPU has work: more tasks runnable on the host than CPUs
+ * online, the caller included (/proc/loadavg's count of runnable tasks,
+ * the kernel's nr_running()).  A waiter that spins then keeps a CPU from
+ * a task that waits for one, which may be the peer it waits for.  Looked
+ * at again at most once a millisecond; false where we cannot tell (a
+ * seccomp filter, /proc refused).
+ */
+bool proc_cpus_busy(void);
 
 #endif
