@@ -60,7 +60,10 @@
  * of its own client, then the end, in shared memory.  --dead-orphan: the
  * same, accepted while the clients' sockets are still in their FIN_WAIT2,
  * where sock_diag proves the Proposals: each client's channel has ended
- * behind its Proposal, which must be taken all the same.
+ * behind its Proposal, which must be taken all the same.  --killed-orphan:
+ * as --late-orphan, but each client is killed (SIGKILL) after writing,
+ * never closing through usmc: the worker must find its channel by the end
+ * it published before writing, its channel ended with it.
  *
  * --plain-worker: the one child accepts with the kernel's accept(), as a
  * process that holds the listener without usmc would.  Nobody takes the
@@ -92,7 +95,7 @@
 
 static int lfd;
 static bool plain_worker, plain_first, dead_holder, early_clients, early_pair, maker_closes;
-static bool reuseport, late_orphan, dead_orphan;
+static bool reuseport, late_orphan, dead_orphan, killed_orphan;
 static char *jail;
 static struct h_chan closed, go, ready;
 /* --maker-closes-reuseport: a carrier to the member's queue, written late. */
@@ -313,6 +316,23 @@ static int orphan_client(void *arg)
 	return 0;
 }
 
+/* Client n writes bytes of its own, with a FIN_WAIT2 of a second, says so, and waits to be killed. */
+static int orphan_client_killed(void *arg)
+{
+	uint8_t buf[ORPHAN_LEN];
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	int fd = h_connect(AF_INET, H_USMC, port_of_test);
+
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+	CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
+	h_pattern(buf, sizeof(buf), 77 + (uintptr_t)arg, 0);
+	h_write_all(fd, buf, sizeof(buf));
+	h_chan_send(&closed, ntohs(a.sin_port));
+	pause();
+	return 0;
+}
+
 /* The one worker: shares the listener, and once told accepts each client's connection, with its bytes. */
 static int orphan_worker(void *arg)
 {
@@ -348,8 +368,13 @@ static void main_orphan(uint16_t port)
 	h_chan_open(&closed);
 	port_of_test = port;
 	for (int n = 0; n < ORPHANS; n++) {
-		CHECK(h_wait_ok(h_fork(orphan_client, (void *)(uintptr_t)n)));
+		pid_t c = h_fork(killed_orphan ? orphan_client_killed : orphan_client,
+				 (void *)(uintptr_t)n);
+
 		lport[n] = (unsigned)h_chan_recv(&closed);
+		if (killed_orphan)
+			CHECK(kill(c, SIGKILL) == 0);
+		CHECK(h_wait_ok(c) == !killed_orphan);
 	}
 	w = h_fork(orphan_worker, NULL);
 	h_chan_recv(&ready);
@@ -361,9 +386,10 @@ static void main_orphan(uint16_t port)
 	}
 	h_chan_send(&go, 1);
 	CHECK(h_wait_ok(w));
-	printf("a worker accepted %d connections whose clients closed and exited%s: "
+	printf("a worker accepted %d connections whose clients %s%s: "
 	       "%d bytes each, then the end, in shared memory: ok\n",
-	       ORPHANS, dead_orphan ? "" : ", their sockets gone", ORPHAN_LEN);
+	       ORPHANS, killed_orphan ? "were killed" : "closed and exited",
+	       dead_orphan ? "" : ", their sockets gone", ORPHAN_LEN);
 }
 
 int main(int argc, char **argv)
@@ -392,7 +418,8 @@ int main(int argc, char **argv)
 	}
 	maker_closes = reuseport || jail || (argc > 1 && !strcmp(argv[1], "--maker-closes"));
 	dead_orphan = argc > 1 && !strcmp(argv[1], "--dead-orphan");
-	late_orphan = dead_orphan || (argc > 1 && !strcmp(argv[1], "--late-orphan"));
+	killed_orphan = argc > 1 && !strcmp(argv[1], "--killed-orphan");
+	late_orphan = dead_orphan || killed_orphan || (argc > 1 && !strcmp(argv[1], "--late-orphan"));
 	/* Counters of its own, which no other test counts in. */
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);

@@ -7,12 +7,17 @@
  * registry entry more than before the connection.
  *
  *   kill_peer --kill client|server|server-before-accept|client-before-accept|client-channel|
- *                    client-before-decline [--rounds N]
+ *                    client-before-decline|client-after-fin-wait2 [--rounds N]
  *
  * client-before-accept: the client writes, and is killed before the server
  * accepts, its Proposal unanswered.  TCP would hand over what it wrote and
  * then the end; so must its ring, which the server maps with the Proposal,
  * once the client's channel has ended: every byte, then the end.
+ *
+ * client-after-fin-wait2: the same, and the server accepts only once the
+ * client's socket is gone from the kernel, its FIN_WAIT2 over (TCP_LINGER2
+ * of a second): no socket is left to prove the Proposal by, and TCP still
+ * holds what the client wrote for the server's accept.
  *
  * client-before-decline: the same, and the server declines the Proposal
  * (it took to io_uring): nobody is left to replay what the client wrote,
@@ -25,6 +30,8 @@
  * of that Proposal as a killed client's: every byte once, then the end.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -114,15 +121,20 @@ static int child_server(void *arg)
 
 #define EARLY_LEN 3000
 
-/* Writes, says so, and waits for its answer until it is killed. */
+/* Writes, says so (with its port), and waits for its answer until it is killed. */
 static int child_client_early(void *arg)
 {
 	uint8_t buf[EARLY_LEN];
 	int fd = h_connect(AF_INET, H_USMC, (uint16_t)(uintptr_t)arg);
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
 
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+	if (!strcmp(victim, "client-after-fin-wait2"))
+		CHECK(setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &(int){ 1 }, sizeof(int)) == 0);
 	h_pattern(buf, sizeof(buf), 5, 0);
 	h_write_all(fd, buf, sizeof(buf));
-	h_chan_send(&to_parent, 1);
+	h_chan_send(&to_parent, ntohs(a.sin_port));
 	pause();
 	return 0;
 }
@@ -222,7 +234,7 @@ static void round_server_dies(bool before_accept)
 	CHECK(h_count_lines("/proc/net/unix", name) == 0);
 }
 
-static void round_client_dies_before_accept(bool gives_up, bool declines)
+static void round_client_dies_before_accept(bool gives_up, bool declines, bool late)
 {
 	uint8_t want[EARLY_LEN];
 	uint64_t sum = H_FNV_INIT;
@@ -230,10 +242,14 @@ static void round_client_dies_before_accept(bool gives_up, bool declines)
 	int lfd = h_listen(AF_INET, H_USMC, &port), fd;
 	pid_t pid = h_fork(gives_up ? child_client_gives_up : child_client_early,
 			   (void *)(uintptr_t)port);
+	unsigned lport = (unsigned)h_chan_recv(&to_parent);
 
-	h_chan_recv(&to_parent);
 	if (!gives_up)
 		kill_and_reap(pid);
+	/* Its FIN_WAIT2 over: the kernel has no socket of the client's left. */
+	for (int i = 0; late && i < 500 && h_tcp_listed(lport, port); i++)
+		usleep(10000);
+	CHECK(!late || !h_tcp_listed(lport, port));
 	if (declines)
 		usmc_plain_from_now(USMC_DECL_ENV);
 	fd = usmc_accept(lfd, NULL, NULL);
@@ -284,7 +300,8 @@ int main(int argc, char **argv)
 			round_client_dies();
 		else if (!strncmp(victim, "client-", 7))
 			round_client_dies_before_accept(!strcmp(victim, "client-channel"),
-							!strcmp(victim, "client-before-decline"));
+							!strcmp(victim, "client-before-decline"),
+							!strcmp(victim, "client-after-fin-wait2"));
 		else
 			round_server_dies(!strcmp(victim, "server-before-accept"));
 	}

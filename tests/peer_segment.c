@@ -186,17 +186,19 @@ static void orphan_ends(void)
 
 	memcpy(cdc.orphan.addr, addr, sizeof(addr));
 	CHECK(fd >= 0 && pwrite(fd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
-	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000)); /* not closed yet */
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000, false)); /* not closed yet */
+	CHECK(seg_peer_orphan_is(fd, &d, addr, 40000, true));   /* gone (killed) */
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40001, true));
 	atomic_store(&cdc.flags, CDC_PEER_CONN_CLOSED);
 	CHECK(pwrite(fd, &cdc, sizeof(cdc), d.slot_off) == (ssize_t)sizeof(cdc));
-	CHECK(seg_peer_orphan_is(fd, &d, addr, 40000));
-	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40001));
-	CHECK(!seg_peer_orphan_is(fd, &d, other, 40000));
+	CHECK(seg_peer_orphan_is(fd, &d, addr, 40000, false));
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40001, false));
+	CHECK(!seg_peer_orphan_is(fd, &d, other, 40000, false));
 	d.slot_off = 1u << 30;
-	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000));
+	CHECK(!seg_peer_orphan_is(fd, &d, addr, 40000, false));
 	d.slot_off = 4096;
-	CHECK(ftruncate(fd, 4096 + 8) == 0 && !seg_peer_orphan_is(fd, &d, addr, 40000));
-	CHECK(!seg_peer_orphan_is(-1, &d, addr, 40000));
+	CHECK(ftruncate(fd, 4096 + 8) == 0 && !seg_peer_orphan_is(fd, &d, addr, 40000, false));
+	CHECK(!seg_peer_orphan_is(-1, &d, addr, 40000, false));
 	close(fd);
 	/*
 	 * Not shmem: a file of another file system, whose reads could wait
@@ -213,7 +215,7 @@ static void orphan_ends(void)
 		CHECK(fstatfs(ffd, &sfs) == 0);
 		if (sfs.f_type == TMPFS_MAGIC)
 			printf("  not checked: /var/tmp is tmpfs here, no other file system at hand\n");
-		CHECK(sfs.f_type == TMPFS_MAGIC || !seg_peer_orphan_is(ffd, &d, addr, 40000));
+		CHECK(sfs.f_type == TMPFS_MAGIC || !seg_peer_orphan_is(ffd, &d, addr, 40000, false));
 		close(ffd);
 	}
 	printf("an orphan's published end: read only once closed, only its own, never past the file\n");

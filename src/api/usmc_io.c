@@ -49,6 +49,9 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 		total += iov[i].iov_len;
 	if ((result = usmc_tx_refused(s, flags)))
 		return result;
+	/* Before the bytes: a client killed before the answer leaves them to be matched by it. */
+	if (s->state == SOCK_PROPOSED)
+		af_publish_end(s);
 	for (;;) {
 		enum tx_pass pass = usmc_tx_pass(s, iov, iovcnt, total, &sent, flags, &result);
 		bool nonblock;

@@ -249,7 +249,9 @@ struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *pe
 	for (struct srv_proposal **pp = &proposals, *p; (p = *pp); pp = &p->next) {
 		struct cdc_tuple t;
 
-		if (p->port != port || !af_proposal_closed(p) || p->lgr->peer_uid != me)
+		/* Closed before the answer, or gone (killed) after writing. */
+		if (p->port != port || !(af_proposal_closed(p) || p->peer_gone) ||
+		    p->lgr->peer_uid != me)
 			continue;
 		/* Read once: the client's memory is its to change. */
 		memcpy(&t, (const void *)&p->ring.cdc->orphan, sizeof(t));

@@ -5,6 +5,7 @@
  * socket that came with it, across network namespaces; or by the end of
  * the connection that a client gone since published with its ring.
  */
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,19 +16,26 @@
 #include "usmc_seg_peer.h"
 #include "usmc_sys.h"
 
-/* Whether channel ch, of our own user, brings the ring of the orphan w looks for. */
+/*
+ * Whether channel ch, of our own user, brings the ring of the orphan w
+ * looks for: its client closed, or is gone (killed), the channel's other
+ * end closed with it.
+ */
 static bool match_orphan(const struct wanted *w, int ch, const struct clc_msg *msg)
 {
+	struct pollfd p = { .fd = ch, .events = POLLRDHUP };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int fds[2], n;
-	bool is = false;
+	bool is = false, gone;
 
 	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != geteuid())
 		return false;
+	gone = usmc_sys.poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
 	n = chan_peek_fds(ch, fds, 2);
 	if (n >= 1)
-		is = seg_peer_orphan_is(fds[0], &msg->proposal.rmb, w->orphan_addr, w->orphan_port);
+		is = seg_peer_orphan_is(fds[0], &msg->proposal.rmb, w->orphan_addr, w->orphan_port,
+					gone);
 	for (int i = 0; i < n; i++)
 		usmc_sys.close(fds[i]);
 	return is;

@@ -540,20 +540,32 @@ void af_settle_before_close(struct usmc_sock *s)
 }
 
 /*
- * Our end of the TCP connection, published with the ring left behind.
+ * Our end of the TCP connection, published in our CDC area before the
+ * first byte we write ahead of the answer (a client that wrote nothing
+ * leaves nothing to deliver).
  * The server proves a Proposal by the client's socket (sock_diag gives
- * its cookie and user), and once we closed ours it lives on only until
+ * its cookie and user), and once ours is closed it lives on only until
  * the FIN_WAIT2 timeout (tcp_fin_timeout, 60 s by default): a server that
- * accepts later finds no socket, and matches by this instead.
+ * accepts later finds no socket, and matches by this instead.  A client
+ * killed before the answer never closes through us: what it wrote is
+ * matched by the end it published before writing it.
  */
-static void orphan_tuple(struct usmc_sock *s, struct cdc_tuple *t)
+void af_publish_end(struct usmc_sock *s)
 {
+	struct cdc_tuple *t = &s->conn->tx.cdc->orphan, mine = { 0 };
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
-	if (!usmc_sys.getsockname(s->fd, (struct sockaddr *)&ss, &len) &&
-	    usmc_addr16((struct sockaddr *)&ss, t->addr, &t->port))
-		t->set = 1;
+	if (t->set)
+		return;
+	if (usmc_sys.getsockname(s->fd, (struct sockaddr *)&ss, &len) ||
+	    !usmc_addr16((struct sockaddr *)&ss, mine.addr, &mine.port))
+		return;
+	memcpy(t->addr, mine.addr, sizeof(t->addr));
+	t->port = mine.port;
+	/* The end before the mark that says it is there. */
+	atomic_thread_fence(memory_order_release);
+	t->set = 1;
 }
 
 /* Closing while the answer is pending: the ring stays for the server. */
@@ -567,7 +579,6 @@ void af_orphan(struct usmc_sock *s)
 		hs_settle(s, CLC_DECLINE);
 		return;
 	}
-	orphan_tuple(s, &conn->tx.cdc->orphan);
 	usmc_lock();
 	conn->sock = NULL;
 	conn->diag = NULL;

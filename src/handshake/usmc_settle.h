@@ -40,6 +40,12 @@ void af_settle_before_close(struct usmc_sock *s);
 /* Closing before the answer came: the ring stays for the server to read. */
 void af_orphan(struct usmc_sock *s);
 /*
+ * Publishes our end of the TCP connection (address and port) in our CDC
+ * area, once: before the first byte written ahead of the answer, so that
+ * the server can match a Proposal whose client is gone, socket and all.
+ */
+void af_publish_end(struct usmc_sock *s);
+/*
  * A Proposal nobody takes (a plain program accepted the connection, a
  * proxy relays it) gets no answer and rings no doorbell, and a full ring
  * hides the kernel socket's POLLOUT: a wait on a socket still proposing

@@ -71,9 +71,11 @@
 #define CDC_PEER_READS_AFTER_ACCEPT 0x10u
 
 /*
- * A client's end of its TCP connection, as it leaves its ring to the
- * server unanswered (af_orphan): written once, before CDC_PEER_CONN_CLOSED,
- * in usmc_addr16's form (IPv4 v4-mapped, port in host order).
+ * A client's end of its TCP connection, for a server that accepts once the
+ * client's socket is gone (closed or killed before the answer, its
+ * FIN_WAIT2 over): written once, before the first byte the client writes
+ * ahead of the answer (af_publish_end), in usmc_addr16's form (IPv4
+ * v4-mapped, port in host order).
  */
 struct cdc_tuple {
 	uint8_t addr[16];

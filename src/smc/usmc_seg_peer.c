@@ -23,7 +23,7 @@
 #include "usmc_sys.h"
 
 bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
-			uint16_t port)
+			uint16_t port, bool gone)
 {
 	struct cdc_tuple t;
 	struct statfs sfs;
@@ -36,7 +36,7 @@ bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t a
 		return false;
 	if (pread(fd, &flags, sizeof(flags), at + offsetof(struct cdc_area, flags)) !=
 		    (ssize_t)sizeof(flags) ||
-	    !(flags & CDC_PEER_CONN_CLOSED) ||
+	    !(gone || (flags & CDC_PEER_CONN_CLOSED)) ||
 	    pread(fd, &t, sizeof(t), at + offsetof(struct cdc_area, orphan)) !=
 		    (ssize_t)sizeof(t))
 		return false;

@@ -28,13 +28,14 @@ uint32_t lgr_ring_map_peer(struct usmc_lgr *lgr, const struct clc_rmb_desc *desc
 struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, uint32_t len);
 /*
  * Whether the ring that desc places in fd's segment was left by a client
- * that closed before any answer (af_orphan), and names addr and port
- * (usmc_addr16's form) as its end of the connection.  Read with pread()
+ * that closed before any answer (af_orphan), or is gone (its channel
+ * ended: killed), and names addr and port (usmc_addr16's form) as its end
+ * of the connection (af_publish_end).  Read with pread()
  * from shmem only, nothing mapped: the descriptor is not checked yet.
  * The client's word.
  */
 bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
-			uint16_t port);
+			uint16_t port, bool gone);
 /* The ring of the peer's segment whose CDC area is at off (checked by the caller). */
 void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, uint32_t size);
 
