@@ -28,6 +28,11 @@
 #           on the port, an SO_REUSEPORT group: each binds a queue of its own
 #           in the rendezvous directory, the client posts to both; a name
 #           left by a member that died is cleared as they join
+#   killed  routed, and each client is killed (SIGKILL) once it has written,
+#           before the server accepts: the server must read every byte it
+#           wrote and then the end, in shared memory, as TCP gives a killed
+#           peer's data and then its FIN (the client's TCP socket travels
+#           with its Proposal, which must not hold the connection open)
 #   user    routed, the client runs as another user (daemon): it finds no
 #           listener of its own user and stays TCP (0x03030000)
 #   reuse   routed, one client process makes the connections one after the
@@ -45,6 +50,9 @@ topo=$1
 peer=$2
 stat=${3:-}
 size=${NETNS_SIZE:-8388608}
+# A killed client's bytes wait in its ring for an answer that comes only
+# once it is dead: what it writes must fit there.
+[ "$topo" != killed ] || size=200000
 conns=3
 port=7411
 
@@ -53,7 +61,8 @@ command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
-	[ "$topo" != reuse ] && [ "$topo" != reuseport ] && [ "$topo" != relisten ]; then
+	[ "$topo" != reuse ] && [ "$topo" != reuseport ] && [ "$topo" != relisten ] &&
+	[ "$topo" != killed ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
 fi
 
@@ -75,6 +84,7 @@ as_nobody() {
 	local ns=$1 user=${as_user:-nobody}; shift
 	ip netns exec "$ns" setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups \
 		env USMC_RENDEZVOUS_DIR="$rdv" USMC_RENDEZVOUS_NAT="${nat:-}" NETNS_HOLD="${hold:-}" \
+		NETNS_KILLED="${killed:-}" \
 		USMC_CLC_TIMEOUT_MS="${USMC_CLC_TIMEOUT_MS:-2000}" "$@"
 }
 
@@ -108,7 +118,7 @@ serve_conns=$conns
 [ "$topo" != relisten ] || serve_conns=1
 start_server() {
 	rm -f "$work/ready"
-	as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
+	killed=$([ "$topo" = killed ] && echo "$work/k" || true) as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
 	spid=$!
 	for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 	[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
@@ -150,6 +160,19 @@ if [ "$topo" = reuse ] || [ "$topo" = relisten ]; then
 	client_env=(env USMC_REGISTRY_DIR="$work/creg")
 	[ "$topo" != relisten ] || client_env+=(NETNS_BETWEEN="$work/between")
 fi
+if [ "$topo" = killed ]; then
+	# Each client killed once it has written; only then does the server accept.
+	clients=0
+	for i in $(seq $conns); do
+		killed=$work/k$i as_nobody $A "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) >>"$work/client.out" 2>>"$work/client.err" &
+		cpid=$!
+		for _ in $(seq 1500); do [ -e "$work/k$i.sent" ] && break; sleep 0.02; done
+		[ -e "$work/k$i.sent" ] || { echo "FAIL: client $i did not write"; cat "$work/client.err"; exit 1; }
+		netns_our_pids $A | xargs -r kill -9
+		wait $cpid 2>/dev/null || true
+		touch "$work/k.go.$((i - 1))"
+	done
+fi
 for i in $(seq $clients); do
 	hold=
 	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
@@ -189,6 +212,8 @@ cat "$work/client.out" "$work/server.out"
 echo "veth va: $moved bytes for $conns connections of $size bytes"
 
 for who in client server; do
+	# A killed client reported before any answer: only its bytes are compared.
+	[ "$topo" = killed ] && [ $who = client ] && continue
 	want=want_$who
 	n=$(grep -c "^$who mode=$want_mode reason=${!want} len=$size " "$work/$who.out" || true)
 	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode (${!want})"; fail=1; }

@@ -23,7 +23,12 @@
  * Each end prints one line per connection: its mode, fallback reason,
  * length and checksum, which the script compares.  With NETNS_HOLD=FILE
  * the client creates FILE.held once it has the answer and closes only
- * when FILE exists, so that usmc-stat sees both ends open.
+ * when FILE exists, so that usmc-stat sees both ends open.  With
+ * NETNS_KILLED=FILE the client reports once it has written, creates
+ * FILE.sent and waits to be killed; the server accepts only once FILE.go
+ * exists (FILE.go.N before its N-th connection, from 0), reads what the
+ * client wrote, answers nothing, and must then
+ * read the end, as TCP gives a killed peer's data and then its FIN.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -46,12 +51,33 @@ static void report(const char *who, int fd, uint64_t len, uint64_t sum)
 	fflush(stdout);
 }
 
+/* Waits for FILE (NETNS_KILLED's) with suffix to exist. */
+static void wait_file(const char *file, const char *suffix)
+{
+	char name[256];
+
+	snprintf(name, sizeof(name), "%s%s", file, suffix);
+	for (int t = 0; t < 3000 && access(name, F_OK); t++)
+		usleep(10000);
+	CHECK(access(name, F_OK) == 0);
+}
+
 static void serve(int lfd, int count)
 {
+	const char *killed = getenv("NETNS_KILLED");
+
 	for (int i = 0; i < count; i++) {
 		uint64_t reply[2], size;
 		uint8_t buf[65536];
-		int fd = usmc_accept(lfd, NULL, NULL);
+		int fd;
+
+		if (killed && *killed) {
+			char go[16];
+
+			snprintf(go, sizeof(go), ".go.%d", i);
+			wait_file(killed, go);
+		}
+		fd = usmc_accept(lfd, NULL, NULL);
 
 		CHECK(fd >= 0);
 		h_read_all(fd, &size, sizeof(size));
@@ -63,7 +89,8 @@ static void serve(int lfd, int count)
 			reply[1] = h_fnv(reply[1], buf, n);
 			reply[0] += n;
 		}
-		h_write_all(fd, reply, sizeof(reply));
+		if (!killed || !*killed)
+			h_write_all(fd, reply, sizeof(reply));
 		report("server", fd, reply[0], reply[1]);
 		/* Open until the client closes: both ends stay for usmc-stat. */
 		CHECK(h_read_to_eof(fd, &size, 16, NULL) == 0);
@@ -122,7 +149,7 @@ static void client_conn(const char *addr, uint16_t port, uint64_t size, uint64_t
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
 	uint64_t sum, reply[2];
-	const char *hold = getenv("NETNS_HOLD");
+	const char *hold = getenv("NETNS_HOLD"), *killed = getenv("NETNS_KILLED");
 	int fd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
 
 	CHECK(fd >= 0);
@@ -130,6 +157,15 @@ static void client_conn(const char *addr, uint16_t port, uint64_t size, uint64_t
 	CHECK(usmc_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
 	h_write_all(fd, &size, sizeof(size));
 	sum = h_write_stream(fd, size, seed, 65536, NULL);
+	if (killed && *killed) {
+		char sent[256];
+
+		report("client", fd, size, sum);
+		snprintf(sent, sizeof(sent), "%s.sent", killed);
+		CHECK(close(open(sent, O_WRONLY | O_CREAT, 0644)) == 0);
+		for (;;)
+			pause();
+	}
 	h_read_all(fd, reply, sizeof(reply));
 	report("client", fd, size, sum);
 	CHECK(reply[0] == size);

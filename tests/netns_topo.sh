@@ -38,7 +38,7 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|reuse|reuseport|relisten)
+	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|reuse|reuseport|relisten|killed)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
