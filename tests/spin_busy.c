@@ -15,6 +15,7 @@
  */
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,7 +24,6 @@
 
 #define ROUNDS 2000
 #define MSG 64
-#define HOGS_MAX 64
 
 static struct h_chan port_chan;
 
@@ -77,10 +77,11 @@ static int hog(void *arg)
 int main(void)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int nhogs = cpus <= 1 ? 0 : cpus - 1 > HOGS_MAX ? HOGS_MAX : (int)cpus - 1;
-	pid_t hogs[HOGS_MAX];
+	int nhogs = cpus <= 1 ? 0 : (int)cpus - 1;
+	pid_t *hogs = calloc((size_t)nhogs + 1, sizeof(*hogs));
 	uint64_t before, busy;
 
+	CHECK(hogs);
 	h_registry_own("spin-busy");
 	before = counter_of((unsigned)getuid(), USMC_STAT_SPINS_SHORTENED);
 	for (int i = 0; i < nhogs; i++)
@@ -90,6 +91,7 @@ int main(void)
 		kill(hogs[i], SIGKILL);
 		waitpid(hogs[i], NULL, 0);
 	}
+	free(hogs);
 	busy = counter(USMC_STAT_SPINS_SHORTENED);
 	printf("spin_busy: %d hogs on %ld CPUs: %llu of %d waits kept short\n", nhogs, cpus,
 	       (unsigned long long)(busy - before), 2 * ROUNDS);
