@@ -250,20 +250,29 @@ void proc_seccomp_note(void)
 	atomic_store_explicit(&seccomp_on, true, memory_order_relaxed);
 }
 
-bool proc_status_number(const char *path, const char *name, long *value)
+/* The start of a small file of /proc, NUL-terminated: false if it could not be read. */
+static bool proc_read(const char *path, char *buf, size_t size)
 {
-	char buf[4096], want[32], *line;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
-	*value = 0;
 	if (fd < 0)
 		return false;
-	n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
+	n = usmc_sys.read(fd, buf, size - 1);
 	usmc_sys.close(fd);
 	if (n <= 0)
 		return false;
 	buf[n] = 0;
+	return true;
+}
+
+bool proc_status_number(const char *path, const char *name, long *value)
+{
+	char buf[4096], want[32], *line;
+
+	*value = 0;
+	if (!proc_read(path, buf, sizeof(buf)))
+		return false;
 	snprintf(want, sizeof(want), "\n%s", name);
 	line = strstr(buf, want);
 	if (line)
@@ -313,8 +322,6 @@ static bool cpus_read_busy(void)
 {
 	long online = atomic_load_explicit(&cpus_online, memory_order_relaxed);
 	char buf[128], *slash;
-	int fd;
-	ssize_t n;
 
 	if (proc_seccomp_filtered(false))
 		return false;
@@ -322,14 +329,8 @@ static bool cpus_read_busy(void)
 		online = sysconf(_SC_NPROCESSORS_ONLN);
 		atomic_store_explicit(&cpus_online, online, memory_order_relaxed);
 	}
-	fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!proc_read("/proc/loadavg", buf, sizeof(buf)))
 		return false;
-	n = usmc_sys.read(fd, buf, sizeof(buf) - 1);
-	usmc_sys.close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
 	slash = strchr(buf, '/');
 	if (!slash)
 		return false;
