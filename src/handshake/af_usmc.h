@@ -79,8 +79,8 @@ struct srv_proposal *af_srv_take(uint16_t port, struct usmc_lgr *lgr, uint64_t t
  * The Proposal toward port of a client of our own user that closed before
  * the answer, or was killed after writing, and published its end as peer
  * (af_publish_end), taken: its socket is gone, and with it the cookie a
- * Proposal is proven by.  A process of
- * our own user could do anything to us anyway: its word is believed.
+ * Proposal is proven by.  A process of our own user could do anything to
+ * us anyway: its word is believed.
  */
 struct srv_proposal *af_srv_take_orphan(uint16_t port, const struct sockaddr *peer);
 /*

@@ -30,9 +30,8 @@ struct usmc_seg *lgr_adopt_peer_seg(struct usmc_lgr *lgr, uint32_t id, int fd, u
  * Whether the ring that desc places in fd's segment was left by a client
  * that closed before any answer (af_orphan), or is gone (its channel
  * ended: killed), and names addr and port (usmc_addr16's form) as its end
- * of the connection (af_publish_end).  Read with pread()
- * from shmem only, nothing mapped: the descriptor is not checked yet.
- * The client's word.
+ * of the connection (af_publish_end).  Read with pread() from shmem only,
+ * nothing mapped: the descriptor is not checked yet.  The client's word.
  */
 bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
 			uint16_t port, bool gone);
