@@ -91,11 +91,15 @@ static bool spin_ready(struct usmc_sock *s, short events)
  * answer to deliver.  The spin then stays short, and the wait sleeps.
  * Measured spins cannot tell this: the spinner holds its CPU until its
  * slice ends, its spin succeeds, and the task it kept waiting pays a
- * scheduler tick (BENCHMARKS.md, "Spinning on a busy machine").
+ * scheduler tick (BENCHMARKS.md, "Spinning on a busy machine").  Every
+ * CPU having work is not enough: a nice 19 batch job on each leaves us
+ * the CPU whenever we want it, and spinning costs it nothing that
+ * matters.  So the spin also stays short only while this thread is
+ * itself preempted, by tasks that weigh as much as it does.
  */
 static bool spin_takes_cpu(void)
 {
-	if (!proc_cpus_busy())
+	if (!proc_cpus_busy() || !proc_thread_preempted())
 		return false;
 	usmc_stats_add(USMC_STAT_SPINS_SHORTENED, 1);
 	return true;

@@ -48,8 +48,8 @@ enum usmc_stat {
 	USMC_STAT_ORPHANS_DROPPED,
 	/*
 	 * Waits that would have spun in full and spun short, every CPU
-	 * having work (usmc_wait.c): the spin would have kept one from a
-	 * task waiting for it.
+	 * having work and the waiter preempted lately (usmc_wait.c): the
+	 * spin would have kept one from a task waiting for it.
 	 */
 	USMC_STAT_SPINS_SHORTENED,
 	USMC_STAT_COUNT

@@ -354,6 +354,29 @@ bool proc_cpus_busy(void)
 	return busy;
 }
 
+#define PREEMPT_LOOK_NS 1000000
+#define PREEMPT_WINDOW_NS 16000000
+static __thread int64_t preempt_looked_ns; /* CLOCK_MONOTONIC of this thread's last look */
+static __thread int64_t preempt_seen_ns;   /* of the last look that found it preempted */
+static __thread long preempt_nivcsw;       /* its involuntary switches at the last look */
+
+bool proc_thread_preempted(void)
+{
+	int64_t now = monotonic_ns(), then = preempt_looked_ns;
+	struct rusage ru;
+
+	if (now - then >= PREEMPT_LOOK_NS) {
+		preempt_looked_ns = now;
+		if (proc_seccomp_filtered(false) || getrusage(RUSAGE_THREAD, &ru))
+			return false;
+		/* A look long ago says nothing of now: it only sets the count to compare with. */
+		if (then && now - then <= PREEMPT_WINDOW_NS && ru.ru_nivcsw != preempt_nivcsw)
+			preempt_seen_ns = now;
+		preempt_nivcsw = ru.ru_nivcsw;
+	}
+	return preempt_seen_ns && now - preempt_seen_ns < PREEMPT_WINDOW_NS;
+}
+
 /*
  * Where usmc's own long-lived descriptors go: from half of RLIMIT_NOFILE,
  * or from 1024 where the limit is 2048 or more (or none), so that the

@@ -69,5 +69,14 @@ void proc_seccomp_note(void);
  * seccomp filter, /proc refused).
  */
 bool proc_cpus_busy(void);
+/*
+ * Whether the calling thread was preempted (an involuntary switch,
+ * getrusage's ru_nivcsw) in the last 16 ms or so, as its looks, a
+ * millisecond apart at least, found: it had to give its CPU to a task that
+ * weighs as much as it does.  A nice 19 batch job beside it hardly ever
+ * takes its CPU; one more task of its own weight than CPUs does every
+ * slice.  False where we cannot tell (a seccomp filter).
+ */
+bool proc_thread_preempted(void);
 
 #endif
