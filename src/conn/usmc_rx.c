@@ -82,16 +82,33 @@ int usmc_conn_refresh(struct usmc_conn *conn)
 	return 0;
 }
 
+/*
+ * Takes the receive lock and the peer's latest cursors and mark.  A peer
+ * that spoiled them aborts the connection: false then.
+ */
+static bool rx_lock_fresh(struct usmc_sock *s)
+{
+	conn_lock(&s->conn->sh->rx_lock, LOCK_CONN_RX);
+	if (usmc_conn_refresh(s->conn) == 0)
+		return true;
+	usmc_conn_abort(s);
+	return false;
+}
+
+/* Lets the receive lock go; an abort under it is for the waits to see. */
+static void rx_unlock(struct usmc_sock *s, bool fresh)
+{
+	usmc_mutex_unlock(&s->conn->sh->rx_lock, LOCK_CONN_RX);
+	if (!fresh)
+		usmc_wake_look_again(s);
+}
+
 int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 {
 	struct usmc_conn *conn = s->conn;
-	int rc = 0;
+	bool fresh = rx_lock_fresh(s);
 
-	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (usmc_conn_refresh(conn) < 0) {
-		usmc_conn_abort(s);
-		rc = -1;
-	} else {
+	if (fresh) {
 		v->rx_prod = conn->sh->rx_prod_seen;
 		v->tx_cons = conn->sh->tx_cons_seen;
 		v->avail = v->rx_prod - conn->sh->rx_cons;
@@ -110,10 +127,8 @@ int usmc_conn_amounts(struct usmc_sock *s, struct conn_view *v)
 		v->urg_hidden = v->avail && oob && u->mark == conn->sh->rx_cons;
 		v->inq = oob && u->mark < v->rx_prod ? u->mark - conn->sh->rx_cons : v->avail;
 	}
-	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (rc < 0)
-		usmc_wake_look_again(s);
-	return rc;
+	rx_unlock(s, fresh);
+	return fresh ? 0 : -1;
 }
 
 int usmc_rx_inq(struct usmc_sock *s, uint64_t *inq)
@@ -236,11 +251,8 @@ static size_t rx_take(struct usmc_sock *s, const struct iovec *iov, int iovcnt, 
 	size_t n = 0;
 	bool broken, end_came = false, urg_passed = false;
 
-	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	broken = usmc_conn_refresh(conn) < 0;
-	if (broken) {
-		usmc_conn_abort(s);
-	} else {
+	broken = !rx_lock_fresh(s);
+	if (!broken) {
 		uint64_t from = conn->sh->rx_cons, may;
 		bool pass = false;
 
@@ -303,23 +315,17 @@ ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int io
 	struct usmc_conn *conn = s->conn;
 	size_t total = iov_total(iov, iovcnt);
 	int state = CDC_URG_NONE;
-	bool inline_, broken;
 	uint8_t byte = 0;
+	bool inline_, fresh = rx_lock_fresh(s);
 
-	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	broken = usmc_conn_refresh(conn) < 0;
-	if (broken) {
-		usmc_conn_abort(s);
-	} else {
+	if (fresh) {
 		state = conn->sh->rx_urg.state;
 		byte = conn->sh->rx_urg.byte;
 		if (state == CDC_URG_VALID && !conn->sh->rx_urg.inline_ && !(flags & MSG_PEEK))
 			conn->sh->rx_urg.state = CDC_URG_READ;
 	}
 	inline_ = conn->sh->rx_urg.inline_;
-	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (broken)
-		usmc_wake_look_again(s);
+	rx_unlock(s, fresh);
 	/* tcp_recv_urg: nothing to take, or taken already. */
 	if (inline_ || state == CDC_URG_NONE || state == CDC_URG_READ) {
 		errno = EINVAL;
@@ -350,18 +356,10 @@ ssize_t usmc_rx_recv_urgent(struct usmc_sock *s, const struct iovec *iov, int io
 int usmc_rx_at_mark(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	int at;
+	bool fresh = rx_lock_fresh(s);
+	int at = conn->sh->rx_urg.state != CDC_URG_NONE && conn->sh->rx_urg.mark == conn->sh->rx_cons;
 
-	bool broken;
-
-	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	broken = usmc_conn_refresh(conn) < 0;
-	if (broken)
-		usmc_conn_abort(s);
-	at = conn->sh->rx_urg.state != CDC_URG_NONE && conn->sh->rx_urg.mark == conn->sh->rx_cons;
-	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	if (broken)
-		usmc_wake_look_again(s);
+	rx_unlock(s, fresh);
 	return at;
 }
 

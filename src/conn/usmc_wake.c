@@ -385,8 +385,7 @@ void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
-	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
-		return;
+	/* The count first: it is in memory, where ring_allowed's last look is a system call. */
 	if (conn->rx_mapped && atomic_load(&conn->tx.cdc->bells) -
 					  atomic_load_explicit(&conn->rx.cdc->bells_read,
 							       memory_order_relaxed) >=

@@ -22,23 +22,33 @@
 #include "usmc_seg_reuse.h"
 #include "usmc_sys.h"
 
+/*
+ * An ordinary file of shmem: not hugetlbfs, whose holes and empty pool are
+ * SIGBUS on a read of a mapping, nor a file system whose reads can wait.
+ */
+static bool on_shmem(int fd, const struct stat *st)
+{
+	struct statfs sfs;
+
+	return S_ISREG(st->st_mode) && !fstatfs(fd, &sfs) && sfs.f_type == TMPFS_MAGIC;
+}
+
 bool seg_peer_orphan_is(int fd, const struct clc_rmb_desc *desc, const uint8_t addr[16],
 			uint16_t port, bool gone)
 {
 	struct cdc_tuple t;
-	struct statfs sfs;
 	struct stat st;
 	uint32_t flags;
 	off_t at = desc->slot_off;
 
-	/* Only shmem is read: a file of a slow or stopped file system would hold us here. */
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC)
+	if (fstat(fd, &st) || !on_shmem(fd, &st))
 		return false;
-	if (pread(fd, &flags, sizeof(flags), at + offsetof(struct cdc_area, flags)) !=
-		    (ssize_t)sizeof(flags) ||
-	    !(gone || (flags & CDC_PEER_CONN_CLOSED)) ||
-	    pread(fd, &t, sizeof(t), at + offsetof(struct cdc_area, orphan)) !=
-		    (ssize_t)sizeof(t))
+	/* A client gone needs no word of its close. */
+	if (!gone && (pread(fd, &flags, sizeof(flags), at + offsetof(struct cdc_area, flags)) !=
+			      (ssize_t)sizeof(flags) ||
+		      !(flags & CDC_PEER_CONN_CLOSED)))
+		return false;
+	if (pread(fd, &t, sizeof(t), at + offsetof(struct cdc_area, orphan)) != (ssize_t)sizeof(t))
 		return false;
 	return cdc_tuple_is(&t, addr, port);
 }
@@ -63,16 +73,13 @@ void seg_peer_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t off, u
 static uint8_t *map_peer_segment(int fd, uint32_t len, const struct stat *st)
 {
 	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-	struct statfs sfs;
 	void *p;
 	int seals;
 
 	seals = usmc_sys.fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || (seals & need) != need)
 		return NULL;
-	if (fstatfs(fd, &sfs) || sfs.f_type != TMPFS_MAGIC)
-		return NULL;
-	if (!S_ISREG(st->st_mode) || st->st_size < (off_t)len)
+	if (!on_shmem(fd, st) || st->st_size < (off_t)len)
 		return NULL;
 	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
