@@ -79,6 +79,17 @@ static void srv_mark(struct usmc_sock *ns, uint64_t cookie)
 }
 
 /*
+ * Whether p's client left its ring to us with all it will write there: it
+ * closed before the answer, or its channel ended behind the Proposal (it
+ * was killed) and its connection ended with nothing on TCP.  Not one that
+ * gave the link group up and goes on over TCP, replaying what it wrote.
+ */
+static bool srv_ring_left(struct usmc_sock *ns, const struct srv_proposal *p)
+{
+	return af_proposal_closed(p) || (p->peer_gone && af_conn_ended_quiet(ns->fd));
+}
+
+/*
  * Declines the Proposal of the connection ns, proven its client's or
  * not, and gives it back.  A proven client gets the marker, which wakes
  * it if it waits on TCP for its answer, with what it wrote in its ring
@@ -91,8 +102,7 @@ static void srv_decline(struct usmc_sock *ns, struct srv_proposal *p, uint32_t r
 {
 	struct pollfd pfd = { .fd = ns->fd, .events = POLLRDHUP };
 	/* Written, then closed before the answer, or killed: nobody replays it. */
-	bool lost = proven && atomic_load(&p->ring.cdc->prod) &&
-		    (af_proposal_closed(p) || (p->peer_gone && af_conn_ended_quiet(ns->fd)));
+	bool lost = proven && atomic_load(&p->ring.cdc->prod) && srv_ring_left(ns, p);
 	bool marker = proven && !lost &&
 		      (atomic_load(&p->ring.cdc->prod) || usmc_sys.poll(&pfd, 1, 0) <= 0 ||
 		       !(pfd.revents & (POLLRDHUP | POLLHUP)));
@@ -127,14 +137,10 @@ static uint32_t srv_accept_proposal(struct usmc_sock *ns, struct srv_proposal *p
 	if (!reason)
 		af_conn_shared_init(conn);
 	/*
-	 * A client that closed before the answer may have exited since: its
-	 * ring, mapped already, holds all it wrote and its end.  So does one
-	 * killed meanwhile, whose channel ended, once its end came with
-	 * nothing on TCP (af_conn_ended_quiet); not one that gave the link
-	 * group up and goes on over TCP.
+	 * A client that left its ring to us may have exited since: the ring,
+	 * mapped already, holds all it wrote and its end.
 	 */
-	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !af_proposal_closed(p) &&
-	    !(p->peer_gone && af_conn_ended_quiet(ns->fd))) {
+	if (!reason && lgr_send(p->lgr, &msg, new_fd) < 0 && !srv_ring_left(ns, p)) {
 		lgr_ring_free(p->lgr, &conn->tx, NULL, 0);
 		reason = USMC_DECL_PEERDECL;
 	}
