@@ -43,8 +43,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(&wire, data + off + 1, sizeof(wire));
 		switch (op % 6) {
-		case 0: /* the peer publishes its producer cursor, and maybe its laps' shifts */
+		case 0: /* the peer publishes its producer cursor, and maybe its laps' shifts and lengths */
 			atomic_store(&peer.lap_shift[shift & 1], shift >> 1);
+			if (shift & 0x80)
+				atomic_store(&peer.lap_len[shift & 1], (uint32_t)(wire >> 40));
 			if (cdc_prod_advance(&rx, prod_seen, cons, wire, &peer, max, &pos) == 0) {
 				assert(pos >= prod_seen && pos - cons <= 1ull << max);
 				prod_seen = pos;
@@ -77,6 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 3: /* we produce into the space there is, lap by lap, lengthening as we may */
+			/* A lap our reader read all of may end early (usmc_tx.c). */
+			if (tx_cons_seen == tx_prod && tx_prod > tx.base && (shift & 4))
+				cdc_lap_next(&tx, (uint32_t)(tx_prod - tx.base), tx.shift);
 			for (uint64_t n = (cdc_lap_capacity(&tx, tx_cons_seen) - (tx_prod - tx_cons_seen)) *
 					  (wire & 0xff) / 255;
 			     n;) {
@@ -91,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (shift % 2 && tx.shift < max)
 					cdc_lap_lengthen(&tx, max);
 				else
-					cdc_lap_next(&tx, tx.shift);
+					cdc_lap_next(&tx, cdc_lap_size(&tx), tx.shift);
 			}
 			break;
 		case 4: /* the peer marks an urgent byte near what it produced */

@@ -8,7 +8,9 @@
  * roll-over.  Then laps of different sizes: a lap lengthened at its end,
  * seen or unseen before the next begins; the shifts the peer publishes
  * taken only for laps the ring can hold, never shorter than the lap they
- * follow; positions in the lap before keeping its size.
+ * follow; positions in the lap before keeping its size.  Last, laps that
+ * end early where their reader caught up, each cursor named the one way
+ * both sides can agree on.
  */
 #include "harness.h"
 #include "usmc_cdc.h"
@@ -31,7 +33,8 @@ static uint64_t wire(uint16_t wrap, uint32_t count)
 static struct cdc_laps laps_at(uint64_t pos)
 {
 	struct cdc_laps l = { .base = pos - pos % RING, .wrap = (uint16_t)(pos / RING),
-			      .shift = SHIFT, .prev_shift = pos >= RING ? SHIFT : 0 };
+			      .shift = SHIFT, .prev_shift = pos >= RING ? SHIFT : 0,
+			      .prev_len = pos >= RING ? RING : 0 };
 
 	return l;
 }
@@ -69,6 +72,7 @@ static void fixed_laps(void)
 	uint64_t pos;
 
 	peer.lap_shift[0] = peer.lap_shift[1] = SHIFT;
+	peer.lap_len[0] = peer.lap_len[1] = RING;
 	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
 		uint64_t seen = bases[i], full = seen + RING;
 		uint16_t w = (uint16_t)(seen / RING);
@@ -138,6 +142,7 @@ static void growing_laps(void)
 
 	/* The next lap, as long: a position in the lap before keeps that lap's size. */
 	peer.lap_shift[1] = SHIFT + 2;
+	peer.lap_len[0] = 4 * RING;
 	CHECK(cdc_prod_advance(&l, 4 * RING - 1, 2 * RING, wire(1, 7), &peer, MAX_SHIFT, &pos) == 0 &&
 	      pos == 4 * RING + 7 && l.wrap == 1 && l.base == 4 * RING && l.prev_shift == SHIFT + 2);
 	CHECK(cdc_lap_off(&l, 4 * RING - 4, &room) == 4 * RING - 4 && room == 4);
@@ -176,7 +181,9 @@ static void growing_laps(void)
 	CHECK(cdc_prod_advance(&l, 4 * RING - 1, 4 * RING - 1, wire(1, 0), &peer, MAX_SHIFT, &pos) <
 	      0);
 	/* A lap before of another size than the current one keeps its own. */
-	l = (struct cdc_laps){ .base = RING, .wrap = 1, .shift = SHIFT + 2, .prev_shift = SHIFT };
+	l = (struct cdc_laps){
+		.base = RING, .wrap = 1, .shift = SHIFT + 2, .prev_shift = SHIFT, .prev_len = RING
+	};
 	CHECK(cdc_lap_off(&l, RING - 4, &room) == RING - 4 && room == 4);
 	CHECK(cdc_lap_capacity(&l, RING - 4) == RING && cdc_lap_capacity(&l, RING) == 4 * RING);
 	CHECK(cdc_cursor_from_pos(&l, RING - 4) == wire(0, RING - 4));
@@ -194,10 +201,75 @@ static void growing_laps(void)
 	CHECK(cdc_laps_first(&l, &peer, MAX_SHIFT) == 0 && l.shift == MAX_SHIFT && l.base == 0);
 }
 
+/* Laps that end early, where their reader caught up (usmc_tx.c's rewind). */
+static void cut_laps(void)
+{
+	struct cdc_laps l, copy;
+	uint64_t pos;
+	uint32_t room;
+
+	peer.lap_shift[0] = peer.lap_shift[1] = SHIFT;
+	peer.lap_len[0] = 100;
+	peer.lap_len[1] = RING;
+	/* Read up to 100, where lap 0 ended: lap 1 begins there, at the ring's start. */
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 100, wire(1, 5), &peer, MAX_SHIFT, &pos) == 0 && pos == 105 &&
+	      l.wrap == 1 && l.base == 100 && l.prev_len == 100 && l.prev_shift == SHIFT);
+	CHECK(cdc_lap_off(&l, 101, &room) == 1 && room == RING - 1);
+	CHECK(cdc_lap_off(&l, 99, &room) == 99 && room == 1);
+	CHECK(cdc_cursor_from_pos(&l, 100) == wire(1, 0));
+	/* Ended before what it gave us, at 0, or past its size: refused. */
+	for (uint32_t bad = 0; bad < 3; bad++) {
+		peer.lap_len[0] = bad == 0 ? 99 : bad == 1 ? 0 : RING + 1;
+		cdc_laps_init(&l, SHIFT);
+		CHECK(cdc_prod_advance(&l, 100, 100, wire(1, 5), &peer, MAX_SHIFT, &pos) < 0);
+	}
+	/* Ended past what we read: its rest is read first, and the writer may not pass it. */
+	peer.lap_len[0] = 200;
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 100, wire(1, 100), &peer, MAX_SHIFT, &pos) == 0 &&
+	      pos == 300 && l.base == 200);
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 100, wire(1, 101), &peer, MAX_SHIFT, &pos) < 0);
+
+	/* Lap 0 ended at 100 where we caught up, lap 1 filled before we looked: (2, 0). */
+	peer.lap_len[0] = 100;
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 100, wire(2, 0), &peer, MAX_SHIFT, &pos) == 0 &&
+	      pos == 100 + RING && l.wrap == 2 && l.base == 100 + RING && l.prev_len == RING);
+	/* Only from where lap 0 ended, only at lap 2's start. */
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 99, wire(2, 0), &peer, MAX_SHIFT, &pos) < 0);
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 99, 99, wire(2, 0), &peer, MAX_SHIFT, &pos) < 0);
+	cdc_laps_init(&l, SHIFT);
+	CHECK(cdc_prod_advance(&l, 100, 100, wire(2, 1), &peer, MAX_SHIFT, &pos) < 0);
+
+	/* The writer's side: lap 0 ended at 100, lap 1 full, lap 2 begun. */
+	cdc_laps_init(&l, SHIFT);
+	cdc_lap_next(&l, 100, SHIFT);
+	/* A reader that caught up at 100 and has not seen lap 1 names it (0, 100). */
+	CHECK(cdc_cons_advance(&l, 0, wire(0, 100), 100, &pos) == 0 && pos == 100);
+	CHECK(cdc_cons_advance(&l, 0, wire(0, 101), ~0ull, &pos) < 0);
+	CHECK(cdc_cons_advance(&l, 0, wire(0, 99), ~0ull, &pos) == 0 && pos == 99);
+	cdc_lap_next(&l, RING, SHIFT);
+	CHECK(l.cut_len == 100 && l.base == 100 + RING);
+	CHECK(cdc_cons_advance(&l, 0, wire(0, 100), 100 + RING, &pos) == 0 && pos == 100);
+	CHECK(cdc_cons_advance(&l, 0, wire(0, 99), ~0ull, &pos) < 0);
+	CHECK(cdc_cons_advance(&l, 0, wire(1, 7), ~0ull, &pos) == 0 && pos == 107);
+	/* A full lap has no second name for its end. */
+	copy = l;
+	cdc_lap_next(&copy, RING, SHIFT);
+	CHECK(copy.cut_len == 0);
+	CHECK(cdc_cons_advance(&copy, 0, wire(1, RING), ~0ull, &pos) < 0);
+	CHECK(cdc_cons_advance(&copy, 0, wire(0, 100), ~0ull, &pos) < 0);
+}
+
 int main(void)
 {
 	fixed_laps();
 	growing_laps();
+	cut_laps();
 	printf("cdc_cursor: ok\n");
 	return 0;
 }

@@ -4,8 +4,9 @@
  * lags at the end of a lap, takes all of its slot, as TCP's autotuning
  * grows a send buffer; a reader a lap behind a larger one loses nothing,
  * since the writer reaches no byte past it; a ring whose program set
- * SO_SNDBUF keeps that size; and a new connection in the slot starts
- * small again, the pages past its first lap given back.
+ * SO_SNDBUF keeps that size; a new connection in the slot starts
+ * small again, the pages past its first lap given back; and a writer
+ * whose reader keeps up begins each lap at the ring's start.
  * Both ends are in this process, nonblocking, so that each step is
  * exact; every byte is checked against its pattern.
  *
@@ -165,23 +166,47 @@ int main(void)
 
 	/*
 	 * A writer a lap ahead of its reader that finds the ring full gets
-	 * no room at once; it remembers, and its lap goes on at its end,
-	 * though the reader has caught up by then.
+	 * no room at once; it remembers, and its next lap is longer, though
+	 * the reader has caught up by then.  (The lap ends by a write within
+	 * the block where the reader caught up: one that went on into the
+	 * next would begin a lap at the ring's start instead, below.)
 	 */
 	sent = got = 0;
 	pair(lfd, port, 0, &c, &v);
 	w = conn_of(c);
-	send_exactly(c, &sent, 200 << 10);
-	CHECK(drain(v, &got, 0) == 200 << 10);
-	send_exactly(c, &sent, 100 << 10); /* across the lap's end, 56 KiB behind */
+	send_exactly(c, &sent, 253 << 10);
+	CHECK(drain(v, &got, 0) == 253 << 10);
+	send_exactly(c, &sent, 3 << 10); /* to the lap's end */
 	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && w->sh->tx_laps.wrap == 1);
-	CHECK(fill(c, &sent) == (1u << FIRST_SHIFT) - (100 << 10));
+	CHECK(fill(c, &sent) == 253 << 10);
 	drain(v, &got, 0);
 	CHECK(got == sent && w->sh->tx_laps.shift == FIRST_SHIFT);
-	while (sent < 2u << FIRST_SHIFT)
-		send_exactly(c, &sent, 8 << 10);
-	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 1);
-	CHECK(drain(v, &got, 0) > 0 && got == sent);
+	send_exactly(c, &sent, 8 << 10);
+	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 2 &&
+	      w->sh->tx_laps.base == 509 << 10);
+	CHECK(drain(v, &got, 0) == 8 << 10 && got == sent);
+	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
+
+	/*
+	 * A reader that keeps up: each write that would go on into a block
+	 * of the ring not written lately begins a lap at the ring's start
+	 * instead, so that 2 MiB of 1 KiB messages, each read before the
+	 * next, never leave the ring's first block.
+	 */
+	sent = got = 0;
+	pair(lfd, port, 0, &c, &v);
+	w = conn_of(c);
+	for (int i = 0; i < 2048; i++) {
+		send_exactly(c, &sent, 1000);
+		CHECK(drain(v, &got, 0) == 1000);
+		CHECK(w->sh->tx_prod - w->sh->tx_laps.base <= 4096);
+	}
+	CHECK(got == sent && w->sh->tx_laps.shift == FIRST_SHIFT && w->sh->tx_laps.wrap >= 500);
+	/* A reader that does not keep up leaves the lap as it is. */
+	send_exactly(c, &sent, 3000);
+	send_exactly(c, &sent, 3000);
+	CHECK(w->sh->tx_prod - w->sh->tx_laps.base > 4096);
+	CHECK(drain(v, &got, 0) == 6000 && got == sent);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
 	/*

@@ -40,6 +40,7 @@ static const char *const stat_names[USMC_STAT_COUNT] = {
 	[USMC_STAT_EXEC_SECURE] = "exec_secure",
 	[USMC_STAT_ORPHANS_DROPPED] = "orphans_dropped",
 	[USMC_STAT_SPINS_SHORTENED] = "spins_shortened",
+	[USMC_STAT_RINGS_REWOUND] = "rings_rewound",
 };
 
 /* The user's counters file, read whole and checked; NULL (said why) if there is none. */

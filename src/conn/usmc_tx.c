@@ -68,22 +68,30 @@ static bool tx_may_grow(const struct usmc_conn *conn)
 	return conn->sh->tx_laps.shift < __builtin_ctz(conn->tx.size) && !conn->sh->tx_grow_refused;
 }
 
+/* Charges the pages of all of the slot for a longer lap: whether they could be had. */
+static bool tx_grow_pages(struct usmc_conn *conn)
+{
+	if (!lgr_ring_grow(&conn->tx, conn->tx.size)) {
+		conn->sh->tx_grow_refused = true;
+		return false;
+	}
+	usmc_stats_add(USMC_STAT_RINGS_GROWN, 1);
+	return true;
+}
+
 /* Lengthens our lap into all of the slot, publishing its shift first. */
 static bool tx_lengthen(struct usmc_conn *conn)
 {
 	struct cdc_laps *l = &conn->sh->tx_laps;
 	uint8_t most = (uint8_t)__builtin_ctz(conn->tx.size);
 
-	if (!lgr_ring_grow(&conn->tx, conn->tx.size)) {
-		conn->sh->tx_grow_refused = true;
+	if (!tx_grow_pages(conn))
 		return false;
-	}
 	atomic_store_explicit(&conn->tx.cdc->lap_shift[l->wrap & 1], most, memory_order_release);
 	/* Under rx_lock too: the peer's consumer cursor is read by our laps there. */
 	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
 	cdc_lap_lengthen(l, most);
 	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	usmc_stats_add(USMC_STAT_RINGS_GROWN, 1);
 	return true;
 }
 
@@ -104,6 +112,22 @@ static bool tx_reader_behind(struct usmc_sock *s, size_t piece)
 		       s->conn->sh->tx_prod - piece;
 }
 
+/*
+ * Ends our lap after len bytes and begins the next, of 1 << shift bytes:
+ * its length and shift published before any cursor of the next.
+ */
+static void tx_lap_next(struct usmc_conn *conn, uint32_t len, uint8_t shift)
+{
+	struct cdc_laps *l = &conn->sh->tx_laps;
+
+	atomic_store_explicit(&conn->tx.cdc->lap_len[l->wrap & 1], len, memory_order_relaxed);
+	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], shift,
+			      memory_order_release);
+	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	cdc_lap_next(l, len, shift);
+	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+}
+
 /* At the end of our lap: it goes on if the reader lagged, else the next begins, as long. */
 static void tx_lap_end(struct usmc_sock *s, size_t piece)
 {
@@ -115,11 +139,34 @@ static void tx_lap_end(struct usmc_sock *s, size_t piece)
 	if (tx_may_grow(conn) && (found_full || tx_reader_lags(conn) || tx_reader_behind(s, piece)) &&
 	    tx_lengthen(conn))
 		return;
-	atomic_store_explicit(&conn->tx.cdc->lap_shift[(uint16_t)(l->wrap + 1) & 1], l->shift,
-			      memory_order_release);
-	conn_lock(&conn->sh->rx_lock, LOCK_CONN_RX);
-	cdc_lap_next(l, l->shift);
-	usmc_mutex_unlock(&conn->sh->rx_lock, LOCK_CONN_RX);
+	tx_lap_next(conn, cdc_lap_size(l), l->shift);
+}
+
+/*
+ * Where a reader that keeps up has read all we wrote, our next write
+ * begins a lap at the ring's start rather than going on into lines and
+ * pages of the lap that nothing has touched lately: a request and its
+ * response at a time keep to the first block of the ring (usmc_cdc.h).
+ * The reader's cursor, a line it dirties at every read, is read again
+ * only when a write would go on into the next block.
+ */
+#define TX_REWIND_BLOCK 4096u
+
+static void tx_rewind(struct usmc_sock *s, size_t want)
+{
+	struct usmc_conn *conn = s->conn;
+	uint64_t off = conn->sh->tx_prod - conn->sh->tx_laps.base;
+	uint8_t shift = conn->sh->tx_laps.shift;
+
+	if (!off || !want || (off - 1) / TX_REWIND_BLOCK == (off + want - 1) / TX_REWIND_BLOCK ||
+	    !tx_peer_read_all(s))
+		return;
+	/* A write that found the ring full in this lap gets a longer one, as at a lap's end. */
+	if (conn->sh->tx_full && tx_may_grow(conn) && tx_grow_pages(conn))
+		shift = (uint8_t)__builtin_ctz(conn->tx.size);
+	conn->sh->tx_full = false;
+	tx_lap_next(conn, (uint32_t)off, shift);
+	usmc_stats_add(USMC_STAT_RINGS_REWOUND, 1);
 }
 
 /* Publishes the producer cursor and rings the peer if it waits for data. */
@@ -243,6 +290,8 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
 	uint64_t space;
 	size_t n, done = 0;
 
+	if (conn->rx_mapped)
+		tx_rewind(s, want);
 	if (conn->rx_mapped && tx_known_space_suffices(conn, want))
 		space = want;
 	else if (usmc_tx_space(s, &space) < 0)

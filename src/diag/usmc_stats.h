@@ -52,6 +52,11 @@ enum usmc_stat {
 	 * spin would have kept one from a task waiting for it.
 	 */
 	USMC_STAT_SPINS_SHORTENED,
+	/*
+	 * Laps our writer ended early to begin again at the ring's start, its
+	 * reader having read all of them (usmc_tx.c).
+	 */
+	USMC_STAT_RINGS_REWOUND,
 	USMC_STAT_COUNT
 };
 

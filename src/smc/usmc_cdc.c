@@ -14,11 +14,13 @@ void cdc_laps_init(struct cdc_laps *l, uint8_t shift)
 	*l = (struct cdc_laps){ .shift = shift };
 }
 
-void cdc_lap_next(struct cdc_laps *l, uint8_t shift)
+void cdc_lap_next(struct cdc_laps *l, uint32_t len, uint8_t shift)
 {
-	l->base += cdc_lap_size(l);
+	l->cut_len = l->prev_shift && l->prev_len < 1u << l->prev_shift ? l->prev_len : 0;
+	l->base += len;
 	l->wrap++;
 	l->prev_shift = l->shift;
+	l->prev_len = len;
 	l->shift = shift;
 }
 
@@ -33,7 +35,7 @@ uint32_t cdc_lap_off(const struct cdc_laps *l, uint64_t pos, uint32_t *room)
 	uint32_t off, size;
 
 	if (lap_is_prev(l, pos)) {
-		size = 1u << l->prev_shift;
+		size = l->prev_len;
 		off = (uint32_t)(pos - (l->base - size));
 	} else {
 		size = cdc_lap_size(l);
@@ -55,7 +57,7 @@ size_t cdc_lap_piece(const struct cdc_laps *l, uint64_t pos, size_t left, uint32
 
 uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos)
 {
-	return lap_is_prev(l, pos) ? 1u << l->prev_shift : cdc_lap_size(l);
+	return lap_is_prev(l, pos) ? l->prev_len : cdc_lap_size(l);
 }
 
 uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos)
@@ -64,7 +66,7 @@ uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos)
 
 	if (lap_is_prev(l, pos)) {
 		c.wrap = (uint16_t)(l->wrap - 1);
-		c.count = (uint32_t)(pos - (l->base - (1u << l->prev_shift)));
+		c.count = (uint32_t)(pos - (l->base - l->prev_len));
 	} else if (pos - l->base == cdc_lap_size(l)) {
 		c.wrap = (uint16_t)(l->wrap + 1);
 	} else {
@@ -95,13 +97,21 @@ int cdc_laps_first(struct cdc_laps *l, const struct cdc_area *peer, uint8_t max_
 	return 0;
 }
 
-/* Where the wire cursor lies by laps l: in the current lap, or the one before. */
+/*
+ * Where the wire cursor lies by laps l: in the current lap, or the one
+ * before, up to its end if it ended early (a reader that caught up there
+ * and has yet to see the next lap).
+ */
 static int lap_pos(const struct cdc_laps *l, union cdc_cursor c, uint64_t *pos)
 {
 	if (c.wrap == l->wrap && c.count < cdc_lap_size(l))
 		*pos = l->base + c.count;
-	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift && c.count < 1u << l->prev_shift)
-		*pos = l->base - (1u << l->prev_shift) + c.count;
+	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift &&
+		 (c.count < l->prev_len ||
+		  (c.count == l->prev_len && l->prev_len < 1u << l->prev_shift)))
+		*pos = l->base - l->prev_len + c.count;
+	else if (l->cut_len && c.wrap == (uint16_t)(l->wrap - 2) && c.count == l->cut_len)
+		*pos = l->base - l->prev_len; /* the lap before began where that one ended */
 	else
 		return -1; /* another lap, or outside its lap */
 	return 0;
@@ -113,23 +123,35 @@ int cdc_prod_advance(struct cdc_laps *l, uint64_t seen, uint64_t cons, uint64_t 
 	union cdc_cursor c = { .acurs = wire };
 	struct cdc_laps n = *l;
 	uint64_t next;
+	/*
+	 * Laps to pass: the next; or this one and the next, at the start of
+	 * the one after (the check of cons below holds only if this one
+	 * ended where we had read all of it).
+	 */
+	int laps = c.wrap == (uint16_t)(l->wrap + 1)                 ? 1
+		   : c.wrap == (uint16_t)(l->wrap + 2) && !c.count ? 2
+								   : 0;
 
 	/* Past the lap we knew, in it or in the next: it may have been lengthened. */
-	if ((c.wrap == l->wrap && c.count >= cdc_lap_size(l)) || c.wrap == (uint16_t)(l->wrap + 1)) {
+	if ((c.wrap == l->wrap && c.count >= cdc_lap_size(l)) || laps) {
 		uint8_t shift = atomic_load_explicit(&peer->lap_shift[l->wrap & 1], memory_order_acquire);
 
 		if (lap_shift_ok(shift, l->shift, max_shift))
 			cdc_lap_lengthen(&n, shift);
 	}
-	if (c.wrap == (uint16_t)(l->wrap + 1)) {
-		uint8_t shift = atomic_load_explicit(&peer->lap_shift[c.wrap & 1], memory_order_acquire);
+	for (; laps; laps--) {
+		uint8_t shift = atomic_load_explicit(&peer->lap_shift[(uint16_t)(n.wrap + 1) & 1],
+						     memory_order_acquire);
+		uint32_t len = atomic_load_explicit(&peer->lap_len[n.wrap & 1], memory_order_acquire);
 
-		if (!lap_shift_ok(shift, n.shift, max_shift))
+		/* The lap ended within itself, and not before what it gave us. */
+		if (!lap_shift_ok(shift, n.shift, max_shift) || !len || len > cdc_lap_size(&n) ||
+		    len < seen - n.base)
 			return -1;
-		cdc_lap_next(&n, shift);
+		cdc_lap_next(&n, len, shift);
 	}
 	/* Our own position must lie in a lap we know, as an honest writer's does. */
-	if (lap_pos(&n, c, &next) < 0 || cons < n.base - (n.prev_shift ? 1u << n.prev_shift : 0))
+	if (lap_pos(&n, c, &next) < 0 || cons < n.base - (n.prev_shift ? n.prev_len : 0))
 		return -1;
 	if (next < seen || next < cons || next - cons > cdc_lap_capacity(&n, cons))
 		return -1; /* runs backwards, or more than the ring ahead of us */

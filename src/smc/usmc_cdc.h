@@ -28,6 +28,17 @@
  * reader takes it when a cursor of its lap says more than the lap it
  * knew, or a cursor of the next lap says the lap has ended.
  *
+ * A lap may also end early, where its reader caught up: a writer about to
+ * go on into a part of the lap it has not written lately, and whose
+ * reader has read all of it, begins the next lap at the slot's start
+ * instead, as TCP's next segment takes a buffer the last one freed.  So a
+ * connection that carries a request and its response at a time keeps
+ * writing the same few cache lines and pages, however long it lives,
+ * where a walk through the whole lap would touch every page of it (10,000
+ * connections: every page of 10,000 rings).  Every lap's length, its size
+ * or less, is published (lap_len[w & 1]) before the first cursor of the
+ * lap after it.
+ *
  * Doorbell: when one side waits, it bumps want_data or want_space in its
  * CDC area and sleeps on the kernel TCP socket.  The other side, after
  * publishing a cursor, sees the bump, counts the doorbell in its CDC area
@@ -116,6 +127,7 @@ struct cdc_area {
 	_Atomic uint32_t bells;      /* doorbells sent, each counted before its byte */
 	_Atomic uint32_t bells_read; /* the peer's doorbells read from the TCP socket */
 	_Atomic uint8_t lap_shift[2]; /* lap w of this ring is 1 << lap_shift[w & 1] bytes */
+	_Atomic uint32_t lap_len[2];  /* lap w ended after lap_len[w & 1] bytes, its size or fewer */
 	struct cdc_tuple orphan;     /* the owner's TCP end, once it closed before the answer */
 	/*
 	 * Urgent data (MSG_OOB), as SMC's urg_data_present: the position just
@@ -143,6 +155,13 @@ struct cdc_laps {
 	uint16_t wrap;      /* the current lap's wrap count */
 	uint8_t shift;      /* the current lap is 1 << shift bytes */
 	uint8_t prev_shift; /* the lap before, which ends at base; 0: none */
+	uint32_t prev_len;  /* its length: 1 << prev_shift, or fewer if it ended early */
+	/*
+	 * The length of the lap before that one, if it ended early, else 0:
+	 * a reader that caught up at that end, and has not looked since, still
+	 * names it so (wrap - 2, its length) while we have filled the lap after.
+	 */
+	uint32_t cut_len;
 };
 
 static inline uint32_t cdc_lap_size(const struct cdc_laps *l)
@@ -157,8 +176,12 @@ void cdc_laps_init(struct cdc_laps *l, uint8_t shift);
  * -1 if the ring mapped (1 << max_shift bytes) cannot hold it.
  */
 int cdc_laps_first(struct cdc_laps *l, const struct cdc_area *peer, uint8_t max_shift);
-/* The next lap, of 1 << shift bytes (never fewer than this one's), begins where this one ends. */
-void cdc_lap_next(struct cdc_laps *l, uint8_t shift);
+/*
+ * The current lap ends after len bytes (its size, or fewer where its
+ * reader caught up) and the next, of 1 << shift bytes (never fewer than
+ * this one's), begins there.
+ */
+void cdc_lap_next(struct cdc_laps *l, uint32_t len, uint8_t shift);
 /* The current lap goes on to 1 << shift bytes (a writer's, only while its reader is in it). */
 void cdc_lap_lengthen(struct cdc_laps *l, uint8_t shift);
 
@@ -178,7 +201,7 @@ size_t cdc_lap_piece(const struct cdc_laps *l, uint64_t pos, size_t left, uint32
 
 /*
  * How many bytes the ring can hold unread from position pos of a reader
- * on: the size of pos's lap, since a writer in the next lap reaches no
+ * on: the length of pos's lap, since a writer in the next lap reaches no
  * byte past the reader's offset before the reader has left that lap.
  */
 uint32_t cdc_lap_capacity(const struct cdc_laps *l, uint64_t pos);
@@ -194,6 +217,12 @@ uint64_t cdc_cursor_from_pos(const struct cdc_laps *l, uint64_t pos);
  * position: the producer may be at most its lap's capacity ahead of it.
  * A shift below CDC_LAP_SHIFT_MIN, above max_shift (the ring mapped) or
  * shorter than the lap it follows is none.
+ *
+ * The next lap begins where the peer's lap_len says the current one
+ * ended: at most its size, and never before what we accepted of it.  A
+ * lap that ended early where we had read all of it, and the next, which
+ * the writer filled before we looked, come as a cursor at the start of
+ * the lap after them.
  *
  * On success *pos gets the new position, with seen <= *pos, and 0 is
  * returned.  A cursor that runs backwards, names another lap, points

@@ -71,9 +71,10 @@
 
 /*
  * 2: CDC cursors on lines of their own; 3: withdrawal, counted doorbells;
- * 4: the marker; 5: urgent data (cdc_area.urg)
+ * 4: the marker; 5: urgent data (cdc_area.urg); 6: laps that end early
+ * (cdc_area.lap_len)
  */
-#define CLC_VERSION      5
+#define CLC_VERSION      6
 #define CLC_MAX_MSG_SIZE 128
 #define CLC_HDR_LEN      8
 #define CLC_TRL_LEN      4
