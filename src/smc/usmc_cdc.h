@@ -34,8 +34,8 @@
  * instead, as TCP's next segment takes a buffer the last one freed.  So a
  * connection that carries a request and its response at a time keeps
  * writing the same few cache lines and pages, however long it lives,
- * where a walk through the whole lap would touch every page of it (10,000
- * connections: every page of 10,000 rings).  Every lap's length, its size
+ * where a walk through the whole lap would bring every line and page of
+ * it through the caches and the page tables.  Every lap's length, its size
  * or less, is published (lap_len[w & 1]) before the first cursor of the
  * lap after it.
  *
