@@ -4,8 +4,8 @@
  *
  * memcpy: a shared-memory stream copies every byte twice (into the ring,
  * out of it), on two cores at once, so one thread's memcpy bandwidth is
- * about its ceiling.  Measured into a 256 KiB ring (the default buffer,
- * cache resident) and through 64 MiB (memory).
+ * about its ceiling.  Measured into a 256 KiB ring (cache resident) and
+ * through 64 MiB (memory).
  *
  * Wake-up round trip: two processes taking turns through shared memory,
  * sleeping in a futex, sleeping in a pipe read, or spinning.  A blocking

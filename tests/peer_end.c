@@ -3,9 +3,10 @@
  * When the peer's end shows (POLLRDHUP, and POLLHUP once we shut down
  * writing): as TCP's FIN, which follows the data and which TCP's peer
  * sends only once what is still unread fits the receive buffer (128 KiB,
- * tcp_rmem's default).  A ring holds more unread than that (256 KiB here,
- * megabytes once it grows), and the end must not show before the unread
- * part is down to what TCP could hold: a program that takes POLLHUP for
+ * tcp_rmem's default).  A ring holds more unread than that (megabytes once
+ * it grows, as it does for a writer that finds it full), and the end must
+ * not show before the unread part is down to what TCP could hold: a
+ * program that takes POLLHUP for
  * the end of what it will read (stunnel, when it is not asking to read)
  * would lose what TCP delivers.
  *

@@ -24,7 +24,7 @@
 #include "plain.h"
 #include "sandbox.h"
 
-#define RING (256 << 10) /* USMC_BUFSIZE's default */
+#define RING (64 << 10) /* USMC_BUFSIZE's default */
 #define TOTAL (RING + RING / 2)
 #define CHUNK 3000
 

@@ -21,7 +21,8 @@
 #include "usmc_fdtab.h"
 #include "usmc_sock.h"
 
-#define FIRST_SHIFT 18 /* 256 KiB, USMC_BUFSIZE's default */
+#define FIRST_SHIFT 16 /* 64 KiB, USMC_BUFSIZE's default */
+#define LAP (1u << FIRST_SHIFT)
 #define MAX_SHIFT 22   /* 4 MiB, USMC_BUFSIZE_MAX's */
 
 static uint8_t buf[1 << 20], want[1 << 20];
@@ -174,16 +175,16 @@ int main(void)
 	sent = got = 0;
 	pair(lfd, port, 0, &c, &v);
 	w = conn_of(c);
-	send_exactly(c, &sent, 253 << 10);
-	CHECK(drain(v, &got, 0) == 253 << 10);
+	send_exactly(c, &sent, LAP - (3 << 10));
+	CHECK(drain(v, &got, 0) == LAP - (3 << 10));
 	send_exactly(c, &sent, 3 << 10); /* to the lap's end */
 	CHECK(w->sh->tx_laps.shift == FIRST_SHIFT && w->sh->tx_laps.wrap == 1);
-	CHECK(fill(c, &sent) == 253 << 10);
+	CHECK(fill(c, &sent) == LAP - (3 << 10));
 	drain(v, &got, 0);
 	CHECK(got == sent && w->sh->tx_laps.shift == FIRST_SHIFT);
 	send_exactly(c, &sent, 8 << 10);
 	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 2 &&
-	      w->sh->tx_laps.base == 509 << 10);
+	      w->sh->tx_laps.base == 2 * LAP - (3 << 10));
 	CHECK(drain(v, &got, 0) == 8 << 10 && got == sent);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
@@ -219,12 +220,12 @@ int main(void)
 	sent = got = 0;
 	pair(lfd, port, 0, &c, &v);
 	w = conn_of(c);
-	send_exactly(c, &sent, 200 << 10);
-	CHECK(drain(v, &got, 150 << 10) == 150 << 10);
-	send_exactly(c, &sent, 100 << 10); /* across the lap's end, 50 KiB more behind */
+	send_exactly(c, &sent, 50 << 10);
+	CHECK(drain(v, &got, 38 << 10) == 38 << 10);
+	send_exactly(c, &sent, 25 << 10); /* across the lap's end, 12 KiB more behind */
 	CHECK(w->sh->tx_laps.shift == MAX_SHIFT && w->sh->tx_laps.wrap == 0);
-	CHECK(fill(c, &sent) == (1u << MAX_SHIFT) - (150 << 10));
-	CHECK(drain(v, &got, 0) == sent - (150 << 10) && got == sent);
+	CHECK(fill(c, &sent) == (1u << MAX_SHIFT) - (37 << 10));
+	CHECK(drain(v, &got, 0) == sent - (38 << 10) && got == sent);
 	CHECK(usmc_close(c) == 0 && usmc_close(v) == 0);
 
 	/* SO_SNDBUF: a ring of that size, filled lap after lap, never grows. */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Many connections in one process.  Past 1,024 rings of its own, a new
- * ring's first lap is a quarter of the usual (USMC_BUFSIZE, 256 KiB), as
+ * ring's first lap is a quarter of the usual (USMC_BUFSIZE, 64 KiB), as
  * TCP's buffers start smaller under memory pressure: 10,000 connections
  * charged 5 GB of shared memory for laps that their 1 KiB requests never
  * filled.  The kernel's count of the segments' pages (st_blocks of their
@@ -22,7 +22,7 @@
 #include "harness.h"
 
 #define RINGS_MANY 1024
-#define FIRST_LAP (256u << 10)
+#define FIRST_LAP (64u << 10)
 #define STREAM (1u << 20)
 
 /*

@@ -45,9 +45,9 @@
  * it, and a ring whose reader lags grows.  Last, FULL bytes, more than
  * the ring holds, echoed while the client reads nothing until it is full.
  */
-#define FIRST_RING (256 << 10) /* USMC_BUFSIZE's default */
-#define BURST1 (128 << 10)
-#define BURST2 (160 << 10)
+#define FIRST_RING (64 << 10) /* USMC_BUFSIZE's default */
+#define BURST1 (FIRST_RING / 2)
+#define BURST2 (FIRST_RING / 8 * 5)
 #define BURST (BURST1 + BURST2)
 _Static_assert(BURST - BURST1 / 2 < FIRST_RING, "the child's ring does not fill");
 #define FULL (FIRST_RING + FIRST_RING / 2)

@@ -18,7 +18,7 @@
 
 #include "harness.h"
 
-#define SMC_BYTES 300001u /* a wrap and more of a 256 KiB ring */
+#define SMC_BYTES 300001u /* wraps and more of a 64 KiB ring */
 
 static const char *stat_tool;
 static uint16_t port;
