@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "usmc_config.h"
 
 #define MEM_TIMEOUT_SEC 60
 #define FD_RESERVE 128 /* descriptors kept for the library and the pipes */
@@ -334,20 +335,10 @@ out:
 
 /* ---- output ---- */
 
+/* A ring's first lap, as the library reads USMC_BUFSIZE and its default. */
 static long ring_bytes(void)
 {
-	const char *s = getenv("USMC_BUFSIZE");
-	char *end;
-	long v;
-
-	if (!s)
-		return 256 << 10;
-	v = strtol(s, &end, 10);
-	if (*end == 'K' || *end == 'k')
-		v <<= 10;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20;
-	return v;
+	return (long)usmc_ring_size(0);
 }
 
 static void print_row(enum transport tr, const struct mem_result *m, long target_kib)
