@@ -106,9 +106,8 @@ static int lap_pos(const struct cdc_laps *l, union cdc_cursor c, uint64_t *pos)
 {
 	if (c.wrap == l->wrap && c.count < cdc_lap_size(l))
 		*pos = l->base + c.count;
-	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift &&
-		 (c.count < l->prev_len ||
-		  (c.count == l->prev_len && l->prev_len < 1u << l->prev_shift)))
+	else if (c.wrap == (uint16_t)(l->wrap - 1) && l->prev_shift && c.count <= l->prev_len &&
+		 c.count < 1u << l->prev_shift)
 		*pos = l->base - l->prev_len + c.count;
 	else if (l->cut_len && c.wrap == (uint16_t)(l->wrap - 2) && c.count == l->cut_len)
 		*pos = l->base - l->prev_len; /* the lap before began where that one ended */
@@ -151,7 +150,7 @@ int cdc_prod_advance(struct cdc_laps *l, uint64_t seen, uint64_t cons, uint64_t 
 		cdc_lap_next(&n, len, shift);
 	}
 	/* Our own position must lie in a lap we know, as an honest writer's does. */
-	if (lap_pos(&n, c, &next) < 0 || cons < n.base - (n.prev_shift ? n.prev_len : 0))
+	if (lap_pos(&n, c, &next) < 0 || cons < n.base - n.prev_len)
 		return -1;
 	if (next < seen || next < cons || next - cons > cdc_lap_capacity(&n, cons))
 		return -1; /* runs backwards, or more than the ring ahead of us */
