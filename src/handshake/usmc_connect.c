@@ -38,6 +38,7 @@
 #include "usmc_rendezvous_list.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
+#include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sockdiag.h"
 #include "usmc_stats.h"
@@ -232,10 +233,14 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 		usmc_sock_fallback(s, reason, false);
 		return usmc_sys.connect(s->fd, addr, len);
 	}
+	af_settle_connect_begin(s);
 	rc = usmc_sys.connect(s->fd, addr, len);
-	if (rc == 0 || errno == EINPROGRESS || errno == EINTR)
-		return rc;
 	err = errno;
+	if (rc == 0 || err == EINPROGRESS || err == EINTR) {
+		af_settle_connect_end(s);
+		errno = err;
+		return rc;
+	}
 	cli_withdraw(s);
 	errno = err;
 	return -1;

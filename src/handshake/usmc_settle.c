@@ -393,6 +393,23 @@ void af_settle_wait_end(struct usmc_sock *s)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
+void af_settle_connect_begin(struct usmc_sock *s)
+{
+	atomic_fetch_or(&s->conn->tx.cdc->flags, CDC_PEER_WATCHES_CHANNEL);
+}
+
+/*
+ * The server looks at the flag after it sent its Accept (a fence between),
+ * we at the channel after we took the flag back: a server that saw it set
+ * had sent its Accept before that look, which finds it.
+ */
+void af_settle_connect_end(struct usmc_sock *s)
+{
+	atomic_fetch_and(&s->conn->tx.cdc->flags, ~CDC_PEER_WATCHES_CHANNEL);
+	atomic_thread_fence(memory_order_seq_cst);
+	af_settle_if_answered(s);
+}
+
 int usmc_proposed_wait_ms(int left)
 {
 	int slice = usmc_clc_timeout_ms() / 4 + 1;

@@ -31,6 +31,15 @@ int af_settle_read(struct usmc_sock *s, int timeout_ms);
  */
 void af_settle_wait_begin(struct usmc_sock *s, bool reads);
 void af_settle_wait_end(struct usmc_sock *s);
+/*
+ * Around the TCP connect() of a proposed connection: a server that runs
+ * while we are inside it (it took our CPU as the handshake woke it, on a
+ * busy machine or a single one) finds us watching the channel and rings
+ * no doorbell for its Accept, since end looks at the channel once before
+ * connect() returns.
+ */
+void af_settle_connect_begin(struct usmc_sock *s);
+void af_settle_connect_end(struct usmc_sock *s);
 /* The same for usmc's own wait (an exec's): as long as it takes, whatever signals come. */
 int af_settle_fully(struct usmc_sock *s);
 /* Settles the handshake if its answer is in already: one look at the channel. */

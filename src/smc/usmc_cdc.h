@@ -70,7 +70,8 @@
 #define CDC_PEER_CONN_ABORT   0x4u /* the peer reset the connection */
 /*
  * A client waits for the answer to its Proposal in a call that watches the
- * channel the answer comes on: the server rings no doorbell after its
+ * channel the answer comes on, or is inside its connect(), which looks at
+ * the channel before it returns: the server rings no doorbell after its
  * Accept (a wait on TCP alone, a kernel epoll set, needs one).
  */
 #define CDC_PEER_WATCHES_CHANNEL 0x8u
