@@ -36,8 +36,10 @@
  * side stops ringing while CDC_BELLS_OUTSTANDING_MAX of its doorbells are
  * unread, so its blocking write() of one never waits.
  *
- * Only read(), write() and poll() touch the TCP socket here: what a
- * seccomp sandbox such as OpenSSH's allows.  A write to a reset socket
+ * Under a seccomp filter only read(), write() and poll() touch the TCP
+ * socket here: what a sandbox such as OpenSSH's allows.  Without one, a
+ * drain takes its doorbells with recv(MSG_DONTWAIT), one call where
+ * poll() and read() are two.  A write to a reset socket
  * raises SIGPIPE once its error was taken (or at once when the reset
  * follows the peer's FIN), so no doorbell is written after the peer
  * closed, after its FIN or once the TCP connection ended, and a write
@@ -45,6 +47,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -138,11 +141,14 @@ static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
 }
 
 /*
- * Reads the doorbells owed, without blocking: read() only once poll()
- * says the socket is readable, and only by the drainer of the moment.
- * With upto, nothing more: what follows them (later doorbells, the
- * peer's end, bytes from outside usmc) keeps the socket readable for the
- * next wait, whose drain reads it; else a look past them records it now.
+ * Reads the doorbells owed, without blocking, and only by the drainer of
+ * the moment: recv(MSG_DONTWAIT), one call; under a seccomp filter, which
+ * may allow read() and poll() alone (OpenSSH's sandbox), read() only once
+ * poll() says the socket is readable, since a bell is counted before its
+ * byte is written and a blocking read() could wait for it.  With upto,
+ * nothing more: what follows them (later doorbells, the peer's end, bytes
+ * from outside usmc) keeps the socket readable for the next wait, whose
+ * drain reads it; else a look past them records it now.
  */
 /*
  * Whether the peer counted that many more urgent doorbells than we read
@@ -157,9 +163,23 @@ static bool urgent_bells_counted(const struct usmc_conn *conn, uint32_t urgent)
 	return sent - atomic_load(&conn->sh->urg_bells_read) >= urgent;
 }
 
+/* Whether the TCP socket has something to read (a byte, its end, an error): one peek. */
+static bool tcp_readable_peek(int fd, int saved)
+{
+	char c;
+
+	if (usmc_sys.recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 ||
+	    (errno != EAGAIN && errno != EWOULDBLOCK))
+		return true;
+	errno = saved;
+	return false;
+}
+
 static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool upto, int *err)
 {
 	struct usmc_conn *conn = s->conn;
+	bool dontwait = !proc_seccomp_filtered(false);
+	int saved = errno;
 	char buf[64];
 
 	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
@@ -170,19 +190,31 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 		size_t want;
 		ssize_t n;
 
-		if ((upto && !owed) || usmc_sys.poll(&p, 1, 0) <= 0)
+		if (upto && !owed)
+			return CDC_TCP_OPEN;
+		/* Owed bells are read as they come; anything else is looked for first. */
+		if ((!owed || !dontwait) &&
+		    (dontwait ? !tcp_readable_peek(s->fd, saved) : usmc_sys.poll(&p, 1, 0) <= 0))
 			return CDC_TCP_OPEN;
 		if (!owed) {
-			/* Readable with every bell sent read: no bell, but what? */
+			/*
+			 * Readable with every bell sent read: no bell, but what?  Unless
+			 * the peer counted one since, which its byte then is: a sleeper's
+			 * to see, looked at after it showed, as the peer counts first.
+			 */
 			if (peer_bells(conn) != atomic_load(&conn->tx.cdc->bells_read))
-				return CDC_TCP_OPEN; /* bells a sleeper has yet to see */
+				return CDC_TCP_OPEN;
 			probe = true;
 			owed = 1;
 		}
 		want = owed < sizeof(buf) ? owed : sizeof(buf);
 		int state;
 
-		n = usmc_sys.read(s->fd, buf, want);
+		n = dontwait ? usmc_sys.recv(s->fd, buf, want, MSG_DONTWAIT) : usmc_sys.read(s->fd, buf, want);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			errno = saved;
+			return CDC_TCP_OPEN;
+		}
 		if (n > 0) {
 			uint32_t urgent;
 
