@@ -39,11 +39,11 @@
  * Under a seccomp filter only read(), write() and poll() touch the TCP
  * socket here: what a sandbox such as OpenSSH's allows.  Without one, a
  * drain takes its doorbells with recv(MSG_DONTWAIT), one call where
- * poll() and read() are two.  A write to a reset socket
- * raises SIGPIPE once its error was taken (or at once when the reset
- * follows the peer's FIN), so no doorbell is written after the peer
- * closed, after its FIN or once the TCP connection ended, and a write
- * that meets a reset records it.
+ * poll() and read() are two.  A write to a reset socket raises SIGPIPE
+ * once its error was taken (or at once when the reset follows the peer's
+ * FIN), so no doorbell is written after the peer closed, after its FIN or
+ * once the TCP connection ended, and a write that meets a reset records
+ * it.
  */
 #include <errno.h>
 #include <poll.h>
