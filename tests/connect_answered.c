@@ -156,27 +156,23 @@ static int connect_family(pid_t pid, uint64_t addr)
 	return (int)(sa_family_t)word;
 }
 
-/* Runs the client until its TCP connect() returns, and holds it there. */
-static void hold_at_tcp_connect(pid_t pid)
+/*
+ * The exit of the client's connect() of an AF_INET address: its TCP
+ * connect() returned, in the kernel, and the client has yet to run on.
+ */
+static bool tcp_connect_returned(const struct __ptrace_syscall_info *info, pid_t pid)
 {
-	struct __ptrace_syscall_info info;
-	bool tcp_entered = false;
-	int status;
+	static bool entered;
 
-	CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
-	CHECK(ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(uintptr_t)PTRACE_O_TRACESYSGOOD) == 0);
-	for (;;) {
-		CHECK(ptrace(PTRACE_SYSCALL, pid, NULL, NULL) == 0);
-		CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status));
-		CHECK(WSTOPSIG(status) == (SIGTRAP | 0x80));
-		CHECK(ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info) > 0);
-		if (info.op == PTRACE_SYSCALL_INFO_ENTRY)
-			tcp_entered = info.entry.nr == SYS_connect &&
-				      connect_family(pid, info.entry.args[1]) == AF_INET;
-		else if (info.op == PTRACE_SYSCALL_INFO_EXIT && tcp_entered)
-			break;
+	if (info->op == PTRACE_SYSCALL_INFO_ENTRY) {
+		entered = info->entry.nr == SYS_connect &&
+			  connect_family(pid, info->entry.args[1]) == AF_INET;
+		return false;
 	}
-	CHECK(info.exit.rval == 0);
+	if (info->op != PTRACE_SYSCALL_INFO_EXIT || !entered)
+		return false;
+	CHECK(info->exit.rval == 0);
+	return true;
 }
 
 static void run(bool shared_listener, bool server_first)
@@ -194,7 +190,7 @@ static void run(bool shared_listener, bool server_first)
 	srv = h_fork(server, NULL);
 	port = (uint16_t)h_chan_recv(&port_chan);
 	cli = h_fork(client, (void *)(uintptr_t)port);
-	hold_at_tcp_connect(cli);
+	h_trace_until(cli, tcp_connect_returned);
 	h_chan_send(&go_chan, 1);
 	(void)h_chan_recv(&used_chan);
 	CHECK(ptrace(PTRACE_DETACH, cli, NULL, NULL) == 0);

@@ -79,23 +79,14 @@ static int client(void *arg)
 	return 0;
 }
 
-/* Runs the client until it enters the write() of one byte to fd, a doorbell, and holds it there. */
-static void hold_at_doorbell(pid_t pid, int fd)
-{
-	struct __ptrace_syscall_info info;
-	int status;
+static int doorbell_fd;
 
-	CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
-	CHECK(ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(uintptr_t)PTRACE_O_TRACESYSGOOD) == 0);
-	for (;;) {
-		CHECK(ptrace(PTRACE_SYSCALL, pid, NULL, NULL) == 0);
-		CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status));
-		CHECK(WSTOPSIG(status) == (SIGTRAP | 0x80));
-		CHECK(ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info) > 0);
-		if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_write &&
-		    info.entry.args[0] == (uint64_t)fd && info.entry.args[2] == 1)
-			return;
-	}
+/* The entry of the client's write() of one byte to its socket: a doorbell. */
+static bool at_doorbell(const struct __ptrace_syscall_info *info, pid_t pid)
+{
+	(void)pid;
+	return info->op == PTRACE_SYSCALL_INFO_ENTRY && info->entry.nr == SYS_write &&
+	       info->entry.args[0] == (uint64_t)doorbell_fd && info->entry.args[2] == 1;
 }
 
 int main(void)
@@ -104,7 +95,7 @@ int main(void)
 	struct pollfd p;
 	pid_t srv, cli;
 	uint16_t port;
-	int status, fd;
+	int status;
 
 	CHECK(mkdtemp(dir));
 	setenv("USMC_REGISTRY_DIR", dir, 1);
@@ -115,8 +106,8 @@ int main(void)
 	srv = h_fork(server, NULL);
 	port = (uint16_t)h_chan_recv(&port_chan);
 	cli = h_fork(client, (void *)(uintptr_t)port);
-	fd = (int)h_chan_recv(&ready_chan);
-	hold_at_doorbell(cli, fd);
+	doorbell_fd = (int)h_chan_recv(&ready_chan);
+	h_trace_until(cli, at_doorbell);
 	h_chan_send(&go_chan, 1);
 	p = (struct pollfd){ .fd = read_chan.rd, .events = POLLIN };
 	if (poll(&p, 1, 10000) != 1) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -444,4 +445,19 @@ unsigned h_write_close(uint16_t port, uint64_t seed, size_t len, bool short_fin_
 	CHECK(usmc_close(fd) == 0);
 	free(buf);
 	return ntohs(a.sin_port);
+}
+
+void h_trace_until(pid_t pid, bool (*stop)(const struct __ptrace_syscall_info *info, pid_t pid))
+{
+	struct __ptrace_syscall_info info;
+	int status;
+
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status) && WSTOPSIG(status) == SIGSTOP);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)(uintptr_t)PTRACE_O_TRACESYSGOOD) == 0);
+	do {
+		CHECK(ptrace(PTRACE_SYSCALL, pid, NULL, NULL) == 0);
+		CHECK(waitpid(pid, &status, 0) == pid && WIFSTOPPED(status));
+		CHECK(WSTOPSIG(status) == (SIGTRAP | 0x80));
+		CHECK(ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(info), &info) > 0);
+	} while (!stop(&info, pid));
 }

@@ -128,6 +128,13 @@ void h_become(uid_t uid, const char *policy);
  */
 void h_wait_wchan(pid_t tid, const char *needle);
 /*
+ * Traces pid, a child stopped by the SIGSTOP it raised after
+ * PTRACE_TRACEME, from system call to system call (each entry and each
+ * exit) until stop says so; pid is then held at that stop.
+ */
+struct __ptrace_syscall_info;
+void h_trace_until(pid_t pid, bool (*stop)(const struct __ptrace_syscall_info *info, pid_t pid));
+/*
  * Whether /proc/net/tcp lists a loopback socket of local port lport toward
  * port, in any state.  Its local port alone is not enough: a connection of
  * another test to another port may have the same.

@@ -210,7 +210,8 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 		want = owed < sizeof(buf) ? owed : sizeof(buf);
 		int state;
 
-		n = dontwait ? usmc_sys.recv(s->fd, buf, want, MSG_DONTWAIT) : usmc_sys.read(s->fd, buf, want);
+		n = dontwait ? usmc_sys.recv(s->fd, buf, want, MSG_DONTWAIT)
+			     : usmc_sys.read(s->fd, buf, want);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			errno = saved;
 			return CDC_TCP_OPEN;
