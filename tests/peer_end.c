@@ -6,9 +6,8 @@
  * tcp_rmem's default).  A ring holds more unread than that (megabytes once
  * it grows, as it does for a writer that finds it full), and the end must
  * not show before the unread part is down to what TCP could hold: a
- * program that takes POLLHUP for
- * the end of what it will read (stunnel, when it is not asking to read)
- * would lose what TCP delivers.
+ * program that takes POLLHUP for the end of what it will read (stunnel,
+ * when it is not asking to read) would lose what TCP delivers.
  *
  * One process, both ends: the client shuts down writing, the server
  * writes 200 KiB and closes.  usmc_poll on the client: POLLIN alone with

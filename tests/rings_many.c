@@ -20,9 +20,10 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "usmc_config.h"
 
 #define RINGS_MANY 1024
-#define FIRST_LAP (64u << 10)
+#define FIRST_LAP ((uint32_t)USMC_BUFSIZE_DEFAULT)
 #define STREAM (1u << 20)
 
 /*

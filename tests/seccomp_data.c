@@ -35,6 +35,7 @@
 
 #include "harness.h"
 #include "sandbox.h"
+#include "usmc_config.h"
 
 #define TOTAL (1u << 20)
 #define CHUNK 3000
@@ -45,7 +46,7 @@
  * it, and a ring whose reader lags grows.  Last, FULL bytes, more than
  * the ring holds, echoed while the client reads nothing until it is full.
  */
-#define FIRST_RING (64 << 10) /* USMC_BUFSIZE's default */
+#define FIRST_RING USMC_BUFSIZE_DEFAULT
 #define BURST1 (FIRST_RING / 2)
 #define BURST2 (FIRST_RING / 8 * 5)
 #define BURST (BURST1 + BURST2)

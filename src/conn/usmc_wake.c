@@ -141,16 +141,6 @@ static uint32_t bells_owed(const struct usmc_conn *conn, uint32_t seen)
 }
 
 /*
- * Reads the doorbells owed, without blocking, and only by the drainer of
- * the moment: recv(MSG_DONTWAIT), one call; under a seccomp filter, which
- * may allow read() and poll() alone (OpenSSH's sandbox), read() only once
- * poll() says the socket is readable, since a bell is counted before its
- * byte is written and a blocking read() could wait for it.  With upto,
- * nothing more: what follows them (later doorbells, the peer's end, bytes
- * from outside usmc) keeps the socket readable for the next wait, whose
- * drain reads it; else a look past them records it now.
- */
-/*
  * Whether the peer counted that many more urgent doorbells than we read
  * in the stream (those its later ones overtook: cdc_ring_urgent).  Most
  * never show, so the count bounds them only: a byte from outside usmc of
@@ -163,18 +153,35 @@ static bool urgent_bells_counted(const struct usmc_conn *conn, uint32_t urgent)
 	return sent - atomic_load(&conn->sh->urg_bells_read) >= urgent;
 }
 
-/* Whether the TCP socket has something to read (a byte, its end, an error): one peek. */
-static bool tcp_readable_peek(int fd, int saved)
+/*
+ * Whether the TCP socket has something to read (a byte, its end, an
+ * error): a peek that does not wait, or under a filter poll(); errno kept.
+ */
+static bool tcp_readable(int fd, bool peek)
 {
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int saved = errno;
+	bool readable;
 	char c;
 
-	if (usmc_sys.recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 ||
-	    (errno != EAGAIN && errno != EWOULDBLOCK))
-		return true;
+	if (!peek)
+		return usmc_sys.poll(&p, 1, 0) > 0;
+	readable = usmc_sys.recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 ||
+		   (errno != EAGAIN && errno != EWOULDBLOCK);
 	errno = saved;
-	return false;
+	return readable;
 }
 
+/*
+ * Reads the doorbells owed, without blocking, and only by the drainer of
+ * the moment: recv(MSG_DONTWAIT), one call; under a seccomp filter, which
+ * may allow read() and poll() alone (OpenSSH's sandbox), read() only once
+ * poll() says the socket is readable, since a bell is counted before its
+ * byte is written and a blocking read() could wait for it.  With upto,
+ * nothing more: what follows them (later doorbells, the peer's end, bytes
+ * from outside usmc) keeps the socket readable for the next wait, whose
+ * drain reads it; else a look past them records it now.
+ */
 static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool upto, int *err)
 {
 	struct usmc_conn *conn = s->conn;
@@ -184,7 +191,6 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 
 	/* Bounded: a peer flooding the idle TCP stream must not keep us here. */
 	for (int i = 0; i < 64; i++) {
-		struct pollfd p = { .fd = s->fd, .events = POLLIN };
 		uint32_t owed = bells_owed(conn, seen);
 		bool probe = false;
 		size_t want;
@@ -193,8 +199,7 @@ static enum cdc_tcp_state drain_counted(struct usmc_sock *s, uint32_t seen, bool
 		if (upto && !owed)
 			return CDC_TCP_OPEN;
 		/* Owed bells are read as they come; anything else is looked for first. */
-		if ((!owed || !dontwait) &&
-		    (dontwait ? !tcp_readable_peek(s->fd, saved) : usmc_sys.poll(&p, 1, 0) <= 0))
+		if ((!owed || !dontwait) && !tcp_readable(s->fd, dontwait))
 			return CDC_TCP_OPEN;
 		if (!owed) {
 			/*

@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* USMC_BUFSIZE's default, net/smc's net.smc.wmem: a request and its response need no more. */
+#define USMC_BUFSIZE_DEFAULT (64 << 10)
+
 struct usmc_config {
 	bool disabled;        /* USMC_DISABLE */
 	uint32_t bufsize;     /* USMC_BUFSIZE: a ring's first lap, by default */
