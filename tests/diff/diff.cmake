@@ -22,7 +22,7 @@ set(USMC_DIFF_CASES
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
   epoll_fd_reuse epoll_exclusive epoll_mod_data epoll_set_reuse
-  epoll_dup_reuse
+  epoll_dup_reuse epoll_vfork_close
   eintr sa_restart sa_restart_unaccepted rcvtimeo rcvtimeo_unaccepted rcvtimeo_answer_late
   rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh

@@ -3,13 +3,16 @@
  * epoll beyond level-triggered readiness: edge-triggered EPOLLIN and
  * EPOLLOUT, EPOLLONESHOT, one descriptor in two sets, a set inside a set,
  * a descriptor number reused after a close that removed it (also from a
- * copy), a set's number reused after its close, and an entry modified with new data.
+ * copy), a set's number reused after its close, an entry modified with new data,
+ * and a set and a pipe in it closed by a vfork child.
  */
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "diff.h"
+#include "diff_exec.h"
 
 enum { GO = 1, MORE, SHUT, FILLED, DRAINED, CLOSED, DONE };
 
@@ -219,6 +222,58 @@ static void oneshot_server(struct end *e)
 	ep_ctl(ep, EPOLL_CTL_MOD, e->fd, EPOLLIN | EPOLLONESHOT, 9);
 	ep_say(ep, 0, "re-armed, nothing to read");
 	tell(e, DONE);
+	close(ep);
+}
+
+/*
+ * ---- a vfork child closes the set and a pipe in it ----
+ * The child's descriptors are its own, its memory its parent's: what it
+ * closes must leave the parent's set as it was, every wait after it.
+ */
+static void vfork_close_client(struct end *e)
+{
+	expect(e, GO);
+	send_pattern(e->fd, 66, 0, 10);
+	tell(e, MORE);
+	expect(e, MORE);
+	send_pattern(e->fd, 66, 10, 10);
+	tell(e, MORE);
+	expect(e, DONE);
+}
+
+/* Edge-triggered: the edge of data that comes behind unread data is the ring's own. */
+static void vfork_close_server(struct end *e)
+{
+	int ep = ep_new(), p[2];
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		fatal("pipe");
+	ep_ctl(ep, EPOLL_CTL_ADD, e->fd, EPOLLIN | EPOLLET, 9);
+	ep_ctl(ep, EPOLL_CTL_ADD, p[0], EPOLLIN, 10);
+	pid = vfork();
+	if (pid < 0)
+		fatal("vfork");
+	if (pid == 0) {
+		close(ep);
+		close(p[0]);
+		_exit(0);
+	}
+	reap(pid);
+	tell(e, GO);
+	expect(e, MORE);
+	ep_say(ep, WAIT_MS, "data came");
+	recv_pattern(e->fd, 66, 0, 4, "part of it");
+	ep_say(ep, 0, "6 bytes left, no new edge");
+	tell(e, MORE);
+	expect(e, MORE);
+	ep_say(ep, 0, "more came behind them");
+	recv_pattern(e->fd, 66, 4, 16, "the rest");
+	say_rc("write(pipe)", write(p[1], "x", 1));
+	ep_say(ep, WAIT_MS, "the pipe");
+	tell(e, DONE);
+	close(p[0]);
+	close(p[1]);
 	close(ep);
 }
 
@@ -457,6 +512,7 @@ const struct diff_case epoll_cases[] = {
 	{ "epoll_et_fresh", et_fresh_client, et_fresh_server, .conns = 1 },
 	{ "epoll_oneshot", two_writes_client, oneshot_server, .conns = 1 },
 	{ "epoll_two_sets", two_writes_client, two_sets_server, .conns = 1 },
+	{ "epoll_vfork_close", vfork_close_client, vfork_close_server, .conns = 1 },
 	{ "epoll_nested", two_writes_client, nested_server, .conns = 1 },
 	{ "epoll_exclusive", two_writes_client, exclusive_server, .conns = 1 },
 	{ "epoll_mod_data", mod_data_client, mod_data_server, .raw = true, .conns = 2 },
