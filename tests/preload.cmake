@@ -103,6 +103,17 @@ endif()
 add_test(NAME preload_af_smc_kernel COMMAND preload_af_smc --expect kernel)
 set_tests_properties(preload_af_smc_kernel PROPERTIES LABELS unit)
 
+# A stream glibc made on a descriptor before dup2 put a connection there:
+# TCP from its start if not used yet, else the stream refuses (EBADF).
+add_executable(preload_stdio_dup2 preload_stdio_dup2.c)
+if(NOT USMC_PRELOAD_SKIP)
+  add_test(NAME preload_stdio_dup2_shm COMMAND $<TARGET_FILE:usmc-run>
+           $<TARGET_FILE:preload_stdio_dup2> --expect shm)
+  set_tests_properties(preload_stdio_dup2_shm PROPERTIES LABELS unit TIMEOUT 60)
+endif()
+add_test(NAME preload_stdio_dup2_tcp COMMAND preload_stdio_dup2 --expect tcp)
+set_tests_properties(preload_stdio_dup2_tcp PROPERTIES LABELS unit TIMEOUT 60)
+
 # A program that sends and receives through io_uring (liburing): plain TCP
 # under usmc-run, its bytes checked.  Built where liburing is installed.
 find_path(USMC_LIBURING_INCLUDE liburing.h)

@@ -213,10 +213,9 @@ static bool srv_client_waits_on_tcp(struct usmc_sock *ns)
  * now on (a pass, AIO or io_uring since accept(): the client replays its
  * ring into TCP), or for reason if one is given.  The socket's state then.
  */
-static int srv_answer(struct usmc_sock *ns, uint32_t reason)
+static int srv_answer_as(struct usmc_sock *ns, uint32_t reason, bool by_peer)
 {
 	struct srv_proposal *p = ns->accepting;
-	bool by_peer = reason != 0;
 
 	ns->accepting = NULL;
 	atomic_fetch_sub(&accepting_count, 1);
@@ -239,6 +238,12 @@ static int srv_answer(struct usmc_sock *ns, uint32_t reason)
 	if (srv_client_waits_on_tcp(ns))
 		cdc_ring(ns->fd, ns->conn->tx.cdc);
 	return SOCK_SMC;
+}
+
+/* The reason given is the peer's (a withdrawal); none, the process's own. */
+static int srv_answer(struct usmc_sock *ns, uint32_t reason)
+{
+	return srv_answer_as(ns, reason, reason != 0);
 }
 
 static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
@@ -364,6 +369,18 @@ bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reaso
 		return true;
 	}
 	return false;
+}
+
+int af_accept_decline(struct usmc_sock *ns, uint32_t reason)
+{
+	int state;
+
+	usmc_lock();
+	state = atomic_load(&ns->state);
+	if (state == SOCK_ACCEPTING)
+		state = srv_answer_as(ns, reason, false);
+	usmc_unlock();
+	return state;
 }
 
 void af_accept_finish_all(void)

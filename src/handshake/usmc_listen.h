@@ -34,6 +34,11 @@ void af_set_nodelay(int fd);
  * SOCK_PLAIN.  Every such socket, before a fork: af_accept_finish_all.
  */
 int af_accept_finish(struct usmc_sock *ns);
+/*
+ * Answers it with a Decline for reason, if it is still to be answered:
+ * the connection is then TCP from its start.  The socket's state then.
+ */
+int af_accept_decline(struct usmc_sock *ns, uint32_t reason);
 void af_accept_finish_all(void);
 /*
  * The client withdrew the Proposal of such a socket: declined, the socket

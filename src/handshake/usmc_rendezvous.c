@@ -83,7 +83,7 @@ static void rdv_load(void)
 
 		if (fscanf(f, "%u", &u) == 1)
 			rdv.overflow_uid = u;
-		fclose(f);
+		usmc_sys.fclose(f);
 	}
 	f = fopen("/proc/self/uid_map", "re");
 	if (f) {
@@ -91,7 +91,7 @@ static void rdv_load(void)
 
 		rdv.init_userns = fgets(map, sizeof(map), f) && sscanf(map, "%u %u %u", &a, &b, &n) == 3 &&
 				  a == 0 && b == 0 && n == 4294967295u;
-		fclose(f);
+		usmc_sys.fclose(f);
 	}
 	rdv.on = true;
 }

@@ -195,7 +195,7 @@ static void add_children(pid_t pid, pid_t *list, int *n)
 		while (f && *n < TREE_MAX && fscanf(f, "%d", &child) == 1)
 			list[(*n)++] = child;
 		if (f)
-			fclose(f);
+			usmc_sys.fclose(f);
 	}
 	if (d)
 		closedir(d);

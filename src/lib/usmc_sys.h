@@ -26,6 +26,7 @@
 #include <aio.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -51,6 +52,7 @@
 	X(int, accept4, (int, struct sockaddr *, socklen_t *, int))                           \
 	X(int, shutdown, (int, int))                                                          \
 	X(int, close, (int))                                                                  \
+	X(int, fclose, (FILE *))                                                              \
 	X(int, close_range, (unsigned int, unsigned int, int))                                \
 	X(void, closefrom, (int))                                                             \
 	X(int, dup, (int))                                                                    \

@@ -24,11 +24,18 @@
  * socket as close() does and opens the file under its number, for the
  * same stream (glibc's own freopen cannot reopen a fopencookie stream).
  *
+ * A stream glibc made on a descriptor before dup2 or dup3 put a usmc
+ * socket under its number (not one of the three standard streams, which
+ * are made anew) cannot be switched in place: glibc's FILE has no room
+ * for a cookie stream's functions.  Its connection is declined if it is
+ * not answered yet, so that it is TCP from its start and the stream works
+ * as on TCP; otherwise the stream refuses to read or write (EBADF, its
+ * error flag set), which the program sees, rather than read doorbell
+ * bytes as data (streams_before_socket).
+ *
  * What cannot work: a stream is byte-oriented only (fopencookie gives it
  * no wide-character part), so fwprintf and its kin on such a stream fail
- * with -1 instead of writing; and a FILE made by glibc on the descriptor
- * before the socket became a usmc socket (before dup2 made it so, and
- * not one of the three standard streams) still reaches the kernel.
+ * with -1 instead of writing.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */
@@ -352,6 +359,19 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 	return f;
 }
 
+/*
+ * fclose of a stream glibc made on a descriptor that became a usmc socket
+ * under it (streams_before_socket): glibc closes the descriptor with its
+ * internal close, so what close() does for usmc goes first, as for freopen.
+ */
+EXPORT int fclose(FILE *f)
+{
+	preload_bound();
+	if (f && !usmc_stream(f))
+		before_reopen(f);
+	return usmc_sys.fclose(f);
+}
+
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 {
 	preload_bound();
@@ -432,17 +452,68 @@ void preload_stdio_init(void)
 	atexit(at_exit);
 }
 
+/* glibc's list of the streams it made, and the list's lock (GLIBC_2.2.5). */
+extern FILE *_IO_list_all;
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+
+/*
+ * How many streams glibc made on fd that are not usmc's, each made to
+ * refuse if asked: glibc's underflow and overflow then fail with EBADF
+ * and set the stream's error flag.  The stream's lock is only tried: a
+ * thread may sit in a read of it, on the file the descriptor was before.
+ */
+static unsigned native_streams(int fd, bool refuse)
+{
+	unsigned n = 0;
+
+	_IO_list_lock();
+	for (FILE *f = _IO_list_all; f; f = f->_chain) {
+		bool locked;
+
+		if (f->_fileno != fd || usmc_stream(f))
+			continue;
+		n++;
+		if (!refuse)
+			continue;
+		locked = ftrylockfile(f) == 0;
+		__atomic_fetch_or(&f->_flags, STREAM_NO_READS | STREAM_NO_WRITES, __ATOMIC_RELAXED);
+		if (locked)
+			funlockfile(f);
+	}
+	_IO_list_unlock();
+	return n;
+}
+
+/* dup2 or dup3 put a usmc socket under fd, where glibc may have made a stream. */
+static void streams_before_socket(int fd)
+{
+	struct usmc_sock *s = usmc_sock_get(fd);
+	int state;
+
+	if (!s || !native_streams(fd, false))
+		return;
+	state = atomic_load(&s->state);
+	if (state == SOCK_ACCEPTING)
+		state = af_accept_decline(s, USMC_DECL_ENV);
+	if (state == SOCK_PROPOSED || state == SOCK_SMC)
+		native_streams(fd, true);
+}
+
 int preload_stdio_fd_changed(int fd)
 {
 	int err = errno;
 
 	/*
 	 * A vfork child shares our memory but not our pid: the streams it
-	 * would replace are its parent's.
+	 * would replace, or refuse, are its parent's.
 	 */
-	if (fd < 0 || fd > 2 || !usmc_sock_active(fd) || (pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
+	if (fd < 0 || !usmc_sock_get(fd) || (pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
 		return fd;
-	std_streams();
+	if (fd > 2)
+		streams_before_socket(fd);
+	else if (usmc_sock_active(fd))
+		std_streams();
 	errno = err;
 	return fd;
 }

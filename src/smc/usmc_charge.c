@@ -27,6 +27,7 @@
 #include "usmc.h"
 #include "usmc_charge.h"
 #include "usmc_core.h"
+#include "usmc_sys.h"
 
 /* The least reserve a limit keeps; a larger limit keeps a part of itself. */
 #define CHARGE_RESERVE_MIN (4u << 20)
@@ -70,7 +71,7 @@ static bool mount_point(const char *fstype, const char *opt, char *out, size_t l
 		found = !opt || strstr(opts, want);
 	}
 	if (f)
-		fclose(f);
+		usmc_sys.fclose(f);
 	if (found)
 		snprintf(out, len, "%s", mnt);
 	return found;
@@ -96,7 +97,7 @@ static void memcg_find(void)
 			snprintf(v2, sizeof(v2), "%s", path + 1);
 	}
 	if (f)
-		fclose(f);
+		usmc_sys.fclose(f);
 	if (v1[0] && mount_point("cgroup", "memory", mnt, sizeof(mnt)))
 		memcg.v2 = false;
 	else if (v2[0] && mount_point("cgroup2", NULL, mnt, sizeof(mnt)))
@@ -120,7 +121,7 @@ static bool read_u64(const char *dir, const char *name, uint64_t *v)
 		return false;
 	if (!fgets(buf, sizeof(buf), f))
 		buf[0] = 0;
-	fclose(f);
+	usmc_sys.fclose(f);
 	if (!strncmp(buf, "max", 3)) {
 		*v = UINT64_MAX;
 		return true;
@@ -142,7 +143,7 @@ static uint64_t memcg_reclaimable(const char *dir)
 		if (!strncmp(line, key, strlen(key)) && sscanf(line + strlen(key), "%llu", &v) == 1)
 			break;
 	if (f)
-		fclose(f);
+		usmc_sys.fclose(f);
 	return v;
 }
 
