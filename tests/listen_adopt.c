@@ -51,21 +51,6 @@ static void pattern(uint8_t *buf, size_t n, uint64_t seed, uint64_t off)
 		buf[i] = (uint8_t)((off + i) * 131 + seed * 7 + ((off + i) >> 9));
 }
 
-static void write_all(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		CHECK(w > 0);
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static uint64_t tcp_carried(int fd)
 {
 	struct tcp_info ti;

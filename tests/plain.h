@@ -38,6 +38,19 @@ static inline uint64_t fnv(uint64_t h, const void *buf, size_t len)
 	return h;
 }
 
+/* All of buf, however many writes it takes (EINTR taken as one more try). */
+static inline void write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, (const char *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		CHECK(n > 0);
+		off += (size_t)n;
+	}
+}
+
 /* The loopback address of the family (AF_INET or AF_INET6) at port, in *ss. */
 static inline socklen_t loopback_addr(int family, uint16_t port, struct sockaddr_storage *ss)
 {

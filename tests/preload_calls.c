@@ -59,17 +59,6 @@ static uint64_t pattern_sum(unsigned seed, size_t len)
 	return h;
 }
 
-static void write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		CHECK(n > 0);
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
 /* ---- client ---- */
 
 static void client_sendmmsg(int fd)

@@ -38,16 +38,6 @@ static void read_all(int fd, void *p, size_t len)
 	}
 }
 
-static void write_all(int fd, const void *p, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, (const uint8_t *)p + off, len - off);
-
-		CHECK(n > 0);
-		off += (size_t)n;
-	}
-}
-
 /* The server answers each block with its checksum, until end of file. */
 static void serve(int lfd)
 {

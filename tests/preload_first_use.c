@@ -51,16 +51,6 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
 		buf[i] = (uint8_t)(i * 31 + seed + (i >> 9));
 }
 
-static void write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, (const char *)buf + off, len - off);
-
-		CHECK(n > 0);
-		off += (size_t)n;
-	}
-}
-
 /* Reads to the end or len bytes; how many. */
 static size_t read_upto(int fd, void *buf, size_t len)
 {

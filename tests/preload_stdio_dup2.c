@@ -50,16 +50,6 @@ static uint64_t bytes_received(int fd)
 	return ti.tcpi_bytes_received;
 }
 
-static void write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, (const char *)buf + done, len - done);
-
-		CHECK(n > 0);
-		done += (size_t)n;
-	}
-}
-
 static size_t read_full(int fd, void *buf, size_t len)
 {
 	size_t done = 0;
