@@ -27,7 +27,10 @@
  * connection itself, as TCP wakes it, not by a timer's look (the
  * counters' handshake_timer_wakeups, of both users' files, stay as they
  * were), whether a listener's maker or a prefork worker accepts.  Told so
- * once, it asks the maker no more (serve_one).
+ * once, it asks the maker no more (serve_one).  So too after a crowd of a
+ * third user, each of its processes holding a channel to the listener
+ * the same way, more of them than the listener holds such channels for
+ * all users: the crowd fills only its own user's share.
  */
 #include <netinet/in.h>
 #include <poll.h>
@@ -52,7 +55,8 @@ struct round {
 	const char *client_policy;
 	int mode;           /* expected on both ends */
 	uint32_t client_reason; /* the client's fallback reason, exactly */
-	enum { PLAIN_ROUND, THIRD_SOCKET, PREFORK, SQUATTER, INHERITED, INHERITED_PREFORK } twist;
+	enum { PLAIN_ROUND, THIRD_SOCKET, PREFORK, SQUATTER, INHERITED, INHERITED_PREFORK,
+	       INHERITED_CROWDED } twist;
 	const char *what;
 	uint32_t reason;    /* the client's fallback reason */
 };
@@ -85,12 +89,17 @@ static const struct round rounds[] = {
 	  "the server's registry, inherited" },
 	{ "", "", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN, INHERITED_PREFORK,
 	  "the same, to a prefork worker" },
+	{ "", "", USMC_MODE_FALLBACK, USMC_DECL_FOREIGN, INHERITED_CROWDED,
+	  "the same, after a crowd" },
 	/* The squatter's channel is refused, and the third user has no listener of its own. */
 	{ "allow-user 64002", "allow-user 64001 64003", USMC_MODE_FALLBACK, USMC_DECL_PEERNOSMC,
 	  SQUATTER, "a squatter of the channel name" },
 };
 
-static struct h_chan port_chan, squatted;
+/* More than the channels a listener held to refuse, for all users at once, before. */
+#define CROWD 20
+
+static struct h_chan port_chan, squatted, crowd_in, crowd_hold;
 static const struct round *cur;
 
 
@@ -110,7 +119,8 @@ static int third_user_socket(void)
 
 static bool inherited(void)
 {
-	return cur->twist == INHERITED || cur->twist == INHERITED_PREFORK;
+	return cur->twist == INHERITED || cur->twist == INHERITED_PREFORK ||
+	       cur->twist == INHERITED_CROWDED;
 }
 
 /*
@@ -124,6 +134,14 @@ static int serve_one(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 
+	/* The crowd's connections came first: each declined, as the client's will be. */
+	for (int i = 0; cur->twist == INHERITED_CROWDED && i < CROWD; i++) {
+		int fd = usmc_accept(lfd, NULL, NULL);
+
+		CHECK(fd >= 0);
+		h_check_mode(fd, USMC_MODE_FALLBACK);
+		CHECK(usmc_close(fd) == 0);
+	}
 	for (int i = 0; i < (inherited() ? 2 : 1); i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 		uint64_t sum, len, reply[2];
@@ -137,7 +155,7 @@ static int serve_one(void *arg)
 		h_check_mode(fd, cur->mode);
 		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
 		if (inherited() && info.fallback_reason !=
-		    (i && cur->twist == INHERITED ? USMC_DECL_PEERNOSMC : USMC_DECL_FOREIGN)) {
+		    (i && cur->twist != INHERITED_PREFORK ? USMC_DECL_PEERNOSMC : USMC_DECL_FOREIGN)) {
 			fprintf(stderr, "%s: server's connection %d: %s\n", cur->what, i,
 				usmc_reason_str(info.fallback_reason));
 			CHECK(0);
@@ -184,8 +202,8 @@ static int server(void *arg)
 	return 0;
 }
 
-/* Opens the registry as the server's user (a listener of its own, closed), then becomes ours. */
-static void registry_of_server(void)
+/* Opens the registry as the server's user (a listener of its own, closed), then becomes uid. */
+static void registry_of_server(uid_t uid)
 {
 	uint16_t port;
 	int lfd;
@@ -196,7 +214,7 @@ static void registry_of_server(void)
 	CHECK(usmc_close(lfd) == 0);
 	CHECK(setresuid(0, 0, 0) == 0);
 	CHECK(setresgid(0, 0, 0) == 0);
-	h_become(CLIENT_UID, cur->client_policy);
+	h_become(uid, cur->client_policy);
 }
 
 /* Waits in epoll_wait, with nothing else to look at, for the reply. */
@@ -229,7 +247,7 @@ static int client(void *arg)
 		h_become(CLIENT_UID, cur->client_policy);
 		CHECK(usmc_connect(fd, (struct sockaddr *)&ss, len) == 0);
 	} else if (inherited()) {
-		registry_of_server();
+		registry_of_server(CLIENT_UID);
 		fd = h_connect(AF_INET, H_USMC, port);
 	} else {
 		h_become(CLIENT_UID, cur->client_policy);
@@ -307,6 +325,52 @@ static void squatted_round(void)
 	CHECK(h_wait_ok(sq));
 }
 
+/*
+ * One of the crowd: as the client, but THIRD_UID; its link group, and so
+ * its channel, lives as long as the process, which waits for the round's end.
+ */
+static int crowd_member(void *arg)
+{
+	char b;
+	int fd;
+
+	CHECK(close(crowd_hold.wr) == 0);
+	registry_of_server(THIRD_UID);
+	fd = h_connect(AF_INET, H_USMC, (uint16_t)(uintptr_t)arg);
+	h_chan_send(&crowd_in, 1);
+	CHECK(read(crowd_hold.rd, &b, 1) == 0);
+	CHECK(usmc_close(fd) == 0);
+	return 0;
+}
+
+/* The crowd connects, and its channels wait, before the client comes. */
+static void crowded_round(void)
+{
+	pid_t srv, cli, crowd[CROWD];
+	uint16_t port;
+
+	h_chan_open(&port_chan);
+	h_chan_open(&crowd_in);
+	h_chan_open(&crowd_hold);
+	srv = h_fork(server, NULL);
+	port = (uint16_t)h_chan_recv(&port_chan);
+	for (int i = 0; i < CROWD; i++)
+		crowd[i] = h_fork(crowd_member, (void *)(uintptr_t)port);
+	for (int i = 0; i < CROWD; i++)
+		h_chan_recv(&crowd_in);
+	cli = h_fork(client, (void *)(uintptr_t)port);
+	CHECK(h_wait_ok(cli));
+	CHECK(h_wait_ok(srv));
+	CHECK(close(crowd_hold.wr) == 0);
+	for (int i = 0; i < CROWD; i++)
+		CHECK(h_wait_ok(crowd[i]));
+	close(crowd_hold.rd);
+	close(crowd_in.rd);
+	close(crowd_in.wr);
+	close(port_chan.rd);
+	close(port_chan.wr);
+}
+
 /* The handshakes that a timer's look settled, in both users' counters. */
 static uint64_t timer_settled(void)
 {
@@ -328,6 +392,8 @@ int main(void)
 		cur = &rounds[i];
 		if (cur->twist == SQUATTER)
 			squatted_round();
+		else if (cur->twist == INHERITED_CROWDED)
+			crowded_round();
 		else
 			h_run_pair(server, client, &port_chan);
 		if (inherited() && timer_settled() != settled) {

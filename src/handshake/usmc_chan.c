@@ -89,12 +89,14 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  * a peer process, a bounded number in all, never the descriptors the
  * last eighth of the table holds for TCP clients, and a bounded number
  * taken per look, so that a queue others fill costs an accept() little.
- * Of them, a few held only to refuse their Proposals (af_channel_admit).
+ * Of them, a few held only to refuse their Proposals (af_channel_admit),
+ * a few of each user: one user's channels cannot take the others' place.
  */
-#define CHAN_PER_PEER      64 /* a client has one per port it reaches */
-#define CHAN_MAX           1024
-#define CHAN_REFUSING_MAX  16
-#define CHAN_ACCEPT_BATCH  16
+#define CHAN_PER_PEER            64 /* a client has one per port it reaches */
+#define CHAN_MAX                 1024
+#define CHAN_REFUSING_MAX        64
+#define CHAN_REFUSING_PER_USER   16
+#define CHAN_ACCEPT_BATCH        16
 
 /*
  * Why the channel fd, from cred, may not become a link group; 0 if it may.
@@ -112,14 +114,16 @@ static void channel_renew(struct usmc_listener *l, int *ufd, bool other_users)
  * with *refuse set: each Proposal on them is declined once its TCP
  * connection is accepted and proven the proposer's, with the marker that
  * wakes the client on that socket (usmc_listen.c).  Only past them is the
- * channel refused at once.
+ * channel refused at once: past a few of its user's, so that another user
+ * who fills its own share (any process can connect to our names) leaves
+ * the rest to the others.
  */
 uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_listener *shared,
 			  uint32_t *refuse)
 {
 	bool foreign = !(shared && cred->uid == shared->uid) && !usmc_peer_user_allowed(cred->uid);
 	unsigned long limit = usmc_fd_limit();
-	int total = 0, of_peer = 0, refusing = 0;
+	int total = 0, of_peer = 0, refusing = 0, refusing_of_user = 0;
 
 	*refuse = 0;
 	/* Descriptors come lowest first: a number this high means the table is nearly full. */
@@ -131,10 +135,11 @@ uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_li
 		total++;
 		of_peer += !lgr->oneshot && lgr->peer_pid == cred->pid;
 		refusing += lgr->refused != 0;
+		refusing_of_user += lgr->refused != 0 && lgr->peer_uid == cred->uid;
 	}
 	if (total >= CHAN_MAX || (!shared && of_peer >= CHAN_PER_PEER))
 		return foreign ? USMC_DECL_FOREIGN : USMC_DECL_CHAN_BUSY;
-	if (foreign && refusing >= CHAN_REFUSING_MAX)
+	if (foreign && (refusing >= CHAN_REFUSING_MAX || refusing_of_user >= CHAN_REFUSING_PER_USER))
 		return USMC_DECL_FOREIGN;
 	*refuse = foreign ? USMC_DECL_FOREIGN : 0;
 	return 0;
