@@ -134,6 +134,9 @@ static void server(int lfd)
 	CHECK(read_full(b, line, 6) == 6 && !memcmp(line, "hello\n", 6));
 	CHECK(dup2(b, fd) == fd);
 	close(b);
+	/* A stream that read the kernel socket would find nothing there: fail, not hang. */
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ .tv_sec = 2 },
+			 sizeof(struct timeval)) == 0);
 	errno = 0;
 	r = fgets(line, sizeof(line), f);
 	if (shm) {
