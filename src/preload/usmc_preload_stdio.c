@@ -366,9 +366,13 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
  */
 EXPORT int fclose(FILE *f)
 {
+	int err = errno;
+
 	preload_bound();
+	/* fileno() of a program's own fopencookie stream sets errno: a look leaves none. */
 	if (f && !usmc_stream(f))
 		before_reopen(f);
+	errno = err;
 	return usmc_sys.fclose(f);
 }
 
