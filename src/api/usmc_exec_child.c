@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -34,8 +35,33 @@
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
+/*
+ * Whether a vfork child may be running usmc's code: VFORK_ANY until the
+ * preload says it sees every way a program starts one through libc
+ * (vfork, __vfork, clone and raw clones with CLONE_VM), then VFORK_NONE
+ * until one is started, VFORK_SEEN for ever after.  A child runs on the
+ * thread that started it, after the store: it reads VFORK_SEEN.  So a
+ * process that never starts one asks no getpid at each close.
+ */
+enum { VFORK_ANY, VFORK_NONE, VFORK_SEEN };
+static _Atomic int vfork_watch = VFORK_ANY;
+
+void usmc_vfork_watched(void)
+{
+	int any = VFORK_ANY;
+
+	atomic_compare_exchange_strong(&vfork_watch, &any, VFORK_NONE);
+}
+
+void usmc_vfork_coming(void)
+{
+	atomic_store(&vfork_watch, VFORK_SEEN);
+}
+
 bool usmc_vfork_child(void)
 {
+	if (atomic_load_explicit(&vfork_watch, memory_order_relaxed) == VFORK_NONE)
+		return false;
 	/* fork resets usmc_pid (usmc_fork.h); vfork runs no handler. */
 	return (pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid();
 }

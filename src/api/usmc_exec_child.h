@@ -14,6 +14,12 @@
 
 /* Whether this process is a vfork child: usmc's tables are its parent's. */
 bool usmc_vfork_child(void);
+/*
+ * The preload sees every vfork and CLONE_VM child a program starts through
+ * libc: until usmc_vfork_coming says one starts, none runs.
+ */
+void usmc_vfork_watched(void);
+void usmc_vfork_coming(void);
 /* The inode of a socket descriptor: this process's, or (vforked) the parent's. */
 uint64_t exec_sock_inode(int fd, bool vforked);
 /* The sockets a vfork child holds open across exec, by inode. */

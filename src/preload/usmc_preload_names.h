@@ -31,7 +31,7 @@
 	N(__select) N(__read_chk) N(__recv_chk) N(__recvfrom_chk) N(__poll_chk)               \
 	N(__ppoll_chk)                                                                        \
 	N(execve) N(execv) N(execvp) N(execvpe) N(execl) N(execlp) N(execle) N(fexecve)       \
-	N(execveat) N(posix_spawn) N(posix_spawnp) N(system) N(popen)                         \
+	N(execveat) N(posix_spawn) N(posix_spawnp) N(system) N(popen) N(__vfork) N(__clone)   \
 	N(fdopen) N(_IO_fdopen) N(dprintf) N(vdprintf) N(__dprintf_chk) N(__vdprintf_chk)     \
 	N(freopen) N(freopen64) N(sockatmark)                                                 \
 	N(io_uring_setup) N(io_uring_queue_init) N(io_uring_queue_init_params)                \

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec_child.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
@@ -170,6 +171,17 @@ static bool raw_fork_copies(long nr, long a, long b)
 	return false;
 }
 
+/* A raw clone whose child shares our memory and is no thread of ours. */
+static bool raw_shares_memory(long nr, long a, long b)
+{
+	const struct clone_args *ca = (const struct clone_args *)a;
+
+	if (nr == SYS_clone)
+		return (a & CLONE_VM) && !(a & CLONE_THREAD);
+	return nr == SYS_clone3 && ca && (size_t)b >= CLONE_ARGS_SIZE_VER0 &&
+	       (ca->flags & CLONE_VM) && !(ca->flags & CLONE_THREAD);
+}
+
 /*
  * An io_uring moves bytes out of usmc's sight: every later socket is plain
  * TCP, and connections accepted but not used yet are declined now, their
@@ -229,8 +241,15 @@ __attribute__((used, visibility("hidden"))) pid_t (*usmc_vfork_next)(void);
 __attribute__((used, visibility("hidden"))) void usmc_vfork_before(void)
 {
 	preload_bound();
+	usmc_vfork_coming();
 	af_accept_finish_all();
 	usmc_vfork_next = usmc_sys.vfork;
+}
+
+/* Once the stub stands for vfork and __vfork, every vfork is seen (usmc_vfork_child). */
+__attribute__((constructor)) static void vfork_watch(void)
+{
+	usmc_vfork_watched();
 }
 #endif
 
@@ -238,19 +257,26 @@ __attribute__((used, visibility("hidden"))) void usmc_vfork_before(void)
 __asm__(".pushsection .text\n"
 	".globl vfork\n"
 	".type vfork, @function\n"
+	".globl __vfork\n"
+	".type __vfork, @function\n"
 	"vfork:\n"
+	"__vfork:\n"
 	"	endbr64\n"
 	"	subq $8, %rsp\n" /* the call's stack aligned to 16 */
 	"	call usmc_vfork_before\n"
 	"	addq $8, %rsp\n"
 	"	jmp *usmc_vfork_next(%rip)\n"
 	".size vfork, .-vfork\n"
+	".size __vfork, .-__vfork\n"
 	".popsection\n");
 #elif defined(__aarch64__)
 __asm__(".pushsection .text\n"
 	".globl vfork\n"
 	".type vfork, %function\n"
+	".globl __vfork\n"
+	".type __vfork, %function\n"
 	"vfork:\n"
+	"__vfork:\n"
 	"	hint #34\n" /* bti c: a landing pad where branch protection is on */
 	"	stp x29, x30, [sp, #-16]!\n"
 	"	mov x29, sp\n"
@@ -260,6 +286,7 @@ __asm__(".pushsection .text\n"
 	"	ldr x16, [x16, #:lo12:usmc_vfork_next]\n"
 	"	br x16\n"
 	".size vfork, .-vfork\n"
+	".size __vfork, .-__vfork\n"
 	".popsection\n");
 #endif
 
@@ -296,6 +323,9 @@ EXPORT __attribute__((no_sanitize_address)) int clone(int (*fn)(void *), void *s
 	ptid = va_arg(ap, void *), tls = va_arg(ap, void *), ctid = va_arg(ap, void *);
 	va_end(ap);
 	preload_bound();
+	/* A child of our memory that is no thread of ours: a vfork child's kind. */
+	if ((flags & CLONE_VM) && !(flags & CLONE_THREAD))
+		usmc_vfork_coming();
 	if (flags & (CLONE_VM | CLONE_THREAD))
 		return usmc_sys.clone(fn, stack, flags, arg, ptid, tls, ctid);
 	usmc_fork_before();
@@ -304,6 +334,19 @@ EXPORT __attribute__((no_sanitize_address)) int clone(int (*fn)(void *), void *s
 	usmc_fork_after(rc < 0 ? -1 : 1);
 	errno = err;
 	return rc;
+}
+
+/* glibc's other name for it, which a program may call as well. */
+EXPORT __attribute__((no_sanitize_address)) int __clone(int (*fn)(void *), void *stack, int flags,
+							void *arg, ...)
+{
+	void *ptid, *tls, *ctid;
+	va_list ap;
+
+	va_start(ap, arg);
+	ptid = va_arg(ap, void *), tls = va_arg(ap, void *), ctid = va_arg(ap, void *);
+	va_end(ap);
+	return clone(fn, stack, flags, arg, ptid, tls, ctid);
 }
 
 /*
@@ -355,9 +398,16 @@ EXPORT __attribute__((no_sanitize_address)) long syscall(long nr, ...)
 	case SYS_epoll_pwait2:
 		return epoll_pwait2((int)a, (struct epoll_event *)b, (int)c,
 				    (const struct timespec *)d, (const sigset_t *)e);
+#ifdef SYS_vfork
+	case SYS_vfork:
+		usmc_vfork_coming();
+		break;
+#endif
 	case SYS_fork:
 	case SYS_clone:
 	case SYS_clone3:
+		if (raw_shares_memory(nr, a, b))
+			usmc_vfork_coming();
 		if (raw_fork_copies(nr, a, b))
 			return fork_with_handlers(raw_syscall, nr, a, b, c, d, e, f);
 		break;

@@ -30,7 +30,7 @@ set(USMC_DIFF_CASES
   exec_stdio
   exec_twice exec_chain exec_shut_wr exec_spawn_parent exec_shut_rd exec_rcvtimeo exec_linger
   exec_rcvlowat exec_reconnect
-  exec_vfork exec_vfork_sh exec_system exec_popen
+  exec_vfork exec_vfork_sh exec_vfork_parent exec_clone_vm_parent exec_system exec_popen
   stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork stdio_std_linebuf
   sendfile_big splice sendfile_from_socket zcopy_plain zcopy_not_tcp fcntl64 aliases
   closefrom raw_syscall raw_syscall_v2 aio aio_in_shm sigio io_uring_plain io_uring_listener

@@ -9,6 +9,7 @@
  * diff_exec_state.c's; the new images of both start here (resume_step).
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,58 @@ static void exec_vfork_server(struct end *e)
 	       getsockopt(0, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
 }
 
+/*
+ * A vfork child (or clone()'s with CLONE_VM) that moves the socket to
+ * descriptor 0 and closes it, then exits: the child's descriptors are its
+ * own, so the parent goes on with the connection under its own number.
+ */
+static void vfork_parent_goes_on_client(struct end *e)
+{
+	send_pattern(e->fd, 57, 0, 70000);
+	recv_pattern(e->fd, 58, 0, 70000, "the parent's answer");
+	recv_to_eof(e->fd, "then");
+}
+
+static int clone_vm_child(void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (dup2(fd, 0) != 0)
+		return 126;
+	close(fd);
+	return 0;
+}
+
+/* vfork, or clone() with CLONE_VM | CLONE_VFORK (a child of our memory that is no thread). */
+static void vfork_parent_goes_on(struct end *e, bool by_clone)
+{
+	static uint64_t stack[8192];
+	pid_t pid;
+
+	if (by_clone) {
+		pid = clone(clone_vm_child, stack + 8192, CLONE_VM | CLONE_VFORK | SIGCHLD, &e->fd);
+	} else if ((pid = vfork()) == 0) {
+		_exit(clone_vm_child(&e->fd));
+	}
+	if (pid < 0)
+		fatal(by_clone ? "clone" : "vfork");
+	reap(pid);
+	recv_pattern(e->fd, 57, 0, 70000, "after the child");
+	send_pattern(e->fd, 58, 0, 70000);
+	say_rc("the parent's fd 0 is still not a socket: getsockopt",
+	       getsockopt(0, SOL_SOCKET, SO_TYPE, &(int){ 0 }, &(socklen_t){ sizeof(int) }));
+}
+
+static void vfork_parent_goes_on_server(struct end *e)
+{
+	vfork_parent_goes_on(e, false);
+}
+
+static void clone_vm_parent_goes_on_server(struct end *e)
+{
+	vfork_parent_goes_on(e, true);
+}
+
 /* The client of a cat: what it sends comes back. */
 static void echo_client(struct end *e)
 {
@@ -505,6 +558,9 @@ const struct diff_case exec_cases[] = {
 	{ "exec_fail", exec_fail_client, exec_fail_server, .conns = 1 },
 	{ "exec_vfork", service_client, exec_vfork_server, .conns = 1 },
 	{ "exec_vfork_sh", echo_client, exec_vfork_sh_server, .conns = 1 },
+	{ "exec_vfork_parent", vfork_parent_goes_on_client, vfork_parent_goes_on_server, .conns = 1 },
+	{ "exec_clone_vm_parent", vfork_parent_goes_on_client, clone_vm_parent_goes_on_server,
+	  .conns = 1 },
 	{ "exec_system", echo_client, exec_system_server, .conns = 1 },
 	{ "exec_popen", popen_client, exec_popen_server, .conns = 1 },
 	{ "exec_stdio", stdio_service_client, exec_stdio_server, .conns = 1 },
