@@ -154,8 +154,10 @@ static int serve_one(void *arg)
 		h_write_all(fd, reply, sizeof(reply));
 		h_check_mode(fd, cur->mode);
 		CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
-		if (inherited() && info.fallback_reason !=
-		    (i && cur->twist != INHERITED_PREFORK ? USMC_DECL_PEERNOSMC : USMC_DECL_FOREIGN)) {
+		bool asked_again = !i || cur->twist == INHERITED_PREFORK;
+
+		if (inherited() &&
+		    info.fallback_reason != (asked_again ? USMC_DECL_FOREIGN : USMC_DECL_PEERNOSMC)) {
 			fprintf(stderr, "%s: server's connection %d: %s\n", cur->what, i,
 				usmc_reason_str(info.fallback_reason));
 			CHECK(0);

@@ -14,8 +14,6 @@
  * socket's last) or follow other_fd, and those of an epoll set it was.
  */
 void usmc_epoll_fd_closed(int fd, int other_fd);
-/* Whether closing fd concerns an epoll entry: fd is in a set, or is a set. */
-bool usmc_epoll_fd_known(int fd);
 /* usmc_conn_disarm for the sockets of an epoll set, and of sets inside it. */
 void usmc_epoll_set_disarm(int fd);
 /*

@@ -388,18 +388,6 @@ static void ep_fd_gone(struct ep_entry *e, void *other_fd)
 		ep_hash_put(ep_hash, ep_hash_size, e);
 }
 
-bool usmc_epoll_fd_known(int fd)
-{
-	bool known;
-
-	if (!ep_any())
-		return false;
-	ep_lock();
-	known = ep_fd_concerned(fd);
-	ep_unlock();
-	return known;
-}
-
 void usmc_epoll_fd_closed(int fd, int other_fd)
 {
 	struct ep_set_list *l;

@@ -87,19 +87,16 @@ void usmc_fd_close(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
 
-	/* A vfork child's descriptors are not those usmc's tables (its parent's) name. */
-	if (s && usmc_vfork_child())
+	/*
+	 * A vfork child's descriptors are not those usmc's tables (its
+	 * parent's) name.  The question costs no system call in a process
+	 * that never started such a child (usmc_vfork_child).
+	 */
+	if ((s || usmc_epoll_tracking()) && usmc_vfork_child())
 		return;
 	if (!s) {
-		/*
-		 * Most of a program's closes: a file or a pipe no table names,
-		 * which needs no system call.  The mark is a hint, which a vfork
-		 * child may clear (its parent only looks again); an epoll entry
-		 * is not, so the pid is asked only for a descriptor in a set.
-		 */
 		usmc_fd_mark_not_listener(fd, false);
-		if (usmc_epoll_fd_known(fd) && !usmc_vfork_child())
-			usmc_epoll_fd_closed(fd, -1);
+		usmc_epoll_fd_closed(fd, -1);
 		return;
 	}
 	/* Another descriptor still names the socket: the connection goes on. */

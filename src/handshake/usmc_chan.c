@@ -139,7 +139,8 @@ uint32_t af_channel_admit(int fd, const struct ucred *cred, const struct usmc_li
 	}
 	if (total >= CHAN_MAX || (!shared && of_peer >= CHAN_PER_PEER))
 		return foreign ? USMC_DECL_FOREIGN : USMC_DECL_CHAN_BUSY;
-	if (foreign && (refusing >= CHAN_REFUSING_MAX || refusing_of_user >= CHAN_REFUSING_PER_USER))
+	if (foreign &&
+	    (refusing >= CHAN_REFUSING_MAX || refusing_of_user >= CHAN_REFUSING_PER_USER))
 		return USMC_DECL_FOREIGN;
 	*refuse = foreign ? USMC_DECL_FOREIGN : 0;
 	return 0;

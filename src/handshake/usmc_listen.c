@@ -338,14 +338,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
  */
 int af_accept_finish(struct usmc_sock *ns)
 {
-	int state;
-
-	usmc_lock();
-	state = atomic_load(&ns->state);
-	if (state == SOCK_ACCEPTING)
-		state = srv_answer(ns, 0);
-	usmc_unlock();
-	return state;
+	return af_accept_decline(ns, 0);
 }
 
 /*
@@ -371,6 +364,7 @@ bool af_accepting_withdrawn(struct usmc_lgr *lgr, uint64_t token, uint32_t reaso
 	return false;
 }
 
+/* Reason 0: an Accept, unless the process is plain TCP from now on. */
 int af_accept_decline(struct usmc_sock *ns, uint32_t reason)
 {
 	int state;

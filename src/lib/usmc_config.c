@@ -103,8 +103,8 @@ long usmc_env_long(const char *name, long def, long min, long max)
 static void config_load(void)
 {
 	config.disabled = usmc_env_bool("USMC_DISABLE", false);
-	config.bufsize = usmc_ring_size((int)usmc_env_long("USMC_BUFSIZE", USMC_BUFSIZE_DEFAULT, CLC_RMB_MIN,
-							   CLC_RMB_MAX));
+	config.bufsize = usmc_ring_size(
+		(int)usmc_env_long("USMC_BUFSIZE", USMC_BUFSIZE_DEFAULT, CLC_RMB_MIN, CLC_RMB_MAX));
 	/* A ring size asked for stays that size, unless a largest is asked for too. */
 	config.bufsize_max = usmc_ring_size((int)usmc_env_long(
 		"USMC_BUFSIZE_MAX", getenv("USMC_BUFSIZE") ? (long)config.bufsize : 4l << 20,

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_exec_child.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"
@@ -300,10 +301,10 @@ static int reopen_flags(const char *mode)
 
 /*
  * glibc's freopen replaces the stream's descriptor with its internal
- * dup3, or closes it: for a usmc socket, what close() does goes first,
- * after the stream's buffer went out through usmc.
+ * dup3, or closes it, and its fclose closes it: for a usmc socket, what
+ * close() does goes first, after the stream's buffer went out through usmc.
  */
-static void before_reopen(FILE *f)
+static void before_stream_close(FILE *f)
 {
 	int fd = f ? fileno(f) : -1;
 
@@ -329,7 +330,7 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 {
 	int fd = fileno(f), flags = reopen_flags(mode), nfd = -1, err;
 
-	before_reopen(f);
+	before_stream_close(f);
 	__fpurge(f);
 	clearerr(f);
 	if (!path)
@@ -359,11 +360,7 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 	return f;
 }
 
-/*
- * fclose of a stream glibc made on a descriptor that became a usmc socket
- * under it (streams_before_socket): glibc closes the descriptor with its
- * internal close, so what close() does for usmc goes first, as for freopen.
- */
+/* fclose of a stream glibc made on what became a usmc socket (streams_before_socket). */
 EXPORT int fclose(FILE *f)
 {
 	int err = errno;
@@ -371,7 +368,7 @@ EXPORT int fclose(FILE *f)
 	preload_bound();
 	/* fileno() of a program's own fopencookie stream sets errno: a look leaves none. */
 	if (f && !usmc_stream(f))
-		before_reopen(f);
+		before_stream_close(f);
 	errno = err;
 	return usmc_sys.fclose(f);
 }
@@ -381,7 +378,7 @@ EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
 	preload_bound();
 	if (f && usmc_stream(f))
 		return reopen_ours(path, mode, f);
-	before_reopen(f);
+	before_stream_close(f);
 	return NEXT_CALL(freopen)(path, mode, f);
 }
 
@@ -390,7 +387,7 @@ EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
 	preload_bound();
 	if (f && usmc_stream(f))
 		return reopen_ours(path, mode, f);
-	before_reopen(f);
+	before_stream_close(f);
 	return NEXT_CALL(freopen64)(path, mode, f);
 }
 
@@ -512,7 +509,7 @@ int preload_stdio_fd_changed(int fd)
 	 * A vfork child shares our memory but not our pid: the streams it
 	 * would replace, or refuse, are its parent's.
 	 */
-	if (fd < 0 || !usmc_sock_get(fd) || (pid_t)usmc_sys.syscall(SYS_getpid) != usmc_pid())
+	if (fd < 0 || !usmc_sock_get(fd) || usmc_vfork_child())
 		return fd;
 	if (fd > 2)
 		streams_before_socket(fd);
