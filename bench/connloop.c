@@ -4,14 +4,18 @@
  * connrate makes them, for counting what one connection costs under
  * strace -c or callgrind (usmc-bench runs for a time, not a count).
  *
- *   usmc-connloop TRANSPORT N [PAYLOAD [rusage]]
+ *   usmc-connloop TRANSPORT N [PAYLOAD [rusage] [prefork]]
  *
  * TRANSPORT: tcp, fallback (usmc client), fallback-server (usmc server)
  * or smc; PAYLOAD: 64 (default, a request and a response) or 0 (connect
- * and close).  The server is a forked child; both ends go through the
- * usmc_ calls as in usmc-bench.  Exit status 0 if every connection went
- * through in the expected mode.
+ * and close).  The server is a forked child; with prefork it forks two
+ * workers after listen(), which accept on the listener they share, as
+ * connrate-prefork's do.  Both ends go through the usmc_ calls as in
+ * usmc-bench.  Exit status 0 if every connection went through in the
+ * expected mode.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +26,12 @@
 
 #include "bench.h"
 
-static bool want_rusage;
+static bool want_rusage, want_prefork;
+
+#define PREFORK_WORKERS 2
+
+/* The client's end of this pipe closes when it is done: the prefork workers stop. */
+static int stop_pipe[2] = { -1, -1 };
 
 static void print_rusage(const char *side)
 {
@@ -41,10 +50,22 @@ static int serve(const struct job *j, int lfd, long n)
 	char buf[64];
 
 	for (long i = 0; i < n && r.ok; i++) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+				       { .fd = stop_pipe[0], .events = POLLIN } };
 		int fd;
 
-		if (usmc_poll(&p, 1, -1) < 0 || (fd = usmc_accept(lfd, NULL, NULL)) < 0)
+		if (usmc_poll(p, want_prefork ? 2 : 1, -1) < 0)
+			return 1;
+		if (!(p[0].revents & POLLIN)) {
+			if (p[1].revents)
+				break;
+			continue;
+		}
+		fd = usmc_accept(lfd, NULL, NULL);
+		/* Another worker took it: the shared listener does not block. */
+		if (fd < 0 && errno == EAGAIN && want_prefork)
+			continue;
+		if (fd < 0)
 			return 1;
 		set_nodelay(j, fd);
 		if (j->msg_size && (read_all(fd, buf, sizeof(buf)) < 0 || write_all(fd, buf, sizeof(buf)) < 0))
@@ -54,6 +75,27 @@ static int serve(const struct job *j, int lfd, long n)
 	}
 	print_rusage("server");
 	return r.ok && !r.mode_wrong ? 0 : 1;
+}
+
+/* Workers forked after listen(), accepting on the listener they share, until the client is done. */
+static int serve_prefork(const struct job *j, int lfd, long n)
+{
+	pid_t pid[PREFORK_WORKERS];
+	int rc = 0, status;
+
+	if (usmc_fcntl(lfd, F_SETFL, usmc_fcntl(lfd, F_GETFL) | O_NONBLOCK) < 0)
+		return 1;
+	for (int i = 0; i < PREFORK_WORKERS; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0)
+			_exit(serve(j, lfd, n));
+		if (pid[i] < 0)
+			return 1;
+	}
+	for (int i = 0; i < PREFORK_WORKERS; i++)
+		if (waitpid(pid[i], &status, 0) != pid[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+			rc = 1;
+	return rc;
 }
 
 static int run_client(const struct job *j, uint16_t port, long n)
@@ -90,11 +132,13 @@ static pid_t spawn_server(const struct job *j, long n, uint16_t *port)
 	if (pid == 0) {
 		int lfd = bench_listen(j, port);
 
+		if (stop_pipe[1] >= 0)
+			close(stop_pipe[1]);
 		close(p[0]);
 		if (lfd < 0 || write(p[1], port, sizeof(*port)) != (ssize_t)sizeof(*port))
 			_exit(1);
 		close(p[1]);
-		_exit(serve(j, lfd, n));
+		_exit(want_prefork ? serve_prefork(j, lfd, n) : serve(j, lfd, n));
 	}
 	close(p[1]);
 	if (pid > 0 && read(p[0], port, sizeof(*port)) != (ssize_t)sizeof(*port)) {
@@ -115,14 +159,23 @@ int main(int argc, char **argv)
 
 	if (argc >= 4)
 		j.msg_size = (size_t)atol(argv[3]) ? 64 : 0;
-	want_rusage = argc >= 5 && !strcmp(argv[4], "rusage");
+	for (int i = 4; i < argc; i++) {
+		want_rusage |= !strcmp(argv[i], "rusage");
+		want_prefork |= !strcmp(argv[i], "prefork");
+	}
 	if (tr < 0 || tr == TR_UNIX || n <= 0) {
-		fprintf(stderr, "usage: usmc-connloop tcp|fallback|fallback-server|smc N [64|0 [rusage]]\n");
+		fprintf(stderr, "usage: usmc-connloop tcp|fallback|fallback-server|smc N [64|0 [rusage] [prefork]]\n");
 		return 2;
 	}
 	j.tr = (enum transport)tr;
+	if (want_prefork && pipe(stop_pipe))
+		return 1;
 	pid = spawn_server(&j, n, &port);
+	if (stop_pipe[0] >= 0)
+		close(stop_pipe[0]);
 	rc = pid > 0 ? run_client(&j, port, n) : 1;
+	if (stop_pipe[1] >= 0)
+		close(stop_pipe[1]);
 	if (pid > 0 && (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)))
 		rc = 1;
 	if (rc)
