@@ -152,9 +152,9 @@ int usmc_close(int fd)
  * At exit the kernel closes the descriptors without usmc: the process's
  * holds end here, and doorbells left unread on a connection's TCP socket
  * would turn its FIN into a reset, so the connection's last holder drains
- * them first, as close() does.  Only that: other threads may still be
- * inside a call on the socket, writing what the peer reads until the
- * kernel's FIN.  A doorbell that reaches the socket after the drain still
+ * them first, as close() does, and tells the peer that the close comes
+ * (usmc_close_at_exit).  Only that: other threads may still be inside a
+ * call on the socket, writing what the peer reads until the kernel's FIN.  A doorbell that reaches the socket after the drain still
  * brings a reset, which the peer tells from TCP's (usmc_wake.c).
  */
 void usmc_exit_drain(void)
@@ -169,7 +169,7 @@ void usmc_exit_drain(void)
 		if (s->fd != fd || atomic_load(&s->state) != SOCK_SMC || !s->conn)
 			continue;
 		if (usmc_holder_last(s->conn, fd, 0))
-			usmc_conn_drain_owed(s);
+			usmc_close_at_exit(s);
 	}
 }
 

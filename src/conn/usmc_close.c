@@ -68,6 +68,13 @@ static void close_orderly(struct usmc_sock *s)
 	atomic_fetch_or(&conn->sh->flags_out, flags);
 }
 
+void usmc_close_at_exit(struct usmc_sock *s)
+{
+	/* Said before the drain: the peer rings no more once it sees it. */
+	atomic_fetch_or_explicit(&s->conn->tx.cdc->flags, CDC_PEER_EXITING, memory_order_seq_cst);
+	usmc_conn_drain_owed(s);
+}
+
 /* Tells the peer how the connection ends: an orderly close, or a reset. */
 static void close_publish(struct usmc_sock *s)
 {

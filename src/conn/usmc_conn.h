@@ -127,7 +127,7 @@ static inline uint32_t conn_peer_flags_new(const struct usmc_conn *conn)
 {
 	uint32_t flags = atomic_load_explicit(&conn->rx.cdc->flags, memory_order_acquire);
 
-	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	flags &= CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT | CDC_PEER_EXITING;
 	return flags & ~atomic_load_explicit(&conn->sh->peer_flags, memory_order_relaxed);
 }
 

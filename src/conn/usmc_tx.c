@@ -222,11 +222,15 @@ static ssize_t tx_epipe(int flags)
 	return -1;
 }
 
-/* Once the peer is gone, the kernel socket gives TCP's own answer. */
+/*
+ * Once the peer is gone, or its process exits and the kernel closes its
+ * socket next, the kernel socket gives TCP's own answer.
+ */
 static bool tx_peer_gone(struct usmc_conn *conn)
 {
 	return conn->sh->aborted || atomic_load(&conn->sh->reset) ||
-	       (atomic_load(&conn->sh->peer_flags) & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) ||
+	       (atomic_load(&conn->sh->peer_flags) &
+		(CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT | CDC_PEER_EXITING)) ||
 	       atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN;
 }
 

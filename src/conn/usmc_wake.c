@@ -403,7 +403,7 @@ void usmc_wake_look_again(struct usmc_sock *s)
 static bool ring_allowed(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
-	uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT;
+	uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT | CDC_PEER_EXITING;
 
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return false;

@@ -81,6 +81,15 @@
  * (usmc_tx.c).  Cleared before the call looks at the ring, or gives up.
  */
 #define CDC_PEER_READS_AFTER_ACCEPT 0x10u
+/*
+ * The owner's process exits, and was the connection's last holder: the
+ * kernel closes its TCP socket next, without usmc.  What it still writes
+ * until then comes as ever.  The peer writes on TCP from now on, as to a
+ * peer that closed, and rings no more: its data meets the closing socket
+ * as TCP's would (the end, then a reset that fails the next write), and
+ * is never counted as left unread in our ring (usmc_wake.c).
+ */
+#define CDC_PEER_EXITING 0x20u
 
 /*
  * A client's end of its TCP connection, for a server that accepts once the
