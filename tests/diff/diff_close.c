@@ -229,6 +229,28 @@ static void exit_waiting_server(struct end *e)
 	exit(0);
 }
 
+/* The same peer, exiting with what we wrote unread: TCP's close resets. */
+static void exit_unread_client(struct end *e)
+{
+	char c;
+
+	greet(e);
+	send_pattern(e->fd, 27, 0, 10);
+	tell(e, GO);
+	while (read(e->hear, &c, 1) > 0)
+		;
+	tcp_state_wait(e->fd, TCP_ESTABLISHED, WAIT_MS);
+	recv_to_eof(e->fd, "after the peer's exit");
+	say_rc("send", send(e->fd, "x", 1, MSG_NOSIGNAL));
+}
+
+static void exit_unread_server(struct end *e)
+{
+	greet(e);
+	expect(e, GO);
+	exit(0);
+}
+
 /* SIGPIPE comes with each EPIPE, unless MSG_NOSIGNAL; sendfile's too. */
 static void sigpipe_client(struct end *e)
 {
@@ -584,6 +606,7 @@ const struct diff_case close_cases[] = {
 	  .fallbacks = 1 },
 	{ "epipe", epipe_client, closing_server, .conns = 1 },
 	{ "exit_waiting", exit_waiting_client, exit_waiting_server, .conns = 1 },
+	{ "exit_unread", exit_unread_client, exit_unread_server, .conns = 1 },
 	{ "sigpipe", sigpipe_client, closing_server, .conns = 1 },
 	{ "sigpipe_shut", sigpipe_shut_client, sigpipe_shut_server, .conns = 1 },
 	{ "shut_rd", shut_rd_client, shut_rd_server, .conns = 1 },
