@@ -298,9 +298,7 @@ short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *
 		rev |= POLLIN | POLLRDNORM;
 	if (done)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
-	/* A write to a peer that closed, or exits, goes on TCP: usmc_tx.c. */
-	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT | CDC_PEER_EXITING)) ||
-	    s->shut_wr)
+	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
 	if (s->shut_rd)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;

@@ -251,6 +251,25 @@ static void exit_unread_server(struct end *e)
 	exit(0);
 }
 
+/* A writer waiting for room when its peer exits with the data unread. */
+static void exit_full_client(struct end *e)
+{
+	char buf[4096] = { 0 };
+	ssize_t n;
+
+	greet(e);
+	set_nonblock(e->fd, true);
+	while ((n = send(e->fd, buf, sizeof(buf), MSG_NOSIGNAL)) > 0)
+		;
+	say_rc("send until full", n);
+	tell(e, GO);
+	say_mask("room after the peer's exit", wait_for(e->fd, POLLOUT));
+	say_rc("send", send(e->fd, buf, sizeof(buf), MSG_NOSIGNAL));
+	say_rc("send again", send(e->fd, buf, sizeof(buf), MSG_NOSIGNAL));
+	set_nonblock(e->fd, false);
+	recv_to_eof(e->fd, "then");
+}
+
 /* SIGPIPE comes with each EPIPE, unless MSG_NOSIGNAL; sendfile's too. */
 static void sigpipe_client(struct end *e)
 {
@@ -607,6 +626,7 @@ const struct diff_case close_cases[] = {
 	{ "epipe", epipe_client, closing_server, .conns = 1 },
 	{ "exit_waiting", exit_waiting_client, exit_waiting_server, .conns = 1 },
 	{ "exit_unread", exit_unread_client, exit_unread_server, .conns = 1 },
+	{ "exit_full", exit_full_client, exit_unread_server, .conns = 1 },
 	{ "sigpipe", sigpipe_client, closing_server, .conns = 1 },
 	{ "sigpipe_shut", sigpipe_shut_client, sigpipe_shut_server, .conns = 1 },
 	{ "shut_rd", shut_rd_client, shut_rd_server, .conns = 1 },
