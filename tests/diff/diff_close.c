@@ -270,6 +270,36 @@ static void exit_full_client(struct end *e)
 	recv_to_eof(e->fd, "then");
 }
 
+/*
+ * A process that exits while its forked child still holds the connection:
+ * nothing ends there; the child writes after its parent is gone, then
+ * exits too, and only its exit closes the socket.
+ */
+static void exit_forked_client(struct end *e)
+{
+	greet(e);
+	recv_pattern(e->fd, 32, 0, 1000, "the child's data");
+	send_pattern(e->fd, 33, 0, 100);
+	recv_to_eof(e->fd, "the child's answer");
+	say_rc("send", send(e->fd, "x", 1, MSG_NOSIGNAL));
+}
+
+static void exit_forked_server(struct end *e)
+{
+	pid_t parent = getpid();
+
+	greet(e);
+	if (fork() == 0) {
+		for (int i = 0; i < WAIT_MS && getppid() == parent; i++)
+			usleep(1000);
+		send_pattern(e->fd, 32, 0, 1000);
+		recv_pattern(e->fd, 33, 0, 100, "child: after the parent's exit");
+		send_pattern(e->fd, 34, 0, 100);
+		exit(0);
+	}
+	exit(0);
+}
+
 /* SIGPIPE comes with each EPIPE, unless MSG_NOSIGNAL; sendfile's too. */
 static void sigpipe_client(struct end *e)
 {
@@ -627,6 +657,7 @@ const struct diff_case close_cases[] = {
 	{ "exit_waiting", exit_waiting_client, exit_waiting_server, .conns = 1 },
 	{ "exit_unread", exit_unread_client, exit_unread_server, .conns = 1 },
 	{ "exit_full", exit_full_client, exit_unread_server, .conns = 1 },
+	{ "exit_forked", exit_forked_client, exit_forked_server, .conns = 1 },
 	{ "sigpipe", sigpipe_client, closing_server, .conns = 1 },
 	{ "sigpipe_shut", sigpipe_shut_client, sigpipe_shut_server, .conns = 1 },
 	{ "shut_rd", shut_rd_client, shut_rd_server, .conns = 1 },
