@@ -24,6 +24,7 @@
 #include "usmc_epoll.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
+#include "usmc_kick.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
@@ -103,8 +104,10 @@ int usmc_shutdown(int fd, int how)
 	struct usmc_sock *s = usmc_sock_active(fd);
 
 	if (s && s->state == SOCK_PROPOSED) {
-		if (how == SHUT_RD || how == SHUT_RDWR)
+		if (how == SHUT_RD || how == SHUT_RDWR) {
 			s->shut_rd = true;
+			usmc_kick();
+		}
 		if (how == SHUT_WR || how == SHUT_RDWR) {
 			s->shut_wr = true;
 			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
@@ -116,8 +119,13 @@ int usmc_shutdown(int fd, int how)
 		return usmc_sys.shutdown(fd, how);
 	if (usmc_shutdown_conn(s, how) < 0)
 		return -1;
-	/* What a wait finds of the socket changed here, with no doorbell: its entries look again. */
+	/*
+	 * What a wait finds of the socket changed here, with no doorbell: its
+	 * entries look again, and a thread asleep in a read of it wakes.
+	 */
 	usmc_epoll_sock_changed(s);
+	if (how != SHUT_WR)
+		usmc_kick();
 	return 0;
 }
 

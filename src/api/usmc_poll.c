@@ -21,6 +21,7 @@
 #include "usmc_config.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
+#include "usmc_kick.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
@@ -126,14 +127,16 @@ static nfds_t watch_chan(struct pollfd *k, nfds_t nfds, nfds_t *nk, int chan)
 	return (*nk)++;
 }
 
-static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout)
+static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout,
+		       int kick)
 {
 	/*
-	 * One allocation: the kernel's set, per entry past nfds the link group
-	 * it takes in for, and per entry whether its server was told we wait.
+	 * One allocation: the kernel's set (the program's entries, a channel
+	 * per entry at most, the kick), per entry past nfds the link group it
+	 * takes in for, and per entry whether its server was told we wait.
 	 */
-	struct pollfd *k = calloc(1, (nfds * 2 + 1) * sizeof(*k) + (nfds + 1) * sizeof(void *) + nfds);
-	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 1) : NULL;
+	struct pollfd *k = calloc(1, (nfds * 2 + 2) * sizeof(*k) + (nfds + 2) * sizeof(void *) + nfds);
+	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 2) : NULL;
 	bool *told = k ? (bool *)(taken + nfds + 1) : NULL;
 	nfds_t nk = nfds, j;
 	int rc, err, ready = 0;
@@ -164,6 +167,9 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
+	/* A shutdown by another thread of the process wakes the wait: usmc_kick.c. */
+	if (kick >= 0)
+		k[nk++] = (struct pollfd){ .fd = kick, .events = POLLIN };
 	rc = usmc_sys.poll(k, nk, timeout);
 	err = errno;
 	for (nfds_t i = 0; i < nfds; i++) {
@@ -272,23 +278,30 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		int left = usmc_remaining_ms(timeout, &start);
+		int left = usmc_remaining_ms(timeout, &start), kick = -1;
 
 		rc = poll_usmc_pass(fds, nfds, socks, false);
 		if (!rc && timeout != 0)
 			rc = usmc_spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
+		/* Counted before the arming look: a shutdown by another thread kicks the sleep. */
+		if (timeout != 0)
+			kick = usmc_kick_enter();
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
+			if (timeout != 0)
+				usmc_kick_leave();
 			/* Merge what the other descriptors have, without waiting. */
 			usmc_wake_inexact();
-			rc = poll_kernel(fds, nfds, socks, 0);
+			rc = poll_kernel(fds, nfds, socks, 0, -1);
 			break;
 		}
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
-		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left));
+		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left), kick);
+		if (timeout != 0)
+			usmc_kick_leave();
 		if (rc != 0 || left == 0)
 			break;
 		if (usmc_remaining_ms(timeout, &start) == 0) {

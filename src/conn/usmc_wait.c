@@ -315,7 +315,8 @@ short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *
 		if (v->err)
 			rev |= POLLERR;
 	}
-	if (done && s->shut_wr)
+	/* Both directions shut, by the peer's end or our own shutdown: TCP's SHUTDOWN_MASK. */
+	if ((done || s->shut_rd) && s->shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
 }

@@ -54,6 +54,7 @@
 #include "usmc.h"
 #include "usmc_channel.h"
 #include "usmc_conn.h"
+#include "usmc_kick.h"
 #include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"
@@ -502,21 +503,26 @@ static bool sleep_ready(struct usmc_sock *s, short events)
 int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 {
 	struct usmc_lgr *lgr = s->conn->lgr;
-	struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN },
-			       { .fd = lgr_watched_chan(lgr), .events = POLLIN } };
+	struct pollfd p[3] = { { .fd = s->fd, .events = POLLIN },
+			       { .fd = lgr_watched_chan(lgr), .events = POLLIN },
+			       { .fd = -1, .events = POLLIN } };
 	/* Only a call without a time limit restarts, even if the wait below is short. */
 	bool endless = timeout_ms < 0;
 	int rc;
 
 	usmc_conn_arm(s, events);
+	/* Counted before the look: a shutdown by another thread kicks the sleep. */
+	p[2].fd = usmc_kick_enter();
 	if (sleep_ready(s, events)) {
+		usmc_kick_leave();
 		usmc_conn_disarm(s);
 		usmc_wake_inexact();
 		return 0;
 	}
 	if (usmc_wake_inexact() && (timeout_ms < 0 || timeout_ms > 1))
 		timeout_ms = 1;
-	rc = usmc_sys.poll(p, p[1].fd >= 0 ? 2 : 1, timeout_ms);
+	rc = usmc_sys.poll(p, 3, timeout_ms);
+	usmc_kick_leave();
 	usmc_conn_disarm(s);
 	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
 	if (rc < 0 && errno == EINTR && endless && usmc_signals_restart())

@@ -8,16 +8,20 @@
 #include <limits.h>
 #include <linux/close_range.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "diff.h"
 
-enum { GO = 1, MORE, DONE };
+enum { GO = 1, MORE, DONE, GO_SHUT };
 
 /* recv() of up to len bytes; says the result and whether the bytes are off.. of stream seed. */
 static ssize_t recv_check(int fd, size_t len, int flags, uint64_t seed, uint64_t off,
@@ -406,6 +410,121 @@ static void *sender(void *arg)
 	return NULL;
 }
 
+/*
+ * shutdown(SHUT_RDWR) from another thread wakes a thread blocked in read()
+ * on the socket, with end of file: the usual way to stop a reader thread.
+ */
+struct blocked_read {
+	int fd;
+	int how; /* 0: read(), 1: poll(), 2: epoll_wait() */
+	pid_t tid;
+	_Atomic int started;
+	ssize_t n;
+	unsigned events;
+};
+
+static void *blocked_reader(void *arg)
+{
+	struct blocked_read *b = arg;
+	struct pollfd p = { .fd = b->fd, .events = POLLIN | POLLRDHUP };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	int ep = -1;
+	char buf[100];
+
+	if (b->how == 2 && ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
+		fatal("epoll");
+	b->tid = (pid_t)syscall(SYS_gettid);
+	atomic_store(&b->started, 1);
+	if (b->how == 0) {
+		b->n = read(b->fd, buf, sizeof(buf));
+	} else if (b->how == 1) {
+		b->n = poll(&p, 1, -1);
+		b->events = (unsigned)p.revents;
+	} else {
+		b->n = epoll_wait(ep, &ev, 1, -1);
+		b->events = ev.events;
+		close(ep);
+	}
+	return NULL;
+}
+
+/* Waits until thread tid sleeps (its state in /proc is S), bounded by WAIT_MS. */
+static void wait_asleep(pid_t tid)
+{
+	char path[64], st[256];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	for (int i = 0; i < WAIT_MS; i++) {
+		FILE *f = fopen(path, "r");
+		char *p = NULL;
+
+		if (f) {
+			if (fgets(st, sizeof(st), f))
+				p = strrchr(st, ')');
+			fclose(f);
+		}
+		if (p && p[1] == ' ' && p[2] == 'S')
+			return;
+		usleep(1000);
+	}
+}
+
+static void shutdown_waiter(struct end *e, int how)
+{
+	struct blocked_read b = { .fd = e->fd, .how = how };
+	struct timespec until;
+	pthread_t t;
+
+	greet(e);
+	if (pthread_create(&t, NULL, blocked_reader, &b))
+		fatal("pthread_create");
+	while (!atomic_load(&b.started))
+		usleep(1000);
+	wait_asleep(b.tid);
+	usleep(20000);
+	say_rc("shutdown(SHUT_RDWR) from another thread", shutdown(e->fd, SHUT_RDWR));
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	if (pthread_timedjoin_np(t, NULL, &until)) {
+		say("the reader is still blocked");
+		tell(e, GO_SHUT);
+		return;
+	}
+	say_rc(how == 0 ? "the blocked read" : how == 1 ? "the blocked poll" : "the blocked epoll_wait",
+	       b.n);
+	if (how == 1)
+		say_mask("  its events", b.events);
+	else if (how == 2)
+		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
+		    b.events & EPOLLRDHUP ? "RDHUP " : "", b.events & EPOLLHUP ? "HUP " : "",
+		    b.events & EPOLLERR ? "ERR" : "");
+	tell(e, GO_SHUT);
+}
+
+static void shutdown_reader_client(struct end *e)
+{
+	shutdown_waiter(e, 0);
+}
+
+static void shutdown_poller_client(struct end *e)
+{
+	shutdown_waiter(e, 1);
+}
+
+static void shutdown_epoller_client(struct end *e)
+{
+	shutdown_waiter(e, 2);
+}
+
+static void shutdown_reader_server(struct end *e)
+{
+	char c;
+
+	greet(e);
+	expect(e, GO_SHUT);
+	say_rc("read after the peer's shutdown", read(e->fd, &c, 1));
+}
+
 static void threads_client(struct end *e)
 {
 	pthread_t t;
@@ -511,6 +630,9 @@ const struct diff_case io_cases[] = {
 	{ "sendfile", sendfile_client, sendfile_server, .conns = 1 },
 	{ "dup", dup_client, dup_server, .conns = 1 },
 	{ "threads", threads_client, threads_server, .conns = 1 },
+	{ "shutdown_reader", shutdown_reader_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_poller", shutdown_poller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_epoller", shutdown_epoller_client, shutdown_reader_server, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ NULL },
 };
