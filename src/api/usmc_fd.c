@@ -108,6 +108,9 @@ void usmc_fd_close(int fd)
 	usmc_epoll_fd_closed(fd, -1);
 	/* A close is a use: one never used is answered as at accept, then closed as any. */
 	if (af_sock_used(s) == SOCK_SMC) {
+		/* Another thread sleeps in a read or write of it: the close is its call's. */
+		if (usmc_close_deferred(s, fd))
+			return;
 		usmc_close_conn_last(s, fd);
 		usmc_sock_put(fd);
 		return;

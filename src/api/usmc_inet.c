@@ -121,11 +121,11 @@ int usmc_shutdown(int fd, int how)
 		return -1;
 	/*
 	 * What a wait finds of the socket changed here, with no doorbell: its
-	 * entries look again, and a thread asleep in a read of it wakes.
+	 * entries look again, and a thread asleep in a read or write of it
+	 * wakes.
 	 */
 	usmc_epoll_sock_changed(s);
-	if (how != SHUT_WR)
-		usmc_kick();
+	usmc_kick();
 	return 0;
 }
 

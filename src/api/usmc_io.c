@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_close.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"
@@ -77,8 +78,12 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 			if (af_settle(s, nonblock ? 0 : usmc_wait_left(s->sndtimeo_ms, &deadline)) == 0)
 				continue;
 		} else if (!nonblock) {
-			if (usmc_tx_wait(s, &deadline) == 0)
-				continue;
+			if (usmc_tx_wait(s, &deadline) < 0)
+				return sent ? (ssize_t)sent : -1;
+			/* Shut by another thread meanwhile (usmc_kick): what was written, or EPIPE. */
+			if (s->shut_wr)
+				return sent ? (ssize_t)sent : usmc_tx_refused(s, flags);
+			continue;
 		} else {
 			errno = EAGAIN;
 		}
@@ -88,6 +93,8 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 
 static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
+	ssize_t n;
+
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
 		af_settle(s, 0);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
@@ -110,7 +117,10 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 		if (s->state != SOCK_SMC)
 			return usmc_sys.sendmsg(s->fd, mh, flags);
 	}
-	return sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+	n = sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+	/* A write that slept held the socket: its last touch of it (usmc_close.h). */
+	usmc_call_release(s);
+	return n;
 }
 
 static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)

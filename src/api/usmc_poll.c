@@ -18,6 +18,7 @@
 
 #include "usmc.h"
 #include "usmc_channel.h"
+#include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
@@ -261,13 +262,15 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 
 static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-	struct usmc_sock *stack[16], **socks = stack;
+	/* Per entry its socket, and past nfds those held in shared memory (usmc_close.h). */
+	struct usmc_sock *stack[32], **socks = stack, **held;
 	struct timespec start;
 	bool any = false;
 	int rc;
 
-	if (nfds > 16 && !(socks = calloc(nfds, sizeof(*socks))))
+	if (nfds > 16 && !(socks = calloc(nfds * 2, sizeof(*socks))))
 		return usmc_sys.poll(fds, nfds, timeout);
+	held = socks + nfds;
 	for (nfds_t i = 0; i < nfds; i++) {
 		socks[i] = fds[i].fd >= 0 ? usmc_sock_waited(fds[i].fd) : NULL;
 		any |= socks[i] != NULL;
@@ -275,6 +278,12 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 	if (!any) {
 		rc = usmc_sys.poll(fds, nfds, timeout);
 		goto out;
+	}
+	/* A close by another thread meanwhile leaves each connection to this call. */
+	for (nfds_t i = 0; i < nfds; i++) {
+		held[i] = timeout != 0 && socks[i] && socks[i]->state == SOCK_SMC ? socks[i] : NULL;
+		if (held[i])
+			usmc_sock_hold(held[i]);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
@@ -308,6 +317,16 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 			rc = 0;
 			break;
 		}
+	}
+	for (nfds_t i = 0; i < nfds; i++) {
+		if (!held[i])
+			continue;
+		/* Closed meanwhile: the kernel's poll finds the number gone when it looks again. */
+		if (rc >= 0 && (atomic_load(&held[i]->calls) & USMC_CALLS_CLOSED)) {
+			rc += !fds[i].revents;
+			fds[i].revents = POLLNVAL;
+		}
+		usmc_sock_release(held[i]);
 	}
 out:
 	if (socks != stack)

@@ -8,6 +8,8 @@
  * would from TCP.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,7 +17,10 @@
 #include "usmc.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
+#include "usmc_fdtab.h"
+#include "usmc_fork.h"
 #include "usmc_holders.h"
+#include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"
@@ -155,4 +160,111 @@ void usmc_close_conn_last(struct usmc_sock *s, int fd)
 	} else {
 		usmc_close_conn(s);
 	}
+}
+
+/* ---- a close while a call sleeps on the socket ---- */
+
+/* The socket the calling thread's call holds, if any. */
+static __thread struct usmc_sock *call_held;
+
+/*
+ * Sockets whose close a sleeping call took over, on descriptors of their
+ * own: a forked child closes its copies, which would keep the TCP
+ * connection open after the call ended it.  More at once than this are
+ * not tracked: their child holds them until it exits or execs.
+ */
+#define CLOSES_HELD_MAX 16
+static _Atomic(struct usmc_sock *) closes_held[CLOSES_HELD_MAX];
+
+static void closes_held_note(struct usmc_sock *s, bool on)
+{
+	for (int i = 0; i < CLOSES_HELD_MAX; i++) {
+		struct usmc_sock *want = on ? NULL : s;
+
+		if (atomic_compare_exchange_strong(&closes_held[i], &want, on ? s : NULL))
+			return;
+	}
+}
+
+/*
+ * The child is one thread, inside no call: no socket it names is held,
+ * and the descriptors of closes taken over are its parent's calls' only.
+ */
+static void calls_fork_child(void)
+{
+	struct usmc_sock *s;
+
+	call_held = NULL;
+	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++)
+		atomic_store(&s->calls, 0);
+	for (int i = 0; i < CLOSES_HELD_MAX; i++) {
+		s = atomic_exchange(&closes_held[i], NULL);
+		if (s)
+			usmc_sys.close(s->fd);
+	}
+}
+
+static void calls_watch_fork(void)
+{
+	usmc_fork_watch(NULL, NULL, calls_fork_child);
+}
+
+void usmc_sock_hold(struct usmc_sock *s)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, calls_watch_fork);
+	atomic_fetch_add(&s->calls, 1);
+}
+
+void usmc_call_hold(struct usmc_sock *s)
+{
+	if (call_held)
+		return;
+	call_held = s;
+	usmc_sock_hold(s);
+}
+
+/* The close a call took over, once the last such call returned. */
+static void close_held_finish(struct usmc_sock *s)
+{
+	closes_held_note(s, false);
+	usmc_close_conn_last(s, s->fd);
+	usmc_sys.close(s->fd);
+	usmc_sock_drop(s);
+}
+
+void usmc_sock_release(struct usmc_sock *s)
+{
+	if (atomic_fetch_sub(&s->calls, 1) == (USMC_CALLS_CLOSED | 1))
+		close_held_finish(s);
+}
+
+void usmc_call_release(struct usmc_sock *s)
+{
+	if (call_held != s)
+		return;
+	call_held = NULL;
+	usmc_sock_release(s);
+}
+
+bool usmc_close_deferred(struct usmc_sock *s, int fd)
+{
+	int own;
+
+	/* Under a seccomp filter fcntl may be what kills: the close is done at once there. */
+	if (!(atomic_load(&s->calls) & ~USMC_CALLS_CLOSED) || proc_seccomp_filtered(false))
+		return false;
+	own = usmc_fd_lift(usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (own < 0)
+		return false;
+	/* The call goes on with its own descriptor: the program's number is free once closed. */
+	s->fd = own;
+	atomic_fetch_add(&s->refs, 1);
+	usmc_sock_put(fd);
+	closes_held_note(s, true);
+	/* The call returned meanwhile: nobody is left to close it but us. */
+	if (!(atomic_fetch_or(&s->calls, USMC_CALLS_CLOSED) & ~USMC_CALLS_CLOSED))
+		close_held_finish(s);
+	return true;
 }

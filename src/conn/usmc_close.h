@@ -24,4 +24,23 @@ int usmc_shutdown_conn(struct usmc_sock *s, int how);
 void usmc_close_at_exit(struct usmc_sock *s);
 void usmc_conn_free(struct usmc_conn *conn);
 
+/*
+ * A close while another thread sleeps in a read or write of the socket.
+ * The kernel leaves a file to the calls inside it: the TCP connection
+ * ends only when the last of them returns, and such a read still gets
+ * what the peer writes.  So a call about to sleep holds its socket until
+ * it returns (usmc_call_hold, at most one socket per call; then
+ * usmc_call_release, at the call's end, its last touch of the socket),
+ * and the close of its last descriptor meanwhile (usmc_close_deferred:
+ * true if it did) leaves the socket to the call, on a descriptor of its
+ * own: the last call to return closes the connection, as close() would.
+ */
+#define USMC_CALLS_CLOSED 0x80000000u
+void usmc_call_hold(struct usmc_sock *s);
+void usmc_call_release(struct usmc_sock *s);
+/* The same for a call that sleeps on several sockets (poll): each held once, then released. */
+void usmc_sock_hold(struct usmc_sock *s);
+void usmc_sock_release(struct usmc_sock *s);
+bool usmc_close_deferred(struct usmc_sock *s, int fd);
+
 #endif /* USMC_CLOSE_H */

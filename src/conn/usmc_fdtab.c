@@ -218,6 +218,14 @@ bool usmc_sock_put(int fd)
 	return true;
 }
 
+void usmc_sock_drop(struct usmc_sock *s)
+{
+	usmc_holders_enter();
+	usmc_diag_free(s->diag, &s->diag_private);
+	sock_free(s);
+	usmc_holders_leave();
+}
+
 bool usmc_sock_alias(struct usmc_sock *s, int fd)
 {
 	atomic_fetch_add(&s->refs, 1);

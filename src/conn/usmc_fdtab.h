@@ -42,6 +42,8 @@ bool usmc_sock_alias(struct usmc_sock *s, int fd);
  * last descriptor (the socket destroyed).
  */
 bool usmc_sock_put(int fd);
+/* Frees a socket no descriptor names any more (a close a sleeping call took over). */
+void usmc_sock_drop(struct usmc_sock *s);
 /*
  * The table's one walk: the first socket at a descriptor from *fd on,
  * with *fd set to that descriptor, or NULL past the last.  Every socket:

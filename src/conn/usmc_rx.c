@@ -10,6 +10,7 @@
 
 #include "usmc.h"
 #include "usmc_capture.h"
+#include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
@@ -212,6 +213,7 @@ static int rx_wait(struct usmc_sock *s, int64_t *deadline)
 		return -1;
 	if (usmc_spin_until_ready(s, POLLIN))
 		return 0;
+	usmc_call_hold(s);
 	return usmc_conn_sleep(s, POLLIN, left);
 }
 
@@ -382,6 +384,8 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 
 	if (n > 0 && !(flags & MSG_PEEK))
 		usmc_conn_drain_seen(s);
+	/* A read that slept held the socket: its last touch of it (usmc_close.h). */
+	usmc_call_release(s);
 	return n;
 }
 

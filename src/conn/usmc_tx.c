@@ -11,6 +11,7 @@
 
 #include "usmc.h"
 #include "usmc_capture.h"
+#include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
@@ -242,6 +243,7 @@ int usmc_tx_wait(struct usmc_sock *s, int64_t *deadline)
 		return -1;
 	if (usmc_spin_until_ready(s, POLLOUT))
 		return 0;
+	usmc_call_hold(s);
 	return usmc_conn_sleep(s, POLLOUT, left);
 }
 

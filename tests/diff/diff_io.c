@@ -416,10 +416,12 @@ static void *sender(void *arg)
  */
 struct blocked_read {
 	int fd;
-	int how; /* 0: read(), 1: poll(), 2: epoll_wait() */
+	int how; /* 0: read(), 1: poll(), 2: epoll_wait(), 3: write() into a full socket,
+		  * 4: read() closed under, 5: poll() closed under */
 	pid_t tid;
 	_Atomic int started;
 	ssize_t n;
+	int err; /* the thread's errno after its call */
 	unsigned events;
 };
 
@@ -435,9 +437,13 @@ static void *blocked_reader(void *arg)
 		fatal("epoll");
 	b->tid = (pid_t)syscall(SYS_gettid);
 	atomic_store(&b->started, 1);
-	if (b->how == 0) {
+	if (b->how == 3) {
+		static char big[65536];
+
+		b->n = write(b->fd, big, sizeof(big));
+	} else if (b->how == 0 || b->how == 4) {
 		b->n = read(b->fd, buf, sizeof(buf));
-	} else if (b->how == 1) {
+	} else if (b->how == 1 || b->how == 5) {
 		b->n = poll(&p, 1, -1);
 		b->events = (unsigned)p.revents;
 	} else {
@@ -445,6 +451,7 @@ static void *blocked_reader(void *arg)
 		b->events = ev.events;
 		close(ep);
 	}
+	b->err = errno;
 	return NULL;
 }
 
@@ -476,13 +483,30 @@ static void shutdown_waiter(struct end *e, int how)
 	pthread_t t;
 
 	greet(e);
+	if (how == 3) {
+		char fill[4096] = { 0 };
+
+		set_nonblock(e->fd, true);
+		while (send(e->fd, fill, sizeof(fill), MSG_NOSIGNAL) > 0)
+			;
+		set_nonblock(e->fd, false);
+	}
 	if (pthread_create(&t, NULL, blocked_reader, &b))
 		fatal("pthread_create");
 	while (!atomic_load(&b.started))
 		usleep(1000);
 	wait_asleep(b.tid);
 	usleep(20000);
-	say_rc("shutdown(SHUT_RDWR) from another thread", shutdown(e->fd, SHUT_RDWR));
+	if (how == 4 || how == 5) {
+		/* The read goes on: the file is its until it returns, and the peer writes now. */
+		say_rc("close from another thread", close(e->fd));
+		e->fd = -1;
+		tell(e, GO_SHUT);
+	} else {
+		say_rc(how == 3 ? "shutdown(SHUT_WR) from another thread"
+				: "shutdown(SHUT_RDWR) from another thread",
+		       shutdown(e->fd, how == 3 ? SHUT_WR : SHUT_RDWR));
+	}
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += WAIT_MS / 1000;
 	if (pthread_timedjoin_np(t, NULL, &until)) {
@@ -490,9 +514,13 @@ static void shutdown_waiter(struct end *e, int how)
 		tell(e, GO_SHUT);
 		return;
 	}
-	say_rc(how == 0 ? "the blocked read" : how == 1 ? "the blocked poll" : "the blocked epoll_wait",
+	errno = b.err;
+	say_rc(how == 0 || how == 4 ? "the blocked read"
+	       : how == 1 || how == 5 ? "the blocked poll"
+	       : how == 2 ? "the blocked epoll_wait"
+			  : "the blocked write",
 	       b.n);
-	if (how == 1)
+	if (how == 1 || how == 5)
 		say_mask("  its events", b.events);
 	else if (how == 2)
 		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
@@ -514,6 +542,32 @@ static void shutdown_poller_client(struct end *e)
 static void shutdown_epoller_client(struct end *e)
 {
 	shutdown_waiter(e, 2);
+}
+
+static void shutdown_writer_client(struct end *e)
+{
+	shutdown_waiter(e, 3);
+}
+
+static void close_reader_client(struct end *e)
+{
+	shutdown_waiter(e, 4);
+}
+
+static void close_poller_client(struct end *e)
+{
+	shutdown_waiter(e, 5);
+}
+
+static void close_reader_server(struct end *e)
+{
+	char c;
+
+	greet(e);
+	expect(e, GO_SHUT);
+	send_pattern(e->fd, 35, 0, 10);
+	say_rc("read once the reader returned", read(e->fd, &c, 1));
+	expect(e, GO_SHUT);
 }
 
 static void shutdown_reader_server(struct end *e)
@@ -633,6 +687,9 @@ const struct diff_case io_cases[] = {
 	{ "shutdown_reader", shutdown_reader_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_poller", shutdown_poller_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_epoller", shutdown_epoller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_writer", shutdown_writer_client, shutdown_reader_server, .conns = 1 },
+	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
+	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ NULL },
 };
