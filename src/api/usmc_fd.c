@@ -23,6 +23,7 @@
 #include "usmc_holders.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
+#include "usmc_proc.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -83,6 +84,45 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 	return usmc_sys.close_range(first, last, flags);
 }
 
+/* The close of a socket that the last call holding it does (usmc_close.h). */
+static void close_held_finish(struct usmc_sock *s)
+{
+	usmc_closes_held_note(s, false);
+	if (s->state == SOCK_LISTEN)
+		af_listener_close(s);
+	else if (s->state == SOCK_SMC)
+		usmc_close_conn_last(s, s->fd);
+	usmc_sys.close(s->fd);
+	usmc_sock_drop(s);
+}
+
+/*
+ * The close of a socket's last descriptor, fd, while another thread's call
+ * holds it: true if that call takes the close over, going on with a
+ * descriptor of its own, and the program's number is free once closed.
+ * Under a seccomp filter fcntl may be what kills: there the close is done
+ * at once.
+ */
+static bool close_deferred(struct usmc_sock *s, int fd)
+{
+	int own;
+
+	if (!(atomic_load(&s->calls) & ~USMC_CALLS_CLOSED) || proc_seccomp_filtered(false))
+		return false;
+	own = usmc_fd_lift(usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+	if (own < 0)
+		return false;
+	usmc_close_held_finish = close_held_finish;
+	s->fd = own;
+	atomic_fetch_add(&s->refs, 1);
+	usmc_sock_put(fd);
+	usmc_closes_held_note(s, true);
+	/* The call returned meanwhile: nobody is left to close it but us. */
+	if (!(atomic_fetch_or(&s->calls, USMC_CALLS_CLOSED) & ~USMC_CALLS_CLOSED))
+		close_held_finish(s);
+	return true;
+}
+
 void usmc_fd_close(int fd)
 {
 	struct usmc_sock *s = usmc_sock_get(fd);
@@ -109,7 +149,7 @@ void usmc_fd_close(int fd)
 	/* A close is a use: one never used is answered as at accept, then closed as any. */
 	if (af_sock_used(s) == SOCK_SMC) {
 		/* Another thread sleeps in a read or write of it: the close is its call's. */
-		if (usmc_close_deferred(s, fd))
+		if (close_deferred(s, fd))
 			return;
 		usmc_close_conn_last(s, fd);
 		usmc_sock_put(fd);
@@ -125,6 +165,9 @@ void usmc_fd_close(int fd)
 	}
 	if (s->state == SOCK_PROPOSED)
 		af_settle_before_close(s);
+	/* Another thread is inside accept() on it: the close is its call's. */
+	if (s->state == SOCK_LISTEN && close_deferred(s, fd))
+		return;
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)

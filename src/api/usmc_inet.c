@@ -140,20 +140,23 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		return usmc_sys.accept4(fd, addr, len, flags);
 	if (atomic_load(&ls->state) == SOCK_LISTEN)
 		af_listener_claim(ls);
-	nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+	/* A close by another thread meanwhile leaves the listener to this accept: usmc_close.h. */
+	usmc_sock_hold(ls);
+	nfd = usmc_sys.accept4(ls->fd, (struct sockaddr *)&peer, &peer_len, flags);
 	if (nfd < 0 && errno == EMFILE && lgr_give_back_fds()) {
 		peer_len = sizeof(peer);
-		nfd = usmc_sys.accept4(fd, (struct sockaddr *)&peer, &peer_len, flags);
+		nfd = usmc_sys.accept4(ls->fd, (struct sockaddr *)&peer, &peer_len, flags);
 	}
-	if (nfd < 0)
-		return nfd;
-	if (addr && len) {
-		memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
-		*len = peer_len;
+	if (nfd >= 0) {
+		if (addr && len) {
+			memcpy(addr, &peer, *len < peer_len ? *len : peer_len);
+			*len = peer_len;
+		}
+		af_accept(ls, nfd, (struct sockaddr *)&peer, peer_len);
+		if ((ns = usmc_sock_get(nfd)))
+			usmc_sock_note_nonblock(ns, flags & SOCK_NONBLOCK);
 	}
-	af_accept(ls, nfd, (struct sockaddr *)&peer, peer_len);
-	if ((ns = usmc_sock_get(nfd)))
-		usmc_sock_note_nonblock(ns, flags & SOCK_NONBLOCK);
+	usmc_sock_release(ls);
 	return nfd;
 }
 

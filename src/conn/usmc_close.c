@@ -8,7 +8,6 @@
  * would from TCP.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -20,7 +19,6 @@
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
 #include "usmc_holders.h"
-#include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"
@@ -176,7 +174,7 @@ static __thread struct usmc_sock *call_held;
 #define CLOSES_HELD_MAX 16
 static _Atomic(struct usmc_sock *) closes_held[CLOSES_HELD_MAX];
 
-static void closes_held_note(struct usmc_sock *s, bool on)
+void usmc_closes_held_note(struct usmc_sock *s, bool on)
 {
 	for (int i = 0; i < CLOSES_HELD_MAX; i++) {
 		struct usmc_sock *want = on ? NULL : s;
@@ -225,19 +223,12 @@ void usmc_call_hold(struct usmc_sock *s)
 	usmc_sock_hold(s);
 }
 
-/* The close a call took over, once the last such call returned. */
-static void close_held_finish(struct usmc_sock *s)
-{
-	closes_held_note(s, false);
-	usmc_close_conn_last(s, s->fd);
-	usmc_sys.close(s->fd);
-	usmc_sock_drop(s);
-}
+void (*usmc_close_held_finish)(struct usmc_sock *s);
 
 void usmc_sock_release(struct usmc_sock *s)
 {
 	if (atomic_fetch_sub(&s->calls, 1) == (USMC_CALLS_CLOSED | 1))
-		close_held_finish(s);
+		usmc_close_held_finish(s);
 }
 
 void usmc_call_release(struct usmc_sock *s)
@@ -246,25 +237,4 @@ void usmc_call_release(struct usmc_sock *s)
 		return;
 	call_held = NULL;
 	usmc_sock_release(s);
-}
-
-bool usmc_close_deferred(struct usmc_sock *s, int fd)
-{
-	int own;
-
-	/* Under a seccomp filter fcntl may be what kills: the close is done at once there. */
-	if (!(atomic_load(&s->calls) & ~USMC_CALLS_CLOSED) || proc_seccomp_filtered(false))
-		return false;
-	own = usmc_fd_lift(usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
-	if (own < 0)
-		return false;
-	/* The call goes on with its own descriptor: the program's number is free once closed. */
-	s->fd = own;
-	atomic_fetch_add(&s->refs, 1);
-	usmc_sock_put(fd);
-	closes_held_note(s, true);
-	/* The call returned meanwhile: nobody is left to close it but us. */
-	if (!(atomic_fetch_or(&s->calls, USMC_CALLS_CLOSED) & ~USMC_CALLS_CLOSED))
-		close_held_finish(s);
-	return true;
 }

@@ -31,9 +31,10 @@ void usmc_conn_free(struct usmc_conn *conn);
  * what the peer writes.  So a call about to sleep holds its socket until
  * it returns (usmc_call_hold, at most one socket per call; then
  * usmc_call_release, at the call's end, its last touch of the socket),
- * and the close of its last descriptor meanwhile (usmc_close_deferred:
- * true if it did) leaves the socket to the call, on a descriptor of its
- * own: the last call to return closes the connection, as close() would.
+ * and the close of its last descriptor meanwhile leaves the socket to the
+ * call, on a descriptor of its own (usmc_fd.c), with USMC_CALLS_CLOSED:
+ * the last call to return closes it, as close() would, through
+ * usmc_close_held_finish.  A listener is held so by an accept().
  */
 #define USMC_CALLS_CLOSED 0x80000000u
 void usmc_call_hold(struct usmc_sock *s);
@@ -41,6 +42,9 @@ void usmc_call_release(struct usmc_sock *s);
 /* The same for a call that sleeps on several sockets (poll): each held once, then released. */
 void usmc_sock_hold(struct usmc_sock *s);
 void usmc_sock_release(struct usmc_sock *s);
-bool usmc_close_deferred(struct usmc_sock *s, int fd);
+/* The close that the last call to return does (the API's: set before any is taken over). */
+extern void (*usmc_close_held_finish)(struct usmc_sock *s);
+/* Lists s as taken over (on), or no longer: a forked child closes their descriptors. */
+void usmc_closes_held_note(struct usmc_sock *s, bool on);
 
 #endif /* USMC_CLOSE_H */

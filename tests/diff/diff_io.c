@@ -554,6 +554,73 @@ static void close_reader_client(struct end *e)
 	shutdown_waiter(e, 4);
 }
 
+/* A thread blocked in accept() on a listener another thread shuts down: the usual stop. */
+struct blocked_accept {
+	int lfd;
+	pid_t tid;
+	_Atomic int started;
+	int fd, err;
+};
+
+static void *blocked_acceptor(void *arg)
+{
+	struct blocked_accept *b = arg;
+
+	b->tid = (pid_t)syscall(SYS_gettid);
+	atomic_store(&b->started, 1);
+	b->fd = accept(b->lfd, NULL, NULL);
+	b->err = errno;
+	return NULL;
+}
+
+static void acceptor_steps(struct end *e, bool by_close)
+{
+	struct blocked_accept b = { .lfd = listen_any(e->family, &e->port) };
+	struct timespec until;
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, blocked_acceptor, &b))
+		fatal("pthread_create");
+	while (!atomic_load(&b.started))
+		usleep(1000);
+	wait_asleep(b.tid);
+	usleep(20000);
+	if (by_close) {
+		/* The accept goes on with the listener it holds, and takes the next client. */
+		say_rc("close of the listener from another thread", close(b.lfd));
+		b.lfd = -1;
+		e->fd = connect_to(e);
+	} else {
+		say_rc("shutdown(SHUT_RDWR) of the listener from another thread",
+		       shutdown(b.lfd, SHUT_RDWR));
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	if (pthread_timedjoin_np(t, NULL, &until)) {
+		say("the acceptor is still blocked");
+		return;
+	}
+	errno = b.err;
+	say("the blocked accept: %s", b.fd >= 0 ? "a connection" : errno_name(errno));
+	if (b.fd >= 0) {
+		send_pattern(b.fd, 36, 0, 100);
+		recv_pattern(e->fd, 36, 0, 100, "through it");
+		close(b.fd);
+	}
+	if (b.lfd >= 0)
+		say_rc("close", close(b.lfd));
+}
+
+static void shutdown_acceptor_client(struct end *e)
+{
+	acceptor_steps(e, false);
+}
+
+static void close_acceptor_client(struct end *e)
+{
+	acceptor_steps(e, true);
+}
+
 static void close_poller_client(struct end *e)
 {
 	shutdown_waiter(e, 5);
@@ -690,6 +757,8 @@ const struct diff_case io_cases[] = {
 	{ "shutdown_writer", shutdown_writer_client, shutdown_reader_server, .conns = 1 },
 	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
 	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
+	{ "shutdown_acceptor", shutdown_acceptor_client, NULL, .raw = true },
+	{ "close_acceptor", close_acceptor_client, NULL, .raw = true, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ NULL },
 };
