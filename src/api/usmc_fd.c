@@ -88,6 +88,8 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 static void close_held_finish(struct usmc_sock *s)
 {
 	usmc_closes_held_note(s, false);
+	if (s->state == SOCK_PROPOSED)
+		af_settle_before_close(s);
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)
@@ -163,11 +165,11 @@ void usmc_fd_close(int fd)
 		usmc_sock_put(fd);
 		return;
 	}
+	/* Another thread is inside a call on it (accept(), a read waiting for the answer). */
+	if (close_deferred(s, fd))
+		return;
 	if (s->state == SOCK_PROPOSED)
 		af_settle_before_close(s);
-	/* Another thread is inside accept() on it: the close is its call's. */
-	if (s->state == SOCK_LISTEN && close_deferred(s, fd))
-		return;
 	if (s->state == SOCK_LISTEN)
 		af_listener_close(s);
 	else if (s->state == SOCK_SMC)

@@ -91,10 +91,8 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 	}
 }
 
-static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
+static ssize_t sock_sendmsg_held(struct usmc_sock *s, const struct msghdr *mh, int flags)
 {
-	ssize_t n;
-
 	if (s->state == SOCK_PROPOSED && s->conn->hs_result)
 		af_settle(s, 0);
 	if (s->state != SOCK_SMC && s->state != SOCK_PROPOSED)
@@ -117,13 +115,26 @@ static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int fl
 		if (s->state != SOCK_SMC)
 			return usmc_sys.sendmsg(s->fd, mh, flags);
 	}
-	n = sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
-	/* A write that slept held the socket: its last touch of it (usmc_close.h). */
+	return sock_send_ring(s, mh->msg_iov, (int)mh->msg_iovlen, flags);
+}
+
+/*
+ * A write that waits for the answer, or sleeps for room, holds the socket
+ * until it returns: another thread's close leaves it the connection
+ * (usmc_close.h).  Its release is its last touch of the socket.
+ */
+static ssize_t sock_sendmsg(struct usmc_sock *s, const struct msghdr *mh, int flags)
+{
+	ssize_t n;
+
+	if (s->state == SOCK_PROPOSED)
+		usmc_call_hold(s);
+	n = sock_sendmsg_held(s, mh, flags);
 	usmc_call_release(s);
 	return n;
 }
 
-static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
+static ssize_t sock_recvmsg_held(struct usmc_sock *s, struct msghdr *mh, int flags)
 {
 	int64_t deadline = 0;
 
@@ -148,6 +159,22 @@ static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
 	if (flags & MSG_OOB)
 		return usmc_rx_recv_urgent(s, mh->msg_iov, (int)mh->msg_iovlen, flags, &mh->msg_flags);
 	return usmc_rx_recvmsg(s, mh->msg_iov, (int)mh->msg_iovlen, flags, &deadline);
+}
+
+/*
+ * A read that waits for the answer, or sleeps for data, holds the socket
+ * until it returns: another thread's close leaves it the connection
+ * (usmc_close.h).
+ */
+static ssize_t sock_recvmsg(struct usmc_sock *s, struct msghdr *mh, int flags)
+{
+	ssize_t n;
+
+	if (s->state == SOCK_PROPOSED)
+		usmc_call_hold(s);
+	n = sock_recvmsg_held(s, mh, flags);
+	usmc_call_release(s);
+	return n;
 }
 
 ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)

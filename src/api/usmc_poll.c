@@ -281,7 +281,10 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 	}
 	/* A close by another thread meanwhile leaves each connection to this call. */
 	for (nfds_t i = 0; i < nfds; i++) {
-		held[i] = timeout != 0 && socks[i] && socks[i]->state == SOCK_SMC ? socks[i] : NULL;
+		held[i] = timeout != 0 && socks[i] &&
+				  (socks[i]->state == SOCK_SMC || socks[i]->state == SOCK_PROPOSED)
+			  ? socks[i]
+			  : NULL;
 		if (held[i])
 			usmc_sock_hold(held[i]);
 	}

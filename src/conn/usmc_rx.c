@@ -384,8 +384,6 @@ ssize_t usmc_rx_recvmsg(struct usmc_sock *s, const struct iovec *iov, int iovcnt
 
 	if (n > 0 && !(flags & MSG_PEEK))
 		usmc_conn_drain_seen(s);
-	/* A read that slept held the socket: its last touch of it (usmc_close.h). */
-	usmc_call_release(s);
 	return n;
 }
 

@@ -478,11 +478,14 @@ static void wait_asleep(pid_t tid)
 
 static void shutdown_waiter(struct end *e, int how)
 {
-	struct blocked_read b = { .fd = e->fd, .how = how };
+	struct blocked_read b = { .fd = e->fd, .how = how % 10 };
 	struct timespec until;
 	pthread_t t;
 
-	greet(e);
+	/* how + 10: before any byte moved (under usmc, the client's answer not yet taken in) */
+	if (how < 10)
+		greet(e);
+	how %= 10;
 	if (how == 3) {
 		char fill[4096] = { 0 };
 
@@ -626,6 +629,21 @@ static void close_poller_client(struct end *e)
 	shutdown_waiter(e, 5);
 }
 
+static void close_reader_early_client(struct end *e)
+{
+	shutdown_waiter(e, 14);
+}
+
+static void close_reader_early_server(struct end *e)
+{
+	char c;
+
+	expect(e, GO_SHUT);
+	send_pattern(e->fd, 35, 0, 10);
+	say_rc("read once the reader returned", read(e->fd, &c, 1));
+	expect(e, GO_SHUT);
+}
+
 static void close_reader_server(struct end *e)
 {
 	char c;
@@ -757,6 +775,7 @@ const struct diff_case io_cases[] = {
 	{ "shutdown_writer", shutdown_writer_client, shutdown_reader_server, .conns = 1 },
 	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
 	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
+	{ "close_reader_early", close_reader_early_client, close_reader_early_server, .conns = 1 },
 	{ "shutdown_acceptor", shutdown_acceptor_client, NULL, .raw = true },
 	{ "close_acceptor", close_acceptor_client, NULL, .raw = true, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
