@@ -91,7 +91,8 @@ void usmc_kick_leave(void)
 	int fd = atomic_load(&kick_fd), saved = errno;
 	uint64_t v;
 
-	if (atomic_fetch_sub(&kick_sleepers, 1) != 1 || fd < 0 ||
+	/* No kick pending, the common case: a load, no write of the shared line. */
+	if (atomic_fetch_sub(&kick_sleepers, 1) != 1 || fd < 0 || !atomic_load(&kick_pending) ||
 	    !atomic_exchange(&kick_pending, false))
 		return;
 	usmc_sys.read(fd, &v, sizeof(v));
