@@ -417,7 +417,7 @@ static void *sender(void *arg)
 struct blocked_read {
 	int fd;
 	int how; /* 0: read(), 1: poll(), 2: epoll_wait(), 3: write() into a full socket,
-		  * 4: read() closed under, 5: poll() closed under */
+		  * 4: read() closed under, 5: poll() closed under, 6: epoll_wait() closed under */
 	pid_t tid;
 	_Atomic int started;
 	ssize_t n;
@@ -433,7 +433,8 @@ static void *blocked_reader(void *arg)
 	int ep = -1;
 	char buf[100];
 
-	if (b->how == 2 && ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
+	if ((b->how == 2 || b->how == 6) &&
+	    ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
 		fatal("epoll");
 	b->tid = (pid_t)syscall(SYS_gettid);
 	atomic_store(&b->started, 1);
@@ -447,7 +448,8 @@ static void *blocked_reader(void *arg)
 		b->n = poll(&p, 1, -1);
 		b->events = (unsigned)p.revents;
 	} else {
-		b->n = epoll_wait(ep, &ev, 1, -1);
+		/* A closed descriptor leaves the set: that wait would not end by itself. */
+		b->n = epoll_wait(ep, &ev, 1, b->how == 6 ? 2000 : -1);
 		b->events = ev.events;
 		close(ep);
 	}
@@ -500,7 +502,7 @@ static void shutdown_waiter(struct end *e, int how)
 		usleep(1000);
 	wait_asleep(b.tid);
 	usleep(20000);
-	if (how == 4 || how == 5) {
+	if (how == 4 || how == 5 || how == 6) {
 		/* The read goes on: the file is its until it returns, and the peer writes now. */
 		say_rc("close from another thread", close(e->fd));
 		e->fd = -1;
@@ -520,12 +522,12 @@ static void shutdown_waiter(struct end *e, int how)
 	errno = b.err;
 	say_rc(how == 0 || how == 4 ? "the blocked read"
 	       : how == 1 || how == 5 ? "the blocked poll"
-	       : how == 2 ? "the blocked epoll_wait"
+	       : how == 2 || how == 6 ? "the blocked epoll_wait"
 			  : "the blocked write",
 	       b.n);
 	if (how == 1 || how == 5)
 		say_mask("  its events", b.events);
-	else if (how == 2)
+	else if (how == 2 || how == 6)
 		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
 		    b.events & EPOLLRDHUP ? "RDHUP " : "", b.events & EPOLLHUP ? "HUP " : "",
 		    b.events & EPOLLERR ? "ERR" : "");
@@ -627,6 +629,11 @@ static void close_acceptor_client(struct end *e)
 static void close_poller_client(struct end *e)
 {
 	shutdown_waiter(e, 5);
+}
+
+static void close_epoller_client(struct end *e)
+{
+	shutdown_waiter(e, 6);
 }
 
 static void close_reader_early_client(struct end *e)
@@ -776,6 +783,7 @@ const struct diff_case io_cases[] = {
 	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
 	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
 	{ "close_reader_early", close_reader_early_client, close_reader_early_server, .conns = 1 },
+	{ "close_epoller", close_epoller_client, close_reader_server, .conns = 1 },
 	{ "shutdown_acceptor", shutdown_acceptor_client, NULL, .raw = true },
 	{ "close_acceptor", close_acceptor_client, NULL, .raw = true, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
