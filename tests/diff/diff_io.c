@@ -525,7 +525,9 @@ static void shutdown_waiter(struct end *e, int how)
 	       : how == 2 || how == 6 ? "the blocked epoll_wait"
 			  : "the blocked write",
 	       b.n);
-	if (how == 1 || how == 5)
+	if (b.n <= 0)
+		; /* no events to tell */
+	else if (how == 1 || how == 5)
 		say_mask("  its events", b.events);
 	else if (how == 2 || how == 6)
 		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
