@@ -10,7 +10,8 @@ add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/
                diff/diff_zcopy.c
                diff/diff_stdio.c
                diff/diff_async.c
-               diff/diff_alias.c diff/diff_exec_ways.c diff/diff_edges.c)
+               diff/diff_alias.c diff/diff_exec_ways.c diff/diff_edges.c
+               diff/diff_threads.c diff/diff_exit.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.

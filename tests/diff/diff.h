@@ -69,6 +69,8 @@ extern const struct diff_case async_cases[];
 extern const struct diff_case alias_cases[];
 extern const struct diff_case exec_way_cases[];
 extern const struct diff_case edge_cases[];
+extern const struct diff_case thread_cases[];
+extern const struct diff_case exit_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);

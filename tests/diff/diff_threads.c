@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Another thread's call on the socket: a shutdown wakes a thread asleep in
+ * read(), write(), poll(), epoll_wait() or accept() on it, and a close
+ * leaves the connection, or the listener, to such a call, which goes on as
+ * the kernel's does with the file it holds.  Each sleeping call is a
+ * thread of the client; the main thread waits until it sleeps (its state
+ * in /proc), then acts.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "diff.h"
+
+enum { GO_SHUT = 1 };
+
+/* The sleeping call, and what it returned. */
+struct blocked_read {
+	int fd;
+	int how; /* 0: read(), 1: poll(), 2: epoll_wait(), 3: write() into a full socket,
+		  * 4: read() closed under, 5: poll() closed under, 6: epoll_wait() closed under */
+	pid_t tid;
+	_Atomic int started;
+	ssize_t n;
+	int err; /* the thread's errno after its call */
+	unsigned events;
+};
+
+static void *blocked_reader(void *arg)
+{
+	struct blocked_read *b = arg;
+	struct pollfd p = { .fd = b->fd, .events = POLLIN | POLLRDHUP };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	int ep = -1;
+	char buf[100];
+
+	if ((b->how == 2 || b->how == 6) &&
+	    ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
+		fatal("epoll");
+	b->tid = (pid_t)syscall(SYS_gettid);
+	atomic_store(&b->started, 1);
+	if (b->how == 3) {
+		static char big[65536];
+
+		b->n = write(b->fd, big, sizeof(big));
+	} else if (b->how == 0 || b->how == 4) {
+		b->n = read(b->fd, buf, sizeof(buf));
+	} else if (b->how == 1 || b->how == 5) {
+		b->n = poll(&p, 1, -1);
+		b->events = (unsigned)p.revents;
+	} else {
+		/* A closed descriptor leaves the set: that wait would not end by itself. */
+		b->n = epoll_wait(ep, &ev, 1, b->how == 6 ? 2000 : -1);
+		b->events = ev.events;
+		close(ep);
+	}
+	b->err = errno;
+	return NULL;
+}
+
+/* Waits until thread tid sleeps (its state in /proc is S), bounded by WAIT_MS. */
+static void wait_asleep(pid_t tid)
+{
+	char path[64], st[256];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	for (int i = 0; i < WAIT_MS; i++) {
+		FILE *f = fopen(path, "r");
+		char *p = NULL;
+
+		if (f) {
+			if (fgets(st, sizeof(st), f))
+				p = strrchr(st, ')');
+			fclose(f);
+		}
+		if (p && p[1] == ' ' && p[2] == 'S')
+			return;
+		usleep(1000);
+	}
+}
+
+static void shutdown_waiter(struct end *e, int how)
+{
+	struct blocked_read b = { .fd = e->fd, .how = how % 10 };
+	struct timespec until;
+	pthread_t t;
+
+	/* how + 10: before any byte moved (under usmc, the client's answer not yet taken in) */
+	if (how < 10)
+		greet(e);
+	how %= 10;
+	if (how == 3) {
+		char fill[4096] = { 0 };
+
+		set_nonblock(e->fd, true);
+		while (send(e->fd, fill, sizeof(fill), MSG_NOSIGNAL) > 0)
+			;
+		set_nonblock(e->fd, false);
+	}
+	if (pthread_create(&t, NULL, blocked_reader, &b))
+		fatal("pthread_create");
+	while (!atomic_load(&b.started))
+		usleep(1000);
+	wait_asleep(b.tid);
+	usleep(20000);
+	if (how == 4 || how == 5 || how == 6) {
+		/* The read goes on: the file is its until it returns, and the peer writes now. */
+		say_rc("close from another thread", close(e->fd));
+		e->fd = -1;
+		tell(e, GO_SHUT);
+	} else {
+		say_rc(how == 3 ? "shutdown(SHUT_WR) from another thread"
+				: "shutdown(SHUT_RDWR) from another thread",
+		       shutdown(e->fd, how == 3 ? SHUT_WR : SHUT_RDWR));
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	if (pthread_timedjoin_np(t, NULL, &until)) {
+		say("the reader is still blocked");
+		tell(e, GO_SHUT);
+		return;
+	}
+	errno = b.err;
+	say_rc(how == 0 || how == 4 ? "the blocked read"
+	       : how == 1 || how == 5 ? "the blocked poll"
+	       : how == 2 || how == 6 ? "the blocked epoll_wait"
+			  : "the blocked write",
+	       b.n);
+	if (b.n <= 0)
+		; /* no events to tell */
+	else if (how == 1 || how == 5)
+		say_mask("  its events", b.events);
+	else if (how == 2 || how == 6)
+		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
+		    b.events & EPOLLRDHUP ? "RDHUP " : "", b.events & EPOLLHUP ? "HUP " : "",
+		    b.events & EPOLLERR ? "ERR" : "");
+	tell(e, GO_SHUT);
+}
+
+static void shutdown_reader_client(struct end *e)
+{
+	shutdown_waiter(e, 0);
+}
+
+static void shutdown_poller_client(struct end *e)
+{
+	shutdown_waiter(e, 1);
+}
+
+static void shutdown_epoller_client(struct end *e)
+{
+	shutdown_waiter(e, 2);
+}
+
+static void shutdown_writer_client(struct end *e)
+{
+	shutdown_waiter(e, 3);
+}
+
+static void close_reader_client(struct end *e)
+{
+	shutdown_waiter(e, 4);
+}
+
+/* A thread blocked in accept() on a listener another thread shuts down: the usual stop. */
+struct blocked_accept {
+	int lfd;
+	pid_t tid;
+	_Atomic int started;
+	int fd, err;
+};
+
+static void *blocked_acceptor(void *arg)
+{
+	struct blocked_accept *b = arg;
+
+	b->tid = (pid_t)syscall(SYS_gettid);
+	atomic_store(&b->started, 1);
+	b->fd = accept(b->lfd, NULL, NULL);
+	b->err = errno;
+	return NULL;
+}
+
+static void acceptor_steps(struct end *e, bool by_close)
+{
+	struct blocked_accept b = { .lfd = listen_any(e->family, &e->port) };
+	struct timespec until;
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, blocked_acceptor, &b))
+		fatal("pthread_create");
+	while (!atomic_load(&b.started))
+		usleep(1000);
+	wait_asleep(b.tid);
+	usleep(20000);
+	if (by_close) {
+		/* The accept goes on with the listener it holds, and takes the next client. */
+		say_rc("close of the listener from another thread", close(b.lfd));
+		b.lfd = -1;
+		e->fd = connect_to(e);
+	} else {
+		say_rc("shutdown(SHUT_RDWR) of the listener from another thread",
+		       shutdown(b.lfd, SHUT_RDWR));
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	if (pthread_timedjoin_np(t, NULL, &until)) {
+		say("the acceptor is still blocked");
+		return;
+	}
+	errno = b.err;
+	say("the blocked accept: %s", b.fd >= 0 ? "a connection" : errno_name(errno));
+	if (b.fd >= 0) {
+		send_pattern(b.fd, 36, 0, 100);
+		recv_pattern(e->fd, 36, 0, 100, "through it");
+		close(b.fd);
+	}
+	if (b.lfd >= 0)
+		say_rc("close", close(b.lfd));
+}
+
+static void shutdown_acceptor_client(struct end *e)
+{
+	acceptor_steps(e, false);
+}
+
+static void close_acceptor_client(struct end *e)
+{
+	acceptor_steps(e, true);
+}
+
+static void close_poller_client(struct end *e)
+{
+	shutdown_waiter(e, 5);
+}
+
+static void close_epoller_client(struct end *e)
+{
+	shutdown_waiter(e, 6);
+}
+
+static void close_reader_early_client(struct end *e)
+{
+	shutdown_waiter(e, 14);
+}
+
+static void close_reader_early_server(struct end *e)
+{
+	char c;
+
+	expect(e, GO_SHUT);
+	send_pattern(e->fd, 35, 0, 10);
+	say_rc("read once the reader returned", read(e->fd, &c, 1));
+	expect(e, GO_SHUT);
+}
+
+static void close_reader_server(struct end *e)
+{
+	char c;
+
+	greet(e);
+	expect(e, GO_SHUT);
+	send_pattern(e->fd, 35, 0, 10);
+	say_rc("read once the reader returned", read(e->fd, &c, 1));
+	expect(e, GO_SHUT);
+}
+
+static void shutdown_reader_server(struct end *e)
+{
+	char c;
+
+	greet(e);
+	expect(e, GO_SHUT);
+	say_rc("read after the peer's shutdown", read(e->fd, &c, 1));
+}
+
+const struct diff_case thread_cases[] = {
+	{ "shutdown_reader", shutdown_reader_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_poller", shutdown_poller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_epoller", shutdown_epoller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_writer", shutdown_writer_client, shutdown_reader_server, .conns = 1 },
+	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
+	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
+	{ "close_reader_early", close_reader_early_client, close_reader_early_server, .conns = 1 },
+	{ "close_epoller", close_epoller_client, close_reader_server, .conns = 1 },
+	{ "shutdown_acceptor", shutdown_acceptor_client, NULL, .raw = true },
+	{ "close_acceptor", close_acceptor_client, NULL, .raw = true, .conns = 1 },
+	{ NULL },
+};
