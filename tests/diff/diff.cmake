@@ -46,8 +46,9 @@ set(USMC_DIFF_CASES
 # whether or not it appears (some come and go with timing); it fails only
 # if the case itself is broken.  Once usmc is fixed, `tests/diff/run.sh
 # BUILD_DIR CASE` passes every time: move the case up into USMC_DIFF_CASES.
-# None today.
-set(USMC_DIFF_KNOWN_BUGS)
+# shutdown_child_reader: a shutdown reaches the threads of the process that
+# made it, not a forked child asleep in a read of the same socket.
+set(USMC_DIFF_KNOWN_BUGS shutdown_child_reader)
 
 # As tests/preload.cmake: gcc's shared sanitizer runtime cannot come
 # before the preload library, so a gcc sanitizer build skips these.
