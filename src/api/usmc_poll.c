@@ -301,8 +301,7 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
-			if (timeout != 0)
-				usmc_kick_leave();
+			usmc_kick_leave(kick);
 			/* Merge what the other descriptors have, without waiting. */
 			usmc_wake_inexact();
 			rc = poll_kernel(fds, nfds, socks, 0, -1);
@@ -312,8 +311,7 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
 		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left), kick);
-		if (timeout != 0)
-			usmc_kick_leave();
+		usmc_kick_leave(kick);
 		if (rc != 0 || left == 0)
 			break;
 		if (usmc_remaining_ms(timeout, &start) == 0) {

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <sys/single_threaded.h>
 #include <unistd.h>
 
 #include "usmc_fork.h"
@@ -81,18 +82,30 @@ static int kick_open(void)
 
 int usmc_kick_enter(void)
 {
+	int fd;
+
+	/*
+	 * One thread: no other can change the socket while it sleeps (a signal
+	 * handler's call ends the sleep with EINTR), and a sleep polls nothing
+	 * more.  glibc clears the flag for good at the first pthread_create.
+	 */
+	if (__libc_single_threaded)
+		return -1;
 	atomic_fetch_add(&kick_sleepers, 1);
-	return kick_open();
+	fd = kick_open();
+	if (fd < 0)
+		atomic_fetch_sub(&kick_sleepers, 1);
+	return fd;
 }
 
-void usmc_kick_leave(void)
+void usmc_kick_leave(int kick)
 {
 	unsigned gen = atomic_load(&kick_gen);
-	int fd = atomic_load(&kick_fd), saved = errno;
+	int fd = kick, saved = errno;
 	uint64_t v;
 
 	/* No kick pending, the common case: a load, no write of the shared line. */
-	if (atomic_fetch_sub(&kick_sleepers, 1) != 1 || fd < 0 || !atomic_load(&kick_pending) ||
+	if (kick < 0 || atomic_fetch_sub(&kick_sleepers, 1) != 1 || !atomic_load(&kick_pending) ||
 	    !atomic_exchange(&kick_pending, false))
 		return;
 	usmc_sys.read(fd, &v, sizeof(v));

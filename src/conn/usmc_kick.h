@@ -9,11 +9,12 @@
 /*
  * Counts the calling thread among the sleepers, before its last look at
  * what it waits for: the descriptor its sleep polls for POLLIN beside its
- * sockets, or -1 if the process has none (it sleeps without).  Each
- * enter is followed by one leave, once the sleep is over.
+ * sockets, or -1 if it sleeps without (one thread in the process, or no
+ * kick to be had), and is not counted.  Each enter is followed by a leave
+ * with what it returned, once the sleep is over.
  */
 int usmc_kick_enter(void);
-void usmc_kick_leave(void);
+void usmc_kick_leave(int kick);
 /*
  * Wakes every sleeper of the process, after the change it is to see was
  * stored: each looks again, and sleeps on if it was not for it.

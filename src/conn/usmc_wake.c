@@ -514,15 +514,15 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	/* Counted before the look: a shutdown by another thread kicks the sleep. */
 	p[2].fd = usmc_kick_enter();
 	if (sleep_ready(s, events)) {
-		usmc_kick_leave();
+		usmc_kick_leave(p[2].fd);
 		usmc_conn_disarm(s);
 		usmc_wake_inexact();
 		return 0;
 	}
 	if (usmc_wake_inexact() && (timeout_ms < 0 || timeout_ms > 1))
 		timeout_ms = 1;
-	rc = usmc_sys.poll(p, 3, timeout_ms);
-	usmc_kick_leave();
+	rc = usmc_sys.poll(p, p[2].fd >= 0 ? 3 : p[1].fd >= 0 ? 2 : 1, timeout_ms);
+	usmc_kick_leave(p[2].fd);
 	usmc_conn_disarm(s);
 	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */
 	if (rc < 0 && errno == EINTR && endless && usmc_signals_restart())
