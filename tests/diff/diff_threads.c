@@ -8,6 +8,7 @@
  * in /proc), then acts.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,11 +23,17 @@
 
 enum { GO_SHUT = 1 };
 
+/* The call another thread sleeps in, and what the main thread does to the socket. */
+enum call { CALL_READ, CALL_POLL, CALL_EPOLL, CALL_WRITE };
+enum act { ACT_SHUTDOWN, ACT_CLOSE };
+
+static const char *const call_name[] = { "read", "poll", "epoll_wait", "write" };
+
 /* The sleeping call, and what it returned. */
-struct blocked_read {
+struct blocked_call {
 	int fd;
-	int how; /* 0: read(), 1: poll(), 2: epoll_wait(), 3: write() into a full socket,
-		  * 4: read() closed under, 5: poll() closed under, 6: epoll_wait() closed under */
+	enum call call;
+	bool closed; /* its descriptor is closed under it: an epoll wait ends by its time */
 	pid_t tid;
 	_Atomic int started;
 	ssize_t n;
@@ -34,33 +41,36 @@ struct blocked_read {
 	unsigned events;
 };
 
-static void *blocked_reader(void *arg)
+static void *blocked_caller(void *arg)
 {
-	struct blocked_read *b = arg;
+	struct blocked_call *b = arg;
 	struct pollfd p = { .fd = b->fd, .events = POLLIN | POLLRDHUP };
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	static char buf[65536];
 	int ep = -1;
-	char buf[100];
 
-	if ((b->how == 2 || b->how == 6) &&
+	if (b->call == CALL_EPOLL &&
 	    ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
 		fatal("epoll");
 	b->tid = (pid_t)syscall(SYS_gettid);
 	atomic_store(&b->started, 1);
-	if (b->how == 3) {
-		static char big[65536];
-
-		b->n = write(b->fd, big, sizeof(big));
-	} else if (b->how == 0 || b->how == 4) {
-		b->n = read(b->fd, buf, sizeof(buf));
-	} else if (b->how == 1 || b->how == 5) {
+	switch (b->call) {
+	case CALL_READ:
+		b->n = read(b->fd, buf, 100);
+		break;
+	case CALL_POLL:
 		b->n = poll(&p, 1, -1);
 		b->events = (unsigned)p.revents;
-	} else {
+		break;
+	case CALL_EPOLL:
 		/* A closed descriptor leaves the set: that wait would not end by itself. */
-		b->n = epoll_wait(ep, &ev, 1, b->how == 6 ? 2000 : -1);
+		b->n = epoll_wait(ep, &ev, 1, b->closed ? 2000 : -1);
 		b->events = ev.events;
 		close(ep);
+		break;
+	case CALL_WRITE:
+		b->n = write(b->fd, buf, sizeof(buf));
+		break;
 	}
 	b->err = errno;
 	return NULL;
@@ -87,17 +97,21 @@ static void wait_asleep(pid_t tid)
 	}
 }
 
-static void shutdown_waiter(struct end *e, int how)
+/*
+ * A thread sleeps in call on the connection; the main thread shuts the
+ * socket down (a write's side only, for a write) or closes it.  early:
+ * before any byte moved (under usmc, the client's answer not yet taken
+ * in).
+ */
+static void call_under(struct end *e, enum call call, enum act act, bool early)
 {
-	struct blocked_read b = { .fd = e->fd, .how = how % 10 };
+	struct blocked_call b = { .fd = e->fd, .call = call, .closed = act == ACT_CLOSE };
 	struct timespec until;
 	pthread_t t;
 
-	/* how + 10: before any byte moved (under usmc, the client's answer not yet taken in) */
-	if (how < 10)
+	if (!early)
 		greet(e);
-	how %= 10;
-	if (how == 3) {
+	if (call == CALL_WRITE) {
 		char fill[4096] = { 0 };
 
 		set_nonblock(e->fd, true);
@@ -105,70 +119,54 @@ static void shutdown_waiter(struct end *e, int how)
 			;
 		set_nonblock(e->fd, false);
 	}
-	if (pthread_create(&t, NULL, blocked_reader, &b))
+	if (pthread_create(&t, NULL, blocked_caller, &b))
 		fatal("pthread_create");
 	while (!atomic_load(&b.started))
 		usleep(1000);
 	wait_asleep(b.tid);
 	usleep(20000);
-	if (how == 4 || how == 5 || how == 6) {
-		/* The read goes on: the file is its until it returns, and the peer writes now. */
+	if (act == ACT_CLOSE) {
+		/* The call goes on: the file is its until it returns, and the peer writes now. */
 		say_rc("close from another thread", close(e->fd));
 		e->fd = -1;
 		tell(e, GO_SHUT);
 	} else {
-		say_rc(how == 3 ? "shutdown(SHUT_WR) from another thread"
-				: "shutdown(SHUT_RDWR) from another thread",
-		       shutdown(e->fd, how == 3 ? SHUT_WR : SHUT_RDWR));
+		say_rc(call == CALL_WRITE ? "shutdown(SHUT_WR) from another thread"
+					  : "shutdown(SHUT_RDWR) from another thread",
+		       shutdown(e->fd, call == CALL_WRITE ? SHUT_WR : SHUT_RDWR));
 	}
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += WAIT_MS / 1000;
 	if (pthread_timedjoin_np(t, NULL, &until)) {
-		say("the reader is still blocked");
+		say("the %s is still blocked", call_name[call]);
 		tell(e, GO_SHUT);
 		return;
 	}
 	errno = b.err;
-	say_rc(how == 0 || how == 4 ? "the blocked read"
-	       : how == 1 || how == 5 ? "the blocked poll"
-	       : how == 2 || how == 6 ? "the blocked epoll_wait"
-			  : "the blocked write",
-	       b.n);
-	if (b.n <= 0)
-		; /* no events to tell */
-	else if (how == 1 || how == 5)
+	say("the blocked %s:", call_name[call]);
+	say_rc("  it returned", b.n);
+	if (b.n > 0 && call == CALL_POLL)
 		say_mask("  its events", b.events);
-	else if (how == 2 || how == 6)
+	else if (b.n > 0 && call == CALL_EPOLL)
 		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
 		    b.events & EPOLLRDHUP ? "RDHUP " : "", b.events & EPOLLHUP ? "HUP " : "",
 		    b.events & EPOLLERR ? "ERR" : "");
 	tell(e, GO_SHUT);
 }
 
-static void shutdown_reader_client(struct end *e)
-{
-	shutdown_waiter(e, 0);
-}
-
-static void shutdown_poller_client(struct end *e)
-{
-	shutdown_waiter(e, 1);
-}
-
-static void shutdown_epoller_client(struct end *e)
-{
-	shutdown_waiter(e, 2);
-}
-
-static void shutdown_writer_client(struct end *e)
-{
-	shutdown_waiter(e, 3);
-}
-
-static void close_reader_client(struct end *e)
-{
-	shutdown_waiter(e, 4);
-}
+#define CALL_UNDER_CASE(name, call, act, early)       \
+	static void name##_client(struct end *e)       \
+	{                                              \
+		call_under(e, call, act, early);       \
+	}
+CALL_UNDER_CASE(shutdown_reader, CALL_READ, ACT_SHUTDOWN, false)
+CALL_UNDER_CASE(shutdown_poller, CALL_POLL, ACT_SHUTDOWN, false)
+CALL_UNDER_CASE(shutdown_epoller, CALL_EPOLL, ACT_SHUTDOWN, false)
+CALL_UNDER_CASE(shutdown_writer, CALL_WRITE, ACT_SHUTDOWN, false)
+CALL_UNDER_CASE(close_reader, CALL_READ, ACT_CLOSE, false)
+CALL_UNDER_CASE(close_poller, CALL_POLL, ACT_CLOSE, false)
+CALL_UNDER_CASE(close_epoller, CALL_EPOLL, ACT_CLOSE, false)
+CALL_UNDER_CASE(close_reader_early, CALL_READ, ACT_CLOSE, true)
 
 /* A thread blocked in accept() on a listener another thread shuts down: the usual stop. */
 struct blocked_accept {
@@ -235,21 +233,6 @@ static void shutdown_acceptor_client(struct end *e)
 static void close_acceptor_client(struct end *e)
 {
 	acceptor_steps(e, true);
-}
-
-static void close_poller_client(struct end *e)
-{
-	shutdown_waiter(e, 5);
-}
-
-static void close_epoller_client(struct end *e)
-{
-	shutdown_waiter(e, 6);
-}
-
-static void close_reader_early_client(struct end *e)
-{
-	shutdown_waiter(e, 14);
 }
 
 static void close_reader_early_server(struct end *e)
