@@ -202,8 +202,9 @@ int usmc_close(int fd)
  * would turn its FIN into a reset, so the connection's last holder drains
  * them first, as close() does, and tells the peer that the close comes
  * (usmc_close_at_exit).  Only that: other threads may still be inside a
- * call on the socket, writing what the peer reads until the kernel's FIN.  A doorbell that reaches the socket after the drain still
- * brings a reset, which the peer tells from TCP's (usmc_wake.c).
+ * call on the socket, writing what the peer reads until the kernel's FIN.
+ * A doorbell that reaches the socket after the drain still brings a
+ * reset, which the peer tells from TCP's (usmc_wake.c).
  */
 void usmc_exit_drain(void)
 {

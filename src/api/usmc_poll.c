@@ -138,7 +138,7 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 	 */
 	struct pollfd *k = calloc(1, (nfds * 2 + 2) * sizeof(*k) + (nfds + 2) * sizeof(void *) + nfds);
 	struct usmc_lgr **taken = k ? (struct usmc_lgr **)(k + nfds * 2 + 2) : NULL;
-	bool *told = k ? (bool *)(taken + nfds + 1) : NULL;
+	bool *told = k ? (bool *)(taken + nfds + 2) : NULL;
 	nfds_t nk = nfds, j;
 	int rc, err, ready = 0;
 

@@ -34,7 +34,10 @@ void usmc_conn_free(struct usmc_conn *conn);
  * and the close of its last descriptor meanwhile leaves the socket to the
  * call, on a descriptor of its own (usmc_fd.c), with USMC_CALLS_CLOSED:
  * the last call to return closes it, as close() would, through
- * usmc_close_held_finish.  A listener is held so by an accept().
+ * usmc_close_held_finish.  A listener is held so by an accept().  A call
+ * is held from its first sleep (or its wait for the answer) on: a close in
+ * the microseconds between its look at the table and then is not held
+ * off.
  */
 #define USMC_CALLS_CLOSED 0x80000000u
 void usmc_call_hold(struct usmc_sock *s);

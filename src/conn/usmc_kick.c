@@ -4,11 +4,12 @@
  *
  * A thread asleep in a usmc wait sleeps in poll() on TCP sockets that
  * carry only the peer's doorbells.  Some events that must end its sleep
- * come from this process instead: another thread's shutdown(SHUT_RD) of
- * the socket it reads, which the kernel answers at once with end of file
- * (the usual way to stop a thread blocked in read()), and nothing reaches
- * the TCP socket for it.  So every sleep also polls the kick, an eventfd
- * of the process, which such a change makes readable.
+ * come from this process instead: another thread's shutdown() of the
+ * socket it reads or writes, which the kernel answers at once (end of
+ * file, EPIPE: the usual way to stop a thread blocked in read()), and
+ * nothing reaches the TCP socket for it.  So every sleep of a process of
+ * more than one thread also polls the kick, an eventfd of the process,
+ * which such a change makes readable.
  *
  * The kick stays readable until the last sleeper that may have seen it
  * takes it back: sleepers are counted from before the look that precedes
@@ -19,7 +20,8 @@
  * wait for that one.  Every kick wakes every sleeper of the process, and
  * each looks again and sleeps on if it was not for it: kicks are rare (a
  * shutdown while a thread sleeps), and a sleep without one costs two
- * atomic counts and a descriptor more in its poll.
+ * atomic counts and a descriptor more in its poll; in a process of one
+ * thread, nothing.
  *
  * A forked child makes its own: the parent's eventfd is shared with it,
  * and a reset by one would take the other's kick.  A process under a

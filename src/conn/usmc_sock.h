@@ -54,7 +54,7 @@ struct usmc_sock {
 	bool shut_rd;
 	_Atomic bool nonblock;   /* O_NONBLOCK as last seen or set (usmc_sock_nonblocking) */
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
-	_Atomic unsigned calls;  /* calls that slept on it and have not returned, and USMC_CALLS_CLOSED */
+	_Atomic unsigned calls;  /* calls asleep on it, not yet returned; USMC_CALLS_CLOSED */
 	struct usmc_spin_hist spin[2]; /* of waits to receive [0] and to send [1] */
 	struct usmc_listener *listener;
 	struct srv_proposal *accepting; /* SOCK_ACCEPTING: the Proposal to answer */

@@ -16,8 +16,11 @@ target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
-  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads shutdown_reader shutdown_poller shutdown_epoller shutdown_writer close_reader close_poller shutdown_acceptor close_acceptor close_reader_early close_epoller fd_numbers
-  linger_reset close_unread reset_unaccepted so_error_reset epipe exit_waiting exit_unread exit_full exit_forked sigpipe sigpipe_shut refused nb_connect
+  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers
+  shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
+  close_reader close_poller close_epoller close_acceptor close_reader_early
+  linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
+  exit_waiting exit_unread exit_full exit_forked
   fork_write fork_both fork_early fork_handoff fork_underscore fork_sys_fork fork_sys_clone fork_sys_clone3 fork_clone
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
