@@ -20,7 +20,7 @@ set(USMC_DIFF_CASES
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
   close_reader close_poller close_epoller close_acceptor close_reader_early
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
-  exit_waiting exit_unread exit_full exit_forked
+  exit_waiting exit_unread exit_full exit_forked killed_rung
   fork_write fork_both fork_early fork_handoff fork_underscore fork_sys_fork fork_sys_clone fork_sys_clone3 fork_clone
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full

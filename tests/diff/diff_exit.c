@@ -8,7 +8,9 @@
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "diff.h"
@@ -135,10 +137,70 @@ static void exit_forked_server(struct end *e)
 	exit(0);
 }
 
+/*
+ * A peer killed while it waited for room and for data, its last holder a
+ * forked child: the survivor reads what it wrote, then shuts its own side
+ * down.  Under usmc both free room and the shutdown ring the dead peer,
+ * whose closed socket answers the first with a reset: the second must
+ * raise no SIGPIPE, as TCP's shutdown raises none.
+ */
+static volatile sig_atomic_t killed_sigpipes;
+
+static void killed_on_sigpipe(int sig)
+{
+	(void)sig;
+	killed_sigpipes++;
+}
+
+static void killed_rung_client(struct end *e)
+{
+	struct sigaction sa = { .sa_handler = killed_on_sigpipe };
+	static char buf[1 << 20];
+	ssize_t n;
+
+	sigaction(SIGPIPE, &sa, NULL);
+	greet(e);
+	expect(e, GO);
+	say_rc("read of what the killed peer wrote", read(e->fd, buf, sizeof(buf)) > 0);
+	say_rc("shutdown(SHUT_WR)", shutdown(e->fd, SHUT_WR));
+	say("SIGPIPE caught %d times", (int)killed_sigpipes);
+	/* How much the peer's buffers held is not TCP's to match: only how it ends. */
+	while ((n = read(e->fd, buf, sizeof(buf))) > 0)
+		;
+	say_rc("the read after the rest", n);
+	say("SIGPIPE caught %d times", (int)killed_sigpipes);
+}
+
+static void killed_rung_server(struct end *e)
+{
+	int status;
+	pid_t pid;
+
+	greet(e);
+	pid = fork();
+	if (pid == 0) {
+		struct pollfd p = { .fd = e->fd, .events = POLLIN | POLLOUT };
+		char fill[4096] = { 0 };
+
+		set_nonblock(e->fd, true);
+		while (send(e->fd, fill, sizeof(fill), MSG_NOSIGNAL) > 0)
+			;
+		/* Under usmc, wishes to be rung, for data and for room. */
+		poll(&p, 1, 100);
+		raise(SIGKILL);
+	}
+	close(e->fd);
+	e->fd = -1;
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status))
+		fatal("the child was not killed");
+	tell(e, GO);
+}
+
 const struct diff_case exit_cases[] = {
 	{ "exit_waiting", exit_waiting_client, exit_waiting_server, .conns = 1 },
 	{ "exit_unread", exit_unread_client, exit_unread_server, .conns = 1 },
 	{ "exit_full", exit_full_client, exit_unread_server, .conns = 1 },
 	{ "exit_forked", exit_forked_client, exit_forked_server, .conns = 1 },
+	{ "killed_rung", killed_rung_client, killed_rung_server, .conns = 1 },
 	{ NULL },
 };
