@@ -9,7 +9,7 @@
  * never wait in the TCP socket for that byte.
  *
  * The test makes that moment last: it traces the client and holds it at
- * the entry of the write() of the doorbell its first data rings (a ptrace
+ * the entry of the send() of the doorbell its first data rings (a ptrace
  * syscall-entry stop), with the data in its ring and the bell counted.
  * The server then reads, and must get the data at once (within 10 s, a
  * bound no healthy read comes near); then the client goes on, and the
@@ -81,11 +81,15 @@ static int client(void *arg)
 
 static int doorbell_fd;
 
-/* The entry of the client's write() of one byte to its socket: a doorbell. */
+/*
+ * The entry of the client's send() (or, under a seccomp filter, write())
+ * of one byte to its socket: a doorbell.
+ */
 static bool at_doorbell(const struct __ptrace_syscall_info *info, pid_t pid)
 {
 	(void)pid;
-	return info->op == PTRACE_SYSCALL_INFO_ENTRY && info->entry.nr == SYS_write &&
+	return info->op == PTRACE_SYSCALL_INFO_ENTRY &&
+	       (info->entry.nr == SYS_write || info->entry.nr == SYS_sendto) &&
 	       info->entry.args[0] == (uint64_t)doorbell_fd && info->entry.args[2] == 1;
 }
 

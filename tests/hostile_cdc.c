@@ -182,7 +182,7 @@ void hostile_abort_flip(int fd)
 		if (n > 0)
 			off += (uint64_t)n;
 		atomic_fetch_or(&conn->tx.cdc->flags, CDC_PEER_CONN_ABORT);
-		cdc_ring(fd, conn->tx.cdc);
+		cdc_ring(fd, conn->tx.cdc, false);
 		usleep(300);
 		atomic_fetch_and(&conn->tx.cdc->flags, ~CDC_PEER_CONN_ABORT);
 		usleep(300);
@@ -214,7 +214,7 @@ static void scribble(int fd)
 	atomic_store(&cdc->want_data, (uint32_t)h_rand(&scribble_rng));
 	atomic_store(&cdc->want_space, (uint32_t)h_rand(&scribble_rng));
 	atomic_store(&cdc->gen, (uint32_t)h_rand(&scribble_rng));
-	cdc_ring(fd, own_conn(fd)->tx.cdc);
+	cdc_ring(fd, own_conn(fd)->tx.cdc, false);
 }
 
 void hostile_garbage(int fd)

@@ -155,13 +155,13 @@ struct usmc_conn *own_conn(int fd)
 void publish_prod(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->prod, wire, memory_order_release);
-	cdc_ring(fd, own_conn(fd)->tx.cdc);
+	cdc_ring(fd, own_conn(fd)->tx.cdc, false);
 }
 
 void publish_cons(int fd, uint64_t wire)
 {
 	atomic_store_explicit(&own_conn(fd)->tx.cdc->cons, wire, memory_order_release);
-	cdc_ring(fd, own_conn(fd)->tx.cdc);
+	cdc_ring(fd, own_conn(fd)->tx.cdc, false);
 }
 
 /* Our producer cursor as the library last published it. */

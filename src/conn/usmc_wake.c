@@ -414,10 +414,12 @@ static bool ring_allowed(struct usmc_sock *s)
 		return false;
 	/*
 	 * Past the peer's FIN, a reset that follows leaves EPIPE for the next
-	 * write, with SIGPIPE: no doorbell is worth that, and none is needed
-	 * by a peer that closed.
+	 * write, with SIGPIPE.  A doorbell is sent with MSG_NOSIGNAL, and a
+	 * reset it brings from a peer gone without a word is told from TCP's
+	 * (conn_tcp_ended); only a write(), under a seccomp filter, needs the
+	 * look at the socket first.
 	 */
-	return !usmc_fd_hung_up(s->fd);
+	return !proc_seccomp_filtered(false) || !usmc_fd_hung_up(s->fd);
 }
 
 void usmc_conn_ring(struct usmc_sock *s)
@@ -432,7 +434,8 @@ void usmc_conn_ring(struct usmc_sock *s)
 		return;
 	if (!ring_allowed(s))
 		return;
-	if (cdc_ring(s->fd, conn->tx.cdc) < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+	if (cdc_ring(s->fd, conn->tx.cdc, proc_seccomp_filtered(false)) < 0 &&
+	    (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	}
 	usmc_stats_add(USMC_STAT_BELLS, 1);

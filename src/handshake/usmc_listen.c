@@ -31,6 +31,7 @@
 #include "usmc_listener.h"
 #include "usmc_lookup.h"
 #include "usmc_policy.h"
+#include "usmc_proc.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_reuseport.h"
@@ -236,7 +237,7 @@ static int srv_answer_as(struct usmc_sock *ns, uint32_t reason, bool by_peer)
 	usmc_sock_set_state(ns, SOCK_SMC);
 	usmc_stats_add(USMC_STAT_SMC_CONNS, 1);
 	if (srv_client_waits_on_tcp(ns))
-		cdc_ring(ns->fd, ns->conn->tx.cdc);
+		cdc_ring(ns->fd, ns->conn->tx.cdc, proc_seccomp_filtered(false));
 	return SOCK_SMC;
 }
 

@@ -171,14 +171,15 @@ int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uin
 	return 0;
 }
 
-int cdc_ring(int fd, struct cdc_area *cdc)
+int cdc_ring(int fd, struct cdc_area *cdc, bool filtered)
 {
 	static const char bell = CDC_BELL;
 	ssize_t n;
 
 	/* Counted first: the peer seeing the byte sees the count. */
 	atomic_fetch_add_explicit(&cdc->bells, 1, memory_order_seq_cst);
-	n = usmc_sys.write(fd, &bell, 1);
+	n = filtered ? usmc_sys.write(fd, &bell, 1)
+		     : usmc_sys.send(fd, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	return n < 0 ? -1 : 0;
 }
 

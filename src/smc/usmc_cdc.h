@@ -255,11 +255,13 @@ int cdc_cons_advance(const struct cdc_laps *l, uint64_t seen, uint64_t wire, uin
 
 /*
  * Counts one doorbell in cdc (ours) and writes its byte to the TCP socket:
- * write(), which sandboxes that refuse send() allow.  Never blocks: a full
- * send queue already holds bells the peer has yet to drain.  0, or -1
- * with errno; the caller makes sure a write cannot raise SIGPIPE.
+ * send(MSG_NOSIGNAL), which raises no SIGPIPE on a socket the peer's
+ * reset ended; under a seccomp filter (filtered) write(), which sandboxes
+ * that refuse send() allow, and there the caller makes sure a write cannot
+ * raise SIGPIPE.  Never blocks: a full send queue already holds bells the
+ * peer has yet to drain.  0, or -1 with errno.
  */
-int cdc_ring(int fd, struct cdc_area *cdc);
+int cdc_ring(int fd, struct cdc_area *cdc, bool filtered);
 
 /*
  * Counts one urgent doorbell in cdc (ours) and sends it as TCP's urgent
