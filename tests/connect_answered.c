@@ -12,9 +12,10 @@
  * at the return of its TCP connect() (a ptrace syscall-exit stop) until
  * the server has accepted and used the connection.  Then the client
  * writes a request and reads the reply in a blocking read.  Its TCP
- * socket must have received two bytes, as the kernel counts them
- * (tcpi_bytes_received): the reply's doorbell and the server's FIN,
- * and no doorbell for the Accept.  Then the same client waits in epoll
+ * socket must have received two bytes at most, as the kernel counts them
+ * (tcpi_bytes_received): the reply's doorbell, unless the client's spin
+ * found the reply before it slept, and the server's FIN; no doorbell for
+ * the Accept.  Then the same client waits in epoll
  * for a server that speaks first, a while after its Accept: it settled
  * its handshake inside connect(), so no wait of its ends at a timer's
  * look for an answer that came long before (the counters'
@@ -137,10 +138,10 @@ static int client(void *arg)
 	fin = (struct pollfd){ .fd = fd, .events = POLLRDHUP };
 	CHECK(poll(&fin, 1, 10000) == 1 && (fin.revents & POLLRDHUP));
 	CHECK(usmc_getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0);
-	if (ti.tcpi_bytes_received != 2)
+	if (ti.tcpi_bytes_received < 1 || ti.tcpi_bytes_received > 2)
 		fprintf(stderr, "%llu bytes on TCP, where the reply's doorbell and the FIN are 2\n",
 			(unsigned long long)ti.tcpi_bytes_received);
-	CHECK(ti.tcpi_bytes_received == 2);
+	CHECK(ti.tcpi_bytes_received >= 1 && ti.tcpi_bytes_received <= 2);
 	CHECK(usmc_close(fd) == 0);
 	return 0;
 }
