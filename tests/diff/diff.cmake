@@ -18,7 +18,7 @@ target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
-  close_reader close_poller close_epoller close_acceptor close_reader_early
+  close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
   exit_waiting exit_unread exit_full exit_forked killed_rung
   fork_write fork_both fork_early fork_handoff fork_underscore fork_sys_fork fork_sys_clone fork_sys_clone3 fork_clone

@@ -7,6 +7,7 @@
  * thread of the client; the main thread waits until it sleeps (its state
  * in /proc), then acts.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -25,7 +26,7 @@ enum { GO_SHUT = 1 };
 
 /* The call another thread sleeps in, and what the main thread does to the socket. */
 enum call { CALL_READ, CALL_POLL, CALL_EPOLL, CALL_WRITE };
-enum act { ACT_SHUTDOWN, ACT_CLOSE };
+enum act { ACT_SHUTDOWN, ACT_CLOSE, ACT_DUP2 };
 
 static const char *const call_name[] = { "read", "poll", "epoll_wait", "write" };
 
@@ -105,7 +106,7 @@ static void wait_asleep(pid_t tid)
  */
 static void call_under(struct end *e, enum call call, enum act act, bool early)
 {
-	struct blocked_call b = { .fd = e->fd, .call = call, .closed = act == ACT_CLOSE };
+	struct blocked_call b = { .fd = e->fd, .call = call, .closed = act != ACT_SHUTDOWN };
 	struct timespec until;
 	pthread_t t;
 
@@ -129,6 +130,13 @@ static void call_under(struct end *e, enum call call, enum act act, bool early)
 		/* The call goes on: the file is its until it returns, and the peer writes now. */
 		say_rc("close from another thread", close(e->fd));
 		e->fd = -1;
+		tell(e, GO_SHUT);
+	} else if (act == ACT_DUP2) {
+		/* The same through dup2() of another file onto the number. */
+		int null = open("/dev/null", O_RDONLY);
+
+		say_rc("dup2 onto it from another thread", dup2(null, e->fd) == e->fd);
+		close(null);
 		tell(e, GO_SHUT);
 	} else {
 		say_rc(call == CALL_WRITE ? "shutdown(SHUT_WR) from another thread"
@@ -167,6 +175,7 @@ CALL_UNDER_CASE(close_reader, CALL_READ, ACT_CLOSE, false)
 CALL_UNDER_CASE(close_poller, CALL_POLL, ACT_CLOSE, false)
 CALL_UNDER_CASE(close_epoller, CALL_EPOLL, ACT_CLOSE, false)
 CALL_UNDER_CASE(close_reader_early, CALL_READ, ACT_CLOSE, true)
+CALL_UNDER_CASE(dup2_reader, CALL_READ, ACT_DUP2, false)
 
 /* A thread blocked in accept() on a listener another thread shuts down: the usual stop. */
 struct blocked_accept {
@@ -306,6 +315,7 @@ const struct diff_case thread_cases[] = {
 	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
 	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
 	{ "close_reader_early", close_reader_early_client, close_reader_early_server, .conns = 1 },
+	{ "dup2_reader", dup2_reader_client, close_reader_server, .conns = 1 },
 	{ "close_epoller", close_epoller_client, close_reader_server, .conns = 1 },
 	{ "shutdown_acceptor", shutdown_acceptor_client, NULL, .raw = true },
 	{ "close_acceptor", close_acceptor_client, NULL, .raw = true, .conns = 1 },
