@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +87,9 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* "what = rc" or "what = -1 ENAME". */
 void say_rc(const char *what, long rc);
+/* SIGPIPEs this process caught since count_sigpipes() set the handler that counts them. */
+extern volatile sig_atomic_t sigpipes;
+void count_sigpipes(void);
 /* errno's symbolic name, as it appears in transcripts. */
 const char *errno_name(int err);
 /* "what: MASK", the mask as mask_str gives it. */

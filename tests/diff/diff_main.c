@@ -434,6 +434,21 @@ void greet(struct end *e)
  * transcript names only the failure.  The pause paces the loop, it
  * decides nothing.
  */
+volatile sig_atomic_t sigpipes;
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	sigpipes++;
+}
+
+void count_sigpipes(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigpipe };
+
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 void write_until_epipe(int fd, int flags)
 {
 	struct timespec pause = { 0, 1000 * 1000 };
