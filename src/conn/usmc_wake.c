@@ -401,7 +401,7 @@ void usmc_wake_look_again(struct usmc_sock *s)
  * peer that closed, which waits for nothing and whose socket answers a
  * write with a reset.
  */
-static bool ring_allowed(struct usmc_sock *s)
+static bool ring_allowed(struct usmc_sock *s, bool filtered)
 {
 	struct usmc_conn *conn = s->conn;
 	uint32_t closed = CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT | CDC_PEER_EXITING;
@@ -419,22 +419,24 @@ static bool ring_allowed(struct usmc_sock *s)
 	 * (conn_tcp_ended); only a write(), under a seccomp filter, needs the
 	 * look at the socket first.
 	 */
-	return !proc_seccomp_filtered(false) || !usmc_fd_hung_up(s->fd);
+	return !filtered || !usmc_fd_hung_up(s->fd);
 }
 
 void usmc_conn_ring(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
+	bool filtered;
 
-	/* The count first: it is in memory, where ring_allowed's last look is a system call. */
+	/* The count first: it is in memory, where ring_allowed's look is a system call. */
 	if (conn->rx_mapped && atomic_load(&conn->tx.cdc->bells) -
 					  atomic_load_explicit(&conn->rx.cdc->bells_read,
 							       memory_order_relaxed) >=
 				      CDC_BELLS_OUTSTANDING_MAX)
 		return;
-	if (!ring_allowed(s))
+	filtered = proc_seccomp_filtered(false);
+	if (!ring_allowed(s, filtered))
 		return;
-	if (cdc_ring(s->fd, conn->tx.cdc, proc_seccomp_filtered(false)) < 0 &&
+	if (cdc_ring(s->fd, conn->tx.cdc, filtered) < 0 &&
 	    (errno == ECONNRESET || errno == EPIPE)) {
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	}
@@ -445,7 +447,8 @@ void usmc_conn_ring_urgent(struct usmc_sock *s)
 {
 	int saved = errno;
 
-	if (s->conn->rx_mapped && ring_allowed(s) && cdc_ring_urgent(s->fd, s->conn->tx.cdc) < 0 &&
+	if (s->conn->rx_mapped && ring_allowed(s, proc_seccomp_filtered(false)) &&
+	    cdc_ring_urgent(s->fd, s->conn->tx.cdc) < 0 &&
 	    (errno == ECONNRESET || errno == EPIPE))
 		conn_tcp_ended(s, CDC_TCP_RESET, errno);
 	errno = saved;
