@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 packages=(cmake make gcc clang libclang-rt-14-dev iproute2 procps python3 valgrind
 	pkg-config libc6-dev bpftool libbpf-dev libelf-dev zlib1g-dev liburing-dev
 	qemu-system-x86 debootstrap e2fsprogs cpio xz-utils
-	debhelper lintian dpkg-dev fakeroot git bash-completion tcpdump systemd nftables)
+	debhelper lintian dpkg-dev fakeroot git bash-completion tcpdump systemd nftables strace)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

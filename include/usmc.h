@@ -164,6 +164,7 @@ enum usmc_mode {
 #define USMC_DECL_LISTENSHARED  0x03000006u /* listener accepted on by several processes */
 #define USMC_DECL_SNAT          0x03000007u /* source address translated between namespaces */
 #define USMC_DECL_PASSED        0x03000008u /* the process hands connections on (SCM_RIGHTS) */
+#define USMC_DECL_REDIRECTED    0x03000009u /* a redirect gave the connection to another listener */
 #define USMC_DECL_PEERNOSMC     0x03010000u /* peer is not a usmc endpoint */
 #define USMC_DECL_NOSMCDEV      0x03030000u /* peer not on this host */
 #define USMC_DECL_VERSMISMAT    0x030c0000u /* CLC version mismatch */

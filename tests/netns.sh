@@ -28,6 +28,17 @@
 #           on the port, an SO_REUSEPORT group: each binds a queue of its own
 #           in the rendezvous directory, the client posts to both; a name
 #           left by a member that died is cleared as they join
+#   sidecar  routed, and B redirects what comes in for the port to a proxy
+#           of its own (netns_relay.py under usmc-run, as nobody), as a
+#           service mesh's sidecar captures inbound connections; the proxy
+#           connects on to the server.  The client's Proposal went to the
+#           server, which never gets its connection: the proxy refuses it,
+#           and the client falls back at once (0x03000009), no CLC timeout;
+#           proxy to server in shared memory.  The proxy accepts each
+#           connection late: the client listed it long before.
+#   sidecarearly  sidecar, but the client is slow to list its connection
+#           (strace delays its getsockname() after connect()): the proxy
+#           has noted the connection before, and the client finds the note
 #   killed  routed, and each client is killed (SIGKILL) once it has written,
 #           before the server accepts: the server must read every byte it
 #           wrote and then the end, in shared memory, as TCP gives a killed
@@ -58,9 +69,13 @@ port=7411
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
-if [ "$topo" = dnatproxy ]; then
+if [ "$topo" = dnatproxy ] || [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
-elif [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
+fi
+if [ "$topo" = sidecarearly ]; then
+	command -v strace >/dev/null || { echo "FAIL: strace is missing"; exit 1; }
+fi
+if [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
 	[ "$topo" != reuse ] && [ "$topo" != reuseport ] && [ "$topo" != relisten ] &&
 	[ "$topo" != killed ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
@@ -113,6 +128,14 @@ if [ "$topo" = reuseport ]; then
 		'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).bind(sys.argv[1])' "$dead"
 	[ -S "$dead" ] || { echo "FAIL: no dead member's name to clear"; exit 1; }
 fi
+# sidecar: the proxy, in the server's namespace, on the port B redirects to.
+if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ]; then
+	late=$([ "$topo" = sidecar ] && echo 0.3 || echo 0)
+	as_nobody $B "$(dirname "$stat")/usmc-run" /usr/bin/python3 "$(dirname "$0")/netns_relay.py" \
+		$dst 15006 $dst $port "$work/relay.ready" $late >"$work/relay.out" 2>&1 &
+	for _ in $(seq 100); do [ -e "$work/relay.ready" ] && break; sleep 0.05; done
+	[ -e "$work/relay.ready" ] || { echo "FAIL: the proxy did not listen"; cat "$work/relay.out"; exit 1; }
+fi
 # relisten: a server process per connection.
 serve_conns=$conns
 [ "$topo" != relisten ] || serve_conns=1
@@ -138,18 +161,26 @@ stat_check() {
 	{ "$stat" -W -P $port; [ "$cport" = $port ] || "$stat" -W -P "$cport"; } >"$out" 2>&1 || true
 	touch "$hold"
 	cat "$out"
-	for ns in $A $B; do
-		local ino
+	for ns in $A:$want_mode_client $B:$want_mode_server; do
+		local ino mode=${ns#*:}
+		ns=${ns%:*}
 		ino=$(stat -L -c %i /run/netns/"$ns")
-		grep -q " $want_mode .*netns:$ino\$" "$out" || { echo "FAIL: usmc-stat: no $want_mode socket in $ns ($ino)"; return 1; }
+		grep -q " $mode .*netns:$ino\$" "$out" || { echo "FAIL: usmc-stat: no $mode socket in $ns ($ino)"; return 1; }
 	done
 }
 
 case $topo in
 masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
+sidecar|sidecarearly) want_mode=TCP want_client=0x03000009 want_server=0x00000000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac
+# The server's end of a sidecar's connection is the proxy's, in shared memory.
+want_mode_client=$want_mode want_mode_server=$want_mode
+case $topo in sidecar*) want_mode_server=SMCD ;; esac
+# sidecarearly: the client's getsockname() after its connect() waits, as a preempted client's would.
+slow=()
+[ "$topo" != sidecarearly ] || slow=(strace -f -qq -o /dev/null -e trace=getsockname -e inject=getsockname:delay_enter=300000)
 fail=0
 before=$(veth_bytes)
 # reuse: one client process, all the connections, with counters of its own.
@@ -176,7 +207,7 @@ fi
 for i in $(seq $clients); do
 	hold=
 	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
-	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "${client_env[@]}" "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) "${per_client[@]}" >>"$work/client.out" 2>>"$work/client.err" &
+	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "${client_env[@]}" "${slow[@]}" "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) "${per_client[@]}" >>"$work/client.out" 2>>"$work/client.err" &
 	cpid=$!
 	[ -n "$hold" ] && { stat_check || fail=1; }
 	if [ "$topo" = relisten ]; then
@@ -214,9 +245,9 @@ echo "veth va: $moved bytes for $conns connections of $size bytes"
 for who in client server; do
 	# A killed client reported before any answer: only its bytes are compared.
 	[ "$topo" = killed ] && [ $who = client ] && continue
-	want=want_$who
-	n=$(grep -c "^$who mode=$want_mode reason=${!want} len=$size " "$work/$who.out" || true)
-	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in $want_mode (${!want})"; fail=1; }
+	want=want_$who mode=want_mode_$who
+	n=$(grep -c "^$who mode=${!mode} reason=${!want} len=$size " "$work/$who.out" || true)
+	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in ${!mode} (${!want})"; fail=1; }
 done
 # Each connection's length and checksum, as the client sent them, counted by the server.
 if ! diff <(awk '$2 ~ /^mode=/ {print $4, $5}' "$work/client.out" | sort) <(awk '{print $4, $5}' "$work/server.out" | sort); then

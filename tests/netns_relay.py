@@ -2,16 +2,19 @@
 # SPDX-License-Identifier: MIT
 """A plain TCP relay, as docker's userland proxy is, for tests/netns.sh.
 
-    netns_relay.py ADDR PORT TO_ADDR TO_PORT READYFILE
+    netns_relay.py ADDR PORT TO_ADDR TO_PORT READYFILE [LATE]
 
 Listens on ADDR:PORT; for each connection, connects to TO_ADDR:TO_PORT
 from ADDR, as docker-proxy connects from the bridge's address, and
 relays both ways, each half-close as it comes.  Creates READYFILE once
-it listens.  Serves until killed.
+it listens.  Serves until killed.  With LATE (seconds), accepts each
+connection that long after it came, as a busy proxy does.
 """
+import select
 import socket
 import sys
 import threading
+import time
 
 
 def pump(src, dst):
@@ -44,12 +47,16 @@ def relay(conn, addr, to):
 
 def main():
     addr, port, to_addr, to_port, ready = sys.argv[1:6]
+    late = float(sys.argv[6]) if len(sys.argv) > 6 else 0
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((addr, int(port)))
     lsock.listen(16)
     open(ready, "w").close()
     while True:
+        if late:
+            select.select([lsock], [], [])
+            time.sleep(late)
         conn, _ = lsock.accept()
         threading.Thread(target=relay, args=(conn, addr, (to_addr, int(to_port))),
                          daemon=True).start()

@@ -38,7 +38,8 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|reuse|reuseport|relisten|killed)
+	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|reuse|reuseport|relisten|killed|\
+		sidecar|sidecarearly)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -111,6 +112,14 @@ netns_topo_build() {
 		rm -f "$ready"
 		dst=10.31.9.9
 		natmap="10.31.9.9:$cport=$port"
+		;;
+	sidecar|sidecarearly)
+		# A mesh sidecar's inbound capture: B sends what comes in for the port to its proxy's.
+		nsx $B nft -f - <<-EOF
+		table ip usmc_test {
+			chain pre { type nat hook prerouting priority -100; iifname "vb" tcp dport $port redirect to :15006; }
+		}
+		EOF
 		;;
 	masq)
 		nsx $R nft -f - <<-EOF

@@ -97,6 +97,10 @@ struct usmc_conn {
 	bool hs_marker;         /* our socket's cookie leads the server's stream (CLC_DECL_MARKER) */
 	int hs_slot;            /* its Proposal's place in the registry's list, or -1 */
 	uint64_t hs_slot_tag;
+	/* Across namespaces: its place in the rendezvous directory's list (usmc_rendezvous_taken.h). */
+	int hs_taken_slot;
+	uint64_t hs_taken_tag;
+	bool hs_redirected;     /* a listener without the Proposal took the connection: take it back */
 	struct usmc_conn *hs_next;
 	struct usmc_conn **hs_pprev; /* server: where srv_conns points at us, or NULL (usmc_conn.c) */
 	struct usmc_sock *sock;

@@ -73,6 +73,7 @@ struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
 	conn->diag = s->diag;
 	conn->lgr = lgr;
 	conn->hs_slot = -1;
+	conn->hs_taken_slot = -1;
 	return conn;
 }
 

@@ -36,6 +36,7 @@
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_list.h"
+#include "usmc_rendezvous_taken.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_settle.h"
@@ -210,6 +211,7 @@ static void cli_withdraw(struct usmc_sock *s)
 
 	/* No connection: nobody can have refused it. */
 	reg_slot_put(&conn->hs_slot, conn->hs_slot_tag);
+	rdv_taken_put(&conn->hs_taken_slot, conn->hs_taken_tag);
 	usmc_lock();
 	af_cli_find(conn->lgr, conn->token, true);
 	af_send_decline(conn->lgr, conn->token, USMC_DECL_PEERDECL);
@@ -218,6 +220,22 @@ static void cli_withdraw(struct usmc_sock *s)
 	usmc_unlock();
 	s->conn = NULL;
 	usmc_sock_set_state(s, SOCK_PLAIN);
+}
+
+/*
+ * Our socket has its address and port now: listed, in case a proxy in
+ * the server's namespace takes the connection (usmc_rendezvous_taken.c).
+ */
+static void cli_list_taken(struct usmc_sock *s, const struct sockaddr *addr)
+{
+	struct usmc_conn *conn = s->conn;
+	socklen_t len = sizeof(uint64_t);
+	uint64_t cookie;
+
+	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
+		return;
+	conn->hs_taken_slot = rdv_taken_list(s->fd, addr, cookie, &conn->hs_taken_tag,
+					     &conn->hs_redirected);
 }
 
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
@@ -233,10 +251,15 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 		usmc_sock_fallback(s, reason, false);
 		return usmc_sys.connect(s->fd, addr, len);
 	}
+	/* Across namespaces, a proxy may take the connection: usmc_rendezvous_taken.c. */
+	if (s->conn->lgr->rdv)
+		rdv_taken_active();
 	af_settle_connect_begin(s);
 	rc = usmc_sys.connect(s->fd, addr, len);
 	err = errno;
 	if (rc == 0 || err == EINPROGRESS || err == EINTR) {
+		if (s->conn->lgr->rdv)
+			cli_list_taken(s, addr);
 		af_settle_connect_end(s);
 		errno = err;
 		return rc;

@@ -34,6 +34,7 @@
 #include "usmc_proc.h"
 #include "usmc_queue.h"
 #include "usmc_registry.h"
+#include "usmc_rendezvous_taken.h"
 #include "usmc_reuseport.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"
@@ -193,6 +194,21 @@ static bool srv_refuse_listed(uint16_t port, struct reg_port *reg, struct usmc_s
 }
 
 /*
+ * A connection from another namespace that a redirect in ours gave us,
+ * whose Proposal went to the listener its client dialled: refused, and
+ * its client woken by the marker, if it listed the connection
+ * (usmc_rendezvous_taken.c).
+ */
+static bool srv_refuse_redirected(struct usmc_sock *ns, const struct sockaddr *peer)
+{
+	uint64_t cookie = rdv_taken_refuse(ns->fd, peer);
+
+	if (cookie)
+		srv_mark(ns, cookie);
+	return cookie != 0;
+}
+
+/*
  * Whether the client may wait for our Accept where only its TCP socket can
  * wake it (a kernel epoll set, the program's own poll): unless it said it
  * waits in a call that watches the channel the Accept comes on
@@ -262,7 +278,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		if (l->rfd < 0 || !reg)
 			return USMC_DECL_NOSMCDEV;
 		if (!af_queue_rdv_pending(l, reg))
-			return USMC_DECL_PEERNOSMC;
+			return srv_refuse_redirected(ns, peer) ? USMC_DECL_REDIRECTED : USMC_DECL_PEERNOSMC;
 	} else if (l->owner != usmc_pid() && (!shared || !reg)) {
 		/* Inherited some other way than fork: let clients know. */
 		if (reg && atomic_load(&reg->pid) == l->owner)
@@ -293,6 +309,8 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		   : af_lookup(l, reg, ns, peer, &cookie, &uid, &reason);
 	if (!p && !remote && !cookie)
 		p = af_lookup_orphan(l, reg, ns, peer, &uid);
+	if (!p && remote && srv_refuse_redirected(ns, peer))
+		reason = USMC_DECL_REDIRECTED;
 	/* Another holder has it, if anyone: a listener shared, or taken over since. */
 	if (!p && !remote && (shared || af_listener_shared(l)) &&
 	    srv_refuse_listed(l->port, reg, ns, peer, cookie, uid))

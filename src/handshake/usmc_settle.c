@@ -37,6 +37,7 @@
 #include "usmc_queue.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_rendezvous_taken.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_settle.h"
@@ -142,7 +143,8 @@ static int hs_answer(struct usmc_conn *conn)
 	 */
 	af_pump_answer(conn);
 	/* The holder that has our connection refused it: no other answer can come. */
-	if (!conn->hs_result && reg_slot_refused(conn->hs_slot, conn->hs_slot_tag))
+	if (!conn->hs_result && (reg_slot_refused(conn->hs_slot, conn->hs_slot_tag) ||
+				 rdv_taken_refused(conn->hs_taken_slot, conn->hs_taken_tag)))
 		conn->hs_result = CLC_DECLINE;
 	result = conn->hs_result;
 	usmc_unlock();
@@ -184,18 +186,19 @@ static bool hs_marker_take(struct usmc_sock *s)
 }
 
 /*
- * A holder refused the Proposal we had listed: that is the answer,
- * whatever else came (an Accept cannot have: only the process that
- * accepted the connection gives one, and one that did is loud), and a
- * marker comes with it.  The Proposal's reader is told to drop it.
+ * A holder refused the Proposal we had listed (or, across namespaces, a
+ * proxy the connection was redirected to: reason), and that is the
+ * answer, whatever else came (an Accept cannot have: only the process
+ * that accepted the connection gives one, and one that did is loud),
+ * and a marker comes with it.  The Proposal's reader is told to drop it.
  */
-static void hs_take_refusal(struct usmc_sock *s)
+static void hs_take_refusal(struct usmc_sock *s, uint32_t reason)
 {
 	struct usmc_conn *conn = s->conn;
 
 	conn->hs_reset = conn->hs_result == CLC_ACCEPT;
 	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = USMC_DECL_LISTENSHARED;
+	conn->hs_reason = reason;
 	conn->hs_local = true;
 	conn->hs_marker = true;
 	usmc_lock();
@@ -207,11 +210,19 @@ static void hs_take_refusal(struct usmc_sock *s)
 	usmc_unlock();
 }
 
-/* The Proposal leaves the registry's list as its handshake settles. */
-static void hs_unlist(struct usmc_sock *s)
+/*
+ * The Proposal leaves the registry's list, or the rendezvous directory's,
+ * as its handshake settles: true if it was refused there.
+ */
+static bool hs_unlist(struct usmc_sock *s)
 {
-	if (reg_slot_put(&s->conn->hs_slot, s->conn->hs_slot_tag))
-		hs_take_refusal(s);
+	struct usmc_conn *conn = s->conn;
+	bool shared = reg_slot_put(&conn->hs_slot, conn->hs_slot_tag);
+	bool redirected = rdv_taken_put(&conn->hs_taken_slot, conn->hs_taken_tag);
+
+	if (shared || redirected)
+		hs_take_refusal(s, redirected ? USMC_DECL_REDIRECTED : USMC_DECL_LISTENSHARED);
+	return shared || redirected;
 }
 
 /* The handshake ends here, with no answer from the server. */
@@ -269,6 +280,9 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
 	enum server_end end;
 
+	/* A proxy took the connection without it (usmc_rendezvous_taken.c): no answer comes. */
+	if (conn->hs_redirected && !conn->hs_withdrawn_at)
+		return hs_withdraw(conn, USMC_DECL_REDIRECTED, now);
 	if (!conn->hs_check_at)
 		conn->hs_check_at = now + timeout;
 	if (now < conn->hs_check_at)
@@ -591,8 +605,7 @@ void af_orphan(struct usmc_sock *s)
 	struct usmc_conn *conn = s->conn;
 
 	/* Refused since we last looked: settled after all, what we wrote replayed. */
-	if (conn->lgr->owner_pid == usmc_pid() && reg_slot_put(&conn->hs_slot, conn->hs_slot_tag)) {
-		hs_take_refusal(s);
+	if (conn->lgr->owner_pid == usmc_pid() && hs_unlist(s)) {
 		hs_settle(s, CLC_DECLINE);
 		return;
 	}

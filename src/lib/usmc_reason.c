@@ -36,6 +36,8 @@ const char *usmc_reason_str(uint32_t reason)
 		return "source address translated on the way";
 	case USMC_DECL_PASSED:
 		return "connections handed to other processes";
+	case USMC_DECL_REDIRECTED:
+		return "connection redirected to another listener";
 	case USMC_DECL_PEERNOSMC:
 		return "peer did not indicate SMC";
 	case USMC_DECL_NOSMCDEV:

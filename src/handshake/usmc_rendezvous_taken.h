@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Proposals across namespaces whose connection another listener took
+ * (usmc_rendezvous_taken.c): a proxy in the server's namespace that a
+ * redirect gives the connection, as a service mesh's sidecar captures
+ * inbound connections.
+ */
+#ifndef USMC_RENDEZVOUS_TAKEN_H
+#define USMC_RENDEZVOUS_TAKEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/*
+ * The client, before its connect(): clients of this user are proposing
+ * across namespaces now, so the process that accepts a connection
+ * without a Proposal looks for theirs.
+ */
+void rdv_taken_active(void);
+/*
+ * The client, once connect() gave its socket fd an address and port:
+ * lists the connection to dialled, with its socket's cookie.  Its slot
+ * in the list, or -1 if the list is full or not there.  *noted: a
+ * listener has taken the connection without the Proposal already, so
+ * the client takes it back at once.
+ */
+int rdv_taken_list(int fd, const struct sockaddr *dialled, uint64_t cookie, uint64_t *tag,
+		   bool *noted);
+/* Whether the listed connection was refused by the listener that took it. */
+bool rdv_taken_refused(int slot, uint64_t tag);
+/* Takes it off the list (*slot becomes -1): true if it was refused, whose marker is on its way. */
+bool rdv_taken_put(int *slot, uint64_t tag);
+/*
+ * The listener that accepted fd from peer, another namespace's, without
+ * its Proposal: notes the connection, and refuses it if its client
+ * listed it.  The cookie to write into the connection as the marker
+ * (usmc_settle.c), or 0 if nothing was listed.
+ */
+uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer);
+
+#endif /* USMC_RENDEZVOUS_TAKEN_H */
