@@ -31,14 +31,18 @@
 #   sidecar  routed, and B redirects what comes in for the port to a proxy
 #           of its own (netns_relay.py under usmc-run, as nobody), as a
 #           service mesh's sidecar captures inbound connections; the proxy
-#           connects on to the server.  The client's Proposal went to the
-#           server, which never gets its connection: the proxy refuses it,
-#           and the client falls back at once (0x03000009), no CLC timeout;
-#           proxy to server in shared memory.  The proxy accepts each
-#           connection late: the client listed it long before.
-#   sidecarearly  sidecar, but the client is slow to list its connection
-#           (strace delays its getsockname() after connect()): the proxy
-#           has noted the connection before, and the client finds the note
+#           connects on to the server.  The first client's Proposal went to
+#           the server, which never gets its connection: the proxy refuses
+#           it, and the client falls back at once (0x03000009), no CLC
+#           timeout.  The proxy lists the redirect it learned, and the
+#           clients after it propose to the proxy: shared memory from the
+#           client to the proxy and from the proxy to the server.  The proxy
+#           accepts each connection late: the first client listed its
+#           connection long before, and is woken by the proxy's refusal.
+#   sidecarearly  sidecar, but the first client is slow to list its
+#           connection (strace delays its getsockname() after connect()):
+#           the proxy has noted the connection before, and the client finds
+#           the note
 #   killed  routed, and each client is killed (SIGKILL) once it has written,
 #           before the server accepts: the server must read every byte it
 #           wrote and then the end, in shared memory, as TCP gives a killed
@@ -161,7 +165,7 @@ stat_check() {
 	{ "$stat" -W -P $port; [ "$cport" = $port ] || "$stat" -W -P "$cport"; } >"$out" 2>&1 || true
 	touch "$hold"
 	cat "$out"
-	for ns in $A:$want_mode_client $B:$want_mode_server; do
+	for ns in $A:${first_mode:-$want_mode_client} $B:$want_mode_server; do
 		local ino mode=${ns#*:}
 		ns=${ns%:*}
 		ino=$(stat -L -c %i /run/netns/"$ns")
@@ -172,15 +176,17 @@ stat_check() {
 case $topo in
 masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
-sidecar|sidecarearly) want_mode=TCP want_client=0x03000009 want_server=0x00000000 ;;
+sidecar|sidecarearly) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac
-# The server's end of a sidecar's connection is the proxy's, in shared memory.
 want_mode_client=$want_mode want_mode_server=$want_mode
-case $topo in sidecar*) want_mode_server=SMCD ;; esac
+# A sidecar's first client: TCP at once; the others in shared memory with the proxy.
+first= first_mode=
+case $topo in sidecar*) first="mode=TCP reason=0x03000009" first_mode=TCP ;; esac
 # sidecarearly: the client's getsockname() after its connect() waits, as a preempted client's would.
-slow=()
-[ "$topo" != sidecarearly ] || slow=(strace -f -qq -o /dev/null -e trace=getsockname -e inject=getsockname:delay_enter=300000)
+slow_first=()
+[ "$topo" != sidecarearly ] ||
+	slow_first=(strace -f -qq -o /dev/null -e trace=getsockname -e inject=getsockname:delay_enter=300000)
 fail=0
 before=$(veth_bytes)
 # reuse: one client process, all the connections, with counters of its own.
@@ -205,6 +211,8 @@ if [ "$topo" = killed ]; then
 	done
 fi
 for i in $(seq $clients); do
+	slow=()
+	[ "$i" != 1 ] || slow=("${slow_first[@]}")
 	hold=
 	[ "$i" = 1 ] && [ -n "$stat" ] && hold=$work/hold
 	as_user=$([ "$topo" = user ] && echo daemon || echo nobody) as_nobody $A "${client_env[@]}" "${slow[@]}" "$peer" client "$dst" $cport "$size" $((i * 2654435761 << 12)) "${per_client[@]}" >>"$work/client.out" 2>>"$work/client.err" &
@@ -247,6 +255,11 @@ for who in client server; do
 	[ "$topo" = killed ] && [ $who = client ] && continue
 	want=want_$who mode=want_mode_$who
 	n=$(grep -c "^$who mode=${!mode} reason=${!want} len=$size " "$work/$who.out" || true)
+	if [ $who = client ] && [ -n "$first" ]; then
+		head -1 "$work/client.out" | grep -q "^client $first len=$size " ||
+			{ echo "FAIL: the first client was not $first"; fail=1; }
+		n=$((n + 1))
+	fi
 	[ "$n" = $conns ] || { echo "FAIL: $who: $n of $conns connections in ${!mode} (${!want})"; fail=1; }
 done
 # Each connection's length and checksum, as the client sent them, counted by the server.
@@ -264,7 +277,11 @@ if [ "$topo" = reuse ]; then
 	[ "${reused:-0}" -ge $((conns - 1)) ] ||
 		{ echo "FAIL: the client reused ${reused:-no} segments in $conns connections"; fail=1; }
 fi
-if [ "$want_mode" = SMCD ]; then
+if [ -n "$first" ]; then
+	# The first connection's bytes over TCP, the others' in shared memory.
+	[ "$moved" -ge "$size" ] && [ "$moved" -lt $((size + conns * size / 64)) ] ||
+		{ echo "FAIL: $moved bytes crossed the veth"; fail=1; }
+elif [ "$want_mode" = SMCD ]; then
 	# Shared memory: the handshake and a few doorbells cross the veth, not the data.
 	[ "$moved" -lt $((conns * size / 64)) ] || { echo "FAIL: $moved bytes crossed the veth"; fail=1; }
 else

@@ -199,9 +199,9 @@ static bool srv_refuse_listed(uint16_t port, struct reg_port *reg, struct usmc_s
  * its client woken by the marker, if it listed the connection
  * (usmc_rendezvous_taken.c).
  */
-static bool srv_refuse_redirected(struct usmc_sock *ns, const struct sockaddr *peer)
+static bool srv_refuse_redirected(struct usmc_sock *ns, const struct sockaddr *peer, uint16_t lport)
 {
-	uint64_t cookie = rdv_taken_refuse(ns->fd, peer);
+	uint64_t cookie = rdv_taken_refuse(ns->fd, peer, lport);
 
 	if (cookie)
 		srv_mark(ns, cookie);
@@ -278,7 +278,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		if (l->rfd < 0 || !reg)
 			return USMC_DECL_NOSMCDEV;
 		if (!af_queue_rdv_pending(l, reg))
-			return srv_refuse_redirected(ns, peer) ? USMC_DECL_REDIRECTED : USMC_DECL_PEERNOSMC;
+			return srv_refuse_redirected(ns, peer, l->port) ? USMC_DECL_REDIRECTED : USMC_DECL_PEERNOSMC;
 	} else if (l->owner != usmc_pid() && (!shared || !reg)) {
 		/* Inherited some other way than fork: let clients know. */
 		if (reg && atomic_load(&reg->pid) == l->owner)
@@ -309,7 +309,7 @@ static uint32_t srv_handshake(struct usmc_sock *ls, struct usmc_sock *ns,
 		   : af_lookup(l, reg, ns, peer, &cookie, &uid, &reason);
 	if (!p && !remote && !cookie)
 		p = af_lookup_orphan(l, reg, ns, peer, &uid);
-	if (!p && remote && srv_refuse_redirected(ns, peer))
+	if (!p && remote && srv_refuse_redirected(ns, peer, l->port))
 		reason = USMC_DECL_REDIRECTED;
 	/* Another holder has it, if anyone: a listener shared, or taken over since. */
 	if (!p && !remote && (shared || af_listener_shared(l)) &&

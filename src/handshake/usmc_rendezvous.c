@@ -164,6 +164,88 @@ static void rdv_list_addrs(void)
 	usmc_sys.close(fd);
 }
 
+/*
+ * Our namespace's redirects, as usmc-redirect-<netns> lists them (ours
+ * only), edited: port goes to to (0: itself), and with to_gone, every
+ * port that went there goes to itself.  Written whole and renamed, as the
+ * addresses are, and only if it changed: each write makes every client
+ * read the directory again.
+ */
+int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_MAX])
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	ssize_t n = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == getuid())
+		n = usmc_sys.read(fd, list, RDV_REDIRECTS_MAX * sizeof(list[0]));
+	usmc_sys.close(fd);
+	return n > 0 ? (int)((size_t)n / sizeof(list[0])) : 0;
+}
+
+static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
+{
+	struct rdv_redirect list[RDV_REDIRECTS_MAX];
+	struct sockaddr_un tmp, dst;
+	bool changed = false, found = false;
+	int n, kept = 0, fd;
+	char name[48];
+
+	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
+	rdv_addr(name, &dst);
+	n = rdv_redirects_read(dst.sun_path, list);
+	for (int i = 0; i < n; i++) {
+		struct rdv_redirect r = list[i];
+
+		if ((to_gone && r.to == to_gone) || (port && r.port == port && !to)) {
+			changed = true;
+			continue;
+		}
+		if (port && r.port == port) {
+			changed |= r.to != to;
+			r.to = to;
+			found = true;
+		}
+		list[kept++] = r;
+	}
+	if (port && to && !found && kept < RDV_REDIRECTS_MAX) {
+		list[kept++] = (struct rdv_redirect){ port, to };
+		changed = true;
+	}
+	if (!changed)
+		return;
+	snprintf(name, sizeof(name), ".usmc-redirect-%lu.%d", usmc_netns_inode(), (int)usmc_pid());
+	rdv_addr(name, &tmp);
+	fd = open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (usmc_sys.write(fd, list, (size_t)kept * sizeof(list[0])) !=
+		    (ssize_t)((size_t)kept * sizeof(list[0])) ||
+	    rename(tmp.sun_path, dst.sun_path))
+		unlink(tmp.sun_path);
+	usmc_sys.close(fd);
+}
+
+void rdv_redirect_set(uint16_t port, uint16_t to)
+{
+	if (rdv_enabled())
+		rdv_redirects_edit(port, to == port ? 0 : to, 0);
+}
+
+void rdv_redirects_drop(uint16_t to)
+{
+	struct sockaddr_un dst;
+	char name[48];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
+	rdv_addr(name, &dst);
+	if (rdv_enabled() && !lstat(dst.sun_path, &st))
+		rdv_redirects_edit(0, 0, to);
+}
+
 /* A socket file of ours that nobody listens on any more (its listener died without closing). */
 static void rdv_drop_if_dead(const struct sockaddr_un *sun, socklen_t len)
 {
@@ -262,6 +344,9 @@ void rdv_unlisten(uint16_t port, int32_t member, ino_t ino)
 	rdv_listener_addr(port, member, &sun);
 	if (!lstat(sun.sun_path, &st) && st.st_ino == ino)
 		unlink(sun.sun_path);
+	/* The last of the port's listeners here: a member's fellows may still take its redirects. */
+	if (!member)
+		rdv_redirects_drop(port);
 }
 
 void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key)

@@ -2,8 +2,9 @@
 /*
  * The rendezvous directory's listing (usmc_rendezvous.c): the listeners of
  * other network namespaces, `usmc-<port>-<netns>` (`-m<pid>` for a member
- * of an SO_REUSEPORT group), and each namespace's addresses,
- * `usmc-ns-<netns>`, which tell a client where its Proposal goes.
+ * of an SO_REUSEPORT group), each namespace's addresses,
+ * `usmc-ns-<netns>`, and its redirects, `usmc-redirect-<netns>`, which
+ * tell a client where its Proposal goes.
  *
  * A connect to another namespace read the directory and a namespace's
  * list at each call: ten system calls, which every plain connection to a
@@ -34,6 +35,7 @@
 #include "usmc_addr.h"
 #include "usmc_lock.h"
 #include "usmc_registry.h"
+#include "usmc_rendezvous.h"
 #include "usmc_rendezvous_list.h"
 #include "usmc_rendezvous_nat.h"
 #include "usmc_sys.h"
@@ -48,6 +50,8 @@ struct list_ns {
 	char name[24];
 	int n; /* addresses listed, 0 if the file is not there or not our user's */
 	uint8_t addr[RDV_ADDR_MAX][16];
+	int nred; /* its redirects, usmc-redirect-<netns> (rdv_redirect_set) */
+	struct rdv_redirect red[RDV_REDIRECTS_MAX];
 };
 
 struct list_listener {
@@ -127,16 +131,28 @@ static void ns_read(struct list_ns *ns)
 		usmc_sys.close(fd);
 	}
 	ns->n = n > 0 ? (int)(n / 16) : 0;
+	snprintf(file, sizeof(file), "usmc-redirect-%s", ns->name);
+	rdv_addr(file, &sun);
+	ns->nred = rdv_redirects_read(sun.sun_path, ns->red);
 }
 
-/* Whether a listener of lport in namespace ns may hold the connection w looks for. */
-static bool wanted(const struct want *w, uint16_t lport, const struct list_ns *ns)
+/*
+ * Whether a listener of lport in namespace ns may hold the connection w
+ * looks for.  With redirects, the one a redirect there gives the port to
+ * instead of the port's own (a mesh's sidecar proxy).
+ */
+static bool wanted(const struct want *w, uint16_t lport, const struct list_ns *ns, bool redirects)
 {
+	uint16_t port = w->port;
+
 	for (int i = 0; i < w->nnat; i++)
 		if (w->nat_to[i] == lport)
 			return true;
+	for (int i = 0; redirects && i < ns->nred; i++)
+		if (ns->red[i].port == port && ns->red[i].to)
+			port = ns->red[i].to;
 	/* Not through a NAT: the namespace has the very address and port we dial. */
-	if (lport != w->port)
+	if (lport != port)
 		return false;
 	for (int i = 0; i < ns->n; i++)
 		if (!memcmp(ns->addr[i], w->a, 16))
@@ -233,7 +249,7 @@ static void listing_read(const char *dir, const struct stat *st, uid_t uid, unsi
 
 			snprintf(other.name, sizeof(other.name), "%s", ns);
 			ns_read(&other);
-			if (wanted(w, lport, &other))
+			if (wanted(w, lport, &other, true))
 				target_add(w->t, e->d_name, listener_file(e->d_name));
 		}
 	}
@@ -276,12 +292,14 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 	usmc_rank_lock(LOCK_RDV_LIST);
 	if (!listing_holds(&st, uid, own))
 		listing_read(dir, &st, uid, own, &w);
-	for (int i = 0; i < listing.n; i++) {
-		const struct list_listener *l = &listing.l[i];
+	/* A redirect whose proxy is gone: the port's own listeners, as if there were none. */
+	for (int pass = 0; pass < 2 && !t->n; pass++)
+		for (int i = 0; i < listing.n; i++) {
+			const struct list_listener *l = &listing.l[i];
 
-		if (wanted(&w, l->port, &listing.ns[l->ns]))
-			target_add(t, l->name, l->file);
-	}
+			if (wanted(&w, l->port, &listing.ns[l->ns], pass == 0))
+				target_add(t, l->name, l->file);
+		}
 	usmc_rank_unlock(LOCK_RDV_LIST);
 	return t->n ? 0 : USMC_DECL_NOSMCDEV;
 }

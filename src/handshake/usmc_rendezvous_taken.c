@@ -47,6 +47,7 @@
 #include "usmc_addr.h"
 #include "usmc_config.h"
 #include "usmc_core.h"
+#include "usmc_policy.h"
 #include "usmc_proc.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_nat.h"
@@ -301,7 +302,7 @@ static bool original_dst(int fd, int family, struct sockaddr_storage *ss)
 				   &len) == 0;
 }
 
-uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer)
+uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport)
 {
 	struct taken_file *t = taken_file();
 	struct sockaddr_storage orig;
@@ -319,6 +320,14 @@ uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer)
 	    !usmc_addr16(peer, from, &from_port) ||
 	    !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
 		return 0;
+	/*
+	 * A redirect here gave us a connection dialled to another port of
+	 * ours: clients to come propose to us (a connection to it that came
+	 * straight says the redirect is gone).  Not a destination NAT of an
+	 * address not ours, which clients dialling ours do not pass.
+	 */
+	if (usmc_addr_is_local((struct sockaddr *)&orig))
+		rdv_redirect_set(to_port, lport);
 	key_make(&k, from, from_port, to, to_port);
 	note(t, &k, now);
 	/* Noted, then a look at the list: see the top of this file. */

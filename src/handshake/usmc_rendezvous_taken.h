@@ -32,11 +32,13 @@ bool rdv_taken_refused(int slot, uint64_t tag);
 /* Takes it off the list (*slot becomes -1): true if it was refused, whose marker is on its way. */
 bool rdv_taken_put(int *slot, uint64_t tag);
 /*
- * The listener that accepted fd from peer, another namespace's, without
- * its Proposal: notes the connection, and refuses it if its client
- * listed it.  The cookie to write into the connection as the marker
- * (usmc_settle.c), or 0 if nothing was listed.
+ * The listener of port lport that accepted fd from peer, another
+ * namespace's, without its Proposal: notes the connection, and refuses
+ * it if its client listed it.  The cookie to write into the connection
+ * as the marker (usmc_settle.c), or 0 if nothing was listed.  A redirect
+ * that gave it the connection it lists for later clients
+ * (rdv_redirect_set).
  */
-uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer);
+uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport);
 
 #endif /* USMC_RENDEZVOUS_TAKEN_H */
