@@ -182,7 +182,7 @@ set_tests_properties(wakeup_poll_then_plain PROPERTIES TIMEOUT 60 LABELS unit)
 # Between network namespaces, through the rendezvous directory: each topology
 # built with ip netns, veth pairs, a bridge and nft (root), the peers as nobody.
 usmc_test(netns_peer)
-foreach(topo routed bridge dnat dnatport dnatmasq dnatforeign dnatproxy masq prefork reuseport user reuse relisten sidecar
+foreach(topo routed bridge dnat dnatport dnatmasq dnatforeign dnatproxy masq prefork inetd reuseport user reuse relisten sidecar
              sidecarearly killed)
   add_test(NAME netns_${topo} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/netns.sh ${topo} $<TARGET_FILE:netns_peer>
            $<TARGET_FILE:usmc-stat>)

@@ -24,6 +24,10 @@
 #           falls back with 0x03000007, the bytes cross the veth intact
 #   prefork routed, and three forked workers of the server accept on its
 #           listener, as a prefork server's do
+#   inetd   routed, and the server forks a child for each connection, which
+#           closes its copy of the listener before it serves (socat's fork
+#           mode, dnsmasq): the listener's name in the directory stays for
+#           the connections after it
 #   reuseport  routed, and the server is two processes with a listener each
 #           on the port, an SO_REUSEPORT group: each binds a queue of its own
 #           in the rendezvous directory, the client posts to both; a name
@@ -80,6 +84,7 @@ if [ "$topo" = sidecarearly ]; then
 	command -v strace >/dev/null || { echo "FAIL: strace is missing"; exit 1; }
 fi
 if [ "$topo" != routed ] && [ "$topo" != bridge ] && [ "$topo" != prefork ] && [ "$topo" != user ] &&
+	[ "$topo" != inetd ] &&
 	[ "$topo" != reuse ] && [ "$topo" != reuseport ] && [ "$topo" != relisten ] &&
 	[ "$topo" != killed ]; then
 	command -v nft >/dev/null || { echo "FAIL: nft is missing"; exit 1; }
@@ -122,6 +127,7 @@ veth_bytes() {
 
 workers=0
 [ "$topo" = prefork ] && workers=3
+[ "$topo" = inetd ] && workers=f
 [ "$topo" = reuseport ] && workers=r2
 if [ "$topo" = reuseport ]; then
 	# A member that died without closing left its name: the next member to join clears it.
@@ -230,7 +236,7 @@ for i in $(seq $clients); do
 	fi
 	wait $cpid || { echo "FAIL: client $i"; cat "$work/client.err" "$work/client.out"; exit 1; }
 done
-if [ "$workers" != 0 ]; then
+if [ "$workers" != 0 ] && [ "$workers" != f ]; then
 	# Workers serve until killed: once each connection is reported.
 	for _ in $(seq 250); do
 		[ "$(grep -c '^server' "$work/server.out")" -ge $conns ] && break

@@ -11,7 +11,9 @@
  *     forked workers accept on the listener, as a prefork server's do,
  *     until they are killed; with rWORKERS, that many processes each with
  *     a listener of its own on the port (SO_REUSEPORT), as haproxy's or
- *     Go servers' do.
+ *     Go servers' do; with f, a child forked for each connection, which
+ *     closes its copy of the listener first, as socat's fork mode and
+ *     dnsmasq's do.
  *   netns_peer client ADDR PORT SIZE SEED [COUNT]
  *     sends SIZE, then SIZE bytes of stream SEED, reads the answer and
  *     checks it.  With COUNT, that many connections one after the other
@@ -62,14 +64,15 @@ static void wait_file(const char *file, const char *suffix)
 	CHECK(access(name, F_OK) == 0);
 }
 
-static void serve(int lfd, int count)
+static void serve(int lfd, int count, bool forking)
 {
 	const char *killed = getenv("NETNS_KILLED");
 
 	for (int i = 0; i < count; i++) {
 		uint64_t reply[2], size;
 		uint8_t buf[65536];
-		int fd;
+		pid_t child;
+		int fd, status;
 
 		if (killed && *killed) {
 			char go[16];
@@ -80,6 +83,17 @@ static void serve(int lfd, int count)
 		fd = usmc_accept(lfd, NULL, NULL);
 
 		CHECK(fd >= 0);
+		if (forking) {
+			child = fork();
+			CHECK(child >= 0);
+			if (child) {
+				/* One after the other: the reports stay in order. */
+				CHECK(usmc_close(fd) == 0);
+				CHECK(waitpid(child, &status, 0) == child && status == 0);
+				continue;
+			}
+			CHECK(usmc_close(lfd) == 0);
+		}
 		h_read_all(fd, &size, sizeof(size));
 		reply[1] = H_FNV_INIT;
 		for (reply[0] = 0; reply[0] < size;) {
@@ -95,6 +109,8 @@ static void serve(int lfd, int count)
 		/* Open until the client closes: both ends stay for usmc-stat. */
 		CHECK(h_read_to_eof(fd, &size, 16, NULL) == 0);
 		CHECK(usmc_close(fd) == 0);
+		if (forking)
+			_exit(0);
 	}
 }
 
@@ -112,7 +128,8 @@ static int listener(uint16_t port, bool reuseport)
 	return lfd;
 }
 
-static int server(uint16_t port, int count, const char *ready, int workers, bool reuseport)
+static int server(uint16_t port, int count, const char *ready, int workers, bool reuseport,
+		  bool forking)
 {
 	int lfd = reuseport ? -1 : listener(port, false), fd;
 	int started[2];
@@ -123,7 +140,7 @@ static int server(uint16_t port, int count, const char *ready, int workers, bool
 			if (reuseport)
 				lfd = listener(port, true);
 			CHECK(write(started[1], "", 1) == 1);
-			serve(lfd, INT32_MAX);
+			serve(lfd, INT32_MAX, false);
 			_exit(0);
 		}
 	}
@@ -139,7 +156,7 @@ static int server(uint16_t port, int count, const char *ready, int workers, bool
 			;
 		return 0;
 	}
-	serve(lfd, count);
+	serve(lfd, count, forking);
 	CHECK(usmc_close(lfd) == 0);
 	return 0;
 }
@@ -223,7 +240,7 @@ int main(int argc, char **argv)
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "server"))
 		return server((uint16_t)atoi(argv[2]), atoi(argv[3]), argv[4],
 			      argc == 6 ? atoi(argv[5] + (argv[5][0] == 'r')) : 0,
-			      argc == 6 && argv[5][0] == 'r');
+			      argc == 6 && argv[5][0] == 'r', argc == 6 && !strcmp(argv[5], "f"));
 	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "client"))
 		return client(argv[2], (uint16_t)atoi(argv[3]), strtoull(argv[4], NULL, 0),
 			      strtoull(argv[5], NULL, 0), argc == 7 ? atoi(argv[6]) : 1);

@@ -38,7 +38,7 @@ netns_topo_build() {
 	nsx $R sysctl -qw net.ipv4.ip_forward=1
 
 	case $topo in
-	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|reuse|reuseport|relisten|killed|\
+	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|inetd|reuse|reuseport|relisten|killed|\
 		sidecar|sidecarearly)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R

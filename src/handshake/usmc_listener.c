@@ -292,7 +292,7 @@ void af_listener_close(struct usmc_sock *s)
 		else if (reg && !l->member && held && atomic_load(&reg->pid) == me)
 			atomic_fetch_or(&reg->flags, REG_SHARED);
 		else if (reg && !l->member && !(atomic_load(&reg->flags) & REG_SHARED))
-			atomic_compare_exchange_strong(&reg->pid, &me, 0);
+			atomic_compare_exchange_strong(&reg->pid, &(int32_t){ me }, 0);
 		if (l->ufd >= 0)
 			usmc_sys.close(l->ufd);
 		if (l->ufd_users >= 0)
