@@ -46,7 +46,7 @@
 #   sidecarearly  sidecar, but the first client is slow to list its
 #           connection (strace delays its getsockname() after connect()):
 #           the proxy has noted the connection before, and the client finds
-#           the note
+#           the note: its socket is TCP as connect() returns
 #   killed  routed, and each client is killed (SIGKILL) once it has written,
 #           before the server accepts: the server must read every byte it
 #           wrote and then the end, in shared memory, as TCP gives a killed
@@ -261,6 +261,10 @@ for who in client server; do
 	[ "$topo" = killed ] && [ $who = client ] && continue
 	want=want_$who mode=want_mode_$who
 	n=$(grep -c "^$who mode=${!mode} reason=${!want} len=$size " "$work/$who.out" || true)
+	if [ $who = client ] && [ "$topo" = sidecarearly ]; then
+		head -1 "$work/client.err" | grep -q "^connected $first\$" ||
+			{ echo "FAIL: the first client was not $first as connect() returned"; fail=1; }
+	fi
 	if [ $who = client ] && [ -n "$first" ]; then
 		head -1 "$work/client.out" | grep -q "^client $first len=$size " ||
 			{ echo "FAIL: the first client was not $first"; fail=1; }

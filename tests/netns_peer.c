@@ -23,7 +23,8 @@
  *     USMC_REGISTRY_DIR of its own, made for it).
  *
  * Each end prints one line per connection: its mode, fallback reason,
- * length and checksum, which the script compares.  With NETNS_HOLD=FILE
+ * length and checksum, which the script compares; the client also its
+ * mode and reason as connect() returns, on standard error.  With NETNS_HOLD=FILE
  * the client creates FILE.held once it has the answer and closes only
  * when FILE exists, so that usmc-stat sees both ends open.  With
  * NETNS_KILLED=FILE the client reports once it has written, creates
@@ -168,10 +169,15 @@ static void client_conn(const char *addr, uint16_t port, uint64_t size, uint64_t
 	uint64_t sum, reply[2];
 	const char *hold = getenv("NETNS_HOLD"), *killed = getenv("NETNS_KILLED");
 	int fd = usmc_socket(AF_INET, SOCK_STREAM, IPPROTO_SMC);
+	struct usmc_info info;
 
 	CHECK(fd >= 0);
 	CHECK(inet_pton(AF_INET, addr, &sin.sin_addr) == 1);
 	CHECK(usmc_connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	/* What the socket is as connect() returns, before any call settles it. */
+	CHECK(usmc_info(fd, &info, sizeof(info)) == 0);
+	fprintf(stderr, "connected mode=%s reason=0x%08x\n", usmc_mode_str(info.mode),
+		info.fallback_reason);
 	h_write_all(fd, &size, sizeof(size));
 	sum = h_write_stream(fd, size, seed, 65536, NULL);
 	if (killed && *killed) {

@@ -261,6 +261,9 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 		if (s->conn->lgr->rdv)
 			cli_list_taken(s, addr);
 		af_settle_connect_end(s);
+		/* A proxy took the connection already: TCP from here on, whatever the program waits in. */
+		if (s->state == SOCK_PROPOSED && s->conn->hs_redirected)
+			af_settle(s, 0);
 		errno = err;
 		return rc;
 	}
