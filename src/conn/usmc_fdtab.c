@@ -26,6 +26,33 @@
 
 _Atomic(struct usmc_sock *) *_Atomic usmc_fdtab[FDTAB_CHUNKS];
 
+/*
+ * Which entries are set, a bit each, so that the table's walk
+ * (usmc_fdtab_next) passes 64 empty entries with one load.  A fork's
+ * handlers walk the table several times, in the parent and in the child:
+ * a server that forks for each connection (dnsmasq, socat) scanned every
+ * entry of each chunk made, twice a thousand and more a connection.  An
+ * entry's bit is set before it is stored and again after, so a walk that
+ * sees the entry sees its bit; it is cleared after the entry, and set
+ * again if a new socket took the entry meanwhile.
+ */
+static _Atomic uint64_t fdtab_used[FDTAB_CHUNKS * FDTAB_CHUNK / 64];
+
+/* Chunks up to here were made: a walk ends there, not at the table's millionth entry. */
+static _Atomic int fdtab_chunks_top;
+
+static void used_mark(int fd)
+{
+	atomic_fetch_or(&fdtab_used[fd / 64], 1ull << (fd % 64));
+}
+
+static void used_clear(int fd, _Atomic(struct usmc_sock *) *entry)
+{
+	atomic_fetch_and(&fdtab_used[fd / 64], ~(1ull << (fd % 64)));
+	if (atomic_load(entry))
+		used_mark(fd);
+}
+
 static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
 {
 	_Atomic(struct usmc_sock *) *_Atomic *slot = &usmc_fdtab[fd >> FDTAB_CHUNK_BITS];
@@ -40,6 +67,9 @@ static _Atomic(struct usmc_sock *) *fdtab_chunk(int fd, bool create)
 		free(fresh);
 		return chunk;
 	}
+	for (int top = atomic_load(&fdtab_chunks_top), want = (fd >> FDTAB_CHUNK_BITS) + 1;
+	     top < want && !atomic_compare_exchange_weak(&fdtab_chunks_top, &top, want);)
+		;
 	return fresh;
 }
 
@@ -115,15 +145,24 @@ static void sock_destroy(struct usmc_sock *s)
 
 struct usmc_sock *usmc_fdtab_next(int *fd)
 {
-	for (int f = *fd; f >= 0 && f < FDTAB_CHUNK * FDTAB_CHUNKS;) {
+	int end = atomic_load(&fdtab_chunks_top) * FDTAB_CHUNK;
+
+	for (int f = *fd; f >= 0 && f < end;) {
 		_Atomic(struct usmc_sock *) *chunk = fdtab_chunk(f, false);
 		struct usmc_sock *s;
+		uint64_t used;
 
 		if (!chunk) {
 			/* A chunk never made: none of its descriptors is a socket. */
 			f = (f | (FDTAB_CHUNK - 1)) + 1;
 			continue;
 		}
+		used = atomic_load(&fdtab_used[f / 64]) >> (f % 64);
+		if (!used) {
+			f = (f | 63) + 1;
+			continue;
+		}
+		f += __builtin_ctzll(used);
 		s = atomic_load(&chunk[f & (FDTAB_CHUNK - 1)]);
 		if (s) {
 			*fd = f;
@@ -167,7 +206,13 @@ static bool fdtab_set(int fd, struct usmc_sock *s)
 	chunk = fdtab_chunk(fd, s != NULL);
 	if (!chunk)
 		return false;
+	if (s)
+		used_mark(fd);
 	old = atomic_exchange(&chunk[fd & (FDTAB_CHUNK - 1)], s);
+	if (s)
+		used_mark(fd);
+	else
+		used_clear(fd, &chunk[fd & (FDTAB_CHUNK - 1)]);
 	if (old && old != s && sock_unref(old, fd))
 		sock_destroy(old);
 	return true;
@@ -204,6 +249,7 @@ bool usmc_sock_put(int fd)
 		return false;
 	chunk = fdtab_chunk(fd, false);
 	atomic_store_explicit(&chunk[fd & (FDTAB_CHUNK - 1)], NULL, memory_order_release);
+	used_clear(fd, &chunk[fd & (FDTAB_CHUNK - 1)]);
 	if (!sock_unref(s, fd))
 		return false;
 	/*
