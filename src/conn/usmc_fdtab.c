@@ -295,15 +295,27 @@ static void before_fork(void)
 		usmc_diag_snapshot(s->diag, &s->diag_private);
 }
 
-/* In the child: its sockets are listed in its own usmc-stat table, from the copies. */
+/*
+ * In the child: its sockets are listed in its own usmc-stat table, from
+ * the copies.  Not a plain TCP connection or a listener it only
+ * inherited: those keep their copy, out of usmc-stat's sight (ss shows
+ * the connection, the parent's table the listener), so that a server
+ * that forks a child for each plain client (dnsmasq, socat) does not make
+ * each child a table of its own, six system calls and a mapping of 4 MiB
+ * at every connection.  What the child accepts or makes, and a
+ * connection in shared memory or in its handshake, it lists in its own.
+ */
 static void adopt_diag_slots(void)
 {
 	struct usmc_sock *s;
 
 	for (int fd = 0; (s = usmc_fdtab_next(&fd)); fd++) {
 		struct usmc_diag_sock *old = s->diag;
+		int state = atomic_load(&s->state);
 
-		s->diag = usmc_diag_adopt(old, &s->diag_private);
+		s->diag = state == SOCK_PLAIN || state == SOCK_LISTEN
+				  ? &s->diag_private
+				  : usmc_diag_adopt(old, &s->diag_private);
 		if (s->conn && s->conn->diag == old)
 			s->conn->diag = s->diag;
 	}
