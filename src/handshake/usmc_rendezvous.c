@@ -164,13 +164,6 @@ static void rdv_list_addrs(void)
 	usmc_sys.close(fd);
 }
 
-/*
- * Our namespace's redirects, as usmc-redirect-<netns> lists them (ours
- * only), edited: port goes to to (0: itself), and with to_gone, every
- * port that went there goes to itself.  Written whole and renamed, as the
- * addresses are, and only if it changed: each write makes every client
- * read the directory again.
- */
 int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_MAX])
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -185,6 +178,13 @@ int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_
 	return n > 0 ? (int)((size_t)n / sizeof(list[0])) : 0;
 }
 
+/*
+ * Our namespace's redirects, as usmc-redirect-<netns> lists them (ours
+ * only), edited: port goes to to (0: itself), and with to_gone, every
+ * port that went there goes to itself.  Written whole and renamed, as the
+ * addresses are, and only if it changed: each write makes every client
+ * read the directory again.
+ */
 static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
 {
 	struct rdv_redirect list[RDV_REDIRECTS_MAX];

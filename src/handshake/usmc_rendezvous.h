@@ -59,22 +59,22 @@ socklen_t rdv_listener_addr(uint16_t port, int32_t member, struct sockaddr_un *s
  */
 void rdv_reuse_key(const struct rdv_targets *t, uint16_t port, struct reuse_key *key);
 /*
- * A redirect in our namespace (a REDIRECT rule, as a mesh's inbound
- * capture has), learned by the listener it gives connections to
- * (usmc_rendezvous_taken.c): connections dialled to port go to port to
- * (to 0: port goes to itself again), listed in the directory's
- * usmc-redirect-<netns> for clients of other namespaces, who propose to
- * the listener of to instead.  rdv_redirects_drop: the listener of to
- * went; the ports it took go to themselves again.
+ * A namespace's redirects (a REDIRECT rule, as a mesh's inbound capture
+ * has), learned by the listener they give connections to
+ * (usmc_rendezvous_taken.c): connections dialled to port go to port to.
+ * Listed in the directory's usmc-redirect-<netns> for clients of other
+ * namespaces, who propose to the listener of to instead.
  */
-void rdv_redirect_set(uint16_t port, uint16_t to);
 #define RDV_REDIRECTS_MAX 16
 struct rdv_redirect {
 	uint16_t port, to;
 };
+/* Our namespace's port goes to to (to 0, or port: to itself again). */
+void rdv_redirect_set(uint16_t port, uint16_t to);
+/* The listener of to went: the ports it took go to themselves again. */
+void rdv_redirects_drop(uint16_t to);
 /* The redirects a usmc-redirect-<netns> at path lists, our user's only: how many. */
 int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_MAX]);
-void rdv_redirects_drop(uint16_t to);
 /* Puts the server's end of a pair's channel into each target's backlog: 0 if one took it. */
 uint32_t rdv_post(struct usmc_lgr *lgr, const struct rdv_targets *t);
 

@@ -26,7 +26,9 @@
  *   one of the two sees the other.  A client that finds a note takes its
  *   Proposal back at once, and no marker comes unless its entry was
  *   refused too.
- * Either way both ends are TCP at once (USMC_DECL_REDIRECTED).
+ * Either way both ends are TCP at once (USMC_DECL_REDIRECTED).  The
+ * proxy also lists the redirect that gave it the connection
+ * (rdv_redirect_set): the clients after it propose to the proxy itself.
  *
  * The marker goes only to a connection listed by a live client of our
  * user with both its ends: the one connection of that 4-tuple.  A client
@@ -34,7 +36,9 @@
  * another namespace than the proxy's (no SO_ORIGINAL_DST there) still
  * cost the client a CLC timeout.  The file is the user's, mapped as the
  * registry is (usmc_shared_file.c), in the rendezvous directory: the
- * client's and the proxy's namespaces both see it.
+ * client's and the proxy's namespaces both see it.  Its times are
+ * CLOCK_MONOTONIC's, one clock for the host's namespaces (not for a time
+ * namespace that moves it: there entries look older or younger).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -310,14 +314,14 @@ uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport)
 	uint16_t from_port, to_port;
 	struct taken_key k;
 	int64_t now;
+	int family;
 
 	/* Nobody of our user proposed across namespaces lately: a plain client's costs nothing. */
 	if (!t || (now = usmc_now_ms()) >= atomic_load(&t->active_until))
 		return 0;
 	/* An IPv6 socket's IPv4 peer came through IPv4's conntrack. */
-	if (!usmc_addr_plain(peer, from, &from_port) ||
-	    !original_dst(fd, usmc_addr_plain(peer, from, &from_port), &orig) ||
-	    !usmc_addr16(peer, from, &from_port) ||
+	family = usmc_addr_plain(peer, from, &from_port);
+	if (!family || !original_dst(fd, family, &orig) || !usmc_addr16(peer, from, &from_port) ||
 	    !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
 		return 0;
 	/*
