@@ -47,6 +47,13 @@
 #           connection (strace delays its getsockname() after connect()):
 #           the proxy has noted the connection before, and the client finds
 #           the note: its socket is TCP as connect() returns
+#   sidecarout  routed, and A sends what nobody dials to the port to a
+#           proxy of its own (netns_relay.py, plain, as daemon), as a mesh's
+#           outbound capture does; the proxy connects on once the client's
+#           first bytes came, as an HTTP proxy does.  The client's Proposal
+#           went to the server in B, which never gets its connection, and
+#           the client finds the other end of its connection in its own
+#           namespace: TCP at once (0x03000009), no CLC timeout
 #   killed  routed, and each client is killed (SIGKILL) once it has written,
 #           before the server accepts: the server must read every byte it
 #           wrote and then the end, in shared memory, as TCP gives a killed
@@ -77,7 +84,8 @@ port=7411
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
-if [ "$topo" = dnatproxy ] || [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ]; then
+if [ "$topo" = dnatproxy ] || [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] ||
+	[ "$topo" = sidecarout ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 fi
 if [ "$topo" = sidecarearly ]; then
@@ -146,6 +154,14 @@ if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ]; then
 	for _ in $(seq 100); do [ -e "$work/relay.ready" ] && break; sleep 0.05; done
 	[ -e "$work/relay.ready" ] || { echo "FAIL: the proxy did not listen"; cat "$work/relay.out"; exit 1; }
 fi
+# sidecarout: the client's own proxy, plain, of another user, whose connections are not redirected.
+if [ "$topo" = sidecarout ]; then
+	ip netns exec $A setpriv --reuid=daemon --regid="$(id -g daemon)" --clear-groups \
+		/usr/bin/python3 "$(dirname "$0")/netns_relay.py" 0.0.0.0 15001 $dst $port \
+		"$work/relay.ready" 0 1 >"$work/relay.out" 2>&1 &
+	for _ in $(seq 100); do [ -e "$work/relay.ready" ] && break; sleep 0.05; done
+	[ -e "$work/relay.ready" ] || { echo "FAIL: the proxy did not listen"; cat "$work/relay.out"; exit 1; }
+fi
 # relisten: a server process per connection.
 serve_conns=$conns
 [ "$topo" != relisten ] || serve_conns=1
@@ -183,12 +199,13 @@ case $topo in
 masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
 sidecar|sidecarearly) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
+sidecarout) want_mode=TCP want_client=0x03000009 want_server=0x03010000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac
 want_mode_client=$want_mode want_mode_server=$want_mode
 # A sidecar's first client: TCP at once; the others in shared memory with the proxy.
 first= first_mode=
-case $topo in sidecar*) first="mode=TCP reason=0x03000009" first_mode=TCP ;; esac
+case $topo in sidecar|sidecarearly) first="mode=TCP reason=0x03000009" first_mode=TCP ;; esac
 # sidecarearly: the client's getsockname() after its connect() waits, as a preempted client's would.
 slow_first=()
 [ "$topo" != sidecarearly ] ||

@@ -39,7 +39,7 @@ netns_topo_build() {
 
 	case $topo in
 	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|inetd|reuse|reuseport|relisten|killed|\
-		sidecar|sidecarearly)
+		sidecar|sidecarearly|sidecarout)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -112,6 +112,14 @@ netns_topo_build() {
 		rm -f "$ready"
 		dst=10.31.9.9
 		natmap="10.31.9.9:$cport=$port"
+		;;
+	sidecarout)
+		# A mesh sidecar's outbound capture: A sends what nobody dials to the port to its own proxy's.
+		nsx $A nft -f - <<-EOF
+		table ip usmc_test {
+			chain out { type nat hook output priority -100; meta skuid "nobody" tcp dport $port redirect to :15001; }
+		}
+		EOF
 		;;
 	sidecar|sidecarearly)
 		# A mesh sidecar's inbound capture: B sends what comes in for the port to its proxy's.

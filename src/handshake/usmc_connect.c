@@ -225,17 +225,27 @@ static void cli_withdraw(struct usmc_sock *s)
 /*
  * Our socket has its address and port now: listed, in case a proxy in
  * the server's namespace takes the connection (usmc_rendezvous_taken.c).
+ * And if a redirect of our own namespace gave it to a proxy here (a
+ * mesh's outbound capture), the Proposal is taken back at once: its
+ * other end is a socket of ours (sock_diag), which no listener of
+ * another namespace ever accepts.
  */
 static void cli_list_taken(struct usmc_sock *s, const struct sockaddr *addr)
 {
 	struct usmc_conn *conn = s->conn;
 	socklen_t len = sizeof(uint64_t);
+	struct sockaddr_storage local;
 	uint64_t cookie;
 
 	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
 		return;
-	conn->hs_taken_slot = rdv_taken_list(s->fd, addr, cookie, &conn->hs_taken_tag,
-					     &conn->hs_redirected);
+	len = sizeof(local);
+	if (usmc_sys.getsockname(s->fd, (struct sockaddr *)&local, &len))
+		return;
+	conn->hs_taken_slot = rdv_taken_list((struct sockaddr *)&local, addr, cookie,
+					     &conn->hs_taken_tag, &conn->hs_redirected);
+	if (!conn->hs_redirected)
+		conn->hs_redirected = af_peer_end_here((struct sockaddr *)&local);
 }
 
 int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)

@@ -230,12 +230,10 @@ static void note(struct taken_file *t, const struct taken_key *k, int64_t now)
 	atomic_store(&n->seq, seq + 2);
 }
 
-int rdv_taken_list(int fd, const struct sockaddr *dialled, uint64_t cookie, uint64_t *tag_out,
-		   bool *was_noted)
+int rdv_taken_list(const struct sockaddr *local, const struct sockaddr *dialled, uint64_t cookie,
+		   uint64_t *tag_out, bool *was_noted)
 {
 	struct taken_file *t = taken_file();
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 	uint8_t from[16], to[16];
 	uint16_t from_port, to_port;
 	struct taken_key k;
@@ -243,9 +241,7 @@ int rdv_taken_list(int fd, const struct sockaddr *dialled, uint64_t cookie, uint
 	int slot = -1;
 
 	*was_noted = false;
-	if (!t || usmc_sys.getsockname(fd, (struct sockaddr *)&ss, &len) ||
-	    !usmc_addr16((struct sockaddr *)&ss, from, &from_port) ||
-	    !usmc_addr16(dialled, to, &to_port))
+	if (!t || !usmc_addr16(local, from, &from_port) || !usmc_addr16(dialled, to, &to_port))
 		return -1;
 	key_make(&k, from, from_port, to, to_port);
 	now = usmc_now_ms();

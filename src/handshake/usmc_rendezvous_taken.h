@@ -19,14 +19,14 @@
  */
 void rdv_taken_active(void);
 /*
- * The client, once connect() gave its socket fd an address and port:
- * lists the connection to dialled, with its socket's cookie.  Its slot
- * in the list, or -1 if the list is full or not there.  *noted: a
+ * The client, once connect() gave its socket its address and port,
+ * local: lists the connection to dialled, with its socket's cookie.  Its
+ * slot in the list, or -1 if the list is full or not there.  *noted: a
  * listener has taken the connection without the Proposal already, so
  * the client takes it back at once.
  */
-int rdv_taken_list(int fd, const struct sockaddr *dialled, uint64_t cookie, uint64_t *tag,
-		   bool *noted);
+int rdv_taken_list(const struct sockaddr *local, const struct sockaddr *dialled, uint64_t cookie,
+		   uint64_t *tag, bool *noted);
 /* Whether the listed connection was refused by the listener that took it. */
 bool rdv_taken_refused(int slot, uint64_t tag);
 /* Takes it off the list (*slot becomes -1): true if it was refused, whose marker is on its way. */

@@ -163,6 +163,61 @@ uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *rem
 	return (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
 }
 
+bool af_peer_end_here(const struct sockaddr *local)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+		struct nlattr attr;
+		struct inet_diag_bc_op bc[2];
+	} rq = { 0 };
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr h;
+		char buf[8192];
+	} rsp;
+	uint8_t addr[16];
+	uint16_t port;
+	bool here = false, done = false;
+	int family = usmc_addr_plain(local, addr, &port);
+
+	if (!family || !af_diag_available())
+		return false;
+	rq.nlh.nlmsg_len = sizeof(rq);
+	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	rq.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	rq.nlh.nlmsg_seq = ++diag_seq;
+	rq.req.sdiag_family = (uint8_t)family;
+	rq.req.sdiag_protocol = IPPROTO_TCP;
+	rq.req.idiag_states = 1u << TCP_ESTABLISHED | 1u << TCP_SYN_RECV;
+	/* The kernel's filter: a peer port of ours (ss's "dport = :PORT"). */
+	rq.attr.nla_len = sizeof(rq.attr) + sizeof(rq.bc);
+	rq.attr.nla_type = INET_DIAG_REQ_BYTECODE;
+	rq.bc[0] = (struct inet_diag_bc_op){ INET_DIAG_BC_D_EQ, sizeof(rq.bc), sizeof(rq.bc) + 4 };
+	rq.bc[1] = (struct inet_diag_bc_op){ 0, 0, ntohs(port) };
+	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+		return false;
+	/* The whole answer is read, so that the next request finds none of it. */
+	while (!done) {
+		ssize_t n = diag_recv_answer(&rsp.h, sizeof(rsp), rq.nlh.nlmsg_seq);
+
+		if (n <= 0)
+			break;
+		for (struct nlmsghdr *h = &rsp.h; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = true;
+				break;
+			}
+			if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*m)) && m->id.idiag_dport == port &&
+			    !memcmp(m->id.idiag_dst, addr, family == AF_INET ? 4 : 16))
+				here = true;
+		}
+	}
+	return here;
+}
+
 /*
  * No process holds the socket any more: sock_diag knows no socket of its
  * addresses with its cookie, or that socket was closed (an orphan, whose

@@ -24,6 +24,15 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 			uint32_t *inode, uint32_t *uid);
 /*
+ * Whether the other end of our connection from local is a socket of our
+ * own namespace: sock_diag lists a connection (not a listener) whose peer
+ * is local.  A client that dialled another namespace's address and finds
+ * its other end here went through a redirect of its own namespace (a
+ * mesh's outbound capture, to the pod's own proxy): the listener it
+ * proposed to never gets the connection.
+ */
+bool af_peer_end_here(const struct sockaddr *local);
+/*
  * Lets the segments ask whether a ring given to other processes of a fork
  * is held still (seg_holder_gone, usmc_seg.h): a listener's process, whose
  * children may take its connections, sets it.
