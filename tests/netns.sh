@@ -47,6 +47,15 @@
 #           connection (strace delays its getsockname() after connect()):
 #           the proxy has noted the connection before, and the client finds
 #           the note: its socket is TCP as connect() returns
+#   sidecaruser  sidecar, but the server runs as another user (daemon)
+#           than its clients and its proxy, as a mesh's applications do
+#           beside their sidecars' one user: the first client's Proposal
+#           reaches no listener of its own user on the port it dials (the
+#           server's is another user's) and it is TCP at once (0x03010000);
+#           the proxy learns the redirect from its
+#           connection all the same, and the clients after it propose to
+#           the proxy, in shared memory; the proxy's own connection to the
+#           server is TCP (two users)
 #   sidecarout  routed, and A sends what nobody dials to the port to a
 #           proxy of its own (netns_relay.py, plain, as daemon), as a mesh's
 #           outbound capture does; the proxy connects on once the client's
@@ -85,7 +94,7 @@ port=7411
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ] || [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] ||
-	[ "$topo" = sidecarout ]; then
+	[ "$topo" = sidecarout ] || [ "$topo" = sidecaruser ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 fi
 if [ "$topo" = sidecarearly ]; then
@@ -147,7 +156,7 @@ if [ "$topo" = reuseport ]; then
 	[ -S "$dead" ] || { echo "FAIL: no dead member's name to clear"; exit 1; }
 fi
 # sidecar: the proxy, in the server's namespace, on the port B redirects to.
-if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ]; then
+if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] || [ "$topo" = sidecaruser ]; then
 	late=$([ "$topo" = sidecar ] && echo 0.3 || echo 0)
 	as_nobody $B "$(dirname "$stat")/usmc-run" /usr/bin/python3 "$(dirname "$0")/netns_relay.py" \
 		$dst 15006 $dst $port "$work/relay.ready" $late >"$work/relay.out" 2>&1 &
@@ -167,7 +176,8 @@ serve_conns=$conns
 [ "$topo" != relisten ] || serve_conns=1
 start_server() {
 	rm -f "$work/ready"
-	killed=$([ "$topo" = killed ] && echo "$work/k" || true) as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
+	killed=$([ "$topo" = killed ] && echo "$work/k" || true) \
+		as_user=$([ "$topo" = sidecaruser ] && echo daemon || echo nobody) as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
 	spid=$!
 	for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 	[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
@@ -199,13 +209,17 @@ case $topo in
 masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
 sidecar|sidecarearly) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
+sidecaruser) want_mode=SMCD want_client=0x00000000 want_server=0x03010000 ;;
 sidecarout) want_mode=TCP want_client=0x03000009 want_server=0x03010000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 esac
 want_mode_client=$want_mode want_mode_server=$want_mode
 # A sidecar's first client: TCP at once; the others in shared memory with the proxy.
 first= first_mode=
-case $topo in sidecar|sidecarearly) first="mode=TCP reason=0x03000009" first_mode=TCP ;; esac
+case $topo in
+sidecar|sidecarearly) first="mode=TCP reason=0x03000009" first_mode=TCP ;;
+sidecaruser) first="mode=TCP reason=0x03010000" first_mode=TCP want_mode_server=TCP ;;
+esac
 # sidecarearly: the client's getsockname() after its connect() waits, as a preempted client's would.
 slow_first=()
 [ "$topo" != sidecarearly ] ||

@@ -228,13 +228,8 @@ static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
 	usmc_sys.close(fd);
 }
 
-void rdv_redirect_set(uint16_t port, uint16_t to)
-{
-	if (rdv_enabled())
-		rdv_redirects_edit(port, to == port ? 0 : to, 0);
-}
-
-void rdv_redirects_drop(uint16_t to)
+/* Whether our namespace lists redirects: one stat where a read is three calls. */
+static bool rdv_redirects_listed(void)
 {
 	struct sockaddr_un dst;
 	char name[48];
@@ -242,7 +237,44 @@ void rdv_redirects_drop(uint16_t to)
 
 	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
 	rdv_addr(name, &dst);
-	if (rdv_enabled() && !lstat(dst.sun_path, &st))
+	return !lstat(dst.sun_path, &st);
+}
+
+/*
+ * The redirect this process listed last, and when: each connection a
+ * redirect gives a proxy without a Proposal (a plain client's, one of
+ * another user) would read the list again; once a second is enough.
+ */
+static _Atomic uint32_t redirect_last;
+static _Atomic int64_t redirect_last_at;
+
+void rdv_redirect_set(uint16_t port, uint16_t to)
+{
+	uint32_t pair;
+	int64_t now;
+
+	if (to == port)
+		to = 0;
+	if (!rdv_enabled())
+		return;
+	/* Most often a plain client's connection, straight to its port: nothing to forget. */
+	if (!to) {
+		if (rdv_redirects_listed())
+			rdv_redirects_edit(port, 0, 0);
+		return;
+	}
+	pair = (uint32_t)port << 16 | to;
+	now = usmc_now_ms();
+	if (atomic_load(&redirect_last) == pair && now - atomic_load(&redirect_last_at) < 1000)
+		return;
+	rdv_redirects_edit(port, to, 0);
+	atomic_store(&redirect_last_at, now);
+	atomic_store(&redirect_last, pair);
+}
+
+void rdv_redirects_drop(uint16_t to)
+{
+	if (rdv_enabled() && rdv_redirects_listed())
 		rdv_redirects_edit(0, 0, to);
 }
 

@@ -312,22 +312,23 @@ uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport)
 	int64_t now;
 	int family;
 
-	/* Nobody of our user proposed across namespaces lately: a plain client's costs nothing. */
-	if (!t || (now = usmc_now_ms()) >= atomic_load(&t->active_until))
-		return 0;
 	/* An IPv6 socket's IPv4 peer came through IPv4's conntrack. */
 	family = usmc_addr_plain(peer, from, &from_port);
-	if (!family || !original_dst(fd, family, &orig) || !usmc_addr16(peer, from, &from_port) ||
-	    !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
+	if (!t || !family || !original_dst(fd, family, &orig) ||
+	    !usmc_addr16(peer, from, &from_port) || !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
 		return 0;
 	/*
 	 * A redirect here gave us a connection dialled to another port of
-	 * ours: clients to come propose to us (a connection to it that came
-	 * straight says the redirect is gone).  Not a destination NAT of an
-	 * address not ours, which clients dialling ours do not pass.
+	 * ours: clients to come propose to us, also those who found no
+	 * listener of theirs on the port they dial (a connection to it that
+	 * came straight says the redirect is gone).  Not a destination NAT of
+	 * an address not ours, which clients dialling ours do not pass.
 	 */
 	if (usmc_addr_is_local((struct sockaddr *)&orig))
 		rdv_redirect_set(to_port, lport);
+	/* Nobody of our user proposed across namespaces lately: no entry to look for. */
+	if ((now = usmc_now_ms()) >= atomic_load(&t->active_until))
+		return 0;
 	key_make(&k, from, from_port, to, to_port);
 	note(t, &k, now);
 	/* Noted, then a look at the list: see the top of this file. */
