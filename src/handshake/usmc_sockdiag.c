@@ -101,6 +101,20 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
 }
 
+/* Sends a TCP request of len bytes, nlh and then req, with the next sequence number. */
+static bool diag_send(struct nlmsghdr *nlh, size_t len, struct inet_diag_req_v2 *req,
+		      uint16_t flags)
+{
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+
+	nlh->nlmsg_len = (uint32_t)len;
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = ++diag_seq;
+	req->sdiag_protocol = IPPROTO_TCP;
+	return usmc_sys.sendto(diag_fd, nlh, len, 0, (struct sockaddr *)&nl, sizeof(nl)) >= 0;
+}
+
 /*
  * The socket of local and remote: 1 and its message in *m, 0 if there is
  * none (the kernel says so, or names the port's listener instead), -1 if
@@ -113,7 +127,6 @@ static int socket_diag(const struct sockaddr *local, const struct sockaddr *remo
 		struct nlmsghdr nlh;
 		struct inet_diag_req_v2 req;
 	} rq = { 0 };
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	union {
 		struct nlmsghdr h;
 		char buf[1024];
@@ -123,17 +136,11 @@ static int socket_diag(const struct sockaddr *local, const struct sockaddr *remo
 
 	if (!af_diag_available())
 		return -1;
-	rq.nlh.nlmsg_len = sizeof(rq);
-	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
-	rq.nlh.nlmsg_seq = ++diag_seq;
-	rq.req.sdiag_protocol = IPPROTO_TCP;
 	rq.req.idiag_states = ~0u;
 	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, local, remote))
-		return -1;
-	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+	if (!diag_fill_id(&rq.req.sdiag_family, &rq.req.id, local, remote) ||
+	    !diag_send(&rq.nlh, sizeof(rq), &rq.req, 0))
 		return -1;
 	n = diag_recv_answer(&rsp.h, sizeof(rsp), rq.nlh.nlmsg_seq);
 	if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && rsp.h.nlmsg_type == NLMSG_ERROR &&
@@ -171,7 +178,6 @@ bool af_peer_end_here(const struct sockaddr *local)
 		struct nlattr attr;
 		struct inet_diag_bc_op bc[2];
 	} rq = { 0 };
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	union {
 		struct nlmsghdr h;
 		char buf[8192];
@@ -183,19 +189,14 @@ bool af_peer_end_here(const struct sockaddr *local)
 
 	if (!family || !af_diag_available())
 		return false;
-	rq.nlh.nlmsg_len = sizeof(rq);
-	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	rq.nlh.nlmsg_seq = ++diag_seq;
 	rq.req.sdiag_family = (uint8_t)family;
-	rq.req.sdiag_protocol = IPPROTO_TCP;
 	rq.req.idiag_states = 1u << TCP_ESTABLISHED | 1u << TCP_SYN_RECV;
 	/* The kernel's filter: a peer port of ours (ss's "dport = :PORT"). */
 	rq.attr.nla_len = sizeof(rq.attr) + sizeof(rq.bc);
 	rq.attr.nla_type = INET_DIAG_REQ_BYTECODE;
 	rq.bc[0] = (struct inet_diag_bc_op){ INET_DIAG_BC_D_EQ, sizeof(rq.bc), sizeof(rq.bc) + 4 };
 	rq.bc[1] = (struct inet_diag_bc_op){ 0, 0, ntohs(port) };
-	if (usmc_sys.sendto(diag_fd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+	if (!diag_send(&rq.nlh, sizeof(rq), &rq.req, NLM_F_DUMP))
 		return false;
 	/* The whole answer is read, so that the next request finds none of it. */
 	while (!done) {
