@@ -68,7 +68,7 @@
 #define TAKEN_NOTE_PROBE 4
 /* Clients proposed across namespaces this recently: proxies look (rdv_taken_active). */
 #define TAKEN_ACTIVE_MS 10000
-/* A listed entry this old is reclaimed: its client died, or never looked again. */
+/* An entry this old may be reclaimed (slot_stale). */
 #define TAKEN_STALE_MS 60000
 
 enum { TSLOT_FREE, TSLOT_BUSY, TSLOT_LISTED, TSLOT_REFUSED };
@@ -186,6 +186,25 @@ static bool slot_live(struct taken_slot *sl, int64_t now)
 	return age < 4 * (int64_t)usmc_clc_timeout_ms();
 }
 
+/*
+ * An entry taken so long ago that it is reclaimed.  A listed one: its
+ * client died, or never looked again, and loses nothing but the
+ * proxy's refusal.  A refused one only once its client is gone for
+ * certain (its pid, in our pid namespace): a client that looks later
+ * reads the marker out of its stream only if its entry still says
+ * refused, and would give the eight bytes to its program otherwise.
+ */
+static bool slot_stale(struct taken_slot *sl, uint64_t tag, int64_t now)
+{
+	if (TSLOT_STATE(tag) != TSLOT_LISTED && TSLOT_STATE(tag) != TSLOT_REFUSED)
+		return false;
+	if (now - atomic_load(&sl->since) <= TAKEN_STALE_MS)
+		return false;
+	return TSLOT_STATE(tag) == TSLOT_LISTED ||
+	       (taken_pidns && atomic_load(&sl->pidns) == taken_pidns &&
+		kill(atomic_load(&sl->pid), 0) < 0 && errno == ESRCH);
+}
+
 /* A note of the key written within a CLC timeout. */
 static bool noted(struct taken_file *t, const struct taken_key *k, int64_t now)
 {
@@ -248,8 +267,7 @@ int rdv_taken_list(const struct sockaddr *local, const struct sockaddr *dialled,
 	for (uint32_t i = 0, home = key_home(&k, TAKEN_SLOTS); i < TAKEN_PROBE && slot < 0; i++) {
 		struct taken_slot *sl = &t->slot[(home + i) % TAKEN_SLOTS];
 		uint64_t tag = atomic_load(&sl->tag), seq = tag >> 2;
-		bool stale = TSLOT_STATE(tag) != TSLOT_FREE && TSLOT_STATE(tag) != TSLOT_BUSY &&
-			     now - atomic_load(&sl->since) > TAKEN_STALE_MS;
+		bool stale = slot_stale(sl, tag, now);
 
 		if ((TSLOT_STATE(tag) != TSLOT_FREE && !stale) ||
 		    !atomic_compare_exchange_strong(&sl->tag, &tag, TSLOT_TAG(seq + 1, TSLOT_BUSY)))
