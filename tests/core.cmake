@@ -183,7 +183,7 @@ set_tests_properties(wakeup_poll_then_plain PROPERTIES TIMEOUT 60 LABELS unit)
 # built with ip netns, veth pairs, a bridge and nft (root), the peers as nobody.
 usmc_test(netns_peer)
 foreach(topo routed bridge dnat dnatport dnatmasq dnatforeign dnatproxy masq prefork inetd reuseport user reuse relisten sidecar
-             sidecarearly sidecaruser sidecarout killed)
+             sidecarearly sidecaruser sidecarbare sidecarout killed)
   add_test(NAME netns_${topo} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/netns.sh ${topo} $<TARGET_FILE:netns_peer>
            $<TARGET_FILE:usmc-stat>)
   set(labels "needs-root;programs")

@@ -52,10 +52,14 @@
 #           beside their sidecars' one user: the first client's Proposal
 #           reaches no listener of its own user on the port it dials (the
 #           server's is another user's) and it is TCP at once (0x03010000);
-#           the proxy learns the redirect from its
-#           connection all the same, and the clients after it propose to
-#           the proxy, in shared memory; the proxy's own connection to the
-#           server is TCP (two users)
+#           the proxy learns the redirect from its connection all the same,
+#           and the clients after it propose to the proxy, in shared memory;
+#           the proxy's own connection to the server is TCP (two users)
+#   sidecarbare  sidecar, but the server sees no rendezvous directory, as
+#           an application in a pod without it: the first client finds no
+#           listener on the port it dials and is TCP at once (0x03030000),
+#           but it dialled an address the directory lists (the proxy's
+#           namespace's), so the proxy looks and learns all the same
 #   sidecarout  routed, and A sends what nobody dials to the port to a
 #           proxy of its own (netns_relay.py, plain, as daemon), as a mesh's
 #           outbound capture does; the proxy connects on once the client's
@@ -94,7 +98,7 @@ port=7411
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 command -v ip >/dev/null || { echo "SKIP: no ip"; exit 77; }
 if [ "$topo" = dnatproxy ] || [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] ||
-	[ "$topo" = sidecarout ] || [ "$topo" = sidecaruser ]; then
+	[ "$topo" = sidecarout ] || [ "$topo" = sidecaruser ] || [ "$topo" = sidecarbare ]; then
 	command -v python3 >/dev/null || { echo "FAIL: python3 is missing"; exit 1; }
 fi
 if [ "$topo" = sidecarearly ]; then
@@ -156,7 +160,8 @@ if [ "$topo" = reuseport ]; then
 	[ -S "$dead" ] || { echo "FAIL: no dead member's name to clear"; exit 1; }
 fi
 # sidecar: the proxy, in the server's namespace, on the port B redirects to.
-if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] || [ "$topo" = sidecaruser ]; then
+if [ "$topo" = sidecar ] || [ "$topo" = sidecarearly ] || [ "$topo" = sidecaruser ] ||
+	[ "$topo" = sidecarbare ]; then
 	late=$([ "$topo" = sidecar ] && echo 0.3 || echo 0)
 	as_nobody $B "$(dirname "$stat")/usmc-run" /usr/bin/python3 "$(dirname "$0")/netns_relay.py" \
 		$dst 15006 $dst $port "$work/relay.ready" $late >"$work/relay.out" 2>&1 &
@@ -171,13 +176,17 @@ if [ "$topo" = sidecarout ]; then
 	for _ in $(seq 100); do [ -e "$work/relay.ready" ] && break; sleep 0.05; done
 	[ -e "$work/relay.ready" ] || { echo "FAIL: the proxy did not listen"; cat "$work/relay.out"; exit 1; }
 fi
+# sidecarbare: the server sees no directory, as an application in a pod without it.
+server_env=()
+[ "$topo" != sidecarbare ] || server_env=(env USMC_RENDEZVOUS_DIR=)
 # relisten: a server process per connection.
 serve_conns=$conns
 [ "$topo" != relisten ] || serve_conns=1
 start_server() {
 	rm -f "$work/ready"
 	killed=$([ "$topo" = killed ] && echo "$work/k" || true) \
-		as_user=$([ "$topo" = sidecaruser ] && echo daemon || echo nobody) as_nobody $B "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
+		as_user=$([ "$topo" = sidecaruser ] && echo daemon || echo nobody) as_nobody $B \
+		"${server_env[@]}" "$peer" server $port $serve_conns "$work/ready" $workers >>"$work/server.out" 2>>"$work/server.err" &
 	spid=$!
 	for _ in $(seq 100); do [ -e "$work/ready" ] && break; sleep 0.05; done
 	[ -e "$work/ready" ] || { echo "FAIL: server did not listen"; cat "$work/server.err"; exit 1; }
@@ -208,7 +217,7 @@ stat_check() {
 case $topo in
 masq|dnatmasq|dnatproxy) want_mode=TCP want_client=0x03000007 want_server=0x03000007 ;;
 user|dnatforeign) want_mode=TCP want_client=0x03030000 want_server=0x03010000 ;;
-sidecar|sidecarearly) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
+sidecar|sidecarearly|sidecarbare) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
 sidecaruser) want_mode=SMCD want_client=0x00000000 want_server=0x03010000 ;;
 sidecarout) want_mode=TCP want_client=0x03000009 want_server=0x03010000 ;;
 *) want_mode=SMCD want_client=0x00000000 want_server=0x00000000 ;;
@@ -219,6 +228,7 @@ first= first_mode=
 case $topo in
 sidecar|sidecarearly) first="mode=TCP reason=0x03000009" first_mode=TCP ;;
 sidecaruser) first="mode=TCP reason=0x03010000" first_mode=TCP want_mode_server=TCP ;;
+sidecarbare) first="mode=TCP reason=0x03030000" first_mode=TCP ;;
 esac
 # sidecarearly: the client's getsockname() after its connect() waits, as a preempted client's would.
 slow_first=()

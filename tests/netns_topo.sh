@@ -39,7 +39,7 @@ netns_topo_build() {
 
 	case $topo in
 	routed|dnat|dnatport|dnatmasq|dnatforeign|dnatproxy|masq|user|prefork|inetd|reuse|reuseport|relisten|killed|\
-		sidecar|sidecarearly|sidecaruser|sidecarout)
+		sidecar|sidecarearly|sidecaruser|sidecarbare|sidecarout)
 		# Made in their namespaces: no name in ours, which parallel runs share.
 		ip link add va netns $A type veth peer name vra netns $R
 		ip link add vb netns $B type veth peer name vrb netns $R
@@ -121,7 +121,7 @@ netns_topo_build() {
 		}
 		EOF
 		;;
-	sidecar|sidecarearly|sidecaruser)
+	sidecar|sidecarearly|sidecaruser|sidecarbare)
 		# A mesh sidecar's inbound capture: B sends what comes in for the port to its proxy's.
 		nsx $B nft -f - <<-EOF
 		table ip usmc_test {

@@ -99,8 +99,18 @@ static uint32_t cli_propose(struct usmc_sock *s, const struct sockaddr *addr, ui
 	 * Toward another namespace, as toward a shared listener: a channel of
 	 * our own in the backlog of each listener that may have the connection.
 	 */
-	if (remote && (reason = rdv_targets_find(addr, port, &targets)))
-		return reason;
+	if (remote) {
+		reason = rdv_targets_find(addr, port, &targets);
+		/*
+		 * Toward a namespace of this host, whose proxy may take the
+		 * connection (usmc_rendezvous_taken.c), whether or not a listener
+		 * of ours is there: the proxy learns its redirect from us.
+		 */
+		if (targets.here)
+			rdv_taken_active();
+		if (reason)
+			return reason;
+	}
 	own_user = !remote && atomic_load(&reg->pid) != 0;
 	if (!remote && !own_user && !usmc_policy_other_users(&other_users))
 		return USMC_DECL_PEERNOSMC;
@@ -261,9 +271,6 @@ int af_connect(struct usmc_sock *s, const struct sockaddr *addr, socklen_t len)
 		usmc_sock_fallback(s, reason, false);
 		return usmc_sys.connect(s->fd, addr, len);
 	}
-	/* Across namespaces, a proxy may take the connection: usmc_rendezvous_taken.c. */
-	if (s->conn->lgr->rdv)
-		rdv_taken_active();
 	af_settle_connect_begin(s);
 	rc = usmc_sys.connect(s->fd, addr, len);
 	err = errno;

@@ -25,6 +25,7 @@ struct rdv_targets {
 	struct sockaddr_un sun[RDV_TARGETS_MAX];
 	socklen_t len[RDV_TARGETS_MAX];
 	uint64_t file[RDV_TARGETS_MAX]; /* its socket file, by inode and change time */
+	bool here; /* a namespace of the directory lists the address, or a NAT rule names it */
 };
 
 /* A namespace's addresses, usmc-ns-<netns>, at most. */

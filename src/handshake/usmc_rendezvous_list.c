@@ -281,6 +281,7 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 	struct stat st;
 
 	t->n = 0;
+	t->here = false;
 	if (!rdv_enabled() || !usmc_addr16(dst, w.a, &dport))
 		return USMC_DECL_NOSMCDEV;
 	dir = rdv_dir(&env);
@@ -300,6 +301,10 @@ uint32_t rdv_targets_find(const struct sockaddr *dst, uint16_t port, struct rdv_
 			if (wanted(&w, l->port, &listing.ns[l->ns], pass == 0))
 				target_add(t, l->name, l->file);
 		}
+	t->here = t->n || w.nnat;
+	for (int i = 0; i < listing.nns && !t->here; i++)
+		for (int j = 0; j < listing.ns[i].n && !t->here; j++)
+			t->here = !memcmp(listing.ns[i].addr[j], w.a, 16);
 	usmc_rank_unlock(LOCK_RDV_LIST);
 	return t->n ? 0 : USMC_DECL_NOSMCDEV;
 }

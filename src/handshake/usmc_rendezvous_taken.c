@@ -66,7 +66,7 @@
 #define TAKEN_PROBE 16
 #define TAKEN_NOTES 1024
 #define TAKEN_NOTE_PROBE 4
-/* Clients proposed across namespaces this recently: proxies look (rdv_taken_active). */
+/* Clients dialled a namespace of this host this recently: proxies look (rdv_taken_active). */
 #define TAKEN_ACTIVE_MS 10000
 /* An entry this old may be reclaimed (slot_stale). */
 #define TAKEN_STALE_MS 60000
@@ -166,7 +166,7 @@ void rdv_taken_active(void)
 
 	if (!t)
 		return;
-	/* Written seldom: every client of the user proposing writes the same line. */
+	/* Written seldom: every client of the user crossing namespaces writes the same line. */
 	now = usmc_now_ms();
 	if (atomic_load_explicit(&t->active_until, memory_order_relaxed) < now + TAKEN_ACTIVE_MS / 2)
 		atomic_store(&t->active_until, now + TAKEN_ACTIVE_MS);
@@ -330,10 +330,16 @@ uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport)
 	int64_t now;
 	int family;
 
+	/*
+	 * No client of our user dialled a namespace of this host lately: a
+	 * client of another host's costs no system call here.
+	 */
+	if (!t || (now = usmc_now_ms()) >= atomic_load(&t->active_until))
+		return 0;
 	/* An IPv6 socket's IPv4 peer came through IPv4's conntrack. */
 	family = usmc_addr_plain(peer, from, &from_port);
-	if (!t || !family || !original_dst(fd, family, &orig) ||
-	    !usmc_addr16(peer, from, &from_port) || !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
+	if (!family || !original_dst(fd, family, &orig) || !usmc_addr16(peer, from, &from_port) ||
+	    !usmc_addr16((struct sockaddr *)&orig, to, &to_port))
 		return 0;
 	/*
 	 * A redirect here gave us a connection dialled to another port of
@@ -344,9 +350,6 @@ uint64_t rdv_taken_refuse(int fd, const struct sockaddr *peer, uint16_t lport)
 	 */
 	if (usmc_addr_is_local((struct sockaddr *)&orig))
 		rdv_redirect_set(to_port, lport);
-	/* Nobody of our user proposed across namespaces lately: no entry to look for. */
-	if ((now = usmc_now_ms()) >= atomic_load(&t->active_until))
-		return 0;
 	key_make(&k, from, from_port, to, to_port);
 	note(t, &k, now);
 	/* Noted, then a look at the list: see the top of this file. */

@@ -13,9 +13,10 @@
 #include <sys/socket.h>
 
 /*
- * The client, before its connect(): clients of this user are proposing
- * across namespaces now, so the process that accepts a connection
- * without a Proposal looks for theirs.
+ * A client dials an address of one of this host's namespaces (the
+ * directory lists it), before its connect(): clients of this user cross
+ * namespaces now, so the process that accepts a connection from another
+ * namespace without a Proposal looks for theirs, and learns a redirect.
  */
 void rdv_taken_active(void);
 /*
