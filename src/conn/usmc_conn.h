@@ -97,6 +97,7 @@ struct usmc_conn {
 	bool hs_marker;         /* our socket's cookie leads the server's stream (CLC_DECL_MARKER) */
 	int hs_slot;            /* its Proposal's place in the registry's list, or -1 */
 	uint64_t hs_slot_tag;
+	uint64_t hs_cookie;     /* client: our TCP socket's, as the Proposal names it */
 	/* Across namespaces: its place in the rendezvous directory's list (usmc_rendezvous_taken.h). */
 	int hs_taken_slot;
 	uint64_t hs_taken_tag;

@@ -208,6 +208,7 @@ again:
 	 */
 	if (own_user && (!oneshot || (atomic_load(&reg->flags) & REG_REUSEPORT)))
 		conn->hs_slot = reg_slot_take(port, msg.proposal.cookie, &conn->hs_slot_tag);
+	conn->hs_cookie = msg.proposal.cookie;
 	usmc_unlock();
 	s->conn = conn;
 	usmc_sock_set_state(s, SOCK_PROPOSED);
@@ -243,16 +244,12 @@ static void cli_withdraw(struct usmc_sock *s)
 static void cli_list_taken(struct usmc_sock *s, const struct sockaddr *addr)
 {
 	struct usmc_conn *conn = s->conn;
-	socklen_t len = sizeof(uint64_t);
 	struct sockaddr_storage local;
-	uint64_t cookie;
+	socklen_t len = sizeof(local);
 
-	if (usmc_sys.getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &cookie, &len))
-		return;
-	len = sizeof(local);
 	if (usmc_sys.getsockname(s->fd, (struct sockaddr *)&local, &len))
 		return;
-	conn->hs_taken_slot = rdv_taken_list((struct sockaddr *)&local, addr, cookie,
+	conn->hs_taken_slot = rdv_taken_list((struct sockaddr *)&local, addr, conn->hs_cookie,
 					     &conn->hs_taken_tag, &conn->hs_redirected);
 	if (!conn->hs_redirected)
 		conn->hs_redirected = af_peer_end_here((struct sockaddr *)&local);

@@ -164,6 +164,15 @@ static void rdv_list_addrs(void)
 	usmc_sys.close(fd);
 }
 
+/* The path of our namespace's list of redirects. */
+static void rdv_redirects_path(struct sockaddr_un *sun)
+{
+	char name[48];
+
+	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
+	rdv_addr(name, sun);
+}
+
 int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_MAX])
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -193,8 +202,7 @@ static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
 	int n, kept = 0, fd;
 	char name[48];
 
-	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
-	rdv_addr(name, &dst);
+	rdv_redirects_path(&dst);
 	n = rdv_redirects_read(dst.sun_path, list);
 	for (int i = 0; i < n; i++) {
 		struct rdv_redirect r = list[i];
@@ -232,11 +240,9 @@ static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
 static bool rdv_redirects_listed(void)
 {
 	struct sockaddr_un dst;
-	char name[48];
 	struct stat st;
 
-	snprintf(name, sizeof(name), "usmc-redirect-%lu", usmc_netns_inode());
-	rdv_addr(name, &dst);
+	rdv_redirects_path(&dst);
 	return !lstat(dst.sun_path, &st);
 }
 
