@@ -378,25 +378,37 @@ bool proc_thread_preempted(void)
 }
 
 /*
- * Where usmc's own long-lived descriptors go: from half of RLIMIT_NOFILE,
- * or from 1024 where the limit is 2048 or more (or none), so that the
- * numbers below stay the program's, as they would be without usmc.
- * Programs size their tables by the numbers they get: wrk's event loop
- * takes 10 + 3 descriptors a connection, select() those below
- * FD_SETSIZE (1024), and a connection to a prefork server keeps about
- * eight descriptors of usmc's.  A process under a seccomp filter usmc
- * knows of keeps them where they are (fcntl may be refused); the look
- * that proc_seccomp_filtered would make is not made here, since it would
- * stand for the process from then on, and a forked child makes its first
- * descriptor (usmc-stat's table) before its program can install a
- * filter (OpenSSH's pre-auth child).
+ * Where usmc's own long-lived descriptors go: from half of RLIMIT_NOFILE
+ * where it is below 2048, else from a quarter of it (at least 1024, at most
+ * FD_LIFT_MAX), so that the numbers below stay the program's, as they
+ * would be without usmc.  Programs size their tables by the
+ * numbers they get: wrk's event loop takes 10 + 3 descriptors a
+ * connection, select() those below FD_SETSIZE (1024), and a connection to
+ * a prefork server keeps about eight descriptors of usmc's.  A fixed 1024
+ * put ours among the program's own as soon as it had a thousand (wrk
+ * with 1,000 connections to a prefork nginx failed six in ten).  A quarter
+ * keeps the kernel's table, which grows to a power of two past the
+ * highest number, within half the limit, where fd_room_for_segment need
+ * not count; the bound keeps it at 16,384 entries (128 KiB) for a
+ * process with a large limit (a container's 1,048,576).  A process under a
+ * seccomp filter usmc knows of keeps them where they are (fcntl may be
+ * refused); the look that proc_seccomp_filtered would make is not made
+ * here, since it would stand for the process from then on, and a forked
+ * child makes its first descriptor (usmc-stat's table) before its
+ * program can install a filter (OpenSSH's pre-auth child).
  */
+#define FD_LIFT_MAX 8192
+
 int usmc_fd_lift(int fd)
 {
 	unsigned long limit = usmc_fd_limit();
-	unsigned long base = limit == 0 || limit >= 2048 ? 1024 : limit / 2;
+	unsigned long base = 1024;
 	int high;
 
+	if (limit && limit < 2048)
+		base = limit / 2;
+	else if (limit / 4 > base)
+		base = limit / 4 < FD_LIFT_MAX ? limit / 4 : FD_LIFT_MAX;
 	if (fd < 0 || (unsigned long)fd >= base || base < 64 ||
 	    atomic_load_explicit(&seccomp_on, memory_order_relaxed))
 		return fd;

@@ -16,7 +16,7 @@ target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
-  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers
+  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -451,7 +452,7 @@ static void threads_server(struct end *e)
  */
 #define FD_CONNS 3
 
-static void fd_numbers_client(struct end *e)
+static void fd_numbers_run(struct end *e)
 {
 	int fds[FD_CONNS];
 	uint8_t buf[100];
@@ -469,6 +470,40 @@ static void fd_numbers_client(struct end *e)
 	for (int i = 0; i < FD_CONNS; i++)
 		close(fds[i]);
 	expect(e, DONE);
+}
+
+static void fd_numbers_client(struct end *e)
+{
+	fd_numbers_run(e);
+}
+
+/*
+ * The same, from a program that has 1,100 descriptors open already and
+ * the limit to have more (wrk with a thousand connections): its next
+ * ones still follow its own.
+ */
+#define FD_MANY 1100
+
+static void fd_numbers_many_client(struct end *e)
+{
+	struct rlimit rl;
+	int first = -1, last = -1;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		fatal("getrlimit");
+	rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		fatal("setrlimit");
+	say("room for %s descriptors", rl.rlim_cur > 2 * FD_MANY ? "enough" : "too few");
+	while (rl.rlim_cur > 2 * FD_MANY && last < FD_MANY) {
+		last = open("/dev/null", O_RDONLY);
+		if (last < 0)
+			fatal("open");
+		first = first < 0 ? last : first;
+	}
+	fd_numbers_run(e);
+	for (int fd = first; fd >= 0 && fd <= last; fd++)
+		close(fd);
 }
 
 static void fd_numbers_server(struct end *e)
@@ -516,5 +551,6 @@ const struct diff_case io_cases[] = {
 	{ "dup", dup_client, dup_server, .conns = 1 },
 	{ "threads", threads_client, threads_server, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
+	{ "fd_numbers_many", fd_numbers_many_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ NULL },
 };
