@@ -32,6 +32,7 @@ add_library(usmc-preload SHARED $<TARGET_OBJECTS:usmc_obj>
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_exec.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_syscall.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_stdio.c
+            ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_files.c
             ${PROJECT_SOURCE_DIR}/src/preload/usmc_preload_target.c)
 target_include_directories(usmc-preload PRIVATE ${PROJECT_SOURCE_DIR}/include
                            ${USMC_INCLUDE_DIRS})

@@ -233,6 +233,28 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 }
 
 /*
+ * A handshake a wait settled in TCP: a refusal's marker that the settle
+ * read out of the stream (usmc_settle.c) made the kernel report EPOLLIN,
+ * which is no data.  A level-triggered reader takes a report for a
+ * promise that read() will not say EAGAIN: wrk counts that as an error
+ * and drops the connection.  So what the socket has now, of what the
+ * program asked for; false if nothing, a one-shot entry armed again.
+ */
+static bool ep_settled_plain(int epfd, struct ep_entry *e, struct epoll_event *ev)
+{
+	struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
+	struct epoll_event kev = e->ev;
+
+	if (usmc_sys.poll(&p, 1, 0) == 1) {
+		ev->events = (uint32_t)p.revents;
+		return true;
+	}
+	if (e->ev.events & EPOLLONESHOT)
+		usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev);
+	return false;
+}
+
+/*
  * Replaces the kernel's word on usmc descriptors by theirs.  A connection
  * whose doorbell is read here goes on the ready list (ep_drained): the
  * next look asks its peer to ring again before it may leave.
@@ -247,9 +269,12 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
 
-		/* The Accept's doorbell is no data: settle the handshake, then look. */
-		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN))
+		/* The Accept's doorbell is no data, nor a refusal's marker: settle the handshake, then look. */
+		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN)) {
 			af_settle(s, 0);
+			if (s->state == SOCK_PLAIN && !ep_settled_plain(epfd, e, &events[i]))
+				continue;
+		}
 		/* The kernel socket is writable; a full ring waiting for the answer is not. */
 		if (s && usmc_proposed_ring_full(s)) {
 			events[i].events &= ~(uint32_t)(EPOLLOUT | EPOLLWRNORM);

@@ -145,7 +145,7 @@ static bool reopen(int *fd, int flags)
 	if (*fd < 0)
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)usmc_pid(), *fd);
-	*fd = open(path, flags);
+	*fd = usmc_sys.open(path, flags);
 	return *fd >= 0;
 }
 

@@ -24,6 +24,7 @@
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_proc.h"
+#include "usmc_seg.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
@@ -299,4 +300,14 @@ void usmc_fd_passing(const struct msghdr *msg)
 			}
 		}
 	}
+}
+
+bool usmc_fd_give_back(void)
+{
+	int err = errno;
+
+	if (err == EMFILE && lgr_give_back_fds())
+		return true;
+	errno = err;
+	return false;
 }

@@ -7,6 +7,7 @@
 #ifndef USMC_FD_H
 #define USMC_FD_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 /* Everything close() does to a usmc socket but the kernel's close. */
@@ -32,6 +33,14 @@ int usmc_fd_kernel_io(int fd);
  * process is plain TCP (USMC_DECL_PASSED), which it may hand on.
  */
 void usmc_fd_passing(const struct msghdr *msg);
+
+/*
+ * A call of the program that makes a descriptor failed, errno set: true
+ * if it met EMFILE and usmc gave back descriptors its segments keep only
+ * for later (lgr_give_back_fds), so that the call may be made again;
+ * false with errno as it was.
+ */
+bool usmc_fd_give_back(void);
 
 /* Before the process exits: ends its holds, drains the doorbells where it was the last holder. */
 void usmc_exit_drain(void);

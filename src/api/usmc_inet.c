@@ -62,7 +62,7 @@ int usmc_socket(int domain, int type, int protocol)
 		protocol = IPPROTO_TCP;
 	fd = usmc_sys.socket(domain, type, protocol);
 	/* What our segments keep only for later is the program's when it runs out. */
-	if (fd < 0 && errno == EMFILE && lgr_give_back_fds())
+	if (fd < 0 && usmc_fd_give_back())
 		fd = usmc_sys.socket(domain, type, protocol);
 	if (fd < 0 || !smc)
 		return fd;
@@ -143,7 +143,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	/* A close by another thread meanwhile leaves the listener to this accept: usmc_close.h. */
 	usmc_sock_hold(ls);
 	nfd = usmc_sys.accept4(ls->fd, (struct sockaddr *)&peer, &peer_len, flags);
-	if (nfd < 0 && errno == EMFILE && lgr_give_back_fds()) {
+	if (nfd < 0 && usmc_fd_give_back()) {
 		peer_len = sizeof(peer);
 		nfd = usmc_sys.accept4(ls->fd, (struct sockaddr *)&peer, &peer_len, flags);
 	}

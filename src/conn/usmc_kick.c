@@ -72,7 +72,7 @@ static int kick_open(void)
 	if (fd >= 0 || proc_seccomp_filtered(false))
 		return fd;
 	pthread_once(&once, kick_watch_fork);
-	made = usmc_fd_lift(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	made = usmc_fd_lift(usmc_sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (made < 0)
 		return -1;
 	if (!atomic_compare_exchange_strong(&kick_fd, &none, made)) {

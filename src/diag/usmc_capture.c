@@ -105,7 +105,7 @@ static bool file_ready(void)
 		return false;
 	if (cap.fd >= 0 && fstat(cap.fd, &st) == 0 && st.st_dev == cap.dev && st.st_ino == cap.ino)
 		return true;
-	cap.fd = open(cap.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cap.fd = usmc_sys.open(cap.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (cap.fd < 0 || fstat(cap.fd, &st) || !write_all(shb, sizeof(shb)) ||
 	    !write_all(idb, sizeof(idb))) {
 		usmc_log(USMC_LOG_WARN, "capture %s: cannot write: %m", cap.path);

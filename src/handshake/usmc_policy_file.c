@@ -74,7 +74,7 @@ int usmc_policy_each(const char *text, size_t len, usmc_stmt_fn fn, void *arg)
 
 char *usmc_policy_read(const char *path, size_t *len)
 {
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	int fd = strcmp(path, "-") ? usmc_sys.open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
 	size_t cap = 4096, n = 0;
 	char *buf;
 

@@ -190,8 +190,9 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
 	/* A message may go on a connection not yet accepted: it waits with it. */
 	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
 		reason = USMC_DECL_CHAN_BUSY;
+	/* Kept while the program goes on: above the numbers its own descriptors take. */
 	if (!reason && keep && keep->ncarriers < LGR_CARRIERS)
-		keep->carriers[keep->ncarriers++] = fd;
+		keep->carriers[keep->ncarriers++] = usmc_fd_lift(fd);
 	else
 		usmc_sys.close(fd);
 	return reason;
@@ -226,7 +227,7 @@ struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
 	}
 	lgr->port = port;
 	lgr->oneshot = true;
-	lgr->taker = sv[1];
+	lgr->taker = usmc_fd_lift(sv[1]);
 	return lgr;
 }
 

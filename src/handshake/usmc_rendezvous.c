@@ -155,7 +155,7 @@ static void rdv_list_addrs(void)
 	rdv_addr(name, &tmp);
 	snprintf(name, sizeof(name), "usmc-ns-%lu", usmc_netns_inode());
 	rdv_addr(name, &dst);
-	fd = open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = usmc_sys.open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
 	if (usmc_sys.write(fd, list, (size_t)n * 16) != (ssize_t)n * 16 ||
@@ -175,7 +175,7 @@ static void rdv_redirects_path(struct sockaddr_un *sun)
 
 int rdv_redirects_read(const char *path, struct rdv_redirect list[RDV_REDIRECTS_MAX])
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	int fd = usmc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	ssize_t n = 0;
 
@@ -226,7 +226,7 @@ static void rdv_redirects_edit(uint16_t port, uint16_t to, uint16_t to_gone)
 		return;
 	snprintf(name, sizeof(name), ".usmc-redirect-%lu.%d", usmc_netns_inode(), (int)usmc_pid());
 	rdv_addr(name, &tmp);
-	fd = open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	fd = usmc_sys.open(tmp.sun_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
 	if (usmc_sys.write(fd, list, (size_t)kept * sizeof(list[0])) !=

@@ -124,7 +124,7 @@ static void ns_read(struct list_ns *ns)
 
 	snprintf(file, sizeof(file), "usmc-ns-%s", ns->name);
 	rdv_addr(file, &sun);
-	fd = open(sun.sun_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = usmc_sys.open(sun.sun_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd >= 0) {
 		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == getuid())
 			n = usmc_sys.read(fd, ns->addr, sizeof(ns->addr));

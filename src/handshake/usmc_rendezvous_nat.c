@@ -114,7 +114,7 @@ static void map_read(const char *path)
 	ssize_t n = -1;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = usmc_sys.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st)) {
 		if (fd >= 0)
 			usmc_sys.close(fd);

@@ -135,7 +135,7 @@ void usmc_log(enum usmc_log_level level, const char *fmt, ...)
 		write_line(STDERR_FILENO, line, (size_t)n);
 		break;
 	case SINK_FILE:
-		fd = open(log_cfg.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		fd = usmc_sys.open(log_cfg.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
 			break;
 		line[n++] = '\n';

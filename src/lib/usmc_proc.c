@@ -253,7 +253,7 @@ void proc_seccomp_note(void)
 /* The start of a small file of /proc, NUL-terminated: false if it could not be read. */
 static bool proc_read(const char *path, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = usmc_sys.open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
 	if (fd < 0)

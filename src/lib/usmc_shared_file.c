@@ -26,7 +26,7 @@ void *usmc_shared_file_map(const char *path, size_t len, uid_t owner)
 	void *map;
 	int fd, err = 0;
 
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = usmc_sys.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
 	/* Someone else's file, or not a plain file: do not trust it. */

@@ -103,7 +103,16 @@
 	X(int, lio_listio, (int, struct aiocb *const[], int, struct sigevent *))              \
 	X(int, lio_listio64, (int, struct aiocb64 *const[], int, struct sigevent *))          \
 	X(int, clone, (int (*)(void *), void *, int, void *, ...))                            \
-	X(int, prctl, (int, ...))
+	X(int, prctl, (int, ...))                                                             \
+	X(int, open, (const char *, int, ...))                                                \
+	X(int, open64, (const char *, int, ...))                                              \
+	X(int, openat, (int, const char *, int, ...))                                         \
+	X(int, openat64, (int, const char *, int, ...))                                       \
+	X(int, creat, (const char *, mode_t))                                                 \
+	X(int, creat64, (const char *, mode_t))                                               \
+	X(int, pipe, (int *))                                                                 \
+	X(int, pipe2, (int *, int))                                                           \
+	X(int, eventfd, (unsigned int, int))
 
 #define USMC_SYS_MEMBER(ret, name, params) ret(*name) params;
 struct usmc_sys {

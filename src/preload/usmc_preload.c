@@ -20,7 +20,8 @@
  * usmc_preload_msgs.c the calls made of others: recvmmsg, sendmmsg,
  * preadv2, pwritev2, splice; usmc_preload_syscall.c syscall(2);
  * usmc_preload_exec.c exec, posix_spawn, system and popen;
- * usmc_preload_stdio.c stdio streams on usmc sockets.
+ * usmc_preload_stdio.c stdio streams on usmc sockets; usmc_preload_files.c
+ * the other calls that make descriptors, for EMFILE.
  */
 
 /* The fortified inline wrappers of the libc headers would clash with our definitions. */

@@ -164,7 +164,7 @@ static bool peek_pipe_ready(void)
 		usmc_sys.close(peek_pipe[0]);
 		usmc_sys.close(peek_pipe[1]);
 	}
-	if (pipe2(peek_pipe, O_CLOEXEC | O_NONBLOCK)) {
+	if (usmc_sys.pipe2(peek_pipe, O_CLOEXEC | O_NONBLOCK)) {
 		peek_pipe[0] = peek_pipe[1] = -1;
 		return false;
 	}

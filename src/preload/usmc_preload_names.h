@@ -24,7 +24,7 @@
  * entry for them: libc's aliases and fortified forms, which end in the
  * table's calls; the exec family and the spawners, which hand
  * connections over; stdio on sockets; liburing's setup; sockatmark,
- * which is libc's ioctl.
+ * which is libc's ioctl; open()'s fortified forms.
  */
 #define USMC_PRELOAD_MORE(N)                                                                  \
 	N(__read) N(__write) N(__send) N(__connect) N(__close) N(__dup2) N(__fcntl) N(__poll)  \
@@ -35,6 +35,6 @@
 	N(fdopen) N(_IO_fdopen) N(dprintf) N(vdprintf) N(__dprintf_chk) N(__vdprintf_chk)     \
 	N(freopen) N(freopen64) N(sockatmark)                                                 \
 	N(io_uring_setup) N(io_uring_queue_init) N(io_uring_queue_init_params)                \
-	N(io_uring_queue_init_mem)
+	N(io_uring_queue_init_mem) N(__open_2) N(__open64_2) N(__openat_2) N(__openat64_2)
 
 #endif /* USMC_PRELOAD_NAMES_H */

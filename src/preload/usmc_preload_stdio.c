@@ -338,7 +338,7 @@ static FILE *reopen_ours(const char *path, const char *mode, FILE *f)
 	else if (flags < 0)
 		errno = EINVAL;
 	else
-		nfd = open(path, flags, 0666);
+		nfd = usmc_sys.open(path, flags, 0666);
 	err = errno;
 	if (nfd >= 0 && nfd != fd &&
 	    (usmc_sys.dup3(nfd, fd, flags & O_CLOEXEC) < 0 || (usmc_sys.close(nfd), false))) {

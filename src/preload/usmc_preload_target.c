@@ -78,7 +78,7 @@ static bool secure_mode(int fd)
 static bool adopts(const char *path, int depth, bool *secure)
 {
 	unsigned char head[PATH_MAX < 256 ? PATH_MAX : 256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = usmc_sys.open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 	bool ok = true;
 

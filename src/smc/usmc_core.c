@@ -177,7 +177,7 @@ bool lgr_spare_take(struct usmc_lgr *lgr)
 	fd = atomic_exchange(&spare_kept, -1);
 	/* Not a copy of the channel: that would keep it open after we close it. */
 	if (fd < 0)
-		fd = usmc_fd_lift(eventfd(0, EFD_CLOEXEC));
+		fd = usmc_fd_lift(usmc_sys.eventfd(0, EFD_CLOEXEC));
 	if (fd < 0)
 		return false;
 	if (!atomic_compare_exchange_strong(&lgr->spare, &none, fd))

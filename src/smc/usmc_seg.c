@@ -102,7 +102,7 @@ static int seg_peer_fd(int fd)
 	int ro;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	ro = open(path, O_RDONLY | O_CLOEXEC);
+	ro = usmc_sys.open(path, O_RDONLY | O_CLOEXEC);
 	return ro >= 0 ? usmc_fd_lift(ro) : usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
@@ -172,7 +172,7 @@ static bool fd_room_for_segment(void)
 		 * Descriptors come lowest first, so the lowest free number
 		 * tells how full the table is, as a channel's does.
 		 */
-		int probe = open("/", O_PATH | O_CLOEXEC);
+		int probe = usmc_sys.open("/", O_PATH | O_CLOEXEC);
 
 		if (probe >= 0)
 			usmc_sys.close(probe);

@@ -11,12 +11,14 @@ add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/
                diff/diff_stdio.c
                diff/diff_async.c
                diff/diff_alias.c diff/diff_exec_ways.c diff/diff_edges.c
-               diff/diff_threads.c diff/diff_exit.c)
+               diff/diff_threads.c diff/diff_exit.c diff/diff_limits.c
+               diff/diff_refused.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
-  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many
+  half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many fd_numbers_pending
+  files_beside_conns
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
@@ -26,7 +28,7 @@ set(USMC_DIFF_CASES
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
   epoll_fd_reuse epoll_exclusive epoll_mod_data epoll_set_reuse
-  epoll_dup_reuse epoll_vfork_close
+  epoll_dup_reuse epoll_vfork_close epoll_refused_reader poll_refused_reader select_refused_reader
   eintr sa_restart sa_restart_unaccepted rcvtimeo rcvtimeo_unaccepted rcvtimeo_answer_late
   rcvlowat
   sockopts short_optlen names ipv6 fionread fionread_fresh

@@ -72,6 +72,8 @@ extern const struct diff_case exec_way_cases[];
 extern const struct diff_case edge_cases[];
 extern const struct diff_case thread_cases[];
 extern const struct diff_case exit_cases[];
+extern const struct diff_case limit_cases[];
+extern const struct diff_case refused_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);
@@ -153,6 +155,19 @@ void greet(struct end *e);
  * fail; says the first write and the failure.
  */
 void write_until_epipe(int fd, int flags);
+/* Sets up an io_uring, as a process does that declines every connection's Proposal from then on. */
+void ring_setup(void);
+/* A request of 100 bytes, pattern seed, at off, and its reply, seed + 1: whether the reply matches. */
+bool request_reply(int fd, uint64_t seed, uint64_t off);
+/* The other end of request_reply: reads the request, checks it, replies. */
+void reply_request(int fd, uint64_t seed, uint64_t off);
+/*
+ * A prefork worker's part (a forked child): waits on the listener it
+ * shares, says GO (1, as each case numbers it), then accepts conns connections and answers each
+ * one's request (seed); numbers: says each descriptor's number from its
+ * first.
+ */
+void prefork_serve(struct end *e, uint64_t seed, int conns, bool numbers);
 /* Says whether buf holds bytes off.. of stream seed. */
 bool pattern_ok(const uint8_t *buf, size_t len, uint64_t seed, uint64_t off);
 

@@ -452,19 +452,35 @@ static void threads_server(struct end *e)
  */
 #define FD_CONNS 3
 
+bool request_reply(int fd, uint64_t seed, uint64_t off)
+{
+	uint8_t buf[100];
+
+	send_pattern(fd, seed, off, sizeof(buf));
+	if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf))
+		fatal("reply at %llu", (unsigned long long)off);
+	return pattern_ok(buf, sizeof(buf), seed + 1, off);
+}
+
+void reply_request(int fd, uint64_t seed, uint64_t off)
+{
+	uint8_t buf[100];
+
+	if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf) ||
+	    !pattern_ok(buf, sizeof(buf), seed, off))
+		fatal("request at %llu", (unsigned long long)off);
+	send_pattern(fd, seed + 1, off, sizeof(buf));
+}
+
 static void fd_numbers_run(struct end *e)
 {
 	int fds[FD_CONNS];
-	uint8_t buf[100];
 
 	expect(e, GO); /* the worker waits on the listener */
 	for (int i = 0; i < FD_CONNS; i++) {
 		fds[i] = connect_to(e);
 		say("connection %d: descriptor %+d from the first", i + 2, fds[i] - e->fd);
-		send_pattern(fds[i], 95, (uint64_t)i * 100, 100);
-		if (recv(fds[i], buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf))
-			fatal("reply %d", i);
-		say("  reply %s", pattern_ok(buf, sizeof(buf), 96, (uint64_t)i * 100) ? "matches" : "DIFFERS");
+		say("  reply %s", request_reply(fds[i], 95, (uint64_t)i * 100) ? "matches" : "DIFFERS");
 	}
 	say("dup: descriptor %+d from the first", dup(e->fd) - e->fd);
 	for (int i = 0; i < FD_CONNS; i++)
@@ -475,6 +491,27 @@ static void fd_numbers_run(struct end *e)
 static void fd_numbers_client(struct end *e)
 {
 	fd_numbers_run(e);
+}
+
+/*
+ * The same while the connections wait for their answers: the worker
+ * accepts each only once the client has made them all (wrk opens all its
+ * connections before it reads from any).
+ */
+static void fd_numbers_pending_client(struct end *e)
+{
+	int fds[FD_CONNS];
+
+	expect(e, GO);
+	for (int i = 0; i < FD_CONNS; i++) {
+		fds[i] = connect_to(e);
+		say("connection %d: descriptor %+d from the first", i + 2, fds[i] - e->fd);
+	}
+	for (int i = 0; i < FD_CONNS; i++) {
+		say("  reply %s", request_reply(fds[i], 95, (uint64_t)i * 100) ? "matches" : "DIFFERS");
+		close(fds[i]);
+	}
+	expect(e, DONE);
 }
 
 /*
@@ -506,31 +543,32 @@ static void fd_numbers_many_client(struct end *e)
 		close(fd);
 }
 
-static void fd_numbers_server(struct end *e)
+void prefork_serve(struct end *e, uint64_t seed, int conns, bool numbers)
 {
 	struct pollfd p = { .fd = e->lfd, .events = POLLIN };
+	int first = -1;
+
+	poll(&p, 1, 0); /* a worker's first look at the listener it shares */
+	tell(e, GO);
+	for (int i = 0; i < conns; i++) {
+		int fd = accept_one(e);
+
+		first = first < 0 ? fd : first;
+		if (numbers)
+			say("worker: connection %d: descriptor %+d from its first", i + 2, fd - first);
+		reply_request(fd, seed, (uint64_t)i * 100);
+	}
+}
+
+static void fd_numbers_server(struct end *e)
+{
 	int status;
 	pid_t pid = fork();
 
 	if (pid < 0)
 		fatal("fork");
 	if (pid == 0) {
-		uint8_t buf[100];
-		int first = -1;
-
-		poll(&p, 1, 0); /* a worker's first look at the listener it shares */
-		tell(e, GO);
-		for (int i = 0; i < FD_CONNS; i++) {
-			int fd = accept_one(e);
-
-			if (first < 0)
-				first = fd;
-			say("worker: connection %d: descriptor %+d from its first", i + 2, fd - first);
-			if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != (ssize_t)sizeof(buf) ||
-			    !pattern_ok(buf, sizeof(buf), 95, (uint64_t)i * 100))
-				fatal("request %d", i);
-			send_pattern(fd, 96, (uint64_t)i * 100, 100);
-		}
+		prefork_serve(e, 95, FD_CONNS, true);
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
@@ -552,5 +590,7 @@ const struct diff_case io_cases[] = {
 	{ "threads", threads_client, threads_server, .conns = 1 },
 	{ "fd_numbers", fd_numbers_client, fd_numbers_server, .conns = 1 + FD_CONNS },
 	{ "fd_numbers_many", fd_numbers_many_client, fd_numbers_server, .conns = 1 + FD_CONNS },
+	{ "fd_numbers_pending", fd_numbers_pending_client, fd_numbers_server,
+	  .conns = 1 + FD_CONNS },
 	{ NULL },
 };

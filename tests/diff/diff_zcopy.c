@@ -488,7 +488,7 @@ static void raw_v2_server(struct end *e)
 
 /* ---- io_uring: from its setup on, new sockets are plain TCP ---- */
 
-static void ring_setup(void)
+void ring_setup(void)
 {
 	uint8_t params[120] = { 0 }; /* struct io_uring_params, all zero */
 	long ring = syscall(SYS_io_uring_setup, 4, params);
