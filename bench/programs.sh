@@ -11,7 +11,7 @@
 # marked "(fallback!)".
 #
 # usage: bench/programs.sh BUILD_DIR [PROGRAM...]
-#   PROGRAM: iperf3 sockperf redis nginx nginx_conns (default: all)
+#   PROGRAM: iperf3 sockperf redis nginx nginx_conns nginx_shipped (default: all)
 #   ROUNDS=3   rounds (the median is taken over them)
 #   CONNS="10 100 1000"  nginx_conns's levels of concurrency
 # The programs come from Debian's packages (iperf3 sockperf redis-server
@@ -25,7 +25,7 @@ RUN=$build/tools/usmc-run
 STAT=$build/tools/usmc-stat
 HELPER="python3 $here/../tests/programs/helper.py"
 rounds=${ROUNDS:-3}
-programs=${*:-iperf3 sockperf redis nginx nginx_conns}
+programs=${*:-iperf3 sockperf redis nginx nginx_conns nginx_shipped}
 for t in "$RUN" "$STAT"; do
 	[ -x "$t" ] || { echo "programs: $t is missing; build first" >&2; exit 2; }
 done
@@ -102,6 +102,23 @@ EOF
 
 # ---- the measurements: each prints "NAME VALUE" lines ------------------------
 
+# wrk_figures FILE NAME: NAME-rps, NAME-p99 (ms) and NAME-timeouts of a wrk --latency run.
+wrk_figures() {
+	python3 - "$1" "$2" <<'PYEOF'
+import re, sys
+text, name = open(sys.argv[1]).read(), sys.argv[2]
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
+p99 = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
+tmo = re.search(r"timeout (\d+)", text)
+if rps:
+    print("%s-rps %s" % (name, rps.group(1)))
+if p99:
+    print("%s-p99 %.3f" % (name, float(p99.group(1)) * unit[p99.group(2)]))
+print("%s-timeouts %s" % (name, tmo.group(1) if tmo else 0))
+PYEOF
+}
+
 bench_iperf3() {
 	local p
 	for p in 1 4; do
@@ -166,19 +183,30 @@ bench_nginx_conns() {
 		start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
 		client wrk -t 2 -c "$c" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$c.out" 2>&1
 		stop_server
-		python3 - "$d/wrk$c.out" "$c" <<'PYEOF'
-import re, sys
-text, c = open(sys.argv[1]).read(), sys.argv[2]
-unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
-p99 = re.search(r"^\s*99%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
-tmo = re.search(r"timeout (\d+)", text)
-if rps:
-    print("nginx-c%s-rps %s" % (c, rps.group(1)))
-if p99:
-    print("nginx-c%s-p99 %.3f" % (c, float(p99.group(1)) * unit[p99.group(2)]))
-print("nginx-c%s-timeouts %s" % (c, tmo.group(1) if tmo else 0))
-PYEOF
+		wrk_figures "$d/wrk$c.out" "nginx-c$c"
+		port=$($HELPER port)
+	done
+}
+
+# The same in the shape Debian ships nginx (/etc/nginx/nginx.conf): a
+# master, worker_processes auto and worker_connections 768, workers as
+# www-data, and the RLIMIT_NOFILE of 1,024 that systemd gives the
+# service.  One worker with master_process off hides what a listener
+# that several processes share costs.
+bench_nginx_shipped() {
+	local c
+	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+	# The workers, www-data, read the files and the registry's directory.
+	chmod 755 "$work" "$d" "$d/reg"
+	for c in ${CONNS:-10 100 1000}; do
+		nginx_conf
+		chmod -R a+rX "$d/www"
+		sed -i "s/^master_process off;/master_process on;\nuser www-data;/; s/^worker_processes 1;/worker_processes auto;\nworker_rlimit_nofile 1024;/; s/worker_connections 256;/worker_connections 768;/" \
+			"$d/nginx/nginx.conf"
+		start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
+		client wrk -t 2 -c "$c" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$c.out" 2>&1
+		stop_server
+		wrk_figures "$d/wrk$c.out" "nginx-shipped-c$c"
 		port=$($HELPER port)
 	done
 }
@@ -229,6 +257,10 @@ for c in (10, 100, 1000, 10000):
     units["nginx-c%d-rps" % c] = ("wrk -c %d -d 3s, nginx 1 KiB keep-alive" % c, "req/s", False)
     units["nginx-c%d-p99" % c] = ("wrk -c %d, latency p99" % c, "ms", True)
     units["nginx-c%d-timeouts" % c] = ("wrk -c %d, requests past 2 s" % c, "requests", True)
+for c in (10, 100, 1000, 10000):
+    units["nginx-shipped-c%d-rps" % c] = ("wrk -c %d -d 3s, nginx as Debian ships it" % c, "req/s", False)
+    units["nginx-shipped-c%d-p99" % c] = ("wrk -c %d, shipped, latency p99" % c, "ms", True)
+    units["nginx-shipped-c%d-timeouts" % c] = ("wrk -c %d, shipped, requests past 2 s" % c, "requests", True)
 runs, flagged = {}, set()
 for line in open(sys.argv[1]):
     f = line.split()
