@@ -164,6 +164,16 @@ bench_nginx() {
 	done
 }
 
+# nginx_level C NAME: nginx as $d/nginx/nginx.conf has it, wrk with C
+# connections for 3 s, its figures as NAME (wrk_figures).
+nginx_level() {
+	start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
+	client wrk -t 2 -c "$1" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$1.out" 2>&1
+	stop_server
+	wrk_figures "$d/wrk$1.out" "$2"
+	port=$($HELPER port)
+}
+
 # Keep-alive at scale: wrk with CONNS connections (default 10 100 1000; add
 # 10000 on a host with the memory), 1 KiB responses, 3 s each, one nginx
 # worker as above with room for them.  Each level gives requests per
@@ -180,11 +190,7 @@ bench_nginx_conns() {
 		# than TCP's (10,000 under usmc) has wrk's closed and reopened.
 		sed -i "s/worker_connections 256;/worker_connections $((c + c / 8 + 64));/; s/^worker_processes 1;/&\nworker_rlimit_nofile $((2 * c + 1024));/" \
 			"$d/nginx/nginx.conf"
-		start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
-		client wrk -t 2 -c "$c" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$c.out" 2>&1
-		stop_server
-		wrk_figures "$d/wrk$c.out" "nginx-c$c"
-		port=$($HELPER port)
+		nginx_level "$c" "nginx-c$c" || return 1
 	done
 }
 
@@ -203,11 +209,7 @@ bench_nginx_shipped() {
 		chmod -R a+rX "$d/www"
 		sed -i "s/^master_process off;/master_process on;\nuser www-data;/; s/^worker_processes 1;/worker_processes auto;\nworker_rlimit_nofile 1024;/; s/worker_connections 256;/worker_connections 768;/" \
 			"$d/nginx/nginx.conf"
-		start_server nginx -p "$d/nginx" -c "$d/nginx/nginx.conf" -e "$d/nginx/error.log" || return 1
-		client wrk -t 2 -c "$c" -d 3s --timeout 2s --latency "http://127.0.0.1:$port/1k" >"$d/wrk$c.out" 2>&1
-		stop_server
-		wrk_figures "$d/wrk$c.out" "nginx-shipped-c$c"
-		port=$($HELPER port)
+		nginx_level "$c" "nginx-shipped-c$c" || return 1
 	done
 }
 
