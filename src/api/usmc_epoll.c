@@ -233,28 +233,6 @@ static void ep_kernel_sync(int epfd, struct usmc_sock *s, struct ep_entry *e, bo
 }
 
 /*
- * A handshake a wait settled in TCP: a refusal's marker that the settle
- * read out of the stream (usmc_settle.c) made the kernel report EPOLLIN,
- * which is no data.  A level-triggered reader takes a report for a
- * promise that read() will not say EAGAIN: wrk counts that as an error
- * and drops the connection.  So what the socket has now, of what the
- * program asked for; false if nothing, a one-shot entry armed again.
- */
-static bool ep_settled_plain(int epfd, struct ep_entry *e, struct epoll_event *ev)
-{
-	struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
-	struct epoll_event kev = e->ev;
-
-	if (usmc_sys.poll(&p, 1, 0) == 1) {
-		ev->events = (uint32_t)p.revents;
-		return true;
-	}
-	if (e->ev.events & EPOLLONESHOT)
-		usmc_sys.epoll_ctl(epfd, EPOLL_CTL_MOD, e->fd, &kev);
-	return false;
-}
-
-/*
  * Replaces the kernel's word on usmc descriptors by theirs.  A connection
  * whose doorbell is read here goes on the ready list (ep_drained): the
  * next look asks its peer to ring again before it may leave.
@@ -269,11 +247,21 @@ static int ep_filter(int epfd, struct epoll_event *events, int n)
 		struct ep_entry *e = ep_find_by_data(epfd, &events[i]);
 		struct usmc_sock *s = e ? usmc_sock_active(e->fd) : NULL;
 
-		/* The Accept's doorbell is no data, nor a refusal's marker: settle the handshake, then look. */
+		/* The Accept's doorbell is no data: settle the handshake, then look. */
 		if (s && s->state == SOCK_PROPOSED && (events[i].events & EPOLLIN)) {
 			af_settle(s, 0);
-			if (s->state == SOCK_PLAIN && !ep_settled_plain(epfd, e, &events[i]))
+			/*
+			 * Settled in TCP: a refusal's marker that the settle read
+			 * out of the stream is no data either.  A level-triggered
+			 * reader takes a report for a promise that read() will not
+			 * say EAGAIN (wrk drops the connection): what the socket
+			 * has now, and a one-shot entry armed again if nothing.
+			 */
+			if (s->state == SOCK_PLAIN &&
+			    !(events[i].events = (uint32_t)usmc_kernel_now(e->fd, (short)e->ev.events))) {
+				ep_kernel_sync(epfd, s, e, true);
 				continue;
+			}
 		}
 		/* The kernel socket is writable; a full ring waiting for the answer is not. */
 		if (s && usmc_proposed_ring_full(s)) {
@@ -331,22 +319,21 @@ static int ep_settle_proposed(int epfd, struct epoll_event *events, int maxevent
 	ep_lock();
 	for (struct ep_entry *e = ep_ready_first(epfd); e && n < maxevents; e = e->rnext) {
 		struct usmc_sock *s = e->epfd == epfd && !e->nested ? usmc_sock_active(e->fd) : NULL;
-		struct pollfd p = { .fd = e->fd, .events = (short)e->ev.events };
-		struct pollfd tcp = { .fd = e->fd, .events = POLLIN };
 		bool pending;
+		short now;
 
 		if (!s || s->state != SOCK_PROPOSED || e->disarmed)
 			continue;
 		/* Settled with nothing on TCP to wake a wait: the answer came unannounced. */
-		pending = usmc_sys.poll(&tcp, 1, 0) == 1;
+		pending = usmc_kernel_now(e->fd, POLLIN) != 0;
 		af_settle(s, 0);
 		if (s->state != SOCK_PROPOSED && !pending)
 			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 		if (s->state == SOCK_PROPOSED || s->state == SOCK_SMC ||
-		    usmc_sys.poll(&p, 1, 0) != 1)
+		    !(now = usmc_kernel_now(e->fd, (short)e->ev.events)))
 			continue;
 		e->disarmed = (e->ev.events & EPOLLONESHOT) != 0;
-		events[n].events = (uint32_t)p.revents;
+		events[n].events = (uint32_t)now;
 		events[n++].data = e->ev.data;
 	}
 	ep_unlock();

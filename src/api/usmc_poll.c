@@ -43,21 +43,27 @@ bool usmc_proposed_ring_full(const struct usmc_sock *s)
 	       s->conn->sh->tx_prod >= cdc_lap_capacity(&s->conn->sh->tx_laps, 0);
 }
 
+short usmc_kernel_now(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return usmc_sys.poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
 /* Readiness of one usmc descriptor that needs more than the kernel's word. */
 static short sock_revents(struct usmc_sock *s, short events, short kernel)
 {
 	bool proposed = s->state == SOCK_PROPOSED;
-	struct pollfd now = { .fd = s->fd, .events = events };
 
 	if (proposed)
 		af_settle(s, 0);
 	/*
 	 * Settled in TCP just now: a refusal's marker that the settle read
 	 * out of the stream made the kernel say POLLIN, and is no data
-	 * (usmc_epoll.c, ep_settled_plain).
+	 * (usmc_epoll.c, ep_filter).
 	 */
 	if (proposed && s->state == SOCK_PLAIN && (kernel & POLLIN))
-		kernel = usmc_sys.poll(&now, 1, 0) == 1 ? now.revents : 0;
+		kernel = usmc_kernel_now(s->fd, events);
 	switch ((int)s->state) {
 	case SOCK_SMC:
 		return usmc_conn_revents(s, events);

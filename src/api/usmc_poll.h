@@ -15,5 +15,7 @@ int usmc_remaining_ms(int timeout, const struct timespec *start);
  * full, the socket is not writable, whatever the kernel socket says.
  */
 bool usmc_proposed_ring_full(const struct usmc_sock *s);
+/* What the kernel socket fd has now of events (and errors, hang-ups); 0 if nothing. */
+short usmc_kernel_now(int fd, short events);
 
 #endif /* USMC_POLL_H */
