@@ -309,7 +309,7 @@ static bool keep_open(struct usmc_exec_prep *p, int fd)
 /* Clears close-on-exec of every descriptor the new image will map or use. */
 static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *st)
 {
-	size_t n = st->nlisten;
+	size_t n = (1 + SIDE_QUEUES) * (size_t)st->nlisten;
 
 	for (uint32_t i = 0; i < st->nlgr; i++)
 		n += 1 + st->lgr[i].nrseg + 2 * (size_t)st->lgr[i].nlseg;
@@ -317,9 +317,14 @@ static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *
 	if (!p->kept)
 		return false;
 	/* A Unix listener two TCP listeners share is kept once. */
-	for (uint32_t i = 0; i < st->nlisten; i++)
-		if (!exec_fd_inherited(st->listen[i].ufd) && !keep_open(p, st->listen[i].ufd))
-			return false;
+	for (uint32_t i = 0; i < st->nlisten; i++) {
+		for (int k = -1; k < SIDE_QUEUES; k++) {
+			int fd = k < 0 ? st->listen[i].ufd : st->listen[i].side[k];
+
+			if (fd >= 0 && !exec_fd_inherited(fd) && !keep_open(p, fd))
+				return false;
+		}
+	}
 	for (uint32_t i = 0; i < st->nlgr; i++) {
 		const struct exec_lgr *l = &st->lgr[i];
 		bool ok = keep_open(p, l->chan);

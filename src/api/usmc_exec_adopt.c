@@ -24,6 +24,7 @@
 #include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
 #include "usmc_holders.h"
+#include "usmc_listen.h"
 #include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_seg.h"
@@ -274,6 +275,9 @@ void usmc_exec_adopt(void)
 		if (lgrs[i] && (lgrs[i]->dead || lgrs[i]->owner_pid != usmc_pid()) && !lgrs[i]->refs)
 			lgr_terminate(lgrs[i]);
 	usmc_unlock();
+	/* A listener handed over gets its side queue at this image's first fork, if it has none. */
+	if (st.nlisten)
+		af_listen_watch_fork();
 	free(lgrs);
 	free(in.v);
 	exec_state_free(&st);

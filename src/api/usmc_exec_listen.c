@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +28,7 @@
 #include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
 #include "usmc_listener.h"
+#include "usmc_queue_side.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
 
@@ -55,6 +57,7 @@ bool exec_listen_describe(struct exec_state *st)
 			.inode = sb.st_ino, .ufd = l->ufd, .port = l->port,
 			.owner = l->owner, .uid = l->uid, .member = l->member,
 		};
+		memcpy(st->listen[st->nlisten - 1].side, l->side, sizeof(l->side));
 	}
 	return true;
 }
@@ -74,18 +77,25 @@ void exec_listen_adopt(const struct exec_state *st, const struct fd_inode *v, ui
 {
 	for (uint32_t i = 0; i < st->nlisten; i++) {
 		const struct exec_listen *e = &st->listen[i];
-		bool taken = false;
+		bool taken = false, sides = e->side[0] >= 0;
 
+		/* One that is not a side queue is the program's now, left alone: entries go back. */
+		for (int k = 0; k < SIDE_QUEUES && sides; k++)
+			sides = af_side_is(e->side[k]);
 		if (unix_listener(e->ufd)) {
 			for (uint32_t j = 0; j < n; j++)
 				if (v[j].inode == e->inode && !usmc_sock_get(v[j].fd))
-					taken |= af_listener_inherit(v[j].fd, e->ufd, e->port, e->owner, e->uid,
-								     e->member);
+					taken |= af_listener_inherit(v[j].fd, e->ufd, sides ? e->side : NULL,
+								     e->port, e->owner, e->uid, e->member);
 		}
-		/* Ours again, close-on-exec as it was; or of no use, unless another entry took it. */
-		if (taken)
-			usmc_sys.fcntl(e->ufd, F_SETFD, FD_CLOEXEC);
-		else if (!af_listener_ufd_held(e->ufd))
-			usmc_sys.close(e->ufd);
+		/* Ours again, close-on-exec as they were; or of no use, unless another entry took them. */
+		for (int k = -1; k < (sides ? SIDE_QUEUES : 0); k++) {
+			int fd = k < 0 ? e->ufd : e->side[k];
+
+			if (taken)
+				usmc_sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
+			else if (!af_listener_ufd_held(fd))
+				usmc_sys.close(fd);
+		}
 	}
 }

@@ -72,6 +72,8 @@ static void write_listen(struct usmc_writer *w, const struct exec_listen *l)
 {
 	usmc_write_be64(w, l->inode);
 	usmc_write_be32(w, (uint32_t)l->ufd);
+	for (int i = 0; i < SIDE_QUEUES; i++)
+		usmc_write_be32(w, (uint32_t)l->side[i]);
 	usmc_write_be16(w, l->port);
 	usmc_write_be32(w, (uint32_t)l->owner);
 	usmc_write_be32(w, (uint32_t)l->uid);
@@ -85,7 +87,7 @@ static void write_listen(struct usmc_writer *w, const struct exec_listen *l)
 #define LSEG_BYTES 17
 #define SLOT_BYTES 13
 #define SOCK_BYTES 80
-#define LISTEN_BYTES 23
+#define LISTEN_BYTES (23 + 4 * SIDE_QUEUES)
 
 size_t exec_state_size(const struct exec_state *st)
 {
@@ -281,6 +283,12 @@ int exec_state_parse(const void *buf, size_t len, struct exec_state *st)
 
 		l->inode = usmc_read_be64(&r);
 		l->ufd = (int)usmc_read_be32(&r);
+		for (int k = 0; k < SIDE_QUEUES; k++) {
+			l->side[k] = (int)usmc_read_be32(&r);
+			/* All of them, or none. */
+			if (l->side[k] < -1 || l->side[k] == l->ufd || (l->side[k] < 0) != (l->side[0] < 0))
+				goto bad;
+		}
 		l->port = usmc_read_be16(&r);
 		l->owner = (pid_t)usmc_read_be32(&r);
 		l->uid = (uid_t)usmc_read_be32(&r);

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "usmc_core.h"
+#include "usmc_queue_side.h"
 
 #define USMC_EXEC_ENV "USMC_EXEC_FD"
 #define EXEC_MAX_LGRS 1024
@@ -77,6 +78,7 @@ struct exec_sock {
 struct exec_listen {
 	uint64_t inode; /* the TCP listener */
 	int ufd;        /* its Unix listener, kept open across the exec */
+	int side[SIDE_QUEUES]; /* its side queues (usmc_queue_side.c), kept open too, or -1 */
 	uint16_t port;
 	pid_t owner;    /* the process that made it */
 	uid_t uid;

@@ -411,12 +411,14 @@ void af_accept_finish_all(void)
  * Before a fork: the child's copy of a link group must not answer what
  * the parent's does.  Every connection waiting is answered, and one
  * accepted until the fork has taken usmc_lock (the locks' handler, which
- * runs after this one) is answered as it is accepted.
+ * runs after this one) is answered as it is accepted.  A listener this
+ * process made gets its side queue, which the child inherits.
  */
 static void fork_prepare(void)
 {
 	atomic_store(&forking, true);
 	af_accept_finish_all();
+	af_listener_fork_prepare();
 }
 
 static void fork_done(void)
@@ -428,6 +430,11 @@ static void watch_fork(void)
 {
 	/* Added after the locks' handlers, it runs before them, with no lock of ours held. */
 	usmc_fork_watch(fork_prepare, fork_done, fork_done);
+}
+
+void af_listen_watch_fork(void)
+{
+	pthread_once(&fork_once, watch_fork);
 }
 
 /*
@@ -523,8 +530,7 @@ int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen
 	ns->rcvbuf = ls->rcvbuf;
 	ns->nodelay = ls->nodelay;
 	ns->oobinline = ls->oobinline;
-	/* Outside our locks: a fork in another thread holds glibc's while it waits for ours. */
-	pthread_once(&fork_once, watch_fork);
+	af_listen_watch_fork();
 	reason = srv_handshake(ls, ns, peer);
 	if (reason)
 		usmc_sock_fallback(ns, reason, false);

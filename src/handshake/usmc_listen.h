@@ -19,6 +19,12 @@
  * first accept.  The socket, or NULL for anything else.
  */
 struct usmc_sock *af_listener_adopt(int fd);
+/*
+ * Watches forks from now on (usmc_listen.c): a listener's or an accept's
+ * first.  Outside our locks: a fork in another thread holds glibc's while
+ * it waits for ours.
+ */
+void af_listen_watch_fork(void);
 int af_accept(struct usmc_sock *ls, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /*
  * Takes TCP_DEFER_ACCEPT off a usmc listener's kernel socket and keeps it

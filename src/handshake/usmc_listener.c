@@ -23,6 +23,7 @@
 #include "usmc_listener.h"
 #include "usmc_log.h"
 #include "usmc_policy.h"
+#include "usmc_queue_side.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_reuseport.h"
@@ -95,6 +96,8 @@ static struct usmc_listener *listener_alloc(uint16_t port)
 	if (l) {
 		l->port = port;
 		l->ufd = l->ufd_users = l->rfd = -1;
+		for (int i = 0; i < SIDE_QUEUES; i++)
+			l->side[i] = -1;
 	}
 	return l;
 }
@@ -194,6 +197,7 @@ void af_listener_open(struct usmc_sock *s)
 
 	/* The policy names users, and NSS must not run under our lock: read it now. */
 	usmc_peer_user_allowed(getuid());
+	af_listen_watch_fork();
 	usmc_lock();
 	reason = listener_register(s);
 	usmc_unlock();
@@ -206,7 +210,8 @@ void af_listener_open(struct usmc_sock *s)
 	}
 }
 
-bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid, bool member)
+bool af_listener_inherit(int fd, int ufd, const int *side, uint16_t port, pid_t owner, uid_t uid,
+			 bool member)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -227,6 +232,8 @@ bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid,
 		l->owner = owner;
 		l->uid = uid;
 		l->ufd = ufd;
+		if (side)
+			memcpy(l->side, side, sizeof(l->side));
 		l->member = member;
 		l->uaddr_len = member ? reg_member_addr(uid, port, owner, &l->uaddr)
 				      : reg_listener_addr(uid, port, false, &l->uaddr);
@@ -250,10 +257,23 @@ bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid,
 
 bool af_listener_ufd_held(int ufd)
 {
-	for (struct usmc_listener *l = listeners; l; l = l->next)
+	for (struct usmc_listener *l = listeners; l; l = l->next) {
 		if (l->ufd == ufd)
 			return true;
+		for (int i = 0; i < SIDE_QUEUES; i++)
+			if (l->side[i] == ufd)
+				return true;
+	}
 	return false;
+}
+
+void af_listener_fork_prepare(void)
+{
+	usmc_lock();
+	for (struct usmc_listener *l = listeners; l; l = l->next)
+		if (l->side[0] < 0 && !l->member && l->ufd >= 0 && l->owner == usmc_pid())
+			af_side_open(l->side);
+	usmc_unlock();
 }
 
 void af_listener_close(struct usmc_sock *s)
@@ -297,6 +317,9 @@ void af_listener_close(struct usmc_sock *s)
 			usmc_sys.close(l->ufd);
 		if (l->ufd_users >= 0)
 			usmc_sys.close(l->ufd_users);
+		for (int i = 0; i < SIDE_QUEUES; i++)
+			if (l->side[i] >= 0)
+				usmc_sys.close(l->side[i]);
 		if (l->rfd >= 0) {
 			usmc_sys.close(l->rfd);
 			/* A path outlives its process: the creator removes it; forked holders leave it. */

@@ -15,6 +15,7 @@
 
 #include "usmc_fdtab.h"
 #include "usmc_listen.h"
+#include "usmc_queue_side.h"
 #include "usmc_registry.h"
 
 struct usmc_listener {
@@ -26,6 +27,7 @@ struct usmc_listener {
 	struct sockaddr_un uaddr; /* its name, where entries go back (usmc_queue.c) */
 	socklen_t uaddr_len;
 	bool member;    /* of an SO_REUSEPORT group: ufd is this process's own queue */
+	int side[SIDE_QUEUES]; /* the holders' side queues, made before the first fork, or -1 */
 	int ufd_users;  /* the one clients of other allowed users find, or -1 */
 	int rfd;        /* the one in the rendezvous directory (other namespaces), or -1 */
 	ino_t rfd_ino;  /* its socket file, removed by the creator's last close */
@@ -43,10 +45,17 @@ int af_listen(struct usmc_sock *s, int backlog);
 /*
  * A listener handed over across exec (usmc_exec_listen.c): fd, the TCP
  * listener, with ufd, its Unix listener, made by owner.  false if not.
- * ufd_held: whether a listener of this process has ufd.
+ * side: its side queues, or NULL.  ufd_held: whether a listener of this
+ * process has ufd, or has it as a side queue.
  */
-bool af_listener_inherit(int fd, int ufd, uint16_t port, pid_t owner, uid_t uid, bool member);
+bool af_listener_inherit(int fd, int ufd, const int *side, uint16_t port, pid_t owner, uid_t uid,
+			 bool member);
 bool af_listener_ufd_held(int ufd);
+/*
+ * Before a fork: each listener this process made gets its side queues, so
+ * that every process that may hold it from now on has the same.
+ */
+void af_listener_fork_prepare(void);
 /* Makes a listening socket a usmc listener, or TCP with the reason why. */
 void af_listener_open(struct usmc_sock *s);
 /* Ends this process's hold of a usmc listener, at the close of its socket. */

@@ -32,6 +32,7 @@
  * (usmc_settle.c): if it can, no holder ever will.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <stddef.h>
@@ -50,20 +51,13 @@
 #include "usmc_proc.h"
 #include "usmc_queue.h"
 #include "usmc_queue_match.h"
+#include "usmc_queue_side.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
+#include "usmc_seg.h"
 #include "usmc_reuseport.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
-
-/*
- * A carrier's message; the channel it carries comes with it.  PASS: its
- * Proposal was counted in the registry (queued) by its client; PASU: not
- * (a client of another user, or one that proposed before the listener was
- * marked shared, straight to its Unix listener), so not settled either.
- */
-static const char carrier_magic[8] = "usmcPASS";
-static const char carrier_uncounted[8] = "usmcPASU";
 
 /* Entries looked at per look, and held at once: the backlog is anyone's to fill. */
 #define QUEUE_LOOK_MAX 256
@@ -85,11 +79,8 @@ static enum entry_kind entry_peek(int fd, struct clc_msg *msg, size_t *len, bool
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN ? ENTRY_EMPTY : ENTRY_JUNK;
-	if (n == sizeof(carrier_magic) && (!memcmp(buf, carrier_magic, sizeof(carrier_magic)) ||
-					   !memcmp(buf, carrier_uncounted, sizeof(carrier_uncounted)))) {
-		*counted = !memcmp(buf, carrier_magic, sizeof(carrier_magic));
+	if (n > 0 && af_entry_tagged(buf, (size_t)n, counted))
 		return ENTRY_CARRIER;
-	}
 	if (n == 0 || clc_msg_parse(buf, (size_t)n, msg) || msg->type != CLC_PROPOSAL)
 		return ENTRY_JUNK;
 	*len = (size_t)n;
@@ -121,35 +112,10 @@ static bool entry_named(int fd)
 /* The channel a carrier brings, or -1; the carrier is closed. */
 static int carrier_open(int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))], tag[sizeof(carrier_magic)];
-	struct iovec iov = { .iov_base = tag, .iov_len = sizeof(tag) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	int ch = -1, type = 0;
-	socklen_t len = sizeof(type);
-	ssize_t n;
+	bool counted;
+	int ch = af_entry_recv(fd, &counted);
 
-	do
-		n = usmc_sys.recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
 	usmc_sys.close(fd);
-	c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)) && !(mh.msg_flags & MSG_CTRUNC))
-		memcpy(&ch, CMSG_DATA(c), sizeof(int));
-	if (ch < 0)
-		return -1;
-	/*
-	 * Anyone may send a carrier: what it brings must be a seqpacket
-	 * socket, and a connected one, which a listener or a socket never
-	 * connected is not: the peek that follows gets ENOTCONN from them
-	 * (unix_seqpacket_recvmsg), and they are dropped as junk.
-	 */
-	if (usmc_sys.getsockopt(ch, SOL_SOCKET, SO_TYPE, &type, &len) || type != SOCK_SEQPACKET) {
-		usmc_sys.close(ch);
-		return -1;
-	}
 	return ch;
 }
 
@@ -165,20 +131,10 @@ static int carrier_open(int fd)
 uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
 			 bool counted, struct ucred *cred, struct usmc_lgr *keep)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)(counted ? carrier_magic : carrier_uncounted),
-			     .iov_len = sizeof(carrier_magic) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	socklen_t len = sizeof(*cred);
 	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint32_t reason = 0;
 
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &ch, sizeof(int));
 	if (fd < 0)
 		return usmc_env_fail("socket(AF_UNIX)");
 	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
@@ -188,7 +144,7 @@ uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t
 		 !rdv_uid_mapped(cred->uid))
 		reason = USMC_DECL_FOREIGN;
 	/* A message may go on a connection not yet accepted: it waits with it. */
-	else if (usmc_sys.sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(carrier_magic))
+	else if (!af_entry_send(fd, ch, counted))
 		reason = USMC_DECL_CHAN_BUSY;
 	/* Kept while the program goes on: above the numbers its own descriptors take. */
 	if (!reason && keep && keep->ncarriers < LGR_CARRIERS)
@@ -285,6 +241,8 @@ struct backlog {
 	socklen_t len;
 	bool counted;            /* PASS carriers here bring Proposals counted in the registry */
 	bool drop_empty;         /* an empty carried channel was answered elsewhere */
+	bool is_side;            /* fd is a side queue of the listener (usmc_queue_side.c) */
+	const int *side;         /* where Proposals not ours go, by cookie; NULL: straight back */
 };
 
 /*
@@ -314,16 +272,19 @@ static void entry_refuse(bool counted, struct reg_port *reg, int ch, uint32_t re
 }
 
 /*
- * Returns a held entry: back into the backlog, or refused (the client
+ * Returns a held entry: into side queue side (if not -1 and not full),
+ * back into the backlog, or refused (the client
  * falls back, and so does whoever accepted its connection, which will
  * not find the Proposal any more).
  */
 static void entry_return(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
-			  int ch, bool counted)
+			  int ch, bool counted, int side)
 {
 	struct ucred cred;
 
-	if (!af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred, NULL))
+	/* Into side queue side, unless it is full. */
+	if ((side >= 0 && af_entry_send(side, ch, counted)) ||
+	    !af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred, NULL))
 		usmc_sys.close(ch);
 	else
 		entry_refuse(counted, reg, ch, USMC_DECL_CHAN_BUSY);
@@ -331,22 +292,57 @@ static void entry_return(const struct backlog *b, struct usmc_listener *l, struc
 }
 
 /*
+ * Whether n more descriptors can be had now, usmc's own given back if
+ * need be: an entry taken without room for the channel it brings would
+ * be lost, since the kernel drops what it cannot install (MSG_CTRUNC).
+ */
+static bool entry_room(int fd, int n)
+{
+	int probe[2] = { -1, -1 };
+	bool room = true;
+
+	for (int i = 0; i < n && room; i++) {
+		probe[i] = usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (probe[i] < 0 && errno == EMFILE && lgr_give_back_fds_locked())
+			probe[i] = usmc_sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		room = probe[i] >= 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (probe[i] >= 0)
+			usmc_sys.close(probe[i]);
+	return room;
+}
+
+/*
  * The next entry of the backlog, carriers opened: a channel, or -1 once
- * it is empty.  *counted if its client counted its Proposal (it came on a
+ * it is empty (errno EAGAIN) or cannot be taken (EMFILE, the process is
+ * at its descriptor limit).  *counted if its client counted its Proposal (it came on a
  * PASS carrier into the listener's own backlog).
  */
 static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
 		      size_t *len, bool *counted)
 {
 	for (;;) {
-		int fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd, depth = 0;
 
-		if (fd < 0 && errno == EINTR)
+		*counted = false;
+		/* Room for it, and for the channel a carrier brings. */
+		if (!entry_room(b->fd, b->is_side ? 1 : 2)) {
+			errno = EMFILE;
+			return -1;
+		}
+		if (b->is_side) {
+			/* Put there by a holder, with what its carrier said (*counted). */
+			fd = af_entry_recv(b->fd, counted);
+			depth = 1;
+		} else {
+			fd = usmc_sys.accept4(b->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		}
+		if (fd < 0 && (errno == EINTR || errno == EBADMSG))
 			continue;
 		if (fd < 0)
 			return -1;
-		*counted = false;
-		for (int depth = 0; fd >= 0; depth++) {
+		for (; fd >= 0; depth++) {
 			bool pass = false;
 
 			*kind = entry_peek(fd, msg, len, &pass);
@@ -421,7 +417,7 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 				   struct reg_port *reg, struct wanted *w, bool *whole,
 				   uint32_t *returned)
 {
-	int held[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
+	int held[QUEUE_HOLD_MAX], held_to[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
 	bool held_counted[QUEUE_HOLD_MAX], unseen = false;
 	int slot;
 	struct usmc_lgr *found = NULL;
@@ -435,7 +431,9 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
 		ch = entry_next(b, &kind, &msg, &len, &counted);
 		if (ch < 0) {
-			*whole = true;
+			/* Seen to its end; or not, and looking again would not help. */
+			*whole = errno == EAGAIN;
+			w->blind = !*whole;
 			break;
 		}
 		snat = w->snat;
@@ -449,13 +447,27 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 		} else if (kind == ENTRY_PROPOSAL && entry_more(ch, len)) {
 			/* Not ours, and more behind it, which no client sends: refused. */
 			entry_refuse(counted, reg, ch, USMC_DECL_SYNCERR);
-		} else if (nheld < QUEUE_HOLD_MAX) {
-			held_counted[nheld] = counted;
-			held[nheld++] = ch;
-			unseen |= kind != ENTRY_PROPOSAL;
 		} else {
-			entry_return(b, l, reg, ch, counted);
-			++*returned;
+			/*
+			 * Another holder's, or one not written yet.  A Proposal
+			 * taken from the backlog goes into its side queue now,
+			 * where the holder that accepted its connection looks
+			 * first; others go back where they came from once the
+			 * pass is over, not to be seen again in it.
+			 */
+			int to = b->is_side ? b->fd
+				 : kind == ENTRY_PROPOSAL && b->side ? b->side[af_side_of(msg.proposal.cookie)]
+								     : -1;
+
+			unseen |= kind != ENTRY_PROPOSAL;
+			if ((to < 0 || b->is_side) && nheld < QUEUE_HOLD_MAX) {
+				held_counted[nheld] = counted;
+				held_to[nheld] = to;
+				held[nheld++] = ch;
+			} else {
+				entry_return(b, l, reg, ch, counted, to);
+				++*returned;
+			}
 		}
 	}
 	if (unseen)
@@ -466,13 +478,47 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_return(b, l, reg, held[i], held_counted[i]);
+		entry_return(b, l, reg, held[i], held_counted[i], held_to[i]);
 	*returned += (uint32_t)nheld;
 	reg_holder_hide(reg, slot);
 	return found;
 }
 
-/* Looks through backlogs b (one or two) for the Proposal w looks for (see af_queue_find). */
+#define QUEUE_BACKLOGS (SIDE_QUEUES + 2)
+
+/*
+ * The backlogs of listener l a look goes through, in order, into b: the
+ * side queue of a look for cookie (all of them for a look by what a
+ * Proposal brings, cookie NULL), where the entries other holders took
+ * first wait; its own; and (users) the one of the clients of other
+ * users.  How many.
+ */
+static int backlogs_of(const struct usmc_listener *l, const uint64_t *cookie, bool users,
+		       struct backlog *b)
+{
+	struct backlog own = { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len, .counted = true,
+			       .drop_empty = l->member, .side = l->side[0] >= 0 ? l->side : NULL };
+	int n = 0;
+
+	if (l->ufd < 0)
+		return 0;
+	for (int i = 0; i < SIDE_QUEUES && own.side; i++) {
+		if (cookie && (unsigned)i != af_side_of(*cookie))
+			continue;
+		b[n] = own;
+		b[n].fd = l->side[i];
+		b[n++].is_side = true;
+	}
+	b[n++] = own;
+	if (users && l->ufd_users >= 0) {
+		b[n] = (struct backlog){ .fd = l->ufd_users };
+		b[n].len = reg_listener_addr(l->uid, l->port, true, &b[n].addr);
+		n++;
+	}
+	return n;
+}
+
+/* Looks through backlogs b, nb of them, for the Proposal w looks for (see af_queue_find). */
 static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg,
 				   const struct backlog *b, int nb, struct wanted *w)
 {
@@ -483,30 +529,29 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 	 * client waits for our answer before it takes its Proposal back.
 	 */
 	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
+	struct pollfd p[QUEUE_BACKLOGS];
 	struct usmc_lgr *lgr = NULL;
-	bool whole;
 
-	if (b[0].fd < 0)
+	if (!nb)
 		return NULL;
+	for (int i = 0; i < nb; i++)
+		p[i] = (struct pollfd){ .fd = b[i].fd, .events = POLLIN };
 	for (;;) {
-		uint32_t handed = atomic_load(&reg->handed);
-		bool holding = reg_holders_any(reg);
-		struct pollfd p[2] = { { .fd = b[0].fd, .events = POLLIN },
-				       { .fd = nb > 1 ? b[1].fd : -1, .events = POLLIN } };
-		bool whole_users = true;
-		uint32_t returned = 0;
+		uint32_t handed = atomic_load(&reg->handed), returned = 0;
+		bool holding = reg_holders_any(reg), whole = true;
 
-		lgr = queue_look(&b[0], l, reg, w, &whole, &returned);
-		/* Clients of other users, allowed by policy, connect their channels there. */
-		if (!lgr && nb > 1 && b[1].fd >= 0)
-			lgr = queue_look(&b[1], l, reg, w, &whole_users, &returned);
-		whole &= whole_users;
+		for (int i = 0; i < nb && !lgr; i++) {
+			bool seen;
+
+			lgr = queue_look(&b[i], l, reg, w, &seen, &returned);
+			whole &= seen;
+		}
 		/*
 		 * Not there, and nobody else held an entry while we looked, nor
 		 * handed one back since (ours aside): the Proposal is nowhere
 		 * (the client is plain, or another holder refused its channel).
 		 */
-		if (lgr || (whole && !holding && !reg_holders_any(reg) &&
+		if (lgr || w->blind || (whole && !holding && !reg_holders_any(reg) &&
 			    handed + returned == atomic_load(&reg->handed)))
 			break;
 		if (usmc_now_ms() >= deadline) {
@@ -514,7 +559,7 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 			break;
 		}
 		/* What another holder hands back comes into a backlog and wakes us. */
-		usmc_sys.poll(p, nb > 1 && b[1].fd >= 0 ? 2 : 1, 1);
+		usmc_sys.poll(p, (nfds_t)nb, 1);
 	}
 	return lgr;
 }
@@ -522,31 +567,28 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 struct usmc_lgr *af_queue_find(struct usmc_listener *l, struct reg_port *reg, uint64_t cookie,
 			       uint32_t *reason)
 {
-	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
-				  .counted = true, .drop_empty = l->member },
-				{ .fd = l->ufd_users } };
+	struct backlog b[QUEUE_BACKLOGS];
 	struct wanted w = { .cookie = cookie, .acc = -1 };
 	struct usmc_lgr *lgr;
 
-	b[1].len = reg_listener_addr(l->uid, l->port, true, &b[1].addr);
-	lgr = queue_find(l, reg, b, 2, &w);
+	lgr = queue_find(l, reg, b, backlogs_of(l, &cookie, true, b), &w);
 	if (!lgr && w.waited_out)
 		*reason = USMC_DECL_TIMEOUT_CLC;
+	else if (!lgr && w.blind)
+		*reason = USMC_DECL_MEM;
 	return lgr;
 }
 
 struct usmc_lgr *af_queue_find_orphan(struct usmc_listener *l, struct reg_port *reg,
 				      const struct sockaddr *peer, uint64_t *cookie)
 {
-	struct backlog b[2] = { { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len,
-				  .counted = true, .drop_empty = l->member },
-				{ .fd = -1 } };
+	struct backlog b[QUEUE_BACKLOGS];
 	struct wanted w = { .acc = -1, .orphan = true };
 	struct usmc_lgr *lgr;
 
 	if (!usmc_addr16(peer, w.orphan_addr, &w.orphan_port))
 		return NULL;
-	lgr = queue_find(l, reg, b, 1, &w);
+	lgr = queue_find(l, reg, b, backlogs_of(l, NULL, false, b), &w);
 	*cookie = w.cookie;
 	return lgr;
 }
@@ -560,7 +602,7 @@ struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg
 	struct usmc_lgr *lgr;
 
 	b.len = rdv_listener_addr(l->port, l->member ? (int32_t)l->owner : 0, &b.addr);
-	lgr = queue_find(l, reg, &b, 1, &w);
+	lgr = queue_find(l, reg, &b, l->rfd >= 0, &w);
 	*cookie = w.cookie;
 	*snat = w.snat;
 	return lgr;

@@ -28,6 +28,7 @@ struct wanted {
 	uint16_t orphan_port;
 	bool snat;
 	bool waited_out; /* the look ran until the CLC timeout */
+	bool blind;      /* it could not take an entry (EMFILE): it ended there */
 };
 
 /* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */

@@ -342,11 +342,10 @@ static int seg_find_slot(struct usmc_seg *seg, uint32_t first)
  * group keeps its channel and its spare, which a handshake under way may
  * need.  True if any descriptor was closed.
  */
-bool lgr_give_back_fds(void)
+bool lgr_give_back_fds_locked(void)
 {
 	bool freed = false;
 
-	usmc_lock();
 	seg_reuse_destroy_all();
 	lgr_spare_kept_close();
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
@@ -370,6 +369,15 @@ bool lgr_give_back_fds(void)
 		/* The spare first: the peer's next segment must find a number. */
 		lgr_spare_take(lgr);
 	}
+	return freed;
+}
+
+bool lgr_give_back_fds(void)
+{
+	bool freed;
+
+	usmc_lock();
+	freed = lgr_give_back_fds_locked();
 	usmc_unlock();
 	return freed;
 }

@@ -95,6 +95,8 @@ void seg_ring(struct usmc_ring *ring, struct usmc_seg *seg, uint32_t slot);
  * program; true if any was closed.
  */
 bool lgr_give_back_fds(void);
+/* The same, under usmc_lock (a handshake's look through a backlog). */
+bool lgr_give_back_fds_locked(void);
 
 /*
  * Whether every slot of our segment is free, or can be freed now that the

@@ -12,13 +12,13 @@ add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/
                diff/diff_async.c
                diff/diff_alias.c diff/diff_exec_ways.c diff/diff_edges.c
                diff/diff_threads.c diff/diff_exit.c diff/diff_limits.c
-               diff/diff_refused.c)
+               diff/diff_refused.c diff/diff_storm.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many fd_numbers_pending
-  files_beside_conns
+  files_beside_conns prefork_storm
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Many clients at once to a prefork server: a client opens all its
+ * connections before it writes on any (wrk, a load balancer's warm-up),
+ * and two workers that share the listener accept them, whichever comes
+ * first.  Under usmc every connection's Proposal waits in the backlog the
+ * workers share, in the order the clients connected; a worker finds the
+ * one of the connection it accepted behind those of the other worker's
+ * connections.  Every connection must come through in shared memory: a
+ * worker that looked through every Proposal ahead of its own each time,
+ * and put each back behind the others, took longer than the clients
+ * wait for their answer, and they fell back (nginx as Debian ships it,
+ * wrk with 1,000 connections: 750 fallbacks, requests past 2 s).
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "diff.h"
+
+enum { GO = 1, DONE };
+
+#define STORM_CONNS   400
+#define STORM_WORKERS 2
+#define STORM_LEN     100
+#define STORM_BACKLOG 64
+/* Descriptors each end may need: its connections, and usmc's beside each. */
+#define STORM_NOFILE  4096
+
+/* Raises the soft descriptor limit to STORM_NOFILE, or fails saying why. */
+static void storm_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		fatal("getrlimit");
+	if (rl.rlim_max < STORM_NOFILE)
+		fatal("needs a hard RLIMIT_NOFILE of %d, has %llu", STORM_NOFILE,
+		      (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = STORM_NOFILE;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		fatal("setrlimit");
+}
+
+/* What a worker answers to request req: each byte turned, so that a reply shows its connection. */
+static void storm_turn(uint8_t *buf)
+{
+	for (int i = 0; i < STORM_LEN; i++)
+		buf[i] ^= 0x5a;
+}
+
+static void storm_client(struct end *e)
+{
+	static int fds[STORM_CONNS];
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(e->family, e->port, &ss);
+	int matched = 0;
+
+	storm_limit();
+	for (int i = 0; i < STORM_WORKERS; i++)
+		expect(e, GO);
+	/* All of them at once, as wrk opens its connections. */
+	for (int i = 0; i < STORM_CONNS; i++) {
+		fds[i] = tcp_socket(e->family, SOCK_NONBLOCK);
+		if (connect(fds[i], (struct sockaddr *)&ss, len) && errno != EINPROGRESS)
+			fatal("connect %d", i);
+	}
+	for (int i = 0; i < STORM_CONNS; i++) {
+		if (!(wait_for(fds[i], POLLOUT) & POLLOUT))
+			fatal("connection %d never connected", i);
+		set_nonblock(fds[i], false);
+		send_pattern(fds[i], 99, (uint64_t)i * STORM_LEN, STORM_LEN);
+	}
+	for (int i = 0; i < STORM_CONNS; i++) {
+		uint8_t got[STORM_LEN], want[STORM_LEN];
+
+		if (recv(fds[i], got, sizeof(got), MSG_WAITALL) != STORM_LEN)
+			fatal("connection %d: no whole reply", i);
+		pattern(want, sizeof(want), 99, (uint64_t)i * STORM_LEN);
+		storm_turn(want);
+		matched += !memcmp(got, want, sizeof(got));
+	}
+	say("%d of %d replies match their requests", matched, STORM_CONNS);
+	tell(e, DONE);
+	for (int i = 0; i < STORM_CONNS; i++)
+		close(fds[i]);
+}
+
+/* A worker: answers each connection it accepts until stop ends; says whether every request was whole. */
+static void storm_worker(struct end *e, int stop)
+{
+	struct pollfd p[2] = { { .fd = e->lfd, .events = POLLIN }, { .fd = stop, .events = POLLIN } };
+	bool whole = true;
+
+	storm_limit();
+	poll(p, 1, 0); /* a worker's first look at the listener it shares */
+	tell(e, GO);
+	while (!p[1].revents) {
+		uint8_t buf[STORM_LEN];
+		int fd;
+
+		if (poll(p, 2, WAIT_MS) <= 0)
+			fatal("worker: nothing to accept, and no end");
+		if (!(p[0].revents & POLLIN))
+			continue;
+		fd = accept(e->lfd, NULL, NULL);
+		if (fd < 0 && errno == EAGAIN)
+			continue; /* the other worker took it */
+		if (fd < 0)
+			fatal("accept");
+		set_nonblock(fd, false);
+		if (recv(fd, buf, sizeof(buf), MSG_WAITALL) != STORM_LEN)
+			whole = false;
+		storm_turn(buf);
+		if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != STORM_LEN)
+			whole = false;
+		close(fd);
+	}
+	if (!whole)
+		say("worker: a request or its reply was cut short");
+}
+
+static void storm_server(struct end *e)
+{
+	pid_t pids[STORM_WORKERS];
+	int stop[2], status;
+
+	if (listen(e->lfd, STORM_BACKLOG) || pipe(stop))
+		fatal("listen, pipe");
+	set_nonblock(e->lfd, true);
+	for (int i = 0; i < STORM_WORKERS; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			fatal("fork");
+		if (pids[i] == 0) {
+			close(stop[1]);
+			storm_worker(e, stop[0]);
+			_exit(0);
+		}
+	}
+	close(stop[0]);
+	expect(e, DONE);
+	close(stop[1]);
+	for (int i = 0; i < STORM_WORKERS; i++)
+		if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			fatal("a worker did not end well");
+}
+
+const struct diff_case storm_cases[] = {
+	{ "prefork_storm", storm_client, storm_server, .conns = 1 + STORM_CONNS },
+	{ NULL },
+};
