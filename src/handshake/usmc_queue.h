@@ -48,19 +48,6 @@ bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
  */
 struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
 uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
-/*
- * Puts channel ch into the backlog of the Unix listener at sun, on a
- * carrier: 0, or why not.  counted: its client counted its Proposal in
- * the registry (queued).  The listener must be uid's, which *cred, from
- * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
- * user namespace an unmapped user shows as the overflow uid.  A client
- * passes its link group as keep: the carrier stays open there until its
- * Proposal is answered (lgr_carriers_close), since a Unix socket closed
- * while a channel is in flight costs a wake-up of the kernel's garbage
- * collector (usmc_queue.c).  A holder passes NULL.
- */
-uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
-			 bool counted, struct ucred *cred, struct usmc_lgr *keep);
 bool af_queue_take_back(struct usmc_lgr *lgr);
 /* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
 bool af_queue_none_pending(struct reg_port *reg);

@@ -27,13 +27,18 @@
  * holder that finds it full puts the entry back into the backlog.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "usmc.h"
+#include "usmc_core.h"
+#include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_queue_side.h"
+#include "usmc_rendezvous.h"
 #include "usmc_sys.h"
 
 /* PASS: its client counted its Proposal (queued); PASU: not, so not settled either. */
@@ -107,6 +112,41 @@ int af_entry_recv(int fd, bool *counted)
 		return -1;
 	}
 	return ch;
+}
+
+/*
+ * Linux (6.18 and before) queues its Unix garbage collector on a worker
+ * whenever a Unix socket is closed while any Unix socket is in flight
+ * (unix_release_sock, unix_tot_inflight): closed right after its send,
+ * its channel still in flight in it, a carrier cost every connection a
+ * worker's wake-up, and on a busy machine a preemption of the client in
+ * that close().  A client keeps its carriers until its Proposal is
+ * answered; by then the holder that answered has taken the channel out.
+ */
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 bool counted, struct ucred *cred, struct usmc_lgr *keep)
+{
+	socklen_t len = sizeof(*cred);
+	int fd = usmc_sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint32_t reason = 0;
+
+	if (fd < 0)
+		return usmc_env_fail("socket(AF_UNIX)");
+	/* Done now, or EAGAIN if the backlog is full: a Unix connect never goes on in the background. */
+	if (usmc_sys.connect(fd, (const struct sockaddr *)sun, sun_len))
+		reason = errno == EAGAIN ? USMC_DECL_CHAN_BUSY : USMC_DECL_PEERNOSMC;
+	else if (usmc_sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) || cred->uid != uid ||
+		 !rdv_uid_mapped(cred->uid))
+		reason = USMC_DECL_FOREIGN;
+	/* A message may go on a connection not yet accepted: it waits with it. */
+	else if (!af_entry_send(fd, ch, counted))
+		reason = USMC_DECL_CHAN_BUSY;
+	/* Kept while the program goes on: above the numbers its own descriptors take. */
+	if (!reason && keep && keep->ncarriers < LGR_CARRIERS)
+		keep->carriers[keep->ncarriers++] = usmc_fd_lift(fd);
+	else
+		usmc_sys.close(fd);
+	return reason;
 }
 
 static int side_open(void)

@@ -11,6 +11,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+struct usmc_lgr;
 
 /* Bytes of an entry's tag. */
 #define ENTRY_TAG_LEN 8
@@ -30,6 +35,19 @@ bool af_entry_send(int fd, int ch, bool counted);
  */
 int af_entry_recv(int fd, bool *counted);
 
+/*
+ * Puts channel ch into the backlog of the Unix listener at sun, on a
+ * carrier: 0, or why not.  counted: its client counted its Proposal in
+ * the registry (queued).  The listener must be uid's, which *cred, from
+ * SO_PEERCRED, then names: abstract names are anyone's to take, and in a
+ * user namespace an unmapped user shows as the overflow uid.  A client
+ * passes its link group as keep: the carrier stays open there until its
+ * Proposal is answered (lgr_carriers_close), since a Unix socket closed
+ * while a channel is in flight costs a wake-up of the kernel's garbage
+ * collector (usmc_queue.c).  A holder passes NULL.
+ */
+uint32_t af_carrier_send(const struct sockaddr_un *sun, socklen_t sun_len, uid_t uid, int ch,
+			 bool counted, struct ucred *cred, struct usmc_lgr *keep);
 /* A listener's side queues: an entry goes to one by its Proposal's cookie. */
 #define SIDE_QUEUES 8
 

@@ -39,6 +39,7 @@
 #include "usmc_log.h"
 #include "usmc_proc.h"
 #include "usmc_queue.h"
+#include "usmc_queue_side.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_nat.h"

@@ -32,6 +32,7 @@
 #include "usmc_chan.h"
 #include "usmc_listener.h"
 #include "usmc_queue.h"
+#include "usmc_queue_side.h"
 #include "usmc_registry.h"
 #include "usmc_reuseport.h"
 #include "usmc_sys.h"
