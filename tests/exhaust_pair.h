@@ -28,9 +28,11 @@ struct setup {
 	struct side client, server;
 	int nconns;
 	bool concurrent;    /* open all, then exchange; else one after the other */
+	bool prefork;       /* a forked worker of the server accepts (a shared listener) */
 	bool count_files;   /* then the client opens descriptors until EMFILE ... */
 	int files;          /* ... and run_pair says how many it got */
 	uint16_t port;
+	int lfd;            /* the server's listener, which its worker accepts from */
 };
 
 /* Modes and reasons one side saw. */

@@ -8,6 +8,8 @@
  *   limits --case shm_full      USMC_REGISTRY_DIR on a small tmpfs filled to
  *                               the brim (needs root: a private mount namespace)
  *   limits --case nofile N L    N connections at once, RLIMIT_NOFILE L on both sides
+ *   limits --case nofile_prefork N L   the same, accepted by a forked worker of the
+ *                               server (its listener shared: a prefork server)
  *   limits --case full_table    the client's descriptor table filled before the Accept
  *   limits --case memcg         8 MiB rings in a memory cgroup (v2, else v1) that
  *                               holds TCP's buffers, not all rings (needs root)
@@ -130,14 +132,16 @@ static const uint32_t no_fd[] = { USMC_DECL_ENV, USMC_DECL_MEM, USMC_DECL_PEERNO
  * hold, as long as the limit leaves it its few fixed descriptors.  Those
  * that do not get a segment fall back before their first byte; when the
  * table fills, the segments' descriptors go to the program's socket()
- * and accept(); no connection fails.
+ * and accept(); no connection fails.  With prefork, a forked worker
+ * accepts them, finding each Proposal in the backlog it shares with its
+ * parent.
  */
-static void case_nofile(int n, int limit)
+static void case_nofile(int n, int limit, bool prefork)
 {
 	struct setup st = { .client = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
 			    .server = { H_USMC, .nofile = limit, .smc_ok = true, ALLOW(no_fd) },
-			    .nconns = n, .concurrent = true };
-	struct setup tcp = st;
+			    .nconns = n, .concurrent = true, .prefork = prefork };
+	struct setup tcp;
 	struct rlimit rl;
 
 	RCHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
@@ -146,6 +150,14 @@ static void case_nofile(int n, int limit)
 		       (unsigned long long)rl.rlim_max, limit);
 		exit(SKIP);
 	}
+	/*
+	 * A client of a prefork server keeps a channel and its spare for each
+	 * connection in shared memory, which TCP does not: room for them, so
+	 * that the server's table is the one that fills.
+	 */
+	if (prefork)
+		st.client.nofile = rl.rlim_max < (rlim_t)(16 * n) ? (int)rl.rlim_max : 16 * n;
+	tcp = st;
 	tcp.client.kind = tcp.server.kind = H_PLAIN;
 	printf("%d plain TCP connections at RLIMIT_NOFILE %d:\n", n, limit);
 	RCHECK(run_pair(&tcp) == n);
@@ -526,11 +538,11 @@ int main(int argc, char **argv)
 		(strcmp(c, "memcg") ? case_memcg_later : case_memcg)();
 	} else if (!strcmp(c, "full_table")) {
 		case_full_table();
-	} else if (!strcmp(c, "nofile") && argc > 4) {
-		case_nofile(atoi(argv[3]), atoi(argv[4]));
+	} else if ((!strcmp(c, "nofile") || !strcmp(c, "nofile_prefork")) && argc > 4) {
+		case_nofile(atoi(argv[3]), atoi(argv[4]), !strcmp(c, "nofile_prefork"));
 	} else {
-		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | full_table | memcg | "
-				"memcg_later\n");
+		fprintf(stderr, "usage: limits --case shm_full | nofile CONNS LIMIT | "
+				"nofile_prefork CONNS LIMIT | full_table | memcg | memcg_later\n");
 		return 2;
 	}
 	printf("%s: ok\n", c);

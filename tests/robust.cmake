@@ -35,6 +35,11 @@ add_test(NAME limits_nofile_1000_at_1020 COMMAND limits --case nofile 1000 1020)
 set_tests_properties(limits_nofile_1000_at_1100 limits_nofile_900_at_1024
                      limits_nofile_1000_at_1060 limits_nofile_1000_at_1020 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
                      LABELS security)
+# The same accepted by a prefork worker: its looks through the backlog it
+# shares meet the limit too.
+add_test(NAME limits_nofile_prefork_200_at_400 COMMAND limits --case nofile_prefork 200 400)
+set_tests_properties(limits_nofile_prefork_200_at_400 PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+                     LABELS security)
 add_test(NAME limits_full_table COMMAND limits --case full_table)
 set_tests_properties(limits_full_table PROPERTIES TIMEOUT 60 LABELS security)
 add_test(NAME limits_memcg COMMAND limits --case memcg)

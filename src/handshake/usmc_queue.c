@@ -238,9 +238,9 @@ static void entry_refuse(bool counted, struct reg_port *reg, int ch, uint32_t re
 
 /*
  * Returns a held entry: into side queue side (if not -1 and not full),
- * back into the backlog, or refused (the client
- * falls back, and so does whoever accepted its connection, which will
- * not find the Proposal any more).
+ * back into the backlog, or refused (the client falls back, and so does
+ * whoever accepted its connection, which will not find the Proposal any
+ * more).
  */
 static void entry_return(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
 			  int ch, bool counted, int side)
@@ -280,9 +280,9 @@ static bool entry_room(int fd, int n)
 
 /*
  * The next entry of the backlog, carriers opened: a channel, or -1 once
- * it is empty (errno EAGAIN) or cannot be taken (EMFILE, the process is
- * at its descriptor limit).  *counted if its client counted its Proposal (it came on a
- * PASS carrier into the listener's own backlog).
+ * it is empty (errno EAGAIN) or cannot be taken (EMFILE: the process is
+ * at its descriptor limit).  *counted if its client counted its Proposal
+ * (it came on a PASS carrier into the listener's own backlog).
  */
 static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc_msg *msg,
 		      size_t *len, bool *counted)
