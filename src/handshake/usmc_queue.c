@@ -291,6 +291,11 @@ static int entry_next(const struct backlog *b, enum entry_kind *kind, struct clc
 		int fd, depth = 0;
 
 		*counted = false;
+		/* Most looks find their side queue empty: that needs no room. */
+		if (b->is_side && af_side_empty(b->fd)) {
+			errno = EAGAIN;
+			return -1;
+		}
 		/* Room for it, and for the channel a carrier brings. */
 		if (!entry_room(b->fd, b->is_side ? 1 : 2)) {
 			errno = EMFILE;

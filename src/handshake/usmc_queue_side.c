@@ -27,9 +27,11 @@
  * holder that finds it full puts the entry back into the backlog.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -184,6 +186,14 @@ bool af_side_open(int side[SIDE_QUEUES])
 		}
 	}
 	return true;
+}
+
+bool af_side_empty(int side)
+{
+	int next = 0;
+
+	/* SIOCINQ of a datagram socket: the length of its first message, 0 if none. */
+	return usmc_sys.ioctl(side, SIOCINQ, &next) == 0 && next == 0;
 }
 
 bool af_side_is(int fd)

@@ -62,6 +62,8 @@ static inline unsigned af_side_of(uint64_t cookie)
  * (each -1: the holders then put entries back into the backlog).
  */
 bool af_side_open(int side[SIDE_QUEUES]);
+/* Whether side queue side holds no entry; needs no descriptor. */
+bool af_side_empty(int side);
 /* Whether fd is one, as a state handed over across exec claims. */
 bool af_side_is(int fd);
 

@@ -169,6 +169,11 @@ void reply_request(int fd, uint64_t seed, uint64_t off);
  * first.
  */
 void prefork_serve(struct end *e, uint64_t seed, int conns, bool numbers);
+/*
+ * Sets the soft RLIMIT_NOFILE to want, or to the hard limit if lower;
+ * fatal, saying why, if the hard limit is below need.
+ */
+void nofile_set(unsigned long need, unsigned long want);
 /* Says whether buf holds bytes off.. of stream seed. */
 bool pattern_ok(const uint8_t *buf, size_t len, uint64_t seed, uint64_t off);
 

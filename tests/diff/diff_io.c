@@ -523,18 +523,10 @@ static void fd_numbers_pending_client(struct end *e)
 
 static void fd_numbers_many_client(struct end *e)
 {
-	struct rlimit rl;
 	int first = -1, last = -1;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		fatal("getrlimit");
 	/* Where the hard limit leaves no room for them, the case cannot show anything: it fails. */
-	if (rl.rlim_max < 2 * FD_MANY)
-		fatal("needs a hard RLIMIT_NOFILE of %d, has %llu", 2 * FD_MANY,
-		      (unsigned long long)rl.rlim_max);
-	rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		fatal("setrlimit");
+	nofile_set(2 * FD_MANY, 8192);
 	while (last < FD_MANY) {
 		last = open("/dev/null", O_RDONLY);
 		if (last < 0)
@@ -544,6 +536,20 @@ static void fd_numbers_many_client(struct end *e)
 	fd_numbers_run(e);
 	for (int fd = first; fd >= 0 && fd <= last; fd++)
 		close(fd);
+}
+
+void nofile_set(unsigned long need, unsigned long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		fatal("getrlimit");
+	if (rl.rlim_max < need)
+		fatal("needs a hard RLIMIT_NOFILE of %lu, has %llu", need,
+		      (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		fatal("setrlimit");
 }
 
 void prefork_serve(struct end *e, uint64_t seed, int conns, bool numbers)

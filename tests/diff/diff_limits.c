@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,18 +54,13 @@ static void files_make(void)
 
 static void files_server(struct end *e)
 {
-	struct rlimit rl;
 	int status;
 	pid_t pid = fork();
 
 	if (pid < 0)
 		fatal("fork");
 	if (pid == 0) {
-		if (getrlimit(RLIMIT_NOFILE, &rl))
-			fatal("getrlimit");
-		rl.rlim_cur = LIM_NOFILE;
-		if (setrlimit(RLIMIT_NOFILE, &rl))
-			fatal("setrlimit");
+		nofile_set(LIM_NOFILE, LIM_NOFILE);
 		prefork_serve(e, 97, LIM_CONNS, false);
 		files_make();
 		_exit(0);

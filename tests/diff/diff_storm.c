@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,21 +30,6 @@ enum { GO = 1, DONE };
 /* Descriptors each end may need: its connections, and usmc's beside each. */
 #define STORM_NOFILE  4096
 
-/* Raises the soft descriptor limit to STORM_NOFILE, or fails saying why. */
-static void storm_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		fatal("getrlimit");
-	if (rl.rlim_max < STORM_NOFILE)
-		fatal("needs a hard RLIMIT_NOFILE of %d, has %llu", STORM_NOFILE,
-		      (unsigned long long)rl.rlim_max);
-	rl.rlim_cur = STORM_NOFILE;
-	if (setrlimit(RLIMIT_NOFILE, &rl))
-		fatal("setrlimit");
-}
-
 /* What a worker answers to request req: each byte turned, so that a reply shows its connection. */
 static void storm_turn(uint8_t *buf)
 {
@@ -60,7 +44,7 @@ static void storm_client(struct end *e)
 	socklen_t len = loopback(e->family, e->port, &ss);
 	int matched = 0;
 
-	storm_limit();
+	nofile_set(STORM_NOFILE, STORM_NOFILE);
 	for (int i = 0; i < STORM_WORKERS; i++)
 		expect(e, GO);
 	/* All of them at once, as wrk opens its connections. */
@@ -96,7 +80,7 @@ static void storm_worker(struct end *e, int stop)
 	struct pollfd p[2] = { { .fd = e->lfd, .events = POLLIN }, { .fd = stop, .events = POLLIN } };
 	bool whole = true;
 
-	storm_limit();
+	nofile_set(STORM_NOFILE, STORM_NOFILE);
 	poll(p, 1, 0); /* a worker's first look at the listener it shares */
 	tell(e, GO);
 	while (!p[1].revents) {
