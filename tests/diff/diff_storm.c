@@ -37,6 +37,48 @@ static void storm_turn(uint8_t *buf)
 		buf[i] ^= 0x5a;
 }
 
+/*
+ * Sends each connection's request as soon as it connects, in whatever
+ * order they do.  Taken in the order they were opened, a connection whose
+ * SYN the full accept queue dropped would wait for its retransmission
+ * while both workers wait for the requests of connections accepted after
+ * it, and none of them would move: the case would hang on plain TCP too.
+ */
+static void storm_send_as_connected(const int *fds)
+{
+	static struct pollfd p[STORM_CONNS];
+	static int which[STORM_CONNS];
+	int left = STORM_CONNS;
+
+	for (int i = 0; i < STORM_CONNS; i++)
+		which[i] = i;
+	while (left) {
+		int n = 0, kept = 0;
+
+		for (int k = 0; k < left; k++)
+			p[k] = (struct pollfd){ .fd = fds[which[k]], .events = POLLOUT };
+		n = poll(p, (nfds_t)left, WAIT_MS);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fatal("%d connections never connected", left);
+		for (int k = 0; k < left; k++) {
+			int i = which[k], err = 0;
+			socklen_t elen = sizeof(err);
+
+			if (!p[k].revents) {
+				which[kept++] = i;
+				continue;
+			}
+			if (getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &elen) || err)
+				fatal("connection %d: connect failed (%d)", i, err);
+			set_nonblock(fds[i], false);
+			send_pattern(fds[i], 99, (uint64_t)i * STORM_LEN, STORM_LEN);
+		}
+		left = kept;
+	}
+}
+
 static void storm_client(struct end *e)
 {
 	static int fds[STORM_CONNS];
@@ -53,12 +95,7 @@ static void storm_client(struct end *e)
 		if (connect(fds[i], (struct sockaddr *)&ss, len) && errno != EINPROGRESS)
 			fatal("connect %d", i);
 	}
-	for (int i = 0; i < STORM_CONNS; i++) {
-		if (!(wait_for(fds[i], POLLOUT) & POLLOUT))
-			fatal("connection %d never connected", i);
-		set_nonblock(fds[i], false);
-		send_pattern(fds[i], 99, (uint64_t)i * STORM_LEN, STORM_LEN);
-	}
+	storm_send_as_connected(fds);
 	for (int i = 0; i < STORM_CONNS; i++) {
 		uint8_t got[STORM_LEN], want[STORM_LEN];
 
