@@ -205,8 +205,8 @@ static void describe_sock(const struct usmc_sock *s, uint32_t lgr, bool held, bo
 		.rcvtimeo_ms = s->rcvtimeo_ms,
 		.sndtimeo_ms = s->sndtimeo_ms,
 		.rcvlowat = s->rcvlowat,
-		.flags = (s->linger_reset ? EXEC_LINGER_RESET : 0) | (s->shut_wr ? EXEC_SHUT_WR : 0) |
-			 (s->shut_rd ? EXEC_SHUT_RD : 0) | (s->cork ? EXEC_CORK : 0) |
+		.flags = (s->linger_reset ? EXEC_LINGER_RESET : 0) | (sock_shut(s, CONN_SHUT_WR) ? EXEC_SHUT_WR : 0) |
+			 (sock_shut(s, CONN_SHUT_RD) ? EXEC_SHUT_RD : 0) | (s->cork ? EXEC_CORK : 0) |
 			 (held ? EXEC_HELD : 0),
 		.tx_seg = conn->tx.seg->id,
 		.tx_slot = conn->tx.slot,

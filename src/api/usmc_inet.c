@@ -24,7 +24,6 @@
 #include "usmc_epoll.h"
 #include "usmc_fd.h"
 #include "usmc_fdtab.h"
-#include "usmc_kick.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_log.h"
@@ -104,14 +103,13 @@ int usmc_shutdown(int fd, int how)
 	struct usmc_sock *s = usmc_sock_active(fd);
 
 	if (s && s->state == SOCK_PROPOSED) {
-		if (how == SHUT_RD || how == SHUT_RDWR) {
-			s->shut_rd = true;
-			usmc_kick();
+		if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
+			errno = EINVAL;
+			return -1;
 		}
-		if (how == SHUT_WR || how == SHUT_RDWR) {
-			s->shut_wr = true;
-			conn_publish_flags(s->conn, CDC_PEER_DONE_WRITING);
-		}
+		usmc_shut_mark(s, how, false);
+		if (how != SHUT_WR)
+			usmc_shut_wake(s);
 		af_settle(s, 0);
 		return 0;
 	}
@@ -125,7 +123,7 @@ int usmc_shutdown(int fd, int how)
 	 * wakes.
 	 */
 	usmc_epoll_sock_changed(s);
-	usmc_kick();
+	usmc_shut_wake(s);
 	return 0;
 }
 

@@ -81,7 +81,7 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 			if (usmc_tx_wait(s, &deadline) < 0)
 				return sent ? (ssize_t)sent : -1;
 			/* Shut by another thread meanwhile (usmc_kick): what was written, or EPIPE. */
-			if (s->shut_wr)
+			if (sock_shut(s, CONN_SHUT_WR))
 				return sent ? (ssize_t)sent : usmc_tx_refused(s, flags);
 			continue;
 		} else {

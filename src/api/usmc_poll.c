@@ -17,11 +17,13 @@
 #include <time.h>
 
 #include "usmc.h"
+#include "usmc_bell.h"
 #include "usmc_channel.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_epoll.h"
 #include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_kick.h"
 #include "usmc_listen.h"
 #include "usmc_listener.h"
@@ -144,8 +146,17 @@ static nfds_t watch_chan(struct pollfd *k, nfds_t nfds, nfds_t *nk, int chan)
 	return (*nk)++;
 }
 
+/* Whether another process may hold one of the connections polled: its shutdown rings. */
+static bool poll_shared(struct usmc_sock **socks, nfds_t nfds)
+{
+	for (nfds_t i = 0; i < nfds; i++)
+		if (socks[i] && socks[i]->state == SOCK_SMC && usmc_holders_shared(socks[i]->conn))
+			return true;
+	return false;
+}
+
 static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks, int timeout,
-		       int kick)
+		       int kick, int bell)
 {
 	/*
 	 * One allocation: the kernel's set (the program's entries, a channel
@@ -184,9 +195,11 @@ static int poll_kernel(struct pollfd *fds, nfds_t nfds, struct usmc_sock **socks
 		if (socks[i] && usmc_proposed_ring_full(socks[i]))
 			k[i].events &= ~(POLLOUT | POLLWRNORM);
 	}
-	/* A shutdown by another thread of the process wakes the wait: usmc_kick.c. */
+	/* A shutdown by another thread wakes the wait (usmc_kick.c), by another process too (usmc_bell.c). */
 	if (kick >= 0)
 		k[nk++] = (struct pollfd){ .fd = kick, .events = POLLIN };
+	if (bell >= 0)
+		k[nk++] = (struct pollfd){ .fd = bell, .events = POLLIN };
 	rc = usmc_sys.poll(k, nk, timeout);
 	err = errno;
 	for (nfds_t i = 0; i < nfds; i++) {
@@ -306,27 +319,29 @@ static int poll_sockets(struct pollfd *fds, nfds_t nfds, int timeout)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		int left = usmc_remaining_ms(timeout, &start), kick = -1;
+		int left = usmc_remaining_ms(timeout, &start), kick = -1, bell = -1;
 
 		rc = poll_usmc_pass(fds, nfds, socks, false);
 		if (!rc && timeout != 0)
 			rc = usmc_spin_ready(poll_check, &(struct poll_set){ fds, nfds, socks });
 		/* Counted before the arming look: a shutdown by another thread kicks the sleep. */
-		if (timeout != 0)
+		if (timeout != 0) {
 			kick = usmc_kick_enter();
+			bell = usmc_bell_enter(poll_shared(socks, nfds));
+		}
 		if (!rc)
 			rc = poll_usmc_pass(fds, nfds, socks, true);
 		if (rc) {
 			usmc_kick_leave(kick);
 			/* Merge what the other descriptors have, without waiting. */
 			usmc_wake_inexact();
-			rc = poll_kernel(fds, nfds, socks, 0, -1);
+			rc = poll_kernel(fds, nfds, socks, 0, -1, -1);
 			break;
 		}
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c). */
 		if (usmc_wake_inexact() && (left < 0 || left > 1))
 			left = 1;
-		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left), kick);
+		rc = poll_kernel(fds, nfds, socks, proposed_slice(socks, nfds, left), kick, bell);
 		usmc_kick_leave(kick);
 		if (rc != 0 || left == 0)
 			break;

@@ -17,12 +17,15 @@
 #include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
+#include "usmc_bell.h"
 #include "usmc_fork.h"
 #include "usmc_holders.h"
+#include "usmc_kick.h"
 #include "usmc_rx.h"
 #include "usmc_seg.h"
 #include "usmc_sock.h"
 #include "usmc_sys.h"
+#include "usmc_tx.h"
 #include "usmc_wake.h"
 
 static void publish_flags(struct usmc_sock *s, uint32_t flags)
@@ -32,18 +35,50 @@ static void publish_flags(struct usmc_sock *s, uint32_t flags)
 	usmc_conn_ring(s);
 }
 
+/*
+ * Marks the socket shut down, for this process and for every other holder
+ * of the connection.  The end of writing is published under the send lock,
+ * which a write holds while it fills the ring: a holder's write either
+ * comes before the peer's end of file, or finds the shutdown and fails
+ * with EPIPE, as the kernel's sendmsg and shutdown exclude each other
+ * under the socket's lock.
+ */
+void usmc_shut_mark(struct usmc_sock *s, int how, bool ring)
+{
+	struct usmc_conn *conn = s->conn;
+
+	if (how != SHUT_WR) {
+		s->shut_rd = true;
+		atomic_fetch_or(&conn->sh->shut, CONN_SHUT_RD);
+	}
+	if (how == SHUT_RD || sock_shut(s, CONN_SHUT_WR)) {
+		s->shut_wr = s->shut_wr || how != SHUT_RD;
+		return;
+	}
+	s->shut_wr = true;
+	usmc_tx_lock(s);
+	atomic_fetch_or(&conn->sh->shut, CONN_SHUT_WR);
+	if (ring)
+		publish_flags(s, CDC_PEER_DONE_WRITING);
+	else
+		conn_publish_flags(conn, CDC_PEER_DONE_WRITING);
+	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
+}
+
+void usmc_shut_wake(struct usmc_sock *s)
+{
+	usmc_kick();
+	if (usmc_holders_shared(s->conn))
+		usmc_bell_ring();
+}
+
 int usmc_shutdown_conn(struct usmc_sock *s, int how)
 {
 	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (how != SHUT_WR)
-		s->shut_rd = true;
-	if (how != SHUT_RD && !s->shut_wr) {
-		s->shut_wr = true;
-		publish_flags(s, CDC_PEER_DONE_WRITING);
-	}
+	usmc_shut_mark(s, how, true);
 	return 0;
 }
 

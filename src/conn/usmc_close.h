@@ -17,6 +17,18 @@ int usmc_close_conn(struct usmc_sock *s);
 void usmc_close_conn_last(struct usmc_sock *s, int fd);
 int usmc_shutdown_conn(struct usmc_sock *s, int how);
 /*
+ * Marks the socket shut down (how: SHUT_RD, SHUT_WR or SHUT_RDWR) for
+ * every holder, and publishes the end of writing to the peer; ring: with
+ * a doorbell, which a connection still in its handshake goes without.
+ */
+void usmc_shut_mark(struct usmc_sock *s, int how, bool ring);
+/*
+ * After a shutdown: wakes the threads asleep on the socket, this
+ * process's (usmc_kick.c) and those of the other processes that hold it
+ * (usmc_bell.c), as the kernel's shutdown wakes every caller.
+ */
+void usmc_shut_wake(struct usmc_sock *s);
+/*
  * The process exits, the connection's last holder, and the kernel closes
  * its socket next: tells the peer (CDC_PEER_EXITING), then reads the
  * doorbells it counted.  Nothing else: other threads may still write.

@@ -61,7 +61,12 @@ struct usmc_conn_shared {
 	_Atomic int32_t fork_child; /* the last process that took a hold by fork, or 0 */
 	struct cdc_urg rx_urg; /* urgent data from the peer (usmc_rx.c; rx_lock) */
 	_Atomic uint32_t urg_bells_read; /* the peer's urgent doorbells read in the TCP stream */
+	/* The socket's shutdowns (CONN_SHUT_*), by any holder: a shutdown is every holder's. */
+	_Atomic uint32_t shut;
 };
+
+#define CONN_SHUT_RD 1u
+#define CONN_SHUT_WR 2u
 
 _Static_assert(sizeof(struct usmc_conn_shared) <= SEG_OWN_SLOT &&
 		       offsetof(struct usmc_conn_shared, flags_out) == 0,

@@ -63,6 +63,7 @@
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
+#include "usmc_bell.h"
 #include "usmc_holders.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -298,6 +299,8 @@ static void fork_prepare(void)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &fork_mask);
+	/* Before the count: a child that shares a connection shares the bell too. */
+	usmc_bell_prepare();
 	pthread_rwlock_wrlock(&holders_lock);
 	fork_count++;
 	atomic_fetch_add(&usmc_holders_epoch, 1);

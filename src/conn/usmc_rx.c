@@ -197,7 +197,7 @@ static int rx_empty_verdict(struct usmc_sock *s)
 		errno = err;
 		return -1;
 	}
-	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED) || s->shut_rd)
+	if (pf & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED) || sock_shut(s, CONN_SHUT_RD))
 		return 0;
 	if (atomic_load(&conn->sh->tcp_state) != CDC_TCP_OPEN)
 		return 0;

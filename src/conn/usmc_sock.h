@@ -50,7 +50,7 @@ struct usmc_sock {
 	int sndtimeo_ms;
 	int rcvlowat;            /* SO_RCVLOWAT: 0 or 1 means any byte */
 	bool oobinline;          /* SO_OOBINLINE set before shared memory (then: usmc_rx_set_oobinline) */
-	bool shut_wr;
+	bool shut_wr;            /* shut down by this process; by any holder: sock_shut() */
 	bool shut_rd;
 	_Atomic bool nonblock;   /* O_NONBLOCK as last seen or set (usmc_sock_nonblocking) */
 	_Atomic bool hs_settling; /* a thread settles the handshake's answer */
@@ -62,6 +62,18 @@ struct usmc_sock {
 	struct usmc_diag_sock *diag;
 	struct usmc_diag_sock diag_private; /* when there is no shared table */
 };
+
+/*
+ * Whether the socket was shut down for reading or writing: by this
+ * process (s->shut_*), or by another holder of the connection, which
+ * only the connection's own state shows.
+ */
+static inline bool sock_shut(const struct usmc_sock *s, uint32_t which)
+{
+	if (which == CONN_SHUT_RD ? s->shut_rd : s->shut_wr)
+		return true;
+	return s->conn && s->conn->sh && (atomic_load(&s->conn->sh->shut) & which);
+}
 
 /* Moves a socket to a new state, for the program and for usmc-stat. */
 void usmc_sock_set_state(struct usmc_sock *s, enum sock_state state);

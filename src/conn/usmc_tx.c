@@ -343,7 +343,7 @@ static ssize_t tx_fill(struct usmc_sock *s, const struct iovec *iov, int iovcnt,
  * takes (killed_mid_write).  (The change of lap itself is a few stores
  * under rx_lock: a death among them is not mended here.)
  */
-static void tx_lock(struct usmc_sock *s)
+void usmc_tx_lock(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
@@ -363,7 +363,7 @@ void usmc_tx_notify(struct usmc_sock *s)
 {
 	struct usmc_conn *conn = s->conn;
 
-	tx_lock(s);
+	usmc_tx_lock(s);
 	/* Data, or a shutdown, that nobody was rung for. */
 	if (conn->sh->tx_prod || atomic_load(&conn->sh->flags_out))
 		tx_produced(s, 0);
@@ -374,7 +374,7 @@ ssize_t usmc_tx_refused(struct usmc_sock *s, int flags)
 {
 	int err;
 
-	if (s->shut_wr)
+	if (sock_shut(s, CONN_SHUT_WR))
 		return tx_epipe(flags);
 	if (!atomic_load(&s->conn->sh->reset))
 		return 0;
@@ -398,7 +398,13 @@ enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovc
 		*result = n < 0 ? (*sent ? (ssize_t)*sent : -1) : (ssize_t)(*sent + (size_t)n);
 		return TX_DONE;
 	}
-	tx_lock(s);
+	usmc_tx_lock(s);
+	if (atomic_load(&conn->sh->shut) & CONN_SHUT_WR) {
+		/* Another holder shut the socket down for writing: nothing goes behind its end. */
+		usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
+		*result = *sent ? (ssize_t)*sent : usmc_tx_refused(s, flags);
+		return TX_DONE;
+	}
 	n = tx_fill(s, iov, iovcnt, *sent, total - *sent, flags);
 	usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	if (n < 0) {

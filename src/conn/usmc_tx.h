@@ -25,6 +25,12 @@
  * usmc_tx_wait: sleeps until the ring has room (0), or -1 with errno.
  */
 enum tx_pass { TX_DONE, TX_WROTE, TX_FULL, TX_AGAIN };
+/*
+ * Takes the connection's send lock (every holder's), publishing first
+ * what a holder that died inside a write left counted; released with
+ * usmc_mutex_unlock(&conn->sh->tx_lock, LOCK_CONN_TX).
+ */
+void usmc_tx_lock(struct usmc_sock *s);
 ssize_t usmc_tx_refused(struct usmc_sock *s, int flags);
 enum tx_pass usmc_tx_pass(struct usmc_sock *s, const struct iovec *iov, int iovcnt, size_t total,
 			  size_t *sent, int flags, ssize_t *result);

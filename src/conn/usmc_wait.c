@@ -293,14 +293,15 @@ short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *
 	bool done = v->end_shows && (v->flags & (CDC_PEER_DONE_WRITING | CDC_PEER_CONN_CLOSED));
 	uint64_t readable = v->avail - v->urg_hidden;
 	short rev = v->urg_valid ? POLLPRI : 0;
+	bool shut_rd = sock_shut(s, CONN_SHUT_RD), shut_wr = sock_shut(s, CONN_SHUT_WR);
 
 	if (readable && readable >= (uint64_t)s->rcvlowat)
 		rev |= POLLIN | POLLRDNORM;
 	if (done)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
-	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || s->shut_wr)
+	if (v->space || (v->flags & (CDC_PEER_CONN_CLOSED | CDC_PEER_CONN_ABORT)) || shut_wr)
 		rev |= POLLOUT | POLLWRNORM;
-	if (s->shut_rd)
+	if (shut_rd)
 		rev |= POLLIN | POLLRDNORM | POLLRDHUP;
 	if (v->tcp_state != CDC_TCP_OPEN)
 		rev |= POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM | (v->end_shows ? POLLRDHUP : 0);
@@ -316,7 +317,7 @@ short usmc_conn_view_revents(const struct usmc_sock *s, const struct conn_view *
 			rev |= POLLERR;
 	}
 	/* Both directions shut, by the peer's end or our own shutdown: TCP's SHUTDOWN_MASK. */
-	if ((done || s->shut_rd) && s->shut_wr)
+	if ((done || shut_rd) && shut_wr)
 		rev |= POLLHUP;
 	return rev & (events | POLLERR | POLLHUP);
 }

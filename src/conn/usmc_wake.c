@@ -52,8 +52,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_bell.h"
 #include "usmc_channel.h"
 #include "usmc_conn.h"
+#include "usmc_holders.h"
 #include "usmc_kick.h"
 #include "usmc_proc.h"
 #include "usmc_rx.h"
@@ -509,16 +511,18 @@ static bool sleep_ready(struct usmc_sock *s, short events)
 int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 {
 	struct usmc_lgr *lgr = s->conn->lgr;
-	struct pollfd p[3] = { { .fd = s->fd, .events = POLLIN },
+	struct pollfd p[4] = { { .fd = s->fd, .events = POLLIN },
 			       { .fd = lgr_watched_chan(lgr), .events = POLLIN },
+			       { .fd = -1, .events = POLLIN },
 			       { .fd = -1, .events = POLLIN } };
 	/* Only a call without a time limit restarts, even if the wait below is short. */
 	bool endless = timeout_ms < 0;
 	int rc;
 
 	usmc_conn_arm(s, events);
-	/* Counted before the look: a shutdown by another thread kicks the sleep. */
+	/* Before the look: a shutdown by another thread kicks the sleep, by another process rings. */
 	p[2].fd = usmc_kick_enter();
+	p[3].fd = usmc_bell_enter(usmc_holders_shared(s->conn));
 	if (sleep_ready(s, events)) {
 		usmc_kick_leave(p[2].fd);
 		usmc_conn_disarm(s);
@@ -527,7 +531,8 @@ int usmc_conn_sleep(struct usmc_sock *s, short events, int timeout_ms)
 	}
 	if (usmc_wake_inexact() && (timeout_ms < 0 || timeout_ms > 1))
 		timeout_ms = 1;
-	rc = usmc_sys.poll(p, p[2].fd >= 0 ? 3 : p[1].fd >= 0 ? 2 : 1, timeout_ms);
+	/* Unused entries have fd -1, which poll() passes over. */
+	rc = usmc_sys.poll(p, 4, timeout_ms);
 	usmc_kick_leave(p[2].fd);
 	usmc_conn_disarm(s);
 	/* As the kernel: SA_RESTART restarts a socket call, unless it has a timeout. */

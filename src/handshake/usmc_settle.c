@@ -95,7 +95,7 @@ static void cli_finish_decline(struct usmc_sock *s)
 
 	conn_lock(&conn->sh->tx_lock, LOCK_CONN_TX);
 	usmc_tx_replay(s);
-	if (s->shut_wr)
+	if (sock_shut(s, CONN_SHUT_WR))
 		usmc_sys.shutdown(s->fd, SHUT_WR);
 	usmc_lock();
 	af_cli_find(conn->lgr, conn->token, true);

@@ -10,8 +10,8 @@
 
 #include "usmc_fork.h"
 
-/* As many modules as add handlers (locks, pid, descriptor table, holders), and room. */
-#define FORK_HANDLERS_MAX 8
+/* As many modules as add handlers (locks, pid, descriptor table, holders, kick, bell...), and room. */
+#define FORK_HANDLERS_MAX 12
 
 struct fork_handlers {
 	void (*prepare)(void), (*parent)(void), (*child)(void);

@@ -12,7 +12,7 @@ add_executable(usmc_diff diff/diff_main.c diff/diff_io.c diff/diff_close.c diff/
                diff/diff_async.c
                diff/diff_alias.c diff/diff_exec_ways.c diff/diff_edges.c
                diff/diff_threads.c diff/diff_exit.c diff/diff_limits.c
-               diff/diff_refused.c diff/diff_storm.c)
+               diff/diff_refused.c diff/diff_storm.c diff/diff_fork_shut.c)
 target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 
 # Cases whose transcripts must be the same: each is the test diff_<case>.
@@ -20,10 +20,12 @@ set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many fd_numbers_pending
   files_beside_conns prefork_storm
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
+  shutdown_child_reader shutdown_child_poller
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
   exit_waiting exit_unread exit_full exit_forked killed_rung
   fork_write fork_both fork_early fork_handoff fork_underscore fork_sys_fork fork_sys_clone fork_sys_clone3 fork_clone
+  fork_shut_wr fork_shut_rd fork_shut_rdwr fork_child_shut_wr fork_child_shut_rd
   poll_masks select_masks epoll_masks select_peer_close poll_peer_close epoll_peer_close
   select_many listen_poll shut_rd poll_full_before_accept epoll_out_full
   epoll_two_sets epoll_et_in epoll_et_out epoll_et_fresh epoll_oneshot epoll_nested
@@ -51,9 +53,7 @@ set(USMC_DIFF_CASES
 # whether or not it appears (some come and go with timing); it fails only
 # if the case itself is broken.  Once usmc is fixed, `tests/diff/run.sh
 # BUILD_DIR CASE` passes every time: move the case up into USMC_DIFF_CASES.
-# shutdown_child_reader: a shutdown reaches the threads of the process that
-# made it, not a forked child asleep in a read of the same socket.
-set(USMC_DIFF_KNOWN_BUGS shutdown_child_reader)
+set(USMC_DIFF_KNOWN_BUGS)
 
 # As tests/preload.cmake: gcc's shared sanitizer runtime cannot come
 # before the preload library, so a gcc sanitizer build skips these.

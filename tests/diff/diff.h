@@ -75,6 +75,7 @@ extern const struct diff_case exit_cases[];
 extern const struct diff_case limit_cases[];
 extern const struct diff_case refused_cases[];
 extern const struct diff_case storm_cases[];
+extern const struct diff_case fork_shut_cases[];
 
 /* An end that an exec brought back: its step, from usmc_diff --resume's arguments. */
 int resume_step(int argc, char **argv);

@@ -32,7 +32,7 @@ static const struct diff_case *const tables[] = {
 	io_cases, close_cases, poll_cases, epoll_cases, sig_cases, opt_cases, exec_cases,
 	zcopy_cases,
 	stdio_cases, async_cases, alias_cases, exec_way_cases, edge_cases, thread_cases, exit_cases,
-	limit_cases, refused_cases, storm_cases,
+	limit_cases, refused_cases, storm_cases, fork_shut_cases,
 };
 
 /* Where this process's lines go, and their prefix. */
