@@ -78,11 +78,9 @@ static ssize_t sock_send_ring(struct usmc_sock *s, const struct iovec *iov, int 
 			if (af_settle(s, nonblock ? 0 : usmc_wait_left(s->sndtimeo_ms, &deadline)) == 0)
 				continue;
 		} else if (!nonblock) {
+			/* Shut down meanwhile (kick, bell): the next pass gives what was written, or EPIPE. */
 			if (usmc_tx_wait(s, &deadline) < 0)
 				return sent ? (ssize_t)sent : -1;
-			/* Shut by another thread meanwhile (usmc_kick): what was written, or EPIPE. */
-			if (sock_shut(s, CONN_SHUT_WR))
-				return sent ? (ssize_t)sent : usmc_tx_refused(s, flags);
 			continue;
 		} else {
 			errno = EAGAIN;
