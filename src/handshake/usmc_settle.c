@@ -289,6 +289,20 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 		return false;
 	conn->hs_check_at = now + timeout / 4 + 1;
 	/*
+	 * Not connected yet, or still in the kernel's accept queue: nobody
+	 * has the connection to answer for, however long the kernel's
+	 * handshake took (a SYN the full accept queue dropped comes again a
+	 * second later, and again two after) or the server takes to accept.
+	 * The client waits as TCP's does.  Taken back meanwhile, its Proposal
+	 * would be nowhere for the holder that accepts the connection at
+	 * last: both ends TCP, for a wait that was the kernel's (a thousand
+	 * clients of two nginx workers beside two CPU hogs: a third of them).
+	 * Another namespace's listener is not in our sock_diag's view.
+	 */
+	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && !conn->lgr->rdv &&
+	    server_end_state(s) == END_WAITING)
+		return false;
+	/*
 	 * Withdrawn and still no answer: the server is stopped inside its
 	 * answer.  A shared listener's Proposal is withdrawn at once: whoever
 	 * took it has the connection, or refuses it.

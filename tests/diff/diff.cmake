@@ -18,7 +18,7 @@ target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 # Cases whose transcripts must be the same: each is the test diff_<case>.
 set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many fd_numbers_pending
-  files_beside_conns prefork_storm
+  files_beside_conns prefork_storm prefork_late_accept
   shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
   shutdown_child_reader shutdown_child_poller
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader

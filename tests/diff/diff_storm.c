@@ -172,7 +172,59 @@ static void storm_server(struct end *e)
 			fatal("a worker did not end well");
 }
 
+/*
+ * A prefork worker that accepts late: its client's connection waits in
+ * the kernel's accept queue longer than usmc's CLC timeout (2 s), as the
+ * connections of a storm wait behind the others.  TCP's client just
+ * waits for its reply.  Under usmc it must wait too, and its Proposal
+ * still be there for the worker that accepts at last: the connection in
+ * shared memory, not given up as unanswered while nobody could answer.
+ */
+#define LATE_ACCEPT_MS 2600
+
+static void late_accept_client(struct end *e)
+{
+	int fd;
+
+	expect(e, GO);
+	fd = connect_to(e);
+	say("connected; the worker accepts %d ms later", LATE_ACCEPT_MS);
+	tell(e, GO);
+	say("reply %s", request_reply(fd, 61, 0) ? "matches" : "does NOT match");
+	close(fd);
+	tell(e, DONE);
+}
+
+static void late_accept_server(struct end *e)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0) {
+		struct pollfd p = { .fd = e->lfd, .events = POLLIN };
+		int fd;
+
+		poll(&p, 1, 0); /* a worker's first look at the listener it shares */
+		tell(e, GO);
+		expect(e, GO);
+		usleep(LATE_ACCEPT_MS * 1000);
+		fd = accept(e->lfd, NULL, NULL);
+		if (fd < 0)
+			fatal("accept");
+		reply_request(fd, 61, 0);
+		close(fd);
+		_exit(0);
+	}
+	/* The worker hears the client until it ends: only then is the pipe ours. */
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+		fatal("the worker did not end well");
+	expect(e, DONE);
+}
+
 const struct diff_case storm_cases[] = {
 	{ "prefork_storm", storm_client, storm_server, .conns = 1 + STORM_CONNS },
+	{ "prefork_late_accept", late_accept_client, late_accept_server, .conns = 1, .raw = true },
 	{ NULL },
 };
