@@ -17,10 +17,12 @@
  * Proposal names the cookie of the peer of its TCP socket becomes its
  * link group.  Others go back into the backlog before it returns, each
  * on a carrier: a connection of ours to the same Unix listener carrying
- * the channel (SCM_RIGHTS), which needs nobody else to run.  Holders
- * count themselves in the registry while they hold entries, so that one
- * that finds nothing waits, for microseconds, while another still holds
- * what it looks for.
+ * the channel (SCM_RIGHTS), which needs nobody else to run (or, once the
+ * listener has them, into its side queues: usmc_queue_side.c).  Holders
+ * show in the registry which queue's entries they have in hand, and
+ * count what they hand back into each, so that one that finds nothing
+ * waits, for microseconds, while another still holds what it looks for,
+ * and only then.
  *
  * The answer belongs to whoever takes the Proposal out of its channel:
  * the kernel gives a message to one reader only.  The holder that
@@ -119,77 +121,6 @@ static int carrier_open(int fd)
 	return ch;
 }
 
-/* ---- the client's side ---- */
-
-/*
- * A channel of this connection's own toward a shared listener, whose
- * holders share its backlog (usmc_queue.c): a socketpair, whose server
- * end goes into the backlog once the Proposal is in it (af_queue_post).
- * We keep that end too: reading the Proposal back out of it withdraws it
- * for certain, since then no holder ever can.
- */
-struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason)
-{
-	struct usmc_lgr *lgr;
-	int sv[2];
-
-	if (usmc_sys.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)) {
-		*reason = usmc_env_fail("socketpair(AF_UNIX)");
-		return NULL;
-	}
-	/* Ours for the connection's life; the server's end only until the answer. */
-	sv[0] = usmc_fd_lift(sv[0]);
-	lgr = lgr_new(sv[0], LGR_CLIENT, 0, reg_owner());
-	if (!lgr) {
-		usmc_sys.close(sv[0]);
-		usmc_sys.close(sv[1]);
-		*reason = USMC_DECL_MEM;
-		return NULL;
-	}
-	lgr->port = port;
-	lgr->oneshot = true;
-	lgr->taker = usmc_fd_lift(sv[1]);
-	return lgr;
-}
-
-/* Puts the server end of a pair's channel, the Proposal in it, into the listener's backlog. */
-uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg)
-{
-	int32_t pid = atomic_load(&reg->pid);
-	struct sockaddr_un sun;
-	socklen_t sun_len;
-	struct ucred cred;
-	uint32_t reason;
-
-	if (atomic_load(&reg->flags) & REG_REUSEPORT)
-		return af_member_post(reg, lgr);
-	sun_len = reg_listener_addr(reg_owner(), lgr->port, false, &sun);
-	reason = af_carrier_send(&sun, sun_len, reg_owner(), lgr->taker, true, &cred, lgr);
-	if (!reason)
-		lgr->peer_pid = cred.pid;
-	/* The listener died without closing: clear its registry entry. */
-	if (reason == USMC_DECL_PEERNOSMC)
-		atomic_compare_exchange_strong(&reg->pid, &pid, 0);
-	return reason;
-}
-
-/* Reads our Proposal back out of the server's end: true if no holder had taken it. */
-bool af_queue_take_back(struct usmc_lgr *lgr)
-{
-	struct reg_port *reg = reg_port(lgr->port);
-	uint8_t buf[CLC_MAX_MSG_SIZE];
-	ssize_t n;
-
-	/* No room for descriptors: the ring's memfd that came with it is dropped. */
-	do
-		n = usmc_sys.recv(lgr->taker, buf, sizeof(buf), MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	/* Out of the backlog's count: accepts of plain clients need not look for it. */
-	if (n > 0 && reg && !lgr->rdv)
-		atomic_fetch_add(&reg->settled, 1);
-	return n > 0;
-}
-
 /* ---- the holders' side ---- */
 
 /*
@@ -208,6 +139,7 @@ struct backlog {
 	bool drop_empty;         /* an empty carried channel was answered elsewhere */
 	bool is_side;            /* fd is a side queue of the listener (usmc_queue_side.c) */
 	const int *side;         /* where Proposals not ours go, by cookie; NULL: straight back */
+	int q;                   /* which queue it is (REG_Q_*, or a side queue's number) */
 };
 
 /*
@@ -243,17 +175,29 @@ static void entry_refuse(bool counted, struct reg_port *reg, int ch, uint32_t re
  * more).
  */
 static void entry_return(const struct backlog *b, struct usmc_listener *l, struct reg_port *reg,
-			  int ch, bool counted, int side)
+			 int ch, bool counted, int side, uint32_t *returned)
 {
 	struct ucred cred;
+	int q = b->q;
 
 	/* Into side queue side, unless it is full. */
-	if ((side >= 0 && af_entry_send(side, ch, counted)) ||
-	    !af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred, NULL))
+	if (side >= 0 && af_entry_send(b->side[side], ch, counted)) {
 		usmc_sys.close(ch);
-	else
+		q = side;
+	} else if (!af_carrier_send(&b->addr, b->len, l->uid, ch, counted, &cred, NULL)) {
+		usmc_sys.close(ch);
+	} else {
 		entry_refuse(counted, reg, ch, USMC_DECL_CHAN_BUSY);
-	atomic_fetch_add(&reg->handed, 1);
+	}
+	/*
+	 * Counted once it is in: a look that missed it looks again.  Not an
+	 * entry that went round its side queue in a pass (reg_pass_begin):
+	 * no other pass missed it meanwhile.
+	 */
+	if (b->is_side && q == b->q)
+		return;
+	reg_handed_add(reg, q);
+	returned[q]++;
 }
 
 /*
@@ -380,15 +324,18 @@ static struct usmc_lgr *entry_adopt(const struct backlog *b, bool counted, struc
  * its end without holding anything back it could not look at.  A
  * Proposal that is not the one w looks for was looked at: handed back,
  * it is no reason to look again (the backlog of a shared listener holds
- * those of the connections behind ours as they come).  *returned counts
- * the entries the pass handed back.
+ * those of the connections behind ours as they come).  returned counts
+ * the entries the pass handed back, by the queue they went into.  The
+ * holder's slot says which queue it has entries of in hand, from before
+ * it takes one to after it handed the last back.
  */
 static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener *l,
 				   struct reg_port *reg, struct wanted *w, bool *whole,
 				   uint32_t *returned)
 {
 	int held[QUEUE_HOLD_MAX], held_to[QUEUE_HOLD_MAX], nheld = 0, ch = -1;
-	bool held_counted[QUEUE_HOLD_MAX], unseen = false;
+	bool held_counted[QUEUE_HOLD_MAX], unseen = false, circled = false;
+	uint64_t first = 0;
 	int slot;
 	struct usmc_lgr *found = NULL;
 	struct clc_msg msg;
@@ -397,8 +344,14 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	size_t len;
 
 	*whole = false;
+	if (b->is_side && !reg_pass_begin(reg, b->q, w->deadline)) {
+		w->waited_out = true;
+		return NULL;
+	}
 	slot = reg_holder_show(reg);
 	for (int n = 0; n < QUEUE_LOOK_MAX && !found; n++) {
+		if (!nheld && !b->is_side)
+			reg_holder_holds(reg, slot, b->q);
 		ch = entry_next(b, &kind, &msg, &len, &counted);
 		if (ch < 0) {
 			/* Seen to its end; or not, and looking again would not help. */
@@ -425,20 +378,40 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 			 * first; others go back where they came from once the
 			 * pass is over, not to be seen again in it.
 			 */
-			int to = b->is_side ? b->fd
-				 : kind == ENTRY_PROPOSAL && b->side ? b->side[af_side_of(msg.proposal.cookie)]
+			int to = b->is_side ? b->q
+				 : kind == ENTRY_PROPOSAL && b->side ? (int)af_side_of(msg.proposal.cookie)
 								     : -1;
 
 			unseen |= kind != ENTRY_PROPOSAL;
-			if ((to < 0 || b->is_side) && nheld < QUEUE_HOLD_MAX) {
+			/*
+			 * A side queue's Proposals go back to its tail at once:
+			 * the pass has seen the whole queue when the first of
+			 * them comes round again.  Held instead, a queue longer
+			 * than the hold came round without end, and its look
+			 * was never whole.
+			 */
+			if (b->is_side && kind == ENTRY_PROPOSAL) {
+				bool again = circled && msg.proposal.cookie == first;
+
+				if (!circled) {
+					circled = true;
+					first = msg.proposal.cookie;
+				}
+				entry_return(b, l, reg, ch, counted, to, returned);
+				if (again) {
+					*whole = true;
+					break;
+				}
+			} else if ((to < 0 || b->is_side) && nheld < QUEUE_HOLD_MAX) {
 				held_counted[nheld] = counted;
 				held_to[nheld] = to;
 				held[nheld++] = ch;
 			} else {
-				entry_return(b, l, reg, ch, counted, to);
-				++*returned;
+				entry_return(b, l, reg, ch, counted, to, returned);
 			}
 		}
+		if (!nheld && !b->is_side)
+			reg_holder_holds(reg, slot, -1);
 	}
 	if (unseen)
 		*whole = false;
@@ -448,40 +421,45 @@ static struct usmc_lgr *queue_look(const struct backlog *b, struct usmc_listener
 	 * Proposal back, and closes them soon.
 	 */
 	for (int i = 0; i < nheld; i++)
-		entry_return(b, l, reg, held[i], held_counted[i], held_to[i]);
-	*returned += (uint32_t)nheld;
+		entry_return(b, l, reg, held[i], held_counted[i], held_to[i], returned);
 	reg_holder_hide(reg, slot);
+	if (b->is_side)
+		reg_pass_end(reg, b->q);
 	return found;
 }
 
 #define QUEUE_BACKLOGS (SIDE_QUEUES + 2)
 
 /*
- * The backlogs of listener l a look goes through, in order, into b: the
- * side queue of a look for cookie (all of them for a look by what a
- * Proposal brings, cookie NULL), where the entries other holders took
- * first wait; its own; and (users) the one of the clients of other
- * users.  How many.
+ * The backlogs of listener l a look goes through, in order, into b: its
+ * own, where a storm's Proposals wait in the order of their connections,
+ * so that the one of the connection accepted now is most often near its
+ * head; the side queue of a look for cookie (all of them for a look by
+ * what a Proposal brings, cookie NULL), where the entries other holders
+ * took first wait, and where a pass goes round all of them; and (users)
+ * the one of the clients of other users.  How many.
  */
 static int backlogs_of(const struct usmc_listener *l, const uint64_t *cookie, bool users,
 		       struct backlog *b)
 {
 	struct backlog own = { .fd = l->ufd, .addr = l->uaddr, .len = l->uaddr_len, .counted = true,
-			       .drop_empty = l->member, .side = l->side[0] >= 0 ? l->side : NULL };
+			       .drop_empty = l->member, .side = l->side[0] >= 0 ? l->side : NULL,
+			       .q = REG_Q_BACKLOG };
 	int n = 0;
 
 	if (l->ufd < 0)
 		return 0;
+	b[n++] = own;
 	for (int i = 0; i < SIDE_QUEUES && own.side; i++) {
 		if (cookie && (unsigned)i != af_side_of(*cookie))
 			continue;
 		b[n] = own;
 		b[n].fd = l->side[i];
+		b[n].q = i;
 		b[n++].is_side = true;
 	}
-	b[n++] = own;
 	if (users && l->ufd_users >= 0) {
-		b[n] = (struct backlog){ .fd = l->ufd_users };
+		b[n] = (struct backlog){ .fd = l->ufd_users, .q = REG_Q_OTHER };
 		b[n].len = reg_listener_addr(l->uid, l->port, true, &b[n].addr);
 		n++;
 	}
@@ -498,7 +476,13 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 	 * that is tens of milliseconds, and more.  Wait for it as long as the
 	 * client waits for our answer before it takes its Proposal back.
 	 */
-	int64_t deadline = usmc_now_ms() + usmc_clc_timeout_ms();
+	int64_t deadline = w->deadline = usmc_now_ms() + usmc_clc_timeout_ms();
+	/*
+	 * Where the Proposal may be: its side queue, or on its way there from
+	 * a backlog (in a holder's hand: only a backlog's are shown).
+	 */
+	uint32_t froms = 1u << REG_Q_BACKLOG | 1u << REG_Q_OTHER;
+	uint32_t mask = w->orphan || w->acc >= 0 ? REG_Q_ALL : 1u << af_side_of(w->cookie) | froms;
 	struct pollfd p[QUEUE_BACKLOGS];
 	struct usmc_lgr *lgr = NULL;
 
@@ -507,22 +491,30 @@ static struct usmc_lgr *queue_find(struct usmc_listener *l, struct reg_port *reg
 	for (int i = 0; i < nb; i++)
 		p[i] = (struct pollfd){ .fd = b[i].fd, .events = POLLIN };
 	for (;;) {
-		uint32_t handed = atomic_load(&reg->handed), returned = 0;
-		bool holding = reg_holders_any(reg), whole = true;
+		uint32_t handed = reg_handed_sum(reg, mask), returned[REG_QUEUES] = { 0 }, ours = 0;
+		bool holding = reg_holders_any(reg, froms), whole = true;
 
 		for (int i = 0; i < nb && !lgr; i++) {
 			bool seen;
 
-			lgr = queue_look(&b[i], l, reg, w, &seen, &returned);
+			lgr = queue_look(&b[i], l, reg, w, &seen, returned);
 			whole &= seen;
 		}
+		for (int q = 0; q < REG_QUEUES; q++)
+			ours += mask & 1u << q ? returned[q] : 0;
 		/*
-		 * Not there, and nobody else held an entry while we looked, nor
-		 * handed one back since (ours aside): the Proposal is nowhere
-		 * (the client is plain, or another holder refused its channel).
+		 * Not there, and nobody else had an entry in hand from where it
+		 * may be while we looked, nor handed one back there since (ours
+		 * aside): the Proposal is nowhere (the client is plain, or
+		 * another holder refused its channel).  What other holders do
+		 * with the other side queues is no reason to look again: two
+		 * workers that each looked for a Proposal nowhere kept each
+		 * other looking until the CLC timeout, their event loops stopped
+		 * for it.
 		 */
-		if (lgr || w->blind || (whole && !holding && !reg_holders_any(reg) &&
-			    handed + returned == atomic_load(&reg->handed)))
+		if (lgr || w->blind || w->waited_out ||
+		    (whole && !holding && !reg_holders_any(reg, froms) &&
+			    handed + ours == reg_handed_sum(reg, mask)))
 			break;
 		if (usmc_now_ms() >= deadline) {
 			w->waited_out = true;
@@ -567,7 +559,7 @@ struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg
 				   uint64_t *cookie, bool *snat)
 {
 	/* An empty carried channel was answered by a listener of another namespace it went to too. */
-	struct backlog b = { .fd = l->rfd, .drop_empty = true };
+	struct backlog b = { .fd = l->rfd, .drop_empty = true, .q = REG_Q_OTHER };
 	struct wanted w = { .acc = acc };
 	struct usmc_lgr *lgr;
 
@@ -582,12 +574,12 @@ bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg)
 {
 	struct pollfd p = { .fd = l->rfd, .events = POLLIN };
 
-	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || reg_holders_any(reg));
+	return l->rfd >= 0 && (usmc_sys.poll(&p, 1, 0) > 0 || reg_holders_any(reg, REG_Q_LOOKING));
 }
 
 bool af_queue_none_pending(struct reg_port *reg)
 {
 	return atomic_load_explicit(&reg->queued, memory_order_acquire) ==
 		       atomic_load_explicit(&reg->settled, memory_order_acquire) &&
-	       !reg_holders_any(reg);
+	       !reg_holders_any(reg, REG_Q_LOOKING);
 }

@@ -40,15 +40,6 @@ struct usmc_lgr *af_queue_find_rdv(struct usmc_listener *l, struct reg_port *reg
 				   uint64_t *cookie, bool *snat);
 /* Something may wait in that backlog; needs no lock. */
 bool af_queue_rdv_pending(struct usmc_listener *l, struct reg_port *reg);
-/*
- * The client's side of a shared listener's backlog: a link group of the
- * connection's own, a socketpair whose server end we keep;
- * putting that end, the Proposal in it, into the backlog (0, or why not);
- * and reading the Proposal back out of it (true if no holder had taken it).
- */
-struct usmc_lgr *af_queue_pair(uint16_t port, uint32_t *reason);
-uint32_t af_queue_post(struct usmc_lgr *lgr, struct reg_port *reg);
-bool af_queue_take_back(struct usmc_lgr *lgr);
 /* No Proposal is in the shared backlog, nor held by a process looking; needs no lock. */
 bool af_queue_none_pending(struct reg_port *reg);
 

@@ -29,6 +29,7 @@ struct wanted {
 	bool snat;
 	bool waited_out; /* the look ran until the CLC timeout */
 	bool blind;      /* it could not take an entry (EMFILE): it ended there */
+	int64_t deadline; /* when the look gives up (usmc_now_ms) */
 };
 
 /* Whether the Proposal msg in channel ch is the one w looks for; a source NAT's is refused. */

@@ -53,16 +53,31 @@ struct reg_slot {
 	uint32_t pad;
 };
 
-/* Holders of shared queues (reg_holder_show): (port << 32) | pid, 0 if free. */
+/*
+ * Holders of shared queues (reg_holder_show): (q + 1) << 48 | port << 32 | pid,
+ * q the queue whose entries it holds, 0 for none; 0 if free.
+ */
 #define REG_HOLDER_SLOTS 1024
 #define REG_HOLDER_PROBE 16
 /* Rounds through a full window before a look goes unseen (reg_holder_show). */
 #define REG_HOLDER_ROUNDS 1000
 
+/*
+ * Rows of hand-back counts (reg_handed_add) and of side queues' passes
+ * (reg_pass_begin), one per port's hash, one of each per queue.
+ */
+#define REG_ROWS 256
+
+struct reg_row {
+	_Atomic uint32_t handed[REG_QUEUES];
+	_Atomic int32_t pass[REG_QUEUES]; /* the pid whose pass it is, or 0 */
+};
+
 static struct reg_port *reg_map;
-/* The list of Proposals follows the ports' entries, and the holders follow it. */
+/* The list of Proposals follows the ports' entries, the holders follow it, and the hand-backs. */
 #define reg_slots ((struct reg_slot *)(reg_map + REG_PORTS))
 #define reg_holders ((_Atomic uint64_t *)(reg_slots + REG_SLOTS))
+#define reg_rows ((struct reg_row *)(reg_holders + REG_HOLDER_SLOTS))
 static uid_t reg_uid;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 static _Atomic bool reg_done;
@@ -79,11 +94,12 @@ static void reg_open(void)
 	const char *dir = getenv("USMC_REGISTRY_DIR");
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.6", dir ? dir : "/dev/shm", (unsigned)getuid(),
+	snprintf(path, sizeof(path), "%s/usmc-%u-%lu.7", dir ? dir : "/dev/shm", (unsigned)getuid(),
 		 usmc_netns_inode());
 	reg_map = usmc_shared_file_map(path, REG_PORTS * sizeof(struct reg_port) +
 						       REG_SLOTS * sizeof(struct reg_slot) +
-						       REG_HOLDER_SLOTS * sizeof(uint64_t),
+						       REG_HOLDER_SLOTS * sizeof(uint64_t) +
+						       REG_ROWS * sizeof(struct reg_row),
 				       getuid());
 	reg_uid = getuid();
 	usmc_stats_open();
@@ -323,7 +339,16 @@ void reg_holder_hide(struct reg_port *reg, int slot)
 		atomic_store(holder_at(holder_home(reg, &port), (uint32_t)slot), 0);
 }
 
-bool reg_holders_any(struct reg_port *reg)
+void reg_holder_holds(struct reg_port *reg, int slot, int q)
+{
+	uint64_t port;
+
+	if (slot >= 0)
+		atomic_store(holder_at(holder_home(reg, &port), (uint32_t)slot),
+			     (uint64_t)(q + 1) << 48 | port << 32 | (uint32_t)usmc_pid());
+}
+
+bool reg_holders_any(struct reg_port *reg, uint32_t mask)
 {
 	bool any = false;
 	uint64_t port;
@@ -332,14 +357,62 @@ bool reg_holders_any(struct reg_port *reg)
 	for (uint32_t i = 0; i < REG_HOLDER_PROBE; i++) {
 		_Atomic uint64_t *at = holder_at(home, i);
 		uint64_t v = atomic_load(at);
-		uint32_t pid = (uint32_t)v;
+		uint32_t pid = (uint32_t)v, q = (uint32_t)(v >> 48);
 
-		if (!v || v >> 32 != port)
+		if (!v || (v >> 32 & 0xffff) != port)
 			continue;
-		if (pid == (uint32_t)usmc_pid() || holder_alive((int32_t)pid))
-			any = true;
-		else
+		if (pid != (uint32_t)usmc_pid() && !holder_alive((int32_t)pid))
 			atomic_compare_exchange_strong(at, &v, 0);
+		else if ((mask & REG_Q_LOOKING) || (q && (mask & 1u << (q - 1))))
+			any = true;
 	}
 	return any;
+}
+
+static struct reg_row *row_of(struct reg_port *reg)
+{
+	uint32_t port = (uint32_t)(reg - reg_map);
+
+	return &reg_rows[port * 0x9e3779b9u >> 24];
+}
+
+void reg_handed_add(struct reg_port *reg, int q)
+{
+	atomic_fetch_add(&row_of(reg)->handed[q], 1);
+}
+
+uint32_t reg_handed_sum(struct reg_port *reg, uint32_t mask)
+{
+	struct reg_row *row = row_of(reg);
+	uint32_t sum = 0;
+
+	for (int q = 0; q < REG_QUEUES; q++)
+		if (mask & 1u << q)
+			sum += atomic_load(&row->handed[q]);
+	return sum;
+}
+
+bool reg_pass_begin(struct reg_port *reg, int q, int64_t deadline_ms)
+{
+	_Atomic int32_t *pass = &row_of(reg)->pass[q];
+	int32_t me = (int32_t)usmc_pid();
+
+	for (;;) {
+		int32_t v = atomic_load(pass);
+
+		/* Our own pid is stale: our looks take turns under usmc_lock. */
+		if ((!v || v == me || !holder_alive(v)) && atomic_compare_exchange_strong(pass, &v, me))
+			return true;
+		/* Its holder lost its CPU inside its pass: it goes on when it gets it back. */
+		if (usmc_now_ms() >= deadline_ms)
+			return false;
+		sched_yield();
+	}
+}
+
+void reg_pass_end(struct reg_port *reg, int q)
+{
+	int32_t me = (int32_t)usmc_pid();
+
+	atomic_compare_exchange_strong(&row_of(reg)->pass[q], &me, 0);
 }

@@ -27,7 +27,6 @@ struct reg_port {
 	/* A shared listener's queue (REG_SHARED, usmc_queue.c): */
 	_Atomic uint32_t queued;    /* Proposals put into it */
 	_Atomic uint32_t settled;   /* Proposals taken out of it and answered */
-	_Atomic uint32_t handed;    /* entries a holder put back or refused (reg_holder_show) */
 	/* Proposals on link groups whose client listed them (reg_slot_take), in flight: */
 	_Atomic uint32_t listed;
 	_Atomic uint32_t swept;     /* when a holder last reclaimed its stale slots, in seconds */
@@ -95,8 +94,45 @@ bool reg_slots_none(struct reg_port *reg);
  */
 int reg_holder_show(struct reg_port *reg);
 void reg_holder_hide(struct reg_port *reg, int slot);
-/* Whether a process holds entries now (ours included); the slots of those gone are freed. */
-bool reg_holders_any(struct reg_port *reg);
+
+/*
+ * The queues of a shared listener, as a holder's slot and the counts of
+ * entries handed back name them: its side queues 0 to 7, its own
+ * backlog, and another (the one of other users' clients, the rendezvous
+ * directory's).  A mask of them; REG_Q_LOOKING also takes a holder that
+ * holds nothing yet.
+ */
+#define REG_QUEUES 10
+#define REG_Q_BACKLOG 8
+#define REG_Q_OTHER 9
+#define REG_Q_ALL ((1u << REG_QUEUES) - 1)
+#define REG_Q_LOOKING (1u << 15)
+/*
+ * The holder in slot takes entries from queue q, and holds them until
+ * it says q -1: set before it takes the first, cleared once it handed
+ * the last back (reg_handed_add), so that a look for a Proposal knows
+ * which holders may have it in hand.
+ */
+void reg_holder_holds(struct reg_port *reg, int slot, int q);
+/* Whether a process holds entries of a queue of mask now (ours included); the slots of those gone are freed. */
+bool reg_holders_any(struct reg_port *reg, uint32_t mask);
+/*
+ * Entries handed back into queue q (or refused there), counted after the
+ * entry is in: the counts are shared by the ports of a hash, a change of
+ * another's makes a look look again, never less.
+ */
+void reg_handed_add(struct reg_port *reg, int q);
+/* The sum of the counts of the queues of mask. */
+uint32_t reg_handed_sum(struct reg_port *reg, uint32_t mask);
+/*
+ * A pass through side queue q, one process's at a time: its entries go
+ * round it (taken, looked at, put back at its tail) and no other pass
+ * can miss one that is in hand meanwhile, so going round needs neither
+ * a count nor a show.  A pass whose process is gone is taken over.
+ * False if another's pass still goes on at deadline_ms.
+ */
+bool reg_pass_begin(struct reg_port *reg, int q, int64_t deadline_ms);
+void reg_pass_end(struct reg_port *reg, int q);
 
 /* Our network namespace's inode number, unique on the host: 0 if /proc does not say. */
 unsigned long usmc_netns_inode(void);

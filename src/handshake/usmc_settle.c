@@ -35,6 +35,7 @@
 #include "usmc_policy.h"
 #include "usmc_proc.h"
 #include "usmc_queue.h"
+#include "usmc_queue_post.h"
 #include "usmc_registry.h"
 #include "usmc_rendezvous.h"
 #include "usmc_rendezvous_taken.h"
