@@ -37,6 +37,12 @@
  *   LOCK_POLICY_LOCAL  the cache of local addresses (usmc_policy.c).
  *   LOCK_CAPTURE       the capture file (usmc_capture.c).
  *
+ * Beside the ranks, across processes: a side queue's pass word in the
+ * registry (reg_pass_begin, usmc_registry.c), taken under LOCK_CORE for
+ * one pass through that queue and given back before the pass returns;
+ * no lock is taken while it is held, and a process that dies holding it
+ * loses it to the next.
+ *
  * Two connections' locks are never held at once.  State that no lock
  * guards is either the thread's own, set once (pthread_once, usmc_once),
  * or atomic; the descriptor table (usmc_fdtab.c) is read without a lock and
