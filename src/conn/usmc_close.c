@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_bell.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_fdtab.h"
-#include "usmc_bell.h"
 #include "usmc_fork.h"
 #include "usmc_holders.h"
 #include "usmc_kick.h"

@@ -178,7 +178,8 @@ static void entry_return(const struct backlog *b, struct usmc_listener *l, struc
 			 int ch, bool counted, int side, uint32_t *returned)
 {
 	struct ucred cred;
-	int q = b->q;
+	/* A carrier goes into the backlog b's address names: a side queue's is its listener's. */
+	int q = b->is_side ? REG_Q_BACKLOG : b->q;
 
 	/* Into side queue side, unless it is full. */
 	if (side >= 0 && af_entry_send(b->side[side], ch, counted)) {
