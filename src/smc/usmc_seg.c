@@ -5,14 +5,12 @@
  */
 #include "usmc_core.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include "usmc_proc.h"
 #include "usmc_seg.h"
 #include "usmc_seg_reuse.h"
+#include "usmc_seg_room.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 
@@ -136,54 +135,6 @@ static uint8_t *memfd_map(const char *name, uint32_t len, bool seal, int *fdp, u
 	return p;
 }
 
-/*
- * Whether a new segment's three descriptors leave the program an eighth of
- * its descriptor limit (at least 16): near the limit new connections stay
- * TCP, and the descriptors left are the program's.  Looked at for each
- * new segment (once for every 64 connections of a link group, and for a
- * one-connection link group only when no kept segment serves it,
- * usmc_seg_reuse.c), and counted exactly where it is near.
- */
-static bool fd_room_for_segment(void)
-{
-	struct rlimit rl;
-	struct dirent *de;
-	uint64_t open_fds = 0, keep;
-	long slots;
-	DIR *d;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
-		return true;
-	keep = rl.rlim_cur / 8 > 16 ? rl.rlim_cur / 8 : 16;
-	/*
-	 * Every open descriptor has a number below the size of the process's
-	 * table: if that leaves the room, there is no need to count.  Only
-	 * near the limit are they counted one by one, which with 10,000
-	 * connections read 10,000 entries of /proc/self/fd at each new
-	 * segment, every 64 connections.
-	 */
-	if (proc_status_number("/proc/self/status", "FDSize:", &slots) && slots > 0 &&
-	    (uint64_t)slots + 3 + keep <= rl.rlim_cur)
-		return true;
-	d = opendir("/proc/self/fd");
-	if (!d) {
-		/*
-		 * No /proc: a chroot (haproxy's workers as Debian ships them).
-		 * Descriptors come lowest first, so the lowest free number
-		 * tells how full the table is, as a channel's does.
-		 */
-		int probe = usmc_sys.open("/", O_PATH | O_CLOEXEC);
-
-		if (probe >= 0)
-			usmc_sys.close(probe);
-		return probe >= 0 && (uint64_t)probe + 3 + keep <= rl.rlim_cur;
-	}
-	while ((de = readdir(d)))
-		open_fds += de->d_name[0] != '.';
-	closedir(d);
-	return open_fds + 3 + keep <= rl.rlim_cur;
-}
-
 static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint32_t *reason)
 {
 	uint32_t slot_size = CDC_SLOT_HDR + rmb_size;
@@ -196,7 +147,7 @@ static struct usmc_seg *seg_create(struct usmc_lgr *lgr, uint32_t rmb_size, uint
 	}
 	nslots = nslots < 1 ? 1 : nslots > SEG_MAX_SLOTS ? SEG_MAX_SLOTS : nslots;
 	*reason = USMC_DECL_MEM;
-	if (!fd_room_for_segment())
+	if (!seg_fd_room())
 		return NULL;
 	seg = seg_alloc();
 	if (!seg)
@@ -346,6 +297,8 @@ bool lgr_give_back_fds_locked(void)
 {
 	bool freed = false;
 
+	/* Room again, perhaps: the next segment counts. */
+	seg_fd_room_again();
 	seg_reuse_destroy_all();
 	lgr_spare_kept_close();
 	for (struct usmc_lgr *lgr = lgr_first(); lgr; lgr = lgr->next) {
