@@ -32,6 +32,15 @@ add_test(NAME fork_listener_early_pair COMMAND fork_listener --early-pair)
 add_test(NAME fork_listener_plain_first COMMAND fork_listener --plain-first)
 usmc_test(queue_nowhere)
 add_test(NAME queue_nowhere COMMAND queue_nowhere)
+usmc_test(ack_dropped)
+add_test(NAME ack_dropped COMMAND ack_dropped)
+# Its nftables table goes even if the test is killed.
+add_test(NAME ack_dropped_cleanup
+         COMMAND sh -c "nft delete table inet usmc_ack_dropped 2>/dev/null; true")
+set_tests_properties(ack_dropped PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS needs-root
+                     FIXTURES_REQUIRED ack_dropped_rule)
+set_tests_properties(ack_dropped_cleanup PROPERTIES LABELS needs-root
+                     FIXTURES_CLEANUP ack_dropped_rule)
 add_test(NAME fork_listener_dead_holder COMMAND fork_listener --dead-holder)
 add_test(NAME fork_listener_late_orphan COMMAND fork_listener --late-orphan)
 add_test(NAME fork_listener_dead_orphan COMMAND fork_listener --dead-orphan)

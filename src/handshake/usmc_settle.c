@@ -108,20 +108,32 @@ static void cli_finish_decline(struct usmc_sock *s)
 	usmc_unlock();
 }
 
-/* Where the server's end of our connection is: see enum server_end. */
-enum server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE };
+/*
+ * Where the server's end of our connection is: not connected yet, or in
+ * the kernel's accept queue (END_WAITING); accepted by the process that
+ * has our Proposal, or by another; or nowhere the server can accept it
+ * from (END_NONE): the last ACK of the kernel's handshake was dropped (its
+ * accept queue was full), and on its side the connection is still a
+ * request, or gone.  TCP's client completes it with its first data; ours
+ * writes none on TCP while it waits, so it must not wait for an accept
+ * that cannot come.  Nor where sock_diag cannot tell.
+ */
+enum server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE, END_NONE };
 
 static enum server_end server_end_state(struct usmc_sock *s)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
 	uint32_t inode = 0;
+	int state;
 
 	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
 		return END_WAITING;
 	usmc_lock();
-	af_peer_socket_diag(s->fd, (struct sockaddr *)&peer, &inode, NULL);
+	state = af_peer_socket_state(s->fd, (struct sockaddr *)&peer, &inode);
 	usmc_unlock();
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT && !inode)
+		return END_NONE;
 	if (!inode)
 		return END_WAITING; /* still in the accept queue */
 	return proc_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
@@ -339,7 +351,7 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 	 * Accepted elsewhere: the server never had the connection, so it never
 	 * takes the Proposal, and any answer it gave is in already.
 	 */
-	return end == END_ELSEWHERE && hs_settle_locally(conn, reason, false);
+	return (end == END_ELSEWHERE || end == END_NONE) && hs_settle_locally(conn, reason, false);
 }
 
 /*

@@ -101,6 +101,25 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
 }
 
+static int socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
+		       struct inet_diag_msg *out);
+
+int af_peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct inet_diag_msg m;
+	int found;
+
+	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen))
+		return -1;
+	found = socket_diag(peer, (struct sockaddr *)&local, &m);
+	if (found != 1)
+		return found;
+	*inode = m.idiag_inode;
+	return m.idiag_state;
+}
+
 /* Sends a TCP request of len bytes, nlh and then req, with the next sequence number. */
 static bool diag_send(struct nlmsghdr *nlh, size_t len, struct inet_diag_req_v2 *req,
 		      uint16_t flags)

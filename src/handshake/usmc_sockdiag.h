@@ -20,6 +20,13 @@ bool af_diag_available(void);
  */
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
+/*
+ * The same, as the TCP state of that socket (TCP_ESTABLISHED and *inode
+ * 0 while it waits to be accepted; TCP_SYN_RECV while the kernel's
+ * handshake is not done on its side), 0 if there is none, -1 if sock_diag
+ * does not answer.
+ */
+int af_peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode);
 /* The same for the socket of our namespace whose address is local and whose peer is remote. */
 uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 			uint32_t *inode, uint32_t *uid);
