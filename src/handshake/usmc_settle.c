@@ -108,37 +108,6 @@ static void cli_finish_decline(struct usmc_sock *s)
 	usmc_unlock();
 }
 
-/*
- * Where the server's end of our connection is: not connected yet, or in
- * the kernel's accept queue (END_WAITING); accepted by the process that
- * has our Proposal, or by another; or nowhere the server can accept it
- * from (END_NONE): the last ACK of the kernel's handshake was dropped (its
- * accept queue was full), and on its side the connection is still a
- * request, or gone.  TCP's client completes it with its first data; ours
- * writes none on TCP while it waits, so it must not wait for an accept
- * that cannot come.  Nor where sock_diag cannot tell.
- */
-enum server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE, END_NONE };
-
-static enum server_end server_end_state(struct usmc_sock *s)
-{
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
-	uint32_t inode = 0;
-	int state;
-
-	if (getpeername(s->fd, (struct sockaddr *)&peer, &len))
-		return END_WAITING;
-	usmc_lock();
-	state = af_peer_socket_state(s->fd, (struct sockaddr *)&peer, &inode);
-	usmc_unlock();
-	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT && !inode)
-		return END_NONE;
-	if (!inode)
-		return END_WAITING; /* still in the accept queue */
-	return proc_holds_socket(s->conn->lgr->peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
-}
-
 /* Reads the channels; the answer to our Proposal, or 0 if none came yet. */
 static int hs_answer(struct usmc_conn *conn)
 {
@@ -291,7 +260,7 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 	 */
 	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
 	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
-	enum server_end end;
+	enum af_server_end end;
 
 	/* A proxy took the connection without it (usmc_rendezvous_taken.c): no answer comes. */
 	if (conn->hs_redirected && !conn->hs_withdrawn_at)
@@ -313,7 +282,7 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 	 * Another namespace's listener is not in our sock_diag's view.
 	 */
 	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && !conn->lgr->rdv &&
-	    server_end_state(s) == END_WAITING)
+	    af_server_end(s->fd, s->conn->lgr->peer_pid) == END_WAITING)
 		return false;
 	/*
 	 * Withdrawn and still no answer: the server is stopped inside its
@@ -324,7 +293,7 @@ static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
 		return hs_withdraw(conn, reason, now) ||
 		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
 			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));
-	end = server_end_state(s);
+	end = af_server_end(s->fd, s->conn->lgr->peer_pid);
 	if (end == END_WAITING) {
 		conn->hs_accepted_at = 0;
 		return false;

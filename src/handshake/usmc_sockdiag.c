@@ -104,7 +104,13 @@ uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inod
 static int socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 		       struct inet_diag_msg *out);
 
-int af_peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode)
+/*
+ * The TCP state of the socket at the other end of fd's connection
+ * (TCP_ESTABLISHED and *inode 0 while it waits to be accepted;
+ * TCP_SYN_RECV while the kernel's handshake is not done on its side), 0
+ * if there is none, -1 if sock_diag does not answer.
+ */
+static int peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode)
 {
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
@@ -118,6 +124,25 @@ int af_peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode)
 		return found;
 	*inode = m.idiag_inode;
 	return m.idiag_state;
+}
+
+enum af_server_end af_server_end(int fd, int32_t peer_pid)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	uint32_t inode = 0;
+	int state;
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return END_WAITING;
+	usmc_lock();
+	state = peer_socket_state(fd, (struct sockaddr *)&peer, &inode);
+	usmc_unlock();
+	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT && !inode)
+		return END_NONE;
+	if (!inode)
+		return END_WAITING; /* still in the accept queue */
+	return proc_holds_socket(peer_pid, inode) ? END_WITH_PEER : END_ELSEWHERE;
 }
 
 /* Sends a TCP request of len bytes, nlh and then req, with the next sequence number. */

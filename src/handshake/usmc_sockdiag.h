@@ -21,12 +21,18 @@ bool af_diag_available(void);
 uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
 			     uint32_t *uid);
 /*
- * The same, as the TCP state of that socket (TCP_ESTABLISHED and *inode
- * 0 while it waits to be accepted; TCP_SYN_RECV while the kernel's
- * handshake is not done on its side), 0 if there is none, -1 if sock_diag
- * does not answer.
+ * Where the server's end of a client's connection fd is: not connected
+ * yet, or in the kernel's accept queue (END_WAITING); accepted by process
+ * peer_pid, or by another; or nowhere the server can accept it from
+ * (END_NONE): the last ACK of the kernel's handshake was dropped (its
+ * accept queue was full), and on its side the connection is still a
+ * request, or gone.  TCP's client completes it with its first data; ours
+ * writes none on TCP while it waits for its answer, so it must not wait
+ * for an accept that cannot come.  Nor where sock_diag cannot tell.
+ * Takes usmc_lock.
  */
-int af_peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode);
+enum af_server_end { END_WAITING, END_WITH_PEER, END_ELSEWHERE, END_NONE };
+enum af_server_end af_server_end(int fd, int32_t peer_pid);
 /* The same for the socket of our namespace whose address is local and whose peer is remote. */
 uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 			uint32_t *inode, uint32_t *uid);
