@@ -90,53 +90,54 @@ static ssize_t diag_recv_answer(struct nlmsghdr *h, size_t size, uint32_t seq)
  * sees it: its cookie, and its inode (0 while it waits to be accepted).
  * Returns the cookie, 0 if the kernel does not say.
  */
-uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
-				 uint32_t *uid)
-{
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof(local);
-
-	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen))
-		return 0;
-	return af_socket_diag(peer, (struct sockaddr *)&local, inode, uid);
-}
-
 static int socket_diag(const struct sockaddr *local, const struct sockaddr *remote,
 		       struct inet_diag_msg *out);
 
-/*
- * The TCP state of the socket at the other end of fd's connection
- * (TCP_ESTABLISHED and *inode 0 while it waits to be accepted;
- * TCP_SYN_RECV while the kernel's handshake is not done on its side), 0
- * if there is none, -1 if sock_diag does not answer.
- */
-static int peer_socket_state(int fd, const struct sockaddr *peer, uint32_t *inode)
+/* The socket at the other end of fd's connection to peer: as socket_diag. */
+static int peer_diag(int fd, const struct sockaddr *peer, struct inet_diag_msg *m)
 {
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
-	struct inet_diag_msg m;
-	int found;
 
 	if (usmc_sys.getsockname(fd, (struct sockaddr *)&local, &llen))
 		return -1;
-	found = socket_diag(peer, (struct sockaddr *)&local, &m);
-	if (found != 1)
-		return found;
-	*inode = m.idiag_inode;
-	return m.idiag_state;
+	return socket_diag(peer, (struct sockaddr *)&local, m);
+}
+
+/* What a caller asked of a socket sock_diag found: its inode and owner; its cookie. */
+static uint64_t diag_said(const struct inet_diag_msg *m, uint32_t *inode, uint32_t *uid)
+{
+	if (inode)
+		*inode = m->idiag_inode;
+	if (uid)
+		*uid = m->idiag_uid;
+	return (uint64_t)m->id.idiag_cookie[1] << 32 | m->id.idiag_cookie[0];
+}
+
+uint64_t af_peer_socket_diag(int fd, const struct sockaddr *peer, uint32_t *inode,
+				 uint32_t *uid)
+{
+	struct inet_diag_msg m;
+
+	return peer_diag(fd, peer, &m) == 1 ? diag_said(&m, inode, uid) : 0;
 }
 
 enum af_server_end af_server_end(int fd, int32_t peer_pid)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
+	struct inet_diag_msg m;
 	uint32_t inode = 0;
-	int state;
+	int state = 0;
 
 	if (getpeername(fd, (struct sockaddr *)&peer, &len))
 		return END_WAITING;
+	/* In the accept queue: ESTABLISHED (or CLOSE_WAIT), inode 0; a request is SYN_RECV. */
 	usmc_lock();
-	state = peer_socket_state(fd, (struct sockaddr *)&peer, &inode);
+	if (peer_diag(fd, (struct sockaddr *)&peer, &m) == 1) {
+		state = m.idiag_state;
+		inode = m.idiag_inode;
+	}
 	usmc_unlock();
 	if (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT && !inode)
 		return END_NONE;
@@ -205,13 +206,7 @@ uint64_t af_socket_diag(const struct sockaddr *local, const struct sockaddr *rem
 {
 	struct inet_diag_msg m;
 
-	if (socket_diag(local, remote, &m) != 1)
-		return 0;
-	if (inode)
-		*inode = m.idiag_inode;
-	if (uid)
-		*uid = m.idiag_uid;
-	return (uint64_t)m.id.idiag_cookie[1] << 32 | m.id.idiag_cookie[0];
+	return socket_diag(local, remote, &m) == 1 ? diag_said(&m, inode, uid) : 0;
 }
 
 bool af_peer_end_here(const struct sockaddr *local)
