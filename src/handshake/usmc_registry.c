@@ -397,16 +397,24 @@ bool reg_pass_begin(struct reg_port *reg, int q, int64_t deadline_ms)
 	_Atomic int32_t *pass = &row_of(reg)->pass[q];
 	int32_t me = (int32_t)usmc_pid();
 
-	for (;;) {
+	for (int tries = 0;; tries++) {
 		int32_t v = atomic_load(pass);
 
 		/* Our own pid is stale: our looks take turns under usmc_lock. */
 		if ((!v || v == me || !holder_alive(v)) && atomic_compare_exchange_strong(pass, &v, me))
 			return true;
-		/* Its holder lost its CPU inside its pass: it goes on when it gets it back. */
 		if (usmc_now_ms() >= deadline_ms)
 			return false;
-		sched_yield();
+		/*
+		 * A pass takes microseconds; one whose holder lost its CPU goes on
+		 * when it gets it back, and spinning meanwhile would take a CPU
+		 * from it, or from the peer: a few yields, then a millisecond at
+		 * a time.
+		 */
+		if (tries < 16)
+			sched_yield();
+		else
+			usmc_sys.poll(NULL, 0, 1);
 	}
 }
 
