@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_bell.h"
 #include "usmc_epoll.h"
 #include "usmc_epoll_ready.h"
 #include "usmc_epoll_table.h"
@@ -470,6 +471,25 @@ static int ep_check(void *arg)
 }
 
 /*
+ * The kernel's wait on the set, and on this thread's watch of the holders'
+ * bell if bell is one (usmc_bell.h): another holder's shutdown changes
+ * what a connection of the set reports, and no doorbell says so.  A ring
+ * ends the sleep with nothing, and the wait's next look finds the change.
+ */
+static int ep_sleep(int epfd, struct epoll_event *events, int maxevents, int ms, int bell)
+{
+	struct pollfd p[2] = { { .fd = epfd, .events = POLLIN }, { .fd = bell, .events = POLLIN } };
+	int r;
+
+	if (bell < 0)
+		return usmc_sys.epoll_wait(epfd, events, maxevents, ms);
+	r = usmc_sys.poll(p, 2, ms);
+	if (r <= 0 || !(p[0].revents & POLLIN))
+		return r < 0 ? -1 : 0;
+	return usmc_sys.epoll_wait(epfd, events, maxevents, 0);
+}
+
+/*
  * Set when a wait's connections filled its events, so that the kernel was
  * not asked: the thread's next wait asks it first.
  */
@@ -503,12 +523,17 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			return n;
 	}
 	for (;;) {
-		int left = usmc_remaining_ms(timeout, &start);
-		bool proposed;
+		int left = usmc_remaining_ms(timeout, &start), bell = -1;
+		bool proposed, shared;
 
+		ep_looked_reset();
 		n = ep_ready_now(epfd, events, maxevents, EP_LOOK_FIRST);
 		if (!n && timeout != 0)
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
+		/* Before the last look: a shutdown by another holder after it rings the bell. */
+		shared = ep_looked_shared();
+		if (!n)
+			bell = usmc_bell_enter(shared);
 		/*
 		 * Only a look that armed registered this thread on the entries
 		 * that stay on the ready list (ep_sticky), which it takes back.
@@ -516,6 +541,12 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		 */
 		if (!n && (n = ep_ready_now(epfd, events, maxevents, EP_LOOK_ARM)))
 			ep_armed_disarm(epfd);
+		/* Shared since the first look (a fork meanwhile): looked at again, the bell watched. */
+		if (!n && !shared && ep_looked_shared()) {
+			ep_sleep_end(epfd);
+			ep_armed_disarm(epfd);
+			continue;
+		}
 		if (n) {
 			usmc_wake_inexact();
 			if (n < maxevents)
@@ -528,8 +559,8 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			left = 1;
 		proposed = ep_has_proposed(epfd);
 		/* Armed: a doorbell wakes us, whoever reads it (usmc_wake.c, ep_drained). */
-		n = usmc_sys.epoll_wait(epfd, events, maxevents,
-					proposed ? usmc_proposed_wait_ms(left) : left);
+		n = ep_sleep(epfd, events, maxevents, proposed ? usmc_proposed_wait_ms(left) : left,
+			     bell);
 		ep_sleep_end(epfd);
 		ep_armed_disarm(epfd);
 		if (n < 0)

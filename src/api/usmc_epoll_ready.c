@@ -39,7 +39,8 @@
 static bool ep_edge_moved(const struct conn_view *a, const struct conn_view *b)
 {
 	return a->rx_prod != b->rx_prod || a->tx_cons != b->tx_cons || a->flags != b->flags ||
-	       a->tcp_state != b->tcp_state || a->reset != b->reset || a->end_shows != b->end_shows;
+	       a->tcp_state != b->tcp_state || a->reset != b->reset || a->end_shows != b->end_shows ||
+	       a->shut != b->shut;
 }
 
 uint32_t ep_entry_events(struct usmc_sock *s, struct ep_entry *e, bool consume)
@@ -155,6 +156,19 @@ static bool ep_sticky(struct ep_entry *e, struct usmc_sock *s)
 	       (e->ev.events & EPOLLEXCLUSIVE) || usmc_holders_shared_now(s->conn, s->fd);
 }
 
+/* A look of this thread met a connection another process holds (ep_looked_shared). */
+static __thread bool ep_shared_seen;
+
+bool ep_looked_shared(void)
+{
+	return ep_shared_seen;
+}
+
+void ep_looked_reset(void)
+{
+	ep_shared_seen = false;
+}
+
 /*
  * One entry of the ready list looked at: its events, consumed.  It stays
  * on the list while it has something to report, and leaves it only after
@@ -190,6 +204,8 @@ static uint32_t ep_look(struct ep_entry *e, enum ep_look_kind kind)
 		return 0;
 	}
 	sticky = ep_sticky(e, s);
+	if (s->state == SOCK_SMC && sticky && usmc_holders_shared(s->conn))
+		ep_shared_seen = true;
 	if (s->state == SOCK_SMC) {
 		if (arm && sticky) {
 			usmc_conn_arm(s, (short)e->ev.events);

@@ -43,6 +43,13 @@ enum ep_look_kind { EP_LOOK_FIRST, EP_LOOK_SPIN, EP_LOOK_ARM };
  * after the sleep.  Takes LOCK_EPOLL.
  */
 int ep_ready_now(int epfd, struct epoll_event *events, int maxevents, enum ep_look_kind kind);
+/*
+ * Whether a look of this thread since ep_looked_reset met a connection
+ * that another process holds too: its sleep watches the holders' bell
+ * (usmc_bell.h), for a shutdown there.
+ */
+bool ep_looked_shared(void);
+void ep_looked_reset(void);
 /* Takes back the registrations of this thread's last arming look.  Takes LOCK_EPOLL. */
 void ep_armed_disarm(int epfd);
 /* From the first usmc socket added to a set on, drains elsewhere tell epoll (ep_drained). */

@@ -10,7 +10,9 @@
  * the TCP socket.  So a process that forks while it has connections makes
  * a bell first, an eventfd its children inherit; a shutdown of a
  * connection that other processes may hold rings it after its store, and
- * a sleep on such a connection watches it.
+ * a sleep on such a connection watches it: a blocking read's or write's,
+ * poll's and select's, and an epoll wait's while its set holds one (an
+ * edge-triggered entry sees the shutdown as an edge).
  *
  * The bell is never read empty: with sleepers in several processes, none
  * could tell whether the others had seen a ring.  Each thread watches it

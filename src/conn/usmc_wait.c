@@ -258,6 +258,8 @@ int usmc_conn_view(struct usmc_sock *s, struct conn_view *v)
 	v->tcp_err = atomic_load(&sh->tcp_err);
 	v->reset = atomic_load(&sh->reset);
 	v->err = atomic_load(&sh->err);
+	v->shut = (s->shut_rd ? CONN_SHUT_RD : 0) | (s->shut_wr ? CONN_SHUT_WR : 0) |
+		  atomic_load(&sh->shut);
 	/* One refresh: both amounts and their cursors from the same moment. */
 	if (usmc_conn_amounts(s, v) < 0)
 		return -1;

@@ -33,6 +33,7 @@ struct conn_view {
 	bool reset;
 	int err;
 	bool end_shows;    /* the peer ended, and its end fits (usmc_conn_end_fits) */
+	uint32_t shut;     /* CONN_SHUT_*: shut down by this process or another holder */
 	bool urg_valid;    /* an urgent byte not read yet: POLLPRI */
 	bool urg_hidden;   /* the next byte is an out-of-band urgent byte, no data to read */
 	uint64_t inq;      /* SIOCINQ, as tcp_inq: avail, or the bytes before an out-of-band urgent byte */

@@ -19,8 +19,9 @@ target_link_libraries(usmc_diff PRIVATE Threads::Threads)
 set(USMC_DIFF_CASES
   half_close peek waitall nonblock vectored msg msg_trunc iov_invalid sendfile dup threads fd_numbers fd_numbers_many fd_numbers_pending
   files_beside_conns prefork_storm prefork_late_accept
-  shutdown_reader shutdown_poller shutdown_epoller shutdown_writer shutdown_acceptor
-  shutdown_child_reader shutdown_child_poller
+  shutdown_reader shutdown_poller shutdown_epoller shutdown_epoller_et shutdown_writer shutdown_acceptor
+  shutdown_child_reader shutdown_child_poller shutdown_child_epoller shutdown_child_epoller_et
+  shutdown_child_epoll_writer
   close_reader close_poller close_epoller close_acceptor close_reader_early dup2_reader
   linger_reset close_unread reset_unaccepted so_error_reset epipe sigpipe sigpipe_shut refused nb_connect
   exit_waiting exit_unread exit_full exit_forked killed_rung

@@ -25,10 +25,10 @@
 enum { GO_SHUT = 1 };
 
 /* The call another thread sleeps in, and what the main thread does to the socket. */
-enum call { CALL_READ, CALL_POLL, CALL_EPOLL, CALL_WRITE };
+enum call { CALL_READ, CALL_POLL, CALL_EPOLL, CALL_WRITE, CALL_EPOLL_ET };
 enum act { ACT_SHUTDOWN, ACT_CLOSE, ACT_DUP2 };
 
-static const char *const call_name[] = { "read", "poll", "epoll_wait", "write" };
+static const char *const call_name[] = { "read", "poll", "epoll_wait", "write", "epoll_wait" };
 
 /* The sleeping call, and what it returned. */
 struct blocked_call {
@@ -46,13 +46,20 @@ static void *blocked_caller(void *arg)
 {
 	struct blocked_call *b = arg;
 	struct pollfd p = { .fd = b->fd, .events = POLLIN | POLLRDHUP };
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	/* Edge-triggered, the room to write is reported first: the wait that sleeps needs an edge. */
+	struct epoll_event ev = { .events = b->call == CALL_EPOLL_ET
+						    ? EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
+						    : EPOLLIN | EPOLLRDHUP };
 	static char buf[65536];
 	int ep = -1;
 
-	if (b->call == CALL_EPOLL &&
+	if ((b->call == CALL_EPOLL || b->call == CALL_EPOLL_ET) &&
 	    ((ep = epoll_create1(0)) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, b->fd, &ev)))
 		fatal("epoll");
+	if (b->call == CALL_EPOLL_ET && epoll_wait(ep, &ev, 1, 0) != 1)
+		fatal("epoll_wait: no room to write reported");
+	if (b->call == CALL_EPOLL_ET)
+		b->call = CALL_EPOLL;
 	b->tid = (pid_t)syscall(SYS_gettid);
 	atomic_store(&b->started, 1);
 	switch (b->call) {
@@ -64,6 +71,7 @@ static void *blocked_caller(void *arg)
 		b->events = (unsigned)p.revents;
 		break;
 	case CALL_EPOLL:
+	case CALL_EPOLL_ET:
 		/* A closed descriptor leaves the set: that wait would not end by itself. */
 		b->n = epoll_wait(ep, &ev, 1, b->closed ? 2000 : -1);
 		b->events = ev.events;
@@ -163,7 +171,7 @@ static void call_under(struct end *e, enum call call, enum act act, bool early)
 	say_rc("  it returned", b.n);
 	if (b.n > 0 && call == CALL_POLL)
 		say_mask("  its events", b.events);
-	else if (b.n > 0 && call == CALL_EPOLL)
+	else if (b.n > 0 && (call == CALL_EPOLL || call == CALL_EPOLL_ET))
 		say("  its events: %s%s%s%s", b.events & EPOLLIN ? "IN " : "",
 		    b.events & EPOLLRDHUP ? "RDHUP " : "", b.events & EPOLLHUP ? "HUP " : "",
 		    b.events & EPOLLERR ? "ERR" : "");
@@ -178,6 +186,7 @@ static void call_under(struct end *e, enum call call, enum act act, bool early)
 CALL_UNDER_CASE(shutdown_reader, CALL_READ, ACT_SHUTDOWN, false)
 CALL_UNDER_CASE(shutdown_poller, CALL_POLL, ACT_SHUTDOWN, false)
 CALL_UNDER_CASE(shutdown_epoller, CALL_EPOLL, ACT_SHUTDOWN, false)
+CALL_UNDER_CASE(shutdown_epoller_et, CALL_EPOLL_ET, ACT_SHUTDOWN, false)
 CALL_UNDER_CASE(shutdown_writer, CALL_WRITE, ACT_SHUTDOWN, false)
 CALL_UNDER_CASE(close_reader, CALL_READ, ACT_CLOSE, false)
 CALL_UNDER_CASE(close_poller, CALL_POLL, ACT_CLOSE, false)
@@ -283,31 +292,72 @@ static void shutdown_reader_server(struct end *e)
 }
 
 /*
- * The same from a forked child: a shutdown is the socket's, and wakes
- * every holder's call (a fork-based relay stops its reading child so).
- * The child tells what its read returned by its exit status, so that the
- * transcript's order is the parent's.
+ * A child's epoll_wait on a set of its own, its events as an exit status:
+ * 0x40 | EPOLLIN 1, RDHUP 2, HUP 4, ERR 8, OUT 16.  Edge-triggered, the
+ * room to write is reported first, so that the wait that sleeps needs an
+ * edge.
  */
-static void shutdown_child_steps(struct end *e, enum call call)
+static int child_epoll_status(int fd, uint32_t want)
+{
+	struct epoll_event ev = { .events = want };
+	int ep = epoll_create1(0);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		return 1;
+	if ((want & EPOLLET) && (epoll_wait(ep, &ev, 1, 0) != 1 || ev.events != EPOLLOUT))
+		return 2;
+	if (epoll_wait(ep, &ev, 1, -1) != 1)
+		return 1;
+	return 0x40 | (ev.events & EPOLLIN ? 1 : 0) | (ev.events & EPOLLRDHUP ? 2 : 0) |
+	       (ev.events & EPOLLHUP ? 4 : 0) | (ev.events & EPOLLERR ? 8 : 0) |
+	       (ev.events & EPOLLOUT ? 16 : 0);
+}
+
+/* Fills the connection's send side, so that a wait for room sleeps. */
+static void fill_send_side(int fd)
+{
+	char fill[4096] = { 0 };
+
+	set_nonblock(fd, true);
+	while (send(fd, fill, sizeof(fill), MSG_NOSIGNAL) > 0)
+		;
+	set_nonblock(fd, false);
+}
+
+/*
+ * The same from a forked child: a shutdown is the socket's, and wakes
+ * every holder's call (a fork-based relay stops its reading child so),
+ * an epoll set's wait too, edge-triggered or not.  The child tells what
+ * its call returned by its exit status, so that the transcript's order is
+ * the parent's.  how: the parent's shutdown; before a SHUT_WR the send
+ * side is filled, so that a wait for room (EPOLLOUT) sleeps until then.
+ */
+static void shutdown_child_steps(struct end *e, enum call call, uint32_t epoll_want, int how)
 {
 	char path[64];
 	int status = -1;
 	pid_t pid;
 
 	greet(e);
+	if (how == SHUT_WR)
+		fill_send_side(e->fd);
 	pid = fork();
 	if (pid == 0) {
 		char buf[100];
 		struct pollfd p = { .fd = e->fd, .events = POLLIN };
-		long n = call == CALL_POLL ? poll(&p, 1, -1) : read(e->fd, buf, sizeof(buf));
+		long n;
 
+		if (call == CALL_EPOLL)
+			_exit(child_epoll_status(e->fd, epoll_want));
+		n = call == CALL_POLL ? poll(&p, 1, -1) : read(e->fd, buf, sizeof(buf));
 		if (call == CALL_POLL)
 			_exit(n == 1 && (p.revents & POLLIN) ? 0 : 1);
 		_exit(n == 0 ? 0 : n < 0 ? 2 : 3);
 	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	wait_asleep_at(path);
-	say_rc("shutdown(SHUT_RDWR) in the parent", shutdown(e->fd, SHUT_RDWR));
+	say_rc(how == SHUT_WR ? "shutdown(SHUT_WR) in the parent" : "shutdown(SHUT_RDWR) in the parent",
+	       shutdown(e->fd, how));
 	/* Bounded: a child asleep for good is killed, and said to be. */
 	for (int i = 0; i < WAIT_MS && waitpid(pid, &status, WNOHANG) == 0; i++)
 		usleep(1000);
@@ -315,6 +365,13 @@ static void shutdown_child_steps(struct end *e, enum call call)
 		say("the child is still blocked");
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
+	} else if (call == CALL_EPOLL) {
+		int st = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+
+		say("the child's epoll_wait ended: %s%s%s%s%s%s", st & 0x40 ? "" : "otherwise",
+		    st & 0x40 && st & 1 ? "IN " : "", st & 0x40 && st & 2 ? "RDHUP " : "",
+		    st & 0x40 && st & 4 ? "HUP " : "", st & 0x40 && st & 8 ? "ERR " : "",
+		    st & 0x40 && st & 16 ? "OUT" : "");
 	} else {
 		say("the child's %s ended: %s", call == CALL_POLL ? "poll" : "read",
 		    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? (call == CALL_POLL ? "POLLIN" : "0, end of file")
@@ -325,20 +382,39 @@ static void shutdown_child_steps(struct end *e, enum call call)
 
 static void shutdown_child_reader_client(struct end *e)
 {
-	shutdown_child_steps(e, CALL_READ);
+	shutdown_child_steps(e, CALL_READ, 0, SHUT_RDWR);
 }
 
 static void shutdown_child_poller_client(struct end *e)
 {
-	shutdown_child_steps(e, CALL_POLL);
+	shutdown_child_steps(e, CALL_POLL, 0, SHUT_RDWR);
+}
+
+static void shutdown_child_epoller_client(struct end *e)
+{
+	shutdown_child_steps(e, CALL_EPOLL, EPOLLIN | EPOLLRDHUP, SHUT_RDWR);
+}
+
+static void shutdown_child_epoller_et_client(struct end *e)
+{
+	shutdown_child_steps(e, CALL_EPOLL, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, SHUT_RDWR);
+}
+
+static void shutdown_child_epoll_writer_client(struct end *e)
+{
+	shutdown_child_steps(e, CALL_EPOLL, EPOLLOUT, SHUT_WR);
 }
 
 const struct diff_case thread_cases[] = {
 	{ "shutdown_child_reader", shutdown_child_reader_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_child_poller", shutdown_child_poller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_child_epoller", shutdown_child_epoller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_child_epoller_et", shutdown_child_epoller_et_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_child_epoll_writer", shutdown_child_epoll_writer_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_reader", shutdown_reader_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_poller", shutdown_poller_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_epoller", shutdown_epoller_client, shutdown_reader_server, .conns = 1 },
+	{ "shutdown_epoller_et", shutdown_epoller_et_client, shutdown_reader_server, .conns = 1 },
 	{ "shutdown_writer", shutdown_writer_client, shutdown_reader_server, .conns = 1 },
 	{ "close_reader", close_reader_client, close_reader_server, .conns = 1 },
 	{ "close_poller", close_poller_client, close_reader_server, .conns = 1 },
