@@ -32,6 +32,7 @@
 #include "usmc.h"
 #include "usmc_addr.h"
 #include "usmc_channel.h"
+#include "usmc_cli_pending.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
 #include "usmc_holders.h"
@@ -50,17 +51,6 @@
 static struct srv_proposal *proposals;
 /* Entries of proposals, for af_srv_none_pending without the lock. */
 static _Atomic unsigned proposals_pending;
-/*
- * Client connections waiting for their answer, by link group and token:
- * each answer finds its connection in one bucket, where a list made every
- * answer walk all of them (10,000 of wrk's at once).  Chained by hs_next;
- * the table doubles as it fills, and never shrinks.
- */
-#define CLI_BUCKETS_FIRST 64
-static struct usmc_conn *cli_first[CLI_BUCKETS_FIRST];
-static struct usmc_conn **cli_pending = cli_first;
-static size_t cli_buckets = CLI_BUCKETS_FIRST, cli_count;
-
 /* ---- connections ---- */
 
 struct usmc_conn *af_conn_new(struct usmc_sock *s, struct usmc_lgr *lgr)
@@ -290,29 +280,6 @@ bool af_srv_has(uint16_t port)
 	return false;
 }
 
-static struct usmc_conn **cli_bucket(const struct usmc_lgr *lgr, uint64_t token)
-{
-	uint64_t h = (token ^ (uint64_t)(uintptr_t)lgr) * 0x9e3779b97f4a7c15ull;
-
-	return &cli_pending[(h >> 32) & (cli_buckets - 1)];
-}
-
-struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink)
-{
-	if (!cli_count)
-		return NULL;
-	for (struct usmc_conn **pp = cli_bucket(lgr, token), *c; (c = *pp); pp = &c->hs_next) {
-		if (c->lgr == lgr && c->token == token) {
-			if (unlink) {
-				*pp = c->hs_next;
-				cli_count--;
-			}
-			return c;
-		}
-	}
-	return NULL;
-}
-
 /* A client that closed while proposing: settle its ring once the answer comes. */
 static void orphan_destroy(struct usmc_conn *conn)
 {
@@ -425,10 +392,20 @@ bool af_proposal_closed(const struct srv_proposal *p)
  * the link group up and goes on over TCP; its connection tells which when
  * it is accepted.
  */
+/* A client connection of a link group that failed: declined, for the reason it was refused for. */
+static void cli_failed(struct usmc_conn *c)
+{
+	if (c->hs_result)
+		return;
+	c->hs_result = CLC_DECLINE;
+	c->hs_reason = c->lgr->refused ? c->lgr->refused : USMC_DECL_PEERDECL;
+	if (!c->sock)
+		orphan_destroy(c);
+}
+
 static void lgr_fail(struct usmc_lgr *lgr, bool gone)
 {
 	struct srv_proposal *p;
-	struct usmc_conn *c, *next;
 
 	lgr->refs++;
 	for (struct srv_proposal **pp = &proposals; (p = *pp);) {
@@ -444,17 +421,7 @@ static void lgr_fail(struct usmc_lgr *lgr, bool gone)
 			pp = &p->next;
 		}
 	}
-	for (size_t b = 0; b < cli_buckets; b++) {
-		for (c = cli_pending[b]; c; c = next) {
-			next = c->hs_next;
-			if (c->lgr != lgr || c->hs_result)
-				continue;
-			c->hs_result = CLC_DECLINE;
-			c->hs_reason = lgr->refused ? lgr->refused : USMC_DECL_PEERDECL;
-			if (!c->sock)
-				orphan_destroy(c);
-		}
-	}
+	af_cli_each(lgr, cli_failed);
 	lgr->refs--;
 	/* The peer must see the end too, or it would keep proposing to us. */
 	usmc_sys.shutdown(lgr->chan, SHUT_RDWR);
@@ -587,39 +554,4 @@ void af_pump_answer(const struct usmc_conn *conn)
 		pump_lgr(conn->lgr, conn, NULL);
 	else
 		pump_some(LGR_CLIENT, false, NULL, conn);
-}
-
-/* Twice the buckets, the connections hashed again; without the memory, the chains grow. */
-static void cli_grow(void)
-{
-	size_t n = 2 * cli_buckets, old_n = cli_buckets;
-	struct usmc_conn **old = cli_pending, **table = calloc(n, sizeof(*table));
-
-	if (!table)
-		return;
-	cli_pending = table;
-	cli_buckets = n;
-	for (size_t b = 0; b < old_n; b++) {
-		for (struct usmc_conn *c = old[b], *next; c; c = next) {
-			struct usmc_conn **pp = cli_bucket(c->lgr, c->token);
-
-			next = c->hs_next;
-			c->hs_next = *pp;
-			*pp = c;
-		}
-	}
-	if (old != cli_first)
-		free(old);
-}
-
-void af_cli_pending_add(struct usmc_conn *conn)
-{
-	struct usmc_conn **pp;
-
-	if (cli_count >= cli_buckets)
-		cli_grow();
-	pp = cli_bucket(conn->lgr, conn->token);
-	conn->hs_next = *pp;
-	*pp = conn;
-	cli_count++;
 }

@@ -95,8 +95,4 @@ bool af_srv_none_pending(struct usmc_listener *l, struct reg_port *reg);
 /* True if no Proposal read is waiting for its connection's accept; needs no lock. */
 bool af_srv_none_listed(void);
 
-/* The client connection waiting for token's answer, unlinked if asked. */
-struct usmc_conn *af_cli_find(struct usmc_lgr *lgr, uint64_t token, bool unlink);
-void af_cli_pending_add(struct usmc_conn *conn);
-
 #endif /* AF_USMC_H */

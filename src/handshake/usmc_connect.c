@@ -23,6 +23,7 @@
 
 #include "usmc.h"
 #include "usmc_channel.h"
+#include "usmc_cli_pending.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_conn.h"

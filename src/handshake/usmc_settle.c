@@ -25,6 +25,7 @@
 #include "usmc.h"
 #include "usmc_addr.h"
 #include "usmc_channel.h"
+#include "usmc_cli_pending.h"
 #include "usmc_close.h"
 #include "usmc_config.h"
 #include "usmc_conn.h"
