@@ -44,10 +44,10 @@
 #include "usmc_seg.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"
-#include "usmc_sockdiag.h"
 #include "usmc_stats.h"
 #include "usmc_sys.h"
 #include "usmc_tx.h"
+#include "usmc_withdraw.h"
 #include "af_usmc.h"
 
 static void cli_finish_accept(struct usmc_sock *s)
@@ -208,122 +208,6 @@ static bool hs_unlist(struct usmc_sock *s)
 	return shared || redirected;
 }
 
-/* The handshake ends here, with no answer from the server. */
-static bool hs_settle_locally(struct usmc_conn *conn, uint32_t reason, bool reset)
-{
-	conn->hs_result = CLC_DECLINE;
-	conn->hs_reason = reason;
-	conn->hs_local = true;
-	conn->hs_reset = reset;
-	return true;
-}
-
-/*
- * Withdraws the Proposal (usmc_clc.h) once, and reads the channel: true if
- * an answer is in, or the Proposal was taken back (a shared listener's).
- */
-static bool hs_withdraw(struct usmc_conn *conn, uint32_t reason, int64_t now)
-{
-	bool answered;
-
-	usmc_lock();
-	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && af_queue_take_back(conn->lgr)) {
-		/* No holder took it, and none ever can: TCP on both ends, for certain. */
-		usmc_unlock();
-		return hs_settle_locally(conn, reason, false);
-	}
-	if (!conn->hs_withdrawn_at) {
-		/* A holder of a shared listener took it: its answer is on the way. */
-		if (!conn->lgr->oneshot)
-			af_send_withdraw(conn->lgr, conn->token, reason);
-		conn->hs_withdrawn_at = now;
-	}
-	af_pump_answers(NULL);
-	answered = conn->hs_result != 0;
-	usmc_unlock();
-	return answered;
-}
-
-/*
- * Ends a wait for an answer that cannot come, looking at most every
- * quarter of a CLC timeout once one has passed.  True once the handshake
- * is settled (an answer came, or it ends here).
- */
-static bool hs_withdraw_if_unanswered(struct usmc_sock *s)
-{
-	struct usmc_conn *conn = s->conn;
-	int64_t now = usmc_now_ms(), timeout = usmc_clc_timeout_ms();
-	struct reg_port *reg = conn->lgr->own_user ? reg_port(conn->lgr->port) : NULL;
-	/*
-	 * Proposed straight to a listener that workers then marked shared: a
-	 * worker that got the connection finds the Proposal in the backlog
-	 * they share (usmc_listen.c), within a CLC timeout as any answer.
-	 */
-	bool shared = reg && !conn->lgr->oneshot && (atomic_load(&reg->flags) & REG_SHARED);
-	uint32_t reason = shared ? USMC_DECL_LISTENSHARED : USMC_DECL_TIMEOUT_CLC;
-	enum af_server_end end;
-
-	/* A proxy took the connection without it (usmc_rendezvous_taken.c): no answer comes. */
-	if (conn->hs_redirected && !conn->hs_withdrawn_at)
-		return hs_withdraw(conn, USMC_DECL_REDIRECTED, now);
-	if (!conn->hs_check_at)
-		conn->hs_check_at = now + timeout;
-	if (now < conn->hs_check_at)
-		return false;
-	conn->hs_check_at = now + timeout / 4 + 1;
-	/*
-	 * Not connected yet, or still in the kernel's accept queue: nobody
-	 * has the connection to answer for, however long the kernel's
-	 * handshake took (a SYN the full accept queue dropped comes again a
-	 * second later, and again two after) or the server takes to accept.
-	 * The client waits as TCP's does.  Taken back meanwhile, its Proposal
-	 * would be nowhere for the holder that accepts the connection at
-	 * last: both ends TCP, for a wait that was the kernel's (a thousand
-	 * clients of two nginx workers beside two CPU hogs: a third of them).
-	 * Another namespace's listener is not in our sock_diag's view.
-	 */
-	if (!conn->hs_withdrawn_at && conn->lgr->oneshot && !conn->lgr->rdv &&
-	    af_server_end(s->fd, s->conn->lgr->peer_pid) == END_WAITING)
-		return false;
-	/*
-	 * Withdrawn and still no answer: the server is stopped inside its
-	 * answer.  A shared listener's Proposal is withdrawn at once: whoever
-	 * took it has the connection, or refuses it.
-	 */
-	if (conn->hs_withdrawn_at || conn->lgr->oneshot)
-		return hs_withdraw(conn, reason, now) ||
-		       (now - conn->hs_withdrawn_at >= 8 * timeout &&
-			hs_settle_locally(conn, USMC_DECL_TIMEOUT_CLC, true));
-	end = af_server_end(s->fd, s->conn->lgr->peer_pid);
-	if (end == END_WAITING) {
-		conn->hs_accepted_at = 0;
-		return false;
-	}
-	if (!conn->hs_accepted_at) {
-		conn->hs_accepted_at = now;
-		/*
-		 * The kernel gives an accepted socket its inode before it installs
-		 * the descriptor in the server's table: "elsewhere" may only mean
-		 * that the server is inside accept().  Believe it at the next look.
-		 */
-		return false;
-	}
-	/*
-	 * Accepted by the process that has our Proposal, which answers within
-	 * microseconds unless it cannot read it (out of descriptors) or is
-	 * stopped: wait longer, then withdraw.
-	 */
-	if (end == END_WITH_PEER && now - conn->hs_accepted_at < 2 * timeout)
-		return false;
-	if (hs_withdraw(conn, reason, now))
-		return true;
-	/*
-	 * Accepted elsewhere: the server never had the connection, so it never
-	 * takes the Proposal, and any answer it gave is in already.
-	 */
-	return (end == END_ELSEWHERE || end == END_NONE) && hs_settle_locally(conn, reason, false);
-}
-
 /*
  * No answer to our withdrawal: the server may still take the Proposal
  * and read our ring.  The ring says reset, and so does TCP (a connect to
@@ -441,7 +325,7 @@ int usmc_proposed_wait_ms(int left)
 static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call, bool reads)
 {
 	struct usmc_conn *conn = s->conn;
-	/* Wakes for the checks of hs_withdraw_if_unanswered, even with short timeouts. */
+	/* Wakes for the checks of af_withdraw_if_unanswered, even with short timeouts. */
 	int slice = usmc_proposed_wait_ms(-1);
 	/* A call that waits learns of an end of TCP from its poll, which wakes for it. */
 	bool look_tcp = deadline == 0;
@@ -491,7 +375,7 @@ static int settle_until(struct usmc_sock *s, int64_t deadline, bool as_call, boo
 			conn->hs_local = true;
 			break;
 		}
-		if (hs_withdraw_if_unanswered(s)) {
+		if (af_withdraw_if_unanswered(s)) {
 			usmc_stats_add(USMC_STAT_HS_TIMER_WAKEUPS, 1);
 			result = conn->hs_result;
 			break;
