@@ -24,6 +24,7 @@
 
 #include "usmc.h"
 #include "usmc_conn.h"
+#include "usmc_bell.h"
 #include "usmc_exec.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_listen.h"
@@ -309,12 +310,12 @@ static bool keep_open(struct usmc_exec_prep *p, int fd)
 /* Clears close-on-exec of every descriptor the new image will map or use. */
 static bool keep_descriptors(struct usmc_exec_prep *p, const struct exec_state *st)
 {
-	size_t n = (1 + SIDE_QUEUES) * (size_t)st->nlisten;
+	size_t n = 1 + (1 + SIDE_QUEUES) * (size_t)st->nlisten;
 
 	for (uint32_t i = 0; i < st->nlgr; i++)
 		n += 1 + st->lgr[i].nrseg + 2 * (size_t)st->lgr[i].nlseg;
-	p->kept = malloc((n ? n : 1) * sizeof(int));
-	if (!p->kept)
+	p->kept = malloc(n * sizeof(int));
+	if (!p->kept || !keep_open(p, st->bell))
 		return false;
 	/* A Unix listener two TCP listeners share is kept once. */
 	for (uint32_t i = 0; i < st->nlisten; i++) {
@@ -363,6 +364,12 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	} else {
 		settle_inherited();
 	}
+	/*
+	 * The holders' bell goes along, so that a holder that came by fork,
+	 * then exec, hears the others' shutdowns; not from a vfork child,
+	 * whose descriptors are not kept as a plain exec's are.
+	 */
+	st.bell = vforked ? -1 : usmc_bell_fd();
 	usmc_lock();
 	picks = pick_socks(&n, vforked ? &child : NULL);
 	errno = ENOMEM;

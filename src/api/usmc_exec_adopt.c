@@ -19,6 +19,7 @@
 #include "usmc.h"
 #include "usmc_close.h"
 #include "usmc_conn.h"
+#include "usmc_bell.h"
 #include "usmc_exec_adopt.h"
 #include "usmc_exec_listen.h"
 #include "usmc_exec_state.h"
@@ -262,6 +263,8 @@ void usmc_exec_adopt(void)
 		return;
 	}
 	free(buf);
+	if (st.bell >= 0)
+		usmc_bell_adopt(st.bell);
 	proc_for_each_fd(usmc_pid(), note_socket, &in);
 	lgrs = calloc(st.nlgr ? st.nlgr : 1, sizeof(*lgrs));
 	usmc_lock();

@@ -2,8 +2,8 @@
 /*
  * The state handed over across exec, as bytes (see usmc_exec.h).
  *
- * Layout, big-endian: "usmcexe2", the writer's pid, the link group and
- * connection counts; each link group with its peer's segments, then its
+ * Layout, big-endian: "usmcexe3", the writer's pid, the holders' bell
+ * (-1: none), the link group and connection counts; each link group with its peer's segments, then its
  * own with their slots; then the connections; then the listeners, counted.  Everything is read through
  * usmc_reader, and checked before anything is mapped from it.
  */
@@ -15,7 +15,7 @@
 #include "usmc_exec_state.h"
 #include "usmc_reader.h"
 
-static const char exec_magic[8] = "usmcexe2";
+static const char exec_magic[8] = "usmcexe3";
 
 static void write_lgr(struct usmc_writer *w, const struct exec_lgr *l)
 {
@@ -81,7 +81,7 @@ static void write_listen(struct usmc_writer *w, const struct exec_listen *l)
 }
 
 /* Bytes of each record, as written above. */
-#define HDR_BYTES 20
+#define HDR_BYTES 24
 #define LGR_BYTES 30
 #define RSEG_BYTES 12
 #define LSEG_BYTES 17
@@ -110,6 +110,7 @@ size_t exec_state_encode(const struct exec_state *st, void *buf, size_t cap)
 	usmc_writer_init(&w, buf, cap);
 	usmc_write_bytes(&w, exec_magic, sizeof(exec_magic));
 	usmc_write_be32(&w, (uint32_t)st->writer);
+	usmc_write_be32(&w, (uint32_t)st->bell);
 	usmc_write_be32(&w, st->nlgr);
 	usmc_write_be32(&w, st->nsock);
 	for (uint32_t i = 0; i < st->nlgr; i++)
@@ -255,9 +256,11 @@ int exec_state_parse(const void *buf, size_t len, struct exec_state *st)
 	usmc_reader_init(&r, buf, len);
 	usmc_read_bytes(&r, magic, sizeof(magic));
 	st->writer = (pid_t)usmc_read_be32(&r);
+	st->bell = (int)usmc_read_be32(&r);
 	st->nlgr = usmc_read_be32(&r);
 	st->nsock = usmc_read_be32(&r);
-	if (r.err || memcmp(magic, exec_magic, sizeof(magic)) || st->nlgr > EXEC_MAX_LGRS ||
+	if (r.err || memcmp(magic, exec_magic, sizeof(magic)) || st->bell < -1 ||
+	    st->nlgr > EXEC_MAX_LGRS ||
 	    st->nsock > EXEC_MAX_SOCKS || usmc_reader_left(&r) < (size_t)st->nsock * SOCK_BYTES)
 		goto bad;
 	st->lgr = calloc(st->nlgr ? st->nlgr : 1, sizeof(*st->lgr));

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The state handed across exec (usmc_exec_state.c): link groups,
- * segments, slots, connections and listeners, as bytes in the memfd that
+ * segments, slots, connections and listeners, the holders' bell, as bytes in the memfd that
  * USMC_EXEC_FD names, and read back through a bounded reader.
  */
 #ifndef USMC_EXEC_STATE_H
@@ -89,6 +89,7 @@ struct exec_listen {
 
 struct exec_state {
 	pid_t writer;
+	int bell; /* the holders' bell (usmc_bell.h), kept open across the exec, or -1 */
 	uint32_t nlgr;
 	uint32_t nsock;
 	uint32_t nlisten;

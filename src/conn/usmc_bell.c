@@ -31,13 +31,17 @@
  * edge), and its threads make their own.  Beyond BELL_THREADS threads at
  * once a thread sleeps without the bell, as a process under a seccomp
  * filter does (the filter may answer epoll calls with death), and as an
- * image started by exec does until its first fork (the bell is
- * close-on-exec, and the state an exec hands over does not carry it).
+ * image started by exec whose old image had no bell.  An exec hands the
+ * bell over with the connections (usmc_exec.c): a holder that came by
+ * fork, then exec (inetd's services, git daemon's) still hears it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -54,6 +58,7 @@ static _Atomic int bell_fd = -1;
 static _Atomic int bell_eps[BELL_THREADS] = { [0 ... BELL_THREADS - 1] = -1 };
 static __thread int bell_ep = -1, bell_slot = -1;
 static pthread_key_t bell_key;
+static pthread_once_t bell_once = PTHREAD_ONCE_INIT;
 
 /* A thread that ends gives its instance back. */
 static void bell_thread_end(void *unused)
@@ -88,15 +93,36 @@ static void bell_watch_fork(void)
 
 void usmc_bell_prepare(void)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	int fd;
 
 	if (atomic_load(&bell_fd) >= 0 || proc_seccomp_filtered(false))
 		return;
-	pthread_once(&once, bell_watch_fork);
+	pthread_once(&bell_once, bell_watch_fork);
 	fd = usmc_fd_lift(usmc_sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (fd >= 0)
 		atomic_store(&bell_fd, fd);
+}
+
+int usmc_bell_fd(void)
+{
+	return proc_seccomp_filtered(false) ? -1 : atomic_load(&bell_fd);
+}
+
+void usmc_bell_adopt(int fd)
+{
+	char path[64], link[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return;
+	link[n] = 0;
+	if (strcmp(link, "anon_inode:[eventfd]") || atomic_load(&bell_fd) >= 0)
+		return;
+	usmc_sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
+	pthread_once(&bell_once, bell_watch_fork);
+	atomic_store(&bell_fd, fd);
 }
 
 void usmc_bell_ring(void)

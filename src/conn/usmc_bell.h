@@ -23,5 +23,13 @@ void usmc_bell_ring(void);
  * sleep polls for POLLIN beside its sockets, or -1 if it sleeps without.
  */
 int usmc_bell_enter(bool shared);
+/* The bell, for an exec's handover (usmc_exec.c), or -1. */
+int usmc_bell_fd(void);
+/*
+ * A new image takes the bell its old one handed over: one process of the
+ * fork tree still, whose shutdowns ring it and whose sleeps watch it.
+ * Taken only if fd is an eventfd; close-on-exec again.
+ */
+void usmc_bell_adopt(int fd);
 
 #endif /* USMC_BELL_H */

@@ -574,6 +574,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_linger", exec_linger_client, exec_linger_server, .conns = 1 },
 	{ "exec_rcvlowat", exec_rcvlowat_client, exec_rcvlowat_server, .conns = 1 },
 	{ "exec_reconnect", exec_reconnect_client, exec_reconnect_server, .raw = true, .conns = 2 },
+	{ "exec_child_shut", exec_child_shut_client, exec_child_shut_server, .conns = 1 },
 	{ NULL },
 };
 
@@ -594,6 +595,7 @@ static const struct {
 	{ "reconnect_after", reconnect_after },
 	{ "exec_cloexec_after", exec_cloexec_after },
 	{ "nothing", nothing_after },
+	{ "read_exit", read_exit },
 };
 
 int resume_step(int argc, char **argv)

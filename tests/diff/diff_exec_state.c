@@ -7,8 +7,12 @@
  * new image that closes a connection with bytes still unread, then
  * connects to the same peer again, keeps the two streams apart.
  */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "diff.h"
 #include "diff_exec.h"
@@ -198,4 +202,78 @@ void reconnect_after(struct end *e)
 	say_rc("close the second", close(e->fd));
 	e->fd = -1;
 	tell(e, 2);
+}
+
+/* ---- a shutdown by one holder wakes another that came by fork, then exec ---- */
+
+/* Holds its end open until the server has seen its child's read end: no close of ours wakes it. */
+void exec_child_shut_client(struct end *e)
+{
+	greet(e);
+	recv_to_eof(e->fd, "after the server's shutdown");
+	expect(e, 1);
+}
+
+/* Whether pid runs a new image (--resume in its arguments) and sleeps (state S). */
+static bool new_image_asleep(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	if (!memmem(buf, n, "--resume", 8))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return false;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/*
+ * A forked child runs a new image that sleeps in read() on the socket;
+ * the parent shuts it down.  On TCP the read ends at once (0): a shutdown
+ * is the socket's, whichever process holds it and however it came to.
+ * The new image tells what its read returned by its exit status.
+ */
+void exec_child_shut_server(struct end *e)
+{
+	int status = -1;
+	pid_t pid;
+
+	greet(e);
+	pid = fork();
+	if (pid < 0)
+		fatal("fork");
+	if (pid == 0)
+		exec_step(e, "read_exit", e->fd);
+	for (int i = 0; i < WAIT_MS && !new_image_asleep(pid); i++)
+		usleep(1000);
+	usleep(20000);
+	say_rc("shutdown(SHUT_RDWR) in the parent", shutdown(e->fd, SHUT_RDWR));
+	for (int i = 0; i < WAIT_MS && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(1000);
+	if (status < 0) {
+		say("the new image is still blocked");
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	} else {
+		say("the new image's read ended: %s",
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "0, end of file" : "otherwise");
+	}
+	tell(e, 1);
+}
+
+void read_exit(struct end *e)
+{
+	char buf[100];
+	ssize_t n = read(e->fd, buf, sizeof(buf));
+
+	_exit(n == 0 ? 0 : n < 0 ? 2 : 3);
 }
