@@ -364,16 +364,20 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	} else {
 		settle_inherited();
 	}
-	/*
-	 * The holders' bell goes along, so that a holder that came by fork,
-	 * then exec, hears the others' shutdowns; not from a vfork child,
-	 * whose descriptors are not kept as a plain exec's are.
-	 */
-	st.bell = vforked ? -1 : usmc_bell_fd();
 	usmc_lock();
 	picks = pick_socks(&n, vforked ? &child : NULL);
 	errno = ENOMEM;
 	rc = picks ? describe(picks, n, spawn, vforked, &st, p) : n ? -1 : 1;
+	/*
+	 * The holders' bell goes along, so that a holder that came by fork,
+	 * then exec, hears the others' shutdowns.  A spawned child holds the
+	 * connections beside us, as a forked one does: the bell is made now
+	 * if need be.  Not from a vfork child, whose descriptors are not kept
+	 * as a plain exec's are.
+	 */
+	if (rc == 0 && spawn && !vforked && st.nsock)
+		usmc_bell_prepare();
+	st.bell = vforked ? -1 : usmc_bell_fd();
 	/* Listeners go along with a plain exec (nginx's binary upgrade), not into a spawn. */
 	if (rc >= 0 && !spawn && !exec_listen_describe(&st))
 		rc = -1;

@@ -8,6 +8,7 @@
  * connects to the same peer again, keeps the two streams apart.
  */
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -237,18 +238,19 @@ static bool new_image_asleep(pid_t pid)
 }
 
 /*
- * A forked child runs a new image that sleeps in read() on the socket;
+ * A forked child runs a new image that sleeps in read() on the socket
+ * (or posix_spawn starts it: spawn);
  * the parent shuts it down.  On TCP the read ends at once (0): a shutdown
  * is the socket's, whichever process holds it and however it came to.
  * The new image tells what its read returned by its exit status.
  */
-void exec_child_shut_server(struct end *e)
+static void child_shut_steps(struct end *e, bool spawn)
 {
 	int status = -1;
 	pid_t pid;
 
 	greet(e);
-	pid = fork();
+	pid = spawn ? spawn_step(e, "read_exit", e->fd, posix_spawn, "/proc/self/exe") : fork();
 	if (pid < 0)
 		fatal("fork");
 	if (pid == 0)
@@ -268,6 +270,17 @@ void exec_child_shut_server(struct end *e)
 		    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "0, end of file" : "otherwise");
 	}
 	tell(e, 1);
+}
+
+void exec_child_shut_server(struct end *e)
+{
+	child_shut_steps(e, false);
+}
+
+/* The same with a child that posix_spawn started, the socket on its 0 and 1. */
+void exec_spawn_shut_server(struct end *e)
+{
+	child_shut_steps(e, true);
 }
 
 void read_exit(struct end *e)

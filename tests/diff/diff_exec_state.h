@@ -38,6 +38,8 @@ void reconnect_after(struct end *e);
 /* exec_child_shut: a new image a forked child runs, asleep in read(), wakes at the parent's shutdown. */
 void exec_child_shut_client(struct end *e);
 void exec_child_shut_server(struct end *e);
+/* exec_spawn_shut: the same, the new image started by posix_spawn. */
+void exec_spawn_shut_server(struct end *e);
 void read_exit(struct end *e);
 
 #endif
