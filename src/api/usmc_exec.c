@@ -372,12 +372,12 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	 * The holders' bell goes along, so that a holder that came by fork,
 	 * then exec, hears the others' shutdowns.  A spawned child holds the
 	 * connections beside us, as a forked one does: the bell is made now
-	 * if need be.  Not from a vfork child, whose descriptors are not kept
-	 * as a plain exec's are.
+	 * if need be.  A vfork child's parent made it before the child
+	 * started (usmc_holders_vforking), and the child keeps its own copy.
 	 */
 	if (rc == 0 && spawn && !vforked && st.nsock)
 		usmc_bell_prepare();
-	st.bell = vforked ? -1 : usmc_bell_fd();
+	st.bell = vforked ? (rc == 0 ? exec_child_bell() : -1) : usmc_bell_fd();
 	/* Listeners go along with a plain exec (nginx's binary upgrade), not into a spawn. */
 	if (rc >= 0 && !spawn && !exec_listen_describe(&st))
 		rc = -1;

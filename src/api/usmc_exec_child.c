@@ -26,10 +26,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "usmc_bell.h"
 #include "usmc_conn.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_state.h"
 #include "usmc_fdtab.h"
+#include "usmc_holders.h"
 #include "usmc_proc.h"
 #include "usmc_rx.h"
 #include "usmc_sock.h"
@@ -55,6 +57,7 @@ void usmc_vfork_watched(void)
 
 void usmc_vfork_coming(void)
 {
+	usmc_holders_vforking();
 	atomic_store(&vfork_watch, VFORK_SEEN);
 }
 
@@ -147,6 +150,22 @@ static bool reopen(int *fd, int flags)
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)usmc_pid(), *fd);
 	*fd = usmc_sys.open(path, flags);
 	return *fd >= 0;
+}
+
+/*
+ * The holders' bell for a vfork child's exec: the parent's descriptor, if
+ * this child's table still holds that very file at its number (kcmp: the
+ * spawn's file actions may have put another there), kept open across the
+ * exec in this child's table alone; else -1.
+ */
+int exec_child_bell(void)
+{
+	int bell = usmc_bell_fd();
+
+	if (bell < 0 || usmc_sys.syscall(SYS_kcmp, (long)usmc_sys.syscall(SYS_getpid),
+					 (long)usmc_pid(), 0 /* KCMP_FILE */, (long)bell, (long)bell) != 0)
+		return -1;
+	return usmc_sys.fcntl(bell, F_SETFD, 0) ? -1 : bell;
 }
 
 bool exec_child_reopen(struct exec_state *st)

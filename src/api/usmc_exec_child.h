@@ -36,6 +36,8 @@ bool exec_child_scan(struct exec_child *c);
 /* Whether the child holds the socket of the parent's descriptor. */
 bool exec_child_holds(const struct exec_child *c, int parent_fd);
 void exec_child_free(struct exec_child *c);
+/* The holders' bell a vfork child's exec hands over, kept open in its table, or -1. */
+int exec_child_bell(void);
 /* Opens every descriptor of the state anew from the parent's, for the new image. */
 bool exec_child_reopen(struct exec_state *st);
 /*

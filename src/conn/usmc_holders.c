@@ -338,9 +338,20 @@ static void fork_child(void)
 	pthread_sigmask(SIG_SETMASK, &fork_mask, NULL);
 }
 
+/* The process has had a connection, and its forks count holders. */
+static _Atomic bool holders_watched;
+
 static void watch_fork(void)
 {
 	usmc_fork_watch(fork_prepare, fork_parent, fork_child);
+	atomic_store(&holders_watched, true);
+}
+
+void usmc_holders_vforking(void)
+{
+	/* As fork_prepare does: a child that takes a connection over by exec shares the bell. */
+	if (atomic_load(&holders_watched))
+		usmc_bell_prepare();
 }
 
 uint32_t usmc_holders_forks(void)

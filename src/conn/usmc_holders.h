@@ -64,4 +64,11 @@ extern void (*usmc_holders_forking)(void);
 /* From the first connection on, fork() counts the child as a holder of each. */
 void usmc_holders_watch_fork(void);
 
+/*
+ * Before a vfork or a CLONE_VM child is started, in the parent: the bell
+ * its exec may hand over (usmc_bell.h), made if the process has had
+ * connections.
+ */
+void usmc_holders_vforking(void);
+
 #endif /* USMC_HOLDERS_H */

@@ -37,7 +37,7 @@ set(USMC_DIFF_CASES
   sockopts short_optlen names ipv6 fionread fionread_fresh
   exec_self exec_raw exec_raw_at exec_inetd exec_spawn exec_cloexec exec_only_cloexec exec_spawn_cloexec exec_fail
   exec_stdio
-  exec_twice exec_chain exec_shut_wr exec_spawn_parent exec_shut_rd exec_child_shut exec_spawn_shut exec_rcvtimeo exec_linger
+  exec_twice exec_chain exec_shut_wr exec_spawn_parent exec_shut_rd exec_child_shut exec_spawn_shut exec_vfork_shut exec_rcvtimeo exec_linger
   exec_rcvlowat exec_reconnect
   exec_vfork exec_vfork_sh exec_vfork_parent exec_clone_vm_parent exec_system exec_popen
   stdio_lines stdio_rw stdio_bulk stdio_dprintf stdio_std_fork stdio_std_linebuf

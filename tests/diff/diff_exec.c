@@ -576,6 +576,7 @@ const struct diff_case exec_cases[] = {
 	{ "exec_reconnect", exec_reconnect_client, exec_reconnect_server, .raw = true, .conns = 2 },
 	{ "exec_child_shut", exec_child_shut_client, exec_child_shut_server, .conns = 1 },
 	{ "exec_spawn_shut", exec_child_shut_client, exec_spawn_shut_server, .conns = 1 },
+	{ "exec_vfork_shut", exec_child_shut_client, exec_vfork_shut_server, .conns = 1 },
 	{ NULL },
 };
 

@@ -239,20 +239,31 @@ static bool new_image_asleep(pid_t pid)
 
 /*
  * A forked child runs a new image that sleeps in read() on the socket
- * (or posix_spawn starts it: spawn);
+ * (or posix_spawn or a vfork child's exec starts it);
  * the parent shuts it down.  On TCP the read ends at once (0): a shutdown
  * is the socket's, whichever process holds it and however it came to.
  * The new image tells what its read returned by its exit status.
  */
-static void child_shut_steps(struct end *e, bool spawn)
+enum child_start { START_FORK, START_SPAWN, START_VFORK };
+
+static void child_shut_steps(struct end *e, enum child_start start)
 {
+	struct step_argv a;
 	int status = -1;
 	pid_t pid;
 
 	greet(e);
-	pid = spawn ? spawn_step(e, "read_exit", e->fd, posix_spawn, "/proc/self/exe") : fork();
+	step_argv(&a, e, "read_exit", e->fd);
+	if (start == START_SPAWN)
+		pid = spawn_step(e, "read_exit", e->fd, posix_spawn, "/proc/self/exe");
+	else
+		pid = start == START_VFORK ? vfork() : fork();
 	if (pid < 0)
 		fatal("fork");
+	if (pid == 0 && start == START_VFORK) {
+		execv("/proc/self/exe", a.argv);
+		_exit(127);
+	}
 	if (pid == 0)
 		exec_step(e, "read_exit", e->fd);
 	for (int i = 0; i < WAIT_MS && !new_image_asleep(pid); i++)
@@ -274,13 +285,19 @@ static void child_shut_steps(struct end *e, bool spawn)
 
 void exec_child_shut_server(struct end *e)
 {
-	child_shut_steps(e, false);
+	child_shut_steps(e, START_FORK);
 }
 
 /* The same with a child that posix_spawn started, the socket on its 0 and 1. */
 void exec_spawn_shut_server(struct end *e)
 {
-	child_shut_steps(e, true);
+	child_shut_steps(e, START_SPAWN);
+}
+
+/* The same with a vfork child's exec (Python's subprocess). */
+void exec_vfork_shut_server(struct end *e)
+{
+	child_shut_steps(e, START_VFORK);
 }
 
 void read_exit(struct end *e)

@@ -40,6 +40,8 @@ void exec_child_shut_client(struct end *e);
 void exec_child_shut_server(struct end *e);
 /* exec_spawn_shut: the same, the new image started by posix_spawn. */
 void exec_spawn_shut_server(struct end *e);
+/* exec_vfork_shut: the same, the new image a vfork child's exec. */
+void exec_vfork_shut_server(struct end *e);
 void read_exit(struct end *e);
 
 #endif
