@@ -532,7 +532,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 			n = usmc_spin_ready(ep_check, &(struct ep_set){ epfd, events, maxevents });
 		/* Before the last look: a shutdown by another holder after it rings the bell. */
 		shared = ep_looked_shared();
-		if (!n)
+		if (!n && timeout != 0)
 			bell = usmc_bell_enter(shared);
 		/*
 		 * Only a look that armed registered this thread on the entries
@@ -542,7 +542,7 @@ int usmc_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int tim
 		if (!n && (n = ep_ready_now(epfd, events, maxevents, EP_LOOK_ARM)))
 			ep_armed_disarm(epfd);
 		/* Shared since the first look (a fork meanwhile): looked at again, the bell watched. */
-		if (!n && !shared && ep_looked_shared()) {
+		if (!n && timeout != 0 && !shared && ep_looked_shared()) {
 			ep_sleep_end(epfd);
 			ep_armed_disarm(epfd);
 			continue;
