@@ -349,7 +349,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	uint32_t n;
 	int rc, err;
 
-	*p = (struct usmc_exec_prep){ .fd = -1 };
+	*p = (struct usmc_exec_prep){ .fd = -1, .bell = -1 };
 	/*
 	 * A vfork child hands over as a posix_spawn does (its parent keeps
 	 * the link groups); the handshakes it cannot settle are its parent's.
@@ -377,7 +377,7 @@ int usmc_exec_prepare(struct usmc_exec_prep *p, bool spawn)
 	 */
 	if (rc == 0 && spawn && !vforked && st.nsock)
 		usmc_bell_prepare();
-	st.bell = vforked ? (rc == 0 ? exec_child_bell() : -1) : usmc_bell_fd();
+	st.bell = vforked ? (rc == 0 ? (p->bell = exec_child_bell()) : -1) : usmc_bell_fd();
 	/* Listeners go along with a plain exec (nginx's binary upgrade), not into a spawn. */
 	if (rc >= 0 && !spawn && !exec_listen_describe(&st))
 		rc = -1;
@@ -424,8 +424,10 @@ void usmc_exec_undo(struct usmc_exec_prep *p)
 {
 	for (int i = 0; i < p->nkept; i++)
 		usmc_sys.fcntl(p->kept[i], F_SETFD, FD_CLOEXEC);
+	if (p->bell >= 0)
+		usmc_sys.fcntl(p->bell, F_SETFD, FD_CLOEXEC);
 	free(p->kept);
 	if (p->fd >= 0)
 		usmc_sys.close(p->fd);
-	*p = (struct usmc_exec_prep){ .fd = -1 };
+	*p = (struct usmc_exec_prep){ .fd = -1, .bell = -1 };
 }

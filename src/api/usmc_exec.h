@@ -38,6 +38,7 @@ struct usmc_exec_prep {
 	int fd;        /* the memfd with the state, -1 if there is nothing to hand over */
 	int nkept;     /* descriptors made to survive the exec */
 	int *kept;
+	int bell;      /* a vfork child's holders' bell, made to survive it, or -1 */
 	pid_t spawned; /* 0: exec of this process; else posix_spawn */
 	/*
 	 * A spawn's: connections counted for the program (in the prep itself,
