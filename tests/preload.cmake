@@ -126,7 +126,13 @@ if(USMC_LIBURING_INCLUDE AND USMC_LIBURING)
     add_test(NAME preload_io_uring COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring>)
     add_test(NAME preload_io_uring_after_accept
              COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring> --ring-after-accept)
-    set_tests_properties(preload_io_uring preload_io_uring_after_accept PROPERTIES LABELS unit TIMEOUT 60)
+    add_test(NAME preload_io_uring_after_use
+             COMMAND $<TARGET_FILE:usmc-run> $<TARGET_FILE:preload_io_uring> --ring-after-use)
+    set_tests_properties(preload_io_uring preload_io_uring_after_accept preload_io_uring_after_use
+                         PROPERTIES LABELS unit TIMEOUT 60)
+    # The warning that says why a ring on such a connection would hang.
+    set_tests_properties(preload_io_uring_after_use PROPERTIES ENVIRONMENT "USMC_LOG=stderr"
+      PASS_REGULAR_EXPRESSION "io_uring set up with 1 connection in shared memory.*server: request checked")
   endif()
 endif()
 

@@ -18,6 +18,12 @@
  *       not used yet, is declined then, and the client's request, in its
  *       ring until then, comes over TCP.  The client's TCP socket received
  *       the Decline's marker ahead of the reply: it did propose.
+ *   preload_io_uring --ring-after-use     the server sets up its ring once
+ *       the connection moved bytes through shared memory, and goes on
+ *       with plain calls on it (the ring's operations would not see its
+ *       bytes): the connection stays in shared memory, every byte checked,
+ *       and usmc says why such a ring would hang (the test reads usmc's
+ *       log on stderr for the warning).
  */
 #include <arpa/inet.h>
 #include <liburing.h>
@@ -36,6 +42,8 @@
 static struct io_uring ring;
 /* The client's calls are plain ones, and the server's ring comes after its accept. */
 static bool after_accept;
+/* The same, and the server's ring comes after the connection moved bytes. */
+static bool after_use;
 
 /* One send or receive through the ring: its result, as the call's. */
 static int ring_io(int fd, void *buf, size_t len, bool send)
@@ -78,6 +86,21 @@ static uint64_t send_all(int fd, size_t len, unsigned seed, bool ring_calls)
 		h = fnv(h, buf, (size_t)w);
 		off += (size_t)w;
 	}
+	return h;
+}
+
+/* Receives to EOF with read(), the checksum going on from h; the byte count and checksum. */
+static uint64_t recv_all_from(int fd, size_t *total, uint64_t h)
+{
+	static uint8_t buf[65536];
+	ssize_t n;
+
+	*total = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		h = fnv(h, buf, (size_t)n);
+		*total += (size_t)n;
+	}
+	CHECK(n == 0);
 	return h;
 }
 
@@ -128,11 +151,15 @@ static void client(uint16_t port)
 	CHECK(shutdown(fd, SHUT_WR) == 0);
 	CHECK(recv_all(fd, &got, !after_accept) == stream_sum(REPLY, 2) && got == REPLY);
 	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0);
-	printf("client: %d bytes sent and %d received through io_uring, %llu over TCP\n",
-	       REQUEST, REPLY, (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
-	CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received >= REQUEST + REPLY);
+	printf("client: %d bytes sent and %d received, %llu over TCP\n", REQUEST, REPLY,
+	       (unsigned long long)(ti.tcpi_bytes_acked + ti.tcpi_bytes_received));
+	/* In shared memory all along, or plain TCP from the start. */
+	if (after_use)
+		CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received < REQUEST);
+	else
+		CHECK(ti.tcpi_bytes_acked + ti.tcpi_bytes_received >= REQUEST + REPLY);
 	/* Proposed, then declined: the marker (our socket's cookie, 8 bytes) came ahead of the reply. */
-	if (after_accept)
+	if (after_accept && !after_use)
 		CHECK(ti.tcpi_bytes_received >= REPLY + 8);
 	close(fd);
 	if (!after_accept)
@@ -146,7 +173,8 @@ int main(int argc, char **argv)
 	size_t got;
 	pid_t pid;
 
-	after_accept = argc > 1 && !strcmp(argv[1], "--ring-after-accept");
+	after_use = argc > 1 && !strcmp(argv[1], "--ring-after-use");
+	after_accept = after_use || (argc > 1 && !strcmp(argv[1], "--ring-after-accept"));
 	/* A registry of its own: nobody else's listener or link group on the way. */
 	{
 		static char dir[] = "/tmp/usmc-io_uring-XXXXXX";
@@ -170,10 +198,30 @@ int main(int argc, char **argv)
 	CHECK(write(sync[1], &port, sizeof(port)) == sizeof(port));
 	fd = accept(lfd, NULL, NULL);
 	CHECK(fd >= 0);
-	if (after_accept)
+	if (after_use) {
+		/* The first bytes by read(): the connection settles into shared memory. */
+		static uint8_t first[4096];
+		uint64_t h = FNV_INIT, h_rest;
+		size_t n = 0;
+
+		while (n < sizeof(first)) {
+			ssize_t r = read(fd, first + n, sizeof(first) - n);
+
+			CHECK(r > 0);
+			n += (size_t)r;
+		}
+		h = fnv(h, first, n);
 		CHECK(io_uring_queue_init(8, &ring, 0) == 0);
-	CHECK(recv_all(fd, &got, true) == stream_sum(REQUEST, 1) && got == REQUEST);
-	send_all(fd, REPLY, 2, true);
+		/* The rest by read() too: the ring would not see the connection's bytes. */
+		h_rest = recv_all_from(fd, &got, h);
+		CHECK(h_rest == stream_sum(REQUEST, 1) && got + n == REQUEST);
+		send_all(fd, REPLY, 2, false);
+	} else {
+		if (after_accept)
+			CHECK(io_uring_queue_init(8, &ring, 0) == 0);
+		CHECK(recv_all(fd, &got, true) == stream_sum(REQUEST, 1) && got == REQUEST);
+		send_all(fd, REPLY, 2, true);
+	}
 	close(fd);
 	close(lfd);
 	io_uring_queue_exit(&ring);

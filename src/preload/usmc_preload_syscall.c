@@ -60,6 +60,7 @@
 #include "usmc_fdtab.h"
 #include "usmc_fork.h"
 #include "usmc_listen.h"
+#include "usmc_log.h"
 #include "usmc_preload.h"
 #include "usmc_proc.h"
 #include "usmc_sock.h"
@@ -189,8 +190,23 @@ static bool raw_shares_memory(long nr, long a, long b)
  */
 static void took_io_uring(void)
 {
+	bool first = usmc_plain_reason() == 0;
+	struct usmc_sock *sock;
+	int live = 0;
+
 	usmc_plain_from_now(USMC_DECL_ENV);
 	af_accept_finish_all();
+	/*
+	 * Connections in shared memory already stay there (PROGRAMS.md): a
+	 * ring's operation on one would not see its bytes.  Said once, so
+	 * that a program that hangs there can be told why.
+	 */
+	for (int fd = 0; first && (sock = usmc_fdtab_next(&fd)); fd++)
+		live += atomic_load(&sock->state) == SOCK_SMC;
+	if (live)
+		usmc_log(USMC_LOG_WARN, "io_uring set up with %d connection%s in shared memory: "
+			 "they stay there, and an io_uring operation on one would not see its data "
+			 "(later connections are plain TCP)", live, live == 1 ? "" : "s");
 }
 
 /* A fork that runs no handler, with usmc's around it; errno as the fork left it. */
