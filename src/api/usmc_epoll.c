@@ -30,6 +30,7 @@
 #include "usmc_listen.h"
 #include "usmc_listener.h"
 #include "usmc_poll.h"
+#include "usmc_proc.h"
 #include "usmc_settle.h"
 #include "usmc_sock.h"
 #include "usmc_stats.h"
@@ -47,15 +48,7 @@ static void ep_track(int epfd, int op, int fd, const struct epoll_event *ev, boo
 
 static bool is_epoll_set(int fd)
 {
-	char path[64], link[32];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return false;
-	link[n] = 0;
-	return !strcmp(link, "anon_inode:[eventpoll]");
+	return proc_fd_is(0, fd, "anon_inode:[eventpoll]");
 }
 
 /*

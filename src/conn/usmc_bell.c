@@ -40,8 +40,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -110,15 +108,7 @@ int usmc_bell_fd(void)
 
 void usmc_bell_adopt(int fd)
 {
-	char path[64], link[32];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return;
-	link[n] = 0;
-	if (strcmp(link, "anon_inode:[eventfd]") || atomic_load(&bell_fd) >= 0)
+	if (!proc_fd_is(0, fd, "anon_inode:[eventfd]") || atomic_load(&bell_fd) >= 0)
 		return;
 	usmc_sys.fcntl(fd, F_SETFD, FD_CLOEXEC);
 	pthread_once(&bell_once, bell_watch_fork);

@@ -127,12 +127,15 @@ static bool note_fd(int fd, const char *link, const char *path, void *arg)
 	return false;
 }
 
-static bool fd_is(pid_t pid, int fd, const char *want)
+bool proc_fd_is(pid_t pid, int fd, const char *want)
 {
 	char path[64], link[64];
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n <= 0)
 		return false;
@@ -163,9 +166,9 @@ static bool holds_socket(pid_t pid, unsigned long inode, bool unseen_holds)
 		return true;
 	}
 	for (int i = l.n - 1; i >= 0 && !found; i--)
-		found = fd_is(pid, l.fds[i], want);
+		found = proc_fd_is(pid, l.fds[i], want);
 	for (int i = 0; i < l.n && !found; i++)
-		found = fd_is(pid, l.fds[i], want);
+		found = proc_fd_is(pid, l.fds[i], want);
 	free(l.fds);
 	return found;
 }
@@ -213,7 +216,7 @@ bool proc_pid_holds_socket_at(pid_t pid, int fd, unsigned long inode)
 	char want[32];
 
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
-	return fd_is(pid, fd, want);
+	return proc_fd_is(pid, fd, want);
 }
 
 bool proc_child_holds_socket_at(int fd, unsigned long inode)
@@ -228,7 +231,7 @@ bool proc_child_holds_socket_at(int fd, unsigned long inode)
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
 	add_children(getpid(), list, &n);
 	while (n > 0 && !found)
-		found = fd_is(list[--n], fd, want);
+		found = proc_fd_is(list[--n], fd, want);
 	free(list);
 	return found;
 }

@@ -37,6 +37,8 @@ typedef bool (*proc_fd_fn)(int fd, const char *link, const char *path, void *arg
 
 /* Calls fn for each open descriptor of pid; true if fn stopped the walk. */
 bool proc_for_each_fd(pid_t pid, proc_fd_fn fn, void *arg);
+/* Whether pid's descriptor fd (0: the caller's own) is what /proc names want ("anon_inode:[eventfd]", say). */
+bool proc_fd_is(pid_t pid, int fd, const char *want);
 /* Whether process pid holds the socket with this inode (false if we cannot tell). */
 bool proc_holds_socket(pid_t pid, unsigned long inode);
 /* Whether process pid holds the socket with this inode at descriptor fd: one link. */
