@@ -123,6 +123,8 @@ int accept_one(struct end *e);
 /* A TCP socket of the family (type may carry SOCK_NONBLOCK), or fatal. */
 int tcp_socket(int family, int type);
 void set_nonblock(int fd, bool on);
+/* Reaps child pid within WAIT_MS (true), or kills it and reaps it then (false, asleep for good). */
+bool reap_within_wait(pid_t pid, int *status);
 /* poll on one descriptor, bounded by WAIT_MS: revents, 0 on timeout. */
 short wait_for(int fd, short events);
 /* poll on one descriptor with timeout 0: revents. */

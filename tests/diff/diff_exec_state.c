@@ -249,7 +249,7 @@ enum child_start { START_FORK, START_SPAWN, START_VFORK };
 static void child_shut_steps(struct end *e, enum child_start start)
 {
 	struct step_argv a;
-	int status = -1;
+	int status;
 	pid_t pid;
 
 	greet(e);
@@ -270,12 +270,8 @@ static void child_shut_steps(struct end *e, enum child_start start)
 		usleep(1000);
 	usleep(20000);
 	say_rc("shutdown(SHUT_RDWR) in the parent", shutdown(e->fd, SHUT_RDWR));
-	for (int i = 0; i < WAIT_MS && waitpid(pid, &status, WNOHANG) == 0; i++)
-		usleep(1000);
-	if (status < 0) {
+	if (!reap_within_wait(pid, &status)) {
 		say("the new image is still blocked");
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
 	} else {
 		say("the new image's read ended: %s",
 		    WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "0, end of file" : "otherwise");

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../plain.h"
 #include "diff.h"
@@ -276,6 +277,18 @@ int listen_any(int family, uint16_t *port)
 	*port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 					 : ((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
+}
+
+bool reap_within_wait(pid_t pid, int *status)
+{
+	for (int i = 0; i < WAIT_MS; i++) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, status, 0);
+	return false;
 }
 
 void set_nonblock(int fd, bool on)

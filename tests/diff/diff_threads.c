@@ -335,7 +335,7 @@ static void fill_send_side(int fd)
 static void shutdown_child_steps(struct end *e, enum call call, uint32_t epoll_want, int how)
 {
 	char path[64];
-	int status = -1;
+	int status;
 	pid_t pid;
 
 	greet(e);
@@ -359,12 +359,8 @@ static void shutdown_child_steps(struct end *e, enum call call, uint32_t epoll_w
 	say_rc(how == SHUT_WR ? "shutdown(SHUT_WR) in the parent" : "shutdown(SHUT_RDWR) in the parent",
 	       shutdown(e->fd, how));
 	/* Bounded: a child asleep for good is killed, and said to be. */
-	for (int i = 0; i < WAIT_MS && waitpid(pid, &status, WNOHANG) == 0; i++)
-		usleep(1000);
-	if (status < 0) {
+	if (!reap_within_wait(pid, &status)) {
 		say("the child is still blocked");
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
 	} else if (call == CALL_EPOLL) {
 		int st = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
 
