@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "usmc.h"
-#include "usmc_conn.h"
 #include "usmc_bell.h"
+#include "usmc_conn.h"
 #include "usmc_exec.h"
 #include "usmc_exec_child.h"
 #include "usmc_exec_listen.h"

@@ -18,8 +18,8 @@
 
 #include "usmc.h"
 #include "usmc_close.h"
-#include "usmc_conn.h"
 #include "usmc_bell.h"
+#include "usmc_conn.h"
 #include "usmc_exec_adopt.h"
 #include "usmc_exec_listen.h"
 #include "usmc_exec_state.h"

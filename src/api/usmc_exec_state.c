@@ -3,8 +3,9 @@
  * The state handed over across exec, as bytes (see usmc_exec.h).
  *
  * Layout, big-endian: "usmcexe3", the writer's pid, the holders' bell
- * (-1: none), the link group and connection counts; each link group with its peer's segments, then its
- * own with their slots; then the connections; then the listeners, counted.  Everything is read through
+ * (-1: none), the link group and connection counts; each link group with
+ * its peer's segments, then its own with their slots; then the
+ * connections; then the listeners, counted.  Everything is read through
  * usmc_reader, and checked before anything is mapped from it.
  */
 #include <stdlib.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The state handed across exec (usmc_exec_state.c): link groups,
- * segments, slots, connections and listeners, the holders' bell, as bytes in the memfd that
- * USMC_EXEC_FD names, and read back through a bounded reader.
+ * segments, slots, connections and listeners, the holders' bell, as bytes
+ * in the memfd that USMC_EXEC_FD names, and read back through a bounded
+ * reader.
  */
 #ifndef USMC_EXEC_STATE_H
 #define USMC_EXEC_STATE_H

@@ -383,15 +383,6 @@ bool af_proposal_closed(const struct srv_proposal *p)
 	return atomic_load(&p->ring.cdc->flags) & CDC_PEER_CONN_CLOSED;
 }
 
-/*
- * The peer process is gone, or broke the protocol.  A Proposal whose
- * client closed its socket before the answer (af_orphan) stays: its ring,
- * mapped already, holds all that client sent and its end, for the accept
- * of its connection (usmc_listen.c).  So does one whose channel ended
- * behind it (gone) after its client wrote: the client was killed, or gave
- * the link group up and goes on over TCP; its connection tells which when
- * it is accepted.
- */
 /* A client connection of a link group that failed: declined, for the reason it was refused for. */
 static void cli_failed(struct usmc_conn *c)
 {
@@ -403,6 +394,15 @@ static void cli_failed(struct usmc_conn *c)
 		orphan_destroy(c);
 }
 
+/*
+ * The peer process is gone, or broke the protocol.  A Proposal whose
+ * client closed its socket before the answer (af_orphan) stays: its ring,
+ * mapped already, holds all that client sent and its end, for the accept
+ * of its connection (usmc_listen.c).  So does one whose channel ended
+ * behind it (gone) after its client wrote: the client was killed, or gave
+ * the link group up and goes on over TCP; its connection tells which when
+ * it is accepted.
+ */
 static void lgr_fail(struct usmc_lgr *lgr, bool gone)
 {
 	struct srv_proposal *p;
