@@ -278,11 +278,14 @@ static void main_plain_first(uint16_t port)
 	h_chan_open(&go);
 	w = h_fork(worker, NULL);
 	if (dead_holder) {
-		/* A holder killed in its look: it shows in the registry, and is gone. */
+		/*
+		 * A holder killed in its look, entries of the backlog in hand: it
+		 * shows in the registry, and is gone.
+		 */
 		pid_t dead = fork();
 
 		if (!dead) {
-			reg_holder_show(reg_port(port));
+			reg_holder_holds(reg_port(port), reg_holder_show(reg_port(port)), REG_Q_BACKLOG);
 			_exit(0);
 		}
 		CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead);
