@@ -286,9 +286,14 @@ bool reg_slots_none(struct reg_port *reg)
 /* ---- holders of a shared listener's queue (usmc_registry.h) ---- */
 
 /* EPERM is a live process of a user it switched to. */
+/*
+ * Whether the process a registry word names lives.  The registry is every
+ * process's of the user to write: a word that names no single process (0
+ * or less, which kill() takes for a group or for all) names nobody.
+ */
 static bool holder_alive(int32_t pid)
 {
-	return kill(pid, 0) == 0 || errno != ESRCH;
+	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
 }
 
 /* The port's probe window: its first slot's index, and *port its number. */
@@ -363,7 +368,7 @@ bool reg_holders_any(struct reg_port *reg, uint32_t mask)
 			continue;
 		if (pid != (uint32_t)usmc_pid() && !holder_alive((int32_t)pid))
 			atomic_compare_exchange_strong(at, &v, 0);
-		else if ((mask & REG_Q_LOOKING) || (q && (mask & 1u << (q - 1))))
+		else if ((mask & REG_Q_LOOKING) || (q && q <= REG_QUEUES && (mask & 1u << (q - 1))))
 			any = true;
 	}
 	return any;
